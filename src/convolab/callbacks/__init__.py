@@ -1,0 +1,7 @@
+"""Callbacks with Keras's names."""
+from .base import Callback, CallbackList, LambdaCallback
+from .early_stopping import EarlyStopping, TerminateOnNaN
+from .history import History
+from .progbar_logger import ProgbarLogger
+
+__all__ = ["Callback", "CallbackList", "EarlyStopping", "History", "LambdaCallback", "ProgbarLogger", "TerminateOnNaN"]

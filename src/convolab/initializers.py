@@ -1,0 +1,90 @@
+"""Weight initialisers with Keras's names and formulas (fans as Keras computes them)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .random import get_generator
+
+
+def compute_fans(shape):
+    """``(fan_in, fan_out)``: Dense ``(in, out)``; conv ``(kh, kw, in, out)`` times the receptive field."""
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = math.prod(shape[:-2])
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+def _truncated_normal(rng, stddev, shape):
+    # Keras draws from a normal truncated at two standard deviations.
+    out = rng.standard_normal(shape)
+    bad = np.abs(out) > 2
+    while bad.any():
+        out[bad] = rng.standard_normal(int(bad.sum()))
+        bad = np.abs(out) > 2
+    return out * stddev
+
+
+def _variance_scaling(scale, mode, distribution):
+    def init(shape, dtype="float32"):
+        fan_in, fan_out = compute_fans(shape)
+        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
+        var = scale / max(1.0, n)
+        rng = get_generator()
+        if distribution == "uniform":
+            limit = math.sqrt(3.0 * var)
+            return rng.uniform(-limit, limit, shape).astype(dtype)
+        # 0.879... is the stddev of a unit normal truncated at +-2 (Keras's constant).
+        return _truncated_normal(rng, math.sqrt(var) / 0.87962566103423978, shape).astype(dtype)
+
+    return init
+
+
+def zeros(shape, dtype="float32"):
+    return np.zeros(shape, dtype=dtype)
+
+
+def ones(shape, dtype="float32"):
+    return np.ones(shape, dtype=dtype)
+
+
+def random_normal(shape, dtype="float32", mean=0.0, stddev=0.05):
+    return (get_generator().standard_normal(shape) * stddev + mean).astype(dtype)
+
+
+def random_uniform(shape, dtype="float32", minval=-0.05, maxval=0.05):
+    return get_generator().uniform(minval, maxval, shape).astype(dtype)
+
+
+_REGISTRY = {
+    "glorot_uniform": _variance_scaling(1.0, "fan_avg", "uniform"),
+    "glorot_normal": _variance_scaling(1.0, "fan_avg", "normal"),
+    "he_uniform": _variance_scaling(2.0, "fan_in", "uniform"),
+    "he_normal": _variance_scaling(2.0, "fan_in", "normal"),
+    "lecun_uniform": _variance_scaling(1.0, "fan_in", "uniform"),
+    "lecun_normal": _variance_scaling(1.0, "fan_in", "normal"),
+    "zeros": zeros,
+    "ones": ones,
+    "random_normal": random_normal,
+    "random_uniform": random_uniform,
+}
+_ALIASES = {"glorotuniform": "glorot_uniform", "glorotnormal": "glorot_normal", "zero": "zeros",
+            "one": "ones", "heuniform": "he_uniform", "henormal": "he_normal",
+            "randomnormal": "random_normal", "randomuniform": "random_uniform"}
+
+
+def get(identifier, owner: str = "layer"):
+    """Return an initialiser callable ``f(shape, dtype) -> ndarray`` from a name or callable."""
+    if callable(identifier):
+        return identifier
+    if isinstance(identifier, str):
+        key = identifier.lower()
+        key = _ALIASES.get(key.replace("_", ""), key)
+        if key in _REGISTRY:
+            return _REGISTRY[key]
+    raise ValueError(
+        f"{owner}: unknown initializer {identifier!r}; valid: {', '.join(sorted(_REGISTRY))} or a callable"
+    )

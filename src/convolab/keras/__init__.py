@@ -1,0 +1,12 @@
+"""Keras-compatible namespace: ``from convolab import keras`` in place of ``from tensorflow import keras``.
+
+``keras.models.Sequential``, ``keras.Sequential``, ``keras.layers.*``, ``keras.optimizers.*``,
+``keras.losses.*``, ``keras.callbacks.*``, ``keras.utils.*``, ``keras.datasets.*``.
+"""
+from .. import backend  # noqa: F401  (keras.backend)
+from . import callbacks, datasets, layers, losses, metrics, models, optimizers, utils
+from ..layers import Input
+from ..models import Sequential
+
+__all__ = ["Input", "Sequential", "backend", "callbacks", "datasets", "layers", "losses", "metrics",
+           "models", "optimizers", "utils"]

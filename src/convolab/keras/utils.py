@@ -1,0 +1,3 @@
+"""``keras.utils``: ``to_categorical``, ``set_random_seed``."""
+from ..random import set_random_seed  # noqa: F401
+from ..utils.numpy_utils import to_categorical  # noqa: F401

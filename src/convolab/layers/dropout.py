@@ -1,0 +1,45 @@
+"""Dropout: Keras's inverted dropout, active only when ``training=True``."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ..ops.dropout import dropout_backward, dropout_forward
+from ..random import get_generator
+from .base import Layer
+from .unsupported import reject_unsupported
+
+
+class Dropout(Layer):
+    """Zero a fraction ``rate`` of inputs at training time, scaling the rest by ``1 / (1 - rate)``.
+
+    Args:
+        rate: float in ``[0, 1)``.
+        seed: optional int for a private generator; otherwise convolab's global one.
+
+    Shape: output = input.
+    """
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
+            raise ValueError(f"{self.describe()}: `rate` must be a float in [0, 1); got {rate!r}")
+        reject_unsupported(self.describe(), noise_shape=noise_shape)
+        self.rate = float(rate)
+        self.seed = seed
+        self._rng = np.random.default_rng(seed) if seed is not None else None
+        self._mask = None
+
+    def call(self, x, training=False):
+        rng = self._rng if self._rng is not None else get_generator()
+        y, self._mask = dropout_forward(x, self.rate, rng, training)
+        return y
+
+    def backward(self, dy):
+        return dropout_backward(dy, self._mask)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(rate=self.rate, seed=self.seed)
+        return cfg

@@ -1,0 +1,20 @@
+"""One place that refuses Keras arguments convolab accepts by name but does not implement."""
+from __future__ import annotations
+
+_DEFAULTS = {
+    "data_format": (None, "channels_last"),
+    "dilation_rate": (1, (1, 1), [1, 1]),
+    "groups": (1,),
+    "noise_shape": (None,),
+}
+
+
+def reject_unsupported(owner: str, **kwargs) -> None:
+    """Raise ``ValueError`` for any argument not at the only value convolab supports."""
+    for key, value in kwargs.items():
+        allowed = _DEFAULTS.get(key, (None,))
+        if not any(value == a for a in allowed):
+            raise ValueError(
+                f"{owner}: convolab supports only {key}={allowed[0]!r} (NHWC images, no "
+                f"regularizers/constraints yet); got {key}={value!r}"
+            )

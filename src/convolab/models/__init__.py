@@ -1,0 +1,4 @@
+"""Models: ``Sequential`` (and Keras's spelling ``keras.models.Sequential``)."""
+from .sequential import Sequential
+
+__all__ = ["Sequential"]

@@ -1,0 +1,53 @@
+"""Checks on what users pass to fit/evaluate/predict: clear errors before any math runs."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ..layers.base import shape_str
+
+
+def as_input_array(x, model, what="x"):
+    """Return ``x`` as a float array of the model's dtype (integers such as uint8 are cast, not scaled)."""
+    if x is None:
+        raise ValueError(f"{model.describe()}: `{what}` is required; got None")
+    arr = np.asarray(x)
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise TypeError(f"{model.describe()}: `{what}` must be a numeric array; got dtype {arr.dtype}")
+    if arr.ndim == 0 or arr.shape[0] == 0:
+        raise ValueError(f"{model.describe()}: `{what}` is empty (shape {arr.shape}); pass at least one sample")
+    return np.ascontiguousarray(arr, dtype=model.dtype)
+
+
+def check_same_length(x, y, model, what=("x", "y")):
+    if len(x) != len(y):
+        raise ValueError(
+            f"{model.describe()}: `{what[0]}` and `{what[1]}` must have the same number of samples; "
+            f"got {len(x)} and {len(y)} (shapes {shape_str(x.shape)} and {shape_str(np.shape(y))})"
+        )
+
+
+def as_target_array(y, model):
+    if y is None:
+        raise ValueError(f"{model.describe()}: `y` is required for training and evaluation; got None")
+    arr = np.asarray(y)
+    if arr.dtype == object:
+        raise TypeError(f"{model.describe()}: `y` must be a numeric array; got dtype object")
+    if arr.ndim == 0 or arr.shape[0] == 0:
+        raise ValueError(f"{model.describe()}: `y` is empty (shape {arr.shape}); pass at least one label")
+    return arr
+
+
+def check_batch_size(batch_size, model):
+    if batch_size is None:
+        return 32
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"{model.describe()}: `batch_size` must be an int >= 1; got {batch_size!r}")
+    return int(batch_size)
+
+
+def check_validation_split(split, model):
+    if isinstance(split, bool) or not isinstance(split, numbers.Real) or not 0 <= split < 1:
+        raise ValueError(f"{model.describe()}: `validation_split` must be a float in [0, 1); got {split!r}")
+    return float(split)

@@ -1,0 +1,409 @@
+"""Sequential: a stack of layers with Keras's ``summary``/``compile``/``fit``/``evaluate``/``predict``."""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from .. import backend
+from .. import losses as losses_mod
+from .. import metrics as metrics_mod
+from .. import optimizers as optimizers_mod
+from ..callbacks import CallbackList, History, ProgbarLogger
+from ..layers.base import Layer, shape_str, unique_name
+from ..layers.input_layer import InputLayer
+from ..random import get_generator
+from . import data_checks as checks
+from .summary import format_summary
+
+
+class Sequential:
+    """A linear stack of layers.
+
+    Args:
+        layers: list of layers; an optional leading ``keras.Input(shape=...)`` /
+            ``InputLayer`` sets the input shape, as does ``input_shape=`` on the first layer.
+        name: model name (default ``sequential``, ``sequential_1``...).
+    """
+
+    def __init__(self, layers=None, name=None, trainable=True):
+        self.name = name or unique_name("sequential")
+        self.layers: list[Layer] = []
+        self._input_shape = None
+        self.built = False
+        self.compiled = False
+        self.stop_training = False
+        self.optimizer = None
+        self.loss = None
+        self.metrics_list = []
+        self.history = None
+        self.dtype = backend.floatx()
+        for layer in layers or []:
+            self.add(layer)
+
+    def describe(self):
+        return f"Sequential model '{self.name}'"
+
+    # -- construction -------------------------------------------------------
+    def add(self, layer):
+        """Append a layer (an ``InputLayer`` only sets the input shape)."""
+        if isinstance(layer, InputLayer):
+            if self.layers:
+                raise ValueError(f"{self.describe()}: an Input can only come first")
+            self._input_shape = (None,) + tuple(layer.shape)
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(f"{self.describe()}: add() expects a convolab layer; got {type(layer).__name__}")
+        if any(layer is other for other in self.layers):
+            raise ValueError(f"{self.describe()}: layer '{layer.name}' is already in the model")
+        if not self.layers and self._input_shape is None and layer._input_shape_arg is not None:
+            self._input_shape = (None,) + layer._input_shape_arg
+        self.layers.append(layer)
+        self.built = False
+        if self._input_shape is not None:
+            self.build(self._input_shape)
+
+    def pop(self):
+        layer = self.layers.pop()
+        self.built = False
+        if self._input_shape is not None and self.layers:
+            self.build(self._input_shape)
+        return layer
+
+    def build(self, input_shape=None):
+        """Build every layer in turn for ``input_shape`` (batch axis first, may be ``None``)."""
+        if input_shape is None:
+            input_shape = self._input_shape
+        if input_shape is None:
+            raise ValueError(
+                f"{self.describe()} has no input shape yet: pass input_shape=(...) to the first layer, "
+                "start with keras.Input(shape=(...)), or call fit/predict with data"
+            )
+        shape = (None,) + tuple(input_shape[1:])
+        self._input_shape = shape
+        for layer in self.layers:
+            if layer.built:
+                if len(shape) != len(layer.input_shape) or any(
+                    a is not None and b is not None and a != b for a, b in zip(shape[1:], layer.input_shape[1:])
+                ):
+                    raise ValueError(
+                        f"{layer.describe()} was built for input shape {shape_str(layer.input_shape)}; "
+                        f"in this model it gets {shape_str(shape)}"
+                    )
+            else:
+                layer.build(shape)
+            shape = layer.output_shape
+        first_trainable = next((i for i, l in enumerate(self.layers) if l.params), len(self.layers))
+        for i, layer in enumerate(self.layers):
+            layer.need_input_grad = i > first_trainable
+        self._first_trainable = first_trainable
+        self.built = True
+
+    @property
+    def input_shape(self):
+        return self._input_shape
+
+    @property
+    def output_shape(self):
+        return self.layers[-1].output_shape if self.built and self.layers else None
+
+    # -- weights ------------------------------------------------------------
+    @property
+    def weights(self):
+        return [w for layer in self.layers for w in layer.weights]
+
+    @property
+    def trainable_weights(self):
+        return [w for layer in self.layers for w in layer.trainable_weights]
+
+    def get_weights(self):
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        expected = sum(len(layer.params) for layer in self.layers)
+        if len(weights) != expected:
+            raise ValueError(f"{self.describe()} expects {expected} weight arrays; got {len(weights)}")
+        i = 0
+        for layer in self.layers:
+            n = len(layer.params)
+            layer.set_weights(weights[i : i + n])
+            i += n
+
+    def count_params(self):
+        return sum(layer.count_params() for layer in self.layers)
+
+    def get_layer(self, name=None, index=None):
+        if index is not None:
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"{self.describe()} has no layer named {name!r}; layers: {[l.name for l in self.layers]}")
+
+    def summary(self, line_length=65, print_fn=None):
+        """Print Keras's summary table; the model must know its input shape."""
+        if not self.built:
+            self.build()
+        text = format_summary(self, line_length=line_length)
+        (print_fn or print)(text)
+
+    # -- compile ------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, **kwargs):
+        """Configure training. Defaults as Keras: ``optimizer='rmsprop'``."""
+        for key in ("run_eagerly", "jit_compile", "steps_per_execution", "weighted_metrics", "auto_scale_loss"):
+            kwargs.pop(key, None)
+        if kwargs:
+            raise TypeError(f"{self.describe()}.compile: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
+        if loss is None:
+            raise ValueError(f"{self.describe()}.compile: a `loss` is required, e.g. loss='sparse_categorical_crossentropy'")
+        self.optimizer = optimizers_mod.get(optimizer)
+        self.loss = losses_mod.get(loss)
+        if metrics is None:
+            metrics = []
+        if isinstance(metrics, (str, metrics_mod.Metric)):
+            metrics = [metrics]
+        self._metric_names = list(metrics)
+        for m in self._metric_names:  # fail now on unknown names, not at fit time
+            metrics_mod.get(m, self.loss.name, None)
+        self.compiled = True
+        self._resolve_metrics()
+
+    def _resolve_metrics(self):
+        width = self.output_shape[-1] if self.built else None
+        self.metrics_list = [metrics_mod.get(m, self.loss.name, width) for m in self._metric_names]
+
+    @property
+    def metrics_names(self):
+        return ["loss"] + [m.name for m in self.metrics_list]
+
+    # -- forward / backward -------------------------------------------------
+    def _fused(self):
+        last = self.layers[-1]
+        return (self.loss is not None and self.loss.fuses_softmax and getattr(last, "activation", None) == "softmax"
+                and hasattr(last, "call_logits"))
+
+    def _forward(self, x, training, logits=False):
+        layers = self.layers
+        for layer in layers[:-1]:
+            x = layer.call(x, training=training)
+        last = layers[-1]
+        return last.call_logits(x, training=training) if logits else last.call(x, training=training)
+
+    def _backward(self, dout, logits=False):
+        layers = self.layers
+        stop = self._first_trainable
+        last = len(layers) - 1
+        d = dout
+        for i in range(last, stop - 1, -1):
+            layer = layers[i]
+            if i == last and logits:
+                d = layer.backward_logits(d)
+            else:
+                d = layer.backward(d)
+
+    def _loss_and_grad(self, x, y, training):
+        fused = self._fused()
+        out = self._forward(x, training=training, logits=fused)
+        if fused:
+            loss, dout = self.loss.compute_from_logits(out, y)
+        else:
+            loss, dout = self.loss.compute(out, y)
+        return out, loss, dout, fused
+
+    def _params_and_grads(self):
+        params, grads = [], []
+        for layer in self.layers:
+            if layer.trainable:
+                for key, p in layer.params.items():
+                    params.append(p)
+                    grads.append(layer.grads[key])
+        return params, grads
+
+    def train_on_batch(self, x, y):
+        """One optimiser step on one batch; returns the loss (and metrics if compiled with any)."""
+        self._check_compiled("train_on_batch")
+        x, y = self._prepare(x, y)
+        logs = self._train_step(x, y)
+        return logs["loss"] if not self.metrics_list else [logs[k] for k in self.metrics_names]
+
+    def _train_step(self, x, y):
+        out, loss, dout, fused = self._loss_and_grad(x, y, training=True)
+        logs = {"loss": loss}
+        for m in self.metrics_list:
+            logs[m.name] = m(out, y) / len(x)
+        if not math.isfinite(loss):
+            return logs
+        self._backward(dout, logits=fused)
+        params, grads = self._params_and_grads()
+        self.optimizer.apply(params, grads)
+        return logs
+
+    # -- data preparation ---------------------------------------------------
+    def _ensure_built_for(self, x):
+        if not self.built:
+            self.build((None,) + tuple(x.shape[1:]))
+            if self.compiled:
+                self._resolve_metrics()
+        expected = self._input_shape
+        if len(x.shape) != len(expected) or any(
+            e is not None and g != e for g, e in zip(x.shape[1:], expected[1:])
+        ):
+            first = self.layers[0]
+            hint = ""
+            if len(x.shape) == len(expected) - 1 and expected[-1] == 1:
+                hint = "; add the channel axis with x[..., None] or np.expand_dims(x, -1)"
+            raise ValueError(
+                f"{first.describe()} expects input shape {shape_str(expected)}; got data of shape "
+                f"{shape_str(x.shape)}{hint}"
+            )
+
+    def _prepare(self, x, y):
+        x = checks.as_input_array(x, self)
+        self._ensure_built_for(x)
+        if self.compiled and not self.metrics_list and self._metric_names:
+            self._resolve_metrics()
+        y = checks.as_target_array(y, self)
+        checks.check_same_length(x, y, self)
+        y = self.loss.prepare_targets(y, self.output_shape)
+        return x, y
+
+    def _check_compiled(self, what):
+        if not self.compiled:
+            raise RuntimeError(
+                f"{self.describe()}: call compile(optimizer=..., loss=..., metrics=...) before {what}()"
+            )
+
+    # -- fit ----------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train for ``epochs`` epochs; returns a :class:`~convolab.callbacks.History`.
+
+        Keras's arguments and defaults (batch_size 32, shuffle each epoch). ``history.history``
+        holds ``loss`` and each metric under the name given to ``compile`` (``acc`` or
+        ``accuracy``), plus ``val_`` versions when there is validation data.
+        """
+        self._check_compiled("fit")
+        if class_weight is not None or sample_weight is not None:
+            raise ValueError(f"{self.describe()}.fit: class_weight and sample_weight are not supported")
+        if steps_per_epoch is not None or validation_steps is not None:
+            raise ValueError(f"{self.describe()}.fit: steps_per_epoch/validation_steps are not supported; pass arrays")
+        batch_size = checks.check_batch_size(batch_size, self)
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"{self.describe()}.fit: `epochs` must be an int >= 0; got {epochs!r}")
+        split = checks.check_validation_split(validation_split, self)
+        x, y = self._prepare(x, y)
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError(f"{self.describe()}.fit: `validation_data` must be a tuple (x_val, y_val)")
+            xv, yv = self._prepare(*validation_data)
+        elif split > 0:
+            n_val = int(len(x) * split)
+            if n_val == 0 or n_val == len(x):
+                raise ValueError(f"{self.describe()}.fit: validation_split={split} of {len(x)} samples leaves an empty set")
+            # Keras takes the *last* fraction, before any shuffling.
+            x, xv = x[:-n_val], x[-n_val:]
+            y, yv = y[:-n_val], y[-n_val:]
+        else:
+            xv = yv = None
+        verbose = 1 if verbose == "auto" else int(verbose)
+        n = len(x)
+        steps = -(-n // batch_size)
+        history = History()
+        cbs = [history] + ([ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
+        params = {"epochs": epochs, "steps": steps, "verbose": verbose, "batch_size": batch_size}
+        cblist = CallbackList(cbs, self, params)
+        self.history = history
+        self.stop_training = False
+        rng = get_generator()
+        cblist.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            cblist.on_epoch_begin(epoch)
+            order = rng.permutation(n) if shuffle else None
+            totals = {k: 0.0 for k in self.metrics_names}
+            seen = 0
+            for step in range(steps):
+                if order is None:
+                    xb, yb = x[step * batch_size : (step + 1) * batch_size], y[step * batch_size : (step + 1) * batch_size]
+                else:
+                    idx = order[step * batch_size : (step + 1) * batch_size]
+                    xb, yb = x[idx], y[idx]
+                cblist.on_train_batch_begin(step)
+                batch_logs = self._train_step(xb, yb)
+                nb = len(xb)
+                seen += nb
+                for k, v in batch_logs.items():
+                    totals[k] += v * nb
+                running = {k: totals[k] / seen for k in totals}
+                if not math.isfinite(batch_logs["loss"]):
+                    warnings.warn(
+                        f"{self.describe()}: the loss became {batch_logs['loss']} at epoch {epoch + 1}, "
+                        f"batch {step + 1}; training stopped and that batch's update was not applied. "
+                        "Lower the learning rate, check the inputs for NaN/inf, or scale them to [0, 1].",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                    self.stop_training = True
+                    cblist.on_train_batch_end(step, running)
+                    break
+                cblist.on_train_batch_end(step, running)
+                if self.stop_training:
+                    break
+            logs = {k: totals[k] / max(seen, 1) for k in totals}
+            if xv is not None and math.isfinite(logs["loss"]) and (epoch + 1) % validation_freq == 0:
+                val = self._evaluate_arrays(xv, yv, validation_batch_size or batch_size)
+                logs.update({"val_" + k: v for k, v in val.items()})
+            cblist.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cblist.on_train_end()
+        return history
+
+    # -- evaluate / predict --------------------------------------------------
+    def _evaluate_arrays(self, x, y, batch_size):
+        totals = {k: 0.0 for k in self.metrics_names}
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            out, loss, _, _ = self._loss_and_grad(xb, yb, training=False)
+            totals["loss"] += loss * len(xb)
+            for m in self.metrics_list:
+                totals[m.name] += m(out, yb)
+        return {k: v / len(x) for k, v in totals.items()}
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False, **kwargs):
+        """Loss and metrics on ``(x, y)``: a float, a list in ``metrics_names`` order, or a dict."""
+        self._check_compiled("evaluate")
+        batch_size = checks.check_batch_size(batch_size, self)
+        x, y = self._prepare(x, y)
+        logs = self._evaluate_arrays(x, y, batch_size)
+        if verbose not in (0, False):
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+        if return_dict:
+            return logs
+        return logs["loss"] if len(logs) == 1 else [logs[k] for k in self.metrics_names]
+
+    def predict(self, x, batch_size=None, verbose="auto", **kwargs):
+        """Model outputs for ``x``, computed in batches (default 32); shape ``(N, *output_shape[1:])``."""
+        batch_size = checks.check_batch_size(batch_size, self)
+        x = checks.as_input_array(x, self)
+        self._ensure_built_for(x)
+        outs = [self._forward(x[s : s + batch_size], training=False) for s in range(0, len(x), batch_size)]
+        return np.concatenate(outs, axis=0)
+
+    def predict_on_batch(self, x):
+        return self.predict(x, batch_size=len(np.asarray(x)))
+
+    def __call__(self, x, training=False):
+        x = checks.as_input_array(x, self)
+        self._ensure_built_for(x)
+        return self._forward(x, training=training)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "input_shape": None if self._input_shape is None else list(self._input_shape[1:]),
+            "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in self.layers],
+        }

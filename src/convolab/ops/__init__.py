@@ -1,0 +1,38 @@
+"""Pure forward/backward functions: the math of convolab, with no layer state.
+
+Every function takes and returns arrays (NHWC for images) and, for a forward
+function, a ``cache`` holding only what its backward needs.
+"""
+from .activations import activation_backward, activation_forward
+from .conv import conv2d_backward, conv2d_forward
+from .dense import dense_backward, dense_forward
+from .dropout import dropout_backward, dropout_forward
+from .im2col import col2im, im2col
+from .losses import (
+    categorical_crossentropy,
+    mean_squared_error,
+    softmax_crossentropy_with_logits,
+    sparse_categorical_crossentropy,
+)
+from .pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
+
+__all__ = [
+    "activation_backward",
+    "activation_forward",
+    "avg_pool_backward",
+    "avg_pool_forward",
+    "categorical_crossentropy",
+    "col2im",
+    "conv2d_backward",
+    "conv2d_forward",
+    "dense_backward",
+    "dense_forward",
+    "dropout_backward",
+    "dropout_forward",
+    "im2col",
+    "max_pool_backward",
+    "max_pool_forward",
+    "mean_squared_error",
+    "softmax_crossentropy_with_logits",
+    "sparse_categorical_crossentropy",
+]

@@ -1,0 +1,99 @@
+"""im2col and col2im for NHWC images: the lesson's trick that turns convolution into a GEMM.
+
+Layout. For input ``x`` of shape ``(N, H, W, C)`` and a ``(kh, kw)`` window, ``im2col``
+returns a matrix of shape ``(N * Ho * Wo, kh * kw * C)``: one row per output pixel, the
+row holding that pixel's window flattened in ``(kh, kw, C)`` order. A kernel stored as
+``(kh, kw, C, F)`` reshapes for free to ``(kh * kw * C, F)``, and ``cols @ kernel`` is
+``(N * Ho * Wo, F)``: already the NHWC output, with no transpose. (The lesson writes the
+same product as ``W x im2col(x)``; ours is its transpose, chosen so no transpose is needed.)
+
+The window matrix is built with one copy out of a strided view of the (padded) input,
+and ``col2im`` adds it back with ``kh * kw`` strided adds: no Python loop over samples
+or output pixels.
+"""
+from __future__ import annotations
+
+from numpy.lib.stride_tricks import as_strided
+
+from ..backend import xp
+from ..utils.conv_utils import conv_output_size, padding_amounts
+
+
+def pad_nhwc(x, pads, value=0.0):
+    """Pad the H and W axes of an NHWC array by ``((top, bottom), (left, right))``."""
+    (t, b), (l, r) = pads
+    if t == b == l == r == 0:
+        return x
+    n, h, w, c = x.shape
+    out = xp.full((n, h + t + b, w + l + r, c), value, dtype=x.dtype)
+    out[:, t : t + h, l : l + w, :] = x
+    return out
+
+
+def window_view(xp_, kernel_size, strides, out_hw):
+    """Read-only strided view ``(N, Ho, Wo, kh, kw, C)`` of every window of padded ``xp_``."""
+    n, _, _, c = xp_.shape
+    kh, kw = kernel_size
+    sh, sw = strides
+    s0, s1, s2, s3 = xp_.strides
+    return as_strided(
+        xp_,
+        shape=(n, out_hw[0], out_hw[1], kh, kw, c),
+        strides=(s0, s1 * sh, s2 * sw, s1, s2, s3),
+        writeable=False,
+    )
+
+
+def output_hw(hw, kernel_size, strides, padding):
+    """``(Ho, Wo)`` for an ``(H, W)`` input: the single formula in ``conv_utils``."""
+    return (
+        conv_output_size(hw[0], kernel_size[0], strides[0], padding),
+        conv_output_size(hw[1], kernel_size[1], strides[1], padding),
+    )
+
+
+def im2col(x, kernel_size, strides=(1, 1), padding="valid"):
+    """Gather every window of ``x`` into the rows of a matrix.
+
+    Args:
+        x: images, shape ``(N, H, W, C)``.
+        kernel_size: ``(kh, kw)``.
+        strides: ``(sh, sw)``.
+        padding: ``'valid'`` or ``'same'`` (zeros, TensorFlow's split).
+
+    Returns:
+        ``(cols, (Ho, Wo))``.
+
+    Shape:
+        cols: ``(N * Ho * Wo, kh * kw * C)`` with ``Ho = conv_output_size(H, kh, sh, padding)``.
+    """
+    n, h, w, c = x.shape
+    kh, kw = kernel_size
+    out_hw = output_hw((h, w), kernel_size, strides, padding)
+    xp_ = pad_nhwc(x, padding_amounts((h, w), kernel_size, strides, padding))
+    view = window_view(xp_, kernel_size, strides, out_hw)
+    cols = xp.ascontiguousarray(view).reshape(n * out_hw[0] * out_hw[1], kh * kw * c)
+    return cols, out_hw
+
+
+def col2im(cols, x_shape, kernel_size, strides=(1, 1), padding="valid"):
+    """Adjoint of :func:`im2col`: add every window row back onto the image it came from.
+
+    Args:
+        cols: ``(N * Ho * Wo, kh * kw * C)``.
+        x_shape: ``(N, H, W, C)`` of the original (unpadded) input.
+
+    Returns:
+        ``dx`` of shape ``x_shape``: pixels covered by several windows get the sum.
+    """
+    n, h, w, c = x_shape
+    kh, kw = kernel_size
+    sh, sw = strides
+    (t, b), (l, r) = padding_amounts((h, w), kernel_size, strides, padding)
+    ho, wo = output_hw((h, w), kernel_size, strides, padding)
+    dxp = xp.zeros((n, h + t + b, w + l + r, c), dtype=cols.dtype)
+    d6 = cols.reshape(n, ho, wo, kh, kw, c)
+    for i in range(kh):
+        for j in range(kw):
+            dxp[:, i : i + sh * ho : sh, j : j + sw * wo : sw, :] += d6[:, :, :, i, j, :]
+    return dxp[:, t : t + h, l : l + w, :]

@@ -1,0 +1,78 @@
+"""Max and average pooling over NHWC windows, built on the same window view as im2col."""
+from __future__ import annotations
+
+from ..backend import xp
+from ..utils.conv_utils import padding_amounts
+from .im2col import col2im, output_hw, pad_nhwc, window_view
+
+
+def _windows(x, pool_size, strides, padding, fill):
+    """Copy every window into ``(N, Ho, Wo, C, ph * pw)`` (window last, for a reduction)."""
+    n, h, w, c = x.shape
+    out_hw = output_hw((h, w), pool_size, strides, padding)
+    xp_ = pad_nhwc(x, padding_amounts((h, w), pool_size, strides, padding), value=fill)
+    view = window_view(xp_, pool_size, strides, out_hw)  # (N, Ho, Wo, ph, pw, C)
+    win = xp.ascontiguousarray(view.transpose(0, 1, 2, 5, 3, 4))
+    return win.reshape(n, out_hw[0], out_hw[1], c, pool_size[0] * pool_size[1]), out_hw
+
+
+def _scatter_windows(dwin, x_shape, pool_size, strides, padding):
+    """Adjoint of :func:`_windows`: add ``(N, Ho, Wo, C, ph * pw)`` back onto ``x_shape``."""
+    n, ho, wo, c, _ = dwin.shape
+    ph, pw = pool_size
+    d6 = dwin.reshape(n, ho, wo, c, ph, pw).transpose(0, 1, 2, 4, 5, 3)
+    return col2im(xp.ascontiguousarray(d6), x_shape, pool_size, strides, padding)
+
+
+def max_pool_forward(x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
+    """Maximum of each window; ``'same'`` pads with ``-inf`` so padding never wins.
+
+    Args:
+        x: ``(N, H, W, C)``.
+
+    Returns:
+        ``(y, cache)``.
+
+    Shape:
+        y: ``(N, Ho, Wo, C)``, ``Ho = floor((H - ph) / sh) + 1`` (valid) or ``ceil(H / sh)`` (same).
+    """
+    win, (ho, wo) = _windows(x, pool_size, strides, padding, fill=-xp.inf)
+    arg = win.argmax(axis=-1)
+    y = xp.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
+    return y, (arg, x.shape, pool_size, strides, padding)
+
+
+def max_pool_backward(dy, cache):
+    """Route each output gradient to the (first) maximum of its window."""
+    arg, x_shape, pool_size, strides, padding = cache
+    dwin = xp.zeros(arg.shape + (pool_size[0] * pool_size[1],), dtype=dy.dtype)
+    xp.put_along_axis(dwin, arg[..., None], dy[..., None], axis=-1)
+    return _scatter_windows(dwin, x_shape, pool_size, strides, padding)
+
+
+def _window_counts(x_shape, pool_size, strides, padding, dtype):
+    """How many real (unpadded) pixels each output window covers: ``(1, Ho, Wo, 1)``."""
+    _, h, w, _ = x_shape
+    ones = xp.ones((1, h, w, 1), dtype=dtype)
+    win, _ = _windows(ones, pool_size, strides, padding, fill=0.0)
+    return win.sum(axis=-1)
+
+
+def avg_pool_forward(x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
+    """Mean of each window; with ``'same'`` the padding is left out of the mean (TensorFlow's rule).
+
+    Returns:
+        ``(y, cache)`` with ``y`` of shape ``(N, Ho, Wo, C)``.
+    """
+    win, _ = _windows(x, pool_size, strides, padding, fill=0.0)
+    counts = _window_counts(x.shape, pool_size, strides, padding, x.dtype)
+    y = win.sum(axis=-1) / counts
+    return y, (counts, x.shape, pool_size, strides, padding)
+
+
+def avg_pool_backward(dy, cache):
+    """Spread each output gradient evenly over the real pixels of its window."""
+    counts, x_shape, pool_size, strides, padding = cache
+    share = (dy / counts)[..., None]
+    dwin = xp.broadcast_to(share, dy.shape + (pool_size[0] * pool_size[1],))
+    return _scatter_windows(dwin, x_shape, pool_size, strides, padding)

@@ -1,0 +1,56 @@
+"""Adam, Keras's formulation (bias correction folded into the step size)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .base import Optimizer
+
+
+class Adam(Optimizer):
+    """``m += (g - m)(1 - b1)``; ``v += (g**2 - v)(1 - b2)``;
+    ``w -= lr * sqrt(1 - b2**t) / (1 - b1**t) * m / (sqrt(v) + eps)``.
+
+    Defaults as Keras: ``learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False``.
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
+                 name=None, **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.beta_1 = float(beta_1)
+        self.beta_2 = float(beta_2)
+        self.epsilon = float(epsilon)
+        self.amsgrad = bool(amsgrad)
+
+    def build_state(self, param):
+        s = {"momentum": np.zeros_like(param), "velocity": np.zeros_like(param), "tmp": np.empty_like(param)}
+        if self.amsgrad:
+            s["velocity_hat"] = np.zeros_like(param)
+        return s
+
+    def update(self, param, grad, state):
+        t = param.dtype.type
+        step = self.iterations + 1
+        alpha = self.learning_rate * math.sqrt(1 - self.beta_2**step) / (1 - self.beta_1**step)
+        m, v, tmp = state["momentum"], state["velocity"], state["tmp"]
+        np.subtract(grad, m, out=tmp)
+        tmp *= t(1 - self.beta_1)
+        m += tmp
+        np.multiply(grad, grad, out=tmp)
+        tmp -= v
+        tmp *= t(1 - self.beta_2)
+        v += tmp
+        if self.amsgrad:
+            vh = state["velocity_hat"]
+            np.maximum(vh, v, out=vh)
+            v = vh
+        np.sqrt(v, out=tmp)
+        tmp += t(self.epsilon)
+        np.divide(m, tmp, out=tmp)
+        tmp *= t(alpha)
+        param -= tmp
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "amsgrad": self.amsgrad}

@@ -1,0 +1,60 @@
+"""RMSprop, Keras's formulation (epsilon inside the square root)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Optimizer
+
+
+class RMSprop(Optimizer):
+    """``v = rho * v + (1 - rho) * g**2``; ``w -= lr * g / sqrt(v + eps)`` (with optional momentum).
+
+    Defaults as Keras: ``learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False``.
+    """
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
+                 name=None, **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.rho = float(rho)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.centered = bool(centered)
+
+    def build_state(self, param):
+        s = {"velocity": np.zeros_like(param), "tmp": np.empty_like(param)}
+        if self.momentum:
+            s["momentum"] = np.zeros_like(param)
+        if self.centered:
+            s["average_gradient"] = np.zeros_like(param)
+        return s
+
+    def update(self, param, grad, state):
+        t = param.dtype.type
+        v, tmp = state["velocity"], state["tmp"]
+        v *= t(self.rho)
+        np.multiply(grad, grad, out=tmp)
+        tmp *= t(1 - self.rho)
+        v += tmp
+        if self.centered:
+            a = state["average_gradient"]
+            a *= t(self.rho)
+            a += t(1 - self.rho) * grad
+            np.multiply(a, a, out=tmp)
+            np.subtract(v, tmp, out=tmp)
+            tmp += t(self.epsilon)
+        else:
+            np.add(v, t(self.epsilon), out=tmp)
+        np.sqrt(tmp, out=tmp)
+        np.divide(grad, tmp, out=tmp)
+        tmp *= t(self.learning_rate)
+        if self.momentum:
+            m = state["momentum"]
+            m *= t(self.momentum)
+            m += tmp
+            param -= m
+        else:
+            param -= tmp
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
