@@ -401,6 +401,31 @@ class Sequential:
         self._ensure_built_for(x)
         return self._forward(x, training=training)
 
+    # -- persistence (implemented in convolab.saving) -----------------------
+    def save(self, filepath, include_optimizer=True):
+        """Save architecture, weights, compile settings (and optimiser state) to one file, atomically."""
+        from ..saving import save_model
+
+        save_model(self, filepath, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath):
+        """Save the weights alone (safetensors), atomically."""
+        from ..saving import save_weights
+
+        save_weights(self, filepath)
+
+    def load_weights(self, filepath):
+        """Load weights saved by :meth:`save_weights` (or :meth:`save`) into this built model."""
+        from ..saving import load_weights
+
+        load_weights(self, filepath)
+
+    def export(self, filepath, format="onnx"):
+        """Export for inference; ``format='onnx'`` needs the ``onnx`` extra."""
+        from ..saving import export_model
+
+        export_model(self, filepath, format=format)
+
     def get_config(self):
         return {
             "name": self.name,

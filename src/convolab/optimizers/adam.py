@@ -24,16 +24,16 @@ class Adam(Optimizer):
         self.amsgrad = bool(amsgrad)
 
     def build_state(self, param):
-        s = {"momentum": np.zeros_like(param), "velocity": np.zeros_like(param), "tmp": np.empty_like(param)}
+        s = {"momentum": np.zeros_like(param), "velocity": np.zeros_like(param)}
         if self.amsgrad:
             s["velocity_hat"] = np.zeros_like(param)
         return s
 
-    def update(self, param, grad, state):
+    def update(self, param, grad, state, tmp):
         t = param.dtype.type
         step = self.iterations + 1
         alpha = self.learning_rate * math.sqrt(1 - self.beta_2**step) / (1 - self.beta_1**step)
-        m, v, tmp = state["momentum"], state["velocity"], state["tmp"]
+        m, v = state["momentum"], state["velocity"]
         np.subtract(grad, m, out=tmp)
         tmp *= t(1 - self.beta_1)
         m += tmp

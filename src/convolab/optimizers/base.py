@@ -28,7 +28,10 @@ class Optimizer:
         self.clipnorm = clipnorm
         self.clipvalue = clipvalue
         self.iterations = 0
+        #: one dict of state arrays per parameter (what a checkpoint must keep)
         self.state: list = []
+        #: one scratch buffer per parameter, reused every step (never saved)
+        self._scratch: list = []
 
     @property
     def learning_rate(self):
@@ -45,21 +48,24 @@ class Optimizer:
     def build_state(self, param) -> dict:
         return {}
 
-    def update(self, param, grad, state) -> None:
+    def update(self, param, grad, state, tmp) -> None:
+        """Update ``param`` in place; ``tmp`` is a scratch array of the same shape."""
         raise NotImplementedError
 
     def apply(self, params, grads) -> None:
         """One step: update every ``params[i]`` in place from ``grads[i]``."""
         if not self.state:
             self.state = [self.build_state(p) for p in params]
-        for p, g, s in zip(params, grads, self.state):
+        if len(self._scratch) != len(params):
+            self._scratch = [np.empty_like(p) for p in params]
+        for p, g, s, tmp in zip(params, grads, self.state, self._scratch):
             if self.clipvalue is not None:
                 g = np.clip(g, -self.clipvalue, self.clipvalue)
             if self.clipnorm is not None:
                 norm = float(np.sqrt((g * g).sum()))
                 if norm > self.clipnorm:
                     g = g * (self.clipnorm / norm)
-            self.update(p, g, s)
+            self.update(p, g, s, tmp)
         self.iterations += 1
 
     def apply_gradients(self, grads_and_vars) -> None:

@@ -21,16 +21,16 @@ class RMSprop(Optimizer):
         self.centered = bool(centered)
 
     def build_state(self, param):
-        s = {"velocity": np.zeros_like(param), "tmp": np.empty_like(param)}
+        s = {"velocity": np.zeros_like(param)}
         if self.momentum:
             s["momentum"] = np.zeros_like(param)
         if self.centered:
             s["average_gradient"] = np.zeros_like(param)
         return s
 
-    def update(self, param, grad, state):
+    def update(self, param, grad, state, tmp):
         t = param.dtype.type
-        v, tmp = state["velocity"], state["tmp"]
+        v = state["velocity"]
         v *= t(self.rho)
         np.multiply(grad, grad, out=tmp)
         tmp *= t(1 - self.rho)

@@ -22,17 +22,19 @@ class SGD(Optimizer):
     def build_state(self, param):
         return {"momentum": np.zeros_like(param)} if self.momentum else {}
 
-    def update(self, param, grad, state):
+    def update(self, param, grad, state, tmp):
         lr = param.dtype.type(self.learning_rate)
+        np.multiply(grad, lr, out=tmp)
         if not self.momentum:
-            param -= lr * grad
+            param -= tmp
             return
         m = state["momentum"]
         mom = param.dtype.type(self.momentum)
         m *= mom
-        m -= lr * grad
+        m -= tmp
         if self.nesterov:
-            param += mom * m - lr * grad
+            param -= tmp
+            param += mom * m
         else:
             param += m
 
