@@ -1,6 +1,7 @@
 """Sequential: a stack of layers with Keras's ``summary``/``compile``/``fit``/``evaluate``/``predict``."""
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 
@@ -15,6 +16,7 @@ from ..layers.base import Layer, shape_str, unique_name
 from ..layers.input_layer import InputLayer
 from ..random import get_generator
 from . import data_checks as checks
+from . import engine, parallel
 from .summary import format_summary
 
 
@@ -39,6 +41,8 @@ class Sequential:
         self.metrics_list = []
         self.history = None
         self.dtype = backend.floatx()
+        self._runner = None
+        self._first_trainable = 0
         for layer in layers or []:
             self.add(layer)
 
@@ -179,38 +183,8 @@ class Sequential:
         return ["loss"] + [m.name for m in self.metrics_list]
 
     # -- forward / backward -------------------------------------------------
-    def _fused(self):
-        last = self.layers[-1]
-        return (self.loss is not None and self.loss.fuses_softmax and getattr(last, "activation", None) == "softmax"
-                and hasattr(last, "call_logits"))
-
     def _forward(self, x, training, logits=False):
-        layers = self.layers
-        for layer in layers[:-1]:
-            x = layer.call(x, training=training)
-        last = layers[-1]
-        return last.call_logits(x, training=training) if logits else last.call(x, training=training)
-
-    def _backward(self, dout, logits=False):
-        layers = self.layers
-        stop = self._first_trainable
-        last = len(layers) - 1
-        d = dout
-        for i in range(last, stop - 1, -1):
-            layer = layers[i]
-            if i == last and logits:
-                d = layer.backward_logits(d)
-            else:
-                d = layer.backward(d)
-
-    def _loss_and_grad(self, x, y, training):
-        fused = self._fused()
-        out = self._forward(x, training=training, logits=fused)
-        if fused:
-            loss, dout = self.loss.compute_from_logits(out, y)
-        else:
-            loss, dout = self.loss.compute(out, y)
-        return out, loss, dout, fused
+        return engine.forward(self.layers, x, training, logits)
 
     def _params_and_grads(self):
         params, grads = [], []
@@ -229,16 +203,36 @@ class Sequential:
         return logs["loss"] if not self.metrics_list else [logs[k] for k in self.metrics_names]
 
     def _train_step(self, x, y):
-        out, loss, dout, fused = self._loss_and_grad(x, y, training=True)
+        """One optimiser step on one batch, on threads when a ShardRunner is active."""
+        if self._runner is not None:
+            return self._runner.train_step(x, y)
+        fused = engine.fused_softmax(self)
+        out, loss, dout = engine.loss_and_grad(self.layers, self.loss, x, y, True, fused)
         logs = {"loss": loss}
+        out = engine.metric_output(out, fused)
         for m in self.metrics_list:
             logs[m.name] = m(out, y) / len(x)
         if not math.isfinite(loss):
             return logs
-        self._backward(dout, logits=fused)
+        engine.backward(self.layers, dout, self._first_trainable, fused)
         params, grads = self._params_and_grads()
         self.optimizer.apply(params, grads)
         return logs
+
+    @contextlib.contextmanager
+    def _threads(self, batch_size):
+        """Run the enclosed batches as shards on threads when that can pay (see parallel.py)."""
+        n = parallel.default_num_threads()
+        if n < 2 or batch_size < 2 * parallel.ShardRunner.min_shard or self._runner is not None:
+            yield
+            return
+        self._runner = parallel.ShardRunner(self, n)
+        try:
+            with parallel.blas_single_threaded():
+                yield
+        finally:
+            self._runner.close()
+            self._runner = None
 
     # -- data preparation ---------------------------------------------------
     def _ensure_built_for(self, x):
@@ -320,6 +314,15 @@ class Sequential:
         self.stop_training = False
         rng = get_generator()
         cblist.on_train_begin()
+        with self._threads(batch_size):
+            self._fit_epochs(x, y, xv, yv, batch_size, steps, epochs, initial_epoch, shuffle,
+                             validation_freq, validation_batch_size, cblist, rng)
+        cblist.on_train_end()
+        return history
+
+    def _fit_epochs(self, x, y, xv, yv, batch_size, steps, epochs, initial_epoch, shuffle,
+                    validation_freq, validation_batch_size, cblist, rng):
+        n = len(x)
         for epoch in range(initial_epoch, epochs):
             cblist.on_epoch_begin(epoch)
             order = rng.permutation(n) if shuffle else None
@@ -359,19 +362,27 @@ class Sequential:
             cblist.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
-        cblist.on_train_end()
-        return history
 
     # -- evaluate / predict --------------------------------------------------
     def _evaluate_arrays(self, x, y, batch_size):
+        fused = engine.fused_softmax(self)
         totals = {k: 0.0 for k in self.metrics_names}
-        for start in range(0, len(x), batch_size):
-            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-            out, loss, _, _ = self._loss_and_grad(xb, yb, training=False)
-            totals["loss"] += loss * len(xb)
-            for m in self.metrics_list:
-                totals[m.name] += m(out, yb)
+        with self._threads(batch_size):
+            for start in range(0, len(x), batch_size):
+                xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+                out = self._forward_any(xb, logits=fused)
+                loss = (self.loss.compute_from_logits if fused else self.loss.compute)(out, yb)[0]
+                totals["loss"] += loss * len(xb)
+                out = engine.metric_output(out, fused)
+                for m in self.metrics_list:
+                    totals[m.name] += m(out, yb)
         return {k: v / len(x) for k, v in totals.items()}
+
+    def _forward_any(self, x, logits=False):
+        """Inference on one batch: on shards when threads are active."""
+        if self._runner is not None:
+            return self._runner.forward(x, training=False, logits=logits)
+        return engine.forward(self.layers, x, False, logits)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False, **kwargs):
         """Loss and metrics on ``(x, y)``: a float, a list in ``metrics_names`` order, or a dict."""
@@ -390,7 +401,8 @@ class Sequential:
         batch_size = checks.check_batch_size(batch_size, self)
         x = checks.as_input_array(x, self)
         self._ensure_built_for(x)
-        outs = [self._forward(x[s : s + batch_size], training=False) for s in range(0, len(x), batch_size)]
+        with self._threads(batch_size):
+            outs = [self._forward_any(x[s : s + batch_size]) for s in range(0, len(x), batch_size)]
         return np.concatenate(outs, axis=0)
 
     def predict_on_batch(self, x):

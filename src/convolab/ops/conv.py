@@ -1,6 +1,7 @@
 """2-D convolution (cross-correlation, as Keras computes it) through im2col and one GEMM."""
 from __future__ import annotations
 
+from ..backend import xp
 from .im2col import col2im, im2col
 
 
@@ -23,11 +24,13 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid"):
     """
     kh, kw, c, f = w.shape
     n = x.shape[0]
-    cols, (ho, wo) = im2col(x, (kh, kw), strides, padding)
-    y = cols @ w.reshape(kh * kw * c, f)
-    if b is not None:
-        y += b
-    cache = (cols, x.shape, w, strides, padding)
+    k = kh * kw * c
+    cols, (ho, wo) = im2col(x, (kh, kw), strides, padding, ones_column=b is not None)
+    # With a bias, cols ends in a column of ones and the bias is the last row of the weight
+    # matrix: one GEMM computes x * w + b (the bias trick).
+    wmat = w.reshape(k, f) if b is None else xp.concatenate([w.reshape(k, f), b.reshape(1, f)])
+    y = cols @ wmat
+    cache = (cols, x.shape, wmat, w.shape, strides, padding)
     return y.reshape(n, ho, wo, f), cache
 
 
@@ -42,13 +45,15 @@ def conv2d_backward(dy, cache, need_dx=True):
     Returns:
         ``(dx, dw, db)``: ``dx`` ``(N, H, W, C)`` or ``None``, ``dw`` ``(kh, kw, C, F)``, ``db`` ``(F,)``.
     """
-    cols, x_shape, w, strides, padding = cache
-    kh, kw, c, f = w.shape
+    cols, x_shape, wmat, w_shape, strides, padding = cache
+    kh, kw, c, f = w_shape
+    k = kh * kw * c
     dy2 = dy.reshape(-1, f)
-    dw = (cols.T @ dy2).reshape(w.shape)
-    db = dy2.sum(axis=0)
+    dwmat = cols.T @ dy2  # with the bias trick, its last row is db
+    dw = dwmat[:k].reshape(w_shape)
+    db = dwmat[k] if len(dwmat) > k else dy2.sum(axis=0)
     dx = None
     if need_dx:
-        dcols = dy2 @ w.reshape(kh * kw * c, f).T
+        dcols = dy2 @ wmat[:k].T
         dx = col2im(dcols, x_shape, (kh, kw), strides, padding)
     return dx, dw, db

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from numpy.lib.stride_tricks import as_strided
 
+from .. import kernels
 from ..backend import xp
 from ..utils.conv_utils import conv_output_size, padding_amounts
 
@@ -52,7 +53,20 @@ def output_hw(hw, kernel_size, strides, padding):
     )
 
 
-def im2col(x, kernel_size, strides=(1, 1), padding="valid"):
+def use_ckernels(x) -> bool:
+    """The compiled kernels serve C-contiguous float32 arrays; everything else takes NumPy."""
+    return kernels.lib is not None and x.dtype == xp.float32 and x.flags.c_contiguous
+
+
+def kernel_args(x_shape, kernel_size, strides, padding):
+    """The 12 integer arguments the compiled kernels take, and ``(Ho, Wo)``."""
+    n, h, w, c = x_shape
+    out_hw = output_hw((h, w), kernel_size, strides, padding)
+    (t, _), (l, _) = padding_amounts((h, w), kernel_size, strides, padding)
+    return (n, h, w, c, kernel_size[0], kernel_size[1], strides[0], strides[1], t, l) + out_hw, out_hw
+
+
+def im2col(x, kernel_size, strides=(1, 1), padding="valid", ones_column=False):
     """Gather every window of ``x`` into the rows of a matrix.
 
     Args:
@@ -60,19 +74,35 @@ def im2col(x, kernel_size, strides=(1, 1), padding="valid"):
         kernel_size: ``(kh, kw)``.
         strides: ``(sh, sw)``.
         padding: ``'valid'`` or ``'same'`` (zeros, TensorFlow's split).
+        ones_column: append a column of ones, so that a bias stacked under the kernel is
+            added by the same GEMM and its gradient falls out of the weight-gradient GEMM
+            (cs231n's "bias trick"; a broadcast add over 9 channels costs more than the GEMM).
 
     Returns:
         ``(cols, (Ho, Wo))``.
 
     Shape:
-        cols: ``(N * Ho * Wo, kh * kw * C)`` with ``Ho = conv_output_size(H, kh, sh, padding)``.
+        cols: ``(N * Ho * Wo, kh * kw * C [+ 1])`` with ``Ho = conv_output_size(H, kh, sh, padding)``.
     """
     n, h, w, c = x.shape
     kh, kw = kernel_size
+    k = kh * kw * c
+    ld = k + 1 if ones_column else k
     out_hw = output_hw((h, w), kernel_size, strides, padding)
-    xp_ = pad_nhwc(x, padding_amounts((h, w), kernel_size, strides, padding))
-    view = window_view(xp_, kernel_size, strides, out_hw)
-    cols = xp.ascontiguousarray(view).reshape(n * out_hw[0] * out_hw[1], kh * kw * c)
+    cols = xp.empty((n * out_hw[0] * out_hw[1], ld), dtype=x.dtype)
+    if use_ckernels(x):
+        args, _ = kernel_args(x.shape, kernel_size, strides, padding)
+        kernels.lib.im2col_f32(kernels.ptr(x), kernels.ptr(cols), *args, ld)
+    else:
+        xp_ = pad_nhwc(x, padding_amounts((h, w), kernel_size, strides, padding))
+        view = window_view(xp_, kernel_size, strides, out_hw)
+        # Write the windows straight into the first k columns: one copy, no temporary.
+        dst = as_strided(cols, shape=view.shape,
+                         strides=(out_hw[0] * out_hw[1] * ld * cols.itemsize, out_hw[1] * ld * cols.itemsize,
+                                  ld * cols.itemsize, kw * c * cols.itemsize, c * cols.itemsize, cols.itemsize))
+        dst[...] = view
+    if ones_column:
+        cols[:, k] = 1
     return cols, out_hw
 
 
@@ -88,6 +118,11 @@ def col2im(cols, x_shape, kernel_size, strides=(1, 1), padding="valid"):
     """
     n, h, w, c = x_shape
     kh, kw = kernel_size
+    if use_ckernels(cols):
+        args, _ = kernel_args(x_shape, kernel_size, strides, padding)
+        dx = xp.empty(x_shape, dtype=cols.dtype)
+        kernels.lib.col2im_f32(kernels.ptr(cols), kernels.ptr(dx), *args, cols.shape[1])
+        return dx
     sh, sw = strides
     (t, b), (l, r) = padding_amounts((h, w), kernel_size, strides, padding)
     ho, wo = output_hw((h, w), kernel_size, strides, padding)

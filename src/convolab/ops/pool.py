@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from ..backend import xp
 from ..utils.conv_utils import padding_amounts
-from .im2col import col2im, output_hw, pad_nhwc, window_view
+from .. import kernels
+from .im2col import col2im, kernel_args, output_hw, pad_nhwc, use_ckernels, window_view
 
 
 def _windows(x, pool_size, strides, padding, fill):
@@ -36,7 +37,14 @@ def max_pool_forward(x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
     Shape:
         y: ``(N, Ho, Wo, C)``, ``Ho = floor((H - ph) / sh) + 1`` (valid) or ``ceil(H / sh)`` (same).
     """
-    win, (ho, wo) = _windows(x, pool_size, strides, padding, fill=-xp.inf)
+    if use_ckernels(x):
+        args, (ho, wo) = kernel_args(x.shape, pool_size, strides, padding)
+        y = xp.empty((x.shape[0], ho, wo, x.shape[3]), dtype=x.dtype)
+        arg = xp.empty(y.shape, dtype=xp.int32)
+        kernels.lib.maxpool_fwd_f32(kernels.ptr(x), kernels.ptr(y), kernels.ptr(arg), *args)
+        return y, (arg, x.shape, pool_size, strides, padding)
+    win, _ = _windows(x, pool_size, strides, padding, fill=-xp.inf)
+    # arg: flat index i * pw + j of the first maximum in each window, shape (N, Ho, Wo, C)
     arg = win.argmax(axis=-1)
     y = xp.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
     return y, (arg, x.shape, pool_size, strides, padding)
@@ -45,6 +53,11 @@ def max_pool_forward(x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
 def max_pool_backward(dy, cache):
     """Route each output gradient to the (first) maximum of its window."""
     arg, x_shape, pool_size, strides, padding = cache
+    if use_ckernels(dy) and arg.dtype == xp.int32:
+        args, _ = kernel_args(x_shape, pool_size, strides, padding)
+        dx = xp.empty(x_shape, dtype=dy.dtype)
+        kernels.lib.maxpool_bwd_f32(kernels.ptr(dy), kernels.ptr(arg), kernels.ptr(dx), *args)
+        return dx
     dwin = xp.zeros(arg.shape + (pool_size[0] * pool_size[1],), dtype=dy.dtype)
     xp.put_along_axis(dwin, arg[..., None], dy[..., None], axis=-1)
     return _scatter_windows(dwin, x_shape, pool_size, strides, padding)

@@ -1,0 +1,146 @@
+/*
+ * Optional compiled kernels for convolab's memory-bound steps (im2col, col2im, max pooling).
+ *
+ * The NumPy code in convolab/ops is the reference and the fallback; these functions do the
+ * same arithmetic in one pass. They are single-threaded on purpose: convolab gets its
+ * parallelism by running shards of each batch on threads (models/parallel.py), and a
+ * second thread pool inside the kernels would only fight it for the cores. They are called through
+ * ctypes (convolab/kernels/__init__.py), so the module needs no NumPy C API; the tiny
+ * Python module definition at the bottom only lets setuptools build it as an extension.
+ *
+ * Layout everywhere: NHWC float32, C-contiguous. Padding (pt, pl) is TensorFlow's 'same'
+ * split or zero for 'valid'. Windows are read in (kh, kw, C) order, as im2col.py does.
+ */
+#include <Python.h>
+#include <string.h>
+#include <math.h>
+
+/* Short copies (a kernel row is often 5 floats): a plain loop beats a memcpy call. */
+static inline void copy_f32(float *restrict dst, const float *restrict src, int n)
+{
+    for (int t = 0; t < n; t++) dst[t] = src[t];
+}
+
+static inline void zero_f32(float *restrict dst, int n)
+{
+    for (int t = 0; t < n; t++) dst[t] = 0.0f;
+}
+
+/* cols[(n*Ho + ho)*Wo + wo, (i*kw + j)*C + c] = x[n, ho*sh + i - pt, wo*sw + j - pl, c] or 0.
+   Rows are ld floats apart (ld = kh*kw*C, or one more for a trailing column of ones, which
+   the caller fills: the bias trick). */
+void im2col_f32(const float *restrict x, float *restrict cols, int N, int H, int W, int C, int kh, int kw,
+                int sh, int sw, int pt, int pl, int Ho, int Wo, int ld)
+{
+    const long K = ld;
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (long)n * H * W * C;
+        for (int ho = 0; ho < Ho; ho++) {
+            for (int wo = 0; wo < Wo; wo++) {
+                float *row = cols + (((long)n * Ho + ho) * Wo + wo) * K;
+                const int h0 = ho * sh - pt, w0 = wo * sw - pl;
+                for (int i = 0; i < kh; i++) {
+                    const int h = h0 + i;
+                    float *dst = row + (long)i * kw * C;
+                    if (h < 0 || h >= H) { zero_f32(dst, kw * C); continue; }
+                    if (w0 >= 0 && w0 + kw <= W) {  /* whole kernel row inside: one copy */
+                        copy_f32(dst, xn + ((long)h * W + w0) * C, kw * C);
+                        continue;
+                    }
+                    for (int j = 0; j < kw; j++) {
+                        const int w = w0 + j;
+                        if (w < 0 || w >= W) zero_f32(dst + j * C, C);
+                        else copy_f32(dst + j * C, xn + ((long)h * W + w) * C, C);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* dx = 0; dx[n, ho*sh + i - pt, wo*sw + j - pl, c] += cols[...] (the adjoint of im2col_f32) */
+void col2im_f32(const float *restrict cols, float *restrict dx, int N, int H, int W, int C, int kh, int kw,
+                int sh, int sw, int pt, int pl, int Ho, int Wo, int ld)
+{
+    const long K = ld;
+    for (int n = 0; n < N; n++) {
+        float *dxn = dx + (long)n * H * W * C;
+        memset(dxn, 0, sizeof(float) * (long)H * W * C);
+        for (int ho = 0; ho < Ho; ho++) {
+            for (int wo = 0; wo < Wo; wo++) {
+                const float *row = cols + (((long)n * Ho + ho) * Wo + wo) * K;
+                const int h0 = ho * sh - pt, w0 = wo * sw - pl;
+                for (int i = 0; i < kh; i++) {
+                    const int h = h0 + i;
+                    if (h < 0 || h >= H) continue;
+                    for (int j = 0; j < kw; j++) {
+                        const int w = w0 + j;
+                        if (w < 0 || w >= W) continue;
+                        float *d = dxn + ((long)h * W + w) * C;
+                        const float *s = row + ((long)i * kw + j) * C;
+                        for (int c = 0; c < C; c++) d[c] += s[c];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* y[n,ho,wo,c] = max over the window (padding never wins); arg = flat window index i*pw + j
+   of the first maximum, as NumPy's argmax picks it. */
+void maxpool_fwd_f32(const float *restrict x, float *restrict y, int *restrict arg, int N, int H, int W, int C, int ph, int pw,
+                     int sh, int sw, int pt, int pl, int Ho, int Wo)
+{
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (long)n * H * W * C;
+        for (int ho = 0; ho < Ho; ho++) {
+            for (int wo = 0; wo < Wo; wo++) {
+                const long o = (((long)n * Ho + ho) * Wo + wo) * C;
+                float *yo = y + o;
+                int *ao = arg + o;
+                for (int c = 0; c < C; c++) { yo[c] = -INFINITY; ao[c] = 0; }
+                const int h0 = ho * sh - pt, w0 = wo * sw - pl;
+                for (int i = 0; i < ph; i++) {
+                    const int h = h0 + i;
+                    if (h < 0 || h >= H) continue;
+                    for (int j = 0; j < pw; j++) {
+                        const int w = w0 + j;
+                        if (w < 0 || w >= W) continue;
+                        const float *s = xn + ((long)h * W + w) * C;
+                        const int k = i * pw + j;
+                        for (int c = 0; c < C; c++) {  /* branch-free, so it vectorises */
+                            const int gt = s[c] > yo[c];
+                            yo[c] = gt ? s[c] : yo[c];
+                            ao[c] = gt ? k : ao[c];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* dx = 0; dx[window position arg] += dy */
+void maxpool_bwd_f32(const float *restrict dy, const int *restrict arg, float *restrict dx, int N, int H, int W, int C,
+                     int ph, int pw, int sh, int sw, int pt, int pl, int Ho, int Wo)
+{
+    for (int n = 0; n < N; n++) {
+        float *dxn = dx + (long)n * H * W * C;
+        memset(dxn, 0, sizeof(float) * (long)H * W * C);
+        for (int ho = 0; ho < Ho; ho++) {
+            for (int wo = 0; wo < Wo; wo++) {
+                const long o = (((long)n * Ho + ho) * Wo + wo) * C;
+                for (int c = 0; c < C; c++) {
+                    const int k = arg[o + c];
+                    const int h = ho * sh - pt + k / pw, w = wo * sw - pl + k % pw;
+                    dxn[((long)h * W + w) * C + c] += dy[o + c];
+                }
+            }
+        }
+    }
+}
+
+static struct PyModuleDef ckernels_module = {PyModuleDef_HEAD_INIT, "_ckernels",
+    "convolab's optional compiled kernels (called through ctypes).", -1, NULL};
+
+PyMODINIT_FUNC PyInit__ckernels(void) { return PyModule_Create(&ckernels_module); }

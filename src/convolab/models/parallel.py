@@ -1,0 +1,145 @@
+"""Data parallelism inside one batch: shards of the batch run forward and backward on threads.
+
+On a CPU the lesson's models are small, and one thread leaves the other cores idle: NumPy's
+element-wise work and the compiled kernels run on one core, and BLAS splits these skinny
+matrix products badly. So a batch of 32 is cut into ``n`` contiguous shards; each thread runs
+the whole network on its shard with its own *replica* of every layer (a shallow copy sharing
+the weight arrays but keeping its own caches and gradients). NumPy, BLAS and the ctypes
+kernels release the GIL, so the shards run at the same time. The shard gradients are summed
+in a fixed order and the optimiser takes one step: the same update as the whole batch at once,
+up to float rounding, and bitwise repeatable for a given thread count.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ..layers.dropout import Dropout
+from . import engine
+
+_num_threads = None
+
+
+def default_num_threads() -> int:
+    """``CONVOLAB_NUM_THREADS`` if set, else the number of usable cores, at most 4."""
+    if _num_threads is not None:
+        return _num_threads
+    env = os.environ.get("CONVOLAB_NUM_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise ValueError(f"CONVOLAB_NUM_THREADS must be an integer; got {env!r}") from None
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
+def set_num_threads(n) -> None:
+    """Threads that train and predict on shards of each batch (``None``: back to the default)."""
+    global _num_threads
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"set_num_threads expects an int >= 1 or None; got {n!r}")
+    _num_threads = n
+
+
+def blas_single_threaded():
+    """A context in which BLAS uses one thread (our shards are the parallelism)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: without it BLAS keeps its own threads
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _replica(layer):
+    r = copy.copy(layer)  # shares layer.params (the same dict and arrays)
+    r.grads = {}
+    return r
+
+
+class ShardRunner:
+    """Runs a model's batches as ``n_threads`` shards on a thread pool."""
+
+    #: below this many samples per shard, threads cost more than they save
+    min_shard = 4
+
+    def __init__(self, model, n_threads):
+        self.model = model
+        self.n = n_threads
+        self.replicas = [[_replica(layer) for layer in model.layers] for _ in range(n_threads)]
+        self.pool = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="convolab")
+        self._dropouts = [[i for i, l in enumerate(model.layers) if isinstance(l, Dropout)]]
+
+    def close(self):
+        self.pool.shutdown(wait=True)
+
+    def shards(self, n):
+        k = min(self.n, max(1, n // self.min_shard))
+        bounds = np.linspace(0, n, k + 1).astype(int)
+        return [slice(bounds[i], bounds[i + 1]) for i in range(k)]
+
+    def _seed_dropout(self, shards):
+        idx = self._dropouts[0]
+        if not idx:
+            return
+        from ..random import get_generator
+
+        seeds = get_generator().integers(0, 2**63, size=len(shards))
+        for t in range(len(shards)):
+            for i in idx:
+                self.replicas[t][i]._rng = np.random.default_rng(int(seeds[t]))
+
+    def train_step(self, x, y):
+        """Forward and backward on shards, one optimiser step; returns the batch logs."""
+        model = self.model
+        n = len(x)
+        shards = self.shards(n)
+        self._seed_dropout(shards)
+        fused = engine.fused_softmax(model)
+
+        def work(t):
+            s = shards[t]
+            layers = self.replicas[t]
+            out, loss, dout = engine.loss_and_grad(layers, model.loss, x[s], y[s], True, fused)
+            dout *= dout.dtype.type((s.stop - s.start) / n)  # shard mean -> whole-batch mean
+            out = engine.metric_output(out, fused)
+            metric_sums = [m(out, y[s]) for m in model.metrics_list]
+            if np.isfinite(loss):
+                engine.backward(layers, dout, model._first_trainable, fused)
+            return loss * (s.stop - s.start), metric_sums
+
+        results = list(self.pool.map(work, range(len(shards)))) if len(shards) > 1 else [work(0)]
+        loss = float(sum(r[0] for r in results) / n)
+        logs = {"loss": loss}
+        for j, m in enumerate(model.metrics_list):
+            logs[m.name] = sum(r[1][j] for r in results) / n
+        if not np.isfinite(loss):
+            return logs
+        params, grads = [], []
+        for li, layer in enumerate(model.layers):
+            if layer.trainable:
+                for key, p in layer.params.items():
+                    params.append(p)
+                    g = self.replicas[0][li].grads[key]
+                    for t in range(1, len(shards)):
+                        g = g + self.replicas[t][li].grads[key]
+                    grads.append(g)
+        model.optimizer.apply(params, grads)
+        return logs
+
+    def forward(self, x, training=False, logits=False):
+        """Model output for a batch, shards computed on threads."""
+        shards = self.shards(len(x))
+        if len(shards) == 1:
+            return engine.forward(self.replicas[0], x, training, logits)
+        outs = list(self.pool.map(lambda t: engine.forward(self.replicas[t], x[shards[t]], training, logits),
+                                  range(len(shards))))
+        return np.concatenate(outs, axis=0)

@@ -1,0 +1,75 @@
+"""The optional compiled kernels against the NumPy reference path, in float32.
+
+Each case runs the same op twice: once with the compiled kernels, once with them switched
+off (``kernels.lib = None``), and requires the same answer. Skipped when the extension
+was not built.
+"""
+import itertools
+
+import numpy as np
+import pytest
+
+from convolab import kernels
+from convolab.ops import col2im, conv2d_backward, conv2d_forward, im2col, max_pool_backward, max_pool_forward
+
+pytestmark = pytest.mark.skipif(not kernels.available(), reason="compiled kernels not built")
+
+CASES = [
+    # (H, W, C, kernel, stride, padding)
+    (7, 7, 1, (3, 3), (1, 1), "valid"),
+    (7, 6, 3, (3, 2), (2, 1), "same"),
+    (8, 8, 2, (2, 2), (2, 2), "valid"),
+    (5, 9, 4, (5, 5), (1, 3), "same"),
+    (6, 6, 1, (1, 1), (3, 3), "same"),
+    (4, 4, 3, (6, 6), (1, 1), "same"),  # window larger than the image
+]
+
+
+def both(fn, monkeypatch):
+    fast = fn()
+    monkeypatch.setattr(kernels, "lib", None)
+    slow = fn()
+    monkeypatch.undo()
+    return fast, slow
+
+
+@pytest.mark.parametrize("h,w,c,k,s,pad", CASES)
+def test_im2col_and_col2im_match_numpy(h, w, c, k, s, pad, monkeypatch):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, h, w, c)).astype(np.float32)
+    (fast, hw_f), (slow, hw_s) = both(lambda: im2col(x, k, s, pad), monkeypatch)
+    assert hw_f == hw_s
+    np.testing.assert_array_equal(fast, slow)
+    cols = rng.standard_normal(slow.shape).astype(np.float32)
+    fast, slow = both(lambda: col2im(cols, x.shape, k, s, pad), monkeypatch)
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("h,w,c,k,s,pad", CASES)
+def test_max_pool_matches_numpy(h, w, c, k, s, pad, monkeypatch):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, h, w, c)).astype(np.float32)
+    x[0, :2, :2, :] = 0.5  # ties: both paths must pick the first maximum
+    (yf, cf), (ys, cs) = both(lambda: max_pool_forward(x, k, s, pad), monkeypatch)
+    np.testing.assert_array_equal(yf, ys)
+    np.testing.assert_array_equal(cf[0], cs[0])
+    dy = rng.standard_normal(ys.shape).astype(np.float32)
+    fast, slow = both(lambda: max_pool_backward(dy, cf), monkeypatch)
+    np.testing.assert_allclose(fast, slow, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("stride,pad", itertools.product([(1, 1), (2, 2)], ["valid", "same"]))
+def test_conv_layer_math_matches_numpy(stride, pad, monkeypatch):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 9, 9, 3)).astype(np.float32)
+    wt = rng.standard_normal((3, 3, 3, 5)).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+
+    def run():
+        y, cache = conv2d_forward(x, wt, b, stride, pad)
+        dx, dw, db = conv2d_backward(np.ones_like(y), cache)
+        return y, dx, dw, db
+
+    fast, slow = both(run, monkeypatch)
+    for f, s in zip(fast, slow):
+        np.testing.assert_allclose(f, s, rtol=1e-4, atol=1e-4)
