@@ -1,0 +1,217 @@
+"""Training and inference speed of convolab against PyTorch and Keras/TensorFlow, side by side.
+
+    python benchmarks/run.py                      # the three lesson models, batch 32 and 128
+    python benchmarks/run.py --markdown out.md --json out.json
+    python benchmarks/run.py --scaling            # convolab's epoch time against batch and image size
+    python benchmarks/run.py --profile            # where convolab's time goes, per op
+
+Every (framework, model, batch size) runs in its own subprocess, so peak memory is that
+framework's alone, on identical data: the same seeded float32 images and labels for all
+(NCHW copies for PyTorch, made before any timing). Each run trains one warm-up pass on
+2,048 images, then times one full epoch (60,000 images for the MNIST models, 50,000 for
+LeNet) with Adam and shuffling, then times inference over 50,000 images at batch 128.
+A peer that is not installed is reported as missing (pip install torch==2.13.0;
+pip install tensorflow-cpu); neither is a convolab dependency. Run on a quiet machine:
+anything else loading the cores makes every figure meaningless.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from peers import SHAPES, keras_model, torch_model, torch_predict, torch_train_epoch  # noqa: E402
+
+EPOCH_SIZE = {"simple": 60000, "multi": 60000, "lenet": 50000}
+FRAMEWORKS = ("convolab", "torch", "keras")
+
+
+def make_data(name, n, input_shape=None):
+    h, w, c = input_shape or SHAPES[name]
+    rng = np.random.default_rng(0)
+    x = rng.random((n, h, w, c), dtype=np.float32)
+    y = rng.integers(0, 10, n).astype(np.int64)
+    return x, y
+
+
+def convolab_model(name, input_shape):
+    from convolab import keras
+
+    L = keras.layers
+    if name == "simple":
+        layers = [L.Conv2D(9, (5, 5), activation="relu"), L.Flatten(), L.Dense(10)]
+    elif name == "multi":
+        layers = [L.Conv2D(10, (5, 5), activation="relu"), L.MaxPooling2D(), L.Conv2D(20, (5, 5), activation="relu"),
+                  L.MaxPooling2D(), L.Flatten(), L.Dense(10)]
+    else:
+        layers = [L.Conv2D(6, 5, activation="relu"), L.MaxPooling2D(2, 2), L.Conv2D(16, 5, activation="relu"),
+                  L.MaxPooling2D(2, 2), L.Flatten(), L.Dense(120, activation="relu"), L.Dense(84, activation="relu"),
+                  L.Dense(10)]
+    model = keras.Sequential([keras.Input(shape=input_shape)] + layers)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["acc"])
+    return model
+
+
+def worker(framework, name, batch, samples, infer, input_shape):
+    """Run one measurement in this process; print one JSON line."""
+    x, y = make_data(name, max(samples, infer), input_shape)
+    xt, yt, xi = x[:samples], y[:samples], x[:infer]
+    shape = input_shape or SHAPES[name]
+    if framework == "convolab":
+        from convolab import keras
+
+        keras.utils.set_random_seed(0)
+        model = convolab_model(name, shape)
+        model.fit(xt[:2048], yt[:2048], batch_size=batch, epochs=1, verbose=0)
+        t0 = time.perf_counter()
+        model.fit(xt, yt, batch_size=batch, epochs=1, verbose=0)
+        train = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        model.predict(xi, batch_size=128, verbose=0)
+        pred = time.perf_counter() - t0
+    elif framework == "torch":
+        import torch
+
+        torch.manual_seed(0)
+        xt_ = torch.from_numpy(np.ascontiguousarray(xt.transpose(0, 3, 1, 2)))
+        yt_ = torch.from_numpy(yt)
+        xi_ = torch.from_numpy(np.ascontiguousarray(xi.transpose(0, 3, 1, 2)))
+        model = torch_model(name, shape)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+        torch_train_epoch(model, xt_[:2048], yt_[:2048], batch, opt)
+        train = torch_train_epoch(model, xt_, yt_, batch, opt)
+        model.eval()
+        pred = torch_predict(model, xi_, 128)
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import keras
+
+        keras.utils.set_random_seed(0)
+        model = keras_model(name, shape)
+        model.fit(xt[:2048], yt[:2048], batch_size=batch, epochs=1, verbose=0)
+        t0 = time.perf_counter()
+        model.fit(xt, yt, batch_size=batch, epochs=1, verbose=0)
+        train = time.perf_counter() - t0
+        model.predict(xi[:1024], batch_size=128, verbose=0)
+        t0 = time.perf_counter()
+        model.predict(xi, batch_size=128, verbose=0)
+        pred = time.perf_counter() - t0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"framework": framework, "model": name, "batch": batch, "samples": samples,
+                      "train_s": train, "epoch_s": train * EPOCH_SIZE[name] / samples,
+                      "infer_img_s": infer / pred, "peak_mb": peak_mb}))
+
+
+def run_one(framework, name, batch, samples, infer, input_shape=None, timeout=1200):
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, name, str(batch), str(samples), str(infer)]
+    if input_shape:
+        cmd += ["--input-shape", ",".join(map(str, input_shape))]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    for line in reversed(proc.stdout.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    err = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"framework": framework, "model": name, "batch": batch, "error": err[:200]}
+
+
+def available(framework):
+    mod = {"convolab": "convolab", "torch": "torch", "keras": "tensorflow"}[framework]
+    import importlib.util
+
+    return importlib.util.find_spec(mod) is not None
+
+
+def table(results, models, batches, frameworks):
+    by = {(r["framework"], r["model"], r["batch"]): r for r in results}
+    peers = [f for f in frameworks if f != "convolab"]
+    head = ["model", "batch"] + [f"{f} s/epoch" for f in frameworks] + [f"{p}/convolab" for p in peers]
+    head += [f"{f} infer img/s" for f in frameworks] + [f"{f} peak MB" for f in frameworks]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in models:
+        for b in batches:
+            row = [m, str(b)]
+            mine = by.get(("convolab", m, b), {})
+            for f in frameworks:
+                r = by.get((f, m, b), {})
+                row.append(f"{r['epoch_s']:.2f}" if "epoch_s" in r else r.get("error", "n/a")[:40])
+            for p in peers:
+                r = by.get((p, m, b), {})
+                row.append(f"{r['epoch_s'] / mine['epoch_s']:.2f}x" if "epoch_s" in r and "epoch_s" in mine else "n/a")
+            for f in frameworks:
+                r = by.get((f, m, b), {})
+                row.append(f"{r['infer_img_s']:,.0f}" if "infer_img_s" in r else "n/a")
+            for f in frameworks:
+                r = by.get((f, m, b), {})
+                row.append(f"{r['peak_mb']:.0f}" if "peak_mb" in r else "n/a")
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="simple,multi,lenet")
+    ap.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    ap.add_argument("--batch-sizes", default="32,128")
+    ap.add_argument("--samples", type=int, default=0, help="training images timed (default: a full epoch)")
+    ap.add_argument("--infer", type=int, default=50000, help="images for the inference timing")
+    ap.add_argument("--json")
+    ap.add_argument("--markdown")
+    ap.add_argument("--scaling", action="store_true", help="convolab epoch time against batch size and image size")
+    ap.add_argument("--profile", action="store_true", help="per-op profile of convolab's training step")
+    ap.add_argument("--worker", nargs=5, metavar=("FRAMEWORK", "MODEL", "BATCH", "SAMPLES", "INFER"),
+                    help=argparse.SUPPRESS)
+    ap.add_argument("--input-shape", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    shape = tuple(int(v) for v in args.input_shape.split(",")) if args.input_shape else None
+    if args.worker:
+        f, m, b, s, i = args.worker
+        worker(f, m, int(b), int(s), int(i), shape)
+        return 0
+    if args.profile:
+        from profile_ops import profile_all
+
+        print(profile_all())
+        return 0
+    if args.scaling:
+        from scaling import scaling_tables
+
+        text = scaling_tables(run_one)
+        print(text)
+        if args.markdown:
+            with open(args.markdown, "w") as fh:
+                fh.write(text + "\n")
+        return 0
+    models = args.models.split(",")
+    batches = [int(b) for b in args.batch_sizes.split(",")]
+    frameworks = [f for f in args.frameworks.split(",") if f]
+    results = []
+    for m in models:
+        for b in batches:
+            for f in frameworks:
+                if not available(f):
+                    results.append({"framework": f, "model": m, "batch": b, "error": "not installed"})
+                    continue
+                r = run_one(f, m, b, args.samples or EPOCH_SIZE[m], args.infer)
+                print(json.dumps(r), file=sys.stderr, flush=True)
+                results.append(r)
+    text = table(results, models, batches, frameworks)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=1)
+    if args.markdown:
+        with open(args.markdown, "w") as fh:
+            fh.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
