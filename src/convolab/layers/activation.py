@@ -59,6 +59,8 @@ class ReLU(Layer):
         for key, val in (("negative_slope", negative_slope), ("threshold", threshold)):
             if isinstance(val, bool) or not isinstance(val, numbers.Real):
                 raise TypeError(f"{self.describe()}: `{key}` must be a number; got {val!r}")
+        if threshold < 0:
+            raise ValueError(f"{self.describe()}: `threshold` must be >= 0 (as in Keras); got {threshold!r}")
         if negative_slope < 0:
             raise ValueError(f"{self.describe()}: `negative_slope` must be >= 0; got {negative_slope!r}")
         if max_value is not None and (not isinstance(max_value, numbers.Real) or max_value < 0):
@@ -70,14 +72,15 @@ class ReLU(Layer):
 
     def call(self, x, training=False):
         self._x = x
-        y = np.where(x >= self.threshold, x, self.negative_slope * (x - self.threshold)).astype(x.dtype, copy=False)
+        # Keras: x above the threshold (strictly), negative_slope * (x - threshold) otherwise.
+        y = np.where(x > self.threshold, x, self.negative_slope * (x - self.threshold)).astype(x.dtype, copy=False)
         if self.max_value is not None:
             y = np.minimum(y, self.max_value)
         return y
 
     def backward(self, dy):
         x = self._x
-        slope = np.where(x >= self.threshold, 1.0, self.negative_slope).astype(dy.dtype, copy=False)
+        slope = np.where(x > self.threshold, 1.0, self.negative_slope).astype(dy.dtype, copy=False)
         if self.max_value is not None:
             slope = slope * (x < self.max_value)
         return dy * slope

@@ -62,7 +62,7 @@ class Layer:
         if input_shape is not None:
             try:
                 self._input_shape_arg = tuple(None if d is None else int(d) for d in input_shape)
-            except TypeError:
+            except (TypeError, ValueError):
                 raise TypeError(f"{self.describe()}: `input_shape` must be a tuple of ints; got {input_shape!r}") from None
         self.params: dict = {}
         self.grads: dict = {}
@@ -112,6 +112,7 @@ class Layer:
         """Run the layer on a batch, building it on first use."""
         x = np.asarray(x)
         if not self.built:
+            self.check_input_shape(x.shape)  # report the data's own shape, not the batch-less one
             self.build((None,) + tuple(x.shape[1:]))
         self.check_call_shape(x.shape)
         return self.call(x, training=training)

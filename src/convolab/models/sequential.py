@@ -43,6 +43,7 @@ class Sequential:
         self.dtype = backend.floatx()
         self._runner = None
         self._first_trainable = 0
+        self._last_logs = {}
         for layer in layers or []:
             self.add(layer)
 
@@ -186,6 +187,10 @@ class Sequential:
     def _forward(self, x, training, logits=False):
         return engine.forward(self.layers, x, training, logits)
 
+    def _weights_finite(self) -> bool:
+        # Summed in float64 so large finite weights cannot overflow into a false alarm.
+        return all(math.isfinite(p.sum(dtype=np.float64)) for layer in self.layers for p in layer.params.values())
+
     def _params_and_grads(self):
         params, grads = [], []
         for layer in self.layers:
@@ -236,17 +241,30 @@ class Sequential:
 
     # -- data preparation ---------------------------------------------------
     def _ensure_built_for(self, x):
-        if not self.built:
+        if not self.layers:
+            raise ValueError(f"{self.describe()} has no layers; add some before training or predicting")
+        first = self.layers[0]
+        expected = self._input_shape
+        if expected is None:
+            ndim = first.input_ndim
+            if ndim is not None and x.ndim != ndim:
+                hint = ("; add the channel axis with np.expand_dims(x, -1) (grey images need shape (N, H, W, 1))"
+                        if x.ndim == ndim - 1 else "")
+                raise ValueError(
+                    f"{first.describe()} expects {ndim}-D input {first.expected_layout()}; got data of shape "
+                    f"{shape_str(x.shape)}{hint}"
+                )
             self.build((None,) + tuple(x.shape[1:]))
             if self.compiled:
                 self._resolve_metrics()
-        expected = self._input_shape
+            expected = self._input_shape
         if len(x.shape) != len(expected) or any(
             e is not None and g != e for g, e in zip(x.shape[1:], expected[1:])
         ):
-            first = self.layers[0]
             hint = ""
-            if len(x.shape) == len(expected) - 1 and expected[-1] == 1:
+            if tuple(x.shape) == tuple(expected[1:]):
+                hint = "; this looks like one sample without the batch axis: use x[None] or np.expand_dims(x, 0)"
+            elif len(x.shape) == len(expected) - 1 and expected[-1] == 1 and tuple(x.shape[1:]) == tuple(expected[1:-1]):
                 hint = "; add the channel axis with x[..., None] or np.expand_dims(x, -1)"
             raise ValueError(
                 f"{first.describe()} expects input shape {shape_str(expected)}; got data of shape "
@@ -295,12 +313,12 @@ class Sequential:
                 raise ValueError(f"{self.describe()}.fit: `validation_data` must be a tuple (x_val, y_val)")
             xv, yv = self._prepare(*validation_data)
         elif split > 0:
-            n_val = int(len(x) * split)
-            if n_val == 0 or n_val == len(x):
+            # Keras takes the *last* fraction, before any shuffling: split_at = floor(N * (1 - split)).
+            split_at = int(math.floor(len(x) * (1.0 - split)))
+            if split_at == 0 or split_at == len(x):
                 raise ValueError(f"{self.describe()}.fit: validation_split={split} of {len(x)} samples leaves an empty set")
-            # Keras takes the *last* fraction, before any shuffling.
-            x, xv = x[:-n_val], x[-n_val:]
-            y, yv = y[:-n_val], y[-n_val:]
+            x, xv = x[:split_at], x[split_at:]
+            y, yv = y[:split_at], y[split_at:]
         else:
             xv = yv = None
         verbose = 1 if verbose == "auto" else int(verbose)
@@ -313,18 +331,19 @@ class Sequential:
         self.history = history
         self.stop_training = False
         rng = get_generator()
-        cblist.on_train_begin()
+        cblist.on_train_begin({})
         with self._threads(batch_size):
             self._fit_epochs(x, y, xv, yv, batch_size, steps, epochs, initial_epoch, shuffle,
                              validation_freq, validation_batch_size, cblist, rng)
-        cblist.on_train_end()
+        cblist.on_train_end(dict(self._last_logs))
         return history
 
     def _fit_epochs(self, x, y, xv, yv, batch_size, steps, epochs, initial_epoch, shuffle,
                     validation_freq, validation_batch_size, cblist, rng):
         n = len(x)
         for epoch in range(initial_epoch, epochs):
-            cblist.on_epoch_begin(epoch)
+            cblist.on_epoch_begin(epoch, {})
+            epoch_start_weights = self.get_weights()
             order = rng.permutation(n) if shuffle else None
             totals = {k: 0.0 for k in self.metrics_names}
             seen = 0
@@ -352,6 +371,16 @@ class Sequential:
                     self.stop_training = True
                     cblist.on_train_batch_end(step, running)
                     break
+                if not self._weights_finite():
+                    self.set_weights(epoch_start_weights)
+                    warnings.warn(
+                        f"{self.describe()}: an update at epoch {epoch + 1}, batch {step + 1} made the weights "
+                        "non-finite (inf/NaN); training stopped and the weights were restored to those at the "
+                        "start of this epoch. Lower the learning rate.",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                    self.stop_training = True
                 cblist.on_train_batch_end(step, running)
                 if self.stop_training:
                     break
@@ -359,6 +388,7 @@ class Sequential:
             if xv is not None and math.isfinite(logs["loss"]) and (epoch + 1) % validation_freq == 0:
                 val = self._evaluate_arrays(xv, yv, validation_batch_size or batch_size)
                 logs.update({"val_" + k: v for k, v in val.items()})
+            self._last_logs = logs
             cblist.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
