@@ -325,3 +325,15 @@ def test_filters_shrinks_big_images(capsys, tmp_path):
     big = png(tmp_path / "big.png", (np.random.default_rng(0).random((900, 600)) * 255).astype(np.uint8))
     assert main(["filters", big, "--kernel", "sobel_x", "--max-size", "300", "--out", str(tmp_path / "o.png")]) == 0
     assert "shrunk from 600x900 to 200x300" in capsys.readouterr().err
+
+
+def test_train_from_an_npz_subset(capsys, tmp_path):
+    (xtr, ytr), (xte, yte) = fake_digits(64, 32, 3, 1), fake_digits(16, 32, 3, 2)
+    np.savez(tmp_path / "subset.npz", x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "cifar10", "--epochs", "1", "--data-dir", str(tmp_path / "subset.npz"),
+                 "--out", str(out)]) == 0
+    assert json.loads((out / "history.json").read_text())["train_samples"] == 64
+    np.savez(tmp_path / "wrong.npz", x_train=xtr)
+    assert main(["train", "--dataset", "cifar10", "--data-dir", str(tmp_path / "wrong.npz")]) == 1
+    assert "lacks y_train, x_test, y_test" in one_error_line(capsys.readouterr().err)

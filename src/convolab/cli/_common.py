@@ -77,16 +77,38 @@ def scale_images(x):
 
 
 def load_dataset(name, data_dir=None, offline=False):
-    """``((x_train, y_train), (x_test, y_test))`` of a Keras dataset, scaled to [0, 1], NHWC, labels (N,)."""
+    """``((x_train, y_train), (x_test, y_test))`` of a Keras dataset, scaled to [0, 1], NHWC, labels (N,).
+
+    ``data_dir`` is a folder of the original files (the dataset loader reads it), or an ``.npz``
+    file holding ``x_train``, ``y_train``, ``x_test``, ``y_test`` (such as a subset you made).
+    """
     from .. import datasets
 
     if name not in DATASETS:
         raise UsageError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
-    loader = getattr(datasets, name, None)
-    if loader is None or not hasattr(loader, "load_data"):
-        raise CommandError(f"convolab.datasets.{name} is not available in this install")
-    (xtr, ytr), (xte, yte) = loader.load_data(data_dir=data_dir, download=not offline)
+    if data_dir is not None and str(data_dir).endswith(".npz"):
+        (xtr, ytr), (xte, yte) = _load_npz(data_dir)
+    else:
+        loader = getattr(datasets, name, None)
+        if loader is None or not hasattr(loader, "load_data"):
+            raise CommandError(f"convolab.datasets.{name} is not available in this install")
+        (xtr, ytr), (xte, yte) = loader.load_data(data_dir=data_dir, download=not offline)
     return (scale_images(xtr), np.asarray(ytr).reshape(-1)), (scale_images(xte), np.asarray(yte).reshape(-1))
+
+
+def _load_npz(path):
+    keys = ("x_train", "y_train", "x_test", "y_test")
+    if not Path(path).is_file():
+        raise FileNotFoundError(2, "no such file", str(path))
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in keys if k not in data.files]
+            if missing:
+                raise ValueError(f"{path} lacks {', '.join(missing)}; it holds {', '.join(data.files) or 'nothing'}")
+            xtr, ytr, xte, yte = (data[k] for k in keys)
+    except (OSError, EOFError) as exc:
+        raise OSError(f"cannot read {path} as a NumPy .npz archive: {exc}") from None
+    return (xtr, ytr), (xte, yte)
 
 
 def read_image(path, channels=None):

@@ -33,7 +33,8 @@ def add_parsers(sub, formatter):
         epilog="example: convolab evaluate convolab_out/simple_mnist/model.convolab --dataset mnist")
     e.add_argument("model", metavar="MODEL", help="model file written by model.save() or convolab train")
     e.add_argument("--dataset", choices=DATASETS, required=True, help="dataset whose test set to use")
-    e.add_argument("--data-dir", default=None, metavar="DIR", help="folder holding the dataset files")
+    e.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="folder holding the dataset files, or an .npz with x_train, y_train, x_test, y_test")
     e.add_argument("--offline", action="store_true", help="never download")
     e.add_argument("--samples", type=positive_int, default=None, metavar="N", help="only the first N test images")
     e.add_argument("--batch-size", type=positive_int, default=256, metavar="N", help="batch size (default 256)")

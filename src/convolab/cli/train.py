@@ -30,7 +30,8 @@ def add_parser(sub, formatter):
     p.add_argument("--epochs", type=positive_int, default=None, metavar="N",
                    help="epochs (default as the lesson: 5, or 10 for lenet)")
     p.add_argument("--data-dir", default=None, metavar="DIR",
-                   help="folder holding the dataset files (default: convolab's cache, downloading if needed)")
+                   help="folder holding the dataset's original files, or an .npz with x_train, y_train, "
+                        "x_test, y_test (default: convolab's cache, downloading if needed)")
     p.add_argument("--offline", action="store_true", help="never download; fail if the files are not there")
     p.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="batch size (default 32)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
