@@ -10,7 +10,7 @@ setup(
         Extension(
             "convolab.kernels._ckernels",
             sources=["src/convolab/kernels/_ckernels.c"],
-            extra_compile_args=["-O3", "-fno-tree-loop-distribute-patterns"],
+            extra_compile_args=["-O3", "-fno-math-errno", "-fno-tree-loop-distribute-patterns"],
             optional=True,
         )
     ]

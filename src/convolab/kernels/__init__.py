@@ -33,6 +33,12 @@ def _load():
         fn = getattr(lib, name)
         fn.argtypes = [_ptr] * n_ptrs + [_c_int] * n_ints
         fn.restype = None
+    _f, _l = ctypes.c_float, ctypes.c_long
+    lib.relu_bwd_f32.argtypes = [_ptr, _ptr, _ptr, _l]
+    lib.adam_f32.argtypes = [_ptr, _ptr, _ptr, _ptr, _l, _f, _f, _f, _f]
+    lib.rmsprop_f32.argtypes = [_ptr, _ptr, _ptr, _l, _f, _f, _f]
+    for name in ("relu_bwd_f32", "adam_f32", "rmsprop_f32"):
+        getattr(lib, name).restype = None
     return lib
 
 
@@ -46,3 +52,8 @@ def available() -> bool:
 
 def ptr(a):
     return a.ctypes.data
+
+
+def usable(*arrays) -> bool:
+    """True when the kernels are loaded and every array is C-contiguous float32."""
+    return lib is not None and all(a.dtype == "float32" and a.flags.c_contiguous for a in arrays)

@@ -15,6 +15,13 @@
 #include <string.h>
 #include <math.h>
 
+/* Build each hot loop for AVX2 too (with FMA) and pick at load time, where the compiler can. */
+#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
+#define HOT __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define HOT
+#endif
+
 /* Short copies (a kernel row is often 5 floats): a plain loop beats a memcpy call. */
 static inline void copy_f32(float *restrict dst, const float *restrict src, int n)
 {
@@ -29,7 +36,7 @@ static inline void zero_f32(float *restrict dst, int n)
 /* cols[(n*Ho + ho)*Wo + wo, (i*kw + j)*C + c] = x[n, ho*sh + i - pt, wo*sw + j - pl, c] or 0.
    Rows are ld floats apart (ld = kh*kw*C, or one more for a trailing column of ones, which
    the caller fills: the bias trick). */
-void im2col_f32(const float *restrict x, float *restrict cols, int N, int H, int W, int C, int kh, int kw,
+HOT void im2col_f32(const float *restrict x, float *restrict cols, int N, int H, int W, int C, int kh, int kw,
                 int sh, int sw, int pt, int pl, int Ho, int Wo, int ld)
 {
     const long K = ld;
@@ -59,7 +66,7 @@ void im2col_f32(const float *restrict x, float *restrict cols, int N, int H, int
 }
 
 /* dx = 0; dx[n, ho*sh + i - pt, wo*sw + j - pl, c] += cols[...] (the adjoint of im2col_f32) */
-void col2im_f32(const float *restrict cols, float *restrict dx, int N, int H, int W, int C, int kh, int kw,
+HOT void col2im_f32(const float *restrict cols, float *restrict dx, int N, int H, int W, int C, int kh, int kw,
                 int sh, int sw, int pt, int pl, int Ho, int Wo, int ld)
 {
     const long K = ld;
@@ -88,7 +95,7 @@ void col2im_f32(const float *restrict cols, float *restrict dx, int N, int H, in
 
 /* y[n,ho,wo,c] = max over the window (padding never wins); arg = flat window index i*pw + j
    of the first maximum, as NumPy's argmax picks it. */
-void maxpool_fwd_f32(const float *restrict x, float *restrict y, int *restrict arg, int N, int H, int W, int C, int ph, int pw,
+HOT void maxpool_fwd_f32(const float *restrict x, float *restrict y, int *restrict arg, int N, int H, int W, int C, int ph, int pw,
                      int sh, int sw, int pt, int pl, int Ho, int Wo)
 {
     for (int n = 0; n < N; n++) {
@@ -121,7 +128,7 @@ void maxpool_fwd_f32(const float *restrict x, float *restrict y, int *restrict a
 }
 
 /* dx = 0; dx[window position arg] += dy */
-void maxpool_bwd_f32(const float *restrict dy, const int *restrict arg, float *restrict dx, int N, int H, int W, int C,
+HOT void maxpool_bwd_f32(const float *restrict dy, const int *restrict arg, float *restrict dx, int N, int H, int W, int C,
                      int ph, int pw, int sh, int sw, int pt, int pl, int Ho, int Wo)
 {
     for (int n = 0; n < N; n++) {
@@ -137,6 +144,40 @@ void maxpool_bwd_f32(const float *restrict dy, const int *restrict arg, float *r
                 }
             }
         }
+    }
+}
+
+/* dz = dy where y > 0, else 0 (ReLU's backward from its output) */
+HOT void relu_bwd_f32(const float *restrict dy, const float *restrict y, float *restrict dz, long n)
+{
+    for (long t = 0; t < n; t++) dz[t] = y[t] > 0.0f ? dy[t] : 0.0f;
+}
+
+/* Keras's Adam step, in place, one pass: alpha = lr * sqrt(1 - b2^t) / (1 - b1^t) */
+HOT void adam_f32(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, long n,
+              float alpha, float b1, float b2, float eps)
+{
+    const float c1 = 1.0f - b1, c2 = 1.0f - b2;
+    for (long t = 0; t < n; t++) {
+        const float gt = g[t];
+        const float mt = m[t] + (gt - m[t]) * c1;
+        const float vt = v[t] + (gt * gt - v[t]) * c2;
+        m[t] = mt;
+        v[t] = vt;
+        p[t] -= alpha * mt / (sqrtf(vt) + eps);
+    }
+}
+
+/* Keras's RMSprop step (no momentum, not centred), in place: epsilon inside the root */
+HOT void rmsprop_f32(float *restrict p, const float *restrict g, float *restrict v, long n,
+                 float lr, float rho, float eps)
+{
+    const float c = 1.0f - rho;
+    for (long t = 0; t < n; t++) {
+        const float gt = g[t];
+        const float vt = rho * v[t] + c * gt * gt;
+        v[t] = vt;
+        p[t] -= lr * gt / sqrtf(vt + eps);
     }
 }
 

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+from .. import kernels
 from ..backend import xp
 
 ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
@@ -46,6 +47,10 @@ def activation_backward(name, dy, y):
     if name == "linear":
         return dy
     if name == "relu":
+        if kernels.usable(dy, y):
+            dz = xp.empty_like(y)
+            kernels.lib.relu_bwd_f32(kernels.ptr(dy), kernels.ptr(y), kernels.ptr(dz), y.size)
+            return dz
         return dy * (y > 0)
     if name == "sigmoid":
         return dy * y * (1 - y)

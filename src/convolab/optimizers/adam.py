@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from .. import kernels
 from .base import Optimizer
 
 
@@ -34,6 +35,10 @@ class Adam(Optimizer):
         step = self.iterations + 1
         alpha = self.learning_rate * math.sqrt(1 - self.beta_2**step) / (1 - self.beta_1**step)
         m, v = state["momentum"], state["velocity"]
+        if not self.amsgrad and kernels.usable(param, grad, m, v):
+            kernels.lib.adam_f32(kernels.ptr(param), kernels.ptr(grad), kernels.ptr(m), kernels.ptr(v), param.size,
+                                 alpha, self.beta_1, self.beta_2, self.epsilon)
+            return
         np.subtract(grad, m, out=tmp)
         tmp *= t(1 - self.beta_1)
         m += tmp

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from .base import Optimizer
 
 
@@ -31,6 +32,10 @@ class RMSprop(Optimizer):
     def update(self, param, grad, state, tmp):
         t = param.dtype.type
         v = state["velocity"]
+        if not self.momentum and not self.centered and kernels.usable(param, grad, v):
+            kernels.lib.rmsprop_f32(kernels.ptr(param), kernels.ptr(grad), kernels.ptr(v), param.size,
+                                    self.learning_rate, self.rho, self.epsilon)
+            return
         v *= t(self.rho)
         np.multiply(grad, grad, out=tmp)
         tmp *= t(1 - self.rho)
