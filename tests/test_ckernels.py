@@ -73,3 +73,31 @@ def test_conv_layer_math_matches_numpy(stride, pad, monkeypatch):
     fast, slow = both(run, monkeypatch)
     for f, s in zip(fast, slow):
         np.testing.assert_allclose(f, s, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("make", [lambda: __import__("convolab").optimizers.Adam(learning_rate=0.01),
+                                  lambda: __import__("convolab").optimizers.RMSprop(learning_rate=0.01)])
+def test_optimizer_steps_match_numpy(make, monkeypatch):
+    rng = np.random.default_rng(3)
+    p0 = rng.standard_normal(1000).astype(np.float32)
+    grads = [rng.standard_normal(1000).astype(np.float32) for _ in range(5)]
+
+    def run():
+        p, opt = p0.copy(), make()
+        for g in grads:
+            opt.apply([p], [g])
+        return p
+
+    fast, slow = both(run, monkeypatch)
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-6)
+    assert not np.array_equal(fast, p0)
+
+
+def test_relu_backward_matches_numpy(monkeypatch):
+    from convolab.ops.activations import activation_backward
+
+    rng = np.random.default_rng(4)
+    y = np.maximum(rng.standard_normal((7, 5, 3)).astype(np.float32), 0)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    fast, slow = both(lambda: activation_backward("relu", dy, y), monkeypatch)
+    np.testing.assert_array_equal(fast, slow)
