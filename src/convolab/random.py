@@ -6,6 +6,7 @@ of them at once, as ``keras.utils.set_random_seed`` does for Keras.
 """
 from __future__ import annotations
 
+import copy
 import random as _pyrandom
 
 import numpy as np
@@ -26,3 +27,21 @@ def set_random_seed(seed: int) -> None:
 def get_generator() -> np.random.Generator:
     """The generator every convolab component draws from."""
     return _generator
+
+
+def get_state() -> dict:
+    """A copy of the generator's state (NumPy's ``bit_generator.state``: plain ints and strings).
+
+    Saved in checkpoints so a resumed ``fit`` draws the same shuffles and dropout masks.
+    """
+    return copy.deepcopy(_generator.bit_generator.state)
+
+
+def set_state(state: dict) -> None:
+    """Put the generator back into ``state`` (from :func:`get_state`).
+
+    The generator is changed in place, so code holding ``get_generator()`` follows.
+    """
+    if not isinstance(state, dict):
+        raise TypeError(f"set_state expects the dict get_state() returns; got {type(state).__name__}")
+    _generator.bit_generator.state = state

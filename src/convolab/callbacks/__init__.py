@@ -2,6 +2,7 @@
 from .base import Callback, CallbackList, LambdaCallback
 from .early_stopping import EarlyStopping, TerminateOnNaN
 from .history import History
+from .model_checkpoint import ModelCheckpoint
 from .progbar_logger import ProgbarLogger
 
-__all__ = ["Callback", "CallbackList", "EarlyStopping", "History", "LambdaCallback", "ProgbarLogger", "TerminateOnNaN"]
+__all__ = ["Callback", "CallbackList", "EarlyStopping", "History", "LambdaCallback", "ModelCheckpoint", "ProgbarLogger", "TerminateOnNaN"]

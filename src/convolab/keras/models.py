@@ -1,2 +1,2 @@
-"""``keras.models``: ``Sequential`` and (with the saving issue) ``load_model``."""
-from ..models import Sequential  # noqa: F401
+"""``keras.models``: ``Sequential`` and ``load_model``."""
+from ..models import Sequential, load_model  # noqa: F401

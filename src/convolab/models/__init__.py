@@ -1,4 +1,5 @@
-"""Models: ``Sequential`` (and Keras's spelling ``keras.models.Sequential``)."""
+"""Models: ``Sequential`` (and Keras's spelling ``keras.models.Sequential``) and ``load_model``."""
 from .sequential import Sequential
+from ..saving import load_model  # after Sequential: convolab.saving imports it lazily
 
-__all__ = ["Sequential"]
+__all__ = ["Sequential", "load_model"]

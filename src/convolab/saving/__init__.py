@@ -1,0 +1,17 @@
+"""Saving, loading and export that can be trusted.
+
+* :func:`save_model` / :func:`load_model`: one safetensors file holding the architecture and
+  compile settings (JSON metadata), the weights and, optionally, the training state
+  (optimizer state, ``iterations``, random-generator state) for a bitwise-exact resume.
+* :func:`save_weights` / :func:`load_weights`: the weights alone.
+* :func:`export_model`: ONNX for inference elsewhere (needs the ``onnx`` extra).
+
+Loading runs no code from the file and checks everything before allocating; every failure
+is a :class:`ModelFileError`. The format is described in :mod:`convolab.saving.model_io`.
+"""
+from .errors import ModelFileError
+from .model_io import DEFAULT_SUFFIX, MODEL_SUFFIXES, load_model, load_weights, save_model, save_weights
+from .onnx_export import export_model
+
+__all__ = ["DEFAULT_SUFFIX", "MODEL_SUFFIXES", "ModelFileError", "export_model", "load_model", "load_weights",
+           "save_model", "save_weights"]

@@ -1,0 +1,453 @@
+"""save_model / load_model / save_weights / load_weights: one safetensors file per model.
+
+File format (``format_version`` 1). A convolab file is a safetensors file:
+
+* ``__metadata__`` holds one string, ``"convolab"``: a JSON document ``{"format_version": 1,
+  "kind": "model" | "weights", "convolab_version": ...}`` plus, for ``kind == "model"``:
+  ``"model"`` (the architecture: ``Sequential.get_config()`` and the model's ``dtype``, under
+  ``{"class_name": "Sequential", "config": ...}``), ``"compile"`` (``null`` or the optimizer
+  config, loss config and metric names) and ``"training_state"`` (``null`` or the optimizer's
+  ``iterations``, the number of optimizer state slots and the random generators' states); for
+  ``kind == "weights"``: ``"layers"`` (class and name of each layer, for messages). One key
+  only, so the bytes written never depend on the order safetensors gives its metadata map:
+  saving a loaded model again gives the same file, byte for byte.
+* tensors ``layers.<i>.<param>`` (``<i>`` indexes ``model.layers``; ``<param>`` is ``kernel``
+  or ``bias``) and, with the training state, ``optimizer.<j>.<slot>`` (``<j>`` indexes the
+  trainable weights in model order, ``<slot>`` is ``momentum``, ``velocity``...).
+
+File names: ``.convolab`` is the default and recommended extension; ``.keras`` and
+``.safetensors`` are accepted too (the content is the same format; it is *not* a Keras zip
+archive). For weights alone, ``name.weights.safetensors`` reads best. HDF5 (``.h5``) is not
+written: convolab never produces a file it would have to trust on reading.
+
+Loading never runs code from a file: no pickle, no eval; the JSON is checked against a strict
+schema (:mod:`convolab.saving.schema`), layer classes come from an allow-list, and every
+tensor's dtype, shape and byte range is checked against the file size and against the
+architecture before any array is allocated. Every failure raises :class:`ModelFileError`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+import numpy as np
+
+from .. import losses as losses_mod
+from .. import optimizers as optimizers_mod
+from .. import random as random_mod
+from ..layers import Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, MaxPooling2D, ReLU, Softmax
+from . import schema
+from .container import DTYPE_CODES, MAX_DOCUMENT_BYTES, ContainerReader, short_repr, strict_json_loads, write_container
+from .errors import ModelFileError
+
+#: file-name endings save_model / save_weights accept; the first is the default
+MODEL_SUFFIXES = (".convolab", ".keras", ".safetensors")
+DEFAULT_SUFFIX = MODEL_SUFFIXES[0]
+
+#: the only classes a file may name (no import by name, ever)
+LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Dense, Flatten, MaxPooling2D, AveragePooling2D,
+                                               Dropout, Activation, ReLU, Softmax)}
+OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (optimizers_mod.SGD, optimizers_mod.RMSprop, optimizers_mod.Adam)}
+LOSS_CLASSES = {cls.__name__: cls for cls in (losses_mod.SparseCategoricalCrossentropy,
+                                              losses_mod.CategoricalCrossentropy, losses_mod.MeanSquaredError)}
+
+
+# -- names ------------------------------------------------------------------------
+def _check_suffix(filepath, what):
+    path = os.fspath(filepath)
+    if not isinstance(path, str):
+        raise TypeError(f"{what}: the file path must be a str or path-like; got {filepath!r}")
+    if path.lower().endswith(MODEL_SUFFIXES):
+        return path
+    hint = ""
+    if path.lower().endswith((".h5", ".hdf5")):
+        hint = " convolab does not write HDF5: its files are safetensors with a JSON architecture."
+    raise ValueError(
+        f"{what}: unsupported file name {path!r}; use a name ending in {', '.join(MODEL_SUFFIXES)} "
+        f"(e.g. 'model{DEFAULT_SUFFIX}').{hint}"
+    )
+
+
+def weight_name(layer_index, param):
+    return f"layers.{layer_index}.{param}"
+
+
+def slot_name(weight_index, slot):
+    return f"optimizer.{weight_index}.{slot}"
+
+
+# -- saving -------------------------------------------------------------------------
+def _plain(value):
+    """JSON-ready copy: tuples to lists, NumPy scalars to Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _check_saveable(model, what):
+    from ..models.sequential import Sequential
+
+    if not isinstance(model, Sequential):
+        raise TypeError(f"{what} saves convolab Sequential models; got {type(model).__name__}")
+    if not model.built or not model.layers:
+        raise ValueError(
+            f"{what}: {model.describe()} has no weights yet; give the first layer input_shape=(...) "
+            "or call fit/predict once before saving"
+        )
+    for layer in model.layers:
+        if LAYER_CLASSES.get(type(layer).__name__) is not type(layer):
+            raise ValueError(
+                f"{what}: {layer.describe()} cannot be saved; convolab files hold only the built-in "
+                f"layers {', '.join(LAYER_CLASSES)}"
+            )
+
+
+def _rng_json(state):
+    state = _plain(state)
+    return state if isinstance(state, dict) and state.get("bit_generator") == "PCG64" else None
+
+
+def _trainable_weights(model):
+    # The optimizer's state list follows Sequential's trainable parameters, in model order.
+    return [p for layer in model.layers if layer.trainable for p in layer.params.values()]
+
+
+def _compile_config(model):
+    loss = model.loss
+    metrics = [m if isinstance(m, str) else getattr(m, "name", m) for m in model._metric_names]
+    return {"optimizer": optimizers_mod.serialize(model.optimizer),
+            "loss": {"class_name": type(loss).__name__, "config": loss.get_config()},
+            "metrics": metrics}
+
+
+def _training_state(model, tensors):
+    opt = model.optimizer
+    weights = _trainable_weights(model)
+    if opt.state and len(opt.state) != len(weights):
+        raise ValueError(
+            f"cannot save the optimizer state: it has {len(opt.state)} entries but {model.describe()} "
+            f"has {len(weights)} trainable weights (was the optimizer used with another model?)"
+        )
+    for j, slots in enumerate(opt.state):
+        for key, arr in slots.items():
+            tensors[slot_name(j, key)] = arr
+    global_state = _rng_json(random_mod.get_state())
+    if global_state is None:
+        warnings.warn("convolab's random generator is not PCG64; its state is not saved", RuntimeWarning, stacklevel=3)
+    layer_rngs = {}
+    for i, layer in enumerate(model.layers):
+        rng = getattr(layer, "_rng", None)  # Dropout(seed=...) draws from a private generator
+        if isinstance(layer, Dropout) and rng is not None:
+            state = _rng_json(rng.bit_generator.state)
+            if state is not None:
+                layer_rngs[str(i)] = state
+    return {"iterations": int(opt.iterations), "optimizer_slots": len(opt.state),
+            "rng": {"global": global_state, "layers": layer_rngs}}
+
+
+def _version():
+    from .. import __version__
+
+    return __version__
+
+
+def _checked_for_save(doc, tensors, what):
+    """Run the loader's checks on what is about to be written; a file we'd refuse is never written."""
+    infos = {name: (np.asarray(a).dtype, tuple(np.shape(a))) for name, a in tensors.items()}
+    for name, (dtype, _) in infos.items():
+        if dtype not in DTYPE_CODES:
+            raise ValueError(f"{what}: weight {name!r} has dtype {dtype}; convolab saves float32/float64")
+    try:
+        checked = schema.check_document(json.loads(json.dumps(doc, allow_nan=False)), "convolab")
+        if checked["kind"] == "model":
+            _plan_model(checked, infos, "convolab")
+    except (ValueError, TypeError) as e:  # ModelFileError included: what loading would refuse
+        raise ValueError(f"{what}: cannot save this model: {e}") from None
+
+
+def save_model(model, filepath, include_optimizer=True):
+    """Save architecture, weights, compile settings and (optionally) training state to one file.
+
+    The write is atomic (temporary file, fsync, ``os.replace``): a crash leaves the previous
+    file or the new one, never a mix.
+
+    Args:
+        model: a built :class:`~convolab.models.Sequential`.
+        filepath: ``*.convolab`` (default extension), ``*.keras`` or ``*.safetensors``.
+        include_optimizer: when the model is compiled, also save the optimizer's state and
+            ``iterations`` and convolab's random-generator state, so ``load_model`` +
+            ``fit(initial_epoch=...)`` continues bitwise as if never interrupted.
+
+    Raises:
+        ValueError/TypeError: the name, the model or one of its settings cannot be saved.
+    """
+    path = _check_suffix(filepath, "save_model")
+    _check_saveable(model, "save_model")
+    tensors = {weight_name(i, key): arr for i, layer in enumerate(model.layers) for key, arr in layer.params.items()}
+    doc = {"format_version": schema.FORMAT_VERSION, "kind": "model", "convolab_version": _version(),
+           # The model's dtype (what inputs are cast to) is not in get_config; the file keeps it.
+           "model": {"class_name": "Sequential", "config": _plain({**model.get_config(), "dtype": model.dtype})},
+           "compile": None, "training_state": None}
+    if model.compiled:
+        doc["compile"] = _plain(_compile_config(model))
+        if include_optimizer:
+            doc["training_state"] = _training_state(model, tensors)
+    _checked_for_save(doc, tensors, "save_model")
+    write_container(path, tensors, {"convolab": json.dumps(doc, allow_nan=False)})
+
+
+def save_weights(model, filepath):
+    """Save the weights alone (tensors ``layers.<i>.<param>``), atomically.
+
+    Args:
+        model: a built Sequential model.
+        filepath: ``*.convolab``, ``*.keras`` or ``*.safetensors`` (``name.weights.safetensors`` reads best).
+    """
+    path = _check_suffix(filepath, "save_weights")
+    _check_saveable(model, "save_weights")
+    tensors = {weight_name(i, key): arr for i, layer in enumerate(model.layers) for key, arr in layer.params.items()}
+    doc = {"format_version": schema.FORMAT_VERSION, "kind": "weights", "convolab_version": _version(),
+           "layers": [{"class_name": type(l).__name__, "name": l.name} for l in model.layers]}
+    _checked_for_save(doc, tensors, "save_weights")
+    write_container(path, tensors, {"convolab": json.dumps(doc, allow_nan=False)})
+
+
+# -- loading: plan (no arrays) -----------------------------------------------------
+def _construct(cls, config, where):
+    try:
+        return cls.from_config(dict(config))
+    except (ValueError, TypeError) as e:
+        raise ModelFileError(f"{where}: the layer arguments are refused: {e}") from None
+
+
+def _probe(layer, input_shape, where):
+    """Weight shapes and output shape of ``layer`` for ``input_shape``, allocating nothing.
+
+    The layer's own ``build`` is run on a throw-away instance whose ``add_weight`` only records
+    the shapes asked for, so the shape rules live in the layers alone.
+    """
+    shapes = {}
+
+    def record(key, shape, initializer):
+        shapes[key] = tuple(int(d) for d in shape)
+
+    layer.add_weight = record  # instance attribute: the probe is discarded afterwards
+    try:
+        layer.build(input_shape)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise ModelFileError(f"{where} does not fit its input {input_shape}: {e}") from None
+    return shapes, layer.output_shape
+
+
+class _Plan:
+    """What a checked model document builds: configs, expected tensors, compile objects."""
+
+    def __init__(self):
+        self.layer_specs = []  # (class, config)
+        self.expected = {}  # tensor name -> (dtype, shape)
+        self.optimizer = None
+        self.loss = None
+        self.metrics = None
+        self.training_state = None
+        self.weight_slots = []  # per trainable weight: list of slot names
+
+
+def _plan_model(doc, infos, source):
+    """Check a model document against itself and against the tensors listed (name -> (dtype, shape)).
+
+    Returns a :class:`_Plan`; raises :class:`ModelFileError` before anything is allocated.
+    """
+    plan = _Plan()
+    cfg = doc["model"]["config"]
+    shape = (None,) + tuple(cfg["input_shape"])
+    trainable_shapes = []
+    for i, entry in enumerate(cfg["layers"]):
+        where = f"{source}: layer {i} ({entry['class_name']})"
+        cls = LAYER_CLASSES[entry["class_name"]]
+        lcfg = entry["config"]
+        if i == 0 and "input_shape" in lcfg and tuple(lcfg["input_shape"]) != shape[1:]:
+            raise ModelFileError(f"{where}: input_shape {lcfg['input_shape']} differs from the model's {list(shape[1:])}")
+        param_shapes, shape = _probe(_construct(cls, lcfg, where), shape, where)
+        dtype = np.dtype(lcfg["dtype"])
+        for key, pshape in param_shapes.items():
+            plan.expected[weight_name(i, key)] = (dtype, pshape)
+            if lcfg["trainable"]:
+                trainable_shapes.append((dtype, pshape))
+        plan.layer_specs.append((cls, lcfg))
+    comp = doc["compile"]
+    if comp is not None:
+        try:
+            plan.optimizer = OPTIMIZER_CLASSES[comp["optimizer"]["class_name"]].from_config(dict(comp["optimizer"]["config"]))
+            plan.loss = LOSS_CLASSES[comp["loss"]["class_name"]](**comp["loss"]["config"])
+        except (ValueError, TypeError) as e:
+            raise ModelFileError(f"{source}: the compile settings are refused: {e}") from None
+        plan.metrics = list(comp["metrics"])
+    state = doc["training_state"]
+    if state is not None:
+        if comp is None:
+            raise ModelFileError(f"{source}: a training state without compile settings")
+        slots = state["optimizer_slots"]
+        if slots not in (0, len(trainable_shapes)):
+            raise ModelFileError(
+                f"{source}: {slots} optimizer state entries for {len(trainable_shapes)} trainable weights"
+            )
+        for j, (dtype, pshape) in enumerate(trainable_shapes[:slots]):
+            keys = list(plan.optimizer.build_state(np.zeros((1,), dtype)))
+            plan.weight_slots.append(keys)
+            for key in keys:
+                plan.expected[slot_name(j, key)] = (dtype, pshape)
+        for i in state["rng"]["layers"]:
+            if i >= len(plan.layer_specs) or plan.layer_specs[i][0] is not Dropout or plan.layer_specs[i][1]["seed"] is None:
+                raise ModelFileError(f"{source}: a generator state for layer {i}, which is not a seeded Dropout")
+        plan.training_state = state
+    _compare_tensors(plan.expected, infos, source, dtype_exact=True)
+    return plan
+
+
+def _compare_tensors(expected, infos, source, dtype_exact):
+    missing = sorted(set(expected) - set(infos))
+    extra = sorted(set(infos) - set(expected))
+    if missing:
+        raise ModelFileError(f"{source}: missing tensor(s) {', '.join(missing[:10])} that the architecture needs")
+    if extra:
+        raise ModelFileError(f"{source}: unexpected tensor(s) {short_repr(extra)} that the architecture does not have")
+    for name, (dtype, shape) in expected.items():
+        got_dtype, got_shape = infos[name]
+        if tuple(got_shape) != tuple(shape):
+            raise ModelFileError(f"{source}: tensor {name!r} has shape {tuple(got_shape)}; the architecture needs {tuple(shape)}")
+        if dtype_exact and got_dtype != dtype:
+            raise ModelFileError(f"{source}: tensor {name!r} is {got_dtype}; the architecture says {dtype}")
+
+
+def _read_document(reader):
+    meta, source = reader.metadata, reader.source
+    if set(meta) != {"convolab"}:
+        raise ModelFileError(
+            f"{source} is a safetensors file but not a convolab one (its metadata has keys "
+            f"{short_repr(sorted(meta))}; convolab files have one, 'convolab')"
+        )
+    text = meta["convolab"]
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise ModelFileError(f"{source}: the convolab metadata is {len(text):,} characters; at most {MAX_DOCUMENT_BYTES:,}")
+    doc = strict_json_loads(text, "convolab metadata", source)
+    try:
+        return schema.check_document(doc, "convolab")
+    except ModelFileError as e:
+        raise ModelFileError(f"{source}: {e}") from None
+
+
+def _infos(reader):
+    return {name: (t.dtype.newbyteorder("="), t.shape) for name, t in reader.tensors.items()}
+
+
+# -- loading: build ------------------------------------------------------------------
+def _build(plan, doc, tensors, compile, source):
+    from ..models.sequential import Sequential
+
+    cfg = doc["model"]["config"]
+    saved_rng = random_mod.get_state()
+    try:
+        model = Sequential(name=cfg["name"])
+        model.dtype = cfg["dtype"]
+        for cls, lcfg in plan.layer_specs:
+            model.add(cls.from_config(dict(lcfg)))
+        if not model.built:
+            model.build((None,) + tuple(cfg["input_shape"]))
+        for i, layer in enumerate(model.layers):
+            layer.set_weights([tensors[weight_name(i, key)] for key in layer.params])
+        if compile and plan.optimizer is not None:
+            model.compile(optimizer=plan.optimizer, loss=plan.loss, metrics=plan.metrics)
+    except (ValueError, TypeError, KeyError) as e:
+        raise ModelFileError(f"{source}: the model could not be rebuilt: {e}") from None
+    finally:
+        # Building drew initial weights from the global generator; loading must not move it.
+        random_mod.set_state(saved_rng)
+    state = plan.training_state
+    if state is not None:
+        for i, layer_state in state["rng"]["layers"].items():
+            model.layers[i]._rng.bit_generator.state = layer_state
+        if compile:
+            opt = model.optimizer
+            opt.iterations = state["iterations"]
+            opt.state = [{key: tensors[slot_name(j, key)] for key in keys} for j, keys in enumerate(plan.weight_slots)]
+            if state["rng"]["global"] is not None:
+                random_mod.set_state(state["rng"]["global"])
+    return model
+
+
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """Load a model saved by :func:`save_model` (``model.save``), ready to predict or train on.
+
+    With ``compile=True`` (default) the model is compiled as it was saved and, if the file holds
+    a training state, the optimizer state, ``iterations`` and convolab's global random
+    generator are restored too, so ``fit(..., initial_epoch=k)`` repeats bitwise what an
+    uninterrupted run would have done. ``compile=False`` leaves the generator alone.
+
+    Args:
+        filepath: the file (any name; the content decides).
+        custom_objects: not supported (convolab files hold only built-in layers); must be None.
+        compile: compile the model with its saved settings.
+        safe_mode: accepted for Keras compatibility; loading is always safe (no code runs).
+
+    Returns:
+        a built :class:`~convolab.models.Sequential`.
+
+    Raises:
+        ModelFileError: for every way the file can be wrong (missing, truncated, corrupted,
+            oversized, crafted, weights-only, a newer format version).
+    """
+    if custom_objects:
+        raise ValueError("load_model: custom_objects are not supported; convolab files hold only built-in layers")
+    with ContainerReader(filepath) as reader:
+        source = reader.source
+        doc = _read_document(reader)
+        if doc["kind"] != "model":
+            raise ModelFileError(
+                f"{source} holds weights only (written by save_weights); build the model and call "
+                "model.load_weights(path)"
+            )
+        plan = _plan_model(doc, _infos(reader), source)
+        tensors = reader.read_tensors()
+    return _build(plan, doc, tensors, compile, source)
+
+
+def load_weights(model, filepath):
+    """Load the weights of a :func:`save_weights` (or :func:`save_model`) file into ``model``.
+
+    Tensors are matched by layer index and parameter name; every shape must match the built
+    model (values are cast to the model's dtype). Optimizer state in a model file is ignored.
+
+    Raises:
+        ModelFileError: the file is bad or does not fit ``model``.
+    """
+    if not getattr(model, "built", False):
+        raise ModelFileError(
+            f"load_weights: {model.describe()} is not built; give the first layer input_shape=(...) first"
+        )
+    expected = {weight_name(i, key): (p.dtype, p.shape)
+                for i, layer in enumerate(model.layers) for key, p in layer.params.items()}
+    with ContainerReader(filepath) as reader:
+        source = reader.source
+        doc = _read_document(reader)
+        if doc["kind"] == "model":
+            _plan_model(doc, _infos(reader), source)  # the whole file must be sound
+        infos = {k: v for k, v in _infos(reader).items() if k.startswith("layers.")}
+        extra = sorted(set(_infos(reader)) - set(infos))
+        if doc["kind"] == "weights" and extra:
+            raise ModelFileError(f"{source}: unexpected tensor(s) {short_repr(extra)}")
+        try:
+            _compare_tensors(expected, infos, source, dtype_exact=False)
+        except ModelFileError as e:
+            raise ModelFileError(f"{e} (loading into {model.describe()})") from None
+        tensors = reader.read_tensors()
+    for i, layer in enumerate(model.layers):
+        if layer.params:
+            layer.set_weights([tensors[weight_name(i, key)] for key in layer.params])
+
+
+__all__ = ["DEFAULT_SUFFIX", "MODEL_SUFFIXES", "load_model", "load_weights", "save_model", "save_weights"]

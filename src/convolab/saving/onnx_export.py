@@ -1,0 +1,210 @@
+"""Export a Sequential model to ONNX for inference (onnxruntime, TensorRT, browsers...).
+
+The ONNX graph takes and returns what ``model.predict`` does: input ``"input"`` of shape
+``(batch, H, W, C)`` (NHWC, the batch axis symbolic) and output ``"output"``.
+
+ONNX's Conv and pooling work in NCHW, so the graph carries a layout: the first Conv2D or
+pooling layer transposes NHWC -> NCHW, and the tensor goes back to NHWC (perm 0, 2, 3, 1)
+before anything that depends on the axis order (Flatten, Dense, Softmax over channels is
+done on axis 1 instead) and at the output. Flatten therefore flattens in NHWC order, as
+convolab and Keras do, and Dense kernels are used unchanged.
+
+Padding ``'same'`` is TensorFlow's (the odd pixel after), written as explicit asymmetric
+``pads`` from :func:`convolab.utils.conv_utils.padding_amounts`; average pooling excludes the
+padding (``count_include_pad=0``), max pooling never picks it.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..utils.conv_utils import padding_amounts
+from .atomic import atomic_write_bytes
+
+OPSET = 13
+IR_VERSION = 7  # opset 13's IR version: readable by onnxruntime >= 1.7
+
+
+def _import_onnx():
+    try:
+        import onnx
+        from onnx import helper, numpy_helper
+    except ImportError:
+        raise ImportError(
+            "export_model(format='onnx') needs the `onnx` package: pip install 'convolab[onnx]' "
+            "(or pip install onnx onnxruntime)"
+        ) from None
+    return onnx, helper, numpy_helper
+
+
+class _Graph:
+    """Collects nodes and initialisers; each helper returns the name of its output."""
+
+    def __init__(self, helper, numpy_helper, dtype):
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.dtype = np.dtype(dtype)
+        self.nodes, self.initializers = [], []
+        self._count = 0
+
+    def _name(self, base):
+        self._count += 1
+        return f"{base}_{self._count}"
+
+    def const(self, base, value):
+        name = self._name(base)
+        arr = np.ascontiguousarray(np.asarray(value, dtype=self.dtype))
+        self.initializers.append(self.numpy_helper.from_array(arr, name))
+        return name
+
+    def op(self, op_type, inputs, base=None, **attrs):
+        out = self._name(base or op_type.lower())
+        self.nodes.append(self.helper.make_node(op_type, list(inputs), [out], name=out, **attrs))
+        return out
+
+
+class _Tensor:
+    """The running tensor: its name, rank and whether its axes are currently NCHW."""
+
+    def __init__(self, name, rank):
+        self.name, self.rank, self.nchw = name, rank, False
+
+
+def _to_nchw(g, t):
+    if t.rank == 4 and not t.nchw:
+        t.name = g.op("Transpose", [t.name], "to_nchw", perm=[0, 3, 1, 2])
+        t.nchw = True
+
+
+def _to_nhwc(g, t):
+    if t.nchw:
+        t.name = g.op("Transpose", [t.name], "to_nhwc", perm=[0, 2, 3, 1])
+        t.nchw = False
+
+
+def _activation(g, t, name, base):
+    if name == "linear":
+        return
+    if name == "softmax":
+        t.name = g.op("Softmax", [t.name], base, axis=1 if t.nchw else -1)
+        return
+    t.name = g.op({"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}[name], [t.name], base)
+
+
+def _window_attrs(layer, kernel):
+    _, h, w, _ = layer.input_shape
+    attrs = {"kernel_shape": list(kernel), "strides": list(layer.strides)}
+    if layer.padding == "same" and (h is None or w is None):
+        attrs["auto_pad"] = "SAME_UPPER"  # TensorFlow's split when the size is only known at run time
+    else:
+        (top, bottom), (left, right) = padding_amounts((h, w), kernel, layer.strides, layer.padding)
+        attrs["pads"] = [top, left, bottom, right]
+    return attrs
+
+
+def _relu(g, t, layer, base):
+    if layer.threshold == 0 and layer.negative_slope == 0:
+        t.name = g.op("Relu", [t.name], base)
+    elif layer.threshold == 0:
+        t.name = g.op("LeakyRelu", [t.name], base, alpha=float(layer.negative_slope))
+    else:
+        thr = g.const(base + "_threshold", layer.threshold)
+        keep = g.op("GreaterOrEqual", [t.name, thr], base + "_keep")
+        shifted = g.op("Sub", [t.name, thr], base + "_shift")
+        below = g.op("Mul", [shifted, g.const(base + "_slope", layer.negative_slope)], base + "_below")
+        t.name = g.op("Where", [keep, t.name, below], base)
+    if layer.max_value is not None:
+        t.name = g.op("Min", [t.name, g.const(base + "_max", layer.max_value)], base + "_cap")
+
+
+def _emit(g, t, layer):
+    kind = type(layer).__name__
+    base = layer.name
+    if kind == "Conv2D":
+        _to_nchw(g, t)
+        inputs = [t.name, g.const(base + "_W", layer.kernel.transpose(3, 2, 0, 1))]  # (kh,kw,C,F) -> (F,C,kh,kw)
+        if layer.use_bias:
+            inputs.append(g.const(base + "_B", layer.bias))
+        t.name = g.op("Conv", inputs, base + "_conv", **_window_attrs(layer, layer.kernel_size))
+        _activation(g, t, layer.activation, base)
+    elif kind in ("MaxPooling2D", "AveragePooling2D"):
+        _to_nchw(g, t)
+        attrs = _window_attrs(layer, layer.pool_size)
+        if kind == "AveragePooling2D":
+            t.name = g.op("AveragePool", [t.name], base, count_include_pad=0, **attrs)
+        else:
+            t.name = g.op("MaxPool", [t.name], base, **attrs)
+    elif kind == "Flatten":
+        _to_nhwc(g, t)
+        t.name = g.op("Flatten", [t.name], base, axis=1)
+        t.rank = 2
+    elif kind == "Dense":
+        _to_nhwc(g, t)
+        t.name = g.op("MatMul", [t.name, g.const(base + "_W", layer.kernel)], base + "_matmul")
+        if layer.use_bias:
+            t.name = g.op("Add", [t.name, g.const(base + "_B", layer.bias)], base + "_bias")
+        _activation(g, t, layer.activation, base)
+    elif kind == "Dropout":
+        t.name = g.op("Identity", [t.name], base)
+    elif kind in ("Activation", "Softmax"):
+        _activation(g, t, layer.activation, base)
+    elif kind == "ReLU":
+        _relu(g, t, layer, base)
+    else:
+        raise ValueError(f"export_model: {layer.describe()} has no ONNX translation")
+
+
+def to_onnx(model):
+    """The ONNX ``ModelProto`` computing ``model.predict`` (NHWC in, Keras's output out)."""
+    onnx, helper, numpy_helper = _import_onnx()
+    from .model_io import _check_saveable
+
+    _check_saveable(model, "export_model")
+    dtype = np.dtype(model.layers[0].dtype)
+    elem = {np.dtype("float32"): onnx.TensorProto.FLOAT, np.dtype("float64"): onnx.TensorProto.DOUBLE}.get(dtype)
+    if elem is None:
+        raise ValueError(f"export_model: dtype {dtype} is not supported; float32 or float64 only")
+    g = _Graph(helper, numpy_helper, dtype)
+    in_shape = model.input_shape
+    t = _Tensor("input", len(in_shape))
+    for layer in model.layers:
+        _emit(g, t, layer)
+    _to_nhwc(g, t)
+    g.nodes.append(helper.make_node("Identity", [t.name], ["output"], name="output"))
+
+    def dims(shape):
+        return ["batch" if i == 0 else (d if d is not None else f"d{i}") for i, d in enumerate(shape)]
+
+    graph = helper.make_graph(
+        g.nodes, model.name,
+        [helper.make_tensor_value_info("input", elem, dims(in_shape))],
+        [helper.make_tensor_value_info("output", elem, dims(model.output_shape))],
+        initializer=g.initializers,
+    )
+    from .. import __version__
+
+    proto = helper.make_model(graph, producer_name="convolab", producer_version=__version__,
+                              opset_imports=[helper.make_opsetid("", OPSET)])
+    proto.ir_version = IR_VERSION
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def export_model(model, filepath, format="onnx"):
+    """Export ``model`` for inference; the file is written atomically.
+
+    Args:
+        model: a built Sequential model of Conv2D, Dense, Flatten, MaxPooling2D,
+            AveragePooling2D, Dropout (identity), Activation, ReLU and Softmax layers.
+        filepath: output path, e.g. ``'model.onnx'``.
+        format: ``'onnx'`` (the only format; needs ``pip install onnx``).
+
+    Returns:
+        the path written.
+    """
+    if format != "onnx":
+        raise ValueError(f"export_model: unknown format {format!r}; supported: 'onnx'")
+    proto = to_onnx(model)
+    path = os.fspath(filepath)
+    atomic_write_bytes(path, proto.SerializeToString())
+    return path

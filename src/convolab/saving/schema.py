@@ -1,0 +1,248 @@
+"""A strict, explicit schema for the JSON inside a convolab file.
+
+Known keys only, every type and range checked, layer/optimizer/loss classes from an
+allow-list. Nothing from a file reaches a constructor before it has passed here; the
+checks run on save too, so convolab never writes a file it would refuse to read.
+
+Each checker is ``check(value, where) -> value`` and raises :class:`ModelFileError`
+naming ``where`` (a path such as ``model.layers[2].config.units``).
+"""
+from __future__ import annotations
+
+import math
+
+from .. import initializers
+from .. import metrics as metrics_mod
+from ..ops.activations import ACTIVATIONS
+from .container import short_repr
+from .errors import ModelFileError
+
+FORMAT_VERSION = 1
+MAX_INT = 2**31 - 1
+MAX_LAYERS = 10_000
+MAX_NAME = 256
+
+
+def _fail(where, expected, value):
+    raise ModelFileError(f"{where}: expected {expected}; got {short_repr(value)}")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def integer(lo=0, hi=MAX_INT):
+    def check(v, where):
+        if not _is_int(v) or not lo <= v <= hi:
+            _fail(where, f"an int in [{lo}, {hi}]", v)
+        return v
+    return check
+
+
+def number(lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
+    """A finite int or float in the range (bools are not numbers here)."""
+    def check(v, where):
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+        # math.isfinite(10**400) raises OverflowError: compare huge ints instead.
+        ok = ok and (math.isfinite(v) if isinstance(v, float) else abs(v) <= 1e308)
+        ok = ok and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+        if not ok:
+            _fail(where, f"a finite number in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}", v)
+        return v
+    return check
+
+
+def boolean(v, where):
+    if not isinstance(v, bool):
+        _fail(where, "true or false", v)
+    return v
+
+
+def string(max_len=MAX_NAME, choices=None, nonempty=True):
+    def check(v, where):
+        if not isinstance(v, str) or len(v) > max_len or (nonempty and not v):
+            _fail(where, f"a string of 1 to {max_len} characters", v)
+        if choices is not None and v not in choices:
+            _fail(where, f"one of {', '.join(sorted(choices))}", v)
+        return v
+    return check
+
+
+def nullable(inner):
+    def check(v, where):
+        return None if v is None else inner(v, where)
+    return check
+
+
+def list_of(inner, min_len=0, max_len=MAX_INT):
+    def check(v, where):
+        if not isinstance(v, list) or not min_len <= len(v) <= max_len:
+            _fail(where, f"a list of {min_len} to {max_len} items", v)
+        return [inner(item, f"{where}[{i}]") for i, item in enumerate(v)]
+    return check
+
+
+def obj(required: dict, optional: dict | None = None):
+    """A JSON object with exactly the ``required`` keys and any of the ``optional`` ones."""
+    optional = optional or {}
+
+    def check(v, where):
+        if not isinstance(v, dict):
+            _fail(where, "an object", v)
+        unknown = set(v) - set(required) - set(optional)
+        if unknown:
+            raise ModelFileError(f"{where}: unknown key(s) {short_repr(sorted(unknown))}")
+        missing = set(required) - set(v)
+        if missing:
+            raise ModelFileError(f"{where}: missing key(s) {', '.join(sorted(map(repr, missing)))}")
+        spec = {**required, **optional}
+        return {k: spec[k](val, f"{where}.{k}") for k, val in v.items()}
+    return check
+
+
+def tagged(classes: dict):
+    """``{"class_name": <one of classes>, "config": <that class's schema>}``."""
+    names = set(classes)
+
+    def check(v, where):
+        outer = obj({"class_name": string(64, names), "config": lambda c, w: c})(v, where)
+        return {"class_name": outer["class_name"],
+                "config": classes[outer["class_name"]](outer["config"], f"{where}.config")}
+    return check
+
+
+# -- layers --------------------------------------------------------------------
+_dim = integer(1, MAX_INT)
+pair = list_of(integer(1, MAX_INT), 2, 2)
+shape = list_of(_dim, 1, 6)
+_activation = string(32, set(ACTIVATIONS))
+_padding = string(8, {"valid", "same"})
+
+
+def _initializer(v, where):
+    string(64)(v, where)
+    try:
+        initializers.get(v)
+    except ValueError:
+        _fail(where, "a built-in initializer name", v)
+    return v
+
+
+_COMMON = {"name": string(), "trainable": boolean, "dtype": string(16, {"float32", "float64"})}
+_COMMON_OPT = {"input_shape": shape}
+
+
+def _layer(required=None, optional=None):
+    return obj({**_COMMON, **(required or {})}, {**_COMMON_OPT, **(optional or {})})
+
+
+_INITS = {"kernel_initializer": _initializer, "bias_initializer": _initializer}
+_POOL = {"pool_size": pair, "strides": pair, "padding": _padding}
+
+LAYER_SCHEMAS = {
+    "Conv2D": _layer({"filters": _dim, "kernel_size": pair, "strides": pair, "padding": _padding,
+                      "use_bias": boolean, "activation": _activation}, _INITS),
+    "Dense": _layer({"units": _dim, "use_bias": boolean, "activation": _activation}, _INITS),
+    "MaxPooling2D": _layer(_POOL),
+    "AveragePooling2D": _layer(_POOL),
+    "Flatten": _layer(),
+    "Dropout": _layer({"rate": number(0, 1, hi_open=True), "seed": nullable(integer(0, 2**63 - 1))}),
+    "Activation": _layer({"activation": _activation}),
+    "ReLU": _layer({"max_value": nullable(number(0)), "negative_slope": number(0), "threshold": number()}),
+    "Softmax": _layer(),
+}
+
+model_schema = obj({
+    "class_name": string(32, {"Sequential"}),
+    "config": obj({
+        "name": string(),
+        "dtype": string(16, {"float32", "float64"}),
+        "input_shape": shape,
+        "layers": list_of(tagged(LAYER_SCHEMAS), 1, MAX_LAYERS),
+    }),
+})
+
+# -- compile -------------------------------------------------------------------
+_OPT_COMMON = {"name": string(), "learning_rate": number(0, lo_open=True)}
+_OPT_OPTIONAL = {"clipnorm": number(0, lo_open=True), "clipvalue": number(0, lo_open=True)}
+_unit = number(0, 1)
+_eps = number(0)
+OPTIMIZER_SCHEMAS = {
+    "SGD": obj({**_OPT_COMMON, "momentum": _unit, "nesterov": boolean}, _OPT_OPTIONAL),
+    "RMSprop": obj({**_OPT_COMMON, "rho": _unit, "momentum": _unit, "epsilon": _eps, "centered": boolean},
+                   _OPT_OPTIONAL),
+    "Adam": obj({**_OPT_COMMON, "beta_1": number(0, 1, hi_open=True), "beta_2": number(0, 1, hi_open=True),
+                 "epsilon": _eps, "amsgrad": boolean}, _OPT_OPTIONAL),
+}
+LOSS_SCHEMAS = {
+    "SparseCategoricalCrossentropy": obj({"name": string(), "from_logits": boolean}),
+    "CategoricalCrossentropy": obj({"name": string(), "from_logits": boolean}),
+    "MeanSquaredError": obj({"name": string()}),
+}
+
+
+def _metric(v, where):
+    if not isinstance(v, str) or v.lower() not in metrics_mod.VALID:
+        _fail(where, f"a metric name ({', '.join(metrics_mod.VALID)})", v)
+    return v
+
+
+compile_schema = obj({
+    "optimizer": tagged(OPTIMIZER_SCHEMAS),
+    "loss": tagged(LOSS_SCHEMAS),
+    "metrics": list_of(_metric, 0, 64),
+})
+
+# -- training state ------------------------------------------------------------
+_u128 = integer(0, 2**128 - 1)
+rng_state_schema = obj({
+    "bit_generator": string(16, {"PCG64"}),
+    "state": obj({"state": _u128, "inc": _u128}),
+    "has_uint32": integer(0, 1),
+    "uinteger": integer(0, 2**32 - 1),
+})
+
+
+def _layer_rngs(v, where):
+    if not isinstance(v, dict):
+        _fail(where, "an object of layer index -> generator state", v)
+    out = {}
+    for key, state in v.items():
+        if not (key.isdigit() and len(key) <= 6 and str(int(key)) == key):
+            _fail(where, "layer indices as keys", key)
+        out[int(key)] = rng_state_schema(state, f"{where}.{key}")
+    return out
+
+
+training_state_schema = obj({
+    "iterations": integer(0, 2**62),
+    "optimizer_slots": integer(0, MAX_INT),
+    "rng": obj({"global": nullable(rng_state_schema), "layers": _layer_rngs}),
+})
+
+# -- documents -----------------------------------------------------------------
+_header = {"format_version": lambda v, w: v, "kind": string(16, {"model", "weights"}),
+           "convolab_version": string(64)}
+model_document = obj({**_header, "model": model_schema, "compile": nullable(compile_schema),
+                      "training_state": nullable(training_state_schema)})
+weights_document = obj({**_header, "layers": list_of(obj({"class_name": string(64), "name": string()}),
+                                                     0, MAX_LAYERS)})
+
+
+def check_document(doc, source):
+    """Validate a parsed document (a model or weights file); returns it with checked values."""
+    if not isinstance(doc, dict):
+        raise ModelFileError(f"{source}: the convolab metadata must be a JSON object")
+    version = doc.get("format_version")
+    if not _is_int(version) or version < 1:
+        raise ModelFileError(f"{source}: format_version must be a positive int; got {short_repr(version)}")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{source} has format version {version}; this convolab reads up to version {FORMAT_VERSION}: "
+            "upgrade convolab"
+        )
+    kind = doc.get("kind")
+    schema = model_document if kind == "model" else weights_document if kind == "weights" else None
+    if schema is None:
+        _fail(f"{source}: kind", "'model' or 'weights'", kind)
+    return schema(doc, source)
