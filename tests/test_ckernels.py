@@ -18,7 +18,8 @@ CASES = [
     # (H, W, C, kernel, stride, padding)
     (7, 7, 1, (3, 3), (1, 1), "valid"),
     (7, 6, 3, (3, 2), (2, 1), "same"),
-    (8, 8, 2, (2, 2), (2, 2), "valid"),
+    (8, 8, 2, (2, 2), (2, 2), "valid"),  # the 2x2 fast paths
+    (7, 9, 12, (2, 2), (2, 2), "valid"),  # fast forward, general backward (odd edge left out)
     (5, 9, 4, (5, 5), (1, 3), "same"),
     (6, 6, 1, (1, 1), (3, 3), "same"),
     (4, 4, 3, (6, 6), (1, 1), "same"),  # window larger than the image

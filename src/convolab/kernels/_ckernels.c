@@ -22,10 +22,20 @@
 #define HOT
 #endif
 
-/* Short copies (a kernel row is often 5 floats): a plain loop beats a memcpy call. */
+/* Short copies (a kernel row is often 5 or 15 floats): two overlapping fixed-size moves,
+   which the compiler turns into a pair of vector loads and stores, instead of a loop or a
+   library call per row. */
 static inline void copy_f32(float *restrict dst, const float *restrict src, int n)
 {
-    for (int t = 0; t < n; t++) dst[t] = src[t];
+    if (n >= 8 && n <= 16) {
+        memcpy(dst, src, 32);
+        memcpy(dst + n - 8, src + n - 8, 32);
+    } else if (n >= 4 && n < 8) {
+        memcpy(dst, src, 16);
+        memcpy(dst + n - 4, src + n - 4, 16);
+    } else {
+        for (int t = 0; t < n; t++) dst[t] = src[t];
+    }
 }
 
 static inline void zero_f32(float *restrict dst, int n)
@@ -34,12 +44,28 @@ static inline void zero_f32(float *restrict dst, int n)
 }
 
 /* cols[(n*Ho + ho)*Wo + wo, (i*kw + j)*C + c] = x[n, ho*sh + i - pt, wo*sw + j - pl, c] or 0.
-   Rows are ld floats apart (ld = kh*kw*C, or one more for a trailing column of ones, which
-   the caller fills: the bias trick). */
+   Rows are ld floats apart: ld = kh*kw*C, or one more for a trailing column of ones (the bias
+   trick), which is filled here too. */
 HOT void im2col_f32(const float *restrict x, float *restrict cols, int N, int H, int W, int C, int kh, int kw,
                 int sh, int sw, int pt, int pl, int Ho, int Wo, int ld)
 {
     const long K = ld;
+    const int rowlen = kw * C;
+    if (ld > kh * kw * C) {  /* the bias trick's column of ones */
+        const long M = (long)N * Ho * Wo;
+        for (long m = 0; m < M; m++) cols[m * K + (long)kh * kw * C] = 1.0f;
+    }
+    if (pt == 0 && pl == 0 && (Ho - 1) * sh + kh <= H && (Wo - 1) * sw + kw <= W) {
+        /* Every window inside the image ('valid'): no bounds checks, one short copy per kernel row. */
+        for (int n = 0; n < N; n++)
+            for (int ho = 0; ho < Ho; ho++)
+                for (int wo = 0; wo < Wo; wo++) {
+                    float *row = cols + (((long)n * Ho + ho) * Wo + wo) * K;
+                    const float *src = x + (((long)n * H + (long)ho * sh) * W + (long)wo * sw) * C;
+                    for (int i = 0; i < kh; i++) copy_f32(row + i * rowlen, src + (long)i * W * C, rowlen);
+                }
+        return;
+    }
     for (int n = 0; n < N; n++) {
         const float *xn = x + (long)n * H * W * C;
         for (int ho = 0; ho < Ho; ho++) {
@@ -70,9 +96,24 @@ HOT void col2im_f32(const float *restrict cols, float *restrict dx, int N, int H
                 int sh, int sw, int pt, int pl, int Ho, int Wo, int ld)
 {
     const long K = ld;
+    const int valid = pt == 0 && pl == 0 && (Ho - 1) * sh + kh <= H && (Wo - 1) * sw + kw <= W;
     for (int n = 0; n < N; n++) {
         float *dxn = dx + (long)n * H * W * C;
         memset(dxn, 0, sizeof(float) * (long)H * W * C);
+        if (valid) {  /* no bounds checks: each kernel row adds kw*C contiguous values */
+            const int rowlen = kw * C;
+            for (int ho = 0; ho < Ho; ho++)
+                for (int wo = 0; wo < Wo; wo++) {
+                    const float *row = cols + (((long)n * Ho + ho) * Wo + wo) * K;
+                    float *d0 = dxn + ((long)ho * sh * W + (long)wo * sw) * C;
+                    for (int i = 0; i < kh; i++) {
+                        float *restrict d = d0 + (long)i * W * C;
+                        const float *restrict s = row + i * rowlen;
+                        for (int t = 0; t < rowlen; t++) d[t] += s[t];
+                    }
+                }
+            continue;
+        }
         for (int ho = 0; ho < Ho; ho++) {
             for (int wo = 0; wo < Wo; wo++) {
                 const float *row = cols + (((long)n * Ho + ho) * Wo + wo) * K;
@@ -95,9 +136,38 @@ HOT void col2im_f32(const float *restrict cols, float *restrict dx, int N, int H
 
 /* y[n,ho,wo,c] = max over the window (padding never wins); arg = flat window index i*pw + j
    of the first maximum, as NumPy's argmax picks it. */
+/* The lesson's case, 2x2 windows at stride 2 with no padding: four rows of C values per
+   output pixel, compared lane by lane in registers. */
+static void maxpool2x2_fwd(const float *restrict x, float *restrict y, int *restrict arg,
+                           int N, int H, int W, int C, int Ho, int Wo)
+{
+    for (int n = 0; n < N; n++)
+        for (int ho = 0; ho < Ho; ho++)
+            for (int wo = 0; wo < Wo; wo++) {
+                const long o = (((long)n * Ho + ho) * Wo + wo) * C;
+                const float *a = x + (((long)n * H + 2 * ho) * W + 2 * wo) * C;
+                const float *b = a + C, *c2 = a + (long)W * C, *d = c2 + C;
+                float *yo = y + o;
+                int *ao = arg + o;
+                for (int c = 0; c < C; c++) {  /* the index rides as a float so the loop vectorises */
+                    const float vb = b[c], vc = c2[c], vd = d[c];
+                    float m = a[c], k = 0.0f;
+                    k = vb > m ? 1.0f : k; m = vb > m ? vb : m;
+                    k = vc > m ? 2.0f : k; m = vc > m ? vc : m;
+                    k = vd > m ? 3.0f : k; m = vd > m ? vd : m;
+                    yo[c] = m;
+                    ao[c] = (int)k;
+                }
+            }
+}
+
 HOT void maxpool_fwd_f32(const float *restrict x, float *restrict y, int *restrict arg, int N, int H, int W, int C, int ph, int pw,
                      int sh, int sw, int pt, int pl, int Ho, int Wo)
 {
+    if (ph == 2 && pw == 2 && sh == 2 && sw == 2 && pt == 0 && pl == 0 && 2 * Ho <= H && 2 * Wo <= W) {
+        maxpool2x2_fwd(x, y, arg, N, H, W, C, Ho, Wo);
+        return;
+    }
     for (int n = 0; n < N; n++) {
         const float *xn = x + (long)n * H * W * C;
         for (int ho = 0; ho < Ho; ho++) {
@@ -131,6 +201,25 @@ HOT void maxpool_fwd_f32(const float *restrict x, float *restrict y, int *restri
 HOT void maxpool_bwd_f32(const float *restrict dy, const int *restrict arg, float *restrict dx, int N, int H, int W, int C,
                      int ph, int pw, int sh, int sw, int pt, int pl, int Ho, int Wo)
 {
+    if (ph == 2 && pw == 2 && sh == 2 && sw == 2 && pt == 0 && pl == 0 && 2 * Ho == H && 2 * Wo == W) {
+        /* Non-overlapping 2x2 windows tile the image: write each input gradient once, no zeroing pass. */
+        for (int n = 0; n < N; n++)
+            for (int ho = 0; ho < Ho; ho++)
+                for (int wo = 0; wo < Wo; wo++) {
+                    const long o = (((long)n * Ho + ho) * Wo + wo) * C;
+                    float *a = dx + (((long)n * H + 2 * ho) * W + 2 * wo) * C;
+                    float *b = a + C, *c2 = a + (long)W * C, *d = c2 + C;
+                    for (int c = 0; c < C; c++) {
+                        const int k = arg[o + c];
+                        const float g = dy[o + c];
+                        a[c] = k == 0 ? g : 0.0f;
+                        b[c] = k == 1 ? g : 0.0f;
+                        c2[c] = k == 2 ? g : 0.0f;
+                        d[c] = k == 3 ? g : 0.0f;
+                    }
+                }
+        return;
+    }
     for (int n = 0; n < N; n++) {
         float *dxn = dx + (long)n * H * W * C;
         memset(dxn, 0, sizeof(float) * (long)H * W * C);

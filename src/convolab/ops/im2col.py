@@ -90,17 +90,17 @@ def im2col(x, kernel_size, strides=(1, 1), padding="valid", ones_column=False):
     ld = k + 1 if ones_column else k
     out_hw = output_hw((h, w), kernel_size, strides, padding)
     cols = xp.empty((n * out_hw[0] * out_hw[1], ld), dtype=x.dtype)
-    if use_ckernels(x):
+    if use_ckernels(x):  # fills the ones column too
         args, _ = kernel_args(x.shape, kernel_size, strides, padding)
         kernels.lib.im2col_f32(kernels.ptr(x), kernels.ptr(cols), *args, ld)
-    else:
-        xp_ = pad_nhwc(x, padding_amounts((h, w), kernel_size, strides, padding))
-        view = window_view(xp_, kernel_size, strides, out_hw)
-        # Write the windows straight into the first k columns: one copy, no temporary.
-        dst = as_strided(cols, shape=view.shape,
-                         strides=(out_hw[0] * out_hw[1] * ld * cols.itemsize, out_hw[1] * ld * cols.itemsize,
-                                  ld * cols.itemsize, kw * c * cols.itemsize, c * cols.itemsize, cols.itemsize))
-        dst[...] = view
+        return cols, out_hw
+    xp_ = pad_nhwc(x, padding_amounts((h, w), kernel_size, strides, padding))
+    view = window_view(xp_, kernel_size, strides, out_hw)
+    # Write the windows straight into the first k columns: one copy, no temporary.
+    dst = as_strided(cols, shape=view.shape,
+                     strides=(out_hw[0] * out_hw[1] * ld * cols.itemsize, out_hw[1] * ld * cols.itemsize,
+                              ld * cols.itemsize, kw * c * cols.itemsize, c * cols.itemsize, cols.itemsize))
+    dst[...] = view
     if ones_column:
         cols[:, k] = 1
     return cols, out_hw
