@@ -597,3 +597,16 @@ def test_fit_returns_epoch_mean_of_batch_losses():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.evaluate(x, y, verbose=0)
+
+
+def test_save_overwrite_false_refuses_existing_file(tmp_path):
+    from convolab import keras
+
+    model = keras.Sequential([keras.layers.Dense(2, input_shape=(3,))])
+    path = tmp_path / "m.convolab"
+    model.save(path)
+    with pytest.raises(FileExistsError, match="overwrite=False"):
+        model.save(path, overwrite=False)
+    model.save(path, overwrite=True)
+    with pytest.raises(FileExistsError, match="overwrite=False"):
+        model.save_weights(path, overwrite=False)

@@ -87,14 +87,17 @@ class ShardRunner:
         return [slice(bounds[i], bounds[i + 1]) for i in range(k)]
 
     def _seed_dropout(self, shards):
+        """Give each shard's Dropout replicas their own stream, drawn from the layer's generator
+        (its ``seed=``) or convolab's global one, so a seeded run stays repeatable."""
         idx = self._dropouts[0]
         if not idx:
             return
         from ..random import get_generator
 
-        seeds = get_generator().integers(0, 2**63, size=len(shards))
-        for t in range(len(shards)):
-            for i in idx:
+        for i in idx:
+            source = self.model.layers[i]._rng or get_generator()
+            seeds = source.integers(0, 2**63, size=len(shards))
+            for t in range(len(shards)):
                 self.replicas[t][i]._rng = np.random.default_rng(int(seeds[t]))
 
     def train_step(self, x, y):

@@ -444,16 +444,21 @@ class Sequential:
         return self._forward(x, training=training)
 
     # -- persistence (implemented in convolab.saving) -----------------------
-    def save(self, filepath, include_optimizer=True):
-        """Save architecture, weights, compile settings (and optimiser state) to one file, atomically."""
+    def save(self, filepath, overwrite=True, include_optimizer=True):
+        """Save architecture, weights, compile settings (and optimiser state) to one file, atomically.
+
+        ``overwrite=False`` refuses to replace an existing file (Keras's argument).
+        """
         from ..saving import save_model
 
+        _check_overwrite(filepath, overwrite, self)
         save_model(self, filepath, include_optimizer=include_optimizer)
 
-    def save_weights(self, filepath):
+    def save_weights(self, filepath, overwrite=True):
         """Save the weights alone (safetensors), atomically."""
         from ..saving import save_weights
 
+        _check_overwrite(filepath, overwrite, self)
         save_weights(self, filepath)
 
     def load_weights(self, filepath):
@@ -471,6 +476,14 @@ class Sequential:
     def get_config(self):
         return {
             "name": self.name,
+            "dtype": self.dtype,
             "input_shape": None if self._input_shape is None else list(self._input_shape[1:]),
             "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in self.layers],
         }
+
+
+def _check_overwrite(filepath, overwrite, model):
+    import os
+
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(f"{model.describe()}: {filepath} exists and overwrite=False")

@@ -190,7 +190,7 @@ def save_model(model, filepath, include_optimizer=True):
     _check_saveable(model, "save_model")
     tensors = {weight_name(i, key): arr for i, layer in enumerate(model.layers) for key, arr in layer.params.items()}
     doc = {"format_version": schema.FORMAT_VERSION, "kind": "model", "convolab_version": _version(),
-           # The model's dtype (what inputs are cast to) is not in get_config; the file keeps it.
+           # The model's dtype (what inputs are cast to) is part of the architecture.
            "model": {"class_name": "Sequential", "config": _plain({**model.get_config(), "dtype": model.dtype})},
            "compile": None, "training_state": None}
     if model.compiled:
