@@ -337,3 +337,32 @@ def test_train_from_an_npz_subset(capsys, tmp_path):
     np.savez(tmp_path / "wrong.npz", x_train=xtr)
     assert main(["train", "--dataset", "cifar10", "--data-dir", str(tmp_path / "wrong.npz")]) == 1
     assert "lacks y_train, x_test, y_test" in one_error_line(capsys.readouterr().err)
+
+
+def test_export_writes_onnx_that_matches_predict(tmp_path, capsys):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import numpy as np
+
+    from convolab import zoo
+    from convolab.cli import main
+
+    model = zoo.multi_cnn()
+    x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
+    model_path = tmp_path / "m.convolab"
+    model.save(model_path)
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(model_path), str(out)]) == 0
+    sess = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+def test_export_bad_model_file_is_one_line(tmp_path, capsys):
+    from convolab.cli import main
+
+    bad = tmp_path / "bad.convolab"
+    bad.write_bytes(b"not a model")
+    assert main(["export", str(bad), str(tmp_path / "x.onnx")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("convolab: error:")

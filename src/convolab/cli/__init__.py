@@ -1,4 +1,4 @@
-"""The ``convolab`` command: ``demo``, ``train``, ``filters``, ``predict``, ``evaluate``.
+"""The ``convolab`` command: ``demo``, ``train``, ``filters``, ``predict``, ``evaluate``, ``export``.
 
 ``main(argv)`` returns the exit code: 0 on success, 2 for a bad command line, 1 when the
 command fails (missing or unreadable file, bad model file, dataset unavailable). Errors are
@@ -31,7 +31,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 def build_parser():
     """The argument parser for ``convolab`` and its subcommands."""
     from .. import __version__
-    from . import demo, filters_cmd, predict, train
+    from . import demo, export_cmd, filters_cmd, predict, train
 
     parser = _Parser(
         prog="convolab", formatter_class=_Formatter,
@@ -44,6 +44,7 @@ def build_parser():
     train.add_parser(sub, _Formatter)
     filters_cmd.add_parser(sub, _Formatter)
     predict.add_parsers(sub, _Formatter)
+    export_cmd.add_parser(sub, _Formatter)
     return parser
 
 
