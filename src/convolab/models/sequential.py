@@ -371,7 +371,9 @@ class Sequential:
                     self.stop_training = True
                     cblist.on_train_batch_end(step, running)
                     break
-                if not self._weights_finite():
+                # A diverging update is caught within 16 steps: cheap, and the epoch's starting
+                # weights are restored anyway.
+                if (step % 16 == 15 or step == steps - 1) and not self._weights_finite():
                     self.set_weights(epoch_start_weights)
                     warnings.warn(
                         f"{self.describe()}: an update at epoch {epoch + 1}, batch {step + 1} made the weights "
