@@ -361,10 +361,15 @@ class Sequential:
                     totals[k] += v * nb
                 running = {k: totals[k] / seen for k in totals}
                 if not math.isfinite(batch_logs["loss"]):
+                    restored = not self._weights_finite()  # an earlier update diverged
+                    if restored:
+                        self.set_weights(epoch_start_weights)
                     warnings.warn(
                         f"{self.describe()}: the loss became {batch_logs['loss']} at epoch {epoch + 1}, "
-                        f"batch {step + 1}; training stopped and that batch's update was not applied. "
-                        "Lower the learning rate, check the inputs for NaN/inf, or scale them to [0, 1].",
+                        f"batch {step + 1}; training stopped and that batch's update was not applied"
+                        + ("; the weights had become inf/NaN and were restored to the start of this epoch"
+                           if restored else "")
+                        + ". Lower the learning rate, check the inputs for NaN/inf, or scale them to [0, 1].",
                         RuntimeWarning,
                         stacklevel=2,
                     )
