@@ -27,7 +27,7 @@ def run_export(args):
         from ..saving import export_model
 
         path = export_model(model, str(out), format="onnx")
-    except ImportError as exc:
-        raise CommandError(f"ONNX export needs the onnx package: pip install 'convolab[onnx]' ({exc})") from None
+    except ImportError as exc:  # its message already says what to install
+        raise CommandError(str(exc)) from None
     print(f"wrote {path}")
     return 0
