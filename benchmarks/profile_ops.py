@@ -1,8 +1,9 @@
 """Where convolab's training time goes: im2col, GEMM, col2im, pooling, activations, optimiser.
 
 The op functions are wrapped with timers from the outside (nothing in the engine changes),
-then each lesson model trains 300 batches of 32 on random data. "GEMM and rest" is the
-conv/dense time not spent in im2col/col2im: the matrix products and reshapes.
+then each lesson model trains 300 batches of 32 on random data, on one thread (with shards
+on several threads the timers would add up the threads' time). "GEMM and rest" is the
+conv time not spent in im2col/col2im: the matrix products and reshapes.
 """
 from __future__ import annotations
 
@@ -50,6 +51,9 @@ def profile_model(name, steps=300):
     pool_orig = (pooling._Pooling2D.call, pooling._Pooling2D.backward)
     _wrap(pooling._Pooling2D, "call", "pooling")
     _wrap(pooling._Pooling2D, "backward", "pooling")
+    from convolab.models import parallel
+
+    parallel.set_num_threads(1)
     TOTALS.clear()
     try:
         x, y = make_data(name, 32 * steps)
@@ -60,6 +64,7 @@ def profile_model(name, steps=300):
         model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
         total = time.perf_counter() - t0
     finally:
+        parallel.set_num_threads(None)
         for module, attr, fn in originals:
             setattr(module, attr, fn)
         pooling._Pooling2D.call, pooling._Pooling2D.backward = pool_orig
