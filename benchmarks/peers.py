@@ -13,7 +13,6 @@ SHAPES = {"simple": (28, 28, 1), "multi": (28, 28, 1), "lenet": (32, 32, 3)}
 
 
 def torch_model(name, input_shape):
-    import torch
     from torch import nn
 
     h, w, c = input_shape
@@ -56,19 +55,27 @@ def torch_predict(model, x, batch_size):
     return time.perf_counter() - t0
 
 
+def lesson_layers(L, name):
+    """The lesson's layers for ``name``, from a Keras-style layers module ``L``
+    (``keras.layers`` or ``convolab.keras.layers``: the same code builds both)."""
+    if name == "simple":
+        return [L.Conv2D(9, (5, 5), activation="relu"), L.Flatten(), L.Dense(10)]
+    if name == "multi":
+        return [L.Conv2D(10, (5, 5), activation="relu"), L.MaxPooling2D(), L.Conv2D(20, (5, 5), activation="relu"),
+                L.MaxPooling2D(), L.Flatten(), L.Dense(10)]
+    return [L.Conv2D(6, 5, activation="relu"), L.MaxPooling2D(2, 2), L.Conv2D(16, 5, activation="relu"),
+            L.MaxPooling2D(2, 2), L.Flatten(), L.Dense(120, activation="relu"), L.Dense(84, activation="relu"),
+            L.Dense(10)]
+
+
+def keras_style_model(keras, name, input_shape):
+    """Compiled with Adam and cross-entropy on logits, the same way in Keras and in convolab."""
+    model = keras.Sequential([keras.Input(shape=input_shape)] + lesson_layers(keras.layers, name))
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["acc"])
+    return model
+
+
 def keras_model(name, input_shape):
     import keras
 
-    L = keras.layers
-    if name == "simple":
-        layers = [L.Conv2D(9, (5, 5), activation="relu"), L.Flatten(), L.Dense(10)]
-    elif name == "multi":
-        layers = [L.Conv2D(10, (5, 5), activation="relu"), L.MaxPooling2D(), L.Conv2D(20, (5, 5), activation="relu"),
-                  L.MaxPooling2D(), L.Flatten(), L.Dense(10)]
-    else:
-        layers = [L.Conv2D(6, 5, activation="relu"), L.MaxPooling2D(2, 2), L.Conv2D(16, 5, activation="relu"),
-                  L.MaxPooling2D(2, 2), L.Flatten(), L.Dense(120, activation="relu"), L.Dense(84, activation="relu"),
-                  L.Dense(10)]
-    model = keras.Sequential([keras.Input(shape=input_shape)] + layers)
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["acc"])
-    return model
+    return keras_style_model(keras, name, input_shape)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-import numpy as np
 
 TOTALS: dict = defaultdict(float)
 

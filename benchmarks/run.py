@@ -28,7 +28,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peers import SHAPES, keras_model, torch_model, torch_predict, torch_train_epoch  # noqa: E402
+from peers import SHAPES, keras_model, keras_style_model, torch_model, torch_predict, torch_train_epoch  # noqa: E402
 
 EPOCH_SIZE = {"simple": 60000, "multi": 60000, "lenet": 50000}
 FRAMEWORKS = ("convolab", "torch", "keras")
@@ -45,19 +45,7 @@ def make_data(name, n, input_shape=None):
 def convolab_model(name, input_shape):
     from convolab import keras
 
-    L = keras.layers
-    if name == "simple":
-        layers = [L.Conv2D(9, (5, 5), activation="relu"), L.Flatten(), L.Dense(10)]
-    elif name == "multi":
-        layers = [L.Conv2D(10, (5, 5), activation="relu"), L.MaxPooling2D(), L.Conv2D(20, (5, 5), activation="relu"),
-                  L.MaxPooling2D(), L.Flatten(), L.Dense(10)]
-    else:
-        layers = [L.Conv2D(6, 5, activation="relu"), L.MaxPooling2D(2, 2), L.Conv2D(16, 5, activation="relu"),
-                  L.MaxPooling2D(2, 2), L.Flatten(), L.Dense(120, activation="relu"), L.Dense(84, activation="relu"),
-                  L.Dense(10)]
-    model = keras.Sequential([keras.Input(shape=input_shape)] + layers)
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["acc"])
-    return model
+    return keras_style_model(keras, name, input_shape)
 
 
 def worker(framework, name, batch, samples, infer, input_shape):

@@ -35,26 +35,11 @@ except ImportError:  # running from a checkout without installing
     import convolab
 
 from convolab import keras, zoo
-from convolab.callbacks import Callback
+from convolab.callbacks import EpochTimer
 from convolab.plot import (display_dataset, plot_confusion_matrix, plot_convolution, plot_feature_maps,
                            plot_filters, plot_misclassified, plot_results)
 
 CIFAR_CLASSES = zoo.CLASS_NAMES["cifar10"]
-
-
-class EpochTimer(Callback):
-    """Seconds of wall-clock time per epoch (training and validation)."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-        self._start = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(round(time.perf_counter() - self._start, 3))
 
 
 def parse_args(argv=None):

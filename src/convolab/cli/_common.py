@@ -5,12 +5,10 @@ import argparse
 import ast
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from ..callbacks import Callback
 
 
 class UsageError(ValueError):
@@ -205,21 +203,6 @@ def save_model_file(model, path):
         return False
     model.save(str(path))
     return True
-
-
-class EpochTimer(Callback):
-    """A fit callback recording wall-clock seconds per epoch in ``self.seconds``."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-        self._start = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(round(time.perf_counter() - self._start, 3))
 
 
 def write_json(path, data):

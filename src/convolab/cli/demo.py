@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import (CommandError, EpochTimer, history_json, positive_int, scale_images,
+from ..callbacks import EpochTimer
+from ._common import (CommandError, history_json, positive_int, scale_images,
                       write_json)
 
 DEFAULT_OUT = "convolab_out/demo"

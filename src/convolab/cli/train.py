@@ -4,7 +4,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ._common import (DATASETS, EpochTimer, UsageError, evaluate_outputs, fraction, history_json,
+from ..callbacks import EpochTimer
+from ._common import (DATASETS, UsageError, evaluate_outputs, fraction, history_json,
                       load_dataset, positive_int, predict_batches, save_model_file, write_json)
 
 OPTIMIZERS = ("sgd", "rmsprop", "adam")

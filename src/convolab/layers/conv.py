@@ -1,7 +1,6 @@
 """Conv2D: Keras's 2-D convolution layer over NHWC images."""
 from __future__ import annotations
 
-from .. import initializers
 from ..ops.conv import conv2d_backward, conv2d_forward
 from ..utils.conv_utils import conv_output_size, normalize_padding, normalize_tuple
 from .activated import ActivatedLayer
@@ -34,7 +33,8 @@ class Conv2D(ActivatedLayer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(activation=activation, **kwargs)
+        super().__init__(activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         bias_initializer=bias_initializer, **kwargs)
         me = self.describe()
         if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
             raise ValueError(f"{me}: `filters` must be a positive int; got {filters!r}")
@@ -46,12 +46,6 @@ class Conv2D(ActivatedLayer):
                            kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
                            activity_regularizer=activity_regularizer,
                            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer, me)
-        self.bias_initializer = initializers.get(bias_initializer, me)
-        self._kernel_initializer_name = kernel_initializer if isinstance(kernel_initializer, str) else None
-        self._bias_initializer_name = bias_initializer if isinstance(bias_initializer, str) else None
-        self._cache = None
 
     def compute_output_shape(self, input_shape):
         self.check_input_shape(input_shape)
@@ -72,17 +66,7 @@ class Conv2D(ActivatedLayer):
         c = input_shape[-1]
         if c is None:
             raise ValueError(f"{self.describe()}: the channel axis of the input must be known; got shape {shape_str(input_shape)}")
-        self.add_weight("kernel", self.kernel_size + (c, self.filters), self.kernel_initializer)
-        if self.use_bias:
-            self.add_weight("bias", (self.filters,), self.bias_initializer)
-
-    @property
-    def kernel(self):
-        return self.params["kernel"]
-
-    @property
-    def bias(self):
-        return self.params.get("bias")
+        self.add_kernel_and_bias(self.kernel_size + (c, self.filters), self.filters)
 
     def linear_forward(self, x, training=False):
         y, self._cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"),
@@ -91,17 +75,11 @@ class Conv2D(ActivatedLayer):
 
     def linear_backward(self, dz):
         dx, dw, db = conv2d_backward(dz, self._cache, need_dx=self.need_input_grad)
-        self.grads["kernel"] = dw
-        if self.use_bias:
-            self.grads["bias"] = db
+        self.store_grads(dw, db)
         return dx
 
     def get_config(self):
         cfg = super().get_config()
         cfg.update(filters=self.filters, kernel_size=list(self.kernel_size), strides=list(self.strides),
-                   padding=self.padding, use_bias=self.use_bias)
-        if self._kernel_initializer_name:
-            cfg["kernel_initializer"] = self._kernel_initializer_name
-        if self._bias_initializer_name:
-            cfg["bias_initializer"] = self._bias_initializer_name
+                   padding=self.padding)
         return cfg

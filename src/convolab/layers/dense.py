@@ -1,7 +1,6 @@
 """Dense: Keras's fully connected layer."""
 from __future__ import annotations
 
-from .. import initializers
 from ..ops.dense import dense_backward, dense_forward
 from .activated import ActivatedLayer
 from .base import shape_str
@@ -23,7 +22,8 @@ class Dense(ActivatedLayer):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(activation=activation, **kwargs)
+        super().__init__(activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         bias_initializer=bias_initializer, **kwargs)
         me = self.describe()
         if isinstance(units, bool) or not isinstance(units, int) or units < 1:
             raise ValueError(f"{me}: `units` must be a positive int; got {units!r}")
@@ -31,12 +31,6 @@ class Dense(ActivatedLayer):
                            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
                            bias_constraint=bias_constraint)
         self.units = units
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer, me)
-        self.bias_initializer = initializers.get(bias_initializer, me)
-        self._kernel_initializer_name = kernel_initializer if isinstance(kernel_initializer, str) else None
-        self._bias_initializer_name = bias_initializer if isinstance(bias_initializer, str) else None
-        self._cache = None
 
     def compute_output_shape(self, input_shape):
         self.check_input_shape(input_shape)
@@ -46,17 +40,7 @@ class Dense(ActivatedLayer):
         super().build(input_shape)
         if input_shape[-1] is None:
             raise ValueError(f"{self.describe()}: the last axis of the input must be known; got shape {shape_str(input_shape)}")
-        self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
-        if self.use_bias:
-            self.add_weight("bias", (self.units,), self.bias_initializer)
-
-    @property
-    def kernel(self):
-        return self.params["kernel"]
-
-    @property
-    def bias(self):
-        return self.params.get("bias")
+        self.add_kernel_and_bias((input_shape[-1], self.units), self.units)
 
     def linear_forward(self, x, training=False):
         y, self._cache = dense_forward(x, self.params["kernel"], self.params.get("bias"))
@@ -64,16 +48,10 @@ class Dense(ActivatedLayer):
 
     def linear_backward(self, dz):
         dx, dw, db = dense_backward(dz, self._cache, need_dx=self.need_input_grad)
-        self.grads["kernel"] = dw
-        if self.use_bias:
-            self.grads["bias"] = db
+        self.store_grads(dw, db)
         return dx
 
     def get_config(self):
         cfg = super().get_config()
-        cfg.update(units=self.units, use_bias=self.use_bias)
-        if self._kernel_initializer_name:
-            cfg["kernel_initializer"] = self._kernel_initializer_name
-        if self._bias_initializer_name:
-            cfg["bias_initializer"] = self._bias_initializer_name
+        cfg["units"] = self.units
         return cfg
