@@ -102,3 +102,46 @@ def test_relu_backward_matches_numpy(monkeypatch):
     dy = rng.standard_normal(y.shape).astype(np.float32)
     fast, slow = both(lambda: activation_backward("relu", dy, y), monkeypatch)
     np.testing.assert_array_equal(fast, slow)
+
+
+FUSED_CASES = [
+    # (N, H, W, C, kh, kw, stride, F, bias): F across 1..4 vectors of 8 and partial ones,
+    # output widths that are and are not multiples of the 4 (or 3, 2) rows done at once
+    (2, 9, 9, 1, 5, 5, (1, 1), 9, True),
+    (3, 12, 11, 6, 5, 5, (1, 1), 20, True),
+    (2, 12, 11, 10, 5, 5, (1, 1), 20, True),  # 250 taps: the reference path
+    (2, 10, 10, 3, 5, 5, (1, 1), 6, True),
+    (1, 8, 7, 2, 3, 2, (2, 1), 1, False),
+    (2, 7, 9, 4, 2, 3, (1, 3), 8, True),
+    (1, 9, 9, 3, 3, 3, (2, 2), 16, False),
+    (2, 6, 13, 2, 1, 4, (1, 2), 17, True),
+    (1, 7, 7, 5, 3, 3, (1, 1), 24, True),
+    (1, 6, 6, 2, 3, 3, (1, 1), 32, True),
+    (1, 6, 6, 2, 3, 3, (1, 1), 33, True),  # over 32 filters: the reference path
+]
+
+
+@pytest.mark.parametrize("n,h,w,c,kh,kw,stride,f,bias", FUSED_CASES)
+def test_fused_conv_matches_im2col_gemm(n, h, w, c, kh, kw, stride, f, bias, monkeypatch):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((n, h, w, c)).astype(np.float32)
+    wt = rng.standard_normal((kh, kw, c, f)).astype(np.float32)
+    b = rng.standard_normal(f).astype(np.float32) if bias else None
+
+    paths = []
+
+    def run():
+        y, cache = conv2d_forward(x, wt, b, stride, "valid")
+        paths.append(isinstance(cache[0], str))
+        dy = rng_dy.standard_normal(y.shape).astype(np.float32)
+        return (y,) + conv2d_backward(dy, cache)
+
+    rng_dy = np.random.default_rng(6)
+    fast = run()
+    assert paths == [f <= 32 and kh * kw * c <= 200 and kernels.lib.fused_conv]  # fused where it applies
+    rng_dy = np.random.default_rng(6)
+    monkeypatch.setattr(kernels, "lib", None)
+    slow = run()
+    for a, s in zip(fast, slow):
+        assert a.dtype == np.float32 and a.shape == s.shape
+        np.testing.assert_allclose(a, s, rtol=2e-4, atol=2e-4)

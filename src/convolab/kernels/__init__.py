@@ -37,8 +37,12 @@ def _load():
     lib.relu_bwd_f32.argtypes = [_ptr, _ptr, _ptr, _l]
     lib.adam_f32.argtypes = [_ptr, _ptr, _ptr, _ptr, _l, _f, _f, _f, _f]
     lib.rmsprop_f32.argtypes = [_ptr, _ptr, _ptr, _l, _f, _f, _f]
-    for name in ("relu_bwd_f32", "adam_f32", "rmsprop_f32"):
+    lib.conv_fwd_f32.argtypes = [_ptr] * 4 + [_c_int] * 11
+    lib.conv_dw_f32.argtypes = [_ptr] * 4 + [_c_int] * 11
+    for name in ("relu_bwd_f32", "adam_f32", "rmsprop_f32", "conv_fwd_f32", "conv_dw_f32"):
         getattr(lib, name).restype = None
+    lib.conv_fused_supported.restype = ctypes.c_int
+    lib.fused_conv = bool(lib.conv_fused_supported()) and not os.environ.get("CONVOLAB_NO_FUSED_CONV")
     return lib
 
 

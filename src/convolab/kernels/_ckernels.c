@@ -14,6 +14,7 @@
 #include <Python.h>
 #include <string.h>
 #include <math.h>
+#include <stdlib.h>
 
 /* Build each hot loop for AVX2 too (with FMA) and pick at load time, where the compiler can. */
 #if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
@@ -209,13 +210,13 @@ HOT void maxpool_bwd_f32(const float *restrict dy, const int *restrict arg, floa
                     const long o = (((long)n * Ho + ho) * Wo + wo) * C;
                     float *a = dx + (((long)n * H + 2 * ho) * W + 2 * wo) * C;
                     float *b = a + C, *c2 = a + (long)W * C, *d = c2 + C;
-                    for (int c = 0; c < C; c++) {
-                        const int k = arg[o + c];
+                    for (int c = 0; c < C; c++) {  /* float compares and selects: they vectorise */
+                        const float k = (float)arg[o + c];
                         const float g = dy[o + c];
-                        a[c] = k == 0 ? g : 0.0f;
-                        b[c] = k == 1 ? g : 0.0f;
-                        c2[c] = k == 2 ? g : 0.0f;
-                        d[c] = k == 3 ? g : 0.0f;
+                        a[c] = k == 0.0f ? g : 0.0f;
+                        b[c] = k == 1.0f ? g : 0.0f;
+                        c2[c] = k == 2.0f ? g : 0.0f;
+                        d[c] = k == 3.0f ? g : 0.0f;
                     }
                 }
         return;
@@ -273,6 +274,221 @@ HOT void rmsprop_f32(float *restrict p, const float *restrict g, float *restrict
         p[t] -= lr * gt / sqrtf(vt + eps);
     }
 }
+
+/* ---------------------------------------------------------------------------------------
+ * Fused im2col + GEMM for 'valid' convolutions with at most 32 filters.
+ *
+ * The same product as im2col(x) @ W (see ops/im2col.py), but each im2col row is read
+ * straight from the image into registers as it is needed, so the matrix that is kh*kw
+ * times larger than the image is never written out, and the skinny GEMM (6 to 20 filters)
+ * runs in registers instead of through a BLAS call that packs the whole matrix first.
+ * Filters are processed 8 at a time in vector registers (NV = ceil(F / 8) vectors), R
+ * output pixels (forward) or KB taps (weight gradient) at a time.
+ *
+ * wp: the kernel as a (K, Fp) matrix, Fp = 8 * NV, zero-padded columns; bp: bias (Fp) or NULL.
+ * ------------------------------------------------------------------------------------- */
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+/* These loops are written for 8-wide vectors with FMA: built for AVX2 only, and used only
+   where the CPU has it (conv_fused_supported); elsewhere convolab takes im2col + BLAS. */
+#include <immintrin.h>
+#define FUSED __attribute__((target("avx2,fma")))
+#define FUSED_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
+
+int conv_fused_supported(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+typedef float v8f __attribute__((vector_size(32)));
+
+FUSED_INLINE v8f load8(const float *p) { v8f v; memcpy(&v, p, sizeof v); return v; }
+FUSED_INLINE void store8(float *p, v8f v) { memcpy(p, &v, sizeof v); }
+FUSED_INLINE v8f splat8(float a) { const v8f zero = {0}; return zero + a; }
+FUSED_INLINE v8f bcast8(const float *p) { return (v8f)_mm256_broadcast_ss(p); }  /* one load micro-op */
+
+/* y rows [m, m + R) of the output: x0 points at the first window's top-left pixel, rstride
+   is the step between neighbouring windows (sw * C floats), koff[k] tap k's offset. */
+FUSED_INLINE void
+fwd_rows(const float *restrict x0, long rstride, const long *restrict koff, int K, const float *restrict wp,
+         const float *restrict bp, float *restrict y, int F, const int NV, const int R)
+{
+    const int Fp = 8 * NV;
+    v8f acc[6][4];
+    _Pragma("GCC unroll 6")
+    for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 4")
+        for (int v = 0; v < NV; v++) acc[r][v] = bp ? load8(bp + 8 * v) : splat8(0.0f);
+    for (int k = 0; k < K; k++) {
+        const float *xk = x0 + koff[k];
+        const float *wk = wp + (long)k * Fp;
+        v8f wv[4];
+        _Pragma("GCC unroll 4")
+        for (int v = 0; v < NV; v++) wv[v] = load8(wk + 8 * v);
+        _Pragma("GCC unroll 6")
+        for (int r = 0; r < R; r++) {
+            const v8f a = bcast8(xk + r * rstride);
+            _Pragma("GCC unroll 4")
+            for (int v = 0; v < NV; v++) acc[r][v] += a * wv[v];
+        }
+    }
+    _Pragma("GCC unroll 6")
+    for (int r = 0; r < R; r++) {
+        if (F == Fp) {
+            _Pragma("GCC unroll 4")
+            for (int v = 0; v < NV; v++) store8(y + (long)r * F + 8 * v, acc[r][v]);
+        } else {
+            float tmp[32];
+            _Pragma("GCC unroll 4")
+            for (int v = 0; v < NV; v++) store8(tmp + 8 * v, acc[r][v]);
+            memcpy(y + (long)r * F, tmp, sizeof(float) * F);
+        }
+    }
+}
+
+/* koff[k]: tap k = (i, j, c)'s offset from a window's top-left pixel, in im2col's column order */
+static long *tap_offsets(int W, int C, int kh, int kw)
+{
+    const int K = kh * kw * C;
+    long *koff = malloc(sizeof(long) * (size_t)K);
+    if (!koff) return NULL;
+    for (int k = 0; k < K; k++) {
+        const int c = k % C, j = (k / C) % kw, i = k / (C * kw);
+        koff[k] = ((long)i * W + j) * C + c;
+    }
+    return koff;
+}
+
+FUSED_INLINE void
+conv_fwd_impl(const float *restrict x, const float *restrict wp, const float *restrict bp, float *restrict y,
+              int N, int H, int W, int C, int kh, int kw, int sh, int sw, int F, int Ho, int Wo,
+              const long *restrict koff, const int NV, const int R)
+{
+    const long rstride = (long)sw * C;
+    const int K = kh * kw * C;
+    for (int n = 0; n < N; n++)
+        for (int ho = 0; ho < Ho; ho++) {
+            const float *xrow = x + (((long)n * H + (long)ho * sh) * W) * C;
+            float *yrow = y + (((long)n * Ho + ho) * Wo) * F;
+            int wo = 0;
+            for (; wo + R <= Wo; wo += R)
+                fwd_rows(xrow + wo * rstride, rstride, koff, K, wp, bp, yrow + (long)wo * F, F, NV, R);
+            for (; wo < Wo; wo++)
+                fwd_rows(xrow + wo * rstride, rstride, koff, K, wp, bp, yrow + (long)wo * F, F, NV, 1);
+        }
+}
+
+FUSED void conv_fwd_f32(const float *restrict x, const float *restrict wp, const float *restrict bp,
+                      float *restrict y, int N, int H, int W, int C, int kh, int kw, int sh, int sw,
+                      int F, int Ho, int Wo)
+{
+    long *koff = tap_offsets(W, C, kh, kw);
+    if (!koff) return;
+    switch ((F + 7) / 8) {
+    case 1: conv_fwd_impl(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, 1, 6); break;
+    case 2: conv_fwd_impl(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, 2, 4); break;
+    case 3: conv_fwd_impl(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, 3, 3); break;
+    default: conv_fwd_impl(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, 4, 2); break;
+    }
+    free(koff);
+}
+
+/* dwp[k, :] += sum over output pixels m of im2col(x)[m, k] * dy[m, :], for KB taps k0.. at a
+   time held in registers; dbp += sum of dy rows when dbp is given. koff[k] is tap k's offset
+   from a window's top-left pixel. dy rows are F floats apart: vector loads may run past a
+   row into the next ones, whose lanes land in the padding columns of dwp; the last rows,
+   where that would leave the array, are copied into a padded buffer first. */
+FUSED_INLINE void
+dw_taps(const float *restrict x, const float *restrict dy, const long *restrict koff, float *restrict dwp,
+        float *restrict dbp, int N, int H, int W, int C, int sh, int sw, int F, int Ho, int Wo,
+        const int NV, const int KB)
+{
+    const int Fp = 8 * NV;
+    const long M = (long)N * Ho * Wo;
+    const long safe = M - (8L * NV - F + F - 1) / F;  /* rows whose vector loads stay inside dy */
+    v8f acc[4][4], db[4];
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < KB; t++)
+        _Pragma("GCC unroll 4")
+        for (int v = 0; v < NV; v++) acc[t][v] = splat8(0.0f);
+    _Pragma("GCC unroll 4")
+    for (int v = 0; v < NV; v++) db[v] = splat8(0.0f);
+    long m = 0;
+    for (int n = 0; n < N; n++)
+        for (int ho = 0; ho < Ho; ho++) {
+            const float *xrow = x + (((long)n * H + (long)ho * sh) * W) * C;
+            for (int wo = 0; wo < Wo; wo++, m++) {
+                const float *xw = xrow + (long)wo * sw * C;
+                v8f d[4];
+                if (m < safe) {
+                    _Pragma("GCC unroll 4")
+                    for (int v = 0; v < NV; v++) d[v] = load8(dy + m * F + 8 * v);
+                } else {
+                    float tmp[32] = {0};
+                    memcpy(tmp, dy + m * F, sizeof(float) * F);
+                    _Pragma("GCC unroll 4")
+                    for (int v = 0; v < NV; v++) d[v] = load8(tmp + 8 * v);
+                }
+                if (dbp)
+                    _Pragma("GCC unroll 4")
+                    for (int v = 0; v < NV; v++) db[v] += d[v];
+                _Pragma("GCC unroll 4")
+                for (int t = 0; t < KB; t++) {
+                    const v8f a = bcast8(xw + koff[t]);
+                    _Pragma("GCC unroll 4")
+                    for (int v = 0; v < NV; v++) acc[t][v] += a * d[v];
+                }
+            }
+        }
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < KB; t++)
+        _Pragma("GCC unroll 4")
+        for (int v = 0; v < NV; v++) store8(dwp + (long)t * Fp + 8 * v, load8(dwp + (long)t * Fp + 8 * v) + acc[t][v]);
+    if (dbp)
+        _Pragma("GCC unroll 4")
+        for (int v = 0; v < NV; v++) store8(dbp + 8 * v, load8(dbp + 8 * v) + db[v]);
+}
+
+FUSED_INLINE void
+conv_dw_impl(const float *restrict x, const float *restrict dy, float *restrict dwp, float *restrict dbp,
+             int N, int H, int W, int C, int kh, int kw, int sh, int sw, int F, int Ho, int Wo,
+             const int NV, const int KB)
+{
+    const int K = kh * kw * C, Fp = 8 * NV;
+    long koff[4];
+    for (int k0 = 0; k0 < K; k0 += KB) {
+        const int nb = K - k0 < KB ? K - k0 : KB;
+        _Pragma("GCC unroll 4")
+        for (int t = 0; t < nb; t++) {
+            const int k = k0 + t, c = k % C, j = (k / C) % kw, i = k / (C * kw);
+            koff[t] = ((long)i * W + j) * C + c;
+        }
+        float *dst = dwp + (long)k0 * Fp;
+        float *db = k0 == 0 ? dbp : NULL;  /* the bias gradient once, with the first taps */
+        if (nb == KB) dw_taps(x, dy, koff, dst, db, N, H, W, C, sh, sw, F, Ho, Wo, NV, KB);
+        else
+            _Pragma("GCC unroll 4")
+            for (int t = 0; t < nb; t++)
+                dw_taps(x, dy, koff + t, dst + (long)t * Fp, t == 0 ? db : NULL, N, H, W, C, sh, sw, F, Ho, Wo, NV, 1);
+    }
+}
+
+FUSED void conv_dw_f32(const float *restrict x, const float *restrict dy, float *restrict dwp, float *restrict dbp,
+                     int N, int H, int W, int C, int kh, int kw, int sh, int sw, int F, int Ho, int Wo)
+{
+    switch ((F + 7) / 8) {
+    case 1: conv_dw_impl(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, 1, 4); break;
+    case 2: conv_dw_impl(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, 2, 4); break;
+    case 3: conv_dw_impl(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, 3, 3); break;
+    default: conv_dw_impl(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, 4, 2); break;
+    }
+}
+
+#else
+int conv_fused_supported(void) { return 0; }
+void conv_fwd_f32(void) {}
+void conv_dw_f32(void) {}
+#endif
 
 static struct PyModuleDef ckernels_module = {PyModuleDef_HEAD_INIT, "_ckernels",
     "convolab's optional compiled kernels (called through ctypes).", -1, NULL};
