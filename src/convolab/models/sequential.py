@@ -227,17 +227,20 @@ class Sequential:
     @contextlib.contextmanager
     def _threads(self, batch_size):
         """Run the enclosed batches as shards on threads when that can pay (see parallel.py)."""
-        n = parallel.default_num_threads()
-        if n < 2 or batch_size < 2 * parallel.ShardRunner.min_shard or self._runner is not None:
+        if self._runner is not None:  # already inside fit: validation and callbacks reuse it
             yield
             return
-        self._runner = parallel.ShardRunner(self, n)
-        try:
-            with parallel.blas_single_threaded():
+        n = parallel.default_num_threads()
+        with parallel.blas_single_threaded():
+            if not parallel.worth_sharding(self, batch_size, n):
                 yield
-        finally:
-            self._runner.close()
-            self._runner = None
+                return
+            self._runner = parallel.ShardRunner(self, n)
+            try:
+                yield
+            finally:
+                self._runner.close()
+                self._runner = None
 
     # -- data preparation ---------------------------------------------------
     def _ensure_built_for(self, x):
