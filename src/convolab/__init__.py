@@ -3,11 +3,15 @@
     from convolab import keras
     model = keras.models.Sequential([keras.layers.Conv2D(9, (5, 5), input_shape=(28, 28, 1), activation='relu'), ...])
 """
+from . import allocator
+
+allocator.tune()  # see allocator.py: large temporaries stay in the heap between steps
+
 from . import backend, callbacks, initializers, layers, losses, metrics, models, ops, optimizers
 from .models import Sequential
 from .random import set_random_seed
 
 __version__ = "0.1.0"
 
-__all__ = ["Sequential", "backend", "callbacks", "initializers", "layers", "losses", "metrics", "models",
+__all__ = ["Sequential", "allocator", "backend", "callbacks", "initializers", "layers", "losses", "metrics", "models",
            "ops", "optimizers", "set_random_seed", "__version__"]
