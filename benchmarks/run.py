@@ -8,8 +8,9 @@
 Every (framework, model, batch size) runs in its own subprocess, so peak memory is that
 framework's alone, on identical data: the same seeded float32 images and labels for all
 (NCHW copies for PyTorch, made before any timing). Each run trains one warm-up pass on
-2,048 images, then times one full epoch (60,000 images for the MNIST models, 50,000 for
-LeNet) with Adam and shuffling, then times inference over 50,000 images at batch 128.
+2,048 images, then times full epochs (60,000 images for the MNIST models, 50,000 for
+LeNet) with Adam and shuffling, then inference passes over 50,000 images at batch 128,
+and reports the median of --repeat (default 3) of each.
 A peer that is not installed is reported as missing (pip install torch==2.13.0;
 pip install tensorflow-cpu); neither is a convolab dependency. Run on a quiet machine:
 anything else loading the cores makes every figure meaningless.
@@ -48,8 +49,8 @@ def convolab_model(name, input_shape):
     return keras_style_model(keras, name, input_shape)
 
 
-def worker(framework, name, batch, samples, infer, input_shape):
-    """Run one measurement in this process; print one JSON line."""
+def worker(framework, name, batch, samples, infer, input_shape, repeat=1):
+    """Run one measurement in this process; print one JSON line (the median of ``repeat`` timed epochs)."""
     x, y = make_data(name, max(samples, infer), input_shape)
     xt, yt, xi = x[:samples], y[:samples], x[:infer]
     shape = input_shape or SHAPES[name]
@@ -59,12 +60,9 @@ def worker(framework, name, batch, samples, infer, input_shape):
         keras.utils.set_random_seed(0)
         model = convolab_model(name, shape)
         model.fit(xt[:2048], yt[:2048], batch_size=batch, epochs=1, verbose=0)
-        t0 = time.perf_counter()
-        model.fit(xt, yt, batch_size=batch, epochs=1, verbose=0)
-        train = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        model.predict(xi, batch_size=128, verbose=0)
-        pred = time.perf_counter() - t0
+        train = _median_time(lambda: model.fit(xt, yt, batch_size=batch, epochs=1, verbose=0), repeat)
+        model.predict(xi[:1024], batch_size=128, verbose=0)
+        pred = _median_time(lambda: model.predict(xi, batch_size=128, verbose=0), repeat)
     elif framework == "torch":
         import torch
 
@@ -75,9 +73,10 @@ def worker(framework, name, batch, samples, infer, input_shape):
         model = torch_model(name, shape)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
         torch_train_epoch(model, xt_[:2048], yt_[:2048], batch, opt)
-        train = torch_train_epoch(model, xt_, yt_, batch, opt)
+        train = float(np.median([torch_train_epoch(model, xt_, yt_, batch, opt) for _ in range(repeat)]))
         model.eval()
-        pred = torch_predict(model, xi_, 128)
+        torch_predict(model, xi_[:1024], 128)  # warm-up, as for the others
+        pred = float(np.median([torch_predict(model, xi_, 128) for _ in range(repeat)]))
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import keras
@@ -85,21 +84,27 @@ def worker(framework, name, batch, samples, infer, input_shape):
         keras.utils.set_random_seed(0)
         model = keras_model(name, shape)
         model.fit(xt[:2048], yt[:2048], batch_size=batch, epochs=1, verbose=0)
-        t0 = time.perf_counter()
-        model.fit(xt, yt, batch_size=batch, epochs=1, verbose=0)
-        train = time.perf_counter() - t0
+        train = _median_time(lambda: model.fit(xt, yt, batch_size=batch, epochs=1, verbose=0), repeat)
         model.predict(xi[:1024], batch_size=128, verbose=0)
-        t0 = time.perf_counter()
-        model.predict(xi, batch_size=128, verbose=0)
-        pred = time.perf_counter() - t0
+        pred = _median_time(lambda: model.predict(xi, batch_size=128, verbose=0), repeat)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"framework": framework, "model": name, "batch": batch, "samples": samples,
+    print(json.dumps({"framework": framework, "model": name, "batch": batch, "samples": samples, "repeat": repeat,
                       "train_s": train, "epoch_s": train * EPOCH_SIZE[name] / samples,
                       "infer_img_s": infer / pred, "peak_mb": peak_mb}))
 
 
-def run_one(framework, name, batch, samples, infer, input_shape=None, timeout=1200):
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, name, str(batch), str(samples), str(infer)]
+def _median_time(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def run_one(framework, name, batch, samples, infer, input_shape=None, timeout=1800, repeat=1):
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, name, str(batch), str(samples), str(infer),
+           "--repeat", str(repeat)]
     if input_shape:
         cmd += ["--input-shape", ",".join(map(str, input_shape))]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -150,6 +155,8 @@ def main(argv=None):
     ap.add_argument("--batch-sizes", default="32,128")
     ap.add_argument("--samples", type=int, default=0, help="training images timed (default: a full epoch)")
     ap.add_argument("--infer", type=int, default=50000, help="images for the inference timing")
+    ap.add_argument("--repeat", type=int, default=3, help="timed epochs (and inference passes) per run; "
+                    "the median is reported (default 3)")
     ap.add_argument("--json")
     ap.add_argument("--markdown")
     ap.add_argument("--scaling", action="store_true", help="convolab epoch time against batch size and image size")
@@ -161,7 +168,7 @@ def main(argv=None):
     shape = tuple(int(v) for v in args.input_shape.split(",")) if args.input_shape else None
     if args.worker:
         f, m, b, s, i = args.worker
-        worker(f, m, int(b), int(s), int(i), shape)
+        worker(f, m, int(b), int(s), int(i), shape, args.repeat)
         return 0
     if args.profile:
         from profile_ops import profile_all
@@ -187,7 +194,7 @@ def main(argv=None):
                 if not available(f):
                     results.append({"framework": f, "model": m, "batch": b, "error": "not installed"})
                     continue
-                r = run_one(f, m, b, args.samples or EPOCH_SIZE[m], args.infer)
+                r = run_one(f, m, b, args.samples or EPOCH_SIZE[m], args.infer, repeat=args.repeat)
                 print(json.dumps(r), file=sys.stderr, flush=True)
                 results.append(r)
     text = table(results, models, batches, frameworks)
