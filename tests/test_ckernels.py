@@ -118,6 +118,11 @@ FUSED_CASES = [
     (1, 7, 7, 5, 3, 3, (1, 1), 24, True),
     (1, 6, 6, 2, 3, 3, (1, 1), 32, True),
     (1, 6, 6, 2, 3, 3, (1, 1), 33, True),  # over 32 filters: the reference path
+    # <= 6 filters at stride 1 along W with >= 16 output columns: 16 pixels per vector pair
+    (2, 20, 21, 3, 5, 5, (1, 1), 6, True),
+    (1, 18, 40, 1, 3, 3, (1, 1), 1, False),
+    (2, 19, 22, 2, 2, 3, (2, 1), 4, True),
+    (1, 9, 33, 4, 1, 1, (1, 1), 5, True),
 ]
 
 

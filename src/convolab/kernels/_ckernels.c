@@ -395,10 +395,86 @@ conv_fwd_impl(const float *restrict x, const float *restrict wp, const float *re
         }
 }
 
+/* Few filters (F <= 6) at stride 1: one filter per lane wastes lanes and needs a broadcast
+   per multiply, so here the lanes hold 16 neighbouring output pixels instead, two vectors
+   per filter. x is first copied channel-planar (xpl[n][c][h][w], padded at the end) so the
+   16 pixels of a tap are one contiguous run. */
+FUSED_INLINE void
+conv_fwd_pixels(const float *restrict xpl, const long *restrict poff, const float *restrict wp,
+                const float *restrict bp, float *restrict y, int N, int H, int W, int C, int K,
+                int sh, int Ho, int Wo, const int F)
+{
+    const int Fp = 8;
+    for (int n = 0; n < N; n++)
+        for (int ho = 0; ho < Ho; ho++) {
+            const float *xrow = xpl + ((long)n * C * H + (long)ho * sh) * W;
+            for (int wo0 = 0; wo0 < Wo; wo0 += 16) {
+                v8f acc[6][2];
+                _Pragma("GCC unroll 6")
+                for (int f = 0; f < F; f++) acc[f][0] = acc[f][1] = splat8(bp ? bp[f] : 0.0f);
+                for (int k = 0; k < K; k++) {
+                    const float *src = xrow + poff[k] + wo0;
+                    const v8f a0 = load8(src), a1 = load8(src + 8);
+                    const float *wk = wp + (long)k * Fp;
+                    _Pragma("GCC unroll 6")
+                    for (int f = 0; f < F; f++) {
+                        const v8f wf = bcast8(wk + f);
+                        acc[f][0] += a0 * wf;
+                        acc[f][1] += a1 * wf;
+                    }
+                }
+                float tmp[6][16];
+                _Pragma("GCC unroll 6")
+                for (int f = 0; f < F; f++) {
+                    store8(tmp[f], acc[f][0]);
+                    store8(tmp[f] + 8, acc[f][1]);
+                }
+                const int np = Wo - wo0 < 16 ? Wo - wo0 : 16;
+                float *yo = y + (((long)n * Ho + ho) * Wo + wo0) * F;
+                for (int p = 0; p < np; p++)
+                    _Pragma("GCC unroll 6")
+                    for (int f = 0; f < F; f++) yo[(long)p * F + f] = tmp[f][p];
+            }
+        }
+}
+
+FUSED static int conv_fwd_by_pixels(const float *restrict x, const float *restrict wp, const float *restrict bp,
+                              float *restrict y, int N, int H, int W, int C, int kh, int kw, int sh,
+                              int F, int Ho, int Wo)
+{
+    const long plane = (long)H * W, total = (long)N * C * plane;
+    float *xpl = malloc(sizeof(float) * (size_t)(total + kw + 16));  /* padded: the last block reads past the row */
+    long *poff = malloc(sizeof(long) * (size_t)(kh * kw * C));
+    if (!xpl || !poff) { free(xpl); free(poff); return 0; }
+    for (long t = total; t < total + kw + 16; t++) xpl[t] = 0.0f;
+    for (int n = 0; n < N; n++)
+        for (long q = 0; q < plane; q++)
+            for (int c = 0; c < C; c++) xpl[((long)n * C + c) * plane + q] = x[((long)n * plane + q) * C + c];
+    for (int k = 0; k < kh * kw * C; k++) {  /* k in im2col's (i, j, c) order */
+        const int c = k % C, j = (k / C) % kw, i = k / (C * kw);
+        poff[k] = c * plane + (long)i * W + j;
+    }
+    const int K = kh * kw * C;
+    switch (F) {
+    case 1: conv_fwd_pixels(xpl, poff, wp, bp, y, N, H, W, C, K, sh, Ho, Wo, 1); break;
+    case 2: conv_fwd_pixels(xpl, poff, wp, bp, y, N, H, W, C, K, sh, Ho, Wo, 2); break;
+    case 3: conv_fwd_pixels(xpl, poff, wp, bp, y, N, H, W, C, K, sh, Ho, Wo, 3); break;
+    case 4: conv_fwd_pixels(xpl, poff, wp, bp, y, N, H, W, C, K, sh, Ho, Wo, 4); break;
+    case 5: conv_fwd_pixels(xpl, poff, wp, bp, y, N, H, W, C, K, sh, Ho, Wo, 5); break;
+    default: conv_fwd_pixels(xpl, poff, wp, bp, y, N, H, W, C, K, sh, Ho, Wo, 6); break;
+    }
+    free(xpl);
+    free(poff);
+    return 1;
+}
+
 FUSED void conv_fwd_f32(const float *restrict x, const float *restrict wp, const float *restrict bp,
                       float *restrict y, int N, int H, int W, int C, int kh, int kw, int sh, int sw,
                       int F, int Ho, int Wo)
 {
+    if (F <= 6 && sw == 1 && C <= 4 && Wo >= 16 &&
+        conv_fwd_by_pixels(x, wp, bp, y, N, H, W, C, kh, kw, sh, F, Ho, Wo))
+        return;
     long *koff = tap_offsets(W, C, kh, kw);
     if (!koff) return;
     switch ((F + 7) / 8) {
@@ -472,7 +548,7 @@ conv_dw_impl(const float *restrict x, const float *restrict dy, float *restrict 
              const int NV, const int KB)
 {
     const int K = kh * kw * C, Fp = 8 * NV;
-    long koff[4];
+    long koff[4] = {0};
     for (int k0 = 0; k0 < K; k0 += KB) {
         const int nb = K - k0 < KB ? K - k0 : KB;
         _Pragma("GCC unroll 4")
