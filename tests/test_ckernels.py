@@ -59,7 +59,7 @@ def test_max_pool_matches_numpy(h, w, c, k, s, pad, monkeypatch):
     np.testing.assert_allclose(fast, slow, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("stride,pad", itertools.product([(1, 1), (2, 2)], ["valid", "same"]))
+@pytest.mark.parametrize("stride,pad", list(itertools.product([(1, 1), (2, 2)], ["valid", "same"])))
 def test_conv_layer_math_matches_numpy(stride, pad, monkeypatch):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((4, 9, 9, 3)).astype(np.float32)
