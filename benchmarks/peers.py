@@ -73,9 +73,3 @@ def keras_style_model(keras, name, input_shape):
     model = keras.Sequential([keras.Input(shape=input_shape)] + lesson_layers(keras.layers, name))
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["acc"])
     return model
-
-
-def keras_model(name, input_shape):
-    import keras
-
-    return keras_style_model(keras, name, input_shape)

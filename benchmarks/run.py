@@ -29,7 +29,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peers import SHAPES, keras_model, keras_style_model, torch_model, torch_predict, torch_train_epoch  # noqa: E402
+from peers import SHAPES, keras_style_model, torch_model, torch_predict, torch_train_epoch  # noqa: E402
 
 EPOCH_SIZE = {"simple": 60000, "multi": 60000, "lenet": 50000}
 FRAMEWORKS = ("convolab", "torch", "keras")
@@ -44,6 +44,7 @@ def make_data(name, n, input_shape=None):
 
 
 def convolab_model(name, input_shape):
+    """The benchmark's convolab model (the profile uses it too)."""
     from convolab import keras
 
     return keras_style_model(keras, name, input_shape)
@@ -54,16 +55,20 @@ def worker(framework, name, batch, samples, infer, input_shape, repeat=1):
     x, y = make_data(name, max(samples, infer), input_shape)
     xt, yt, xi = x[:samples], y[:samples], x[:infer]
     shape = input_shape or SHAPES[name]
-    if framework == "convolab":
-        from convolab import keras
+    if framework in ("convolab", "keras"):  # the same Keras-style code times both
+        if framework == "keras":
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+            import keras
+        else:
+            from convolab import keras
 
         keras.utils.set_random_seed(0)
-        model = convolab_model(name, shape)
+        model = keras_style_model(keras, name, shape)
         model.fit(xt[:2048], yt[:2048], batch_size=batch, epochs=1, verbose=0)
         train = _median_time(lambda: model.fit(xt, yt, batch_size=batch, epochs=1, verbose=0), repeat)
-        model.predict(xi[:1024], batch_size=128, verbose=0)
+        model.predict(xi[:1024], batch_size=128, verbose=0)  # warm-up
         pred = _median_time(lambda: model.predict(xi, batch_size=128, verbose=0), repeat)
-    elif framework == "torch":
+    else:
         import torch
 
         torch.manual_seed(0)
@@ -77,16 +82,6 @@ def worker(framework, name, batch, samples, infer, input_shape, repeat=1):
         model.eval()
         torch_predict(model, xi_[:1024], 128)  # warm-up, as for the others
         pred = float(np.median([torch_predict(model, xi_, 128) for _ in range(repeat)]))
-    else:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import keras
-
-        keras.utils.set_random_seed(0)
-        model = keras_model(name, shape)
-        model.fit(xt[:2048], yt[:2048], batch_size=batch, epochs=1, verbose=0)
-        train = _median_time(lambda: model.fit(xt, yt, batch_size=batch, epochs=1, verbose=0), repeat)
-        model.predict(xi[:1024], batch_size=128, verbose=0)
-        pred = _median_time(lambda: model.predict(xi, batch_size=128, verbose=0), repeat)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"framework": framework, "model": name, "batch": batch, "samples": samples, "repeat": repeat,
                       "train_s": train, "epoch_s": train * EPOCH_SIZE[name] / samples,
