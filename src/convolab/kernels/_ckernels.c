@@ -228,8 +228,13 @@ HOT void maxpool_bwd_f32(const float *restrict dy, const int *restrict arg, floa
             for (int wo = 0; wo < Wo; wo++) {
                 const long o = (((long)n * Ho + ho) * Wo + wo) * C;
                 for (int c = 0; c < C; c++) {
+                    /* A window whose values are all -inf (or NaN) keeps arg 0, which under 'same'
+                       padding names a padded pixel outside the image: its gradient is dropped, as
+                       the NumPy path's crop drops it. Never index with an unchecked position. */
                     const int k = arg[o + c];
+                    if (k < 0 || k >= ph * pw) continue;
                     const int h = ho * sh - pt + k / pw, w = wo * sw - pl + k % pw;
+                    if (h < 0 || h >= H || w < 0 || w >= W) continue;
                     dxn[((long)h * W + w) * C + c] += dy[o + c];
                 }
             }

@@ -49,7 +49,7 @@ def activation_backward(name, dy, y):
     if name == "relu":
         if kernels.usable(dy, y):
             dz = xp.empty_like(y)
-            kernels.lib.relu_bwd_f32(kernels.ptr(dy), kernels.ptr(y), kernels.ptr(dz), y.size)
+            kernels.relu_bwd_f32(dy, y, dz)
             return dz
         return dy * (y > 0)
     if name == "sigmoid":

@@ -20,7 +20,7 @@ from ..utils.conv_utils import padding_amounts
 from .im2col import col2im, im2col
 
 #: the fused kernels hold up to 32 filters in registers
-_MAX_FUSED_FILTERS = 32
+_MAX_FUSED_FILTERS = kernels.MAX_FUSED_FILTERS
 #: above this many taps (kh * kw * C) the packed BLAS GEMM wins: measured on the lesson's
 #: layers, fused was faster for K = 25, 75, 150 and slower for K = 250 (10 channels, 5x5)
 _MAX_FUSED_TAPS = 200
@@ -114,8 +114,7 @@ def _conv2d_forward_fused(x, w, b, strides, padding):
     wp = _padded_columns(w.reshape(kh * kw * c, f), fp)
     bp = None if b is None else _padded_columns(b.reshape(1, f), fp)
     y = xp.empty((n, ho, wo, f), dtype=xp.float32)
-    kernels.lib.conv_fwd_f32(kernels.ptr(x), kernels.ptr(wp), None if bp is None else kernels.ptr(bp),
-                             kernels.ptr(y), *_int_args(x.shape, w.shape, strides, (ho, wo)))
+    kernels.conv_fwd_f32(x, wp, bp, y, *_int_args(x.shape, w.shape, strides, (ho, wo)))
     return y, ("fused", x, w, b is not None, strides, padding)
 
 
@@ -127,9 +126,7 @@ def _conv2d_backward_fused(dy, cache, need_dx):
     dy2 = xp.ascontiguousarray(dy.reshape(-1, f), dtype=xp.float32)
     dwp = xp.zeros((k, fp), dtype=xp.float32)
     dbp = xp.zeros(fp, dtype=xp.float32) if has_bias else None
-    kernels.lib.conv_dw_f32(kernels.ptr(x), kernels.ptr(dy2), kernels.ptr(dwp),
-                            None if dbp is None else kernels.ptr(dbp),
-                            *_int_args(x.shape, w.shape, strides, dy.shape[1:3]))
+    kernels.conv_dw_f32(x, dy2, dwp, dbp, *_int_args(x.shape, w.shape, strides, dy.shape[1:3]))
     dw = xp.ascontiguousarray(dwp[:, :f]).reshape(w.shape)
     db = dbp[:f] if has_bias else dy2.sum(axis=0)
     dx = None

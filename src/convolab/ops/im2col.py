@@ -92,7 +92,7 @@ def im2col(x, kernel_size, strides=(1, 1), padding="valid", ones_column=False):
     cols = xp.empty((n * out_hw[0] * out_hw[1], ld), dtype=x.dtype)
     if use_ckernels(x):  # fills the ones column too
         args, _ = kernel_args(x.shape, kernel_size, strides, padding)
-        kernels.lib.im2col_f32(kernels.ptr(x), kernels.ptr(cols), *args, ld)
+        kernels.im2col_f32(x, cols, *args, ld)
         return cols, out_hw
     xp_ = pad_nhwc(x, padding_amounts((h, w), kernel_size, strides, padding))
     view = window_view(xp_, kernel_size, strides, out_hw)
@@ -121,7 +121,7 @@ def col2im(cols, x_shape, kernel_size, strides=(1, 1), padding="valid"):
     if use_ckernels(cols):
         args, _ = kernel_args(x_shape, kernel_size, strides, padding)
         dx = xp.empty(x_shape, dtype=cols.dtype)
-        kernels.lib.col2im_f32(kernels.ptr(cols), kernels.ptr(dx), *args, cols.shape[1])
+        kernels.col2im_f32(cols, dx, *args, cols.shape[1])
         return dx
     sh, sw = strides
     (t, b), (l, r) = padding_amounts((h, w), kernel_size, strides, padding)

@@ -22,7 +22,9 @@ def _scatter_windows(dwin, x_shape, pool_size, strides, padding):
     n, ho, wo, c, _ = dwin.shape
     ph, pw = pool_size
     d6 = dwin.reshape(n, ho, wo, c, ph, pw).transpose(0, 1, 2, 4, 5, 3)
-    return col2im(xp.ascontiguousarray(d6), x_shape, pool_size, strides, padding)
+    # col2im takes im2col's 2-D layout: one row of (ph, pw, C) values per output pixel.
+    cols = xp.ascontiguousarray(d6).reshape(n * ho * wo, ph * pw * c)
+    return col2im(cols, x_shape, pool_size, strides, padding)
 
 
 def max_pool_forward(x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
@@ -41,7 +43,7 @@ def max_pool_forward(x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
         args, (ho, wo) = kernel_args(x.shape, pool_size, strides, padding)
         y = xp.empty((x.shape[0], ho, wo, x.shape[3]), dtype=x.dtype)
         arg = xp.empty(y.shape, dtype=xp.int32)
-        kernels.lib.maxpool_fwd_f32(kernels.ptr(x), kernels.ptr(y), kernels.ptr(arg), *args)
+        kernels.maxpool_fwd_f32(x, y, arg, *args)
         return y, (arg, x.shape, pool_size, strides, padding)
     win, _ = _windows(x, pool_size, strides, padding, fill=-xp.inf)
     # arg: flat index i * pw + j of the first maximum in each window, shape (N, Ho, Wo, C)
@@ -56,7 +58,7 @@ def max_pool_backward(dy, cache):
     if use_ckernels(dy) and arg.dtype == xp.int32:
         args, _ = kernel_args(x_shape, pool_size, strides, padding)
         dx = xp.empty(x_shape, dtype=dy.dtype)
-        kernels.lib.maxpool_bwd_f32(kernels.ptr(dy), kernels.ptr(arg), kernels.ptr(dx), *args)
+        kernels.maxpool_bwd_f32(dy, arg, dx, *args)
         return dx
     dwin = xp.zeros(arg.shape + (pool_size[0] * pool_size[1],), dtype=dy.dtype)
     xp.put_along_axis(dwin, arg[..., None], dy[..., None], axis=-1)

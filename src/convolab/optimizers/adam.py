@@ -36,8 +36,7 @@ class Adam(Optimizer):
         alpha = self.learning_rate * math.sqrt(1 - self.beta_2**step) / (1 - self.beta_1**step)
         m, v = state["momentum"], state["velocity"]
         if not self.amsgrad and kernels.usable(param, grad, m, v):
-            kernels.lib.adam_f32(kernels.ptr(param), kernels.ptr(grad), kernels.ptr(m), kernels.ptr(v), param.size,
-                                 alpha, self.beta_1, self.beta_2, self.epsilon)
+            kernels.adam_f32(param, grad, m, v, alpha, self.beta_1, self.beta_2, self.epsilon)
             return
         np.subtract(grad, m, out=tmp)
         tmp *= t(1 - self.beta_1)

@@ -33,8 +33,7 @@ class RMSprop(Optimizer):
         t = param.dtype.type
         v = state["velocity"]
         if not self.momentum and not self.centered and kernels.usable(param, grad, v):
-            kernels.lib.rmsprop_f32(kernels.ptr(param), kernels.ptr(grad), kernels.ptr(v), param.size,
-                                    self.learning_rate, self.rho, self.epsilon)
+            kernels.rmsprop_f32(param, grad, v, self.learning_rate, self.rho, self.epsilon)
             return
         v *= t(self.rho)
         np.multiply(grad, grad, out=tmp)
