@@ -1,16 +1,20 @@
-"""Optimizer base: owns per-parameter state and updates parameters in place."""
+"""Optimizer base: owns per-variable state and updates variables in place."""
 from __future__ import annotations
 
 import numbers
+import weakref
 
 import numpy as np
 
 
 class Optimizer:
-    """Base class. Subclasses implement ``build_state(param)`` and ``update(param, grad, state)``.
+    """Base class. Subclasses implement ``build_state(param)`` and ``update(param, grad, state, tmp)``.
 
-    ``apply(params, grads)`` updates each array in ``params`` in place, in order;
-    state is created on the first call, one entry per parameter.
+    ``apply(params, grads)`` updates each array in ``params`` in place. State is kept per
+    variable (the array object itself, as Keras keys its slots by variable), never by
+    position: freezing a layer, recompiling with the same optimizer, or sharing it between
+    two models changes which variables a step sees, and each keeps its own slots.
+    A variable's state is created the first time a step updates it.
     """
 
     def __init__(self, learning_rate=0.001, name=None, clipnorm=None, clipvalue=None, **kwargs):
@@ -28,10 +32,10 @@ class Optimizer:
         self.clipnorm = clipnorm
         self.clipvalue = clipvalue
         self.iterations = 0
-        #: one dict of state arrays per parameter (what a checkpoint must keep)
-        self.state: list = []
-        #: one scratch buffer per parameter, reused every step (never saved)
-        self._scratch: list = []
+        # id(variable) -> [weakref to the variable, its state dict, a scratch buffer]. The weak
+        # reference tells a live variable from a dead one whose id was reused, and drops the
+        # entry when the variable goes away.
+        self._slots: dict = {}
 
     @property
     def learning_rate(self):
@@ -52,20 +56,60 @@ class Optimizer:
         """Update ``param`` in place; ``tmp`` is a scratch array of the same shape."""
         raise NotImplementedError
 
+    def _slot(self, param):
+        key = id(param)
+        entry = self._slots.get(key)
+        if entry is None or entry[0]() is not param:
+            def forget(ref, key=key, slots=self._slots):
+                if key in slots and slots[key][0] is ref:
+                    del slots[key]
+
+            entry = [weakref.ref(param, forget), self.build_state(param), None]
+            self._slots[key] = entry
+        return entry
+
+    def get_state(self, param):
+        """The state dict of variable ``param`` (live arrays), or ``None`` before its first step."""
+        entry = self._slots.get(id(param))
+        return entry[1] if entry is not None and entry[0]() is param else None
+
+    def set_state(self, param, state) -> None:
+        """Give variable ``param`` this state (slot name -> array of ``param``'s shape)."""
+        want = self.build_state(param)
+        if set(state) != set(want):
+            raise ValueError(f"{type(self).__name__}: state slots must be {sorted(want)}; got {sorted(state)}")
+        for key, arr in state.items():
+            if np.shape(arr) != param.shape:
+                raise ValueError(f"{type(self).__name__}: state slot '{key}' must have the variable's shape "
+                                 f"{param.shape}; got {np.shape(arr)}")
+        entry = self._slot(param)
+        entry[1] = {key: np.array(arr, dtype=param.dtype) for key, arr in state.items()}
+
+    @property
+    def state(self) -> list:
+        """Every live variable's state dict, in the order the variables were first updated."""
+        return [entry[1] for entry in self._slots.values() if entry[0]() is not None]
+
     def apply(self, params, grads) -> None:
         """One step: update every ``params[i]`` in place from ``grads[i]``."""
-        if not self.state:
-            self.state = [self.build_state(p) for p in params]
-        if len(self._scratch) != len(params):
-            self._scratch = [np.empty_like(p) for p in params]
-        for p, g, s, tmp in zip(params, grads, self.state, self._scratch):
+        params, grads = list(params), list(grads)
+        if len(params) != len(grads):
+            raise ValueError(f"{type(self).__name__}: {len(params)} variables but {len(grads)} gradients")
+        for p, g in zip(params, grads):
+            if not isinstance(p, np.ndarray) or np.shape(g) != p.shape:
+                raise ValueError(f"{type(self).__name__}: a gradient of shape {np.shape(g)} for a variable "
+                                 f"of shape {np.shape(p)}")
+        for p, g in zip(params, grads):
+            entry = self._slot(p)
+            if entry[2] is None:
+                entry[2] = np.empty_like(p)  # scratch, reused every step, never saved
             if self.clipvalue is not None:
                 g = np.clip(g, -self.clipvalue, self.clipvalue)
             if self.clipnorm is not None:
                 norm = float(np.sqrt((g * g).sum()))
                 if norm > self.clipnorm:
                     g = g * (self.clipnorm / norm)
-            self.update(p, g, s, tmp)
+            self.update(p, g, entry[1], entry[2])
         self.iterations += 1
 
     def apply_gradients(self, grads_and_vars) -> None:

@@ -128,13 +128,12 @@ def _compile_config(model):
 def _training_state(model, tensors):
     opt = model.optimizer
     weights = _trainable_weights(model)
-    if opt.state and len(opt.state) != len(weights):
-        raise ValueError(
-            f"cannot save the optimizer state: it has {len(opt.state)} entries but {model.describe()} "
-            f"has {len(weights)} trainable weights (was the optimizer used with another model?)"
-        )
-    for j, slots in enumerate(opt.state):
-        for key, arr in slots.items():
+    states = [opt.get_state(w) for w in weights]
+    if all(s is None for s in states):
+        states = []  # never stepped: nothing to keep
+    for j, (w, slots) in enumerate(zip(weights, states)):
+        # A weight the optimizer has not stepped yet (unfrozen since) starts from zeros, as in Keras.
+        for key, arr in (slots if slots is not None else opt.build_state(w)).items():
             tensors[slot_name(j, key)] = arr
     global_state = _rng_json(random_mod.get_state())
     if global_state is None:
@@ -146,7 +145,7 @@ def _training_state(model, tensors):
             state = _rng_json(rng.bit_generator.state)
             if state is not None:
                 layer_rngs[str(i)] = state
-    return {"iterations": int(opt.iterations), "optimizer_slots": len(opt.state),
+    return {"iterations": int(opt.iterations), "optimizer_slots": len(states),
             "rng": {"global": global_state, "layers": layer_rngs}}
 
 
@@ -374,7 +373,9 @@ def _build(plan, doc, tensors, compile, source):
         if compile:
             opt = model.optimizer
             opt.iterations = state["iterations"]
-            opt.state = [{key: tensors[slot_name(j, key)] for key in keys} for j, keys in enumerate(plan.weight_slots)]
+            weights = _trainable_weights(model)
+            for j, keys in enumerate(plan.weight_slots):
+                opt.set_state(weights[j], {key: tensors[slot_name(j, key)] for key in keys})
             if state["rng"]["global"] is not None:
                 random_mod.set_state(state["rng"]["global"])
     return model
