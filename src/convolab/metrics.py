@@ -55,21 +55,38 @@ _NAMED = {
 VALID = _ACCURACY + tuple(_NAMED)
 
 
-def get(identifier, loss_name: str, output_width) -> Metric:
-    """Resolve a metric name for a model with this loss and output width."""
+def accuracy_by_shape_sum(pred, y):
+    """Keras 3's choice when the loss does not decide: targets of lower rank than the
+    predictions are class indices (sparse), targets of the same rank are one-hot."""
+    if y.ndim < pred.ndim:
+        return sparse_categorical_accuracy_sum(pred, y)
+    return categorical_accuracy_sum(pred, y)
+
+
+def _accuracy_for(loss, output_width):
+    """The accuracy that fits ``loss`` (an object, never its name) and the output width.
+
+    As Keras: the loss's type decides first (sparse or one-hot cross-entropy), a single
+    output is binary, and otherwise the targets' shape decides at each batch.
+    """
+    from . import losses
+
+    if isinstance(loss, losses.SparseCategoricalCrossentropy):
+        return sparse_categorical_accuracy_sum
+    if isinstance(loss, losses.CategoricalCrossentropy):
+        return categorical_accuracy_sum
+    if output_width == 1:
+        return binary_accuracy_sum
+    return accuracy_by_shape_sum
+
+
+def get(identifier, loss=None, output_width=None) -> Metric:
+    """Resolve a metric name for a model compiled with the loss object ``loss``."""
     if isinstance(identifier, Metric):
         return identifier
     if not isinstance(identifier, str) or identifier.lower() not in VALID:
         raise ValueError(f"Unknown metric {identifier!r}; valid: {', '.join(VALID)}")
     name = identifier.lower()
     if name in _ACCURACY:
-        if loss_name == "sparse_categorical_crossentropy":
-            fn = sparse_categorical_accuracy_sum
-        elif loss_name == "categorical_crossentropy":
-            fn = categorical_accuracy_sum
-        elif output_width == 1:
-            fn = binary_accuracy_sum
-        else:
-            fn = categorical_accuracy_sum
-        return Metric(identifier, fn)
+        return Metric(identifier, _accuracy_for(loss, output_width))
     return Metric(identifier, _NAMED[name])

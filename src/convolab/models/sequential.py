@@ -171,13 +171,13 @@ class Sequential:
             metrics = [metrics]
         self._metric_names = list(metrics)
         for m in self._metric_names:  # fail now on unknown names, not at fit time
-            metrics_mod.get(m, self.loss.name, None)
+            metrics_mod.get(m, self.loss, None)
         self.compiled = True
         self._resolve_metrics()
 
     def _resolve_metrics(self):
         width = self.output_shape[-1] if self.built else None
-        self.metrics_list = [metrics_mod.get(m, self.loss.name, width) for m in self._metric_names]
+        self.metrics_list = [metrics_mod.get(m, self.loss, width) for m in self._metric_names]
 
     @property
     def metrics_names(self):
