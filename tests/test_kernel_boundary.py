@@ -71,15 +71,15 @@ def test_average_pooling_layer_trains_like_float64():
 
 @needs_c
 def test_max_pool_same_all_neg_inf_window_backward_stays_in_bounds():
-    """A window of only -inf under 'same' padding keeps arg 0, a padded pixel outside the image:
-    the backward kernel used to write there (before the array). Now it drops that gradient,
-    as the NumPy path does."""
-    x = np.full((1, 3, 3, 2), -np.inf, dtype=np.float32)
-    x[0, 2, 2, :] = 1.0
-    y, cache = max_pool_forward(x, (2, 2), (2, 2), "same")
+    """A window of only -inf under 'same' padding keeps arg 0, a padded pixel outside the image
+    (a 3x3 window pads one row and column before the image): the backward kernel used to write
+    there, before the array. Now it drops that gradient, as the NumPy path does."""
+    x = np.full((1, 4, 4, 2), -np.inf, dtype=np.float32)
+    x[0, 3, 3, :] = 1.0
+    y, cache = max_pool_forward(x, (3, 3), (1, 1), "same")
     dy = np.ones_like(y)
     dx = max_pool_backward(dy, cache)
-    y64, cache64 = max_pool_forward(x.astype(np.float64), (2, 2), (2, 2), "same")
+    y64, cache64 = max_pool_forward(x.astype(np.float64), (3, 3), (1, 1), "same")
     dx64 = max_pool_backward(dy.astype(np.float64), cache64)
     np.testing.assert_array_equal(dx, dx64)
 

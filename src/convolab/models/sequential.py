@@ -62,6 +62,10 @@ class Sequential:
             raise TypeError(f"{self.describe()}: add() expects a convolab layer; got {type(layer).__name__}")
         if any(layer is other for other in self.layers):
             raise ValueError(f"{self.describe()}: layer '{layer.name}' is already in the model")
+        if not self.layers:
+            # Data is cast to what the first layer computes in (Keras autocasts a layer's inputs
+            # to its dtype): a float64 model must not see its inputs rounded to float32.
+            self.dtype = layer.dtype
         if not self.layers and self._input_shape is None and layer._input_shape_arg is not None:
             self._input_shape = (None,) + layer._input_shape_arg
         self.layers.append(layer)

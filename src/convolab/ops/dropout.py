@@ -16,7 +16,9 @@ def dropout_forward(x, rate, rng, training=True):
     """
     if not training or rate == 0:
         return x, None
-    keep = rng.random(x.shape, dtype=x.dtype if x.dtype.kind == "f" else "float64") >= rate
+    # The uniforms are float32 whatever x's dtype: a float64 run then draws the very mask a
+    # float32 run draws, so float64 stays a reference for float32 with dropout in the model.
+    keep = rng.random(x.shape, dtype="float32") >= rate
     mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - rate))
     return x * mask, mask
 

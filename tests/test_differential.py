@@ -1,0 +1,264 @@
+"""The fast path against the reference, through the public API, on architectures hypothesis draws.
+
+For a random network built from every layer the engine has (Conv2D over strides, padding,
+kernel sizes and filter counts; both poolings with all their options; Dense; Dropout in
+training; Flatten; activations and ReLU/Softmax layers; frozen layers), a random loss and
+optimizer, the same training is run three times:
+
+- float32 with the compiled kernels (what users run),
+- float32 on the NumPy path (``kernels.lib = None``),
+- float64 on the NumPy path (the reference: the kernels serve float32 only),
+
+first one ``train_on_batch`` (the loss, every layer's gradient, every updated weight are
+compared), then one ``fit`` step over the same batch (the fit loop, with its thread shards
+when they pay, and the optimizer's second step from the state of the first).
+
+Inputs and initial weights are small dyadic numbers, so the forward pass is exact in float32
+and float64 alike: a ReLU kink or a max-pool near-tie cannot fall differently in the two,
+and what differs is the rounding of the softmax, the loss and the backward sums.
+``test_every_kernel_is_reached`` runs a fixed table through the same comparison and requires
+that every compiled entry point and variant was called.
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from convolab import kernels, keras
+from convolab.models import parallel
+
+from gradcheck import rel_error
+
+# Norm-wise relative error bounds: float32 C vs float32 NumPy (the same arithmetic, other
+# summation orders) and float32 vs float64 (float32 rounding of the loss and the backward).
+# The second step starts from weights the first step rounded, so its loss is held to a looser bound.
+TOL_SAME_DTYPE = {"loss": 1e-6, "fit loss": 2e-5, "grad": 2e-5, "update": 2e-4}
+TOL_FLOAT64 = {"loss": 1e-5, "fit loss": 5e-5, "grad": 1e-4, "update": 2e-3}
+
+ACTIVATIONS = [None, "relu", "linear", "tanh", "sigmoid"]
+
+
+# -- architectures ----------------------------------------------------------------------------
+
+# Adam and RMSprop divide by the root of the squared-gradient average: with Keras's epsilon
+# (1e-7) a gradient that is zero in exact arithmetic, and +-1e-9 after float32 rounding, moves
+# its weight by +-lr, so float32 and float64 may rightly disagree there by 2 * lr. epsilon=1e-3
+# keeps the step well-conditioned (it is an argument of the same kernels, not another path).
+OPTIMIZERS = [
+    ("SGD", dict(learning_rate=0.1)),
+    ("SGD", dict(learning_rate=0.05, momentum=0.9)),
+    ("SGD", dict(learning_rate=0.05, momentum=0.9, nesterov=True)),
+    ("SGD", dict(learning_rate=0.1, clipvalue=0.05)),
+    ("RMSprop", dict(learning_rate=0.01, epsilon=1e-3)),
+    ("RMSprop", dict(learning_rate=0.01, momentum=0.5, epsilon=1e-3)),
+    ("RMSprop", dict(learning_rate=0.01, centered=True, epsilon=1e-3)),
+    ("Adam", dict(learning_rate=0.01, epsilon=1e-3)),
+    ("Adam", dict(learning_rate=0.01, amsgrad=True, epsilon=1e-3)),
+    ("Adam", dict(learning_rate=0.01, clipnorm=0.5, epsilon=1e-3)),
+]
+
+
+@st.composite
+def specs(draw):
+    """A network: input shape, layer plan (class name, kwargs), loss, optimizer and seed."""
+    n = draw(st.integers(1, 5))
+    h = draw(st.integers(5, 12))
+    w = draw(st.one_of(st.integers(5, 12), st.integers(18, 24)))  # wide: the pixel-vectorised conv
+    c = draw(st.integers(1, 4))
+    spec = _draw_plan(draw, h, w, c)
+    spec["shape"] = (n, h, w, c)
+    return spec
+
+
+# -- one comparison ---------------------------------------------------------------------------
+
+def _dyadic(rng, shape, scale):
+    """Random multiples of 1/scale in [-1, 1): exact in float32 and float64."""
+    return rng.integers(-scale, scale, size=shape) / scale
+
+
+def _build(spec, dtype):
+    layers = [keras.layers.InputLayer(shape=spec["shape"][1:])]
+    for name, kwargs in spec["plan"]:
+        layers.append(getattr(keras.layers, name)(dtype=dtype, **kwargs))
+    model = keras.Sequential(layers)
+    rng = np.random.default_rng(spec["seed"])
+    # Keras's initial weights rounded to multiples of 1/64 (exact in both dtypes), random
+    # biases: moderate logits, so the loss gradient is not lost to float32 rounding of a
+    # softmax saturated at 1 - 1e-7.
+    model.set_weights([np.round(w * 64) / 64 if w.ndim > 1 else _dyadic(rng, w.shape, 16) / 4
+                       for w in model.get_weights()])
+    loss = {
+        "sparse": keras.losses.SparseCategoricalCrossentropy(),
+        "sparse_logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        "categorical": keras.losses.CategoricalCrossentropy(),
+        "categorical_logits": keras.losses.CategoricalCrossentropy(from_logits=True),
+        "mse": keras.losses.MeanSquaredError(),
+    }[spec["loss"]]
+    name, kwargs = spec["optimizer"]
+    model.compile(optimizer=getattr(keras.optimizers, name)(**kwargs), loss=loss, metrics=["acc"])
+    return model
+
+
+def _data(spec, dtype):
+    rng = np.random.default_rng(spec["seed"] + 1)
+    x = (rng.integers(0, 8, size=spec["shape"]) / 8).astype(dtype)
+    labels = rng.integers(0, spec["classes"], spec["shape"][0])
+    if spec["loss"].startswith("sparse"):
+        return x, labels
+    if spec["loss"] == "mse":
+        return x, (rng.integers(-4, 4, size=(len(x), spec["classes"])) / 4).astype(dtype)
+    return x, np.eye(spec["classes"], dtype=dtype)[labels]
+
+
+@contextlib.contextmanager
+def _numpy_path(on):
+    saved = kernels.lib
+    if on:
+        kernels.lib = None
+    try:
+        yield
+    finally:
+        kernels.lib = saved
+
+
+def _run(spec, dtype, numpy_path=False):
+    """(loss, grads, updates) of train_on_batch, then (loss, updates) of one fit step."""
+    keras.utils.set_random_seed(spec["seed"])
+    with _numpy_path(numpy_path):
+        model = _build(spec, dtype)
+        x, y = _data(spec, dtype)
+        w0 = model.get_weights()
+        loss1 = model.train_on_batch(x, y)[0]
+        grads = [g for layer in model.layers if layer.trainable for g in layer.grads.values()]
+        w1 = model.get_weights()
+        hist = model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
+        w2 = model.get_weights()
+    return loss1, grads, hist.history["loss"][0], (w0, w1, w2)
+
+
+def _update_error(w, r, step):
+    """How far the fast step's update is from the reference's, beyond float32's own rounding
+    of the weights (an update below a weight's last float32 bit cannot be seen at all)."""
+    u = w[step + 1].astype(np.float64) - w[step]
+    ur = r[step + 1] - r[step]
+    floor = 8 * np.finfo(np.float32).eps * max(np.max(np.abs(r[step + 1]), initial=0.0), 1e-3)
+    return float(np.max(np.abs(u - ur), initial=0.0)), float(np.max(np.abs(ur), initial=0.0)), floor
+
+
+def _compare(fast, ref, tol, what):
+    loss1, grads, loss2, weights = fast
+    rloss1, rgrads, rloss2, rweights = ref
+    assert abs(loss1 - rloss1) <= tol["loss"] * max(1.0, abs(rloss1)), (what, "loss", loss1, rloss1)
+    assert abs(loss2 - rloss2) <= tol["fit loss"] * max(1.0, abs(rloss2)), (what, "fit loss", loss2, rloss2)
+    assert len(grads) == len(rgrads)
+    for i, (g, r) in enumerate(zip(grads, rgrads)):
+        assert rel_error(g, r) <= tol["grad"], (what, f"gradient {i}", rel_error(g, r))
+    for step in (0, 1):
+        for i, (w, r) in enumerate(zip(zip(*weights), zip(*rweights))):
+            err, scale, floor = _update_error(w, r, step)
+            assert err <= tol["update"] * scale + floor, (what, f"step {step + 1} update of weight {i}", err, scale)
+
+
+def check_spec(spec):
+    fast = _run(spec, "float32")
+    _compare(fast, _run(spec, "float32", numpy_path=True), TOL_SAME_DTYPE, "float32 C vs float32 NumPy")
+    _compare(fast, _run(spec, "float64"), TOL_FLOAT64, "float32 C vs float64 NumPy")
+
+
+# -- the tests --------------------------------------------------------------------------------
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(specs())
+def test_fast_path_equals_reference_on_random_networks(spec):
+    check_spec(spec)
+
+
+def _conv(filters, k, strides=(1, 1), padding="valid", **kw):
+    return ("Conv2D", dict(filters=filters, kernel_size=k, strides=strides, padding=padding, **kw))
+
+
+#: a fixed table that reaches every compiled entry point and variant (asserted below)
+TABLE = [
+    # pixel-vectorised fused conv (F <= 6, stride 1 along W, C <= 4, >= 16 output columns), 2x2 max pool
+    dict(shape=(3, 12, 24, 3), plan=[_conv(6, 5, activation="relu"), ("MaxPooling2D", {}), ("Flatten", {}),
+                                     ("Dense", dict(units=4, activation="softmax"))],
+         loss="sparse", classes=4, optimizer=("Adam", dict(learning_rate=0.01, epsilon=1e-3)), seed=1),
+    # the filters-in-lanes fused conv (two vectors of 8), padded im2col (same), general pooling
+    dict(shape=(2, 9, 9, 2), plan=[_conv(12, 3, activation="relu"), ("MaxPooling2D", dict(pool_size=3, strides=2,
+                                                                                         padding="same")),
+                                   _conv(9, 2, padding="same", activation="tanh"),
+                                   ("AveragePooling2D", dict(pool_size=2, padding="same")), ("Flatten", {}),
+                                   ("Dense", dict(units=3))],
+         loss="categorical_logits", classes=3, optimizer=("RMSprop", dict(learning_rate=0.01, epsilon=1e-3)), seed=2),
+    # more than 32 filters and more than 200 taps: im2col + BLAS with the valid im2col/col2im kernels
+    dict(shape=(2, 8, 8, 9), plan=[_conv(4, 1), _conv(34, 5, activation="relu"), ("Flatten", {}),
+                                   ("Dropout", dict(rate=0.5, seed=3)), ("Dense", dict(units=2))],
+         loss="mse", classes=2, optimizer=("SGD", dict(learning_rate=0.05, momentum=0.9)), seed=3),
+    # a 2x2 max pool whose odd edge is left out (fast forward, general backward)
+    dict(shape=(2, 9, 9, 1), plan=[_conv(3, 2, activation="relu"), ("MaxPooling2D", {}), ("Flatten", {}),
+                                   ("Dense", dict(units=3, activation="softmax"))],
+         loss="sparse", classes=3, optimizer=("Adam", dict(learning_rate=0.01, amsgrad=True, epsilon=1e-3)), seed=4),
+]
+
+
+@pytest.mark.skipif(not kernels.available(), reason="compiled kernels not built")
+def test_every_kernel_is_reached():
+    """The table above goes through the same comparison, and must call every compiled kernel."""
+    before = collections.Counter(kernels.calls)
+    for spec in TABLE:
+        check_spec(spec)
+    reached = kernels.calls - before
+    missing = [name for name in kernels.ENTRY_POINTS + kernels.VARIANTS if not reached[name]]
+    print("kernel calls in the differential table:", dict(sorted(reached.items())))
+    assert not missing, f"compiled kernels no differential test reached: {missing}"
+
+def _draw_plan(draw, h, w, c):
+    plan = []
+    for _ in range(draw(st.integers(0, 2))):
+        kh, kw = draw(st.integers(1, min(h, 5))), draw(st.integers(1, min(w, 5)))
+        padding = draw(st.sampled_from(["valid", "same"]))
+        strides = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+        filters = draw(st.one_of(st.integers(1, 8), st.integers(9, 40)))
+        plan.append(("Conv2D", dict(filters=filters, kernel_size=(kh, kw), strides=strides, padding=padding,
+                                    activation=draw(st.sampled_from(ACTIVATIONS)),
+                                    use_bias=draw(st.booleans()), trainable=draw(st.booleans()) or not plan)))
+        h = -(-h // strides[0]) if padding == "same" else (h - kh) // strides[0] + 1
+        w = -(-w // strides[1]) if padding == "same" else (w - kw) // strides[1] + 1
+        if draw(st.booleans()):
+            kind = draw(st.sampled_from(["MaxPooling2D", "AveragePooling2D"]))
+            ph, pw = draw(st.integers(1, min(h, 3))), draw(st.integers(1, min(w, 3)))
+            pstrides = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
+            ppad = draw(st.sampled_from(["valid", "same"]))
+            plan.append((kind, dict(pool_size=(ph, pw), strides=pstrides, padding=ppad)))
+            sh, sw = pstrides or (ph, pw)
+            h = -(-h // sh) if ppad == "same" else (h - ph) // sh + 1
+            w = -(-w // sw) if ppad == "same" else (w - pw) // sw + 1
+        if draw(st.integers(0, 3)) == 0:
+            plan.append(("ReLU", dict(negative_slope=draw(st.sampled_from([0.0, 0.25])),
+                                      max_value=draw(st.sampled_from([None, 2.0])))))
+    plan.append(("Flatten", {}))
+    if draw(st.booleans()):
+        plan.append(("Dense", dict(units=draw(st.integers(1, 12)), activation=draw(st.sampled_from(ACTIVATIONS)))))
+        if draw(st.booleans()):
+            plan.append(("Dropout", dict(rate=draw(st.sampled_from([0.25, 0.5])), seed=draw(st.integers(0, 9)))))
+    classes = draw(st.integers(2, 6))
+    loss = draw(st.sampled_from(["sparse", "sparse_logits", "categorical", "categorical_logits", "mse"]))
+    if loss.endswith("logits") or loss == "mse":
+        plan.append(("Dense", dict(units=classes, activation=draw(st.sampled_from([None, "linear", "tanh"])))))
+    else:
+        head = draw(st.sampled_from(["dense_softmax", "softmax_layer", "softmax_activation"]))
+        if head == "dense_softmax":
+            plan.append(("Dense", dict(units=classes, activation="softmax")))
+        elif head == "softmax_layer":
+            plan += [("Dense", dict(units=classes)), ("Softmax", {})]
+        else:
+            plan += [("Dense", dict(units=classes)), ("Activation", dict(activation="softmax"))]
+    optimizer = draw(st.sampled_from(OPTIMIZERS))
+    return dict(plan=plan, loss=loss, classes=classes, optimizer=optimizer, seed=draw(st.integers(0, 2**16)))
