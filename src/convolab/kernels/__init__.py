@@ -119,43 +119,55 @@ def _fail(kernel, msg):
 
 
 def _array(kernel, role, a, size, dtype=_F32, out=False):
-    """``a`` must be a C-contiguous, aligned ``dtype`` array of exactly ``size`` elements."""
+    """Check that ``a`` is a C-contiguous, aligned ``dtype`` array of exactly ``size`` elements.
+
+    Returns ``(role, address, end address)``: the address is what the kernel gets, and the
+    span is what :func:`_disjoint` compares.
+    """
     if not isinstance(a, np.ndarray):
         _fail(kernel, f"{role} must be a NumPy array; got {type(a).__name__}")
     if a.dtype != dtype:
         _fail(kernel, f"{role} must be {dtype.name}; got {a.dtype.name}")
-    if not (a.flags.c_contiguous and a.flags.aligned):
+    flags = a.flags
+    if not (flags.c_contiguous and flags.aligned):
         _fail(kernel, f"{role} must be C-contiguous and aligned")
-    if out and not a.flags.writeable:
+    if out and not flags.writeable:
         _fail(kernel, f"{role} is written to but is read-only")
     if a.size != size:
         _fail(kernel, f"{role} has {a.size} elements (shape {a.shape}); the arguments need {size}")
+    address = a.ctypes.data
+    return role, address, address + a.nbytes
 
 
-def _ints(kernel, **values):
-    for name, v in values.items():
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 0 <= v <= _INT_MAX:
+def _ints(kernel, names, values):
+    """Every value in [0, 2**31): ctypes would silently wrap a larger one into a C int (and
+    refuses anything that is not an integer by itself)."""
+    if min(values) >= 0 and max(values) <= _INT_MAX:
+        return
+    for name, v in zip(names, values):  # the slow path only says which one
+        if not 0 <= v <= _INT_MAX:
             _fail(kernel, f"`{name}` must be an int in [0, 2**31); got {v!r}")
 
 
-def _positive(kernel, **values):
-    for name, v in values.items():
-        if v < 1:
-            _fail(kernel, f"`{name}` must be >= 1; got {v}")
-
-
 def _disjoint(kernel, outputs, inputs):
-    """Outputs may share memory with nothing: the kernels declare every pointer ``restrict``."""
-    named = list(outputs.items()) + list(inputs.items())
-    for i, (oname, o) in enumerate(outputs.items()):
-        for name, a in named[i + 1:]:
-            if a is not None and np.may_share_memory(o, a):
-                _fail(kernel, f"{oname} overlaps {name} in memory")
+    """No output may share memory with another array: the kernels declare every pointer ``restrict``.
+
+    ``outputs`` and ``inputs`` hold :func:`_array`'s ``(role, start, end)`` spans, or ``None``.
+    """
+    others = outputs + inputs
+    for i, (role, start, end) in enumerate(outputs):
+        for other in others[i + 1:]:
+            if other is not None and start < other[2] and other[1] < end:
+                _fail(kernel, f"{role} overlaps {other[0]} in memory")
+
+
+_WINDOW_NAMES = ("N", "H", "W", "C", "kh", "kw", "sh", "sw", "pt", "pl", "Ho", "Wo")
 
 
 def _windows(kernel, N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo):
-    _ints(kernel, N=N, H=H, W=W, C=C, kh=kh, kw=kw, sh=sh, sw=sw, pt=pt, pl=pl, Ho=Ho, Wo=Wo)
-    _positive(kernel, kh=kh, kw=kw, sh=sh, sw=sw)
+    _ints(kernel, _WINDOW_NAMES, (N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo))
+    if min(kh, kw, sh, sw) < 1:
+        _fail(kernel, f"window ({kh}, {kw}) and strides ({sh}, {sw}) must be >= 1")
     # Every window starts inside the padded image (the kernels check the far edge themselves).
     if Ho and (Ho - 1) * sh - pt >= H or Wo and (Wo - 1) * sw - pl >= W:
         _fail(kernel, f"an output of {Ho}x{Wo} windows at strides ({sh}, {sw}) starts past a {H}x{W} image")
@@ -163,10 +175,10 @@ def _windows(kernel, N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo):
         _fail(kernel, f"padding ({pt}, {pl}) is as large as the window ({kh}, {kw})")
 
 
-def _count(name, variant=None):
+def _count(name, variant_key=None):
     calls[name] += 1
-    if variant is not None:
-        calls[f"{name}[{variant}]"] += 1
+    if variant_key is not None:
+        calls[variant_key] += 1
 
 
 def _fits(H, W, kh, kw, sh, sw, pt, pl, Ho, Wo):
@@ -178,28 +190,28 @@ def im2col_f32(x, cols, N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo, ld):
     """``cols[(n*Ho + ho)*Wo + wo, (i*kw + j)*C + c] = x[n, ho*sh + i - pt, wo*sw + j - pl, c]``."""
     k = "im2col_f32"
     _windows(k, N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo)
-    _ints(k, ld=ld)
+    _ints(k, ("ld",), (ld,))
     if ld not in (kh * kw * C, kh * kw * C + 1):
         _fail(k, f"row length ld={ld} must be kh*kw*C={kh * kw * C} (or one more for the bias column)")
-    _array(k, "x", x, N * H * W * C)
-    _array(k, "cols", cols, N * Ho * Wo * ld, out=True)
-    _disjoint(k, {"cols": cols}, {"x": x})
-    _count(k, "valid" if _fits(H, W, kh, kw, sh, sw, pt, pl, Ho, Wo) else "padded")
-    lib.im2col_f32(ptr(x), ptr(cols), N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo, ld)
+    xs = _array(k, "x", x, N * H * W * C)
+    cs = _array(k, "cols", cols, N * Ho * Wo * ld, out=True)
+    _disjoint(k, (cs,), (xs,))
+    _count(k, f"{k}[valid]" if _fits(H, W, kh, kw, sh, sw, pt, pl, Ho, Wo) else f"{k}[padded]")
+    lib.im2col_f32(xs[1], cs[1], N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo, ld)
 
 
 def col2im_f32(cols, dx, N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo, ld):
     """``dx = 0``, then every row of ``cols`` added back onto the window it came from."""
     k = "col2im_f32"
     _windows(k, N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo)
-    _ints(k, ld=ld)
+    _ints(k, ("ld",), (ld,))
     if ld < kh * kw * C:
         _fail(k, f"row length ld={ld} is shorter than kh*kw*C={kh * kw * C}")
-    _array(k, "cols", cols, N * Ho * Wo * ld)
-    _array(k, "dx", dx, N * H * W * C, out=True)
-    _disjoint(k, {"dx": dx}, {"cols": cols})
-    _count(k, "valid" if _fits(H, W, kh, kw, sh, sw, pt, pl, Ho, Wo) else "padded")
-    lib.col2im_f32(ptr(cols), ptr(dx), N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo, ld)
+    cs = _array(k, "cols", cols, N * Ho * Wo * ld)
+    ds = _array(k, "dx", dx, N * H * W * C, out=True)
+    _disjoint(k, (ds,), (cs,))
+    _count(k, f"{k}[valid]" if _fits(H, W, kh, kw, sh, sw, pt, pl, Ho, Wo) else f"{k}[padded]")
+    lib.col2im_f32(cs[1], ds[1], N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo, ld)
 
 
 def _is_2x2(ph, pw, sh, sw, pt, pl):
@@ -210,13 +222,13 @@ def maxpool_fwd_f32(x, y, arg, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo):
     """``y`` = window maxima, ``arg`` = int32 flat index ``i*pw + j`` of each (first) maximum."""
     k = "maxpool_fwd_f32"
     _windows(k, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo)
-    _array(k, "x", x, N * H * W * C)
-    _array(k, "y", y, N * Ho * Wo * C, out=True)
-    _array(k, "arg", arg, N * Ho * Wo * C, dtype=_I32, out=True)
-    _disjoint(k, {"y": y, "arg": arg}, {"x": x})
+    xs = _array(k, "x", x, N * H * W * C)
+    ys = _array(k, "y", y, N * Ho * Wo * C, out=True)
+    args = _array(k, "arg", arg, N * Ho * Wo * C, dtype=_I32, out=True)
+    _disjoint(k, (ys, args), (xs,))
     fast = _is_2x2(ph, pw, sh, sw, pt, pl) and 2 * Ho <= H and 2 * Wo <= W
-    _count(k, "2x2" if fast else "general")
-    lib.maxpool_fwd_f32(ptr(x), ptr(y), ptr(arg), N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo)
+    _count(k, f"{k}[2x2]" if fast else f"{k}[general]")
+    lib.maxpool_fwd_f32(xs[1], ys[1], args[1], N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo)
 
 
 def maxpool_bwd_f32(dy, arg, dx, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo):
@@ -224,54 +236,58 @@ def maxpool_bwd_f32(dy, arg, dx, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo):
     image, which only a window with no finite value can name, are skipped by the kernel)."""
     k = "maxpool_bwd_f32"
     _windows(k, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo)
-    _array(k, "dy", dy, N * Ho * Wo * C)
-    _array(k, "arg", arg, N * Ho * Wo * C, dtype=_I32)
-    _array(k, "dx", dx, N * H * W * C, out=True)
-    _disjoint(k, {"dx": dx}, {"dy": dy, "arg": arg})
+    dys = _array(k, "dy", dy, N * Ho * Wo * C)
+    args = _array(k, "arg", arg, N * Ho * Wo * C, dtype=_I32)
+    dxs = _array(k, "dx", dx, N * H * W * C, out=True)
+    _disjoint(k, (dxs,), (dys, args))
     fast = _is_2x2(ph, pw, sh, sw, pt, pl) and 2 * Ho == H and 2 * Wo == W
-    _count(k, "2x2" if fast else "general")
-    lib.maxpool_bwd_f32(ptr(dy), ptr(arg), ptr(dx), N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo)
+    _count(k, f"{k}[2x2]" if fast else f"{k}[general]")
+    lib.maxpool_bwd_f32(dys[1], args[1], dxs[1], N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo)
 
 
 def relu_bwd_f32(dy, y, dz):
     """``dz = dy where y > 0 else 0``, all three of one size."""
     k = "relu_bwd_f32"
-    _array(k, "y", y, y.size if isinstance(y, np.ndarray) else -1)
-    _array(k, "dy", dy, y.size)
-    _array(k, "dz", dz, y.size, out=True)
-    _disjoint(k, {"dz": dz}, {"dy": dy, "y": y})
+    n = y.size if isinstance(y, np.ndarray) else -1
+    ys = _array(k, "y", y, n)
+    dys = _array(k, "dy", dy, n)
+    dzs = _array(k, "dz", dz, n, out=True)
+    _disjoint(k, (dzs,), (dys, ys))
     _count(k)
-    lib.relu_bwd_f32(ptr(dy), ptr(y), ptr(dz), y.size)
+    lib.relu_bwd_f32(dys[1], ys[1], dzs[1], n)
 
 
-def _optimizer_arrays(k, param, grad, **slots):
-    _array(k, "param", param, param.size if isinstance(param, np.ndarray) else -1, out=True)
-    _array(k, "grad", grad, param.size)
-    for name, s in slots.items():
-        _array(k, name, s, param.size, out=True)
-    _disjoint(k, {"param": param, **slots}, {"grad": grad})
+def _optimizer_arrays(k, param, grad, slots):
+    """Spans of ``param``, ``grad`` and the state arrays, all of ``param``'s size."""
+    n = param.size if isinstance(param, np.ndarray) else -1
+    ps = _array(k, "param", param, n, out=True)
+    gs = _array(k, "grad", grad, n)
+    ss = tuple(_array(k, name, s, n, out=True) for name, s in slots)
+    _disjoint(k, (ps,) + ss, (gs,))
+    return n, ps[1], gs[1], [s[1] for s in ss]
 
 
 def adam_f32(param, grad, m, v, alpha, beta_1, beta_2, epsilon):
     """Keras's Adam step in place on ``param``, ``m`` and ``v`` (all the size of ``param``)."""
     k = "adam_f32"
-    _optimizer_arrays(k, param, grad, m=m, v=v)
+    n, p, g, (ma, va) = _optimizer_arrays(k, param, grad, (("m", m), ("v", v)))
     _count(k)
-    lib.adam_f32(ptr(param), ptr(grad), ptr(m), ptr(v), param.size, alpha, beta_1, beta_2, epsilon)
+    lib.adam_f32(p, g, ma, va, n, alpha, beta_1, beta_2, epsilon)
 
 
 def rmsprop_f32(param, grad, v, learning_rate, rho, epsilon):
     """Keras's RMSprop step (no momentum, not centred) in place on ``param`` and ``v``."""
     k = "rmsprop_f32"
-    _optimizer_arrays(k, param, grad, v=v)
+    n, p, g, (va,) = _optimizer_arrays(k, param, grad, (("v", v),))
     _count(k)
-    lib.rmsprop_f32(ptr(param), ptr(grad), ptr(v), param.size, learning_rate, rho, epsilon)
+    lib.rmsprop_f32(p, g, va, n, learning_rate, rho, epsilon)
 
 
 def _fused_args(k, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo):
     _windows(k, N, H, W, C, kh, kw, sh, sw, 0, 0, Ho, Wo)
-    _ints(k, F=F)
-    _positive(k, N=N, C=C, F=F, Ho=Ho, Wo=Wo)
+    _ints(k, ("F",), (F,))
+    if min(N, C, F, Ho, Wo) < 1:
+        _fail(k, f"N={N}, C={C}, F={F}, Ho={Ho}, Wo={Wo} must all be >= 1")
     if F > MAX_FUSED_FILTERS:
         _fail(k, f"F={F} filters; the fused kernels hold at most {MAX_FUSED_FILTERS}")
     if not _fits(H, W, kh, kw, sh, sw, 0, 0, Ho, Wo):
@@ -288,14 +304,13 @@ def conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo):
     """
     k = "conv_fwd_f32"
     fp = _fused_args(k, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo)
-    _array(k, "x", x, N * H * W * C)
-    _array(k, "wp", wp, kh * kw * C * fp)
-    if bp is not None:
-        _array(k, "bp", bp, fp)
-    _array(k, "y", y, N * Ho * Wo * F, out=True)
-    _disjoint(k, {"y": y}, {"x": x, "wp": wp, "bp": bp})
-    _count(k, "pixels" if F <= 6 and sw == 1 and C <= 4 and Wo >= 16 else "filters")
-    lib.conv_fwd_f32(ptr(x), ptr(wp), None if bp is None else ptr(bp), ptr(y), N, H, W, C, kh, kw, sh, sw, F, Ho, Wo)
+    xs = _array(k, "x", x, N * H * W * C)
+    ws = _array(k, "wp", wp, kh * kw * C * fp)
+    bs = None if bp is None else _array(k, "bp", bp, fp)
+    ys = _array(k, "y", y, N * Ho * Wo * F, out=True)
+    _disjoint(k, (ys,), (xs, ws, bs))
+    _count(k, "conv_fwd_f32[pixels]" if F <= 6 and sw == 1 and C <= 4 and Wo >= 16 else "conv_fwd_f32[filters]")
+    lib.conv_fwd_f32(xs[1], ws[1], None if bs is None else bs[1], ys[1], N, H, W, C, kh, kw, sh, sw, F, Ho, Wo)
 
 
 def conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo):
@@ -305,11 +320,10 @@ def conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo):
     """
     k = "conv_dw_f32"
     fp = _fused_args(k, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo)
-    _array(k, "x", x, N * H * W * C)
-    _array(k, "dy", dy, N * Ho * Wo * F)
-    _array(k, "dwp", dwp, kh * kw * C * fp, out=True)
-    if dbp is not None:
-        _array(k, "dbp", dbp, fp, out=True)
-    _disjoint(k, {"dwp": dwp, "dbp": dbp} if dbp is not None else {"dwp": dwp}, {"x": x, "dy": dy})
+    xs = _array(k, "x", x, N * H * W * C)
+    dys = _array(k, "dy", dy, N * Ho * Wo * F)
+    dws = _array(k, "dwp", dwp, kh * kw * C * fp, out=True)
+    dbs = None if dbp is None else _array(k, "dbp", dbp, fp, out=True)
+    _disjoint(k, (dws,) if dbs is None else (dws, dbs), (xs, dys))
     _count(k)
-    lib.conv_dw_f32(ptr(x), ptr(dy), ptr(dwp), None if dbp is None else ptr(dbp), N, H, W, C, kh, kw, sh, sw, F, Ho, Wo)
+    lib.conv_dw_f32(xs[1], dys[1], dws[1], None if dbs is None else dbs[1], N, H, W, C, kh, kw, sh, sw, F, Ho, Wo)

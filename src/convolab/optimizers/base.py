@@ -95,12 +95,14 @@ class Optimizer:
         params, grads = list(params), list(grads)
         if len(params) != len(grads):
             raise ValueError(f"{type(self).__name__}: {len(params)} variables but {len(grads)} gradients")
-        for p, g in zip(params, grads):
-            if not isinstance(p, np.ndarray) or np.shape(g) != p.shape:
+        slots, entries = self._slots, []
+        for p, g in zip(params, grads):  # check every pair before any variable moves
+            if not isinstance(p, np.ndarray) or getattr(g, "shape", None) != p.shape:
                 raise ValueError(f"{type(self).__name__}: a gradient of shape {np.shape(g)} for a variable "
                                  f"of shape {np.shape(p)}")
-        for p, g in zip(params, grads):
-            entry = self._slot(p)
+            entry = slots.get(id(p))
+            entries.append(entry if entry is not None and entry[0]() is p else self._slot(p))
+        for p, g, entry in zip(params, grads, entries):
             if entry[2] is None:
                 entry[2] = np.empty_like(p)  # scratch, reused every step, never saved
             if self.clipvalue is not None:
