@@ -3,7 +3,7 @@
 A sanitizer step that silently loads the normal build (or a build whose reports go nowhere)
 would pass every test and prove nothing. So, when this process runs under the sanitized
 kernels (``CONVOLAB_CKERNELS_LIB`` set and libasan in ``LD_PRELOAD``), a child process calls
-``kernels.lib.im2col_f32`` directly, past the checked wrappers, with an output one row too
+the bare C symbol ``im2col_f32`` through ctypes, past the checked entry points, with an output one row too
 small, and must die with an AddressSanitizer report.
 
 Skipped everywhere else, except that ``.ci/sanitize`` sets ``CONVOLAB_REQUIRE_SANITIZER=1``,
@@ -28,11 +28,14 @@ _CHILD = textwrap.dedent("""
     import os
     import numpy as np
     from convolab import kernels
-    assert kernels.lib is not None and kernels.lib._name == os.environ["CONVOLAB_CKERNELS_LIB"], kernels.lib
+    import ctypes
+    assert kernels.lib is not None and kernels.lib.__file__ == os.environ["CONVOLAB_CKERNELS_LIB"], kernels.lib
+    raw = ctypes.CDLL(kernels.lib.__file__).im2col_f32  # the bare C symbol, past the checks
+    raw.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int] * 13
     x = np.ones((1, 6, 6, 3), np.float32)
     # 3x3 windows, stride 1, 'valid': 4x4 = 16 rows of 27 floats; one row short
     cols = np.empty((15, 27), np.float32)
-    kernels.lib.im2col_f32(kernels.ptr(x), kernels.ptr(cols), 1, 6, 6, 3, 3, 3, 1, 1, 0, 0, 4, 4, 27)
+    raw(x.ctypes.data, cols.ctypes.data, 1, 6, 6, 3, 3, 3, 1, 1, 0, 0, 4, 4, 27)
     print("NOT DETECTED")
 """)
 
@@ -48,7 +51,7 @@ def test_sanitized_build_reports_out_of_bounds_write():
             pytest.fail("CONVOLAB_REQUIRE_SANITIZER=1 but CONVOLAB_CKERNELS_LIB is unset or libasan "
                         f"is not in LD_PRELOAD ({os.environ.get('LD_PRELOAD')!r})")
         pytest.skip("runs only under the sanitizer build (.ci/sanitize)")
-    assert kernels.lib is not None and kernels.lib._name == _LIB
+    assert kernels.lib is not None and kernels.lib.__file__ == _LIB
     env = dict(os.environ)
     env["ASAN_OPTIONS"] = _without_log_path(env.get("ASAN_OPTIONS", ""))
     proc = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True,
