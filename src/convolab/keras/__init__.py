@@ -4,9 +4,9 @@
 ``keras.losses.*``, ``keras.callbacks.*``, ``keras.utils.*``, ``keras.datasets.*``.
 """
 from .. import backend  # noqa: F401  (keras.backend)
-from . import callbacks, datasets, layers, losses, metrics, models, optimizers, utils
+from . import callbacks, datasets, layers, losses, metrics, models, ops, optimizers, utils
 from ..layers import Input
 from ..models import Sequential
 
 __all__ = ["Input", "Sequential", "backend", "callbacks", "datasets", "layers", "losses", "metrics",
-           "models", "optimizers", "utils"]
+           "models", "ops", "optimizers", "utils"]

@@ -1,0 +1,466 @@
+"""``keras.ops``: NumPy-like functions with a hand-written backward each.
+
+Inside a ``GradientTape`` block, a function given a tensor that needs a gradient returns a
+recorded :class:`~convolab.autodiff.tensor.Tensor`; otherwise it returns a plain ndarray.
+Every backward gets the upstream gradient ``g`` (never written to) and returns one gradient
+per input, reduced back to the input's shape where NumPy broadcast it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import epsilon, floatx
+from .tape import record
+from .tensor import Tensor, Variable, unwrap
+
+
+def _unbroadcast(g, shape):
+    """Sum ``g`` down to ``shape``: the adjoint of NumPy broadcasting."""
+    if g.shape == tuple(shape):
+        return g
+    lead = g.ndim - len(shape)
+    if lead:
+        g = g.sum(axis=tuple(range(lead)))
+    axes = tuple(i for i, (n, m) in enumerate(zip(shape, g.shape)) if n == 1 and m != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+def _shape(x):
+    return np.shape(unwrap(x))
+
+
+def _float(x):
+    """An input as an array; Python numbers become 0-d arrays of the float type in use."""
+    v = unwrap(x)
+    if isinstance(v, np.ndarray):
+        return v
+    return np.asarray(v, dtype=floatx()) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.asarray(v)
+
+
+def _binary(a, b):
+    av, bv = _float(a), _float(b)
+    # a Python number takes the array's dtype (NumPy 2's weak scalars do the same)
+    if not isinstance(unwrap(a), np.ndarray) and isinstance(bv, np.ndarray) and bv.dtype.kind == "f":
+        av = av.astype(bv.dtype)
+    if not isinstance(unwrap(b), np.ndarray) and isinstance(av, np.ndarray) and av.dtype.kind == "f":
+        bv = bv.astype(av.dtype)
+    return av, bv
+
+
+# -- conversion ----------------------------------------------------------------------------
+
+def convert_to_tensor(x, dtype=None):
+    """An array (``dtype`` or its own) as a :class:`Tensor`; tensors pass through."""
+    if isinstance(x, Tensor) and dtype is None:
+        return x
+    return Tensor(np.asarray(unwrap(x), dtype=dtype))
+
+
+def convert_to_numpy(x):
+    return np.asarray(unwrap(x))
+
+
+def cast(x, dtype):
+    xv = unwrap(x)
+    y = np.asarray(xv).astype(dtype)
+    if np.dtype(dtype).kind != "f":
+        return y
+    return record(y, (x,), lambda g: (g.astype(np.asarray(xv).dtype),), "cast")
+
+
+def shape(x):
+    return _shape(x)
+
+
+# -- arithmetic ----------------------------------------------------------------------------
+
+def add(a, b):
+    av, bv = _binary(a, b)
+    return record(av + bv, (a, b), lambda g: (_unbroadcast(g, av.shape), _unbroadcast(g, bv.shape)), "add")
+
+
+def subtract(a, b):
+    av, bv = _binary(a, b)
+    return record(av - bv, (a, b), lambda g: (_unbroadcast(g, av.shape), _unbroadcast(-g, bv.shape)), "subtract")
+
+
+def multiply(a, b):
+    av, bv = _binary(a, b)
+    return record(av * bv, (a, b), lambda g: (_unbroadcast(g * bv, av.shape), _unbroadcast(g * av, bv.shape)),
+                  "multiply")
+
+
+def divide(a, b):
+    av, bv = _binary(a, b)
+    y = av / bv
+    return record(y, (a, b), lambda g: (_unbroadcast(g / bv, av.shape), _unbroadcast(-g * y / bv, bv.shape)),
+                  "divide")
+
+
+true_divide = divide
+
+
+def negative(x):
+    xv = _float(x)
+    return record(-xv, (x,), lambda g: (-g,), "negative")
+
+
+def power(a, b):
+    av, bv = _binary(a, b)
+    y = av ** bv
+
+    def backward(g):
+        ga = _unbroadcast(g * bv * av ** (bv - 1), av.shape)
+        gb = None
+        if isinstance(b, Tensor):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gb = _unbroadcast(np.where(av > 0, g * y * np.log(np.where(av > 0, av, 1)), 0), bv.shape)
+        return ga, gb
+
+    return record(y, (a, b), backward, "power")
+
+
+def square(x):
+    xv = _float(x)
+    return record(xv * xv, (x,), lambda g: (2 * g * xv,), "square")
+
+
+def sqrt(x):
+    xv = _float(x)
+    y = np.sqrt(xv)
+    return record(y, (x,), lambda g: (g / (2 * y),), "sqrt")
+
+
+def exp(x):
+    xv = _float(x)
+    y = np.exp(xv)
+    return record(y, (x,), lambda g: (g * y,), "exp")
+
+
+def log(x):
+    xv = _float(x)
+    return record(np.log(xv), (x,), lambda g: (g / xv,), "log")
+
+
+def abs(x):  # noqa: A001 (keras.ops.abs)
+    xv = _float(x)
+    return record(np.abs(xv), (x,), lambda g: (g * np.sign(xv),), "abs")
+
+
+absolute = abs
+
+
+def sign(x):
+    return np.sign(unwrap(x))
+
+
+def maximum(a, b):
+    av, bv = _binary(a, b)
+    y = np.maximum(av, bv)
+    ma = av >= bv  # ties go to the first argument
+    return record(y, (a, b), lambda g: (_unbroadcast(g * ma, av.shape), _unbroadcast(g * ~ma, bv.shape)), "maximum")
+
+
+def minimum(a, b):
+    av, bv = _binary(a, b)
+    y = np.minimum(av, bv)
+    ma = av <= bv
+    return record(y, (a, b), lambda g: (_unbroadcast(g * ma, av.shape), _unbroadcast(g * ~ma, bv.shape)), "minimum")
+
+
+def clip(x, x_min, x_max):
+    xv = _float(x)
+    y = np.clip(xv, x_min, x_max)
+    inside = (xv >= x_min) & (xv <= x_max)
+    return record(y, (x,), lambda g: (g * inside,), "clip")
+
+
+def where(condition, x1, x2):
+    c = np.asarray(unwrap(condition), dtype=bool)
+    av, bv = _binary(x1, x2)
+    y = np.where(c, av, bv)
+    return record(y, (x1, x2), lambda g: (_unbroadcast(np.where(c, g, 0), av.shape),
+                                          _unbroadcast(np.where(c, 0, g), bv.shape)), "where")
+
+
+def matmul(a, b):
+    av, bv = _binary(a, b)
+    y = av @ bv
+
+    def backward(g):
+        if av.ndim == 1 and bv.ndim == 1:
+            return g * bv, g * av
+        a2 = av[None, :] if av.ndim == 1 else av
+        b2 = bv[:, None] if bv.ndim == 1 else bv
+        g2 = g
+        if av.ndim == 1:
+            g2 = np.expand_dims(g2, -2)
+        if bv.ndim == 1:
+            g2 = np.expand_dims(g2, -1)
+        ga = g2 @ np.swapaxes(b2, -1, -2)
+        gb = np.swapaxes(a2, -1, -2) @ g2
+        if av.ndim == 1:
+            ga = ga.reshape(ga.shape[:-2] + ga.shape[-1:])
+        if bv.ndim == 1:
+            gb = gb.reshape(gb.shape[:-1])
+        return _unbroadcast(ga, av.shape), _unbroadcast(gb, bv.shape)
+
+    return record(y, (a, b), backward, "matmul")
+
+
+dot = matmul
+
+
+# -- reductions ----------------------------------------------------------------------------
+
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axis = (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(a % ndim for a in axis)
+
+
+def _expand(g, axes, keepdims):
+    return g if keepdims else np.expand_dims(g, axes)
+
+
+def sum(x, axis=None, keepdims=False):  # noqa: A001 (keras.ops.sum)
+    xv = _float(x)
+    axes = _axes(axis, xv.ndim)
+    return record(xv.sum(axis=axes, keepdims=keepdims), (x,),
+                  lambda g: (np.broadcast_to(_expand(g, axes, keepdims), xv.shape).copy(),), "sum")
+
+
+def mean(x, axis=None, keepdims=False):
+    xv = _float(x)
+    axes = _axes(axis, xv.ndim)
+    count = int(np.prod([xv.shape[a] for a in axes])) if axes else 1
+    return record(xv.mean(axis=axes, keepdims=keepdims), (x,),
+                  lambda g: (np.broadcast_to(_expand(g, axes, keepdims) / count, xv.shape).copy(),), "mean")
+
+
+def _extreme(x, axis, keepdims, fn, name):
+    xv = _float(x)
+    axes = _axes(axis, xv.ndim)
+    y = fn(xv, axis=axes, keepdims=True)
+    hit = xv == y
+    share = hit / hit.sum(axis=axes, keepdims=True)  # ties share the gradient, as TensorFlow does
+    out = y if keepdims else np.squeeze(y, axis=axes)
+    return record(out, (x,), lambda g: (_expand(g, axes, keepdims) * share,), name)
+
+
+def max(x, axis=None, keepdims=False):  # noqa: A001 (keras.ops.max)
+    return _extreme(x, axis, keepdims, np.max, "max")
+
+
+def min(x, axis=None, keepdims=False):  # noqa: A001 (keras.ops.min)
+    return _extreme(x, axis, keepdims, np.min, "min")
+
+
+amax, amin = max, min
+
+
+def var(x, axis=None, keepdims=False):
+    m = mean(x, axis=axis, keepdims=True)
+    return mean(square(subtract(x, m)), axis=axis, keepdims=keepdims)
+
+
+def std(x, axis=None, keepdims=False):
+    return sqrt(var(x, axis=axis, keepdims=keepdims))
+
+
+def argmax(x, axis=-1):
+    return np.argmax(unwrap(x), axis=axis)
+
+
+def argmin(x, axis=-1):
+    return np.argmin(unwrap(x), axis=axis)
+
+
+# -- activations ---------------------------------------------------------------------------
+
+def relu(x):
+    xv = _float(x)
+    return record(np.maximum(xv, 0), (x,), lambda g: (g * (xv > 0),), "relu")
+
+
+def sigmoid(x):
+    xv = _float(x)
+    y = np.empty_like(xv)
+    pos = xv >= 0
+    y[pos] = 1 / (1 + np.exp(-xv[pos]))
+    e = np.exp(xv[~pos])
+    y[~pos] = e / (1 + e)
+    return record(y, (x,), lambda g: (g * y * (1 - y),), "sigmoid")
+
+
+def tanh(x):
+    xv = _float(x)
+    y = np.tanh(xv)
+    return record(y, (x,), lambda g: (g * (1 - y * y),), "tanh")
+
+
+def softmax(x, axis=-1):
+    xv = _float(x)
+    e = np.exp(xv - xv.max(axis=axis, keepdims=True))
+    y = e / e.sum(axis=axis, keepdims=True)
+    return record(y, (x,), lambda g: (y * (g - (g * y).sum(axis=axis, keepdims=True)),), "softmax")
+
+
+def log_softmax(x, axis=-1):
+    xv = _float(x)
+    s = xv - xv.max(axis=axis, keepdims=True)
+    y = s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+    p = np.exp(y)
+    return record(y, (x,), lambda g: (g - p * g.sum(axis=axis, keepdims=True),), "log_softmax")
+
+
+def softplus(x):
+    xv = _float(x)
+    y = np.logaddexp(0, xv)
+    return record(y, (x,), lambda g: (g / (1 + np.exp(-xv)),), "softplus")
+
+
+def one_hot(x, num_classes, dtype=None):
+    idx = np.asarray(unwrap(x)).astype(np.intp)
+    return np.eye(num_classes, dtype=dtype or floatx())[idx]
+
+
+# -- shapes --------------------------------------------------------------------------------
+
+def reshape(x, newshape):
+    xv = _float(x)
+    return record(xv.reshape(newshape), (x,), lambda g: (g.reshape(xv.shape),), "reshape")
+
+
+def transpose(x, axes=None):
+    xv = _float(x)
+    inv = None if axes is None else np.argsort(axes)
+    return record(np.transpose(xv, axes), (x,), lambda g: (np.transpose(g, inv),), "transpose")
+
+
+def expand_dims(x, axis):
+    xv = _float(x)
+    return record(np.expand_dims(xv, axis), (x,), lambda g: (g.reshape(xv.shape),), "expand_dims")
+
+
+def squeeze(x, axis=None):
+    xv = _float(x)
+    return record(np.squeeze(xv, axis=axis), (x,), lambda g: (g.reshape(xv.shape),), "squeeze")
+
+
+def concatenate(xs, axis=0):
+    vals = [_float(x) for x in xs]
+    y = np.concatenate(vals, axis=axis)
+    bounds = np.cumsum([v.shape[axis] for v in vals])[:-1]
+    return record(y, tuple(xs), lambda g: tuple(np.split(g, bounds, axis=axis)), "concatenate")
+
+
+def stack(xs, axis=0):
+    vals = [_float(x) for x in xs]
+    y = np.stack(vals, axis=axis)
+    return record(y, tuple(xs), lambda g: tuple(np.moveaxis(g, axis, 0)), "stack")
+
+
+def getitem(x, index):
+    xv = _float(x)
+    index = unwrap(index)
+
+    def backward(g):
+        gx = np.zeros_like(xv)
+        np.add.at(gx, index, g)
+        return (gx,)
+
+    return record(xv[index], (x,), backward, "getitem")
+
+
+def take(x, indices, axis=None):
+    xv = _float(x)
+    idx = np.asarray(unwrap(indices)).astype(np.intp)
+    if axis is None:
+        return getitem(reshape(x, (-1,)), idx)
+    index = (slice(None),) * (axis % xv.ndim) + (idx,)
+    return getitem(x, index)
+
+
+# -- constructors (no gradient) ------------------------------------------------------------
+
+def zeros(shape, dtype=None):
+    return np.zeros(shape, dtype=dtype or floatx())
+
+
+def ones(shape, dtype=None):
+    return np.ones(shape, dtype=dtype or floatx())
+
+
+def zeros_like(x, dtype=None):
+    return np.zeros_like(unwrap(x), dtype=dtype)
+
+
+def ones_like(x, dtype=None):
+    return np.ones_like(unwrap(x), dtype=dtype)
+
+
+def arange(*args, dtype=None, **kwargs):
+    return np.arange(*args, dtype=dtype, **kwargs)
+
+
+def equal(a, b):
+    return np.equal(unwrap(a), unwrap(b))
+
+
+def not_equal(a, b):
+    return np.not_equal(unwrap(a), unwrap(b))
+
+
+def greater(a, b):
+    return np.greater(unwrap(a), unwrap(b))
+
+
+def greater_equal(a, b):
+    return np.greater_equal(unwrap(a), unwrap(b))
+
+
+def less(a, b):
+    return np.less(unwrap(a), unwrap(b))
+
+
+def less_equal(a, b):
+    return np.less_equal(unwrap(a), unwrap(b))
+
+
+def stop_gradient(x):
+    return unwrap(x)
+
+
+# -- losses as keras.ops spells them ------------------------------------------------------
+
+def categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    """Per-sample cross-entropy (Keras's clipping of probabilities to [eps, 1 - eps])."""
+    if from_logits:
+        return negative(sum(multiply(target, log_softmax(output, axis=axis)), axis=axis))
+    out = divide(output, sum(output, axis=axis, keepdims=True))
+    out = clip(out, epsilon(), 1 - epsilon())
+    return negative(sum(multiply(target, log(out)), axis=axis))
+
+
+def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    k = _shape(output)[axis]
+    t = np.asarray(unwrap(target)).astype(np.intp).reshape(_shape(output)[:-1])
+    return categorical_crossentropy(one_hot(t, k, dtype=_float(output).dtype), output, from_logits, axis)
+
+
+def binary_crossentropy(target, output, from_logits=False):
+    t = _float(target)
+    if from_logits:
+        # max(z, 0) - z * t + log(1 + exp(-|z|)): stable
+        z = output
+        return add(subtract(relu(z), multiply(z, t)), softplus(negative(abs(z))))
+    p = clip(output, epsilon(), 1 - epsilon())
+    return negative(add(multiply(t, log(p)), multiply(subtract(1.0, t), log(subtract(1.0, p)))))
+
+
+__all__ = [name for name in dir() if not name.startswith("_") and name not in (
+    "annotations", "np", "record", "Tensor", "Variable", "unwrap", "epsilon", "floatx")]
