@@ -36,6 +36,8 @@ class Sequential:
         self.built = False
         self.compiled = False
         self.stop_training = False
+        self.stop_evaluating = False  # a callback sets these to end evaluate/predict early (Keras)
+        self.stop_predicting = False
         self.optimizer = None
         self.loss = None
         self.metrics_list = []
@@ -331,8 +333,15 @@ class Sequential:
         verbose = 1 if verbose == "auto" else int(verbose)
         n = len(x)
         steps = -(-n // batch_size)
-        history = History()
-        cbs = [history] + ([ProgbarLogger(verbose)] if verbose else []) + list(callbacks or [])
+        cbs = list(callbacks or [])
+        # As Keras: History and the progress bar come after the user's callbacks, so they see
+        # what those add to the epoch logs (LearningRateScheduler's 'learning_rate').
+        history = next((cb for cb in cbs if isinstance(cb, History)), None)
+        if history is None:
+            history = History()
+            cbs.append(history)
+        if verbose and not any(isinstance(cb, ProgbarLogger) for cb in cbs):
+            cbs.append(ProgbarLogger(verbose))
         params = {"epochs": epochs, "steps": steps, "verbose": verbose, "batch_size": batch_size}
         cblist = CallbackList(cbs, self, params)
         self.history = history
@@ -400,7 +409,7 @@ class Sequential:
                     break
             logs = {k: totals[k] / max(seen, 1) for k in totals}
             if xv is not None and math.isfinite(logs["loss"]) and (epoch + 1) % validation_freq == 0:
-                val = self._evaluate_arrays(xv, yv, validation_batch_size or batch_size)
+                val = self._evaluate_arrays(xv, yv, validation_batch_size or batch_size, cblist)
                 logs.update({"val_" + k: v for k, v in val.items()})
             self._last_logs = logs
             cblist.on_epoch_end(epoch, logs)
@@ -408,19 +417,35 @@ class Sequential:
                 break
 
     # -- evaluate / predict --------------------------------------------------
-    def _evaluate_arrays(self, x, y, batch_size):
+    def _evaluate_arrays(self, x, y, batch_size, callbacks=None):
+        """Loss and metrics over ``(x, y)`` in batches, calling ``callbacks``' test hooks (Keras's order)."""
         fused = engine.fused_softmax(self)
         totals = {k: 0.0 for k in self.metrics_names}
+        seen = 0
+        running_wanted = callbacks is not None and callbacks.wants("on_test_batch_end")
+        self.stop_evaluating = False
+        if callbacks is not None:
+            callbacks.on_test_begin()
         with self._threads(batch_size):
-            for start in range(0, len(x), batch_size):
+            for step, start in enumerate(range(0, len(x), batch_size)):
                 xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+                if callbacks is not None:
+                    callbacks.on_test_batch_begin(step)
                 out = self._forward_any(xb, logits=fused)
                 loss = (self.loss.compute_from_logits if fused else self.loss.compute)(out, yb)[0]
                 totals["loss"] += loss * len(xb)
+                seen += len(xb)
                 out = engine.metric_output(out, fused)
                 for m in self.metrics_list:
                     totals[m.name] += m(out, yb)
-        return {k: v / len(x) for k, v in totals.items()}
+                if running_wanted:
+                    callbacks.on_test_batch_end(step, {k: v / seen for k, v in totals.items()})
+                if self.stop_evaluating:
+                    break
+        logs = {k: v / max(seen, 1) for k, v in totals.items()}
+        if callbacks is not None:
+            callbacks.on_test_end(logs)
+        return logs
 
     def _forward_any(self, x, logits=False):
         """Inference on one batch: on shards when threads are active."""
@@ -428,26 +453,56 @@ class Sequential:
             return self._runner.forward(x, training=False, logits=logits)
         return engine.forward(self.layers, x, False, logits)
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False, **kwargs):
-        """Loss and metrics on ``(x, y)``: a float, a list in ``metrics_names`` order, or a dict."""
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False):
+        """Loss and metrics on ``(x, y)``: a float, a list in ``metrics_names`` order, or a dict.
+
+        Keras's arguments; ``callbacks`` get ``on_test_begin``, ``on_test_batch_begin``/``_end``
+        (running means) and ``on_test_end`` (the result). ``sample_weight`` and ``steps`` are not
+        supported yet and raise ``ValueError`` when given.
+        """
         self._check_compiled("evaluate")
+        _refuse_unsupported(self, "evaluate", sample_weight=sample_weight, steps=steps)
         batch_size = checks.check_batch_size(batch_size, self)
         x, y = self._prepare(x, y)
-        logs = self._evaluate_arrays(x, y, batch_size)
+        cblist = self._callback_list(callbacks, verbose, len(x), batch_size)
+        logs = self._evaluate_arrays(x, y, batch_size, cblist)
         if verbose not in (0, False):
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         if return_dict:
             return logs
         return logs["loss"] if len(logs) == 1 else [logs[k] for k in self.metrics_names]
 
-    def predict(self, x, batch_size=None, verbose="auto", **kwargs):
-        """Model outputs for ``x``, computed in batches (default 32); shape ``(N, *output_shape[1:])``."""
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Model outputs for ``x``, computed in batches (default 32); shape ``(N, *output_shape[1:])``.
+
+        Keras's arguments; ``callbacks`` get ``on_predict_begin``, ``on_predict_batch_begin``,
+        ``on_predict_batch_end`` with ``logs={'outputs': batch_output}`` and ``on_predict_end``.
+        ``steps`` is not supported yet and raises ``ValueError`` when given.
+        """
+        _refuse_unsupported(self, "predict", steps=steps)
         batch_size = checks.check_batch_size(batch_size, self)
         x = checks.as_input_array(x, self)
         self._ensure_built_for(x)
+        cblist = self._callback_list(callbacks, verbose, len(x), batch_size)
+        self.stop_predicting = False
+        cblist.on_predict_begin()
+        outs = []
         with self._threads(batch_size):
-            outs = [self._forward_any(x[s : s + batch_size]) for s in range(0, len(x), batch_size)]
+            for step, start in enumerate(range(0, len(x), batch_size)):
+                cblist.on_predict_batch_begin(step)
+                outs.append(self._forward_any(x[start : start + batch_size]))
+                cblist.on_predict_batch_end(step, {"outputs": outs[-1]})
+                if self.stop_predicting:
+                    break
+        cblist.on_predict_end()
         return np.concatenate(outs, axis=0)
+
+    def _callback_list(self, callbacks, verbose, n, batch_size):
+        """The CallbackList for one evaluate/predict pass (Keras's params: one epoch of ``steps``)."""
+        verbose = 1 if verbose == "auto" else verbose
+        params = {"epochs": 1, "steps": -(-n // batch_size), "verbose": verbose, "batch_size": batch_size}
+        return CallbackList(list(callbacks or []), self, params)
 
     def predict_on_batch(self, x):
         return self.predict(x, batch_size=len(np.asarray(x)))
@@ -494,6 +549,17 @@ class Sequential:
             "input_shape": None if self._input_shape is None else list(self._input_shape[1:]),
             "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in self.layers],
         }
+
+
+def _refuse_unsupported(model, method, **args):
+    """Keras arguments convolab cannot honour yet: an error, never silently ignored."""
+    given = sorted(name for name, value in args.items() if value is not None)
+    if given:
+        raise ValueError(
+            f"{model.describe()}.{method}: {', '.join(f'`{name}`' for name in given)} "
+            f"{'is' if len(given) == 1 else 'are'} not supported by convolab yet (expected None); got "
+            + ", ".join(f"{name}={args[name]!r}" for name in given)
+        )
 
 
 def _check_overwrite(filepath, overwrite, model):
