@@ -1,9 +1,14 @@
 """Callbacks with Keras's names."""
 from .base import Callback, CallbackList, LambdaCallback
+from .csv_logger import CSVLogger
 from .epoch_timer import EpochTimer
 from .early_stopping import EarlyStopping, TerminateOnNaN
 from .history import History
+from .learning_rate_scheduler import LearningRateScheduler
 from .model_checkpoint import ModelCheckpoint
 from .progbar_logger import ProgbarLogger
+from .reduce_lr_on_plateau import ReduceLROnPlateau
 
-__all__ = ["Callback", "CallbackList", "EarlyStopping", "EpochTimer", "History", "LambdaCallback", "ModelCheckpoint", "ProgbarLogger", "TerminateOnNaN"]
+__all__ = ["CSVLogger", "Callback", "CallbackList", "EarlyStopping", "EpochTimer", "History", "LambdaCallback",
+           "LearningRateScheduler", "ModelCheckpoint", "ProgbarLogger", "ReduceLROnPlateau",
+           "TerminateOnNaN"]
