@@ -42,7 +42,20 @@ class Loss:
         """``(mean loss, d loss / d logits)`` for softmax(logits); only when ``fuses_softmax``."""
         raise NotImplementedError
 
-    def __call__(self, y_true, y_pred):
+    def has_gradient(self) -> bool:
+        """True for losses with a hand-written gradient (``compute``); a subclass that only
+        defines ``call(y_true, y_pred)`` with ``keras.ops`` is differentiated on the tape."""
+        return type(self).compute is not Loss.compute
+
+    def call(self, y_true, y_pred):
+        """Per-sample losses, written with ``keras.ops`` (override in a custom loss)."""
+        raise NotImplementedError(f"{type(self).__name__}: define call(y_true, y_pred)")
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if not self.has_gradient():
+            from .autodiff import functions as ops
+
+            return ops.mean(self.call(y_true, y_pred))
         y_pred = np.asarray(y_pred)
         y = self.prepare_targets(np.asarray(y_true), (None,) + y_pred.shape[1:])
         return self.compute(y_pred, y)[0]

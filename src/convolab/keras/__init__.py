@@ -6,7 +6,8 @@
 from .. import backend  # noqa: F401  (keras.backend)
 from . import callbacks, datasets, layers, losses, metrics, models, ops, optimizers, utils
 from ..layers import Input
-from ..models import Sequential
+from ..models import Model, Sequential
+from ..autodiff import GradientTape  # noqa: F401 (tf.GradientTape's habit)
 
-__all__ = ["Input", "Sequential", "backend", "callbacks", "datasets", "layers", "losses", "metrics",
+__all__ = ["GradientTape", "Input", "Model", "Sequential", "backend", "callbacks", "datasets", "layers", "losses", "metrics",
            "models", "ops", "optimizers", "utils"]

@@ -1,2 +1,2 @@
 """``keras.models``: ``Sequential`` and ``load_model``."""
-from ..models import Sequential, load_model  # noqa: F401
+from ..models import Model, Sequential, load_model  # noqa: F401

@@ -5,12 +5,15 @@ from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
 from .flatten import Flatten
-from .input_layer import Input, InputLayer
+from .input_layer import InputLayer
+from .keras_tensor import Input, KerasTensor
+from .merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, concatenate, multiply
 from .pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
 
 Convolution2D = Conv2D
 
 __all__ = [
-    "Activation", "AveragePooling2D", "AvgPool2D", "Conv2D", "Convolution2D", "Dense", "Dropout",
-    "Flatten", "Input", "InputLayer", "Layer", "MaxPool2D", "MaxPooling2D", "ReLU", "Softmax",
+    "Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "Concatenate", "Conv2D", "Convolution2D",
+    "Dense", "Dropout", "Flatten", "Input", "InputLayer", "KerasTensor", "Layer", "MaxPool2D", "MaxPooling2D",
+    "Maximum", "Minimum", "Multiply", "ReLU", "Softmax", "Subtract", "add", "concatenate", "multiply",
 ]

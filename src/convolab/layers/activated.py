@@ -32,9 +32,9 @@ class ActivatedLayer(Layer):
         self._cache = None
 
     def add_kernel_and_bias(self, kernel_shape, units):
-        self.add_weight("kernel", kernel_shape, self.kernel_initializer)
+        self._add_param("kernel", kernel_shape, self.kernel_initializer)
         if self.use_bias:
-            self.add_weight("bias", (units,), self.bias_initializer)
+            self._add_param("bias", (units,), self.bias_initializer)
 
     @property
     def kernel(self):

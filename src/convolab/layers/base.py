@@ -3,15 +3,27 @@
 A layer keeps hyper-parameters and weights and calls pure functions in ``convolab.ops``.
 It never updates its own weights: it exposes ``params`` and, after ``backward``,
 ``grads`` (same keys), and the optimiser does the update.
+
+Calling a layer does one of three things (``__call__``):
+
+- on symbolic tensors (``keras.Input``): records a node of a functional graph, no math;
+- inside a ``GradientTape`` block: runs on a per-call copy of the layer and records a tape
+  node whose backward is the layer's own ``backward`` on that copy, so the cache belongs to
+  the tape and the same layer can be called twice (shared weights). A layer without a
+  hand-written ``backward`` (a user's ``call`` written with ``keras.ops``) records its ops;
+- otherwise: plain NumPy in, NumPy out (Sequential's fast path and ``predict``).
 """
 from __future__ import annotations
 
+import copy
 import re
 from collections import defaultdict
 
 import numpy as np
 
 from .. import backend
+from ..autodiff.tape import is_recording, record
+from ..autodiff.tensor import Tensor, Variable, unwrap
 
 _name_counters: defaultdict = defaultdict(int)
 
@@ -66,6 +78,10 @@ class Layer:
                 raise TypeError(f"{self.describe()}: `input_shape` must be a tuple of ints; got {input_shape!r}") from None
         self.params: dict = {}
         self.grads: dict = {}
+        self._variables: dict = {}  # key -> Variable, a handle on params[key]
+        self._non_trainable_keys: set = set()
+        self._losses: list = []
+        self._inbound_nodes: list = []
         self.built = False
         self.input_shape = None
         self.output_shape = None
@@ -81,6 +97,10 @@ class Layer:
     # -- life cycle ---------------------------------------------------------
     def build(self, input_shape) -> None:
         """Create weights for ``input_shape`` (batch axis included, possibly ``None``)."""
+        if isinstance(input_shape, list):  # several inputs (a merge layer, a user's layer)
+            self.input_shape = input_shape
+            self.built = True
+            return
         self.check_input_shape(input_shape)
         self.input_shape = tuple(input_shape)
         self.output_shape = self.compute_output_shape(input_shape)
@@ -108,15 +128,73 @@ class Layer:
     def backward(self, dy):
         raise NotImplementedError
 
-    def __call__(self, x, training=False):
-        """Run the layer on a batch, building it on first use."""
-        x = np.asarray(x)
+    def __call__(self, *args, **kwargs):
+        """Run the layer on a batch (building it on first use), or add it to a functional graph."""
+        from ..models import functional
+
+        if not args:
+            raise TypeError(f"{self.describe()}: call the layer on its inputs, e.g. layer(x)")
+        inputs, rest = args[0], args[1:]
+        if functional.is_symbolic(inputs):
+            return functional.call_symbolic(self, inputs, rest, kwargs)
+        training = kwargs.pop("training", None)
+        training = bool(training) if training is not None else False
+        if not self.has_backward():
+            return self._call_custom(inputs, rest, kwargs, training)
+        if rest or kwargs:
+            raise TypeError(f"{self.describe()}: unexpected arguments {', '.join(map(str, list(kwargs) or rest))}")
+        if isinstance(inputs, (list, tuple)):
+            raise TypeError(f"{self.describe()} takes one input; got a list of {len(inputs)}")
+        x = inputs if isinstance(inputs, Tensor) else np.asarray(inputs)
         if not self.built:
             self.check_input_shape(x.shape)  # report the data's own shape, not the batch-less one
             self.build((None,) + tuple(x.shape[1:]))
         self.check_call_shape(x.shape)
+        if is_recording():
+            return self._call_on_tape(x, training)
         return self.call(x, training=training)
 
+    @classmethod
+    def has_backward(cls) -> bool:
+        """True when the class's ``call`` comes with a hand-written ``backward``.
+
+        A subclass that overrides ``call`` below the class defining ``backward`` (a user's
+        layer) does not: its ``call`` is differentiated through the ops it records.
+        """
+        call_owner = next(c for c in cls.__mro__ if "call" in c.__dict__)
+        back_owner = next(c for c in cls.__mro__ if "backward" in c.__dict__)
+        return back_owner is not Layer and issubclass(back_owner, call_owner)
+
+    def _call_on_tape(self, x, training):
+        """Forward on a copy of this layer that keeps the cache; record its backward on the tape."""
+        replica = copy.copy(self)  # shares params; its cache and grads are its own
+        replica.grads = {}
+        replica.need_input_grad = isinstance(x, Tensor) and x.requires_grad
+        y = replica.call(unwrap(x), training=training)
+        keys = [k for k in self.params if self.trainable and k not in self._non_trainable_keys]
+        variables = [self.variable(k) for k in keys]
+
+        def backward(g):
+            dx = replica.backward(g)
+            return (dx if replica.need_input_grad else None,) + tuple(replica.grads.get(k) for k in keys)
+
+        return record(y, (x, *variables), backward, self.name)
+
+    def _call_custom(self, inputs, rest, kwargs, training):
+        """A user's layer: build from the input shapes, then ``call`` (its ops are recorded)."""
+        if not self.built:
+            self._build_from(_shapes_of(inputs))
+        self._losses = []
+        if _accepts(self.call, "training"):
+            kwargs["training"] = training
+        return self.call(inputs, *rest, **kwargs)
+
+    def _build_from(self, shapes):
+        """Run ``build`` once for these input shapes (batch axis kept as given)."""
+        self.build(shapes)
+        if self.input_shape is None:
+            self.input_shape = shapes
+        self.built = True
     def check_call_shape(self, shape) -> None:
         """Raise if a batch of ``shape`` does not fit the built layer (rank or sizes)."""
         self.check_input_shape(shape)
@@ -129,23 +207,98 @@ class Layer:
                 )
 
     # -- weights ------------------------------------------------------------
-    def add_weight(self, key, shape, initializer):
+    def _add_param(self, key, shape, initializer):
+        """Create weight ``key`` (the built-in layers' spelling); returns the array."""
         value = np.asarray(initializer(tuple(shape), self.dtype), dtype=self.dtype)
         self.params[key] = np.ascontiguousarray(value)
         return self.params[key]
 
+    def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True, name=None,
+                   regularizer=None, constraint=None, **kwargs):
+        """Keras's ``add_weight``: create a weight in ``build`` and get its :class:`Variable`.
+
+        ``initializer`` is a name (``'zeros'``, ``'glorot_uniform'``...) or ``f(shape, dtype)``.
+        """
+        from .. import initializers
+
+        for key in ("autocast", "aggregation", "synchronization", "use_resource"):
+            kwargs.pop(key, None)
+        if kwargs:
+            raise TypeError(f"{self.describe()}.add_weight: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
+        if regularizer is not None or constraint is not None:
+            raise ValueError(f"{self.describe()}.add_weight: regularizer and constraint are not supported yet")
+        shape = () if shape is None else tuple(int(d) for d in shape)
+        if name is None:
+            name = "variable" if "variable" not in self.params else f"variable_{len(self.params)}"
+        if name in self.params:
+            raise ValueError(f"{self.describe()} already has a weight named {name!r}")
+        init = initializers.get(initializer, self.describe())
+        value = np.asarray(init(shape, dtype or self.dtype), dtype=dtype or self.dtype)
+        self.params[name] = np.ascontiguousarray(value)
+        if not trainable:
+            self._non_trainable_keys.add(name)
+        return self.variable(name)
+
+    def variable(self, key) -> Variable:
+        """The :class:`Variable` handle on weight ``key`` (the same array, updated in place)."""
+        v = self._variables.get(key)
+        if v is None or v.value is not self.params[key]:
+            v = Variable(self.params[key], name=key, path=f"{self.name}/{key}",
+                         trainable=lambda: self.trainable and key not in self._non_trainable_keys)
+            self._variables[key] = v
+        return v
+
+    def __getattr__(self, name):
+        # Keras code reads weights as attributes (layer.kernel is common); Variables for
+        # weights added with add_weight(name=...) are found here too.
+        params = self.__dict__.get("params")
+        if params is not None and name in params and not name.startswith("_"):
+            return self.variable(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def variables(self):
+        return [self.variable(k) for k in self.params] + [v for l in self._sublayers() for v in l.variables]
+
+    @property
+    def trainable_variables(self):
+        return [v for v in self.variables if v.trainable]
+
+    @property
+    def non_trainable_variables(self):
+        return [v for v in self.variables if not v.trainable]
+
+    def _sublayers(self):
+        """Layers held in attributes (a user's layer that contains others), Keras's auto-tracking."""
+        found = []
+        for value in self.__dict__.values():
+            items = value if isinstance(value, (list, tuple)) else [value]
+            found.extend(v for v in items if isinstance(v, Layer) and v is not self)
+        return found
+
+    def add_loss(self, loss):
+        """Add a scalar (a tensor computed in ``call``) to the training loss, as Keras does."""
+        self._losses.append(loss)
+
+    @property
+    def losses(self):
+        return list(self._losses) + [l for sub in self._sublayers() for l in sub.losses]
+
     @property
     def weights(self):
         """The weight arrays, Keras's order (kernel, bias). Live arrays: edit in place with care."""
-        return list(self.params.values())
+        return list(self.params.values()) + [w for l in self._sublayers() for w in l.weights]
 
     @property
     def trainable_weights(self):
-        return self.weights if self.trainable else []
+        own = [p for k, p in self.params.items() if self.trainable and k not in self._non_trainable_keys]
+        return own + [w for l in self._sublayers() if self.trainable for w in l.trainable_weights]
 
     @property
     def non_trainable_weights(self):
-        return [] if self.trainable else self.weights
+        own = [p for k, p in self.params.items() if not self.trainable or k in self._non_trainable_keys]
+        return own + [w for l in self._sublayers() for w in
+                      (l.weights if not self.trainable else l.non_trainable_weights)]
 
     def get_weights(self):
         """Copies of the weights as NumPy arrays."""
@@ -178,3 +331,20 @@ class Layer:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _shapes_of(inputs):
+    """``(None, ...)`` shapes of an input or a list of inputs (arrays, tensors or symbolic)."""
+    if isinstance(inputs, (list, tuple)):
+        return [_shapes_of(x) for x in inputs]
+    return (None,) + tuple(np.shape(unwrap(inputs)) if not hasattr(inputs, "shape") else inputs.shape)[1:]
+
+
+def _accepts(fn, name) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())

@@ -25,8 +25,3 @@ class InputLayer(Layer):
 
     def backward(self, dy):
         return dy
-
-
-def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None, **kwargs):
-    """Keras's ``keras.Input(shape=...)``: here an :class:`InputLayer` a Sequential model accepts."""
-    return InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype, batch_shape=batch_shape, **kwargs)

@@ -1,5 +1,6 @@
 """Models: ``Sequential`` (and Keras's spelling ``keras.models.Sequential``) and ``load_model``."""
+from .model import Model
 from .sequential import Sequential
 from ..saving import load_model  # after Sequential: convolab.saving imports it lazily
 
-__all__ = ["Sequential", "load_model"]
+__all__ = ["Model", "Sequential", "load_model"]

@@ -14,6 +14,7 @@ from .. import optimizers as optimizers_mod
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..layers.base import Layer, shape_str, unique_name
 from ..layers.input_layer import InputLayer
+from ..layers.keras_tensor import KerasTensor
 from ..random import get_generator
 from . import data_checks as checks
 from . import engine, parallel
@@ -54,7 +55,9 @@ class Sequential:
 
     # -- construction -------------------------------------------------------
     def add(self, layer):
-        """Append a layer (an ``InputLayer`` only sets the input shape)."""
+        """Append a layer (a ``keras.Input`` tensor or an ``InputLayer`` only sets the input shape)."""
+        if isinstance(layer, KerasTensor) and layer.node is not None and not layer.node.inputs:
+            layer = layer.node.layer  # keras.Input(...): its InputLayer
         if isinstance(layer, InputLayer):
             if self.layers:
                 raise ValueError(f"{self.describe()}: an Input can only come first")

@@ -30,3 +30,45 @@ def format_summary(model, line_length=65, positions=(0.45, 0.85, 1.0)) -> str:
     out += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
             f"Non-trainable params: {total - trainable:,}", "_" * line_length]
     return "\n".join(out)
+
+
+def _row(fields, cols):
+    line = ""
+    for i, field in enumerate(fields):
+        if i > 0:
+            line = line[:-1] + " "
+        line += str(field)
+        line = line[: cols[i]]
+        line += " " * (cols[i] - len(line))
+    return " " + line.rstrip()
+
+
+def format_functional_summary(model, line_length=98, positions=(0.33, 0.55, 0.67, 1.0)) -> str:
+    """Keras's functional table: one row per layer, with the tensors each is connected to
+    (``name[node][tensor]``), parameters counted once for a shared layer."""
+    cols = [int(line_length * p) for p in positions]
+    out = [f'Model: "{model.name}"', "_" * line_length,
+           _row(["Layer (type)", "Output Shape", "Param #", "Connected to"], cols), "=" * line_length]
+    in_model = {id(n) for n in getattr(model, "_nodes", [])}
+    layers = model.layers
+    for i, layer in enumerate(layers):
+        nodes = [n for n in layer._inbound_nodes if id(n) in in_model]
+        sources = []
+        for n in nodes:
+            for t in n.inputs:
+                src = t.node.layer
+                sources.append(f"'{src.name}[{src._inbound_nodes.index(t.node)}][{t.index}]'")
+        shape = layer.output_shape
+        shape_text = (f"[{shape_str(shape)}]" if type(layer).__name__ == "InputLayer"
+                      else ", ".join(shape_str(s) for s in shape) if isinstance(shape, list) else shape_str(shape))
+        type_name = "Functional" if getattr(layer, "_functional", False) else type(layer).__name__
+        out.append(_row([f"{layer.name} ({type_name})", shape_text, layer.count_params(),
+                         "[" + ", ".join(sources[:1]) + ("," if len(sources) > 1 else "]")], cols))
+        for k, src in enumerate(sources[1:], start=1):
+            out.append(_row(["", "", "", " " + src + ("]" if k == len(sources) - 1 else ",")], cols))
+        out.append("" if i < len(layers) - 1 else "=" * line_length)
+    total = model.count_params()
+    trainable = sum(w.size for w in model.trainable_weights)
+    out += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {total - trainable:,}", "_" * line_length]
+    return "\n".join(out)

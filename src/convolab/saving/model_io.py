@@ -227,7 +227,7 @@ def _construct(cls, config, where):
 def _probe(layer, input_shape, where):
     """Weight shapes and output shape of ``layer`` for ``input_shape``, allocating nothing.
 
-    The layer's own ``build`` is run on a throw-away instance whose ``add_weight`` only records
+    The layer's own ``build`` is run on a throw-away instance whose ``_add_param`` only records
     the shapes asked for, so the shape rules live in the layers alone.
     """
     shapes = {}
@@ -235,7 +235,7 @@ def _probe(layer, input_shape, where):
     def record(key, shape, initializer):
         shapes[key] = tuple(int(d) for d in shape)
 
-    layer.add_weight = record  # instance attribute: the probe is discarded afterwards
+    layer._add_param = record  # instance attribute: the probe is discarded afterwards
     try:
         layer.build(input_shape)
     except (ValueError, TypeError, OverflowError) as e:

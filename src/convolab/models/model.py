@@ -1,0 +1,212 @@
+"""``keras.Model``: a functional graph (``Model(inputs, outputs)``) or a subclass with ``call``.
+
+Both are layers (a model can be called inside another model) whose forward pass is the
+graph's layer calls or the user's ``call``; inside a ``GradientTape`` block every layer call
+is recorded, so training differentiates any graph (see :mod:`convolab.models.training`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autodiff.tensor import Tensor, unwrap
+from ..layers.base import Layer, shape_str, unique_name
+from . import functional
+
+
+class Model(Layer):
+    """A model. ``Model(inputs, outputs, name=None)`` from symbolic tensors, or subclass it.
+
+    Args:
+        inputs: a ``keras.Input`` tensor or a list of them.
+        outputs: a symbolic tensor computed from ``inputs``, or a list of them.
+        name: the model's name (default ``functional``, ``functional_1``...).
+
+    Subclassing: define layers in ``__init__`` (they are tracked as attributes) and the
+    forward pass in ``call(self, inputs, training=None)``.
+    """
+
+    def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
+        if (inputs is None) != (outputs is None):
+            raise ValueError("keras.Model: pass both `inputs` and `outputs` (or neither, when subclassing)")
+        self._functional = inputs is not None
+        default = "functional" if self._functional else _snake_name(type(self).__name__)
+        super().__init__(name=name or unique_name(default), trainable=trainable, **kwargs)
+        if self._functional:
+            self._init_graph(inputs, outputs)
+
+    # -- the graph -------------------------------------------------------------------------
+    def _init_graph(self, inputs, outputs):
+        self._multi_input = not isinstance(inputs, functional.KerasTensor)
+        self._multi_output = not isinstance(outputs, functional.KerasTensor)
+        if isinstance(inputs, dict) or isinstance(outputs, dict):
+            raise ValueError("keras.Model: dict inputs/outputs are not supported; use lists")
+        self._inputs = functional._flatten(inputs)
+        self._outputs = functional._flatten(outputs)
+        for t in self._inputs:
+            if t.node is None or t.node.inputs:
+                raise ValueError(f"keras.Model: every input must come from keras.Input; got {t}")
+        self._nodes = functional._nodes_between(self._inputs, self._outputs)
+        layers = []
+        for node in self._nodes:
+            if all(node.layer is not l for l in layers):
+                layers.append(node.layer)
+        self._layers = layers
+        shapes = [t.shape for t in self._inputs]
+        self.input_shape = shapes if self._multi_input else shapes[0]
+        out = [t.shape for t in self._outputs]
+        self.output_shape = out if self._multi_output else out[0]
+        self.dtype = self._inputs[0].dtype
+        self.built = True
+
+    @property
+    def inputs(self):
+        return list(self._inputs) if self._functional else None
+
+    @property
+    def outputs(self):
+        return list(self._outputs) if self._functional else None
+
+    @property
+    def layers(self):
+        """The model's layers: in graph order (inputs first), or the tracked attributes of a subclass."""
+        return list(self._layers) if self._functional else self._sublayers()
+
+    def _sublayers(self):
+        return list(self._layers) if self.__dict__.get("_functional") else super()._sublayers()
+
+    def get_layer(self, name=None, index=None):
+        layers = self.layers
+        if index is not None:
+            return layers[index]
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"{self.describe()} has no layer named {name!r}; layers: {[l.name for l in layers]}")
+
+    def describe(self):
+        return f"{'Functional' if self.__dict__.get('_functional') else type(self).__name__} model '{self.name}'"
+
+    # -- weights (gathered from the layers, each once) ---------------------------------------
+    def _unique_layers(self):
+        return self._layers if self._functional else self._sublayers()
+
+    @property
+    def weights(self):
+        return _unique_arrays(w for l in self._unique_layers() for w in l.weights)
+
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        return _unique_arrays(w for l in self._unique_layers() for w in l.trainable_weights)
+
+    @property
+    def non_trainable_weights(self):
+        trainable = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trainable]
+
+    @property
+    def variables(self):
+        seen, out = set(), []
+        for l in self._unique_layers():
+            for v in l.variables:
+                if id(v.value) not in seen:
+                    seen.add(id(v.value))
+                    out.append(v)
+        return out
+
+    @property
+    def trainable_variables(self):
+        return [v for v in self.variables if self.trainable and v.trainable]
+
+    def get_weights(self):
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        mine = self.weights
+        if len(weights) != len(mine):
+            raise ValueError(f"{self.describe()} expects {len(mine)} weight arrays; got {len(weights)}")
+        for i, (cur, new) in enumerate(zip(mine, weights)):
+            new = np.asarray(new)
+            if new.shape != cur.shape:
+                raise ValueError(f"{self.describe()}: weight {i} has shape {cur.shape}; got an array of shape {new.shape}")
+            cur[...] = new
+
+    def count_params(self):
+        return int(sum(w.size for w in self.weights))
+
+    @property
+    def losses(self):
+        return [l for layer in self._unique_layers() for l in layer.losses] + list(self._losses)
+
+    # -- running ---------------------------------------------------------------------------
+    def build(self, input_shape):
+        if self._functional:
+            return
+        self.input_shape = input_shape
+        self.built = True  # a subclass creates its weights as its layers are first called
+
+    def call(self, inputs, training=False):
+        if not self._functional:
+            raise NotImplementedError(f"{type(self).__name__}: a Model subclass must define call(self, inputs)")
+        return self._run_graph(inputs, training)
+
+    def _conform(self, t, x):
+        """An input value for input tensor ``t``: cast to its dtype, shape checked."""
+        if not isinstance(x, Tensor):
+            x = np.asarray(x)
+            if x.dtype != t.dtype:
+                x = x.astype(t.dtype)
+        shape = np.shape(unwrap(x))
+        if len(shape) != len(t.shape) or any(e is not None and g != e for g, e in zip(shape, t.shape)):
+            raise ValueError(f"{self.describe()}: input '{t.name}' expects shape {shape_str(t.shape)}; "
+                             f"got data of shape {shape_str(shape)}")
+        return x
+
+    def _run_graph(self, inputs, training):
+        xs = list(inputs) if self._multi_input else [inputs]
+        if self._multi_input and not isinstance(inputs, (list, tuple)):
+            raise ValueError(f"{self.describe()} has {len(self._inputs)} inputs; pass a list of arrays")
+        if len(xs) != len(self._inputs):
+            raise ValueError(f"{self.describe()} expects {len(self._inputs)} inputs; got {len(xs)}")
+        values = {id(t): self._conform(t, x) for t, x in zip(self._inputs, xs)}
+        for node in self._nodes:
+            if not node.inputs:
+                continue  # an Input
+            args = [values[id(t)] for t in node.inputs]
+            out = node.layer(args if node.multi else args[0], *node.args, training=training, **node.kwargs)
+            outs = list(out) if len(node.outputs) > 1 else [out]
+            for t, v in zip(node.outputs, outs):
+                values[id(t)] = v
+        res = [values[id(t)] for t in self._outputs]
+        return res if self._multi_output else res[0]
+
+    def compute_output_shape(self, input_shape):
+        if self._functional:
+            return self.output_shape
+        return super().compute_output_shape(input_shape)
+
+    # -- summary -----------------------------------------------------------------------------
+    def summary(self, line_length=98, print_fn=None):
+        from .summary import format_functional_summary
+
+        (print_fn or print)(format_functional_summary(self, line_length=line_length))
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable}
+
+
+def _unique_arrays(arrays):
+    seen, out = set(), []
+    for a in arrays:
+        if id(a) not in seen:
+            seen.add(id(a))
+            out.append(a)
+    return out
+
+
+def _snake_name(cls_name):
+    from ..layers.base import _snake
+
+    return _snake(cls_name)

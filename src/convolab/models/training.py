@@ -1,0 +1,79 @@
+"""One training step on the tape, for any model: forward, loss, gradients, optimizer step.
+
+Sequential models of built-in layers keep their own fused fast path (``models/engine.py``);
+everything else (functional graphs, subclassed models, user layers, custom losses) trains
+here: the forward pass runs under a :class:`~convolab.autodiff.GradientTape`, the loss is one
+more recorded op, and the tape replays every op's hand-written backward.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..autodiff import GradientTape, record
+from ..autodiff import functions as ops
+from ..autodiff.tensor import Tensor, unwrap
+
+
+def loss_on_tape(loss, y_true, y_pred, sample_weight=None):
+    """The mean loss as a recorded scalar.
+
+    A built-in loss computes ``(value, d value / d pred)`` with its own hand-written
+    gradient (one recorded op); any other callable ``f(y_true, y_pred)`` (a ``Loss``
+    subclass's ``call``, a plain function) is written with ``keras.ops`` and recorded op by op,
+    per-sample values averaged over the batch as Keras's ``sum_over_batch_size`` does.
+    """
+    from .. import losses as losses_mod
+
+    pred = unwrap(y_pred)
+    if isinstance(loss, losses_mod.Loss) and loss.has_gradient():
+        if sample_weight is not None:
+            value, dpred = loss.compute(pred, y_true, sample_weight=sample_weight)
+        else:
+            value, dpred = loss.compute(pred, y_true)
+        value = np.asarray(value, dtype=pred.dtype)
+        return record(value, (y_pred,), lambda g: (g * dpred,), getattr(loss, "name", "loss"))
+    fn = loss.call if isinstance(loss, losses_mod.Loss) else loss
+    per_sample = fn(y_true, y_pred)
+    if sample_weight is not None:
+        w = np.asarray(sample_weight, dtype=pred.dtype).reshape((-1,) + (1,) * (np.ndim(unwrap(per_sample)) - 1))
+        return ops.divide(ops.sum(ops.multiply(per_sample, w)), float(np.size(unwrap(per_sample))))
+    return ops.mean(per_sample)
+
+
+def _warned(model, names):
+    seen = model.__dict__.setdefault("_warned_no_gradient", set())
+    new = [n for n in names if n not in seen]
+    seen.update(new)
+    return new
+
+
+def tape_train_step(model, x, y, sample_weight=None):
+    """One optimizer step on one batch; returns ``(output array, loss float)``.
+
+    ``y`` has been through ``loss.prepare_targets``. A trainable weight the loss does not
+    depend on gets no update and a warning naming it, as Keras warns.
+    """
+    variables = model.trainable_variables
+    with GradientTape() as tape:
+        out = model(x, training=True)
+        total = loss_on_tape(model.loss, y, out, sample_weight)
+        for extra in model.losses:
+            total = ops.add(total, extra)
+    value = float(unwrap(total))
+    if not np.isfinite(value):
+        return unwrap(out), value
+    if not isinstance(total, Tensor):
+        raise ValueError(f"{model.describe()}: the loss does not depend on any trainable weight "
+                         "(was the output computed with NumPy instead of keras.ops?)")
+    grads = tape.gradient(total, variables)
+    missing = [v.path for v, g in zip(variables, grads) if g is None]
+    if missing and _warned(model, missing):
+        warnings.warn(f"{model.describe()}: gradients do not exist for {', '.join(missing)}; they are not "
+                      "updated (a layer computed with NumPy functions instead of keras.ops loses its gradient)",
+                      UserWarning, stacklevel=3)
+    pairs = [(v.value, g) for v, g in zip(variables, grads) if g is not None]
+    if pairs:
+        model.optimizer.apply([p for p, _ in pairs], [g.astype(p.dtype, copy=False) for p, g in pairs])
+    return unwrap(out), value
