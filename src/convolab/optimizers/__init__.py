@@ -1,4 +1,5 @@
 """Optimisers with Keras's names, defaults and update formulas."""
+from . import schedules
 from .adam import Adam
 from .base import Optimizer
 from .rmsprop import RMSprop
@@ -30,4 +31,4 @@ def deserialize(config: dict) -> Optimizer:
     return classes[name].from_config(config.get("config", {}))
 
 
-__all__ = ["Adam", "Optimizer", "RMSprop", "SGD", "deserialize", "get", "serialize"]
+__all__ = ["Adam", "Optimizer", "RMSprop", "SGD", "deserialize", "get", "schedules", "serialize"]

@@ -1,10 +1,13 @@
 """Optimizer base: owns per-variable state and updates variables in place."""
 from __future__ import annotations
 
+import math
 import numbers
 import weakref
 
 import numpy as np
+
+from .schedules import LearningRateSchedule, deserialize as deserialize_schedule, serialize as serialize_schedule
 
 
 class Optimizer:
@@ -15,6 +18,10 @@ class Optimizer:
     position: freezing a layer, recompiling with the same optimizer, or sharing it between
     two models changes which variables a step sees, and each keeps its own slots.
     A variable's state is created the first time a step updates it.
+
+    One step: the rate is read (a ``LearningRateSchedule`` is evaluated at ``iterations``,
+    which is 0 for the first step, as in Keras); each gradient is clipped (``clipvalue``, then
+    ``clipnorm``); the subclass's update runs; ``iterations += 1``.
     """
 
     def __init__(self, learning_rate=0.001, name=None, clipnorm=None, clipvalue=None, **kwargs):
@@ -28,32 +35,70 @@ class Optimizer:
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
         self.name = name or type(self).__name__.lower()
+        self.iterations = 0
         self.learning_rate = learning_rate
         self.clipnorm = clipnorm
         self.clipvalue = clipvalue
-        self.iterations = 0
         # id(variable) -> [weakref to the variable, its state dict, a scratch buffer]. The weak
         # reference tells a live variable from a dead one whose id was reused, and drops the
         # entry when the variable goes away.
         self._slots: dict = {}
 
     @property
-    def learning_rate(self):
-        return self._learning_rate
+    def learning_rate(self) -> float:
+        """The rate the next step uses: the number set, or the schedule evaluated at ``iterations``."""
+        lr = self._learning_rate
+        if not isinstance(lr, LearningRateSchedule):
+            return lr
+        raw = lr(self.iterations)
+        try:
+            value = float(raw)
+        except (TypeError, ValueError, OverflowError):
+            value = math.nan
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{type(self).__name__}: the learning-rate schedule {type(lr).__name__} gave {raw!r} "
+                             f"at step {self.iterations}; expected a finite number >= 0")
+        return value
 
     @learning_rate.setter
     def learning_rate(self, value):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-            raise ValueError(f"{type(self).__name__}: `learning_rate` must be a positive number; got {value!r}")
+        if isinstance(value, LearningRateSchedule):
+            self._learning_rate = value
+            return
+        if isinstance(getattr(self, "_learning_rate", None), LearningRateSchedule):
+            # Keras refuses too: a number here would silently end the schedule.
+            raise TypeError(
+                f"{type(self).__name__} was created with a learning-rate schedule "
+                f"({type(self._learning_rate).__name__}), so its learning rate cannot be set to {value!r}; "
+                "create the optimizer with a float learning_rate if it must be settable (e.g. for "
+                "ReduceLROnPlateau), or assign another LearningRateSchedule"
+            )
+        try:
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0 and math.isfinite(value)
+        except OverflowError:  # math.isfinite(10**400)
+            ok = False
+        if not ok:
+            raise ValueError(f"{type(self).__name__}: `learning_rate` must be a positive number; got {value!r} "
+                             "(a keras.optimizers.schedules.LearningRateSchedule is accepted too)")
         self._learning_rate = float(value)
 
     lr = learning_rate
+
+    @property
+    def learning_rate_schedule(self):
+        """The :class:`LearningRateSchedule` given as ``learning_rate``, or None for a fixed rate."""
+        lr = self._learning_rate
+        return lr if isinstance(lr, LearningRateSchedule) else None
 
     def build_state(self, param) -> dict:
         return {}
 
     def update(self, param, grad, state, tmp) -> None:
-        """Update ``param`` in place; ``tmp`` is a scratch array of the same shape."""
+        """Update ``param`` in place; ``tmp`` is a scratch array of the same shape.
+
+        Read the rate as ``self.learning_rate``: within one step it is the same value for every
+        variable (``iterations`` moves only after the last update).
+        """
         raise NotImplementedError
 
     def _slot(self, param):
@@ -102,6 +147,7 @@ class Optimizer:
                                  f"of shape {np.shape(p)}")
             entry = slots.get(id(p))
             entries.append(entry if entry is not None and entry[0]() is p else self._slot(p))
+        self.learning_rate  # evaluate (and check) the schedule before any variable moves
         for p, g, entry in zip(params, grads, entries):
             if entry[2] is None:
                 entry[2] = np.empty_like(p)  # scratch, reused every step, never saved
@@ -120,7 +166,9 @@ class Optimizer:
         self.apply([v for _, v in pairs], [g for g, _ in pairs])
 
     def get_config(self) -> dict:
-        cfg = {"name": self.name, "learning_rate": self.learning_rate}
+        lr = self._learning_rate
+        cfg = {"name": self.name,
+               "learning_rate": serialize_schedule(lr) if isinstance(lr, LearningRateSchedule) else lr}
         if self.clipnorm is not None:
             cfg["clipnorm"] = self.clipnorm
         if self.clipvalue is not None:
@@ -129,4 +177,7 @@ class Optimizer:
 
     @classmethod
     def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = deserialize_schedule(config["learning_rate"])
         return cls(**config)

@@ -1,2 +1,0 @@
-"""``keras.optimizers``."""
-from ..optimizers import SGD, Adam, Optimizer, RMSprop, get  # noqa: F401
