@@ -250,8 +250,8 @@ def test_bad_validation_data_and_epochs():
 # ---------------------------------------------------------------------------
 
 def test_unknown_optimizer_name_lists_valid():
-    with pytest.raises(ValueError, match=r"Unknown optimizer 'adamw'; valid: sgd, rmsprop, adam"):
-        _lesson_model(compile=False).compile(optimizer="adamw", loss="mse")
+    with pytest.raises(ValueError, match=r"Unknown optimizer 'lion'; valid: sgd, rmsprop, adam, adamw, nadam"):
+        _lesson_model(compile=False).compile(optimizer="lion", loss="mse")
 
 
 def test_unknown_loss_name_lists_valid():

@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from .. import kernels
+from ._checks import real
 from .base import Optimizer
 
 
@@ -19,9 +20,10 @@ class Adam(Optimizer):
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
                  name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.beta_1 = float(beta_1)
-        self.beta_2 = float(beta_2)
-        self.epsilon = float(epsilon)
+        owner = type(self).__name__
+        self.beta_1 = real(owner, "beta_1", beta_1, lo=0, hi=1, hi_open=True)
+        self.beta_2 = real(owner, "beta_2", beta_2, lo=0, hi=1, hi_open=True)
+        self.epsilon = real(owner, "epsilon", epsilon, lo=0)
         self.amsgrad = bool(amsgrad)
 
     def build_state(self, param):

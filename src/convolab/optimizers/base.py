@@ -7,6 +7,7 @@ import weakref
 
 import numpy as np
 
+from ._checks import real
 from .schedules import LearningRateSchedule, deserialize as deserialize_schedule, serialize as serialize_schedule
 
 
@@ -19,15 +20,16 @@ class Optimizer:
     two models changes which variables a step sees, and each keeps its own slots.
     A variable's state is created the first time a step updates it.
 
-    One step: the rate is read (a ``LearningRateSchedule`` is evaluated at ``iterations``,
-    which is 0 for the first step, as in Keras); each gradient is clipped (``clipvalue``, then
-    ``clipnorm``); the subclass's update runs; ``iterations += 1``.
+    One step, in Keras 3's order: the rate ``lr`` is read (a ``LearningRateSchedule`` is
+    evaluated at ``iterations``, which is 0 for the first step); each gradient is clipped
+    (``clipvalue``, then ``clipnorm``); with ``weight_decay`` set, each variable decays
+    (``w -= w * weight_decay * lr``); the subclass's update runs; ``iterations += 1``.
     """
 
-    def __init__(self, learning_rate=0.001, name=None, clipnorm=None, clipvalue=None, **kwargs):
+    def __init__(self, learning_rate=0.001, name=None, weight_decay=None, clipnorm=None, clipvalue=None, **kwargs):
         if "lr" in kwargs:
             learning_rate = kwargs.pop("lr")
-        for key in ("weight_decay", "global_clipnorm", "use_ema", "ema_momentum", "ema_overwrite_frequency",
+        for key in ("global_clipnorm", "use_ema", "ema_momentum", "ema_overwrite_frequency",
                     "loss_scale_factor", "gradient_accumulation_steps", "jit_compile"):
             val = kwargs.pop(key, None)
             if val not in (None, False, 0.99):
@@ -37,6 +39,7 @@ class Optimizer:
         self.name = name or type(self).__name__.lower()
         self.iterations = 0
         self.learning_rate = learning_rate
+        self.weight_decay = None if weight_decay is None else real(type(self).__name__, "weight_decay", weight_decay, lo=0)
         self.clipnorm = clipnorm
         self.clipvalue = clipvalue
         # id(variable) -> [weakref to the variable, its state dict, a scratch buffer]. The weak
@@ -101,6 +104,24 @@ class Optimizer:
         """
         raise NotImplementedError
 
+    def begin_step(self) -> None:
+        """Called once per step before any variable is updated (Nadam advances its momentum cache here)."""
+
+    def get_global_state(self) -> dict:
+        """State that belongs to the optimizer rather than to one variable: name -> float (``{}`` here)."""
+        return {}
+
+    def set_global_state(self, state) -> None:
+        """Restore what :meth:`get_global_state` returned (the same names, finite numbers)."""
+        self._checked_global_state(state)
+
+    def _checked_global_state(self, state) -> dict:
+        want = self.get_global_state()
+        if not isinstance(state, dict) or set(state) != set(want):
+            got = sorted(state) if isinstance(state, dict) else state
+            raise ValueError(f"{type(self).__name__}: global state must have the keys {sorted(want)}; got {got!r}")
+        return {key: real(type(self).__name__, key, value) for key, value in state.items()}
+
     def _slot(self, param):
         key = id(param)
         entry = self._slots.get(key)
@@ -147,7 +168,8 @@ class Optimizer:
                                  f"of shape {np.shape(p)}")
             entry = slots.get(id(p))
             entries.append(entry if entry is not None and entry[0]() is p else self._slot(p))
-        self.learning_rate  # evaluate (and check) the schedule before any variable moves
+        lr = self.learning_rate  # the schedule is evaluated at the step about to run
+        self.begin_step()
         for p, g, entry in zip(params, grads, entries):
             if entry[2] is None:
                 entry[2] = np.empty_like(p)  # scratch, reused every step, never saved
@@ -157,8 +179,17 @@ class Optimizer:
                 norm = float(np.sqrt((g * g).sum()))
                 if norm > self.clipnorm:
                     g = g * (self.clipnorm / norm)
+            if self.weight_decay is not None:
+                self._decay(p, lr, entry[2])
             self.update(p, g, entry[1], entry[2])
         self.iterations += 1
+
+    def _decay(self, param, lr, tmp):
+        """Keras's decoupled weight decay, before the update: ``w -= w * weight_decay * lr``."""
+        t = param.dtype.type
+        np.multiply(param, t(self.weight_decay), out=tmp)
+        tmp *= t(lr)
+        param -= tmp
 
     def apply_gradients(self, grads_and_vars) -> None:
         """Keras's spelling: a list of ``(gradient, variable)`` pairs."""
@@ -169,6 +200,8 @@ class Optimizer:
         lr = self._learning_rate
         cfg = {"name": self.name,
                "learning_rate": serialize_schedule(lr) if isinstance(lr, LearningRateSchedule) else lr}
+        if self.weight_decay is not None:
+            cfg["weight_decay"] = self.weight_decay
         if self.clipnorm is not None:
             cfg["clipnorm"] = self.clipnorm
         if self.clipvalue is not None:

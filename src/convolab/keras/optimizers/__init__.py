@@ -1,3 +1,4 @@
 """``keras.optimizers`` and ``keras.optimizers.schedules``."""
-from ...optimizers import SGD, Adam, Optimizer, RMSprop, deserialize, get, serialize  # noqa: F401
+from ...optimizers import (SGD, Adadelta, Adagrad, Adam, AdamW, Nadam, Optimizer, RMSprop,  # noqa: F401
+                           deserialize, get, serialize)
 from . import schedules  # noqa: F401
