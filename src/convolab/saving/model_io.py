@@ -6,8 +6,10 @@ File format (``format_version`` 1). A convolab file is a safetensors file:
   "kind": "model" | "weights", "convolab_version": ...}`` plus, for ``kind == "model"``:
   ``"model"`` (the architecture: ``Sequential.get_config()`` and the model's ``dtype``, under
   ``{"class_name": "Sequential", "config": ...}``), ``"compile"`` (``null`` or the optimizer
-  config, loss config and metric names) and ``"training_state"`` (``null`` or the optimizer's
-  ``iterations``, the number of optimizer state slots and the random generators' states); for
+  config, with a learning-rate schedule's config in place of the rate when it has one, loss
+  config and metric names) and ``"training_state"`` (``null`` or the optimizer's
+  ``iterations``, the number of optimizer state slots, the optimizer's own scalars such as
+  Nadam's ``u_product`` under ``"optimizer_globals"``, and the random generators' states); for
   ``kind == "weights"``: ``"layers"`` (class and name of each layer, for messages). One key
   only, so the bytes written never depend on the order safetensors gives its metadata map:
   saving a loaded model again gives the same file, byte for byte.
@@ -48,7 +50,10 @@ DEFAULT_SUFFIX = MODEL_SUFFIXES[0]
 #: the only classes a file may name (no import by name, ever)
 LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Dense, Flatten, MaxPooling2D, AveragePooling2D,
                                                Dropout, Activation, ReLU, Softmax)}
-OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (optimizers_mod.SGD, optimizers_mod.RMSprop, optimizers_mod.Adam)}
+OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (optimizers_mod.SGD, optimizers_mod.RMSprop, optimizers_mod.Adam,
+                                                   optimizers_mod.AdamW, optimizers_mod.Nadam, optimizers_mod.Adagrad,
+                                                   optimizers_mod.Adadelta)}
+SCHEDULE_CLASSES = optimizers_mod.schedules.SCHEDULE_CLASSES
 LOSS_CLASSES = {cls.__name__: cls for cls in (losses_mod.SparseCategoricalCrossentropy,
                                               losses_mod.CategoricalCrossentropy, losses_mod.MeanSquaredError)}
 
@@ -117,7 +122,16 @@ def _trainable_weights(model):
     return [p for layer in model.layers if layer.trainable for p in layer.params.values()]
 
 
+def _check_optimizer_saveable(optimizer, what):
+    for kind, obj, allowed in (("optimizer", optimizer, OPTIMIZER_CLASSES),
+                               ("learning-rate schedule", optimizer.learning_rate_schedule, SCHEDULE_CLASSES)):
+        if obj is not None and allowed.get(type(obj).__name__) is not type(obj):
+            raise ValueError(f"{what}: the {kind} {type(obj).__name__} cannot be saved; convolab files hold only "
+                             f"the built-in ones: {', '.join(allowed)}")
+
+
 def _compile_config(model):
+    _check_optimizer_saveable(model.optimizer, "save_model")
     loss = model.loss
     metrics = [m if isinstance(m, str) else getattr(m, "name", m) for m in model._metric_names]
     return {"optimizer": optimizers_mod.serialize(model.optimizer),
@@ -145,8 +159,11 @@ def _training_state(model, tensors):
             state = _rng_json(rng.bit_generator.state)
             if state is not None:
                 layer_rngs[str(i)] = state
-    return {"iterations": int(opt.iterations), "optimizer_slots": len(states),
-            "rng": {"global": global_state, "layers": layer_rngs}}
+    out = {"iterations": int(opt.iterations), "optimizer_slots": len(states),
+           "rng": {"global": global_state, "layers": layer_rngs}}
+    if opt.get_global_state():  # absent for optimizers without any, so their files stay as they were
+        out["optimizer_globals"] = dict(opt.get_global_state())
+    return out
 
 
 def _version():
@@ -300,6 +317,10 @@ def _plan_model(doc, infos, source):
             plan.weight_slots.append(keys)
             for key in keys:
                 plan.expected[slot_name(j, key)] = (dtype, pshape)
+        want, got = set(plan.optimizer.get_global_state()), set(state.get("optimizer_globals", {}))
+        if want != got:
+            raise ModelFileError(f"{source}: the training state holds optimizer globals {sorted(got)}; "
+                                 f"{type(plan.optimizer).__name__} keeps {sorted(want)}")
         for i in state["rng"]["layers"]:
             if i >= len(plan.layer_specs) or plan.layer_specs[i][0] is not Dropout or plan.layer_specs[i][1]["seed"] is None:
                 raise ModelFileError(f"{source}: a generator state for layer {i}, which is not a seeded Dropout")
@@ -373,6 +394,8 @@ def _build(plan, doc, tensors, compile, source):
         if compile:
             opt = model.optimizer
             opt.iterations = state["iterations"]
+            if "optimizer_globals" in state:
+                opt.set_global_state(state["optimizer_globals"])
             weights = _trainable_weights(model)
             for j, keys in enumerate(plan.weight_slots):
                 opt.set_state(weights[j], {key: tensors[slot_name(j, key)] for key in keys})

@@ -163,16 +163,46 @@ model_schema = obj({
 })
 
 # -- compile -------------------------------------------------------------------
-_OPT_COMMON = {"name": string(), "learning_rate": number(0, lo_open=True)}
-_OPT_OPTIONAL = {"clipnorm": number(0, lo_open=True), "clipvalue": number(0, lo_open=True)}
+_rate = number(0)
+_steps = number(0, lo_open=True)
+_MAX_PIECES = 10_000
+SCHEDULE_SCHEMAS = {
+    "ExponentialDecay": obj({"initial_learning_rate": _rate, "decay_steps": _steps,
+                             "decay_rate": number(0, lo_open=True), "staircase": boolean, "name": string()}),
+    "PiecewiseConstantDecay": obj({"boundaries": list_of(integer(-(2**62), 2**62), 1, _MAX_PIECES),
+                                   "values": list_of(_rate, 2, _MAX_PIECES + 1), "name": string()}),
+    "CosineDecay": obj({"initial_learning_rate": _rate, "decay_steps": _steps, "alpha": number(0, 1),
+                        "name": string(), "warmup_target": nullable(_rate), "warmup_steps": number(0)}),
+}
+_schedule = tagged(SCHEDULE_SCHEMAS)
+_positive = number(0, lo_open=True)
+
+
+def _learning_rate(v, where):
+    """A positive number, or a built-in schedule ``{"class_name": ..., "config": ...}``."""
+    if isinstance(v, dict):
+        return _schedule(v, where)
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        _fail(where, "a positive number or a learning-rate schedule object", v)
+    return _positive(v, where)
+
+
+_OPT_COMMON = {"name": string(), "learning_rate": _learning_rate}
+_OPT_OPTIONAL = {"clipnorm": number(0, lo_open=True), "clipvalue": number(0, lo_open=True),
+                 "weight_decay": number(0)}
 _unit = number(0, 1)
 _eps = number(0)
+_beta = number(0, 1, hi_open=True)
+_ADAM = {**_OPT_COMMON, "beta_1": _beta, "beta_2": _beta, "epsilon": _eps, "amsgrad": boolean}
 OPTIMIZER_SCHEMAS = {
     "SGD": obj({**_OPT_COMMON, "momentum": _unit, "nesterov": boolean}, _OPT_OPTIONAL),
     "RMSprop": obj({**_OPT_COMMON, "rho": _unit, "momentum": _unit, "epsilon": _eps, "centered": boolean},
                    _OPT_OPTIONAL),
-    "Adam": obj({**_OPT_COMMON, "beta_1": number(0, 1, hi_open=True), "beta_2": number(0, 1, hi_open=True),
-                 "epsilon": _eps, "amsgrad": boolean}, _OPT_OPTIONAL),
+    "Adam": obj(_ADAM, _OPT_OPTIONAL),
+    "AdamW": obj({**_ADAM, "weight_decay": number(0)}, _OPT_OPTIONAL),
+    "Nadam": obj({**_OPT_COMMON, "beta_1": _beta, "beta_2": _beta, "epsilon": _eps}, _OPT_OPTIONAL),
+    "Adagrad": obj({**_OPT_COMMON, "initial_accumulator_value": number(0), "epsilon": _eps}, _OPT_OPTIONAL),
+    "Adadelta": obj({**_OPT_COMMON, "rho": _unit, "epsilon": _eps}, _OPT_OPTIONAL),
 }
 LOSS_SCHEMAS = {
     "SparseCategoricalCrossentropy": obj({"name": string(), "from_logits": boolean}),
@@ -218,6 +248,9 @@ training_state_schema = obj({
     "iterations": integer(0, 2**62),
     "optimizer_slots": integer(0, MAX_INT),
     "rng": obj({"global": nullable(rng_state_schema), "layers": _layer_rngs}),
+}, {
+    # state of the optimizer as a whole (Optimizer.get_global_state), e.g. Nadam's momentum cache
+    "optimizer_globals": obj({}, {"u_product": number(0, 1)}),
 })
 
 # -- documents -----------------------------------------------------------------
