@@ -274,3 +274,18 @@ def test_fit_with_a_schedule_changes_the_rate_every_batch():
     fixed = _model(SGD(learning_rate=0.1))
     fixed.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
     assert not all(np.array_equal(a, b) for a, b in zip(fixed.get_weights(), scheduled.get_weights()))
+
+
+def test_rate_callbacks_set_a_fixed_rate_and_refuse_a_schedule_as_keras_does():
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((16, 3)), rng.integers(0, 2, 16)
+    fixed = _model(Adam(learning_rate=0.01))
+    cb = keras.callbacks.LearningRateScheduler(lambda epoch, lr: lr * 0.5)
+    history = fixed.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[cb])
+    assert history.history["learning_rate"] == [0.005, 0.0025, 0.00125]
+    scheduled = _model(Adam(learning_rate=ExponentialDecay(0.01, 2, 0.5)))
+    with pytest.raises(TypeError, match="Adam was created with a learning-rate schedule"):
+        scheduled.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[cb])
+    plateau = keras.callbacks.ReduceLROnPlateau(monitor="loss", patience=0, min_delta=1e9)
+    with pytest.raises(TypeError, match="Adam was created with a learning-rate schedule"):
+        scheduled.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[plateau])  # epoch 2 reduces
