@@ -3,10 +3,16 @@
 Every function takes and returns arrays (NHWC for images) and, for a forward
 function, a ``cache`` holding only what its backward needs.
 """
-from .activations import activation_backward, activation_forward
+from .activations import activation_backward, activation_forward, relu_backward, relu_forward, softmax
 from .conv import conv2d_backward, conv2d_forward
 from .dense import dense_backward, dense_forward
 from .dropout import dropout_backward, dropout_forward
+from .global_pool import (
+    global_avg_pool_backward,
+    global_avg_pool_forward,
+    global_max_pool_backward,
+    global_max_pool_forward,
+)
 from .im2col import col2im, im2col
 from .losses import (
     categorical_crossentropy,
@@ -15,6 +21,7 @@ from .losses import (
     sparse_categorical_crossentropy,
 )
 from .pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
+from .reshape import rescale_backward, rescale_forward, reshape_backward, reshape_forward, resolve_target_shape
 
 __all__ = [
     "activation_backward",
@@ -29,10 +36,22 @@ __all__ = [
     "dense_forward",
     "dropout_backward",
     "dropout_forward",
+    "global_avg_pool_backward",
+    "global_avg_pool_forward",
+    "global_max_pool_backward",
+    "global_max_pool_forward",
     "im2col",
     "max_pool_backward",
     "max_pool_forward",
     "mean_squared_error",
+    "relu_backward",
+    "relu_forward",
+    "rescale_backward",
+    "rescale_forward",
+    "reshape_backward",
+    "reshape_forward",
+    "resolve_target_shape",
+    "softmax",
     "softmax_crossentropy_with_logits",
     "sparse_categorical_crossentropy",
 ]

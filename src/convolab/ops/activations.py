@@ -1,6 +1,8 @@
 """Element-wise activations; each backward uses the forward *output* only.
 
-``activation_forward(name, z) -> y`` and ``activation_backward(name, dy, y) -> dz``.
+``activation_forward(name, z) -> y`` and ``activation_backward(name, dy, y) -> dz``, for any
+rank (softmax needs at least one axis: it normalises the last). Keras's parametrised ReLU
+(``relu_forward``/``relu_backward``) needs its input, not its output, and has its own pair.
 """
 from __future__ import annotations
 
@@ -59,3 +61,35 @@ def activation_backward(name, dy, y):
     if name == "softmax":
         return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
     raise ValueError(f"Unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}")
+
+
+def relu_forward(x, negative_slope=0.0, max_value=None, threshold=0.0):
+    """Keras's ReLU: ``min(x, max_value)`` above ``threshold`` (strictly), else
+    ``negative_slope * (x - threshold)``.
+
+    Args:
+        x: any shape.
+        negative_slope: slope below the threshold (>= 0).
+        max_value: cap, ``None`` for none (>= 0).
+        threshold: where the slope changes (>= 0).
+
+    Returns:
+        ``(y, cache)``, ``y`` shaped like ``x`` and of its dtype.
+    """
+    # slope 0 gives +0.0 below the threshold, not 0.0 * negative = -0.0
+    below = negative_slope * (x - threshold) if negative_slope else 0
+    y = xp.where(x > threshold, x, below).astype(x.dtype, copy=False)
+    if max_value is not None:
+        y = xp.minimum(y, x.dtype.type(max_value))
+    return y, (x, negative_slope, max_value, threshold)
+
+
+def relu_backward(dy, cache):
+    """Gradient of :func:`relu_forward`: 1 above the threshold and below the cap,
+    ``negative_slope`` at or below the threshold, 0 at the cap (``dy`` is never written to)."""
+    x, negative_slope, max_value, threshold = cache
+    above = x > threshold
+    # Below the threshold y <= 0 <= max_value: the cap only ever bites above the threshold.
+    slope_above = 1.0 if max_value is None else (x < max_value)
+    slope = xp.where(above, slope_above, negative_slope).astype(dy.dtype, copy=False)
+    return dy * slope
