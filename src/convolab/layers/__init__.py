@@ -5,15 +5,18 @@ from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
 from .flatten import Flatten
+from .global_pooling import GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D, GlobalMaxPooling2D
 from .input_layer import InputLayer
 from .keras_tensor import Input, KerasTensor
 from .merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, concatenate, multiply
 from .pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
+from .reshaping import Rescaling, Reshape
 
 Convolution2D = Conv2D
 
 __all__ = [
     "Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "Concatenate", "Conv2D", "Convolution2D",
-    "Dense", "Dropout", "Flatten", "Input", "InputLayer", "KerasTensor", "Layer", "MaxPool2D", "MaxPooling2D",
-    "Maximum", "Minimum", "Multiply", "ReLU", "Softmax", "Subtract", "add", "concatenate", "multiply",
+    "Dense", "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPool2D",
+    "GlobalMaxPooling2D", "Input", "InputLayer", "KerasTensor", "Layer", "MaxPool2D", "MaxPooling2D", "Maximum",
+    "Minimum", "Multiply", "ReLU", "Rescaling", "Reshape", "Softmax", "Subtract", "add", "concatenate", "multiply",
 ]

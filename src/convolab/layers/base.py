@@ -58,6 +58,12 @@ class Layer:
     """
 
     input_ndim: int | None = None
+    #: Weight-free element-wise layers (Activation, ReLU, Softmax, Rescaling) set this: called
+    #: directly, they take an array of any rank, with or without a batch axis, as Keras's do
+    #: (``keras.layers.Softmax()(np.array([1., 2., 3.]))``). In a model, ``build`` still checks.
+    any_rank: bool = False
+    #: the least rank such a layer can compute on (softmax needs an axis to normalise)
+    min_call_ndim: int = 0
 
     def __init__(self, name=None, input_shape=None, trainable=True, dtype=None, batch_input_shape=None, **kwargs):
         cls = type(self).__name__
@@ -129,7 +135,11 @@ class Layer:
         raise NotImplementedError
 
     def __call__(self, *args, **kwargs):
-        """Run the layer on a batch (building it on first use), or add it to a functional graph."""
+        """Run the layer on a batch (building it on first use), or add it to a functional graph.
+
+        Integer and boolean arrays are cast to the layer's dtype first, as Keras converts
+        its inputs; floating arrays are used as they are.
+        """
         from ..models import functional
 
         if not args:
@@ -146,10 +156,15 @@ class Layer:
         if isinstance(inputs, (list, tuple)):
             raise TypeError(f"{self.describe()} takes one input; got a list of {len(inputs)}")
         x = inputs if isinstance(inputs, Tensor) else np.asarray(inputs)
-        if not self.built:
-            self.check_input_shape(x.shape)  # report the data's own shape, not the batch-less one
-            self.build((None,) + tuple(x.shape[1:]))
-        self.check_call_shape(x.shape)
+        if not isinstance(x, Tensor) and x.dtype.kind in "biu":
+            x = x.astype(self.dtype)
+        if self.any_rank:
+            self.check_any_rank(x.shape)
+        else:
+            if not self.built:
+                self.check_input_shape(x.shape)  # report the data's own shape, not the batch-less one
+                self.build((None,) + tuple(x.shape[1:]))
+            self.check_call_shape(x.shape)
         if is_recording():
             return self._call_on_tape(x, training)
         return self.call(x, training=training)
@@ -195,6 +210,15 @@ class Layer:
         if self.input_shape is None:
             self.input_shape = shapes
         self.built = True
+
+    def check_any_rank(self, shape) -> None:
+        """Raise ``ValueError`` if a direct call's array has fewer than ``min_call_ndim`` axes."""
+        if len(shape) < self.min_call_ndim:
+            raise ValueError(
+                f"{self.describe()} expects input with at least {self.min_call_ndim} axis "
+                f"(it works along the last one); got shape {shape_str(shape)}"
+            )
+
     def check_call_shape(self, shape) -> None:
         """Raise if a batch of ``shape`` does not fit the built layer (rank or sizes)."""
         self.check_input_shape(shape)
