@@ -1,13 +1,74 @@
-"""Activation lookup by name, as Keras's ``activation='relu'`` argument expects."""
+"""Activations: the functions of ``keras.activations``, and the lookup behind ``activation=``.
+
+The functions take NumPy arrays of any rank (a 1-D vector included, softmax excepted only
+for 0-D) and return NumPy arrays. Integer and boolean inputs are cast to
+``backend.floatx()`` first, as Keras converts its inputs; floating inputs keep their dtype.
+"""
 from __future__ import annotations
 
-from .ops.activations import ACTIVATIONS
+import numpy as np
+
+from . import backend
+from .ops.activations import ACTIVATIONS, activation_forward, relu_forward
+from .ops.activations import softmax as _softmax
+
+
+def _as_float(x):
+    x = np.asarray(x)
+    if x.dtype.kind in "biu":
+        return x.astype(backend.floatx())
+    if x.dtype.kind != "f":
+        raise TypeError(f"activations expect a numeric array; got dtype {x.dtype}")
+    return x
+
+
+def linear(x):
+    """The identity (``activation=None``)."""
+    return _as_float(x)
+
+
+def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
+    """Keras's ``relu``: ``x`` above ``threshold`` (capped at ``max_value``), else
+    ``negative_slope * (x - threshold)``. Shape: output = input."""
+    return relu_forward(_as_float(x), negative_slope, max_value, threshold)[0]
+
+
+def sigmoid(x):
+    """``1 / (1 + exp(-x))``, without overflow for large ``|x|``. Shape: output = input."""
+    return activation_forward("sigmoid", _as_float(x))
+
+
+def tanh(x):
+    """Hyperbolic tangent. Shape: output = input."""
+    return activation_forward("tanh", _as_float(x))
+
+
+def softmax(x, axis=-1):
+    """``exp(x) / sum(exp(x))`` along ``axis`` (default the last), computed stably.
+
+    Raises:
+        ValueError: ``x`` is 0-D, or ``axis`` is not one of its axes.
+    """
+    x = _as_float(x)
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -x.ndim <= axis < x.ndim:
+        raise ValueError(
+            f"softmax: `axis` must be an int naming one of the input's {x.ndim} axes; got axis={axis!r} "
+            f"for shape {tuple(x.shape)}"
+        )
+    return _softmax(x, axis=int(axis))
+
+
+#: the function behind each name in ACTIVATIONS
+FUNCTIONS = {"linear": linear, "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax}
+_NAMES = {fn: name for name, fn in FUNCTIONS.items()}
 
 
 def get(identifier, owner: str = "layer") -> str:
     """Normalise an activation argument to one of :data:`ACTIVATIONS`.
 
-    ``None`` means ``'linear'``. Raises ``ValueError`` listing the valid names.
+    ``None`` means ``'linear'``; names are case-insensitive; the functions of this module
+    (``keras.activations.relu``...) stand for their names. Raises ``ValueError`` listing the
+    valid names.
     """
     if identifier is None:
         return "linear"
@@ -15,6 +76,9 @@ def get(identifier, owner: str = "layer") -> str:
         name = identifier.lower()
         if name in ACTIVATIONS:
             return name
+    elif callable(identifier) and identifier in _NAMES:
+        return _NAMES[identifier]
     raise ValueError(
-        f"{owner}: unknown activation {identifier!r}; valid: {', '.join(ACTIVATIONS)} (or None)"
+        f"{owner}: unknown activation {identifier!r}; valid: {', '.join(ACTIVATIONS)} (or None, "
+        "or one of the keras.activations functions)"
     )

@@ -32,6 +32,25 @@ def epsilon() -> float:
     return _EPSILON
 
 
+def image_data_format() -> str:
+    """The image layout: always ``'channels_last'`` (NHWC), Keras's default."""
+    return "channels_last"
+
+
+def set_image_data_format(data_format: str) -> None:
+    """Accepts ``'channels_last'`` only: every convolab kernel is written for NHWC images.
+
+    Raises:
+        ValueError: for any other value (``'channels_first'`` included).
+    """
+    if data_format != "channels_last":
+        raise ValueError(
+            f"set_image_data_format: convolab supports only 'channels_last' (NHWC images, "
+            f"(batch, height, width, channels)); got {data_format!r}. Transpose channels-first "
+            "data with np.transpose(x, (0, 2, 3, 1))"
+        )
+
+
 def get_array_module(*arrays):
     """Return the array module for ``arrays`` (NumPy today)."""
     return xp

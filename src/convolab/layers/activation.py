@@ -1,21 +1,27 @@
-"""Stand-alone activation layers: Activation, ReLU, Softmax."""
+"""Stand-alone activation layers: Activation, ReLU, Softmax.
+
+Weight-free and element-wise (softmax: along the last axis), so called directly they take
+an array of any rank, a 1-D vector included, as Keras's do; in a model the usual shape
+checks apply.
+"""
 from __future__ import annotations
 
 import numbers
 
-import numpy as np
-
 from .. import activations
-from ..ops.activations import activation_backward, activation_forward
+from ..ops.activations import activation_backward, activation_forward, relu_backward, relu_forward
 from .base import Layer
 
 
 class Activation(Layer):
-    """Apply a named activation. Shape: output = input."""
+    """Apply an activation, by name or as a ``keras.activations`` function. Shape: output = input."""
+
+    any_rank = True
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation, owner=self.describe())
+        self.min_call_ndim = 1 if self.activation == "softmax" else 0
         self._y = None
 
     def call(self, x, training=False):
@@ -54,6 +60,8 @@ class Softmax(Activation):
 class ReLU(Layer):
     """Keras's ReLU: ``x`` above ``threshold`` (capped at ``max_value``), else ``negative_slope * (x - threshold)``."""
 
+    any_rank = True
+
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
         for key, val in (("negative_slope", negative_slope), ("threshold", threshold)):
@@ -68,22 +76,14 @@ class ReLU(Layer):
         self.max_value = None if max_value is None else float(max_value)
         self.negative_slope = float(negative_slope)
         self.threshold = float(threshold)
-        self._x = None
+        self._cache = None
 
     def call(self, x, training=False):
-        self._x = x
-        # Keras: x above the threshold (strictly), negative_slope * (x - threshold) otherwise.
-        y = np.where(x > self.threshold, x, self.negative_slope * (x - self.threshold)).astype(x.dtype, copy=False)
-        if self.max_value is not None:
-            y = np.minimum(y, self.max_value)
+        y, self._cache = relu_forward(x, self.negative_slope, self.max_value, self.threshold)
         return y
 
     def backward(self, dy):
-        x = self._x
-        slope = np.where(x > self.threshold, 1.0, self.negative_slope).astype(dy.dtype, copy=False)
-        if self.max_value is not None:
-            slope = slope * (x < self.max_value)
-        return dy * slope
+        return relu_backward(dy, self._cache)
 
     def get_config(self):
         cfg = super().get_config()
