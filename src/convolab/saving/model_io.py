@@ -38,7 +38,21 @@ import numpy as np
 from .. import losses as losses_mod
 from .. import optimizers as optimizers_mod
 from .. import random as random_mod
-from ..layers import Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, MaxPooling2D, ReLU, Softmax
+from ..layers import (
+    Activation,
+    AveragePooling2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    MaxPooling2D,
+    ReLU,
+    Rescaling,
+    Reshape,
+    Softmax,
+)
 from . import schema
 from .container import DTYPE_CODES, MAX_DOCUMENT_BYTES, ContainerReader, short_repr, strict_json_loads, write_container
 from .errors import ModelFileError
@@ -49,7 +63,8 @@ DEFAULT_SUFFIX = MODEL_SUFFIXES[0]
 
 #: the only classes a file may name (no import by name, ever)
 LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Dense, Flatten, MaxPooling2D, AveragePooling2D,
-                                               Dropout, Activation, ReLU, Softmax)}
+                                               Dropout, Activation, ReLU, Softmax, GlobalAveragePooling2D,
+                                               GlobalMaxPooling2D, Reshape, Rescaling)}
 OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (optimizers_mod.SGD, optimizers_mod.RMSprop, optimizers_mod.Adam,
                                                    optimizers_mod.AdamW, optimizers_mod.Nadam, optimizers_mod.Adagrad,
                                                    optimizers_mod.Adadelta)}

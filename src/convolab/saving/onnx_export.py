@@ -9,6 +9,10 @@ before anything that depends on the axis order (Flatten, Dense, Softmax over cha
 done on axis 1 instead) and at the output. Flatten therefore flattens in NHWC order, as
 convolab and Keras do, and Dense kernels are used unchanged.
 
+Global pooling reads whichever layout the tensor is in (GlobalAveragePool/GlobalMaxPool on
+NCHW, ReduceMean/ReduceMax over axes 1 and 2 on NHWC); Reshape goes back to NHWC first, like
+Flatten, and keeps the batch size (shape ``[0, *target_shape]``); Rescaling is a Mul and an Add.
+
 Padding ``'same'`` is TensorFlow's (the odd pixel after), written as explicit asymmetric
 ``pads`` from :func:`convolab.utils.conv_utils.padding_amounts`; average pooling excludes the
 padding (``count_include_pad=0``), max pooling never picks it.
@@ -51,9 +55,10 @@ class _Graph:
         self._count += 1
         return f"{base}_{self._count}"
 
-    def const(self, base, value):
+    def const(self, base, value, dtype=None):
+        """An initialiser of the model's dtype (or ``dtype``: ONNX shapes are int64)."""
         name = self._name(base)
-        arr = np.ascontiguousarray(np.asarray(value, dtype=self.dtype))
+        arr = np.ascontiguousarray(np.asarray(value, dtype=dtype or self.dtype))
         self.initializers.append(self.numpy_helper.from_array(arr, name))
         return name
 
@@ -117,6 +122,23 @@ def _relu(g, t, layer, base):
         t.name = g.op("Min", [t.name, g.const(base + "_max", layer.max_value)], base + "_cap")
 
 
+def _global_pool(g, t, layer, base):
+    """Mean/max over H and W: ONNX's GlobalAveragePool/GlobalMaxPool on an NCHW tensor, or
+    ReduceMean/ReduceMax over axes 1 and 2 on an NHWC one (no transpose needed)."""
+    average = type(layer).__name__ == "GlobalAveragePooling2D"
+    if t.nchw:
+        t.name = g.op("GlobalAveragePool" if average else "GlobalMaxPool", [t.name], base)  # (N, C, 1, 1)
+        if not layer.keepdims:
+            t.name = g.op("Flatten", [t.name], base + "_flatten", axis=1)
+            t.rank, t.nchw = 2, False
+    else:
+        # opset 13: ReduceMean/ReduceMax take the axes as an attribute
+        t.name = g.op("ReduceMean" if average else "ReduceMax", [t.name], base, axes=[1, 2],
+                      keepdims=int(layer.keepdims))
+        if not layer.keepdims:
+            t.rank = 2
+
+
 def _emit(g, t, layer):
     kind = type(layer).__name__
     base = layer.name
@@ -144,6 +166,18 @@ def _emit(g, t, layer):
         if layer.use_bias:
             t.name = g.op("Add", [t.name, g.const(base + "_B", layer.bias)], base + "_bias")
         _activation(g, t, layer.activation, base)
+    elif kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
+        _global_pool(g, t, layer, base)
+    elif kind == "Reshape":
+        _to_nhwc(g, t)  # convolab reshapes in NHWC (C) order
+        # 0 copies the batch size from the input; -1 is inferred, as in the layer
+        shape = g.const(base + "_shape", [0] + list(layer.target_shape), dtype=np.int64)
+        t.name = g.op("Reshape", [t.name, shape], base)
+        t.rank = 1 + len(layer.target_shape)
+    elif kind == "Rescaling":
+        t.name = g.op("Mul", [t.name, g.const(base + "_scale", layer.scale)], base + "_scale")
+        if layer.offset != 0:
+            t.name = g.op("Add", [t.name, g.const(base + "_offset", layer.offset)], base + "_offset")
     elif kind == "Dropout":
         t.name = g.op("Identity", [t.name], base)
     elif kind in ("Activation", "Softmax"):
@@ -195,7 +229,8 @@ def export_model(model, filepath, format="onnx"):
 
     Args:
         model: a built Sequential model of Conv2D, Dense, Flatten, MaxPooling2D,
-            AveragePooling2D, Dropout (identity), Activation, ReLU and Softmax layers.
+            AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Reshape, Rescaling,
+            Dropout (identity), Activation, ReLU and Softmax layers.
         filepath: output path, e.g. ``'model.onnx'``.
         format: ``'onnx'`` (the only format; needs ``pip install onnx``).
 

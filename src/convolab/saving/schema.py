@@ -138,6 +138,16 @@ def _layer(required=None, optional=None):
 
 _INITS = {"kernel_initializer": _initializer, "bias_initializer": _initializer}
 _POOL = {"pool_size": pair, "strides": pair, "padding": _padding}
+_GLOBAL_POOL = {"data_format": string(16, {"channels_last"}), "keepdims": boolean}
+
+
+def _target_shape(v, where):
+    """Reshape's ``target_shape``: 1 to 6 sizes, each positive or ``-1``, at most one ``-1``."""
+    dims = list_of(integer(-1, MAX_INT), 1, 6)(v, where)
+    if 0 in dims or dims.count(-1) > 1:
+        _fail(where, "positive sizes and at most one -1", v)
+    return dims
+
 
 LAYER_SCHEMAS = {
     "Conv2D": _layer({"filters": _dim, "kernel_size": pair, "strides": pair, "padding": _padding,
@@ -150,6 +160,10 @@ LAYER_SCHEMAS = {
     "Activation": _layer({"activation": _activation}),
     "ReLU": _layer({"max_value": nullable(number(0)), "negative_slope": number(0), "threshold": number()}),
     "Softmax": _layer(),
+    "GlobalAveragePooling2D": _layer(_GLOBAL_POOL),
+    "GlobalMaxPooling2D": _layer(_GLOBAL_POOL),
+    "Reshape": _layer({"target_shape": _target_shape}),
+    "Rescaling": _layer({"scale": number(), "offset": number()}),
 }
 
 model_schema = obj({
