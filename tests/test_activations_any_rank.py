@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from convolab import keras
+from convolab.autodiff import GradientTape, Variable
 from convolab.layers import Activation, Dense, ReLU, Rescaling, Softmax
 
 L = keras.layers
@@ -112,6 +113,26 @@ def test_keras_activations_get_serialize_and_as_layer_arguments():
     assert Activation(A.softmax).activation == "softmax"
     with pytest.raises(ValueError, match=r"Dense 'dd': unknown activation"):
         Dense(3, activation=np.exp, name="dd")
+
+
+@pytest.mark.parametrize("name", ["linear", "relu", "sigmoid", "tanh", "softmax"])
+def test_activation_functions_on_tape_tensors_record_their_gradient(name):
+    # A tape Tensor must not be flattened to an array (its gradient would be lost): the
+    # functions hand it to keras.ops, and the gradient matches the NumPy op's backward.
+    x0 = _rng(f"tape-{name}").standard_normal((2, 4))
+    v = Variable(x0.copy())
+    fn = getattr(keras.activations, name)
+    dy = np.linspace(-1.0, 1.0, 8).reshape(2, 4)
+    with GradientTape() as tape:
+        y = fn(v)
+        loss = keras.ops.sum(keras.ops.multiply(y, dy))
+    (grad,) = tape.gradient(loss, [v])
+    layer = Activation(name)
+    np.testing.assert_allclose(np.asarray(y), layer(x0), rtol=1e-12)
+    np.testing.assert_allclose(grad, layer.backward(dy), rtol=1e-12, atol=1e-15)
+    if name == "relu":
+        with pytest.raises(NotImplementedError, match="plain ReLU"):
+            keras.activations.relu(v, negative_slope=0.1)
 
 
 # ---------------------------------------------------------------------------

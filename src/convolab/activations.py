@@ -3,12 +3,16 @@
 The functions take NumPy arrays of any rank (a 1-D vector included, softmax excepted only
 for 0-D) and return NumPy arrays. Integer and boolean inputs are cast to
 ``backend.floatx()`` first, as Keras converts its inputs; floating inputs keep their dtype.
+A tape :class:`~convolab.autodiff.Tensor` goes to the matching ``keras.ops`` function
+instead, so inside a ``GradientTape`` its gradient is recorded, never silently dropped.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import backend
+from .autodiff import functions as _tape_ops
+from .autodiff.tensor import Tensor
 from .ops.activations import ACTIVATIONS, activation_forward, relu_forward
 from .ops.activations import softmax as _softmax
 
@@ -24,22 +28,33 @@ def _as_float(x):
 
 def linear(x):
     """The identity (``activation=None``)."""
-    return _as_float(x)
+    return x if isinstance(x, Tensor) else _as_float(x)
 
 
 def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
     """Keras's ``relu``: ``x`` above ``threshold`` (capped at ``max_value``), else
     ``negative_slope * (x - threshold)``. Shape: output = input."""
+    if isinstance(x, Tensor):
+        if negative_slope or max_value is not None or threshold:
+            raise NotImplementedError(
+                "keras.activations.relu on a tape Tensor supports the plain ReLU only; got "
+                f"negative_slope={negative_slope!r}, max_value={max_value!r}, threshold={threshold!r}"
+            )
+        return _tape_ops.relu(x)
     return relu_forward(_as_float(x), negative_slope, max_value, threshold)[0]
 
 
 def sigmoid(x):
     """``1 / (1 + exp(-x))``, without overflow for large ``|x|``. Shape: output = input."""
+    if isinstance(x, Tensor):
+        return _tape_ops.sigmoid(x)
     return activation_forward("sigmoid", _as_float(x))
 
 
 def tanh(x):
     """Hyperbolic tangent. Shape: output = input."""
+    if isinstance(x, Tensor):
+        return _tape_ops.tanh(x)
     return activation_forward("tanh", _as_float(x))
 
 
@@ -49,6 +64,8 @@ def softmax(x, axis=-1):
     Raises:
         ValueError: ``x`` is 0-D, or ``axis`` is not one of its axes.
     """
+    if isinstance(x, Tensor):
+        return _tape_ops.softmax(x, axis=axis)
     x = _as_float(x)
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -x.ndim <= axis < x.ndim:
         raise ValueError(
