@@ -284,3 +284,49 @@ def test_training_rescaling_first_on_uint8_images():
                        x, y)
     assert hist["acc"][-1] >= 0.95
     assert hist["loss"][-1] < 0.5 * hist["loss"][0]
+
+
+# ---------------------------------------------------------------------------
+# the functional API and the tape: the new layers as graph nodes
+# ---------------------------------------------------------------------------
+
+def test_functional_model_with_the_new_layers_gradients_on_the_tape():
+    from gradcheck import rel_error
+
+    from convolab.autodiff import GradientTape
+
+    keras.backend.set_floatx("float64")
+    try:
+        convolab.set_random_seed(0)
+        inputs = keras.Input(shape=(12,))
+        x = L.Rescaling(0.5, offset=0.1)(inputs)
+        x = L.Reshape((2, -1, 2))(x)  # (2, 3, 2)
+        x = L.Conv2D(3, (1, 2), activation="tanh")(x)
+        a = L.GlobalAveragePooling2D()(x)
+        b = L.GlobalMaxPooling2D()(x)
+        outputs = L.Dense(2)(L.Add()([a, b]))
+        model = keras.Model(inputs, outputs)
+        assert x.shape == (None, 2, 2, 3) and a.shape == (None, 3) and b.shape == (None, 3)
+        rng = np.random.default_rng(5)
+        xs, target = rng.standard_normal((3, 12)), rng.standard_normal((3, 2))
+
+        def loss_and_grads():
+            with GradientTape() as tape:
+                d = keras.ops.subtract(model(xs, training=True), target)
+                loss = keras.ops.mean(keras.ops.square(d))
+            return float(np.asarray(loss)), tape.gradient(loss, model.trainable_variables)
+
+        _, grads = loss_and_grads()
+        for v, g in zip(model.trainable_variables, grads):
+            w, num = v.value, np.zeros_like(v.value)
+            for i in np.ndindex(w.shape):
+                old = w[i]
+                w[i] = old + 1e-6
+                fp, _ = loss_and_grads()
+                w[i] = old - 1e-6
+                fm, _ = loss_and_grads()
+                w[i] = old
+                num[i] = (fp - fm) / 2e-6
+            assert rel_error(g, num) < 1e-6, v.path
+    finally:
+        keras.backend.set_floatx("float32")
