@@ -181,3 +181,42 @@ def test_graph_errors_are_actionable():
         L.Add()(inputs)
     with pytest.raises(ValueError, match="cannot be merged"):
         L.Add()([keras.Input(shape=(3,)), keras.Input(shape=(4,))])
+
+
+def test_gradients_for_weight_arrays_and_apply_gradients_as_keras_code_writes_it():
+    inputs = keras.Input(shape=(3,))
+    model = keras.Model(inputs, L.Dense(2)(inputs))
+    x, t = np.ones((4, 3)), np.zeros((4, 2))
+    with GradientTape() as tape:
+        loss = ops.mean(ops.square(model(x, training=True) - t))
+    grads = tape.gradient(loss, model.trainable_weights)  # plain arrays, as Keras code passes them
+    kernel, bias = model.trainable_weights
+    np.testing.assert_allclose(grads[0], x.T @ (2 * (x @ kernel + bias) / 8), rtol=1e-12)
+    before = kernel.copy()
+    keras.optimizers.SGD(0.1).apply_gradients(zip(grads, model.trainable_weights))
+    np.testing.assert_allclose(kernel, before - 0.1 * grads[0], rtol=1e-12)
+    with GradientTape() as tape:
+        loss = ops.mean(model(x, training=True))
+    with pytest.raises(TypeError, match="sources must be"):
+        tape.gradient(loss, [np.ones(3)])
+
+
+def test_apply_gradients_skips_missing_gradients_with_a_warning():
+    w = keras.layers.Dense(1)
+    w.build((None, 2))
+    k, b = w.trainable_weights
+    before = b.copy()
+    with pytest.warns(UserWarning, match="do not exist"):
+        keras.optimizers.SGD(1.0).apply_gradients([(np.ones_like(k), k), (None, b)])
+    np.testing.assert_array_equal(b, before)
+
+
+def test_readme_functional_example_runs():
+    import pathlib
+    import re
+
+    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    block = re.search(r"## The functional API.*?```python\n(.*?)```", readme.read_text(), re.S).group(1)
+    scope = {}
+    exec(compile(block.replace("model.summary()", "model.count_params()"), "README.md", "exec"), scope)
+    assert np.isfinite(float(np.asarray(scope["loss"])))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tensor import Node, Tensor, unwrap
+from .tensor import Node, Tensor, as_source, unwrap
 
 _recording: list = []  # the GradientTapes now recording, innermost last
 
@@ -119,7 +119,8 @@ class GradientTape:
         if self._used and not self.persistent:
             raise RuntimeError("GradientTape.gradient can only be called once on a non-persistent tape")
         self._used = True
+        single = isinstance(sources, (Tensor, np.ndarray))
+        sources = [as_source(s) for s in ([sources] if single else sources)]
         grads = backpropagate(target, output_gradients)
-        single = isinstance(sources, Tensor)
-        out = [grads.get(id(s)) for s in ([sources] if single else sources)]
+        out = [grads.get(id(s)) for s in sources]
         return out[0] if single else out

@@ -14,7 +14,13 @@ the tensor's ``__radd__``.
 """
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
+
+#: id(weight array) -> its Variable, so a gradient can be asked for a layer's plain array
+#: (``tape.gradient(loss, model.trainable_weights)``) as Keras code does
+_variables_by_array: "weakref.WeakValueDictionary[int, Variable]" = weakref.WeakValueDictionary()
 
 
 class Node:
@@ -174,6 +180,7 @@ class Variable(Tensor):
         self.name = name
         self._trainable = trainable
         self.path = path or name
+        _variables_by_array[id(self.value)] = self
 
     @property
     def trainable(self) -> bool:
@@ -206,6 +213,18 @@ class Variable(Tensor):
 
     def __repr__(self):
         return f"<Variable path={self.path} shape={self.shape} dtype={self.dtype}>\n{self.value!r}"
+
+
+def as_source(x):
+    """A tensor to differentiate with respect to: a tensor, or a weight array with a Variable."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, np.ndarray):
+        v = _variables_by_array.get(id(x))
+        if v is not None and v.value is x:
+            return v
+    raise TypeError(f"GradientTape.gradient: sources must be tensors, Variables or layer weights "
+                    f"(model.trainable_weights); got {type(x).__name__} of shape {np.shape(x)}")
 
 
 def unwrap(x):

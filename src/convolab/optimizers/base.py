@@ -192,8 +192,18 @@ class Optimizer:
         param -= tmp
 
     def apply_gradients(self, grads_and_vars) -> None:
-        """Keras's spelling: a list of ``(gradient, variable)`` pairs."""
-        pairs = list(grads_and_vars)
+        """Keras's spelling: ``(gradient, variable)`` pairs; a variable is a weight array or a
+        ``Variable``. Pairs whose gradient is ``None`` are skipped with a warning, as Keras does."""
+        from ..autodiff.tensor import unwrap
+
+        pairs = [(g, unwrap(v)) for g, v in grads_and_vars]
+        missing = [i for i, (g, _) in enumerate(pairs) if g is None]
+        if missing:
+            import warnings
+
+            warnings.warn(f"{type(self).__name__}: gradients do not exist for {len(missing)} of {len(pairs)} "
+                          "variables; they are not updated", UserWarning, stacklevel=2)
+        pairs = [(unwrap(g), v) for g, v in pairs if g is not None]
         self.apply([v for _, v in pairs], [g for g, _ in pairs])
 
     def get_config(self) -> dict:
