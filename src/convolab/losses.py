@@ -1,46 +1,108 @@
-"""Loss objects with Keras's names: by string (``'sparse_categorical_crossentropy'``) or instance.
+"""Loss objects and functions with Keras's names: by string, class, instance, or Keras's function.
 
 A loss validates targets against the model's output (the errors name the loss, the
-expected form and what came), and computes ``(mean loss, gradient)`` through the pure
-functions in :mod:`convolab.ops.losses`.
+expected form and what came), and computes ``(loss, gradient)`` through the pure
+functions in :mod:`convolab.ops.losses`, with optional per-sample weights reduced as
+Keras 3's ``'sum_over_batch_size'``: ``sum(w_i * loss_i) / N``.
+
+The functions ``categorical_crossentropy(y_true, y_pred)`` etc. return per-sample values, as
+Keras's do; ``compile(loss=keras.losses.mean_squared_error)`` maps each to its class.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .ops import losses as ops
 from .ops.activations import softmax
-from .ops.losses import (
-    categorical_crossentropy,
-    mean_squared_error,
-    softmax_crossentropy_with_logits,
-    sparse_categorical_crossentropy,
-)
+
+_REDUCTIONS = ("sum_over_batch_size", "auto")
+
+
+def squeeze_or_expand_to_same_rank(x1, x2, expand_rank_1=True):
+    """Keras's rule: when the ranks differ by exactly one and the longer array's last axis is 1,
+    squeeze that axis (or, when the shorter array has rank 1, expand it instead)."""
+    r1, r2 = np.ndim(x1), np.ndim(x2)
+    if r1 == r2:
+        return x1, x2
+    if r1 == r2 + 1 and np.shape(x1)[-1] == 1:
+        if r2 == 1 and expand_rank_1:
+            x2 = np.expand_dims(x2, -1)
+        else:
+            x1 = np.squeeze(x1, -1)
+    if r2 == r1 + 1 and np.shape(x2)[-1] == 1:
+        if r1 == 1 and expand_rank_1:
+            x1 = np.expand_dims(x1, -1)
+        else:
+            x2 = np.squeeze(x2, -1)
+    return x1, x2
+
+
+def _float(y):
+    return y.astype(np.float64 if y.dtype == np.float64 else np.float32)
+
+
+def match_targets(name, y, output_shape):
+    """Targets of the output's shape, after Keras's ``squeeze_or_expand_to_same_rank``.
+
+    ``(N,)`` targets for an output ``(None, 1)`` become ``(N, 1)``; ``(N, ..., 1)`` targets for an
+    output ``(None, ...)`` lose their last axis; anything else must match exactly (Keras would
+    broadcast some mismatches silently, e.g. ``(N,)`` labels against ``(N, N)`` outputs).
+    """
+    want = tuple(output_shape[1:])
+    if y.dtype.kind not in "iufb":
+        raise TypeError(f"{name} expects numeric targets; got dtype {y.dtype}")
+    rank = 1 + len(want)  # the output's rank
+    y2 = y
+    if y.ndim == rank + 1 and y.shape[-1] == 1:
+        y2 = y[..., 0]
+    elif y.ndim == rank - 1 and want[-1] == 1:
+        y2 = y[..., None]  # Keras expands rank-1 targets, or squeezes the output: the same values
+    if tuple(y2.shape[1:]) != want:
+        dims = ", ".join(map(str, want))
+        hint = ""
+        if y.ndim == 1 and len(want) == 1 and want[0] > 1:
+            hint = " (these look like class indices: use keras.utils.to_categorical, or a sparse loss)"
+        raise ValueError(
+            f"{name} expects targets of shape (N, {dims}) for a model whose output is (None, {dims}) "
+            f"(or a shape Keras squeezes or expands to it by one trailing axis of 1); got shape {y.shape}{hint}"
+        )
+    return _float(y2)
 
 
 class Loss:
-    """Base class: ``loss(y_true, y_pred)`` returns the mean loss as a float."""
+    """Base class: ``loss(y_true, y_pred, sample_weight=None)`` returns the reduced loss as a float.
+
+    A subclass implements ``compute(pred, y, sample_weight=None) -> (loss, d loss / d pred)`` on
+    targets already passed through ``prepare_targets`` (by default: numeric, the output's shape
+    after Keras's squeeze-or-expand rule), and may implement ``call(y_true, y_pred)`` returning
+    the per-sample losses as Keras's ``Loss.call`` does.
+    """
 
     name = "loss"
     #: True when a final softmax and this loss can be fused into one stable op on the logits.
     fuses_softmax = False
 
     def __init__(self, name=None, reduction="sum_over_batch_size"):
-        if reduction not in ("sum_over_batch_size", "auto"):
+        if reduction not in _REDUCTIONS:
             raise ValueError(f"{type(self).__name__}: only reduction='sum_over_batch_size' is supported; got {reduction!r}")
         if name is not None:
             self.name = name
 
     def prepare_targets(self, y, output_shape):
         """Validate and convert targets ``y`` for a model whose output is ``(N, *output_shape[1:])``."""
+        return match_targets(self.name, y, output_shape)
+
+    def compute(self, pred, y, sample_weight=None):
+        """``(loss, d loss / d pred)``: ``sum(w_i * loss_i) / N``, ``w`` all ones when ``None``."""
         raise NotImplementedError
 
-    def compute(self, pred, y):
-        """``(mean loss, d loss / d pred)``."""
+    def compute_from_logits(self, logits, y, sample_weight=None):
+        """``(loss, d loss / d logits)`` for softmax(logits); only when ``fuses_softmax``."""
         raise NotImplementedError
 
-    def compute_from_logits(self, logits, y):
-        """``(mean loss, d loss / d logits)`` for softmax(logits); only when ``fuses_softmax``."""
-        raise NotImplementedError
+    def values(self, pred, y):
+        """Per-sample losses on prepared targets (Keras's unreduced values)."""
+        raise NotImplementedError(f"{type(self).__name__} does not give per-sample values")
 
     def has_gradient(self) -> bool:
         """True for losses with a hand-written gradient (``compute``); a subclass that only
@@ -48,20 +110,58 @@ class Loss:
         return type(self).compute is not Loss.compute
 
     def call(self, y_true, y_pred):
-        """Per-sample losses, written with ``keras.ops`` (override in a custom loss)."""
-        raise NotImplementedError(f"{type(self).__name__}: define call(y_true, y_pred)")
+        """Per-sample losses, as Keras's ``Loss.call``: a custom loss overrides it (written with
+        ``keras.ops``); a built-in one computes them from :meth:`values`."""
+        if type(self).values is Loss.values:
+            raise NotImplementedError(f"{type(self).__name__}: define call(y_true, y_pred)")
+        y_pred = _as_prediction(y_pred)
+        return self.values(y_pred, self.prepare_targets(np.asarray(y_true), (None,) + y_pred.shape[1:]))
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         if not self.has_gradient():
-            from .autodiff import functions as ops
-
-            return ops.mean(self.call(y_true, y_pred))
-        y_pred = np.asarray(y_pred)
+            return self._call_on_tape(y_true, y_pred, sample_weight)
+        y_pred = _as_prediction(y_pred)
         y = self.prepare_targets(np.asarray(y_true), (None,) + y_pred.shape[1:])
-        return self.compute(y_pred, y)[0]
+        if sample_weight is None:
+            return self.compute(y_pred, y)[0]
+        return self.compute(y_pred, y, sample_weight=check_sample_weight(sample_weight, len(y_pred), self.name))[0]
+
+    def _call_on_tape(self, y_true, y_pred, sample_weight):
+        """A ``call``-only loss, recorded op by op: ``sum(w_i * loss_i) / N`` as the built-ins."""
+        from .autodiff import functions as ops
+        from .autodiff.tensor import unwrap
+
+        values = self.call(y_true, y_pred)
+        if sample_weight is None:
+            return ops.mean(values)
+        shape = np.shape(unwrap(values))
+        w = check_sample_weight(sample_weight, shape[0], self.name).reshape((-1,) + (1,) * (len(shape) - 1))
+        return ops.divide(ops.sum(ops.multiply(values, w)), float(np.prod(shape)))
 
     def get_config(self):
         return {"name": self.name}
+
+
+def _as_prediction(y_pred):
+    y_pred = np.asarray(y_pred)
+    if y_pred.dtype.kind != "f":
+        y_pred = y_pred.astype(np.float32)
+    return y_pred
+
+
+def check_sample_weight(sample_weight, n, who):
+    """Per-sample weights as a float64 ``(n,)`` array; ``(n, 1)`` is accepted, as Keras squeezes it."""
+    w = np.asarray(sample_weight)
+    if w.dtype == object or w.dtype.kind not in "biuf":
+        raise TypeError(f"{who}: `sample_weight` must be a numeric array of shape ({n},); got dtype {w.dtype}")
+    if w.ndim == 2 and w.shape[1] == 1:
+        w = w[:, 0]
+    if w.shape != (n,):
+        raise ValueError(f"{who}: `sample_weight` must have shape ({n},) (one weight per sample); got shape {w.shape}")
+    w = w.astype(np.float64)
+    if not np.all(np.isfinite(w)):
+        raise ValueError(f"{who}: `sample_weight` must be finite; got {w[~np.isfinite(w)][:5].tolist()}")
+    return w
 
 
 def _check_probability_output(loss, output_shape):
@@ -112,13 +212,18 @@ class SparseCategoricalCrossentropy(Loss):
             )
         return yi
 
-    def compute(self, pred, y):
+    def values(self, pred, y):
         if self.from_logits:
-            return softmax_crossentropy_with_logits(pred, y, sparse=True)
-        return sparse_categorical_crossentropy(pred, y)
+            return ops.softmax_crossentropy_values(pred, y, sparse=True)[0]
+        return ops.sparse_categorical_crossentropy_values(pred, y)[0]
 
-    def compute_from_logits(self, logits, y):
-        return softmax_crossentropy_with_logits(logits, y, sparse=True)
+    def compute(self, pred, y, sample_weight=None):
+        if self.from_logits:
+            return ops.softmax_crossentropy_with_logits(pred, y, sparse=True, sample_weight=sample_weight)
+        return ops.sparse_categorical_crossentropy(pred, y, sample_weight)
+
+    def compute_from_logits(self, logits, y, sample_weight=None):
+        return ops.softmax_crossentropy_with_logits(logits, y, sparse=True, sample_weight=sample_weight)
 
     def get_config(self):
         return {"name": self.name, "from_logits": self.from_logits}
@@ -147,63 +252,166 @@ class CategoricalCrossentropy(Loss):
             )
         if y.dtype.kind not in "iufb":
             raise TypeError(f"{self.name} expects numeric one-hot targets; got dtype {y.dtype}")
-        return y.astype(np.float32 if y.dtype != np.float64 else np.float64)
+        return _float(y)
 
-    def compute(self, pred, y):
+    def values(self, pred, y):
         if self.from_logits:
-            return softmax_crossentropy_with_logits(pred, y.astype(pred.dtype), sparse=False)
-        return categorical_crossentropy(pred, y.astype(pred.dtype))
+            return ops.softmax_crossentropy_values(pred, y.astype(pred.dtype), sparse=False)[0]
+        return ops.categorical_crossentropy_values(pred, y.astype(pred.dtype))[0]
 
-    def compute_from_logits(self, logits, y):
-        return softmax_crossentropy_with_logits(logits, y.astype(logits.dtype), sparse=False)
+    def compute(self, pred, y, sample_weight=None):
+        if self.from_logits:
+            return ops.softmax_crossentropy_with_logits(pred, y.astype(pred.dtype), sparse=False,
+                                                        sample_weight=sample_weight)
+        return ops.categorical_crossentropy(pred, y.astype(pred.dtype), sample_weight)
+
+    def compute_from_logits(self, logits, y, sample_weight=None):
+        return ops.softmax_crossentropy_with_logits(logits, y.astype(logits.dtype), sparse=False,
+                                                    sample_weight=sample_weight)
 
     def get_config(self):
         return {"name": self.name, "from_logits": self.from_logits}
 
 
+class BinaryCrossentropy(Loss):
+    """Binary cross-entropy: targets in [0, 1] of the output's shape, the mean over the last axis.
+
+    Args:
+        from_logits: the model outputs logits (no final sigmoid); computed stably from them.
+        label_smoothing: targets become ``t * (1 - label_smoothing) + 0.5 * label_smoothing``.
+    """
+
+    name = "binary_crossentropy"
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        if axis != -1:
+            raise ValueError(f"BinaryCrossentropy: only axis=-1 is supported; got axis={axis!r}")
+        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
+                or not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"BinaryCrossentropy: label_smoothing must be a float in [0, 1]; got {label_smoothing!r}")
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = float(label_smoothing)
+
+    def _targets(self, pred, y):
+        t = y.astype(pred.dtype)
+        if self.label_smoothing:
+            t = t * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
+        return t
+
+    def values(self, pred, y):
+        fn = ops.sigmoid_binary_crossentropy_values if self.from_logits else ops.binary_crossentropy_values
+        return fn(pred, self._targets(pred, y))[0]
+
+    def compute(self, pred, y, sample_weight=None):
+        fn = ops.sigmoid_binary_crossentropy_with_logits if self.from_logits else ops.binary_crossentropy
+        return fn(pred, self._targets(pred, y), sample_weight)
+
+    def get_config(self):
+        return {"name": self.name, "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+
+
 class MeanSquaredError(Loss):
-    """Mean of squared differences over every element; targets have the output's shape."""
+    """Mean of squared differences over the last axis; targets have the output's shape."""
 
     name = "mean_squared_error"
 
-    def prepare_targets(self, y, output_shape):
-        want = tuple(output_shape[1:])
-        got = tuple(y.shape[1:])
-        if got != want and not (want == (1,) and got == ()):
-            raise ValueError(f"{self.name} expects targets of shape (N, {', '.join(map(str, want))}); got shape {y.shape}")
-        if y.dtype.kind not in "iufb":
-            raise TypeError(f"{self.name} expects numeric targets; got dtype {y.dtype}")
-        return y.reshape((y.shape[0],) + want).astype(np.float32 if y.dtype != np.float64 else np.float64)
+    def values(self, pred, y):
+        return ops.mean_squared_error_values(pred, y.astype(pred.dtype))[0]
 
-    def compute(self, pred, y):
-        return mean_squared_error(pred, y.astype(pred.dtype))
+    def compute(self, pred, y, sample_weight=None):
+        return ops.mean_squared_error(pred, y.astype(pred.dtype), sample_weight)
 
+
+class MeanAbsoluteError(Loss):
+    """Mean of absolute differences over the last axis; targets have the output's shape."""
+
+    name = "mean_absolute_error"
+
+    def values(self, pred, y):
+        return ops.mean_absolute_error_values(pred, y.astype(pred.dtype))[0]
+
+    def compute(self, pred, y, sample_weight=None):
+        return ops.mean_absolute_error(pred, y.astype(pred.dtype), sample_weight)
+
+
+# -- Keras's loss functions: per-sample values ------------------------------------------
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
+    """Per-sample cross-entropy of ``y_pred`` ``(N, K)`` against integer labels; shape ``(N,)``."""
+    _check_axis("sparse_categorical_crossentropy", axis)
+    return SparseCategoricalCrossentropy(from_logits=from_logits, ignore_class=ignore_class).call(y_true, y_pred)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    """Per-sample cross-entropy of ``y_pred`` ``(N, K)`` against one-hot targets; shape ``(N,)``."""
+    _check_axis("categorical_crossentropy", axis)
+    return CategoricalCrossentropy(from_logits=from_logits, label_smoothing=label_smoothing).call(y_true, y_pred)
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    """Per-sample binary cross-entropy, the mean over the last axis."""
+    return BinaryCrossentropy(from_logits=from_logits, label_smoothing=label_smoothing, axis=axis).call(y_true, y_pred)
+
+
+def mean_squared_error(y_true, y_pred):
+    """Per-sample ``mean((y_true - y_pred) ** 2, axis=-1)``."""
+    return MeanSquaredError().call(y_true, y_pred)
+
+
+def mean_absolute_error(y_true, y_pred):
+    """Per-sample ``mean(|y_true - y_pred|, axis=-1)``."""
+    return MeanAbsoluteError().call(y_true, y_pred)
+
+
+def _check_axis(name, axis):
+    if axis != -1:
+        raise ValueError(f"{name}: only axis=-1 is supported; got axis={axis!r}")
+
+
+mse = MSE = mean_squared_error
+mae = MAE = mean_absolute_error
 
 _REGISTRY = {
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "mean_squared_error": MeanSquaredError,
     "mse": MeanSquaredError,
+    "binary_crossentropy": BinaryCrossentropy,
+    "mean_absolute_error": MeanAbsoluteError,
+    "mae": MeanAbsoluteError,
+}
+
+#: Keras's loss functions, passed as objects to compile(loss=...), and the class each means
+_FUNCTIONS = {
+    sparse_categorical_crossentropy: SparseCategoricalCrossentropy,
+    categorical_crossentropy: CategoricalCrossentropy,
+    binary_crossentropy: BinaryCrossentropy,
+    mean_squared_error: MeanSquaredError,
+    mean_absolute_error: MeanAbsoluteError,
 }
 
 
 def get(identifier) -> Loss:
-    """A :class:`Loss` from a name, a class or an instance; ``ValueError`` lists the valid names."""
+    """A :class:`Loss` from a name, a class, an instance or one of Keras's loss functions."""
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Loss):
         return identifier()
     if isinstance(identifier, str) and identifier.lower() in _REGISTRY:
         return _REGISTRY[identifier.lower()]()
+    if callable(identifier) and not isinstance(identifier, type):
+        cls = _FUNCTIONS.get(identifier)
+        if cls is not None:
+            return cls()
+        name = getattr(identifier, "__name__", type(identifier).__name__)
+        raise ValueError(
+            f"Custom loss function {name!r}: convolab computes gradients by hand, so a loss must be a "
+            f"convolab.losses.Loss subclass with compute(pred, y, sample_weight=None) -> (loss, grad); "
+            f"plain loss functions will come with the autodiff engine. Built-in: {', '.join(_REGISTRY)}"
+        )
     raise ValueError(f"Unknown loss {identifier!r}; valid: {', '.join(_REGISTRY)} or a convolab.losses.Loss")
 
-
-def sparse_categorical_crossentropy_fn(y_true, y_pred, from_logits=False):
-    return SparseCategoricalCrossentropy(from_logits=from_logits)(y_true, y_pred)
-
-
-def categorical_crossentropy_fn(y_true, y_pred, from_logits=False):
-    return CategoricalCrossentropy(from_logits=from_logits)(y_true, y_pred)
-
-
-__all__ = ["CategoricalCrossentropy", "Loss", "MeanSquaredError", "SparseCategoricalCrossentropy", "get", "softmax"]
+__all__ = ["BinaryCrossentropy", "CategoricalCrossentropy", "Loss", "MeanAbsoluteError", "MeanSquaredError",
+           "SparseCategoricalCrossentropy", "binary_crossentropy", "categorical_crossentropy", "get",
+           "mae", "mean_absolute_error", "mean_squared_error", "mse", "softmax", "sparse_categorical_crossentropy",
+           "squeeze_or_expand_to_same_rank"]

@@ -1,4 +1,19 @@
-"""``keras.losses``."""
-from ..losses import CategoricalCrossentropy, Loss, MeanSquaredError, SparseCategoricalCrossentropy, get  # noqa: F401
-from ..losses import categorical_crossentropy_fn as categorical_crossentropy  # noqa: F401
-from ..losses import sparse_categorical_crossentropy_fn as sparse_categorical_crossentropy  # noqa: F401
+"""``keras.losses``: the loss classes and Keras's per-sample loss functions."""
+from ..losses import (  # noqa: F401
+    MAE,
+    MSE,
+    BinaryCrossentropy,
+    CategoricalCrossentropy,
+    Loss,
+    MeanAbsoluteError,
+    MeanSquaredError,
+    SparseCategoricalCrossentropy,
+    binary_crossentropy,
+    categorical_crossentropy,
+    get,
+    mae,
+    mean_absolute_error,
+    mean_squared_error,
+    mse,
+    sparse_categorical_crossentropy,
+)

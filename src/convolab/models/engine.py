@@ -41,11 +41,20 @@ def metric_output(out, fused):
     return softmax(out) if fused else out
 
 
-def loss_and_grad(layers, loss, x, y, training, fused):
-    """``(output, mean loss, d loss / d output)``; output and gradient are logits when ``fused``."""
+def loss_and_grad(layers, loss, x, y, training, fused, sample_weight=None):
+    """``(output, loss, d loss / d output)``; output and gradient are logits when ``fused``.
+
+    The loss is ``sum(w_i * loss_i) / N`` with the per-sample weights ``sample_weight``
+    (``None``: the plain mean; then ``compute`` is called without weights, so a user's Loss
+    subclass written for unweighted data keeps working).
+    """
     out = forward(layers, x, training=training, logits=fused)
-    if fused:
-        value, dout = loss.compute_from_logits(out, y)
-    else:
-        value, dout = loss.compute(out, y)
-    return out, value, dout
+    return (out,) + loss_value_and_grad(loss, out, y, fused, sample_weight)
+
+
+def loss_value_and_grad(loss, out, y, fused, sample_weight=None):
+    """``(loss, gradient)`` of ``loss`` on the output ``out`` (logits when ``fused``)."""
+    compute = loss.compute_from_logits if fused else loss.compute
+    if sample_weight is None:
+        return compute(out, y)
+    return compute(out, y, sample_weight=sample_weight)

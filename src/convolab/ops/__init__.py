@@ -15,8 +15,11 @@ from .global_pool import (
 )
 from .im2col import col2im, im2col
 from .losses import (
+    binary_crossentropy,
     categorical_crossentropy,
+    mean_absolute_error,
     mean_squared_error,
+    sigmoid_binary_crossentropy_with_logits,
     softmax_crossentropy_with_logits,
     sparse_categorical_crossentropy,
 )
@@ -28,6 +31,7 @@ __all__ = [
     "activation_forward",
     "avg_pool_backward",
     "avg_pool_forward",
+    "binary_crossentropy",
     "categorical_crossentropy",
     "col2im",
     "conv2d_backward",
@@ -43,6 +47,7 @@ __all__ = [
     "im2col",
     "max_pool_backward",
     "max_pool_forward",
+    "mean_absolute_error",
     "mean_squared_error",
     "relu_backward",
     "relu_forward",
@@ -51,6 +56,7 @@ __all__ = [
     "reshape_backward",
     "reshape_forward",
     "resolve_target_shape",
+    "sigmoid_binary_crossentropy_with_logits",
     "softmax",
     "softmax_crossentropy_with_logits",
     "sparse_categorical_crossentropy",

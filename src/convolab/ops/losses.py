@@ -1,11 +1,41 @@
-"""Losses as pure functions returning ``(mean loss, gradient)``.
+"""Losses as pure functions returning ``(loss, gradient)``.
 
-Each gradient is of the *mean* loss over the batch with respect to the prediction
-(or the logits, for the fused softmax form).
+Each loss first computes Keras's per-sample *values* (the loss of each sample: shape ``(N,)``
+for class outputs, ``(N, ...)`` without the last axis for regression outputs) and the *local*
+gradient ``d values / d pred`` (each value depends on its own row of ``pred`` only). One
+reduction, :func:`reduce_weighted`, then gives Keras 3's ``'sum_over_batch_size'``:
+
+    loss = sum(w_i * values_i) / values.size
+
+with the per-sample weights ``w`` (``None``: all ones) broadcast over the trailing axes of
+``values``; the gradient is the local gradient times ``w_i / values.size``. Weights change
+the numerator only, as in Keras 3 (``mean_with_sample_weight`` would divide by ``sum(w)``).
+
+Shape:
+    pred and target: ``(N, ..., D)``; sample_weight: ``(N,)``; gradient: like ``pred``.
 """
 from __future__ import annotations
 
 from ..backend import epsilon, xp
+
+
+def reduce_weighted(values, local_grad, sample_weight=None):
+    """``(sum(w * values) / values.size, local_grad * w / values.size)``.
+
+    Args:
+        values: per-sample losses ``(N, ...)``.
+        local_grad: ``d values / d pred``, shape ``values.shape + (D,)``.
+        sample_weight: ``(N,)`` or ``None``.
+
+    Returns:
+        ``(loss, grad)``: a float and an array shaped like ``local_grad``.
+    """
+    size = values.size
+    if sample_weight is None:
+        return float(values.sum() / size), local_grad / local_grad.dtype.type(size)
+    w = xp.asarray(sample_weight, dtype=values.dtype).reshape((-1,) + (1,) * (values.ndim - 1))
+    loss = float((values * w).sum() / size)
+    return loss, local_grad * (w / local_grad.dtype.type(size))[..., None]
 
 
 def _log_softmax(z):
@@ -14,70 +44,126 @@ def _log_softmax(z):
     return s - xp.log(xp.exp(s).sum(axis=-1, keepdims=True))
 
 
-def softmax_crossentropy_with_logits(logits, labels, sparse=True):
-    """Cross-entropy of ``softmax(logits)``, computed stably from the logits.
+def softmax_crossentropy_values(logits, labels, sparse=True):
+    """Per-sample cross-entropy of ``softmax(logits)`` ``(N,)`` and ``d values / d logits`` ``(N, K)``.
 
     Args:
         logits: ``(N, K)``.
         labels: sparse ``(N,)`` ints in ``[0, K)``, or one-hot/probabilities ``(N, K)``.
-
-    Returns:
-        ``(loss, dlogits)``: the mean loss (a float) and ``(N, K)`` gradient.
     """
-    n = logits.shape[0]
     logp = _log_softmax(logits)
     p = xp.exp(logp)
     if sparse:
-        idx = xp.arange(n)
-        loss = -logp[idx, labels].sum() / n
+        idx = xp.arange(logits.shape[0])
+        values = -logp[idx, labels]
         p[idx, labels] -= 1
-        dlogits = p
-    else:
-        loss = -(labels * logp).sum() / n
-        dlogits = p * labels.sum(axis=-1, keepdims=True) - labels
-    dlogits /= n
-    return float(loss), dlogits
+        return values, p
+    values = -(labels * logp).sum(axis=-1)
+    return values, p * labels.sum(axis=-1, keepdims=True) - labels
 
 
-def sparse_categorical_crossentropy(probs, labels):
-    """Cross-entropy of probabilities ``(N, K)`` against integer labels ``(N,)``.
+def softmax_crossentropy_with_logits(logits, labels, sparse=True, sample_weight=None):
+    """Cross-entropy of ``softmax(logits)``, computed stably from the logits.
 
-    Probabilities are clipped to ``[eps, 1 - eps]`` as Keras does.
+    Returns:
+        ``(loss, dlogits)``: the (weighted) mean loss and the ``(N, K)`` gradient.
     """
-    n = probs.shape[0]
+    return reduce_weighted(*softmax_crossentropy_values(logits, labels, sparse), sample_weight)
+
+
+def sparse_categorical_crossentropy_values(probs, labels):
+    """Per-sample ``-log(clip(p[label]))`` ``(N,)`` and its local gradient ``(N, K)``.
+
+    Probabilities are clipped to ``[eps, 1 - eps]`` as Keras does; outside, the gradient is 0.
+    """
     eps = epsilon()
-    idx = xp.arange(n)
+    idx = xp.arange(probs.shape[0])
     p = probs[idx, labels]
     pc = xp.clip(p, eps, 1 - eps)
-    loss = -xp.log(pc).sum() / n
-    grad = xp.zeros_like(probs)
-    grad[idx, labels] = xp.where((p > eps) & (p < 1 - eps), -1.0 / (pc * n), 0.0)
-    return float(loss), grad
+    local = xp.zeros_like(probs)
+    local[idx, labels] = xp.where((p > eps) & (p < 1 - eps), -1.0 / pc, 0.0)
+    return -xp.log(pc), local
 
 
-def categorical_crossentropy(probs, targets):
-    """Cross-entropy of probabilities ``(N, K)`` against one-hot (or soft) targets ``(N, K)``.
+def sparse_categorical_crossentropy(probs, labels, sample_weight=None):
+    """Cross-entropy of probabilities ``(N, K)`` against integer labels ``(N,)``: ``(loss, grad)``."""
+    return reduce_weighted(*sparse_categorical_crossentropy_values(probs, labels), sample_weight)
+
+
+def categorical_crossentropy_values(probs, targets):
+    """Per-sample cross-entropy ``(N,)`` of probabilities ``(N, K)`` against targets ``(N, K)``.
 
     Keras first rescales each row of ``probs`` to sum to one, then clips.
     """
-    n = probs.shape[0]
     eps = epsilon()
     s = probs.sum(axis=-1, keepdims=True)
     q = probs / s
     qc = xp.clip(q, eps, 1 - eps)
-    loss = -(targets * xp.log(qc)).sum() / n
-    inside = (q > eps) & (q < 1 - eps)
-    dq = xp.where(inside, -targets / qc, 0.0) / n
+    values = -(targets * xp.log(qc)).sum(axis=-1)
+    dq = xp.where((q > eps) & (q < 1 - eps), -targets / qc, 0.0)
     # d(q)/d(probs) for q = p / sum(p): (dq - sum(dq * q)) / s
-    grad = (dq - (dq * q).sum(axis=-1, keepdims=True)) / s
-    return float(loss), grad.astype(probs.dtype)
+    local = (dq - (dq * q).sum(axis=-1, keepdims=True)) / s
+    return values, local.astype(probs.dtype)
 
 
-def mean_squared_error(pred, target):
-    """Mean over every element of ``(pred - target) ** 2``, and its gradient."""
+def categorical_crossentropy(probs, targets, sample_weight=None):
+    """Cross-entropy of probabilities ``(N, K)`` against one-hot (or soft) targets: ``(loss, grad)``."""
+    return reduce_weighted(*categorical_crossentropy_values(probs, targets), sample_weight)
+
+
+def mean_squared_error_values(pred, target):
+    """``mean((pred - target) ** 2, axis=-1)`` and its local gradient ``2 (pred - target) / D``."""
     diff = pred - target
-    n = pred.shape[0]
-    per_sample = (diff * diff).reshape(n, -1).mean(axis=1)
-    loss = per_sample.mean()
-    grad = diff * (2.0 / diff.size)
-    return float(loss), grad.astype(pred.dtype)
+    return (diff * diff).mean(axis=-1), diff * pred.dtype.type(2.0 / diff.shape[-1])
+
+
+def mean_squared_error(pred, target, sample_weight=None):
+    """Mean squared error (Keras: the mean over the last axis, then the batch reduction)."""
+    return reduce_weighted(*mean_squared_error_values(pred, target), sample_weight)
+
+
+def mean_absolute_error_values(pred, target):
+    """``mean(|pred - target|, axis=-1)`` and its local gradient ``sign(pred - target) / D``
+    (0 where they are equal, as TensorFlow's and JAX's ``abs``)."""
+    diff = pred - target
+    return xp.abs(diff).mean(axis=-1), xp.sign(diff) / pred.dtype.type(diff.shape[-1])
+
+
+def mean_absolute_error(pred, target, sample_weight=None):
+    """Mean absolute error: ``(loss, grad)``."""
+    return reduce_weighted(*mean_absolute_error_values(pred, target), sample_weight)
+
+
+def binary_crossentropy_values(probs, targets):
+    """Per-sample binary cross-entropy of probabilities, the mean over the last axis.
+
+    As Keras: ``p`` is clipped to ``[eps, 1 - eps]``, then
+    ``-(t log p + (1 - t) log(1 - p))``; outside the clip range the gradient is 0.
+    """
+    eps = epsilon()
+    pc = xp.clip(probs, eps, 1 - eps)
+    elem = -(targets * xp.log(pc) + (1 - targets) * xp.log(1 - pc))
+    inside = (probs > eps) & (probs < 1 - eps)
+    d = xp.where(inside, (1 - targets) / (1 - pc) - targets / pc, 0.0)
+    return elem.mean(axis=-1), (d / probs.shape[-1]).astype(probs.dtype)
+
+
+def binary_crossentropy(probs, targets, sample_weight=None):
+    """Binary cross-entropy of probabilities against targets in [0, 1]: ``(loss, grad)``."""
+    return reduce_weighted(*binary_crossentropy_values(probs, targets), sample_weight)
+
+
+def sigmoid_binary_crossentropy_values(logits, targets):
+    """Binary cross-entropy of ``sigmoid(logits)`` computed from the logits, without clipping:
+    ``max(z, 0) - z t + log(1 + exp(-|z|))`` (TensorFlow's ``sigmoid_cross_entropy_with_logits``,
+    JAX's ``log_sigmoid`` form); local gradient ``(sigmoid(z) - t) / D``."""
+    z = logits
+    elem = xp.maximum(z, 0) - z * targets + xp.log1p(xp.exp(-xp.abs(z)))
+    ez = xp.exp(-xp.abs(z))  # sigmoid without overflow: 1/(1+e^-z) for z >= 0, e^z/(1+e^z) below
+    sig = xp.where(z >= 0, 1.0 / (1.0 + ez), ez / (1.0 + ez))
+    return elem.mean(axis=-1), ((sig - targets) / z.shape[-1]).astype(z.dtype)
+
+
+def sigmoid_binary_crossentropy_with_logits(logits, targets, sample_weight=None):
+    """Binary cross-entropy from logits: ``(loss, dlogits)``."""
+    return reduce_weighted(*sigmoid_binary_crossentropy_values(logits, targets), sample_weight)
