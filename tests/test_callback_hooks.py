@@ -205,10 +205,9 @@ def test_unknown_keyword_arguments_raise_type_error(call):
 def test_arguments_convolab_cannot_honour_yet_are_refused():
     model = _model()
     x, y = _data(8)
-    with pytest.raises(ValueError, match=r"evaluate: `sample_weight` is not supported by convolab yet "
-                                         r"\(expected None\); got sample_weight=array"):
-        model.evaluate(x, y, verbose=0, sample_weight=np.ones(8))
-    with pytest.raises(ValueError, match=r"evaluate: `sample_weight`, `steps` are not supported .* steps=2"):
+    # sample_weight is honoured now (tests/test_sample_weights.py); steps still is not
+    with pytest.raises(ValueError, match=r"evaluate: `steps` is not supported by convolab yet \(expected None\); "
+                                         r"got steps=2"):
         model.evaluate(x, y, verbose=0, sample_weight=np.ones(8), steps=2)
     with pytest.raises(ValueError, match=r"predict: `steps` is not supported by convolab yet \(expected None\); "
                                          r"got steps=1"):

@@ -1,2 +1,3 @@
-"""``keras.metrics`` (names only: metrics are passed to ``compile`` by name)."""
-from ..metrics import Metric, get  # noqa: F401
+"""``keras.metrics``: Keras 3's metric classes and per-sample metric functions."""
+from ..metrics import *  # noqa: F401,F403
+from ..metrics import MAE, MSE, get  # noqa: F401

@@ -51,3 +51,38 @@ def check_validation_split(split, model):
     if isinstance(split, bool) or not isinstance(split, numbers.Real) or not 0 <= split < 1:
         raise ValueError(f"{model.describe()}: `validation_split` must be a float in [0, 1); got {split!r}")
     return float(split)
+
+
+def class_weight_to_sample_weight(class_weight, y, model, method="fit"):
+    """Keras's ``class_weight_to_sample_weights``: each sample weighs its class's weight (1 when the
+    class is not in the dict). The class is ``y`` itself for labels, the argmax of one-hot rows, or
+    the rounded value of a single output.
+
+    Args:
+        class_weight: ``{class index: weight}``.
+        y: prepared targets ``(N,)``, ``(N, 1)`` or ``(N, K)``.
+
+    Returns:
+        float64 ``(N,)``.
+    """
+    where = f"{model.describe()}.{method}"
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"{where}: `class_weight` must be a dict {{class index: weight}}; got {type(class_weight).__name__}")
+    table = {}
+    for key, value in class_weight.items():
+        if isinstance(key, bool) or not isinstance(key, numbers.Integral):
+            raise ValueError(f"{where}: `class_weight` keys must be int class indices; got {key!r}")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+            raise ValueError(f"{where}: `class_weight[{key!r}]` must be a finite number; got {value!r}")
+        table[int(key)] = float(value)
+    y = np.asarray(y)
+    if y.ndim > 2:
+        raise ValueError(f"{where}: `class_weight` needs targets of shape (N,), (N, 1) or one-hot (N, K); "
+                         f"got shape {shape_str(y.shape)}. Pass per-sample weights as `sample_weight`")
+    if y.ndim == 2:
+        y = np.argmax(y, axis=-1) if y.shape[-1] != 1 else y[:, 0]
+    classes = np.round(y).astype(np.int64)
+    weights = np.ones(len(classes), dtype=np.float64)
+    for cls, w in table.items():
+        weights[classes == cls] = w
+    return weights

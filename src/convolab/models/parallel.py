@@ -142,8 +142,13 @@ class ShardRunner:
             for t in range(len(shards)):
                 self.replicas[t][i]._rng = np.random.default_rng(int(seeds[t]))
 
-    def train_step(self, x, y):
-        """Forward and backward on shards, one optimiser step; returns the batch logs."""
+    def train_step(self, x, y, sample_weight=None):
+        """Forward and backward on shards, one optimiser step.
+
+        Returns:
+            ``(loss, output)``: the batch loss (``sum(w_i * loss_i) / N`` over the whole batch) and
+            the whole batch's output as metrics see it (probabilities), for the caller's metrics.
+        """
         model = self.model
         n = len(x)
         shards = self.shards(n)
@@ -153,21 +158,19 @@ class ShardRunner:
         def work(t):
             s = shards[t]
             layers = self.replicas[t]
-            out, loss, dout = engine.loss_and_grad(layers, model.loss, x[s], y[s], True, fused)
+            sw = None if sample_weight is None else sample_weight[s]
+            out, loss, dout = engine.loss_and_grad(layers, model.loss, x[s], y[s], True, fused, sw)
             dout *= dout.dtype.type((s.stop - s.start) / n)  # shard mean -> whole-batch mean
             out = engine.metric_output(out, fused)
-            metric_sums = [m(out, y[s]) for m in model.metrics_list]
             if np.isfinite(loss):
                 engine.backward(layers, dout, model._first_trainable, fused)
-            return loss * (s.stop - s.start), metric_sums
+            return loss * (s.stop - s.start), out
 
         results = self._run(work, len(shards))
         loss = float(sum(r[0] for r in results) / n)
-        logs = {"loss": loss}
-        for j, m in enumerate(model.metrics_list):
-            logs[m.name] = sum(r[1][j] for r in results) / n
+        out = np.concatenate([r[1] for r in results], axis=0)
         if not np.isfinite(loss):
-            return logs
+            return loss, out
         params, grads = [], []
         for li, layer in enumerate(model.layers):
             if layer.trainable:
@@ -178,7 +181,7 @@ class ShardRunner:
                         g = g + self.replicas[t][li].grads[key]
                     grads.append(g)
         model.optimizer.apply(params, grads)
-        return logs
+        return loss, out
 
     def forward(self, x, training=False, logits=False):
         """Model output for a batch, shards computed on threads."""

@@ -42,6 +42,8 @@ class Sequential:
         self.optimizer = None
         self.loss = None
         self.metrics_list = []
+        self.weighted_metrics_list = []
+        self._compiled_metrics = None
         self.history = None
         self.dtype = backend.floatx()
         self._runner = None
@@ -164,9 +166,16 @@ class Sequential:
         (print_fn or print)(text)
 
     # -- compile ------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, **kwargs):
-        """Configure training. Defaults as Keras: ``optimizer='rmsprop'``."""
-        for key in ("run_eagerly", "jit_compile", "steps_per_execution", "weighted_metrics", "auto_scale_loss"):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
+                **kwargs):
+        """Configure training. Defaults as Keras: ``optimizer='rmsprop'``.
+
+        ``loss``: a name, a ``keras.losses`` class or instance, or one of Keras's loss functions
+        (``keras.losses.categorical_crossentropy``...). ``metrics`` and ``weighted_metrics``: lists of
+        names, ``keras.metrics.Metric`` objects or functions ``f(y_true, y_pred)``; as in Keras 3,
+        only ``weighted_metrics`` see ``sample_weight``/``class_weight``.
+        """
+        for key in ("run_eagerly", "jit_compile", "steps_per_execution", "auto_scale_loss"):
             kwargs.pop(key, None)
         if kwargs:
             raise TypeError(f"{self.describe()}.compile: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
@@ -174,23 +183,33 @@ class Sequential:
             raise ValueError(f"{self.describe()}.compile: a `loss` is required, e.g. loss='sparse_categorical_crossentropy'")
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = losses_mod.get(loss)
-        if metrics is None:
-            metrics = []
-        if isinstance(metrics, (str, metrics_mod.Metric)):
-            metrics = [metrics]
-        self._metric_names = list(metrics)
-        for m in self._metric_names:  # fail now on unknown names, not at fit time
-            metrics_mod.get(m, self.loss, None)
+        self._metric_names = metrics_mod.check_specs(metrics, "metrics")
+        self._weighted_metric_names = metrics_mod.check_specs(weighted_metrics, "weighted_metrics")
         self.compiled = True
         self._resolve_metrics()
 
     def _resolve_metrics(self):
         width = self.output_shape[-1] if self.built else None
         self.metrics_list = [metrics_mod.get(m, self.loss, width) for m in self._metric_names]
+        self.weighted_metrics_list = [metrics_mod.get(m, self.loss, width) for m in self._weighted_metric_names]
+        self._compiled_metrics = metrics_mod.CompileMetrics(self.metrics_list, self.weighted_metrics_list)
+
+    def get_compile_config(self):
+        """What ``compile`` was given: ``{'optimizer', 'loss', 'metrics', 'weighted_metrics'}`` as objects."""
+        if not self.compiled:
+            return None
+        return {"optimizer": self.optimizer, "loss": self.loss, "metrics": list(self._metric_names),
+                "weighted_metrics": list(self._weighted_metric_names)}
 
     @property
     def metrics_names(self):
-        return ["loss"] + [m.name for m in self.metrics_list]
+        names = self._compiled_metrics.names if self._compiled_metrics is not None else []
+        return ["loss"] + list(names)
+
+    def reset_metrics(self):
+        """Reset the loss tracker and every compiled metric (Keras's ``reset_metrics``)."""
+        if self._compiled_metrics is not None:
+            self._compiled_metrics.reset_state()
 
     # -- forward / backward -------------------------------------------------
     def _forward(self, x, training, logits=False):
@@ -209,29 +228,37 @@ class Sequential:
                     grads.append(layer.grads[key])
         return params, grads
 
-    def train_on_batch(self, x, y):
-        """One optimiser step on one batch; returns the loss (and metrics if compiled with any)."""
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimiser step on one batch; returns the loss (and metrics if compiled with any).
+
+        The metrics are reset first, so they describe this batch alone.
+        """
         self._check_compiled("train_on_batch")
         x, y = self._prepare(x, y)
-        logs = self._train_step(x, y)
-        return logs["loss"] if not self.metrics_list else [logs[k] for k in self.metrics_names]
-
-    def _train_step(self, x, y):
-        """One optimiser step on one batch, on threads when a ShardRunner is active."""
-        if self._runner is not None:
-            return self._runner.train_step(x, y)
-        fused = engine.fused_softmax(self)
-        out, loss, dout = engine.loss_and_grad(self.layers, self.loss, x, y, True, fused)
-        logs = {"loss": loss}
-        out = engine.metric_output(out, fused)
-        for m in self.metrics_list:
-            logs[m.name] = m(out, y) / len(x)
-        if not math.isfinite(loss):
+        sw = self._sample_weights(y, sample_weight, class_weight, "train_on_batch")
+        self.reset_metrics()
+        logs = self._train_step(x, y, sw)
+        if return_dict:
             return logs
-        engine.backward(self.layers, dout, self._first_trainable, fused)
-        params, grads = self._params_and_grads()
-        self.optimizer.apply(params, grads)
-        return logs
+        return logs["loss"] if len(logs) == 1 else [logs[k] for k in self.metrics_names]
+
+    def _train_step(self, x, y, sample_weight=None):
+        """One optimiser step on one batch, on threads when a ShardRunner is active.
+
+        Updates the loss tracker and the metrics with the batch; returns their running values.
+        """
+        if self._runner is not None:
+            loss, out = self._runner.train_step(x, y, sample_weight)
+        else:
+            fused = engine.fused_softmax(self)
+            out, loss, dout = engine.loss_and_grad(self.layers, self.loss, x, y, True, fused, sample_weight)
+            out = engine.metric_output(out, fused)
+            if math.isfinite(loss):
+                engine.backward(self.layers, dout, self._first_trainable, fused)
+                params, grads = self._params_and_grads()
+                self.optimizer.apply(params, grads)
+        self._compiled_metrics.update_state(loss, len(x), y, out, sample_weight)
+        return self._compiled_metrics.result()
 
     @contextlib.contextmanager
     def _threads(self, batch_size):
@@ -293,6 +320,17 @@ class Sequential:
         y = self.loss.prepare_targets(y, self.output_shape)
         return x, y
 
+    def _sample_weights(self, y, sample_weight, class_weight, method):
+        """Per-sample weights ``(N,)`` from ``sample_weight`` or ``class_weight`` (None: unweighted)."""
+        if class_weight is not None:
+            if sample_weight is not None:
+                raise ValueError(f"{self.describe()}.{method}: you cannot pass both `class_weight` and "
+                                 "`sample_weight`; got both")
+            return checks.class_weight_to_sample_weight(class_weight, y, self, method)
+        if sample_weight is None:
+            return None
+        return losses_mod.check_sample_weight(sample_weight, len(y), f"{self.describe()}.{method}")
+
     def _check_compiled(self, what):
         if not self.compiled:
             raise RuntimeError(
@@ -309,10 +347,12 @@ class Sequential:
         Keras's arguments and defaults (batch_size 32, shuffle each epoch). ``history.history``
         holds ``loss`` and each metric under the name given to ``compile`` (``acc`` or
         ``accuracy``), plus ``val_`` versions when there is validation data.
+
+        ``class_weight`` (``{class index: weight}``, missing classes weigh 1) or ``sample_weight``
+        (``(N,)``) weight each sample's loss: ``sum(w_i * loss_i) / N`` per batch, Keras 3's
+        ``'sum_over_batch_size'``. ``validation_data`` may be ``(x, y)`` or ``(x, y, sample_weight)``.
         """
         self._check_compiled("fit")
-        if class_weight is not None or sample_weight is not None:
-            raise ValueError(f"{self.describe()}.fit: class_weight and sample_weight are not supported")
         if steps_per_epoch is not None or validation_steps is not None:
             raise ValueError(f"{self.describe()}.fit: steps_per_epoch/validation_steps are not supported; pass arrays")
         batch_size = checks.check_batch_size(batch_size, self)
@@ -320,10 +360,16 @@ class Sequential:
             raise ValueError(f"{self.describe()}.fit: `epochs` must be an int >= 0; got {epochs!r}")
         split = checks.check_validation_split(validation_split, self)
         x, y = self._prepare(x, y)
+        sw = self._sample_weights(y, sample_weight, class_weight, "fit")
+        swv = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError(f"{self.describe()}.fit: `validation_data` must be a tuple (x_val, y_val)")
-            xv, yv = self._prepare(*validation_data)
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError(f"{self.describe()}.fit: `validation_data` must be a tuple (x_val, y_val) or "
+                                 f"(x_val, y_val, val_sample_weight); got {type(validation_data).__name__}"
+                                 + (f" of length {len(validation_data)}" if isinstance(validation_data, (tuple, list)) else ""))
+            xv, yv = self._prepare(*validation_data[:2])
+            if len(validation_data) == 3 and validation_data[2] is not None:
+                swv = self._sample_weights(yv, validation_data[2], None, "fit (validation_data)")
         elif split > 0:
             # Keras takes the *last* fraction, before any shuffling: split_at = floor(N * (1 - split)).
             split_at = int(math.floor(len(x) * (1.0 - split)))
@@ -331,6 +377,8 @@ class Sequential:
                 raise ValueError(f"{self.describe()}.fit: validation_split={split} of {len(x)} samples leaves an empty set")
             x, xv = x[:split_at], x[split_at:]
             y, yv = y[:split_at], y[split_at:]
+            if sw is not None:
+                sw, swv = sw[:split_at], sw[split_at:]
         else:
             xv = yv = None
         verbose = 1 if verbose == "auto" else int(verbose)
@@ -353,32 +401,25 @@ class Sequential:
         cblist.on_train_begin({})
         with self._threads(batch_size):
             self._fit_epochs(x, y, xv, yv, batch_size, steps, epochs, initial_epoch, shuffle,
-                             validation_freq, validation_batch_size, cblist, rng)
+                             validation_freq, validation_batch_size, cblist, rng, sw, swv)
         cblist.on_train_end(dict(self._last_logs))
         return history
 
     def _fit_epochs(self, x, y, xv, yv, batch_size, steps, epochs, initial_epoch, shuffle,
-                    validation_freq, validation_batch_size, cblist, rng):
+                    validation_freq, validation_batch_size, cblist, rng, sw=None, swv=None):
         n = len(x)
         for epoch in range(initial_epoch, epochs):
             cblist.on_epoch_begin(epoch, {})
             epoch_start_weights = self.get_weights()
             order = rng.permutation(n) if shuffle else None
-            totals = {k: 0.0 for k in self.metrics_names}
-            seen = 0
+            self.reset_metrics()  # Keras: the metrics describe this epoch alone
             for step in range(steps):
-                if order is None:
-                    xb, yb = x[step * batch_size : (step + 1) * batch_size], y[step * batch_size : (step + 1) * batch_size]
-                else:
-                    idx = order[step * batch_size : (step + 1) * batch_size]
-                    xb, yb = x[idx], y[idx]
+                idx = slice(step * batch_size, (step + 1) * batch_size) if order is None else \
+                    order[step * batch_size : (step + 1) * batch_size]
+                xb, yb, swb = x[idx], y[idx], None if sw is None else sw[idx]
                 cblist.on_train_batch_begin(step)
-                batch_logs = self._train_step(xb, yb)
-                nb = len(xb)
-                seen += nb
-                for k, v in batch_logs.items():
-                    totals[k] += v * nb
-                running = {k: totals[k] / seen for k in totals}
+                # running values over the epoch so far, as Keras's batch logs
+                batch_logs = running = self._train_step(xb, yb, swb)
                 if not math.isfinite(batch_logs["loss"]):
                     restored = not self._weights_finite()  # an earlier update diverged
                     if restored:
@@ -410,9 +451,9 @@ class Sequential:
                 cblist.on_train_batch_end(step, running)
                 if self.stop_training:
                     break
-            logs = {k: totals[k] / max(seen, 1) for k in totals}
+            logs = self._compiled_metrics.result()
             if xv is not None and math.isfinite(logs["loss"]) and (epoch + 1) % validation_freq == 0:
-                val = self._evaluate_arrays(xv, yv, validation_batch_size or batch_size, cblist)
+                val = self._evaluate_arrays(xv, yv, validation_batch_size or batch_size, cblist, swv)
                 logs.update({"val_" + k: v for k, v in val.items()})
             self._last_logs = logs
             cblist.on_epoch_end(epoch, logs)
@@ -420,11 +461,10 @@ class Sequential:
                 break
 
     # -- evaluate / predict --------------------------------------------------
-    def _evaluate_arrays(self, x, y, batch_size, callbacks=None):
+    def _evaluate_arrays(self, x, y, batch_size, callbacks=None, sample_weight=None):
         """Loss and metrics over ``(x, y)`` in batches, calling ``callbacks``' test hooks (Keras's order)."""
         fused = engine.fused_softmax(self)
-        totals = {k: 0.0 for k in self.metrics_names}
-        seen = 0
+        self.reset_metrics()
         running_wanted = callbacks is not None and callbacks.wants("on_test_batch_end")
         self.stop_evaluating = False
         if callbacks is not None:
@@ -432,20 +472,18 @@ class Sequential:
         with self._threads(batch_size):
             for step, start in enumerate(range(0, len(x), batch_size)):
                 xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+                swb = None if sample_weight is None else sample_weight[start : start + batch_size]
                 if callbacks is not None:
                     callbacks.on_test_batch_begin(step)
                 out = self._forward_any(xb, logits=fused)
-                loss = (self.loss.compute_from_logits if fused else self.loss.compute)(out, yb)[0]
-                totals["loss"] += loss * len(xb)
-                seen += len(xb)
+                loss = engine.loss_value_and_grad(self.loss, out, yb, fused, swb)[0]
                 out = engine.metric_output(out, fused)
-                for m in self.metrics_list:
-                    totals[m.name] += m(out, yb)
+                self._compiled_metrics.update_state(loss, len(xb), yb, out, swb)
                 if running_wanted:
-                    callbacks.on_test_batch_end(step, {k: v / seen for k, v in totals.items()})
+                    callbacks.on_test_batch_end(step, self._compiled_metrics.result())
                 if self.stop_evaluating:
                     break
-        logs = {k: v / max(seen, 1) for k, v in totals.items()}
+        logs = self._compiled_metrics.result()
         if callbacks is not None:
             callbacks.on_test_end(logs)
         return logs
@@ -461,15 +499,17 @@ class Sequential:
         """Loss and metrics on ``(x, y)``: a float, a list in ``metrics_names`` order, or a dict.
 
         Keras's arguments; ``callbacks`` get ``on_test_begin``, ``on_test_batch_begin``/``_end``
-        (running means) and ``on_test_end`` (the result). ``sample_weight`` and ``steps`` are not
-        supported yet and raise ``ValueError`` when given.
+        (running means) and ``on_test_end`` (the result). ``sample_weight`` ``(N,)`` weights the
+        loss (``sum(w_i * loss_i) / N``) and the ``weighted_metrics``, as in Keras 3; ``steps`` is
+        not supported yet and raises ``ValueError`` when given.
         """
         self._check_compiled("evaluate")
-        _refuse_unsupported(self, "evaluate", sample_weight=sample_weight, steps=steps)
+        _refuse_unsupported(self, "evaluate", steps=steps)
         batch_size = checks.check_batch_size(batch_size, self)
         x, y = self._prepare(x, y)
+        sw = self._sample_weights(y, sample_weight, None, "evaluate")
         cblist = self._callback_list(callbacks, verbose, len(x), batch_size)
-        logs = self._evaluate_arrays(x, y, batch_size, cblist)
+        logs = self._evaluate_arrays(x, y, batch_size, cblist, sw)
         if verbose not in (0, False):
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         if return_dict:
