@@ -36,6 +36,7 @@ import warnings
 import numpy as np
 
 from .. import losses as losses_mod
+from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from .. import random as random_mod
 from ..layers import (
@@ -70,7 +71,14 @@ OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (optimizers_mod.SGD, optimizer
                                                    optimizers_mod.Adadelta)}
 SCHEDULE_CLASSES = optimizers_mod.schedules.SCHEDULE_CLASSES
 LOSS_CLASSES = {cls.__name__: cls for cls in (losses_mod.SparseCategoricalCrossentropy,
-                                              losses_mod.CategoricalCrossentropy, losses_mod.MeanSquaredError)}
+                                              losses_mod.CategoricalCrossentropy, losses_mod.MeanSquaredError,
+                                              losses_mod.BinaryCrossentropy, losses_mod.MeanAbsoluteError)}
+METRIC_CLASSES = dict(metrics_mod.BUILTIN_CLASSES)
+#: Keras's metric functions, saved under the name that compiles to the same metric
+_METRIC_FUNCTION_NAMES = {fn: fn.__name__ for fn in (
+    metrics_mod.sparse_categorical_accuracy, metrics_mod.categorical_accuracy, metrics_mod.binary_accuracy,
+    metrics_mod.top_k_categorical_accuracy, metrics_mod.sparse_top_k_categorical_accuracy,
+    metrics_mod.mean_squared_error, metrics_mod.mean_absolute_error)}
 
 
 # -- names ------------------------------------------------------------------------
@@ -145,13 +153,53 @@ def _check_optimizer_saveable(optimizer, what):
                              f"the built-in ones: {', '.join(allowed)}")
 
 
+def _metric_entry(spec, left_out):
+    """A compile(metrics=...) entry as JSON: a name, or a built-in Metric's class and config.
+
+    A user's Metric subclass or function holds code, which a convolab file never does: it is
+    left out (``left_out`` collects its name) and the file loads with the other metrics.
+    """
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, type) and METRIC_CLASSES.get(spec.__name__) is spec:
+        spec = spec()
+    if isinstance(spec, metrics_mod.Metric) and METRIC_CLASSES.get(type(spec).__name__) is type(spec):
+        return {"class_name": type(spec).__name__, "config": spec.get_config()}
+    if spec in _METRIC_FUNCTION_NAMES:
+        return _METRIC_FUNCTION_NAMES[spec]
+    if spec is metrics_mod.accuracy:
+        return {"class_name": "Accuracy", "config": metrics_mod.Accuracy().get_config()}
+    left_out.append(metrics_mod.get_object_name(spec))
+    return None
+
+
 def _compile_config(model):
     _check_optimizer_saveable(model.optimizer, "save_model")
-    loss = model.loss
-    metrics = [m if isinstance(m, str) else getattr(m, "name", m) for m in model._metric_names]
-    return {"optimizer": optimizers_mod.serialize(model.optimizer),
-            "loss": {"class_name": type(loss).__name__, "config": loss.get_config()},
-            "metrics": metrics}
+    config = model.get_compile_config()
+    loss = config["loss"]
+    left_out = []
+    out = {"optimizer": optimizers_mod.serialize(config["optimizer"]),
+           "loss": {"class_name": type(loss).__name__, "config": loss.get_config()}}
+    for key in ("metrics", "weighted_metrics"):
+        entries = [_metric_entry(m, left_out) for m in config[key]]
+        entries = [e for e in entries if e is not None]
+        if key == "metrics" or entries:  # files without weighted metrics stay as before
+            out[key] = entries
+    if left_out:
+        warnings.warn(
+            f"save_model: {model.describe()} was compiled with custom metric(s) {', '.join(map(repr, left_out))}, "
+            "which a convolab file cannot hold (it never stores code); the file has the built-in metrics only. "
+            "After load_model, compile again with the custom metrics",
+            UserWarning,
+            stacklevel=3,
+        )
+    return out
+
+
+def _metric_from_entry(entry):
+    if isinstance(entry, str):
+        return entry
+    return METRIC_CLASSES[entry["class_name"]].from_config(dict(entry["config"]))
 
 
 def _training_state(model, tensors):
@@ -284,6 +332,7 @@ class _Plan:
         self.optimizer = None
         self.loss = None
         self.metrics = None
+        self.weighted_metrics = None
         self.training_state = None
         self.weight_slots = []  # per trainable weight: list of slot names
 
@@ -315,9 +364,10 @@ def _plan_model(doc, infos, source):
         try:
             plan.optimizer = OPTIMIZER_CLASSES[comp["optimizer"]["class_name"]].from_config(dict(comp["optimizer"]["config"]))
             plan.loss = LOSS_CLASSES[comp["loss"]["class_name"]](**comp["loss"]["config"])
+            plan.metrics = [_metric_from_entry(e) for e in comp["metrics"]]
+            plan.weighted_metrics = [_metric_from_entry(e) for e in comp.get("weighted_metrics", [])]
         except (ValueError, TypeError) as e:
             raise ModelFileError(f"{source}: the compile settings are refused: {e}") from None
-        plan.metrics = list(comp["metrics"])
     state = doc["training_state"]
     if state is not None:
         if comp is None:
@@ -396,7 +446,8 @@ def _build(plan, doc, tensors, compile, source):
         for i, layer in enumerate(model.layers):
             layer.set_weights([tensors[weight_name(i, key)] for key in layer.params])
         if compile and plan.optimizer is not None:
-            model.compile(optimizer=plan.optimizer, loss=plan.loss, metrics=plan.metrics)
+            model.compile(optimizer=plan.optimizer, loss=plan.loss, metrics=plan.metrics,
+                          weighted_metrics=plan.weighted_metrics)
     except (ValueError, TypeError, KeyError) as e:
         raise ModelFileError(f"{source}: the model could not be rebuilt: {e}") from None
     finally:

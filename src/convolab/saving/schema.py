@@ -222,12 +222,30 @@ LOSS_SCHEMAS = {
     "SparseCategoricalCrossentropy": obj({"name": string(), "from_logits": boolean}),
     "CategoricalCrossentropy": obj({"name": string(), "from_logits": boolean}),
     "MeanSquaredError": obj({"name": string()}),
+    "BinaryCrossentropy": obj({"name": string(), "from_logits": boolean, "label_smoothing": _unit}),
+    "MeanAbsoluteError": obj({"name": string()}),
 }
+
+_METRIC_COMMON = {"name": string(), "dtype": string(16, {"float32", "float64"})}
+METRIC_SCHEMAS = {
+    "Accuracy": obj(_METRIC_COMMON),
+    "BinaryAccuracy": obj({**_METRIC_COMMON, "threshold": number(0, 1, lo_open=True, hi_open=True)}),
+    "CategoricalAccuracy": obj(_METRIC_COMMON),
+    "SparseCategoricalAccuracy": obj(_METRIC_COMMON),
+    "TopKCategoricalAccuracy": obj({**_METRIC_COMMON, "k": integer(1, MAX_INT)}),
+    "SparseTopKCategoricalAccuracy": obj({**_METRIC_COMMON, "k": integer(1, MAX_INT)}),
+    "MeanSquaredError": obj(_METRIC_COMMON),
+    "MeanAbsoluteError": obj(_METRIC_COMMON),
+}
+_metric_object = tagged(METRIC_SCHEMAS)
 
 
 def _metric(v, where):
+    """A metric name, or a built-in metric class (from the allow-list) and its config."""
+    if isinstance(v, dict):
+        return _metric_object(v, where)
     if not isinstance(v, str) or v.lower() not in metrics_mod.VALID:
-        _fail(where, f"a metric name ({', '.join(metrics_mod.VALID)})", v)
+        _fail(where, f"a metric name ({', '.join(metrics_mod.VALID)}) or a built-in metric object", v)
     return v
 
 
@@ -235,7 +253,7 @@ compile_schema = obj({
     "optimizer": tagged(OPTIMIZER_SCHEMAS),
     "loss": tagged(LOSS_SCHEMAS),
     "metrics": list_of(_metric, 0, 64),
-})
+}, {"weighted_metrics": list_of(_metric, 0, 64)})
 
 # -- training state ------------------------------------------------------------
 _u128 = integer(0, 2**128 - 1)
