@@ -141,13 +141,16 @@ def test_keras_loss_functions_map_to_classes(fn, cls):
     assert model.loss.name == cls.name  # as Keras names it after the function (mse is mean_squared_error)
 
 
-def test_custom_loss_function_says_what_is_needed():
+def test_custom_loss_function_is_wrapped_for_the_tape():
+    """Any other function is a Keras loss function written with keras.ops: it trains on the tape
+    (tests/test_keras_programs.py trains with one)."""
     def my_loss(y_true, y_pred):
-        return (y_true - y_pred) ** 2
+        return keras.ops.mean((y_true - y_pred) ** 2, axis=-1)
 
-    with pytest.raises(ValueError, match=r"Custom loss function 'my_loss'.*Loss subclass with compute\(pred, y, "
-                                         r"sample_weight=None\).*autodiff engine"):
-        _model(3).compile(optimizer="sgd", loss=my_loss)
+    model = _model(3)
+    model.compile(optimizer="sgd", loss=my_loss)
+    assert isinstance(model.loss, losses.LossFunctionWrapper) and model.loss.name == "my_loss"
+    assert not model.loss.has_gradient()
 
 
 # -- target shapes for regression losses (Keras's squeeze_or_expand_to_same_rank) --------------

@@ -391,6 +391,23 @@ _FUNCTIONS = {
 }
 
 
+class LossFunctionWrapper(Loss):
+    """A loss from any function ``f(y_true, y_pred)`` returning per-sample losses (Keras's name).
+
+    Written with ``keras.ops``, it is differentiated on the tape; no gradient to write.
+    """
+
+    def __init__(self, fn, name=None, reduction="sum_over_batch_size"):
+        super().__init__(name=name or getattr(fn, "__name__", type(fn).__name__), reduction=reduction)
+        self.fn = fn
+
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred)
+
+    def get_config(self):
+        return {"name": self.name}
+
+
 def get(identifier) -> Loss:
     """A :class:`Loss` from a name, a class, an instance or one of Keras's loss functions."""
     if isinstance(identifier, Loss):
@@ -403,15 +420,10 @@ def get(identifier) -> Loss:
         cls = _FUNCTIONS.get(identifier)
         if cls is not None:
             return cls()
-        name = getattr(identifier, "__name__", type(identifier).__name__)
-        raise ValueError(
-            f"Custom loss function {name!r}: convolab computes gradients by hand, so a loss must be a "
-            f"convolab.losses.Loss subclass with compute(pred, y, sample_weight=None) -> (loss, grad); "
-            f"plain loss functions will come with the autodiff engine. Built-in: {', '.join(_REGISTRY)}"
-        )
+        return LossFunctionWrapper(identifier)
     raise ValueError(f"Unknown loss {identifier!r}; valid: {', '.join(_REGISTRY)} or a convolab.losses.Loss")
 
-__all__ = ["BinaryCrossentropy", "CategoricalCrossentropy", "Loss", "MeanAbsoluteError", "MeanSquaredError",
+__all__ = ["BinaryCrossentropy", "CategoricalCrossentropy", "Loss", "LossFunctionWrapper", "MeanAbsoluteError", "MeanSquaredError",
            "SparseCategoricalCrossentropy", "binary_crossentropy", "categorical_crossentropy", "get",
            "mae", "mean_absolute_error", "mean_squared_error", "mse", "softmax", "sparse_categorical_crossentropy",
            "squeeze_or_expand_to_same_rank"]

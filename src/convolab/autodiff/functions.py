@@ -11,7 +11,7 @@ import numpy as np
 
 from ..backend import epsilon, floatx
 from .tape import record
-from .tensor import Tensor, Variable, unwrap
+from .tensor import Tensor, unwrap
 
 
 def _unbroadcast(g, shape):

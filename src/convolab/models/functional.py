@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers.base import shape_str
-from ..layers.keras_tensor import GraphNode, Input, KerasTensor, is_symbolic  # noqa: F401
+from ..layers.keras_tensor import GraphNode, Input, KerasTensor, is_symbolic  # noqa: F401 (the functional API's names)
 
 
 def _shape_of(t):
@@ -34,9 +33,13 @@ def infer_output_shape(layer, inputs, args, kwargs):
     from ..layers.base import Layer as Base
 
     shapes = _shape_of(inputs)
-    if type(layer).compute_output_shape is not Base.compute_output_shape or layer.has_backward():
-        out = layer.output_shape if layer.has_backward() else layer.compute_output_shape(shapes)
-        return out
+    if layer.has_backward():
+        return layer.output_shape
+    if type(layer).compute_output_shape is not Base.compute_output_shape:
+        try:
+            return layer.compute_output_shape(shapes)
+        except NotImplementedError:
+            pass
     def zeros(t):
         return np.zeros((1,) + tuple(1 if d is None else d for d in t.shape[1:]), dtype=t.dtype)
     sample = zeros(inputs) if isinstance(inputs, KerasTensor) else [zeros(t) for t in inputs]

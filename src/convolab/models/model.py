@@ -10,10 +10,12 @@ import numpy as np
 
 from ..autodiff.tensor import Tensor, unwrap
 from ..layers.base import Layer, shape_str, unique_name
+from . import data_checks as checks
 from . import functional
+from .trainer import Trainer, _take
 
 
-class Model(Layer):
+class Model(Trainer, Layer):
     """A model. ``Model(inputs, outputs, name=None)`` from symbolic tensors, or subclass it.
 
     Args:
@@ -31,8 +33,43 @@ class Model(Layer):
         self._functional = inputs is not None
         default = "functional" if self._functional else _snake_name(type(self).__name__)
         super().__init__(name=name or unique_name(default), trainable=trainable, **kwargs)
+        self._init_trainer()
         if self._functional:
             self._init_graph(inputs, outputs)
+
+    @property
+    def trainable(self):
+        return self.__dict__.get("_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value):
+        """Freezing a model freezes every layer in it, as in Keras (transfer learning's habit)."""
+        self._trainable = bool(value)
+        if "_functional" in self.__dict__ and ("_layers" in self.__dict__ or not self._functional):
+            for layer in self._unique_layers():
+                layer.trainable = value
+
+    def _savable(self) -> bool:
+        return False
+
+    # -- Trainer hooks ------------------------------------------------------------------------
+    def _as_inputs(self, x, what="x"):
+        if self._functional and self._multi_input:
+            if not isinstance(x, (list, tuple)) or len(x) != len(self._inputs):
+                raise ValueError(f"{self.describe()} has {len(self._inputs)} inputs: pass `{what}` as a list of "
+                                 f"{len(self._inputs)} arrays; got {type(x).__name__}")
+            return [checks.as_input_array(a, self, f"{what}[{i}]") for i, a in enumerate(x)]
+        return checks.as_input_array(x, self, what)
+
+    def _ensure_built_for(self, x):
+        if self._functional or self.output_shape is not None:
+            return
+        # A subclass learns its output shape from one sample, as Keras builds it on first call.
+        y = unwrap(self(_take(x, slice(0, 1)), training=False))
+        self.output_shape = (None,) + tuple(np.shape(y))[1:]
+        self.built = True
+        if self.compiled:
+            self._resolve_metrics()
 
     # -- the graph -------------------------------------------------------------------------
     def _init_graph(self, inputs, outputs):
@@ -185,7 +222,7 @@ class Model(Layer):
     def compute_output_shape(self, input_shape):
         if self._functional:
             return self.output_shape
-        return super().compute_output_shape(input_shape)
+        raise NotImplementedError  # a subclass: measured by a dry run (functional.infer_output_shape)
 
     # -- summary -----------------------------------------------------------------------------
     def summary(self, line_length=98, print_fn=None):

@@ -3,52 +3,39 @@ from __future__ import annotations
 
 import contextlib
 import math
-import warnings
 
-import numpy as np
-
-from .. import backend
-from .. import losses as losses_mod
-from .. import metrics as metrics_mod
-from .. import optimizers as optimizers_mod
-from ..callbacks import CallbackList, History, ProgbarLogger
+from ..autodiff.tape import is_recording
+from ..autodiff.tensor import Tensor
 from ..layers.base import Layer, shape_str, unique_name
 from ..layers.input_layer import InputLayer
 from ..layers.keras_tensor import KerasTensor
-from ..random import get_generator
 from . import data_checks as checks
-from . import engine, parallel
+from . import engine, functional, parallel
+from .model import Model
 from .summary import format_summary
 
 
-class Sequential:
+class Sequential(Model):
     """A linear stack of layers.
 
     Args:
         layers: list of layers; an optional leading ``keras.Input(shape=...)`` /
             ``InputLayer`` sets the input shape, as does ``input_shape=`` on the first layer.
         name: model name (default ``sequential``, ``sequential_1``...).
+
+    A stack of built-in layers trains on its fused fast path (``engine.py``: each layer's
+    hand-written backward in turn, the final softmax fused with the cross-entropy, batches
+    split across threads when that pays). A stack holding a user's layer or another model
+    trains on the tape, like every other model.
     """
 
     def __init__(self, layers=None, name=None, trainable=True):
-        self.name = name or unique_name("sequential")
-        self.layers: list[Layer] = []
+        self._layers: list[Layer] = []
         self._input_shape = None
-        self.built = False
-        self.compiled = False
-        self.stop_training = False
-        self.stop_evaluating = False  # a callback sets these to end evaluate/predict early (Keras)
-        self.stop_predicting = False
-        self.optimizer = None
-        self.loss = None
-        self.metrics_list = []
-        self.weighted_metrics_list = []
-        self._compiled_metrics = None
-        self.history = None
-        self.dtype = backend.floatx()
+        super().__init__(name=name or unique_name("sequential"), trainable=trainable)
         self._runner = None
         self._first_trainable = 0
-        self._last_logs = {}
+        self._fast = True
         for layer in layers or []:
             self.add(layer)
 
@@ -75,13 +62,13 @@ class Sequential:
             self.dtype = layer.dtype
         if not self.layers and self._input_shape is None and layer._input_shape_arg is not None:
             self._input_shape = (None,) + layer._input_shape_arg
-        self.layers.append(layer)
+        self._layers.append(layer)
         self.built = False
         if self._input_shape is not None:
             self.build(self._input_shape)
 
     def pop(self):
-        layer = self.layers.pop()
+        layer = self._layers.pop()
         self.built = False
         if self._input_shape is not None and self.layers:
             self.build(self._input_shape)
@@ -114,41 +101,43 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             layer.need_input_grad = i > first_trainable
         self._first_trainable = first_trainable
+        self._fast = all(l.has_backward() for l in self.layers)
         self.built = True
+
+    @property
+    def layers(self):
+        return self._layers
+
+    def _unique_layers(self):
+        return self._layers
+
+    def _sublayers(self):
+        return list(self._layers)
 
     @property
     def input_shape(self):
         return self._input_shape
 
+    @input_shape.setter
+    def input_shape(self, value):  # Layer.__init__ sets None; the stack keeps its own
+        if value is not None:
+            self._input_shape = (None,) + tuple(value[1:])
+
     @property
     def output_shape(self):
         return self.layers[-1].output_shape if self.built and self.layers else None
 
-    # -- weights ------------------------------------------------------------
-    @property
-    def weights(self):
-        return [w for layer in self.layers for w in layer.weights]
+    @output_shape.setter
+    def output_shape(self, value):  # always the last layer's
+        pass
 
-    @property
-    def trainable_weights(self):
-        return [w for layer in self.layers for w in layer.trainable_weights]
+    def compute_output_shape(self, input_shape):
+        if not self.built:
+            self.build(input_shape)
+        return self.output_shape
 
-    def get_weights(self):
-        return [w.copy() for w in self.weights]
-
-    def set_weights(self, weights):
-        weights = list(weights)
-        expected = sum(len(layer.params) for layer in self.layers)
-        if len(weights) != expected:
-            raise ValueError(f"{self.describe()} expects {expected} weight arrays; got {len(weights)}")
-        i = 0
-        for layer in self.layers:
-            n = len(layer.params)
-            layer.set_weights(weights[i : i + n])
-            i += n
-
-    def count_params(self):
-        return sum(layer.count_params() for layer in self.layers)
+    def _savable(self) -> bool:
+        return True
 
     def get_layer(self, name=None, index=None):
         if index is not None:
@@ -165,59 +154,9 @@ class Sequential:
         text = format_summary(self, line_length=line_length)
         (print_fn or print)(text)
 
-    # -- compile ------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
-                **kwargs):
-        """Configure training. Defaults as Keras: ``optimizer='rmsprop'``.
-
-        ``loss``: a name, a ``keras.losses`` class or instance, or one of Keras's loss functions
-        (``keras.losses.categorical_crossentropy``...). ``metrics`` and ``weighted_metrics``: lists of
-        names, ``keras.metrics.Metric`` objects or functions ``f(y_true, y_pred)``; as in Keras 3,
-        only ``weighted_metrics`` see ``sample_weight``/``class_weight``.
-        """
-        for key in ("run_eagerly", "jit_compile", "steps_per_execution", "auto_scale_loss"):
-            kwargs.pop(key, None)
-        if kwargs:
-            raise TypeError(f"{self.describe()}.compile: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
-        if loss is None:
-            raise ValueError(f"{self.describe()}.compile: a `loss` is required, e.g. loss='sparse_categorical_crossentropy'")
-        self.optimizer = optimizers_mod.get(optimizer)
-        self.loss = losses_mod.get(loss)
-        self._metric_names = metrics_mod.check_specs(metrics, "metrics")
-        self._weighted_metric_names = metrics_mod.check_specs(weighted_metrics, "weighted_metrics")
-        self.compiled = True
-        self._resolve_metrics()
-
-    def _resolve_metrics(self):
-        width = self.output_shape[-1] if self.built else None
-        self.metrics_list = [metrics_mod.get(m, self.loss, width) for m in self._metric_names]
-        self.weighted_metrics_list = [metrics_mod.get(m, self.loss, width) for m in self._weighted_metric_names]
-        self._compiled_metrics = metrics_mod.CompileMetrics(self.metrics_list, self.weighted_metrics_list)
-
-    def get_compile_config(self):
-        """What ``compile`` was given: ``{'optimizer', 'loss', 'metrics', 'weighted_metrics'}`` as objects."""
-        if not self.compiled:
-            return None
-        return {"optimizer": self.optimizer, "loss": self.loss, "metrics": list(self._metric_names),
-                "weighted_metrics": list(self._weighted_metric_names)}
-
-    @property
-    def metrics_names(self):
-        names = self._compiled_metrics.names if self._compiled_metrics is not None else []
-        return ["loss"] + list(names)
-
-    def reset_metrics(self):
-        """Reset the loss tracker and every compiled metric (Keras's ``reset_metrics``)."""
-        if self._compiled_metrics is not None:
-            self._compiled_metrics.reset_state()
-
     # -- forward / backward -------------------------------------------------
     def _forward(self, x, training, logits=False):
         return engine.forward(self.layers, x, training, logits)
-
-    def _weights_finite(self) -> bool:
-        # Summed in float64 so large finite weights cannot overflow into a false alarm.
-        return all(math.isfinite(p.sum(dtype=np.float64)) for layer in self.layers for p in layer.params.values())
 
     def _params_and_grads(self):
         params, grads = [], []
@@ -228,25 +167,20 @@ class Sequential:
                     grads.append(layer.grads[key])
         return params, grads
 
-    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
-        """One optimiser step on one batch; returns the loss (and metrics if compiled with any).
+    def _fast_path(self) -> bool:
+        """Every layer has a hand-written backward: the fused stack engine can train it."""
+        return self._fast
 
-        The metrics are reset first, so they describe this batch alone.
-        """
-        self._check_compiled("train_on_batch")
-        x, y = self._prepare(x, y)
-        sw = self._sample_weights(y, sample_weight, class_weight, "train_on_batch")
-        self.reset_metrics()
-        logs = self._train_step(x, y, sw)
-        if return_dict:
-            return logs
-        return logs["loss"] if len(logs) == 1 else [logs[k] for k in self.metrics_names]
+    def _fuses_softmax(self) -> bool:
+        return self._fast and engine.fused_softmax(self)
 
     def _train_step(self, x, y, sample_weight=None):
         """One optimiser step on one batch, on threads when a ShardRunner is active.
 
         Updates the loss tracker and the metrics with the batch; returns their running values.
         """
+        if not self._fast:
+            return super()._train_step(x, y, sample_weight)
         if self._runner is not None:
             loss, out = self._runner.train_step(x, y, sample_weight)
         else:
@@ -263,7 +197,7 @@ class Sequential:
     @contextlib.contextmanager
     def _threads(self, batch_size):
         """Run the enclosed batches as shards on threads when that can pay (see parallel.py)."""
-        if self._runner is not None:  # already inside fit: validation and callbacks reuse it
+        if self._runner is not None or not self._fast:  # inside fit already, or not the stack engine
             yield
             return
         n = parallel.default_num_threads()
@@ -310,280 +244,31 @@ class Sequential:
                 f"{shape_str(x.shape)}{hint}"
             )
 
-    def _prepare(self, x, y):
-        x = checks.as_input_array(x, self)
-        self._ensure_built_for(x)
-        if self.compiled and not self.metrics_list and self._metric_names:
-            self._resolve_metrics()
-        y = checks.as_target_array(y, self)
-        checks.check_same_length(x, y, self)
-        y = self.loss.prepare_targets(y, self.output_shape)
-        return x, y
-
-    def _sample_weights(self, y, sample_weight, class_weight, method):
-        """Per-sample weights ``(N,)`` from ``sample_weight`` or ``class_weight`` (None: unweighted)."""
-        if class_weight is not None:
-            if sample_weight is not None:
-                raise ValueError(f"{self.describe()}.{method}: you cannot pass both `class_weight` and "
-                                 "`sample_weight`; got both")
-            return checks.class_weight_to_sample_weight(class_weight, y, self, method)
-        if sample_weight is None:
-            return None
-        return losses_mod.check_sample_weight(sample_weight, len(y), f"{self.describe()}.{method}")
-
-    def _check_compiled(self, what):
-        if not self.compiled:
-            raise RuntimeError(
-                f"{self.describe()}: call compile(optimizer=..., loss=..., metrics=...) before {what}()"
-            )
-
-    # -- fit ----------------------------------------------------------------
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1):
-        """Train for ``epochs`` epochs; returns a :class:`~convolab.callbacks.History`.
-
-        Keras's arguments and defaults (batch_size 32, shuffle each epoch). ``history.history``
-        holds ``loss`` and each metric under the name given to ``compile`` (``acc`` or
-        ``accuracy``), plus ``val_`` versions when there is validation data.
-
-        ``class_weight`` (``{class index: weight}``, missing classes weigh 1) or ``sample_weight``
-        (``(N,)``) weight each sample's loss: ``sum(w_i * loss_i) / N`` per batch, Keras 3's
-        ``'sum_over_batch_size'``. ``validation_data`` may be ``(x, y)`` or ``(x, y, sample_weight)``.
-        """
-        self._check_compiled("fit")
-        if steps_per_epoch is not None or validation_steps is not None:
-            raise ValueError(f"{self.describe()}.fit: steps_per_epoch/validation_steps are not supported; pass arrays")
-        batch_size = checks.check_batch_size(batch_size, self)
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"{self.describe()}.fit: `epochs` must be an int >= 0; got {epochs!r}")
-        split = checks.check_validation_split(validation_split, self)
-        x, y = self._prepare(x, y)
-        sw = self._sample_weights(y, sample_weight, class_weight, "fit")
-        swv = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError(f"{self.describe()}.fit: `validation_data` must be a tuple (x_val, y_val) or "
-                                 f"(x_val, y_val, val_sample_weight); got {type(validation_data).__name__}"
-                                 + (f" of length {len(validation_data)}" if isinstance(validation_data, (tuple, list)) else ""))
-            xv, yv = self._prepare(*validation_data[:2])
-            if len(validation_data) == 3 and validation_data[2] is not None:
-                swv = self._sample_weights(yv, validation_data[2], None, "fit (validation_data)")
-        elif split > 0:
-            # Keras takes the *last* fraction, before any shuffling: split_at = floor(N * (1 - split)).
-            split_at = int(math.floor(len(x) * (1.0 - split)))
-            if split_at == 0 or split_at == len(x):
-                raise ValueError(f"{self.describe()}.fit: validation_split={split} of {len(x)} samples leaves an empty set")
-            x, xv = x[:split_at], x[split_at:]
-            y, yv = y[:split_at], y[split_at:]
-            if sw is not None:
-                sw, swv = sw[:split_at], sw[split_at:]
-        else:
-            xv = yv = None
-        verbose = 1 if verbose == "auto" else int(verbose)
-        n = len(x)
-        steps = -(-n // batch_size)
-        cbs = list(callbacks or [])
-        # As Keras: History and the progress bar come after the user's callbacks, so they see
-        # what those add to the epoch logs (LearningRateScheduler's 'learning_rate').
-        history = next((cb for cb in cbs if isinstance(cb, History)), None)
-        if history is None:
-            history = History()
-            cbs.append(history)
-        if verbose and not any(isinstance(cb, ProgbarLogger) for cb in cbs):
-            cbs.append(ProgbarLogger(verbose))
-        params = {"epochs": epochs, "steps": steps, "verbose": verbose, "batch_size": batch_size}
-        cblist = CallbackList(cbs, self, params)
-        self.history = history
-        self.stop_training = False
-        rng = get_generator()
-        cblist.on_train_begin({})
-        with self._threads(batch_size):
-            self._fit_epochs(x, y, xv, yv, batch_size, steps, epochs, initial_epoch, shuffle,
-                             validation_freq, validation_batch_size, cblist, rng, sw, swv)
-        cblist.on_train_end(dict(self._last_logs))
-        return history
-
-    def _fit_epochs(self, x, y, xv, yv, batch_size, steps, epochs, initial_epoch, shuffle,
-                    validation_freq, validation_batch_size, cblist, rng, sw=None, swv=None):
-        n = len(x)
-        for epoch in range(initial_epoch, epochs):
-            cblist.on_epoch_begin(epoch, {})
-            epoch_start_weights = self.get_weights()
-            order = rng.permutation(n) if shuffle else None
-            self.reset_metrics()  # Keras: the metrics describe this epoch alone
-            for step in range(steps):
-                idx = slice(step * batch_size, (step + 1) * batch_size) if order is None else \
-                    order[step * batch_size : (step + 1) * batch_size]
-                xb, yb, swb = x[idx], y[idx], None if sw is None else sw[idx]
-                cblist.on_train_batch_begin(step)
-                # running values over the epoch so far, as Keras's batch logs
-                batch_logs = running = self._train_step(xb, yb, swb)
-                if not math.isfinite(batch_logs["loss"]):
-                    restored = not self._weights_finite()  # an earlier update diverged
-                    if restored:
-                        self.set_weights(epoch_start_weights)
-                    warnings.warn(
-                        f"{self.describe()}: the loss became {batch_logs['loss']} at epoch {epoch + 1}, "
-                        f"batch {step + 1}; training stopped and that batch's update was not applied"
-                        + ("; the weights had become inf/NaN and were restored to the start of this epoch"
-                           if restored else "")
-                        + ". Lower the learning rate, check the inputs for NaN/inf, or scale them to [0, 1].",
-                        RuntimeWarning,
-                        stacklevel=2,
-                    )
-                    self.stop_training = True
-                    cblist.on_train_batch_end(step, running)
-                    break
-                # A diverging update is caught within 16 steps: cheap, and the epoch's starting
-                # weights are restored anyway.
-                if (step % 16 == 15 or step == steps - 1) and not self._weights_finite():
-                    self.set_weights(epoch_start_weights)
-                    warnings.warn(
-                        f"{self.describe()}: an update at epoch {epoch + 1}, batch {step + 1} made the weights "
-                        "non-finite (inf/NaN); training stopped and the weights were restored to those at the "
-                        "start of this epoch. Lower the learning rate.",
-                        RuntimeWarning,
-                        stacklevel=2,
-                    )
-                    self.stop_training = True
-                cblist.on_train_batch_end(step, running)
-                if self.stop_training:
-                    break
-            logs = self._compiled_metrics.result()
-            if xv is not None and math.isfinite(logs["loss"]) and (epoch + 1) % validation_freq == 0:
-                val = self._evaluate_arrays(xv, yv, validation_batch_size or batch_size, cblist, swv)
-                logs.update({"val_" + k: v for k, v in val.items()})
-            self._last_logs = logs
-            cblist.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-
-    # -- evaluate / predict --------------------------------------------------
-    def _evaluate_arrays(self, x, y, batch_size, callbacks=None, sample_weight=None):
-        """Loss and metrics over ``(x, y)`` in batches, calling ``callbacks``' test hooks (Keras's order)."""
-        fused = engine.fused_softmax(self)
-        self.reset_metrics()
-        running_wanted = callbacks is not None and callbacks.wants("on_test_batch_end")
-        self.stop_evaluating = False
-        if callbacks is not None:
-            callbacks.on_test_begin()
-        with self._threads(batch_size):
-            for step, start in enumerate(range(0, len(x), batch_size)):
-                xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-                swb = None if sample_weight is None else sample_weight[start : start + batch_size]
-                if callbacks is not None:
-                    callbacks.on_test_batch_begin(step)
-                out = self._forward_any(xb, logits=fused)
-                loss = engine.loss_value_and_grad(self.loss, out, yb, fused, swb)[0]
-                out = engine.metric_output(out, fused)
-                self._compiled_metrics.update_state(loss, len(xb), yb, out, swb)
-                if running_wanted:
-                    callbacks.on_test_batch_end(step, self._compiled_metrics.result())
-                if self.stop_evaluating:
-                    break
-        logs = self._compiled_metrics.result()
-        if callbacks is not None:
-            callbacks.on_test_end(logs)
-        return logs
-
     def _forward_any(self, x, logits=False):
         """Inference on one batch: on shards when threads are active."""
+        if not self._fast:
+            return super()._forward_any(x, logits)
         if self._runner is not None:
             return self._runner.forward(x, training=False, logits=logits)
         return engine.forward(self.layers, x, False, logits)
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
-                 callbacks=None, return_dict=False):
-        """Loss and metrics on ``(x, y)``: a float, a list in ``metrics_names`` order, or a dict.
-
-        Keras's arguments; ``callbacks`` get ``on_test_begin``, ``on_test_batch_begin``/``_end``
-        (running means) and ``on_test_end`` (the result). ``sample_weight`` ``(N,)`` weights the
-        loss (``sum(w_i * loss_i) / N``) and the ``weighted_metrics``, as in Keras 3; ``steps`` is
-        not supported yet and raises ``ValueError`` when given.
-        """
-        self._check_compiled("evaluate")
-        _refuse_unsupported(self, "evaluate", steps=steps)
-        batch_size = checks.check_batch_size(batch_size, self)
-        x, y = self._prepare(x, y)
-        sw = self._sample_weights(y, sample_weight, None, "evaluate")
-        cblist = self._callback_list(callbacks, verbose, len(x), batch_size)
-        logs = self._evaluate_arrays(x, y, batch_size, cblist, sw)
-        if verbose not in (0, False):
-            print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
-        if return_dict:
-            return logs
-        return logs["loss"] if len(logs) == 1 else [logs[k] for k in self.metrics_names]
-
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Model outputs for ``x``, computed in batches (default 32); shape ``(N, *output_shape[1:])``.
-
-        Keras's arguments; ``callbacks`` get ``on_predict_begin``, ``on_predict_batch_begin``,
-        ``on_predict_batch_end`` with ``logs={'outputs': batch_output}`` and ``on_predict_end``.
-        ``steps`` is not supported yet and raises ``ValueError`` when given.
-        """
-        _refuse_unsupported(self, "predict", steps=steps)
-        batch_size = checks.check_batch_size(batch_size, self)
+    def __call__(self, *args, **kwargs):
+        """The stack on a batch (NumPy in, NumPy out), or a node of a graph / the tape."""
+        x = args[0] if args else kwargs.get("inputs")
+        if functional.is_symbolic(x) or is_recording() or isinstance(x, Tensor):
+            return super().__call__(*args, **kwargs)
+        if len(args) > 1 or set(kwargs) - {"training"}:
+            raise TypeError(f"{self.describe()}: call it as model(x, training=False)")
         x = checks.as_input_array(x, self)
         self._ensure_built_for(x)
-        cblist = self._callback_list(callbacks, verbose, len(x), batch_size)
-        self.stop_predicting = False
-        cblist.on_predict_begin()
-        outs = []
-        with self._threads(batch_size):
-            for step, start in enumerate(range(0, len(x), batch_size)):
-                cblist.on_predict_batch_begin(step)
-                outs.append(self._forward_any(x[start : start + batch_size]))
-                cblist.on_predict_batch_end(step, {"outputs": outs[-1]})
-                if self.stop_predicting:
-                    break
-        cblist.on_predict_end()
-        return np.concatenate(outs, axis=0)
+        return self._forward(x, training=bool(kwargs.get("training", False)))
 
-    def _callback_list(self, callbacks, verbose, n, batch_size):
-        """The CallbackList for one evaluate/predict pass (Keras's params: one epoch of ``steps``)."""
-        verbose = 1 if verbose == "auto" else verbose
-        params = {"epochs": 1, "steps": -(-n // batch_size), "verbose": verbose, "batch_size": batch_size}
-        return CallbackList(list(callbacks or []), self, params)
-
-    def predict_on_batch(self, x):
-        return self.predict(x, batch_size=len(np.asarray(x)))
-
-    def __call__(self, x, training=False):
-        x = checks.as_input_array(x, self)
-        self._ensure_built_for(x)
-        return self._forward(x, training=training)
-
-    # -- persistence (implemented in convolab.saving) -----------------------
-    def save(self, filepath, overwrite=True, include_optimizer=True):
-        """Save architecture, weights, compile settings (and optimiser state) to one file, atomically.
-
-        ``overwrite=False`` refuses to replace an existing file (Keras's argument).
-        """
-        from ..saving import save_model
-
-        _check_overwrite(filepath, overwrite, self)
-        save_model(self, filepath, include_optimizer=include_optimizer)
-
-    def save_weights(self, filepath, overwrite=True):
-        """Save the weights alone (safetensors), atomically."""
-        from ..saving import save_weights
-
-        _check_overwrite(filepath, overwrite, self)
-        save_weights(self, filepath)
-
-    def load_weights(self, filepath):
-        """Load weights saved by :meth:`save_weights` (or :meth:`save`) into this built model."""
-        from ..saving import load_weights
-
-        load_weights(self, filepath)
-
-    def export(self, filepath, format="onnx"):
-        """Export for inference; ``format='onnx'`` needs the ``onnx`` extra."""
-        from ..saving import export_model
-
-        export_model(self, filepath, format=format)
+    def call(self, inputs, training=False):
+        """Each layer in turn; on the tape, each call is recorded (a nested model, a user's layer)."""
+        x = inputs
+        for layer in self.layers:
+            x = layer(x, training=training)
+        return x
 
     def get_config(self):
         return {
@@ -592,21 +277,3 @@ class Sequential:
             "input_shape": None if self._input_shape is None else list(self._input_shape[1:]),
             "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in self.layers],
         }
-
-
-def _refuse_unsupported(model, method, **args):
-    """Keras arguments convolab cannot honour yet: an error, never silently ignored."""
-    given = sorted(name for name, value in args.items() if value is not None)
-    if given:
-        raise ValueError(
-            f"{model.describe()}.{method}: {', '.join(f'`{name}`' for name in given)} "
-            f"{'is' if len(given) == 1 else 'are'} not supported by convolab yet (expected None); got "
-            + ", ".join(f"{name}={args[name]!r}" for name in given)
-        )
-
-
-def _check_overwrite(filepath, overwrite, model):
-    import os
-
-    if not overwrite and os.path.exists(filepath):
-        raise FileExistsError(f"{model.describe()}: {filepath} exists and overwrite=False")

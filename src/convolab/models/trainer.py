@@ -1,0 +1,450 @@
+"""``compile``/``fit``/``evaluate``/``predict`` for every model (Keras 3 calls this the Trainer).
+
+The loop is the same for a Sequential stack, a functional graph and a subclassed model; a
+model supplies the hooks: ``_train_step`` (one optimizer step; by default on the tape, see
+``training.py``; Sequential's built-in stacks keep their fused fast path), ``_forward_any``
+(inference on one batch), ``_threads`` (Sequential's shards), ``_fuses_softmax``,
+``_as_inputs`` and ``_ensure_built_for`` (data checks and building from the first batch).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+
+import numpy as np
+
+from .. import losses as losses_mod
+from .. import metrics as metrics_mod
+from .. import optimizers as optimizers_mod
+from ..autodiff.tensor import unwrap
+from ..callbacks import CallbackList, History, ProgbarLogger
+from ..random import get_generator
+from . import data_checks as checks
+from . import engine
+from .training import tape_train_step
+
+
+def _count(x):
+    """Samples in ``x`` (one array, or a list of arrays for a model with several inputs)."""
+    return len(x[0]) if isinstance(x, (list, tuple)) else len(x)
+
+
+def _take(x, index):
+    return [a[index] for a in x] if isinstance(x, (list, tuple)) else x[index]
+
+
+def _first(x):
+    return x[0] if isinstance(x, (list, tuple)) else x
+
+
+class Trainer:
+    """The training loop of every model; see the module docstring for the hooks it calls."""
+
+    def _init_trainer(self):
+        self.compiled = False
+        self.stop_training = False
+        self.stop_evaluating = False  # a callback sets these to end evaluate/predict early (Keras)
+        self.stop_predicting = False
+        self.optimizer = None
+        self.loss = None
+        self.metrics_list = []
+        self.weighted_metrics_list = []
+        self._metric_names = []
+        self._weighted_metric_names = []
+        self._compiled_metrics = None
+        self.history = None
+        self._last_logs = {}
+
+    # -- hooks (the defaults serve any model that runs through __call__) ------------------------
+    def _as_inputs(self, x, what="x"):
+        """``x`` as the arrays the model takes: one array, or a list for several inputs."""
+        return checks.as_input_array(x, self, what)
+
+    def _ensure_built_for(self, x):
+        """Build from the first data if needed; raise on data of the wrong shape."""
+
+    def _fuses_softmax(self) -> bool:
+        return False
+
+    @contextlib.contextmanager
+    def _threads(self, batch_size):
+        yield
+
+    def _forward_any(self, x, logits=False):
+        """Inference on one batch."""
+        return unwrap(self(x, training=False))
+
+    def _train_step(self, x, y, sample_weight=None):
+        """One optimizer step on the tape; updates the loss tracker and metrics, returns their values."""
+        out, loss = tape_train_step(self, x, y, sample_weight)
+        self._compiled_metrics.update_state(loss, _count(x), y, out, sample_weight)
+        return self._compiled_metrics.result()
+
+    def _savable(self) -> bool:
+        return True
+
+    def _require_savable(self, what):
+        if not self._savable():
+            raise ValueError(f"{self.describe()}.{what}: convolab's model files and ONNX export hold Sequential "
+                             "models only for now; a functional or subclassed model cannot be saved yet "
+                             "(its weights are model.get_weights(), a list of NumPy arrays)")
+
+    def _weights_finite(self) -> bool:
+        # Summed in float64 so large finite weights cannot overflow into a false alarm.
+        return all(math.isfinite(w.sum(dtype=np.float64)) for w in self.weights)
+
+    # -- compile ------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
+                **kwargs):
+        """Configure training. Defaults as Keras: ``optimizer='rmsprop'``.
+
+        ``loss``: a name, a ``keras.losses`` class or instance, or one of Keras's loss functions
+        (``keras.losses.categorical_crossentropy``...). ``metrics`` and ``weighted_metrics``: lists of
+        names, ``keras.metrics.Metric`` objects or functions ``f(y_true, y_pred)``; as in Keras 3,
+        only ``weighted_metrics`` see ``sample_weight``/``class_weight``.
+        """
+        for key in ("run_eagerly", "jit_compile", "steps_per_execution", "auto_scale_loss"):
+            kwargs.pop(key, None)
+        if kwargs:
+            raise TypeError(f"{self.describe()}.compile: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
+        if loss is None:
+            raise ValueError(f"{self.describe()}.compile: a `loss` is required, e.g. loss='sparse_categorical_crossentropy'")
+        self.optimizer = optimizers_mod.get(optimizer)
+        self.loss = losses_mod.get(loss)
+        self._metric_names = metrics_mod.check_specs(metrics, "metrics")
+        self._weighted_metric_names = metrics_mod.check_specs(weighted_metrics, "weighted_metrics")
+        self.compiled = True
+        self._resolve_metrics()
+
+    def _resolve_metrics(self):
+        width = self.output_shape[-1] if self.built else None
+        self.metrics_list = [metrics_mod.get(m, self.loss, width) for m in self._metric_names]
+        self.weighted_metrics_list = [metrics_mod.get(m, self.loss, width) for m in self._weighted_metric_names]
+        self._compiled_metrics = metrics_mod.CompileMetrics(self.metrics_list, self.weighted_metrics_list)
+
+    def get_compile_config(self):
+        """What ``compile`` was given: ``{'optimizer', 'loss', 'metrics', 'weighted_metrics'}`` as objects."""
+        if not self.compiled:
+            return None
+        return {"optimizer": self.optimizer, "loss": self.loss, "metrics": list(self._metric_names),
+                "weighted_metrics": list(self._weighted_metric_names)}
+
+    @property
+    def metrics_names(self):
+        names = self._compiled_metrics.names if self._compiled_metrics is not None else []
+        return ["loss"] + list(names)
+
+    def reset_metrics(self):
+        """Reset the loss tracker and every compiled metric (Keras's ``reset_metrics``)."""
+        if self._compiled_metrics is not None:
+            self._compiled_metrics.reset_state()
+
+
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimiser step on one batch; returns the loss (and metrics if compiled with any).
+
+        The metrics are reset first, so they describe this batch alone.
+        """
+        self._check_compiled("train_on_batch")
+        x, y = self._prepare(x, y)
+        sw = self._sample_weights(y, sample_weight, class_weight, "train_on_batch")
+        self.reset_metrics()
+        logs = self._train_step(x, y, sw)
+        if return_dict:
+            return logs
+        return logs["loss"] if len(logs) == 1 else [logs[k] for k in self.metrics_names]
+
+
+    def _prepare(self, x, y):
+        x = self._as_inputs(x)
+        self._ensure_built_for(x)
+        if self.compiled and not self.metrics_list and self._metric_names:
+            self._resolve_metrics()
+        y = checks.as_target_array(y, self)
+        checks.check_same_length(_first(x), y, self)
+        if isinstance(self.output_shape, list):
+            raise ValueError(f"{self.describe()} has {len(self.output_shape)} outputs: fit/evaluate with one loss per "
+                             "output is not supported yet; train it with keras.GradientTape (see README)")
+        y = self.loss.prepare_targets(y, self.output_shape)
+        return x, y
+
+    def _sample_weights(self, y, sample_weight, class_weight, method):
+        """Per-sample weights ``(N,)`` from ``sample_weight`` or ``class_weight`` (None: unweighted)."""
+        if class_weight is not None:
+            if sample_weight is not None:
+                raise ValueError(f"{self.describe()}.{method}: you cannot pass both `class_weight` and "
+                                 "`sample_weight`; got both")
+            return checks.class_weight_to_sample_weight(class_weight, y, self, method)
+        if sample_weight is None:
+            return None
+        return losses_mod.check_sample_weight(sample_weight, len(y), f"{self.describe()}.{method}")
+
+    def _check_compiled(self, what):
+        if not self.compiled:
+            raise RuntimeError(
+                f"{self.describe()}: call compile(optimizer=..., loss=..., metrics=...) before {what}()"
+            )
+
+
+    # -- fit ----------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train for ``epochs`` epochs; returns a :class:`~convolab.callbacks.History`.
+
+        Keras's arguments and defaults (batch_size 32, shuffle each epoch). ``history.history``
+        holds ``loss`` and each metric under the name given to ``compile`` (``acc`` or
+        ``accuracy``), plus ``val_`` versions when there is validation data.
+
+        ``class_weight`` (``{class index: weight}``, missing classes weigh 1) or ``sample_weight``
+        (``(N,)``) weight each sample's loss: ``sum(w_i * loss_i) / N`` per batch, Keras 3's
+        ``'sum_over_batch_size'``. ``validation_data`` may be ``(x, y)`` or ``(x, y, sample_weight)``.
+        """
+        self._check_compiled("fit")
+        if steps_per_epoch is not None or validation_steps is not None:
+            raise ValueError(f"{self.describe()}.fit: steps_per_epoch/validation_steps are not supported; pass arrays")
+        batch_size = checks.check_batch_size(batch_size, self)
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"{self.describe()}.fit: `epochs` must be an int >= 0; got {epochs!r}")
+        split = checks.check_validation_split(validation_split, self)
+        x, y = self._prepare(x, y)
+        sw = self._sample_weights(y, sample_weight, class_weight, "fit")
+        swv = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError(f"{self.describe()}.fit: `validation_data` must be a tuple (x_val, y_val) or "
+                                 f"(x_val, y_val, val_sample_weight); got {type(validation_data).__name__}"
+                                 + (f" of length {len(validation_data)}" if isinstance(validation_data, (tuple, list)) else ""))
+            xv, yv = self._prepare(*validation_data[:2])
+            if len(validation_data) == 3 and validation_data[2] is not None:
+                swv = self._sample_weights(yv, validation_data[2], None, "fit (validation_data)")
+        elif split > 0:
+            # Keras takes the *last* fraction, before any shuffling: split_at = floor(N * (1 - split)).
+            split_at = int(math.floor(_count(x) * (1.0 - split)))
+            if split_at == 0 or split_at == _count(x):
+                raise ValueError(f"{self.describe()}.fit: validation_split={split} of {_count(x)} samples leaves an empty set")
+            x, xv = _take(x, slice(None, split_at)), _take(x, slice(split_at, None))
+            y, yv = y[:split_at], y[split_at:]
+            if sw is not None:
+                sw, swv = sw[:split_at], sw[split_at:]
+        else:
+            xv = yv = None
+        verbose = 1 if verbose == "auto" else int(verbose)
+        n = _count(x)
+        steps = -(-n // batch_size)
+        cbs = list(callbacks or [])
+        # As Keras: History and the progress bar come after the user's callbacks, so they see
+        # what those add to the epoch logs (LearningRateScheduler's 'learning_rate').
+        history = next((cb for cb in cbs if isinstance(cb, History)), None)
+        if history is None:
+            history = History()
+            cbs.append(history)
+        if verbose and not any(isinstance(cb, ProgbarLogger) for cb in cbs):
+            cbs.append(ProgbarLogger(verbose))
+        params = {"epochs": epochs, "steps": steps, "verbose": verbose, "batch_size": batch_size}
+        cblist = CallbackList(cbs, self, params)
+        self.history = history
+        self.stop_training = False
+        rng = get_generator()
+        cblist.on_train_begin({})
+        with self._threads(batch_size):
+            self._fit_epochs(x, y, xv, yv, batch_size, steps, epochs, initial_epoch, shuffle,
+                             validation_freq, validation_batch_size, cblist, rng, sw, swv)
+        cblist.on_train_end(dict(self._last_logs))
+        return history
+
+    def _fit_epochs(self, x, y, xv, yv, batch_size, steps, epochs, initial_epoch, shuffle,
+                    validation_freq, validation_batch_size, cblist, rng, sw=None, swv=None):
+        n = _count(x)
+        for epoch in range(initial_epoch, epochs):
+            cblist.on_epoch_begin(epoch, {})
+            epoch_start_weights = self.get_weights()
+            order = rng.permutation(n) if shuffle else None
+            self.reset_metrics()  # Keras: the metrics describe this epoch alone
+            for step in range(steps):
+                idx = slice(step * batch_size, (step + 1) * batch_size) if order is None else \
+                    order[step * batch_size : (step + 1) * batch_size]
+                xb, yb, swb = _take(x, idx), y[idx], None if sw is None else sw[idx]
+                cblist.on_train_batch_begin(step)
+                # running values over the epoch so far, as Keras's batch logs
+                batch_logs = running = self._train_step(xb, yb, swb)
+                if not math.isfinite(batch_logs["loss"]):
+                    restored = not self._weights_finite()  # an earlier update diverged
+                    if restored:
+                        self.set_weights(epoch_start_weights)
+                    warnings.warn(
+                        f"{self.describe()}: the loss became {batch_logs['loss']} at epoch {epoch + 1}, "
+                        f"batch {step + 1}; training stopped and that batch's update was not applied"
+                        + ("; the weights had become inf/NaN and were restored to the start of this epoch"
+                           if restored else "")
+                        + ". Lower the learning rate, check the inputs for NaN/inf, or scale them to [0, 1].",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                    self.stop_training = True
+                    cblist.on_train_batch_end(step, running)
+                    break
+                # A diverging update is caught within 16 steps: cheap, and the epoch's starting
+                # weights are restored anyway.
+                if (step % 16 == 15 or step == steps - 1) and not self._weights_finite():
+                    self.set_weights(epoch_start_weights)
+                    warnings.warn(
+                        f"{self.describe()}: an update at epoch {epoch + 1}, batch {step + 1} made the weights "
+                        "non-finite (inf/NaN); training stopped and the weights were restored to those at the "
+                        "start of this epoch. Lower the learning rate.",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                    self.stop_training = True
+                cblist.on_train_batch_end(step, running)
+                if self.stop_training:
+                    break
+            logs = self._compiled_metrics.result()
+            if xv is not None and math.isfinite(logs["loss"]) and (epoch + 1) % validation_freq == 0:
+                val = self._evaluate_arrays(xv, yv, validation_batch_size or batch_size, cblist, swv)
+                logs.update({"val_" + k: v for k, v in val.items()})
+            self._last_logs = logs
+            cblist.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+
+    # -- evaluate / predict --------------------------------------------------
+    def _evaluate_arrays(self, x, y, batch_size, callbacks=None, sample_weight=None):
+        """Loss and metrics over ``(x, y)`` in batches, calling ``callbacks``' test hooks (Keras's order)."""
+        fused = self._fuses_softmax()
+        self.reset_metrics()
+        running_wanted = callbacks is not None and callbacks.wants("on_test_batch_end")
+        self.stop_evaluating = False
+        if callbacks is not None:
+            callbacks.on_test_begin()
+        with self._threads(batch_size):
+            for step, start in enumerate(range(0, _count(x), batch_size)):
+                xb, yb = _take(x, slice(start, start + batch_size)), y[start : start + batch_size]
+                swb = None if sample_weight is None else sample_weight[start : start + batch_size]
+                if callbacks is not None:
+                    callbacks.on_test_batch_begin(step)
+                out = self._forward_any(xb, logits=fused)
+                loss = engine.loss_value_and_grad(self.loss, out, yb, fused, swb)[0]
+                out = engine.metric_output(out, fused)
+                self._compiled_metrics.update_state(loss, _count(xb), yb, out, swb)
+                if running_wanted:
+                    callbacks.on_test_batch_end(step, self._compiled_metrics.result())
+                if self.stop_evaluating:
+                    break
+        logs = self._compiled_metrics.result()
+        if callbacks is not None:
+            callbacks.on_test_end(logs)
+        return logs
+
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False):
+        """Loss and metrics on ``(x, y)``: a float, a list in ``metrics_names`` order, or a dict.
+
+        Keras's arguments; ``callbacks`` get ``on_test_begin``, ``on_test_batch_begin``/``_end``
+        (running means) and ``on_test_end`` (the result). ``sample_weight`` ``(N,)`` weights the
+        loss (``sum(w_i * loss_i) / N``) and the ``weighted_metrics``, as in Keras 3; ``steps`` is
+        not supported yet and raises ``ValueError`` when given.
+        """
+        self._check_compiled("evaluate")
+        _refuse_unsupported(self, "evaluate", steps=steps)
+        batch_size = checks.check_batch_size(batch_size, self)
+        x, y = self._prepare(x, y)
+        sw = self._sample_weights(y, sample_weight, None, "evaluate")
+        cblist = self._callback_list(callbacks, verbose, _count(x), batch_size)
+        logs = self._evaluate_arrays(x, y, batch_size, cblist, sw)
+        if verbose not in (0, False):
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+        if return_dict:
+            return logs
+        return logs["loss"] if len(logs) == 1 else [logs[k] for k in self.metrics_names]
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Model outputs for ``x``, computed in batches (default 32); shape ``(N, *output_shape[1:])``.
+
+        Keras's arguments; ``callbacks`` get ``on_predict_begin``, ``on_predict_batch_begin``,
+        ``on_predict_batch_end`` with ``logs={'outputs': batch_output}`` and ``on_predict_end``.
+        ``steps`` is not supported yet and raises ``ValueError`` when given.
+        """
+        _refuse_unsupported(self, "predict", steps=steps)
+        batch_size = checks.check_batch_size(batch_size, self)
+        x = self._as_inputs(x)
+        self._ensure_built_for(x)
+        cblist = self._callback_list(callbacks, verbose, _count(x), batch_size)
+        self.stop_predicting = False
+        cblist.on_predict_begin()
+        outs = []
+        with self._threads(batch_size):
+            for step, start in enumerate(range(0, _count(x), batch_size)):
+                cblist.on_predict_batch_begin(step)
+                outs.append(self._forward_any(_take(x, slice(start, start + batch_size))))
+                cblist.on_predict_batch_end(step, {"outputs": outs[-1]})
+                if self.stop_predicting:
+                    break
+        cblist.on_predict_end()
+        return np.concatenate(outs, axis=0)
+
+    def _callback_list(self, callbacks, verbose, n, batch_size):
+        """The CallbackList for one evaluate/predict pass (Keras's params: one epoch of ``steps``)."""
+        verbose = 1 if verbose == "auto" else verbose
+        params = {"epochs": 1, "steps": -(-n // batch_size), "verbose": verbose, "batch_size": batch_size}
+        return CallbackList(list(callbacks or []), self, params)
+
+    def predict_on_batch(self, x):
+        x = self._as_inputs(x)
+        return self.predict(x, batch_size=_count(x))
+
+
+    # -- persistence (implemented in convolab.saving) -----------------------
+    def save(self, filepath, overwrite=True, include_optimizer=True):
+        """Save architecture, weights, compile settings (and optimiser state) to one file, atomically.
+
+        ``overwrite=False`` refuses to replace an existing file (Keras's argument).
+        """
+        self._require_savable('save')
+        from ..saving import save_model
+
+        _check_overwrite(filepath, overwrite, self)
+        save_model(self, filepath, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath, overwrite=True):
+        """Save the weights alone (safetensors), atomically."""
+        self._require_savable('save_weights')
+        from ..saving import save_weights
+
+        _check_overwrite(filepath, overwrite, self)
+        save_weights(self, filepath)
+
+    def load_weights(self, filepath):
+        """Load weights saved by :meth:`save_weights` (or :meth:`save`) into this built model."""
+        self._require_savable('load_weights')
+        from ..saving import load_weights
+
+        load_weights(self, filepath)
+
+    def export(self, filepath, format="onnx"):
+        """Export for inference; ``format='onnx'`` needs the ``onnx`` extra."""
+        self._require_savable('export')
+        from ..saving import export_model
+
+        export_model(self, filepath, format=format)
+
+
+def _refuse_unsupported(model, method, **args):
+    """Keras arguments convolab cannot honour yet: an error, never silently ignored."""
+    given = sorted(name for name, value in args.items() if value is not None)
+    if given:
+        raise ValueError(
+            f"{model.describe()}.{method}: {', '.join(f'`{name}`' for name in given)} "
+            f"{'is' if len(given) == 1 else 'are'} not supported by convolab yet (expected None); got "
+            + ", ".join(f"{name}={args[name]!r}" for name in given)
+        )
+
+
+def _check_overwrite(filepath, overwrite, model):
+    import os
+
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(f"{model.describe()}: {filepath} exists and overwrite=False")
