@@ -21,7 +21,7 @@ from ..autodiff.tensor import unwrap
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..random import get_generator
 from . import data_checks as checks
-from . import engine
+from . import data_adapter, engine
 from .training import tape_train_step
 
 
@@ -198,42 +198,55 @@ class Trainer:
         holds ``loss`` and each metric under the name given to ``compile`` (``acc`` or
         ``accuracy``), plus ``val_`` versions when there is validation data.
 
+        ``x`` may be arrays (with ``y``), a ``keras.utils.PyDataset``/``Sequence`` or a generator
+        of ``(x, y)`` / ``(x, y, sample_weight)`` batches (then ``y`` is None; ``steps_per_epoch``
+        bounds a generator's epoch, otherwise an epoch runs until it is exhausted).
+
         ``class_weight`` (``{class index: weight}``, missing classes weigh 1) or ``sample_weight``
         (``(N,)``) weight each sample's loss: ``sum(w_i * loss_i) / N`` per batch, Keras 3's
-        ``'sum_over_batch_size'``. ``validation_data`` may be ``(x, y)`` or ``(x, y, sample_weight)``.
+        ``'sum_over_batch_size'``. ``validation_data`` may be ``(x, y)``, ``(x, y, sample_weight)``
+        or a batch source as ``x``.
         """
         self._check_compiled("fit")
-        if steps_per_epoch is not None or validation_steps is not None:
-            raise ValueError(f"{self.describe()}.fit: steps_per_epoch/validation_steps are not supported; pass arrays")
-        batch_size = checks.check_batch_size(batch_size, self)
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"{self.describe()}.fit: `epochs` must be an int >= 0; got {epochs!r}")
+        for name, value in (("steps_per_epoch", steps_per_epoch), ("validation_steps", validation_steps)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+                raise ValueError(f"{self.describe()}.fit: `{name}` must be None or an int >= 1; got {value!r}")
         split = checks.check_validation_split(validation_split, self)
-        x, y = self._prepare(x, y)
-        sw = self._sample_weights(y, sample_weight, class_weight, "fit")
-        swv = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError(f"{self.describe()}.fit: `validation_data` must be a tuple (x_val, y_val) or "
-                                 f"(x_val, y_val, val_sample_weight); got {type(validation_data).__name__}"
-                                 + (f" of length {len(validation_data)}" if isinstance(validation_data, (tuple, list)) else ""))
-            xv, yv = self._prepare(*validation_data[:2])
-            if len(validation_data) == 3 and validation_data[2] is not None:
-                swv = self._sample_weights(yv, validation_data[2], None, "fit (validation_data)")
-        elif split > 0:
-            # Keras takes the *last* fraction, before any shuffling: split_at = floor(N * (1 - split)).
-            split_at = int(math.floor(_count(x) * (1.0 - split)))
-            if split_at == 0 or split_at == _count(x):
-                raise ValueError(f"{self.describe()}.fit: validation_split={split} of {_count(x)} samples leaves an empty set")
-            x, xv = _take(x, slice(None, split_at)), _take(x, slice(split_at, None))
-            y, yv = y[:split_at], y[split_at:]
-            if sw is not None:
-                sw, swv = sw[:split_at], sw[split_at:]
+        rng = get_generator()
+        if data_adapter.is_batch_source(x):
+            if y is not None or sample_weight is not None:
+                raise ValueError(f"{self.describe()}.fit: when `x` is a {type(x).__name__}, its batches carry the "
+                                 "targets (and weights); `y` and `sample_weight` must be None")
+            if split > 0:
+                raise ValueError(f"{self.describe()}.fit: `validation_split` needs arrays; with a "
+                                 f"{type(x).__name__} pass `validation_data`")
+            train = data_adapter.SourceBatches(x, self._batch_preparer("fit", class_weight), steps_per_epoch, "fit")
+            batch_size = batch_size or 32
         else:
-            xv = yv = None
+            if steps_per_epoch is not None:
+                raise ValueError(f"{self.describe()}.fit: `steps_per_epoch` is for generators and PyDatasets; with "
+                                 "arrays an epoch is every batch (use batch_size)")
+            batch_size = checks.check_batch_size(batch_size, self)
+            x, y = self._prepare(x, y)
+            sw = self._sample_weights(y, sample_weight, class_weight, "fit")
+            swv = None
+            if validation_data is None and split > 0:
+                # Keras takes the *last* fraction, before any shuffling: split_at = floor(N * (1 - split)).
+                split_at = int(math.floor(_count(x) * (1.0 - split)))
+                if split_at == 0 or split_at == _count(x):
+                    raise ValueError(f"{self.describe()}.fit: validation_split={split} of {_count(x)} samples "
+                                     "leaves an empty set")
+                xv, x = _take(x, slice(split_at, None)), _take(x, slice(None, split_at))
+                yv, y = y[split_at:], y[:split_at]
+                if sw is not None:
+                    swv, sw = sw[split_at:], sw[:split_at]
+                validation_data = (xv, yv, swv)
+                self._validation_prepared = True
+            train = data_adapter.ArrayBatches(x, y, sw, batch_size, shuffle, rng)
+        val = self._validation_batches(validation_data, validation_batch_size or batch_size, validation_steps)
         verbose = 1 if verbose == "auto" else int(verbose)
-        n = _count(x)
-        steps = -(-n // batch_size)
         cbs = list(callbacks or [])
         # As Keras: History and the progress bar come after the user's callbacks, so they see
         # what those add to the epoch logs (LearningRateScheduler's 'learning_rate').
@@ -243,30 +256,55 @@ class Trainer:
             cbs.append(history)
         if verbose and not any(isinstance(cb, ProgbarLogger) for cb in cbs):
             cbs.append(ProgbarLogger(verbose))
-        params = {"epochs": epochs, "steps": steps, "verbose": verbose, "batch_size": batch_size}
+        params = {"epochs": epochs, "steps": train.steps, "verbose": verbose, "batch_size": batch_size}
         cblist = CallbackList(cbs, self, params)
         self.history = history
         self.stop_training = False
-        rng = get_generator()
         cblist.on_train_begin({})
         with self._threads(batch_size):
-            self._fit_epochs(x, y, xv, yv, batch_size, steps, epochs, initial_epoch, shuffle,
-                             validation_freq, validation_batch_size, cblist, rng, sw, swv)
+            self._fit_epochs(train, val, epochs, initial_epoch, validation_freq, cblist)
         cblist.on_train_end(dict(self._last_logs))
         return history
 
-    def _fit_epochs(self, x, y, xv, yv, batch_size, steps, epochs, initial_epoch, shuffle,
-                    validation_freq, validation_batch_size, cblist, rng, sw=None, swv=None):
-        n = _count(x)
+    def _batch_preparer(self, what, class_weight=None, need_y=True):
+        """Checks and converts each batch a PyDataset or generator gives, as arrays are checked."""
+        def prepare(batch):
+            xb, yb, swb = data_adapter.unpack(batch, self, what, need_y)
+            if not need_y:
+                xb = self._as_inputs(xb)
+                self._ensure_built_for(xb)
+                return xb, None, None
+            xb, yb = self._prepare(xb, yb)
+            return xb, yb, self._sample_weights(yb, swb, class_weight, what)
+        return prepare
+
+    def _validation_batches(self, validation_data, batch_size, steps):
+        if validation_data is None:
+            return None
+        if data_adapter.is_batch_source(validation_data):
+            return data_adapter.SourceBatches(validation_data, self._batch_preparer("fit (validation_data)"), steps)
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError(f"{self.describe()}.fit: `validation_data` must be a tuple (x_val, y_val) or "
+                             f"(x_val, y_val, val_sample_weight); got {type(validation_data).__name__}"
+                             + (f" of length {len(validation_data)}" if isinstance(validation_data, (tuple, list)) else ""))
+        if self.__dict__.pop("_validation_prepared", False):
+            xv, yv, swv = validation_data
+        else:
+            xv, yv = self._prepare(*validation_data[:2])
+            swv = None
+            if len(validation_data) == 3 and validation_data[2] is not None:
+                swv = self._sample_weights(yv, validation_data[2], None, "fit (validation_data)")
+        return data_adapter.ArrayBatches(xv, yv, swv, batch_size)
+
+    def _fit_epochs(self, train, val, epochs, initial_epoch, validation_freq, cblist):
         for epoch in range(initial_epoch, epochs):
             cblist.on_epoch_begin(epoch, {})
             epoch_start_weights = self.get_weights()
-            order = rng.permutation(n) if shuffle else None
             self.reset_metrics()  # Keras: the metrics describe this epoch alone
-            for step in range(steps):
-                idx = slice(step * batch_size, (step + 1) * batch_size) if order is None else \
-                    order[step * batch_size : (step + 1) * batch_size]
-                xb, yb, swb = _take(x, idx), y[idx], None if sw is None else sw[idx]
+            steps = train.steps
+            ran = 0
+            for step, (xb, yb, swb) in enumerate(train.epoch()):
+                ran += 1
                 cblist.on_train_batch_begin(step)
                 # running values over the epoch so far, as Keras's batch logs
                 batch_logs = running = self._train_step(xb, yb, swb)
@@ -288,7 +326,7 @@ class Trainer:
                     break
                 # A diverging update is caught within 16 steps: cheap, and the epoch's starting
                 # weights are restored anyway.
-                if (step % 16 == 15 or step == steps - 1) and not self._weights_finite():
+                if (step % 16 == 15 or step == (steps or 0) - 1) and not self._weights_finite():
                     self.set_weights(epoch_start_weights)
                     warnings.warn(
                         f"{self.describe()}: an update at epoch {epoch + 1}, batch {step + 1} made the weights "
@@ -301,10 +339,17 @@ class Trainer:
                 cblist.on_train_batch_end(step, running)
                 if self.stop_training:
                     break
+            if ran == 0:
+                warnings.warn(f"{self.describe()}: your input ran out of data at epoch {epoch + 1}; training "
+                              "stopped (give a generator steps_per_epoch, or make it loop)", UserWarning,
+                              stacklevel=2)
+                self.stop_training = True
+                break
+            train.on_epoch_end()
             logs = self._compiled_metrics.result()
-            if xv is not None and math.isfinite(logs["loss"]) and (epoch + 1) % validation_freq == 0:
-                val = self._evaluate_arrays(xv, yv, validation_batch_size or batch_size, cblist, swv)
-                logs.update({"val_" + k: v for k, v in val.items()})
+            if val is not None and math.isfinite(logs["loss"]) and (epoch + 1) % validation_freq == 0:
+                vlogs = self._evaluate_batches(val, cblist)
+                logs.update({"val_" + k: v for k, v in vlogs.items()})
             self._last_logs = logs
             cblist.on_epoch_end(epoch, logs)
             if self.stop_training:
@@ -312,17 +357,19 @@ class Trainer:
 
     # -- evaluate / predict --------------------------------------------------
     def _evaluate_arrays(self, x, y, batch_size, callbacks=None, sample_weight=None):
-        """Loss and metrics over ``(x, y)`` in batches, calling ``callbacks``' test hooks (Keras's order)."""
+        """Loss and metrics over arrays ``(x, y)`` in batches (see :meth:`_evaluate_batches`)."""
+        return self._evaluate_batches(data_adapter.ArrayBatches(x, y, sample_weight, batch_size), callbacks)
+
+    def _evaluate_batches(self, batches, callbacks=None):
+        """Loss and metrics over prepared batches, calling ``callbacks``' test hooks (Keras's order)."""
         fused = self._fuses_softmax()
         self.reset_metrics()
         running_wanted = callbacks is not None and callbacks.wants("on_test_batch_end")
         self.stop_evaluating = False
         if callbacks is not None:
             callbacks.on_test_begin()
-        with self._threads(batch_size):
-            for step, start in enumerate(range(0, _count(x), batch_size)):
-                xb, yb = _take(x, slice(start, start + batch_size)), y[start : start + batch_size]
-                swb = None if sample_weight is None else sample_weight[start : start + batch_size]
+        with self._threads(getattr(batches, "batch_size", 32)):
+            for step, (xb, yb, swb) in enumerate(batches.epoch()):
                 if callbacks is not None:
                     callbacks.on_test_batch_begin(step)
                 out = self._forward_any(xb, logits=fused)
@@ -338,23 +385,32 @@ class Trainer:
             callbacks.on_test_end(logs)
         return logs
 
-
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
         """Loss and metrics on ``(x, y)``: a float, a list in ``metrics_names`` order, or a dict.
 
-        Keras's arguments; ``callbacks`` get ``on_test_begin``, ``on_test_batch_begin``/``_end``
-        (running means) and ``on_test_end`` (the result). ``sample_weight`` ``(N,)`` weights the
-        loss (``sum(w_i * loss_i) / N``) and the ``weighted_metrics``, as in Keras 3; ``steps`` is
-        not supported yet and raises ``ValueError`` when given.
+        Keras's arguments; ``x`` may also be a PyDataset or a generator of ``(x, y)`` batches
+        (``steps`` bounds a generator). ``callbacks`` get ``on_test_begin``,
+        ``on_test_batch_begin``/``_end`` (running means) and ``on_test_end`` (the result).
+        ``sample_weight`` ``(N,)`` weights the loss (``sum(w_i * loss_i) / N``) and the
+        ``weighted_metrics``, as in Keras 3.
         """
         self._check_compiled("evaluate")
-        _refuse_unsupported(self, "evaluate", steps=steps)
-        batch_size = checks.check_batch_size(batch_size, self)
-        x, y = self._prepare(x, y)
-        sw = self._sample_weights(y, sample_weight, None, "evaluate")
-        cblist = self._callback_list(callbacks, verbose, _count(x), batch_size)
-        logs = self._evaluate_arrays(x, y, batch_size, cblist, sw)
+        if data_adapter.is_batch_source(x):
+            if y is not None or sample_weight is not None:
+                raise ValueError(f"{self.describe()}.evaluate: when `x` is a {type(x).__name__}, its batches carry "
+                                 "the targets; `y` and `sample_weight` must be None")
+            batches = data_adapter.SourceBatches(x, self._batch_preparer("evaluate"), steps, "evaluate")
+            n_steps = batches.steps
+        else:
+            _refuse_unsupported(self, "evaluate", steps=steps)
+            batch_size = checks.check_batch_size(batch_size, self)
+            x, y = self._prepare(x, y)
+            sw = self._sample_weights(y, sample_weight, None, "evaluate")
+            batches = data_adapter.ArrayBatches(x, y, sw, batch_size)
+            n_steps = batches.steps
+        cblist = self._callback_list(callbacks, verbose, n_steps, batch_size)
+        logs = self._evaluate_batches(batches, cblist)
         if verbose not in (0, False):
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         if return_dict:
@@ -364,32 +420,38 @@ class Trainer:
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Model outputs for ``x``, computed in batches (default 32); shape ``(N, *output_shape[1:])``.
 
-        Keras's arguments; ``callbacks`` get ``on_predict_begin``, ``on_predict_batch_begin``,
+        ``x`` may also be a PyDataset or a generator of batches (``x`` or ``(x, ...)``; ``steps``
+        bounds a generator). ``callbacks`` get ``on_predict_begin``, ``on_predict_batch_begin``,
         ``on_predict_batch_end`` with ``logs={'outputs': batch_output}`` and ``on_predict_end``.
-        ``steps`` is not supported yet and raises ``ValueError`` when given.
         """
-        _refuse_unsupported(self, "predict", steps=steps)
-        batch_size = checks.check_batch_size(batch_size, self)
-        x = self._as_inputs(x)
-        self._ensure_built_for(x)
-        cblist = self._callback_list(callbacks, verbose, _count(x), batch_size)
+        if data_adapter.is_batch_source(x):
+            batches = data_adapter.SourceBatches(x, self._batch_preparer("predict", need_y=False), steps, "predict")
+        else:
+            _refuse_unsupported(self, "predict", steps=steps)
+            batch_size = checks.check_batch_size(batch_size, self)
+            x = self._as_inputs(x)
+            self._ensure_built_for(x)
+            batches = data_adapter.ArrayBatches(x, None, None, batch_size)
+        cblist = self._callback_list(callbacks, verbose, batches.steps, batch_size)
         self.stop_predicting = False
         cblist.on_predict_begin()
         outs = []
-        with self._threads(batch_size):
-            for step, start in enumerate(range(0, _count(x), batch_size)):
+        with self._threads(batch_size or 32):
+            for step, (xb, _, _) in enumerate(batches.epoch()):
                 cblist.on_predict_batch_begin(step)
-                outs.append(self._forward_any(_take(x, slice(start, start + batch_size))))
+                outs.append(self._forward_any(xb))
                 cblist.on_predict_batch_end(step, {"outputs": outs[-1]})
                 if self.stop_predicting:
                     break
         cblist.on_predict_end()
+        if not outs:
+            raise ValueError(f"{self.describe()}.predict: the input gave no batches")
         return np.concatenate(outs, axis=0)
 
-    def _callback_list(self, callbacks, verbose, n, batch_size):
+    def _callback_list(self, callbacks, verbose, steps, batch_size):
         """The CallbackList for one evaluate/predict pass (Keras's params: one epoch of ``steps``)."""
         verbose = 1 if verbose == "auto" else verbose
-        params = {"epochs": 1, "steps": -(-n // batch_size), "verbose": verbose, "batch_size": batch_size}
+        params = {"epochs": 1, "steps": steps, "verbose": verbose, "batch_size": batch_size}
         return CallbackList(list(callbacks or []), self, params)
 
     def predict_on_batch(self, x):

@@ -1,0 +1,102 @@
+"""Batches for fit, evaluate and predict, from arrays, a ``keras.utils.PyDataset`` or a generator.
+
+The one batch iterator the loop uses: each yields ``(x, y, sample_weight)`` batches already
+checked and converted for the model (``y`` and ``sample_weight`` ``None`` where absent).
+"""
+from __future__ import annotations
+
+import collections.abc
+import inspect
+import itertools
+
+from ..utils.py_dataset import PyDataset
+
+
+def is_batch_source(x) -> bool:
+    """True for a PyDataset/Sequence or an iterator/generator of batches (not arrays or lists)."""
+    return isinstance(x, PyDataset) or inspect.isgenerator(x) or isinstance(x, collections.abc.Iterator)
+
+
+def _take(x, index):
+    return [a[index] for a in x] if isinstance(x, (list, tuple)) else x[index]
+
+
+def _count(x):
+    return len(x[0]) if isinstance(x, (list, tuple)) else len(x)
+
+
+class ArrayBatches:
+    """Batches of prepared arrays; a new permutation each epoch when ``shuffle``."""
+
+    def __init__(self, x, y, sample_weight, batch_size, shuffle=False, rng=None):
+        self.x, self.y, self.sw = x, y, sample_weight
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.rng = rng
+        self.n = _count(x)
+        self.steps = -(-self.n // batch_size)
+        self.exhausted = False
+
+    def epoch(self):
+        order = self.rng.permutation(self.n) if self.shuffle else None
+        b = self.batch_size
+        for step in range(self.steps):
+            idx = slice(step * b, (step + 1) * b) if order is None else order[step * b : (step + 1) * b]
+            yield (_take(self.x, idx), None if self.y is None else self.y[idx],
+                   None if self.sw is None else self.sw[idx])
+
+    def on_epoch_end(self):
+        pass
+
+
+class SourceBatches:
+    """Batches from a PyDataset (by index, ``len`` per epoch) or an iterator (``steps`` per epoch,
+    or until it runs out). ``prepare(batch) -> (x, y, sample_weight)`` checks each batch."""
+
+    def __init__(self, source, prepare, steps=None, what="fit"):
+        self.source = source
+        self.prepare = prepare
+        self.what = what
+        if isinstance(source, PyDataset):
+            n = len(source)
+            self.steps = n if steps is None else min(int(steps), n)
+            self._iterator = None
+        else:
+            self.steps = None if steps is None else int(steps)
+            self._iterator = iter(source)
+        self.exhausted = False
+
+    def epoch(self):
+        if self._iterator is None:
+            self.source.on_epoch_begin()
+            for i in range(self.steps):
+                yield self.prepare(self.source[i])
+            return
+        for i in itertools.count():
+            if self.steps is not None and i >= self.steps:
+                return
+            try:
+                batch = next(self._iterator)
+            except StopIteration:
+                self.exhausted = True
+                return
+            yield self.prepare(batch)
+
+    def on_epoch_end(self):
+        if self._iterator is None:
+            self.source.on_epoch_end()
+
+
+def unpack(batch, model, what, need_y=True):
+    """``(x, y, sample_weight)`` from a batch a data source gave: a tuple of 1 to 3 items, or x."""
+    if isinstance(batch, tuple):
+        if not 1 <= len(batch) <= 3:
+            raise ValueError(f"{model.describe()}.{what}: a batch must be (x,), (x, y) or (x, y, sample_weight); "
+                             f"got a tuple of {len(batch)}")
+        x, y, sw = (tuple(batch) + (None, None))[:3]
+    else:
+        x, y, sw = batch, None, None
+    if need_y and y is None:
+        raise ValueError(f"{model.describe()}.{what}: each batch must carry targets, (x, y) or "
+                         f"(x, y, sample_weight); got {type(batch).__name__}")
+    return x, y, sw
