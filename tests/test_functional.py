@@ -220,3 +220,12 @@ def test_readme_functional_example_runs():
     scope = {}
     exec(compile(block.replace("model.summary()", "model.count_params()"), "README.md", "exec"), scope)
     assert np.isfinite(float(np.asarray(scope["loss"])))
+
+
+def test_compile_refuses_per_output_losses_instead_of_ignoring_them():
+    inputs = keras.Input(shape=(3,))
+    model = keras.Model(inputs, L.Dense(2)(inputs))
+    with pytest.raises(ValueError, match="loss_weights"):
+        model.compile(optimizer="sgd", loss="mse", loss_weights=[1.0])
+    with pytest.raises(ValueError, match="one loss per output"):
+        model.compile(optimizer="sgd", loss=["mse", "mse"])

@@ -110,6 +110,9 @@ class Trainer:
             raise TypeError(f"{self.describe()}.compile: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
         if loss is None:
             raise ValueError(f"{self.describe()}.compile: a `loss` is required, e.g. loss='sparse_categorical_crossentropy'")
+        if loss_weights is not None or isinstance(loss, (list, dict)):
+            raise ValueError(f"{self.describe()}.compile: one loss per output (a list or dict of losses, "
+                             f"loss_weights) is not supported yet; got loss={loss!r}, loss_weights={loss_weights!r}")
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = losses_mod.get(loss)
         self._metric_names = metrics_mod.check_specs(metrics, "metrics")
