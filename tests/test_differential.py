@@ -1,5 +1,8 @@
 """The fast path against the reference, through the public API, on architectures hypothesis draws.
 
+The same networks also run as functional graphs trained on the tape, against the Sequential
+stack engine: two engines, one answer.
+
 For a random network built from every layer the engine has (Conv2D over strides, padding,
 kernel sizes and filter counts; both poolings with all their options; Dense; Dropout in
 training; Flatten; activations and ReLU/Softmax layers; frozen layers), a random loss and
@@ -82,11 +85,18 @@ def _dyadic(rng, shape, scale):
     return rng.integers(-scale, scale, size=shape) / scale
 
 
-def _build(spec, dtype):
-    layers = [keras.layers.InputLayer(shape=spec["shape"][1:])]
-    for name, kwargs in spec["plan"]:
-        layers.append(getattr(keras.layers, name)(dtype=dtype, **kwargs))
-    model = keras.Sequential(layers)
+def _build(spec, dtype, graph=False):
+    """The network as a Sequential stack (its fused engine), or with ``graph`` as a functional
+    keras.Model of the same layers (trained on the tape)."""
+    layers = [getattr(keras.layers, name)(dtype=dtype, **kwargs) for name, kwargs in spec["plan"]]
+    if graph:
+        inputs = keras.Input(shape=spec["shape"][1:], dtype=dtype)
+        x = inputs
+        for layer in layers:
+            x = layer(x)
+        model = keras.Model(inputs, x)
+    else:
+        model = keras.Sequential([keras.layers.InputLayer(shape=spec["shape"][1:])] + layers)
     rng = np.random.default_rng(spec["seed"])
     # Keras's initial weights rounded to multiples of 1/64 (exact in both dtypes), random
     # biases: moderate logits, so the loss gradient is not lost to float32 rounding of a
@@ -127,48 +137,86 @@ def _numpy_path(on):
         kernels.lib = saved
 
 
-def _run(spec, dtype, numpy_path=False):
-    """(loss, grads, updates) of train_on_batch, then (loss, updates) of one fit step."""
+def _snapshot(model):
+    """Weights and optimizer state after the first step, for another run to start its second from."""
+    states = [model.optimizer.get_state(w) for w in model.trainable_weights]
+    return (model.get_weights(), [None if s is None else {k: v.copy() for k, v in s.items()} for s in states],
+            model.optimizer.iterations)
+
+
+def _restore(model, snap):
+    weights, states, iterations = snap
+    model.set_weights([w.astype(m.dtype) for w, m in zip(weights, model.get_weights())])
+    for w, state in zip(model.trainable_weights, states):
+        if state is not None:
+            model.optimizer.set_state(w, state)
+    model.optimizer.iterations = iterations
+
+
+def _run(spec, dtype, numpy_path=False, graph=False, start=None):
+    """One ``train_on_batch``, then one ``fit`` step: losses, gradients and weights.
+
+    The fit step starts from ``start`` (the fast run's weights and optimizer state after its
+    first step) when given, so that step 2 compares one step's arithmetic, not the drift of
+    step 1's rounding through a ReLU kink. A graph trains on the tape, whose caches and
+    gradients live on tape nodes: its gradients are seen through the updates (``grads`` None).
+    """
     keras.utils.set_random_seed(spec["seed"])
     with _numpy_path(numpy_path):
-        model = _build(spec, dtype)
+        model = _build(spec, dtype, graph)
         x, y = _data(spec, dtype)
         w0 = model.get_weights()
         loss1 = model.train_on_batch(x, y)[0]
-        grads = [g for layer in model.layers if layer.trainable for g in layer.grads.values()]
+        grads = None if graph else [g for layer in model.layers if layer.trainable for g in layer.grads.values()]
         w1 = model.get_weights()
+        snap = _snapshot(model)
+        if start is not None:
+            _restore(model, start)
+        w1s = model.get_weights()
         hist = model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
         w2 = model.get_weights()
-    return loss1, grads, hist.history["loss"][0], (w0, w1, w2)
+    return dict(loss1=loss1, grads=grads, loss2=hist.history["loss"][0], step1=(w0, w1), step2=(w1s, w2), snap=snap)
 
 
-def _update_error(w, r, step):
-    """How far the fast step's update is from the reference's, beyond float32's own rounding
-    of the weights (an update below a weight's last float32 bit cannot be seen at all)."""
-    u = w[step + 1].astype(np.float64) - w[step]
-    ur = r[step + 1] - r[step]
-    floor = 8 * np.finfo(np.float32).eps * max(np.max(np.abs(r[step + 1]), initial=0.0), 1e-3)
+def _update_error(before, after, rbefore, rafter):
+    """How far a step's update is from the reference's, beyond float32's own rounding of the
+    weights (an update below a weight's last float32 bit cannot be seen at all)."""
+    u = after.astype(np.float64) - before
+    ur = rafter - rbefore
+    floor = 8 * np.finfo(np.float32).eps * max(np.max(np.abs(rafter), initial=0.0), 1e-3)
     return float(np.max(np.abs(u - ur), initial=0.0)), float(np.max(np.abs(ur), initial=0.0)), floor
 
 
 def _compare(fast, ref, tol, what):
-    loss1, grads, loss2, weights = fast
-    rloss1, rgrads, rloss2, rweights = ref
-    assert abs(loss1 - rloss1) <= tol["loss"] * max(1.0, abs(rloss1)), (what, "loss", loss1, rloss1)
-    assert abs(loss2 - rloss2) <= tol["fit loss"] * max(1.0, abs(rloss2)), (what, "fit loss", loss2, rloss2)
-    assert len(grads) == len(rgrads)
-    for i, (g, r) in enumerate(zip(grads, rgrads)):
-        assert rel_error(g, r) <= tol["grad"], (what, f"gradient {i}", rel_error(g, r))
-    for step in (0, 1):
-        for i, (w, r) in enumerate(zip(zip(*weights), zip(*rweights))):
-            err, scale, floor = _update_error(w, r, step)
-            assert err <= tol["update"] * scale + floor, (what, f"step {step + 1} update of weight {i}", err, scale)
+    assert abs(fast["loss1"] - ref["loss1"]) <= tol["loss"] * max(1.0, abs(ref["loss1"])), \
+        (what, "loss", fast["loss1"], ref["loss1"])
+    assert abs(fast["loss2"] - ref["loss2"]) <= tol["fit loss"] * max(1.0, abs(ref["loss2"])), \
+        (what, "fit loss", fast["loss2"], ref["loss2"])
+    grads, rgrads = fast["grads"], ref["grads"]
+    if grads is not None and rgrads is not None:
+        assert len(grads) == len(rgrads)
+        # norm-wise, against the largest gradient entry of the model: a bias gradient that is a
+        # sum of cancelling terms is small, and its float32 rounding is that of the terms
+        scale = max(np.max(np.abs(r), initial=0.0) for r in rgrads) if rgrads else 0.0
+        for i, (g, r) in enumerate(zip(grads, rgrads)):
+            err = float(np.max(np.abs(g.astype(np.float64) - r), initial=0.0))
+            own = float(np.max(np.abs(r), initial=0.0))
+            assert err <= tol["grad"] * max(own, 0.05 * scale), (what, f"gradient {i}", err, own)
+    for step in ("step1", "step2"):
+        (b, a), (rb, ra) = fast[step], ref[step]
+        for i in range(len(b)):
+            err, scale, floor = _update_error(b[i], a[i], rb[i], ra[i])
+            assert err <= tol["update"] * scale + floor, (what, f"{step} update of weight {i}", err, scale)
 
 
 def check_spec(spec):
     fast = _run(spec, "float32")
-    _compare(fast, _run(spec, "float32", numpy_path=True), TOL_SAME_DTYPE, "float32 C vs float32 NumPy")
-    _compare(fast, _run(spec, "float64"), TOL_FLOAT64, "float32 C vs float64 NumPy")
+    start = fast["snap"]
+    _compare(fast, _run(spec, "float32", numpy_path=True, start=start), TOL_SAME_DTYPE, "float32 C vs float32 NumPy")
+    _compare(fast, _run(spec, "float64", start=start), TOL_FLOAT64, "float32 C vs float64 NumPy")
+    # the tape engine (a functional graph of the same layers, C kernels on per-call layer copies)
+    # against the stack engine
+    _compare(_run(spec, "float32", graph=True, start=start), fast, TOL_FLOAT64, "graph on the tape vs Sequential")
 
 
 # -- the tests --------------------------------------------------------------------------------
@@ -233,9 +281,18 @@ def _draw_plan(draw, h, w, c):
         w = -(-w // strides[1]) if padding == "same" else (w - kw) // strides[1] + 1
         if draw(st.booleans()):
             kind = draw(st.sampled_from(["MaxPooling2D", "AveragePooling2D"]))
-            ph, pw = draw(st.integers(1, min(h, 3))), draw(st.integers(1, min(w, 3)))
+            if kind == "MaxPooling2D":
+                ph, pw = draw(st.integers(1, min(h, 3))), draw(st.integers(1, min(w, 3)))
+                ppad = draw(st.sampled_from(["valid", "same"]))
+            else:
+                # Averages over 1, 2 or 4 pixels stay exact, so a ReLU or max pool after them cannot
+                # see float32 and float64 disagree on a tie at zero (dyadic data makes exact ties
+                # common). Averages over 3 or 9 pixels and 'same' edges are in TABLE and in
+                # tests/test_kernel_boundary.py, with nothing kinked after them.
+                ph = draw(st.sampled_from([s for s in (1, 2, 4) if s <= h]))
+                pw = draw(st.sampled_from([s for s in (1, 2, 4) if s <= w]))
+                ppad = "valid"
             pstrides = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
-            ppad = draw(st.sampled_from(["valid", "same"]))
             plan.append((kind, dict(pool_size=(ph, pw), strides=pstrides, padding=ppad)))
             sh, sw = pstrides or (ph, pw)
             h = -(-h // sh) if ppad == "same" else (h - ph) // sh + 1

@@ -41,13 +41,16 @@ class Node:
 class Tensor:
     """A value on the tape. Read it with ``.numpy()`` (or ``np.asarray``)."""
 
-    __slots__ = ("value", "node", "_watched", "__weakref__")
+    __slots__ = ("value", "node", "_watched", "_keras_logits", "__weakref__")
     __array_ufunc__ = None  # see the module docstring
 
     def __init__(self, value, node=None):
         self.value = value if isinstance(value, np.ndarray) else np.asarray(value)
         self.node = node
         self._watched = False
+        # a softmax's output keeps its logits (Keras's _keras_logits): cross-entropy on it is
+        # then computed from the logits, stable where log(softmax) would underflow
+        self._keras_logits = None
 
     # -- what the tape asks -------------------------------------------------------------
     @property

@@ -185,9 +185,26 @@ class Layer:
         replica = copy.copy(self)  # shares params; its cache and grads are its own
         replica.grads = {}
         replica.need_input_grad = isinstance(x, Tensor) and x.requires_grad
-        y = replica.call(unwrap(x), training=training)
         keys = [k for k in self.params if self.trainable and k not in self._non_trainable_keys]
         variables = [self.variable(k) for k in keys]
+        if getattr(self, "activation", None) == "softmax" and hasattr(self, "call_logits"):
+            # A final softmax, as Keras does it: the logits are a tensor of their own, so that a
+            # cross-entropy loss can be computed from them (the same fusion Sequential makes).
+            from ..autodiff import functions
+
+            z = replica.call_logits(unwrap(x), training=training)
+
+            def backward_logits(g):
+                dx = replica.backward_logits(g)
+                return (dx if replica.need_input_grad else None,) + tuple(replica.grads.get(k) for k in keys)
+
+            logits = record(z, (x, *variables), backward_logits, self.name + "/logits")
+            probs = functions.softmax(logits)
+            if isinstance(probs, Tensor):
+                probs._keras_logits = logits
+            return probs
+
+        y = replica.call(unwrap(x), training=training)
 
         def backward(g):
             dx = replica.backward(g)

@@ -27,6 +27,15 @@ def loss_on_tape(loss, y_true, y_pred, sample_weight=None):
     from .. import losses as losses_mod
 
     pred = unwrap(y_pred)
+    logits = getattr(y_pred, "_keras_logits", None)
+    if isinstance(loss, losses_mod.Loss) and loss.fuses_softmax and logits is not None:
+        # softmax + cross-entropy as one op on the logits (Keras's fusion; Sequential's too)
+        z = unwrap(logits)
+        if sample_weight is not None:
+            value, dz = loss.compute_from_logits(z, y_true, sample_weight=sample_weight)
+        else:
+            value, dz = loss.compute_from_logits(z, y_true)
+        return record(np.asarray(value, dtype=z.dtype), (logits,), lambda g: (g * dz,), getattr(loss, "name", "loss"))
     if isinstance(loss, losses_mod.Loss) and loss.has_gradient():
         if sample_weight is not None:
             value, dpred = loss.compute(pred, y_true, sample_weight=sample_weight)
