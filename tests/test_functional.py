@@ -229,3 +229,16 @@ def test_compile_refuses_per_output_losses_instead_of_ignoring_them():
         model.compile(optimizer="sgd", loss="mse", loss_weights=[1.0])
     with pytest.raises(ValueError, match="one loss per output"):
         model.compile(optimizer="sgd", loss=["mse", "mse"])
+
+
+def test_layer_input_and_output_tensors_build_feature_extractors():
+    """The Keras idiom: a new model from an existing one's intermediate layer outputs."""
+    inputs = keras.Input(shape=(4,), name="in")
+    hidden = L.Dense(3, activation="relu", name="hidden")
+    model = keras.Model(inputs, L.Dense(2, name="out")(hidden(inputs)))
+    assert hidden.input is inputs and model.get_layer("in").input is inputs
+    extractor = keras.Model(model.inputs, model.get_layer("hidden").output)
+    x = np.random.default_rng(5).standard_normal((3, 4))
+    np.testing.assert_allclose(extractor(x), np.maximum(x @ hidden.params["kernel"] + hidden.params["bias"], 0))
+    with pytest.raises(AttributeError, match="has not been called"):
+        L.Dense(2).output

@@ -317,6 +317,28 @@ class Layer:
             found.extend(v for v in items if isinstance(v, Layer) and v is not self)
         return found
 
+    @property
+    def output(self):
+        """The symbolic output of this layer's call in a functional graph (Keras's ``layer.output``)."""
+        return self._node_tensors("output")
+
+    @property
+    def input(self):
+        """The symbolic input of this layer's call in a functional graph (Keras's ``layer.input``)."""
+        return self._node_tensors("input")
+
+    def _node_tensors(self, which):
+        if not self._inbound_nodes:
+            raise AttributeError(f"{self.describe()} has no {which} yet: it has not been called on keras.Input tensors")
+        if len(self._inbound_nodes) > 1:
+            raise AttributeError(f"{self.describe()} was called {len(self._inbound_nodes)} times, so its {which} is "
+                                 f"ambiguous; use the tensors its calls returned")
+        node = self._inbound_nodes[0]
+        tensors = node.outputs if which == "output" else node.inputs
+        if which == "input" and not tensors:  # an Input layer's input is its own tensor
+            tensors = node.outputs
+        return tensors[0] if len(tensors) == 1 and not (which == "input" and node.multi) else list(tensors)
+
     def add_loss(self, loss):
         """Add a scalar (a tensor computed in ``call``) to the training loss, as Keras does."""
         self._losses.append(loss)

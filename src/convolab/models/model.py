@@ -59,6 +59,8 @@ class Model(Trainer, Layer):
                 raise ValueError(f"{self.describe()} has {len(self._inputs)} inputs: pass `{what}` as a list of "
                                  f"{len(self._inputs)} arrays; got {type(x).__name__}")
             return [checks.as_input_array(a, self, f"{what}[{i}]") for i, a in enumerate(x)]
+        if isinstance(x, (list, tuple)) and len(x) == 1 and isinstance(x[0], np.ndarray):
+            x = x[0]
         return checks.as_input_array(x, self, what)
 
     def _ensure_built_for(self, x):
@@ -73,7 +75,8 @@ class Model(Trainer, Layer):
 
     # -- the graph -------------------------------------------------------------------------
     def _init_graph(self, inputs, outputs):
-        self._multi_input = not isinstance(inputs, functional.KerasTensor)
+        # a list of one input takes a bare array too, as in Keras
+        self._multi_input = not isinstance(inputs, functional.KerasTensor) and len(functional._flatten(inputs)) > 1
         self._multi_output = not isinstance(outputs, functional.KerasTensor)
         if isinstance(inputs, dict) or isinstance(outputs, dict):
             raise ValueError("keras.Model: dict inputs/outputs are not supported; use lists")
@@ -202,6 +205,8 @@ class Model(Trainer, Layer):
         return x
 
     def _run_graph(self, inputs, training):
+        if not self._multi_input and isinstance(inputs, (list, tuple)) and len(inputs) == 1:
+            inputs = inputs[0]
         xs = list(inputs) if self._multi_input else [inputs]
         if self._multi_input and not isinstance(inputs, (list, tuple)):
             raise ValueError(f"{self.describe()} has {len(self._inputs)} inputs; pass a list of arrays")
