@@ -295,6 +295,8 @@ class Layer:
         params = self.__dict__.get("params")
         if params is not None and name in params and not name.startswith("_"):
             return self.variable(name)
+        if name in ("input", "output") and "_inbound_nodes" in self.__dict__:
+            return self._node_tensors(name)  # the property's AttributeError, with its message
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
