@@ -354,6 +354,12 @@ class Layer:
         """The weight arrays, Keras's order (kernel, bias). Live arrays: edit in place with care."""
         return list(self.params.values()) + [w for l in self._sublayers() for w in l.weights]
 
+    def named_weights(self, prefix=""):
+        """``(path, array)`` for each of :attr:`weights`, in that order; a path is ``prefix`` +
+        the names of the layers holding the weight, joined by ``/``, then its key (``dense/kernel``)."""
+        own = [(f"{prefix}{key}", p) for key, p in self.params.items()]
+        return own + [nw for l in self._sublayers() for nw in l.named_weights(f"{prefix}{l.name}/")]
+
     @property
     def trainable_weights(self):
         own = [p for k, p in self.params.items() if self.trainable and k not in self._non_trainable_keys]

@@ -50,7 +50,18 @@ class Model(Trainer, Layer):
                 layer.trainable = value
 
     def _savable(self) -> bool:
-        return False
+        return bool(self._functional)  # a subclass's architecture is its Python code
+
+    def graph(self):
+        """The functional graph as saving and export read it, or ``None`` for a subclassed model.
+
+        Returns:
+            ``(nodes, inputs, outputs, multi_input, multi_output)``: the GraphNodes in run order,
+            the input and output KerasTensors, and whether each side was given as a list.
+        """
+        if not self._functional:
+            return None
+        return list(self._nodes), list(self._inputs), list(self._outputs), self._multi_input, self._multi_output
 
     # -- Trainer hooks ------------------------------------------------------------------------
     def _as_inputs(self, x, what="x"):
@@ -133,6 +144,16 @@ class Model(Trainer, Layer):
     @property
     def weights(self):
         return _unique_arrays(w for l in self._unique_layers() for w in l.weights)
+
+    def named_weights(self, prefix=""):
+        """``(path, array)`` for each of :attr:`weights`, in that order (``inner_model/dense/kernel``)."""
+        seen, out = set(), []
+        for layer in self._unique_layers():
+            for path, w in layer.named_weights(f"{prefix}{layer.name}/"):
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append((path, w))
+        return out
 
     @property
     def trainable_weights(self):

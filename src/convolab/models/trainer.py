@@ -85,10 +85,12 @@ class Trainer:
         return True
 
     def _require_savable(self, what):
+        # Only the architecture needs more than weights: save_weights/load_weights serve every model.
         if not self._savable():
-            raise ValueError(f"{self.describe()}.{what}: convolab's model files and ONNX export hold Sequential "
-                             "models only for now; a functional or subclassed model cannot be saved yet "
-                             "(its weights are model.get_weights(), a list of NumPy arrays)")
+            raise ValueError(f"{self.describe()}.{what}: a subclassed model ({type(self).__name__}) keeps its "
+                             "architecture in Python code, which a convolab file or an ONNX export cannot hold; "
+                             "save its weights with model.save_weights(path), then rebuild the model in code "
+                             "and call model.load_weights(path)")
 
     def _weights_finite(self) -> bool:
         # Summed in float64 so large finite weights cannot overflow into a false alarm.
@@ -476,7 +478,6 @@ class Trainer:
 
     def save_weights(self, filepath, overwrite=True):
         """Save the weights alone (safetensors), atomically."""
-        self._require_savable('save_weights')
         from ..saving import save_weights
 
         _check_overwrite(filepath, overwrite, self)
@@ -484,7 +485,6 @@ class Trainer:
 
     def load_weights(self, filepath):
         """Load weights saved by :meth:`save_weights` (or :meth:`save`) into this built model."""
-        self._require_savable('load_weights')
         from ..saving import load_weights
 
         load_weights(self, filepath)
