@@ -135,6 +135,15 @@ def _check_saveable(model, what):
             )
 
 
+def _indexed_weights(model):
+    """Whether ``model``'s weights are saved by layer index (a stack of built-in layers), not by path."""
+    from ..models.sequential import Sequential
+
+    if not isinstance(model, Sequential) or not model.built or not model.layers:
+        return isinstance(model, Sequential)  # an unbuilt stack: refused with the stack's own message
+    return all(LAYER_CLASSES.get(type(l).__name__) is type(l) for l in model.layers)
+
+
 def _rng_json(state):
     state = _plain(state)
     return state if isinstance(state, dict) and state.get("bit_generator") == "PCG64" else None
@@ -243,7 +252,11 @@ def _checked_for_save(doc, tensors, what):
             raise ValueError(f"{what}: weight {name!r} has dtype {dtype}; convolab saves float32/float64")
     try:
         checked = schema.check_document(json.loads(json.dumps(doc, allow_nan=False)), "convolab")
-        if checked["kind"] == "model":
+        if checked["kind"] == "model" and checked["model"]["class_name"] == "Functional":
+            from .graph_io import plan_document
+
+            plan_document(checked, infos, "convolab")
+        elif checked["kind"] == "model":
             _plan_model(checked, infos, "convolab")
     except (ValueError, TypeError) as e:  # ModelFileError included: what loading would refuse
         raise ValueError(f"{what}: cannot save this model: {e}") from None
@@ -265,7 +278,13 @@ def save_model(model, filepath, include_optimizer=True):
     Raises:
         ValueError/TypeError: the name, the model or one of its settings cannot be saved.
     """
+    from ..models.sequential import Sequential
+
     path = _check_suffix(filepath, "save_model")
+    if not isinstance(model, Sequential):
+        from .graph_io import save_graph_model
+
+        return save_graph_model(model, path, include_optimizer)
     _check_saveable(model, "save_model")
     tensors = {weight_name(i, key): arr for i, layer in enumerate(model.layers) for key, arr in layer.params.items()}
     doc = {"format_version": schema.FORMAT_VERSION, "kind": "model", "convolab_version": _version(),
@@ -288,6 +307,10 @@ def save_weights(model, filepath):
         filepath: ``*.convolab``, ``*.keras`` or ``*.safetensors`` (``name.weights.safetensors`` reads best).
     """
     path = _check_suffix(filepath, "save_weights")
+    if not _indexed_weights(model):
+        from .weights_io import save_variables
+
+        return save_variables(model, path)
     _check_saveable(model, "save_weights")
     tensors = {weight_name(i, key): arr for i, layer in enumerate(model.layers) for key, arr in layer.params.items()}
     doc = {"format_version": schema.FORMAT_VERSION, "kind": "weights", "convolab_version": _version(),
@@ -337,6 +360,18 @@ class _Plan:
         self.weight_slots = []  # per trainable weight: list of slot names
 
 
+def _compile_objects(comp, source):
+    """``(optimizer, loss, metrics, weighted_metrics)`` from checked compile settings."""
+    try:
+        optimizer = OPTIMIZER_CLASSES[comp["optimizer"]["class_name"]].from_config(dict(comp["optimizer"]["config"]))
+        loss = LOSS_CLASSES[comp["loss"]["class_name"]](**comp["loss"]["config"])
+        metrics = [_metric_from_entry(e) for e in comp["metrics"]]
+        weighted = [_metric_from_entry(e) for e in comp.get("weighted_metrics", [])]
+    except (ValueError, TypeError) as e:
+        raise ModelFileError(f"{source}: the compile settings are refused: {e}") from None
+    return optimizer, loss, metrics, weighted
+
+
 def _plan_model(doc, infos, source):
     """Check a model document against itself and against the tensors listed (name -> (dtype, shape)).
 
@@ -361,13 +396,7 @@ def _plan_model(doc, infos, source):
         plan.layer_specs.append((cls, lcfg))
     comp = doc["compile"]
     if comp is not None:
-        try:
-            plan.optimizer = OPTIMIZER_CLASSES[comp["optimizer"]["class_name"]].from_config(dict(comp["optimizer"]["config"]))
-            plan.loss = LOSS_CLASSES[comp["loss"]["class_name"]](**comp["loss"]["config"])
-            plan.metrics = [_metric_from_entry(e) for e in comp["metrics"]]
-            plan.weighted_metrics = [_metric_from_entry(e) for e in comp.get("weighted_metrics", [])]
-        except (ValueError, TypeError) as e:
-            raise ModelFileError(f"{source}: the compile settings are refused: {e}") from None
+        plan.optimizer, plan.loss, plan.metrics, plan.weighted_metrics = _compile_objects(comp, source)
     state = doc["training_state"]
     if state is not None:
         if comp is None:
@@ -501,6 +530,10 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
                 f"{source} holds weights only (written by save_weights); build the model and call "
                 "model.load_weights(path)"
             )
+        if doc["model"]["class_name"] == "Functional":
+            from .graph_io import load_graph_model
+
+            return load_graph_model(reader, doc, compile)
         plan = _plan_model(doc, _infos(reader), source)
         tensors = reader.read_tensors()
     return _build(plan, doc, tensors, compile, source)
@@ -515,6 +548,11 @@ def load_weights(model, filepath):
     Raises:
         ModelFileError: the file is bad or does not fit ``model``.
     """
+    if not _indexed_weights(model):
+        from .weights_io import load_variables
+
+        with ContainerReader(filepath) as reader:
+            return load_variables(model, reader, _read_document(reader))
     if not getattr(model, "built", False):
         raise ModelFileError(
             f"load_weights: {model.describe()} is not built; give the first layer input_shape=(...) first"
@@ -524,6 +562,10 @@ def load_weights(model, filepath):
     with ContainerReader(filepath) as reader:
         source = reader.source
         doc = _read_document(reader)
+        if "variables" in doc or doc["kind"] == "model" and doc["model"]["class_name"] == "Functional":
+            raise ModelFileError(f"{source} holds weights by path (written from a functional, subclassed or custom "
+                                 f"model); {model.describe()} holds built-in layers by index: load the file into "
+                                 "the model that wrote it")
         if doc["kind"] == "model":
             _plan_model(doc, _infos(reader), source)  # the whole file must be sound
         infos = {k: v for k, v in _infos(reader).items() if k.startswith("layers.")}

@@ -308,6 +308,13 @@ def check_document(doc, source):
         )
     kind = doc.get("kind")
     schema = model_document if kind == "model" else weights_document if kind == "weights" else None
+    # A functional model's architecture, and the weights of a model other than a plain stack,
+    # have schemas of their own (graph_schema); Sequential files keep this one.
+    model = doc.get("model")
+    if kind == "model" and isinstance(model, dict) and model.get("class_name") == "Functional":
+        from .graph_schema import graph_document as schema
+    elif kind == "weights" and "variables" in doc:
+        from .graph_schema import variables_document as schema
     if schema is None:
         _fail(f"{source}: kind", "'model' or 'weights'", kind)
     return schema(doc, source)
