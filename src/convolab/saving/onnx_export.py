@@ -1,4 +1,4 @@
-"""Export a Sequential model to ONNX for inference (onnxruntime, TensorRT, browsers...).
+"""Export a Sequential or functional model to ONNX for inference (onnxruntime, TensorRT, browsers...).
 
 The ONNX graph takes and returns what ``model.predict`` does: input ``"input"`` of shape
 ``(batch, H, W, C)`` (NHWC, the batch axis symbolic) and output ``"output"``.
@@ -191,8 +191,11 @@ def _emit(g, t, layer):
 def to_onnx(model):
     """The ONNX ``ModelProto`` computing ``model.predict`` (NHWC in, Keras's output out)."""
     onnx, helper, numpy_helper = _import_onnx()
+    from ..models.sequential import Sequential
     from .model_io import _check_saveable
 
+    if not isinstance(model, Sequential):
+        return _graph_to_onnx(model, onnx, helper, numpy_helper)
     _check_saveable(model, "export_model")
     dtype = np.dtype(model.layers[0].dtype)
     elem = {np.dtype("float32"): onnx.TensorProto.FLOAT, np.dtype("float64"): onnx.TensorProto.DOUBLE}.get(dtype)
@@ -206,15 +209,52 @@ def to_onnx(model):
     _to_nhwc(g, t)
     g.nodes.append(helper.make_node("Identity", [t.name], ["output"], name="output"))
 
-    def dims(shape):
-        return ["batch" if i == 0 else (d if d is not None else f"d{i}") for i, d in enumerate(shape)]
-
     graph = helper.make_graph(
         g.nodes, model.name,
-        [helper.make_tensor_value_info("input", elem, dims(in_shape))],
-        [helper.make_tensor_value_info("output", elem, dims(model.output_shape))],
+        [helper.make_tensor_value_info("input", elem, _dims(in_shape))],
+        [helper.make_tensor_value_info("output", elem, _dims(model.output_shape))],
         initializer=g.initializers,
     )
+    return _finish(graph, onnx, helper)
+
+
+def _dims(shape):
+    return ["batch" if i == 0 else (d if d is not None else f"d{i}") for i, d in enumerate(shape)]
+
+
+def _elem_type(onnx, dtype):
+    elem = {np.dtype("float32"): onnx.TensorProto.FLOAT, np.dtype("float64"): onnx.TensorProto.DOUBLE}.get(np.dtype(dtype))
+    if elem is None:
+        raise ValueError(f"export_model: dtype {dtype} is not supported; float32 or float64 only")
+    return elem
+
+
+def _graph_to_onnx(model, onnx, helper, numpy_helper):
+    """A functional model's graph (see :mod:`convolab.saving.onnx_graph`)."""
+    from .onnx_graph import emit_graph, io_names
+
+    if getattr(model, "graph", lambda: None)() is None:
+        raise ValueError(f"export_model: {model.describe()} is a subclassed model ({type(model).__name__}); its "
+                         "forward pass is Python code, which ONNX export cannot translate")
+    _, inputs, outputs, _, _ = model.graph()
+    dtype = np.dtype(model.dtype)
+    elem = _elem_type(onnx, dtype)
+    g = _Graph(helper, numpy_helper, dtype)
+    in_names, out_names = io_names("input", len(inputs)), io_names("output", len(outputs))
+    results = emit_graph(g, model, [_Tensor(name, len(t.shape)) for name, t in zip(in_names, inputs)])
+    for name, t in zip(out_names, results):
+        _to_nhwc(g, t)
+        g.nodes.append(helper.make_node("Identity", [t.name], [name], name=name))
+    graph = helper.make_graph(
+        g.nodes, model.name,
+        [helper.make_tensor_value_info(n, elem, _dims(t.shape)) for n, t in zip(in_names, inputs)],
+        [helper.make_tensor_value_info(n, elem, _dims(t.shape)) for n, t in zip(out_names, outputs)],
+        initializer=g.initializers,
+    )
+    return _finish(graph, onnx, helper)
+
+
+def _finish(graph, onnx, helper):
     from .. import __version__
 
     proto = helper.make_model(graph, producer_name="convolab", producer_version=__version__,
@@ -228,7 +268,7 @@ def export_model(model, filepath, format="onnx"):
     """Export ``model`` for inference; the file is written atomically.
 
     Args:
-        model: a built Sequential model of Conv2D, Dense, Flatten, MaxPooling2D,
+        model: a functional model (see :mod:`convolab.saving.onnx_graph`) or a built Sequential model of Conv2D, Dense, Flatten, MaxPooling2D,
             AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Reshape, Rescaling,
             Dropout (identity), Activation, ReLU and Softmax layers.
         filepath: output path, e.g. ``'model.onnx'``.
