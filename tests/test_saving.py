@@ -313,7 +313,9 @@ def _rewrite(path, header, payload, edit):
 @pytest.mark.parametrize("edit,match", [
     (lambda d: d["model"]["config"]["layers"][0].update(class_name="Lambda"), "class_name"),
     (lambda d: d["model"]["config"]["layers"][0].update(class_name="os.system"), "class_name"),
-    (lambda d: d["model"].update(class_name="Functional"), "class_name"),
+    # "Functional" is a valid class now: a stack's config under that name is refused by the graph schema
+    (lambda d: d["model"].update(class_name="Functional"), "unknown key"),
+    (lambda d: d["model"].update(class_name="Subclassed"), "class_name"),
     (lambda d: d["model"]["config"]["layers"][4]["config"].update(units="8"), "units"),
     (lambda d: d["model"]["config"]["layers"][4]["config"].update(units=True), "units"),
     (lambda d: d["model"]["config"]["layers"][4]["config"].update(units=-1), "units"),

@@ -282,7 +282,11 @@ def save_model(model, filepath, include_optimizer=True):
 
     path = _check_suffix(filepath, "save_model")
     if not isinstance(model, Sequential):
+        from ..models.model import Model
         from .graph_io import save_graph_model
+
+        if not isinstance(model, Model):
+            raise TypeError(f"save_model saves convolab models (Sequential or functional); got {type(model).__name__}")
 
         return save_graph_model(model, path, include_optimizer)
     _check_saveable(model, "save_model")
