@@ -222,13 +222,23 @@ def test_readme_functional_example_runs():
     assert np.isfinite(float(np.asarray(scope["loss"])))
 
 
-def test_compile_refuses_per_output_losses_instead_of_ignoring_them():
+def test_compile_refuses_per_output_losses_on_a_one_output_model_instead_of_ignoring_them():
     inputs = keras.Input(shape=(3,))
     model = keras.Model(inputs, L.Dense(2)(inputs))
     with pytest.raises(ValueError, match="loss_weights"):
         model.compile(optimizer="sgd", loss="mse", loss_weights=[1.0])
-    with pytest.raises(ValueError, match="one loss per output"):
+    with pytest.raises(ValueError, match="several outputs; this one has one"):
         model.compile(optimizer="sgd", loss=["mse", "mse"])
+    two = keras.Model(inputs, [L.Dense(2, name="a")(inputs), L.Dense(1, name="b")(inputs)])
+    with pytest.raises(ValueError, match="3 entries for 2 outputs"):
+        two.compile(optimizer="sgd", loss=["mse", "mse", "mse"])
+    with pytest.raises(ValueError, match=r"names outputs \['c'\]"):
+        two.compile(optimizer="sgd", loss={"c": "mse"})
+    two.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="pass `y` as a list or a dict"):
+        two.fit(np.ones((4, 3)), np.ones((4, 2)), verbose=0)
+    with pytest.raises(ValueError, match="class_weight"):
+        two.fit(np.ones((4, 3)), [np.ones((4, 2)), np.ones((4, 1))], class_weight={0: 1.0}, verbose=0)
 
 
 def test_layer_input_and_output_tensors_build_feature_extractors():

@@ -200,3 +200,58 @@ def test_subclassed_model_fit_evaluate_predict():
     assert hist.history["loss"][-1] < 0.01
     assert model.evaluate(x, y, verbose=0) < 0.01
     assert model.predict(x[:3], verbose=0).shape == (3, 1)
+
+
+def test_multi_input_multi_output_model_with_per_output_losses():
+    """The keras.io functional-API guide's ticket model, shrunk: two inputs, two outputs, a loss
+    dict, loss_weights and per-output metrics; the total loss is the weighted sum."""
+    rng = np.random.default_rng(0)
+    n = 96
+    title = rng.random((n, 6)).astype("float32")
+    body = rng.random((n, 4)).astype("float32")
+    priority = (title[:, :1] + body[:, :1] > 1.0).astype("float32")           # binary target
+    department = (title[:, 1] * 3).astype("int64").clip(0, 2)                 # 3 classes
+    keras.utils.set_random_seed(0)
+    title_in = keras.Input(shape=(6,), name="title")
+    body_in = keras.Input(shape=(4,), name="body")
+    x = L.concatenate([L.Dense(8, activation="relu")(title_in), L.Dense(8, activation="relu")(body_in)])
+    priority_out = L.Dense(1, activation="sigmoid", name="priority")(x)
+    department_out = L.Dense(3, name="department")(x)
+    model = keras.Model([title_in, body_in], [priority_out, department_out])
+    assert model.output_names == ["priority", "department"]
+    model.compile(optimizer=keras.optimizers.Adam(0.02),
+                  loss={"priority": "binary_crossentropy",
+                        "department": keras.losses.SparseCategoricalCrossentropy(from_logits=True)},
+                  loss_weights={"priority": 1.0, "department": 0.2},
+                  metrics={"department": ["acc"]})
+    hist = model.fit({"title": title, "body": body} if False else [title, body],
+                     {"priority": priority, "department": department}, epochs=15, batch_size=16, verbose=0)
+    assert set(hist.history) == {"loss", "priority_loss", "department_loss", "department_acc"}
+    # the reported loss is the weighted sum of the outputs' losses (epoch means of batch means)
+    np.testing.assert_allclose(hist.history["loss"],
+                               np.array(hist.history["priority_loss"]) + 0.2 * np.array(hist.history["department_loss"]),
+                               rtol=1e-5)
+    assert hist.history["loss"][-1] < hist.history["loss"][0] * 0.7
+    p, d = model.predict([title, body], verbose=0)
+    assert p.shape == (n, 1) and d.shape == (n, 3)
+    logs = model.evaluate([title, body], [priority, department], verbose=0, return_dict=True)
+    bce = -np.mean(priority * np.log(np.clip(p, 1e-7, 1 - 1e-7)) + (1 - priority) * np.log(np.clip(1 - p, 1e-7, 1 - 1e-7)))
+    z = d - d.max(1, keepdims=True)
+    ce = -np.mean(z[np.arange(n), department] - np.log(np.exp(z).sum(1)))
+    np.testing.assert_allclose([logs["priority_loss"], logs["department_loss"], logs["loss"]],
+                               [bce, ce, bce + 0.2 * ce], rtol=1e-4)
+    assert logs["department_acc"] == pytest.approx(np.mean(d.argmax(1) == department))
+
+
+def test_multi_output_model_saves_architecture_and_weights_and_says_compile_is_not_saved(tmp_path):
+    a = keras.Input(shape=(3,))
+    x = L.Dense(4)(a)
+    model = keras.Model(a, [L.Dense(1, name="p")(x), L.Dense(2, name="q")(x)])
+    model.compile(optimizer="adam", loss=["mse", "mse"], loss_weights=[1.0, 0.5])
+    model.fit(np.ones((8, 3)), [np.ones((8, 1)), np.zeros((8, 2))], verbose=0)
+    with pytest.warns(UserWarning, match="several outputs"):
+        model.save(tmp_path / "m.convolab")
+    loaded = keras.models.load_model(tmp_path / "m.convolab")
+    for a_, b_ in zip(loaded.predict(np.ones((2, 3)), verbose=0), model.predict(np.ones((2, 3)), verbose=0)):
+        np.testing.assert_array_equal(a_, b_)
+    assert not loaded.compiled

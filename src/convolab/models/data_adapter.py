@@ -18,7 +18,10 @@ def is_batch_source(x) -> bool:
 
 
 def _take(x, index):
-    return [a[index] for a in x] if isinstance(x, (list, tuple)) else x[index]
+    """Rows ``index`` of an array, or of each array in a list (``None`` entries stay ``None``)."""
+    if isinstance(x, (list, tuple)):
+        return [None if a is None else a[index] for a in x]
+    return x[index]
 
 
 def _count(x):
@@ -42,7 +45,7 @@ class ArrayBatches:
         b = self.batch_size
         for step in range(self.steps):
             idx = slice(step * b, (step + 1) * b) if order is None else order[step * b : (step + 1) * b]
-            yield (_take(self.x, idx), None if self.y is None else self.y[idx],
+            yield (_take(self.x, idx), None if self.y is None else _take(self.y, idx),
                    None if self.sw is None else self.sw[idx])
 
     def on_epoch_end(self):

@@ -118,6 +118,18 @@ class Model(Trainer, Layer):
         return list(self._outputs) if self._functional else None
 
     @property
+    def output_names(self):
+        """The names of the layers that make the outputs (Keras's ``model.output_names``)."""
+        if not self._functional:
+            return ["output"]
+        names, seen = [], {}
+        for t in self._outputs:
+            n = t.node.layer.name
+            seen[n] = seen.get(n, 0) + 1
+            names.append(n if seen[n] == 1 else f"{n}_{seen[n] - 1}")
+        return names
+
+    @property
     def layers(self):
         """The model's layers: in graph order (inputs first), or the tracked attributes of a subclass."""
         return list(self._layers) if self._functional else self._sublayers()

@@ -21,8 +21,8 @@ from ..autodiff.tensor import unwrap
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..random import get_generator
 from . import data_checks as checks
-from . import data_adapter, engine
-from .training import tape_train_step
+from . import data_adapter, engine, multi_output
+from .training import loss_value, tape_train_step
 
 
 def _count(x):
@@ -31,7 +31,7 @@ def _count(x):
 
 
 def _take(x, index):
-    return [a[index] for a in x] if isinstance(x, (list, tuple)) else x[index]
+    return data_adapter._take(x, index)
 
 
 def _first(x):
@@ -77,8 +77,11 @@ class Trainer:
 
     def _train_step(self, x, y, sample_weight=None):
         """One optimizer step on the tape; updates the loss tracker and metrics, returns their values."""
-        out, loss = tape_train_step(self, x, y, sample_weight)
-        self._compiled_metrics.update_state(loss, _count(x), y, out, sample_weight)
+        out, loss, per_output = tape_train_step(self, x, y, sample_weight)
+        if per_output is not None:
+            self._compiled_metrics.update_state(loss, _count(x), y, out, sample_weight, per_output)
+        else:
+            self._compiled_metrics.update_state(loss, _count(x), y, out, sample_weight)
         return self._compiled_metrics.result()
 
     def _savable(self) -> bool:
@@ -112,9 +115,17 @@ class Trainer:
             raise TypeError(f"{self.describe()}.compile: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
         if loss is None:
             raise ValueError(f"{self.describe()}.compile: a `loss` is required, e.g. loss='sparse_categorical_crossentropy'")
+        if self._several_outputs():
+            self.optimizer = optimizers_mod.get(optimizer)
+            self.loss = multi_output.OutputLosses(self.output_names, loss, loss_weights, f"{self.describe()}.compile")
+            self._metric_names, self._weighted_metric_names = metrics, weighted_metrics
+            self.compiled = True
+            self._resolve_metrics()
+            return
         if loss_weights is not None or isinstance(loss, (list, dict)):
-            raise ValueError(f"{self.describe()}.compile: one loss per output (a list or dict of losses, "
-                             f"loss_weights) is not supported yet; got loss={loss!r}, loss_weights={loss_weights!r}")
+            raise ValueError(f"{self.describe()}.compile: a list or dict of losses and loss_weights are for "
+                             f"models with several outputs; this one has one; got loss={loss!r}, "
+                             f"loss_weights={loss_weights!r}")
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = losses_mod.get(loss)
         self._metric_names = metrics_mod.check_specs(metrics, "metrics")
@@ -122,7 +133,15 @@ class Trainer:
         self.compiled = True
         self._resolve_metrics()
 
+    def _several_outputs(self) -> bool:
+        return isinstance(self.output_shape, list) and len(self.output_shape) > 1
+
     def _resolve_metrics(self):
+        if isinstance(self.loss, multi_output.OutputLosses):
+            self.metrics_list, self.weighted_metrics_list = [], []
+            self._compiled_metrics = multi_output.resolve_metrics(self, self._metric_names,
+                                                                  self._weighted_metric_names)
+            return
         width = self.output_shape[-1] if self.built else None
         self.metrics_list = [metrics_mod.get(m, self.loss, width) for m in self._metric_names]
         self.weighted_metrics_list = [metrics_mod.get(m, self.loss, width) for m in self._weighted_metric_names]
@@ -164,18 +183,35 @@ class Trainer:
     def _prepare(self, x, y):
         x = self._as_inputs(x)
         self._ensure_built_for(x)
+        if isinstance(self.loss, multi_output.OutputLosses):
+            if y is None:
+                raise ValueError(f"{self.describe()}: `y` is required for training and evaluation; got None")
+            ys = self.loss.prepare_targets(y, self.output_shape, self.describe())
+            for t in ys:
+                if t is not None:
+                    checks.check_same_length(_first(x), t, self)
+            return x, ys
         if self.compiled and not self.metrics_list and self._metric_names:
             self._resolve_metrics()
         y = checks.as_target_array(y, self)
         checks.check_same_length(_first(x), y, self)
-        if isinstance(self.output_shape, list):
-            raise ValueError(f"{self.describe()} has {len(self.output_shape)} outputs: fit/evaluate with one loss per "
-                             "output is not supported yet; train it with keras.GradientTape (see README)")
-        y = self.loss.prepare_targets(y, self.output_shape)
+        if isinstance(self.output_shape, list) and len(self.output_shape) > 1:
+            raise ValueError(f"{self.describe()} has {len(self.output_shape)} outputs: compile it again so that "
+                             "it knows them (one loss per output)")
+        y = self.loss.prepare_targets(y, self.output_shape[0] if isinstance(self.output_shape, list)
+                                      else self.output_shape)
         return x, y
 
     def _sample_weights(self, y, sample_weight, class_weight, method):
         """Per-sample weights ``(N,)`` from ``sample_weight`` or ``class_weight`` (None: unweighted)."""
+        if isinstance(y, list):  # several outputs: one sample weight for all, as Keras applies it
+            if class_weight is not None:
+                raise ValueError(f"{self.describe()}.{method}: `class_weight` is for models with one output; "
+                                 "pass `sample_weight` instead")
+            if sample_weight is None:
+                return None
+            n = next(len(t) for t in y if t is not None)
+            return losses_mod.check_sample_weight(sample_weight, n, f"{self.describe()}.{method}")
         if class_weight is not None:
             if sample_weight is not None:
                 raise ValueError(f"{self.describe()}.{method}: you cannot pass both `class_weight` and "
@@ -244,7 +280,7 @@ class Trainer:
                     raise ValueError(f"{self.describe()}.fit: validation_split={split} of {_count(x)} samples "
                                      "leaves an empty set")
                 xv, x = _take(x, slice(split_at, None)), _take(x, slice(None, split_at))
-                yv, y = y[split_at:], y[:split_at]
+                yv, y = _take(y, slice(split_at, None)), _take(y, slice(None, split_at))
                 if sw is not None:
                     swv, sw = sw[split_at:], sw[:split_at]
                 validation_data = (xv, yv, swv)
@@ -378,9 +414,16 @@ class Trainer:
                 if callbacks is not None:
                     callbacks.on_test_batch_begin(step)
                 out = self._forward_any(xb, logits=fused)
-                loss = engine.loss_value_and_grad(self.loss, out, yb, fused, swb)[0]
-                out = engine.metric_output(out, fused)
-                self._compiled_metrics.update_state(loss, _count(xb), yb, out, swb)
+                if isinstance(self.loss, multi_output.OutputLosses):
+                    per_output = [None if l is None else loss_value(l, t, o, swb)
+                                  for l, t, o in zip(self.loss.losses, yb, out)]
+                    loss = sum(w * v for w, v in zip(self.loss.weights, per_output) if v is not None)
+                    self._compiled_metrics.update_state(loss, _count(xb), yb, out, swb, per_output)
+                else:
+                    loss = (engine.loss_value_and_grad(self.loss, out, yb, fused, swb)[0] if self.loss.has_gradient()
+                            else loss_value(self.loss, yb, out, swb))
+                    out = engine.metric_output(out, fused)
+                    self._compiled_metrics.update_state(loss, _count(xb), yb, out, swb)
                 if running_wanted:
                     callbacks.on_test_batch_end(step, self._compiled_metrics.result())
                 if self.stop_evaluating:
@@ -451,6 +494,8 @@ class Trainer:
         cblist.on_predict_end()
         if not outs:
             raise ValueError(f"{self.describe()}.predict: the input gave no batches")
+        if isinstance(outs[0], (list, tuple)):  # several outputs: one array each
+            return [np.concatenate([o[i] for o in outs], axis=0) for i in range(len(outs[0]))]
         return np.concatenate(outs, axis=0)
 
     def _callback_list(self, callbacks, verbose, steps, batch_size):

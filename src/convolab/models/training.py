@@ -51,6 +51,11 @@ def loss_on_tape(loss, y_true, y_pred, sample_weight=None):
     return ops.mean(per_sample)
 
 
+def loss_value(loss, y_true, y_pred, sample_weight=None):
+    """The mean loss as a float, outside any tape (evaluation)."""
+    return float(unwrap(loss_on_tape(loss, y_true, y_pred, sample_weight)))
+
+
 def _warned(model, names):
     seen = model.__dict__.setdefault("_warned_no_gradient", set())
     new = [n for n in names if n not in seen]
@@ -59,20 +64,34 @@ def _warned(model, names):
 
 
 def tape_train_step(model, x, y, sample_weight=None):
-    """One optimizer step on one batch; returns ``(output array, loss float)``.
+    """One optimizer step on one batch; returns ``(output, loss float, per-output losses or None)``.
 
     ``y`` has been through ``loss.prepare_targets``. A trainable weight the loss does not
     depend on gets no update and a warning naming it, as Keras warns.
     """
+    from .multi_output import OutputLosses
+
     variables = model.trainable_variables
+    per_output = None
     with GradientTape() as tape:
         out = model(x, training=True)
-        total = loss_on_tape(model.loss, y, out, sample_weight)
+        if isinstance(model.loss, OutputLosses):  # sum(w_i * loss_i) over the outputs
+            terms = [None if l is None else loss_on_tape(l, t, o, sample_weight)
+                     for l, t, o in zip(model.loss.losses, y, out)]
+            per_output = [None if t is None else float(unwrap(t)) for t in terms]
+            total = None
+            for w, t in zip(model.loss.weights, terms):
+                if t is not None:
+                    t = ops.multiply(t, w) if w != 1.0 else t
+                    total = t if total is None else ops.add(total, t)
+        else:
+            total = loss_on_tape(model.loss, y, out, sample_weight)
         for extra in model.losses:
             total = ops.add(total, extra)
     value = float(unwrap(total))
+    out = [unwrap(o) for o in out] if isinstance(out, (list, tuple)) else unwrap(out)
     if not np.isfinite(value):
-        return unwrap(out), value
+        return out, value, per_output
     if not isinstance(total, Tensor):
         raise ValueError(f"{model.describe()}: the loss does not depend on any trainable weight "
                          "(was the output computed with NumPy instead of keras.ops?)")
@@ -85,4 +104,4 @@ def tape_train_step(model, x, y, sample_weight=None):
     pairs = [(v.value, g) for v, g in zip(variables, grads) if g is not None]
     if pairs:
         model.optimizer.apply([p for p, _ in pairs], [g.astype(p.dtype, copy=False) for p, g in pairs])
-    return unwrap(out), value
+    return out, value, per_output

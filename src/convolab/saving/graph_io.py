@@ -226,7 +226,15 @@ def save_graph_model(model, path, include_optimizer=True):
     tensors = {weight_tensor(p): w for p, w in named}
     doc = {"format_version": schema.FORMAT_VERSION, "kind": "model", "convolab_version": model_io._version(),
            "model": model_io._plain(entry), "compile": None, "training_state": None}
-    if model.compiled:
+    from ..models.multi_output import OutputLosses
+
+    if model.compiled and isinstance(model.loss, OutputLosses):
+        import warnings
+
+        warnings.warn(f"{what}: the compile settings of {model.describe()}, which has several outputs, are not "
+                      "saved yet (architecture and weights are); compile the loaded model again", UserWarning,
+                      stacklevel=3)
+    elif model.compiled:
         doc["compile"] = model_io._plain(model_io._compile_config(model))
         if include_optimizer:
             doc["training_state"] = _training_state(model, tensors, named)
