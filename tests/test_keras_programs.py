@@ -255,3 +255,21 @@ def test_multi_output_model_saves_architecture_and_weights_and_says_compile_is_n
     for a_, b_ in zip(loaded.predict(np.ones((2, 3)), verbose=0), model.predict(np.ones((2, 3)), verbose=0)):
         np.testing.assert_array_equal(a_, b_)
     assert not loaded.compiled
+
+
+def test_graph_evaluate_uses_the_logits_of_a_saturated_softmax_like_sequential():
+    """Cross-entropy on a softmax output is computed from its logits in evaluate too: a functional
+    model and the same Sequential report the same (large) loss where probabilities underflow."""
+    keras.utils.set_random_seed(0)
+    seq = keras.Sequential([keras.Input(shape=(2,)), L.Dense(3, activation="softmax")])
+    inputs = keras.Input(shape=(2,))
+    dense = L.Dense(3, activation="softmax")
+    graph = keras.Model(inputs, dense(inputs))
+    w = np.array([[40.0, 0.0, -40.0], [0.0, 0.0, 0.0]], dtype="float32")
+    for m in (seq, graph):
+        m.set_weights([w, np.zeros(3, "float32")])
+        m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x, y = np.array([[1.0, 0.0]], "float32"), np.array([2])
+    expected = 80.0 + np.log1p(np.exp(-40.0) + np.exp(-80.0))  # -log softmax(z)[2], z = (40, 0, -40)
+    assert seq.evaluate(x, y, verbose=0) == pytest.approx(expected, rel=1e-5)
+    assert graph.evaluate(x, y, verbose=0) == pytest.approx(expected, rel=1e-5)

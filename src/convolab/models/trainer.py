@@ -17,6 +17,7 @@ import numpy as np
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
+from ..autodiff import GradientTape
 from ..autodiff.tensor import unwrap
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..random import get_generator
@@ -86,6 +87,10 @@ class Trainer:
 
     def _savable(self) -> bool:
         return True
+
+    def _fast_path(self) -> bool:
+        """True for a model the stack engine trains (Sequential of built-in layers)."""
+        return False
 
     def _require_savable(self, what):
         # Only the architecture needs more than weights: save_weights/load_weights serve every model.
@@ -404,6 +409,8 @@ class Trainer:
     def _evaluate_batches(self, batches, callbacks=None):
         """Loss and metrics over prepared batches, calling ``callbacks``' test hooks (Keras's order)."""
         fused = self._fuses_softmax()
+        losses = self.loss.losses if isinstance(self.loss, multi_output.OutputLosses) else [self.loss]
+        on_tape = not fused and any(l is not None and l.fuses_softmax for l in losses) and not self._fast_path()
         self.reset_metrics()
         running_wanted = callbacks is not None and callbacks.wants("on_test_batch_end")
         self.stop_evaluating = False
@@ -413,15 +420,25 @@ class Trainer:
             for step, (xb, yb, swb) in enumerate(batches.epoch()):
                 if callbacks is not None:
                     callbacks.on_test_batch_begin(step)
-                out = self._forward_any(xb, logits=fused)
+                if on_tape:
+                    # a softmax output keeps its logits only on the tape: the cross-entropy is then
+                    # computed from them, as in training (and in Keras)
+                    with GradientTape():
+                        out = self(xb, training=False)
+                else:
+                    out = self._forward_any(xb, logits=fused)
                 if isinstance(self.loss, multi_output.OutputLosses):
                     per_output = [None if l is None else loss_value(l, t, o, swb)
                                   for l, t, o in zip(self.loss.losses, yb, out)]
                     loss = sum(w * v for w, v in zip(self.loss.weights, per_output) if v is not None)
+                    out = [unwrap(o) for o in out]
                     self._compiled_metrics.update_state(loss, _count(xb), yb, out, swb, per_output)
                 else:
-                    loss = (engine.loss_value_and_grad(self.loss, out, yb, fused, swb)[0] if self.loss.has_gradient()
-                            else loss_value(self.loss, yb, out, swb))
+                    if on_tape or not self.loss.has_gradient():
+                        loss = loss_value(self.loss, yb, out, swb)
+                        out = unwrap(out)
+                    else:
+                        loss = engine.loss_value_and_grad(self.loss, out, yb, fused, swb)[0]
                     out = engine.metric_output(out, fused)
                     self._compiled_metrics.update_state(loss, _count(xb), yb, out, swb)
                 if running_wanted:
