@@ -10,6 +10,10 @@ same product as ``W x im2col(x)``; ours is its transpose, chosen so no transpose
 The window matrix is built with one copy out of a strided view of the (padded) input,
 and ``col2im`` adds it back with ``kh * kw`` strided adds: no Python loop over samples
 or output pixels.
+
+Dilation ``(dh, dw)`` spaces the taps of a window ``dh`` rows and ``dw`` columns apart (a
+kernel spanning ``(kh - 1) * dh + 1`` rows); the matrix keeps the same layout. The compiled
+kernels know no dilation, so a dilated window always takes the NumPy path.
 """
 from __future__ import annotations
 
@@ -31,25 +35,26 @@ def pad_nhwc(x, pads, value=0.0):
     return out
 
 
-def window_view(xp_, kernel_size, strides, out_hw):
+def window_view(xp_, kernel_size, strides, out_hw, dilation=(1, 1)):
     """Read-only strided view ``(N, Ho, Wo, kh, kw, C)`` of every window of padded ``xp_``."""
     n, _, _, c = xp_.shape
     kh, kw = kernel_size
     sh, sw = strides
+    dh, dw = dilation
     s0, s1, s2, s3 = xp_.strides
     return as_strided(
         xp_,
         shape=(n, out_hw[0], out_hw[1], kh, kw, c),
-        strides=(s0, s1 * sh, s2 * sw, s1, s2, s3),
+        strides=(s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3),
         writeable=False,
     )
 
 
-def output_hw(hw, kernel_size, strides, padding):
+def output_hw(hw, kernel_size, strides, padding, dilation=(1, 1)):
     """``(Ho, Wo)`` for an ``(H, W)`` input: the single formula in ``conv_utils``."""
     return (
-        conv_output_size(hw[0], kernel_size[0], strides[0], padding),
-        conv_output_size(hw[1], kernel_size[1], strides[1], padding),
+        conv_output_size(hw[0], kernel_size[0], strides[0], padding, dilation[0]),
+        conv_output_size(hw[1], kernel_size[1], strides[1], padding, dilation[1]),
     )
 
 
@@ -66,7 +71,7 @@ def kernel_args(x_shape, kernel_size, strides, padding):
     return (n, h, w, c, kernel_size[0], kernel_size[1], strides[0], strides[1], t, l) + out_hw, out_hw
 
 
-def im2col(x, kernel_size, strides=(1, 1), padding="valid", ones_column=False):
+def im2col(x, kernel_size, strides=(1, 1), padding="valid", ones_column=False, dilation=(1, 1)):
     """Gather every window of ``x`` into the rows of a matrix.
 
     Args:
@@ -77,25 +82,28 @@ def im2col(x, kernel_size, strides=(1, 1), padding="valid", ones_column=False):
         ones_column: append a column of ones, so that a bias stacked under the kernel is
             added by the same GEMM and its gradient falls out of the weight-gradient GEMM
             (cs231n's "bias trick"; a broadcast add over 9 channels costs more than the GEMM).
+        dilation: ``(dh, dw)``, the spacing of the taps (default ``(1, 1)``: adjacent).
 
     Returns:
         ``(cols, (Ho, Wo))``.
 
     Shape:
-        cols: ``(N * Ho * Wo, kh * kw * C [+ 1])`` with ``Ho = conv_output_size(H, kh, sh, padding)``.
+        cols: ``(N * Ho * Wo, kh * kw * C [+ 1])`` with
+        ``Ho = conv_output_size(H, kh, sh, padding, dh)``.
     """
     n, h, w, c = x.shape
     kh, kw = kernel_size
+    dilation = tuple(dilation)
     k = kh * kw * c
     ld = k + 1 if ones_column else k
-    out_hw = output_hw((h, w), kernel_size, strides, padding)
+    out_hw = output_hw((h, w), kernel_size, strides, padding, dilation)
     cols = xp.empty((n * out_hw[0] * out_hw[1], ld), dtype=x.dtype)
-    if use_ckernels(x):  # fills the ones column too
+    if use_ckernels(x) and dilation == (1, 1):  # fills the ones column too
         args, _ = kernel_args(x.shape, kernel_size, strides, padding)
         kernels.im2col_f32(x, cols, *args, ld)
         return cols, out_hw
-    xp_ = pad_nhwc(x, padding_amounts((h, w), kernel_size, strides, padding))
-    view = window_view(xp_, kernel_size, strides, out_hw)
+    xp_ = pad_nhwc(x, padding_amounts((h, w), kernel_size, strides, padding, dilation))
+    view = window_view(xp_, kernel_size, strides, out_hw, dilation)
     # Write the windows straight into the first k columns: one copy, no temporary.
     dst = as_strided(cols, shape=view.shape,
                      strides=(out_hw[0] * out_hw[1] * ld * cols.itemsize, out_hw[1] * ld * cols.itemsize,
@@ -106,29 +114,31 @@ def im2col(x, kernel_size, strides=(1, 1), padding="valid", ones_column=False):
     return cols, out_hw
 
 
-def col2im(cols, x_shape, kernel_size, strides=(1, 1), padding="valid"):
+def col2im(cols, x_shape, kernel_size, strides=(1, 1), padding="valid", dilation=(1, 1)):
     """Adjoint of :func:`im2col`: add every window row back onto the image it came from.
 
     Args:
         cols: ``(N * Ho * Wo, kh * kw * C)``.
         x_shape: ``(N, H, W, C)`` of the original (unpadded) input.
+        dilation: ``(dh, dw)``, as given to :func:`im2col`.
 
     Returns:
         ``dx`` of shape ``x_shape``: pixels covered by several windows get the sum.
     """
     n, h, w, c = x_shape
     kh, kw = kernel_size
-    if use_ckernels(cols):
+    dh, dw = dilation = tuple(dilation)
+    if use_ckernels(cols) and dilation == (1, 1):
         args, _ = kernel_args(x_shape, kernel_size, strides, padding)
         dx = xp.empty(x_shape, dtype=cols.dtype)
         kernels.col2im_f32(cols, dx, *args, cols.shape[1])
         return dx
     sh, sw = strides
-    (t, b), (l, r) = padding_amounts((h, w), kernel_size, strides, padding)
-    ho, wo = output_hw((h, w), kernel_size, strides, padding)
+    (t, b), (l, r) = padding_amounts((h, w), kernel_size, strides, padding, dilation)
+    ho, wo = output_hw((h, w), kernel_size, strides, padding, dilation)
     dxp = xp.zeros((n, h + t + b, w + l + r, c), dtype=cols.dtype)
     d6 = cols.reshape(n, ho, wo, kh, kw, c)
     for i in range(kh):
         for j in range(kw):
-            dxp[:, i : i + sh * ho : sh, j : j + sw * wo : sw, :] += d6[:, :, :, i, j, :]
+            dxp[:, i * dh : i * dh + sh * ho : sh, j * dw : j * dw + sw * wo : sw, :] += d6[:, :, :, i, j, :]
     return dxp[:, t : t + h, l : l + w, :]

@@ -44,32 +44,40 @@ def normalize_padding(value, owner: str = "layer") -> str:
     return value.lower()
 
 
-def conv_output_size(size: int, kernel: int, stride: int, padding: str) -> int:
+def effective_kernel_size(kernel: int, dilation: int = 1) -> int:
+    """Span of a dilated kernel along one axis: ``(kernel - 1) * dilation + 1``."""
+    return (kernel - 1) * dilation + 1
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: str, dilation: int = 1) -> int:
     """Output length of a convolution or pooling window along one axis.
 
-    ``'valid'``: ``floor((size - kernel) / stride) + 1`` (0 if the kernel does not fit);
+    With ``k = (kernel - 1) * dilation + 1`` (the span of a dilated kernel):
+    ``'valid'``: ``floor((size - k) / stride) + 1`` (0 if the kernel does not fit);
     ``'same'``: ``ceil(size / stride)``, as TensorFlow/Keras define them.
     """
     if padding == "same":
         return -(-size // stride)
-    if size < kernel:
+    k = effective_kernel_size(kernel, dilation)
+    if size < k:
         return 0
-    return (size - kernel) // stride + 1
+    return (size - k) // stride + 1
 
 
-def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
     """Zero padding ``(before, after)`` that ``'same'`` adds along one axis.
 
-    TensorFlow's rule: total ``max((out - 1) * stride + kernel - size, 0)``, the odd
-    pixel going after.
+    TensorFlow's rule: total ``max((out - 1) * stride + k - size, 0)`` with ``k`` the dilated
+    kernel's span, the odd pixel going after.
     """
     out = conv_output_size(size, kernel, stride, "same")
-    total = max((out - 1) * stride + kernel - size, 0)
+    total = max((out - 1) * stride + effective_kernel_size(kernel, dilation) - size, 0)
     return total // 2, total - total // 2
 
 
-def padding_amounts(hw, kernel, strides, padding):
+def padding_amounts(hw, kernel, strides, padding, dilation=(1, 1)):
     """``((top, bottom), (left, right))`` for an ``(H, W)`` input; zeros for ``'valid'``."""
     if padding == "valid":
         return (0, 0), (0, 0)
-    return (same_padding(hw[0], kernel[0], strides[0]), same_padding(hw[1], kernel[1], strides[1]))
+    return (same_padding(hw[0], kernel[0], strides[0], dilation[0]),
+            same_padding(hw[1], kernel[1], strides[1], dilation[1]))
