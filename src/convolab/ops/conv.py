@@ -9,6 +9,9 @@ Two code paths compute the same product ``im2col(x) @ W``:
   registers. The window matrix (25 to 75 times the image) is never written out, and the
   skinny product (6 to 20 filters) avoids a BLAS call that packs that whole matrix first.
   The tests hold the two paths to the same answers.
+
+Dilation goes through the same im2col (the NumPy path: the C kernels know no dilation);
+``groups > 1`` is :mod:`convolab.ops.grouped_conv`, one GEMM per group.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import math
 from .. import kernels
 from ..backend import xp
 from ..utils.conv_utils import padding_amounts
+from .grouped_conv import grouped_conv2d_backward, grouped_conv2d_forward
 from .im2col import col2im, im2col
 
 #: the fused kernels hold up to 32 filters in registers
@@ -46,34 +50,40 @@ def _int_args(x_shape, w_shape, strides, out_hw):
     return (n, h, w, c, kh, kw, strides[0], strides[1], f) + tuple(out_hw)
 
 
-def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid"):
-    """Convolve NHWC images with a ``(kh, kw, C, F)`` kernel.
+def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1), groups=1):
+    """Convolve NHWC images with a ``(kh, kw, C // groups, F)`` kernel.
 
     Args:
         x: ``(N, H, W, C)``.
-        w: ``(kh, kw, C, F)`` kernel, Keras's layout.
+        w: ``(kh, kw, C // groups, F)`` kernel, Keras's layout.
         b: ``(F,)`` bias or ``None``.
         strides: ``(sh, sw)``.
         padding: ``'valid'`` or ``'same'``.
+        dilation_rate: ``(dh, dw)``, the spacing of the kernel's taps.
+        groups: split the channels into this many groups, each convolved with its own
+            ``F // groups`` filters (Keras's ``groups``).
 
     Returns:
         ``(y, cache)``.
 
     Shape:
-        y: ``(N, Ho, Wo, F)``, ``Ho = floor((H - kh) / sh) + 1`` for ``'valid'``,
-        ``ceil(H / sh)`` for ``'same'``.
+        y: ``(N, Ho, Wo, F)``, ``Ho = floor((H - k) / sh) + 1`` for ``'valid'`` with
+        ``k = (kh - 1) * dh + 1``, ``ceil(H / sh)`` for ``'same'``.
     """
+    dilation_rate = tuple(dilation_rate)
+    if groups > 1:
+        return grouped_conv2d_forward(x, w, b, strides, padding, dilation_rate, groups)
     kh, kw, c, f = w.shape
     n = x.shape[0]
     k = kh * kw * c
-    if _fused_ok(x, w, padding, strides):
+    if dilation_rate == (1, 1) and _fused_ok(x, w, padding, strides):
         return _conv2d_forward_fused(x, w, b, strides, padding)
-    cols, (ho, wo) = im2col(x, (kh, kw), strides, padding, ones_column=b is not None)
+    cols, (ho, wo) = im2col(x, (kh, kw), strides, padding, ones_column=b is not None, dilation=dilation_rate)
     # With a bias, cols ends in a column of ones and the bias is the last row of the weight
     # matrix: one GEMM computes x * w + b (the bias trick).
     wmat = w.reshape(k, f) if b is None else xp.concatenate([w.reshape(k, f), b.reshape(1, f)])
     y = cols @ wmat
-    cache = (cols, x.shape, wmat, w.shape, strides, padding)
+    cache = (cols, x.shape, wmat, w.shape, strides, padding, dilation_rate)
     return y.reshape(n, ho, wo, f), cache
 
 
@@ -86,11 +96,13 @@ def conv2d_backward(dy, cache, need_dx=True):
         need_dx: skip the input gradient (the first layer needs none).
 
     Returns:
-        ``(dx, dw, db)``: ``dx`` ``(N, H, W, C)`` or ``None``, ``dw`` ``(kh, kw, C, F)``, ``db`` ``(F,)``.
+        ``(dx, dw, db)``: ``dx`` ``(N, H, W, C)`` or ``None``, ``dw`` ``(kh, kw, C // groups, F)``,
+        ``db`` ``(F,)``.
     """
-    if isinstance(cache[0], str):  # ("fused", ...)
-        return _conv2d_backward_fused(dy, cache, need_dx)
-    cols, x_shape, wmat, w_shape, strides, padding = cache
+    if isinstance(cache[0], str):  # ("grouped", ...) or ("fused", ...)
+        backward = grouped_conv2d_backward if cache[0] == "grouped" else _conv2d_backward_fused
+        return backward(dy, cache, need_dx)
+    cols, x_shape, wmat, w_shape, strides, padding, dilation_rate = cache
     kh, kw, c, f = w_shape
     k = kh * kw * c
     dy2 = dy.reshape(-1, f)
@@ -100,7 +112,7 @@ def conv2d_backward(dy, cache, need_dx=True):
     dx = None
     if need_dx:
         dcols = dy2 @ wmat[:k].T
-        dx = col2im(dcols, x_shape, (kh, kw), strides, padding)
+        dx = col2im(dcols, x_shape, (kh, kw), strides, padding, dilation_rate)
     return dx, dw, db
 
 
