@@ -6,6 +6,7 @@ function, a ``cache`` holding only what its backward needs.
 from .activations import activation_backward, activation_forward, relu_backward, relu_forward, softmax
 from .conv import conv2d_backward, conv2d_forward
 from .dense import dense_backward, dense_forward
+from .depthwise_conv import depthwise_conv2d_backward, depthwise_conv2d_forward
 from .dropout import dropout_backward, dropout_forward
 from .global_pool import (
     global_avg_pool_backward,
@@ -23,6 +24,7 @@ from .losses import (
     softmax_crossentropy_with_logits,
     sparse_categorical_crossentropy,
 )
+from .separable_conv import separable_conv2d_backward, separable_conv2d_forward
 from .pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
 from .reshape import rescale_backward, rescale_forward, reshape_backward, reshape_forward, resolve_target_shape
 
@@ -38,6 +40,8 @@ __all__ = [
     "conv2d_forward",
     "dense_backward",
     "dense_forward",
+    "depthwise_conv2d_backward",
+    "depthwise_conv2d_forward",
     "dropout_backward",
     "dropout_forward",
     "global_avg_pool_backward",
@@ -56,6 +60,8 @@ __all__ = [
     "reshape_backward",
     "reshape_forward",
     "resolve_target_shape",
+    "separable_conv2d_backward",
+    "separable_conv2d_forward",
     "sigmoid_binary_crossentropy_with_logits",
     "softmax",
     "softmax_crossentropy_with_logits",
