@@ -345,8 +345,13 @@ def test_input_must_come_first_and_layers_only_once():
     (dict(filters=2, kernel_size=3, strides=(1, 0)), ValueError, r"`strides` must be >= 1; got \(1, 0\)"),
     (dict(filters=2, kernel_size=3, padding="full"), ValueError, r"`padding` must be 'valid' or 'same'; got 'full'"),
     (dict(filters=2, kernel_size=3, padding=None), ValueError, r"`padding` must be 'valid' or 'same'; got None"),
-    (dict(filters=2, kernel_size=3, dilation_rate=2), ValueError,
-     r"supports only dilation_rate=1.*got dilation_rate=2"),
+    (dict(filters=2, kernel_size=3, dilation_rate=2, strides=2), ValueError,
+     r"`strides` > 1 is not supported together with `dilation_rate` > 1.*got strides=\(2, 2\) and "
+     r"dilation_rate=\(2, 2\)"),
+    (dict(filters=2, kernel_size=3, dilation_rate=0), ValueError, r"every value of `dilation_rate` must be >= 1"),
+    (dict(filters=6, kernel_size=3, groups=4), ValueError,
+     r"`filters` must be divisible by `groups`; got filters=6 and groups=4"),
+    (dict(filters=2, kernel_size=3, groups=0), ValueError, r"`groups` must be a positive int; got 0"),
     (dict(filters=2, kernel_size=3, data_format="channels_first"), ValueError, r"data_format"),
 ])
 def test_conv2d_bad_arguments(kwargs, exc, pattern):

@@ -3,6 +3,7 @@ from .activation import Activation, ReLU, Softmax
 from .base import Layer
 from .conv import Conv2D
 from .dense import Dense
+from .depthwise_conv import DepthwiseConv2D
 from .dropout import Dropout
 from .flatten import Flatten
 from .global_pooling import GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D, GlobalMaxPooling2D
@@ -11,12 +12,15 @@ from .keras_tensor import Input, KerasTensor
 from .merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, concatenate, multiply
 from .pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
 from .reshaping import Rescaling, Reshape
+from .separable_conv import SeparableConv2D
 
 Convolution2D = Conv2D
+SeparableConvolution2D = SeparableConv2D
 
 __all__ = [
     "Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "Concatenate", "Conv2D", "Convolution2D",
-    "Dense", "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPool2D",
+    "Dense", "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPool2D",
     "GlobalMaxPooling2D", "Input", "InputLayer", "KerasTensor", "Layer", "MaxPool2D", "MaxPooling2D", "Maximum",
-    "Minimum", "Multiply", "ReLU", "Rescaling", "Reshape", "Softmax", "Subtract", "add", "concatenate", "multiply",
+    "Minimum", "Multiply", "ReLU", "Rescaling", "Reshape", "SeparableConv2D", "SeparableConvolution2D", "Softmax",
+    "Subtract", "add", "concatenate", "multiply",
 ]

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 _DEFAULTS = {
     "data_format": (None, "channels_last"),
-    "dilation_rate": (1, (1, 1), [1, 1]),
-    "groups": (1,),
     "noise_shape": (None,),
 }
 

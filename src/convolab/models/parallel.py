@@ -54,16 +54,16 @@ MIN_SHARD_FLOPS = 10e6
 
 
 def forward_flops_per_sample(model) -> float:
-    """Multiply-adds (x2) of one sample's forward pass through the model's Conv2D and Dense layers."""
-    from ..layers.conv import Conv2D
+    """Multiply-adds (x2) of one sample's forward pass through the model's convolution and Dense layers."""
+    from ..layers.base_conv import BaseConv
     from ..layers.dense import Dense
 
     total = 0.0
     for layer in model.layers:
-        if isinstance(layer, Conv2D):
-            _, ho, wo, f = layer.output_shape
-            kh, kw = layer.kernel_size
-            total += 2.0 * kh * kw * layer.input_shape[-1] * f * ho * wo
+        if isinstance(layer, BaseConv):
+            # every kernel weight (grouped, depthwise or pointwise) is one multiply-add per output pixel
+            _, ho, wo, _ = layer.output_shape
+            total += 2.0 * sum(p.size for key, p in layer.params.items() if key != "bias") * ho * wo
         elif isinstance(layer, Dense):
             rows = math.prod(layer.input_shape[1:-1])
             total += 2.0 * layer.input_shape[-1] * layer.units * rows
