@@ -44,6 +44,7 @@ from ..layers import (
     AveragePooling2D,
     Conv2D,
     Dense,
+    DepthwiseConv2D,
     Dropout,
     Flatten,
     GlobalAveragePooling2D,
@@ -52,6 +53,7 @@ from ..layers import (
     ReLU,
     Rescaling,
     Reshape,
+    SeparableConv2D,
     Softmax,
 )
 from . import schema
@@ -65,7 +67,8 @@ DEFAULT_SUFFIX = MODEL_SUFFIXES[0]
 #: the only classes a file may name (no import by name, ever)
 LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Dense, Flatten, MaxPooling2D, AveragePooling2D,
                                                Dropout, Activation, ReLU, Softmax, GlobalAveragePooling2D,
-                                               GlobalMaxPooling2D, Reshape, Rescaling)}
+                                               GlobalMaxPooling2D, Reshape, Rescaling, DepthwiseConv2D,
+                                               SeparableConv2D)}
 OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (optimizers_mod.SGD, optimizers_mod.RMSprop, optimizers_mod.Adam,
                                                    optimizers_mod.AdamW, optimizers_mod.Nadam, optimizers_mod.Adagrad,
                                                    optimizers_mod.Adadelta)}

@@ -13,6 +13,10 @@ Global pooling reads whichever layout the tensor is in (GlobalAveragePool/Global
 NCHW, ReduceMean/ReduceMax over axes 1 and 2 on NHWC); Reshape goes back to NHWC first, like
 Flatten, and keeps the batch size (shape ``[0, *target_shape]``); Rescaling is a Mul and an Add.
 
+Grouped and depthwise convolutions are ONNX Convs with ``group`` (``group = C`` for
+DepthwiseConv2D, whose ``(kh, kw, C, dm)`` kernel is the grouped ``(kh, kw, 1, C * dm)`` one) and
+``dilations``; SeparableConv2D is two Convs, the depthwise one and a 1x1 one carrying the bias.
+
 Padding ``'same'`` is TensorFlow's (the odd pixel after), written as explicit asymmetric
 ``pads`` from :func:`convolab.utils.conv_utils.padding_amounts`; average pooling excludes the
 padding (``count_include_pad=0``), max pooling never picks it.
@@ -96,13 +100,15 @@ def _activation(g, t, name, base):
     t.name = g.op({"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}[name], [t.name], base)
 
 
-def _window_attrs(layer, kernel):
+def _window_attrs(layer, kernel, dilation=(1, 1)):
     _, h, w, _ = layer.input_shape
     attrs = {"kernel_shape": list(kernel), "strides": list(layer.strides)}
+    if tuple(dilation) != (1, 1):
+        attrs["dilations"] = list(dilation)
     if layer.padding == "same" and (h is None or w is None):
         attrs["auto_pad"] = "SAME_UPPER"  # TensorFlow's split when the size is only known at run time
     else:
-        (top, bottom), (left, right) = padding_amounts((h, w), kernel, layer.strides, layer.padding)
+        (top, bottom), (left, right) = padding_amounts((h, w), kernel, layer.strides, layer.padding, dilation)
         attrs["pads"] = [top, left, bottom, right]
     return attrs
 
@@ -139,15 +145,31 @@ def _global_pool(g, t, layer, base):
             t.rank = 2
 
 
+def _conv(g, t, layer, kernel, bias, groups, base, window=True):
+    """An ONNX Conv of the NCHW tensor with a Keras ``(kh, kw, C // groups, F)`` kernel."""
+    _to_nchw(g, t)
+    inputs = [t.name, g.const(base + "_W", kernel.transpose(3, 2, 0, 1))]  # -> (F, C // groups, kh, kw)
+    if bias is not None:
+        inputs.append(g.const(base + "_B", bias))
+    attrs = _window_attrs(layer, layer.kernel_size, layer.dilation_rate) if window else {"kernel_shape": [1, 1]}
+    t.name = g.op("Conv", inputs, base + "_conv", group=int(groups), **attrs)
+
+
 def _emit(g, t, layer):
     kind = type(layer).__name__
     base = layer.name
     if kind == "Conv2D":
-        _to_nchw(g, t)
-        inputs = [t.name, g.const(base + "_W", layer.kernel.transpose(3, 2, 0, 1))]  # (kh,kw,C,F) -> (F,C,kh,kw)
-        if layer.use_bias:
-            inputs.append(g.const(base + "_B", layer.bias))
-        t.name = g.op("Conv", inputs, base + "_conv", **_window_attrs(layer, layer.kernel_size))
+        _conv(g, t, layer, layer.kernel, layer.bias, layer.groups, base)
+        _activation(g, t, layer.activation, base)
+    elif kind in ("DepthwiseConv2D", "SeparableConv2D"):
+        p = layer.params
+        kh, kw, c, dm = (p["kernel"] if kind == "DepthwiseConv2D" else p["depthwise_kernel"]).shape
+        depthwise = (p["kernel"] if kind == "DepthwiseConv2D" else p["depthwise_kernel"]).reshape(kh, kw, 1, c * dm)
+        if kind == "DepthwiseConv2D":
+            _conv(g, t, layer, depthwise, p.get("bias"), c, base)
+        else:
+            _conv(g, t, layer, depthwise, None, c, base + "_depthwise")
+            _conv(g, t, layer, p["pointwise_kernel"], p.get("bias"), 1, base + "_pointwise", window=False)
         _activation(g, t, layer.activation, base)
     elif kind in ("MaxPooling2D", "AveragePooling2D"):
         _to_nchw(g, t)
@@ -268,7 +290,8 @@ def export_model(model, filepath, format="onnx"):
     """Export ``model`` for inference; the file is written atomically.
 
     Args:
-        model: a functional model (see :mod:`convolab.saving.onnx_graph`) or a built Sequential model of Conv2D, Dense, Flatten, MaxPooling2D,
+        model: a functional model (see :mod:`convolab.saving.onnx_graph`) or a built Sequential model of
+            Conv2D, DepthwiseConv2D, SeparableConv2D, Dense, Flatten, MaxPooling2D,
             AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Reshape, Rescaling,
             Dropout (identity), Activation, ReLU and Softmax layers.
         filepath: output path, e.g. ``'model.onnx'``.

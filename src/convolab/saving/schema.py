@@ -149,9 +149,17 @@ def _target_shape(v, where):
     return dims
 
 
+_WINDOW = {"kernel_size": pair, "strides": pair, "padding": _padding, "use_bias": boolean,
+           "activation": _activation}
+# dilation_rate and groups are optional: files written before they existed hold neither
+_CONV_OPT = {"dilation_rate": pair, "groups": _dim}
+_DEPTHWISE_INITS = {"depthwise_initializer": _initializer, "bias_initializer": _initializer}
+
 LAYER_SCHEMAS = {
-    "Conv2D": _layer({"filters": _dim, "kernel_size": pair, "strides": pair, "padding": _padding,
-                      "use_bias": boolean, "activation": _activation}, _INITS),
+    "Conv2D": _layer({"filters": _dim, **_WINDOW}, {**_INITS, **_CONV_OPT}),
+    "DepthwiseConv2D": _layer({**_WINDOW, "dilation_rate": pair, "depth_multiplier": _dim}, _DEPTHWISE_INITS),
+    "SeparableConv2D": _layer({"filters": _dim, **_WINDOW, "dilation_rate": pair, "depth_multiplier": _dim},
+                              {**_DEPTHWISE_INITS, "pointwise_initializer": _initializer}),
     "Dense": _layer({"units": _dim, "use_bias": boolean, "activation": _activation}, _INITS),
     "MaxPooling2D": _layer(_POOL),
     "AveragePooling2D": _layer(_POOL),
