@@ -51,3 +51,22 @@ def test_mobilenet_block(tmp_path):
         L.SeparableConv2D(8, 3, padding="same", activation="relu"), L.GlobalAveragePooling2D(),
         L.Dense(4, activation="softmax")])
     check_export(model, tmp_path, images((12, 12, 3)))
+
+
+def test_functional_residual_block_saves_and_exports(tmp_path):
+    import numpy as np
+
+    from test_saving_onnx import run_onnx
+
+    inputs = keras.Input((8, 8, 4))
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu")(inputs)
+    x = L.Conv2D(4, 1, groups=2)(x)
+    x = L.Add()([inputs, x])
+    outputs = L.SeparableConv2D(3, 3, dilation_rate=2, padding="same")(x)
+    model = keras.Model(inputs, outputs)
+    x = images((8, 8, 4))
+    expected = model.predict(x, verbose=0)
+    model.save(tmp_path / "m.keras")
+    np.testing.assert_array_equal(keras.models.load_model(tmp_path / "m.keras").predict(x, verbose=0), expected)
+    model.export(tmp_path / "m.onnx")
+    np.testing.assert_allclose(run_onnx(tmp_path / "m.onnx", x), expected, rtol=0, atol=1e-5)
