@@ -4,6 +4,14 @@ Every function takes and returns arrays (NHWC for images) and, for a forward
 function, a ``cache`` holding only what its backward needs.
 """
 from .activations import activation_backward, activation_forward, relu_backward, relu_forward, softmax
+from .batchnorm import (
+    batch_moments,
+    batchnorm_backward,
+    batchnorm_forward,
+    batchnorm_inference_backward,
+    batchnorm_inference_forward,
+    batchnorm_scale_shift,
+)
 from .conv import conv2d_backward, conv2d_forward
 from .dense import dense_backward, dense_forward
 from .depthwise_conv import depthwise_conv2d_backward, depthwise_conv2d_forward
@@ -33,6 +41,12 @@ __all__ = [
     "activation_forward",
     "avg_pool_backward",
     "avg_pool_forward",
+    "batch_moments",
+    "batchnorm_backward",
+    "batchnorm_forward",
+    "batchnorm_inference_backward",
+    "batchnorm_inference_forward",
+    "batchnorm_scale_shift",
     "binary_crossentropy",
     "categorical_crossentropy",
     "col2im",

@@ -1,0 +1,165 @@
+"""Batch normalization math over the channel (last) axis: training and inference forms.
+
+Channels are the last axis (NHWC images, ``(N, units)`` after Dense); statistics are taken
+over every other axis, as Keras's ``axis=-1``. In training the batch's own mean and *biased*
+variance normalise it (what Keras uses, also for the moving averages); in inference the
+moving statistics do, and the layer is the per-channel affine map ``x * scale + shift``
+of :func:`batchnorm_scale_shift` (the same map an exporter folds into a preceding Conv/Dense).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class BatchNormCache(NamedTuple):
+    """What :func:`batchnorm_backward` needs, plus the batch statistics for moving averages."""
+
+    xhat: np.ndarray  # (..., C): the normalised input
+    inv_std: np.ndarray  # (C,): 1 / sqrt(var + epsilon)
+    gamma: np.ndarray | None  # (C,) or None (scale=False)
+    mean: np.ndarray  # (C,): the batch mean
+    var: np.ndarray  # (C,): the batch's biased variance
+
+
+class BatchNormInferenceCache(NamedTuple):
+    """What :func:`batchnorm_inference_backward` needs."""
+
+    x: np.ndarray  # (..., C): the input
+    mean: np.ndarray  # (C,): the statistics used (the moving mean)
+    inv_std: np.ndarray  # (C,): 1 / sqrt(var + epsilon)
+    scale: np.ndarray  # (C,): gamma * inv_std
+
+
+def _reduce_axes(x):
+    return tuple(range(x.ndim - 1))
+
+
+def _inv_std(var, epsilon):
+    return 1.0 / np.sqrt(var + var.dtype.type(epsilon))
+
+
+def batch_moments(x):
+    """Per-channel mean and biased variance of ``x`` over every axis but the last.
+
+    Args:
+        x: ``(..., C)``.
+
+    Returns:
+        ``(mean, var)``, each ``(C,)``; ``var = mean((x - mean) ** 2)`` (divides by the count,
+        not count - 1, as Keras's ``ops.moments``).
+    """
+    axes = _reduce_axes(x)
+    mean = x.mean(axis=axes)
+    centred = x - mean
+    var = np.mean(centred * centred, axis=axes)
+    return mean, var
+
+
+def _affine(xhat, gamma, beta):
+    y = xhat * gamma if gamma is not None else xhat.copy()
+    if beta is not None:
+        y += beta
+    return y
+
+
+def batchnorm_forward(x, gamma, beta, epsilon):
+    """Training-mode batch normalization: ``gamma * (x - mean) / sqrt(var + eps) + beta``.
+
+    Args:
+        x: ``(..., C)``; statistics over all axes but the last (at least 1 value per channel).
+        gamma: ``(C,)`` or ``None`` (``scale=False``: 1).
+        beta: ``(C,)`` or ``None`` (``center=False``: 0).
+        epsilon: float added to the variance.
+
+    Returns:
+        ``(y, cache)``; ``y`` has the shape of ``x``; ``cache.mean`` / ``cache.var`` are the
+        batch statistics, ``(C,)`` each.
+
+    Shape:
+        ``(..., C) -> (..., C)``.
+    """
+    mean, var = batch_moments(x)
+    inv_std = _inv_std(var, epsilon)
+    xhat = (x - mean) * inv_std
+    return _affine(xhat, gamma, beta), BatchNormCache(xhat, inv_std, gamma, mean, var)
+
+
+def batchnorm_backward(dy, cache):
+    """Gradients of :func:`batchnorm_forward`, through the batch statistics.
+
+    With ``m`` values per channel, ``dbeta = sum(dy)``, ``dgamma = sum(dy * xhat)`` and
+    ``dx = gamma * inv_std * (dy - dbeta / m - xhat * dgamma / m)``: the closed form of the
+    chain rule through ``mean`` and ``var`` (sums over every axis but the last).
+
+    Args:
+        dy: ``(..., C)``; not modified.
+        cache: from :func:`batchnorm_forward`.
+
+    Returns:
+        ``(dx, dgamma, dbeta)``: ``dx`` like ``dy``; ``dgamma`` and ``dbeta`` ``(C,)`` (the
+        gradients a ``gamma``/``beta`` would get; a layer without one ignores it).
+    """
+    xhat, inv_std, gamma = cache.xhat, cache.inv_std, cache.gamma
+    axes = _reduce_axes(dy)
+    m = xhat.size // xhat.shape[-1]
+    dbeta = dy.sum(axis=axes)
+    dgamma = (dy * xhat).sum(axis=axes)
+    k = inv_std * gamma if gamma is not None else inv_std
+    dx = k * (dy - dbeta / m - xhat * (dgamma / m))
+    return dx, dgamma, dbeta
+
+
+def batchnorm_inference_forward(x, mean, var, gamma, beta, epsilon):
+    """Batch normalization with given statistics (the moving ones): ``x * scale + shift``.
+
+    Args:
+        x: ``(..., C)``.
+        mean, var: ``(C,)``, the moving mean and variance.
+        gamma, beta: ``(C,)`` or ``None`` (1 and 0).
+        epsilon: float added to the variance.
+
+    Returns:
+        ``(y, cache)``, ``y`` shaped like ``x``.
+
+    Shape:
+        ``(..., C) -> (..., C)``.
+    """
+    scale, shift = batchnorm_scale_shift(mean, var, gamma, beta, epsilon)
+    return x * scale + shift, BatchNormInferenceCache(x, mean, _inv_std(var, epsilon), scale)
+
+
+def batchnorm_inference_backward(dy, cache):
+    """Gradients of :func:`batchnorm_inference_forward`; the statistics are constants.
+
+    Returns:
+        ``(dx, dgamma, dbeta)``: ``dx = dy * scale``; ``dgamma = sum(dy * xhat)``,
+        ``dbeta = sum(dy)``, each ``(C,)``. ``dy`` is not modified.
+    """
+    axes = _reduce_axes(dy)
+    xhat = (cache.x - cache.mean) * cache.inv_std
+    return dy * cache.scale, (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
+
+
+def batchnorm_scale_shift(mean, var, gamma, beta, epsilon):
+    """The inference map as ``y = x * scale + shift``, per channel.
+
+    ``scale = gamma / sqrt(var + eps)``, ``shift = beta - mean * scale``: what the layer
+    computes at inference and what an exporter folds into a preceding Conv2D/Dense
+    (``kernel * scale``, ``bias * scale + shift``).
+
+    Args:
+        mean, var: ``(C,)`` moving statistics.
+        gamma, beta: ``(C,)`` or ``None`` (1 and 0).
+        epsilon: float.
+
+    Returns:
+        ``(scale, shift)``, each ``(C,)``, in the dtype of ``mean``.
+    """
+    inv_std = _inv_std(var, epsilon)
+    scale = inv_std * gamma if gamma is not None else inv_std
+    shift = -mean * scale
+    if beta is not None:
+        shift = shift + beta
+    return scale, shift
