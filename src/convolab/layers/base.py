@@ -185,7 +185,7 @@ class Layer:
         replica = copy.copy(self)  # shares params; its cache and grads are its own
         replica.grads = {}
         replica.need_input_grad = isinstance(x, Tensor) and x.requires_grad
-        keys = [k for k in self.params if self.trainable and k not in self._non_trainable_keys]
+        keys = self.trainable_keys()
         variables = [self.variable(k) for k in keys]
         if getattr(self, "activation", None) == "softmax" and hasattr(self, "call_logits"):
             # A final softmax, as Keras does it: the logits are a tensor of their own, so that a
@@ -280,12 +280,20 @@ class Layer:
             self._non_trainable_keys.add(name)
         return self.variable(name)
 
+    def weight_is_trainable(self, key) -> bool:
+        """True when the optimizer updates weight ``key`` (a trainable layer, a trainable weight)."""
+        return self.trainable and key not in self._non_trainable_keys
+
+    def trainable_keys(self) -> list:
+        """The keys of the weights the optimizer updates, in weight order."""
+        return [k for k in self.params if self.weight_is_trainable(k)]
+
     def variable(self, key) -> Variable:
         """The :class:`Variable` handle on weight ``key`` (the same array, updated in place)."""
         v = self._variables.get(key)
         if v is None or v.value is not self.params[key]:
             v = Variable(self.params[key], name=key, path=f"{self.name}/{key}",
-                         trainable=lambda: self.trainable and key not in self._non_trainable_keys)
+                         trainable=lambda: self.weight_is_trainable(key))
             self._variables[key] = v
         return v
 
@@ -362,12 +370,12 @@ class Layer:
 
     @property
     def trainable_weights(self):
-        own = [p for k, p in self.params.items() if self.trainable and k not in self._non_trainable_keys]
+        own = [self.params[k] for k in self.trainable_keys()]
         return own + [w for l in self._sublayers() if self.trainable for w in l.trainable_weights]
 
     @property
     def non_trainable_weights(self):
-        own = [p for k, p in self.params.items() if not self.trainable or k in self._non_trainable_keys]
+        own = [p for k, p in self.params.items() if not self.weight_is_trainable(k)]
         return own + [w for l in self._sublayers() for w in
                       (l.weights if not self.trainable else l.non_trainable_weights)]
 

@@ -161,10 +161,9 @@ class Sequential(Model):
     def _params_and_grads(self):
         params, grads = [], []
         for layer in self.layers:
-            if layer.trainable:
-                for key, p in layer.params.items():
-                    params.append(p)
-                    grads.append(layer.grads[key])
+            for key in layer.trainable_keys():  # moving statistics are not the optimizer's
+                params.append(layer.params[key])
+                grads.append(layer.grads[key])
         return params, grads
 
     def _fast_path(self) -> bool:

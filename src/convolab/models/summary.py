@@ -25,7 +25,7 @@ def format_summary(model, line_length=65, positions=(0.45, 0.85, 1.0)) -> str:
         out.append("" if i < len(model.layers) - 1 else "=" * line_length)
     if not model.layers:
         out.append("=" * line_length)
-    trainable = sum(layer.count_params() for layer in model.layers if layer.trainable)
+    trainable = sum(p.size for layer in model.layers for p in layer.trainable_weights)
     total = sum(layer.count_params() for layer in model.layers)
     out += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
             f"Non-trainable params: {total - trainable:,}", "_" * line_length]
