@@ -8,6 +8,13 @@ the weight arrays but keeping its own caches and gradients). NumPy, BLAS and the
 kernels release the GIL, so the shards run at the same time. The shard gradients are summed
 in a fixed order and the optimiser takes one step: the same update as the whole batch at once,
 up to float rounding, and bitwise repeatable for a given thread count.
+
+A layer computing statistics over the batch (BatchNormalization in training) breaks that
+equivalence: on a shard it would normalise with the shard's mean and variance and update the
+moving averages once per shard. Keras computes them over the whole batch on a device, so a
+model holding such a layer is never sharded (:func:`worth_sharding` says no; the runner refuses
+it): the batch runs whole, on the calling thread. Combining shard statistics exactly would
+need a barrier between the shards in the middle of the forward pass and another in backward.
 """
 from __future__ import annotations
 
@@ -70,6 +77,11 @@ def forward_flops_per_sample(model) -> float:
     return total
 
 
+def has_batch_statistics(model) -> bool:
+    """True when a layer normalises with statistics of the whole batch (see the module docstring)."""
+    return any(getattr(layer, "batch_statistics", False) for layer in model.layers)
+
+
 def worth_sharding(model, batch_size, n_threads) -> bool:
     """Shards pay when there are cores for them and each carries enough work.
 
@@ -77,7 +89,7 @@ def worth_sharding(model, batch_size, n_threads) -> bool:
     sample) and LeNet (1.30) ran 3-10% faster on shards, the one-conv CNN (0.36) 14% slower,
     the hand-off costing more than its shard's 5.8 MFLOP; at batch 128 all three ran faster.
     """
-    if n_threads < 2 or batch_size < 2 * ShardRunner.min_shard:
+    if n_threads < 2 or batch_size < 2 * ShardRunner.min_shard or has_batch_statistics(model):
         return False
     per_shard = forward_flops_per_sample(model) * batch_size / min(n_threads, batch_size // ShardRunner.min_shard)
     return per_shard >= MIN_SHARD_FLOPS
@@ -107,6 +119,10 @@ class ShardRunner:
     min_shard = 4
 
     def __init__(self, model, n_threads):
+        if has_batch_statistics(model):
+            names = [l.describe() for l in model.layers if getattr(l, "batch_statistics", False)]
+            raise ValueError(f"ShardRunner: {model.describe()} holds {', '.join(names)}, whose batch statistics "
+                             "a shard cannot compute; run its batches whole")
         self.model = model
         self.n = n_threads
         self.replicas = [[_replica(layer) for layer in model.layers] for _ in range(n_threads)]
@@ -173,13 +189,12 @@ class ShardRunner:
             return loss, out
         params, grads = [], []
         for li, layer in enumerate(model.layers):
-            if layer.trainable:
-                for key, p in layer.params.items():
-                    params.append(p)
-                    g = self.replicas[0][li].grads[key]
-                    for t in range(1, len(shards)):
-                        g = g + self.replicas[t][li].grads[key]
-                    grads.append(g)
+            for key in layer.trainable_keys():
+                params.append(layer.params[key])
+                g = self.replicas[0][li].grads[key]
+                for t in range(1, len(shards)):
+                    g = g + self.replicas[t][li].grads[key]
+                grads.append(g)
         model.optimizer.apply(params, grads)
         return loss, out
 
