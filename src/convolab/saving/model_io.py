@@ -14,8 +14,9 @@ File format (``format_version`` 1). A convolab file is a safetensors file:
   only, so the bytes written never depend on the order safetensors gives its metadata map:
   saving a loaded model again gives the same file, byte for byte.
 * tensors ``layers.<i>.<param>`` (``<i>`` indexes ``model.layers``; ``<param>`` is ``kernel``
-  or ``bias``) and, with the training state, ``optimizer.<j>.<slot>`` (``<j>`` indexes the
-  trainable weights in model order, ``<slot>`` is ``momentum``, ``velocity``...).
+  or ``bias``, or BatchNormalization's ``gamma``, ``beta``, ``moving_mean``, ``moving_variance``)
+  and, with the training state, ``optimizer.<j>.<slot>`` (``<j>`` indexes the trainable
+  weights in model order, moving statistics excluded; ``<slot>`` is ``momentum``, ``velocity``...).
 
 File names: ``.convolab`` is the default and recommended extension; ``.keras`` and
 ``.safetensors`` are accepted too (the content is the same format; it is *not* a Keras zip
@@ -42,6 +43,7 @@ from .. import random as random_mod
 from ..layers import (
     Activation,
     AveragePooling2D,
+    BatchNormalization,
     Conv2D,
     Dense,
     DepthwiseConv2D,
@@ -68,7 +70,7 @@ DEFAULT_SUFFIX = MODEL_SUFFIXES[0]
 LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Dense, Flatten, MaxPooling2D, AveragePooling2D,
                                                Dropout, Activation, ReLU, Softmax, GlobalAveragePooling2D,
                                                GlobalMaxPooling2D, Reshape, Rescaling, DepthwiseConv2D,
-                                               SeparableConv2D)}
+                                               SeparableConv2D, BatchNormalization)}
 OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (optimizers_mod.SGD, optimizers_mod.RMSprop, optimizers_mod.Adam,
                                                    optimizers_mod.AdamW, optimizers_mod.Nadam, optimizers_mod.Adagrad,
                                                    optimizers_mod.Adadelta)}
@@ -154,7 +156,7 @@ def _rng_json(state):
 
 def _trainable_weights(model):
     # The optimizer's state list follows Sequential's trainable parameters, in model order.
-    return [p for layer in model.layers if layer.trainable for p in layer.params.values()]
+    return [layer.params[key] for layer in model.layers for key in layer.trainable_keys()]
 
 
 def _check_optimizer_saveable(optimizer, what):
@@ -394,11 +396,12 @@ def _plan_model(doc, infos, source):
         lcfg = entry["config"]
         if i == 0 and "input_shape" in lcfg and tuple(lcfg["input_shape"]) != shape[1:]:
             raise ModelFileError(f"{where}: input_shape {lcfg['input_shape']} differs from the model's {list(shape[1:])}")
-        param_shapes, shape = _probe(_construct(cls, lcfg, where), shape, where)
+        layer = _construct(cls, lcfg, where)
+        param_shapes, shape = _probe(layer, shape, where)
         dtype = np.dtype(lcfg["dtype"])
         for key, pshape in param_shapes.items():
             plan.expected[weight_name(i, key)] = (dtype, pshape)
-            if lcfg["trainable"]:
+            if layer.weight_is_trainable(key):  # the config's `trainable`, and not a moving statistic
                 trainable_shapes.append((dtype, pshape))
         plan.layer_specs.append((cls, lcfg))
     comp = doc["compile"]

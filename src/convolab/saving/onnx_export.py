@@ -20,6 +20,12 @@ DepthwiseConv2D, whose ``(kh, kw, C, dm)`` kernel is the grouped ``(kh, kw, 1, C
 Padding ``'same'`` is TensorFlow's (the odd pixel after), written as explicit asymmetric
 ``pads`` from :func:`convolab.utils.conv_utils.padding_amounts`; average pooling excludes the
 padding (``count_include_pad=0``), max pooling never picks it.
+
+BatchNormalization exports its inference form (moving statistics). Right after a Conv2D or
+Dense without activation it is folded into that layer's kernel and bias
+(:func:`convolab.ops.batchnorm.batchnorm_scale_shift`: ``kernel * scale``, ``bias * scale + shift``),
+so it costs nothing at inference; elsewhere it is an ONNX BatchNormalization node (NCHW
+images, ``(N, C)`` vectors) or, for other ranks, a Mul and an Add over the last axis.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ import os
 
 import numpy as np
 
+from ..ops.batchnorm import batchnorm_scale_shift
 from ..utils.conv_utils import padding_amounts
 from .atomic import atomic_write_bytes
 
@@ -155,11 +162,51 @@ def _conv(g, t, layer, kernel, bias, groups, base, window=True):
     t.name = g.op("Conv", inputs, base + "_conv", group=int(groups), **attrs)
 
 
-def _emit(g, t, layer):
+def _batch_norm_scale_shift(layer):
+    p = layer.params
+    return batchnorm_scale_shift(p["moving_mean"], p["moving_variance"], p.get("gamma"), p.get("beta"), layer.epsilon)
+
+
+def _folds(layer, following) -> bool:
+    """A BatchNormalization right after a linear Conv2D/Dense folds into its kernel and bias."""
+    return (type(following).__name__ == "BatchNormalization" and type(layer).__name__ in ("Conv2D", "Dense")
+            and layer.activation == "linear")
+
+
+def _folded_kernel_and_bias(layer, bn):
+    """``bn(x @ kernel + bias)`` as one affine map: ``kernel * scale``, ``bias * scale + shift``."""
+    scale, shift = _batch_norm_scale_shift(bn)
+    bias = shift if layer.bias is None else layer.bias * scale + shift
+    return layer.kernel * scale, bias
+
+
+def _batch_norm(g, t, layer, base):
+    """An ONNX BatchNormalization (channels on axis 1: NCHW images, (N, C) vectors), or for other
+    ranks the same per-channel map as a Mul and an Add on the last axis."""
+    p = layer.params
+    c = p["moving_mean"].shape[0]
+    if t.rank in (2, 4):
+        _to_nchw(g, t)
+        gamma = p["gamma"] if "gamma" in p else np.ones(c)
+        beta = p["beta"] if "beta" in p else np.zeros(c)
+        inputs = [t.name] + [g.const(base + suffix, v) for suffix, v in (
+            ("_gamma", gamma), ("_beta", beta), ("_mean", p["moving_mean"]), ("_var", p["moving_variance"]))]
+        t.name = g.op("BatchNormalization", inputs, base, epsilon=float(layer.epsilon))
+        return
+    _to_nhwc(g, t)
+    scale, shift = _batch_norm_scale_shift(layer)
+    t.name = g.op("Mul", [t.name, g.const(base + "_scale", scale)], base + "_scale")
+    t.name = g.op("Add", [t.name, g.const(base + "_shift", shift)], base + "_shift")
+
+
+def _emit(g, t, layer, folded=None):
+    """Emit ``layer``; ``folded`` is a following BatchNormalization to fold into a Conv2D/Dense."""
     kind = type(layer).__name__
     base = layer.name
+    if kind in ("Conv2D", "Dense"):
+        kernel, bias = (layer.kernel, layer.bias) if folded is None else _folded_kernel_and_bias(layer, folded)
     if kind == "Conv2D":
-        _conv(g, t, layer, layer.kernel, layer.bias, layer.groups, base)
+        _conv(g, t, layer, kernel, bias, layer.groups, base)
         _activation(g, t, layer.activation, base)
     elif kind in ("DepthwiseConv2D", "SeparableConv2D"):
         p = layer.params
@@ -184,9 +231,9 @@ def _emit(g, t, layer):
         t.rank = 2
     elif kind == "Dense":
         _to_nhwc(g, t)
-        t.name = g.op("MatMul", [t.name, g.const(base + "_W", layer.kernel)], base + "_matmul")
-        if layer.use_bias:
-            t.name = g.op("Add", [t.name, g.const(base + "_B", layer.bias)], base + "_bias")
+        t.name = g.op("MatMul", [t.name, g.const(base + "_W", kernel)], base + "_matmul")
+        if bias is not None:
+            t.name = g.op("Add", [t.name, g.const(base + "_B", bias)], base + "_bias")
         _activation(g, t, layer.activation, base)
     elif kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
         _global_pool(g, t, layer, base)
@@ -206,6 +253,8 @@ def _emit(g, t, layer):
         _activation(g, t, layer.activation, base)
     elif kind == "ReLU":
         _relu(g, t, layer, base)
+    elif kind == "BatchNormalization":
+        _batch_norm(g, t, layer, base)
     else:
         raise ValueError(f"export_model: {layer.describe()} has no ONNX translation")
 
@@ -226,8 +275,16 @@ def to_onnx(model):
     g = _Graph(helper, numpy_helper, dtype)
     in_shape = model.input_shape
     t = _Tensor("input", len(in_shape))
-    for layer in model.layers:
-        _emit(g, t, layer)
+    layers = model.layers
+    i = 0
+    while i < len(layers):
+        following = layers[i + 1] if i + 1 < len(layers) else None
+        if _folds(layers[i], following):
+            _emit(g, t, layers[i], folded=following)
+            i += 2
+        else:
+            _emit(g, t, layers[i])
+            i += 1
     _to_nhwc(g, t)
     g.nodes.append(helper.make_node("Identity", [t.name], ["output"], name="output"))
 
@@ -293,7 +350,7 @@ def export_model(model, filepath, format="onnx"):
         model: a functional model (see :mod:`convolab.saving.onnx_graph`) or a built Sequential model of
             Conv2D, DepthwiseConv2D, SeparableConv2D, Dense, Flatten, MaxPooling2D,
             AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Reshape, Rescaling,
-            Dropout (identity), Activation, ReLU and Softmax layers.
+            BatchNormalization, Dropout (identity), Activation, ReLU and Softmax layers.
         filepath: output path, e.g. ``'model.onnx'``.
         format: ``'onnx'`` (the only format; needs ``pip install onnx``).
 

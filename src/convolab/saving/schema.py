@@ -154,6 +154,10 @@ _WINDOW = {"kernel_size": pair, "strides": pair, "padding": _padding, "use_bias"
 # dilation_rate and groups are optional: files written before they existed hold neither
 _CONV_OPT = {"dilation_rate": pair, "groups": _dim}
 _DEPTHWISE_INITS = {"depthwise_initializer": _initializer, "bias_initializer": _initializer}
+_BATCH_NORM = {"axis": integer(-1, 6), "momentum": number(0, 1), "epsilon": number(0, lo_open=True),
+               "center": boolean, "scale": boolean, "synchronized": boolean}
+_BATCH_NORM_INITS = {key: _initializer for key in ("beta_initializer", "gamma_initializer", "moving_mean_initializer",
+                                                   "moving_variance_initializer")}
 
 LAYER_SCHEMAS = {
     "Conv2D": _layer({"filters": _dim, **_WINDOW}, {**_INITS, **_CONV_OPT}),
@@ -172,6 +176,7 @@ LAYER_SCHEMAS = {
     "GlobalMaxPooling2D": _layer(_GLOBAL_POOL),
     "Reshape": _layer({"target_shape": _target_shape}),
     "Rescaling": _layer({"scale": number(), "offset": number()}),
+    "BatchNormalization": _layer(_BATCH_NORM, _BATCH_NORM_INITS),
 }
 
 model_schema = obj({
