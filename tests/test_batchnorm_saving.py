@@ -57,6 +57,33 @@ def test_round_trip_predicts_identically_and_keeps_moving_statistics(tmp_path, d
         np.testing.assert_array_equal(a, b)
 
 
+def graph_model():
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 2))
+    h = L.Conv2D(4, 3, padding="same", use_bias=False)(inp)
+    a = L.ReLU()(L.BatchNormalization(momentum=0.9)(h))
+    b = L.BatchNormalization(name="side_bn")(L.Conv2D(4, 1)(inp))
+    out = L.Dense(3, activation="softmax")(L.Flatten()(L.Add()([a, b])))
+    model = keras.Model(inp, out)
+    model.compile(keras.optimizers.Adam(learning_rate=0.01), "sparse_categorical_crossentropy")
+    return model
+
+
+def test_functional_round_trip_and_resume(tmp_path):
+    model = graph_model()
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(16, 8, 8, 2)).astype("float32"), rng.integers(0, 3, 16)
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    path = tmp_path / "g.convolab"
+    model.save(path)
+    again = load_model(path)
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+    again.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    for w, v in zip(model.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(w, v)
+
+
 def test_weights_file_round_trip(tmp_path):
     model, x, _ = trained()
     path = tmp_path / "w.weights.safetensors"
@@ -150,3 +177,11 @@ def test_onnx_trained_model(tmp_path):
     model, x, _ = trained()  # float32 only: onnxruntime's CPU Conv has no double kernel
     ops = _export(model, tmp_path, x, atol=1e-5)
     assert "BatchNormalization" not in ops  # both follow a Conv2D / Dense without activation
+
+
+def test_onnx_functional_graph(tmp_path):
+    model = graph_model()
+    _randomise_statistics(model)
+    x = np.random.default_rng(5).normal(size=(4, 8, 8, 2)).astype(np.float32)
+    ops = _export(model, tmp_path, x, atol=2e-5)
+    assert ops.count("BatchNormalization") == 2  # a graph exports each layer as it is: no folding

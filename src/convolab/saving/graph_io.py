@@ -257,14 +257,14 @@ class _Totals:
         if self.layers > schema.MAX_LAYERS:
             raise ModelFileError(f"{where}: more than {schema.MAX_LAYERS} layers in all")
 
-    def add_params(self, params, path, cfg, trainable):
+    def add_params(self, params, path, cfg, trainable, layer):
         dtype = np.dtype(cfg["dtype"])
         for key, shape in params.items():
             name = weight_tensor(f"{path}/{key}")
             if name in self.expected:
                 raise ModelFileError(f"weight path {path}/{key} appears twice")
             self.expected[name] = (dtype, shape)
-            if trainable and cfg["trainable"]:
+            if trainable and layer.weight_is_trainable(key):  # cfg's `trainable`; not a moving statistic
                 self.trainable.append((f"{path}/{key}", dtype, shape))
 
 
@@ -294,7 +294,7 @@ def _plan_layer(cls_name, cfg, in_shape, path, trainable, at, totals):
     cls = model_io.LAYER_CLASSES[cls_name]
     layer = model_io._construct(cls, cfg, at)
     params, out = model_io._probe(layer, in_shape, at)
-    totals.add_params(params, path, cfg, trainable)
+    totals.add_params(params, path, cfg, trainable, layer)
     if cls is Dropout and cfg["seed"] is not None:
         totals.seeded.add(path)
     return layer, out
