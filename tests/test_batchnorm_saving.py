@@ -152,6 +152,8 @@ CASES = {
     "conv-folded": ([L.Conv2D(3, 3), L.BatchNormalization(), L.ReLU(), L.Flatten(), L.Dense(2)], 0),
     "conv-no-bias-folded": ([L.Conv2D(3, 3, use_bias=False, padding="same"), L.BatchNormalization(scale=False),
                              L.Flatten()], 0),
+    "grouped-dilated-conv-folded": ([L.Conv2D(4, 1), L.Conv2D(4, 3, groups=2, dilation_rate=2), L.BatchNormalization(),
+                                     L.Flatten()], 0),
     "dense-folded": ([L.Flatten(), L.Dense(5), L.BatchNormalization(center=False), L.Dense(2)], 0),
     "after-relu-node": ([L.Conv2D(3, 3, activation="relu"), L.BatchNormalization(), L.Flatten()], 1),
     "first-layer-node": ([L.BatchNormalization(), L.Conv2D(2, 3), L.Flatten()], 1),
