@@ -1,5 +1,14 @@
 """Layers with Keras's names, arguments and defaults (NHWC, channels last)."""
 from .activation import Activation, ReLU, Softmax
+from .augmentation import (
+    RandomBrightness,
+    RandomContrast,
+    RandomCrop,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+)
 from .base import Layer
 from .conv import Conv2D
 from .dense import Dense
@@ -11,18 +20,21 @@ from .input_layer import InputLayer
 from .keras_tensor import Input, KerasTensor
 from .normalization import BatchNormalization
 from .merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, concatenate, multiply
+from .padding import Cropping2D, ZeroPadding2D
 from .pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
 from .reshaping import Rescaling, Reshape
 from .separable_conv import SeparableConv2D
+from .upsampling import UpSampling2D
 
 Convolution2D = Conv2D
 SeparableConvolution2D = SeparableConv2D
 
 __all__ = [
     "Activation", "Add", "Average", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Concatenate", "Conv2D",
-    "Convolution2D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAveragePooling2D", "GlobalAvgPool2D",
-    "GlobalMaxPool2D",
-    "GlobalMaxPooling2D", "Input", "InputLayer", "KerasTensor", "Layer", "MaxPool2D", "MaxPooling2D", "Maximum",
-    "Minimum", "Multiply", "ReLU", "Rescaling", "Reshape", "SeparableConv2D", "SeparableConvolution2D", "Softmax",
-    "Subtract", "add", "concatenate", "multiply",
+    "Convolution2D", "Cropping2D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAveragePooling2D",
+    "GlobalAvgPool2D", "GlobalMaxPool2D", "GlobalMaxPooling2D", "Input", "InputLayer", "KerasTensor", "Layer",
+    "MaxPool2D", "MaxPooling2D", "Maximum", "Minimum", "Multiply", "RandomBrightness", "RandomContrast", "RandomCrop",
+    "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "ReLU", "Rescaling", "Reshape",
+    "SeparableConv2D", "SeparableConvolution2D", "Softmax", "Subtract", "UpSampling2D", "ZeroPadding2D", "add",
+    "concatenate", "multiply",
 ]

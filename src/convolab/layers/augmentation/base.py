@@ -1,0 +1,91 @@
+"""What every augmentation layer shares: active only when ``training=True``, seeded draws,
+factor arguments read as Keras reads them."""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from ...random import get_generator
+from ..base import Layer
+from ..unsupported import reject_unsupported
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def parse_factor(value, owner, arg, lo=-math.inf, hi=math.inf, symmetric=True):
+    """Keras's factor spellings as ``(lower, upper)``.
+
+    A number ``f`` means ``(-f, f)`` (or ``(f, f)`` with ``symmetric=False``); a pair is
+    ``(lower, upper)`` with ``lower <= upper``. Both bounds must lie in ``[lo, hi]``.
+    """
+    if _is_number(value):
+        pair = (-float(value), float(value)) if symmetric else (float(value), float(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_number(v) for v in value):
+        pair = (float(value[0]), float(value[1]))
+    else:
+        raise ValueError(f"{owner}: `{arg}` must be a number or a tuple of 2 numbers (lower, upper); "
+                         f"got {arg}={value!r}")
+    if pair[0] > pair[1] or not (lo <= pair[0] and pair[1] <= hi):
+        raise ValueError(f"{owner}: `{arg}` must give lower <= upper, both in [{lo}, {hi}]; got {arg}={value!r} "
+                         f"(bounds {pair})")
+    return pair
+
+
+def factor_config(value):
+    """The factor as it goes into ``get_config``: a float, or a list of 2 floats."""
+    return float(value) if _is_number(value) else [float(v) for v in value]
+
+
+class AugmentationLayer(Layer):
+    """Base of the random image layers: identity unless ``training=True``.
+
+    Subclasses implement ``augment(x, rng) -> (y, cache)`` and ``augment_backward(dy, cache)``;
+    one random transform is drawn per image, for the whole batch at once.
+
+    Args:
+        seed: optional int: the layer draws from a private generator seeded with it, so a run
+            repeats (each call draws new transforms); otherwise from convolab's global one.
+        data_format: only ``'channels_last'`` (NHWC).
+    """
+
+    input_ndim = 4
+
+    def __init__(self, seed=None, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        reject_unsupported(self.describe(), data_format=data_format)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+            raise ValueError(f"{self.describe()}: `seed` must be None or a non-negative int; got seed={seed!r}")
+        self.seed = None if seed is None else int(seed)
+        self._rng = np.random.default_rng(self.seed) if self.seed is not None else None
+        self._cache = None
+
+    def generator(self) -> np.random.Generator:
+        return self._rng if self._rng is not None else get_generator()
+
+    def call(self, x, training=False):
+        if not training:
+            self._cache = None
+            return x
+        y, cache = self.augment(x, self.generator())
+        self._cache = (cache,)
+        return y
+
+    def backward(self, dy):
+        if self._cache is None:  # inference: the identity
+            return dy
+        return self.augment_backward(dy, self._cache[0])
+
+    def augment(self, x, rng):
+        raise NotImplementedError
+
+    def augment_backward(self, dy, cache):
+        raise NotImplementedError
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["seed"] = self.seed
+        return cfg
