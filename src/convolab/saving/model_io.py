@@ -45,6 +45,7 @@ from ..layers import (
     AveragePooling2D,
     BatchNormalization,
     Conv2D,
+    Cropping2D,
     Dense,
     DepthwiseConv2D,
     Dropout,
@@ -52,12 +53,22 @@ from ..layers import (
     GlobalAveragePooling2D,
     GlobalMaxPooling2D,
     MaxPooling2D,
+    RandomBrightness,
+    RandomContrast,
+    RandomCrop,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
     ReLU,
     Rescaling,
     Reshape,
     SeparableConv2D,
     Softmax,
+    UpSampling2D,
+    ZeroPadding2D,
 )
+from ..layers.augmentation import AugmentationLayer
 from . import schema
 from .container import DTYPE_CODES, MAX_DOCUMENT_BYTES, ContainerReader, short_repr, strict_json_loads, write_container
 from .errors import ModelFileError
@@ -70,7 +81,11 @@ DEFAULT_SUFFIX = MODEL_SUFFIXES[0]
 LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Dense, Flatten, MaxPooling2D, AveragePooling2D,
                                                Dropout, Activation, ReLU, Softmax, GlobalAveragePooling2D,
                                                GlobalMaxPooling2D, Reshape, Rescaling, DepthwiseConv2D,
-                                               SeparableConv2D, BatchNormalization)}
+                                               SeparableConv2D, BatchNormalization, ZeroPadding2D, Cropping2D,
+                                               UpSampling2D, RandomFlip, RandomTranslation, RandomRotation, RandomZoom,
+                                               RandomCrop, RandomContrast, RandomBrightness)}
+#: layers that may draw from a private generator (``seed=...``): its state is training state
+_SEEDED = (Dropout, AugmentationLayer)
 OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (optimizers_mod.SGD, optimizers_mod.RMSprop, optimizers_mod.Adam,
                                                    optimizers_mod.AdamW, optimizers_mod.Nadam, optimizers_mod.Adagrad,
                                                    optimizers_mod.Adadelta)}
@@ -231,8 +246,8 @@ def _training_state(model, tensors):
         warnings.warn("convolab's random generator is not PCG64; its state is not saved", RuntimeWarning, stacklevel=3)
     layer_rngs = {}
     for i, layer in enumerate(model.layers):
-        rng = getattr(layer, "_rng", None)  # Dropout(seed=...) draws from a private generator
-        if isinstance(layer, Dropout) and rng is not None:
+        rng = getattr(layer, "_rng", None)  # Dropout(seed=...), RandomFlip(seed=...)... draw from their own
+        if isinstance(layer, _SEEDED) and rng is not None:
             state = _rng_json(rng.bit_generator.state)
             if state is not None:
                 layer_rngs[str(i)] = state
@@ -426,8 +441,10 @@ def _plan_model(doc, infos, source):
             raise ModelFileError(f"{source}: the training state holds optimizer globals {sorted(got)}; "
                                  f"{type(plan.optimizer).__name__} keeps {sorted(want)}")
         for i in state["rng"]["layers"]:
-            if i >= len(plan.layer_specs) or plan.layer_specs[i][0] is not Dropout or plan.layer_specs[i][1]["seed"] is None:
-                raise ModelFileError(f"{source}: a generator state for layer {i}, which is not a seeded Dropout")
+            if (i >= len(plan.layer_specs) or not issubclass(plan.layer_specs[i][0], _SEEDED)
+                    or plan.layer_specs[i][1]["seed"] is None):
+                raise ModelFileError(f"{source}: a generator state for layer {i}, which is not a seeded Dropout "
+                                     "or augmentation layer")
         plan.training_state = state
     _compare_tensors(plan.expected, infos, source, dtype_exact=True)
     return plan

@@ -17,6 +17,11 @@ Grouped and depthwise convolutions are ONNX Convs with ``group`` (``group = C`` 
 DepthwiseConv2D, whose ``(kh, kw, C, dm)`` kernel is the grouped ``(kh, kw, 1, C * dm)`` one) and
 ``dilations``; SeparableConv2D is two Convs, the depthwise one and a 1x1 one carrying the bias.
 
+ZeroPadding2D is a Pad, Cropping2D a Slice, UpSampling2D a Resize ('nearest': asymmetric
+coordinates with floor, i.e. repetition; 'bilinear': half-pixel linear, TensorFlow's resize).
+Augmentation layers compute the identity at inference and add no node, except RandomCrop,
+whose inference-time centre crop and resize are a Slice and a Resize.
+
 Padding ``'same'`` is TensorFlow's (the odd pixel after), written as explicit asymmetric
 ``pads`` from :func:`convolab.utils.conv_utils.padding_amounts`; average pooling excludes the
 padding (``count_include_pad=0``), max pooling never picks it.
@@ -199,13 +204,75 @@ def _batch_norm(g, t, layer, base):
     t.name = g.op("Add", [t.name, g.const(base + "_shift", shift)], base + "_shift")
 
 
+def _spatial_axes(t):
+    return [2, 3] if t.nchw else [1, 2]
+
+
+def _crop(g, t, base, top, bottom, left, right):
+    """Slice off borders along H and W; a negative end counts from the end, so sizes need not be known."""
+    big = np.iinfo(np.int64).max
+    starts = g.const(base + "_starts", [top, left], dtype=np.int64)
+    ends = g.const(base + "_ends", [-bottom if bottom else big, -right if right else big], dtype=np.int64)
+    axes = g.const(base + "_axes", _spatial_axes(t), dtype=np.int64)
+    t.name = g.op("Slice", [t.name, starts, ends, axes], base)
+
+
+def _resize(g, t, base, scale_h, scale_w, interpolation):
+    """ONNX Resize by whole-image scales: 'nearest' repeats pixels (asymmetric, floor), 'bilinear'
+    is TensorFlow's half-pixel linear resize."""
+    scales = [1.0, 1.0, scale_h, scale_w] if t.nchw else [1.0, scale_h, scale_w, 1.0]
+    attrs = ({"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
+             if interpolation == "nearest" else {"mode": "linear", "coordinate_transformation_mode": "half_pixel"})
+    t.name = g.op("Resize", [t.name, "", g.const(base + "_scales", scales, dtype=np.float32)], base, **attrs)
+
+
+def _random_crop(g, t, layer, base):
+    """RandomCrop at inference: the centred window of the target aspect ratio, resized bilinearly."""
+    from ..layers.augmentation.crop import center_crop_box
+
+    _, h, w, _ = layer.input_shape
+    if h is None or w is None:
+        raise ValueError(f"export_model: {layer.describe()} needs a known input height and width")
+    top, left, ch, cw = center_crop_box(h, w, layer.height, layer.width)
+    _crop(g, t, base + "_crop", top, h - top - ch, left, w - left - cw)
+    if (ch, cw) != (layer.height, layer.width):
+        # Resize to exact sizes (float scales such as 5/6 can floor to one pixel less): the
+        # batch and channel sizes are read from the tensor at run time.
+        shape = g.op("Shape", [t.name], base + "_shape")
+        one = g.const(base + "_one", [1], dtype=np.int64)
+        batch = g.op("Slice", [shape, g.const(base + "_b0", [0], dtype=np.int64), one], base + "_batch")
+        c_axis = 1 if t.nchw else 3
+        chan = g.op("Slice", [shape, g.const(base + "_c0", [c_axis], dtype=np.int64),
+                              g.const(base + "_c1", [c_axis + 1], dtype=np.int64)], base + "_channels")
+        hw = g.const(base + "_hw", [layer.height, layer.width], dtype=np.int64)
+        parts = [batch, chan, hw] if t.nchw else [batch, hw, chan]
+        sizes = g.op("Concat", parts, base + "_sizes", axis=0)
+        t.name = g.op("Resize", [t.name, "", "", sizes], base, mode="linear",
+                      coordinate_transformation_mode="half_pixel")
+
+
 def _emit(g, t, layer, folded=None):
     """Emit ``layer``; ``folded`` is a following BatchNormalization to fold into a Conv2D/Dense."""
+    from ..layers.augmentation import AugmentationLayer
+
     kind = type(layer).__name__
     base = layer.name
     if kind in ("Conv2D", "Dense"):
         kernel, bias = (layer.kernel, layer.bias) if folded is None else _folded_kernel_and_bias(layer, folded)
-    if kind == "Conv2D":
+    if kind == "RandomCrop":
+        _random_crop(g, t, layer, base)
+    elif isinstance(layer, AugmentationLayer):
+        return  # the identity at inference: nothing to compute
+    elif kind == "ZeroPadding2D":
+        (top, bottom), (left, right) = layer.padding
+        pads = [0, 0, top, left, 0, 0, bottom, right] if t.nchw else [0, top, left, 0, 0, bottom, right, 0]
+        t.name = g.op("Pad", [t.name, g.const(base + "_pads", pads, dtype=np.int64)], base, mode="constant")
+    elif kind == "Cropping2D":
+        (top, bottom), (left, right) = layer.cropping
+        _crop(g, t, base, top, bottom, left, right)
+    elif kind == "UpSampling2D":
+        _resize(g, t, base, float(layer.size[0]), float(layer.size[1]), layer.interpolation)
+    elif kind == "Conv2D":
         _conv(g, t, layer, kernel, bias, layer.groups, base)
         _activation(g, t, layer.activation, base)
     elif kind in ("DepthwiseConv2D", "SeparableConv2D"):
@@ -350,7 +417,9 @@ def export_model(model, filepath, format="onnx"):
         model: a functional model (see :mod:`convolab.saving.onnx_graph`) or a built Sequential model of
             Conv2D, DepthwiseConv2D, SeparableConv2D, Dense, Flatten, MaxPooling2D,
             AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Reshape, Rescaling,
-            BatchNormalization, Dropout (identity), Activation, ReLU and Softmax layers.
+            BatchNormalization, ZeroPadding2D, Cropping2D, UpSampling2D, Dropout (identity), Activation,
+            ReLU and Softmax layers, and augmentation layers, left out (the identity at inference) but
+            for RandomCrop, exported as its inference-time centre crop and resize.
         filepath: output path, e.g. ``'model.onnx'``.
         format: ``'onnx'`` (the only format; needs ``pip install onnx``).
 

@@ -158,6 +158,20 @@ _BATCH_NORM = {"axis": integer(-1, 6), "momentum": number(0, 1), "epsilon": numb
                "center": boolean, "scale": boolean, "synchronized": boolean}
 _BATCH_NORM_INITS = {key: _initializer for key in ("beta_initializer", "gamma_initializer", "moving_mean_initializer",
                                                    "moving_variance_initializer")}
+_border = list_of(list_of(integer(0, MAX_INT), 2, 2), 2, 2)
+_channels_last = string(16, {"channels_last"})
+_seed = nullable(integer(0, 2**63 - 1))
+_value_range = list_of(number(), 2, 2)
+_FILL = {"fill_mode": string(16, {"reflect", "wrap", "constant", "nearest"}),
+         "interpolation": string(16, {"bilinear", "nearest"}), "fill_value": number(), "seed": _seed}
+
+
+def _factor(v, where):
+    """An augmentation factor: a number, or ``[lower, upper]`` (the layer checks the ranges)."""
+    if isinstance(v, list):
+        return list_of(number(), 2, 2)(v, where)
+    return number()(v, where)
+
 
 LAYER_SCHEMAS = {
     "Conv2D": _layer({"filters": _dim, **_WINDOW}, {**_INITS, **_CONV_OPT}),
@@ -177,6 +191,17 @@ LAYER_SCHEMAS = {
     "Reshape": _layer({"target_shape": _target_shape}),
     "Rescaling": _layer({"scale": number(), "offset": number()}),
     "BatchNormalization": _layer(_BATCH_NORM, _BATCH_NORM_INITS),
+    "ZeroPadding2D": _layer({"padding": _border, "data_format": _channels_last}),
+    "Cropping2D": _layer({"cropping": _border, "data_format": _channels_last}),
+    "UpSampling2D": _layer({"size": pair, "data_format": _channels_last,
+                            "interpolation": string(16, {"nearest", "bilinear"})}),
+    "RandomFlip": _layer({"mode": string(32, {"horizontal", "vertical", "horizontal_and_vertical"}), "seed": _seed}),
+    "RandomTranslation": _layer({"height_factor": _factor, "width_factor": _factor, **_FILL}),
+    "RandomRotation": _layer({"factor": _factor, **_FILL}),
+    "RandomZoom": _layer({"height_factor": _factor, "width_factor": nullable(_factor), **_FILL}),
+    "RandomCrop": _layer({"height": _dim, "width": _dim, "seed": _seed}),
+    "RandomContrast": _layer({"factor": _factor, "value_range": _value_range, "seed": _seed}),
+    "RandomBrightness": _layer({"factor": _factor, "value_range": _value_range, "seed": _seed}),
 }
 
 model_schema = obj({
