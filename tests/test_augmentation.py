@@ -181,3 +181,21 @@ def test_onnx_export_skips_augmentation_and_matches_predict(tmp_path):
     x = np.random.default_rng(2).uniform(0, 1, (3, 7, 6, 3)).astype("float32")
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(sess.run(None, {"input": x})[0], model.predict(x, verbose=0), atol=1e-4)
+
+
+def test_functional_model_with_seeded_augmentation_saves_and_resumes(tmp_path):
+    inputs = keras.Input((6, 6, 1))
+    z = L.RandomFlip(seed=3)(inputs)
+    z = L.ZeroPadding2D()(z)
+    outputs = L.Dense(2)(L.Flatten()(L.Conv2D(2, 3)(z)))
+    model = keras.Model(inputs, outputs)
+    model.compile("sgd", "mse")
+    x = np.random.default_rng(0).uniform(0, 1, (4, 6, 6, 1))
+    model.fit(x, np.zeros((4, 2)), epochs=1, verbose=0)
+    path = tmp_path / "f.convolab"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    flip = next(l for l in model.layers if isinstance(l, L.RandomFlip))
+    flip2 = next(l for l in loaded.layers if isinstance(l, L.RandomFlip))
+    np.testing.assert_array_equal(flip2(x, training=True), flip(x, training=True))

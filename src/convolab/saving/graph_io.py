@@ -20,7 +20,6 @@ import warnings
 import numpy as np
 
 from .. import random as random_mod
-from ..layers import Dropout
 from ..layers.input_layer import InputLayer
 from ..layers.keras_tensor import Input
 from ..layers.merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
@@ -204,8 +203,8 @@ def _training_state(model, tensors, named):
         warnings.warn("convolab's random generator is not PCG64; its state is not saved", RuntimeWarning, stacklevel=4)
     layer_rngs = {}
     for path, layer in layers_by_path(model).items():
-        rng = getattr(layer, "_rng", None)  # Dropout(seed=...) draws from a private generator
-        if isinstance(layer, Dropout) and rng is not None:
+        rng = getattr(layer, "_rng", None)  # Dropout(seed=...), RandomFlip(seed=...)... draw from their own
+        if isinstance(layer, model_io._SEEDED) and rng is not None:
             state = model_io._rng_json(rng.bit_generator.state)
             if state is not None:
                 layer_rngs[path] = state
@@ -249,7 +248,7 @@ class _Totals:
     def __init__(self):
         self.expected = {}  # tensor name -> (dtype, shape)
         self.trainable = []  # (path, dtype, shape) of each trainable weight
-        self.seeded = set()  # paths of Dropout layers with a seed
+        self.seeded = set()  # paths of seeded Dropout and augmentation layers
         self.layers = 0
 
     def count(self, n, where):
@@ -295,7 +294,7 @@ def _plan_layer(cls_name, cfg, in_shape, path, trainable, at, totals):
     layer = model_io._construct(cls, cfg, at)
     params, out = model_io._probe(layer, in_shape, at)
     totals.add_params(params, path, cfg, trainable, layer)
-    if cls is Dropout and cfg["seed"] is not None:
+    if issubclass(cls, model_io._SEEDED) and cfg["seed"] is not None:
         totals.seeded.add(path)
     return layer, out
 
