@@ -10,14 +10,7 @@ def format_summary(model, line_length=65, positions=(0.45, 0.85, 1.0)) -> str:
     headers = ["Layer (type)", "Output Shape", "Param #"]
 
     def row(fields):
-        line = ""
-        for i, field in enumerate(fields):
-            if i > 0:
-                line = line[:-1] + " "
-            line += str(field)
-            line = line[: cols[i]]
-            line += " " * (cols[i] - len(line))
-        return " " + line.rstrip()
+        return _row(fields, cols)
 
     out = [f'Model: "{model.name}"', "_" * line_length, row(headers), "=" * line_length]
     for i, layer in enumerate(model.layers):
@@ -33,6 +26,7 @@ def format_summary(model, line_length=65, positions=(0.45, 0.85, 1.0)) -> str:
 
 
 def _row(fields, cols):
+    """One table row: each field cut or padded to its column's end, Keras's layout."""
     line = ""
     for i, field in enumerate(fields):
         if i > 0:
