@@ -17,7 +17,7 @@ replacing the lesson's default).
 """
 from __future__ import annotations
 
-from . import keras
+from .. import keras
 
 #: Class names by dataset, in label order.
 CLASS_NAMES = {
