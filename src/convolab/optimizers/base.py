@@ -24,7 +24,13 @@ class Optimizer:
     evaluated at ``iterations``, which is 0 for the first step); each gradient is clipped
     (``clipvalue``, then ``clipnorm``); with ``weight_decay`` set, each variable decays
     (``w -= w * weight_decay * lr``); the subclass's update runs; ``iterations += 1``.
+
+    ``gradient_reducer`` (None here) is a function ``grads -> grads`` applied to the checked
+    gradients before clipping: ``convolab.distributed.DistributedOptimizer`` sets it to an
+    allreduce that averages them over every process.
     """
+
+    gradient_reducer = None
 
     def __init__(self, learning_rate=0.001, name=None, weight_decay=None, clipnorm=None, clipvalue=None, **kwargs):
         if "lr" in kwargs:
@@ -168,6 +174,8 @@ class Optimizer:
                                  f"of shape {np.shape(p)}")
             entry = slots.get(id(p))
             entries.append(entry if entry is not None and entry[0]() is p else self._slot(p))
+        if self.gradient_reducer is not None:
+            grads = self.gradient_reducer(grads)
         lr = self.learning_rate  # the schedule is evaluated at the step about to run
         self.begin_step()
         for p, g, entry in zip(params, grads, entries):
