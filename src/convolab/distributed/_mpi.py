@@ -6,6 +6,7 @@ touches it; the first call here does.
 from __future__ import annotations
 
 import sys
+import time
 
 _INSTALL = 'pip install "convolab[distributed]"  (mpi4py and the mpich wheel)'
 _state = {"comm": None, "local": None}
@@ -45,6 +46,7 @@ def _install_abort_hook(comm):
     def abort(kind, value, tb):
         previous(kind, value, tb)  # the traceback first, so the job log says why
         sys.stderr.flush()
+        time.sleep(0.2)  # Abort kills at once: give mpiexec time to forward the traceback
         comm.Abort(1)
 
     sys.excepthook = abort

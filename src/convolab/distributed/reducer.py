@@ -69,6 +69,7 @@ class GradientAverager:
 
                 print(f"convolab.distributed: rank {self.comm.Get_rank()} waited {self.timeout} s for the other "
                       "ranks' gradients; expected every rank to step; aborting the job", file=sys.stderr, flush=True)
+                time.sleep(0.2)  # Abort kills at once: give mpiexec time to forward the message
                 self.comm.Abort(1)
             time.sleep(pause)
             pause = min(pause * 2, 1e-3)
