@@ -69,7 +69,19 @@ def _message(exc):
 
 def _fail(exc, code):
     print(f"convolab: error: {_message(exc)}", file=sys.stderr, flush=True)
+    _abort_other_ranks(code)
     return code
+
+
+def _abort_other_ranks(code):
+    """On one of several MPI ranks, an error must end them all: the others would wait for it for ever."""
+    mpi = sys.modules.get("convolab.distributed._mpi")
+    comm = mpi._state["comm"] if mpi is not None else None
+    if comm is not None and comm.Get_size() > 1:
+        import time
+
+        time.sleep(0.2)  # Abort kills at once: give mpiexec time to forward the message
+        comm.Abort(code)
 
 
 def main(argv=None):
@@ -85,6 +97,7 @@ def main(argv=None):
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for train --processes to start itself again
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -44,6 +44,10 @@ def add_parser(sub, formatter):
     p.add_argument("--val-split", type=fraction, default=None, metavar="FRAC",
                    help="validate on the last FRAC of the training set instead of the test set")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default convolab_out/MODEL_DATASET)")
+    p.add_argument("--processes", type=positive_int, default=None, metavar="N",
+                   help="train on N processes under mpiexec, each on its shard of the data with batch "
+                        "--batch-size (so N times the batch per step); rank 0 alone prints and writes. "
+                        'Needs pip install "convolab[distributed]"')
     p.set_defaults(func=run)
 
 
@@ -60,35 +64,72 @@ def make_optimizer(name, learning_rate):
     return cls() if learning_rate is None else cls(learning_rate=learning_rate)
 
 
+def _ranks(args):
+    """``convolab.distributed`` once MPI has started, checked against --processes; None on one process."""
+    from ._launch import under_mpi
+
+    if not under_mpi():
+        return None
+    from .. import distributed as hvd
+
+    hvd.init()
+    if args.processes is not None and args.processes != hvd.size():
+        raise UsageError(f"--processes {args.processes} expects {args.processes} ranks; mpiexec started {hvd.size()}")
+    return hvd
+
+
 def run(args):
     from .. import plot, zoo
     from ..random import set_random_seed
 
+    hvd = _ranks(args)
+    if hvd is None and (args.processes or 1) > 1:
+        from ._launch import relaunch
+
+        return relaunch(args.argv, args.processes)
+    rank0 = hvd is None or hvd.rank() == 0
+    say = print if rank0 else (lambda *a, **k: None)
     model_name = args.model or zoo.DEFAULT_MODEL[args.dataset]
     epochs = args.epochs or (10 if model_name == "lenet" else 5)
     out = Path(args.out or f"convolab_out/{model_name}_{args.dataset}")
     optimizer = make_optimizer(args.optimizer, args.learning_rate)
 
-    print(f"loading {args.dataset}...", flush=True)
+    say(f"loading {args.dataset}...", flush=True)
     (x_train, y_train), (x_test, y_test) = load_dataset(args.dataset, args.data_dir, args.offline)
     if args.samples:
         x_train, y_train = x_train[: args.samples], y_train[: args.samples]
-    print(f"{args.dataset}: {len(x_train)} training and {len(x_test)} test images of shape {x_train.shape[1:]}")
+    say(f"{args.dataset}: {len(x_train)} training and {len(x_test)} test images of shape {x_train.shape[1:]}")
+    processes, x_val, y_val = 1, x_test, y_test
+    if hvd is not None:  # each rank its shard of the training and validation data
+        processes = hvd.size()
+        x_train, y_train = hvd.shard(x_train, y_train, seed=0 if args.seed is None else args.seed)
+        x_val, y_val = hvd.shard(x_test, y_test, seed=None)
+        say(f"{processes} processes: {len(x_train)} training images each, batch {args.batch_size} each "
+            f"({processes * args.batch_size} per step)")
     if args.seed is not None:
         set_random_seed(args.seed)
     model = zoo.build(model_name, input_shape=x_train.shape[1:], optimizer=optimizer)
-    model.summary()
-    out.mkdir(parents=True, exist_ok=True)
+    if rank0:
+        model.summary()
+        out.mkdir(parents=True, exist_ok=True)
 
     timer = EpochTimer()
-    fit_args = {"validation_split": args.val_split} if args.val_split else {"validation_data": (x_test, y_test)}
+    callbacks = [timer]
+    if hvd is not None:
+        hvd.DistributedOptimizer(model.optimizer)  # in place: the compiled optimizer now averages over ranks
+        callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback(), timer]
+    fit_args = {"validation_split": args.val_split} if args.val_split else {"validation_data": (x_val, y_val)}
     t0 = time.perf_counter()
-    hist = model.fit(x_train, y_train, epochs=epochs, batch_size=args.batch_size, callbacks=[timer], **fit_args)
+    hist = model.fit(x_train, y_train, epochs=epochs, batch_size=args.batch_size, callbacks=callbacks,
+                     verbose=1 if rank0 else 0, **fit_args)
     train_seconds = time.perf_counter() - t0
+    if not rank0:
+        return 0  # rank 0 alone evaluates and writes
 
     result = {"model": model_name, "dataset": args.dataset, "params": model.count_params(),
               "epochs": epochs, "batch_size": args.batch_size, "seed": args.seed,
-              "optimizer": type(model.optimizer).__name__, "train_samples": len(x_train),
+              "optimizer": type(model.optimizer).__name__, "train_samples": len(x_train) * processes,
+              "processes": processes,
               "validation": f"last {args.val_split} of training set" if args.val_split else "test set",
               "seconds_per_epoch": timer.seconds, "history": history_json(hist)}
     if args.val_split:
