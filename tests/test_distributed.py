@@ -29,9 +29,9 @@ needs_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or _mp
                                reason='needs mpi4py and mpiexec: pip install "convolab[distributed]"')
 
 
-def _run(script, *args, timeout=120):
+def _run(script, *args, timeout=120, ranks=2):
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    return subprocess.run([_mpiexec(), "-n", "2", sys.executable, str(SCRIPTS / script), *map(str, args)],
+    return subprocess.run([_mpiexec(), "-n", str(ranks), sys.executable, str(SCRIPTS / script), *map(str, args)],
                           cwd=SCRIPTS, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -90,7 +90,7 @@ def test_the_broadcast_carries_optimizer_state(tmp_path):
 
 
 @needs_mpi
-@pytest.mark.parametrize("how", ["raise", "stall"])
+@pytest.mark.parametrize("how", ["raise", "stall", "kill"])
 def test_a_failing_rank_ends_the_job_instead_of_hanging_it(how):
     start = time.monotonic()
     proc = _run("crash.py", how, timeout=60)
@@ -101,6 +101,27 @@ def test_a_failing_rank_ends_the_job_instead_of_hanging_it(how):
     if how == "stall":
         assert elapsed >= 3  # ended by the 3 s allreduce timeout, not by a crash
     # mpiexec usually forwards the reason, but an abort can outrun its output forwarding: not asserted
+
+
+@needs_mpi
+@pytest.mark.parametrize("saved_on,resumed_on", [(2, 1), (1, 2)])
+def test_a_checkpoint_from_rank_0_resumes_on_another_number_of_ranks(tmp_path, saved_on, resumed_on):
+    ckpt = tmp_path / "ck.convolab"
+    steps = {1: 8, 2: 4}  # 64 samples, batch 8 on each rank: steps per epoch
+    proc = _run("checkpoint.py", "save", ckpt, tmp_path / "save.npz", ranks=saved_on)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    saved = np.load(tmp_path / "save.npz")
+    assert int(saved["rank0/iterations"]) == 2 * steps[saved_on]
+    proc = _run("checkpoint.py", "resume", ckpt, tmp_path / "resume.npz", ranks=resumed_on)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    d = np.load(tmp_path / "resume.npz")
+    assert int(d["loaded_iterations"]) == 2 * steps[saved_on]  # the file carried the optimizer's state
+    for r in range(resumed_on):
+        assert int(d[f"rank{r}/iterations"]) == 2 * steps[saved_on] + steps[resumed_on]  # continued, not restarted
+        assert np.isfinite(d[f"rank{r}/loss"]).all() and len(d[f"rank{r}/loss"]) == 1
+        for i in range(4):
+            np.testing.assert_array_equal(d[f"rank{r}/w{i}"], d[f"rank0/w{i}"])
+            assert not np.array_equal(d[f"rank{r}/w{i}"], saved[f"rank0/w{i}"])  # the extra epoch trained
 
 
 class _SumOfTwo:

@@ -2,7 +2,10 @@
 
 ``mpiexec -n 2 python crash.py raise``: rank 1 raises at its second batch; init()'s hook
 calls MPI Abort. ``... crash.py stall``: rank 1 sleeps instead; rank 0's allreduce times out.
+``... crash.py kill``: rank 1 dies by SIGKILL (no Python left to abort); mpiexec must end rank 0.
 """
+import os
+import signal
 import sys
 import time
 
@@ -20,6 +23,8 @@ class Fail(keras.callbacks.Callback):
         if hvd.rank() == 1 and batch == 1:
             if self.how == "raise":
                 raise RuntimeError("rank 1 fails on purpose")
+            if self.how == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
             time.sleep(600)
 
 
