@@ -60,6 +60,20 @@ def test_two_ranks_of_16_step_as_one_process_of_32(equivalence, opt):
 
 
 @needs_mpi
+def test_a_functional_model_on_two_ranks_steps_as_one_process_of_the_double_batch(tmp_path):
+    proc = _run("functional.py", tmp_path / "fn.npz")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    d = np.load(tmp_path / "fn.npz")
+    for opt in ("sgd", "adam"):
+        ref, start = _weights(d, f"{opt}/ref"), _weights(d, f"{opt}/start")
+        assert len(ref) == 6
+        assert any(np.abs(r - s).max() > 1e-3 for r, s in zip(ref, start))  # training moved the weights
+        for rank in (0, 1):
+            for got, want in zip(_weights(d, f"{opt}/rank{rank}"), ref):
+                np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@needs_mpi
 @pytest.mark.parametrize("opt", ["sgd", "adam"])
 def test_every_rank_starts_from_rank_0s_weights(equivalence, opt):
     root = _weights(equivalence, f"{opt}/root_start")
