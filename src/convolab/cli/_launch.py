@@ -46,6 +46,12 @@ def relaunch(argv, processes):
         raise CommandError(f"--processes {processes} needs mpiexec, found neither next to {sys.executable} nor "
                            f"on PATH; install it with: {INSTALL}")
     _check_mpi4py()
+    cmd = [mpiexec, "-n", str(processes), sys.executable, "-m", "convolab.cli", *argv]
+    return subprocess.run(cmd, env=rank_env(processes)).returncode
+
+
+def rank_env(processes):
+    """The environment for ``processes`` ranks on this machine: each an equal share of the cores for its threads."""
     env = dict(os.environ, **{CHILD: str(processes)})
     try:
         cores = len(os.sched_getaffinity(0))
@@ -54,5 +60,4 @@ def relaunch(argv, processes):
     share = str(max(1, cores // processes))
     for var in ("CONVOLAB_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env.setdefault(var, share)
-    cmd = [mpiexec, "-n", str(processes), sys.executable, "-m", "convolab.cli", *argv]
-    return subprocess.run(cmd, env=env).returncode
+    return env
