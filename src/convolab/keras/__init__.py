@@ -5,10 +5,11 @@
 ``keras.activations.*``, ``keras.backend.image_data_format()``.
 """
 from .. import backend  # noqa: F401  (keras.backend)
+from .. import constraints, regularizers  # noqa: F401  (keras.constraints, keras.regularizers)
 from . import activations, callbacks, datasets, layers, losses, metrics, models, ops, optimizers, utils
 from ..layers import Input
 from ..models import Model, Sequential
 from ..autodiff import GradientTape  # noqa: F401 (tf.GradientTape's habit)
 
-__all__ = ["GradientTape", "Input", "Model", "Sequential", "activations", "backend", "callbacks", "datasets", "layers",
-           "losses", "metrics", "models", "ops", "optimizers", "utils"]
+__all__ = ["GradientTape", "Input", "Model", "Sequential", "activations", "backend", "callbacks", "constraints", "datasets", "layers",
+           "losses", "metrics", "models", "ops", "optimizers", "regularizers", "utils"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import activations, initializers
+from .. import activations, constraints, initializers, regularizers
 from ..ops.activations import activation_backward, activation_forward
 from .base import Layer
 
@@ -16,10 +16,20 @@ class ActivatedLayer(Layer):
     skip the activation, so a model can fuse a final softmax with cross-entropy.
     """
 
+    #: the argument names of the kernel's regularizer and constraint (``depthwise_...`` for DepthwiseConv2D)
+    kernel_arg = "kernel"
+
     def __init__(self, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         me = self.describe()
+        k = self.kernel_arg
+        self.kernel_regularizer = regularizers.get(kernel_regularizer, me, f"{k}_regularizer")
+        self.bias_regularizer = regularizers.get(bias_regularizer, me, "bias_regularizer")
+        self.activity_regularizer = regularizers.get(activity_regularizer, me, "activity_regularizer")
+        self.kernel_constraint = constraints.get(kernel_constraint, me, f"{k}_constraint")
+        self.bias_constraint = constraints.get(bias_constraint, me, "bias_constraint")
         self.activation = activations.get(activation, owner=me)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer, me)
@@ -32,9 +42,22 @@ class ActivatedLayer(Layer):
         self._cache = None
 
     def add_kernel_and_bias(self, kernel_shape, units):
-        self._add_param("kernel", kernel_shape, self.kernel_initializer)
+        self._add_param("kernel", kernel_shape, self.kernel_initializer, self.kernel_regularizer,
+                        self.kernel_constraint)
         if self.use_bias:
-            self._add_param("bias", (units,), self.bias_initializer)
+            self._add_param("bias", (units,), self.bias_initializer, self.bias_regularizer, self.bias_constraint)
+
+    # -- activity penalty: ``activity_regularizer(y) / batch``, on the output of the last call --
+    def activity_penalty(self) -> float:
+        """The activity penalty of the last ``call``'s output (0 without an activity regularizer)."""
+        if self.activity_regularizer is None or self._y is None:
+            return 0.0
+        return self.activity_regularizer(self._y) / max(len(self._y), 1)
+
+    def activity_gradient(self):
+        """``d activity_penalty / d y`` for the last ``call``'s output."""
+        y = self._y
+        return self.activity_regularizer.gradient(y) / y.dtype.type(max(len(y), 1))
 
     @property
     def kernel(self):
@@ -71,4 +94,15 @@ class ActivatedLayer(Layer):
     def get_config(self):
         cfg = super().get_config()
         cfg.update(activation=self.activation, use_bias=self.use_bias, **self._initializer_names)
+        cfg.update(self.rules_config())
         return cfg
+
+    def rules_config(self) -> dict:
+        """The regularizers and constraints that are set, under Keras's argument names."""
+        k = self.kernel_arg
+        rules = {f"{k}_regularizer": regularizers.serialize(self.kernel_regularizer),
+                 "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                 "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+                 f"{k}_constraint": constraints.serialize(self.kernel_constraint),
+                 "bias_constraint": constraints.serialize(self.bias_constraint)}
+        return {key: value for key, value in rules.items() if value is not None}

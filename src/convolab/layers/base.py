@@ -86,6 +86,8 @@ class Layer:
         self.grads: dict = {}
         self._variables: dict = {}  # key -> Variable, a handle on params[key]
         self._non_trainable_keys: set = set()
+        self._regularizers: dict = {}  # weight key -> Regularizer (its penalty joins the training loss)
+        self._constraints: dict = {}  # weight key -> Constraint (applied after each optimizer step)
         self._losses: list = []
         self._inbound_nodes: list = []
         self.built = False
@@ -202,7 +204,7 @@ class Layer:
             probs = functions.softmax(logits)
             if isinstance(probs, Tensor):
                 probs._keras_logits = logits
-            return probs
+            return self._with_activity_loss(probs)
 
         y = replica.call(unwrap(x), training=training)
 
@@ -210,7 +212,17 @@ class Layer:
             dx = replica.backward(g)
             return (dx if replica.need_input_grad else None,) + tuple(replica.grads.get(k) for k in keys)
 
-        return record(y, (x, *variables), backward, self.name)
+        return self._with_activity_loss(record(y, (x, *variables), backward, self.name))
+
+    def _with_activity_loss(self, out):
+        """Record ``activity_regularizer(out) / batch`` as this call's loss (Keras's activity penalty)."""
+        reg = getattr(self, "activity_regularizer", None)
+        if reg is not None:
+            y = unwrap(out)
+            n = y.dtype.type(max(len(y), 1))
+            self._losses = [record(np.asarray(reg(y) / n, dtype=y.dtype), (out,),
+                                   lambda g: (g * (reg.gradient(y) / n),), self.name + "/activity_regularizer")]
+        return out
 
     def _call_custom(self, inputs, rest, kwargs, training):
         """A user's layer: build from the input shapes, then ``call`` (its ops are recorded)."""
@@ -248,11 +260,39 @@ class Layer:
                 )
 
     # -- weights ------------------------------------------------------------
-    def _add_param(self, key, shape, initializer):
-        """Create weight ``key`` (the built-in layers' spelling); returns the array."""
+    def _add_param(self, key, shape, initializer, regularizer=None, constraint=None):
+        """Create weight ``key`` (the built-in layers' spelling); returns the array.
+
+        ``regularizer`` and ``constraint`` are resolved objects (``regularizers.get``/``constraints.get``).
+        """
         value = np.asarray(initializer(tuple(shape), self.dtype), dtype=self.dtype)
         self.params[key] = np.ascontiguousarray(value)
+        self._set_weight_rules(key, regularizer, constraint)
         return self.params[key]
+
+    def _set_weight_rules(self, key, regularizer, constraint):
+        if regularizer is not None:
+            self._regularizers[key] = regularizer
+        if constraint is not None:
+            self._constraints[key] = constraint
+
+    def weight_regularizers(self):
+        """``(key, regularizer)`` for each trainable weight with a penalty (Keras counts trainable ones)."""
+        return [(k, r) for k, r in self._regularizers.items() if k in self.params and self.weight_is_trainable(k)]
+
+    def weight_penalty(self) -> float:
+        """The value of the weight penalties of this layer and its sublayers (a float, no tape)."""
+        own = sum(reg(self.params[key]) for key, reg in self.weight_regularizers())
+        return own + sum(sub.weight_penalty() for sub in self._sublayers())
+
+    def apply_constraints(self) -> None:
+        """Project the constrained trainable weights in place (after an optimizer step), sublayers too."""
+        for key, constraint in self._constraints.items():
+            if key in self.params and self.weight_is_trainable(key):
+                w = self.params[key]
+                w[...] = constraint(w)
+        for sub in self._sublayers():
+            sub.apply_constraints()
 
     def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True, name=None,
                    regularizer=None, constraint=None, **kwargs):
@@ -266,8 +306,10 @@ class Layer:
             kwargs.pop(key, None)
         if kwargs:
             raise TypeError(f"{self.describe()}.add_weight: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
-        if regularizer is not None or constraint is not None:
-            raise ValueError(f"{self.describe()}.add_weight: regularizer and constraint are not supported yet")
+        from .. import constraints, regularizers
+
+        regularizer = regularizers.get(regularizer, f"{self.describe()}.add_weight", "regularizer")
+        constraint = constraints.get(constraint, f"{self.describe()}.add_weight", "constraint")
         shape = () if shape is None else tuple(int(d) for d in shape)
         if name is None:
             name = "variable" if "variable" not in self.params else f"variable_{len(self.params)}"
@@ -278,6 +320,7 @@ class Layer:
         self.params[name] = np.ascontiguousarray(value)
         if not trainable:
             self._non_trainable_keys.add(name)
+        self._set_weight_rules(name, regularizer, constraint)
         return self.variable(name)
 
     def weight_is_trainable(self, key) -> bool:
@@ -355,7 +398,16 @@ class Layer:
 
     @property
     def losses(self):
-        return list(self._losses) + [l for sub in self._sublayers() for l in sub.losses]
+        """Losses added in ``call`` and the weight penalties (recorded ops when a tape is recording)."""
+        return list(self._losses) + self._weight_penalties() + [l for sub in self._sublayers() for l in sub.losses]
+
+    def _weight_penalties(self):
+        out = []
+        for key, reg in self.weight_regularizers():
+            w = self.params[key]
+            out.append(record(np.asarray(reg(w), dtype=w.dtype), (self.variable(key),),
+                              lambda g, reg=reg, w=w: (g * reg.gradient(w),), f"{self.name}/{key}_regularizer"))
+        return out
 
     @property
     def weights(self):

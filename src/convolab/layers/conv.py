@@ -34,7 +34,9 @@ class Conv2D(BaseConv):
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
-                         bias_initializer=bias_initializer, **kwargs)
+                         bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+                         bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
+                         kernel_constraint=kernel_constraint, bias_constraint=bias_constraint, **kwargs)
         me = self.describe()
         self.filters = positive_int(filters, "filters", me)
         self.set_window(kernel_size, strides, padding, dilation_rate)
@@ -42,10 +44,7 @@ class Conv2D(BaseConv):
         if filters % groups:
             raise ValueError(f"{me}: `filters` must be divisible by `groups`; got filters={filters} "
                              f"and groups={groups}")
-        reject_unsupported(me, data_format=data_format,
-                           kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-                           activity_regularizer=activity_regularizer,
-                           kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
+        reject_unsupported(me, data_format=data_format)
 
     def output_channels(self, c):
         return self.filters

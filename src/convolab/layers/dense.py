@@ -4,7 +4,6 @@ from __future__ import annotations
 from ..ops.dense import dense_backward, dense_forward
 from .activated import ActivatedLayer
 from .base import shape_str
-from .unsupported import reject_unsupported
 
 
 class Dense(ActivatedLayer):
@@ -23,13 +22,12 @@ class Dense(ActivatedLayer):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
-                         bias_initializer=bias_initializer, **kwargs)
+                         bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+                         bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
+                         kernel_constraint=kernel_constraint, bias_constraint=bias_constraint, **kwargs)
         me = self.describe()
         if isinstance(units, bool) or not isinstance(units, int) or units < 1:
             raise ValueError(f"{me}: `units` must be a positive int; got {units!r}")
-        reject_unsupported(me, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-                           activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-                           bias_constraint=bias_constraint)
         self.units = units
 
     def compute_output_shape(self, input_shape):

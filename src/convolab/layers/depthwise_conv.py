@@ -25,21 +25,23 @@ class DepthwiseConv2D(BaseConv):
         layout): kernel ``(kh, kw, C, dm)``, bias ``(C * dm,)``.
     """
 
+    kernel_arg = "depthwise"
+
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
                  dilation_rate=(1, 1), activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
                  bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activation=activation, use_bias=use_bias, kernel_initializer=depthwise_initializer,
-                         bias_initializer=bias_initializer, **kwargs)
+                         bias_initializer=bias_initializer, kernel_regularizer=depthwise_regularizer,
+                         bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
+                         kernel_constraint=depthwise_constraint, bias_constraint=bias_constraint, **kwargs)
         me = self.describe()
         self.set_window(kernel_size, strides, padding, dilation_rate)
         self.depth_multiplier = positive_int(depth_multiplier, "depth_multiplier", me)
         names = self._initializer_names
         if "kernel_initializer" in names:  # saved under Keras's argument name
             self._initializer_names = {"depthwise_initializer": names.pop("kernel_initializer"), **names}
-        reject_unsupported(me, data_format=data_format, depthwise_regularizer=depthwise_regularizer,
-                           bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
-                           depthwise_constraint=depthwise_constraint, bias_constraint=bias_constraint)
+        reject_unsupported(me, data_format=data_format)
 
     def output_channels(self, c):
         return c * self.depth_multiplier

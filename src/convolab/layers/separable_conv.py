@@ -1,7 +1,7 @@
 """SeparableConv2D: Keras's depthwise-separable convolution (depthwise, then 1x1 pointwise)."""
 from __future__ import annotations
 
-from .. import initializers
+from .. import constraints, initializers, regularizers
 from ..ops.separable_conv import separable_conv2d_backward, separable_conv2d_forward
 from .base_conv import BaseConv, positive_int
 from .unsupported import reject_unsupported
@@ -28,6 +28,8 @@ class SeparableConv2D(BaseConv):
         bias ``(F,)``.
     """
 
+    kernel_arg = "depthwise"
+
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias=True,
                  depthwise_initializer="glorot_uniform", pointwise_initializer="glorot_uniform",
@@ -35,7 +37,9 @@ class SeparableConv2D(BaseConv):
                  bias_regularizer=None, activity_regularizer=None, depthwise_constraint=None,
                  pointwise_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(activation=activation, use_bias=use_bias, kernel_initializer=depthwise_initializer,
-                         bias_initializer=bias_initializer, **kwargs)
+                         bias_initializer=bias_initializer, kernel_regularizer=depthwise_regularizer,
+                         bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
+                         kernel_constraint=depthwise_constraint, bias_constraint=bias_constraint, **kwargs)
         me = self.describe()
         self.filters = positive_int(filters, "filters", me)
         self.set_window(kernel_size, strides, padding, dilation_rate)
@@ -46,10 +50,9 @@ class SeparableConv2D(BaseConv):
         if isinstance(pointwise_initializer, str):
             renamed["pointwise_initializer"] = pointwise_initializer
         self._initializer_names = {**renamed, **names}
-        reject_unsupported(me, data_format=data_format, depthwise_regularizer=depthwise_regularizer,
-                           pointwise_regularizer=pointwise_regularizer, bias_regularizer=bias_regularizer,
-                           activity_regularizer=activity_regularizer, depthwise_constraint=depthwise_constraint,
-                           pointwise_constraint=pointwise_constraint, bias_constraint=bias_constraint)
+        reject_unsupported(me, data_format=data_format)
+        self.pointwise_regularizer = regularizers.get(pointwise_regularizer, me, "pointwise_regularizer")
+        self.pointwise_constraint = constraints.get(pointwise_constraint, me, "pointwise_constraint")
 
     def output_channels(self, c):
         return self.filters
@@ -58,10 +61,13 @@ class SeparableConv2D(BaseConv):
         super().build(input_shape)
         c = self.input_channels(input_shape)
         dm = self.depth_multiplier
-        self._add_param("depthwise_kernel", self.kernel_size + (c, dm), self.kernel_initializer)
-        self._add_param("pointwise_kernel", (1, 1, c * dm, self.filters), self.pointwise_initializer)
+        self._add_param("depthwise_kernel", self.kernel_size + (c, dm), self.kernel_initializer,
+                        self.kernel_regularizer, self.kernel_constraint)
+        self._add_param("pointwise_kernel", (1, 1, c * dm, self.filters), self.pointwise_initializer,
+                        self.pointwise_regularizer, self.pointwise_constraint)
         if self.use_bias:
-            self._add_param("bias", (self.filters,), self.bias_initializer)
+            self._add_param("bias", (self.filters,), self.bias_initializer, self.bias_regularizer,
+                            self.bias_constraint)
 
     def linear_forward(self, x, training=False):
         p = self.params
@@ -76,6 +82,14 @@ class SeparableConv2D(BaseConv):
         if self.use_bias:
             self.grads["bias"] = db
         return dx
+
+    def rules_config(self):
+        rules = super().rules_config()
+        for key, value in (("pointwise_regularizer", regularizers.serialize(self.pointwise_regularizer)),
+                           ("pointwise_constraint", constraints.serialize(self.pointwise_constraint))):
+            if value is not None:
+                rules[key] = value
+        return rules
 
     def get_config(self):
         cfg = super().get_config()

@@ -13,6 +13,5 @@ def reject_unsupported(owner: str, **kwargs) -> None:
         allowed = _DEFAULTS.get(key, (None,))
         if not any(value == a for a in allowed):
             raise ValueError(
-                f"{owner}: convolab supports only {key}={allowed[0]!r} (NHWC images, no "
-                f"regularizers/constraints yet); got {key}={value!r}"
+                f"{owner}: convolab supports only {key}={allowed[0]!r}; got {key}={value!r}"
             )

@@ -15,7 +15,8 @@ def fused_softmax(model) -> bool:
     stable where ``log(softmax(z))`` would underflow, and what Keras's TensorFlow backend does.
     """
     last = model.layers[-1]
-    return (model.loss is not None and model.loss.fuses_softmax
+    # an activity penalty is on the softmax's output, which the fused form never computes
+    return (model.loss is not None and model.loss.fuses_softmax and getattr(last, "activity_regularizer", None) is None
             and getattr(last, "activation", None) == "softmax" and hasattr(last, "call_logits"))
 
 
@@ -33,7 +34,32 @@ def backward(layers, dout, stop, logits=False):
     d = dout
     for i in range(last, stop - 1, -1):
         layer = layers[i]
+        if getattr(layer, "activity_regularizer", None) is not None:
+            d = d + layer.activity_gradient()  # the penalty on this layer's output joins the loss
         d = layer.backward_logits(d) if (i == last and logits) else layer.backward(d)
+
+
+def activity_penalty(layers) -> float:
+    """The sum of the layers' activity penalties on their last forward outputs."""
+    return sum(layer.activity_penalty() for layer in layers if getattr(layer, "activity_regularizer", None))
+
+
+def weight_penalty(layers) -> float:
+    """The sum of the weight regularizers' penalties (Keras's regularization losses)."""
+    return sum(reg(layer.params[key]) for layer in layers for key, reg in layer.weight_regularizers())
+
+
+def add_weight_penalty_grads(layers) -> None:
+    """Add each penalty's gradient to its weight's gradient (new arrays: a grad may be a view)."""
+    for layer in layers:
+        for key, reg in layer.weight_regularizers():
+            layer.grads[key] = layer.grads[key] + reg.gradient(layer.params[key])
+
+
+def apply_constraints(layers) -> None:
+    """Project the constrained weights after an optimizer step (Keras applies them in ``apply``)."""
+    for layer in layers:
+        layer.apply_constraints()
 
 
 def metric_output(out, fused):

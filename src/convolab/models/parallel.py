@@ -91,6 +91,8 @@ def worth_sharding(model, batch_size, n_threads) -> bool:
     """
     if n_threads < 2 or batch_size < 2 * ShardRunner.min_shard or has_batch_statistics(model):
         return False
+    if any(getattr(layer, "activity_regularizer", None) for layer in model.layers):
+        return False  # the penalty is per whole batch: its gradient would need rescaling per shard
     per_shard = forward_flops_per_sample(model) * batch_size / min(n_threads, batch_size // ShardRunner.min_shard)
     return per_shard >= MIN_SHARD_FLOPS
 
@@ -183,19 +185,23 @@ class ShardRunner:
             return loss * (s.stop - s.start), out
 
         results = self._run(work, len(shards))
-        loss = float(sum(r[0] for r in results) / n)
+        loss = float(sum(r[0] for r in results) / n) + engine.weight_penalty(model.layers)
         out = np.concatenate([r[1] for r in results], axis=0)
         if not np.isfinite(loss):
             return loss, out
         params, grads = [], []
         for li, layer in enumerate(model.layers):
+            penalties = dict(layer.weight_regularizers())
             for key in layer.trainable_keys():
                 params.append(layer.params[key])
                 g = self.replicas[0][li].grads[key]
                 for t in range(1, len(shards)):
                     g = g + self.replicas[t][li].grads[key]
+                if key in penalties:
+                    g = g + penalties[key].gradient(layer.params[key])
                 grads.append(g)
         model.optimizer.apply(params, grads)
+        engine.apply_constraints(model.layers)
         return loss, out
 
     def forward(self, x, training=False, logits=False):

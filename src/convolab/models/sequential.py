@@ -186,10 +186,13 @@ class Sequential(Model):
             fused = engine.fused_softmax(self)
             out, loss, dout = engine.loss_and_grad(self.layers, self.loss, x, y, True, fused, sample_weight)
             out = engine.metric_output(out, fused)
+            loss = loss + engine.activity_penalty(self.layers) + engine.weight_penalty(self.layers)
             if math.isfinite(loss):
                 engine.backward(self.layers, dout, self._first_trainable, fused)
+                engine.add_weight_penalty_grads(self.layers)
                 params, grads = self._params_and_grads()
                 self.optimizer.apply(params, grads)
+                engine.apply_constraints(self.layers)
         self._compiled_metrics.update_state(loss, len(x), y, out, sample_weight)
         return self._compiled_metrics.result()
 

@@ -416,6 +416,8 @@ class Trainer:
         self.stop_evaluating = False
         if callbacks is not None:
             callbacks.on_test_begin()
+        # the weight penalties join the loss here too, as in Keras's compute_loss (fixed during evaluation)
+        penalty = self.weight_penalty()
         with self._threads(getattr(batches, "batch_size", 32)):
             for step, (xb, yb, swb) in enumerate(batches.epoch()):
                 if callbacks is not None:
@@ -430,7 +432,7 @@ class Trainer:
                 if isinstance(self.loss, multi_output.OutputLosses):
                     per_output = [None if l is None else loss_value(l, t, o, swb)
                                   for l, t, o in zip(self.loss.losses, yb, out)]
-                    loss = sum(w * v for w, v in zip(self.loss.weights, per_output) if v is not None)
+                    loss = sum(w * v for w, v in zip(self.loss.weights, per_output) if v is not None) + penalty
                     out = [unwrap(o) for o in out]
                     self._compiled_metrics.update_state(loss, _count(xb), yb, out, swb, per_output)
                 else:
@@ -439,6 +441,7 @@ class Trainer:
                         out = unwrap(out)
                     else:
                         loss = engine.loss_value_and_grad(self.loss, out, yb, fused, swb)[0]
+                    loss = loss + penalty
                     out = engine.metric_output(out, fused)
                     self._compiled_metrics.update_state(loss, _count(xb), yb, out, swb)
                 if running_wanted:

@@ -359,7 +359,7 @@ def _probe(layer, input_shape, where):
     """
     shapes = {}
 
-    def record(key, shape, initializer):
+    def record(key, shape, initializer, regularizer=None, constraint=None):
         shapes[key] = tuple(int(d) for d in shape)
 
     layer._add_param = record  # instance attribute: the probe is discarded afterwards

@@ -173,12 +173,40 @@ def _factor(v, where):
     return number()(v, where)
 
 
+# regularizers and constraints: written only when set, so every key is optional
+_factor_ = number(0)
+_regularizer = tagged({"L1": obj({"l1": _factor_}), "L2": obj({"l2": _factor_}),
+                       "L1L2": obj({"l1": _factor_, "l2": _factor_})})
+
+
+def _axis(v, where):
+    if isinstance(v, list):
+        return list_of(integer(-6, 5), 1, 6)(v, where)
+    return integer(-6, 5)(v, where)
+
+
+_constraint = tagged({
+    "MaxNorm": obj({"max_value": number(0), "axis": _axis}),
+    "NonNeg": obj({}),
+    "UnitNorm": obj({"axis": _axis}),
+    "MinMaxNorm": obj({"min_value": number(0), "max_value": number(0), "rate": number(0), "axis": _axis}),
+})
+
+
+def _rules(kernel):
+    return {f"{kernel}_regularizer": _regularizer, "bias_regularizer": _regularizer,
+            "activity_regularizer": _regularizer, f"{kernel}_constraint": _constraint,
+            "bias_constraint": _constraint}
+
+
 LAYER_SCHEMAS = {
-    "Conv2D": _layer({"filters": _dim, **_WINDOW}, {**_INITS, **_CONV_OPT}),
-    "DepthwiseConv2D": _layer({**_WINDOW, "dilation_rate": pair, "depth_multiplier": _dim}, _DEPTHWISE_INITS),
+    "Conv2D": _layer({"filters": _dim, **_WINDOW}, {**_INITS, **_CONV_OPT, **_rules("kernel")}),
+    "DepthwiseConv2D": _layer({**_WINDOW, "dilation_rate": pair, "depth_multiplier": _dim},
+                              {**_DEPTHWISE_INITS, **_rules("depthwise")}),
     "SeparableConv2D": _layer({"filters": _dim, **_WINDOW, "dilation_rate": pair, "depth_multiplier": _dim},
-                              {**_DEPTHWISE_INITS, "pointwise_initializer": _initializer}),
-    "Dense": _layer({"units": _dim, "use_bias": boolean, "activation": _activation}, _INITS),
+                              {**_DEPTHWISE_INITS, "pointwise_initializer": _initializer, **_rules("depthwise"),
+                               "pointwise_regularizer": _regularizer, "pointwise_constraint": _constraint}),
+    "Dense": _layer({"units": _dim, "use_bias": boolean, "activation": _activation}, {**_INITS, **_rules("kernel")}),
     "MaxPooling2D": _layer(_POOL),
     "AveragePooling2D": _layer(_POOL),
     "Flatten": _layer(),
