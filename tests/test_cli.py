@@ -316,7 +316,7 @@ def test_python_m_convolab_cli_error_is_one_line(tmp_path):
     result = _run("filters", str(tmp_path / "none.png"), "--kernel", "sobel_x")
     assert result.returncode == 1
     one_error_line(result.stderr)
-    result = _run("train", "--model", "vgg", "--dataset", "mnist")
+    result = _run("train", "--model", "resnet", "--dataset", "mnist")
     assert result.returncode == 2
     one_error_line(result.stderr)
 

@@ -1,4 +1,4 @@
-"""``convolab train``: one of the lesson's models on a Keras dataset, with curves, history and model file."""
+"""``convolab train``: a zoo model on a Keras dataset or on a folder of images, with curves, history and model file."""
 from __future__ import annotations
 
 import time
@@ -7,47 +7,65 @@ from pathlib import Path
 from ..callbacks import EpochTimer
 from ._common import (DATASETS, UsageError, evaluate_outputs, fraction, history_json,
                       load_dataset, positive_int, predict_batches, save_model_file, write_json)
+from .image_folder import image_size, load_image_folder, predict_all
 
 OPTIMIZERS = ("sgd", "rmsprop", "adam")
+#: the seed of the validation split of an image folder when --seed is not given (Keras's examples use 1337)
+FOLDER_SEED = 1337
 
 
 def add_parser(sub, formatter):
-    from ..zoo import MODELS
+    from ..zoo import ARCHITECTURES
 
     p = sub.add_parser(
         "train", formatter_class=formatter,
-        help="train simple/multi/lenet on mnist, fashion_mnist or cifar10",
+        help="train a zoo model on mnist, fashion_mnist, cifar10 or a folder of images",
         description=(
-            "Train one of the lesson's models and save training_curves.png, history.json and "
-            "model.convolab into --out. By default the test set is the validation data, as in the "
-            "lesson; --val-split holds out part of the training set instead."),
+            "Train a zoo model and save training_curves.png, history.json and model.convolab into --out. "
+            "With --dataset, the test set is the validation data by default, as in the lesson; --val-split "
+            "holds out part of the training set instead. With --data-dir alone, a folder with one subfolder "
+            "of images per class is read with keras.utils.image_dataset_from_directory, --val-split (default "
+            "0.2) of it kept for validation with --seed, and confusion_matrix.png is written too."),
         epilog=("examples:\n"
                 "  convolab train --model simple --dataset mnist --epochs 5\n"
-                "  convolab train --model lenet --dataset cifar10 --epochs 10 --data-dir ~/data/cifar10"))
-    p.add_argument("--model", choices=list(MODELS), default=None,
-                   help="simple (one conv), multi (two conv + pooling) or lenet "
-                        "(default: simple for mnist/fashion_mnist, lenet for cifar10)")
-    p.add_argument("--dataset", choices=DATASETS, required=True, help="dataset to train on")
+                "  convolab train --model lenet --dataset cifar10 --epochs 10 --data-dir ~/data/cifar10\n"
+                "  convolab train --data-dir photos/ --model resnet20 --image-size 64"))
+    p.add_argument("--model", choices=list(ARCHITECTURES), default=None,
+                   help="simple, multi or lenet (the lesson's, compiled as it compiles them), or vgg, resnet20, "
+                        "inception, mobilenet (compiled with adam) (default: simple for mnist/fashion_mnist, "
+                        "lenet for cifar10 and image folders)")
+    p.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="dataset to train on (leave out to train on the image folder given by --data-dir)")
     p.add_argument("--epochs", type=positive_int, default=None, metavar="N",
                    help="epochs (default as the lesson: 5, or 10 for lenet)")
     p.add_argument("--data-dir", default=None, metavar="DIR",
-                   help="folder holding the dataset's original files, or an .npz with x_train, y_train, "
-                        "x_test, y_test (default: convolab's cache, downloading if needed)")
+                   help="with --dataset: folder holding the dataset's original files, or an .npz with x_train, "
+                        "y_train, x_test, y_test (default: convolab's cache, downloading if needed); "
+                        "without: a folder of class subfolders of images")
     p.add_argument("--offline", action="store_true", help="never download; fail if the files are not there")
+    p.add_argument("--image-size", type=image_size, default=(32, 32), metavar="SIZE",
+                   help="image folder: resize every image to SIZE or HEIGHT,WIDTH pixels (default 32)")
+    p.add_argument("--color-mode", choices=("rgb", "grayscale"), default="rgb",
+                   help="image folder: read images as rgb (3 channels, default) or grayscale (1)")
+    p.add_argument("--top-k", type=positive_int, default=None, metavar="K",
+                   help="also report top-K accuracy (default 5 for an image folder of more than 5 classes)")
     p.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="batch size (default 32)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
-                   help="optimizer (default as the lesson: rmsprop, adam for lenet)")
-    p.add_argument("--learning-rate", type=float, default=None, metavar="LR", help="learning rate (default the optimizer's)")
-    p.add_argument("--seed", type=int, default=None, help="random seed for weights and shuffling")
-    p.add_argument("--samples", type=positive_int, default=None, metavar="N",
-                   help="train on the first N training images only (quick runs)")
-    p.add_argument("--val-split", type=fraction, default=None, metavar="FRAC",
-                   help="validate on the last FRAC of the training set instead of the test set")
-    p.add_argument("--out", default=None, metavar="DIR", help="output folder (default convolab_out/MODEL_DATASET)")
     p.add_argument("--processes", type=positive_int, default=None, metavar="N",
                    help="train on N processes under mpiexec, each on its shard of the data with batch "
                         "--batch-size (so N times the batch per step); rank 0 alone prints and writes. "
-                        'Needs pip install "convolab[distributed]"')
+                        'Needs pip install "convolab[distributed]" (--dataset only)')
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
+                   help="optimizer (default as the lesson: rmsprop, adam for lenet and the other architectures)")
+    p.add_argument("--learning-rate", type=float, default=None, metavar="LR", help="learning rate (default the optimizer's)")
+    p.add_argument("--seed", type=int, default=None,
+                   help=f"random seed for weights, shuffling and an image folder's split (default {FOLDER_SEED})")
+    p.add_argument("--samples", type=positive_int, default=None, metavar="N",
+                   help="train on the first N training images only (quick runs; --dataset only)")
+    p.add_argument("--val-split", type=fraction, default=None, metavar="FRAC",
+                   help="validate on the last FRAC of the training set instead of the test set "
+                        "(an image folder: default 0.2)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default convolab_out/MODEL_DATASET or convolab_out/MODEL_FOLDER)")
     p.set_defaults(func=run)
 
 
@@ -78,7 +96,42 @@ def _ranks(args):
     return hvd
 
 
+def build_model(name, input_shape, classes, optimizer, top_k):
+    """A zoo model for ``input_shape`` and ``classes``, compiled, with top-k accuracy when ``top_k``.
+
+    The lesson's models keep their own compile (optimizer, loss); the other architectures are
+    uncompiled and get Adam (or ``optimizer``) and sparse cross-entropy, from logits unless
+    their last layer is a softmax.
+    """
+    from .. import losses, metrics, zoo
+
+    if top_k is not None and top_k >= classes:
+        raise UsageError(f"--top-k must be smaller than the number of classes ({classes}); got {top_k}")
+    if name in zoo.MODELS:
+        model = zoo.build(name, input_shape=input_shape, num_classes=classes, optimizer=optimizer)
+        optimizer, loss = model.optimizer, model.loss
+    else:
+        model = zoo.get(name, input_shape=tuple(input_shape), classes=classes)
+        softmax_head = getattr(model.layers[-1], "activation", None) == "softmax"
+        optimizer = optimizer or "adam"
+        loss = losses.SparseCategoricalCrossentropy(from_logits=not softmax_head)
+    extra = [metrics.SparseTopKCategoricalAccuracy(k=top_k, name=f"top{top_k}_acc")] if top_k else []
+    model.compile(optimizer=optimizer, loss=loss, metrics=["acc"] + extra)
+    return model
+
+
 def run(args):
+    if args.dataset is None:
+        if args.data_dir is None:
+            raise UsageError("give --dataset (mnist, fashion_mnist, cifar10) or --data-dir with a folder of "
+                             "class subfolders of images")
+        if args.processes is not None:
+            raise UsageError("--processes is for --dataset; an image folder trains on one process")
+        return _run_folder(args)
+    return _run_dataset(args)
+
+
+def _run_dataset(args):
     from .. import plot, zoo
     from ..random import set_random_seed
 
@@ -108,7 +161,10 @@ def run(args):
             f"({processes * args.batch_size} per step)")
     if args.seed is not None:
         set_random_seed(args.seed)
-    model = zoo.build(model_name, input_shape=x_train.shape[1:], optimizer=optimizer)
+    if model_name in zoo.MODELS and args.top_k is None:  # the lesson's model, compiled as the lesson does
+        model = zoo.build(model_name, input_shape=x_train.shape[1:], optimizer=optimizer)
+    else:
+        model = build_model(model_name, x_train.shape[1:], 10, optimizer, args.top_k)
     if rank0:
         model.summary()
         out.mkdir(parents=True, exist_ok=True)
@@ -140,5 +196,60 @@ def run(args):
     write_json(out / "history.json", result)
     saved = save_model_file(model, out / "model.convolab")
     print(f"trained in {train_seconds:.1f}s; wrote training_curves.png, history.json"
+          f"{', model.convolab' if saved else ''} to {out.resolve()}")
+    return 0
+
+
+def _run_folder(args):
+    """Train on a folder of class subfolders; write curves, confusion matrix, history and model."""
+    from .. import plot
+    from ..random import set_random_seed
+
+    if args.samples:
+        raise UsageError("--samples is for --dataset; an image folder trains on all its images")
+    model_name = args.model or "lenet"
+    folder = Path(args.data_dir)
+    epochs = args.epochs or (10 if model_name == "lenet" else 5)
+    out = Path(args.out or f"convolab_out/{model_name}_{folder.resolve().name}")
+    optimizer = make_optimizer(args.optimizer, args.learning_rate)
+    seed = FOLDER_SEED if args.seed is None else args.seed
+    val_split = args.val_split or 0.2
+
+    train, val, class_names = load_image_folder(folder, args.image_size, val_split, seed, args.batch_size,
+                                                args.color_mode)
+    classes = len(class_names)
+    top_k = args.top_k if args.top_k is not None else (5 if classes > 5 else None)
+    channels = 1 if args.color_mode == "grayscale" else 3
+    input_shape = tuple(args.image_size) + (channels,)
+    print(f"{folder}: {classes} classes ({', '.join(class_names)}), {len(train.batches.file_paths)} training "
+          f"and {len(val.batches.file_paths)} validation images, resized to {input_shape}")
+    set_random_seed(seed)
+    model = build_model(model_name, input_shape, classes, optimizer, top_k)
+    model.summary()
+    out.mkdir(parents=True, exist_ok=True)
+
+    timer = EpochTimer()
+    t0 = time.perf_counter()
+    hist = model.fit(train, validation_data=val, epochs=epochs, callbacks=[timer])
+    train_seconds = time.perf_counter() - t0
+
+    outputs, labels = predict_all(model, val)
+    val_acc = float((outputs.argmax(axis=1) == labels).mean())
+    result = {"model": model_name, "data_dir": str(folder), "class_names": class_names,
+              "image_size": list(args.image_size), "color_mode": args.color_mode, "params": model.count_params(),
+              "epochs": epochs, "batch_size": args.batch_size, "seed": seed, "val_split": val_split,
+              "optimizer": type(model.optimizer).__name__, "train_samples": len(train.batches.file_paths),
+              "val_samples": len(labels), "top_k": top_k, "seconds_per_epoch": timer.seconds,
+              "history": history_json(hist), "validation": {"acc": val_acc}}
+    if top_k:
+        top = (outputs.argsort(axis=1)[:, -top_k:] == labels[:, None]).any(axis=1)
+        result["validation"][f"top{top_k}_acc"] = float(top.mean())
+    print("validation: " + " - ".join(f"{k} {v:.4f}" for k, v in result["validation"].items()))
+    title = f"{model_name} on {folder.resolve().name}"
+    plot.plot_results(hist, save=out / "training_curves.png", title=title)
+    plot.plot_confusion_matrix(labels, outputs, classes=class_names, save=out / "confusion_matrix.png")
+    write_json(out / "history.json", result)
+    saved = save_model_file(model, out / "model.convolab")
+    print(f"trained in {train_seconds:.1f}s; wrote training_curves.png, confusion_matrix.png, history.json"
           f"{', model.convolab' if saved else ''} to {out.resolve()}")
     return 0
