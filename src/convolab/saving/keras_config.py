@@ -1,0 +1,315 @@
+"""Keras 3's architecture JSON (``config.json`` of a ``.keras`` file) to convolab's and back.
+
+Keras 3 writes each object as ``{"module", "class_name", "config", "registered_name"}`` (plus
+``build_config``/``compile_config`` on models; ``name`` and ``inbound_nodes`` on the layers
+of a functional model, each node ``{"args": [tensor or [tensors]], "kwargs": {}}`` with tensors
+``{"class_name": "__keras_tensor__", "config": {"shape", "dtype", "keras_history": [layer,
+node, index]}}``); dtypes are ``DTypePolicy`` objects and initializers are objects too.
+
+:func:`from_keras` turns such a document into convolab's own architecture description
+(:mod:`convolab.saving.graph_schema`), which is then checked by the same strict schema and
+planner as convolab's files. It names classes only from an allow-list, never imports or runs
+anything, and refuses what it does not know: a Lambda layer, a class convolab lacks, a
+regularizer or constraint, a custom object, a key with an unexpected value.
+"""
+from __future__ import annotations
+
+from .container import short_repr
+from .errors import ModelFileError
+from .graph_schema import ENTRY_CLASSES, MODEL_CLASSES
+from .keras_h5 import snake_case
+
+_OBJECT_KEYS = {"module", "class_name", "config", "registered_name"}
+_ENTRY_KEYS = _OBJECT_KEYS | {"build_config", "compile_config", "name", "inbound_nodes", "shared_object_id"}
+_DTYPE_POLICIES = {"DTypePolicy", "FloatDTypePolicy"}
+#: keys Keras writes that convolab has no use for, accepted only with these values
+_NEUTRAL = {"data_format": ("channels_last", None), "noise_shape": (None,), "lora_rank": (None,),
+            "lora_alpha": (None,), "quantization_config": (None,), "activity_regularizer": (None,),
+            "sparse": (False,), "ragged": (False,), "optional": (False,), "axis@Softmax": (-1,)}
+#: classes whose convolab config keeps ``data_format``
+_KEEPS_DATA_FORMAT = {"ZeroPadding2D", "Cropping2D", "UpSampling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D"}
+
+
+def _fail(where, expected, got):
+    raise ModelFileError(f"{where}: expected {expected}; got {short_repr(got)}")
+
+
+def _check_object(v, where, keys=_OBJECT_KEYS):
+    if not isinstance(v, dict):
+        _fail(where, "an object {module, class_name, config, registered_name}", v)
+    extra = sorted(set(v) - keys)
+    if extra:
+        _fail(where, f"only the keys {sorted(keys)}", extra)
+    if not isinstance(v.get("class_name"), str):
+        _fail(f"{where}.class_name", "a string", v.get("class_name"))
+    return v["class_name"]
+
+
+def _check_class(v, where, allowed):
+    cls = _check_object(v, where, _ENTRY_KEYS)
+    if cls == "Lambda":
+        raise ModelFileError(f"{where}: a Lambda layer holds Python code, which convolab never runs from a file; "
+                             "rebuild that part of the model in code")
+    if cls not in allowed:
+        raise ModelFileError(f"{where}: convolab has no layer class {cls!r}; it reads {', '.join(sorted(allowed))}")
+    module, registered = v.get("module"), v.get("registered_name")
+    if module is not None and not (isinstance(module, str) and (module == "keras" or module.startswith("keras."))):
+        _fail(f"{where}.module", "a Keras module ('keras', 'keras.layers'...)", module)
+    if registered not in (None, cls):
+        _fail(f"{where}.registered_name", f"null or {cls!r} (a built-in class, never a custom object)", registered)
+    return cls
+
+
+def _dtype(v, where):
+    if isinstance(v, str):
+        return v
+    cls = _check_object(v, where)
+    cfg = v.get("config")
+    if cls not in _DTYPE_POLICIES or not isinstance(cfg, dict) or set(cfg) != {"name"}:
+        _fail(where, "a dtype name or a DTypePolicy {config: {name}}", v)
+    return cfg["name"]
+
+
+def _initializer(v, where):
+    if isinstance(v, str):
+        return v
+    cls = _check_object(v, where)
+    cfg = v.get("config", {})
+    if v.get("registered_name") is not None or not isinstance(cfg, dict) or set(cfg) - {"seed"}:
+        _fail(where, "a built-in initializer without arguments other than seed", v)
+    return snake_case(cls)  # the schema checks that convolab knows it
+
+
+def layer_config(cls, cfg, where):
+    """convolab's config for a layer of class ``cls`` from Keras's ``cfg``."""
+    if not isinstance(cfg, dict):
+        _fail(where, "an object", cfg)
+    out = {}
+    for key, value in cfg.items():
+        at = f"{where}.{key}"
+        if key == "dtype":
+            out[key] = _dtype(value, at)
+        elif key.endswith("_initializer"):
+            out[key] = _initializer(value, at)
+        elif key.endswith(("_regularizer", "_constraint")):
+            if value is not None:
+                raise ModelFileError(f"{at}: convolab layers have no regularizers or constraints; got "
+                                     f"{short_repr(value)}")
+        elif key == "data_format" and cls in _KEEPS_DATA_FORMAT:
+            out[key] = value
+        elif key in _NEUTRAL or f"{key}@{cls}" in _NEUTRAL:
+            allowed = _NEUTRAL.get(key) or _NEUTRAL[f"{key}@{cls}"]
+            if value not in allowed or isinstance(value, bool) != isinstance(allowed[0], bool):
+                _fail(at, f"one of {list(allowed)} (convolab supports no other)", value)
+        elif isinstance(value, dict):
+            _fail(at, "a number, string, list or null", value)
+        else:
+            out[key] = value
+    if cls != "InputLayer":
+        out.setdefault("trainable", True)
+        out.setdefault("dtype", "float32")
+    return out
+
+
+# -- Keras -> convolab ---------------------------------------------------------------
+def from_keras(doc, where):
+    """``(class_name, convolab config)`` of the model a Keras ``config.json`` describes."""
+    cls = _check_class(doc, where, set(MODEL_CLASSES))
+    return cls, _model_config(cls, doc.get("config"), f"{where}.config")
+
+
+def _model_config(cls, cfg, where):
+    if not isinstance(cfg, dict):
+        _fail(where, "an object", cfg)
+    return _sequential(cfg, where) if cls == "Sequential" else _functional(cfg, where)
+
+
+def _entry(e, where, allowed):
+    cls = _check_class(e, where, allowed)
+    if cls in MODEL_CLASSES:
+        return cls, _model_config(cls, e.get("config"), f"{where}.config")
+    return cls, layer_config(cls, e.get("config"), f"{where}.config")
+
+
+def _sequential(cfg, where):
+    extra = sorted(set(cfg) - {"name", "trainable", "dtype", "layers", "build_input_shape"})
+    if extra:
+        _fail(where, "the keys name, trainable, dtype, layers, build_input_shape", extra)
+    layers = cfg.get("layers")
+    if not isinstance(layers, list) or not layers:
+        _fail(f"{where}.layers", "a non-empty list", layers)
+    entries, input_shape = [], None
+    for i, e in enumerate(layers):
+        cls, lcfg = _entry(e, f"{where}.layers[{i}]", ENTRY_CLASSES - {"InputLayer"} | ({"InputLayer"} if i == 0 else set()))
+        if cls == "InputLayer":
+            input_shape = lcfg.get("batch_shape")
+            if not isinstance(input_shape, list) or len(input_shape) < 2:
+                _fail(f"{where}.layers[0].config.batch_shape", "a list [batch, ...]", input_shape)
+            input_shape = input_shape[1:]
+        else:
+            entries.append({"class_name": cls, "config": lcfg})
+    if input_shape is None:
+        built = cfg.get("build_input_shape")
+        if not isinstance(built, list) or len(built) < 2:
+            raise ModelFileError(f"{where}: no input shape (no InputLayer and no build_input_shape); convolab "
+                                 "builds a model only with a known input shape")
+        input_shape = built[1:]
+    dtype = _dtype(cfg["dtype"], f"{where}.dtype") if "dtype" in cfg else "float32"
+    return {"name": cfg.get("name"), "dtype": dtype, "input_shape": input_shape,
+            "trainable": cfg.get("trainable", True), "layers": entries}
+
+
+def _tensor_ref(t, where):
+    if not isinstance(t, dict) or t.get("class_name") != "__keras_tensor__" or not isinstance(t.get("config"), dict):
+        _fail(where, "a {class_name: '__keras_tensor__', config: {...}} tensor (convolab takes tensors only)", t)
+    extra = sorted(set(t) - {"class_name", "config"}) + sorted(set(t["config"]) - {"shape", "dtype", "keras_history"})
+    if extra:
+        _fail(where, "a tensor with shape, dtype and keras_history only", extra)
+    history = t["config"].get("keras_history")
+    if not isinstance(history, list) or len(history) != 3:
+        _fail(f"{where}.config.keras_history", "[layer name, node index, tensor index]", history)
+    return list(history)
+
+
+def _node(node, where):
+    if not isinstance(node, dict) or set(node) - {"args", "kwargs"}:
+        _fail(where, "a node {args, kwargs}", node)
+    args, kwargs = node.get("args"), node.get("kwargs", {})
+    if kwargs not in ({},) and not (isinstance(kwargs, dict) and all(v is None for v in kwargs.values())):
+        _fail(f"{where}.kwargs", "no arguments besides the input tensors", kwargs)
+    if not isinstance(args, list) or len(args) != 1:
+        _fail(f"{where}.args", "one argument: a tensor or a list of tensors", args)
+    arg = args[0]
+    if isinstance(arg, list):
+        if not arg:
+            _fail(f"{where}.args[0]", "a non-empty list of tensors", arg)
+        return [_tensor_ref(t, f"{where}.args[0][{j}]") for j, t in enumerate(arg)]
+    return [_tensor_ref(arg, f"{where}.args[0]")]
+
+
+def _refs(v, where):
+    if isinstance(v, list) and len(v) == 1 and isinstance(v[0], list):
+        return v[0]  # one input or output, written as a list of one
+    return v
+
+
+def _functional(cfg, where):
+    extra = sorted(set(cfg) - {"name", "trainable", "layers", "input_layers", "output_layers", "dtype"})
+    if extra:
+        _fail(where, "the keys name, trainable, layers, input_layers, output_layers", extra)
+    layers = cfg.get("layers")
+    if not isinstance(layers, list) or not layers:
+        _fail(f"{where}.layers", "a non-empty list", layers)
+    entries = []
+    for i, e in enumerate(layers):
+        at = f"{where}.layers[{i}]"
+        cls, lcfg = _entry(e, at, ENTRY_CLASSES)
+        nodes = e.get("inbound_nodes", [])
+        if not isinstance(nodes, list):
+            _fail(f"{at}.inbound_nodes", "a list", nodes)
+        name = e.get("name", lcfg.get("name") if isinstance(lcfg, dict) else None)
+        entries.append({"class_name": cls, "name": name, "config": lcfg,
+                        "inbound_nodes": [_node(n, f"{at}.inbound_nodes[{k}]") for k, n in enumerate(nodes)]})
+    return {"name": cfg.get("name"), "trainable": cfg.get("trainable", True), "layers": entries,
+            "input_layers": _refs(cfg.get("input_layers"), f"{where}.input_layers"),
+            "output_layers": _refs(cfg.get("output_layers"), f"{where}.output_layers")}
+
+
+# -- convolab -> Keras ---------------------------------------------------------------
+def _policy(dtype):
+    return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": dtype}, "registered_name": None}
+
+
+def _keras_initializer(name):
+    cls = "".join(part.capitalize() for part in name.split("_"))
+    return {"module": "keras.initializers", "class_name": cls,
+            "config": {} if name in ("zeros", "ones") else {"seed": None}, "registered_name": None}
+
+
+def keras_layer_config(cls, cfg):
+    out = {}
+    for key, value in cfg.items():
+        if key == "input_shape":
+            continue  # Keras 3 keeps the input shape in an InputLayer
+        if key == "dtype":
+            value = _policy(value)
+        elif key.endswith("_initializer"):
+            value = _keras_initializer(value)
+        out[key] = value
+    if cls == "Softmax":
+        out["axis"] = -1
+    return out
+
+
+def _layer_object(cls, config):
+    return {"module": "keras.layers", "class_name": cls, "config": config, "registered_name": None}
+
+
+def _input_layer(name, dtype, batch_shape):
+    return _layer_object("InputLayer", {"batch_shape": list(batch_shape), "dtype": dtype, "sparse": False,
+                                        "name": name})
+
+
+def to_keras(entry, model):
+    """Keras's serialized form of a model described by convolab's ``entry`` (``_Describer``)."""
+    cls, cfg = entry["class_name"], entry["config"]
+    if cls == "Sequential":
+        shape = [None] + list(cfg["input_shape"])
+        layers = [_input_layer(f"{cfg['name']}_input", cfg["dtype"], shape)]
+        for e, layer in zip(cfg["layers"], model.layers):
+            layers.append(to_keras(e, layer) if e["class_name"] in MODEL_CLASSES
+                          else _layer_object(e["class_name"], keras_layer_config(e["class_name"], e["config"])))
+        return {"module": "keras", "class_name": "Sequential", "registered_name": None,
+                "config": {"name": cfg["name"], "trainable": cfg["trainable"], "dtype": _policy(cfg["dtype"]),
+                           "layers": layers, "build_input_shape": shape},
+                "build_config": {"input_shape": shape}}
+    shapes = _tensor_shapes(model)
+    layers = []
+    for e in cfg["layers"]:
+        kind, name = e["class_name"], e["name"]
+        if kind == "InputLayer":
+            obj = _input_layer(name, e["config"]["dtype"], e["config"]["batch_shape"])
+        elif kind in MODEL_CLASSES:
+            obj = to_keras(e, model.get_layer(name))
+        else:
+            obj = _layer_object(kind, keras_layer_config(kind, e["config"]))
+        nodes = []
+        for node in e["inbound_nodes"]:
+            tensors = [_keras_tensor(r, shapes) for r in node]
+            nodes.append({"args": [tensors if len(tensors) > 1 or _takes_list(model.get_layer(name)) else tensors[0]],
+                          "kwargs": {}})
+        layers.append({**obj, "name": name, "inbound_nodes": nodes})
+    return {"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
+            "config": {"name": cfg["name"], "trainable": cfg["trainable"], "layers": layers,
+                       "input_layers": _listed(cfg["input_layers"]), "output_layers": _listed(cfg["output_layers"])},
+            "build_config": {"input_shape": None}}
+
+
+def _listed(refs):
+    return refs if isinstance(refs[0], list) else [refs]
+
+
+def _takes_list(layer):
+    from .graph_io import takes_list
+
+    return takes_list(layer)
+
+
+def _keras_tensor(r, shapes):
+    shape, dtype = shapes[tuple(r)]
+    return {"class_name": "__keras_tensor__", "config": {"shape": list(shape), "dtype": dtype, "keras_history": r}}
+
+
+def _tensor_shapes(model):
+    """``(layer name, node index, tensor index) -> (shape, dtype)`` for the tensors of ``model``'s graph."""
+    nodes = model.graph()[0]
+    calls, out = {}, {}
+    for node in nodes:
+        k = calls.get(id(node.layer), 0)
+        calls[id(node.layer)] = k + 1
+        for j, t in enumerate(node.outputs):
+            out[(node.layer.name, k, j)] = (tuple(t.shape), t.dtype)
+    return out
+
+
+__all__ = ["from_keras", "layer_config", "to_keras"]
