@@ -120,7 +120,7 @@ def test_file_layout_is_documented_safetensors(tmp_path):
 
 def test_include_optimizer_false_saves_compile_but_no_state(tmp_path):
     model, x, _ = trained()
-    path = tmp_path / "m.keras"
+    path = tmp_path / "m.convolab"
     model.save(path, include_optimizer=False)
     header, _ = header_of(path)
     assert not [n for n in header if n.startswith("optimizer.")]

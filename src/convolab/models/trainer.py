@@ -542,14 +542,15 @@ class Trainer:
         save_model(self, filepath, include_optimizer=include_optimizer)
 
     def save_weights(self, filepath, overwrite=True):
-        """Save the weights alone (safetensors), atomically."""
+        """Save the weights alone, atomically: safetensors, or Keras 3's HDF5 layout for ``*.weights.h5``."""
         from ..saving import save_weights
 
         _check_overwrite(filepath, overwrite, self)
         save_weights(self, filepath)
 
     def load_weights(self, filepath):
-        """Load weights saved by :meth:`save_weights` (or :meth:`save`) into this built model."""
+        """Load weights saved by :meth:`save_weights` (or :meth:`save`), or by Keras 3 (``.weights.h5``,
+        ``.keras``), into this built model."""
         from ..saving import load_weights
 
         load_weights(self, filepath)

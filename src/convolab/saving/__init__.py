@@ -4,6 +4,8 @@
   compile settings (JSON metadata), the weights and, optionally, the training state
   (optimizer state, ``iterations``, random-generator state) for a bitwise-exact resume.
 * :func:`save_weights` / :func:`load_weights`: the weights alone.
+* Keras 3's own files for the layers convolab has: ``*.weights.h5`` (:mod:`.keras_h5`) and the
+  ``.keras`` zip (:mod:`.keras_zip`, :mod:`.keras_config`), with the ``keras-files`` extra (h5py).
 * :func:`export_model`: ONNX for inference elsewhere (needs the ``onnx`` extra).
 
 Loading runs no code from the file and checks everything before allocating; every failure

@@ -110,7 +110,8 @@ def _check_suffix(filepath, what):
         return path
     hint = ""
     if path.lower().endswith((".h5", ".hdf5")):
-        hint = " convolab does not write HDF5: its files are safetensors with a JSON architecture."
+        hint = (" For Keras 3's HDF5 weights name the file 'name.weights.h5' (save_weights); Keras 3's model "
+                "files end in .keras.")
     raise ValueError(
         f"{what}: unsupported file name {path!r}; use a name ending in {', '.join(MODEL_SUFFIXES)} "
         f"(e.g. 'model{DEFAULT_SUFFIX}').{hint}"
@@ -300,6 +301,10 @@ def save_model(model, filepath, include_optimizer=True):
     """
     from ..models.sequential import Sequential
 
+    if str(filepath).lower().endswith(".keras"):
+        from .keras_zip import save_keras
+
+        return save_keras(model, filepath)  # Keras 3's own zip format
     path = _check_suffix(filepath, "save_model")
     if not isinstance(model, Sequential):
         from ..models.model import Model
@@ -330,6 +335,10 @@ def save_weights(model, filepath):
         model: a built Sequential model.
         filepath: ``*.convolab``, ``*.keras`` or ``*.safetensors`` (``name.weights.safetensors`` reads best).
     """
+    if str(filepath).lower().endswith(".weights.h5"):
+        from .keras_h5 import save_weights_h5
+
+        return save_weights_h5(model, filepath)  # Keras 3's .weights.h5 layout
     path = _check_suffix(filepath, "save_weights")
     if not _indexed_weights(model):
         from .weights_io import save_variables
@@ -549,6 +558,10 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """
     if custom_objects:
         raise ValueError("load_model: custom_objects are not supported; convolab files hold only built-in layers")
+    from .keras_zip import is_zip, load_keras
+
+    if is_zip(filepath):
+        return load_keras(filepath, compile=compile)
     with ContainerReader(filepath) as reader:
         source = reader.source
         doc = _read_document(reader)
@@ -575,6 +588,13 @@ def load_weights(model, filepath):
     Raises:
         ModelFileError: the file is bad or does not fit ``model``.
     """
+    from .keras_h5 import is_hdf5, load_weights_h5
+    from .keras_zip import is_zip, load_weights_keras
+
+    if is_hdf5(filepath):
+        return load_weights_h5(model, filepath)
+    if is_zip(filepath):
+        return load_weights_keras(model, filepath)
     if not _indexed_weights(model):
         from .weights_io import load_variables
 
