@@ -282,3 +282,84 @@ def test_without_h5py_the_error_says_what_to_install(tmp_path, monkeypatch):
     with pytest.raises(ImportError, match="keras-files"):
         keras.models.load_model(tmp_path / "x.keras")
     assert not io.BytesIO().getvalue()
+
+
+def kt(name, shape):
+    return {"class_name": "__keras_tensor__", "config": {"shape": shape, "dtype": "float32",
+                                                         "keras_history": [name, 0, 0]}}
+
+
+def test_keras_written_functional_config_loads(tmp_path):
+    """Keras 3's functional form: inbound nodes as {args, kwargs}, a merge called with a list,
+    input_layers/output_layers as lists of one reference."""
+    def layer(cls, name, config, args):
+        return {"module": "keras.layers", "class_name": cls, "registered_name": None, "name": name,
+                "config": {"name": name, "trainable": True, "dtype": "float32", **config},
+                "inbound_nodes": [{"args": [args], "kwargs": {}}]}
+
+    dense = {"use_bias": True, "activation": "linear", "kernel_initializer": "glorot_uniform",
+             "bias_initializer": "zeros"}
+    config = {"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
+              "build_config": {"input_shape": [None, 4]},
+              "config": {"name": "functional", "trainable": True,
+                         "layers": [{"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
+                                     "name": "input_layer", "inbound_nodes": [],
+                                     "config": {"batch_shape": [None, 4], "dtype": "float32", "sparse": False,
+                                                "name": "input_layer"}},
+                                    layer("Dense", "dense", {**dense, "units": 3}, kt("input_layer", [None, 4])),
+                                    layer("Dense", "dense_1", {**dense, "units": 3}, kt("input_layer", [None, 4])),
+                                    layer("Add", "add", {}, [kt("dense", [None, 3]), kt("dense_1", [None, 3])])],
+                         "input_layers": [["input_layer", 0, 0]], "output_layers": [["add", 0, 0]]}}
+    w = {"dense": [f32(4, 3), f32(3)], "dense_1": [f32(4, 3), f32(3)]}
+    h5 = write_h5(tmp_path / "w.h5", w)
+    path = tmp_path / "f.keras"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("config.json", json.dumps(config))
+        zf.write(h5, "model.weights.h5")
+    model = keras.models.load_model(path)
+    x = f32(2, 4)
+    (k1, b1), (k2, b2) = w["dense"], w["dense_1"]
+    np.testing.assert_allclose(model.predict(x, verbose=0), x @ k1 + b1 + x @ k2 + b2, rtol=1e-5, atol=1e-6)
+
+
+def test_functional_slots_follow_keras_depth_order(tmp_path):
+    """Keras numbers a functional model's layers by depth (inputs first), then by when a walk back from
+    the outputs first meets them; convolab's own graph order differs here (C is met before A)."""
+    i = keras.Input((4,))
+    c = L.Dense(5, name="C")(i)
+    a = L.Dense(6, name="A")(i)
+    b = L.Dense(5, name="B")(a)
+    model = keras.Model(i, L.Dense(2, name="D")(L.Concatenate()([c, b])))
+    from convolab.saving.keras_h5 import layer_slots
+
+    slots = {layer.name: path for path, layer in layer_slots(model)}
+    assert (slots["A"], slots["C"], slots["B"], slots["D"]) == (
+        "layers/dense", "layers/dense_1", "layers/dense_2", "layers/dense_3")
+    w = {"dense": [f32(4, 6), f32(6)], "dense_1": [f32(4, 5), f32(5)], "dense_2": [f32(6, 5), f32(5)],
+         "dense_3": [f32(10, 2), f32(2)]}
+    model.load_weights(write_h5(tmp_path / "m.weights.h5", w))
+    np.testing.assert_array_equal(model.get_layer("A").params["kernel"], w["dense"][0])
+    np.testing.assert_array_equal(model.get_layer("C").params["kernel"], w["dense_1"][0])
+
+
+def nested_functional():
+    i = keras.Input((3, 3, 2))
+    inner_in = keras.Input((3, 3, 2))
+    inner = keras.Model(inner_in, L.BatchNormalization()(L.Conv2D(3, 2)(inner_in)))
+    return keras.Model(i, L.Dense(2)(L.Flatten()(inner(i))))
+
+
+def test_nested_functional_round_trip(tmp_path):
+    model = nested_functional()
+    x = RNG.random((2, 3, 3, 2)).astype("float32")
+    for w in model.weights:
+        w[...] = RNG.random(w.shape) + 0.5
+    y = model.predict(x, verbose=0)
+    model.save_weights(tmp_path / "n.weights.h5")
+    with h5py.File(tmp_path / "n.weights.h5") as f:
+        assert "layers/functional/layers/batch_normalization/vars/3" in f
+    other = nested_functional()
+    other.load_weights(tmp_path / "n.weights.h5")
+    np.testing.assert_array_equal(other.predict(x, verbose=0), y)
+    model.save(tmp_path / "n.keras")
+    np.testing.assert_array_equal(keras.models.load_model(tmp_path / "n.keras").predict(x, verbose=0), y)
