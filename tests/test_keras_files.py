@@ -363,3 +363,19 @@ def test_nested_functional_round_trip(tmp_path):
     np.testing.assert_array_equal(other.predict(x, verbose=0), y)
     model.save(tmp_path / "n.keras")
     np.testing.assert_array_equal(keras.models.load_model(tmp_path / "n.keras").predict(x, verbose=0), y)
+
+
+def test_output_of_a_nested_functional_counts_its_built_in_node(tmp_path):
+    """Keras's Functional.get_config numbers a nested functional model's nodes from 1 in
+    output_layers (its built-in node is 0); inbound nodes count from 0."""
+    inner_in = keras.Input((4,))
+    inner = keras.Model(inner_in, L.Dense(2)(inner_in))
+    i = keras.Input((4,))
+    model = keras.Model(i, inner(L.Dense(4)(i)))
+    x = f32(3, 4)
+    y = model.predict(x, verbose=0)
+    model.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as zf:
+        config = json.loads(zf.read("config.json"))["config"]
+    assert config["output_layers"] == [[inner.name, 1, 0]]
+    np.testing.assert_array_equal(keras.models.load_model(tmp_path / "m.keras").predict(x, verbose=0), y)

@@ -210,9 +210,28 @@ def _functional(cfg, where):
         name = e.get("name", lcfg.get("name") if isinstance(lcfg, dict) else None)
         entries.append({"class_name": cls, "name": name, "config": lcfg,
                         "inbound_nodes": [_node(n, f"{at}.inbound_nodes[{k}]") for k, n in enumerate(nodes)]})
+    functional = {e["name"] for e in entries if e["class_name"] == "Functional"}
     return {"name": cfg.get("name"), "trainable": cfg.get("trainable", True), "layers": entries,
-            "input_layers": _refs(cfg.get("input_layers"), f"{where}.input_layers"),
-            "output_layers": _refs(cfg.get("output_layers"), f"{where}.output_layers")}
+            "input_layers": _model_refs(cfg.get("input_layers"), functional, -1, f"{where}.input_layers"),
+            "output_layers": _model_refs(cfg.get("output_layers"), functional, -1, f"{where}.output_layers")}
+
+
+def _model_refs(v, functional, shift, where):
+    """A model's input/output references. Keras counts a nested functional model's built-in node in
+    these (``Functional.get_config``: ``kept_nodes = 1``) but not in inbound nodes; convolab counts
+    calls only, so the node index of such a reference moves by ``shift``."""
+    v = _refs(v, where)
+    if not isinstance(v, list) or not v:
+        return v
+    one = not isinstance(v[0], list)
+    out = []
+    for r in ([v] if one else v):
+        if isinstance(r, list) and len(r) == 3 and r[0] in functional and isinstance(r[1], int):
+            if r[1] + shift < 0:
+                _fail(where, f"a node index of at least 1 for the nested functional model {r[0]!r}", r)
+            r = [r[0], r[1] + shift, r[2]]
+        out.append(r)
+    return out[0] if one else out
 
 
 # -- convolab -> Keras ---------------------------------------------------------------
@@ -264,6 +283,7 @@ def to_keras(entry, model):
                            "layers": layers, "build_input_shape": shape},
                 "build_config": {"input_shape": shape}}
     shapes = _tensor_shapes(model)
+    functional = {e["name"] for e in cfg["layers"] if e["class_name"] == "Functional"}
     layers = []
     for e in cfg["layers"]:
         kind, name = e["class_name"], e["name"]
@@ -281,7 +301,8 @@ def to_keras(entry, model):
         layers.append({**obj, "name": name, "inbound_nodes": nodes})
     return {"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
             "config": {"name": cfg["name"], "trainable": cfg["trainable"], "layers": layers,
-                       "input_layers": _listed(cfg["input_layers"]), "output_layers": _listed(cfg["output_layers"])},
+                       "input_layers": _listed(_model_refs(cfg["input_layers"], functional, 1, "")),
+                       "output_layers": _listed(_model_refs(cfg["output_layers"], functional, 1, ""))},
             "build_config": {"input_shape": None}}
 
 
