@@ -18,10 +18,11 @@ File format (``format_version`` 1). A convolab file is a safetensors file:
   and, with the training state, ``optimizer.<j>.<slot>`` (``<j>`` indexes the trainable
   weights in model order, moving statistics excluded; ``<slot>`` is ``momentum``, ``velocity``...).
 
-File names: ``.convolab`` is the default and recommended extension; ``.keras`` and
-``.safetensors`` are accepted too (the content is the same format; it is *not* a Keras zip
-archive). For weights alone, ``name.weights.safetensors`` reads best. HDF5 (``.h5``) is not
-written: convolab never produces a file it would have to trust on reading.
+File names: ``.convolab`` is the default and recommended extension; ``.safetensors`` is
+accepted too. For weights alone, ``name.weights.safetensors`` reads best. ``.keras`` and
+``.weights.h5`` are Keras 3's own formats (a zip, HDF5 weights; :mod:`.keras_zip`,
+:mod:`.keras_h5`, with the ``keras-files`` extra): architecture and weights only. Loading
+decides by content, so a convolab file once saved under a ``.keras`` name still loads.
 
 Loading never runs code from a file: no pickle, no eval; the JSON is checked against a strict
 schema (:mod:`convolab.saving.schema`), layer classes come from an allow-list, and every
