@@ -239,7 +239,12 @@ def second_layer(config):
     (lambda c: second_layer(c).update(class_name="Lambda"), "a Lambda layer holds Python code"),
     (lambda c: second_layer(c).update(registered_name="my_pkg>Dense"), "never a custom object"),
     (lambda c: second_layer(c).update(module="os"), "a Keras module"),
-    (lambda c: second_layer(c)["config"].update(kernel_regularizer={"class_name": "L2"}), "no regularizers"),
+    (lambda c: second_layer(c)["config"].update(kernel_regularizer={"module": "my_pkg", "class_name": "MyPenalty",
+                                                                    "config": {}, "registered_name": "my>MyPenalty"}),
+     "never a custom one"),
+    (lambda c: second_layer(c)["config"].update(kernel_regularizer={"module": "keras.regularizers",
+                                                                    "class_name": "Orthogonal", "config": {},
+                                                                    "registered_name": None}), "Orthogonal"),
     (lambda c: second_layer(c)["config"].update(units=2**31 - 1), "cannot hold them"),
     (lambda c: second_layer(c)["config"].update(units=3), "variable 0 has shape (3, 2); expected (3, 3)"),
     (lambda c: second_layer(c)["config"].update(surprise=1), "surprise"),
@@ -379,3 +384,20 @@ def test_output_of_a_nested_functional_counts_its_built_in_node(tmp_path):
         config = json.loads(zf.read("config.json"))["config"]
     assert config["output_layers"] == [[inner.name, 1, 0]]
     np.testing.assert_array_equal(keras.models.load_model(tmp_path / "m.keras").predict(x, verbose=0), y)
+
+
+def test_regularizers_and_constraints_cross_as_keras_objects(tmp_path):
+    def make():
+        return keras.Sequential([keras.Input((4,)), L.Dense(3, kernel_regularizer="l2",
+                                                           kernel_constraint=keras.constraints.MaxNorm(2.0)),
+                                 L.Dense(2, bias_regularizer=keras.regularizers.L1(0.5))])
+
+    model = make()
+    model.save(tmp_path / "r.keras")
+    with zipfile.ZipFile(tmp_path / "r.keras") as zf:
+        layers = json.loads(zf.read("config.json"))["config"]["layers"]
+    assert layers[1]["config"]["kernel_regularizer"] == {"module": "keras.regularizers", "class_name": "L2",
+                                                         "config": {"l2": 0.01}, "registered_name": None}
+    assert layers[1]["config"]["kernel_constraint"]["module"] == "keras.constraints"
+    loaded = keras.models.load_model(tmp_path / "r.keras")
+    assert [l.get_config() for l in loaded.layers] == [l.get_config() for l in model.layers]

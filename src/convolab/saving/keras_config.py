@@ -9,8 +9,8 @@ node, index]}}``); dtypes are ``DTypePolicy`` objects and initializers are objec
 :func:`from_keras` turns such a document into convolab's own architecture description
 (:mod:`convolab.saving.graph_schema`), which is then checked by the same strict schema and
 planner as convolab's files. It names classes only from an allow-list, never imports or runs
-anything, and refuses what it does not know: a Lambda layer, a class convolab lacks, a
-regularizer or constraint, a custom object, a key with an unexpected value.
+anything, and refuses what it does not know: a Lambda layer, a class convolab lacks, a custom
+object (layer, initializer, regularizer or constraint), a key with an unexpected value.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ _ENTRY_KEYS = _OBJECT_KEYS | {"build_config", "compile_config", "name", "inbound
 _DTYPE_POLICIES = {"DTypePolicy", "FloatDTypePolicy"}
 #: keys Keras writes that convolab has no use for, accepted only with these values
 _NEUTRAL = {"data_format": ("channels_last", None), "noise_shape": (None,), "lora_rank": (None,),
-            "lora_alpha": (None,), "quantization_config": (None,), "activity_regularizer": (None,),
+            "lora_alpha": (None,), "quantization_config": (None,),
             "sparse": (False,), "ragged": (False,), "optional": (False,), "axis@Softmax": (-1,)}
 #: classes whose convolab config keeps ``data_format``
 _KEEPS_DATA_FORMAT = {"ZeroPadding2D", "Cropping2D", "UpSampling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D"}
@@ -80,6 +80,16 @@ def _initializer(v, where):
     return snake_case(cls)  # the schema checks that convolab knows it
 
 
+def _penalty(v, where):
+    """A regularizer or constraint object as convolab writes it: ``{class_name, config}``; the
+    schema then checks the class (L1, L2, L1L2, MaxNorm...) and its arguments."""
+    cls = _check_object(v, where)
+    if v.get("registered_name") is not None:
+        _fail(f"{where}.registered_name", "null (a built-in regularizer or constraint, never a custom one)",
+              v["registered_name"])
+    return {"class_name": cls, "config": v.get("config", {})}
+
+
 def layer_config(cls, cfg, where):
     """convolab's config for a layer of class ``cls`` from Keras's ``cfg``."""
     if not isinstance(cfg, dict):
@@ -92,9 +102,8 @@ def layer_config(cls, cfg, where):
         elif key.endswith("_initializer"):
             out[key] = _initializer(value, at)
         elif key.endswith(("_regularizer", "_constraint")):
-            if value is not None:
-                raise ModelFileError(f"{at}: convolab layers have no regularizers or constraints; got "
-                                     f"{short_repr(value)}")
+            if value is not None:  # None: Keras writes every such key; convolab only those set
+                out[key] = _penalty(value, at)
         elif key == "data_format" and cls in _KEEPS_DATA_FORMAT:
             out[key] = value
         elif key in _NEUTRAL or f"{key}@{cls}" in _NEUTRAL:
@@ -254,6 +263,9 @@ def keras_layer_config(cls, cfg):
             value = _policy(value)
         elif key.endswith("_initializer"):
             value = _keras_initializer(value)
+        elif key.endswith(("_regularizer", "_constraint")) and value is not None:
+            module = "keras.regularizers" if key.endswith("_regularizer") else "keras.constraints"
+            value = {"module": module, **value, "registered_name": None}
         out[key] = value
     if cls == "Softmax":
         out["axis"] = -1
