@@ -209,7 +209,7 @@ def test_save_and_load_keep_rules(tmp_path):
         L.Flatten(), L.Dense(3, activation="softmax", bias_regularizer="l1", bias_constraint=C.NonNeg(),
                              activity_regularizer=R.L2(0.3))], (6, 6, 2)))
     model.train_on_batch(x, y)
-    path = tmp_path / "m.keras"
+    path = tmp_path / "m.convolab"
     model.save(path)
     loaded = keras.models.load_model(path)
     for a, b in zip(model.layers, loaded.layers):
