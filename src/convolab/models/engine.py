@@ -57,9 +57,15 @@ def add_weight_penalty_grads(layers) -> None:
 
 
 def apply_constraints(layers) -> None:
-    """Project the constrained weights after an optimizer step (Keras applies them in ``apply``)."""
+    """Project the constrained weights after an optimizer step (Keras applies them in ``apply``).
+
+    The stack engine's layers are built-in ones, with no sublayers: a layer without constraints
+    is skipped at the cost of one dict check (the recursive walk cost 90 us a step on the
+    one-conv model, 5% of its epoch).
+    """
     for layer in layers:
-        layer.apply_constraints()
+        if layer._constraints:
+            layer.apply_constraints()
 
 
 def metric_output(out, fused):
