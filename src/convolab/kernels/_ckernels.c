@@ -737,30 +737,40 @@ static int fits(const long long *g)  /* every window inside the unpadded image *
 
 #define RELEASE_ALL(arr) for (size_t _i = 0; _i < sizeof(arr) / sizeof(arr[0]); _i++) if (arr[_i]) arr_release(arr[_i])
 
-static PyObject *py_im2col(PyObject *self, PyObject *args)
+/* im2col and col2im share their arguments: an image of N*H*W*C floats and a window matrix of
+   N*Ho*Wo rows of ld floats; im2col reads the image and writes the matrix, col2im (its adjoint)
+   the other way round. */
+static PyObject *window_matrix_entry(PyObject *args, int adjoint)
 {
-    const char *k = "im2col_f32";
-    PyObject *ox, *oc;
+    const char *k = adjoint ? "col2im_f32" : "im2col_f32";
+    PyObject *o_in, *o_out;
     long long g[13];
-    if (!PyArg_ParseTuple(args, "OOLLLLLLLLLLLLL", &ox, &oc, g, g + 1, g + 2, g + 3, g + 4, g + 5, g + 6, g + 7,
-                          g + 8, g + 9, g + 10, g + 11, g + 12))
+    if (!PyArg_ParseTuple(args, "OOLLLLLLLLLLLLL", &o_in, &o_out, g, g + 1, g + 2, g + 3, g + 4, g + 5, g + 6,
+                          g + 7, g + 8, g + 9, g + 10, g + 11, g + 12))
         return NULL;
     if (check_windows(k, g) < 0 || check_ints(k, "ld", g + 12, 1) < 0) return NULL;
     const long long taps = g[4] * g[5] * g[3], ld = g[12];
-    if (ld != taps && ld != taps + 1)
+    if (!adjoint && ld != taps && ld != taps + 1)
         return fail(k, "row length ld=%lld must be kh*kw*C=%lld (or one more for the bias column)", ld, taps), NULL;
-    Py_ssize_t nx, nc;
-    if (product(k, &nx, g[0], g[1], g[2], g[3]) < 0 || product(k, &nc, g[0], g[10], g[11], ld) < 0) return NULL;
-    Arr x, c;
-    Arr *all[] = {&c, &x};
-    x.held = c.held = 0;
+    if (adjoint && ld < taps) return fail(k, "row length ld=%lld is shorter than kh*kw*C=%lld", ld, taps), NULL;
+    Py_ssize_t n_image, n_cols;
+    if (product(k, &n_image, g[0], g[1], g[2], g[3]) < 0 || product(k, &n_cols, g[0], g[10], g[11], ld) < 0)
+        return NULL;
+    Arr in, out;
+    Arr *all[] = {&out, &in};
+    in.held = out.held = 0;
     PyObject *res = NULL;
-    if (arr_get(&x, ox, k, "x", 0, nx, 0) < 0 || arr_get(&c, oc, k, "cols", 0, nc, 1) < 0 || disjoint(k, all, 2, 1) < 0)
+    if (arr_get(&in, o_in, k, adjoint ? "cols" : "x", 0, adjoint ? n_cols : n_image, 0) < 0 ||
+        arr_get(&out, o_out, k, adjoint ? "dx" : "cols", 0, adjoint ? n_image : n_cols, 1) < 0 ||
+        disjoint(k, all, 2, 1) < 0)
         goto done;
-    counters[N_IM2COL]++;
-    counters[fits(g) ? N_IM2COL_VALID : N_IM2COL_PADDED]++;
+    counters[adjoint ? N_COL2IM : N_IM2COL]++;
+    counters[adjoint ? (fits(g) ? N_COL2IM_VALID : N_COL2IM_PADDED) : (fits(g) ? N_IM2COL_VALID : N_IM2COL_PADDED)]++;
     Py_BEGIN_ALLOW_THREADS
-    im2col_f32(x.v.buf, c.v.buf, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12]);
+    if (adjoint)
+        col2im_f32(in.v.buf, out.v.buf, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12]);
+    else
+        im2col_f32(in.v.buf, out.v.buf, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12]);
     Py_END_ALLOW_THREADS
     res = Py_NewRef(Py_None);
 done:
@@ -768,35 +778,9 @@ done:
     return res;
 }
 
-static PyObject *py_col2im(PyObject *self, PyObject *args)
-{
-    const char *k = "col2im_f32";
-    PyObject *oc, *od;
-    long long g[13];
-    if (!PyArg_ParseTuple(args, "OOLLLLLLLLLLLLL", &oc, &od, g, g + 1, g + 2, g + 3, g + 4, g + 5, g + 6, g + 7,
-                          g + 8, g + 9, g + 10, g + 11, g + 12))
-        return NULL;
-    if (check_windows(k, g) < 0 || check_ints(k, "ld", g + 12, 1) < 0) return NULL;
-    const long long taps = g[4] * g[5] * g[3], ld = g[12];
-    if (ld < taps) return fail(k, "row length ld=%lld is shorter than kh*kw*C=%lld", ld, taps), NULL;
-    Py_ssize_t nc, nd;
-    if (product(k, &nc, g[0], g[10], g[11], ld) < 0 || product(k, &nd, g[0], g[1], g[2], g[3]) < 0) return NULL;
-    Arr c, d;
-    Arr *all[] = {&d, &c};
-    c.held = d.held = 0;
-    PyObject *res = NULL;
-    if (arr_get(&c, oc, k, "cols", 0, nc, 0) < 0 || arr_get(&d, od, k, "dx", 0, nd, 1) < 0 || disjoint(k, all, 2, 1) < 0)
-        goto done;
-    counters[N_COL2IM]++;
-    counters[fits(g) ? N_COL2IM_VALID : N_COL2IM_PADDED]++;
-    Py_BEGIN_ALLOW_THREADS
-    col2im_f32(c.v.buf, d.v.buf, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12]);
-    Py_END_ALLOW_THREADS
-    res = Py_NewRef(Py_None);
-done:
-    RELEASE_ALL(all);
-    return res;
-}
+static PyObject *py_im2col(PyObject *self, PyObject *args) { return window_matrix_entry(args, 0); }
+
+static PyObject *py_col2im(PyObject *self, PyObject *args) { return window_matrix_entry(args, 1); }
 
 static int is_2x2(const long long *g)
 {
