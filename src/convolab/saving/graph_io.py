@@ -559,18 +559,12 @@ def build(plan, tensors, compile, source):
     state = plan.training_state
     if state is not None:
         by_path = layers_by_path(model)
-        for path, layer_state in state["rng"]["layers"].items():
-            by_path[path]._rng.bit_generator.state = layer_state
-        if compile:
-            opt = model.optimizer
-            opt.iterations = state["iterations"]
-            if "optimizer_globals" in state:
-                opt.set_global_state(state["optimizer_globals"])
-            weight_of = dict(named)
-            for path, keys in plan.slot_keys:
-                opt.set_state(weight_of[path], {key: tensors[slot_tensor(path, key)] for key in keys})
-            if state["rng"]["global"] is not None:
-                random_mod.set_state(state["rng"]["global"])
+        weight_of = dict(named)
+        model_io.restore_training_state(
+            model, state, compile,
+            [(by_path[path], s) for path, s in state["rng"]["layers"].items()],
+            lambda: [(weight_of[path], {key: tensors[slot_tensor(path, key)] for key in keys})
+                     for path, keys in plan.slot_keys])
     return model
 
 

@@ -521,19 +521,34 @@ def _build(plan, doc, tensors, compile, source):
         random_mod.set_state(saved_rng)
     state = plan.training_state
     if state is not None:
-        for i, layer_state in state["rng"]["layers"].items():
-            model.layers[i]._rng.bit_generator.state = layer_state
-        if compile:
-            opt = model.optimizer
-            opt.iterations = state["iterations"]
-            if "optimizer_globals" in state:
-                opt.set_global_state(state["optimizer_globals"])
-            weights = _trainable_weights(model)
-            for j, keys in enumerate(plan.weight_slots):
-                opt.set_state(weights[j], {key: tensors[slot_name(j, key)] for key in keys})
-            if state["rng"]["global"] is not None:
-                random_mod.set_state(state["rng"]["global"])
+        weights = _trainable_weights(model)
+        restore_training_state(
+            model, state, compile,
+            [(model.layers[i], s) for i, s in state["rng"]["layers"].items()],
+            lambda: [(weights[j], {key: tensors[slot_name(j, key)] for key in keys})
+                     for j, keys in enumerate(plan.weight_slots)])
     return model
+
+
+def restore_training_state(model, state, compile, layer_rngs, slot_states):
+    """Put a checked training state back: seeded layers' generators, and with ``compile`` the
+    optimizer's iterations, global and per-weight state and convolab's global generator.
+
+    ``layer_rngs``: ``[(layer, generator state)]``; ``slot_states()``: ``[(weight, {slot: array})]``.
+    Shared by Sequential and functional model files, which name their tensors differently.
+    """
+    for layer, layer_state in layer_rngs:
+        layer._rng.bit_generator.state = layer_state
+    if not compile:
+        return
+    opt = model.optimizer
+    opt.iterations = state["iterations"]
+    if "optimizer_globals" in state:
+        opt.set_global_state(state["optimizer_globals"])
+    for weight, slots in slot_states():
+        opt.set_state(weight, slots)
+    if state["rng"]["global"] is not None:
+        random_mod.set_state(state["rng"]["global"])
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
