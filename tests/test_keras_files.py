@@ -401,3 +401,53 @@ def test_regularizers_and_constraints_cross_as_keras_objects(tmp_path):
     assert layers[1]["config"]["kernel_constraint"]["module"] == "keras.constraints"
     loaded = keras.models.load_model(tmp_path / "r.keras")
     assert [l.get_config() for l in loaded.layers] == [l.get_config() for l in model.layers]
+
+
+def test_what_keras_3_15_writes_loads(tmp_path):
+    """Keras 3.15 adds input_axes/output_axes (null) to Glorot initializers, renorm keys (off) to
+    BatchNormalization, ``training: false`` and ``mask: null`` to a node's kwargs and shared_object_id
+    to a DTypePolicy several layers share; each means what convolab does."""
+    policy = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None,
+              "shared_object_id": 140687542186320}
+    glorot = {"module": "keras.initializers", "class_name": "GlorotUniform",
+              "config": {"seed": None, "input_axes": None, "output_axes": None}, "registered_name": None}
+
+    def layer(cls, name, config, args, kwargs=None):
+        return {"module": "keras.layers", "class_name": cls, "registered_name": None, "name": name,
+                "config": {"name": name, "trainable": True, "dtype": policy, **config},
+                "inbound_nodes": [{"args": [args], "kwargs": kwargs or {"mask": None}}]}
+
+    bn = {"axis": -1, "momentum": 0.99, "epsilon": 0.001, "center": True, "scale": True, "synchronized": False,
+          "renorm": False, "renorm_clipping": None, "renorm_momentum": 0.99}
+    config = {"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
+              "config": {"name": "functional", "trainable": True,
+                         "layers": [{"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
+                                     "name": "x", "inbound_nodes": [],
+                                     "config": {"batch_shape": [None, 4], "dtype": "float32", "sparse": False,
+                                                "ragged": False, "name": "x", "optional": False}},
+                                    layer("Dense", "dense", {"units": 3, "activation": "linear", "use_bias": True,
+                                                             "kernel_initializer": glorot}, kt("x", [None, 4])),
+                                    layer("BatchNormalization", "bn", bn, kt("dense", [None, 3])),
+                                    layer("Dropout", "drop", {"rate": 0.5, "seed": None, "noise_shape": None},
+                                          kt("bn", [None, 3]), {"training": False})],
+                         "input_layers": [["x", 0, 0]], "output_layers": [["drop", 0, 0]]}}
+    w = {"dense": [f32(4, 3), f32(3)], "batch_normalization": [f32(3), f32(3), f32(3), np.abs(f32(3)) + 0.5],
+         "dropout": []}
+    path = tmp_path / "k315.keras"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("config.json", json.dumps(config))
+        zf.write(write_h5(tmp_path / "w.h5", w), "model.weights.h5")
+    model = keras.models.load_model(path)
+    x = f32(2, 4)
+    gamma, beta, mean, var = w["batch_normalization"]
+    z = x @ w["dense"][0] + w["dense"][1]
+    np.testing.assert_allclose(model.predict(x, verbose=0), gamma * (z - mean) / np.sqrt(var + 1e-3) + beta,
+                               rtol=1e-5, atol=1e-5)
+    for key, value, message in (("renorm", True, "renorm"), ("renorm_momentum", 2.0, "renorm_momentum")):
+        config["config"]["layers"][2]["config"][key] = value
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("config.json", json.dumps(config))
+            zf.write(tmp_path / "w.h5", "model.weights.h5")
+        with pytest.raises(ModelFileError, match=message):
+            keras.models.load_model(path)
+        config["config"]["layers"][2]["config"][key] = bn[key]

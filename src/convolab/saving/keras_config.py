@@ -19,14 +19,21 @@ from .errors import ModelFileError
 from .graph_schema import ENTRY_CLASSES, MODEL_CLASSES
 from .keras_h5 import snake_case
 
-_OBJECT_KEYS = {"module", "class_name", "config", "registered_name"}
-_ENTRY_KEYS = _OBJECT_KEYS | {"build_config", "compile_config", "name", "inbound_nodes", "shared_object_id"}
+# shared_object_id: Keras marks an object several layers share (one DTypePolicy) and still writes it whole
+_OBJECT_KEYS = {"module", "class_name", "config", "registered_name", "shared_object_id"}
+_ENTRY_KEYS = _OBJECT_KEYS | {"build_config", "compile_config", "name", "inbound_nodes"}
 _DTYPE_POLICIES = {"DTypePolicy", "FloatDTypePolicy"}
 #: keys Keras writes that convolab has no use for, accepted only with these values
 _NEUTRAL = {"data_format": ("channels_last", None), "noise_shape": (None,), "lora_rank": (None,),
             "lora_alpha": (None,), "quantization_config": (None,),
-            "sparse": (False,), "ragged": (False,), "optional": (False,), "axis@Softmax": (-1,)}
+            "sparse": (False,), "ragged": (False,), "optional": (False,), "axis@Softmax": (-1,),
+            # Keras 3.15's BatchNormalization: batch renormalization, off
+            "renorm@BatchNormalization": (False,), "renorm_clipping@BatchNormalization": (None,)}
+#: keys Keras writes that mean nothing with the values above (renorm off): any number in their range
+_IGNORED_NUMBERS = {"renorm_momentum@BatchNormalization": (0.0, 1.0)}
 #: classes whose convolab config keeps ``data_format``
+#: initializer arguments of Keras 3.10+ that convolab accepts only as null
+_FAN_AXES = ("input_axes", "output_axes")
 _KEEPS_DATA_FORMAT = {"ZeroPadding2D", "Cropping2D", "UpSampling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D"}
 
 
@@ -75,8 +82,10 @@ def _initializer(v, where):
         return v
     cls = _check_object(v, where)
     cfg = v.get("config", {})
-    if v.get("registered_name") is not None or not isinstance(cfg, dict) or set(cfg) - {"seed"}:
-        _fail(where, "a built-in initializer without arguments other than seed", v)
+    # Keras 3.10+ writes input_axes/output_axes (None: the usual fan-in and fan-out) for Glorot and He
+    if (v.get("registered_name") is not None or not isinstance(cfg, dict) or set(cfg) - {"seed", *_FAN_AXES}
+            or any(cfg.get(key) is not None for key in _FAN_AXES)):
+        _fail(where, "a built-in initializer without arguments other than seed (input_axes and output_axes null)", v)
     return snake_case(cls)  # the schema checks that convolab knows it
 
 
@@ -106,6 +115,10 @@ def layer_config(cls, cfg, where):
                 out[key] = _penalty(value, at)
         elif key == "data_format" and cls in _KEEPS_DATA_FORMAT:
             out[key] = value
+        elif f"{key}@{cls}" in _IGNORED_NUMBERS:
+            lo, hi = _IGNORED_NUMBERS[f"{key}@{cls}"]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+                _fail(at, f"a number in [{lo}, {hi}]", value)
         elif key in _NEUTRAL or f"{key}@{cls}" in _NEUTRAL:
             allowed = _NEUTRAL.get(key) or _NEUTRAL[f"{key}@{cls}"]
             if value not in allowed or isinstance(value, bool) != isinstance(allowed[0], bool):
@@ -184,8 +197,13 @@ def _node(node, where):
     if not isinstance(node, dict) or set(node) - {"args", "kwargs"}:
         _fail(where, "a node {args, kwargs}", node)
     args, kwargs = node.get("args"), node.get("kwargs", {})
-    if kwargs not in ({},) and not (isinstance(kwargs, dict) and all(v is None for v in kwargs.values())):
-        _fail(f"{where}.kwargs", "no arguments besides the input tensors", kwargs)
+    # Keras 3 writes ``mask: null`` and, for a layer built while the graph was traced in inference,
+    # ``training: false``; both are what convolab does anyway (a model's own training flag wins in Keras
+    # too: ``Functional._run_through_graph`` passes it to every layer that takes one)
+    if not (isinstance(kwargs, dict) and all(v is None or (k == "training" and v is False)
+                                             for k, v in kwargs.items())):
+        _fail(f"{where}.kwargs", "no arguments besides the input tensors (mask null, training false or null)",
+              kwargs)
     if not isinstance(args, list) or len(args) != 1:
         _fail(f"{where}.args", "one argument: a tensor or a list of tensors", args)
     arg = args[0]
