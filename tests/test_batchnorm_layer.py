@@ -43,7 +43,7 @@ def test_keras_defaults_and_weights():
     (dict(momentum=1.5), ValueError, "`momentum` must be a float in [0, 1]; got 1.5"),
     (dict(epsilon=0), ValueError, "`epsilon` must be a positive float; got 0"),
     (dict(axis=[1, 2]), TypeError, "`axis` must be an int"),
-    (dict(gamma_regularizer="l2"), ValueError, "gamma_regularizer"),
+    (dict(gamma_regularizer="l3"), ValueError, "gamma_regularizer"),
     (dict(beta_initializer="nope"), ValueError, "nope"),
 ])
 def test_bad_arguments_name_the_layer(kwargs, error, words):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numbers
 
-from .. import initializers
+from .. import constraints, initializers, regularizers
 from ..ops.batchnorm import (
     BatchNormCache,
     batchnorm_backward,
@@ -12,9 +12,9 @@ from ..ops.batchnorm import (
     batchnorm_inference_forward,
 )
 from .base import Layer, shape_str
-from .unsupported import reject_unsupported
 
 _INITIALIZERS = ("beta_initializer", "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer")
+_RULES = ("beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint")
 
 
 class BatchNormalization(Layer):
@@ -33,6 +33,11 @@ class BatchNormalization(Layer):
         center: learn ``beta`` (default True); scale: learn ``gamma`` (default True).
         beta_initializer ``'zeros'``, gamma_initializer ``'ones'``,
         moving_mean_initializer ``'zeros'``, moving_variance_initializer ``'ones'``.
+        beta_regularizer, gamma_regularizer: a penalty on ``beta``/``gamma`` added to the training
+            loss (``keras.regularizers.L2(1e-4)``, ``'l2'``...), as a Dense kernel's is.
+        beta_constraint, gamma_constraint: a projection applied to ``beta``/``gamma`` after each
+            optimizer step (``keras.constraints.NonNeg()``...). Neither touches the moving statistics,
+            which the optimizer never updates.
         synchronized: accepted; statistics always cover the whole batch (convolab does not
             split a batch across threads for a model with this layer, see ``models/parallel.py``).
 
@@ -57,8 +62,10 @@ class BatchNormalization(Layer):
                                      ("epsilon", epsilon, lambda v: v > 0, "a positive float")):
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok(value):
                 raise ValueError(f"{me}: `{key}` must be {want}; got {value!r}")
-        reject_unsupported(me, beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
-                           beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        self.beta_regularizer = regularizers.get(beta_regularizer, me, "beta_regularizer")
+        self.gamma_regularizer = regularizers.get(gamma_regularizer, me, "gamma_regularizer")
+        self.beta_constraint = constraints.get(beta_constraint, me, "beta_constraint")
+        self.gamma_constraint = constraints.get(gamma_constraint, me, "gamma_constraint")
         self.axis = axis
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
@@ -83,9 +90,11 @@ class BatchNormalization(Layer):
             raise ValueError(f"{self.describe()}: the channel axis of the input must be known; "
                              f"got shape {shape_str(input_shape)}")
         if self.scale:
-            self._add_param("gamma", (c,), self._initializers["gamma_initializer"])
+            self._add_param("gamma", (c,), self._initializers["gamma_initializer"], self.gamma_regularizer,
+                            self.gamma_constraint)
         if self.center:
-            self._add_param("beta", (c,), self._initializers["beta_initializer"])
+            self._add_param("beta", (c,), self._initializers["beta_initializer"], self.beta_regularizer,
+                            self.beta_constraint)
         self._add_param("moving_mean", (c,), self._initializers["moving_mean_initializer"])
         self._add_param("moving_variance", (c,), self._initializers["moving_variance_initializer"])
         self._non_trainable_keys.update(("moving_mean", "moving_variance"))
@@ -128,4 +137,8 @@ class BatchNormalization(Layer):
         cfg = super().get_config()
         cfg.update(axis=self.axis, momentum=self.momentum, epsilon=self.epsilon, center=self.center,
                    scale=self.scale, synchronized=self.synchronized, **self._initializer_names)
+        # only those set, as Dense writes its own: files without them stay as they were
+        rules = {key: (regularizers if key.endswith("_regularizer") else constraints).serialize(getattr(self, key))
+                 for key in _RULES}
+        cfg.update({key: value for key, value in rules.items() if value is not None})
         return cfg
