@@ -243,18 +243,17 @@ def test_multi_input_multi_output_model_with_per_output_losses():
     assert logs["department_acc"] == pytest.approx(np.mean(d.argmax(1) == department))
 
 
-def test_multi_output_model_saves_architecture_and_weights_and_says_compile_is_not_saved(tmp_path):
+def test_multi_output_model_saves_architecture_weights_and_compile_settings(tmp_path):
     a = keras.Input(shape=(3,))
     x = L.Dense(4)(a)
     model = keras.Model(a, [L.Dense(1, name="p")(x), L.Dense(2, name="q")(x)])
     model.compile(optimizer="adam", loss=["mse", "mse"], loss_weights=[1.0, 0.5])
     model.fit(np.ones((8, 3)), [np.ones((8, 1)), np.zeros((8, 2))], verbose=0)
-    with pytest.warns(UserWarning, match="several outputs"):
-        model.save(tmp_path / "m.convolab")
+    model.save(tmp_path / "m.convolab")
     loaded = keras.models.load_model(tmp_path / "m.convolab")
     for a_, b_ in zip(loaded.predict(np.ones((2, 3)), verbose=0), model.predict(np.ones((2, 3)), verbose=0)):
         np.testing.assert_array_equal(a_, b_)
-    assert not loaded.compiled
+    assert loaded.compiled and loaded.loss.weights == [1.0, 0.5] and loaded.optimizer.iterations == 1
 
 
 def test_graph_evaluate_uses_the_logits_of_a_saturated_softmax_like_sequential():

@@ -124,25 +124,31 @@ class OutputMetrics:
         return logs
 
 
+def metric_specs_by_output(spec, names, what, owner):
+    """``compile``'s ``metrics`` (or ``weighted_metrics``) as one list of specs per output, in output order.
+
+    ``spec`` is None, a dict keyed by output name, a list of lists (one per output) or a flat list
+    (every output gets it, as Keras 2 did).
+    """
+    if spec is None:
+        return [[] for _ in names]
+    if isinstance(spec, dict):
+        entries = _by_output(spec, names, what, owner, [])
+    elif isinstance(spec, (list, tuple)) and spec and all(isinstance(s, (list, tuple)) for s in spec):
+        entries = _by_output(list(spec), names, what, owner)
+    else:
+        entries = [spec] * len(names)
+    return [metrics_mod.check_specs(e if e is not None else [], what) for e in entries]
+
+
 def resolve_metrics(model, metrics, weighted_metrics):
     """Per-output metric objects from ``compile``'s ``metrics``/``weighted_metrics`` structures."""
     names = model.output_names
     owner = f"{model.describe()}.compile"
-
-    def per_output(spec, what):
-        if spec is None:
-            return [[] for _ in names]
-        if isinstance(spec, dict):
-            entries = _by_output(spec, names, what, owner, [])
-        elif isinstance(spec, (list, tuple)) and spec and all(isinstance(s, (list, tuple)) for s in spec):
-            entries = _by_output(list(spec), names, what, owner)
-        else:
-            entries = [spec] * len(names)  # a flat list: every output, as Keras 2 did
-        return [metrics_mod.check_specs(e if e is not None else [], what) for e in entries]
-
     shapes = model.output_shape
     out_m, out_w = [], []
-    for i, (ms, ws) in enumerate(zip(per_output(metrics, "metrics"), per_output(weighted_metrics, "weighted_metrics"))):
+    for i, (ms, ws) in enumerate(zip(metric_specs_by_output(metrics, names, "metrics", owner),
+                                     metric_specs_by_output(weighted_metrics, names, "weighted_metrics", owner))):
         loss = model.loss.losses[i]
         width = shapes[i][-1] if shapes else None
         out_m.append([metrics_mod.get(m, loss, width) for m in ms])

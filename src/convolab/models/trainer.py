@@ -156,8 +156,8 @@ class Trainer:
         """What ``compile`` was given: ``{'optimizer', 'loss', 'metrics', 'weighted_metrics'}`` as objects."""
         if not self.compiled:
             return None
-        return {"optimizer": self.optimizer, "loss": self.loss, "metrics": list(self._metric_names),
-                "weighted_metrics": list(self._weighted_metric_names)}
+        return {"optimizer": self.optimizer, "loss": self.loss, "metrics": _spec_copy(self._metric_names),
+                "weighted_metrics": _spec_copy(self._weighted_metric_names)}
 
     @property
     def metrics_names(self):
@@ -579,3 +579,10 @@ def _check_overwrite(filepath, overwrite, model):
 
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError(f"{model.describe()}: {filepath} exists and overwrite=False")
+
+
+def _spec_copy(spec):
+    """A copy of a metrics structure as compile was given it (a dict per output stays a dict)."""
+    if spec is None:
+        return []
+    return dict(spec) if isinstance(spec, dict) else list(spec)

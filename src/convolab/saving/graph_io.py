@@ -225,15 +225,7 @@ def save_graph_model(model, path, include_optimizer=True):
     tensors = {weight_tensor(p): w for p, w in named}
     doc = {"format_version": schema.FORMAT_VERSION, "kind": "model", "convolab_version": model_io._version(),
            "model": model_io._plain(entry), "compile": None, "training_state": None}
-    from ..models.multi_output import OutputLosses
-
-    if model.compiled and isinstance(model.loss, OutputLosses):
-        import warnings
-
-        warnings.warn(f"{what}: the compile settings of {model.describe()}, which has several outputs, are not "
-                      "saved yet (architecture and weights are); compile the loaded model again", UserWarning,
-                      stacklevel=3)
-    elif model.compiled:
+    if model.compiled:
         doc["compile"] = model_io._plain(model_io._compile_config(model))
         if include_optimizer:
             doc["training_state"] = _training_state(model, tensors, named)
@@ -454,7 +446,7 @@ class FilePlan:
 
     def __init__(self, model, totals):
         self.model, self.totals = model, totals
-        self.optimizer = self.loss = self.metrics = self.weighted_metrics = None
+        self.optimizer = self.compile_args = None
         self.training_state = None
         self.slot_keys = []  # (path, [slot names]) per trainable weight with saved state
 
@@ -469,7 +461,7 @@ def plan_document(doc, infos, source):
     plan = FilePlan(mplan, totals)
     comp = doc["compile"]
     if comp is not None:
-        plan.optimizer, plan.loss, plan.metrics, plan.weighted_metrics = model_io._compile_objects(comp, source)
+        plan.optimizer, plan.compile_args = model_io.compile_objects(comp, source)
     state = doc["training_state"]
     if state is not None:
         if comp is None:
@@ -549,8 +541,7 @@ def build(plan, tensors, compile, source):
         for path, w in named:
             w[...] = tensors[weight_tensor(path)]
         if compile and plan.optimizer is not None:
-            model.compile(optimizer=plan.optimizer, loss=plan.loss, metrics=plan.metrics,
-                          weighted_metrics=plan.weighted_metrics)
+            model.compile(optimizer=plan.optimizer, **plan.compile_args)
     except (ValueError, TypeError, KeyError) as e:
         raise ModelFileError(f"{source}: the model could not be rebuilt: {e}") from None
     finally:

@@ -1,8 +1,9 @@
 """Keras 3's ``.keras`` files: a zip of ``metadata.json``, ``config.json`` and ``model.weights.h5``.
 
-Writing (:func:`save_keras`): the architecture as Keras's JSON (:mod:`.keras_config`), the
-weights in Keras's H5 layout (:mod:`.keras_h5`), ``metadata.json`` with a Keras version; the
-zip is written atomically. Compile settings and optimizer state are not written.
+Writing (:func:`save_keras`): the architecture as Keras's JSON (:mod:`.keras_config`) with, for a
+compiled model, Keras's ``compile_config`` (:mod:`.keras_compile`), the weights in Keras's H5 layout
+(:mod:`.keras_h5`), ``metadata.json`` with a Keras version; the zip is written atomically. The
+optimizer's state (its moments and step count) is not written: Keras starts it afresh on load.
 
 Reading (:func:`load_keras`) never extracts anything and never runs code: the file's size is
 capped, the zip may hold only those three names (anything else, ``../`` included, is
@@ -48,14 +49,10 @@ def save_keras(model, path):
     from .graph_io import _Describer
 
     require_h5py()
-    if getattr(model, "compiled", False):
-        import warnings
-
-        warnings.warn("save_model: a .keras file holds the architecture and the weights; the compile settings and "
-                      "optimizer state are not written (save to a .convolab file to resume training)", UserWarning,
-                      stacklevel=4)
     entry = _Describer("save_model").model_entry(model)
     config = to_keras(entry, model)
+    if getattr(model, "compiled", False):
+        config["compile_config"] = _keras_compile_config(model)
     metadata = {"keras_version": KERAS_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
                 "written_by": "convolab"}
     buf = io.BytesIO()
@@ -64,6 +61,23 @@ def save_keras(model, path):
         zf.writestr(CONFIG, json.dumps(config, allow_nan=False))
         zf.writestr(WEIGHTS, weights_h5_bytes(model))
     atomic_write_bytes(path, buf.getvalue())
+
+
+def _keras_compile_config(model):
+    from . import keras_compile, model_io, schema
+
+    comp = model_io._plain(model_io._compile_config(model))
+    try:
+        schema.compile_schema(comp, "compile")  # never write what convolab would refuse to read
+    except ModelFileError as e:
+        raise ValueError(f"save_model: cannot save the compile settings of {model.describe()}: {e}") from None
+    if model.optimizer.iterations:
+        import warnings
+
+        warnings.warn("save_model: a .keras file written by convolab holds the compile settings but not the "
+                      "optimizer's state (moments, step count), which restarts on load; save to a .convolab file "
+                      "to resume training exactly", UserWarning, stacklevel=5)
+    return keras_compile.to_keras(comp)
 
 
 def read_members(path, need=(CONFIG, WEIGHTS)):
@@ -115,11 +129,6 @@ def _json(body, what, source):
 
 def plan_keras_config(doc, source):
     """The checked plan of a Keras ``config.json`` document (nothing built)."""
-    if isinstance(doc, dict) and doc.get("compile_config") is not None:
-        import warnings
-
-        warnings.warn(f"{source}: the Keras compile settings are not read; compile the loaded model", UserWarning,
-                      stacklevel=4)
     kind, cfg = from_keras(doc, f"{source}: config.json")
     where = f"{source}: model"
     try:
@@ -149,7 +158,8 @@ def load_keras(path, compile=True):
     require_h5py()
     source = os.fspath(path)
     members = read_members(path)
-    plan = plan_keras_config(_json(members[CONFIG], "config.json", source), source)
+    config = _json(members[CONFIG], "config.json", source)
+    plan = plan_keras_config(config, source)
     if METADATA in members:
         meta = _json(members[METADATA], "metadata.json", source)
         if not isinstance(meta, dict):
@@ -163,7 +173,25 @@ def load_keras(path, compile=True):
     finally:
         random_mod.set_state(saved_rng)  # building drew initial weights; loading must not move the generator
     read_into(model, members[WEIGHTS], f"{source}: {WEIGHTS}")
+    compile_config = config.get("compile_config") if isinstance(config, dict) else None
+    if compile and compile_config is not None:
+        _compile_from_config(model, compile_config, source)
     return model
+
+
+def _compile_from_config(model, compile_config, source):
+    """``model.compile`` with Keras's ``compile_config``, checked by convolab's schema first."""
+    from . import keras_compile, model_io, schema
+
+    where = f"{source}: config.json.compile_config"
+    try:
+        comp = keras_compile.from_keras(compile_config, list(model.output_names), where)
+        optimizer, args = model_io.compile_objects(schema.compile_schema(comp, where), source)
+        model.compile(optimizer=optimizer, **args)
+    except (ValueError, TypeError) as e:  # ModelFileError included
+        raise ModelFileError(f"{e}; load with compile=False to skip the compile settings"
+                             if isinstance(e, ModelFileError) else
+                             f"{where}: the compile settings are refused: {e}") from None
 
 
 def load_weights_keras(model, path):

@@ -204,18 +204,38 @@ def _metric_entry(spec, left_out):
     return None
 
 
+def _loss_entry(loss):
+    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+
+
+def _metric_entries(specs, left_out):
+    return [e for e in (_metric_entry(m, left_out) for m in specs) if e is not None]
+
+
 def _compile_config(model):
+    """The compile settings as JSON. One output: ``{optimizer, loss, metrics[, weighted_metrics]}``.
+    Several: ``{optimizer, outputs: [{name, loss (null: not trained), loss_weight, metrics,
+    weighted_metrics}]}``, each output's metrics spelled out whatever structure compile was given."""
+    from ..models.multi_output import OutputLosses, metric_specs_by_output
+
     _check_optimizer_saveable(model.optimizer, "save_model")
     config = model.get_compile_config()
     loss = config["loss"]
     left_out = []
-    out = {"optimizer": optimizers_mod.serialize(config["optimizer"]),
-           "loss": {"class_name": type(loss).__name__, "config": loss.get_config()}}
-    for key in ("metrics", "weighted_metrics"):
-        entries = [_metric_entry(m, left_out) for m in config[key]]
-        entries = [e for e in entries if e is not None]
-        if key == "metrics" or entries:  # files without weighted metrics stay as before
-            out[key] = entries
+    out = {"optimizer": optimizers_mod.serialize(config["optimizer"])}
+    if isinstance(loss, OutputLosses):
+        owner = f"save_model: {model.describe()}"
+        per_output = [metric_specs_by_output(config[key], loss.names, key, owner)
+                      for key in ("metrics", "weighted_metrics")]
+        out["outputs"] = [{"name": name, "loss": None if l is None else _loss_entry(l), "loss_weight": w,
+                           "metrics": _metric_entries(m, left_out), "weighted_metrics": _metric_entries(wm, left_out)}
+                          for name, l, w, m, wm in zip(loss.names, loss.losses, loss.weights, *per_output)]
+    else:
+        out["loss"] = _loss_entry(loss)
+        for key in ("metrics", "weighted_metrics"):
+            entries = _metric_entries(config[key], left_out)
+            if key == "metrics" or entries:  # files without weighted metrics stay as before
+                out[key] = entries
     if left_out:
         warnings.warn(
             f"save_model: {model.describe()} was compiled with custom metric(s) {', '.join(map(repr, left_out))}, "
@@ -387,23 +407,37 @@ class _Plan:
         self.layer_specs = []  # (class, config)
         self.expected = {}  # tensor name -> (dtype, shape)
         self.optimizer = None
-        self.loss = None
-        self.metrics = None
-        self.weighted_metrics = None
+        self.compile_args = None  # loss, metrics... for model.compile(optimizer=self.optimizer, **compile_args)
         self.training_state = None
         self.weight_slots = []  # per trainable weight: list of slot names
 
 
-def _compile_objects(comp, source):
-    """``(optimizer, loss, metrics, weighted_metrics)`` from checked compile settings."""
+def _loss_from_entry(entry):
+    return None if entry is None else LOSS_CLASSES[entry["class_name"]](**entry["config"])
+
+
+def compile_objects(comp, source):
+    """``(optimizer, compile_args)`` from checked compile settings: ``model.compile(optimizer, **compile_args)``.
+
+    Several outputs give dicts keyed by output name (``loss``, ``loss_weights``, ``metrics``,
+    ``weighted_metrics``), so compile checks the names against the model's outputs.
+    """
     try:
         optimizer = OPTIMIZER_CLASSES[comp["optimizer"]["class_name"]].from_config(dict(comp["optimizer"]["config"]))
-        loss = LOSS_CLASSES[comp["loss"]["class_name"]](**comp["loss"]["config"])
-        metrics = [_metric_from_entry(e) for e in comp["metrics"]]
-        weighted = [_metric_from_entry(e) for e in comp.get("weighted_metrics", [])]
+        if "outputs" in comp:
+            outs = comp["outputs"]
+            args = {"loss": {o["name"]: _loss_from_entry(o["loss"]) for o in outs},
+                    "loss_weights": {o["name"]: o["loss_weight"] for o in outs},
+                    "metrics": {o["name"]: [_metric_from_entry(e) for e in o["metrics"]] for o in outs},
+                    "weighted_metrics": {o["name"]: [_metric_from_entry(e) for e in o["weighted_metrics"]]
+                                         for o in outs}}
+        else:
+            args = {"loss": _loss_from_entry(comp["loss"]),
+                    "metrics": [_metric_from_entry(e) for e in comp["metrics"]],
+                    "weighted_metrics": [_metric_from_entry(e) for e in comp.get("weighted_metrics", [])]}
     except (ValueError, TypeError) as e:
         raise ModelFileError(f"{source}: the compile settings are refused: {e}") from None
-    return optimizer, loss, metrics, weighted
+    return optimizer, args
 
 
 def _plan_model(doc, infos, source):
@@ -431,7 +465,7 @@ def _plan_model(doc, infos, source):
         plan.layer_specs.append((cls, lcfg))
     comp = doc["compile"]
     if comp is not None:
-        plan.optimizer, plan.loss, plan.metrics, plan.weighted_metrics = _compile_objects(comp, source)
+        plan.optimizer, plan.compile_args = compile_objects(comp, source)
     state = doc["training_state"]
     if state is not None:
         if comp is None:
@@ -512,8 +546,7 @@ def _build(plan, doc, tensors, compile, source):
         for i, layer in enumerate(model.layers):
             layer.set_weights([tensors[weight_name(i, key)] for key in layer.params])
         if compile and plan.optimizer is not None:
-            model.compile(optimizer=plan.optimizer, loss=plan.loss, metrics=plan.metrics,
-                          weighted_metrics=plan.weighted_metrics)
+            model.compile(optimizer=plan.optimizer, **plan.compile_args)
     except (ValueError, TypeError, KeyError) as e:
         raise ModelFileError(f"{source}: the model could not be rebuilt: {e}") from None
     finally:

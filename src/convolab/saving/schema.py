@@ -317,11 +317,33 @@ def _metric(v, where):
     return v
 
 
-compile_schema = obj({
-    "optimizer": tagged(OPTIMIZER_SCHEMAS),
-    "loss": tagged(LOSS_SCHEMAS),
-    "metrics": list_of(_metric, 0, 64),
-}, {"weighted_metrics": list_of(_metric, 0, 64)})
+_metrics = list_of(_metric, 0, 64)
+_one_output_compile = obj({"optimizer": tagged(OPTIMIZER_SCHEMAS), "loss": tagged(LOSS_SCHEMAS), "metrics": _metrics},
+                          {"weighted_metrics": _metrics})
+MAX_OUTPUTS = 64
+_output_compile = obj({"name": string(), "loss": nullable(tagged(LOSS_SCHEMAS)), "loss_weight": number(0),
+                       "metrics": _metrics, "weighted_metrics": _metrics})
+
+
+def _distinct_outputs(v, where):
+    outputs = list_of(_output_compile, 2, MAX_OUTPUTS)(v, where)
+    names = [o["name"] for o in outputs]
+    if len(set(names)) != len(names):
+        _fail(where, "distinct output names", names)
+    if all(o["loss"] is None for o in outputs):
+        _fail(where, "a loss for at least one output", names)
+    return outputs
+
+
+_several_outputs_compile = obj({"optimizer": tagged(OPTIMIZER_SCHEMAS), "outputs": _distinct_outputs})
+
+
+def compile_schema(v, where):
+    """One output: ``{optimizer, loss, metrics[, weighted_metrics]}``; several: ``{optimizer, outputs}``,
+    each output ``{name, loss (null: not trained), loss_weight, metrics, weighted_metrics}``."""
+    if isinstance(v, dict) and "outputs" in v:
+        return _several_outputs_compile(v, where)
+    return _one_output_compile(v, where)
 
 # -- training state ------------------------------------------------------------
 _u128 = integer(0, 2**128 - 1)
