@@ -4,9 +4,11 @@ The same networks also run as functional graphs trained on the tape, against the
 stack engine: two engines, one answer.
 
 For a random network built from every layer the engine has (Conv2D over strides, padding,
-kernel sizes and filter counts; both poolings with all their options; Dense; Dropout in
-training; Flatten; activations and ReLU/Softmax layers; frozen layers), a random loss and
-optimizer, the same training is run three times:
+kernel sizes, filter counts, dilation and groups; DepthwiseConv2D and SeparableConv2D with depth
+multipliers and dilation; BatchNormalization, trainable or frozen, with or without gamma and
+beta; ZeroPadding2D; both poolings with all their options; Flatten or GlobalAveragePooling2D;
+Dense; Dropout in training; activations and ReLU/Softmax layers; frozen layers), a random loss
+and optimizer, the same training is run three times:
 
 - float32 with the compiled kernels (what users run),
 - float32 on the NumPy path (``kernels.lib = None``),
@@ -103,6 +105,9 @@ def _build(spec, dtype, graph=False):
     # softmax saturated at 1 - 1e-7.
     model.set_weights([np.round(w * 64) / 64 if w.ndim > 1 else _dyadic(rng, w.shape, 16) / 4
                        for w in model.get_weights()])
+    for layer in model.layers:  # a frozen BatchNormalization divides by its moving variance
+        if "moving_variance" in layer.params:
+            layer.params["moving_variance"][...] = 0.5 + np.abs(_dyadic(rng, layer.params["moving_variance"].shape, 16))
     loss = {
         "sparse": keras.losses.SparseCategoricalCrossentropy(),
         "sparse_logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -267,18 +272,57 @@ def test_every_kernel_is_reached():
     print("kernel calls in the differential table:", dict(sorted(reached.items())))
     assert not missing, f"compiled kernels no differential test reached: {missing}"
 
+def _out(size, k, stride, padding, dilation=1):
+    span = (k - 1) * dilation + 1
+    return -(-size // stride) if padding == "same" else (size - span) // stride + 1
+
+
+def _draw_conv(draw, h, w, c, first):
+    """A convolution layer of any kind (Conv2D with groups or dilation, DepthwiseConv2D,
+    SeparableConv2D) that fits an ``h x w x c`` input; returns (entry, h, w, c)."""
+    kind = draw(st.sampled_from(["Conv2D", "Conv2D", "DepthwiseConv2D", "SeparableConv2D"]))
+    padding = draw(st.sampled_from(["valid", "same"]))
+    if draw(st.integers(0, 3)) == 0:  # dilated (Keras refuses strides > 1 with it)
+        strides = (1, 1)
+        dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 3)))
+    else:
+        strides = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+        dilation = (1, 1)
+    kh = draw(st.integers(1, max(1, min(5, (h - 1) // dilation[0] + 1))))
+    kw = draw(st.integers(1, max(1, min(5, (w - 1) // dilation[1] + 1))))
+    kwargs = dict(kernel_size=(kh, kw), strides=strides, padding=padding, dilation_rate=dilation,
+                  activation=draw(st.sampled_from(ACTIVATIONS)), use_bias=draw(st.booleans()),
+                  trainable=draw(st.booleans()) or first)
+    if kind == "DepthwiseConv2D":
+        kwargs["depth_multiplier"] = draw(st.integers(1, 3))
+        out_c = c * kwargs["depth_multiplier"]
+    else:
+        filters = draw(st.one_of(st.integers(1, 8), st.integers(9, 40)))
+        if kind == "SeparableConv2D":
+            kwargs["depth_multiplier"] = draw(st.integers(1, 2))
+        else:
+            groups = draw(st.sampled_from([g for g in (1, 1, 2, 3, 4) if c % g == 0]))
+            filters = groups * max(1, filters // groups)
+            kwargs["groups"] = groups
+        kwargs["filters"] = out_c = filters
+    h = _out(h, kh, strides[0], padding, dilation[0])
+    w = _out(w, kw, strides[1], padding, dilation[1])
+    return (kind, kwargs), h, w, out_c
+
+
 def _draw_plan(draw, h, w, c):
     plan = []
     for _ in range(draw(st.integers(0, 2))):
-        kh, kw = draw(st.integers(1, min(h, 5))), draw(st.integers(1, min(w, 5)))
-        padding = draw(st.sampled_from(["valid", "same"]))
-        strides = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-        filters = draw(st.one_of(st.integers(1, 8), st.integers(9, 40)))
-        plan.append(("Conv2D", dict(filters=filters, kernel_size=(kh, kw), strides=strides, padding=padding,
-                                    activation=draw(st.sampled_from(ACTIVATIONS)),
-                                    use_bias=draw(st.booleans()), trainable=draw(st.booleans()) or not plan)))
-        h = -(-h // strides[0]) if padding == "same" else (h - kh) // strides[0] + 1
-        w = -(-w // strides[1]) if padding == "same" else (w - kw) // strides[1] + 1
+        entry, h, w, c = _draw_conv(draw, h, w, c, first=not plan)
+        plan.append(entry)
+        if draw(st.integers(0, 2)) == 0:
+            plan.append(("BatchNormalization", dict(center=draw(st.booleans()), scale=draw(st.booleans()),
+                                                    momentum=draw(st.sampled_from([0.5, 0.99])),
+                                                    trainable=draw(st.integers(0, 3)) > 0)))
+        if draw(st.integers(0, 3)) == 0:
+            pad = ((draw(st.integers(0, 2)), draw(st.integers(0, 2))), (draw(st.integers(0, 2)), draw(st.integers(0, 2))))
+            plan.append(("ZeroPadding2D", dict(padding=pad)))
+            h, w = h + sum(pad[0]), w + sum(pad[1])
         if draw(st.booleans()):
             kind = draw(st.sampled_from(["MaxPooling2D", "AveragePooling2D"]))
             if kind == "MaxPooling2D":
@@ -300,7 +344,7 @@ def _draw_plan(draw, h, w, c):
         if draw(st.integers(0, 3)) == 0:
             plan.append(("ReLU", dict(negative_slope=draw(st.sampled_from([0.0, 0.25])),
                                       max_value=draw(st.sampled_from([None, 2.0])))))
-    plan.append(("Flatten", {}))
+    plan.append(("GlobalAveragePooling2D", {}) if draw(st.integers(0, 2)) == 0 else ("Flatten", {}))
     if draw(st.booleans()):
         plan.append(("Dense", dict(units=draw(st.integers(1, 12)), activation=draw(st.sampled_from(ACTIVATIONS)))))
         if draw(st.booleans()):
