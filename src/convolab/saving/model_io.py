@@ -7,7 +7,8 @@ File format (``format_version`` 1). A convolab file is a safetensors file:
   ``"model"`` (the architecture: ``Sequential.get_config()`` and the model's ``dtype``, under
   ``{"class_name": "Sequential", "config": ...}``), ``"compile"`` (``null`` or the optimizer
   config, with a learning-rate schedule's config in place of the rate when it has one, loss
-  config and metric names) and ``"training_state"`` (``null`` or the optimizer's
+  config and metric names; for a model with several outputs, ``"outputs"``: one ``{name, loss,
+  loss_weight, metrics, weighted_metrics}`` each) and ``"training_state"`` (``null`` or the optimizer's
   ``iterations``, the number of optimizer state slots, the optimizer's own scalars such as
   Nadam's ``u_product`` under ``"optimizer_globals"``, and the random generators' states); for
   ``kind == "weights"``: ``"layers"`` (class and name of each layer, for messages). One key
@@ -21,8 +22,9 @@ File format (``format_version`` 1). A convolab file is a safetensors file:
 File names: ``.convolab`` is the default and recommended extension; ``.safetensors`` is
 accepted too. For weights alone, ``name.weights.safetensors`` reads best. ``.keras`` and
 ``.weights.h5`` are Keras 3's own formats (a zip, HDF5 weights; :mod:`.keras_zip`,
-:mod:`.keras_h5`, with the ``keras-files`` extra): architecture and weights only. Loading
-decides by content, so a convolab file once saved under a ``.keras`` name still loads.
+:mod:`.keras_h5`, with the ``keras-files`` extra): architecture, weights and compile settings, no
+optimizer state. Loading decides by content, so a convolab file once saved under a ``.keras`` name
+still loads.
 
 Loading never runs code from a file: no pickle, no eval; the JSON is checked against a strict
 schema (:mod:`convolab.saving.schema`), layer classes come from an allow-list, and every
