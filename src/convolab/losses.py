@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .backend import get_array_module, is_device_array
 from .ops import losses as ops
 from .ops.activations import softmax
 
@@ -115,13 +116,13 @@ class Loss:
         if type(self).values is Loss.values:
             raise NotImplementedError(f"{type(self).__name__}: define call(y_true, y_pred)")
         y_pred = _as_prediction(y_pred)
-        return self.values(y_pred, self.prepare_targets(np.asarray(y_true), (None,) + y_pred.shape[1:]))
+        return self.values(y_pred, self.prepare_targets(_like(y_pred, y_true), (None,) + y_pred.shape[1:]))
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         if not self.has_gradient():
             return self._call_on_tape(y_true, y_pred, sample_weight)
         y_pred = _as_prediction(y_pred)
-        y = self.prepare_targets(np.asarray(y_true), (None,) + y_pred.shape[1:])
+        y = self.prepare_targets(_like(y_pred, y_true), (None,) + y_pred.shape[1:])
         if sample_weight is None:
             return self.compute(y_pred, y)[0]
         return self.compute(y_pred, y, sample_weight=check_sample_weight(sample_weight, len(y_pred), self.name))[0]
@@ -142,8 +143,13 @@ class Loss:
         return {"name": self.name}
 
 
+def _like(y_pred, y_true):
+    """``y_true`` as an array where ``y_pred`` lives (host or GPU)."""
+    return get_array_module(y_pred).asarray(y_true)
+
+
 def _as_prediction(y_pred):
-    y_pred = np.asarray(y_pred)
+    y_pred = y_pred if is_device_array(y_pred) else np.asarray(y_pred)
     if y_pred.dtype.kind != "f":
         y_pred = y_pred.astype(np.float32)
     return y_pred

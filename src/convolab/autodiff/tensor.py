@@ -18,6 +18,8 @@ import weakref
 
 import numpy as np
 
+from ..backend import get_array_module
+
 #: id(weight array) -> its Variable, so a gradient can be asked for a layer's plain array
 #: (``tape.gradient(loss, model.trainable_weights)``) as Keras code does
 _variables_by_array: "weakref.WeakValueDictionary[int, Variable]" = weakref.WeakValueDictionary()
@@ -200,7 +202,8 @@ class Variable(Tensor):
 
     def assign(self, value):
         """Write ``value`` into the weight array in place (shape must match)."""
-        value = np.asarray(unwrap(value))
+        value = unwrap(value)
+        value = get_array_module(self.value).asarray(value)
         if value.shape != self.value.shape:
             raise ValueError(f"Variable '{self.path}' has shape {self.value.shape}; cannot assign shape {value.shape}")
         self.value[...] = value

@@ -157,7 +157,14 @@ class Layer:
             raise TypeError(f"{self.describe()}: unexpected arguments {', '.join(map(str, list(kwargs) or rest))}")
         if isinstance(inputs, (list, tuple)):
             raise TypeError(f"{self.describe()} takes one input; got a list of {len(inputs)}")
-        x = inputs if isinstance(inputs, Tensor) else np.asarray(inputs)
+        # on the GPU a direct call brings its input to the device (and the weights, if a device
+        # switch left them behind): the result is an array of the current device, as Keras's
+        # result is a tensor of its device
+        if backend.on_gpu():
+            from ..models.placement import place_layer_weights
+
+            place_layer_weights(self)
+        x = inputs if isinstance(inputs, Tensor) else backend.to_device(inputs)
         if not isinstance(x, Tensor) and x.dtype.kind in "biu":
             x = x.astype(self.dtype)
         if self.any_rank:
@@ -432,8 +439,8 @@ class Layer:
                       (l.weights if not self.trainable else l.non_trainable_weights)]
 
     def get_weights(self):
-        """Copies of the weights as NumPy arrays."""
-        return [w.copy() for w in self.params.values()]
+        """Copies of the weights as NumPy arrays (from the GPU too)."""
+        return [backend.host_copy(w) for w in self.params.values()]
 
     def set_weights(self, weights) -> None:
         """Replace the weights; shapes must match exactly."""
@@ -443,12 +450,12 @@ class Layer:
                 f"{self.describe()} expects a list of {len(self.params)} weight arrays; got {len(weights)}"
             )
         for (key, cur), new in zip(self.params.items(), weights):
-            new = np.asarray(new)
+            new = new if backend.is_device_array(new) else np.asarray(new)
             if new.shape != cur.shape:
                 raise ValueError(
                     f"{self.describe()}: weight '{key}' has shape {cur.shape}; got an array of shape {new.shape}"
                 )
-            cur[...] = new
+            backend.assign(cur, new)
 
     def count_params(self) -> int:
         return int(sum(w.size for w in self.params.values()))

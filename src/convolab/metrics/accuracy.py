@@ -3,46 +3,51 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import get_array_module
 from ..losses import squeeze_or_expand_to_same_rank
 from .reduction import MeanMetricWrapper
 
 
 def accuracy(y_true, y_pred):
     """How often ``y_pred`` equals ``y_true``, the mean over the last axis."""
-    y_pred = np.asarray(y_pred)
-    y_true = np.asarray(y_true, dtype=y_pred.dtype)
+    xp = get_array_module(y_true, y_pred)
+    y_pred = xp.asarray(y_pred)
+    y_true = xp.asarray(y_true, dtype=y_pred.dtype)
     y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
-    return np.mean(y_true == y_pred, axis=-1, dtype=np.float64)
+    return xp.mean(y_true == y_pred, axis=-1, dtype=np.float64)
 
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
     """``y_true == (y_pred > threshold)``, the mean over the last axis (targets are not thresholded)."""
-    y_true, y_pred = squeeze_or_expand_to_same_rank(np.asarray(y_true), np.asarray(y_pred))
+    xp = get_array_module(y_true, y_pred)
+    y_true, y_pred = squeeze_or_expand_to_same_rank(xp.asarray(y_true), xp.asarray(y_pred))
     y_pred = (y_pred > threshold).astype(y_true.dtype)
-    return np.mean(y_true == y_pred, axis=-1, dtype=np.float64)
+    return xp.mean(y_true == y_pred, axis=-1, dtype=np.float64)
 
 
 def categorical_accuracy(y_true, y_pred):
     """``argmax(y_true) == argmax(y_pred)`` along the last axis: one value per sample."""
-    y_true = np.argmax(np.asarray(y_true), axis=-1)
-    y_pred = np.asarray(y_pred)
+    xp = get_array_module(y_true, y_pred)
+    y_true = xp.argmax(xp.asarray(y_true), axis=-1)
+    y_pred = xp.asarray(y_pred)
     org_shape, reshape = y_true.shape, False
     if y_true.ndim == y_pred.ndim:  # targets had a trailing axis of 1 after the classes
-        y_true = np.squeeze(y_true, -1)
+        y_true = xp.squeeze(y_true, -1)
         reshape = True
-    matches = (y_true == np.argmax(y_pred, axis=-1)).astype(np.float64)
+    matches = (y_true == xp.argmax(y_pred, axis=-1)).astype(np.float64)
     return matches.reshape(org_shape) if reshape else matches
 
 
 def sparse_categorical_accuracy(y_true, y_pred):
     """``y_true == argmax(y_pred)`` for integer labels ``(N,)`` or ``(N, 1)``: one value per sample."""
-    y_true = np.asarray(y_true)
-    y_pred = np.asarray(y_pred)
+    xp = get_array_module(y_true, y_pred)
+    y_true = xp.asarray(y_true)
+    y_pred = xp.asarray(y_pred)
     org_shape, reshape = y_true.shape, False
     if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
         y_true = y_true[..., 0]
         reshape = True
-    matches = (y_true == np.argmax(y_pred, axis=-1)).astype(np.float64)
+    matches = (y_true == xp.argmax(y_pred, axis=-1)).astype(np.float64)
     if reshape:
         matches = matches.reshape(org_shape)
     if matches.ndim > 1 and matches.shape[-1] == 1:
@@ -53,14 +58,16 @@ def sparse_categorical_accuracy(y_true, y_pred):
 def in_top_k(targets, predictions, k):
     """True where the target's score ranks among the ``k`` highest; ties with it count in
     (TensorFlow's rule: rank = 1 + how many scores are strictly greater), NaN scores never do."""
-    at_label = np.take_along_axis(predictions, targets.astype(np.intp)[:, None], axis=-1)
-    at_label = np.where(np.isnan(at_label), -np.inf, at_label)
-    rank = 1 + np.sum(predictions > at_label, axis=-1)
+    xp = get_array_module(targets, predictions)
+    at_label = xp.take_along_axis(predictions, targets.astype(np.intp)[:, None], axis=-1)
+    at_label = xp.where(xp.isnan(at_label), -np.inf, at_label)
+    rank = 1 + xp.sum(predictions > at_label, axis=-1)
     return rank <= k
 
 
 def _top_k(labels, y_pred, k):
-    y_pred = np.asarray(y_pred)
+    xp = get_array_module(labels, y_pred)
+    y_pred = xp.asarray(y_pred)
     org_shape, reshape = labels.shape, False
     if y_pred.ndim > 2:
         y_pred = y_pred.reshape(-1, y_pred.shape[-1])
@@ -73,12 +80,14 @@ def _top_k(labels, y_pred, k):
 
 def top_k_categorical_accuracy(y_true, y_pred, k=5):
     """Whether ``argmax(y_true)`` is among the ``k`` highest scores of ``y_pred``."""
-    return _top_k(np.argmax(np.asarray(y_true), axis=-1), y_pred, k)
+    xp = get_array_module(y_true, y_pred)
+    return _top_k(xp.argmax(xp.asarray(y_true), axis=-1), y_pred, k)
 
 
 def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
     """Whether the integer label is among the ``k`` highest scores of ``y_pred``."""
-    return _top_k(np.asarray(y_true), y_pred, k)
+    xp = get_array_module(y_true, y_pred)
+    return _top_k(xp.asarray(y_true), y_pred, k)
 
 
 class Accuracy(MeanMetricWrapper):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import get_array_module, to_host
 from .accuracy import (
     BinaryAccuracy,
     CategoricalAccuracy,
@@ -40,7 +41,8 @@ VALID = _ACCURACY + tuple(NAMED)
 def accuracy_by_shape(y_true, y_pred):
     """Keras 3's choice when the loss does not decide: targets of lower rank than the predictions,
     or a last axis of 1 against several outputs, are class indices (sparse); else one-hot."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    xp = get_array_module(y_true, y_pred)
+    y_true, y_pred = xp.asarray(y_true), xp.asarray(y_pred)
     if y_true.ndim < y_pred.ndim or (y_true.shape[-1] == 1 and y_pred.shape[-1] > 1):
         return sparse_categorical_accuracy(y_true, y_pred)
     return categorical_accuracy(y_true, y_pred)
@@ -131,7 +133,7 @@ def _unique_names(metrics, weighted):
 
 def _scalar(value, name):
     try:
-        return float(np.asarray(value, dtype=np.float64))
+        return float(np.asarray(to_host(value), dtype=np.float64))
     except (TypeError, ValueError):
         raise TypeError(f"metric '{name}': result() must return a scalar; got {value!r}") from None
 

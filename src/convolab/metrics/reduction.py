@@ -9,26 +9,29 @@ import numbers
 
 import numpy as np
 
+from ..backend import get_array_module, is_device_array
 from ..losses import squeeze_or_expand_to_same_rank
 from .base import Metric
 
 
-def reduce_to_samplewise_values(values, sample_weight, reduce_fn=np.mean):
+def reduce_to_samplewise_values(values, sample_weight, reduce_fn=None):
     """Keras's reduction: per-sample values ``(N,)`` (``values * weight``) and the weights.
 
     Weights are squeezed/expanded to the values' rank (Keras's rule), the values reduced to the
     weights' rank, the weights broadcast to the values; finally values of rank > 1 are reduced
     over their trailing axes.
     """
-    values = np.asarray(values, dtype=np.float64)
+    xp = get_array_module(values, sample_weight)
+    reduce_fn = reduce_fn or xp.mean
+    values = xp.asarray(values, dtype=np.float64)
     if sample_weight is not None:
-        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+        sample_weight = xp.asarray(sample_weight, dtype=np.float64)
         values, sample_weight = squeeze_or_expand_to_same_rank(values, sample_weight)
         w_ndim, v_ndim = sample_weight.ndim, values.ndim
         if v_ndim > w_ndim:
             values = reduce_fn(values, axis=tuple(range(w_ndim, v_ndim)))
         try:
-            sample_weight = np.broadcast_to(sample_weight, values.shape)
+            sample_weight = xp.broadcast_to(sample_weight, values.shape)
         except ValueError:
             raise ValueError(
                 f"sample_weight of shape {sample_weight.shape} does not broadcast to the metric values of "
@@ -51,17 +54,20 @@ class Mean(Metric):
         self.count = self.add_variable((), "zeros", dtype="float64", name="count")
 
     def update_state(self, values, sample_weight=None):
-        if isinstance(sample_weight, numbers.Real) and np.ndim(values) == 0:
+        if isinstance(sample_weight, numbers.Real) and getattr(values, "ndim", 0) == 0:
             # Keras's fast path: one scalar with a scalar weight (the loss tracker: the batch size).
             self.total.assign_add(float(values) * sample_weight)
             self.count.assign_add(sample_weight)
             return
         values, sample_weight = reduce_to_samplewise_values(values, sample_weight)
-        self.total.assign_add(values.sum())
+        total = values.sum()
         if sample_weight is not None:
             count = sample_weight.sum()
         else:
             count = values.shape[0] if values.ndim >= 1 else 1
+        if is_device_array(total):  # the running state stays on the host: a float per batch comes back
+            total, count = float(total), float(count)
+        self.total.assign_add(total)
         self.count.assign_add(count)
 
     def result(self):

@@ -5,6 +5,7 @@ import numbers
 
 import numpy as np
 
+from ..backend import get_array_module
 from ..layers.base import shape_str
 
 
@@ -12,12 +13,13 @@ def as_input_array(x, model, what="x"):
     """Return ``x`` as a float array of the model's dtype (integers such as uint8 are cast, not scaled)."""
     if x is None:
         raise ValueError(f"{model.describe()}: `{what}` is required; got None")
-    arr = np.asarray(x)
+    xp = get_array_module(x)  # data already on the GPU stays there
+    arr = xp.asarray(x)
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         raise TypeError(f"{model.describe()}: `{what}` must be a numeric array; got dtype {arr.dtype}")
     if arr.ndim == 0 or arr.shape[0] == 0:
         raise ValueError(f"{model.describe()}: `{what}` is empty (shape {arr.shape}); pass at least one sample")
-    return np.ascontiguousarray(arr, dtype=model.dtype)
+    return xp.ascontiguousarray(arr, dtype=model.dtype)
 
 
 def check_same_length(x, y, model, what=("x", "y")):
@@ -31,7 +33,7 @@ def check_same_length(x, y, model, what=("x", "y")):
 def as_target_array(y, model):
     if y is None:
         raise ValueError(f"{model.describe()}: `y` is required for training and evaluation; got None")
-    arr = np.asarray(y)
+    arr = get_array_module(y).asarray(y)
     if arr.dtype == object:
         raise TypeError(f"{model.describe()}: `y` must be a numeric array; got dtype object")
     if arr.ndim == 0 or arr.shape[0] == 0:

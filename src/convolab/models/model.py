@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import backend
+
 from ..autodiff.tensor import Tensor, unwrap
 from ..layers.base import Layer, shape_str, unique_name
 from . import data_checks as checks
@@ -193,7 +195,8 @@ class Model(Trainer, Layer):
         return [v for v in self.variables if self.trainable and v.trainable]
 
     def get_weights(self):
-        return [w.copy() for w in self.weights]
+        """Copies of the weights as NumPy arrays (from the GPU too), Keras's order."""
+        return [backend.host_copy(w) for w in self.weights]
 
     def set_weights(self, weights):
         weights = list(weights)
@@ -201,10 +204,10 @@ class Model(Trainer, Layer):
         if len(weights) != len(mine):
             raise ValueError(f"{self.describe()} expects {len(mine)} weight arrays; got {len(weights)}")
         for i, (cur, new) in enumerate(zip(mine, weights)):
-            new = np.asarray(new)
+            new = new if backend.is_device_array(new) else np.asarray(new)
             if new.shape != cur.shape:
                 raise ValueError(f"{self.describe()}: weight {i} has shape {cur.shape}; got an array of shape {new.shape}")
-            cur[...] = new
+            backend.assign(cur, new)
 
     def count_params(self):
         return int(sum(w.size for w in self.weights))
@@ -228,7 +231,7 @@ class Model(Trainer, Layer):
     def _conform(self, t, x):
         """An input value for input tensor ``t``: cast to its dtype, shape checked."""
         if not isinstance(x, Tensor):
-            x = np.asarray(x)
+            x = backend.to_device(x)
             if x.dtype != t.dtype:
                 x = x.astype(t.dtype)
         shape = np.shape(unwrap(x))

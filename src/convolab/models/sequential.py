@@ -4,13 +4,14 @@ from __future__ import annotations
 import contextlib
 import math
 
+from .. import backend
 from ..autodiff.tape import is_recording
 from ..autodiff.tensor import Tensor
 from ..layers.base import Layer, shape_str, unique_name
 from ..layers.input_layer import InputLayer
 from ..layers.keras_tensor import KerasTensor
 from . import data_checks as checks
-from . import engine, functional, parallel
+from . import engine, functional, parallel, placement
 from .model import Model
 from .summary import format_summary
 
@@ -199,7 +200,8 @@ class Sequential(Model):
     @contextlib.contextmanager
     def _threads(self, batch_size):
         """Run the enclosed batches as shards on threads when that can pay (see parallel.py)."""
-        if self._runner is not None or not self._fast:  # inside fit already, or not the stack engine
+        if self._runner is not None or not self._fast or backend.on_gpu():
+            # inside fit already, not the stack engine, or on the GPU (one device, one stream)
             yield
             return
         n = parallel.default_num_threads()
@@ -263,6 +265,9 @@ class Sequential(Model):
             raise TypeError(f"{self.describe()}: call it as model(x, training=False)")
         x = checks.as_input_array(x, self)
         self._ensure_built_for(x)
+        if backend.on_gpu():  # computes on the GPU; the result is a GPU array, as Keras's is a tensor
+            placement.place_weights(self)
+            x = backend.to_device(x)
         return self._forward(x, training=bool(kwargs.get("training", False)))
 
     def call(self, inputs, training=False):

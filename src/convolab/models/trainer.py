@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from .. import _gpu, backend
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
@@ -22,7 +23,7 @@ from ..autodiff.tensor import unwrap
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..random import get_generator
 from . import data_checks as checks
-from . import data_adapter, engine, multi_output
+from . import data_adapter, engine, multi_output, placement
 from .training import loss_value, tape_train_step
 
 
@@ -178,8 +179,11 @@ class Trainer:
         self._check_compiled("train_on_batch")
         x, y = self._prepare(x, y)
         sw = self._sample_weights(y, sample_weight, class_weight, "train_on_batch")
+        placement.place_weights(self)
+        x, y, sw = data_adapter.put_batch((x, y, sw), backend.to_device if backend.on_gpu() else None)
         self.reset_metrics()
-        logs = self._train_step(x, y, sw)
+        with _gpu_memory_errors(f"{self.describe()}.train_on_batch on a batch of {_count(x)}"):
+            logs = self._train_step(x, y, sw)
         if return_dict:
             return logs
         return logs["loss"] if len(logs) == 1 else [logs[k] for k in self.metrics_names]
@@ -290,7 +294,9 @@ class Trainer:
                     swv, sw = sw[split_at:], sw[:split_at]
                 validation_data = (xv, yv, swv)
                 self._validation_prepared = True
-            train = data_adapter.ArrayBatches(x, y, sw, batch_size, shuffle, rng)
+            x, y, sw, put = data_adapter.to_device_once(x, y, sw)
+            train = data_adapter.ArrayBatches(x, y, sw, batch_size, shuffle, rng, put)
+        placement.place_weights(self)
         val = self._validation_batches(validation_data, validation_batch_size or batch_size, validation_steps)
         verbose = 1 if verbose == "auto" else int(verbose)
         cbs = list(callbacks or [])
@@ -307,7 +313,7 @@ class Trainer:
         self.history = history
         self.stop_training = False
         cblist.on_train_begin({})
-        with self._threads(batch_size):
+        with self._threads(batch_size), _gpu_memory_errors(f"{self.describe()}.fit with batch_size={batch_size}"):
             self._fit_epochs(train, val, epochs, initial_epoch, validation_freq, cblist)
         cblist.on_train_end(dict(self._last_logs))
         return history
@@ -340,7 +346,8 @@ class Trainer:
             swv = None
             if len(validation_data) == 3 and validation_data[2] is not None:
                 swv = self._sample_weights(yv, validation_data[2], None, "fit (validation_data)")
-        return data_adapter.ArrayBatches(xv, yv, swv, batch_size)
+        xv, yv, swv, put = data_adapter.to_device_once(xv, yv, swv)
+        return data_adapter.ArrayBatches(xv, yv, swv, batch_size, put=put)
 
     def _fit_epochs(self, train, val, epochs, initial_epoch, validation_freq, cblist):
         for epoch in range(initial_epoch, epochs):
@@ -475,10 +482,13 @@ class Trainer:
             batch_size = checks.check_batch_size(batch_size, self)
             x, y = self._prepare(x, y)
             sw = self._sample_weights(y, sample_weight, None, "evaluate")
-            batches = data_adapter.ArrayBatches(x, y, sw, batch_size)
+            x, y, sw, put = data_adapter.to_device_once(x, y, sw)
+            batches = data_adapter.ArrayBatches(x, y, sw, batch_size, put=put)
             n_steps = batches.steps
+        placement.place_weights(self)
         cblist = self._callback_list(callbacks, verbose, n_steps, batch_size)
-        logs = self._evaluate_batches(batches, cblist)
+        with _gpu_memory_errors(f"{self.describe()}.evaluate with batch_size={batch_size}"):
+            logs = self._evaluate_batches(batches, cblist)
         if verbose not in (0, False):
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         if return_dict:
@@ -499,15 +509,18 @@ class Trainer:
             batch_size = checks.check_batch_size(batch_size, self)
             x = self._as_inputs(x)
             self._ensure_built_for(x)
-            batches = data_adapter.ArrayBatches(x, None, None, batch_size)
+            x, _, _, put = data_adapter.to_device_once(x)
+            batches = data_adapter.ArrayBatches(x, None, None, batch_size, put=put)
+        placement.place_weights(self)
         cblist = self._callback_list(callbacks, verbose, batches.steps, batch_size)
         self.stop_predicting = False
         cblist.on_predict_begin()
         outs = []
-        with self._threads(batch_size or 32):
+        with self._threads(batch_size or 32), _gpu_memory_errors(f"{self.describe()}.predict with "
+                                                                 f"batch_size={batch_size or 32}"):
             for step, (xb, _, _) in enumerate(batches.epoch()):
                 cblist.on_predict_batch_begin(step)
-                outs.append(self._forward_any(xb))
+                outs.append(_to_host(self._forward_any(xb)))  # predict returns NumPy, as Keras does
                 cblist.on_predict_batch_end(step, {"outputs": outs[-1]})
                 if self.stop_predicting:
                     break
@@ -539,28 +552,49 @@ class Trainer:
         from ..saving import save_model
 
         _check_overwrite(filepath, overwrite, self)
-        save_model(self, filepath, include_optimizer=include_optimizer)
+        with placement.weights_on_host(self):  # files hold NumPy arrays, from the GPU too
+            save_model(self, filepath, include_optimizer=include_optimizer)
 
     def save_weights(self, filepath, overwrite=True):
         """Save the weights alone, atomically: safetensors, or Keras 3's HDF5 layout for ``*.weights.h5``."""
         from ..saving import save_weights
 
         _check_overwrite(filepath, overwrite, self)
-        save_weights(self, filepath)
+        with placement.weights_on_host(self):
+            save_weights(self, filepath)
 
     def load_weights(self, filepath):
         """Load weights saved by :meth:`save_weights` (or :meth:`save`), or by Keras 3 (``.weights.h5``,
         ``.keras``), into this built model."""
         from ..saving import load_weights
 
-        load_weights(self, filepath)
+        with placement.weights_on_host(self):  # read into host arrays, then back to the device
+            load_weights(self, filepath)
 
     def export(self, filepath, format="onnx"):
         """Export for inference; ``format='onnx'`` needs the ``onnx`` extra."""
         self._require_savable('export')
         from ..saving import export_model
 
-        export_model(self, filepath, format=format)
+        with placement.weights_on_host(self):
+            export_model(self, filepath, format=format)
+
+
+def _to_host(out):
+    """A batch's output (or a list of them, for several outputs) as NumPy arrays."""
+    if isinstance(out, (list, tuple)):
+        return [backend.to_host(o) for o in out]
+    return backend.to_host(out)
+
+
+@contextlib.contextmanager
+def _gpu_memory_errors(what):
+    """Turn CuPy's out-of-memory error into a :class:`~convolab.backend.GPUOutOfMemoryError` saying
+    what ran and what to try (nothing is caught on the CPU: the tuple of classes is empty)."""
+    try:
+        yield
+    except backend.out_of_memory_errors() as e:
+        raise _gpu.out_of_memory(e, f"running {what}") from e
 
 
 def _refuse_unsupported(model, method, **args):

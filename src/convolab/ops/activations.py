@@ -6,13 +6,20 @@ rank (softmax needs at least one axis: it normalises the last). Keras's parametr
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import kernels
-from ..backend import xp
+from ..backend import get_array_module
+from ..kernels import cuda
 
 ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
 
 
 def _sigmoid(z):
+    xp = get_array_module(z)
+    if xp is not np:
+        # one fused element-wise pass, no boolean masks (a masked write waits for the GPU)
+        return xp.tanh(z * z.dtype.type(0.5)) * z.dtype.type(0.5) + z.dtype.type(0.5)
     # exp of a negative number only: no overflow warning for large |z|.
     out = xp.empty_like(z)
     pos = z >= 0
@@ -24,6 +31,7 @@ def _sigmoid(z):
 
 def softmax(z, axis=-1):
     """Numerically stable softmax along ``axis``."""
+    xp = get_array_module(z)
     e = xp.exp(z - z.max(axis=axis, keepdims=True))
     e /= e.sum(axis=axis, keepdims=True)
     return e
@@ -34,11 +42,11 @@ def activation_forward(name, z):
     if name == "linear":
         return z
     if name == "relu":
-        return xp.maximum(z, 0)
+        return get_array_module(z).maximum(z, 0)
     if name == "sigmoid":
         return _sigmoid(z)
     if name == "tanh":
-        return xp.tanh(z)
+        return get_array_module(z).tanh(z)
     if name == "softmax":
         return softmax(z)
     raise ValueError(f"Unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}")
@@ -49,6 +57,11 @@ def activation_backward(name, dy, y):
     if name == "linear":
         return dy
     if name == "relu":
+        xp = get_array_module(dy, y)
+        if xp is not np:
+            dz = xp.empty(y.shape, dtype=y.dtype)
+            cuda.relu_bwd(xp.ascontiguousarray(dy, dtype=y.dtype), xp.ascontiguousarray(y), dz)
+            return dz
         if kernels.usable(dy, y):
             dz = xp.empty_like(y)
             kernels.relu_bwd_f32(dy, y, dz)
@@ -77,6 +90,7 @@ def relu_forward(x, negative_slope=0.0, max_value=None, threshold=0.0):
         ``(y, cache)``, ``y`` shaped like ``x`` and of its dtype.
     """
     # slope 0 gives +0.0 below the threshold, not 0.0 * negative = -0.0
+    xp = get_array_module(x)
     below = negative_slope * (x - threshold) if negative_slope else 0
     y = xp.where(x > threshold, x, below).astype(x.dtype, copy=False)
     if max_value is not None:
@@ -88,6 +102,7 @@ def relu_backward(dy, cache):
     """Gradient of :func:`relu_forward`: 1 above the threshold and below the cap,
     ``negative_slope`` at or below the threshold, 0 at the cap (``dy`` is never written to)."""
     x, negative_slope, max_value, threshold = cache
+    xp = get_array_module(x)
     above = x > threshold
     # Below the threshold y <= 0 <= max_value: the cap only ever bites above the threshold.
     slope_above = 1.0 if max_value is None else (x < max_value)

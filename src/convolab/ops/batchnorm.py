@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..backend import get_array_module
+
 
 class BatchNormCache(NamedTuple):
     """What :func:`batchnorm_backward` needs, plus the batch statistics for moving averages."""
@@ -37,7 +39,7 @@ def _reduce_axes(x):
 
 
 def _inv_std(var, epsilon):
-    return 1.0 / np.sqrt(var + var.dtype.type(epsilon))
+    return 1.0 / get_array_module(var).sqrt(var + var.dtype.type(epsilon))
 
 
 def batch_moments(x):
@@ -53,7 +55,7 @@ def batch_moments(x):
     axes = _reduce_axes(x)
     mean = x.mean(axis=axes)
     centred = x - mean
-    var = np.mean(centred * centred, axis=axes)
+    var = (centred * centred).mean(axis=axes)
     return mean, var
 
 

@@ -11,14 +11,17 @@ Two code paths compute the same product ``im2col(x) @ W``:
   The tests hold the two paths to the same answers.
 
 Dilation goes through the same im2col (the NumPy path: the C kernels know no dilation);
-``groups > 1`` is :mod:`convolab.ops.grouped_conv`, one GEMM per group.
+``groups > 1`` is :mod:`convolab.ops.grouped_conv`, one GEMM per group. On the GPU (CuPy
+inputs) im2col and col2im are CUDA kernels and the GEMMs are cuBLAS (``@`` on CuPy arrays).
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import kernels
-from ..backend import xp
+from ..backend import get_array_module
 from ..utils.conv_utils import padding_amounts
 from .grouped_conv import grouped_conv2d_backward, grouped_conv2d_forward
 from .im2col import col2im, im2col
@@ -32,14 +35,14 @@ _MAX_FUSED_TAPS = 200
 
 def _fused_ok(x, w, padding, strides):
     f = w.shape[3]
-    return (kernels.usable(x, w) and kernels.lib.fused_conv and f <= _MAX_FUSED_FILTERS
+    return (type(x) is np.ndarray and kernels.usable(x, w) and kernels.lib.fused_conv and f <= _MAX_FUSED_FILTERS
             and w.shape[0] * w.shape[1] * w.shape[2] <= _MAX_FUSED_TAPS
             and padding_amounts(x.shape[1:3], w.shape[:2], strides, padding) == ((0, 0), (0, 0)))
 
 
 def _padded_columns(mat, fp):
     """``mat`` (rows, F) as a C-contiguous float32 (rows, fp) array, zeros after column F."""
-    out = xp.zeros((mat.shape[0], fp), dtype=xp.float32)
+    out = np.zeros((mat.shape[0], fp), dtype=np.float32)
     out[:, : mat.shape[1]] = mat
     return out
 
@@ -81,7 +84,7 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation_rate=
     cols, (ho, wo) = im2col(x, (kh, kw), strides, padding, ones_column=b is not None, dilation=dilation_rate)
     # With a bias, cols ends in a column of ones and the bias is the last row of the weight
     # matrix: one GEMM computes x * w + b (the bias trick).
-    wmat = w.reshape(k, f) if b is None else xp.concatenate([w.reshape(k, f), b.reshape(1, f)])
+    wmat = w.reshape(k, f) if b is None else get_array_module(w).concatenate([w.reshape(k, f), b.reshape(1, f)])
     y = cols @ wmat
     cache = (cols, x.shape, wmat, w.shape, strides, padding, dilation_rate)
     return y.reshape(n, ho, wo, f), cache
@@ -125,7 +128,7 @@ def _conv2d_forward_fused(x, w, b, strides, padding):
     fp = 8 * math.ceil(f / 8)
     wp = _padded_columns(w.reshape(kh * kw * c, f), fp)
     bp = None if b is None else _padded_columns(b.reshape(1, f), fp)
-    y = xp.empty((n, ho, wo, f), dtype=xp.float32)
+    y = np.empty((n, ho, wo, f), dtype=np.float32)
     kernels.conv_fwd_f32(x, wp, bp, y, *_int_args(x.shape, w.shape, strides, (ho, wo)))
     return y, ("fused", x, w, b is not None, strides, padding)
 
@@ -135,11 +138,11 @@ def _conv2d_backward_fused(dy, cache, need_dx):
     kh, kw, c, f = w.shape
     k = kh * kw * c
     fp = 8 * math.ceil(f / 8)
-    dy2 = xp.ascontiguousarray(dy.reshape(-1, f), dtype=xp.float32)
-    dwp = xp.zeros((k, fp), dtype=xp.float32)
-    dbp = xp.zeros(fp, dtype=xp.float32) if has_bias else None
+    dy2 = np.ascontiguousarray(dy.reshape(-1, f), dtype=np.float32)
+    dwp = np.zeros((k, fp), dtype=np.float32)
+    dbp = np.zeros(fp, dtype=np.float32) if has_bias else None
     kernels.conv_dw_f32(x, dy2, dwp, dbp, *_int_args(x.shape, w.shape, strides, dy.shape[1:3]))
-    dw = xp.ascontiguousarray(dwp[:, :f]).reshape(w.shape)
+    dw = np.ascontiguousarray(dwp[:, :f]).reshape(w.shape)
     db = dbp[:f] if has_bias else dy2.sum(axis=0)
     dx = None
     if need_dx:

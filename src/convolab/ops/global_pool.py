@@ -5,7 +5,7 @@ no window view: ``mean``/``max`` over axes 1 and 2 read each pixel once.
 """
 from __future__ import annotations
 
-from ..backend import xp
+from ..backend import get_array_module
 
 
 def _flat_gradient(dy, x_shape):
@@ -43,7 +43,7 @@ def global_avg_pool_backward(dy, cache):
     x_shape = cache
     n, h, w, c = x_shape
     share = _flat_gradient(dy, x_shape) / dy.dtype.type(h * w)
-    dx = xp.empty(x_shape, dtype=dy.dtype)
+    dx = get_array_module(dy).empty(x_shape, dtype=dy.dtype)
     dx[...] = share[:, None, None, :]
     return dx
 
@@ -65,7 +65,7 @@ def global_max_pool_forward(x, keepdims=False):
     n, h, w, c = x.shape
     flat = x.reshape(n, h * w, c)
     arg = flat.argmax(axis=1)  # (N, C)
-    y = xp.take_along_axis(flat, arg[:, None, :], axis=1)[:, 0, :]
+    y = get_array_module(flat).take_along_axis(flat, arg[:, None, :], axis=1)[:, 0, :]
     if keepdims:
         y = y.reshape(n, 1, 1, c)
     return y, (arg, x.shape)
@@ -82,6 +82,7 @@ def global_max_pool_backward(dy, cache):
     """
     arg, x_shape = cache
     n, h, w, c = x_shape
+    xp = get_array_module(dy)
     dx = xp.zeros((n, h * w, c), dtype=dy.dtype)
     xp.put_along_axis(dx, arg[:, None, :], _flat_gradient(dy, x_shape)[:, None, :], axis=1)
     return dx.reshape(x_shape)

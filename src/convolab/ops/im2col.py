@@ -14,13 +14,18 @@ or output pixels.
 Dilation ``(dh, dw)`` spaces the taps of a window ``dh`` rows and ``dw`` columns apart (a
 kernel spanning ``(kh - 1) * dh + 1`` rows); the matrix keeps the same layout. The compiled
 kernels know no dilation, so a dilated window always takes the NumPy path.
+
+On the GPU (CuPy inputs) both directions are CUDA kernels (``kernels/cuda``), dilation
+included; ``col2im`` there is a gather: each pixel sums the entries that read it.
 """
 from __future__ import annotations
 
+import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import kernels
-from ..backend import xp
+from ..backend import get_array_module
+from ..kernels import cuda
 from ..utils.conv_utils import conv_output_size, padding_amounts
 
 
@@ -30,7 +35,7 @@ def pad_nhwc(x, pads, value=0.0):
     if t == b == l == r == 0:
         return x
     n, h, w, c = x.shape
-    out = xp.full((n, h + t + b, w + l + r, c), value, dtype=x.dtype)
+    out = get_array_module(x).full((n, h + t + b, w + l + r, c), value, dtype=x.dtype)
     out[:, t : t + h, l : l + w, :] = x
     return out
 
@@ -60,7 +65,7 @@ def output_hw(hw, kernel_size, strides, padding, dilation=(1, 1)):
 
 def use_ckernels(x) -> bool:
     """The compiled kernels serve C-contiguous float32 arrays; everything else takes NumPy."""
-    return kernels.lib is not None and x.dtype == xp.float32 and x.flags.c_contiguous
+    return kernels.lib is not None and x.dtype == np.float32 and x.flags.c_contiguous
 
 
 def kernel_args(x_shape, kernel_size, strides, padding):
@@ -69,6 +74,15 @@ def kernel_args(x_shape, kernel_size, strides, padding):
     out_hw = output_hw((h, w), kernel_size, strides, padding)
     (t, _), (l, _) = padding_amounts((h, w), kernel_size, strides, padding)
     return (n, h, w, c, kernel_size[0], kernel_size[1], strides[0], strides[1], t, l) + out_hw, out_hw
+
+
+def gpu_window_args(x_shape, kernel_size, strides, padding, dilation):
+    """The 14 integer arguments of the GPU window kernels (the C ones plus the dilation), and ``(Ho, Wo)``."""
+    n, h, w, c = x_shape
+    out_hw = output_hw((h, w), kernel_size, strides, padding, dilation)
+    (t, _), (l, _) = padding_amounts((h, w), kernel_size, strides, padding, dilation)
+    return ((n, h, w, c, kernel_size[0], kernel_size[1], strides[0], strides[1], dilation[0], dilation[1], t, l)
+            + out_hw), out_hw
 
 
 def im2col(x, kernel_size, strides=(1, 1), padding="valid", ones_column=False, dilation=(1, 1)):
@@ -96,6 +110,12 @@ def im2col(x, kernel_size, strides=(1, 1), padding="valid", ones_column=False, d
     dilation = tuple(dilation)
     k = kh * kw * c
     ld = k + 1 if ones_column else k
+    xp = get_array_module(x)
+    if xp is not np:
+        args, out_hw = gpu_window_args(x.shape, kernel_size, strides, padding, dilation)
+        cols = xp.empty((n * out_hw[0] * out_hw[1], ld), dtype=x.dtype)
+        cuda.im2col(xp.ascontiguousarray(x), cols, *args, ld)  # fills the ones column too
+        return cols, out_hw
     out_hw = output_hw((h, w), kernel_size, strides, padding, dilation)
     cols = xp.empty((n * out_hw[0] * out_hw[1], ld), dtype=x.dtype)
     if use_ckernels(x) and dilation == (1, 1):  # fills the ones column too
@@ -128,6 +148,12 @@ def col2im(cols, x_shape, kernel_size, strides=(1, 1), padding="valid", dilation
     n, h, w, c = x_shape
     kh, kw = kernel_size
     dh, dw = dilation = tuple(dilation)
+    xp = get_array_module(cols)
+    if xp is not np:
+        args, _ = gpu_window_args(x_shape, kernel_size, strides, padding, dilation)
+        dx = xp.empty(tuple(x_shape), dtype=cols.dtype)
+        cuda.col2im(xp.ascontiguousarray(cols), dx, *args, cols.shape[1])
+        return dx
     if use_ckernels(cols) and dilation == (1, 1):
         args, _ = kernel_args(x_shape, kernel_size, strides, padding)
         dx = xp.empty(x_shape, dtype=cols.dtype)

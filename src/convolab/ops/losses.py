@@ -16,7 +16,7 @@ Shape:
 """
 from __future__ import annotations
 
-from ..backend import epsilon, xp
+from ..backend import epsilon, get_array_module
 
 
 def reduce_weighted(values, local_grad, sample_weight=None):
@@ -30,6 +30,7 @@ def reduce_weighted(values, local_grad, sample_weight=None):
     Returns:
         ``(loss, grad)``: a float and an array shaped like ``local_grad``.
     """
+    xp = get_array_module(values)
     size = values.size
     if sample_weight is None:
         return float(values.sum() / size), local_grad / local_grad.dtype.type(size)
@@ -39,6 +40,7 @@ def reduce_weighted(values, local_grad, sample_weight=None):
 
 
 def _log_softmax(z):
+    xp = get_array_module(z)
     m = z.max(axis=-1, keepdims=True)
     s = z - m
     return s - xp.log(xp.exp(s).sum(axis=-1, keepdims=True))
@@ -51,6 +53,7 @@ def softmax_crossentropy_values(logits, labels, sparse=True):
         logits: ``(N, K)``.
         labels: sparse ``(N,)`` ints in ``[0, K)``, or one-hot/probabilities ``(N, K)``.
     """
+    xp = get_array_module(logits)
     logp = _log_softmax(logits)
     p = xp.exp(logp)
     if sparse:
@@ -76,6 +79,7 @@ def sparse_categorical_crossentropy_values(probs, labels):
 
     Probabilities are clipped to ``[eps, 1 - eps]`` as Keras does; outside, the gradient is 0.
     """
+    xp = get_array_module(probs)
     eps = epsilon()
     idx = xp.arange(probs.shape[0])
     p = probs[idx, labels]
@@ -95,6 +99,7 @@ def categorical_crossentropy_values(probs, targets):
 
     Keras first rescales each row of ``probs`` to sum to one, then clips.
     """
+    xp = get_array_module(probs)
     eps = epsilon()
     s = probs.sum(axis=-1, keepdims=True)
     q = probs / s
@@ -125,6 +130,7 @@ def mean_squared_error(pred, target, sample_weight=None):
 def mean_absolute_error_values(pred, target):
     """``mean(|pred - target|, axis=-1)`` and its local gradient ``sign(pred - target) / D``
     (0 where they are equal, as TensorFlow's and JAX's ``abs``)."""
+    xp = get_array_module(pred)
     diff = pred - target
     return xp.abs(diff).mean(axis=-1), xp.sign(diff) / pred.dtype.type(diff.shape[-1])
 
@@ -140,6 +146,7 @@ def binary_crossentropy_values(probs, targets):
     As Keras: ``p`` is clipped to ``[eps, 1 - eps]``, then
     ``-(t log p + (1 - t) log(1 - p))``; outside the clip range the gradient is 0.
     """
+    xp = get_array_module(probs)
     eps = epsilon()
     pc = xp.clip(probs, eps, 1 - eps)
     elem = -(targets * xp.log(pc) + (1 - targets) * xp.log(1 - pc))
@@ -157,6 +164,7 @@ def sigmoid_binary_crossentropy_values(logits, targets):
     """Binary cross-entropy of ``sigmoid(logits)`` computed from the logits, without clipping:
     ``max(z, 0) - z t + log(1 + exp(-|z|))`` (TensorFlow's ``sigmoid_cross_entropy_with_logits``,
     JAX's ``log_sigmoid`` form); local gradient ``(sigmoid(z) - t) / D``."""
+    xp = get_array_module(logits)
     z = logits
     elem = xp.maximum(z, 0) - z * targets + xp.log1p(xp.exp(-xp.abs(z)))
     ez = xp.exp(-xp.abs(z))  # sigmoid without overflow: 1/(1+e^-z) for z >= 0, e^z/(1+e^z) below

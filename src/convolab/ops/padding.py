@@ -1,7 +1,7 @@
 """Zero padding and cropping of the two spatial axes: each the other's gradient."""
 from __future__ import annotations
 
-import numpy as np
+from ..backend import get_array_module
 
 
 def zero_pad2d_forward(x, padding):
@@ -18,7 +18,7 @@ def zero_pad2d_forward(x, padding):
         y: ``(N, H + top + bottom, W + left + right, C)``.
     """
     (top, bottom), (left, right) = padding
-    y = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    y = get_array_module(x).pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
     return y, padding
 
 

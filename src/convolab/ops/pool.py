@@ -1,7 +1,14 @@
-"""Max and average pooling over NHWC windows, built on the same window view as im2col."""
+"""Max and average pooling over NHWC windows, built on the same window view as im2col.
+
+On the GPU (CuPy inputs) each direction is one CUDA kernel (``kernels/cuda``); the backward
+kernels are gathers (each input pixel sums the windows that cover it), so no atomics.
+"""
 from __future__ import annotations
 
-from ..backend import xp
+import numpy as np
+
+from ..backend import get_array_module
+from ..kernels import cuda
 from ..utils.conv_utils import padding_amounts
 from .. import kernels
 from .im2col import col2im, kernel_args, output_hw, pad_nhwc, use_ckernels, window_view
@@ -13,7 +20,7 @@ def _windows(x, pool_size, strides, padding, fill):
     out_hw = output_hw((h, w), pool_size, strides, padding)
     xp_ = pad_nhwc(x, padding_amounts((h, w), pool_size, strides, padding), value=fill)
     view = window_view(xp_, pool_size, strides, out_hw)  # (N, Ho, Wo, ph, pw, C)
-    win = xp.ascontiguousarray(view.transpose(0, 1, 2, 5, 3, 4))
+    win = np.ascontiguousarray(view.transpose(0, 1, 2, 5, 3, 4))
     return win.reshape(n, out_hw[0], out_hw[1], c, pool_size[0] * pool_size[1]), out_hw
 
 
@@ -23,7 +30,7 @@ def _scatter_windows(dwin, x_shape, pool_size, strides, padding):
     ph, pw = pool_size
     d6 = dwin.reshape(n, ho, wo, c, ph, pw).transpose(0, 1, 2, 4, 5, 3)
     # col2im takes im2col's 2-D layout: one row of (ph, pw, C) values per output pixel.
-    cols = xp.ascontiguousarray(d6).reshape(n * ho * wo, ph * pw * c)
+    cols = np.ascontiguousarray(d6).reshape(n * ho * wo, ph * pw * c)
     return col2im(cols, x_shape, pool_size, strides, padding)
 
 
@@ -39,13 +46,17 @@ def max_pool_forward(x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
     Shape:
         y: ``(N, Ho, Wo, C)``, ``Ho = floor((H - ph) / sh) + 1`` (valid) or ``ceil(H / sh)`` (same).
     """
-    if use_ckernels(x):
+    xp = get_array_module(x)
+    if xp is not np or use_ckernels(x):
         args, (ho, wo) = kernel_args(x.shape, pool_size, strides, padding)
         y = xp.empty((x.shape[0], ho, wo, x.shape[3]), dtype=x.dtype)
-        arg = xp.empty(y.shape, dtype=xp.int32)
-        kernels.maxpool_fwd_f32(x, y, arg, *args)
+        arg = xp.empty(y.shape, dtype=np.int32)
+        if xp is np:
+            kernels.maxpool_fwd_f32(x, y, arg, *args)
+        else:
+            cuda.maxpool_fwd(xp.ascontiguousarray(x), y, arg, *args)
         return y, (arg, x.shape, pool_size, strides, padding)
-    win, _ = _windows(x, pool_size, strides, padding, fill=-xp.inf)
+    win, _ = _windows(x, pool_size, strides, padding, fill=-np.inf)
     # arg: flat index i * pw + j of the first maximum in each window, shape (N, Ho, Wo, C)
     arg = win.argmax(axis=-1)
     y = xp.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
@@ -55,20 +66,26 @@ def max_pool_forward(x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
 def max_pool_backward(dy, cache):
     """Route each output gradient to the (first) maximum of its window."""
     arg, x_shape, pool_size, strides, padding = cache
-    if use_ckernels(dy) and arg.dtype == xp.int32:
+    xp = get_array_module(dy)
+    if xp is not np:
         args, _ = kernel_args(x_shape, pool_size, strides, padding)
-        dx = xp.empty(x_shape, dtype=dy.dtype)
+        dx = xp.empty(tuple(x_shape), dtype=dy.dtype)
+        cuda.maxpool_bwd(xp.ascontiguousarray(dy), arg, dx, *args)
+        return dx
+    if use_ckernels(dy) and arg.dtype == np.int32:
+        args, _ = kernel_args(x_shape, pool_size, strides, padding)
+        dx = np.empty(x_shape, dtype=dy.dtype)
         kernels.maxpool_bwd_f32(dy, arg, dx, *args)
         return dx
-    dwin = xp.zeros(arg.shape + (pool_size[0] * pool_size[1],), dtype=dy.dtype)
-    xp.put_along_axis(dwin, arg[..., None], dy[..., None], axis=-1)
+    dwin = np.zeros(arg.shape + (pool_size[0] * pool_size[1],), dtype=dy.dtype)
+    np.put_along_axis(dwin, arg[..., None], dy[..., None], axis=-1)
     return _scatter_windows(dwin, x_shape, pool_size, strides, padding)
 
 
 def _window_counts(x_shape, pool_size, strides, padding, dtype):
     """How many real (unpadded) pixels each output window covers: ``(1, Ho, Wo, 1)``."""
     _, h, w, _ = x_shape
-    ones = xp.ones((1, h, w, 1), dtype=dtype)
+    ones = np.ones((1, h, w, 1), dtype=dtype)
     win, _ = _windows(ones, pool_size, strides, padding, fill=0.0)
     return win.sum(axis=-1)
 
@@ -79,6 +96,12 @@ def avg_pool_forward(x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
     Returns:
         ``(y, cache)`` with ``y`` of shape ``(N, Ho, Wo, C)``.
     """
+    xp = get_array_module(x)
+    if xp is not np:
+        args, (ho, wo) = kernel_args(x.shape, pool_size, strides, padding)
+        y = xp.empty((x.shape[0], ho, wo, x.shape[3]), dtype=x.dtype)
+        cuda.avgpool_fwd(xp.ascontiguousarray(x), y, *args)
+        return y, (None, x.shape, pool_size, strides, padding)
     win, _ = _windows(x, pool_size, strides, padding, fill=0.0)
     counts = _window_counts(x.shape, pool_size, strides, padding, x.dtype)
     y = win.sum(axis=-1) / counts
@@ -88,6 +111,12 @@ def avg_pool_forward(x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
 def avg_pool_backward(dy, cache):
     """Spread each output gradient evenly over the real pixels of its window."""
     counts, x_shape, pool_size, strides, padding = cache
+    xp = get_array_module(dy)
+    if xp is not np:
+        args, _ = kernel_args(x_shape, pool_size, strides, padding)
+        dx = xp.empty(tuple(x_shape), dtype=dy.dtype)
+        cuda.avgpool_bwd(xp.ascontiguousarray(dy), dx, *args)
+        return dx
     share = (dy / counts)[..., None]
-    dwin = xp.broadcast_to(share, dy.shape + (pool_size[0] * pool_size[1],))
+    dwin = np.broadcast_to(share, dy.shape + (pool_size[0] * pool_size[1],))
     return _scatter_windows(dwin, x_shape, pool_size, strides, padding)

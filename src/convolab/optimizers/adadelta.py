@@ -1,7 +1,7 @@
 """Adadelta, Keras's formulation (a learning rate on top of Zeiler's unit-correct step)."""
 from __future__ import annotations
 
-import numpy as np
+from ..backend import get_array_module
 
 from ._checks import real
 from .base import Optimizer
@@ -23,23 +23,25 @@ class Adadelta(Optimizer):
         self.epsilon = real(owner, "epsilon", epsilon, lo=0)
 
     def build_state(self, param):
-        return {"accumulated_grad": np.zeros_like(param), "accumulated_delta_var": np.zeros_like(param)}
+        xp = get_array_module(param)
+        return {"accumulated_grad": xp.zeros_like(param), "accumulated_delta_var": xp.zeros_like(param)}
 
     def update(self, param, grad, state, tmp):
+        xp = get_array_module(param)
         t = param.dtype.type
         rho, eps = t(self.rho), t(self.epsilon)
         a, s = state["accumulated_grad"], state["accumulated_delta_var"]
         a *= rho
-        np.multiply(grad, grad, out=tmp)
+        xp.multiply(grad, grad, out=tmp)
         tmp *= t(1 - self.rho)
         a += tmp
-        np.add(s, eps, out=tmp)
-        np.sqrt(tmp, out=tmp)
+        xp.add(s, eps, out=tmp)
+        xp.sqrt(tmp, out=tmp)
         tmp *= grad
-        tmp /= np.sqrt(a + eps)
-        np.negative(tmp, out=tmp)  # tmp is the update d
+        tmp /= xp.sqrt(a + eps)
+        xp.negative(tmp, out=tmp)  # tmp is the update d
         s *= rho
-        s += t(1 - self.rho) * np.square(tmp)
+        s += t(1 - self.rho) * xp.square(tmp)
         tmp *= t(self.learning_rate)
         param += tmp
 

@@ -1,7 +1,7 @@
 """Adagrad, Keras's formulation (epsilon inside the square root)."""
 from __future__ import annotations
 
-import numpy as np
+from ..backend import get_array_module
 
 from ._checks import real
 from .base import Optimizer
@@ -20,16 +20,18 @@ class Adagrad(Optimizer):
         self.epsilon = real(owner, "epsilon", epsilon, lo=0)
 
     def build_state(self, param):
-        return {"accumulator": np.full_like(param, self.initial_accumulator_value)}
+        xp = get_array_module(param)
+        return {"accumulator": xp.full_like(param, self.initial_accumulator_value)}
 
     def update(self, param, grad, state, tmp):
+        xp = get_array_module(param)
         t = param.dtype.type
         a = state["accumulator"]
-        np.multiply(grad, grad, out=tmp)
+        xp.multiply(grad, grad, out=tmp)
         a += tmp
-        np.add(a, t(self.epsilon), out=tmp)
-        np.sqrt(tmp, out=tmp)
-        np.divide(t(self.learning_rate) * grad, tmp, out=tmp)
+        xp.add(a, t(self.epsilon), out=tmp)
+        xp.sqrt(tmp, out=tmp)
+        xp.divide(t(self.learning_rate) * grad, tmp, out=tmp)
         param -= tmp
 
     def get_config(self):

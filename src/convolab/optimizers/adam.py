@@ -5,7 +5,10 @@ import math
 
 import numpy as np
 
+from ..backend import get_array_module
+
 from .. import kernels
+from ..kernels import cuda
 from ._checks import real
 from .base import Optimizer
 
@@ -27,33 +30,39 @@ class Adam(Optimizer):
         self.amsgrad = bool(amsgrad)
 
     def build_state(self, param):
-        s = {"momentum": np.zeros_like(param), "velocity": np.zeros_like(param)}
+        xp = get_array_module(param)
+        s = {"momentum": xp.zeros_like(param), "velocity": xp.zeros_like(param)}
         if self.amsgrad:
-            s["velocity_hat"] = np.zeros_like(param)
+            s["velocity_hat"] = xp.zeros_like(param)
         return s
 
     def update(self, param, grad, state, tmp):
+        xp = get_array_module(param)
         t = param.dtype.type
         step = self.iterations + 1
         alpha = self.learning_rate * math.sqrt(1 - self.beta_2**step) / (1 - self.beta_1**step)
         m, v = state["momentum"], state["velocity"]
+        if not self.amsgrad and xp is not np:  # one fused kernel per variable on the GPU
+            cuda.adam(param, xp.ascontiguousarray(grad, dtype=param.dtype), m, v, alpha, self.beta_1, self.beta_2,
+                      self.epsilon)
+            return
         if not self.amsgrad and kernels.usable(param, grad, m, v):
             kernels.adam_f32(param, grad, m, v, alpha, self.beta_1, self.beta_2, self.epsilon)
             return
-        np.subtract(grad, m, out=tmp)
+        xp.subtract(grad, m, out=tmp)
         tmp *= t(1 - self.beta_1)
         m += tmp
-        np.multiply(grad, grad, out=tmp)
+        xp.multiply(grad, grad, out=tmp)
         tmp -= v
         tmp *= t(1 - self.beta_2)
         v += tmp
         if self.amsgrad:
             vh = state["velocity_hat"]
-            np.maximum(vh, v, out=vh)
+            xp.maximum(vh, v, out=vh)
             v = vh
-        np.sqrt(v, out=tmp)
+        xp.sqrt(v, out=tmp)
         tmp += t(self.epsilon)
-        np.divide(m, tmp, out=tmp)
+        xp.divide(m, tmp, out=tmp)
         tmp *= t(alpha)
         param -= tmp
 

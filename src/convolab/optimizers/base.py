@@ -7,6 +7,7 @@ import weakref
 
 import numpy as np
 
+from ..backend import get_array_module, is_device_array
 from ._checks import real
 from .schedules import LearningRateSchedule, deserialize as deserialize_schedule, serialize as serialize_schedule
 
@@ -155,7 +156,8 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}: state slot '{key}' must have the variable's shape "
                                  f"{param.shape}; got {np.shape(arr)}")
         entry = self._slot(param)
-        entry[1] = {key: np.array(arr, dtype=param.dtype) for key, arr in state.items()}
+        xp = get_array_module(param)  # the state lives where its variable does
+        entry[1] = {key: xp.array(arr, dtype=param.dtype) for key, arr in state.items()}
 
     @property
     def state(self) -> list:
@@ -169,7 +171,7 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: {len(params)} variables but {len(grads)} gradients")
         slots, entries = self._slots, []
         for p, g in zip(params, grads):  # check every pair before any variable moves
-            if not isinstance(p, np.ndarray) or getattr(g, "shape", None) != p.shape:
+            if not (isinstance(p, np.ndarray) or is_device_array(p)) or getattr(g, "shape", None) != p.shape:
                 raise ValueError(f"{type(self).__name__}: a gradient of shape {np.shape(g)} for a variable "
                                  f"of shape {np.shape(p)}")
             entry = slots.get(id(p))
@@ -180,11 +182,11 @@ class Optimizer:
         self.begin_step()
         for p, g, entry in zip(params, grads, entries):
             if entry[2] is None:
-                entry[2] = np.empty_like(p)  # scratch, reused every step, never saved
+                entry[2] = get_array_module(p).empty_like(p)  # scratch, reused every step, never saved
             if self.clipvalue is not None:
-                g = np.clip(g, -self.clipvalue, self.clipvalue)
+                g = get_array_module(g).clip(g, -self.clipvalue, self.clipvalue)
             if self.clipnorm is not None:
-                norm = float(np.sqrt((g * g).sum()))
+                norm = float(get_array_module(g).sqrt((g * g).sum()))
                 if norm > self.clipnorm:
                     g = g * (self.clipnorm / norm)
             if self.weight_decay is not None:
@@ -195,7 +197,7 @@ class Optimizer:
     def _decay(self, param, lr, tmp):
         """Keras's decoupled weight decay, before the update: ``w -= w * weight_decay * lr``."""
         t = param.dtype.type
-        np.multiply(param, t(self.weight_decay), out=tmp)
+        get_array_module(param).multiply(param, t(self.weight_decay), out=tmp)
         tmp *= t(lr)
         param -= tmp
 

@@ -1,7 +1,7 @@
 """Nadam: Adam with Nesterov momentum (Dozat), Keras's formulation with its momentum cache."""
 from __future__ import annotations
 
-import numpy as np
+from ..backend import get_array_module
 
 from ._checks import real
 from .base import Optimizer
@@ -41,26 +41,28 @@ class Nadam(Optimizer):
         self._u_product = self._checked_global_state(state)["u_product"]
 
     def build_state(self, param):
-        return {"momentum": np.zeros_like(param), "velocity": np.zeros_like(param)}
+        xp = get_array_module(param)
+        return {"momentum": xp.zeros_like(param), "velocity": xp.zeros_like(param)}
 
     def update(self, param, grad, state, tmp):
+        xp = get_array_module(param)
         t = param.dtype.type
         step = self.iterations + 1
         u_t, u_t_1 = self._u(step), self._u(step + 1)
         u_product_t = self._u_product
         u_product_t_1 = u_product_t * u_t_1
         m, v = state["momentum"], state["velocity"]
-        np.subtract(grad, m, out=tmp)
+        xp.subtract(grad, m, out=tmp)
         tmp *= t(1 - self.beta_1)
         m += tmp
-        np.multiply(grad, grad, out=tmp)
+        xp.multiply(grad, grad, out=tmp)
         tmp -= v
         tmp *= t(1 - self.beta_2)
         v += tmp
-        np.divide(t(u_t_1) * m, t(1 - u_product_t_1), out=tmp)
+        xp.divide(t(u_t_1) * m, t(1 - u_product_t_1), out=tmp)
         tmp += t(1 - u_t) * grad / t(1 - u_product_t)  # tmp is m_hat
         tmp *= t(self.learning_rate)
-        tmp /= np.sqrt(v / t(1 - self.beta_2**step)) + t(self.epsilon)
+        tmp /= xp.sqrt(v / t(1 - self.beta_2**step)) + t(self.epsilon)
         param -= tmp
 
     def get_config(self):

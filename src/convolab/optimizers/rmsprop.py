@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import get_array_module
+
 from .. import kernels
+from ..kernels import cuda
 from .base import Optimizer
 
 
@@ -22,34 +25,40 @@ class RMSprop(Optimizer):
         self.centered = bool(centered)
 
     def build_state(self, param):
-        s = {"velocity": np.zeros_like(param)}
+        xp = get_array_module(param)
+        s = {"velocity": xp.zeros_like(param)}
         if self.momentum:
-            s["momentum"] = np.zeros_like(param)
+            s["momentum"] = xp.zeros_like(param)
         if self.centered:
-            s["average_gradient"] = np.zeros_like(param)
+            s["average_gradient"] = xp.zeros_like(param)
         return s
 
     def update(self, param, grad, state, tmp):
+        xp = get_array_module(param)
         t = param.dtype.type
         v = state["velocity"]
+        if not self.momentum and not self.centered and xp is not np:  # one fused kernel on the GPU
+            cuda.rmsprop(param, xp.ascontiguousarray(grad, dtype=param.dtype), v, self.learning_rate, self.rho,
+                         self.epsilon)
+            return
         if not self.momentum and not self.centered and kernels.usable(param, grad, v):
             kernels.rmsprop_f32(param, grad, v, self.learning_rate, self.rho, self.epsilon)
             return
         v *= t(self.rho)
-        np.multiply(grad, grad, out=tmp)
+        xp.multiply(grad, grad, out=tmp)
         tmp *= t(1 - self.rho)
         v += tmp
         if self.centered:
             a = state["average_gradient"]
             a *= t(self.rho)
             a += t(1 - self.rho) * grad
-            np.multiply(a, a, out=tmp)
-            np.subtract(v, tmp, out=tmp)
+            xp.multiply(a, a, out=tmp)
+            xp.subtract(v, tmp, out=tmp)
             tmp += t(self.epsilon)
         else:
-            np.add(v, t(self.epsilon), out=tmp)
-        np.sqrt(tmp, out=tmp)
-        np.divide(grad, tmp, out=tmp)
+            xp.add(v, t(self.epsilon), out=tmp)
+        xp.sqrt(tmp, out=tmp)
+        xp.divide(grad, tmp, out=tmp)
         tmp *= t(self.learning_rate)
         if self.momentum:
             m = state["momentum"]

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import get_array_module
+from ..kernels import cuda
+
 from .base import Optimizer
 
 
@@ -20,11 +23,17 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
 
     def build_state(self, param):
-        return {"momentum": np.zeros_like(param)} if self.momentum else {}
+        xp = get_array_module(param)
+        return {"momentum": xp.zeros_like(param)} if self.momentum else {}
 
     def update(self, param, grad, state, tmp):
+        xp = get_array_module(param)
+        if self.momentum and xp is not np:  # one fused kernel on the GPU
+            cuda.sgd_momentum(param, xp.ascontiguousarray(grad, dtype=param.dtype), state["momentum"],
+                              self.learning_rate, self.momentum, self.nesterov)
+            return
         lr = param.dtype.type(self.learning_rate)
-        np.multiply(grad, lr, out=tmp)
+        xp.multiply(grad, lr, out=tmp)
         if not self.momentum:
             param -= tmp
             return
