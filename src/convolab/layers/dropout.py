@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 
 from ..ops.dropout import dropout_backward, dropout_forward
+from .. import backend, random
 from ..random import get_generator
 from .base import Layer
 from .unsupported import reject_unsupported
@@ -29,10 +30,20 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.seed = seed
         self._rng = np.random.default_rng(seed) if seed is not None else None
+        self._device_rng = None
         self._mask = None
 
+    def _generator(self, x):
+        if not backend.is_device_array(x):
+            return self._rng if self._rng is not None else get_generator()
+        if self.seed is None:
+            return random.device_generator()
+        if self._device_rng is None:  # a private GPU stream for a seeded layer, as on the host
+            self._device_rng = random.device_generator(self.seed)
+        return self._device_rng
+
     def call(self, x, training=False):
-        rng = self._rng if self._rng is not None else get_generator()
+        rng = self._generator(x)
         y, self._mask = dropout_forward(x, self.rate, rng, training)
         return y
 

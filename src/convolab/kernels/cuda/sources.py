@@ -12,7 +12,7 @@ any grid covers any size. The adjoints (``col2im``, the pooling backwards) are w
 address and no atomics are needed (the result is also bitwise repeatable).
 
 The sources stay within what NVRTC (CuPy's compiler) offers without headers: no
-``#include``, no ``<math.h>`` macros (``INFINITY``), only CUDA's built-in math functions.
+``#include``, no ``<math.h>`` macros (the infinity macro), only CUDA's built-in math functions.
 
 Integer arguments are ``long long`` and float hyper-parameters ``double``; the launcher in
 ``__init__.py`` passes NumPy ``int64``/``float64`` scalars to match.
@@ -90,7 +90,7 @@ extern "C" __global__ void maxpool_fwdSUFFIX(
 {
     GRID_LOOP(idx, total) {
         const long long c = idx % C, t0 = idx / C, wo = t0 % Wo, t1 = t0 / Wo, ho = t1 % Ho, n = t1 / Ho;
-        scalar_t best = (scalar_t)(-__longlong_as_double(0x7ff0000000000000LL));  /* -inf; NVRTC has no INFINITY */
+        scalar_t best = (scalar_t)(-__longlong_as_double(0x7ff0000000000000LL));  /* -inf, without math.h */
         int best_at = 0;
         bool found_nan = false;
         for (long long i = 0; i < ph && !found_nan; ++i) {

@@ -7,6 +7,7 @@ import numbers
 
 import numpy as np
 
+from ... import backend
 from ...random import get_generator
 from ..base import Layer
 from ..unsupported import reject_unsupported
@@ -70,14 +71,20 @@ class AugmentationLayer(Layer):
         if not training:
             self._cache = None
             return x
-        y, cache = self.augment(x, self.generator())
+        # On the GPU the batch makes a round trip to the host: the transforms are drawn from the
+        # same NumPy generator as on the CPU (one seed, the same augmentation on either device),
+        # and the resampling code is NumPy (a GPU version is not written yet).
+        on_device = backend.is_device_array(x)
+        y, cache = self.augment(backend.to_host(x), self.generator())
         self._cache = (cache,)
-        return y
+        return backend.to_device(y) if on_device else y
 
     def backward(self, dy):
         if self._cache is None:  # inference: the identity
             return dy
-        return self.augment_backward(dy, self._cache[0])
+        on_device = backend.is_device_array(dy)
+        dx = self.augment_backward(backend.to_host(dy), self._cache[0])
+        return backend.to_device(dx) if on_device else dx
 
     def augment(self, x, rng):
         raise NotImplementedError
