@@ -18,7 +18,7 @@ from .ops.activations import softmax as _softmax
 
 
 def _as_float(x):
-    x = np.asarray(x)
+    x = x if backend.is_device_array(x) else np.asarray(x)
     if x.dtype.kind in "biu":
         return x.astype(backend.floatx())
     if x.dtype.kind != "f":

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .backend import get_array_module
+
 
 class Regularizer:
     """Base class: ``penalty(x) -> float`` via ``__call__`` and ``gradient(x) -> array`` of ``x``'s shape."""
@@ -47,19 +49,21 @@ class L1L2(Regularizer):
         self.l2 = _factor(l2, "l2", type(self).__name__)
 
     def __call__(self, x):
-        x = np.asarray(x)
+        xp = get_array_module(x)
+        x = xp.asarray(x)
         value = 0.0
         if self.l1:
-            value += self.l1 * float(np.sum(np.abs(x)))
+            value += self.l1 * float(xp.sum(xp.abs(x)))
         if self.l2:
-            value += self.l2 * float(np.sum(np.square(x)))
+            value += self.l2 * float(xp.sum(xp.square(x)))
         return value
 
     def gradient(self, x):
-        x = np.asarray(x)
-        g = np.zeros_like(x)
+        xp = get_array_module(x)
+        x = xp.asarray(x)
+        g = xp.zeros_like(x)
         if self.l1:
-            g += x.dtype.type(self.l1) * np.sign(x)
+            g += x.dtype.type(self.l1) * xp.sign(x)
         if self.l2:
             g += x.dtype.type(2 * self.l2) * x
         return g

@@ -9,9 +9,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import epsilon, floatx
+from .. import backend
+from ..backend import epsilon, floatx, get_array_module, is_device_array
 from .tape import record
 from .tensor import Tensor, unwrap
+
+
+def _xp(*xs):
+    """The array module of the inputs (tensors unwrapped); with none, the current device's."""
+    if not xs:
+        return backend.xp
+    return get_array_module(*(unwrap(x) for x in xs))
+
+
+def _is_array(v):
+    return isinstance(v, np.ndarray) or is_device_array(v)
 
 
 def _unbroadcast(g, shape):
@@ -28,23 +40,25 @@ def _unbroadcast(g, shape):
 
 
 def _shape(x):
-    return np.shape(unwrap(x))
+    v = unwrap(x)
+    return tuple(v.shape) if _is_array(v) else np.shape(v)
 
 
 def _float(x):
     """An input as an array; Python numbers become 0-d arrays of the float type in use."""
     v = unwrap(x)
-    if isinstance(v, np.ndarray):
+    if _is_array(v):
         return v
-    return np.asarray(v, dtype=floatx()) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.asarray(v)
+    xp = backend.xp  # a Python number or list becomes an array of the current device
+    return xp.asarray(v, dtype=floatx()) if isinstance(v, (int, float)) and not isinstance(v, bool) else xp.asarray(v)
 
 
 def _binary(a, b):
     av, bv = _float(a), _float(b)
     # a Python number takes the array's dtype (NumPy 2's weak scalars do the same)
-    if not isinstance(unwrap(a), np.ndarray) and isinstance(bv, np.ndarray) and bv.dtype.kind == "f":
+    if not _is_array(unwrap(a)) and _is_array(bv) and bv.dtype.kind == "f":
         av = av.astype(bv.dtype)
-    if not isinstance(unwrap(b), np.ndarray) and isinstance(av, np.ndarray) and av.dtype.kind == "f":
+    if not _is_array(unwrap(b)) and _is_array(av) and av.dtype.kind == "f":
         bv = bv.astype(av.dtype)
     return av, bv
 
@@ -53,21 +67,25 @@ def _binary(a, b):
 
 def convert_to_tensor(x, dtype=None):
     """An array (``dtype`` or its own) as a :class:`Tensor`; tensors pass through."""
+    xp = _xp(x)
     if isinstance(x, Tensor) and dtype is None:
         return x
-    return Tensor(np.asarray(unwrap(x), dtype=dtype))
+    return Tensor(xp.asarray(unwrap(x), dtype=dtype))
 
 
 def convert_to_numpy(x):
-    return np.asarray(unwrap(x))
+    """A NumPy array, from the GPU too (Keras's ``convert_to_numpy``)."""
+    v = unwrap(x)
+    return backend.to_host(v) if is_device_array(v) else np.asarray(v)
 
 
 def cast(x, dtype):
+    xp = _xp(x)
     xv = unwrap(x)
-    y = np.asarray(xv).astype(dtype)
+    y = xp.asarray(xv).astype(dtype)
     if np.dtype(dtype).kind != "f":
         return y
-    return record(y, (x,), lambda g: (g.astype(np.asarray(xv).dtype),), "cast")
+    return record(y, (x,), lambda g: (g.astype(xp.asarray(xv).dtype),), "cast")
 
 
 def shape(x):
@@ -108,6 +126,7 @@ def negative(x):
 
 
 def power(a, b):
+    xp = _xp(a, b)
     av, bv = _binary(a, b)
     y = av ** bv
 
@@ -116,7 +135,7 @@ def power(a, b):
         gb = None
         if isinstance(b, Tensor):
             with np.errstate(divide="ignore", invalid="ignore"):
-                gb = _unbroadcast(np.where(av > 0, g * y * np.log(np.where(av > 0, av, 1)), 0), bv.shape)
+                gb = _unbroadcast(xp.where(av > 0, g * y * xp.log(xp.where(av > 0, av, 1)), 0), bv.shape)
         return ga, gb
 
     return record(y, (a, b), backward, "power")
@@ -128,64 +147,74 @@ def square(x):
 
 
 def sqrt(x):
+    xp = _xp(x)
     xv = _float(x)
-    y = np.sqrt(xv)
+    y = xp.sqrt(xv)
     return record(y, (x,), lambda g: (g / (2 * y),), "sqrt")
 
 
 def exp(x):
+    xp = _xp(x)
     xv = _float(x)
-    y = np.exp(xv)
+    y = xp.exp(xv)
     return record(y, (x,), lambda g: (g * y,), "exp")
 
 
 def log(x):
+    xp = _xp(x)
     xv = _float(x)
-    return record(np.log(xv), (x,), lambda g: (g / xv,), "log")
+    return record(xp.log(xv), (x,), lambda g: (g / xv,), "log")
 
 
 def abs(x):  # noqa: A001 (keras.ops.abs)
+    xp = _xp(x)
     xv = _float(x)
-    return record(np.abs(xv), (x,), lambda g: (g * np.sign(xv),), "abs")
+    return record(xp.abs(xv), (x,), lambda g: (g * xp.sign(xv),), "abs")
 
 
 absolute = abs
 
 
 def sign(x):
-    return np.sign(unwrap(x))
+    xp = _xp(x)
+    return xp.sign(unwrap(x))
 
 
 def maximum(a, b):
+    xp = _xp(a, b)
     av, bv = _binary(a, b)
-    y = np.maximum(av, bv)
+    y = xp.maximum(av, bv)
     ma = av >= bv  # ties go to the first argument
     return record(y, (a, b), lambda g: (_unbroadcast(g * ma, av.shape), _unbroadcast(g * ~ma, bv.shape)), "maximum")
 
 
 def minimum(a, b):
+    xp = _xp(a, b)
     av, bv = _binary(a, b)
-    y = np.minimum(av, bv)
+    y = xp.minimum(av, bv)
     ma = av <= bv
     return record(y, (a, b), lambda g: (_unbroadcast(g * ma, av.shape), _unbroadcast(g * ~ma, bv.shape)), "minimum")
 
 
 def clip(x, x_min, x_max):
+    xp = _xp(x)
     xv = _float(x)
-    y = np.clip(xv, x_min, x_max)
+    y = xp.clip(xv, x_min, x_max)
     inside = (xv >= x_min) & (xv <= x_max)
     return record(y, (x,), lambda g: (g * inside,), "clip")
 
 
 def where(condition, x1, x2):
-    c = np.asarray(unwrap(condition), dtype=bool)
+    xp = _xp(condition, x1, x2)
+    c = xp.asarray(unwrap(condition), dtype=bool)
     av, bv = _binary(x1, x2)
-    y = np.where(c, av, bv)
-    return record(y, (x1, x2), lambda g: (_unbroadcast(np.where(c, g, 0), av.shape),
-                                          _unbroadcast(np.where(c, 0, g), bv.shape)), "where")
+    y = xp.where(c, av, bv)
+    return record(y, (x1, x2), lambda g: (_unbroadcast(xp.where(c, g, 0), av.shape),
+                                          _unbroadcast(xp.where(c, 0, g), bv.shape)), "where")
 
 
 def matmul(a, b):
+    xp = _xp(a, b)
     av, bv = _binary(a, b)
     y = av @ bv
 
@@ -196,11 +225,11 @@ def matmul(a, b):
         b2 = bv[:, None] if bv.ndim == 1 else bv
         g2 = g
         if av.ndim == 1:
-            g2 = np.expand_dims(g2, -2)
+            g2 = xp.expand_dims(g2, -2)
         if bv.ndim == 1:
-            g2 = np.expand_dims(g2, -1)
-        ga = g2 @ np.swapaxes(b2, -1, -2)
-        gb = np.swapaxes(a2, -1, -2) @ g2
+            g2 = xp.expand_dims(g2, -1)
+        ga = g2 @ xp.swapaxes(b2, -1, -2)
+        gb = xp.swapaxes(a2, -1, -2) @ g2
         if av.ndim == 1:
             ga = ga.reshape(ga.shape[:-2] + ga.shape[-1:])
         if bv.ndim == 1:
@@ -223,40 +252,44 @@ def _axes(axis, ndim):
 
 
 def _expand(g, axes, keepdims):
-    return g if keepdims else np.expand_dims(g, axes)
+    xp = _xp(g)
+    return g if keepdims else xp.expand_dims(g, axes)
 
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001 (keras.ops.sum)
+    xp = _xp(x)
     xv = _float(x)
     axes = _axes(axis, xv.ndim)
     return record(xv.sum(axis=axes, keepdims=keepdims), (x,),
-                  lambda g: (np.broadcast_to(_expand(g, axes, keepdims), xv.shape).copy(),), "sum")
+                  lambda g: (xp.broadcast_to(_expand(g, axes, keepdims), xv.shape).copy(),), "sum")
 
 
 def mean(x, axis=None, keepdims=False):
+    xp = _xp(x)
     xv = _float(x)
     axes = _axes(axis, xv.ndim)
-    count = int(np.prod([xv.shape[a] for a in axes])) if axes else 1
+    count = int(xp.prod([xv.shape[a] for a in axes])) if axes else 1
     return record(xv.mean(axis=axes, keepdims=keepdims), (x,),
-                  lambda g: (np.broadcast_to(_expand(g, axes, keepdims) / count, xv.shape).copy(),), "mean")
+                  lambda g: (xp.broadcast_to(_expand(g, axes, keepdims) / count, xv.shape).copy(),), "mean")
 
 
 def _extreme(x, axis, keepdims, fn, name):
+    xp = _xp(x)
     xv = _float(x)
     axes = _axes(axis, xv.ndim)
-    y = fn(xv, axis=axes, keepdims=True)
+    y = getattr(xp, fn)(xv, axis=axes, keepdims=True)
     hit = xv == y
     share = hit / hit.sum(axis=axes, keepdims=True)  # ties share the gradient, as TensorFlow does
-    out = y if keepdims else np.squeeze(y, axis=axes)
+    out = y if keepdims else xp.squeeze(y, axis=axes)
     return record(out, (x,), lambda g: (_expand(g, axes, keepdims) * share,), name)
 
 
 def max(x, axis=None, keepdims=False):  # noqa: A001 (keras.ops.max)
-    return _extreme(x, axis, keepdims, np.max, "max")
+    return _extreme(x, axis, keepdims, "max", "max")
 
 
 def min(x, axis=None, keepdims=False):  # noqa: A001 (keras.ops.min)
-    return _extreme(x, axis, keepdims, np.min, "min")
+    return _extreme(x, axis, keepdims, "min", "min")
 
 
 amax, amin = max, min
@@ -272,60 +305,69 @@ def std(x, axis=None, keepdims=False):
 
 
 def argmax(x, axis=-1):
-    return np.argmax(unwrap(x), axis=axis)
+    xp = _xp(x)
+    return xp.argmax(unwrap(x), axis=axis)
 
 
 def argmin(x, axis=-1):
-    return np.argmin(unwrap(x), axis=axis)
+    xp = _xp(x)
+    return xp.argmin(unwrap(x), axis=axis)
 
 
 # -- activations ---------------------------------------------------------------------------
 
 def relu(x):
+    xp = _xp(x)
     xv = _float(x)
-    return record(np.maximum(xv, 0), (x,), lambda g: (g * (xv > 0),), "relu")
+    return record(xp.maximum(xv, 0), (x,), lambda g: (g * (xv > 0),), "relu")
 
 
 def sigmoid(x):
+    xp = _xp(x)
     xv = _float(x)
-    y = np.empty_like(xv)
+    y = xp.empty_like(xv)
     pos = xv >= 0
-    y[pos] = 1 / (1 + np.exp(-xv[pos]))
-    e = np.exp(xv[~pos])
+    y[pos] = 1 / (1 + xp.exp(-xv[pos]))
+    e = xp.exp(xv[~pos])
     y[~pos] = e / (1 + e)
     return record(y, (x,), lambda g: (g * y * (1 - y),), "sigmoid")
 
 
 def tanh(x):
+    xp = _xp(x)
     xv = _float(x)
-    y = np.tanh(xv)
+    y = xp.tanh(xv)
     return record(y, (x,), lambda g: (g * (1 - y * y),), "tanh")
 
 
 def softmax(x, axis=-1):
+    xp = _xp(x)
     xv = _float(x)
-    e = np.exp(xv - xv.max(axis=axis, keepdims=True))
+    e = xp.exp(xv - xv.max(axis=axis, keepdims=True))
     y = e / e.sum(axis=axis, keepdims=True)
     return record(y, (x,), lambda g: (y * (g - (g * y).sum(axis=axis, keepdims=True)),), "softmax")
 
 
 def log_softmax(x, axis=-1):
+    xp = _xp(x)
     xv = _float(x)
     s = xv - xv.max(axis=axis, keepdims=True)
-    y = s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
-    p = np.exp(y)
+    y = s - xp.log(xp.exp(s).sum(axis=axis, keepdims=True))
+    p = xp.exp(y)
     return record(y, (x,), lambda g: (g - p * g.sum(axis=axis, keepdims=True),), "log_softmax")
 
 
 def softplus(x):
+    xp = _xp(x)
     xv = _float(x)
-    y = np.logaddexp(0, xv)
-    return record(y, (x,), lambda g: (g / (1 + np.exp(-xv)),), "softplus")
+    y = xp.logaddexp(0, xv)
+    return record(y, (x,), lambda g: (g / (1 + xp.exp(-xv)),), "softplus")
 
 
 def one_hot(x, num_classes, dtype=None):
-    idx = np.asarray(unwrap(x)).astype(np.intp)
-    return np.eye(num_classes, dtype=dtype or floatx())[idx]
+    xp = _xp(x)
+    idx = xp.asarray(unwrap(x)).astype(np.intp)
+    return xp.eye(num_classes, dtype=dtype or floatx())[idx]
 
 
 # -- shapes --------------------------------------------------------------------------------
@@ -336,49 +378,56 @@ def reshape(x, newshape):
 
 
 def transpose(x, axes=None):
+    xp = _xp(x)
     xv = _float(x)
-    inv = None if axes is None else np.argsort(axes)
-    return record(np.transpose(xv, axes), (x,), lambda g: (np.transpose(g, inv),), "transpose")
+    inv = None if axes is None else xp.argsort(axes)
+    return record(xp.transpose(xv, axes), (x,), lambda g: (xp.transpose(g, inv),), "transpose")
 
 
 def expand_dims(x, axis):
+    xp = _xp(x)
     xv = _float(x)
-    return record(np.expand_dims(xv, axis), (x,), lambda g: (g.reshape(xv.shape),), "expand_dims")
+    return record(xp.expand_dims(xv, axis), (x,), lambda g: (g.reshape(xv.shape),), "expand_dims")
 
 
 def squeeze(x, axis=None):
+    xp = _xp(x)
     xv = _float(x)
-    return record(np.squeeze(xv, axis=axis), (x,), lambda g: (g.reshape(xv.shape),), "squeeze")
+    return record(xp.squeeze(xv, axis=axis), (x,), lambda g: (g.reshape(xv.shape),), "squeeze")
 
 
 def concatenate(xs, axis=0):
+    xp = _xp(xs)
     vals = [_float(x) for x in xs]
-    y = np.concatenate(vals, axis=axis)
-    bounds = np.cumsum([v.shape[axis] for v in vals])[:-1]
-    return record(y, tuple(xs), lambda g: tuple(np.split(g, bounds, axis=axis)), "concatenate")
+    y = xp.concatenate(vals, axis=axis)
+    bounds = xp.cumsum([v.shape[axis] for v in vals])[:-1]
+    return record(y, tuple(xs), lambda g: tuple(xp.split(g, bounds, axis=axis)), "concatenate")
 
 
 def stack(xs, axis=0):
+    xp = _xp(xs)
     vals = [_float(x) for x in xs]
-    y = np.stack(vals, axis=axis)
-    return record(y, tuple(xs), lambda g: tuple(np.moveaxis(g, axis, 0)), "stack")
+    y = xp.stack(vals, axis=axis)
+    return record(y, tuple(xs), lambda g: tuple(xp.moveaxis(g, axis, 0)), "stack")
 
 
 def getitem(x, index):
+    xp = _xp(x)
     xv = _float(x)
     index = unwrap(index)
 
     def backward(g):
-        gx = np.zeros_like(xv)
-        np.add.at(gx, index, g)
+        gx = xp.zeros_like(xv)
+        xp.add.at(gx, index, g)
         return (gx,)
 
     return record(xv[index], (x,), backward, "getitem")
 
 
 def take(x, indices, axis=None):
+    xp = _xp(x)
     xv = _float(x)
-    idx = np.asarray(unwrap(indices)).astype(np.intp)
+    idx = xp.asarray(unwrap(indices)).astype(np.intp)
     if axis is None:
         return getitem(reshape(x, (-1,)), idx)
     index = (slice(None),) * (axis % xv.ndim) + (idx,)
@@ -388,47 +437,58 @@ def take(x, indices, axis=None):
 # -- constructors (no gradient) ------------------------------------------------------------
 
 def zeros(shape, dtype=None):
-    return np.zeros(shape, dtype=dtype or floatx())
+    xp = _xp()
+    return xp.zeros(shape, dtype=dtype or floatx())
 
 
 def ones(shape, dtype=None):
-    return np.ones(shape, dtype=dtype or floatx())
+    xp = _xp()
+    return xp.ones(shape, dtype=dtype or floatx())
 
 
 def zeros_like(x, dtype=None):
-    return np.zeros_like(unwrap(x), dtype=dtype)
+    xp = _xp(x)
+    return xp.zeros_like(unwrap(x), dtype=dtype)
 
 
 def ones_like(x, dtype=None):
-    return np.ones_like(unwrap(x), dtype=dtype)
+    xp = _xp(x)
+    return xp.ones_like(unwrap(x), dtype=dtype)
 
 
 def arange(*args, dtype=None, **kwargs):
-    return np.arange(*args, dtype=dtype, **kwargs)
+    xp = _xp()
+    return xp.arange(*args, dtype=dtype, **kwargs)
 
 
 def equal(a, b):
-    return np.equal(unwrap(a), unwrap(b))
+    xp = _xp(a, b)
+    return xp.equal(unwrap(a), unwrap(b))
 
 
 def not_equal(a, b):
-    return np.not_equal(unwrap(a), unwrap(b))
+    xp = _xp(a, b)
+    return xp.not_equal(unwrap(a), unwrap(b))
 
 
 def greater(a, b):
-    return np.greater(unwrap(a), unwrap(b))
+    xp = _xp(a, b)
+    return xp.greater(unwrap(a), unwrap(b))
 
 
 def greater_equal(a, b):
-    return np.greater_equal(unwrap(a), unwrap(b))
+    xp = _xp(a, b)
+    return xp.greater_equal(unwrap(a), unwrap(b))
 
 
 def less(a, b):
-    return np.less(unwrap(a), unwrap(b))
+    xp = _xp(a, b)
+    return xp.less(unwrap(a), unwrap(b))
 
 
 def less_equal(a, b):
-    return np.less_equal(unwrap(a), unwrap(b))
+    xp = _xp(a, b)
+    return xp.less_equal(unwrap(a), unwrap(b))
 
 
 def stop_gradient(x):
@@ -447,8 +507,9 @@ def categorical_crossentropy(target, output, from_logits=False, axis=-1):
 
 
 def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    xp = _xp(target, output)
     k = _shape(output)[axis]
-    t = np.asarray(unwrap(target)).astype(np.intp).reshape(_shape(output)[:-1])
+    t = xp.asarray(unwrap(target)).astype(np.intp).reshape(_shape(output)[:-1])
     return categorical_crossentropy(one_hot(t, k, dtype=_float(output).dtype), output, from_logits, axis)
 
 

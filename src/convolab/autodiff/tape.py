@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import get_array_module
 from .tensor import Node, Tensor, as_source, unwrap
 
 _recording: list = []  # the GradientTapes now recording, innermost last
@@ -60,7 +61,8 @@ def backpropagate(target, seed=None):
     if not isinstance(target, Tensor):
         raise TypeError(f"GradientTape.gradient: the target must be a tensor computed under the tape; "
                         f"got {type(target).__name__} (was it computed outside the `with GradientTape()` block?)")
-    grads = {id(target): np.ones_like(target.value) if seed is None else np.asarray(unwrap(seed))}
+    xp = get_array_module(target.value)
+    grads = {id(target): xp.ones_like(target.value) if seed is None else xp.asarray(unwrap(seed))}
     for t in reversed(_topological(target)):
         g = grads.get(id(t))
         if g is None or t.node is None:

@@ -18,7 +18,7 @@ import weakref
 
 import numpy as np
 
-from ..backend import get_array_module
+from ..backend import get_array_module, is_device_array
 
 #: id(weight array) -> its Variable, so a gradient can be asked for a layer's plain array
 #: (``tape.gradient(loss, model.trainable_weights)``) as Keras code does
@@ -47,7 +47,7 @@ class Tensor:
     __array_ufunc__ = None  # see the module docstring
 
     def __init__(self, value, node=None):
-        self.value = value if isinstance(value, np.ndarray) else np.asarray(value)
+        self.value = value if isinstance(value, np.ndarray) or is_device_array(value) else np.asarray(value)
         self.node = node
         self._watched = False
         # a softmax's output keeps its logits (Keras's _keras_logits): cross-entropy on it is
@@ -210,11 +210,11 @@ class Variable(Tensor):
         return self
 
     def assign_add(self, value):
-        self.value += np.asarray(unwrap(value), dtype=self.value.dtype)
+        self.value += get_array_module(self.value).asarray(unwrap(value), dtype=self.value.dtype)
         return self
 
     def assign_sub(self, value):
-        self.value -= np.asarray(unwrap(value), dtype=self.value.dtype)
+        self.value -= get_array_module(self.value).asarray(unwrap(value), dtype=self.value.dtype)
         return self
 
     def __repr__(self):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import activations, constraints, initializers, regularizers
+from ..backend import get_array_module
 from ..ops.activations import activation_backward, activation_forward
 from .base import Layer
 
@@ -76,7 +77,7 @@ class ActivatedLayer(Layer):
         z = self.linear_forward(x, training)
         if self.activation == "relu":
             # z is a fresh GEMM output owned by this layer: rectify it in place.
-            y = np.maximum(z, 0, out=z)
+            y = get_array_module(z).maximum(z, 0, out=z)
         else:
             y = activation_forward(self.activation, z)
         self._y = y

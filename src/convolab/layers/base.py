@@ -22,6 +22,7 @@ from collections import defaultdict
 import numpy as np
 
 from .. import backend
+from ..backend import get_array_module
 from ..autodiff.tape import is_recording, record
 from ..autodiff.tensor import Tensor, Variable, unwrap
 
@@ -227,7 +228,7 @@ class Layer:
         if reg is not None:
             y = unwrap(out)
             n = y.dtype.type(max(len(y), 1))
-            self._losses = [record(np.asarray(reg(y) / n, dtype=y.dtype), (out,),
+            self._losses = [record(get_array_module(y).asarray(reg(y) / n, dtype=y.dtype), (out,),
                                    lambda g: (g * (reg.gradient(y) / n),), self.name + "/activity_regularizer")]
         return out
 
@@ -412,7 +413,7 @@ class Layer:
         out = []
         for key, reg in self.weight_regularizers():
             w = self.params[key]
-            out.append(record(np.asarray(reg(w), dtype=w.dtype), (self.variable(key),),
+            out.append(record(get_array_module(w).asarray(reg(w), dtype=w.dtype), (self.variable(key),),
                               lambda g, reg=reg, w=w: (g * reg.gradient(w),), f"{self.name}/{key}_regularizer"))
         return out
 

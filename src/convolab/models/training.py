@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 
 from ..autodiff import GradientTape, record
+from ..backend import get_array_module
 from ..autodiff import functions as ops
 from ..autodiff.tensor import Tensor, unwrap
 
@@ -35,18 +36,19 @@ def loss_on_tape(loss, y_true, y_pred, sample_weight=None):
             value, dz = loss.compute_from_logits(z, y_true, sample_weight=sample_weight)
         else:
             value, dz = loss.compute_from_logits(z, y_true)
-        return record(np.asarray(value, dtype=z.dtype), (logits,), lambda g: (g * dz,), getattr(loss, "name", "loss"))
+        # the value lives where the logits do, so its seed gradient (ones) does too
+        return record(get_array_module(z).asarray(value, dtype=z.dtype), (logits,), lambda g: (g * dz,), getattr(loss, "name", "loss"))
     if isinstance(loss, losses_mod.Loss) and loss.has_gradient():
         if sample_weight is not None:
             value, dpred = loss.compute(pred, y_true, sample_weight=sample_weight)
         else:
             value, dpred = loss.compute(pred, y_true)
-        value = np.asarray(value, dtype=pred.dtype)
+        value = get_array_module(pred).asarray(value, dtype=pred.dtype)
         return record(value, (y_pred,), lambda g: (g * dpred,), getattr(loss, "name", "loss"))
     fn = loss.call if isinstance(loss, losses_mod.Loss) else loss
     per_sample = fn(y_true, y_pred)
     if sample_weight is not None:
-        w = np.asarray(sample_weight, dtype=pred.dtype).reshape((-1,) + (1,) * (np.ndim(unwrap(per_sample)) - 1))
+        w = get_array_module(pred).asarray(sample_weight, dtype=pred.dtype).reshape((-1,) + (1,) * (np.ndim(unwrap(per_sample)) - 1))
         return ops.divide(ops.sum(ops.multiply(per_sample, w)), float(np.size(unwrap(per_sample))))
     return ops.mean(per_sample)
 

@@ -1,0 +1,93 @@
+"""The hot path reaches NumPy only through the backend's door (a static scan of the source).
+
+Every module a training step runs through is parsed; any ``np.<name>`` outside dtype names and
+shape queries must be on the explicit allow-list below, with the reason it is not array math
+on the device path (CPU-only kernels' buffers, host-side checks of user input, host results).
+A new ``np.exp(...)`` in an op fails here: write ``xp = get_array_module(x)`` and ``xp.exp``.
+"""
+import ast
+import pathlib
+
+import convolab
+
+ROOT = pathlib.Path(convolab.__file__).parent
+HOT = sorted({*ROOT.glob("ops/*.py"), *ROOT.glob("layers/*.py"), *ROOT.glob("optimizers/*.py"),
+              *ROOT.glob("autodiff/*.py"), *ROOT.glob("metrics/*.py"), ROOT / "losses.py", ROOT / "activations.py",
+              ROOT / "regularizers.py", ROOT / "models/engine.py", ROOT / "models/sequential.py",
+              ROOT / "models/training.py", ROOT / "models/data_adapter.py", ROOT / "models/trainer.py"})
+#: augmentation's resampling runs on the host by design (layers/augmentation/base.py)
+HOST_ONLY = {"ops/affine.py", "ops/resize.py", "ops/color.py", "ops/flip.py"}
+#: dtype names, type checks and shape queries: not array math
+SAFE = {"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "intp", "bool_", "dtype",
+        "ndarray", "integer", "floating", "number", "generic", "inf", "pi", "e", "newaxis", "shape", "ndim",
+        "errstate", "random", "lib"}
+CPU_KERNEL = "the compiled C kernels' NumPy buffers (taken only for NumPy inputs)"
+CPU_FALLBACK = "the NumPy-only window code (strided views), taken only for NumPy inputs"
+HOST_CHECK = "checks and conversions of user input on the host, before data moves"
+ALLOW = {
+    ("ops/conv.py", "_padded_columns"): CPU_KERNEL, ("ops/conv.py", "_conv2d_forward_fused"): CPU_KERNEL,
+    ("ops/conv.py", "_conv2d_backward_fused"): CPU_KERNEL,
+    ("ops/pool.py", "_windows"): CPU_FALLBACK, ("ops/pool.py", "_scatter_windows"): CPU_FALLBACK,
+    ("ops/pool.py", "max_pool_backward"): CPU_FALLBACK, ("ops/pool.py", "_window_counts"): CPU_FALLBACK,
+    ("ops/pool.py", "avg_pool_backward"): CPU_FALLBACK,
+    ("layers/base.py", "_add_param"): "weights are born on the host (models/placement.py moves them)",
+    ("layers/base.py", "add_weight"): "weights are born on the host (models/placement.py moves them)",
+    ("layers/base.py", "set_weights"): HOST_CHECK, ("losses.py", "_as_prediction"): HOST_CHECK,
+    ("losses.py", "check_sample_weight"): HOST_CHECK, ("losses.py", "prepare_targets"): HOST_CHECK,
+    ("losses.py", "squeeze_or_expand_to_same_rank"): "NumPy's functions dispatch CuPy arrays to CuPy (NEP 18)",
+    ("losses.py", "_call_on_tape"): "np.prod of a shape tuple",
+    ("activations.py", "_as_float"): HOST_CHECK, ("autodiff/tensor.py", "__init__"): HOST_CHECK,
+    ("autodiff/functions.py", "convert_to_numpy"): "returns NumPy by contract",
+    ("models/trainer.py", "predict"): "concatenates host results (predict returns NumPy)",
+    ("models/training.py", "tape_train_step"): "np.isfinite of a Python float",
+    ("models/training.py", "loss_on_tape"): "np.size of an array",
+    ("metrics/base.py", "*"): "metric state is host NumPy; batches arrive as Python floats",
+    ("metrics/compile.py", "_scalar"): "a host result as a float",
+    ("regularizers.py", "_factor"): HOST_CHECK,
+}
+
+
+def _uses():
+    found = []
+    for path in HOT:
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in HOST_ONLY:
+            continue
+        stack = []
+
+        class Visitor(ast.NodeVisitor):
+            def visit_FunctionDef(self, node):
+                stack.append(node.name)
+                self.generic_visit(node)
+                stack.pop()
+
+            visit_AsyncFunctionDef = visit_FunctionDef
+
+            def visit_Attribute(self, node):
+                if isinstance(node.value, ast.Name) and node.value.id == "np" and node.attr not in SAFE:
+                    found.append((rel, stack[0] if stack else "<module>", node.attr, node.lineno))
+                self.generic_visit(node)
+
+        Visitor().visit(ast.parse(path.read_text()))
+    return found
+
+
+def test_hot_path_calls_numpy_only_where_allowed():
+    bad = [f"{rel}:{line} {fn}() uses np.{attr}" for rel, fn, attr, line in _uses()
+           if (rel, fn) not in ALLOW and (rel, "*") not in ALLOW]
+    assert not bad, "NumPy array math on the hot path (use backend.get_array_module):\n" + "\n".join(bad)
+
+
+def test_allow_list_has_no_stale_entries():
+    used = {(rel, fn) for rel, fn, _, _ in _uses()} | {(rel, "*") for rel, _, _, _ in _uses()}
+    stale = [key for key in ALLOW if key not in used]
+    assert not stale, f"allow-list entries that no longer match anything: {stale}"
+
+
+def test_the_scan_sees_an_offender(tmp_path, monkeypatch):
+    bad = tmp_path / "ops" / "bad.py"
+    bad.parent.mkdir()
+    bad.write_text("import numpy as np\n\ndef f(x):\n    return np.exp(x)\n")
+    monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
+    monkeypatch.setattr(__import__(__name__), "HOT", [bad])
+    assert [(rel, fn, attr) for rel, fn, attr, _ in _uses()] == [("ops/bad.py", "f", "exp")]
