@@ -52,7 +52,7 @@ def _data(shape, n=64, seed=0):
 def _train(name, optimizer, device_fixture=None):
     keras.utils.set_random_seed(1)
     model, shape = _lesson(name, optimizer)
-    x, y = _data(shape)
+    x, y = _data(shape, 32)
     hist = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
     return model, hist.history, x
 

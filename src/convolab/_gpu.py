@@ -16,7 +16,8 @@ cupy = None
 #: are copied one at a time (``CONVOLAB_GPU_DATA_FRACTION``, default 0.5)
 DATA_FRACTION = float(os.environ.get("CONVOLAB_GPU_DATA_FRACTION", "0.5"))
 
-INSTALL_HINT = 'pip install "convolab[gpu]" (it brings CuPy for CUDA 12: cupy-cuda12x)'
+INSTALL_HINT = ('pip install "convolab[gpu]" (CuPy for CUDA 12, cupy-cuda12x; for CUDA 13 pip install '
+                'cupy-cuda13x)')
 
 
 class GPUUnavailableError(RuntimeError):
