@@ -4,6 +4,7 @@
     python benchmarks/run.py --markdown out.md --json out.json
     python benchmarks/run.py --scaling            # convolab's epoch time against batch and image size
     python benchmarks/run.py --profile            # where convolab's time goes, per op
+    python benchmarks/run.py --device gpu         # convolab on CuPy against PyTorch eager on CUDA
 
 Every (framework, model, batch size) runs in its own subprocess, so peak memory is that
 framework's alone, on identical data: the same seeded float32 images and labels for all
@@ -12,7 +13,12 @@ framework's alone, on identical data: the same seeded float32 images and labels 
 LeNet) with Adam and shuffling, then inference passes over 50,000 images at batch 128,
 and reports the median of --repeat (default 3) of each.
 A peer that is not installed is reported as missing (pip install torch==2.13.0;
-pip install tensorflow-cpu); neither is a convolab dependency. Run on a quiet machine:
+pip install tensorflow-cpu); neither is a convolab dependency.
+
+With ``--device gpu`` convolab runs on CuPy (``backend.set_device('gpu')``: its fit copies the
+whole training set to the GPU once) and PyTorch eager on CUDA with the whole dataset moved to
+the GPU before timing; Keras/TensorFlow is left out. Each timing ends after the GPU has
+finished (PyTorch: ``torch.cuda.synchronize``; convolab's fit and predict return host values). Run on a quiet machine:
 anything else loading the cores makes every figure meaningless.
 """
 from __future__ import annotations
@@ -50,8 +56,12 @@ def convolab_model(name, input_shape):
     return keras_style_model(keras, name, input_shape)
 
 
-def worker(framework, name, batch, samples, infer, input_shape, repeat=1):
+def worker(framework, name, batch, samples, infer, input_shape, repeat=1, device="cpu"):
     """Run one measurement in this process; print one JSON line (the median of ``repeat`` timed epochs)."""
+    if framework == "convolab" and device == "gpu":
+        import convolab
+
+        convolab.backend.set_device("gpu")
     x, y = make_data(name, max(samples, infer), input_shape)
     xt, yt, xi = x[:samples], y[:samples], x[:infer]
     shape = input_shape or SHAPES[name]
@@ -72,10 +82,11 @@ def worker(framework, name, batch, samples, infer, input_shape, repeat=1):
         import torch
 
         torch.manual_seed(0)
-        xt_ = torch.from_numpy(np.ascontiguousarray(xt.transpose(0, 3, 1, 2)))
-        yt_ = torch.from_numpy(yt)
-        xi_ = torch.from_numpy(np.ascontiguousarray(xi.transpose(0, 3, 1, 2)))
-        model = torch_model(name, shape)
+        dev = "cuda" if device == "gpu" else "cpu"
+        xt_ = torch.from_numpy(np.ascontiguousarray(xt.transpose(0, 3, 1, 2))).to(dev)
+        yt_ = torch.from_numpy(yt).to(dev)
+        xi_ = torch.from_numpy(np.ascontiguousarray(xi.transpose(0, 3, 1, 2))).to(dev)
+        model = torch_model(name, shape).to(dev)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
         torch_train_epoch(model, xt_[:2048], yt_[:2048], batch, opt)
         train = float(np.median([torch_train_epoch(model, xt_, yt_, batch, opt) for _ in range(repeat)]))
@@ -84,6 +95,7 @@ def worker(framework, name, batch, samples, infer, input_shape, repeat=1):
         pred = float(np.median([torch_predict(model, xi_, 128) for _ in range(repeat)]))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"framework": framework, "model": name, "batch": batch, "samples": samples, "repeat": repeat,
+                      "device": device,
                       "train_s": train, "epoch_s": train * EPOCH_SIZE[name] / samples,
                       "infer_img_s": infer / pred, "peak_mb": peak_mb}))
 
@@ -97,12 +109,15 @@ def _median_time(fn, repeat):
     return float(np.median(times))
 
 
-def run_one(framework, name, batch, samples, infer, input_shape=None, timeout=1800, repeat=1):
+def run_one(framework, name, batch, samples, infer, input_shape=None, timeout=1800, repeat=1, device="cpu"):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, name, str(batch), str(samples), str(infer),
-           "--repeat", str(repeat)]
+           "--repeat", str(repeat), "--device", device]
     if input_shape:
         cmd += ["--input-shape", ",".join(map(str, input_shape))]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"framework": framework, "model": name, "batch": batch, "error": f"over {timeout} s"}
     for line in reversed(proc.stdout.strip().splitlines()):
         if line.startswith("{"):
             return json.loads(line)
@@ -156,6 +171,9 @@ def main(argv=None):
     ap.add_argument("--markdown")
     ap.add_argument("--scaling", action="store_true", help="convolab epoch time against batch size and image size")
     ap.add_argument("--profile", action="store_true", help="per-op profile of convolab's training step")
+    ap.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                    help="gpu: convolab on CuPy against PyTorch eager on CUDA (Keras left out)")
+    ap.add_argument("--timeout", type=int, default=1800, help="seconds allowed to each run")
     ap.add_argument("--worker", nargs=5, metavar=("FRAMEWORK", "MODEL", "BATCH", "SAMPLES", "INFER"),
                     help=argparse.SUPPRESS)
     ap.add_argument("--input-shape", help=argparse.SUPPRESS)
@@ -163,7 +181,7 @@ def main(argv=None):
     shape = tuple(int(v) for v in args.input_shape.split(",")) if args.input_shape else None
     if args.worker:
         f, m, b, s, i = args.worker
-        worker(f, m, int(b), int(s), int(i), shape, args.repeat)
+        worker(f, m, int(b), int(s), int(i), shape, args.repeat, args.device)
         return 0
     if args.profile:
         from profile_ops import profile_all
@@ -182,6 +200,8 @@ def main(argv=None):
     models = args.models.split(",")
     batches = [int(b) for b in args.batch_sizes.split(",")]
     frameworks = [f for f in args.frameworks.split(",") if f]
+    if args.device == "gpu":
+        frameworks = [f for f in frameworks if f != "keras"]  # TensorFlow's GPU build is not a peer here
     results = []
     for m in models:
         for b in batches:
@@ -189,7 +209,8 @@ def main(argv=None):
                 if not available(f):
                     results.append({"framework": f, "model": m, "batch": b, "error": "not installed"})
                     continue
-                r = run_one(f, m, b, args.samples or EPOCH_SIZE[m], args.infer, repeat=args.repeat)
+                r = run_one(f, m, b, args.samples or EPOCH_SIZE[m], args.infer, repeat=args.repeat,
+                            device=args.device, timeout=args.timeout)
                 print(json.dumps(r), file=sys.stderr, flush=True)
                 results.append(r)
     text = table(results, models, batches, frameworks)
