@@ -144,11 +144,10 @@ def test_save_load_and_onnx_from_the_gpu(gpu, tmp_path):
 
 
 def test_out_of_memory_is_reported_with_advice(gpu):
-    model = keras.Sequential([keras.Input(shape=(512, 512, 3)), keras.layers.Conv2D(64, 3), keras.layers.Flatten(),
-                              keras.layers.Dense(10)])
+    model = keras.Sequential([keras.Input(shape=(256, 256, 3)), keras.layers.Conv2D(256, 3),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    free = _gpu.free_bytes()
-    batch = int(free // (512 * 512 * 64 * 4)) + 64  # the conv output alone exceeds free memory
-    x = np.zeros((1, 512, 512, 3), np.float32)
+    batch = int(_gpu.free_bytes() // (254 * 254 * 256 * 4)) + 64  # one batch's conv output exceeds free memory
+    x = np.zeros((batch, 256, 256, 3), np.float32)
     with pytest.raises(backend.GPUOutOfMemoryError, match="smaller batch_size"):
-        model.predict(np.broadcast_to(x, (batch, 512, 512, 3)), batch_size=batch, verbose=0)
+        model.predict(x, batch_size=batch, verbose=0)
