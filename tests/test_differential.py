@@ -251,6 +251,7 @@ TABLE = [
                                    ("Dense", dict(units=3))],
          loss="categorical_logits", classes=3, optimizer=("RMSprop", dict(learning_rate=0.01, epsilon=1e-3)), seed=2),
     # more than 32 filters and more than 200 taps: im2col + BLAS with the valid im2col/col2im kernels
+    # (a padded one is in the batch-normalization row below)
     dict(shape=(2, 8, 8, 9), plan=[_conv(4, 1), _conv(34, 5, activation="relu"), ("Flatten", {}),
                                    ("Dropout", dict(rate=0.5, seed=3)), ("Dense", dict(units=2))],
          loss="mse", classes=2, optimizer=("SGD", dict(learning_rate=0.05, momentum=0.9)), seed=3),
@@ -258,6 +259,12 @@ TABLE = [
     dict(shape=(2, 9, 9, 1), plan=[_conv(3, 2, activation="relu"), ("MaxPooling2D", {}), ("Flatten", {}),
                                    ("Dense", dict(units=3, activation="softmax"))],
          loss="sparse", classes=3, optimizer=("Adam", dict(learning_rate=0.01, amsgrad=True, epsilon=1e-3)), seed=4),
+    # batch normalization in training (statistics, affine, backward kernels) on images and after a Dense,
+    # each followed by a ReLU; a 'same' conv of more than 32 filters (padded im2col and col2im)
+    dict(shape=(4, 6, 6, 3), plan=[_conv(4, 1), _conv(34, 3, padding="same"), ("BatchNormalization", {}), ("ReLU", {}),
+                                   ("Flatten", {}), ("Dense", dict(units=6)), ("BatchNormalization", dict(momentum=0.9)),
+                                   ("Activation", dict(activation="relu")), ("Dense", dict(units=3))],
+         loss="sparse_logits", classes=3, optimizer=("Adam", dict(learning_rate=0.01, epsilon=1e-3)), seed=5),
 ]
 
 

@@ -13,11 +13,14 @@ the kernel paths it is there for.
 from __future__ import annotations
 
 import collections
+import contextlib
 
 import numpy as np
 import pytest
 
 from convolab import keras, kernels
+from convolab.models import parallel
+from convolab.ops import threads
 
 L = keras.layers
 O = keras.optimizers
@@ -104,6 +107,21 @@ def _case_avg_pools():
     ], O.SGD(0.05, momentum=0.5, nesterov=True)
 
 
+def _case_batchnorm_split():
+    # BatchNormalization (statistics, affine and backward kernels); its model runs each op on
+    # slices of the batch (ops/threads.py, every op split here): the fused and the im2col
+    # convolutions write their slices of y and dx in place
+    return [
+        L.Conv2D(6, 3, padding="same", input_shape=(6, 6, 2)),   # fused, padded first
+        L.BatchNormalization(),
+        L.ReLU(),
+        L.Conv2D(34, 3, padding="same", use_bias=False),        # im2col + GEMM into y's slice
+        L.BatchNormalization(center=False),
+        L.Flatten(),
+        L.Dense(3, activation="softmax"),
+    ], O.Adam(1e-3)
+
+
 def _case_dense_only(optimizer):
     def make():
         return [
@@ -123,6 +141,7 @@ CASES = {
     "many_filters_same_sgd": _case_many_filters_and_same,
     "odd_pools_momentum": _case_odd_pools,
     "avg_pools_nesterov": _case_avg_pools,
+    "batchnorm_split_adam": _case_batchnorm_split,
     "dense_rmsprop_momentum": _case_dense_only(lambda: O.RMSprop(1e-3, momentum=0.9)),
     "dense_rmsprop_centered": _case_dense_only(lambda: O.RMSprop(1e-3, centered=True)),
     "dense_adam_amsgrad": _case_dense_only(lambda: O.Adam(1e-3, amsgrad=True)),
@@ -132,6 +151,19 @@ CASES = {
 #: kernel calls made by this module's training runs (not by other test modules)
 _calls: collections.Counter = collections.Counter()
 _ran: set = set()
+
+
+@contextlib.contextmanager
+def _split_every_op():
+    """Ops that can split their batch over threads do so however small (two threads)."""
+    old = threads.MIN_SLICE_FLOPS
+    threads.MIN_SLICE_FLOPS = 0
+    parallel.set_num_threads(2)
+    try:
+        yield
+    finally:
+        threads.MIN_SLICE_FLOPS = old
+        parallel.set_num_threads(None)
 
 
 def _train(name):
@@ -146,9 +178,10 @@ def _train(name):
     y = rng.integers(0, classes, len(x))
     before = kernels.calls.copy()
     losses = [model.train_on_batch(x, y) for _ in range(2)]
-    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)  # a partial last batch
-    losses += history.history["loss"]
-    assert model.predict(x, verbose=0).dtype == np.float32
+    with _split_every_op():
+        history = model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)  # a partial last batch
+        losses += history.history["loss"]
+        assert model.predict(x, verbose=0).dtype == np.float32
     _calls.update(kernels.calls - before)
     _ran.add(name)
     assert all(np.isfinite(v) for v in losses), losses

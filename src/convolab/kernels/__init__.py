@@ -29,7 +29,8 @@ import numpy as np
 
 #: every entry point of the compiled module
 ENTRY_POINTS = ("im2col_f32", "col2im_f32", "maxpool_fwd_f32", "maxpool_bwd_f32", "relu_bwd_f32",
-                "adam_f32", "rmsprop_f32", "conv_fwd_f32", "conv_dw_f32")
+                "adam_f32", "rmsprop_f32", "conv_fwd_f32", "conv_dw_f32", "bn_moments_f32", "bn_affine_f32",
+                "bn_bwd_f32")
 #: the variants chosen inside the kernels, counted as ``name[variant]``
 VARIANTS = ("im2col_f32[valid]", "im2col_f32[padded]", "col2im_f32[valid]", "col2im_f32[padded]",
             "maxpool_fwd_f32[2x2]", "maxpool_fwd_f32[general]", "maxpool_bwd_f32[2x2]",
@@ -155,3 +156,21 @@ def conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo):
     ``dwp`` is ``(kh*kw*C, Fp)``, ``dbp`` ``None`` or ``Fp`` floats, ``Fp = 8 * ceil(F / 8)``.
     """
     lib.conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo)
+
+
+def bn_moments_f32(x, mean, var, M, C):
+    """Per-channel ``mean`` and biased ``var`` (``C`` floats each, written) of ``x`` seen as an
+    ``(M, C)`` array; the sums run in double."""
+    lib.bn_moments_f32(x, mean, var, M, C)
+
+
+def bn_affine_f32(x, scale, shift, y, M, C):
+    """``y = x * scale + shift`` per channel over ``(M, C)`` arrays."""
+    lib.bn_affine_f32(x, scale, shift, y, M, C)
+
+
+def bn_bwd_f32(dy, x, mean, inv_std, k, dx, dgamma, dbeta, M, C):
+    """Training-mode batch-norm backward over ``(M, C)``: writes ``dbeta = sum(dy)``,
+    ``dgamma = sum(dy * xhat)`` and ``dx = k * (dy - dbeta / M - xhat * dgamma / M)``,
+    ``xhat = (x - mean) * inv_std`` (``k = gamma * inv_std``)."""
+    lib.bn_bwd_f32(dy, x, mean, inv_std, k, dx, dgamma, dbeta, M, C)

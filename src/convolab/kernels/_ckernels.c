@@ -252,6 +252,63 @@ HOT void relu_bwd_f32(const float *restrict dy, const float *restrict y, float *
     }
 }
 
+/* ---- Batch normalization over the last axis of an (M, C) array (NHWC images: M = N*H*W) ----
+   Sums run in double per channel, so the statistics do not depend on how the rows are split. */
+
+/* s1[c] += sum_m x[m, c]; s2[c] += sum_m (x[m, c] - shift[c])^2  (shift NULL: s2 untouched) */
+HOT void bn_sums_f32(const float *restrict x, const float *restrict shift, double *restrict s1,
+                     double *restrict s2, long M, int C)
+{
+    for (long m = 0; m < M; m++) {
+        const float *row = x + m * C;
+        if (shift) {
+            for (int c = 0; c < C; c++) {
+                const double d = (double)(row[c] - shift[c]);
+                s2[c] += d * d;
+            }
+        } else {
+            for (int c = 0; c < C; c++) s1[c] += (double)row[c];
+        }
+    }
+}
+
+/* y[m, c] = x[m, c] * scale[c] + shift[c] */
+HOT void bn_affine_f32(const float *restrict x, const float *restrict scale, const float *restrict shift,
+                       float *restrict y, long M, int C)
+{
+    for (long m = 0; m < M; m++) {
+        const float *xr = x + m * C;
+        float *yr = y + m * C;
+        for (int c = 0; c < C; c++) yr[c] = xr[c] * scale[c] + shift[c];
+    }
+}
+
+/* With xhat = (x - mean) * inv_std: sdy[c] += sum dy, sdyx[c] += sum dy * xhat */
+HOT void bn_grad_sums_f32(const float *restrict dy, const float *restrict x, const float *restrict mean,
+                          const float *restrict inv_std, double *restrict sdy, double *restrict sdyx, long M, int C)
+{
+    for (long m = 0; m < M; m++) {
+        const float *g = dy + m * C, *xr = x + m * C;
+        for (int c = 0; c < C; c++) {
+            const float xhat = (xr[c] - mean[c]) * inv_std[c];
+            sdy[c] += (double)g[c];
+            sdyx[c] += (double)(g[c] * xhat);
+        }
+    }
+}
+
+/* dx = a * dy + b + q * (x - mean), the closed-form BN input gradient with per-channel a, b, q */
+HOT void bn_dx_f32(const float *restrict dy, const float *restrict x, const float *restrict mean,
+                   const float *restrict a, const float *restrict b, const float *restrict q,
+                   float *restrict dx, long M, int C)
+{
+    for (long m = 0; m < M; m++) {
+        const float *g = dy + m * C, *xr = x + m * C;
+        float *d = dx + m * C;
+        for (int c = 0; c < C; c++) d[c] = a[c] * g[c] + b[c] + q[c] * (xr[c] - mean[c]);
+    }
+}
+
 /* Late in training the squared-gradient averages sink into float32's denormal range, where
    every operation takes microcode assists (100x slower): LeNet's Adam step went from 110 us
    to several hundred. Flush denormals to zero inside these updates only (the caller's
@@ -614,13 +671,15 @@ enum {
     N_IM2COL, N_IM2COL_VALID, N_IM2COL_PADDED, N_COL2IM, N_COL2IM_VALID, N_COL2IM_PADDED,
     N_MAXPOOL_FWD, N_MAXPOOL_FWD_2X2, N_MAXPOOL_FWD_GENERAL, N_MAXPOOL_BWD, N_MAXPOOL_BWD_2X2,
     N_MAXPOOL_BWD_GENERAL, N_RELU_BWD, N_ADAM, N_RMSPROP, N_CONV_FWD, N_CONV_FWD_PIXELS,
-    N_CONV_FWD_FILTERS, N_CONV_DW, N_COUNTERS
+    N_CONV_FWD_FILTERS, N_CONV_DW, N_BN_MOMENTS, N_BN_AFFINE,
+    N_BN_BWD, N_COUNTERS
 };
 static const char *counter_names[N_COUNTERS] = {
     "im2col_f32", "im2col_f32[valid]", "im2col_f32[padded]", "col2im_f32", "col2im_f32[valid]",
     "col2im_f32[padded]", "maxpool_fwd_f32", "maxpool_fwd_f32[2x2]", "maxpool_fwd_f32[general]",
     "maxpool_bwd_f32", "maxpool_bwd_f32[2x2]", "maxpool_bwd_f32[general]", "relu_bwd_f32", "adam_f32",
-    "rmsprop_f32", "conv_fwd_f32", "conv_fwd_f32[pixels]", "conv_fwd_f32[filters]", "conv_dw_f32"
+    "rmsprop_f32", "conv_fwd_f32", "conv_fwd_f32[pixels]", "conv_fwd_f32[filters]", "conv_dw_f32",
+    "bn_moments_f32", "bn_affine_f32", "bn_bwd_f32"
 };
 static unsigned long long counters[N_COUNTERS];  /* updated with the GIL held */
 
@@ -869,6 +928,123 @@ done:
     return res;
 }
 
+/* (M, C) from the arguments, checked: both in [0, 2^31) and M*C within memory */
+static int bn_shape(const char *k, long long M, long long C, Py_ssize_t *n)
+{
+    const long long v[2] = {M, C};
+    if (check_ints(k, "M C", v, 2) < 0 || product(k, n, M, C, 1, 1) < 0) return -1;
+    if (C < 1) return fail(k, "C must be >= 1; got %lld", C);
+    return 0;
+}
+
+/* bn_moments_f32(x, mean, var, M, C): per-channel mean and biased variance of an (M, C) array */
+static PyObject *py_bn_moments(PyObject *self, PyObject *args)
+{
+    const char *k = "bn_moments_f32";
+    PyObject *ox, *omean, *ovar;
+    long long M, C;
+    if (!PyArg_ParseTuple(args, "OOOLL", &ox, &omean, &ovar, &M, &C)) return NULL;
+    Arr x, mean, var;
+    Arr *all[] = {&mean, &var, &x};
+    x.held = mean.held = var.held = 0;
+    PyObject *res = NULL;
+    Py_ssize_t n;
+    if (bn_shape(k, M, C, &n) < 0) goto done;
+    if (M < 1) { fail(k, "M must be >= 1 (a mean over no values)"); goto done; }
+    if (arr_get(&x, ox, k, "x", 0, n, 0) < 0 || arr_get(&mean, omean, k, "mean", 0, C, 1) < 0 ||
+        arr_get(&var, ovar, k, "var", 0, C, 1) < 0 || disjoint(k, all, 3, 2) < 0)
+        goto done;
+    double *acc = calloc(2 * (size_t)C, sizeof(double));
+    if (!acc) { PyErr_NoMemory(); goto done; }
+    counters[N_BN_MOMENTS]++;
+    float *mu = mean.v.buf, *va = var.v.buf;
+    Py_BEGIN_ALLOW_THREADS
+    bn_sums_f32(x.v.buf, NULL, acc, NULL, M, (int)C);
+    for (long long c = 0; c < C; c++) mu[c] = (float)(acc[c] / (double)M);
+    bn_sums_f32(x.v.buf, mu, NULL, acc + C, M, (int)C);
+    for (long long c = 0; c < C; c++) va[c] = (float)(acc[C + c] / (double)M);
+    Py_END_ALLOW_THREADS
+    free(acc);
+    res = Py_NewRef(Py_None);
+done:
+    RELEASE_ALL(all);
+    return res;
+}
+
+/* bn_affine_f32(x, scale, shift, y, M, C): y = x * scale + shift per channel */
+static PyObject *py_bn_affine(PyObject *self, PyObject *args)
+{
+    const char *k = "bn_affine_f32";
+    PyObject *ox, *oscale, *oshift, *oy;
+    long long M, C;
+    if (!PyArg_ParseTuple(args, "OOOOLL", &ox, &oscale, &oshift, &oy, &M, &C)) return NULL;
+    Arr x, scale, shift, y;
+    Arr *all[] = {&y, &x, &scale, &shift};
+    x.held = scale.held = shift.held = y.held = 0;
+    PyObject *res = NULL;
+    Py_ssize_t n;
+    if (bn_shape(k, M, C, &n) < 0) goto done;
+    if (arr_get(&x, ox, k, "x", 0, n, 0) < 0 || arr_get(&scale, oscale, k, "scale", 0, C, 0) < 0 ||
+        arr_get(&shift, oshift, k, "shift", 0, C, 0) < 0 || arr_get(&y, oy, k, "y", 0, n, 1) < 0 ||
+        disjoint(k, all, 4, 1) < 0)
+        goto done;
+    counters[N_BN_AFFINE]++;
+    Py_BEGIN_ALLOW_THREADS
+    bn_affine_f32(x.v.buf, scale.v.buf, shift.v.buf, y.v.buf, M, (int)C);
+    Py_END_ALLOW_THREADS
+    res = Py_NewRef(Py_None);
+done:
+    RELEASE_ALL(all);
+    return res;
+}
+
+/* bn_bwd_f32(dy, x, mean, inv_std, k, dx, dgamma, dbeta, M, C): the training-mode BN backward.
+   dbeta = sum dy, dgamma = sum dy * xhat, dx = k * (dy - dbeta / M - xhat * dgamma / M),
+   with xhat = (x - mean) * inv_std and k = gamma * inv_std (inv_std without a gamma). */
+static PyObject *py_bn_bwd(PyObject *self, PyObject *args)
+{
+    const char *kn = "bn_bwd_f32";
+    PyObject *ody, *ox, *omean, *oinv, *ok, *odx, *odg, *odb;
+    long long M, C;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOLL", &ody, &ox, &omean, &oinv, &ok, &odx, &odg, &odb, &M, &C)) return NULL;
+    Arr dy, x, mean, inv, kk, dx, dg, db;
+    Arr *all[] = {&dx, &dg, &db, &dy, &x, &mean, &inv, &kk};
+    dy.held = x.held = mean.held = inv.held = kk.held = dx.held = dg.held = db.held = 0;
+    PyObject *res = NULL;
+    Py_ssize_t n;
+    if (bn_shape(kn, M, C, &n) < 0) goto done;
+    if (M < 1) { fail(kn, "M must be >= 1"); goto done; }
+    if (arr_get(&dy, ody, kn, "dy", 0, n, 0) < 0 || arr_get(&x, ox, kn, "x", 0, n, 0) < 0 ||
+        arr_get(&mean, omean, kn, "mean", 0, C, 0) < 0 || arr_get(&inv, oinv, kn, "inv_std", 0, C, 0) < 0 ||
+        arr_get(&kk, ok, kn, "k", 0, C, 0) < 0 || arr_get(&dx, odx, kn, "dx", 0, n, 1) < 0 ||
+        arr_get(&dg, odg, kn, "dgamma", 0, C, 1) < 0 || arr_get(&db, odb, kn, "dbeta", 0, C, 1) < 0 ||
+        disjoint(kn, all, 8, 3) < 0)
+        goto done;
+    double *acc = calloc(2 * (size_t)C, sizeof(double));
+    float *coef = malloc(3 * (size_t)C * sizeof(float));
+    if (!acc || !coef) { free(acc); free(coef); PyErr_NoMemory(); goto done; }
+    counters[N_BN_BWD]++;
+    const float *mu = mean.v.buf, *is = inv.v.buf, *kv = kk.v.buf;
+    float *dgv = dg.v.buf, *dbv = db.v.buf;
+    Py_BEGIN_ALLOW_THREADS
+    bn_grad_sums_f32(dy.v.buf, x.v.buf, mu, is, acc, acc + C, M, (int)C);
+    for (long long c = 0; c < C; c++) {
+        dbv[c] = (float)acc[c];
+        dgv[c] = (float)acc[C + c];
+        coef[c] = kv[c];                                                        /* a */
+        coef[C + c] = (float)(-(double)kv[c] * acc[c] / (double)M);             /* b */
+        coef[2 * C + c] = (float)(-(double)kv[c] * acc[C + c] / (double)M * is[c]); /* q */
+    }
+    bn_dx_f32(dy.v.buf, x.v.buf, mu, coef, coef + C, coef + 2 * C, dx.v.buf, M, (int)C);
+    Py_END_ALLOW_THREADS
+    free(acc);
+    free(coef);
+    res = Py_NewRef(Py_None);
+done:
+    RELEASE_ALL(all);
+    return res;
+}
+
 static PyObject *py_adam(PyObject *self, PyObject *args)
 {
     const char *k = "adam_f32";
@@ -1050,6 +1226,9 @@ static PyMethodDef ckernels_methods[] = {
     {"rmsprop_f32", py_rmsprop, METH_VARARGS, "rmsprop_f32(param, grad, v, learning_rate, rho, epsilon)"},
     {"conv_fwd_f32", py_conv_fwd, METH_VARARGS, "conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo)"},
     {"conv_dw_f32", py_conv_dw, METH_VARARGS, "conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo)"},
+    {"bn_moments_f32", py_bn_moments, METH_VARARGS, "bn_moments_f32(x, mean, var, M, C)"},
+    {"bn_affine_f32", py_bn_affine, METH_VARARGS, "bn_affine_f32(x, scale, shift, y, M, C)"},
+    {"bn_bwd_f32", py_bn_bwd, METH_VARARGS, "bn_bwd_f32(dy, x, mean, inv_std, k, dx, dgamma, dbeta, M, C)"},
     {"counts", py_counts, METH_NOARGS, "How often each entry point and variant was called in this process."},
     {"fused_supported", py_fused_supported, METH_NOARGS, "True when the fused convolution kernels can run here."},
     {"set_error_class", py_set_error_class, METH_O, "The ValueError subclass the checks raise."},

@@ -10,6 +10,7 @@ from ..autodiff.tensor import Tensor
 from ..layers.base import Layer, shape_str, unique_name
 from ..layers.input_layer import InputLayer
 from ..layers.keras_tensor import KerasTensor
+from ..ops import threads
 from . import data_checks as checks
 from . import engine, functional, parallel, placement
 from .model import Model
@@ -200,11 +201,16 @@ class Sequential(Model):
     @contextlib.contextmanager
     def _threads(self, batch_size):
         """Run the enclosed batches as shards on threads when that can pay (see parallel.py)."""
-        if self._runner is not None or not self._fast or backend.on_gpu():
-            # inside fit already, not the stack engine, or on the GPU (one device, one stream)
+        if self._runner is not None or backend.on_gpu():
+            # inside fit already, or on the GPU (one device, one stream)
             yield
             return
         n = parallel.default_num_threads()
+        if not self._fast or parallel.has_batch_statistics(self):
+            # the tape, or a batch-statistics layer no shard can compute: parallel ops instead
+            with threads.batch_threads(n):
+                yield
+            return
         with parallel.blas_single_threaded():
             if not parallel.worth_sharding(self, batch_size, n):
                 yield

@@ -21,6 +21,7 @@ from .. import optimizers as optimizers_mod
 from ..autodiff import GradientTape
 from ..autodiff.tensor import unwrap
 from ..callbacks import CallbackList, History, ProgbarLogger
+from ..ops import threads
 from ..random import get_generator
 from . import data_checks as checks
 from . import data_adapter, engine, multi_output, placement
@@ -69,9 +70,11 @@ class Trainer:
     def _fuses_softmax(self) -> bool:
         return False
 
-    @contextlib.contextmanager
     def _threads(self, batch_size):
-        yield
+        """The loops run inside this: each large op splits its batch over the cores (ops/threads.py)."""
+        from . import parallel
+
+        return threads.batch_threads(parallel.default_num_threads())
 
     def _forward_any(self, x, logits=False):
         """Inference on one batch."""

@@ -89,6 +89,10 @@ def relu_forward(x, negative_slope=0.0, max_value=None, threshold=0.0):
     Returns:
         ``(y, cache)``, ``y`` shaped like ``x`` and of its dtype.
     """
+    if not negative_slope and max_value is None and not threshold:
+        # the plain ReLU (Keras's defaults): one pass, and its backward needs only the output
+        y = activation_forward("relu", x)
+        return y, (None, y)
     # slope 0 gives +0.0 below the threshold, not 0.0 * negative = -0.0
     xp = get_array_module(x)
     below = negative_slope * (x - threshold) if negative_slope else 0
@@ -101,6 +105,8 @@ def relu_forward(x, negative_slope=0.0, max_value=None, threshold=0.0):
 def relu_backward(dy, cache):
     """Gradient of :func:`relu_forward`: 1 above the threshold and below the cap,
     ``negative_slope`` at or below the threshold, 0 at the cap (``dy`` is never written to)."""
+    if cache[0] is None:  # the plain ReLU: 1 where the output is positive
+        return activation_backward("relu", dy, cache[1])
     x, negative_slope, max_value, threshold = cache
     xp = get_array_module(x)
     above = x > threshold

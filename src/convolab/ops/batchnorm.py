@@ -12,17 +12,19 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import kernels
 from ..backend import get_array_module
 
 
 class BatchNormCache(NamedTuple):
     """What :func:`batchnorm_backward` needs, plus the batch statistics for moving averages."""
 
-    xhat: np.ndarray  # (..., C): the normalised input
+    xhat: np.ndarray | None  # (..., C): the normalised input (None on the C path, which keeps x)
     inv_std: np.ndarray  # (C,): 1 / sqrt(var + epsilon)
     gamma: np.ndarray | None  # (C,) or None (scale=False)
     mean: np.ndarray  # (C,): the batch mean
     var: np.ndarray  # (C,): the batch's biased variance
+    x: np.ndarray | None = None  # (..., C): the input, kept by the C path instead of xhat
 
 
 class BatchNormInferenceCache(NamedTuple):
@@ -66,6 +68,10 @@ def _affine(xhat, gamma, beta):
     return y
 
 
+def _use_kernels(x, *params):
+    return kernels.usable(x, *(p for p in params if p is not None)) and x.ndim >= 1 and x.size > 0
+
+
 def batchnorm_forward(x, gamma, beta, epsilon):
     """Training-mode batch normalization: ``gamma * (x - mean) / sqrt(var + eps) + beta``.
 
@@ -79,9 +85,28 @@ def batchnorm_forward(x, gamma, beta, epsilon):
         ``(y, cache)``; ``y`` has the shape of ``x``; ``cache.mean`` / ``cache.var`` are the
         batch statistics, ``(C,)`` each.
 
+    Float32 C-contiguous arrays take the compiled kernels (statistics summed in double,
+    ``y = x * scale + shift`` in one pass, no ``xhat`` stored); the NumPy code below is the
+    reference they are tested against.
+
     Shape:
         ``(..., C) -> (..., C)``.
     """
+    if _use_kernels(x, gamma, beta):
+        c = x.shape[-1]
+        m = x.size // c
+        mean = np.empty(c, np.float32)
+        var = np.empty(c, np.float32)
+        kernels.bn_moments_f32(x, mean, var, m, c)
+        inv_std = _inv_std(var, epsilon)
+        scale = inv_std * gamma if gamma is not None else inv_std
+        shift = -mean * scale
+        if beta is not None:
+            shift = shift + beta
+        y = np.empty_like(x)
+        kernels.bn_affine_f32(x, np.ascontiguousarray(scale, np.float32), np.ascontiguousarray(shift, np.float32),
+                              y, m, c)
+        return y, BatchNormCache(None, inv_std, gamma, mean, var, x)
     mean, var = batch_moments(x)
     inv_std = _inv_std(var, epsilon)
     xhat = (x - mean) * inv_std
@@ -104,11 +129,21 @@ def batchnorm_backward(dy, cache):
         gradients a ``gamma``/``beta`` would get; a layer without one ignores it).
     """
     xhat, inv_std, gamma = cache.xhat, cache.inv_std, cache.gamma
+    k = inv_std * gamma if gamma is not None else inv_std
+    if xhat is None:  # the C path: xhat is recomputed from x inside the kernel
+        x = cache.x
+        c = x.shape[-1]
+        dy = np.ascontiguousarray(dy, dtype=np.float32)
+        dx = np.empty_like(x)
+        dgamma = np.empty(c, np.float32)
+        dbeta = np.empty(c, np.float32)
+        kernels.bn_bwd_f32(dy, x, cache.mean, np.ascontiguousarray(inv_std, np.float32),
+                           np.ascontiguousarray(k, np.float32), dx, dgamma, dbeta, x.size // c, c)
+        return dx, dgamma, dbeta
     axes = _reduce_axes(dy)
     m = xhat.size // xhat.shape[-1]
     dbeta = dy.sum(axis=axes)
     dgamma = (dy * xhat).sum(axis=axes)
-    k = inv_std * gamma if gamma is not None else inv_std
     dx = k * (dy - dbeta / m - xhat * (dgamma / m))
     return dx, dgamma, dbeta
 

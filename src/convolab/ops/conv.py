@@ -24,7 +24,8 @@ from .. import kernels
 from ..backend import get_array_module
 from ..utils.conv_utils import padding_amounts
 from .grouped_conv import grouped_conv2d_backward, grouped_conv2d_forward
-from .im2col import col2im, im2col
+from . import threads
+from .im2col import col2im, im2col, output_hw, pad_nhwc
 
 #: the fused kernels hold up to 32 filters in registers
 _MAX_FUSED_FILTERS = kernels.MAX_FUSED_FILTERS
@@ -33,11 +34,12 @@ _MAX_FUSED_FILTERS = kernels.MAX_FUSED_FILTERS
 _MAX_FUSED_TAPS = 200
 
 
-def _fused_ok(x, w, padding, strides):
+def _fused_ok(x, w):
+    """The fused kernels serve float32 with at most 32 filters and 200 taps (any padding: the
+    image is padded first)."""
     f = w.shape[3]
     return (type(x) is np.ndarray and kernels.usable(x, w) and kernels.lib.fused_conv and f <= _MAX_FUSED_FILTERS
-            and w.shape[0] * w.shape[1] * w.shape[2] <= _MAX_FUSED_TAPS
-            and padding_amounts(x.shape[1:3], w.shape[:2], strides, padding) == ((0, 0), (0, 0)))
+            and w.shape[0] * w.shape[1] * w.shape[2] <= _MAX_FUSED_TAPS)
 
 
 def _padded_columns(mat, fp):
@@ -53,7 +55,7 @@ def _int_args(x_shape, w_shape, strides, out_hw):
     return (n, h, w, c, kh, kw, strides[0], strides[1], f) + tuple(out_hw)
 
 
-def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1), groups=1):
+def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1), groups=1, out=None):
     """Convolve NHWC images with a ``(kh, kw, C // groups, F)`` kernel.
 
     Args:
@@ -65,9 +67,13 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation_rate=
         dilation_rate: ``(dh, dw)``, the spacing of the kernel's taps.
         groups: split the channels into this many groups, each convolved with its own
             ``F // groups`` filters (Keras's ``groups``).
+        out: optional C-contiguous ``(N, Ho, Wo, F)`` array of ``x``'s dtype to write ``y`` into.
 
     Returns:
         ``(y, cache)``.
+
+    Inside :func:`convolab.ops.threads.batch_threads` a large enough convolution runs on
+    slices of the batch, one thread each (the same arithmetic per image).
 
     Shape:
         y: ``(N, Ho, Wo, F)``, ``Ho = floor((H - k) / sh) + 1`` for ``'valid'`` with
@@ -78,33 +84,56 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation_rate=
         return grouped_conv2d_forward(x, w, b, strides, padding, dilation_rate, groups)
     kh, kw, c, f = w.shape
     n = x.shape[0]
+    ho, wo = output_hw(x.shape[1:3], (kh, kw), strides, padding, dilation_rate)
+    parts = threads.spans(n, 2.0 * n * ho * wo * kh * kw * c * f)
+    if parts is None:
+        return _conv2d_forward_one(x, w, b, strides, padding, dilation_rate, out)
+    y = get_array_module(x).empty((n, ho, wo, f), dtype=x.dtype) if out is None else out
+    caches = threads.run(lambda lo, hi: _conv2d_forward_one(x[lo:hi], w, b, strides, padding, dilation_rate,
+                                                            y[lo:hi])[1], parts)
+    return y, ("split", parts, caches, x.shape)
+
+
+def _conv2d_forward_one(x, w, b, strides, padding, dilation_rate, out):
+    """:func:`conv2d_forward` of the whole of ``x`` on the calling thread."""
+    kh, kw, c, f = w.shape
+    n = x.shape[0]
     k = kh * kw * c
-    if dilation_rate == (1, 1) and _fused_ok(x, w, padding, strides):
-        return _conv2d_forward_fused(x, w, b, strides, padding)
+    if dilation_rate == (1, 1) and _fused_ok(x, w):
+        return _conv2d_forward_fused(x, w, b, strides, padding, out)
     cols, (ho, wo) = im2col(x, (kh, kw), strides, padding, ones_column=b is not None, dilation=dilation_rate)
     # With a bias, cols ends in a column of ones and the bias is the last row of the weight
     # matrix: one GEMM computes x * w + b (the bias trick).
-    wmat = w.reshape(k, f) if b is None else get_array_module(w).concatenate([w.reshape(k, f), b.reshape(1, f)])
-    y = cols @ wmat
+    xp = get_array_module(w)
+    wmat = w.reshape(k, f) if b is None else xp.concatenate([w.reshape(k, f), b.reshape(1, f)])
+    if out is None:
+        y = cols @ wmat
+    else:
+        y = out.reshape(-1, f)
+        xp.matmul(cols, wmat, out=y)
     cache = (cols, x.shape, wmat, w.shape, strides, padding, dilation_rate)
     return y.reshape(n, ho, wo, f), cache
 
 
-def conv2d_backward(dy, cache, need_dx=True):
+def conv2d_backward(dy, cache, need_dx=True, dx_out=None):
     """Gradients of :func:`conv2d_forward`.
 
     Args:
         dy: upstream gradient ``(N, Ho, Wo, F)``; never written to.
         cache: from the forward call.
         need_dx: skip the input gradient (the first layer needs none).
+        dx_out: optional C-contiguous ``(N, H, W, C)`` array to write ``dx`` into.
 
     Returns:
         ``(dx, dw, db)``: ``dx`` ``(N, H, W, C)`` or ``None``, ``dw`` ``(kh, kw, C // groups, F)``,
         ``db`` ``(F,)``.
     """
-    if isinstance(cache[0], str):  # ("grouped", ...) or ("fused", ...)
-        backward = grouped_conv2d_backward if cache[0] == "grouped" else _conv2d_backward_fused
-        return backward(dy, cache, need_dx)
+    if isinstance(cache[0], str):  # ("grouped", ...), ("fused", ...) or ("split", ...)
+        if cache[0] == "split":
+            return _conv2d_backward_split(dy, cache, need_dx, dx_out)
+        if cache[0] == "fused":
+            return _conv2d_backward_fused(dy, cache, need_dx, dx_out)
+        return _copy_into(grouped_conv2d_backward(dy, cache, need_dx), dx_out)
     cols, x_shape, wmat, w_shape, strides, padding, dilation_rate = cache
     kh, kw, c, f = w_shape
     k = kh * kw * c
@@ -115,36 +144,69 @@ def conv2d_backward(dy, cache, need_dx=True):
     dx = None
     if need_dx:
         dcols = dy2 @ wmat[:k].T
-        dx = col2im(dcols, x_shape, (kh, kw), strides, padding, dilation_rate)
+        dx = col2im(dcols, x_shape, (kh, kw), strides, padding, dilation_rate, out=dx_out)
     return dx, dw, db
 
 
-def _conv2d_forward_fused(x, w, b, strides, padding):
-    from .im2col import output_hw
+def _copy_into(grads, dx_out):
+    dx, dw, db = grads
+    if dx_out is not None and dx is not None:
+        dx_out[...] = dx
+        dx = dx_out
+    return dx, dw, db
 
+
+def _conv2d_backward_split(dy, cache, need_dx, dx_out):
+    """The backward of a split forward: each slice's input gradient in place, the kernel and
+    bias gradients summed over the slices in slice order."""
+    _, parts, caches, x_shape = cache
+    dx = None
+    if need_dx:
+        dx = get_array_module(dy).empty(x_shape, dtype=dy.dtype) if dx_out is None else dx_out
+    grads = threads.run(lambda lo, hi: conv2d_backward(dy[lo:hi], caches[parts.index((lo, hi))], need_dx,
+                                                       None if dx is None else dx[lo:hi])[1:], parts)
+    dw, db = grads[0]
+    dw, db = dw.copy(), None if db is None else db.copy()
+    for gw, gb in grads[1:]:
+        dw += gw
+        if db is not None:
+            db += gb
+    return dx, dw, db
+
+
+def _conv2d_forward_fused(x, w, b, strides, padding, out=None):
     kh, kw, c, f = w.shape
     n = x.shape[0]
     ho, wo = output_hw(x.shape[1:3], (kh, kw), strides, padding)
+    pads = padding_amounts(x.shape[1:3], (kh, kw), strides, padding)
+    xpad = pad_nhwc(x, pads)  # the kernels read 'valid' windows: pad 'same' images first
     fp = 8 * math.ceil(f / 8)
     wp = _padded_columns(w.reshape(kh * kw * c, f), fp)
     bp = None if b is None else _padded_columns(b.reshape(1, f), fp)
-    y = np.empty((n, ho, wo, f), dtype=np.float32)
-    kernels.conv_fwd_f32(x, wp, bp, y, *_int_args(x.shape, w.shape, strides, (ho, wo)))
-    return y, ("fused", x, w, b is not None, strides, padding)
+    y = np.empty((n, ho, wo, f), dtype=np.float32) if out is None else out
+    kernels.conv_fwd_f32(xpad, wp, bp, y, *_int_args(xpad.shape, w.shape, strides, (ho, wo)))
+    return y, ("fused", xpad, w, b is not None, strides, pads, x.shape)
 
 
-def _conv2d_backward_fused(dy, cache, need_dx):
-    _, x, w, has_bias, strides, padding = cache
+def _conv2d_backward_fused(dy, cache, need_dx, dx_out=None):
+    _, xpad, w, has_bias, strides, pads, x_shape = cache
     kh, kw, c, f = w.shape
     k = kh * kw * c
     fp = 8 * math.ceil(f / 8)
     dy2 = np.ascontiguousarray(dy.reshape(-1, f), dtype=np.float32)
     dwp = np.zeros((k, fp), dtype=np.float32)
     dbp = np.zeros(fp, dtype=np.float32) if has_bias else None
-    kernels.conv_dw_f32(x, dy2, dwp, dbp, *_int_args(x.shape, w.shape, strides, dy.shape[1:3]))
+    kernels.conv_dw_f32(xpad, dy2, dwp, dbp, *_int_args(xpad.shape, w.shape, strides, dy.shape[1:3]))
     dw = np.ascontiguousarray(dwp[:, :f]).reshape(w.shape)
     db = dbp[:f] if has_bias else dy2.sum(axis=0)
     dx = None
     if need_dx:
-        dx = col2im(dy2 @ w.reshape(k, f).T, x.shape, (kh, kw), strides, padding)
+        dcols = dy2 @ w.reshape(k, f).T
+        if xpad.shape == tuple(x_shape):
+            dx = col2im(dcols, x_shape, (kh, kw), strides, "valid", out=dx_out)
+        else:  # the gradient of the padded image, cropped to the image
+            (t, _), (l, _) = pads
+            dxp = col2im(dcols, xpad.shape, (kh, kw), strides, "valid")
+            dx = np.empty(x_shape, dtype=dxp.dtype) if dx_out is None else dx_out
+            dx[...] = dxp[:, t : t + x_shape[1], l : l + x_shape[2], :]
     return dx, dw, db

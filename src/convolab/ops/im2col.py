@@ -134,13 +134,14 @@ def im2col(x, kernel_size, strides=(1, 1), padding="valid", ones_column=False, d
     return cols, out_hw
 
 
-def col2im(cols, x_shape, kernel_size, strides=(1, 1), padding="valid", dilation=(1, 1)):
+def col2im(cols, x_shape, kernel_size, strides=(1, 1), padding="valid", dilation=(1, 1), out=None):
     """Adjoint of :func:`im2col`: add every window row back onto the image it came from.
 
     Args:
         cols: ``(N * Ho * Wo, kh * kw * C)``.
         x_shape: ``(N, H, W, C)`` of the original (unpadded) input.
         dilation: ``(dh, dw)``, as given to :func:`im2col`.
+        out: optional C-contiguous array of ``x_shape`` to write ``dx`` into.
 
     Returns:
         ``dx`` of shape ``x_shape``: pixels covered by several windows get the sum.
@@ -151,12 +152,12 @@ def col2im(cols, x_shape, kernel_size, strides=(1, 1), padding="valid", dilation
     xp = get_array_module(cols)
     if xp is not np:
         args, _ = gpu_window_args(x_shape, kernel_size, strides, padding, dilation)
-        dx = xp.empty(tuple(x_shape), dtype=cols.dtype)
+        dx = xp.empty(tuple(x_shape), dtype=cols.dtype) if out is None else out
         cuda.col2im(xp.ascontiguousarray(cols), dx, *args, cols.shape[1])
         return dx
     if use_ckernels(cols) and dilation == (1, 1):
         args, _ = kernel_args(x_shape, kernel_size, strides, padding)
-        dx = xp.empty(x_shape, dtype=cols.dtype)
+        dx = xp.empty(x_shape, dtype=cols.dtype) if out is None else out
         kernels.col2im_f32(cols, dx, *args, cols.shape[1])
         return dx
     sh, sw = strides
@@ -167,4 +168,7 @@ def col2im(cols, x_shape, kernel_size, strides=(1, 1), padding="valid", dilation
     for i in range(kh):
         for j in range(kw):
             dxp[:, i * dh : i * dh + sh * ho : sh, j * dw : j * dw + sw * wo : sw, :] += d6[:, :, :, i, j, :]
+    if out is not None:
+        out[...] = dxp[:, t : t + h, l : l + w, :]
+        return out
     return dxp[:, t : t + h, l : l + w, :]

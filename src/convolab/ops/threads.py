@@ -1,0 +1,90 @@
+"""One op, several cores: per-image work split into slices of the batch, each on a thread.
+
+A graph model (ResNet, Inception, anything with BatchNormalization) cannot be cut into
+independent shards as :mod:`convolab.models.parallel` cuts the lesson's stacks: a
+BatchNormalization needs the statistics of the whole batch in the middle of the pass. So here
+each *op* is parallel instead, as PyTorch's and TensorFlow's CPU kernels are: a convolution
+splits its batch into ``k`` contiguous slices, each thread computes its slice's rows of the
+output (or input gradient) in place, and the kernel gradient is the sum of the slices'
+partial gradients, added in a fixed order (bitwise repeatable for a given thread count).
+
+The split is active only inside :func:`batch_threads`, which the training, evaluation and
+prediction loops enter, and only on the thread that entered it; BLAS runs on one thread
+there (the slices are the parallelism; two pools would fight for the same cores). Outside it,
+every op runs whole on the calling thread, exactly as before.
+
+NumPy, BLAS and convolab's compiled kernels release the GIL, so the slices run at the same time.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+#: an op is split only when each slice carries at least this much arithmetic (about 40 us
+#: on one core), so the hand-off (about 20 us) stays small against the work
+MIN_SLICE_FLOPS = 4e6
+
+_state = {"n": 1, "owner": None, "pool": None}
+_lock = threading.Lock()
+
+
+def _blas_single_threaded():
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: without it BLAS keeps its own threads
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+@contextlib.contextmanager
+def batch_threads(n_threads):
+    """Let the ops called on this thread split their batch over ``n_threads`` threads.
+
+    Re-entering (a fit inside a callback of another fit, a predict inside fit) keeps the
+    outer setting. ``n_threads`` below 2 leaves every op whole.
+    """
+    with _lock:
+        outer = _state["owner"] is not None
+        if not outer and n_threads >= 2:
+            _state["n"] = int(n_threads)
+            _state["owner"] = threading.get_ident()
+            if _state["pool"] is None or _state["pool"]._max_workers < n_threads - 1:
+                if _state["pool"] is not None:
+                    _state["pool"].shutdown(wait=False)
+                _state["pool"] = ThreadPoolExecutor(max_workers=n_threads - 1, thread_name_prefix="convolab-op")
+    if outer or n_threads < 2:
+        yield
+        return
+    try:
+        with _blas_single_threaded():
+            yield
+    finally:
+        with _lock:
+            _state["n"] = 1
+            _state["owner"] = None
+
+
+def spans(n_images, flops):
+    """Contiguous ``(lo, hi)`` slices of a batch of ``n_images`` for an op of ``flops``, or ``None``.
+
+    ``None`` (run the op whole) outside :func:`batch_threads`, on another thread, or when a
+    slice would carry less than :data:`MIN_SLICE_FLOPS`.
+    """
+    n = _state["n"]
+    if n < 2 or _state["owner"] != threading.get_ident() or n_images < 2:
+        return None
+    k = int(min(n, n_images, flops // MIN_SLICE_FLOPS if MIN_SLICE_FLOPS > 0 else n))
+    if k < 2:
+        return None
+    bounds = [n_images * i // k for i in range(k + 1)]
+    return [(bounds[i], bounds[i + 1]) for i in range(k)]
+
+
+def run(fn, parts):
+    """``[fn(lo, hi) for (lo, hi) in parts]``: the first slice on the calling thread, the rest
+    on the pool; results in slice order."""
+    pool = _state["pool"]
+    futures = [pool.submit(fn, lo, hi) for lo, hi in parts[1:]]
+    first = fn(*parts[0])
+    return [first] + [f.result() for f in futures]

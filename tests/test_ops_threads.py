@@ -1,0 +1,135 @@
+"""Ops split over slices of the batch (ops/threads.py) against the same ops run whole."""
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+import pytest
+
+from convolab import keras, kernels
+from convolab.models import parallel
+from convolab.ops import conv, threads
+
+from gradcheck import rel_error
+
+
+@contextlib.contextmanager
+def split_every_op(n_threads=2):
+    old = threads.MIN_SLICE_FLOPS
+    threads.MIN_SLICE_FLOPS = 0
+    try:
+        with threads.batch_threads(n_threads):
+            yield
+    finally:
+        threads.MIN_SLICE_FLOPS = old
+
+
+def test_spans_only_inside_batch_threads_and_on_its_thread():
+    assert threads.spans(8, 1e12) is None
+    with threads.batch_threads(3):
+        assert threads.spans(8, 1e12) == [(0, 2), (2, 5), (5, 8)]
+        assert threads.spans(2, 1e12) == [(0, 1), (1, 2)]
+        assert threads.spans(1, 1e12) is None
+        assert threads.spans(8, threads.MIN_SLICE_FLOPS * 1.5) is None  # a slice would be too small
+        assert threads.spans(8, threads.MIN_SLICE_FLOPS * 2) == [(0, 4), (4, 8)]
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(threads.spans(8, 1e12)))
+        t.start()
+        t.join()
+        assert seen == [None]  # another thread's ops run whole
+        with threads.batch_threads(2):  # nested: the outer setting holds
+            assert len(threads.spans(8, 1e12)) == 3
+    assert threads.spans(8, 1e12) is None
+    with threads.batch_threads(1):
+        assert threads.spans(8, 1e12) is None
+
+
+CASES = [  # (x shape, kernel shape, strides, padding, bias)
+    ((5, 9, 9, 3), (3, 3, 3, 8), (1, 1), "same", True),      # fused kernels, padded first
+    ((4, 8, 7, 2), (2, 3, 2, 12), (2, 1), "same", False),    # fused, strided, odd padding
+    ((3, 7, 7, 4), (3, 3, 4, 34), (1, 1), "same", True),     # > 32 filters: im2col + GEMM
+    ((4, 9, 9, 9), (5, 5, 9, 6), (2, 2), "valid", True),     # > 200 taps: im2col + GEMM
+    ((2, 6, 6, 3), (1, 1, 3, 5), (1, 1), "valid", False),    # 1x1
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{c[1]}-{c[2]}-{c[3]}")
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_split_convolution_equals_whole(case, dtype, n_threads):
+    x_shape, w_shape, strides, padding, bias = case
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = (rng.standard_normal(w_shape) * 0.3).astype(dtype)
+    b = rng.standard_normal(w_shape[-1]).astype(dtype) if bias else None
+    y0, c0 = conv.conv2d_forward(x, w, b, strides, padding)
+    dy = rng.standard_normal(y0.shape).astype(dtype)
+    dx0, dw0, db0 = conv.conv2d_backward(dy, c0)
+    with split_every_op(n_threads):
+        y1, c1 = conv.conv2d_forward(x, w, b, strides, padding)
+        assert c1[0] == "split" and len(c1[1]) == min(n_threads, x_shape[0])
+        dx1, dw1, db1 = conv.conv2d_backward(dy, c1)
+        none_dx = conv.conv2d_backward(dy, c1, need_dx=False)[0]
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    assert y1.dtype == dtype and y1.shape == y0.shape and y1.flags.c_contiguous
+    assert rel_error(y1, y0) < tol
+    assert rel_error(dx1, dx0) < tol
+    assert rel_error(dw1, dw0) < tol * 10  # summed over slices: another order
+    assert rel_error(db1, db0) < tol * 10
+    assert none_dx is None
+
+
+def _small_resnet(seed):
+    keras.utils.set_random_seed(seed)
+    L = keras.layers
+    inputs = keras.Input(shape=(8, 8, 3))
+    x = L.Conv2D(8, 3, padding="same")(inputs)
+    x = L.BatchNormalization()(x)
+    x = L.ReLU()(x)
+    y = L.Conv2D(8, 3, padding="same")(x)
+    y = L.BatchNormalization()(y)
+    x = L.ReLU()(L.Add()([x, y]))
+    x = L.Conv2D(36, 3, strides=2, padding="same")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, L.Dense(4, activation="softmax")(x))
+    # epsilon 1e-3: a conv bias before a BatchNormalization has a zero gradient in exact
+    # arithmetic, which Adam's default epsilon would blow up into +-lr steps of round-off
+    model.compile(optimizer=keras.optimizers.Adam(1e-2, epsilon=1e-3), loss="sparse_categorical_crossentropy", metrics=["acc"])
+    return model
+
+
+@pytest.mark.parametrize("use_kernels", [True, False])
+def test_functional_training_on_split_ops_equals_one_thread(use_kernels):
+    """A residual network with BatchNormalization, trained two epochs with every op split over
+    two threads, ends where the same training on one thread ends."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((12, 8, 8, 3)).astype(np.float32)
+    y = rng.integers(0, 4, 12)
+    lib = kernels.lib
+    if not use_kernels:
+        kernels.lib = None
+    try:
+        parallel.set_num_threads(1)
+        one = _small_resnet(3)
+        h1 = one.fit(x, y, batch_size=6, epochs=2, shuffle=False, verbose=0).history["loss"]
+        parallel.set_num_threads(2)
+        two = _small_resnet(3)
+        calls = kernels.calls
+        old = threads.MIN_SLICE_FLOPS
+        threads.MIN_SLICE_FLOPS = 0
+        try:
+            h2 = two.fit(x, y, batch_size=6, epochs=2, shuffle=False, verbose=0).history["loss"]
+            p2 = two.predict(x, verbose=0)
+        finally:
+            threads.MIN_SLICE_FLOPS = old
+    finally:
+        kernels.lib = lib
+        parallel.set_num_threads(None)
+    if use_kernels and lib is not None:
+        assert (kernels.calls - calls)["bn_bwd_f32"] > 0
+    np.testing.assert_allclose(h2, h1, rtol=1e-5)
+    for a, b in zip(two.get_weights(), one.get_weights()):
+        # absolute: a conv bias before a BatchNormalization moves by round-off only (~1e-8)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert rel_error(p2, one.predict(x, verbose=0)) < 1e-4
