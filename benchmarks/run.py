@@ -1,6 +1,7 @@
 """Training and inference speed of convolab against PyTorch and Keras/TensorFlow, side by side.
 
     python benchmarks/run.py                      # the three lesson models, batch 32 and 128
+    python benchmarks/run.py --models resnet20,mobilenet,vgg,inception   # the zoo's architectures
     python benchmarks/run.py --markdown out.md --json out.json
     python benchmarks/run.py --scaling            # convolab's epoch time against batch and image size
     python benchmarks/run.py --profile            # where convolab's time goes, per op
@@ -12,6 +13,12 @@ framework's alone, on identical data: the same seeded float32 images and labels 
 2,048 images, then times full epochs (60,000 images for the MNIST models, 50,000 for
 LeNet) with Adam and shuffling, then inference passes over 50,000 images at batch 128,
 and reports the median of --repeat (default 3) of each.
+The zoo's architectures (``resnet20``, ``mobilenet``, ``vgg``, ``inception``: functional models with
+BatchNormalization, 32x32x3 images) are timed on --samples images (default 4,096) and scaled to a
+50,000-image epoch. Keras runs the very model convolab builds, loaded from the Keras 3 ``.keras``
+file convolab writes; PyTorch runs its twin from ``zoo_torch.py`` (same layers and parameter counts,
+checked by ``zoo_params.py``). All three use sparse cross-entropy on the softmax output (PyTorch on
+the logits, the same math) and Adam.
 A peer that is not installed is reported as missing (pip install torch==2.13.0;
 pip install tensorflow-cpu); neither is a convolab dependency.
 
@@ -29,6 +36,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -38,6 +46,12 @@ sys.path.insert(0, HERE)
 from peers import SHAPES, keras_style_model, torch_model, torch_predict, torch_train_epoch  # noqa: E402
 
 EPOCH_SIZE = {"simple": 60000, "multi": 60000, "lenet": 50000}
+ZOO = ("resnet20", "mobilenet", "vgg", "inception")
+for _name in ZOO:
+    SHAPES[_name] = (32, 32, 3)
+    EPOCH_SIZE[_name] = 50000
+#: images timed for a zoo model unless --samples says otherwise (the epoch is scaled from them)
+ZOO_SAMPLES = 4096
 FRAMEWORKS = ("convolab", "torch", "keras")
 
 
@@ -49,6 +63,32 @@ def make_data(name, n, input_shape=None):
     return x, y
 
 
+def _zoo_convolab(name):
+    from convolab import keras, zoo
+
+    model = zoo.get(name)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["acc"])
+    return model
+
+
+def _zoo_keras(name, keras_file):
+    import keras
+
+    model = keras.saving.load_model(keras_file, compile=False)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["acc"])
+    return model
+
+
+def write_keras_file(name, folder):
+    """The zoo model as convolab writes it in Keras 3's ``.keras`` format (the Keras peer loads it)."""
+    from convolab import keras
+
+    keras.utils.set_random_seed(0)
+    path = os.path.join(folder, f"{name}.keras")
+    _zoo_convolab(name).save(path)
+    return path
+
+
 def convolab_model(name, input_shape):
     """The benchmark's convolab model (the profile uses it too)."""
     from convolab import keras
@@ -56,7 +96,7 @@ def convolab_model(name, input_shape):
     return keras_style_model(keras, name, input_shape)
 
 
-def worker(framework, name, batch, samples, infer, input_shape, repeat=1, device="cpu"):
+def worker(framework, name, batch, samples, infer, input_shape, repeat=1, device="cpu", keras_file=None):
     """Run one measurement in this process; print one JSON line (the median of ``repeat`` timed epochs)."""
     if framework == "convolab" and device == "gpu":
         import convolab
@@ -73,7 +113,10 @@ def worker(framework, name, batch, samples, infer, input_shape, repeat=1, device
             from convolab import keras
 
         keras.utils.set_random_seed(0)
-        model = keras_style_model(keras, name, shape)
+        if name in ZOO:
+            model = _zoo_keras(name, keras_file) if framework == "keras" else _zoo_convolab(name)
+        else:
+            model = keras_style_model(keras, name, shape)
         model.fit(xt[:2048], yt[:2048], batch_size=batch, epochs=1, verbose=0)
         train = _median_time(lambda: model.fit(xt, yt, batch_size=batch, epochs=1, verbose=0), repeat)
         model.predict(xi[:1024], batch_size=128, verbose=0)  # warm-up
@@ -86,7 +129,12 @@ def worker(framework, name, batch, samples, infer, input_shape, repeat=1, device
         xt_ = torch.from_numpy(np.ascontiguousarray(xt.transpose(0, 3, 1, 2))).to(dev)
         yt_ = torch.from_numpy(yt).to(dev)
         xi_ = torch.from_numpy(np.ascontiguousarray(xi.transpose(0, 3, 1, 2))).to(dev)
-        model = torch_model(name, shape).to(dev)
+        if name in ZOO:
+            from zoo_torch import BUILDERS
+
+            model = BUILDERS[name]().to(dev)
+        else:
+            model = torch_model(name, shape).to(dev)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
         torch_train_epoch(model, xt_[:2048], yt_[:2048], batch, opt)
         train = float(np.median([torch_train_epoch(model, xt_, yt_, batch, opt) for _ in range(repeat)]))
@@ -109,9 +157,12 @@ def _median_time(fn, repeat):
     return float(np.median(times))
 
 
-def run_one(framework, name, batch, samples, infer, input_shape=None, timeout=1800, repeat=1, device="cpu"):
+def run_one(framework, name, batch, samples, infer, input_shape=None, timeout=1800, repeat=1, device="cpu",
+            keras_file=None):
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, name, str(batch), str(samples), str(infer),
            "--repeat", str(repeat), "--device", device]
+    if keras_file:
+        cmd += ["--keras-file", keras_file]
     if input_shape:
         cmd += ["--input-shape", ",".join(map(str, input_shape))]
     try:
@@ -177,11 +228,12 @@ def main(argv=None):
     ap.add_argument("--worker", nargs=5, metavar=("FRAMEWORK", "MODEL", "BATCH", "SAMPLES", "INFER"),
                     help=argparse.SUPPRESS)
     ap.add_argument("--input-shape", help=argparse.SUPPRESS)
+    ap.add_argument("--keras-file", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     shape = tuple(int(v) for v in args.input_shape.split(",")) if args.input_shape else None
     if args.worker:
         f, m, b, s, i = args.worker
-        worker(f, m, int(b), int(s), int(i), shape, args.repeat, args.device)
+        worker(f, m, int(b), int(s), int(i), shape, args.repeat, args.device, args.keras_file)
         return 0
     if args.profile:
         from profile_ops import profile_all
@@ -202,15 +254,21 @@ def main(argv=None):
     frameworks = [f for f in args.frameworks.split(",") if f]
     if args.device == "gpu":
         frameworks = [f for f in frameworks if f != "keras"]  # TensorFlow's GPU build is not a peer here
+    unknown = [m for m in models if m not in EPOCH_SIZE]
+    if unknown:
+        ap.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(EPOCH_SIZE)}")
     results = []
+    tmp = tempfile.mkdtemp(prefix="convolab-bench-")
+    keras_files = {m: write_keras_file(m, tmp) for m in models if m in ZOO and "keras" in frameworks}
     for m in models:
+        samples = args.samples or (ZOO_SAMPLES if m in ZOO else EPOCH_SIZE[m])
         for b in batches:
             for f in frameworks:
                 if not available(f):
                     results.append({"framework": f, "model": m, "batch": b, "error": "not installed"})
                     continue
-                r = run_one(f, m, b, args.samples or EPOCH_SIZE[m], args.infer, repeat=args.repeat,
-                            device=args.device, timeout=args.timeout)
+                r = run_one(f, m, b, samples, args.infer, repeat=args.repeat, device=args.device,
+                            timeout=args.timeout, keras_file=keras_files.get(m))
                 print(json.dumps(r), file=sys.stderr, flush=True)
                 results.append(r)
     text = table(results, models, batches, frameworks)

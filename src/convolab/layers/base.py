@@ -16,6 +16,7 @@ Calling a layer does one of three things (``__call__``):
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections import defaultdict
 
@@ -59,6 +60,15 @@ class Layer:
     """
 
     input_ndim: int | None = None
+    #: whether instances may hold other layers in attributes (Keras's auto-tracking). A user's
+    #: layer may; convolab's own layers never do, so the walk that looks for them (run on every
+    #: training step for variables, losses and constraints) is skipped for them
+    _may_hold_layers = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "_may_hold_layers" not in cls.__dict__:
+            cls._may_hold_layers = not cls.__module__.startswith("convolab.layers.")
     #: Weight-free element-wise layers (Activation, ReLU, Softmax, Rescaling) set this: called
     #: directly, they take an array of any rank, with or without a batch axis, as Keras's do
     #: (``keras.layers.Softmax()(np.array([1., 2., 3.]))``). In a model, ``build`` still checks.
@@ -372,6 +382,8 @@ class Layer:
 
     def _sublayers(self):
         """Layers held in attributes (a user's layer that contains others), Keras's auto-tracking."""
+        if not self._may_hold_layers:
+            return []
         found = []
         for value in self.__dict__.values():
             items = value if isinstance(value, (list, tuple)) else [value]
@@ -480,6 +492,13 @@ def _shapes_of(inputs):
 
 
 def _accepts(fn, name) -> bool:
+    """Whether ``fn`` takes an argument ``name`` (or ``**kwargs``); asked on every call of a
+    layer without a hand-written backward, so the answer is kept per function."""
+    return _function_accepts(getattr(fn, "__func__", fn), name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _function_accepts(fn, name) -> bool:
     import inspect
 
     try:

@@ -89,10 +89,13 @@ def relu_forward(x, negative_slope=0.0, max_value=None, threshold=0.0):
     Returns:
         ``(y, cache)``, ``y`` shaped like ``x`` and of its dtype.
     """
-    if not negative_slope and max_value is None and not threshold:
-        # the plain ReLU (Keras's defaults): one pass, and its backward needs only the output
+    if not negative_slope and not threshold:
+        # the plain ReLU (Keras's defaults) and the capped one (ReLU6): no select, and the
+        # backward needs only the output (0 < y < cap exactly where 0 < x < cap)
         y = activation_forward("relu", x)
-        return y, (None, y)
+        if max_value is not None:
+            xp.minimum(y, y.dtype.type(max_value), out=y)
+        return y, (None, y, max_value)
     # slope 0 gives +0.0 below the threshold, not 0.0 * negative = -0.0
     xp = get_array_module(x)
     below = negative_slope * (x - threshold) if negative_slope else 0
@@ -105,8 +108,11 @@ def relu_forward(x, negative_slope=0.0, max_value=None, threshold=0.0):
 def relu_backward(dy, cache):
     """Gradient of :func:`relu_forward`: 1 above the threshold and below the cap,
     ``negative_slope`` at or below the threshold, 0 at the cap (``dy`` is never written to)."""
-    if cache[0] is None:  # the plain ReLU: 1 where the output is positive
-        return activation_backward("relu", dy, cache[1])
+    if cache[0] is None:  # the plain or capped ReLU: 1 where the output is positive (and below the cap)
+        _, y, max_value = cache
+        if max_value is None:
+            return activation_backward("relu", dy, y)
+        return dy * ((y > 0) & (y < y.dtype.type(max_value)))
     x, negative_slope, max_value, threshold = cache
     xp = get_array_module(x)
     above = x > threshold
