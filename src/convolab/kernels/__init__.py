@@ -164,9 +164,9 @@ def bn_moments_f32(x, mean, var, M, C):
     lib.bn_moments_f32(x, mean, var, M, C)
 
 
-def bn_affine_f32(x, scale, shift, y, M, C):
-    """``y = x * scale + shift`` per channel over ``(M, C)`` arrays."""
-    lib.bn_affine_f32(x, scale, shift, y, M, C)
+def bn_affine_f32(x, center, scale, shift, y, M, C):
+    """``y = (x - center) * scale + shift`` per channel over ``(M, C)`` arrays."""
+    lib.bn_affine_f32(x, center, scale, shift, y, M, C)
 
 
 def bn_bwd_f32(dy, x, mean, inv_std, k, dx, dgamma, dbeta, M, C):

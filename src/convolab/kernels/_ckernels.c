@@ -272,14 +272,15 @@ HOT void bn_sums_f32(const float *restrict x, const float *restrict shift, doubl
     }
 }
 
-/* y[m, c] = x[m, c] * scale[c] + shift[c] */
-HOT void bn_affine_f32(const float *restrict x, const float *restrict scale, const float *restrict shift,
-                       float *restrict y, long M, int C)
+/* y[m, c] = (x[m, c] - center[c]) * scale[c] + shift[c]  (centring first: no cancellation
+   between two large terms when the variance is tiny and the scale large) */
+HOT void bn_affine_f32(const float *restrict x, const float *restrict center, const float *restrict scale,
+                       const float *restrict shift, float *restrict y, long M, int C)
 {
     for (long m = 0; m < M; m++) {
         const float *xr = x + m * C;
         float *yr = y + m * C;
-        for (int c = 0; c < C; c++) yr[c] = xr[c] * scale[c] + shift[c];
+        for (int c = 0; c < C; c++) yr[c] = (xr[c] - center[c]) * scale[c] + shift[c];
     }
 }
 
@@ -971,26 +972,26 @@ done:
     return res;
 }
 
-/* bn_affine_f32(x, scale, shift, y, M, C): y = x * scale + shift per channel */
+/* bn_affine_f32(x, center, scale, shift, y, M, C): y = (x - center) * scale + shift per channel */
 static PyObject *py_bn_affine(PyObject *self, PyObject *args)
 {
     const char *k = "bn_affine_f32";
-    PyObject *ox, *oscale, *oshift, *oy;
+    PyObject *ox, *ocenter, *oscale, *oshift, *oy;
     long long M, C;
-    if (!PyArg_ParseTuple(args, "OOOOLL", &ox, &oscale, &oshift, &oy, &M, &C)) return NULL;
-    Arr x, scale, shift, y;
-    Arr *all[] = {&y, &x, &scale, &shift};
-    x.held = scale.held = shift.held = y.held = 0;
+    if (!PyArg_ParseTuple(args, "OOOOOLL", &ox, &ocenter, &oscale, &oshift, &oy, &M, &C)) return NULL;
+    Arr x, center, scale, shift, y;
+    Arr *all[] = {&y, &x, &center, &scale, &shift};
+    x.held = center.held = scale.held = shift.held = y.held = 0;
     PyObject *res = NULL;
     Py_ssize_t n;
     if (bn_shape(k, M, C, &n) < 0) goto done;
-    if (arr_get(&x, ox, k, "x", 0, n, 0) < 0 || arr_get(&scale, oscale, k, "scale", 0, C, 0) < 0 ||
-        arr_get(&shift, oshift, k, "shift", 0, C, 0) < 0 || arr_get(&y, oy, k, "y", 0, n, 1) < 0 ||
-        disjoint(k, all, 4, 1) < 0)
+    if (arr_get(&x, ox, k, "x", 0, n, 0) < 0 || arr_get(&center, ocenter, k, "center", 0, C, 0) < 0 ||
+        arr_get(&scale, oscale, k, "scale", 0, C, 0) < 0 || arr_get(&shift, oshift, k, "shift", 0, C, 0) < 0 ||
+        arr_get(&y, oy, k, "y", 0, n, 1) < 0 || disjoint(k, all, 5, 1) < 0)
         goto done;
     counters[N_BN_AFFINE]++;
     Py_BEGIN_ALLOW_THREADS
-    bn_affine_f32(x.v.buf, scale.v.buf, shift.v.buf, y.v.buf, M, (int)C);
+    bn_affine_f32(x.v.buf, center.v.buf, scale.v.buf, shift.v.buf, y.v.buf, M, (int)C);
     Py_END_ALLOW_THREADS
     res = Py_NewRef(Py_None);
 done:
@@ -1227,7 +1228,7 @@ static PyMethodDef ckernels_methods[] = {
     {"conv_fwd_f32", py_conv_fwd, METH_VARARGS, "conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo)"},
     {"conv_dw_f32", py_conv_dw, METH_VARARGS, "conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo)"},
     {"bn_moments_f32", py_bn_moments, METH_VARARGS, "bn_moments_f32(x, mean, var, M, C)"},
-    {"bn_affine_f32", py_bn_affine, METH_VARARGS, "bn_affine_f32(x, scale, shift, y, M, C)"},
+    {"bn_affine_f32", py_bn_affine, METH_VARARGS, "bn_affine_f32(x, center, scale, shift, y, M, C)"},
     {"bn_bwd_f32", py_bn_bwd, METH_VARARGS, "bn_bwd_f32(dy, x, mean, inv_std, k, dx, dgamma, dbeta, M, C)"},
     {"counts", py_counts, METH_NOARGS, "How often each entry point and variant was called in this process."},
     {"fused_supported", py_fused_supported, METH_NOARGS, "True when the fused convolution kernels can run here."},

@@ -86,7 +86,7 @@ def batchnorm_forward(x, gamma, beta, epsilon):
         batch statistics, ``(C,)`` each.
 
     Float32 C-contiguous arrays take the compiled kernels (statistics summed in double,
-    ``y = x * scale + shift`` in one pass, no ``xhat`` stored); the NumPy code below is the
+    ``y = (x - mean) * (gamma * inv_std) + beta`` in one pass, no ``xhat`` stored); the NumPy code below is the
     reference they are tested against.
 
     Shape:
@@ -100,11 +100,9 @@ def batchnorm_forward(x, gamma, beta, epsilon):
         kernels.bn_moments_f32(x, mean, var, m, c)
         inv_std = _inv_std(var, epsilon)
         scale = inv_std * gamma if gamma is not None else inv_std
-        shift = -mean * scale
-        if beta is not None:
-            shift = shift + beta
+        shift = beta if beta is not None else np.zeros(c, np.float32)
         y = np.empty_like(x)
-        kernels.bn_affine_f32(x, np.ascontiguousarray(scale, np.float32), np.ascontiguousarray(shift, np.float32),
+        kernels.bn_affine_f32(x, mean, np.ascontiguousarray(scale, np.float32), np.ascontiguousarray(shift),
                               y, m, c)
         return y, BatchNormCache(None, inv_std, gamma, mean, var, x)
     mean, var = batch_moments(x)
@@ -164,7 +162,13 @@ def batchnorm_inference_forward(x, mean, var, gamma, beta, epsilon):
         ``(..., C) -> (..., C)``.
     """
     scale, shift = batchnorm_scale_shift(mean, var, gamma, beta, epsilon)
-    return x * scale + shift, BatchNormInferenceCache(x, mean, _inv_std(var, epsilon), scale)
+    cache = BatchNormInferenceCache(x, mean, _inv_std(var, epsilon), scale)
+    if _use_kernels(x, scale, shift):
+        y = np.empty_like(x)
+        kernels.bn_affine_f32(x, np.zeros(x.shape[-1], np.float32), np.ascontiguousarray(scale),
+                              np.ascontiguousarray(shift), y, x.size // x.shape[-1], x.shape[-1])
+        return y, cache
+    return x * scale + shift, cache
 
 
 def batchnorm_inference_backward(dy, cache):
