@@ -120,5 +120,5 @@ def test_boundary_rejects_bad_arrays():
     with pytest.raises(KernelArgumentError, match="int in"):
         kernels.bn_affine_f32(x, c3, c3, c3.copy(), np.zeros((4, 3), np.float32), -1, 3)
     dx = np.zeros((4, 3), np.float32)
-    with pytest.raises(KernelArgumentError, match="dgamma overlaps"):
+    with pytest.raises(KernelArgumentError, match="dx overlaps dgamma"):
         kernels.bn_bwd_f32(x, x, c3, c3, c3, dx, dx[0], c3.copy(), 4, 3)
