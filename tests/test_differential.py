@@ -192,7 +192,12 @@ def _update_error(before, after, rbefore, rafter):
     return float(np.max(np.abs(u - ur), initial=0.0)), float(np.max(np.abs(ur), initial=0.0)), floor
 
 
-def _compare(fast, ref, tol, what):
+def _compare(fast, ref, tol, what, truth=None):
+    """``fast`` against ``ref`` within ``tol``. With ``truth`` (the float64 run), a gradient or
+    update that misses ``ref`` passes only if it lies closer to the truth than ``ref`` does
+    (within a factor 2): a quantity that is zero in exact arithmetic (the bias of a layer
+    before a BatchNormalization) is float32 round-off in both paths, and the kernels, which sum
+    in double, round less than NumPy's float32 sums."""
     assert abs(fast["loss1"] - ref["loss1"]) <= tol["loss"] * max(1.0, abs(ref["loss1"])), \
         (what, "loss", fast["loss1"], ref["loss1"])
     assert abs(fast["loss2"] - ref["loss2"]) <= tol["fit loss"] * max(1.0, abs(ref["loss2"])), \
@@ -206,19 +211,34 @@ def _compare(fast, ref, tol, what):
         for i, (g, r) in enumerate(zip(grads, rgrads)):
             err = float(np.max(np.abs(g.astype(np.float64) - r), initial=0.0))
             own = float(np.max(np.abs(r), initial=0.0))
+            if err > tol["grad"] * max(own, 0.05 * scale) and truth is not None:
+                t = truth["grads"][i]
+                err = _closer(g, r, t)
             assert err <= tol["grad"] * max(own, 0.05 * scale), (what, f"gradient {i}", err, own)
     for step in ("step1", "step2"):
         (b, a), (rb, ra) = fast[step], ref[step]
         for i in range(len(b)):
             err, scale, floor = _update_error(b[i], a[i], rb[i], ra[i])
+            if err > tol["update"] * scale + floor and truth is not None:
+                tb, ta = truth[step]
+                err = _closer(a[i] - b[i].astype(np.float64), ra[i] - rb[i], ta[i] - tb[i])
             assert err <= tol["update"] * scale + floor, (what, f"{step} update of weight {i}", err, scale)
+
+
+def _closer(got, ref, truth):
+    """0 when ``got`` is at most twice as far from ``truth`` as ``ref`` is, else its distance from ``ref``."""
+    d_got = float(np.max(np.abs(np.asarray(got, np.float64) - truth), initial=0.0))
+    d_ref = float(np.max(np.abs(np.asarray(ref, np.float64) - truth), initial=0.0))
+    return 0.0 if d_got <= 2 * d_ref else float(np.max(np.abs(np.asarray(got, np.float64) - ref), initial=0.0))
 
 
 def check_spec(spec):
     fast = _run(spec, "float32")
     start = fast["snap"]
-    _compare(fast, _run(spec, "float32", numpy_path=True, start=start), TOL_SAME_DTYPE, "float32 C vs float32 NumPy")
-    _compare(fast, _run(spec, "float64", start=start), TOL_FLOAT64, "float32 C vs float64 NumPy")
+    truth = _run(spec, "float64", start=start)
+    _compare(fast, _run(spec, "float32", numpy_path=True, start=start), TOL_SAME_DTYPE, "float32 C vs float32 NumPy",
+             truth)
+    _compare(fast, truth, TOL_FLOAT64, "float32 C vs float64 NumPy")
     # the tape engine (a functional graph of the same layers, C kernels on per-call layer copies)
     # against the stack engine
     _compare(_run(spec, "float32", graph=True, start=start), fast, TOL_FLOAT64, "graph on the tape vs Sequential")
