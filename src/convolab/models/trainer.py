@@ -71,10 +71,12 @@ class Trainer:
         return False
 
     def _threads(self, batch_size):
-        """The loops run inside this: each large op splits its batch over the cores (ops/threads.py)."""
+        """The loops run inside this: each large op splits its batch over the cores (ops/threads.py);
+        on the GPU one stream does the work."""
+        from .. import backend
         from . import parallel
 
-        return threads.batch_threads(parallel.default_num_threads())
+        return threads.batch_threads(1 if backend.on_gpu() else parallel.default_num_threads())
 
     def _forward_any(self, x, logits=False):
         """Inference on one batch."""

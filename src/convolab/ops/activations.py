@@ -94,7 +94,7 @@ def relu_forward(x, negative_slope=0.0, max_value=None, threshold=0.0):
         # backward needs only the output (0 < y < cap exactly where 0 < x < cap)
         y = activation_forward("relu", x)
         if max_value is not None:
-            xp.minimum(y, y.dtype.type(max_value), out=y)
+            get_array_module(y).minimum(y, y.dtype.type(max_value), out=y)
         return y, (None, y, max_value)
     # slope 0 gives +0.0 below the threshold, not 0.0 * negative = -0.0
     xp = get_array_module(x)

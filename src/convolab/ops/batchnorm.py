@@ -69,7 +69,45 @@ def _affine(xhat, gamma, beta):
 
 
 def _use_kernels(x, *params):
-    return kernels.usable(x, *(p for p in params if p is not None)) and x.ndim >= 1 and x.size > 0
+    """The compiled kernels serve host (NumPy) float32 C-contiguous arrays."""
+    return (type(x) is np.ndarray and kernels.usable(x, *(p for p in params if p is not None))
+            and x.ndim >= 1 and x.size > 0)
+
+
+def _forward_kernels(x, gamma, beta, epsilon):
+    """:func:`batchnorm_forward` on the compiled kernels (float32 NumPy arrays)."""
+    c = x.shape[-1]
+    m = x.size // c
+    mean = np.empty(c, np.float32)
+    var = np.empty(c, np.float32)
+    kernels.bn_moments_f32(x, mean, var, m, c)
+    inv_std = _inv_std(var, epsilon)
+    scale = inv_std * gamma if gamma is not None else inv_std
+    shift = beta if beta is not None else np.zeros(c, np.float32)
+    y = np.empty_like(x)
+    kernels.bn_affine_f32(x, mean, np.ascontiguousarray(scale, np.float32), np.ascontiguousarray(shift), y, m, c)
+    return y, BatchNormCache(None, inv_std, gamma, mean, var, x)
+
+
+def _backward_kernels(dy, cache, k):
+    """:func:`batchnorm_backward` on the compiled kernels: ``xhat`` is recomputed from ``x``."""
+    x = cache.x
+    c = x.shape[-1]
+    dy = np.ascontiguousarray(dy, dtype=np.float32)
+    dx = np.empty_like(x)
+    dgamma = np.empty(c, np.float32)
+    dbeta = np.empty(c, np.float32)
+    kernels.bn_bwd_f32(dy, x, cache.mean, np.ascontiguousarray(cache.inv_std, np.float32),
+                       np.ascontiguousarray(k, np.float32), dx, dgamma, dbeta, x.size // c, c)
+    return dx, dgamma, dbeta
+
+
+def _inference_kernels(x, scale, shift):
+    """``x * scale + shift`` on the compiled affine kernel."""
+    y = np.empty_like(x)
+    kernels.bn_affine_f32(x, np.zeros(x.shape[-1], np.float32), np.ascontiguousarray(scale),
+                          np.ascontiguousarray(shift), y, x.size // x.shape[-1], x.shape[-1])
+    return y
 
 
 def batchnorm_forward(x, gamma, beta, epsilon):
@@ -93,18 +131,7 @@ def batchnorm_forward(x, gamma, beta, epsilon):
         ``(..., C) -> (..., C)``.
     """
     if _use_kernels(x, gamma, beta):
-        c = x.shape[-1]
-        m = x.size // c
-        mean = np.empty(c, np.float32)
-        var = np.empty(c, np.float32)
-        kernels.bn_moments_f32(x, mean, var, m, c)
-        inv_std = _inv_std(var, epsilon)
-        scale = inv_std * gamma if gamma is not None else inv_std
-        shift = beta if beta is not None else np.zeros(c, np.float32)
-        y = np.empty_like(x)
-        kernels.bn_affine_f32(x, mean, np.ascontiguousarray(scale, np.float32), np.ascontiguousarray(shift),
-                              y, m, c)
-        return y, BatchNormCache(None, inv_std, gamma, mean, var, x)
+        return _forward_kernels(x, gamma, beta, epsilon)
     mean, var = batch_moments(x)
     inv_std = _inv_std(var, epsilon)
     xhat = (x - mean) * inv_std
@@ -129,15 +156,7 @@ def batchnorm_backward(dy, cache):
     xhat, inv_std, gamma = cache.xhat, cache.inv_std, cache.gamma
     k = inv_std * gamma if gamma is not None else inv_std
     if xhat is None:  # the C path: xhat is recomputed from x inside the kernel
-        x = cache.x
-        c = x.shape[-1]
-        dy = np.ascontiguousarray(dy, dtype=np.float32)
-        dx = np.empty_like(x)
-        dgamma = np.empty(c, np.float32)
-        dbeta = np.empty(c, np.float32)
-        kernels.bn_bwd_f32(dy, x, cache.mean, np.ascontiguousarray(inv_std, np.float32),
-                           np.ascontiguousarray(k, np.float32), dx, dgamma, dbeta, x.size // c, c)
-        return dx, dgamma, dbeta
+        return _backward_kernels(dy, cache, k)
     axes = _reduce_axes(dy)
     m = xhat.size // xhat.shape[-1]
     dbeta = dy.sum(axis=axes)
@@ -164,10 +183,7 @@ def batchnorm_inference_forward(x, mean, var, gamma, beta, epsilon):
     scale, shift = batchnorm_scale_shift(mean, var, gamma, beta, epsilon)
     cache = BatchNormInferenceCache(x, mean, _inv_std(var, epsilon), scale)
     if _use_kernels(x, scale, shift):
-        y = np.empty_like(x)
-        kernels.bn_affine_f32(x, np.zeros(x.shape[-1], np.float32), np.ascontiguousarray(scale),
-                              np.ascontiguousarray(shift), y, x.size // x.shape[-1], x.shape[-1])
-        return y, cache
+        return _inference_kernels(x, scale, shift), cache
     return x * scale + shift, cache
 
 
