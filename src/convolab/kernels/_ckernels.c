@@ -16,9 +16,15 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* Build each hot loop for AVX2 too (with FMA) and pick at load time, where the compiler can. */
-#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
-#define HOT __attribute__((target_clones("arch=haswell", "default")))
+/* Build each hot loop for AVX2 too (with FMA) and pick at load time, where the compiler can.
+   The clone is named by ISA level, x86-64-v3 (AVX2, FMA, BMI2...): GCC picks it by the CPU's
+   features. "arch=haswell", used before, is picked by CPU model, so AMD processors (Zen 4
+   with AVX-512 included) ran every kernel's SSE2 default clone. GCC before 12 has no ISA
+   levels in target_clones: there the clone is AVX2 without FMA. */
+#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__)) && __GNUC__ >= 12
+#define HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#elif defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
+#define HOT __attribute__((target_clones("avx2", "default")))
 #else
 #define HOT
 #endif
