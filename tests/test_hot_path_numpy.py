@@ -27,6 +27,7 @@ HOST_CHECK = "checks and conversions of user input on the host, before data move
 ALLOW = {
     ("ops/conv.py", "_padded_columns"): CPU_KERNEL, ("ops/conv.py", "_conv2d_forward_fused"): CPU_KERNEL,
     ("ops/conv.py", "_conv2d_backward_fused"): CPU_KERNEL,
+    ("ops/depthwise_conv.py", "_forward_c"): CPU_KERNEL, ("ops/depthwise_conv.py", "_backward_c"): CPU_KERNEL,
     ("ops/pool.py", "_windows"): CPU_FALLBACK, ("ops/pool.py", "_scatter_windows"): CPU_FALLBACK,
     ("ops/pool.py", "max_pool_backward"): CPU_FALLBACK, ("ops/pool.py", "_window_counts"): CPU_FALLBACK,
     ("ops/pool.py", "avg_pool_backward"): CPU_FALLBACK,
