@@ -285,6 +285,16 @@ TABLE = [
                                    ("Flatten", {}), ("Dense", dict(units=6)), ("BatchNormalization", dict(momentum=0.9)),
                                    ("Activation", dict(activation="relu")), ("Dense", dict(units=3))],
          loss="sparse_logits", classes=3, optimizer=("Adam", dict(learning_rate=0.01, epsilon=1e-3)), seed=5),
+    # the depthwise kernels, depth multiplier 1 and above (a dilated separable conv), 'same' at
+    # strides 1 and 2; the 1x1 Conv2D first so that the depthwise layer after it needs dx
+    dict(shape=(2, 9, 10, 5), plan=[_conv(4, 1),
+                                    ("DepthwiseConv2D", dict(kernel_size=3, padding="same", activation="relu")),
+                                    ("DepthwiseConv2D", dict(kernel_size=3, strides=2, padding="same",
+                                                             depth_multiplier=2)),
+                                    ("SeparableConv2D", dict(filters=6, kernel_size=2, dilation_rate=2,
+                                                             depth_multiplier=3, activation="tanh")),
+                                    ("Flatten", {}), ("Dense", dict(units=3))],
+         loss="categorical_logits", classes=3, optimizer=("Adam", dict(learning_rate=0.01, epsilon=1e-3)), seed=5),
 ]
 
 

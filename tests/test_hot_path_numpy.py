@@ -29,6 +29,7 @@ ALLOW = {
     ("ops/conv.py", "_conv2d_backward_fused"): CPU_KERNEL,
     ("ops/batchnorm.py", "_forward_kernels"): CPU_KERNEL,
     ("ops/batchnorm.py", "_backward_kernels"): CPU_KERNEL, ("ops/batchnorm.py", "_inference_kernels"): CPU_KERNEL,
+    ("ops/depthwise_conv.py", "_forward_c"): CPU_KERNEL, ("ops/depthwise_conv.py", "_backward_c"): CPU_KERNEL,
     ("ops/pool.py", "_windows"): CPU_FALLBACK, ("ops/pool.py", "_scatter_windows"): CPU_FALLBACK,
     ("ops/pool.py", "max_pool_backward"): CPU_FALLBACK, ("ops/pool.py", "_window_counts"): CPU_FALLBACK,
     ("ops/pool.py", "avg_pool_backward"): CPU_FALLBACK,

@@ -122,6 +122,23 @@ def _case_batchnorm_split():
     ], O.Adam(1e-3)
 
 
+def _case_depthwise():
+    # depthwise_fwd/dx/dw_f32, [dm=1] and [dm>1]: MobileNet's 3x3 'same' at strides 1 and 2
+    # (19 channels: a 16-channel block and three single ones; an odd image at stride 2), a
+    # depth multiplier of 2, a dilated separable conv with 3, a 1x3 window; the first layer
+    # needs no dx
+    return [
+        L.DepthwiseConv2D(3, padding="same", input_shape=(9, 11, 19)),
+        L.ReLU(6.0),
+        L.DepthwiseConv2D(3, strides=2, padding="same", use_bias=False),        # -> 5x6x19
+        L.DepthwiseConv2D(2, depth_multiplier=2, activation="relu"),            # -> 4x5x38
+        L.SeparableConv2D(7, 2, dilation_rate=2, depth_multiplier=3),           # -> 2x3x7
+        L.DepthwiseConv2D((1, 3), padding="same"),
+        L.Flatten(),
+        L.Dense(3, activation="softmax"),
+    ], O.Adam(1e-3)
+
+
 def _case_dense_only(optimizer):
     def make():
         return [
@@ -142,6 +159,7 @@ CASES = {
     "odd_pools_momentum": _case_odd_pools,
     "avg_pools_nesterov": _case_avg_pools,
     "batchnorm_split_adam": _case_batchnorm_split,
+    "depthwise_adam": _case_depthwise,
     "dense_rmsprop_momentum": _case_dense_only(lambda: O.RMSprop(1e-3, momentum=0.9)),
     "dense_rmsprop_centered": _case_dense_only(lambda: O.RMSprop(1e-3, centered=True)),
     "dense_adam_amsgrad": _case_dense_only(lambda: O.Adam(1e-3, amsgrad=True)),

@@ -29,12 +29,14 @@ import numpy as np
 
 #: every entry point of the compiled module
 ENTRY_POINTS = ("im2col_f32", "col2im_f32", "maxpool_fwd_f32", "maxpool_bwd_f32", "relu_bwd_f32",
-                "adam_f32", "rmsprop_f32", "conv_fwd_f32", "conv_dw_f32", "bn_moments_f32", "bn_affine_f32",
-                "bn_bwd_f32")
+                "adam_f32", "rmsprop_f32", "conv_fwd_f32", "conv_dw_f32", "depthwise_fwd_f32", "depthwise_dx_f32",
+                "depthwise_dw_f32", "bn_moments_f32", "bn_affine_f32", "bn_bwd_f32")
 #: the variants chosen inside the kernels, counted as ``name[variant]``
 VARIANTS = ("im2col_f32[valid]", "im2col_f32[padded]", "col2im_f32[valid]", "col2im_f32[padded]",
             "maxpool_fwd_f32[2x2]", "maxpool_fwd_f32[general]", "maxpool_bwd_f32[2x2]",
-            "maxpool_bwd_f32[general]", "conv_fwd_f32[pixels]", "conv_fwd_f32[filters]")
+            "maxpool_bwd_f32[general]", "conv_fwd_f32[pixels]", "conv_fwd_f32[filters]",
+            "depthwise_fwd_f32[dm=1]", "depthwise_fwd_f32[dm>1]", "depthwise_dx_f32[dm=1]", "depthwise_dx_f32[dm>1]",
+            "depthwise_dw_f32[dm=1]", "depthwise_dw_f32[dm>1]")
 #: the fused convolution kernels keep at most 4 vectors of 8 filters in registers
 MAX_FUSED_FILTERS = 32
 
@@ -156,6 +158,29 @@ def conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo):
     ``dwp`` is ``(kh*kw*C, Fp)``, ``dbp`` ``None`` or ``Fp`` floats, ``Fp = 8 * ceil(F / 8)``.
     """
     lib.conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo)
+
+
+# The depthwise kernels share 15 integers: N H W C kh kw sh sw pt pl rh rw Ho Wo dm, with
+# (pt, pl) the padding before the image, (rh, rw) the dilation and dm the depth multiplier.
+# Output channel ``c*dm + m`` is input channel ``c`` through filter ``m``; ``w`` is Keras's
+# ``(kh, kw, C, dm)`` kernel. Taps that fall outside the image contribute zero.
+
+def depthwise_fwd_f32(x, w, b, y, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm):
+    """``y[n, ho, wo, c*dm + m] = b[c*dm + m] + sum over (i, j) of
+    x[n, ho*sh - pt + i*rh, wo*sw - pl + j*rw, c] * w[i, j, c, m]``; ``b`` may be ``None``."""
+    lib.depthwise_fwd_f32(x, w, b, y, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm)
+
+
+def depthwise_dx_f32(dy, w, dx, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm):
+    """``dx`` = the adjoint of :func:`depthwise_fwd_f32` applied to ``dy``, each pixel written once."""
+    lib.depthwise_dx_f32(dy, w, dx, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm)
+
+
+def depthwise_dw_f32(x, dy, dw, db, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm):
+    """``dw[i, j, c, m]`` = sum over the batch and output pixels of the input each tap read times
+    ``dy[..., c*dm + m]``; ``db`` (``None`` or ``C*dm`` floats) = ``dy`` summed over N, Ho, Wo.
+    Both are overwritten, not added to."""
+    lib.depthwise_dw_f32(x, dy, dw, db, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm)
 
 
 def bn_moments_f32(x, mean, var, M, C):
