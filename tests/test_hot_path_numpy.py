@@ -26,7 +26,7 @@ CPU_FALLBACK = "the NumPy-only window code (strided views), taken only for NumPy
 HOST_CHECK = "checks and conversions of user input on the host, before data moves"
 ALLOW = {
     ("ops/conv.py", "_padded_columns"): CPU_KERNEL, ("ops/conv.py", "_conv2d_forward_fused"): CPU_KERNEL,
-    ("ops/conv.py", "_conv2d_backward_fused"): CPU_KERNEL,
+    ("ops/conv.py", "_conv2d_backward_fused"): CPU_KERNEL, ("ops/conv.py", "_input_gradient_stride1"): CPU_KERNEL,
     ("ops/batchnorm.py", "_forward_kernels"): CPU_KERNEL,
     ("ops/batchnorm.py", "_backward_kernels"): CPU_KERNEL, ("ops/batchnorm.py", "_inference_kernels"): CPU_KERNEL,
     ("ops/depthwise_conv.py", "_forward_c"): CPU_KERNEL, ("ops/depthwise_conv.py", "_backward_c"): CPU_KERNEL,
