@@ -127,7 +127,7 @@ def test_functional_training_on_split_ops_equals_one_thread(use_kernels):
         kernels.lib = lib
         parallel.set_num_threads(None)
     if use_kernels and lib is not None:
-        assert (kernels.calls - calls)["bn_bwd_f32"] > 0
+        assert (kernels.calls - calls)["bn_grad_sums_f32"] > 0  # the split BN backward
     np.testing.assert_allclose(h2, h1, rtol=1e-5)
     for a, b in zip(two.get_weights(), one.get_weights()):
         # absolute: a conv bias before a BatchNormalization moves by round-off only (~1e-8)
@@ -165,3 +165,30 @@ def test_stride1_input_gradient_on_fused_kernel_equals_reference(case):
     assert rel_error(y, y64) < 1e-6
     assert rel_error(dx, dx64) < 1e-6
     assert rel_error(dw, dw64) < 1e-6 and rel_error(db, db64) < 1e-6
+
+
+@pytest.mark.skipif(not kernels.available(), reason="compiled kernels not built")
+@pytest.mark.parametrize("shape", [(6, 5, 5, 7), (5, 12), (3, 2, 9, 33)], ids=str)
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_split_batchnorm_equals_whole(shape, n_threads):
+    from convolab.ops import batchnorm as B
+
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(shape) * 2 + 1).astype(np.float32)
+    gamma = (rng.random(shape[-1]) + 0.5).astype(np.float32)
+    beta = rng.standard_normal(shape[-1]).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    y0, c0 = B.batchnorm_forward(x, gamma, beta, 1e-3)
+    g0 = B.batchnorm_backward(dy, c0)
+    calls = kernels.calls
+    with split_every_op(n_threads):
+        y1, c1 = B.batchnorm_forward(x, gamma, beta, 1e-3)
+        g1 = B.batchnorm_backward(dy, c1)
+    reached = kernels.calls - calls
+    k = min(n_threads, shape[0])
+    assert reached["bn_moments_f32"] == k and reached["bn_affine_f32"] == k
+    assert reached["bn_grad_sums_f32"] == k and reached["bn_dx_f32"] == k and reached["bn_bwd_f32"] == 0
+    assert rel_error(c1.mean, c0.mean) < 1e-6 and rel_error(c1.var, c0.var) < 1e-6
+    assert rel_error(y1, y0) < 1e-6
+    for a, b in zip(g1, g0):
+        assert rel_error(a, b) < 1e-5

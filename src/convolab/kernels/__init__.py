@@ -30,7 +30,8 @@ import numpy as np
 #: every entry point of the compiled module
 ENTRY_POINTS = ("im2col_f32", "col2im_f32", "maxpool_fwd_f32", "maxpool_bwd_f32", "relu_bwd_f32",
                 "adam_f32", "rmsprop_f32", "conv_fwd_f32", "conv_dw_f32", "depthwise_fwd_f32", "depthwise_dx_f32",
-                "depthwise_dw_f32", "bn_moments_f32", "bn_affine_f32", "bn_bwd_f32")
+                "depthwise_dw_f32", "bn_moments_f32", "bn_affine_f32", "bn_bwd_f32",
+                "bn_grad_sums_f32", "bn_dx_f32")
 #: the variants chosen inside the kernels, counted as ``name[variant]``
 VARIANTS = ("im2col_f32[valid]", "im2col_f32[padded]", "col2im_f32[valid]", "col2im_f32[padded]",
             "maxpool_fwd_f32[2x2]", "maxpool_fwd_f32[general]", "maxpool_bwd_f32[2x2]",
@@ -199,3 +200,15 @@ def bn_bwd_f32(dy, x, mean, inv_std, k, dx, dgamma, dbeta, M, C):
     ``dgamma = sum(dy * xhat)`` and ``dx = k * (dy - dbeta / M - xhat * dgamma / M)``,
     ``xhat = (x - mean) * inv_std`` (``k = gamma * inv_std``)."""
     lib.bn_bwd_f32(dy, x, mean, inv_std, k, dx, dgamma, dbeta, M, C)
+
+
+def bn_grad_sums_f32(dy, x, mean, inv_std, sdy, sdyx, M, C):
+    """``sdy = sum(dy)`` and ``sdyx = sum(dy * xhat)`` over ``(M, C)`` rows (written; summed in
+    double): the first half of :func:`bn_bwd_f32`, for one slice of a split batch."""
+    lib.bn_grad_sums_f32(dy, x, mean, inv_std, sdy, sdyx, M, C)
+
+
+def bn_dx_f32(dy, x, mean, a, b, q, dx, M, C):
+    """``dx = a * dy + b + q * (x - mean)`` per channel over ``(M, C)``: the second half of
+    :func:`bn_bwd_f32`, with coefficients from the whole batch's sums."""
+    lib.bn_dx_f32(dy, x, mean, a, b, q, dx, M, C)

@@ -1008,7 +1008,7 @@ enum {
     N_MAXPOOL_BWD_GENERAL, N_RELU_BWD, N_ADAM, N_RMSPROP, N_CONV_FWD, N_CONV_FWD_PIXELS,
     N_CONV_FWD_FILTERS, N_CONV_DW, N_DEPTHWISE_FWD, N_DEPTHWISE_FWD_DM1, N_DEPTHWISE_FWD_DM,
     N_DEPTHWISE_DX, N_DEPTHWISE_DX_DM1, N_DEPTHWISE_DX_DM, N_DEPTHWISE_DW, N_DEPTHWISE_DW_DM1, N_DEPTHWISE_DW_DM,
-    N_BN_MOMENTS, N_BN_AFFINE, N_BN_BWD, N_COUNTERS
+    N_BN_MOMENTS, N_BN_AFFINE, N_BN_BWD, N_BN_GRAD_SUMS, N_BN_DX, N_COUNTERS
 };
 static const char *counter_names[N_COUNTERS] = {
     "im2col_f32", "im2col_f32[valid]", "im2col_f32[padded]", "col2im_f32", "col2im_f32[valid]",
@@ -1018,7 +1018,7 @@ static const char *counter_names[N_COUNTERS] = {
     "depthwise_fwd_f32", "depthwise_fwd_f32[dm=1]", "depthwise_fwd_f32[dm>1]", "depthwise_dx_f32",
     "depthwise_dx_f32[dm=1]", "depthwise_dx_f32[dm>1]", "depthwise_dw_f32", "depthwise_dw_f32[dm=1]",
     "depthwise_dw_f32[dm>1]",
-    "bn_moments_f32", "bn_affine_f32", "bn_bwd_f32"
+    "bn_moments_f32", "bn_affine_f32", "bn_bwd_f32", "bn_grad_sums_f32", "bn_dx_f32"
 };
 static unsigned long long counters[N_COUNTERS];  /* updated with the GIL held */
 
@@ -1151,7 +1151,7 @@ static PyObject *window_matrix_entry(PyObject *args, int adjoint)
     if (!adjoint && ld != taps && ld != taps + 1)
         return fail(k, "row length ld=%lld must be kh*kw*C=%lld (or one more for the bias column)", ld, taps), NULL;
     if (adjoint && ld < taps) return fail(k, "row length ld=%lld is shorter than kh*kw*C=%lld", ld, taps), NULL;
-    Py_ssize_t n_image, n_cols;
+    Py_ssize_t n_image = 0, n_cols = 0;  /* set by product(), which fails first otherwise */
     if (product(k, &n_image, g[0], g[1], g[2], g[3]) < 0 || product(k, &n_cols, g[0], g[10], g[11], ld) < 0)
         return NULL;
     Arr in, out;
@@ -1194,7 +1194,7 @@ static PyObject *py_maxpool_fwd(PyObject *self, PyObject *args)
                           g + 7, g + 8, g + 9, g + 10, g + 11))
         return NULL;
     if (check_windows(k, g) < 0) return NULL;
-    Py_ssize_t nx, ny;
+    Py_ssize_t nx = 0, ny = 0;  /* set by product(), which fails first otherwise */
     if (product(k, &nx, g[0], g[1], g[2], g[3]) < 0 || product(k, &ny, g[0], g[10], g[11], g[3]) < 0) return NULL;
     Arr x, y, a;
     Arr *all[] = {&y, &a, &x};
@@ -1224,7 +1224,7 @@ static PyObject *py_maxpool_bwd(PyObject *self, PyObject *args)
         return NULL;
     if (check_windows(k, g) < 0) return NULL;
     if (g[4] * g[5] > INT32_MAX) return fail(k, "a %lldx%lld window overflows a C int", g[4], g[5]), NULL;
-    Py_ssize_t nx, ny;
+    Py_ssize_t nx = 0, ny = 0;  /* set by product(), which fails first otherwise */
     if (product(k, &nx, g[0], g[1], g[2], g[3]) < 0 || product(k, &ny, g[0], g[10], g[11], g[3]) < 0) return NULL;
     Arr dy, a, dx;
     Arr *all[] = {&dx, &dy, &a};
@@ -1287,7 +1287,7 @@ static PyObject *py_bn_moments(PyObject *self, PyObject *args)
     Arr *all[] = {&mean, &var, &x};
     x.held = mean.held = var.held = 0;
     PyObject *res = NULL;
-    Py_ssize_t n;
+    Py_ssize_t n = 0;
     if (bn_shape(k, M, C, &n) < 0) goto done;
     if (M < 1) { fail(k, "M must be >= 1 (a mean over no values)"); goto done; }
     if (arr_get(&x, ox, k, "x", 0, n, 0) < 0 || arr_get(&mean, omean, k, "mean", 0, C, 1) < 0 ||
@@ -1321,7 +1321,7 @@ static PyObject *py_bn_affine(PyObject *self, PyObject *args)
     Arr *all[] = {&y, &x, &center, &scale, &shift};
     x.held = center.held = scale.held = shift.held = y.held = 0;
     PyObject *res = NULL;
-    Py_ssize_t n;
+    Py_ssize_t n = 0;
     if (bn_shape(k, M, C, &n) < 0) goto done;
     if (arr_get(&x, ox, k, "x", 0, n, 0) < 0 || arr_get(&center, ocenter, k, "center", 0, C, 0) < 0 ||
         arr_get(&scale, oscale, k, "scale", 0, C, 0) < 0 || arr_get(&shift, oshift, k, "shift", 0, C, 0) < 0 ||
@@ -1350,7 +1350,7 @@ static PyObject *py_bn_bwd(PyObject *self, PyObject *args)
     Arr *all[] = {&dx, &dg, &db, &dy, &x, &mean, &inv, &kk};
     dy.held = x.held = mean.held = inv.held = kk.held = dx.held = dg.held = db.held = 0;
     PyObject *res = NULL;
-    Py_ssize_t n;
+    Py_ssize_t n = 0;
     if (bn_shape(kn, M, C, &n) < 0) goto done;
     if (M < 1) { fail(kn, "M must be >= 1"); goto done; }
     if (arr_get(&dy, ody, kn, "dy", 0, n, 0) < 0 || arr_get(&x, ox, kn, "x", 0, n, 0) < 0 ||
@@ -1378,6 +1378,69 @@ static PyObject *py_bn_bwd(PyObject *self, PyObject *args)
     Py_END_ALLOW_THREADS
     free(acc);
     free(coef);
+    res = Py_NewRef(Py_None);
+done:
+    RELEASE_ALL(all);
+    return res;
+}
+
+/* bn_grad_sums_f32(dy, x, mean, inv_std, sdy, sdyx, M, C): sdy = sum dy, sdyx = sum dy * xhat over the
+   M rows (the first half of bn_bwd_f32, for a slice of the batch; the caller adds the slices) */
+static PyObject *py_bn_grad_sums(PyObject *self, PyObject *args)
+{
+    const char *kn = "bn_grad_sums_f32";
+    PyObject *ody, *ox, *omean, *oinv, *osdy, *osdyx;
+    long long M, C;
+    if (!PyArg_ParseTuple(args, "OOOOOOLL", &ody, &ox, &omean, &oinv, &osdy, &osdyx, &M, &C)) return NULL;
+    Arr dy, x, mean, inv, sdy, sdyx;
+    Arr *all[] = {&sdy, &sdyx, &dy, &x, &mean, &inv};
+    dy.held = x.held = mean.held = inv.held = sdy.held = sdyx.held = 0;
+    PyObject *res = NULL;
+    Py_ssize_t n = 0;
+    if (bn_shape(kn, M, C, &n) < 0) goto done;
+    if (arr_get(&dy, ody, kn, "dy", 0, n, 0) < 0 || arr_get(&x, ox, kn, "x", 0, n, 0) < 0 ||
+        arr_get(&mean, omean, kn, "mean", 0, C, 0) < 0 || arr_get(&inv, oinv, kn, "inv_std", 0, C, 0) < 0 ||
+        arr_get(&sdy, osdy, kn, "sdy", 0, C, 1) < 0 || arr_get(&sdyx, osdyx, kn, "sdyx", 0, C, 1) < 0 ||
+        disjoint(kn, all, 6, 2) < 0)
+        goto done;
+    double *acc = calloc(2 * (size_t)C, sizeof(double));
+    if (!acc) { PyErr_NoMemory(); goto done; }
+    counters[N_BN_GRAD_SUMS]++;
+    float *a = sdy.v.buf, *b = sdyx.v.buf;
+    Py_BEGIN_ALLOW_THREADS
+    bn_grad_sums_f32(dy.v.buf, x.v.buf, mean.v.buf, inv.v.buf, acc, acc + C, M, (int)C);
+    for (long long c = 0; c < C; c++) { a[c] = (float)acc[c]; b[c] = (float)acc[C + c]; }
+    Py_END_ALLOW_THREADS
+    free(acc);
+    res = Py_NewRef(Py_None);
+done:
+    RELEASE_ALL(all);
+    return res;
+}
+
+/* bn_dx_f32(dy, x, mean, a, b, q, dx, M, C): dx = a * dy + b + q * (x - mean) per channel (the second
+   half of bn_bwd_f32, with coefficients from the sums over the whole batch) */
+static PyObject *py_bn_dx(PyObject *self, PyObject *args)
+{
+    const char *kn = "bn_dx_f32";
+    PyObject *ody, *ox, *omean, *oa, *ob, *oq, *odx;
+    long long M, C;
+    if (!PyArg_ParseTuple(args, "OOOOOOOLL", &ody, &ox, &omean, &oa, &ob, &oq, &odx, &M, &C)) return NULL;
+    Arr dy, x, mean, a, b, q, dx;
+    Arr *all[] = {&dx, &dy, &x, &mean, &a, &b, &q};
+    dy.held = x.held = mean.held = a.held = b.held = q.held = dx.held = 0;
+    PyObject *res = NULL;
+    Py_ssize_t n = 0;
+    if (bn_shape(kn, M, C, &n) < 0) goto done;
+    if (arr_get(&dy, ody, kn, "dy", 0, n, 0) < 0 || arr_get(&x, ox, kn, "x", 0, n, 0) < 0 ||
+        arr_get(&mean, omean, kn, "mean", 0, C, 0) < 0 || arr_get(&a, oa, kn, "a", 0, C, 0) < 0 ||
+        arr_get(&b, ob, kn, "b", 0, C, 0) < 0 || arr_get(&q, oq, kn, "q", 0, C, 0) < 0 ||
+        arr_get(&dx, odx, kn, "dx", 0, n, 1) < 0 || disjoint(kn, all, 7, 1) < 0)
+        goto done;
+    counters[N_BN_DX]++;
+    Py_BEGIN_ALLOW_THREADS
+    bn_dx_f32(dy.v.buf, x.v.buf, mean.v.buf, a.v.buf, b.v.buf, q.v.buf, dx.v.buf, M, (int)C);
+    Py_END_ALLOW_THREADS
     res = Py_NewRef(Py_None);
 done:
     RELEASE_ALL(all);
@@ -1467,7 +1530,7 @@ static PyObject *py_conv_fwd(PyObject *self, PyObject *args)
         return NULL;
     if (!HAVE_FUSED || !conv_fused_supported()) return fail(k, "this CPU has no AVX2+FMA"), NULL;
     if (check_fused(k, g, &fp) < 0) return NULL;
-    Py_ssize_t nx, nw, ny;
+    Py_ssize_t nx = 0, nw = 0, ny = 0;  /* set by product(), which fails first otherwise */
     if (product(k, &nx, g[0], g[1], g[2], g[3]) < 0 || product(k, &nw, g[4], g[5], g[3], fp) < 0 ||
         product(k, &ny, g[0], g[9], g[10], g[8]) < 0)
         return NULL;
@@ -1503,7 +1566,7 @@ static PyObject *py_conv_dw(PyObject *self, PyObject *args)
         return NULL;
     if (!HAVE_FUSED || !conv_fused_supported()) return fail(k, "this CPU has no AVX2+FMA"), NULL;
     if (check_fused(k, g, &fp) < 0) return NULL;
-    Py_ssize_t nx, ndy, ndw;
+    Py_ssize_t nx = 0, ndy = 0, ndw = 0;  /* set by product(), which fails first otherwise */
     if (product(k, &nx, g[0], g[1], g[2], g[3]) < 0 || product(k, &ndy, g[0], g[9], g[10], g[8]) < 0 ||
         product(k, &ndw, g[4], g[5], g[3], fp) < 0)
         return NULL;
@@ -1682,6 +1745,8 @@ static PyMethodDef ckernels_methods[] = {
     {"bn_moments_f32", py_bn_moments, METH_VARARGS, "bn_moments_f32(x, mean, var, M, C)"},
     {"bn_affine_f32", py_bn_affine, METH_VARARGS, "bn_affine_f32(x, center, scale, shift, y, M, C)"},
     {"bn_bwd_f32", py_bn_bwd, METH_VARARGS, "bn_bwd_f32(dy, x, mean, inv_std, k, dx, dgamma, dbeta, M, C)"},
+    {"bn_grad_sums_f32", py_bn_grad_sums, METH_VARARGS, "bn_grad_sums_f32(dy, x, mean, inv_std, sdy, sdyx, M, C)"},
+    {"bn_dx_f32", py_bn_dx, METH_VARARGS, "bn_dx_f32(dy, x, mean, a, b, q, dx, M, C)"},
     {"depthwise_fwd_f32", py_depthwise_fwd, METH_VARARGS,
      "depthwise_fwd_f32(x, w, b, y, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm)"},
     {"depthwise_dx_f32", py_depthwise_dx, METH_VARARGS,
