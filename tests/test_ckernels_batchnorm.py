@@ -1,7 +1,6 @@
 """The batch-normalization kernels against the NumPy reference, and their checked boundary."""
 from __future__ import annotations
 
-import contextlib
 
 import numpy as np
 import pytest
@@ -11,18 +10,9 @@ from convolab.kernels import KernelArgumentError
 from convolab.ops import batchnorm as B
 
 from gradcheck import rel_error
+from kernel_paths import numpy_path
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="compiled kernels not built")
-
-
-@contextlib.contextmanager
-def numpy_path():
-    lib = kernels.lib
-    kernels.lib = None
-    try:
-        yield
-    finally:
-        kernels.lib = lib
 
 
 SHAPES = [(32, 8, 8, 16), (3, 5, 7, 37), (1, 1, 1, 1), (2, 3, 3, 1), (64, 10), (5, 130), (1, 4)]

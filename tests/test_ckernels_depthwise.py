@@ -21,18 +21,9 @@ from convolab.kernels import KernelArgumentError
 from convolab.ops import depthwise_conv2d_backward, depthwise_conv2d_forward, separable_conv2d_backward
 from convolab.ops import separable_conv2d_forward
 from conv_refs import depthwise_conv_ref
+from kernel_paths import numpy_path
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="compiled kernels not built")
-
-
-@contextlib.contextmanager
-def numpy_path():
-    saved = kernels.lib
-    kernels.lib = None
-    try:
-        yield
-    finally:
-        kernels.lib = saved
 
 
 def _calls(fn):

@@ -4,7 +4,6 @@ CuPy compiles ``RawModule`` code with NVRTC, which offers no host headers: the s
 not lean on them, which nvcc (it includes ``cuda_runtime.h``) would not notice; a lint checks
 that. Skipped where nvcc is absent.
 """
-import os
 import re
 import shutil
 import subprocess

@@ -38,7 +38,6 @@ from convolab import kernels, keras
 from convolab.models import parallel
 from convolab.ops import threads
 
-from gradcheck import rel_error
 
 # Norm-wise relative error bounds: float32 C vs float32 NumPy (the same arithmetic, other
 # summation orders) and float32 vs float64 (float32 rounding of the loss and the backward).

@@ -1,7 +1,6 @@
 """Shared plumbing for layers with an ``activation=`` argument (Conv2D, Dense)."""
 from __future__ import annotations
 
-import numpy as np
 
 from .. import activations, constraints, initializers, regularizers
 from ..backend import get_array_module
