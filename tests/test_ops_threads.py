@@ -192,3 +192,30 @@ def test_split_batchnorm_equals_whole(shape, n_threads):
     assert rel_error(y1, y0) < 1e-6
     for a, b in zip(g1, g0):
         assert rel_error(a, b) < 1e-5
+
+
+@pytest.mark.skipif(not kernels.available(), reason="compiled kernels not built")
+@pytest.mark.parametrize("case", [((6, 9, 9, 5), (3, 3, 5, 1), (1, 1), "same", True),
+                                  ((5, 8, 7, 3), (3, 3, 3, 2), (2, 2), "same", False),
+                                  ((4, 6, 6, 4), (2, 3, 4, 1), (1, 2), "valid", True)], ids=str)
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_split_depthwise_equals_whole(case, n_threads):
+    from convolab.ops import depthwise_conv as D
+
+    x_shape, w_shape, strides, padding, bias = case
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = (rng.standard_normal(w_shape) * 0.3).astype(np.float32)
+    b = rng.standard_normal(w_shape[2] * w_shape[3]).astype(np.float32) if bias else None
+    y0, c0 = D.depthwise_conv2d_forward(x, w, b, strides, padding)
+    dy = rng.standard_normal(y0.shape).astype(np.float32)
+    g0 = D.depthwise_conv2d_backward(dy, c0)
+    calls = kernels.calls
+    with split_every_op(n_threads):
+        y1, c1 = D.depthwise_conv2d_forward(x, w, b, strides, padding)
+        g1 = D.depthwise_conv2d_backward(dy, c1)
+    k = min(n_threads, x_shape[0])
+    reached = kernels.calls - calls
+    assert reached["depthwise_fwd_f32"] == k and reached["depthwise_dw_f32"] == k and reached["depthwise_dx_f32"] == k
+    assert np.array_equal(y1, y0) and np.array_equal(g1[0], g0[0])  # per image: the same arithmetic
+    assert rel_error(g1[1], g0[1]) < 1e-6 and rel_error(g1[2], g0[2]) < 1e-6
