@@ -302,14 +302,15 @@ TABLE = [
 def test_every_kernel_is_reached():
     """The table above goes through the same comparison, and must call every compiled kernel."""
     before = collections.Counter(kernels.calls)
-    old = threads.MIN_SLICE_FLOPS
-    threads.MIN_SLICE_FLOPS = 0  # fit splits every op of a BatchNormalization model over two threads
+    old = threads.MIN_SLICE_FLOPS, threads.CHUNK_BYTES
+    threads.MIN_SLICE_FLOPS = 0  # fit splits every op of a BatchNormalization model over two threads,
+    threads.CHUNK_BYTES = 1  # in chunks of one image (im2col convolutions build their matrices again)
     parallel.set_num_threads(2)
     try:
         for spec in TABLE:
             check_spec(spec)
     finally:
-        threads.MIN_SLICE_FLOPS = old
+        threads.MIN_SLICE_FLOPS, threads.CHUNK_BYTES = old
         parallel.set_num_threads(None)
     reached = kernels.calls - before
     missing = [name for name in kernels.ENTRY_POINTS + kernels.VARIANTS if not reached[name]]

@@ -45,6 +45,26 @@ def test_spans_only_inside_batch_threads_and_on_its_thread():
         assert threads.spans(8, 1e12) is None
 
 
+def test_spans_cut_large_temporaries_into_chunks_and_run_keeps_order():
+    with threads.batch_threads(2):
+        mib = 1 << 20
+        parts = threads.spans(64, 1e12, bytes_per_image=mib)  # 32 images a thread, 2 MiB a chunk
+        assert len(parts) == 32 and parts[0] == (0, 2) and parts[-1] == (62, 64)
+        assert threads.spans(64, 1e12, bytes_per_image=1) == [(0, 32), (32, 64)]
+        assert len(threads.spans(5, 1e12, bytes_per_image=100 * mib)) == 5  # at most one image a chunk
+        seen = []
+        out = threads.run(lambda lo, hi: seen.append((threading.get_ident(), lo)) or lo, parts)
+        assert out == [lo for lo, _ in parts]
+        owners = {}
+        for ident, lo in seen:
+            owners.setdefault(ident, []).append(lo)
+        assert len(owners) == 2  # two threads, each a contiguous run of chunks in order
+        assert sorted(len(v) for v in owners.values()) == [16, 16]
+        assert all(v == sorted(v) for v in owners.values())
+        assert threads.spans_threads() == 2
+    assert threads.spans_threads() == 1
+
+
 CASES = [  # (x shape, kernel shape, strides, padding, bias)
     ((5, 9, 9, 3), (3, 3, 3, 8), (1, 1), "same", True),      # fused kernels, padded first
     ((4, 8, 7, 2), (2, 3, 2, 12), (2, 1), "same", False),    # fused, strided, odd padding
@@ -69,6 +89,17 @@ def test_split_convolution_equals_whole(case, dtype, n_threads):
     with split_every_op(n_threads):
         y1, c1 = conv.conv2d_forward(x, w, b, strides, padding)
         assert c1[0] == "split" and len(c1[1]) == min(n_threads, x_shape[0])
+        old_chunk = threads.CHUNK_BYTES
+        threads.CHUNK_BYTES = 1  # one image a chunk: the im2col path recomputes its window matrices
+        try:
+            y2, c2 = conv.conv2d_forward(x, w, b, strides, padding)
+            dx2, dw2, db2 = conv.conv2d_backward(dy, c2)
+        finally:
+            threads.CHUNK_BYTES = old_chunk
+        kind = lambda cache: cache[0] if isinstance(cache[0], str) else "cols"  # noqa: E731
+        chunked = len(c2[1]) > n_threads  # more parts than threads: the matrices are built again
+        expect = "fused" if kind(c1[2][0]) == "fused" else "recompute" if chunked else "cols"
+        assert {kind(c) for c in c2[2]} == {expect}
         dx1, dw1, db1 = conv.conv2d_backward(dy, c1)
         none_dx = conv.conv2d_backward(dy, c1, need_dx=False)[0]
     tol = 1e-6 if dtype == np.float32 else 1e-13
@@ -78,6 +109,9 @@ def test_split_convolution_equals_whole(case, dtype, n_threads):
     assert rel_error(dw1, dw0) < tol * 10  # summed over slices: another order
     assert rel_error(db1, db0) < tol * 10
     assert none_dx is None
+    for got, want in ((y2, y0), (dx2, dx0)):
+        assert rel_error(got, want) < tol
+    assert rel_error(dw2, dw0) < tol * 10 and rel_error(db2, db0) < tol * 10
 
 
 def _small_resnet(seed):

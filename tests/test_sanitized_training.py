@@ -174,13 +174,14 @@ _ran: set = set()
 @contextlib.contextmanager
 def _split_every_op():
     """Ops that can split their batch over threads do so however small (two threads)."""
-    old = threads.MIN_SLICE_FLOPS
+    old = threads.MIN_SLICE_FLOPS, threads.CHUNK_BYTES
     threads.MIN_SLICE_FLOPS = 0
+    threads.CHUNK_BYTES = 1  # and into chunks of one image: window matrices built again in backward
     parallel.set_num_threads(2)
     try:
         yield
     finally:
-        threads.MIN_SLICE_FLOPS = old
+        threads.MIN_SLICE_FLOPS, threads.CHUNK_BYTES = old
         parallel.set_num_threads(None)
 
 

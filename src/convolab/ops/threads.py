@@ -24,6 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 #: an op is split only when each slice carries at least this much arithmetic (about 40 us
 #: on one core), so the hand-off (about 20 us) stays small against the work
 MIN_SLICE_FLOPS = 4e6
+#: the most bytes of window matrix one chunk of a slice writes: it must stay in the caches
+#: (L2 is 1 MiB a core here) between the im2col that writes it and the product that reads it
+CHUNK_BYTES = 2 << 20
 
 _state = {"n": 1, "owner": None, "pool": None}
 _lock = threading.Lock()
@@ -65,11 +68,15 @@ def batch_threads(n_threads):
             _state["owner"] = None
 
 
-def spans(n_images, flops):
+def spans(n_images, flops, bytes_per_image=0):
     """Contiguous ``(lo, hi)`` slices of a batch of ``n_images`` for an op of ``flops``, or ``None``.
 
     ``None`` (run the op whole) outside :func:`batch_threads`, on another thread, or when a
-    slice would carry less than :data:`MIN_SLICE_FLOPS`.
+    slice would carry less than :data:`MIN_SLICE_FLOPS`. With ``bytes_per_image`` (the
+    temporary an image's share of the op writes and reads back, such as its rows of the
+    im2col matrix), each thread's slice is cut further into chunks of at most
+    :data:`CHUNK_BYTES`, which :func:`run` takes one after another on that thread, so that a
+    chunk's temporary is still in the cache when it is read back.
     """
     n = _state["n"]
     if n < 2 or _state["owner"] != threading.get_ident() or n_images < 2:
@@ -77,14 +84,29 @@ def spans(n_images, flops):
     k = int(min(n, n_images, flops // MIN_SLICE_FLOPS if MIN_SLICE_FLOPS > 0 else n))
     if k < 2:
         return None
-    bounds = [n_images * i // k for i in range(k + 1)]
-    return [(bounds[i], bounds[i + 1]) for i in range(k)]
+    per_thread = -(-n_images // k)
+    chunks = max(1, -(-per_thread * bytes_per_image // CHUNK_BYTES)) if bytes_per_image else 1
+    total = int(min(n_images, k * chunks))
+    bounds = [n_images * i // total for i in range(total + 1)]
+    return [(bounds[i], bounds[i + 1]) for i in range(total)]
 
 
 def run(fn, parts):
-    """``[fn(lo, hi) for (lo, hi) in parts]``: the first slice on the calling thread, the rest
-    on the pool; results in slice order."""
+    """``[fn(lo, hi) for (lo, hi) in parts]``, results in slice order. The parts are dealt to the
+    threads in contiguous runs (one run each), the first run on the calling thread."""
     pool = _state["pool"]
-    futures = [pool.submit(fn, lo, hi) for lo, hi in parts[1:]]
-    first = fn(*parts[0])
-    return [first] + [f.result() for f in futures]
+    n = max(1, min(_state["n"], len(parts)))
+    cuts = [len(parts) * i // n for i in range(n + 1)]
+    runs = [parts[cuts[i] : cuts[i + 1]] for i in range(n)]
+
+    def work(group):
+        return [fn(lo, hi) for lo, hi in group]
+
+    futures = [pool.submit(work, group) for group in runs[1:]]
+    first = work(runs[0])
+    return first + [r for f in futures for r in f.result()]
+
+
+def spans_threads():
+    """How many threads the current :func:`batch_threads` splits over (1 outside one)."""
+    return _state["n"] if _state["owner"] == threading.get_ident() else 1
