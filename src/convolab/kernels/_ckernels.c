@@ -1,12 +1,13 @@
 /*
- * Optional compiled kernels for convolab's memory-bound steps (im2col, col2im, max pooling).
+ * Optional compiled kernels for convolab's hot steps: im2col/col2im, pooling, ReLU, the optimizer
+ * updates, small convolutions fused with their im2col, depthwise convolution, batch normalization.
  *
  * The NumPy code in convolab/ops is the reference and the fallback; these functions do the
  * same arithmetic in one pass. They are single-threaded on purpose: convolab gets its
- * parallelism by running shards of each batch on threads (models/parallel.py), and a
- * second thread pool inside the kernels would only fight it for the cores. They are called through
- * ctypes (convolab/kernels/__init__.py), so the module needs no NumPy C API; the tiny
- * Python module definition at the bottom only lets setuptools build it as an extension.
+ * parallelism by running shards of each batch (models/parallel.py) or slices of one op's batch
+ * (ops/threads.py) on threads, and a second thread pool inside the kernels would only fight it
+ * for the cores. Python reaches them only through the checked entry points at the end of this
+ * file (buffer protocol, no NumPy C API), which release the GIL once the checks pass.
  *
  * Layout everywhere: NHWC float32, C-contiguous. Padding (pt, pl) is TensorFlow's 'same'
  * split or zero for 'valid'. Windows are read in (kh, kw, C) order, as im2col.py does.
