@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from convolab import kernels
+from kernel_paths import ISAS, fused_isa
 from convolab.ops import col2im, conv2d_backward, conv2d_forward, im2col, max_pool_backward, max_pool_forward
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="compiled kernels not built")
@@ -123,11 +124,22 @@ FUSED_CASES = [
     (1, 18, 40, 1, 3, 3, (1, 1), 1, False),
     (2, 19, 22, 2, 2, 3, (2, 1), 4, True),
     (1, 9, 33, 4, 1, 1, (1, 1), 5, True),
+    # AVX-512: 13-24 filters with pixels in the lanes (one vector each), narrow outputs as two
+    # rows at a time with an odd last row, filters in blocks of 64 with a partial last block,
+    # row tiles of 8 and tap blocks whose tails take the 4-, 2- and 1-wide loops
+    (2, 10, 40, 3, 3, 3, (1, 1), 18, True),
+    (3, 9, 14, 2, 3, 3, (1, 1), 5, True),
+    (1, 7, 9, 4, 3, 3, (1, 1), 65, True),
+    (2, 6, 11, 3, 2, 2, (1, 2), 130, False),
+    (1, 5, 30, 7, 1, 3, (1, 1), 40, True),
+    (2, 4, 23, 5, 1, 3, (1, 1), 48, True),
+    (1, 3, 19, 3, 1, 1, (1, 1), 16, True),
 ]
 
 
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("n,h,w,c,kh,kw,stride,f,bias", FUSED_CASES)
-def test_fused_conv_matches_im2col_gemm(n, h, w, c, kh, kw, stride, f, bias, monkeypatch):
+def test_fused_conv_matches_im2col_gemm(n, h, w, c, kh, kw, stride, f, bias, isa, monkeypatch):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((n, h, w, c)).astype(np.float32)
     wt = rng.standard_normal((kh, kw, c, f)).astype(np.float32)
@@ -142,11 +154,34 @@ def test_fused_conv_matches_im2col_gemm(n, h, w, c, kh, kw, stride, f, bias, mon
         return (y,) + conv2d_backward(dy, cache)
 
     rng_dy = np.random.default_rng(6)
-    fast = run()
-    assert paths == [f <= 32 and kh * kw * c <= 200 and kernels.lib.fused_conv]  # fused where it applies
+    with fused_isa(isa):
+        fast = run()
+    # fused where it applies: AVX2 up to 32 filters and 200 taps, AVX-512 any
+    assert paths == [isa == "avx512" or (isa == "avx2" and f <= 32 and kh * kw * c <= 200)]
     rng_dy = np.random.default_rng(6)
     monkeypatch.setattr(kernels, "lib", None)
     slow = run()
     for a, s in zip(fast, slow):
         assert a.dtype == np.float32 and a.shape == s.shape
+        np.testing.assert_allclose(a, s, rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_fused_kernel_gradient_across_row_chunks(isa, monkeypatch):
+    """The AVX-512 kernel gradient walks the output rows in chunks of 256 KB of dy (1,024 rows
+    of 4 pixels at 16 filters): 1,120 rows here, so two chunks add into the same gradient."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((70, 16, 4, 3)).astype(np.float32)
+    wt = rng.standard_normal((1, 1, 3, 16)).astype(np.float32)
+    dy = rng.standard_normal((70, 16, 4, 16)).astype(np.float32)
+
+    def run():
+        y, cache = conv2d_forward(x, wt, None, (1, 1), "valid")
+        return (y,) + conv2d_backward(dy, cache)
+
+    with fused_isa(isa):
+        fast = run()
+    monkeypatch.setattr(kernels, "lib", None)
+    slow = run()
+    for a, s in zip(fast, slow):
         np.testing.assert_allclose(a, s, rtol=2e-4, atol=2e-4)

@@ -176,24 +176,39 @@ class TestRejectsBadArrays:
 
     def test_fused_conv_refuses_too_many_filters_and_padded_windows(self):
         x = self.x
-        wp = np.zeros((27, 40), np.float32)
-        y = np.empty((2, 4, 4, 33), np.float32)
-        with pytest.raises(KernelArgumentError, match="at most 32"):
-            kernels.conv_fwd_f32(x, wp, None, y, 2, 6, 6, 3, 3, 3, 1, 1, 33, 4, 4)
-        wp = np.zeros((27, 8), np.float32)
+        limit = kernels.fused_isa()[1]  # 32 on AVX2, 4096 on AVX-512
+        f = limit + 1
+        wp = np.zeros((27, kernels.fused_width(f)), np.float32)
+        y = np.empty((2, 4, 4, f), np.float32)
+        with pytest.raises(KernelArgumentError, match=f"at most {limit}"):
+            kernels.conv_fwd_f32(x, wp, None, y, 2, 6, 6, 3, 3, 3, 1, 1, f, 4, 4)
+        wp = np.zeros((27, 16), np.float32)
         y = np.empty((2, 6, 6, 8), np.float32)
         with pytest.raises(KernelArgumentError, match="do not fit"):
             kernels.conv_fwd_f32(x, wp, None, y, 2, 6, 6, 3, 3, 3, 1, 1, 8, 6, 6)
 
     def test_fused_conv_bias_and_dw_sizes(self):
         x = self.x
-        wp = np.zeros((27, 8), np.float32)
+        wp = np.zeros((27, 16), np.float32)
         y = np.empty((2, 4, 4, 5), np.float32)
         with pytest.raises(KernelArgumentError, match="bp has"):
-            kernels.conv_fwd_f32(x, wp, np.zeros(5, np.float32), y, 2, 6, 6, 3, 3, 3, 1, 1, 5, 4, 4)
+            kernels.conv_fwd_f32(x, wp, np.zeros(8, np.float32), y, 2, 6, 6, 3, 3, 3, 1, 1, 5, 4, 4)
+        with pytest.raises(KernelArgumentError, match="wp has"):  # 8 columns: the padding is 16 wide now
+            kernels.conv_fwd_f32(x, np.zeros((27, 8), np.float32), None, y, 2, 6, 6, 3, 3, 3, 1, 1, 5, 4, 4)
         dy = np.zeros((2 * 16, 5), np.float32)
         with pytest.raises(KernelArgumentError, match="dwp has"):
             kernels.conv_dw_f32(x, dy, np.zeros((27, 5), np.float32), None, 2, 6, 6, 3, 3, 3, 1, 1, 5, 4, 4)
+
+    def test_fused_isa_choice_is_checked(self):
+        before = kernels.fused_isa()
+        with pytest.raises(ValueError, match="not available here"):
+            kernels.set_fused_isa("avx1024")
+        if "avx512" not in kernels.available_isas():
+            with pytest.raises(ValueError, match="not available here"):
+                kernels.set_fused_isa("avx512")
+        with pytest.raises(TypeError):
+            kernels.lib.set_fused_isa(2)
+        assert kernels.fused_isa() == before  # a refused choice changes nothing
 
 
 @needs_c

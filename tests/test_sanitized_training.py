@@ -21,6 +21,7 @@ import pytest
 from convolab import keras, kernels
 from convolab.models import parallel
 from convolab.ops import threads
+from kernel_paths import ISAS, expected_calls, fused_isa
 
 L = keras.layers
 O = keras.optimizers
@@ -185,7 +186,12 @@ def _split_every_op():
         parallel.set_num_threads(None)
 
 
-def _train(name):
+def _train(name, isa):
+    with fused_isa(isa):
+        return _train_on(name, isa)
+
+
+def _train_on(name, isa):
     keras.utils.set_random_seed(0)
     layers, optimizer = CASES[name]()
     model = keras.Sequential(layers)
@@ -202,24 +208,23 @@ def _train(name):
         losses += history.history["loss"]
         assert model.predict(x, verbose=0).dtype == np.float32
     _calls.update(kernels.calls - before)
-    _ran.add(name)
+    _ran.add((name, isa))
     assert all(np.isfinite(v) for v in losses), losses
     assert all(np.isfinite(w).all() for w in model.get_weights())
     return losses
 
 
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("name", list(CASES))
-def test_short_training_run(name):
-    _train(name)
+def test_short_training_run(name, isa):
+    _train(name, isa)
 
 
 @pytest.mark.skipif(not kernels.available(), reason="compiled kernels not built")
 def test_every_kernel_and_variant_was_reached():
     for name in CASES:  # any case deselected with -k still has to run for this check
-        if name not in _ran:
-            _train(name)
-    expected = set(kernels.ENTRY_POINTS) | set(kernels.VARIANTS)
-    if not kernels.lib.fused_conv:  # no AVX2+FMA, or CONVOLAB_NO_FUSED_CONV: im2col + BLAS only
-        expected = {n for n in expected if not n.startswith(("conv_fwd_f32", "conv_dw_f32"))}
-    missing = sorted(expected - set(_calls))
+        for isa in ISAS:
+            if (name, isa) not in _ran:
+                _train(name, isa)
+    missing = sorted(expected_calls() - set(_calls))
     assert not missing, f"no training case reached {missing}; calls: {dict(_calls)}"

@@ -1,10 +1,12 @@
-"""Proof that ``.ci/sanitize``'s build catches an out-of-bounds write.
+"""Proof that ``.ci/sanitize``'s build catches an out-of-bounds write (and read).
 
 A sanitizer step that silently loads the normal build (or a build whose reports go nowhere)
 would pass every test and prove nothing. So, when this process runs under the sanitized
 kernels (``CONVOLAB_CKERNELS_LIB`` set and libasan in ``LD_PRELOAD``), a child process calls
 the bare C symbol ``im2col_f32`` through ctypes, past the checked entry points, with an output one row too
-small, and must die with an AddressSanitizer report.
+small, and must die with an AddressSanitizer report; the same for the AVX-512 convolution loops
+(``conv_fwd_f32`` writing past its output, ``conv_dw_f32`` reading past its image), whose whole
+vectors go through memcpy so that the sanitizer sees them.
 
 Skipped everywhere else, except that ``.ci/sanitize`` sets ``CONVOLAB_REQUIRE_SANITIZER=1``,
 under which a missing sanitizer is a failure, not a skip.
@@ -25,17 +27,30 @@ _LIB = os.environ.get("CONVOLAB_CKERNELS_LIB", "")
 _SANITIZED = bool(_LIB) and "asan" in os.environ.get("LD_PRELOAD", "")
 
 _CHILD = textwrap.dedent("""
-    import os
+    import os, sys
     import numpy as np
     from convolab import kernels
     import ctypes
     assert kernels.lib is not None and kernels.lib.__file__ == os.environ["CONVOLAB_CKERNELS_LIB"], kernels.lib
-    raw = ctypes.CDLL(kernels.lib.__file__).im2col_f32  # the bare C symbol, past the checks
-    raw.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int] * 13
+    which = sys.argv[1]
+    raw = getattr(ctypes.CDLL(kernels.lib.__file__), which)  # the bare C symbol, past the checks
     x = np.ones((1, 6, 6, 3), np.float32)
-    # 3x3 windows, stride 1, 'valid': 4x4 = 16 rows of 27 floats; one row short
-    cols = np.empty((15, 27), np.float32)
-    raw(x.ctypes.data, cols.ctypes.data, 1, 6, 6, 3, 3, 3, 1, 1, 0, 0, 4, 4, 27)
+    if which == "im2col_f32":
+        raw.argtypes = [ctypes.c_void_p] * 2 + [ctypes.c_int] * 13
+        # 3x3 windows, stride 1, 'valid': 4x4 = 16 rows of 27 floats; one row short
+        cols = np.empty((15, 27), np.float32)
+        raw(x.ctypes.data, cols.ctypes.data, 1, 6, 6, 3, 3, 3, 1, 1, 0, 0, 4, 4, 27)
+    else:  # the AVX-512 convolution loops (the CPU must have them: the test checks)
+        kernels.set_fused_isa("avx512")
+        raw.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 11
+        wp = np.ones((27, 16), np.float32)
+        if which == "conv_fwd_f32":  # y of 4x4 pixels x 16 filters, one pixel short: a whole-vector store
+            y = np.empty((15, 16), np.float32)
+            raw(x.ctypes.data, wp.ctypes.data, None, y.ctypes.data, 1, 6, 6, 3, 3, 3, 1, 1, 16, 4, 4)
+        else:  # conv_dw_f32 reading an image one row short
+            short = np.ones((1, 5, 6, 3), np.float32)
+            dy = np.ones((16, 16), np.float32)
+            raw(short.ctypes.data, dy.ctypes.data, wp.ctypes.data, None, 1, 6, 6, 3, 3, 3, 1, 1, 16, 4, 4)
     print("NOT DETECTED")
 """)
 
@@ -45,21 +60,26 @@ def _without_log_path(options):
     return ":".join(o for o in options.split(":") if o and not o.startswith("log_path="))
 
 
-def test_sanitized_build_reports_out_of_bounds_write():
+@pytest.mark.parametrize("kernel,access", [("im2col_f32", "WRITE"), ("conv_fwd_f32", "WRITE"),
+                                           ("conv_dw_f32", "READ")])
+def test_sanitized_build_reports_out_of_bounds_write(kernel, access):
     if not _SANITIZED:
         if os.environ.get("CONVOLAB_REQUIRE_SANITIZER") == "1":
             pytest.fail("CONVOLAB_REQUIRE_SANITIZER=1 but CONVOLAB_CKERNELS_LIB is unset or libasan "
                         f"is not in LD_PRELOAD ({os.environ.get('LD_PRELOAD')!r})")
         pytest.skip("runs only under the sanitizer build (.ci/sanitize)")
     assert kernels.lib is not None and kernels.lib.__file__ == _LIB
+    if kernel != "im2col_f32" and "avx512" not in kernels.available_isas():
+        pytest.skip("this CPU has no AVX-512: the AVX-512 loops cannot run")
     env = dict(os.environ)
     env["ASAN_OPTIONS"] = _without_log_path(env.get("ASAN_OPTIONS", ""))
-    proc = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", _CHILD, kernel], env=env, capture_output=True, text=True,
                           timeout=120)
-    assert "NOT DETECTED" not in proc.stdout, "the out-of-bounds write went unreported"
+    assert "NOT DETECTED" not in proc.stdout, "the out-of-bounds access went unreported"
     assert proc.returncode != 0, proc.stderr[-4000:]
     assert "ERROR: AddressSanitizer: heap-buffer-overflow" in proc.stderr, proc.stderr[-4000:]
-    assert "im2col_f32" in proc.stderr, proc.stderr[-4000:]  # the report names the kernel
+    assert f"{access} of size" in proc.stderr, proc.stderr[-4000:]
+    assert kernel.rsplit("_", 1)[0] in proc.stderr, proc.stderr[-4000:]  # the report names the kernel
 
 
 # -- defects only a sanitizer sees -------------------------------------------------------------

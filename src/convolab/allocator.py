@@ -6,7 +6,11 @@ so every step pays a page fault for each 4 KB page it touches again: measured he
 one-conv CNN's epoch took 2.33 s that way and 1.69 s with the settings below. Raising the mmap threshold keeps those blocks in the heap,
 where the next step reuses them; raising the trim threshold stops glibc from shrinking the
 heap after each step. This is what a framework's caching allocator does, done with two
-``mallopt`` calls. It applies to the whole process, costs at most the retained heap, and is
+``mallopt`` calls. The trim threshold must exceed what one step frees: ResNet-20 at batch 128
+frees over 256 MB at the end of each step, and with the threshold there glibc gave it back and
+took 28,000 page faults (110 MB) a step to get it again: 275 ms a step on one thread, against
+243 ms with 1 GiB and 386 ms with glibc's defaults (``python benchmarks/page_faults.py``, with
+``CONVOLAB_MALLOC_TUNING=0`` for the defaults). It applies to the whole process, costs at most the retained heap, and is
 skipped with ``CONVOLAB_MALLOC_TUNING=0`` or where the C library has no ``mallopt``.
 """
 from __future__ import annotations
@@ -18,7 +22,7 @@ import sys
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 64 << 20
-TRIM_THRESHOLD = 256 << 20
+TRIM_THRESHOLD = 1 << 30
 
 tuned = False
 

@@ -36,10 +36,14 @@ ENTRY_POINTS = ("im2col_f32", "col2im_f32", "maxpool_fwd_f32", "maxpool_bwd_f32"
 VARIANTS = ("im2col_f32[valid]", "im2col_f32[padded]", "col2im_f32[valid]", "col2im_f32[padded]",
             "maxpool_fwd_f32[2x2]", "maxpool_fwd_f32[general]", "maxpool_bwd_f32[2x2]",
             "maxpool_bwd_f32[general]", "conv_fwd_f32[pixels]", "conv_fwd_f32[filters]",
+            "conv_fwd_f32[pixels/avx512]", "conv_fwd_f32[filters/avx512]", "conv_dw_f32[avx2]", "conv_dw_f32[avx512]",
             "depthwise_fwd_f32[dm=1]", "depthwise_fwd_f32[dm>1]", "depthwise_dx_f32[dm=1]", "depthwise_dx_f32[dm>1]",
             "depthwise_dw_f32[dm=1]", "depthwise_dw_f32[dm>1]")
-#: the fused convolution kernels keep at most 4 vectors of 8 filters in registers
-MAX_FUSED_FILTERS = 32
+#: the variants of each instruction set the fused convolutions can use (see :func:`fused_isa`)
+ISA_VARIANTS = {"avx2": ("conv_fwd_f32[pixels]", "conv_fwd_f32[filters]", "conv_dw_f32[avx2]"),
+                "avx512": ("conv_fwd_f32[pixels/avx512]", "conv_fwd_f32[filters/avx512]", "conv_dw_f32[avx512]")}
+#: the kernel matrix handed to the fused convolutions has ``fused_width(F)`` columns
+FUSED_WIDTH = 16
 
 _F32 = np.dtype(np.float32)
 
@@ -80,10 +84,50 @@ def _load():
         return None
     module.set_error_class(KernelArgumentError)
     module.fused_conv = module.fused_supported() and not os.environ.get("CONVOLAB_NO_FUSED_CONV")
+    # the fused convolutions' instruction set and filter limit, read by ops/conv.py on each call
+    module.fused_name, module.fused_max_filters = module.fused_isa() if module.fused_conv else ("", 0)
+    if module.fused_conv and os.environ.get("CONVOLAB_FUSED_ISA"):
+        module.fused_name, module.fused_max_filters = module.set_fused_isa(os.environ["CONVOLAB_FUSED_ISA"])
     return module
 
 
 lib = _load()
+
+
+def fused_width(filters: int) -> int:
+    """Columns of the zero-padded ``(kh*kw*C, Fp)`` kernel matrix the fused convolutions take."""
+    return FUSED_WIDTH * -(-filters // FUSED_WIDTH)
+
+
+def fused_isa() -> tuple[str, int]:
+    """``(name, max_filters)``: the instruction set the fused convolutions use now (``'avx512'``,
+    ``'avx2'``, or ``''`` where they cannot run) and the most filters they take (AVX2: 32, in
+    registers; AVX-512: 4096, in blocks of 64)."""
+    if lib is None or not lib.fused_conv:
+        return "", 0
+    return tuple(lib.fused_isa())
+
+
+def available_isas() -> tuple[str, ...]:
+    """The instruction sets the fused convolutions can use on this CPU, best first."""
+    if lib is None or not lib.fused_conv:
+        return ()
+    current = lib.fused_name
+    try:
+        best = lib.set_fused_isa("best")[0]
+    finally:
+        lib.set_fused_isa(current)
+    return ("avx512", "avx2") if best == "avx512" else ("avx2",)
+
+
+def set_fused_isa(name: str) -> tuple[str, int]:
+    """Make the fused convolutions use ``'avx512'``, ``'avx2'`` or the ``'best'`` the CPU has
+    (the default); the tests run both. Returns :func:`fused_isa`. ``ValueError`` for a set the
+    CPU lacks."""
+    if lib is None or not lib.fused_conv:
+        raise ValueError(f"set_fused_isa({name!r}): the fused convolution kernels are not available here")
+    lib.fused_name, lib.fused_max_filters = lib.set_fused_isa(name)
+    return lib.fused_name, lib.fused_max_filters
 
 
 def available() -> bool:
@@ -147,8 +191,8 @@ def rmsprop_f32(param, grad, v, learning_rate, rho, epsilon):
 def conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo):
     """``y = im2col(x) @ wp[:, :F] (+ bp[:F])`` for 'valid' windows, without the im2col matrix.
 
-    ``wp`` is the kernel as a ``(kh*kw*C, Fp)`` matrix with ``Fp = 8 * ceil(F / 8)`` columns
-    (zeros past ``F``); ``bp`` is ``None`` or ``Fp`` floats; at most 32 filters.
+    ``wp`` is the kernel as a ``(kh*kw*C, Fp)`` matrix with ``Fp = fused_width(F)`` columns
+    (zeros past ``F``); ``bp`` is ``None`` or ``Fp`` floats; at most ``fused_isa()[1]`` filters.
     """
     lib.conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo)
 
@@ -156,7 +200,7 @@ def conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo):
 def conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo):
     """``dwp[:, :F] += im2col(x).T @ dy`` (and ``dbp[:F] += dy.sum(0)``) for 'valid' windows.
 
-    ``dwp`` is ``(kh*kw*C, Fp)``, ``dbp`` ``None`` or ``Fp`` floats, ``Fp = 8 * ceil(F / 8)``.
+    ``dwp`` is ``(kh*kw*C, Fp)``, ``dbp`` ``None`` or ``Fp`` floats, ``Fp = fused_width(F)``.
     """
     lib.conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo)
 

@@ -363,19 +363,21 @@ HOT void rmsprop_f32(float *restrict p, const float *restrict g, float *restrict
 }
 
 /* ---------------------------------------------------------------------------------------
- * Fused im2col + GEMM for 'valid' convolutions with at most 32 filters.
+ * Fused im2col + GEMM for 'valid' convolutions: AVX2 (at most 32 filters) and AVX-512 (any).
  *
  * The same product as im2col(x) @ W (see ops/im2col.py), but each im2col row is read
  * straight from the image into registers as it is needed, so the matrix that is kh*kw
  * times larger than the image is never written out, and the skinny GEMM (6 to 20 filters)
  * runs in registers instead of through a BLAS call that packs the whole matrix first.
- * Filters are processed 8 at a time in vector registers (NV = ceil(F / 8) vectors), R
- * output pixels (forward) or KB taps (weight gradient) at a time.
+ * Filters are processed 8 (AVX2) or 16 (AVX-512) at a time in vector registers (NV vectors),
+ * R output pixels (forward) or KB taps (weight gradient) at a time; with few filters, the
+ * lanes hold output pixels instead.
  *
- * wp: the kernel as a (K, Fp) matrix, Fp = 8 * NV, zero-padded columns; bp: bias (Fp) or NULL.
+ * wp: the kernel as a (K, Fp) matrix, Fp = 16 * ceil(F / 16), zero-padded columns; bp: bias
+ * (Fp) or NULL. conv_fwd_f32 and conv_dw_f32 at the end of this part pick the instruction set.
  * ------------------------------------------------------------------------------------- */
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-/* These loops are written for 8-wide vectors with FMA: built for AVX2 only, and used only
+/* The first loops are written for 8-wide vectors with FMA: built for AVX2 only, and used only
    where the CPU has it (conv_fused_supported); elsewhere convolab takes im2col + BLAS. */
 #include <immintrin.h>
 #define FUSED __attribute__((target("avx2,fma")))
@@ -389,6 +391,11 @@ int conv_fused_supported(void)
 
 typedef float v8f __attribute__((vector_size(32)));
 
+/* The kernel matrix wp (and dwp) has FUSED_WIDTH * ceil(F / FUSED_WIDTH) columns, zeros past
+   F, for both instruction sets: AVX-512 reads it 16 floats at a time. */
+#define FUSED_WIDTH 16
+#define AVX2_PIXELS(F, C, sw, Wo) ((F) <= 6 && (sw) == 1 && (C) <= 4 && (Wo) >= 16)
+
 FUSED_INLINE v8f load8(const float *p) { v8f v; memcpy(&v, p, sizeof v); return v; }
 FUSED_INLINE void store8(float *p, v8f v) { memcpy(p, &v, sizeof v); }
 FUSED_INLINE v8f splat8(float a) { const v8f zero = {0}; return zero + a; }
@@ -398,7 +405,7 @@ FUSED_INLINE v8f bcast8(const float *p) { return (v8f)_mm256_broadcast_ss(p); } 
    is the step between neighbouring windows (sw * C floats), koff[k] tap k's offset. */
 FUSED_INLINE void
 fwd_rows(const float *restrict x0, long rstride, const long *restrict koff, int K, const float *restrict wp,
-         const float *restrict bp, float *restrict y, int F, const int NV, const int R)
+         long ldw, const float *restrict bp, float *restrict y, int F, const int NV, const int R)
 {
     const int Fp = 8 * NV;
     v8f acc[6][4];
@@ -408,7 +415,7 @@ fwd_rows(const float *restrict x0, long rstride, const long *restrict koff, int 
         for (int v = 0; v < NV; v++) acc[r][v] = bp ? load8(bp + 8 * v) : splat8(0.0f);
     for (int k = 0; k < K; k++) {
         const float *xk = x0 + koff[k];
-        const float *wk = wp + (long)k * Fp;
+        const float *wk = wp + (long)k * ldw;
         v8f wv[4];
         _Pragma("GCC unroll 4")
         for (int v = 0; v < NV; v++) wv[v] = load8(wk + 8 * v);
@@ -447,7 +454,7 @@ static long *tap_offsets(int W, int C, int kh, int kw)
 }
 
 FUSED_INLINE void
-conv_fwd_impl(const float *restrict x, const float *restrict wp, const float *restrict bp, float *restrict y,
+conv_fwd_impl(const float *restrict x, const float *restrict wp, long ldw, const float *restrict bp, float *restrict y,
               int N, int H, int W, int C, int kh, int kw, int sh, int sw, int F, int Ho, int Wo,
               const long *restrict koff, const int NV, const int R)
 {
@@ -459,9 +466,9 @@ conv_fwd_impl(const float *restrict x, const float *restrict wp, const float *re
             float *yrow = y + (((long)n * Ho + ho) * Wo) * F;
             int wo = 0;
             for (; wo + R <= Wo; wo += R)
-                fwd_rows(xrow + wo * rstride, rstride, koff, K, wp, bp, yrow + (long)wo * F, F, NV, R);
+                fwd_rows(xrow + wo * rstride, rstride, koff, K, wp, ldw, bp, yrow + (long)wo * F, F, NV, R);
             for (; wo < Wo; wo++)
-                fwd_rows(xrow + wo * rstride, rstride, koff, K, wp, bp, yrow + (long)wo * F, F, NV, 1);
+                fwd_rows(xrow + wo * rstride, rstride, koff, K, wp, ldw, bp, yrow + (long)wo * F, F, NV, 1);
         }
 }
 
@@ -474,7 +481,7 @@ conv_fwd_pixels(const float *restrict xpl, const long *restrict poff, const floa
                 const float *restrict bp, float *restrict y, int N, int H, int W, int C, int K,
                 int sh, int Ho, int Wo, const int F)
 {
-    const int Fp = 8;
+    const int Fp = FUSED_WIDTH;  /* wp's row stride: F <= 6 filters, padded to one block */
     for (int n = 0; n < N; n++)
         for (int ho = 0; ho < Ho; ho++) {
             const float *xrow = xpl + ((long)n * C * H + (long)ho * sh) * W;
@@ -538,20 +545,21 @@ FUSED static int conv_fwd_by_pixels(const float *restrict x, const float *restri
     return 1;
 }
 
-FUSED void conv_fwd_f32(const float *restrict x, const float *restrict wp, const float *restrict bp,
+FUSED static void conv_fwd_avx2(const float *restrict x, const float *restrict wp, const float *restrict bp,
                       float *restrict y, int N, int H, int W, int C, int kh, int kw, int sh, int sw,
                       int F, int Ho, int Wo)
 {
-    if (F <= 6 && sw == 1 && C <= 4 && Wo >= 16 &&
+    const long ldw = FUSED_WIDTH * ((F + FUSED_WIDTH - 1) / FUSED_WIDTH);
+    if (AVX2_PIXELS(F, C, sw, Wo) &&
         conv_fwd_by_pixels(x, wp, bp, y, N, H, W, C, kh, kw, sh, F, Ho, Wo))
         return;
     long *koff = tap_offsets(W, C, kh, kw);
     if (!koff) return;
     switch ((F + 7) / 8) {
-    case 1: conv_fwd_impl(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, 1, 6); break;
-    case 2: conv_fwd_impl(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, 2, 4); break;
-    case 3: conv_fwd_impl(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, 3, 3); break;
-    default: conv_fwd_impl(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, 4, 2); break;
+    case 1: conv_fwd_impl(x, wp, ldw, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, 1, 6); break;
+    case 2: conv_fwd_impl(x, wp, ldw, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, 2, 4); break;
+    case 3: conv_fwd_impl(x, wp, ldw, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, 3, 3); break;
+    default: conv_fwd_impl(x, wp, ldw, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, 4, 2); break;
     }
     free(koff);
 }
@@ -563,10 +571,9 @@ FUSED void conv_fwd_f32(const float *restrict x, const float *restrict wp, const
    where that would leave the array, are copied into a padded buffer first. */
 FUSED_INLINE void
 dw_taps(const float *restrict x, const float *restrict dy, const long *restrict koff, float *restrict dwp,
-        float *restrict dbp, int N, int H, int W, int C, int sh, int sw, int F, int Ho, int Wo,
+        float *restrict dbp, long Fp, int N, int H, int W, int C, int sh, int sw, int F, int Ho, int Wo,
         const int NV, const int KB)
 {
-    const int Fp = 8 * NV;
     const long M = (long)N * Ho * Wo;
     const long safe = M - (8L * NV - F + F - 1) / F;  /* rows whose vector loads stay inside dy */
     v8f acc[4][4], db[4];
@@ -617,7 +624,8 @@ conv_dw_impl(const float *restrict x, const float *restrict dy, float *restrict 
              int N, int H, int W, int C, int kh, int kw, int sh, int sw, int F, int Ho, int Wo,
              const int NV, const int KB)
 {
-    const int K = kh * kw * C, Fp = 8 * NV;
+    const int K = kh * kw * C;
+    const long Fp = FUSED_WIDTH * ((F + FUSED_WIDTH - 1) / FUSED_WIDTH);
     long koff[4] = {0};
     for (int k0 = 0; k0 < K; k0 += KB) {
         const int nb = K - k0 < KB ? K - k0 : KB;
@@ -628,15 +636,15 @@ conv_dw_impl(const float *restrict x, const float *restrict dy, float *restrict 
         }
         float *dst = dwp + (long)k0 * Fp;
         float *db = k0 == 0 ? dbp : NULL;  /* the bias gradient once, with the first taps */
-        if (nb == KB) dw_taps(x, dy, koff, dst, db, N, H, W, C, sh, sw, F, Ho, Wo, NV, KB);
+        if (nb == KB) dw_taps(x, dy, koff, dst, db, Fp, N, H, W, C, sh, sw, F, Ho, Wo, NV, KB);
         else
             _Pragma("GCC unroll 4")
             for (int t = 0; t < nb; t++)
-                dw_taps(x, dy, koff + t, dst + (long)t * Fp, t == 0 ? db : NULL, N, H, W, C, sh, sw, F, Ho, Wo, NV, 1);
+                dw_taps(x, dy, koff + t, dst + (long)t * Fp, t == 0 ? db : NULL, Fp, N, H, W, C, sh, sw, F, Ho, Wo, NV, 1);
     }
 }
 
-FUSED void conv_dw_f32(const float *restrict x, const float *restrict dy, float *restrict dwp, float *restrict dbp,
+FUSED static void conv_dw_avx2(const float *restrict x, const float *restrict dy, float *restrict dwp, float *restrict dbp,
                      int N, int H, int W, int C, int kh, int kw, int sh, int sw, int F, int Ho, int Wo)
 {
     switch ((F + 7) / 8) {
@@ -647,8 +655,377 @@ FUSED void conv_dw_f32(const float *restrict x, const float *restrict dy, float 
     }
 }
 
+
+/* ---- The same three loops for AVX-512 (16 filters or pixels per vector, 32 registers) ----
+ * Chosen at run time where the CPU and the OS support AVX-512 F/VL/BW/DQ (fused_isa). The
+ * AVX2 loops above stay for other CPUs, for F <= 32. Here any number of filters works: they
+ * go in blocks of up to 64 (4 vectors), each block with its own accumulators, so the weights
+ * of one block (kh * kw * C x 64 floats) stay in the L2 cache while R output pixels at a time
+ * stream past them. Partial vectors are read and written with masks, so no lane ever touches
+ * memory past an array's end. */
+#define F512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
+#define F512_INLINE static inline __attribute__((always_inline, target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
+
+typedef float v16f __attribute__((vector_size(64)));
+
+/* Whole vectors move through memcpy, which AddressSanitizer checks (it does not see inside
+   the masked-move intrinsics, which only partial vectors use). */
+F512_INLINE v16f load16(const float *p) { v16f v; memcpy(&v, p, sizeof v); return v; }
+F512_INLINE v16f load16m(const float *p, __mmask16 m)
+{
+    return m == 0xFFFF ? load16(p) : (v16f)_mm512_maskz_loadu_ps(m, p);
+}
+F512_INLINE void store16m(float *p, v16f v, __mmask16 m)
+{
+    if (m == 0xFFFF) memcpy(p, &v, sizeof v);
+    else _mm512_mask_storeu_ps(p, m, (__m512)v);
+}
+F512_INLINE v16f bcast16(const float *p) { return (v16f)_mm512_set1_ps(*p); }
+static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u); }
+
+/* R output pixels (windows rstride floats apart, the first at x0) times one block of nf <=
+   16 * NV filters: y[r, f] = bias[f] + sum_k x0[r * rstride + koff[k]] * wp[k * ldw + f].
+   wp, bp and y point at the block's first filter; y's rows are ldy floats apart. */
+F512_INLINE void
+fwd16_rows(const float *restrict x0, long rstride, const long *restrict koff, int K, const float *restrict wp,
+           long ldw, const float *restrict bp, float *restrict y, long ldy, int nf, const int NV, const int R)
+{
+    v16f acc[24][4];
+    _Pragma("GCC unroll 24")
+    for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 4")
+        for (int v = 0; v < NV; v++) acc[r][v] = bp ? load16(bp + 16 * v) : (v16f){0};
+    for (int k = 0; k < K; k++) {
+        const float *xk = x0 + koff[k];
+        const float *wk = wp + (long)k * ldw;
+        v16f wv[4];
+        _Pragma("GCC unroll 4")
+        for (int v = 0; v < NV; v++) wv[v] = load16(wk + 16 * v);
+        _Pragma("GCC unroll 24")
+        for (int r = 0; r < R; r++) {
+            const v16f a = bcast16(xk + r * rstride);
+            _Pragma("GCC unroll 4")
+            for (int v = 0; v < NV; v++) acc[r][v] += a * wv[v];
+        }
+    }
+    _Pragma("GCC unroll 24")
+    for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 4")
+        for (int v = 0; v < NV; v++) store16m(y + r * ldy + 16 * v, acc[r][v], lanes(nf - 16 * v));
+}
+
+/* One output row's Wo pixels for one filter block: tiles of R, the rest in tiles of 8, 4, 2, 1
+   (a tile of one pixel would leave the FMA units waiting on one accumulator's latency). */
+#define FWD16_TILE(RR) \
+    for (; wo + (RR) <= Wo; wo += (RR)) \
+        fwd16_rows(xrow + wo * rstride, rstride, koff, K, wp, ldw, bp, yrow + (long)wo * F, F, nf, NV, (RR));
+
+F512_INLINE void
+fwd16_block(const float *restrict x, const float *restrict wp, long ldw, const float *restrict bp,
+            float *restrict y, int N, int H, int W, int C, int kh, int kw, int sh, int sw, int F, int Ho, int Wo,
+            const long *restrict koff, int nf, const int NV, const int R)
+{
+    const long rstride = (long)sw * C;
+    const int K = kh * kw * C;
+    for (int n = 0; n < N; n++)
+        for (int ho = 0; ho < Ho; ho++) {
+            const float *xrow = x + (((long)n * H + (long)ho * sh) * W) * C;
+            float *yrow = y + (((long)n * Ho + ho) * Wo) * F;
+            int wo = 0;
+            FWD16_TILE(R)
+            if (R > 8) { FWD16_TILE(8) }
+            if (R > 4) { FWD16_TILE(4) }
+            FWD16_TILE(2)
+            FWD16_TILE(1)
+        }
+}
+
+/* Few filters at stride 1: as conv_fwd_pixels, the lanes hold output pixels, two vectors of 16
+   per filter (F <= 12): 32 pixels of one row, or with TWO_ROWS 16 pixels of two neighbouring
+   rows (for narrow outputs); one vector per filter (F <= 24) where ONE. The input gradient of
+   a convolution with few input channels is such a convolution (its filters are the input's
+   channels). */
+F512_INLINE void
+pixels16_tile(const float *restrict xrow, long xstep, const long *restrict poff, int K, const float *restrict wp,
+              long ldw, const float *restrict bp, float *restrict yo, long ystep, int np0, int np1, const int F,
+              const int PV)
+{
+    v16f acc[24][2];
+    _Pragma("GCC unroll 24")
+    for (int f = 0; f < F; f++)
+        _Pragma("GCC unroll 2")
+        for (int u = 0; u < PV; u++) acc[f][u] = (v16f)_mm512_set1_ps(bp ? bp[f] : 0.0f);
+    for (int k = 0; k < K; k++) {
+        const float *src = xrow + poff[k];
+        v16f a[2];
+        _Pragma("GCC unroll 2")
+        for (int u = 0; u < PV; u++) a[u] = load16(src + u * xstep);
+        const float *wk = wp + (long)k * ldw;
+        _Pragma("GCC unroll 24")
+        for (int f = 0; f < F; f++) {
+            const v16f wf = bcast16(wk + f);
+            _Pragma("GCC unroll 2")
+            for (int u = 0; u < PV; u++) acc[f][u] += a[u] * wf;
+        }
+    }
+    float tmp[24][16];
+    _Pragma("GCC unroll 2")
+    for (int u = 0; u < PV; u++) {
+        _Pragma("GCC unroll 24")
+        for (int f = 0; f < F; f++) _mm512_storeu_ps(tmp[f], (__m512)acc[f][u]);
+        float *yu = yo + u * ystep;
+        const int np = u ? np1 : np0;
+        for (int p = 0; p < np; p++)
+            _Pragma("GCC unroll 24")
+            for (int f = 0; f < F; f++) yu[(long)p * F + f] = tmp[f][p];
+    }
+}
+
+enum { PIX_NONE, PIX_ONE, PIX_ROW, PIX_TWO_ROWS };
+
+F512_INLINE void
+conv_fwd16_pixels(const float *restrict xpl, const long *restrict poff, const float *restrict wp, long ldw,
+                  const float *restrict bp, float *restrict y, int N, int H, int W, int C, int K,
+                  int sh, int Ho, int Wo, const int F, const int plan)
+{
+    for (int n = 0; n < N; n++)
+        for (int ho = 0; ho < Ho; ho += plan == PIX_TWO_ROWS ? 2 : 1) {
+            const float *xrow = xpl + ((long)n * C * H + (long)ho * sh) * W;
+            float *yrow = y + (((long)n * Ho + ho) * Wo) * F;
+            if (plan == PIX_TWO_ROWS) {  /* Wo <= 16 */
+                if (ho + 1 < Ho)
+                    pixels16_tile(xrow, (long)sh * W, poff, K, wp, ldw, bp, yrow, (long)Wo * F, Wo, Wo, F, 2);
+                else
+                    pixels16_tile(xrow, 0, poff, K, wp, ldw, bp, yrow, 0, Wo, 0, F, 1);
+                continue;
+            }
+            const int P = plan == PIX_ROW ? 32 : 16;
+            for (int wo0 = 0; wo0 < Wo; wo0 += P) {
+                const int np = Wo - wo0 < P ? Wo - wo0 : P;
+                if (np > 16)
+                    pixels16_tile(xrow + wo0, 16, poff, K, wp, ldw, bp, yrow + (long)wo0 * F, 16L * F, 16, np - 16, F, 2);
+                else
+                    pixels16_tile(xrow + wo0, 0, poff, K, wp, ldw, bp, yrow + (long)wo0 * F, 0, np, 0, F, 1);
+            }
+        }
+}
+
+/* Which loop serves a forward on AVX-512: PIX_NONE (filters in the lanes) or a pixel plan.
+   Pixels where their lanes are fuller than the filters' would be: Wo / (P ceil(Wo / P)) for P
+   pixels per tile, against F / (16 ceil(F / 16)); two vectors per filter where F allows (each
+   loaded tap then feeds twice as many multiplies), as two rows where Wo <= 16. */
+static int pixels512(long long F, long long C, long long sw, long long Wo)
+{
+    (void)C;
+    if (sw != 1 || Wo < 8 || F > 24) return PIX_NONE;
+    const long long P = Wo <= 16 || F > 12 ? 16 : 32;
+    if (Wo * 16 * ((F + 15) / 16) <= F * P * ((Wo + P - 1) / P)) return PIX_NONE;
+    return F > 12 ? PIX_ONE : Wo <= 16 ? PIX_TWO_ROWS : PIX_ROW;
+}
+
+#define PIXELS512(F, C, sw, Wo) (pixels512((F), (C), (sw), (Wo)) > 0)
+
+F512 static int conv_fwd16_by_pixels(const float *restrict x, const float *restrict wp, long ldw,
+                                     const float *restrict bp, float *restrict y, int N, int H, int W, int C,
+                                     int kh, int kw, int sh, int F, int Ho, int Wo, int plan)
+{
+    const long plane = (long)H * W, total = (long)N * C * plane, pad = kw + 32;
+    float *xpl = malloc(sizeof(float) * (size_t)(total + pad));  /* the last block reads past the row */
+    long *poff = malloc(sizeof(long) * (size_t)(kh * kw * C));
+    if (!xpl || !poff) { free(xpl); free(poff); return 0; }
+    for (long t = total; t < total + pad; t++) xpl[t] = 0.0f;
+    for (int n = 0; n < N; n++)
+        for (long q = 0; q < plane; q++)
+            for (int c = 0; c < C; c++) xpl[((long)n * C + c) * plane + q] = x[((long)n * plane + q) * C + c];
+    for (int k = 0; k < kh * kw * C; k++) {
+        const int c = k % C, j = (k / C) % kw, i = k / (C * kw);
+        poff[k] = c * plane + (long)i * W + j;
+    }
+    const int K = kh * kw * C;
+#define PIX_CASE(FF) case FF: \
+    if (plan == PIX_ONE) conv_fwd16_pixels(xpl, poff, wp, ldw, bp, y, N, H, W, C, K, sh, Ho, Wo, FF, PIX_ONE); \
+    else if (plan == PIX_ROW) conv_fwd16_pixels(xpl, poff, wp, ldw, bp, y, N, H, W, C, K, sh, Ho, Wo, FF, PIX_ROW); \
+    else conv_fwd16_pixels(xpl, poff, wp, ldw, bp, y, N, H, W, C, K, sh, Ho, Wo, FF, PIX_TWO_ROWS); \
+    break;
+#define PIX1_CASE(FF) case FF: conv_fwd16_pixels(xpl, poff, wp, ldw, bp, y, N, H, W, C, K, sh, Ho, Wo, FF, PIX_ONE); break;
+    switch (F) {
+    PIX_CASE(1) PIX_CASE(2) PIX_CASE(3) PIX_CASE(4) PIX_CASE(5) PIX_CASE(6)
+    PIX_CASE(7) PIX_CASE(8) PIX_CASE(9) PIX_CASE(10) PIX_CASE(11) PIX_CASE(12)
+    PIX1_CASE(13) PIX1_CASE(14) PIX1_CASE(15) PIX1_CASE(16) PIX1_CASE(17) PIX1_CASE(18)
+    PIX1_CASE(19) PIX1_CASE(20) PIX1_CASE(21) PIX1_CASE(22) PIX1_CASE(23)
+    default: conv_fwd16_pixels(xpl, poff, wp, ldw, bp, y, N, H, W, C, K, sh, Ho, Wo, 24, PIX_ONE); break;
+    }
+#undef PIX_CASE
+#undef PIX1_CASE
+    free(xpl);
+    free(poff);
+    return 1;
+}
+
+F512 static void conv_fwd_avx512(const float *restrict x, const float *restrict wp, const float *restrict bp,
+                                 float *restrict y, int N, int H, int W, int C, int kh, int kw, int sh, int sw,
+                                 int F, int Ho, int Wo)
+{
+    const long ldw = FUSED_WIDTH * ((F + FUSED_WIDTH - 1) / FUSED_WIDTH);
+    const int pv = pixels512(F, C, sw, Wo);
+    if (pv && conv_fwd16_by_pixels(x, wp, ldw, bp, y, N, H, W, C, kh, kw, sh, F, Ho, Wo, pv))
+        return;
+    long *koff = tap_offsets(W, C, kh, kw);
+    if (!koff) return;
+    for (int f0 = 0; f0 < F; f0 += 64) {
+        const int nf = F - f0 < 64 ? F - f0 : 64;
+        const float *wb = wp + f0, *bb = bp ? bp + f0 : NULL;
+        float *yb = y + f0;
+        switch ((nf + 15) / 16) {
+        case 1: fwd16_block(x, wb, ldw, bb, yb, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, nf, 1, 16); break;
+        case 2: fwd16_block(x, wb, ldw, bb, yb, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, nf, 2, 12); break;
+        case 3: fwd16_block(x, wb, ldw, bb, yb, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, nf, 3, 8); break;
+        default: fwd16_block(x, wb, ldw, bb, yb, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, nf, 4, 6); break;
+        }
+    }
+    free(koff);
+}
+
+/* dwp[k0 + t, :] += sum over the pixels of rows [r0, r1) (an output row is (n, ho)) of
+   x[window + koff[t]] * dy[pixel, :], for KB taps t and one block of nf <= 16 * NV filters:
+   dy, dwp point at the block's first filter; dy's rows are F floats apart, dwp's ldw. */
+F512_INLINE void
+dw16_taps(const float *restrict x, const float *restrict dy, const long *restrict koff, float *restrict dwp, long ldw,
+          int r0, int r1, int H, int W, int C, int sh, int sw, int F, int Ho, int Wo, int nf, const int NV,
+          const int KB)
+{
+    v16f acc[24][4];
+    __mmask16 mk[4];
+    _Pragma("GCC unroll 4")
+    for (int v = 0; v < NV; v++) mk[v] = lanes(nf - 16 * v);
+    _Pragma("GCC unroll 24")
+    for (int t = 0; t < KB; t++)
+        _Pragma("GCC unroll 4")
+        for (int v = 0; v < NV; v++) acc[t][v] = (v16f){0};
+    for (int row = r0; row < r1; row++) {
+        const int n = row / Ho, ho = row % Ho;
+        const float *xrow = x + (((long)n * H + (long)ho * sh) * W) * C;
+        const float *drow = dy + (long)row * Wo * F;
+        for (int wo = 0; wo < Wo; wo++) {
+            const float *xw = xrow + (long)wo * sw * C;
+            v16f d[4];
+            _Pragma("GCC unroll 4")
+            for (int v = 0; v < NV; v++) d[v] = load16m(drow + (long)wo * F + 16 * v, mk[v]);
+            _Pragma("GCC unroll 24")
+            for (int t = 0; t < KB; t++) {
+                const v16f a = bcast16(xw + koff[t]);
+                _Pragma("GCC unroll 4")
+                for (int v = 0; v < NV; v++) acc[t][v] += a * d[v];
+            }
+        }
+    }
+    _Pragma("GCC unroll 24")
+    for (int t = 0; t < KB; t++)
+        _Pragma("GCC unroll 4")
+        for (int v = 0; v < NV; v++) {
+            float *p = dwp + (long)t * ldw + 16 * v;
+            store16m(p, load16m(p, mk[v]) + acc[t][v], mk[v]);
+        }
+}
+
+#define DW16_TAPS(KK) \
+    for (; k0 + (KK) <= K; k0 += (KK)) { \
+        for (int t = 0; t < (KK); t++) { \
+            const int k = k0 + t, c = k % C, j = (k / C) % kw, i = k / (C * kw); \
+            koff[t] = ((long)i * W + j) * C + c; \
+        } \
+        dw16_taps(x, dyb, koff, dwb + (long)k0 * ldw, ldw, r0, r1, H, W, C, sh, sw, F, Ho, Wo, nf, NV, (KK)); \
+    }
+
+/* All taps of one filter block over the output rows [r0, r1) */
+F512_INLINE void
+dw16_block(const float *restrict x, const float *restrict dyb, float *restrict dwb, long ldw, int r0, int r1,
+           int H, int W, int C, int kh, int kw, int sh, int sw, int F, int Ho, int Wo, int nf, const int NV,
+           const int KB)
+{
+    const int K = kh * kw * C;
+    long koff[24];
+    int k0 = 0;
+    DW16_TAPS(KB)
+    if (KB > 8) { DW16_TAPS(8) }
+    if (KB > 4) { DW16_TAPS(4) }
+    DW16_TAPS(2)
+    DW16_TAPS(1)
+}
+
+/* The kernel gradient in chunks of output rows whose dy (and windows) stay in the L2 cache
+   while every tap block passes over them; the bias gradient as plain sums of dy's rows. */
+F512 static void conv_dw_avx512(const float *restrict x, const float *restrict dy, float *restrict dwp,
+                                float *restrict dbp, int N, int H, int W, int C, int kh, int kw, int sh, int sw,
+                                int F, int Ho, int Wo)
+{
+    const long ldw = FUSED_WIDTH * ((F + FUSED_WIDTH - 1) / FUSED_WIDTH);
+    const int rows = N * Ho;
+    long chunk_px = 65536 / ldw;  /* 256 KB of dy per chunk */
+    int chunk = (int)(chunk_px / Wo);
+    if (chunk < 1) chunk = 1;
+    for (int r0 = 0; r0 < rows; r0 += chunk) {
+        const int r1 = rows - r0 < chunk ? rows : r0 + chunk;
+        for (int f0 = 0; f0 < F; f0 += 64) {
+            const int nf = F - f0 < 64 ? F - f0 : 64;
+            switch ((nf + 15) / 16) {
+            case 1: dw16_block(x, dy + f0, dwp + f0, ldw, r0, r1, H, W, C, kh, kw, sh, sw, F, Ho, Wo, nf, 1, 16); break;
+            case 2: dw16_block(x, dy + f0, dwp + f0, ldw, r0, r1, H, W, C, kh, kw, sh, sw, F, Ho, Wo, nf, 2, 12); break;
+            case 3: dw16_block(x, dy + f0, dwp + f0, ldw, r0, r1, H, W, C, kh, kw, sh, sw, F, Ho, Wo, nf, 3, 8); break;
+            default: dw16_block(x, dy + f0, dwp + f0, ldw, r0, r1, H, W, C, kh, kw, sh, sw, F, Ho, Wo, nf, 4, 6); break;
+            }
+        }
+    }
+    if (dbp) {
+        const long M = (long)rows * Wo;
+        for (int f0 = 0; f0 < F; f0 += 16) {
+            const __mmask16 m = lanes(F - f0);
+            v16f s = {0};
+            for (long i = 0; i < M; i++) s += load16m(dy + i * F + f0, m);
+            store16m(dbp + f0, load16m(dbp + f0, m) + s, m);
+        }
+    }
+}
+
+int avx512_supported(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") && conv_fused_supported();
+}
+
+/* Which loops conv_fwd_f32 and conv_dw_f32 take: 2 = AVX-512, 1 = AVX2, 0 = none (set by
+   set_fused_isa from Python, with the GIL held; the best the CPU has at load). */
+static int fused_isa = -1;
+
+static int best_isa(void) { return avx512_supported() ? 2 : conv_fused_supported() ? 1 : 0; }
+
+static int current_isa(void)
+{
+    if (fused_isa < 0) fused_isa = best_isa();
+    return fused_isa;
+}
+
+void conv_fwd_f32(const float *restrict x, const float *restrict wp, const float *restrict bp,
+                  float *restrict y, int N, int H, int W, int C, int kh, int kw, int sh, int sw,
+                  int F, int Ho, int Wo)
+{
+    if (current_isa() == 2) conv_fwd_avx512(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo);
+    else conv_fwd_avx2(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo);
+}
+
+void conv_dw_f32(const float *restrict x, const float *restrict dy, float *restrict dwp, float *restrict dbp,
+                 int N, int H, int W, int C, int kh, int kw, int sh, int sw, int F, int Ho, int Wo)
+{
+    if (current_isa() == 2) conv_dw_avx512(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo);
+    else conv_dw_avx2(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo);
+}
+
 #else
 int conv_fused_supported(void) { return 0; }
+static int current_isa(void) { return 0; }
+static int best_isa(void) { return 0; }
+static int fused_isa = 0;
 void conv_fwd_f32(void) {}
 void conv_dw_f32(void) {}
 #endif
@@ -1007,7 +1384,7 @@ enum {
     N_IM2COL, N_IM2COL_VALID, N_IM2COL_PADDED, N_COL2IM, N_COL2IM_VALID, N_COL2IM_PADDED,
     N_MAXPOOL_FWD, N_MAXPOOL_FWD_2X2, N_MAXPOOL_FWD_GENERAL, N_MAXPOOL_BWD, N_MAXPOOL_BWD_2X2,
     N_MAXPOOL_BWD_GENERAL, N_RELU_BWD, N_ADAM, N_RMSPROP, N_CONV_FWD, N_CONV_FWD_PIXELS,
-    N_CONV_FWD_FILTERS, N_CONV_DW, N_DEPTHWISE_FWD, N_DEPTHWISE_FWD_DM1, N_DEPTHWISE_FWD_DM,
+    N_CONV_FWD_FILTERS, N_CONV_FWD_PIXELS512, N_CONV_FWD_FILTERS512, N_CONV_DW, N_CONV_DW_AVX2, N_CONV_DW_AVX512, N_DEPTHWISE_FWD, N_DEPTHWISE_FWD_DM1, N_DEPTHWISE_FWD_DM,
     N_DEPTHWISE_DX, N_DEPTHWISE_DX_DM1, N_DEPTHWISE_DX_DM, N_DEPTHWISE_DW, N_DEPTHWISE_DW_DM1, N_DEPTHWISE_DW_DM,
     N_BN_MOMENTS, N_BN_AFFINE, N_BN_BWD, N_BN_GRAD_SUMS, N_BN_DX, N_COUNTERS
 };
@@ -1015,7 +1392,8 @@ static const char *counter_names[N_COUNTERS] = {
     "im2col_f32", "im2col_f32[valid]", "im2col_f32[padded]", "col2im_f32", "col2im_f32[valid]",
     "col2im_f32[padded]", "maxpool_fwd_f32", "maxpool_fwd_f32[2x2]", "maxpool_fwd_f32[general]",
     "maxpool_bwd_f32", "maxpool_bwd_f32[2x2]", "maxpool_bwd_f32[general]", "relu_bwd_f32", "adam_f32",
-    "rmsprop_f32", "conv_fwd_f32", "conv_fwd_f32[pixels]", "conv_fwd_f32[filters]", "conv_dw_f32",
+    "rmsprop_f32", "conv_fwd_f32", "conv_fwd_f32[pixels]", "conv_fwd_f32[filters]", "conv_fwd_f32[pixels/avx512]",
+    "conv_fwd_f32[filters/avx512]", "conv_dw_f32", "conv_dw_f32[avx2]", "conv_dw_f32[avx512]",
     "depthwise_fwd_f32", "depthwise_fwd_f32[dm=1]", "depthwise_fwd_f32[dm>1]", "depthwise_dx_f32",
     "depthwise_dx_f32[dm=1]", "depthwise_dx_f32[dm>1]", "depthwise_dw_f32", "depthwise_dw_f32[dm=1]",
     "depthwise_dw_f32[dm>1]",
@@ -1497,21 +1875,27 @@ done:
     return res;
 }
 
-#define MAX_FUSED_FILTERS 32
+#define MAX_FUSED_FILTERS_AVX2 32
+#define MAX_FUSED_FILTERS_AVX512 4096
 
-/* g: N H W C kh kw sh sw F Ho Wo; 'valid' windows only, 1..32 filters */
+static int max_fused_filters(void)
+{
+    return current_isa() == 2 ? MAX_FUSED_FILTERS_AVX512 : MAX_FUSED_FILTERS_AVX2;
+}
+
+/* g: N H W C kh kw sh sw F Ho Wo; 'valid' windows only, 1..max_fused_filters() filters */
 static int check_fused(const char *kernel, const long long *g, long long *fp)
 {
     const long long w[12] = {g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], 0, 0, g[9], g[10]};
     if (check_windows(kernel, w) < 0 || check_ints(kernel, "F", g + 8, 1) < 0) return -1;
     if (g[0] < 1 || g[3] < 1 || g[8] < 1 || g[9] < 1 || g[10] < 1)
         return fail(kernel, "N=%lld, C=%lld, F=%lld, Ho=%lld, Wo=%lld must all be >= 1", g[0], g[3], g[8], g[9], g[10]);
-    if (g[8] > MAX_FUSED_FILTERS)
-        return fail(kernel, "F=%lld filters; the fused kernels hold at most %d", g[8], MAX_FUSED_FILTERS);
+    if (g[8] > max_fused_filters())
+        return fail(kernel, "F=%lld filters; the fused kernels take at most %d", g[8], max_fused_filters());
     if (!fits(w))
         return fail(kernel, "%lldx%lld windows of %lldx%lld at strides (%lld, %lld) do not fit a %lldx%lld image "
                     "(the fused kernels take 'valid' windows only)", g[9], g[10], g[4], g[5], g[6], g[7], g[1], g[2]);
-    *fp = 8 * ((g[8] + 7) / 8);
+    *fp = 16 * ((g[8] + 15) / 16);
     return 0;
 }
 
@@ -1544,7 +1928,12 @@ static PyObject *py_conv_fwd(PyObject *self, PyObject *args)
         disjoint(k, all, 4, 1) < 0)
         goto done;
     counters[N_CONV_FWD]++;
-    counters[g[8] <= 6 && g[7] == 1 && g[3] <= 4 && g[10] >= 16 ? N_CONV_FWD_PIXELS : N_CONV_FWD_FILTERS]++;
+#if HAVE_FUSED
+    if (current_isa() == 2)
+        counters[PIXELS512(g[8], g[3], g[7], g[10]) ? N_CONV_FWD_PIXELS512 : N_CONV_FWD_FILTERS512]++;
+    else
+        counters[AVX2_PIXELS(g[8], g[3], g[7], g[10]) ? N_CONV_FWD_PIXELS : N_CONV_FWD_FILTERS]++;
+#endif
 #if HAVE_FUSED
     Py_BEGIN_ALLOW_THREADS
     conv_fwd_f32(x.v.buf, w.v.buf, ob == Py_None ? NULL : b.v.buf, y.v.buf, g[0], g[1], g[2], g[3], g[4], g[5], g[6],
@@ -1581,6 +1970,7 @@ static PyObject *py_conv_dw(PyObject *self, PyObject *args)
         goto done;
     counters[N_CONV_DW]++;
 #if HAVE_FUSED
+    counters[current_isa() == 2 ? N_CONV_DW_AVX512 : N_CONV_DW_AVX2]++;
     Py_BEGIN_ALLOW_THREADS
     conv_dw_f32(x.v.buf, dy.v.buf, dw.v.buf, odb == Py_None ? NULL : db.v.buf, g[0], g[1], g[2], g[3], g[4], g[5],
                 g[6], g[7], g[8], g[9], g[10]);
@@ -1723,6 +2113,34 @@ static PyObject *py_fused_supported(PyObject *self, PyObject *unused)
     return PyBool_FromLong(HAVE_FUSED && conv_fused_supported());
 }
 
+static const char *isa_names[3] = {"", "avx2", "avx512"};
+
+/* fused_isa() -> (name, max_filters): the instruction set the fused convolutions use now
+   ('avx512', 'avx2' or '' for none) and the most filters they take */
+static PyObject *py_fused_isa(PyObject *self, PyObject *unused)
+{
+    return Py_BuildValue("(si)", isa_names[current_isa()], current_isa() ? max_fused_filters() : 0);
+}
+
+/* set_fused_isa(name): 'avx512', 'avx2' or 'best'; refuses one the CPU lacks */
+static PyObject *py_set_fused_isa(PyObject *self, PyObject *arg)
+{
+    const char *name = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
+    if (!name) { PyErr_SetString(PyExc_TypeError, "set_fused_isa expects a str"); return NULL; }
+    const int best = best_isa();
+    int want = -1;
+    if (!strcmp(name, "best")) want = best;
+    else if (!strcmp(name, "avx2")) want = 1;
+    else if (!strcmp(name, "avx512")) want = 2;
+    if (want < 0 || want > best || want == 0) {
+        PyErr_Format(PyExc_ValueError, "set_fused_isa: %R is not available here (expected 'best'%s%s)", arg,
+                     best >= 1 ? ", 'avx2'" : "", best >= 2 ? ", 'avx512'" : "");
+        return NULL;
+    }
+    fused_isa = want;
+    return py_fused_isa(self, NULL);
+}
+
 static PyObject *py_set_error_class(PyObject *self, PyObject *cls)
 {
     if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, (PyTypeObject *)PyExc_ValueError)) {
@@ -1756,6 +2174,8 @@ static PyMethodDef ckernels_methods[] = {
      "depthwise_dw_f32(x, dy, dw, db, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm)"},
     {"counts", py_counts, METH_NOARGS, "How often each entry point and variant was called in this process."},
     {"fused_supported", py_fused_supported, METH_NOARGS, "True when the fused convolution kernels can run here."},
+    {"fused_isa", py_fused_isa, METH_NOARGS, "(name, max_filters) of the fused convolutions' instruction set."},
+    {"set_fused_isa", py_set_fused_isa, METH_O, "Use 'avx512', 'avx2' or the 'best' the CPU has for the fused convolutions."},
     {"set_error_class", py_set_error_class, METH_O, "The ValueError subclass the checks raise."},
     {NULL, NULL, 0, NULL}
 };
