@@ -253,3 +253,37 @@ def test_split_depthwise_equals_whole(case, n_threads):
     assert reached["depthwise_fwd_f32"] == k and reached["depthwise_dw_f32"] == k and reached["depthwise_dx_f32"] == k
     assert np.array_equal(y1, y0) and np.array_equal(g1[0], g0[0])  # per image: the same arithmetic
     assert rel_error(g1[1], g0[1]) < 1e-6 and rel_error(g1[2], g0[2]) < 1e-6
+
+
+@pytest.mark.parametrize("pool", [((3, 3), (1, 1), "same"), ((2, 2), (2, 2), "valid"), ((3, 3), (2, 2), "same")],
+                         ids=str)
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_split_max_pool_and_relu_equal_whole(pool, n_threads, monkeypatch):
+    """Max pooling and ReLU split per image: the same bits as one call on the whole batch,
+    on the C loops (float32) and on NumPy (float64)."""
+    from convolab.ops import activations, pool as pool_ops
+
+    split_calls = []
+    run = threads.run
+    monkeypatch.setattr(threads, "run", lambda fn, parts: split_calls.append(len(parts)) or run(fn, parts))
+
+    rng = np.random.default_rng(11)
+    size, strides, padding = pool
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal((7, 9, 10, 13)).astype(dtype)
+        x[0, :3, :3, 0] = -np.inf  # a window of -inf only: its gradient is dropped
+        x[1, 2, 2, :] = x[1, 2, 3, :]  # ties: the first maximum wins
+        runs = []
+        for split in (False, True):
+            with split_every_op(n_threads) if split else contextlib.nullcontext():
+                y, cache = pool_ops.max_pool_forward(x, size, strides, padding)
+                dy = np.cos(np.arange(y.size, dtype=dtype)).reshape(y.shape)
+                dx = pool_ops.max_pool_backward(dy, cache)
+                r = activations.activation_forward("relu", x)
+                dr = activations.activation_backward("relu", np.sin(np.where(np.isfinite(x), x, 0)), r)
+            runs.append((y, cache[0], dx, r, dr))
+        # split: ReLU forward always; the C loops (float32) also the pool and the ReLU backward
+        assert split_calls == ([n_threads] * 4 if dtype == np.float32 and kernels.available() else [n_threads])
+        split_calls.clear()
+        for whole, split in zip(*runs):
+            np.testing.assert_array_equal(split, whole)

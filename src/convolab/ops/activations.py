@@ -11,6 +11,11 @@ import numpy as np
 from .. import kernels
 from ..backend import get_array_module
 from ..kernels import cuda
+from . import threads
+
+#: a ReLU pass costs about what this many GEMM multiply-adds cost per value (memory-bound:
+#: about 0.2 ns a value); ops/threads.py splits the batch where a slice carries enough of it
+_WORK_PER_VALUE = 20.0
 
 ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
 
@@ -42,7 +47,13 @@ def activation_forward(name, z):
     if name == "linear":
         return z
     if name == "relu":
-        return get_array_module(z).maximum(z, 0)
+        xp = get_array_module(z)
+        parts = threads.spans(z.shape[0], _WORK_PER_VALUE * z.size) if z.ndim > 1 else None
+        if parts is None:
+            return xp.maximum(z, 0)
+        y = xp.empty_like(z)  # one slice of the batch per thread inside fit/evaluate/predict
+        threads.run(lambda lo, hi: xp.maximum(z[lo:hi], 0, out=y[lo:hi]), parts)
+        return y
     if name == "sigmoid":
         return _sigmoid(z)
     if name == "tanh":
@@ -64,7 +75,11 @@ def activation_backward(name, dy, y):
             return dz
         if kernels.usable(dy, y):
             dz = xp.empty_like(y)
-            kernels.relu_bwd_f32(dy, y, dz)
+            parts = threads.spans(y.shape[0], _WORK_PER_VALUE * y.size) if y.ndim > 1 else None
+            if parts is None:
+                kernels.relu_bwd_f32(dy, y, dz)
+            else:
+                threads.run(lambda lo, hi: kernels.relu_bwd_f32(dy[lo:hi], y[lo:hi], dz[lo:hi]), parts)
             return dz
         return dy * (y > 0)
     if name == "sigmoid":

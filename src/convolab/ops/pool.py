@@ -11,7 +11,12 @@ from ..backend import get_array_module
 from ..kernels import cuda
 from ..utils.conv_utils import padding_amounts
 from .. import kernels
+from . import threads
 from .im2col import col2im, kernel_args, output_hw, pad_nhwc, use_ckernels, window_view
+
+#: the C pooling loops cost about what this many GEMM multiply-adds cost per value they read
+#: and the window taps they visit (ops/threads.py weighs work in GEMM FLOPs)
+_WORK_PER_TAP = 20.0
 
 
 def _windows(x, pool_size, strides, padding, fill):
@@ -52,7 +57,13 @@ def max_pool_forward(x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
         y = xp.empty((x.shape[0], ho, wo, x.shape[3]), dtype=x.dtype)
         arg = xp.empty(y.shape, dtype=np.int32)
         if xp is np:
-            kernels.maxpool_fwd_f32(x, y, arg, *args)
+            # one slice of the batch per thread inside fit/evaluate/predict (threads.batch_threads)
+            parts = threads.spans(x.shape[0], _WORK_PER_TAP * y.size * pool_size[0] * pool_size[1])
+            if parts is None:
+                kernels.maxpool_fwd_f32(x, y, arg, *args)
+            else:
+                threads.run(lambda lo, hi: kernels.maxpool_fwd_f32(x[lo:hi], y[lo:hi], arg[lo:hi], hi - lo, *args[1:]),
+                            parts)
         else:
             cuda.maxpool_fwd(xp.ascontiguousarray(x), y, arg, *args)
         return y, (arg, x.shape, pool_size, strides, padding)
@@ -75,7 +86,12 @@ def max_pool_backward(dy, cache):
     if use_ckernels(dy) and arg.dtype == np.int32:
         args, _ = kernel_args(x_shape, pool_size, strides, padding)
         dx = np.empty(x_shape, dtype=dy.dtype)
-        kernels.maxpool_bwd_f32(dy, arg, dx, *args)
+        parts = threads.spans(dy.shape[0], _WORK_PER_TAP * dx.size * pool_size[0] * pool_size[1])
+        if parts is None:
+            kernels.maxpool_bwd_f32(dy, arg, dx, *args)
+        else:
+            threads.run(lambda lo, hi: kernels.maxpool_bwd_f32(dy[lo:hi], arg[lo:hi], dx[lo:hi], hi - lo, *args[1:]),
+                        parts)
         return dx
     dwin = np.zeros(arg.shape + (pool_size[0] * pool_size[1],), dtype=dy.dtype)
     np.put_along_axis(dwin, arg[..., None], dy[..., None], axis=-1)
