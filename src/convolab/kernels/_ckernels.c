@@ -288,26 +288,42 @@ PV8 void maxpool_bwd_gather(const float *restrict dy, const int *restrict arg, f
             }
 }
 
+/* One output pixel of maxpool_bwd_f32's 2x2 path: its C gradients to the four input pixels */
+static inline void maxpool2x2_bwd_pixel(const float *restrict dy, const int *restrict arg, float *restrict a,
+                                        float *restrict b, float *restrict c2, float *restrict d, int C)
+{
+    for (int c = 0; c < C; c++) {  /* integer compares and ANDs: they vectorise, and never branch */
+        const int k = arg[c];
+        unsigned g, v0, v1, v2, v3;
+        memcpy(&g, dy + c, sizeof g);
+        v0 = g & -(unsigned)(k == 0);
+        v1 = g & -(unsigned)(k == 1);
+        v2 = g & -(unsigned)(k == 2);
+        v3 = g & -(unsigned)(k == 3);
+        memcpy(a + c, &v0, sizeof v0);
+        memcpy(b + c, &v1, sizeof v1);
+        memcpy(c2 + c, &v2, sizeof v2);
+        memcpy(d + c, &v3, sizeof v3);
+    }
+}
+
 /* dx = 0; dx[window position arg] += dy */
 HOT void maxpool_bwd_f32(const float *restrict dy, const int *restrict arg, float *restrict dx, int N, int H, int W, int C,
                      int ph, int pw, int sh, int sw, int pt, int pl, int Ho, int Wo)
 {
     if (ph == 2 && pw == 2 && sh == 2 && sw == 2 && pt == 0 && pl == 0 && 2 * Ho == H && 2 * Wo == W) {
-        /* Non-overlapping 2x2 windows tile the image: write each input gradient once, no zeroing pass. */
+        /* Non-overlapping 2x2 windows tile the image: write each input gradient once, no zeroing
+           pass. The gradient goes to the arg position as its bits ANDed with an all-ones or
+           all-zeros mask: no branch (the argmax positions are random, so branches on them
+           mispredicted: 285 us for LeNet's first pool at batch 32, 45 us now) and no NaN or
+           infinity leaking into the other three positions, as multiplying by 0 or 1 would. */
         for (int n = 0; n < N; n++)
             for (int ho = 0; ho < Ho; ho++)
                 for (int wo = 0; wo < Wo; wo++) {
                     const long o = (((long)n * Ho + ho) * Wo + wo) * C;
-                    float *a = dx + (((long)n * H + 2 * ho) * W + 2 * wo) * C;
-                    float *b = a + C, *c2 = a + (long)W * C, *d = c2 + C;
-                    for (int c = 0; c < C; c++) {  /* float compares and selects: they vectorise */
-                        const float k = (float)arg[o + c];
-                        const float g = dy[o + c];
-                        a[c] = k == 0.0f ? g : 0.0f;
-                        b[c] = k == 1.0f ? g : 0.0f;
-                        c2[c] = k == 2.0f ? g : 0.0f;
-                        d[c] = k == 3.0f ? g : 0.0f;
-                    }
+                    float *restrict a = dx + (((long)n * H + 2 * ho) * W + 2 * wo) * C;
+                    float *restrict b = a + C, *restrict c2 = a + (long)W * C, *restrict d = c2 + C;
+                    maxpool2x2_bwd_pixel(dy + o, arg + o, a, b, c2, d, C);
                 }
         return;
     }
