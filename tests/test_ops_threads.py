@@ -281,9 +281,12 @@ def test_split_max_pool_and_relu_equal_whole(pool, n_threads, monkeypatch):
                 dx = pool_ops.max_pool_backward(dy, cache)
                 r = activations.activation_forward("relu", x)
                 dr = activations.activation_backward("relu", np.sin(np.where(np.isfinite(x), x, 0)), r)
-            runs.append((y, cache[0], dx, r, dr))
-        # split: ReLU forward always; the C loops (float32) also the pool and the ReLU backward
-        assert split_calls == ([n_threads] * 4 if dtype == np.float32 and kernels.available() else [n_threads])
+                r6 = activations.relu_forward(x[:, ::-1], max_value=6.0)[0]  # ReLU6, from a strided view
+            runs.append((y, cache[0], dx, r, dr, r6))
+        np.testing.assert_array_equal(runs[0][5], np.clip(x[:, ::-1], 0, 6))
+        # split: ReLU and ReLU6 forward always; the C loops (float32) also the pool and the ReLU backward
+        c_loops = dtype == np.float32 and kernels.available()
+        assert split_calls == [n_threads] * (5 if c_loops else 2)
         split_calls.clear()
         for whole, split in zip(*runs):
             np.testing.assert_array_equal(split, whole)

@@ -107,9 +107,23 @@ def relu_forward(x, negative_slope=0.0, max_value=None, threshold=0.0):
     if not negative_slope and not threshold:
         # the plain ReLU (Keras's defaults) and the capped one (ReLU6): no select, and the
         # backward needs only the output (0 < y < cap exactly where 0 < x < cap)
-        y = activation_forward("relu", x)
-        if max_value is not None:
-            get_array_module(y).minimum(y, y.dtype.type(max_value), out=y)
+        if max_value is None:
+            y = activation_forward("relu", x)
+            return y, (None, y, max_value)
+        xp = get_array_module(x)
+        cap = x.dtype.type(max_value)
+        y = xp.empty(x.shape, dtype=x.dtype)  # C-contiguous, so y2 below is a view of it
+        x2, y2 = x.reshape(len(x), -1) if x.ndim else x.reshape(1, 1), y.reshape(len(y), -1) if y.ndim else y.reshape(1, 1)
+
+        def capped(lo, hi):  # both passes over one slice while it is in the cache
+            xp.maximum(x2[lo:hi], 0, out=y2[lo:hi])
+            xp.minimum(y2[lo:hi], cap, out=y2[lo:hi])
+
+        parts = threads.spans(len(x2), 2 * _WORK_PER_VALUE * x.size) if x.ndim > 1 else None
+        if parts:
+            threads.run(capped, parts)
+        else:
+            capped(0, len(x2))
         return y, (None, y, max_value)
     # slope 0 gives +0.0 below the threshold, not 0.0 * negative = -0.0
     xp = get_array_module(x)
