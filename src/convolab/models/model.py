@@ -10,10 +10,11 @@ import numpy as np
 
 from .. import backend
 
+from ..autodiff import tape
 from ..autodiff.tensor import Tensor, unwrap
 from ..layers.base import Layer, shape_str, unique_name
 from . import data_checks as checks
-from . import functional
+from . import folding, functional
 from .trainer import Trainer, _take
 
 
@@ -249,16 +250,30 @@ class Model(Trainer, Layer):
         if len(xs) != len(self._inputs):
             raise ValueError(f"{self.describe()} expects {len(self._inputs)} inputs; got {len(xs)}")
         values = {id(t): self._conform(t, x) for t, x in zip(self._inputs, xs)}
+        # inference: a BatchNormalization folds into the Conv2D/Dense before it (models/folding.py)
+        folds = self._folds() if not training and folding.enabled and not tape.is_recording() else {}
+        folded = set()
         for node in self._nodes:
-            if not node.inputs:
-                continue  # an Input
+            if not node.inputs or id(node) in folded:
+                continue  # an Input, or a BatchNormalization folded into the layer before it
             args = [values[id(t)] for t in node.inputs]
+            bn = folds.get(id(node))
+            if bn is not None and not isinstance(args[0], Tensor) and node.layer.built and bn.layer.built:
+                values[id(bn.outputs[0])] = folding.folded_call(node.layer, bn.layer, args[0])
+                folded.add(id(bn))
+                continue
             out = node.layer(args if node.multi else args[0], *node.args, training=training, **node.kwargs)
             outs = list(out) if len(node.outputs) > 1 else [out]
             for t, v in zip(node.outputs, outs):
                 values[id(t)] = v
         res = [values[id(t)] for t in self._outputs]
         return res if self._multi_output else res[0]
+
+    def _folds(self):
+        """The graph's foldable (layer, BatchNormalization) pairs, found once: the graph is fixed."""
+        if getattr(self, "_fold_plan", None) is None:
+            self._fold_plan = folding.plan(self._nodes, self._outputs)
+        return self._fold_plan
 
     def compute_output_shape(self, input_shape):
         if self._functional:

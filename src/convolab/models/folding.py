@@ -1,0 +1,78 @@
+"""BatchNormalization folded into the linear layer before it, for inference.
+
+At inference a BatchNormalization is a per-channel affine map, ``y = x * scale + shift``
+(:func:`convolab.ops.batchnorm.batchnorm_scale_shift`). After a Conv2D, DepthwiseConv2D or
+Dense with no activation, whose output nothing else reads, that map folds into the layer's
+kernel and bias (``kernel * scale``, ``bias * scale + shift``): one pass over the output
+instead of two, as the ONNX export folds it and as inference engines do. ``predict``,
+``evaluate`` and ``model(x)`` of a functional model take the folded pair whenever the pass is
+not training and no GradientTape records it; training and recorded passes run each layer.
+
+The folded weights are computed on each pass from the current weights (a few thousand
+multiplies), so there is nothing to keep in step after ``fit`` or ``set_weights``. The result
+differs from the two layers run one after the other by float rounding only.
+"""
+from __future__ import annotations
+
+import copy
+
+from ..layers.conv import Conv2D
+from ..layers.dense import Dense
+from ..layers.depthwise_conv import DepthwiseConv2D
+from ..layers.normalization import BatchNormalization
+from ..ops.batchnorm import batchnorm_scale_shift
+
+#: the layers a following BatchNormalization folds into (exactly these classes: a subclass
+#: may compute something else)
+FOLDABLE = (Conv2D, DepthwiseConv2D, Dense)
+
+#: switch folding off (the tests compare the two)
+enabled = True
+
+
+def plan(nodes, outputs):
+    """``{id(node): bn_node}``: each foldable node whose one output only a BatchNormalization
+    node reads (and that is not a model output)."""
+    readers = {}
+    for node in nodes:
+        for t in node.inputs:
+            readers.setdefault(id(t), []).append(node)
+    out_ids = {id(t) for t in outputs}
+    folds = {}
+    for node in nodes:
+        layer = node.layer
+        if type(layer) not in FOLDABLE or len(node.outputs) != 1 or node.args or node.kwargs or node.multi:
+            continue
+        if getattr(layer, "activation", "linear") != "linear":
+            continue
+        t = node.outputs[0]
+        users = readers.get(id(t), [])
+        if id(t) in out_ids or len(users) != 1:
+            continue
+        bn = users[0]
+        if (type(bn.layer) is BatchNormalization and len(bn.inputs) == 1 and len(bn.outputs) == 1
+                and not bn.args and not bn.kwargs and not bn.multi):
+            folds[id(node)] = bn
+    return folds
+
+
+def folded_kernel_and_bias(layer, bn):
+    """``bn(layer(x))`` at inference as one layer's ``(kernel, bias)``."""
+    p = bn.params
+    scale, shift = batchnorm_scale_shift(p["moving_mean"], p["moving_variance"], p.get("gamma"), p.get("beta"),
+                                         bn.epsilon)
+    kernel, bias = layer.params["kernel"], layer.params.get("bias")
+    if type(layer) is DepthwiseConv2D:  # output channel c * dm + m comes from kernel[..., c, m]
+        kernel = kernel * scale.reshape(kernel.shape[-2:])
+    else:
+        kernel = kernel * scale
+    bias = shift if bias is None else bias * scale + shift
+    return kernel.astype(layer.params["kernel"].dtype, copy=False), bias.astype(kernel.dtype, copy=False)
+
+
+def folded_call(layer, bn, x):
+    """``bn(layer(x), training=False)`` through one layer with the folded weights."""
+    kernel, bias = folded_kernel_and_bias(layer, bn)
+    twin = copy.copy(layer)  # shares nothing it writes: its own params dict and cache
+    twin.params = {**layer.params, "kernel": kernel, "bias": bias}
+    return twin.linear_forward(x, training=False)
