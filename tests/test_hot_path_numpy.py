@@ -25,7 +25,7 @@ CPU_KERNEL = "the compiled C kernels' NumPy buffers (taken only for NumPy inputs
 CPU_FALLBACK = "the NumPy-only window code (strided views), taken only for NumPy inputs"
 HOST_CHECK = "checks and conversions of user input on the host, before data moves"
 ALLOW = {
-    ("ops/conv.py", "_padded_columns"): CPU_KERNEL, ("ops/conv.py", "_conv2d_forward_fused"): CPU_KERNEL,
+    ("ops/conv.py", "_padded_columns"): CPU_KERNEL, ("ops/conv.py", "_fused_forward"): CPU_KERNEL,
     ("ops/conv.py", "_conv2d_backward_fused"): CPU_KERNEL, ("ops/conv.py", "_input_gradient_stride1"): CPU_KERNEL,
     ("ops/batchnorm.py", "_forward_kernels"): CPU_KERNEL,
     ("ops/batchnorm.py", "_backward_kernels"): CPU_KERNEL, ("ops/batchnorm.py", "_inference_kernels"): CPU_KERNEL,

@@ -183,9 +183,13 @@ class TestRejectsBadArrays:
         with pytest.raises(KernelArgumentError, match=f"at most {limit}"):
             kernels.conv_fwd_f32(x, wp, None, y, 2, 6, 6, 3, 3, 3, 1, 1, f, 4, 4)
         wp = np.zeros((27, 16), np.float32)
-        y = np.empty((2, 6, 6, 8), np.float32)
-        with pytest.raises(KernelArgumentError, match="do not fit"):
-            kernels.conv_fwd_f32(x, wp, None, y, 2, 6, 6, 3, 3, 3, 1, 1, 8, 6, 6)
+        y = np.empty((2, 7, 6, 8), np.float32)
+        with pytest.raises(KernelArgumentError, match="starts past"):  # windows 6 and 7 start below the image
+            kernels.conv_fwd_f32(x, wp, None, y, 2, 6, 6, 3, 3, 3, 1, 1, 8, 7, 6, 0, 0)
+        with pytest.raises(KernelArgumentError, match="as large as the window"):
+            kernels.conv_fwd_f32(x, wp, None, y, 2, 6, 6, 3, 3, 3, 1, 1, 8, 7, 6, 3, 0)
+        with pytest.raises(KernelArgumentError, match="`pt` must be an int"):
+            kernels.conv_fwd_f32(x, wp, None, y, 2, 6, 6, 3, 3, 3, 1, 1, 8, 7, 6, -1, 0)
 
     def test_fused_conv_bias_and_dw_sizes(self):
         x = self.x

@@ -188,21 +188,24 @@ def rmsprop_f32(param, grad, v, learning_rate, rho, epsilon):
     lib.rmsprop_f32(param, grad, v, learning_rate, rho, epsilon)
 
 
-def conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo):
-    """``y = im2col(x) @ wp[:, :F] (+ bp[:F])`` for 'valid' windows, without the im2col matrix.
+def conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt=0, pl=0):
+    """``y = im2col(x) @ wp[:, :F] (+ bp[:F])`` without the im2col matrix; the windows are those of
+    ``x`` with ``pt`` rows and ``pl`` columns of zeros before it and as many after as they reach
+    (each image is padded on its own, in the cache, not as a padded copy of the batch).
 
     ``wp`` is the kernel as a ``(kh*kw*C, Fp)`` matrix with ``Fp = fused_width(F)`` columns
     (zeros past ``F``); ``bp`` is ``None`` or ``Fp`` floats; at most ``fused_isa()[1]`` filters.
     """
-    lib.conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo)
+    lib.conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt, pl)
 
 
-def conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo):
-    """``dwp[:, :F] += im2col(x).T @ dy`` (and ``dbp[:F] += dy.sum(0)``) for 'valid' windows.
+def conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt=0, pl=0):
+    """``dwp[:, :F] += im2col(x).T @ dy`` (and ``dbp[:F] += dy.sum(0)``), windows as in
+    :func:`conv_fwd_f32`.
 
     ``dwp`` is ``(kh*kw*C, Fp)``, ``dbp`` ``None`` or ``Fp`` floats, ``Fp = fused_width(F)``.
     """
-    lib.conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo)
+    lib.conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt, pl)
 
 
 # The depthwise kernels share 15 integers: N H W C kh kw sh sw pt pl rh rw Ho Wo dm, with

@@ -1124,6 +1124,56 @@ void conv_dw_f32(const float *restrict x, const float *restrict dy, float *restr
     else conv_dw_avx2(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo);
 }
 
+/* Zero padding without a padded copy of the batch: each image is padded on its own into a
+   buffer of (Ho - 1) * sh + kh rows by (Wo - 1) * sw + kw columns (pt rows and pl columns of
+   zeros before it, as many after as the windows reach), which stays in the cache while the
+   'valid' loops above run on it. Only rows and columns of the image are read. Returns 0 when
+   the buffer cannot be allocated (nothing is written then). */
+static void pad_image(const float *restrict x, float *restrict buf, int H, int W, int C, int pt, int pl, int Hp,
+                      int Wp)
+{
+    const long rowp = (long)Wp * C;
+    const int c0 = pl, c1 = pl + W < Wp ? pl + W : Wp;  /* padded columns that hold image columns */
+    for (int r = 0; r < Hp; r++) {
+        float *dst = buf + r * rowp;
+        const int src = r - pt;
+        if (src < 0 || src >= H) { memset(dst, 0, sizeof(float) * rowp); continue; }
+        memset(dst, 0, sizeof(float) * (size_t)c0 * C);
+        memcpy(dst + (long)c0 * C, x + (long)src * W * C, sizeof(float) * (size_t)(c1 - c0) * C);
+        memset(dst + (long)c1 * C, 0, sizeof(float) * (size_t)(Wp - c1) * C);
+    }
+}
+
+static int conv_fwd_padded_f32(const float *restrict x, const float *restrict wp, const float *restrict bp,
+                               float *restrict y, int N, int H, int W, int C, int kh, int kw, int sh, int sw,
+                               int F, int Ho, int Wo, int pt, int pl)
+{
+    const int Hp = (Ho - 1) * sh + kh, Wp = (Wo - 1) * sw + kw;
+    float *buf = malloc(sizeof(float) * (size_t)Hp * Wp * C);
+    if (!buf) return 0;
+    for (int n = 0; n < N; n++) {
+        pad_image(x + (long)n * H * W * C, buf, H, W, C, pt, pl, Hp, Wp);
+        conv_fwd_f32(buf, wp, bp, y + (long)n * Ho * Wo * F, 1, Hp, Wp, C, kh, kw, sh, sw, F, Ho, Wo);
+    }
+    free(buf);
+    return 1;
+}
+
+static int conv_dw_padded_f32(const float *restrict x, const float *restrict dy, float *restrict dwp,
+                              float *restrict dbp, int N, int H, int W, int C, int kh, int kw, int sh, int sw,
+                              int F, int Ho, int Wo, int pt, int pl)
+{
+    const int Hp = (Ho - 1) * sh + kh, Wp = (Wo - 1) * sw + kw;
+    float *buf = malloc(sizeof(float) * (size_t)Hp * Wp * C);
+    if (!buf) return 0;
+    for (int n = 0; n < N; n++) {
+        pad_image(x + (long)n * H * W * C, buf, H, W, C, pt, pl, Hp, Wp);
+        conv_dw_f32(buf, dy + (long)n * Ho * Wo * F, dwp, dbp, 1, Hp, Wp, C, kh, kw, sh, sw, F, Ho, Wo);
+    }
+    free(buf);
+    return 1;
+}
+
 #else
 int conv_fused_supported(void) { return 0; }
 static int current_isa(void) { return 0; }
@@ -1131,6 +1181,8 @@ static int best_isa(void) { return 0; }
 static int fused_isa = 0;
 void conv_fwd_f32(void) {}
 void conv_dw_f32(void) {}
+static int conv_fwd_padded_f32() { return 0; }
+static int conv_dw_padded_f32() { return 0; }
 #endif
 
 /* ---------------------------------------------------------------------------------------
@@ -1986,18 +2038,19 @@ static int max_fused_filters(void)
     return current_isa() == 2 ? MAX_FUSED_FILTERS_AVX512 : MAX_FUSED_FILTERS_AVX2;
 }
 
-/* g: N H W C kh kw sh sw F Ho Wo; 'valid' windows only, 1..max_fused_filters() filters */
-static int check_fused(const char *kernel, const long long *g, long long *fp)
+/* g: N H W C kh kw sh sw F Ho Wo pt pl; 1..max_fused_filters() filters. The windows are those
+   of the image with pt rows and pl columns of zeros before it (and as many after as they
+   reach), checked as im2col's are. Sets *padded when there is padding, or windows past the
+   image's end. */
+static int check_fused(const char *kernel, const long long *g, long long *fp, int *padded)
 {
-    const long long w[12] = {g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], 0, 0, g[9], g[10]};
+    const long long w[12] = {g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[11], g[12], g[9], g[10]};
     if (check_windows(kernel, w) < 0 || check_ints(kernel, "F", g + 8, 1) < 0) return -1;
     if (g[0] < 1 || g[3] < 1 || g[8] < 1 || g[9] < 1 || g[10] < 1)
         return fail(kernel, "N=%lld, C=%lld, F=%lld, Ho=%lld, Wo=%lld must all be >= 1", g[0], g[3], g[8], g[9], g[10]);
     if (g[8] > max_fused_filters())
         return fail(kernel, "F=%lld filters; the fused kernels take at most %d", g[8], max_fused_filters());
-    if (!fits(w))
-        return fail(kernel, "%lldx%lld windows of %lldx%lld at strides (%lld, %lld) do not fit a %lldx%lld image "
-                    "(the fused kernels take 'valid' windows only)", g[9], g[10], g[4], g[5], g[6], g[7], g[1], g[2]);
+    *padded = !fits(w);
     *fp = 16 * ((g[8] + 15) / 16);
     return 0;
 }
@@ -2012,12 +2065,13 @@ static PyObject *py_conv_fwd(PyObject *self, PyObject *args)
 {
     const char *k = "conv_fwd_f32";
     PyObject *ox, *ow, *ob, *oy;
-    long long g[11], fp;
-    if (!PyArg_ParseTuple(args, "OOOOLLLLLLLLLLL", &ox, &ow, &ob, &oy, g, g + 1, g + 2, g + 3, g + 4, g + 5, g + 6,
-                          g + 7, g + 8, g + 9, g + 10))
+    long long g[13], fp;
+    int padded = 0, ok = 1;
+    if (!PyArg_ParseTuple(args, "OOOOLLLLLLLLLLLLL", &ox, &ow, &ob, &oy, g, g + 1, g + 2, g + 3, g + 4, g + 5, g + 6,
+                          g + 7, g + 8, g + 9, g + 10, g + 11, g + 12))
         return NULL;
     if (!HAVE_FUSED || !conv_fused_supported()) return fail(k, "this CPU has no AVX2+FMA"), NULL;
-    if (check_fused(k, g, &fp) < 0) return NULL;
+    if (check_fused(k, g, &fp, &padded) < 0) return NULL;
     Py_ssize_t nx = 0, nw = 0, ny = 0;  /* set by product(), which fails first otherwise */
     if (product(k, &nx, g[0], g[1], g[2], g[3]) < 0 || product(k, &nw, g[4], g[5], g[3], fp) < 0 ||
         product(k, &ny, g[0], g[9], g[10], g[8]) < 0)
@@ -2039,10 +2093,15 @@ static PyObject *py_conv_fwd(PyObject *self, PyObject *args)
 #endif
 #if HAVE_FUSED
     Py_BEGIN_ALLOW_THREADS
-    conv_fwd_f32(x.v.buf, w.v.buf, ob == Py_None ? NULL : b.v.buf, y.v.buf, g[0], g[1], g[2], g[3], g[4], g[5], g[6],
-                 g[7], g[8], g[9], g[10]);
+    if (padded)
+        ok = conv_fwd_padded_f32(x.v.buf, w.v.buf, ob == Py_None ? NULL : b.v.buf, y.v.buf, g[0], g[1], g[2], g[3],
+                                 g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12]);
+    else
+        conv_fwd_f32(x.v.buf, w.v.buf, ob == Py_None ? NULL : b.v.buf, y.v.buf, g[0], g[1], g[2], g[3], g[4], g[5],
+                     g[6], g[7], g[8], g[9], g[10]);
     Py_END_ALLOW_THREADS
 #endif
+    if (!ok) { PyErr_NoMemory(); goto done; }
     res = Py_NewRef(Py_None);
 done:
     RELEASE_ALL(all);
@@ -2053,12 +2112,13 @@ static PyObject *py_conv_dw(PyObject *self, PyObject *args)
 {
     const char *k = "conv_dw_f32";
     PyObject *ox, *ody, *odw, *odb;
-    long long g[11], fp;
-    if (!PyArg_ParseTuple(args, "OOOOLLLLLLLLLLL", &ox, &ody, &odw, &odb, g, g + 1, g + 2, g + 3, g + 4, g + 5,
-                          g + 6, g + 7, g + 8, g + 9, g + 10))
+    long long g[13], fp;
+    int padded = 0, ok = 1;
+    if (!PyArg_ParseTuple(args, "OOOOLLLLLLLLLLLLL", &ox, &ody, &odw, &odb, g, g + 1, g + 2, g + 3, g + 4, g + 5,
+                          g + 6, g + 7, g + 8, g + 9, g + 10, g + 11, g + 12))
         return NULL;
     if (!HAVE_FUSED || !conv_fused_supported()) return fail(k, "this CPU has no AVX2+FMA"), NULL;
-    if (check_fused(k, g, &fp) < 0) return NULL;
+    if (check_fused(k, g, &fp, &padded) < 0) return NULL;
     Py_ssize_t nx = 0, ndy = 0, ndw = 0;  /* set by product(), which fails first otherwise */
     if (product(k, &nx, g[0], g[1], g[2], g[3]) < 0 || product(k, &ndy, g[0], g[9], g[10], g[8]) < 0 ||
         product(k, &ndw, g[4], g[5], g[3], fp) < 0)
@@ -2075,10 +2135,15 @@ static PyObject *py_conv_dw(PyObject *self, PyObject *args)
 #if HAVE_FUSED
     counters[current_isa() == 2 ? N_CONV_DW_AVX512 : N_CONV_DW_AVX2]++;
     Py_BEGIN_ALLOW_THREADS
-    conv_dw_f32(x.v.buf, dy.v.buf, dw.v.buf, odb == Py_None ? NULL : db.v.buf, g[0], g[1], g[2], g[3], g[4], g[5],
-                g[6], g[7], g[8], g[9], g[10]);
+    if (padded)
+        ok = conv_dw_padded_f32(x.v.buf, dy.v.buf, dw.v.buf, odb == Py_None ? NULL : db.v.buf, g[0], g[1], g[2], g[3],
+                                g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12]);
+    else
+        conv_dw_f32(x.v.buf, dy.v.buf, dw.v.buf, odb == Py_None ? NULL : db.v.buf, g[0], g[1], g[2], g[3], g[4], g[5],
+                    g[6], g[7], g[8], g[9], g[10]);
     Py_END_ALLOW_THREADS
 #endif
+    if (!ok) { PyErr_NoMemory(); goto done; }
     res = Py_NewRef(Py_None);
 done:
     RELEASE_ALL(all);
@@ -2262,8 +2327,8 @@ static PyMethodDef ckernels_methods[] = {
     {"relu_bwd_f32", py_relu_bwd, METH_VARARGS, "relu_bwd_f32(dy, y, dz)"},
     {"adam_f32", py_adam, METH_VARARGS, "adam_f32(param, grad, m, v, alpha, beta_1, beta_2, epsilon)"},
     {"rmsprop_f32", py_rmsprop, METH_VARARGS, "rmsprop_f32(param, grad, v, learning_rate, rho, epsilon)"},
-    {"conv_fwd_f32", py_conv_fwd, METH_VARARGS, "conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo)"},
-    {"conv_dw_f32", py_conv_dw, METH_VARARGS, "conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo)"},
+    {"conv_fwd_f32", py_conv_fwd, METH_VARARGS, "conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt, pl)"},
+    {"conv_dw_f32", py_conv_dw, METH_VARARGS, "conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt, pl)"},
     {"bn_moments_f32", py_bn_moments, METH_VARARGS, "bn_moments_f32(x, mean, var, M, C)"},
     {"bn_affine_f32", py_bn_affine, METH_VARARGS, "bn_affine_f32(x, center, scale, shift, y, M, C)"},
     {"bn_bwd_f32", py_bn_bwd, METH_VARARGS, "bn_bwd_f32(dy, x, mean, inv_std, k, dx, dgamma, dbeta, M, C)"},

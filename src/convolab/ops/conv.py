@@ -25,7 +25,7 @@ from ..backend import get_array_module
 from ..utils.conv_utils import padding_amounts
 from .grouped_conv import grouped_conv2d_backward, grouped_conv2d_forward
 from . import threads
-from .im2col import col2im, im2col, output_hw, pad_nhwc
+from .im2col import col2im, im2col, output_hw
 
 #: above this many taps (kh * kw * C) the packed BLAS GEMM wins over the AVX2 kernels: measured
 #: on the lesson's layers, fused was faster for K = 25, 75, 150 and slower for K = 250 (10
@@ -198,28 +198,34 @@ def _conv2d_backward_split(dy, cache, need_dx, dx_out):
 
 
 def _conv2d_forward_fused(x, w, b, strides, padding, out=None):
-    kh, kw, c, f = w.shape
-    n = x.shape[0]
+    kh, kw = w.shape[:2]
     ho, wo = output_hw(x.shape[1:3], (kh, kw), strides, padding)
     pads = padding_amounts(x.shape[1:3], (kh, kw), strides, padding)
-    xpad = pad_nhwc(x, pads)  # the kernels read 'valid' windows: pad 'same' images first
+    y = _fused_forward(x, w, b, strides, pads, (ho, wo), out)
+    return y, ("fused", x, w, b is not None, strides, pads, x.shape, padding)
+
+
+def _fused_forward(x, w, b, strides, pads, out_hw, out=None):
+    """The fused forward of ``x`` zero-padded by ``pads`` (the kernel pads each image itself)."""
+    kh, kw, c, f = w.shape
     fp = kernels.fused_width(f)
     wp = _padded_columns(w.reshape(kh * kw * c, f), fp)
     bp = None if b is None else _padded_columns(b.reshape(1, f), fp)
-    y = np.empty((n, ho, wo, f), dtype=np.float32) if out is None else out
-    kernels.conv_fwd_f32(xpad, wp, bp, y, *_int_args(xpad.shape, w.shape, strides, (ho, wo)))
-    return y, ("fused", xpad, w, b is not None, strides, pads, x.shape, padding)
+    y = np.empty((x.shape[0],) + tuple(out_hw) + (f,), dtype=np.float32) if out is None else out
+    kernels.conv_fwd_f32(x, wp, bp, y, *_int_args(x.shape, w.shape, strides, out_hw), pads[0][0], pads[1][0])
+    return y
 
 
 def _conv2d_backward_fused(dy, cache, need_dx, dx_out=None):
-    _, xpad, w, has_bias, strides, pads, x_shape, padding = cache
+    _, x, w, has_bias, strides, pads, x_shape, padding = cache
     kh, kw, c, f = w.shape
     k = kh * kw * c
     fp = kernels.fused_width(f)
     dy2 = np.ascontiguousarray(dy.reshape(-1, f), dtype=np.float32)
     dwp = np.zeros((k, fp), dtype=np.float32)
     dbp = np.zeros(fp, dtype=np.float32) if has_bias else None
-    kernels.conv_dw_f32(xpad, dy2, dwp, dbp, *_int_args(xpad.shape, w.shape, strides, dy.shape[1:3]))
+    kernels.conv_dw_f32(x, dy2, dwp, dbp, *_int_args(x.shape, w.shape, strides, dy.shape[1:3]), pads[0][0],
+                        pads[1][0])
     dw = np.ascontiguousarray(dwp[:, :f]).reshape(w.shape)
     db = dbp[:f] if has_bias else dy2.sum(axis=0)
     dx = None
@@ -232,7 +238,8 @@ def _conv2d_backward_fused(dy, cache, need_dx, dx_out=None):
         # BLAS product here), then col2im adds it back, padding included (no padded copy)
         wk = np.ascontiguousarray(w.reshape(k, f).T).reshape(1, 1, f, k)
         if _fused_ok(dy2, wk):
-            dcols = _conv2d_forward_fused(dy2.reshape(1, 1, -1, f), wk, None, (1, 1), "valid")[0].reshape(-1, k)
+            dcols = _fused_forward(dy2.reshape(1, 1, -1, f), wk, None, (1, 1), ((0, 0), (0, 0)),
+                                   (1, len(dy2))).reshape(-1, k)
         else:
             dcols = dy2 @ wk.reshape(f, k)
         dx = col2im(dcols, x_shape, (kh, kw), strides, padding, out=dx_out)
@@ -251,5 +258,6 @@ def _input_gradient_stride1(dy, wt, pads, out=None):
     """
     kh, kw = wt.shape[:2]
     (pt, pb), (pl, pr) = pads
-    dyp = pad_nhwc(np.ascontiguousarray(dy, dtype=np.float32), ((kh - 1 - pt, kh - 1 - pb), (kw - 1 - pl, kw - 1 - pr)))
-    return _conv2d_forward_fused(dyp, wt, None, (1, 1), "valid", out)[0]
+    dy = np.ascontiguousarray(dy, dtype=np.float32)
+    out_hw = (dy.shape[1] + kh - 1 - pt - pb, dy.shape[2] + kw - 1 - pl - pr)  # the input's height and width
+    return _fused_forward(dy, wt, None, (1, 1), ((kh - 1 - pt, kh - 1 - pb), (kw - 1 - pl, kw - 1 - pr)), out_hw, out)
