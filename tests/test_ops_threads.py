@@ -290,3 +290,25 @@ def test_split_max_pool_and_relu_equal_whole(pool, n_threads, monkeypatch):
         split_calls.clear()
         for whole, split in zip(*runs):
             np.testing.assert_array_equal(split, whole)
+
+
+@pytest.mark.parametrize("axis", [-1, 1, 2])
+def test_split_concatenate_equals_whole(axis, monkeypatch):
+    """Concatenation along a non-batch axis, one slice of the batch per thread: the same array,
+    and its gradient still splits back into the parts."""
+    from convolab.autodiff import functions
+
+    rng = np.random.default_rng(13)
+    xs = [rng.standard_normal((5, 4, 3, c)).astype(np.float32) for c in (2, 7, 1)]
+    if axis != -1:
+        xs = [np.moveaxis(x, -1, axis).copy() for x in xs]
+    split_calls = []
+    run = threads.run
+    monkeypatch.setattr(threads, "run", lambda fn, parts: split_calls.append(len(parts)) or run(fn, parts))
+    whole = np.concatenate(xs, axis=axis)
+    with split_every_op(2):
+        y = functions.concatenate(xs, axis=axis)
+        assert split_calls == [2]
+        np.testing.assert_array_equal(y, whole)
+        functions.concatenate([xs[0], xs[0]], axis=0)  # along the batch axis: whole
+        assert split_calls == [2]
