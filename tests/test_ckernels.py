@@ -134,6 +134,11 @@ FUSED_CASES = [
     (1, 5, 30, 7, 1, 3, (1, 1), 40, True),
     (2, 4, 23, 5, 1, 3, (1, 1), 48, True),
     (1, 3, 19, 3, 1, 1, (1, 1), 16, True),
+    # AVX-512 kernel gradient with the taps in the lanes (F <= 8, kw * C <= 16 and more than F):
+    # 7 and 8 filters take two kernel rows at a time, 6 and fewer four (LeNet's first layer above)
+    (1, 9, 9, 4, 3, 3, (2, 1), 7, False),
+    (2, 8, 9, 2, 4, 6, (1, 1), 8, True),
+    (2, 11, 8, 5, 6, 3, (1, 2), 3, True),
 ]
 
 

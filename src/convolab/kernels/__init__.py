@@ -37,11 +37,13 @@ VARIANTS = ("im2col_f32[valid]", "im2col_f32[padded]", "col2im_f32[valid]", "col
             "maxpool_fwd_f32[2x2]", "maxpool_fwd_f32[general]", "maxpool_bwd_f32[2x2]",
             "maxpool_bwd_f32[general]", "conv_fwd_f32[pixels]", "conv_fwd_f32[filters]",
             "conv_fwd_f32[pixels/avx512]", "conv_fwd_f32[filters/avx512]", "conv_dw_f32[avx2]", "conv_dw_f32[avx512]",
+            "conv_dw_f32[taps/avx512]",
             "depthwise_fwd_f32[dm=1]", "depthwise_fwd_f32[dm>1]", "depthwise_dx_f32[dm=1]", "depthwise_dx_f32[dm>1]",
             "depthwise_dw_f32[dm=1]", "depthwise_dw_f32[dm>1]")
 #: the variants of each instruction set the fused convolutions can use (see :func:`fused_isa`)
 ISA_VARIANTS = {"avx2": ("conv_fwd_f32[pixels]", "conv_fwd_f32[filters]", "conv_dw_f32[avx2]"),
-                "avx512": ("conv_fwd_f32[pixels/avx512]", "conv_fwd_f32[filters/avx512]", "conv_dw_f32[avx512]")}
+                "avx512": ("conv_fwd_f32[pixels/avx512]", "conv_fwd_f32[filters/avx512]", "conv_dw_f32[avx512]",
+                           "conv_dw_f32[taps/avx512]")}
 #: the kernel matrix handed to the fused convolutions has ``fused_width(F)`` columns
 FUSED_WIDTH = 16
 

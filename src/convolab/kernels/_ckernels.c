@@ -1056,6 +1056,76 @@ dw16_block(const float *restrict x, const float *restrict dyb, float *restrict d
     DW16_TAPS(1)
 }
 
+/* The kernel gradient with few filters (F <= 8) and short kernel rows (kw * C <= 16 values,
+   more than F): the lanes hold the taps (j, c) of one kernel row i instead of the filters
+   (LeNet's first layer: 15 of 16 lanes, not 6), RI kernel rows at a time. Each output pixel
+   adds dy[pixel, f] times its window's row i into acc[i][f]; the sums go into dwp's (i, j, c)
+   rows at the end. */
+F512_INLINE void
+dw16_taps_in_lanes(const float *restrict x, const float *restrict dy, float *restrict dwp, long ldw, int N, int H,
+                   int W, int C, int kw, int sh, int sw, int Ho, int Wo, int i0, const int FF, const int RI)
+{
+    const int L = kw * C;
+    const __mmask16 m = lanes(L);
+    const long rowstep = (long)W * C;
+    v16f acc[4][8];
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < RI; r++)
+        _Pragma("GCC unroll 8")
+        for (int f = 0; f < FF; f++) acc[r][f] = (v16f){0};
+    for (int n = 0; n < N; n++)
+        for (int ho = 0; ho < Ho; ho++) {
+            const float *xrow = x + (((long)n * H + (long)ho * sh + i0) * W) * C;
+            const float *drow = dy + (((long)n * Ho + ho) * Wo) * FF;
+            for (int wo = 0; wo < Wo; wo++) {
+                const float *xw = xrow + (long)wo * sw * C;
+                v16f dv[8];
+                _Pragma("GCC unroll 8")
+                for (int f = 0; f < FF; f++) dv[f] = bcast16(drow + (long)wo * FF + f);
+                _Pragma("GCC unroll 4")
+                for (int r = 0; r < RI; r++) {
+                    const v16f a = load16m(xw + r * rowstep, m);
+                    _Pragma("GCC unroll 8")
+                    for (int f = 0; f < FF; f++) acc[r][f] += a * dv[f];
+                }
+            }
+        }
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < RI; r++)
+        _Pragma("GCC unroll 8")
+        for (int f = 0; f < FF; f++) {
+            float t[16];
+            memcpy(t, &acc[r][f], sizeof t);
+            float *d = dwp + (long)(i0 + r) * L * ldw + f;
+            for (int l = 0; l < L; l++) d[(long)l * ldw] += t[l];
+        }
+}
+
+#define TAPS_IN_LANES(F, C, kw) ((F) <= 8 && (kw) * (C) <= 16 && (kw) * (C) > (F))
+
+F512_INLINE void
+dw16_taps_rows(const float *restrict x, const float *restrict dy, float *restrict dwp, long ldw, int N, int H, int W,
+               int C, int kh, int kw, int sh, int sw, int Ho, int Wo, const int FF)
+{
+    int i0 = 0;
+    if (FF <= 6)  /* 4 rows: 24 accumulators, 6 broadcasts and the row in 31 registers */
+        for (; i0 + 4 <= kh; i0 += 4) dw16_taps_in_lanes(x, dy, dwp, ldw, N, H, W, C, kw, sh, sw, Ho, Wo, i0, FF, 4);
+    for (; i0 + 2 <= kh; i0 += 2) dw16_taps_in_lanes(x, dy, dwp, ldw, N, H, W, C, kw, sh, sw, Ho, Wo, i0, FF, 2);
+    for (; i0 < kh; i0++) dw16_taps_in_lanes(x, dy, dwp, ldw, N, H, W, C, kw, sh, sw, Ho, Wo, i0, FF, 1);
+}
+
+F512 static void conv_dw16_by_taps(const float *restrict x, const float *restrict dy, float *restrict dwp, int N,
+                                   int H, int W, int C, int kh, int kw, int sh, int sw, int F, int Ho, int Wo)
+{
+    const long ldw = FUSED_WIDTH * ((F + FUSED_WIDTH - 1) / FUSED_WIDTH);
+    switch (F) {
+#define TAPS_CASE(FF) case FF: dw16_taps_rows(x, dy, dwp, ldw, N, H, W, C, kh, kw, sh, sw, Ho, Wo, FF); break;
+    TAPS_CASE(1) TAPS_CASE(2) TAPS_CASE(3) TAPS_CASE(4) TAPS_CASE(5) TAPS_CASE(6) TAPS_CASE(7)
+    default: dw16_taps_rows(x, dy, dwp, ldw, N, H, W, C, kh, kw, sh, sw, Ho, Wo, 8); break;
+#undef TAPS_CASE
+    }
+}
+
 /* The kernel gradient in chunks of output rows whose dy (and windows) stay in the L2 cache
    while every tap block passes over them; the bias gradient as plain sums of dy's rows. */
 F512 static void conv_dw_avx512(const float *restrict x, const float *restrict dy, float *restrict dwp,
@@ -1064,18 +1134,21 @@ F512 static void conv_dw_avx512(const float *restrict x, const float *restrict d
 {
     const long ldw = FUSED_WIDTH * ((F + FUSED_WIDTH - 1) / FUSED_WIDTH);
     const int rows = N * Ho;
-    long chunk_px = 65536 / ldw;  /* 256 KB of dy per chunk */
-    int chunk = (int)(chunk_px / Wo);
-    if (chunk < 1) chunk = 1;
-    for (int r0 = 0; r0 < rows; r0 += chunk) {
-        const int r1 = rows - r0 < chunk ? rows : r0 + chunk;
-        for (int f0 = 0; f0 < F; f0 += 64) {
-            const int nf = F - f0 < 64 ? F - f0 : 64;
-            switch ((nf + 15) / 16) {
-            case 1: dw16_block(x, dy + f0, dwp + f0, ldw, r0, r1, H, W, C, kh, kw, sh, sw, F, Ho, Wo, nf, 1, 16); break;
-            case 2: dw16_block(x, dy + f0, dwp + f0, ldw, r0, r1, H, W, C, kh, kw, sh, sw, F, Ho, Wo, nf, 2, 12); break;
-            case 3: dw16_block(x, dy + f0, dwp + f0, ldw, r0, r1, H, W, C, kh, kw, sh, sw, F, Ho, Wo, nf, 3, 8); break;
-            default: dw16_block(x, dy + f0, dwp + f0, ldw, r0, r1, H, W, C, kh, kw, sh, sw, F, Ho, Wo, nf, 4, 6); break;
+    if (TAPS_IN_LANES(F, C, kw)) {
+        conv_dw16_by_taps(x, dy, dwp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo);
+    } else {
+        int chunk = (int)((65536 / ldw) / Wo);  /* output rows holding 256 KB of dy */
+        if (chunk < 1) chunk = 1;
+        for (int r0 = 0; r0 < rows; r0 += chunk) {
+            const int r1 = rows - r0 < chunk ? rows : r0 + chunk;
+            for (int f0 = 0; f0 < F; f0 += 64) {
+                const int nf = F - f0 < 64 ? F - f0 : 64;
+                switch ((nf + 15) / 16) {
+                case 1: dw16_block(x, dy + f0, dwp + f0, ldw, r0, r1, H, W, C, kh, kw, sh, sw, F, Ho, Wo, nf, 1, 16); break;
+                case 2: dw16_block(x, dy + f0, dwp + f0, ldw, r0, r1, H, W, C, kh, kw, sh, sw, F, Ho, Wo, nf, 2, 12); break;
+                case 3: dw16_block(x, dy + f0, dwp + f0, ldw, r0, r1, H, W, C, kh, kw, sh, sw, F, Ho, Wo, nf, 3, 8); break;
+                default: dw16_block(x, dy + f0, dwp + f0, ldw, r0, r1, H, W, C, kh, kw, sh, sw, F, Ho, Wo, nf, 4, 6); break;
+                }
             }
         }
     }
@@ -1539,7 +1612,7 @@ enum {
     N_IM2COL, N_IM2COL_VALID, N_IM2COL_PADDED, N_COL2IM, N_COL2IM_VALID, N_COL2IM_PADDED,
     N_MAXPOOL_FWD, N_MAXPOOL_FWD_2X2, N_MAXPOOL_FWD_GENERAL, N_MAXPOOL_BWD, N_MAXPOOL_BWD_2X2,
     N_MAXPOOL_BWD_GENERAL, N_RELU_BWD, N_ADAM, N_RMSPROP, N_CONV_FWD, N_CONV_FWD_PIXELS,
-    N_CONV_FWD_FILTERS, N_CONV_FWD_PIXELS512, N_CONV_FWD_FILTERS512, N_CONV_DW, N_CONV_DW_AVX2, N_CONV_DW_AVX512, N_DEPTHWISE_FWD, N_DEPTHWISE_FWD_DM1, N_DEPTHWISE_FWD_DM,
+    N_CONV_FWD_FILTERS, N_CONV_FWD_PIXELS512, N_CONV_FWD_FILTERS512, N_CONV_DW, N_CONV_DW_AVX2, N_CONV_DW_AVX512, N_CONV_DW_TAPS512, N_DEPTHWISE_FWD, N_DEPTHWISE_FWD_DM1, N_DEPTHWISE_FWD_DM,
     N_DEPTHWISE_DX, N_DEPTHWISE_DX_DM1, N_DEPTHWISE_DX_DM, N_DEPTHWISE_DW, N_DEPTHWISE_DW_DM1, N_DEPTHWISE_DW_DM,
     N_BN_MOMENTS, N_BN_AFFINE, N_BN_BWD, N_BN_GRAD_SUMS, N_BN_DX, N_COUNTERS
 };
@@ -1548,7 +1621,7 @@ static const char *counter_names[N_COUNTERS] = {
     "col2im_f32[padded]", "maxpool_fwd_f32", "maxpool_fwd_f32[2x2]", "maxpool_fwd_f32[general]",
     "maxpool_bwd_f32", "maxpool_bwd_f32[2x2]", "maxpool_bwd_f32[general]", "relu_bwd_f32", "adam_f32",
     "rmsprop_f32", "conv_fwd_f32", "conv_fwd_f32[pixels]", "conv_fwd_f32[filters]", "conv_fwd_f32[pixels/avx512]",
-    "conv_fwd_f32[filters/avx512]", "conv_dw_f32", "conv_dw_f32[avx2]", "conv_dw_f32[avx512]",
+    "conv_fwd_f32[filters/avx512]", "conv_dw_f32", "conv_dw_f32[avx2]", "conv_dw_f32[avx512]", "conv_dw_f32[taps/avx512]",
     "depthwise_fwd_f32", "depthwise_fwd_f32[dm=1]", "depthwise_fwd_f32[dm>1]", "depthwise_dx_f32",
     "depthwise_dx_f32[dm=1]", "depthwise_dx_f32[dm>1]", "depthwise_dw_f32", "depthwise_dw_f32[dm=1]",
     "depthwise_dw_f32[dm>1]",
@@ -2133,7 +2206,7 @@ static PyObject *py_conv_dw(PyObject *self, PyObject *args)
         goto done;
     counters[N_CONV_DW]++;
 #if HAVE_FUSED
-    counters[current_isa() == 2 ? N_CONV_DW_AVX512 : N_CONV_DW_AVX2]++;
+    counters[current_isa() != 2 ? N_CONV_DW_AVX2 : TAPS_IN_LANES(g[8], g[3], g[5]) ? N_CONV_DW_TAPS512 : N_CONV_DW_AVX512]++;
     Py_BEGIN_ALLOW_THREADS
     if (padded)
         ok = conv_dw_padded_f32(x.v.buf, dy.v.buf, dw.v.buf, odb == Py_None ? NULL : db.v.buf, g[0], g[1], g[2], g[3],
