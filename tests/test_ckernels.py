@@ -233,3 +233,41 @@ def test_fused_kernels_pad_each_image_as_a_padded_copy(h, w, k, stride, pt, pl, 
     # the padding columns undefined (the ops read the first F only)
     np.testing.assert_allclose(dw[:, :f], dw_ref[:, :f], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(db[:f], db_ref[:f], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("shape,kernel,stride,padding,groups", [
+    ((2, 12, 40, 1), (5, 5, 1, 9), 1, "valid", 1),    # pixels in the lanes (one-conv model's layer)
+    ((2, 9, 14, 3), (3, 3, 3, 5), 1, "same", 1),      # two rows at a time, padded per image
+    ((2, 8, 8, 6), (3, 3, 6, 20), 2, "same", 1),      # filters in the lanes
+    ((2, 7, 7, 4), (3, 3, 4, 40), 1, "valid", 1),     # AVX-512 blocks; on AVX2, im2col + BLAS
+    ((2, 7, 7, 4), (3, 3, 2, 6), 1, "valid", 2),      # grouped: NumPy, rectified after
+])
+def test_conv_forward_relu_in_the_store_equals_relu_after(shape, kernel, stride, padding, groups, isa, monkeypatch):
+    """``conv2d_forward(..., relu=True)`` is ``max(conv2d_forward(...), 0)`` on every path."""
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal(kernel).astype(np.float32)
+    b = rng.standard_normal(kernel[3]).astype(np.float32)
+    args = (x, w, b, (stride, stride), padding, (1, 1), groups)
+    with fused_isa(isa):
+        plain = conv2d_forward(*args)[0]
+        fused, cache = conv2d_forward(*args, relu=True)
+    np.testing.assert_array_equal(fused, np.maximum(plain, 0))
+    assert (fused < 0).sum() == 0 and (plain < 0).sum() > 0
+    monkeypatch.setattr(kernels, "lib", None)  # the NumPy reference takes the flag too
+    np.testing.assert_allclose(conv2d_forward(*args, relu=True)[0], fused, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_conv_forward_relu_in_the_store_keeps_nan(isa):
+    """A NaN output stays NaN through the rectifying store, as through np.maximum (fit's NaN
+    checks rely on it)."""
+    x = np.ones((1, 6, 20, 1), np.float32)
+    x[0, 2, 3, 0] = np.nan
+    for f in (5, 20):  # pixels and filters in the lanes
+        w = np.ones((3, 3, 1, f), np.float32)
+        with fused_isa(isa):
+            y = conv2d_forward(x, w, None, relu=True)[0]
+        np.testing.assert_array_equal(np.isnan(y), np.isnan(conv2d_forward(x, w)[0]))
+        assert np.isnan(y).sum() == 9 * f

@@ -190,15 +190,17 @@ def rmsprop_f32(param, grad, v, learning_rate, rho, epsilon):
     lib.rmsprop_f32(param, grad, v, learning_rate, rho, epsilon)
 
 
-def conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt=0, pl=0):
+def conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt=0, pl=0, relu=False):
     """``y = im2col(x) @ wp[:, :F] (+ bp[:F])`` without the im2col matrix; the windows are those of
     ``x`` with ``pt`` rows and ``pl`` columns of zeros before it and as many after as they reach
-    (each image is padded on its own, in the cache, not as a padded copy of the batch).
+    (each image is padded on its own, in the cache, not as a padded copy of the batch). With
+    ``relu`` the outputs are rectified as they are stored (``max(y, 0)``: a ReLU with no pass of
+    its own).
 
     ``wp`` is the kernel as a ``(kh*kw*C, Fp)`` matrix with ``Fp = fused_width(F)`` columns
     (zeros past ``F``); ``bp`` is ``None`` or ``Fp`` floats; at most ``fused_isa()[1]`` filters.
     """
-    lib.conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt, pl)
+    lib.conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt, pl, bool(relu))
 
 
 def conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt=0, pl=0):

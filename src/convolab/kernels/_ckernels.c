@@ -508,7 +508,7 @@ FUSED_INLINE v8f bcast8(const float *p) { return (v8f)_mm256_broadcast_ss(p); } 
    is the step between neighbouring windows (sw * C floats), koff[k] tap k's offset. */
 FUSED_INLINE void
 fwd_rows(const float *restrict x0, long rstride, const long *restrict koff, int K, const float *restrict wp,
-         long ldw, const float *restrict bp, float *restrict y, int F, const int NV, const int R)
+         long ldw, const float *restrict bp, float *restrict y, int F, int relu, const int NV, const int R)
 {
     const int Fp = 8 * NV;
     v8f acc[6][4];
@@ -529,6 +529,11 @@ fwd_rows(const float *restrict x0, long rstride, const long *restrict koff, int 
             for (int v = 0; v < NV; v++) acc[r][v] += a * wv[v];
         }
     }
+    if (relu)  /* max(0, y) with y second: maxps returns its second operand for NaN, so NaN stays NaN */
+        _Pragma("GCC unroll 6")
+        for (int r = 0; r < R; r++)
+            _Pragma("GCC unroll 4")
+            for (int v = 0; v < NV; v++) acc[r][v] = (v8f)_mm256_max_ps(_mm256_setzero_ps(), (__m256)acc[r][v]);
     _Pragma("GCC unroll 6")
     for (int r = 0; r < R; r++) {
         if (F == Fp) {
@@ -559,7 +564,7 @@ static long *tap_offsets(int W, int C, int kh, int kw)
 FUSED_INLINE void
 conv_fwd_impl(const float *restrict x, const float *restrict wp, long ldw, const float *restrict bp, float *restrict y,
               int N, int H, int W, int C, int kh, int kw, int sh, int sw, int F, int Ho, int Wo,
-              const long *restrict koff, const int NV, const int R)
+              const long *restrict koff, int relu, const int NV, const int R)
 {
     const long rstride = (long)sw * C;
     const int K = kh * kw * C;
@@ -569,9 +574,9 @@ conv_fwd_impl(const float *restrict x, const float *restrict wp, long ldw, const
             float *yrow = y + (((long)n * Ho + ho) * Wo) * F;
             int wo = 0;
             for (; wo + R <= Wo; wo += R)
-                fwd_rows(xrow + wo * rstride, rstride, koff, K, wp, ldw, bp, yrow + (long)wo * F, F, NV, R);
+                fwd_rows(xrow + wo * rstride, rstride, koff, K, wp, ldw, bp, yrow + (long)wo * F, F, relu, NV, R);
             for (; wo < Wo; wo++)
-                fwd_rows(xrow + wo * rstride, rstride, koff, K, wp, ldw, bp, yrow + (long)wo * F, F, NV, 1);
+                fwd_rows(xrow + wo * rstride, rstride, koff, K, wp, ldw, bp, yrow + (long)wo * F, F, relu, NV, 1);
         }
 }
 
@@ -582,7 +587,7 @@ conv_fwd_impl(const float *restrict x, const float *restrict wp, long ldw, const
 FUSED_INLINE void
 conv_fwd_pixels(const float *restrict xpl, const long *restrict poff, const float *restrict wp,
                 const float *restrict bp, float *restrict y, int N, int H, int W, int C, int K,
-                int sh, int Ho, int Wo, const int F)
+                int sh, int Ho, int Wo, int relu, const int F)
 {
     const int Fp = FUSED_WIDTH;  /* wp's row stride: F <= 6 filters, padded to one block */
     for (int n = 0; n < N; n++)
@@ -606,6 +611,10 @@ conv_fwd_pixels(const float *restrict xpl, const long *restrict poff, const floa
                 float tmp[6][16];
                 _Pragma("GCC unroll 6")
                 for (int f = 0; f < F; f++) {
+                    if (relu) {
+                        acc[f][0] = (v8f)_mm256_max_ps(_mm256_setzero_ps(), (__m256)acc[f][0]);
+                        acc[f][1] = (v8f)_mm256_max_ps(_mm256_setzero_ps(), (__m256)acc[f][1]);
+                    }
                     store8(tmp[f], acc[f][0]);
                     store8(tmp[f] + 8, acc[f][1]);
                 }
@@ -620,7 +629,7 @@ conv_fwd_pixels(const float *restrict xpl, const long *restrict poff, const floa
 
 FUSED static int conv_fwd_by_pixels(const float *restrict x, const float *restrict wp, const float *restrict bp,
                               float *restrict y, int N, int H, int W, int C, int kh, int kw, int sh,
-                              int F, int Ho, int Wo)
+                              int F, int Ho, int Wo, int relu)
 {
     const long plane = (long)H * W, total = (long)N * C * plane;
     float *xpl = malloc(sizeof(float) * (size_t)(total + kw + 16));  /* padded: the last block reads past the row */
@@ -636,12 +645,12 @@ FUSED static int conv_fwd_by_pixels(const float *restrict x, const float *restri
     }
     const int K = kh * kw * C;
     switch (F) {
-    case 1: conv_fwd_pixels(xpl, poff, wp, bp, y, N, H, W, C, K, sh, Ho, Wo, 1); break;
-    case 2: conv_fwd_pixels(xpl, poff, wp, bp, y, N, H, W, C, K, sh, Ho, Wo, 2); break;
-    case 3: conv_fwd_pixels(xpl, poff, wp, bp, y, N, H, W, C, K, sh, Ho, Wo, 3); break;
-    case 4: conv_fwd_pixels(xpl, poff, wp, bp, y, N, H, W, C, K, sh, Ho, Wo, 4); break;
-    case 5: conv_fwd_pixels(xpl, poff, wp, bp, y, N, H, W, C, K, sh, Ho, Wo, 5); break;
-    default: conv_fwd_pixels(xpl, poff, wp, bp, y, N, H, W, C, K, sh, Ho, Wo, 6); break;
+    case 1: conv_fwd_pixels(xpl, poff, wp, bp, y, N, H, W, C, K, sh, Ho, Wo, relu, 1); break;
+    case 2: conv_fwd_pixels(xpl, poff, wp, bp, y, N, H, W, C, K, sh, Ho, Wo, relu, 2); break;
+    case 3: conv_fwd_pixels(xpl, poff, wp, bp, y, N, H, W, C, K, sh, Ho, Wo, relu, 3); break;
+    case 4: conv_fwd_pixels(xpl, poff, wp, bp, y, N, H, W, C, K, sh, Ho, Wo, relu, 4); break;
+    case 5: conv_fwd_pixels(xpl, poff, wp, bp, y, N, H, W, C, K, sh, Ho, Wo, relu, 5); break;
+    default: conv_fwd_pixels(xpl, poff, wp, bp, y, N, H, W, C, K, sh, Ho, Wo, relu, 6); break;
     }
     free(xpl);
     free(poff);
@@ -650,19 +659,19 @@ FUSED static int conv_fwd_by_pixels(const float *restrict x, const float *restri
 
 FUSED static void conv_fwd_avx2(const float *restrict x, const float *restrict wp, const float *restrict bp,
                       float *restrict y, int N, int H, int W, int C, int kh, int kw, int sh, int sw,
-                      int F, int Ho, int Wo)
+                      int F, int Ho, int Wo, int relu)
 {
     const long ldw = FUSED_WIDTH * ((F + FUSED_WIDTH - 1) / FUSED_WIDTH);
     if (AVX2_PIXELS(F, C, sw, Wo) &&
-        conv_fwd_by_pixels(x, wp, bp, y, N, H, W, C, kh, kw, sh, F, Ho, Wo))
+        conv_fwd_by_pixels(x, wp, bp, y, N, H, W, C, kh, kw, sh, F, Ho, Wo, relu))
         return;
     long *koff = tap_offsets(W, C, kh, kw);
     if (!koff) return;
     switch ((F + 7) / 8) {
-    case 1: conv_fwd_impl(x, wp, ldw, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, 1, 6); break;
-    case 2: conv_fwd_impl(x, wp, ldw, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, 2, 4); break;
-    case 3: conv_fwd_impl(x, wp, ldw, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, 3, 3); break;
-    default: conv_fwd_impl(x, wp, ldw, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, 4, 2); break;
+    case 1: conv_fwd_impl(x, wp, ldw, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, relu, 1, 6); break;
+    case 2: conv_fwd_impl(x, wp, ldw, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, relu, 2, 4); break;
+    case 3: conv_fwd_impl(x, wp, ldw, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, relu, 3, 3); break;
+    default: conv_fwd_impl(x, wp, ldw, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, relu, 4, 2); break;
     }
     free(koff);
 }
@@ -791,7 +800,8 @@ static inline __mmask16 lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__m
    wp, bp and y point at the block's first filter; y's rows are ldy floats apart. */
 F512_INLINE void
 fwd16_rows(const float *restrict x0, long rstride, const long *restrict koff, int K, const float *restrict wp,
-           long ldw, const float *restrict bp, float *restrict y, long ldy, int nf, const int NV, const int R)
+           long ldw, const float *restrict bp, float *restrict y, long ldy, int nf, int relu, const int NV,
+           const int R)
 {
     v16f acc[24][4];
     _Pragma("GCC unroll 24")
@@ -814,19 +824,21 @@ fwd16_rows(const float *restrict x0, long rstride, const long *restrict koff, in
     _Pragma("GCC unroll 24")
     for (int r = 0; r < R; r++)
         _Pragma("GCC unroll 4")
-        for (int v = 0; v < NV; v++) store16m(y + r * ldy + 16 * v, acc[r][v], lanes(nf - 16 * v));
+        for (int v = 0; v < NV; v++)
+            store16m(y + r * ldy + 16 * v, relu ? (v16f)_mm512_max_ps(_mm512_setzero_ps(), (__m512)acc[r][v]) : acc[r][v],
+                     lanes(nf - 16 * v));
 }
 
 /* One output row's Wo pixels for one filter block: tiles of R, the rest in tiles of 8, 4, 2, 1
    (a tile of one pixel would leave the FMA units waiting on one accumulator's latency). */
 #define FWD16_TILE(RR) \
     for (; wo + (RR) <= Wo; wo += (RR)) \
-        fwd16_rows(xrow + wo * rstride, rstride, koff, K, wp, ldw, bp, yrow + (long)wo * F, F, nf, NV, (RR));
+        fwd16_rows(xrow + wo * rstride, rstride, koff, K, wp, ldw, bp, yrow + (long)wo * F, F, nf, relu, NV, (RR));
 
 F512_INLINE void
 fwd16_block(const float *restrict x, const float *restrict wp, long ldw, const float *restrict bp,
             float *restrict y, int N, int H, int W, int C, int kh, int kw, int sh, int sw, int F, int Ho, int Wo,
-            const long *restrict koff, int nf, const int NV, const int R)
+            const long *restrict koff, int nf, int relu, const int NV, const int R)
 {
     const long rstride = (long)sw * C;
     const int K = kh * kw * C;
@@ -850,8 +862,8 @@ fwd16_block(const float *restrict x, const float *restrict wp, long ldw, const f
    channels). */
 F512_INLINE void
 pixels16_tile(const float *restrict xrow, long xstep, const long *restrict poff, int K, const float *restrict wp,
-              long ldw, const float *restrict bp, float *restrict yo, long ystep, int np0, int np1, const int F,
-              const int PV)
+              long ldw, const float *restrict bp, float *restrict yo, long ystep, int np0, int np1, int relu,
+              const int F, const int PV)
 {
     v16f acc[24][2];
     _Pragma("GCC unroll 24")
@@ -875,7 +887,8 @@ pixels16_tile(const float *restrict xrow, long xstep, const long *restrict poff,
     _Pragma("GCC unroll 2")
     for (int u = 0; u < PV; u++) {
         _Pragma("GCC unroll 24")
-        for (int f = 0; f < F; f++) _mm512_storeu_ps(tmp[f], (__m512)acc[f][u]);
+        for (int f = 0; f < F; f++)
+            _mm512_storeu_ps(tmp[f], relu ? _mm512_max_ps(_mm512_setzero_ps(), (__m512)acc[f][u]) : (__m512)acc[f][u]);
         float *yu = yo + u * ystep;
         const int np = u ? np1 : np0;
         for (int p = 0; p < np; p++)
@@ -889,7 +902,7 @@ enum { PIX_NONE, PIX_ONE, PIX_ROW, PIX_TWO_ROWS };
 F512_INLINE void
 conv_fwd16_pixels(const float *restrict xpl, const long *restrict poff, const float *restrict wp, long ldw,
                   const float *restrict bp, float *restrict y, int N, int H, int W, int C, int K,
-                  int sh, int Ho, int Wo, const int F, const int plan)
+                  int sh, int Ho, int Wo, int relu, const int F, const int plan)
 {
     for (int n = 0; n < N; n++)
         for (int ho = 0; ho < Ho; ho += plan == PIX_TWO_ROWS ? 2 : 1) {
@@ -897,18 +910,19 @@ conv_fwd16_pixels(const float *restrict xpl, const long *restrict poff, const fl
             float *yrow = y + (((long)n * Ho + ho) * Wo) * F;
             if (plan == PIX_TWO_ROWS) {  /* Wo <= 16 */
                 if (ho + 1 < Ho)
-                    pixels16_tile(xrow, (long)sh * W, poff, K, wp, ldw, bp, yrow, (long)Wo * F, Wo, Wo, F, 2);
+                    pixels16_tile(xrow, (long)sh * W, poff, K, wp, ldw, bp, yrow, (long)Wo * F, Wo, Wo, relu, F, 2);
                 else
-                    pixels16_tile(xrow, 0, poff, K, wp, ldw, bp, yrow, 0, Wo, 0, F, 1);
+                    pixels16_tile(xrow, 0, poff, K, wp, ldw, bp, yrow, 0, Wo, 0, relu, F, 1);
                 continue;
             }
             const int P = plan == PIX_ROW ? 32 : 16;
             for (int wo0 = 0; wo0 < Wo; wo0 += P) {
                 const int np = Wo - wo0 < P ? Wo - wo0 : P;
                 if (np > 16)
-                    pixels16_tile(xrow + wo0, 16, poff, K, wp, ldw, bp, yrow + (long)wo0 * F, 16L * F, 16, np - 16, F, 2);
+                    pixels16_tile(xrow + wo0, 16, poff, K, wp, ldw, bp, yrow + (long)wo0 * F, 16L * F, 16, np - 16, relu, F,
+                                  2);
                 else
-                    pixels16_tile(xrow + wo0, 0, poff, K, wp, ldw, bp, yrow + (long)wo0 * F, 0, np, 0, F, 1);
+                    pixels16_tile(xrow + wo0, 0, poff, K, wp, ldw, bp, yrow + (long)wo0 * F, 0, np, 0, relu, F, 1);
             }
         }
 }
@@ -930,7 +944,7 @@ static int pixels512(long long F, long long C, long long sw, long long Wo)
 
 F512 static int conv_fwd16_by_pixels(const float *restrict x, const float *restrict wp, long ldw,
                                      const float *restrict bp, float *restrict y, int N, int H, int W, int C,
-                                     int kh, int kw, int sh, int F, int Ho, int Wo, int plan)
+                                     int kh, int kw, int sh, int F, int Ho, int Wo, int plan, int relu)
 {
     const long plane = (long)H * W, total = (long)N * C * plane, pad = kw + 32;
     float *xpl = malloc(sizeof(float) * (size_t)(total + pad));  /* the last block reads past the row */
@@ -946,17 +960,17 @@ F512 static int conv_fwd16_by_pixels(const float *restrict x, const float *restr
     }
     const int K = kh * kw * C;
 #define PIX_CASE(FF) case FF: \
-    if (plan == PIX_ONE) conv_fwd16_pixels(xpl, poff, wp, ldw, bp, y, N, H, W, C, K, sh, Ho, Wo, FF, PIX_ONE); \
-    else if (plan == PIX_ROW) conv_fwd16_pixels(xpl, poff, wp, ldw, bp, y, N, H, W, C, K, sh, Ho, Wo, FF, PIX_ROW); \
-    else conv_fwd16_pixels(xpl, poff, wp, ldw, bp, y, N, H, W, C, K, sh, Ho, Wo, FF, PIX_TWO_ROWS); \
+    if (plan == PIX_ONE) conv_fwd16_pixels(xpl, poff, wp, ldw, bp, y, N, H, W, C, K, sh, Ho, Wo, relu, FF, PIX_ONE); \
+    else if (plan == PIX_ROW) conv_fwd16_pixels(xpl, poff, wp, ldw, bp, y, N, H, W, C, K, sh, Ho, Wo, relu, FF, PIX_ROW); \
+    else conv_fwd16_pixels(xpl, poff, wp, ldw, bp, y, N, H, W, C, K, sh, Ho, Wo, relu, FF, PIX_TWO_ROWS); \
     break;
-#define PIX1_CASE(FF) case FF: conv_fwd16_pixels(xpl, poff, wp, ldw, bp, y, N, H, W, C, K, sh, Ho, Wo, FF, PIX_ONE); break;
+#define PIX1_CASE(FF) case FF: conv_fwd16_pixels(xpl, poff, wp, ldw, bp, y, N, H, W, C, K, sh, Ho, Wo, relu, FF, PIX_ONE); break;
     switch (F) {
     PIX_CASE(1) PIX_CASE(2) PIX_CASE(3) PIX_CASE(4) PIX_CASE(5) PIX_CASE(6)
     PIX_CASE(7) PIX_CASE(8) PIX_CASE(9) PIX_CASE(10) PIX_CASE(11) PIX_CASE(12)
     PIX1_CASE(13) PIX1_CASE(14) PIX1_CASE(15) PIX1_CASE(16) PIX1_CASE(17) PIX1_CASE(18)
     PIX1_CASE(19) PIX1_CASE(20) PIX1_CASE(21) PIX1_CASE(22) PIX1_CASE(23)
-    default: conv_fwd16_pixels(xpl, poff, wp, ldw, bp, y, N, H, W, C, K, sh, Ho, Wo, 24, PIX_ONE); break;
+    default: conv_fwd16_pixels(xpl, poff, wp, ldw, bp, y, N, H, W, C, K, sh, Ho, Wo, relu, 24, PIX_ONE); break;
     }
 #undef PIX_CASE
 #undef PIX1_CASE
@@ -967,11 +981,11 @@ F512 static int conv_fwd16_by_pixels(const float *restrict x, const float *restr
 
 F512 static void conv_fwd_avx512(const float *restrict x, const float *restrict wp, const float *restrict bp,
                                  float *restrict y, int N, int H, int W, int C, int kh, int kw, int sh, int sw,
-                                 int F, int Ho, int Wo)
+                                 int F, int Ho, int Wo, int relu)
 {
     const long ldw = FUSED_WIDTH * ((F + FUSED_WIDTH - 1) / FUSED_WIDTH);
     const int pv = pixels512(F, C, sw, Wo);
-    if (pv && conv_fwd16_by_pixels(x, wp, ldw, bp, y, N, H, W, C, kh, kw, sh, F, Ho, Wo, pv))
+    if (pv && conv_fwd16_by_pixels(x, wp, ldw, bp, y, N, H, W, C, kh, kw, sh, F, Ho, Wo, pv, relu))
         return;
     long *koff = tap_offsets(W, C, kh, kw);
     if (!koff) return;
@@ -980,10 +994,10 @@ F512 static void conv_fwd_avx512(const float *restrict x, const float *restrict 
         const float *wb = wp + f0, *bb = bp ? bp + f0 : NULL;
         float *yb = y + f0;
         switch ((nf + 15) / 16) {
-        case 1: fwd16_block(x, wb, ldw, bb, yb, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, nf, 1, 16); break;
-        case 2: fwd16_block(x, wb, ldw, bb, yb, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, nf, 2, 12); break;
-        case 3: fwd16_block(x, wb, ldw, bb, yb, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, nf, 3, 8); break;
-        default: fwd16_block(x, wb, ldw, bb, yb, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, nf, 4, 6); break;
+        case 1: fwd16_block(x, wb, ldw, bb, yb, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, nf, relu, 1, 16); break;
+        case 2: fwd16_block(x, wb, ldw, bb, yb, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, nf, relu, 2, 12); break;
+        case 3: fwd16_block(x, wb, ldw, bb, yb, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, nf, relu, 3, 8); break;
+        default: fwd16_block(x, wb, ldw, bb, yb, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, koff, nf, relu, 4, 6); break;
         }
     }
     free(koff);
@@ -1184,10 +1198,10 @@ static int current_isa(void)
 
 void conv_fwd_f32(const float *restrict x, const float *restrict wp, const float *restrict bp,
                   float *restrict y, int N, int H, int W, int C, int kh, int kw, int sh, int sw,
-                  int F, int Ho, int Wo)
+                  int F, int Ho, int Wo, int relu)
 {
-    if (current_isa() == 2) conv_fwd_avx512(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo);
-    else conv_fwd_avx2(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo);
+    if (current_isa() == 2) conv_fwd_avx512(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, relu);
+    else conv_fwd_avx2(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, relu);
 }
 
 void conv_dw_f32(const float *restrict x, const float *restrict dy, float *restrict dwp, float *restrict dbp,
@@ -1219,14 +1233,14 @@ static void pad_image(const float *restrict x, float *restrict buf, int H, int W
 
 static int conv_fwd_padded_f32(const float *restrict x, const float *restrict wp, const float *restrict bp,
                                float *restrict y, int N, int H, int W, int C, int kh, int kw, int sh, int sw,
-                               int F, int Ho, int Wo, int pt, int pl)
+                               int F, int Ho, int Wo, int pt, int pl, int relu)
 {
     const int Hp = (Ho - 1) * sh + kh, Wp = (Wo - 1) * sw + kw;
     float *buf = malloc(sizeof(float) * (size_t)Hp * Wp * C);
     if (!buf) return 0;
     for (int n = 0; n < N; n++) {
         pad_image(x + (long)n * H * W * C, buf, H, W, C, pt, pl, Hp, Wp);
-        conv_fwd_f32(buf, wp, bp, y + (long)n * Ho * Wo * F, 1, Hp, Wp, C, kh, kw, sh, sw, F, Ho, Wo);
+        conv_fwd_f32(buf, wp, bp, y + (long)n * Ho * Wo * F, 1, Hp, Wp, C, kh, kw, sh, sw, F, Ho, Wo, relu);
     }
     free(buf);
     return 1;
@@ -2139,9 +2153,9 @@ static PyObject *py_conv_fwd(PyObject *self, PyObject *args)
     const char *k = "conv_fwd_f32";
     PyObject *ox, *ow, *ob, *oy;
     long long g[13], fp;
-    int padded = 0, ok = 1;
-    if (!PyArg_ParseTuple(args, "OOOOLLLLLLLLLLLLL", &ox, &ow, &ob, &oy, g, g + 1, g + 2, g + 3, g + 4, g + 5, g + 6,
-                          g + 7, g + 8, g + 9, g + 10, g + 11, g + 12))
+    int padded = 0, ok = 1, relu = 0;
+    if (!PyArg_ParseTuple(args, "OOOOLLLLLLLLLLLLL|p", &ox, &ow, &ob, &oy, g, g + 1, g + 2, g + 3, g + 4, g + 5, g + 6,
+                          g + 7, g + 8, g + 9, g + 10, g + 11, g + 12, &relu))
         return NULL;
     if (!HAVE_FUSED || !conv_fused_supported()) return fail(k, "this CPU has no AVX2+FMA"), NULL;
     if (check_fused(k, g, &fp, &padded) < 0) return NULL;
@@ -2168,10 +2182,10 @@ static PyObject *py_conv_fwd(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     if (padded)
         ok = conv_fwd_padded_f32(x.v.buf, w.v.buf, ob == Py_None ? NULL : b.v.buf, y.v.buf, g[0], g[1], g[2], g[3],
-                                 g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12]);
+                                 g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], relu);
     else
         conv_fwd_f32(x.v.buf, w.v.buf, ob == Py_None ? NULL : b.v.buf, y.v.buf, g[0], g[1], g[2], g[3], g[4], g[5],
-                     g[6], g[7], g[8], g[9], g[10]);
+                     g[6], g[7], g[8], g[9], g[10], relu);
     Py_END_ALLOW_THREADS
 #endif
     if (!ok) { PyErr_NoMemory(); goto done; }
@@ -2400,7 +2414,7 @@ static PyMethodDef ckernels_methods[] = {
     {"relu_bwd_f32", py_relu_bwd, METH_VARARGS, "relu_bwd_f32(dy, y, dz)"},
     {"adam_f32", py_adam, METH_VARARGS, "adam_f32(param, grad, m, v, alpha, beta_1, beta_2, epsilon)"},
     {"rmsprop_f32", py_rmsprop, METH_VARARGS, "rmsprop_f32(param, grad, v, learning_rate, rho, epsilon)"},
-    {"conv_fwd_f32", py_conv_fwd, METH_VARARGS, "conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt, pl)"},
+    {"conv_fwd_f32", py_conv_fwd, METH_VARARGS, "conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt, pl, relu=False)"},
     {"conv_dw_f32", py_conv_dw, METH_VARARGS, "conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt, pl)"},
     {"bn_moments_f32", py_bn_moments, METH_VARARGS, "bn_moments_f32(x, mean, var, M, C)"},
     {"bn_affine_f32", py_bn_affine, METH_VARARGS, "bn_affine_f32(x, center, scale, shift, y, M, C)"},

@@ -73,14 +73,17 @@ class ActivatedLayer(Layer):
             self.grads["bias"] = db
 
     def call(self, x, training=False):
-        z = self.linear_forward(x, training)
         if self.activation == "relu":
-            # z is a fresh GEMM output owned by this layer: rectify it in place.
-            y = get_array_module(z).maximum(z, 0, out=z)
+            y = self.linear_forward_relu(x, training)
         else:
-            y = activation_forward(self.activation, z)
+            y = activation_forward(self.activation, self.linear_forward(x, training))
         self._y = y
         return y
+
+    def linear_forward_relu(self, x, training=False):
+        """``max(linear_forward(x), 0)``; Conv2D rectifies inside its kernels' store."""
+        z = self.linear_forward(x, training)
+        return get_array_module(z).maximum(z, 0, out=z)  # a fresh output owned by this layer: in place
 
     def backward(self, dy):
         return self.linear_backward(activation_backward(self.activation, dy, self._y))

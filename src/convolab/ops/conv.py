@@ -56,7 +56,8 @@ def _int_args(x_shape, w_shape, strides, out_hw):
     return (n, h, w, c, kh, kw, strides[0], strides[1], f) + tuple(out_hw)
 
 
-def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1), groups=1, out=None):
+def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1), groups=1, out=None,
+                   relu=False):
     """Convolve NHWC images with a ``(kh, kw, C // groups, F)`` kernel.
 
     Args:
@@ -69,6 +70,8 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation_rate=
         groups: split the channels into this many groups, each convolved with its own
             ``F // groups`` filters (Keras's ``groups``).
         out: optional C-contiguous ``(N, Ho, Wo, F)`` array of ``x``'s dtype to write ``y`` into.
+        relu: return ``max(y, 0)`` instead (Conv2D's ``activation='relu'``): the fused kernels
+            rectify as they store, with no pass of its own.
 
     Returns:
         ``(y, cache)``.
@@ -82,7 +85,8 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation_rate=
     """
     dilation_rate = tuple(dilation_rate)
     if groups > 1:
-        return grouped_conv2d_forward(x, w, b, strides, padding, dilation_rate, groups)
+        y, cache = grouped_conv2d_forward(x, w, b, strides, padding, dilation_rate, groups)
+        return (get_array_module(y).maximum(y, 0, out=y) if relu else y), cache
     kh, kw, c, f = w.shape
     n = x.shape[0]
     ho, wo = output_hw(x.shape[1:3], (kh, kw), strides, padding, dilation_rate)
@@ -90,25 +94,25 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation_rate=
     cols_bytes = 0 if fused else x.dtype.itemsize * ho * wo * (kh * kw * c + 1)
     parts = threads.spans(n, 2.0 * n * ho * wo * kh * kw * c * f, cols_bytes)
     if parts is None:
-        return _conv2d_forward_one(x, w, b, strides, padding, dilation_rate, out)
+        return _conv2d_forward_one(x, w, b, strides, padding, dilation_rate, out, relu=relu)
     y = get_array_module(x).empty((n, ho, wo, f), dtype=x.dtype) if out is None else out
     # Chunks (more parts than threads): each chunk's window matrix is multiplied while still in
     # the cache and dropped; the backward builds it again, chunk by chunk, instead of reading
     # a batch's worth (38 MB for 128 images of ResNet-20's second stage) back from memory.
     keep = len(parts) <= threads.spans_threads()
     caches = threads.run(lambda lo, hi: _conv2d_forward_one(x[lo:hi], w, b, strides, padding, dilation_rate,
-                                                            y[lo:hi], keep)[1], parts)
+                                                            y[lo:hi], keep, relu)[1], parts)
     return y, ("split", parts, caches, x.shape)
 
 
-def _conv2d_forward_one(x, w, b, strides, padding, dilation_rate, out, keep_cols=True):
+def _conv2d_forward_one(x, w, b, strides, padding, dilation_rate, out, keep_cols=True, relu=False):
     """:func:`conv2d_forward` of the whole of ``x`` on the calling thread; without ``keep_cols``
     the cache holds ``x`` instead of its window matrix, which the backward builds again."""
     kh, kw, c, f = w.shape
     n = x.shape[0]
     k = kh * kw * c
     if dilation_rate == (1, 1) and _fused_ok(x, w):
-        return _conv2d_forward_fused(x, w, b, strides, padding, out)
+        return _conv2d_forward_fused(x, w, b, strides, padding, out, relu)
     cols, (ho, wo) = im2col(x, (kh, kw), strides, padding, ones_column=b is not None, dilation=dilation_rate)
     # With a bias, cols ends in a column of ones and the bias is the last row of the weight
     # matrix: one GEMM computes x * w + b (the bias trick).
@@ -119,6 +123,8 @@ def _conv2d_forward_one(x, w, b, strides, padding, dilation_rate, out, keep_cols
     else:
         y = out.reshape(-1, f)
         xp.matmul(cols, wmat, out=y)
+    if relu:
+        xp.maximum(y, 0, out=y)
     if not keep_cols:
         return y.reshape(n, ho, wo, f), ("recompute", x, w, b, strides, padding, dilation_rate)
     cache = (cols, x.shape, wmat, w.shape, strides, padding, dilation_rate)
@@ -197,22 +203,23 @@ def _conv2d_backward_split(dy, cache, need_dx, dx_out):
     return dx, dw, db
 
 
-def _conv2d_forward_fused(x, w, b, strides, padding, out=None):
+def _conv2d_forward_fused(x, w, b, strides, padding, out=None, relu=False):
     kh, kw = w.shape[:2]
     ho, wo = output_hw(x.shape[1:3], (kh, kw), strides, padding)
     pads = padding_amounts(x.shape[1:3], (kh, kw), strides, padding)
-    y = _fused_forward(x, w, b, strides, pads, (ho, wo), out)
+    y = _fused_forward(x, w, b, strides, pads, (ho, wo), out, relu)
     return y, ("fused", x, w, b is not None, strides, pads, x.shape, padding)
 
 
-def _fused_forward(x, w, b, strides, pads, out_hw, out=None):
-    """The fused forward of ``x`` zero-padded by ``pads`` (the kernel pads each image itself)."""
+def _fused_forward(x, w, b, strides, pads, out_hw, out=None, relu=False):
+    """The fused forward of ``x`` zero-padded by ``pads`` (the kernel pads each image itself),
+    rectified as it is stored with ``relu``."""
     kh, kw, c, f = w.shape
     fp = kernels.fused_width(f)
     wp = _padded_columns(w.reshape(kh * kw * c, f), fp)
     bp = None if b is None else _padded_columns(b.reshape(1, f), fp)
     y = np.empty((x.shape[0],) + tuple(out_hw) + (f,), dtype=np.float32) if out is None else out
-    kernels.conv_fwd_f32(x, wp, bp, y, *_int_args(x.shape, w.shape, strides, out_hw), pads[0][0], pads[1][0])
+    kernels.conv_fwd_f32(x, wp, bp, y, *_int_args(x.shape, w.shape, strides, out_hw), pads[0][0], pads[1][0], relu)
     return y
 
 
