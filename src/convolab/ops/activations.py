@@ -75,11 +75,11 @@ def activation_backward(name, dy, y):
             return dz
         if kernels.usable(dy, y):
             dz = xp.empty_like(y)
-            parts = threads.spans(y.shape[0], _WORK_PER_VALUE * y.size) if y.ndim > 1 else None
-            if parts is None:
-                kernels.relu_bwd_f32(dy, y, dz)
+            if y.ndim > 1 and dy.shape == y.shape:
+                threads.over_batch(y.shape[0], _WORK_PER_VALUE * y.size,
+                                   lambda lo, hi: kernels.relu_bwd_f32(dy[lo:hi], y[lo:hi], dz[lo:hi]))
             else:
-                threads.run(lambda lo, hi: kernels.relu_bwd_f32(dy[lo:hi], y[lo:hi], dz[lo:hi]), parts)
+                kernels.relu_bwd_f32(dy, y, dz)
             return dz
         return dy * (y > 0)
     if name == "sigmoid":

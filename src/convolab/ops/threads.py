@@ -107,6 +107,17 @@ def run(fn, parts):
     return first + [r for f in futures for r in f.result()]
 
 
+def over_batch(n_images, flops, fn):
+    """``fn(lo, hi)`` on slices of a batch of ``n_images`` as :func:`spans` cuts it (one thread
+    each), or ``fn(0, n_images)`` on the calling thread where it cuts nothing. For ops whose
+    slices write disjoint rows of their outputs and return nothing."""
+    parts = spans(n_images, flops)
+    if parts is None:
+        fn(0, n_images)
+    else:
+        run(fn, parts)
+
+
 def spans_threads():
     """How many threads the current :func:`batch_threads` splits over (1 outside one)."""
     return _state["n"] if _state["owner"] == threading.get_ident() else 1
