@@ -5,8 +5,9 @@
  *     gcc -O3 benchmarks/fma_peak.c -o /tmp/fma_peak && /tmp/fma_peak
  *
  * prints "avx2 <GFLOP/s>" and, where the CPU has AVX-512, "avx512 <GFLOP/s>". (On this
- * project's AMD EPYC, Zen 5: 143 and 286 per core; OpenBLAS's sgemm, which the environment
- * pins to its Haswell (AVX2) kernels with OPENBLAS_CORETYPE, reaches 126.)
+ * project's AMD EPYC, Zen 5: 130 to 143 and 267 to 286 per core over three runs; OpenBLAS's
+ * sgemm, which the environment pins to its Haswell (AVX2) kernels with OPENBLAS_CORETYPE,
+ * reaches 126 to 130.)
  */
 #include <immintrin.h>
 #include <stdio.h>
