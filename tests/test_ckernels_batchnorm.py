@@ -116,12 +116,12 @@ def test_boundary_rejects_bad_arrays():
     dx = np.zeros((4, 3), np.float32)
     with pytest.raises(KernelArgumentError, match="dx overlaps dgamma"):
         kernels.bn_bwd_f32(x, x, c3, c3, c3, dx, dx[0], c3.copy(), 4, 3)
-    with pytest.raises(KernelArgumentError, match="sdyx"):
-        kernels.bn_grad_sums_f32(x, x, c3, c3, c3.copy(), np.zeros(2, np.float32), 4, 3)
-    with pytest.raises(KernelArgumentError, match="sdy overlaps"):
+    with pytest.raises(KernelArgumentError, match="dbeta has 2"):
+        kernels.bn_bwd_f32(x, x, c3, c3, c3, np.zeros((4, 3), np.float32), c3.copy(), np.zeros(2, np.float32), 4, 3)
+    with pytest.raises(KernelArgumentError, match="dgamma overlaps dbeta"):
         s = np.zeros(6, np.float32)
-        kernels.bn_grad_sums_f32(x, x, c3, c3, s[:3], s[2:5], 4, 3)
-    with pytest.raises(KernelArgumentError, match="dx overlaps"):
-        kernels.bn_dx_f32(x, x, c3, c3, c3, c3, x, 4, 3)
-    with pytest.raises(KernelArgumentError, match="q has 2"):
-        kernels.bn_dx_f32(x, x, c3, c3, c3, np.zeros(2, np.float32), np.zeros((4, 3), np.float32), 4, 3)
+        kernels.bn_bwd_f32(x, x, c3, c3, c3, np.zeros((4, 3), np.float32), s[:3], s[2:5], 4, 3)
+    with pytest.raises(KernelArgumentError, match="threads must be in"):
+        kernels.bn_bwd_f32(x, x, c3, c3, c3, np.zeros((4, 3), np.float32), c3.copy(), c3.copy(), 4, 3, 0)
+    with pytest.raises(KernelArgumentError, match="threads must be in"):
+        kernels.bn_moments_f32(x, c3.copy(), c3.copy(), 4, 3, 65)

@@ -16,13 +16,43 @@ from gradcheck import rel_error
 
 @contextlib.contextmanager
 def split_every_op(n_threads=2):
-    old = threads.MIN_SLICE_FLOPS
-    threads.MIN_SLICE_FLOPS = 0
+    old = threads.MIN_SLICE_FLOPS, threads.MIN_KERNEL_SLICE_FLOPS
+    threads.MIN_SLICE_FLOPS = threads.MIN_KERNEL_SLICE_FLOPS = 0
     try:
         with threads.batch_threads(n_threads):
             yield
     finally:
-        threads.MIN_SLICE_FLOPS = old
+        threads.MIN_SLICE_FLOPS, threads.MIN_KERNEL_SLICE_FLOPS = old
+
+
+class PoolParts:
+    """Kernel calls split over the kernels' own threads (kernels/pool.h) while inside: ``jobs``
+    calls in ``parts`` parts in all."""
+
+    def __enter__(self):
+        self.start = kernels.pool_counts()
+        return self
+
+    def __exit__(self, *exc):
+        end = kernels.pool_counts()
+        self.jobs = end["jobs"] - self.start["jobs"]
+        self.parts = end["parts"] - self.start["parts"]
+
+
+def test_kernel_threads_only_inside_batch_threads_and_on_its_thread():
+    assert threads.kernel_threads(8, 1e12) == 1
+    with threads.batch_threads(3):
+        assert threads.kernel_threads(8, 1e12) == 3
+        assert threads.kernel_threads(2, 1e12) == 2  # at most one part an image
+        assert threads.kernel_threads(1, 1e12) == 1
+        assert threads.kernel_threads(8, threads.MIN_KERNEL_SLICE_FLOPS * 1.5) == 1
+        assert threads.kernel_threads(8, threads.MIN_KERNEL_SLICE_FLOPS * 2) == 2
+        seen = []
+        t = threading.Thread(target=lambda: seen.append(threads.kernel_threads(8, 1e12)))
+        t.start()
+        t.join()
+        assert seen == [1]
+    assert threads.kernel_threads(8, 1e12) == 1
 
 
 def test_spans_only_inside_batch_threads_and_on_its_thread():
@@ -86,9 +116,15 @@ def test_split_convolution_equals_whole(case, dtype, n_threads):
     y0, c0 = conv.conv2d_forward(x, w, b, strides, padding)
     dy = rng.standard_normal(y0.shape).astype(dtype)
     dx0, dw0, db0 = conv.conv2d_backward(dy, c0)
+    fused = dtype == np.float32 and c0[0] == "fused"
+    k = min(n_threads, x_shape[0])
     with split_every_op(n_threads):
-        y1, c1 = conv.conv2d_forward(x, w, b, strides, padding)
-        assert c1[0] == "split" and len(c1[1]) == min(n_threads, x_shape[0])
+        with PoolParts() as forward:
+            y1, c1 = conv.conv2d_forward(x, w, b, strides, padding)
+        if fused:  # one kernel call, split over the kernel's own threads
+            assert c1[0] == "fused" and (forward.jobs, forward.parts) == (1, k)
+        else:  # im2col + GEMM: slices on Python threads
+            assert c1[0] == "split" and len(c1[1]) == k
         old_chunk = threads.CHUNK_BYTES
         threads.CHUNK_BYTES = 1  # one image a chunk: the im2col path recomputes its window matrices
         try:
@@ -97,10 +133,13 @@ def test_split_convolution_equals_whole(case, dtype, n_threads):
         finally:
             threads.CHUNK_BYTES = old_chunk
         kind = lambda cache: cache[0] if isinstance(cache[0], str) else "cols"  # noqa: E731
-        chunked = len(c2[1]) > n_threads  # more parts than threads: the matrices are built again
-        expect = "fused" if kind(c1[2][0]) == "fused" else "recompute" if chunked else "cols"
-        assert {kind(c) for c in c2[2]} == {expect}
-        dx1, dw1, db1 = conv.conv2d_backward(dy, c1)
+        if not fused:
+            chunked = len(c2[1]) > n_threads  # more parts than threads: the matrices are built again
+            assert {kind(c) for c in c2[2]} == {"recompute" if chunked else "cols"}
+        with PoolParts() as backward:
+            dx1, dw1, db1 = conv.conv2d_backward(dy, c1)
+        if fused:  # the kernel gradient, and dx (one fused convolution, or a 1x1 one and col2im)
+            assert backward.jobs == (2 if strides == (1, 1) else 3) and backward.parts == backward.jobs * k
         none_dx = conv.conv2d_backward(dy, c1, need_dx=False)[0]
     tol = 1e-6 if dtype == np.float32 else 1e-13
     assert y1.dtype == dtype and y1.shape == y0.shape and y1.flags.c_contiguous
@@ -149,19 +188,20 @@ def test_functional_training_on_split_ops_equals_one_thread(use_kernels):
         h1 = one.fit(x, y, batch_size=6, epochs=2, shuffle=False, verbose=0).history["loss"]
         parallel.set_num_threads(2)
         two = _small_resnet(3)
-        calls = kernels.calls
-        old = threads.MIN_SLICE_FLOPS
-        threads.MIN_SLICE_FLOPS = 0
+        old = threads.MIN_SLICE_FLOPS, threads.MIN_KERNEL_SLICE_FLOPS
+        threads.MIN_SLICE_FLOPS = threads.MIN_KERNEL_SLICE_FLOPS = 0
         try:
-            h2 = two.fit(x, y, batch_size=6, epochs=2, shuffle=False, verbose=0).history["loss"]
-            p2 = two.predict(x, verbose=0)
+            with PoolParts() as split:
+                h2 = two.fit(x, y, batch_size=6, epochs=2, shuffle=False, verbose=0).history["loss"]
+                p2 = two.predict(x, verbose=0)
         finally:
-            threads.MIN_SLICE_FLOPS = old
+            threads.MIN_SLICE_FLOPS, threads.MIN_KERNEL_SLICE_FLOPS = old
     finally:
         kernels.lib = lib
         parallel.set_num_threads(None)
     if use_kernels and lib is not None:
-        assert (kernels.calls - calls)["bn_grad_sums_f32"] > 0  # the split BN backward
+        # 2 epochs of 2 steps: convolutions, BN forward and backward, ReLU, all on the kernel threads
+        assert split.jobs > 40 and split.parts == 2 * split.jobs
     np.testing.assert_allclose(h2, h1, rtol=1e-5)
     for a, b in zip(two.get_weights(), one.get_weights()):
         # absolute: a conv bias before a BatchNormalization moves by round-off only (~1e-8)
@@ -215,13 +255,14 @@ def test_split_batchnorm_equals_whole(shape, n_threads):
     y0, c0 = B.batchnorm_forward(x, gamma, beta, 1e-3)
     g0 = B.batchnorm_backward(dy, c0)
     calls = kernels.calls
-    with split_every_op(n_threads):
+    with split_every_op(n_threads), PoolParts() as split:
         y1, c1 = B.batchnorm_forward(x, gamma, beta, 1e-3)
         g1 = B.batchnorm_backward(dy, c1)
     reached = kernels.calls - calls
     k = min(n_threads, shape[0])
-    assert reached["bn_moments_f32"] == k and reached["bn_affine_f32"] == k
-    assert reached["bn_grad_sums_f32"] == k and reached["bn_dx_f32"] == k and reached["bn_bwd_f32"] == 0
+    assert reached["bn_moments_f32"] == 1 and reached["bn_affine_f32"] == 1 and reached["bn_bwd_f32"] == 1
+    # the moments' two passes, the affine map, the backward's sums and its dx: each in k parts
+    assert (split.jobs, split.parts) == (5, 5 * k)
     assert rel_error(c1.mean, c0.mean) < 1e-6 and rel_error(c1.var, c0.var) < 1e-6
     assert rel_error(y1, y0) < 1e-6
     for a, b in zip(g1, g0):
@@ -245,12 +286,13 @@ def test_split_depthwise_equals_whole(case, n_threads):
     dy = rng.standard_normal(y0.shape).astype(np.float32)
     g0 = D.depthwise_conv2d_backward(dy, c0)
     calls = kernels.calls
-    with split_every_op(n_threads):
+    with split_every_op(n_threads), PoolParts() as split:
         y1, c1 = D.depthwise_conv2d_forward(x, w, b, strides, padding)
         g1 = D.depthwise_conv2d_backward(dy, c1)
     k = min(n_threads, x_shape[0])
     reached = kernels.calls - calls
-    assert reached["depthwise_fwd_f32"] == k and reached["depthwise_dw_f32"] == k and reached["depthwise_dx_f32"] == k
+    assert reached["depthwise_fwd_f32"] == 1 and reached["depthwise_dw_f32"] == 1 and reached["depthwise_dx_f32"] == 1
+    assert (split.jobs, split.parts) == (3, 3 * k)
     assert np.array_equal(y1, y0) and np.array_equal(g1[0], g0[0])  # per image: the same arithmetic
     assert rel_error(g1[1], g0[1]) < 1e-6 and rel_error(g1[2], g0[2]) < 1e-6
 
@@ -259,8 +301,8 @@ def test_split_depthwise_equals_whole(case, n_threads):
                          ids=str)
 @pytest.mark.parametrize("n_threads", [2, 3])
 def test_split_max_pool_and_relu_equal_whole(pool, n_threads, monkeypatch):
-    """Max pooling and ReLU split per image: the same bits as one call on the whole batch,
-    on the C loops (float32) and on NumPy (float64)."""
+    """Max pooling and ReLU split per image: the same bits as one call on the whole batch, on
+    the C loops (float32, on the kernels' threads) and on NumPy (float64, on Python threads)."""
     from convolab.ops import activations, pool as pool_ops
 
     split_calls = []
@@ -275,18 +317,22 @@ def test_split_max_pool_and_relu_equal_whole(pool, n_threads, monkeypatch):
         x[1, 2, 2, :] = x[1, 2, 3, :]  # ties: the first maximum wins
         runs = []
         for split in (False, True):
-            with split_every_op(n_threads) if split else contextlib.nullcontext():
+            with split_every_op(n_threads) if split else contextlib.nullcontext(), PoolParts() as pooled:
                 y, cache = pool_ops.max_pool_forward(x, size, strides, padding)
                 dy = np.cos(np.arange(y.size, dtype=dtype)).reshape(y.shape)
                 dx = pool_ops.max_pool_backward(dy, cache)
                 r = activations.activation_forward("relu", x)
                 dr = activations.activation_backward("relu", np.sin(np.where(np.isfinite(x), x, 0)), r)
-                r6 = activations.relu_forward(x[:, ::-1], max_value=6.0)[0]  # ReLU6, from a strided view
-            runs.append((y, cache[0], dx, r, dr, r6))
-        np.testing.assert_array_equal(runs[0][5], np.clip(x[:, ::-1], 0, 6))
-        # split: ReLU and ReLU6 forward always; the C loops (float32) also the pool and the ReLU backward
+                r6 = activations.relu_forward(x, max_value=6.0)[0]  # ReLU6
+                r6s = activations.relu_forward(x[:, ::-1], max_value=6.0)[0]  # from a strided view: NumPy
+            runs.append((y, cache[0], dx, r, dr, r6, r6s))
+        np.testing.assert_array_equal(runs[0][5], np.clip(x, 0, 6))
+        np.testing.assert_array_equal(runs[0][6], np.clip(x[:, ::-1], 0, 6))
+        # the C loops (float32): pool forward and backward, ReLU forward and backward, ReLU6, each one
+        # call in parts on the kernels' threads; NumPy (float64, or a strided view): on Python threads
         c_loops = dtype == np.float32 and kernels.available()
-        assert split_calls == [n_threads] * (5 if c_loops else 2)
+        assert split_calls == [n_threads] * (1 if c_loops else 3)
+        assert (pooled.jobs, pooled.parts) == ((5, 5 * n_threads) if c_loops else (0, 0))
         split_calls.clear()
         for whole, split in zip(*runs):
             np.testing.assert_array_equal(split, whole)

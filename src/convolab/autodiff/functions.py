@@ -403,7 +403,28 @@ def concatenate(xs, axis=0):
     if y is None:
         y = xp.concatenate(vals, axis=axis)
     bounds = xp.cumsum([v.shape[axis] for v in vals])[:-1]
-    return record(y, tuple(xs), lambda g: tuple(xp.split(g, bounds, axis=axis)), "concatenate")
+    return record(y, tuple(xs), lambda g: _split_contiguous(g, bounds, axis), "concatenate")
+
+
+def _split_contiguous(g, bounds, axis):
+    """The gradient of a concatenation: ``g`` split at ``bounds`` along ``axis``. Along a
+    non-batch axis (Inception's channels) each piece is copied out C-contiguous, one slice of
+    the batch per op thread: a strided view would send the ReLU backward (and every other
+    compiled kernel behind it) to a slower NumPy path or a copy of its own."""
+    from ..ops import threads
+
+    xp = get_array_module(g)
+    pieces = xp.split(g, bounds, axis=axis)
+    if xp is not np or g.ndim < 2 or axis % g.ndim == 0:
+        return tuple(pieces)
+    outs = [np.empty(p.shape, dtype=p.dtype) for p in pieces]
+
+    def copy(lo, hi):
+        for out, piece in zip(outs, pieces):
+            out[lo:hi] = piece[lo:hi]
+
+    threads.over_batch(g.shape[0], 20.0 * g.size, copy)
+    return tuple(outs)
 
 
 def _concatenate_split(vals, axis):

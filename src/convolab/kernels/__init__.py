@@ -28,10 +28,9 @@ import os
 import numpy as np
 
 #: every entry point of the compiled module
-ENTRY_POINTS = ("im2col_f32", "col2im_f32", "maxpool_fwd_f32", "maxpool_bwd_f32", "relu_bwd_f32",
+ENTRY_POINTS = ("im2col_f32", "col2im_f32", "maxpool_fwd_f32", "maxpool_bwd_f32", "relu_fwd_f32", "relu_bwd_f32",
                 "adam_f32", "rmsprop_f32", "conv_fwd_f32", "conv_dw_f32", "depthwise_fwd_f32", "depthwise_dx_f32",
-                "depthwise_dw_f32", "bn_moments_f32", "bn_affine_f32", "bn_bwd_f32",
-                "bn_grad_sums_f32", "bn_dx_f32")
+                "depthwise_dw_f32", "bn_moments_f32", "bn_affine_f32", "bn_bwd_f32")
 #: the variants chosen inside the kernels, counted as ``name[variant]``
 VARIANTS = ("im2col_f32[valid]", "im2col_f32[padded]", "col2im_f32[valid]", "col2im_f32[padded]",
             "maxpool_fwd_f32[2x2]", "maxpool_fwd_f32[general]", "maxpool_bwd_f32[2x2]",
@@ -132,6 +131,13 @@ def set_fused_isa(name: str) -> tuple[str, int]:
     return lib.fused_name, lib.fused_max_filters
 
 
+def pool_counts() -> dict:
+    """``{'jobs', 'parts', 'workers'}``: how many kernel calls ran split over the kernels' own
+    threads (``threads`` > 1) in this process, their parts in all, and the worker threads
+    started (kernels/pool.h). Zeros without the compiled kernels."""
+    return dict(lib.pool_counts()) if lib is not None else {"jobs": 0, "parts": 0, "workers": 0}
+
+
 def available() -> bool:
     """True when the compiled kernels are loaded."""
     return lib is not None
@@ -151,33 +157,43 @@ def __getattr__(name):
 
 # -- the entry points (checked in C; see _ckernels.c, "The checked boundary") ----------------
 # Each looks up ``lib`` when called, so that switching the kernels off (lib = None, as the
-# tests do) takes effect everywhere at once.
+# tests do) takes effect everywhere at once. ``threads`` (1 to 64) runs one call on that many
+# contiguous parts of the batch (or of the rows), each on a thread of the kernels' own pool
+# (kernels/pool.h): the same arithmetic per image; sums over the batch are added in part
+# order, so a given ``threads`` gives the same bits every time. ops/threads.py chooses it.
 
-def im2col_f32(x, cols, N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo, ld):
+def im2col_f32(x, cols, N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo, ld, threads=1):
     """``cols[(n*Ho + ho)*Wo + wo, (i*kw + j)*C + c] = x[n, ho*sh + i - pt, wo*sw + j - pl, c]``;
     ``ld`` is ``kh*kw*C`` or one more (a trailing column of ones for the bias)."""
-    lib.im2col_f32(x, cols, N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo, ld)
+    lib.im2col_f32(x, cols, N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo, ld, threads)
 
 
-def col2im_f32(cols, dx, N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo, ld):
+def col2im_f32(cols, dx, N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo, ld, threads=1):
     """``dx = 0``, then every row of ``cols`` added back onto the window it came from."""
-    lib.col2im_f32(cols, dx, N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo, ld)
+    lib.col2im_f32(cols, dx, N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo, ld, threads)
 
 
-def maxpool_fwd_f32(x, y, arg, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo):
+def maxpool_fwd_f32(x, y, arg, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo, threads=1):
     """``y`` = window maxima, ``arg`` = int32 flat index ``i*pw + j`` of each (first) maximum."""
-    lib.maxpool_fwd_f32(x, y, arg, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo)
+    lib.maxpool_fwd_f32(x, y, arg, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo, threads)
 
 
-def maxpool_bwd_f32(dy, arg, dx, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo):
+def maxpool_bwd_f32(dy, arg, dx, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo, threads=1):
     """``dx = 0``, then ``dy`` added at each window's ``arg`` position (positions outside the
     image, which only a window with no finite value can name, are skipped)."""
-    lib.maxpool_bwd_f32(dy, arg, dx, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo)
+    lib.maxpool_bwd_f32(dy, arg, dx, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo, threads)
 
 
-def relu_bwd_f32(dy, y, dz):
-    """``dz = dy where y > 0 else 0``, all three of one size."""
-    lib.relu_bwd_f32(dy, y, dz)
+def relu_fwd_f32(x, y, cap=float("inf"), threads=1):
+    """``y = min(max(x, 0), cap)``, a NaN kept as NaN (NumPy's maximum and minimum keep it);
+    ``cap`` is ``inf`` for the plain ReLU, 6 for ReLU6."""
+    lib.relu_fwd_f32(x, y, cap, threads)
+
+
+def relu_bwd_f32(dy, y, dz, cap=float("inf"), threads=1):
+    """``dz = dy where 0 < y < cap else 0``, all three of one size: the backward of
+    :func:`relu_fwd_f32` from its output (``cap`` ``inf``: the plain ReLU)."""
+    lib.relu_bwd_f32(dy, y, dz, cap, threads)
 
 
 def adam_f32(param, grad, m, v, alpha, beta_1, beta_2, epsilon):
@@ -190,7 +206,7 @@ def rmsprop_f32(param, grad, v, learning_rate, rho, epsilon):
     lib.rmsprop_f32(param, grad, v, learning_rate, rho, epsilon)
 
 
-def conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt=0, pl=0, relu=False):
+def conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt=0, pl=0, relu=False, threads=1):
     """``y = im2col(x) @ wp[:, :F] (+ bp[:F])`` without the im2col matrix; the windows are those of
     ``x`` with ``pt`` rows and ``pl`` columns of zeros before it and as many after as they reach
     (each image is padded on its own, in the cache, not as a padded copy of the batch). With
@@ -200,16 +216,16 @@ def conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt=0, pl=0
     ``wp`` is the kernel as a ``(kh*kw*C, Fp)`` matrix with ``Fp = fused_width(F)`` columns
     (zeros past ``F``); ``bp`` is ``None`` or ``Fp`` floats; at most ``fused_isa()[1]`` filters.
     """
-    lib.conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt, pl, bool(relu))
+    lib.conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt, pl, bool(relu), threads)
 
 
-def conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt=0, pl=0):
+def conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt=0, pl=0, threads=1):
     """``dwp[:, :F] += im2col(x).T @ dy`` (and ``dbp[:F] += dy.sum(0)``), windows as in
     :func:`conv_fwd_f32`.
 
     ``dwp`` is ``(kh*kw*C, Fp)``, ``dbp`` ``None`` or ``Fp`` floats, ``Fp = fused_width(F)``.
     """
-    lib.conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt, pl)
+    lib.conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt, pl, threads)
 
 
 # The depthwise kernels share 15 integers: N H W C kh kw sh sw pt pl rh rw Ho Wo dm, with
@@ -217,49 +233,37 @@ def conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt=0, pl
 # Output channel ``c*dm + m`` is input channel ``c`` through filter ``m``; ``w`` is Keras's
 # ``(kh, kw, C, dm)`` kernel. Taps that fall outside the image contribute zero.
 
-def depthwise_fwd_f32(x, w, b, y, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm):
+def depthwise_fwd_f32(x, w, b, y, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm, threads=1):
     """``y[n, ho, wo, c*dm + m] = b[c*dm + m] + sum over (i, j) of
     x[n, ho*sh - pt + i*rh, wo*sw - pl + j*rw, c] * w[i, j, c, m]``; ``b`` may be ``None``."""
-    lib.depthwise_fwd_f32(x, w, b, y, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm)
+    lib.depthwise_fwd_f32(x, w, b, y, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm, threads)
 
 
-def depthwise_dx_f32(dy, w, dx, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm):
+def depthwise_dx_f32(dy, w, dx, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm, threads=1):
     """``dx`` = the adjoint of :func:`depthwise_fwd_f32` applied to ``dy``, each pixel written once."""
-    lib.depthwise_dx_f32(dy, w, dx, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm)
+    lib.depthwise_dx_f32(dy, w, dx, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm, threads)
 
 
-def depthwise_dw_f32(x, dy, dw, db, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm):
+def depthwise_dw_f32(x, dy, dw, db, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm, threads=1):
     """``dw[i, j, c, m]`` = sum over the batch and output pixels of the input each tap read times
     ``dy[..., c*dm + m]``; ``db`` (``None`` or ``C*dm`` floats) = ``dy`` summed over N, Ho, Wo.
     Both are overwritten, not added to."""
-    lib.depthwise_dw_f32(x, dy, dw, db, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm)
+    lib.depthwise_dw_f32(x, dy, dw, db, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm, threads)
 
 
-def bn_moments_f32(x, mean, var, M, C):
+def bn_moments_f32(x, mean, var, M, C, threads=1):
     """Per-channel ``mean`` and biased ``var`` (``C`` floats each, written) of ``x`` seen as an
     ``(M, C)`` array; the sums run in double."""
-    lib.bn_moments_f32(x, mean, var, M, C)
+    lib.bn_moments_f32(x, mean, var, M, C, threads)
 
 
-def bn_affine_f32(x, center, scale, shift, y, M, C):
+def bn_affine_f32(x, center, scale, shift, y, M, C, threads=1):
     """``y = (x - center) * scale + shift`` per channel over ``(M, C)`` arrays."""
-    lib.bn_affine_f32(x, center, scale, shift, y, M, C)
+    lib.bn_affine_f32(x, center, scale, shift, y, M, C, threads)
 
 
-def bn_bwd_f32(dy, x, mean, inv_std, k, dx, dgamma, dbeta, M, C):
+def bn_bwd_f32(dy, x, mean, inv_std, k, dx, dgamma, dbeta, M, C, threads=1):
     """Training-mode batch-norm backward over ``(M, C)``: writes ``dbeta = sum(dy)``,
     ``dgamma = sum(dy * xhat)`` and ``dx = k * (dy - dbeta / M - xhat * dgamma / M)``,
     ``xhat = (x - mean) * inv_std`` (``k = gamma * inv_std``)."""
-    lib.bn_bwd_f32(dy, x, mean, inv_std, k, dx, dgamma, dbeta, M, C)
-
-
-def bn_grad_sums_f32(dy, x, mean, inv_std, sdy, sdyx, M, C):
-    """``sdy = sum(dy)`` and ``sdyx = sum(dy * xhat)`` over ``(M, C)`` rows (written; summed in
-    double): the first half of :func:`bn_bwd_f32`, for one slice of a split batch."""
-    lib.bn_grad_sums_f32(dy, x, mean, inv_std, sdy, sdyx, M, C)
-
-
-def bn_dx_f32(dy, x, mean, a, b, q, dx, M, C):
-    """``dx = a * dy + b + q * (x - mean)`` per channel over ``(M, C)``: the second half of
-    :func:`bn_bwd_f32`, with coefficients from the whole batch's sums."""
-    lib.bn_dx_f32(dy, x, mean, a, b, q, dx, M, C)
+    lib.bn_bwd_f32(dy, x, mean, inv_std, k, dx, dgamma, dbeta, M, C, threads)

@@ -3,11 +3,11 @@
  * updates, small convolutions fused with their im2col, depthwise convolution, batch normalization.
  *
  * The NumPy code in convolab/ops is the reference and the fallback; these functions do the
- * same arithmetic in one pass. They are single-threaded on purpose: convolab gets its
- * parallelism by running shards of each batch (models/parallel.py) or slices of one op's batch
- * (ops/threads.py) on threads, and a second thread pool inside the kernels would only fight it
- * for the cores. Python reaches them only through the checked entry points at the end of this
- * file (buffer protocol, no NumPy C API), which release the GIL once the checks pass.
+ * same arithmetic in one pass. Each kernel is single-threaded; an entry point given
+ * `threads` > 1 runs it on contiguous parts of the batch on the kernels' own threads (pool.h),
+ * which ops/threads.py asks for inside fit/evaluate/predict. Python reaches the kernels only
+ * through the checked entry points at the end of this file (buffer protocol, no NumPy C API),
+ * which release the GIL once the checks pass.
  *
  * Layout everywhere: NHWC float32, C-contiguous. Padding (pt, pl) is TensorFlow's 'same'
  * split or zero for 'valid'. Windows are read in (kh, kw, C) order, as im2col.py does.
@@ -16,6 +16,8 @@
 #include <string.h>
 #include <math.h>
 #include <stdlib.h>
+
+#include "pool.h"
 
 /* Build each hot loop for AVX2 too (with FMA) and pick at load time, where the compiler can.
    The clone is named by ISA level, x86-64-v3 (AVX2, FMA, BMI2...): GCC picks it by the CPU's
@@ -352,34 +354,70 @@ HOT void maxpool_bwd_f32(const float *restrict dy, const int *restrict arg, floa
     }
 }
 
-/* dz = dy where y > 0, else 0 (ReLU's backward from its output) */
-HOT void relu_bwd_f32(const float *restrict dy, const float *restrict y, float *restrict dz, long n)
+/* y = min(max(x, 0), cap) (cap = infinity: the plain ReLU); a NaN stays NaN, as NumPy's
+   maximum and minimum keep it */
+HOT void relu_fwd_f32(const float *restrict x, float *restrict y, long n, float cap)
+{
+    for (long t = 0; t < n; t++) {
+        const float v = x[t], r = v > 0.0f ? v : 0.0f;
+        y[t] = v != v ? v : r < cap ? r : cap;
+    }
+}
+
+/* dz = dy where 0 < y < cap, else 0 (the backward of ReLU, cap = infinity, or of a capped
+   ReLU such as ReLU6, from its output) */
+HOT void relu_bwd_f32(const float *restrict dy, const float *restrict y, float *restrict dz, long n, float cap)
 {
     /* Load dy unconditionally: "y > 0 ? dy : 0" would be a masked load or a branch, both slow. */
     for (long t = 0; t < n; t++) {
-        const float g = dy[t];
-        dz[t] = y[t] > 0.0f ? g : 0.0f;
+        const float g = dy[t], v = y[t];
+        dz[t] = v > 0.0f && v < cap ? g : 0.0f;
     }
 }
 
 /* ---- Batch normalization over the last axis of an (M, C) array (NHWC images: M = N*H*W) ----
-   Sums run in double per channel, so the statistics do not depend on how the rows are split. */
+   Sums are taken in float over blocks of BN_BLOCK rows, at full vector width, and each block's
+   sums are added in double: the error of a sum is that of BN_BLOCK float additions (at most
+   about 5e-7 of the sum of magnitudes), not of M, so the statistics hardly depend on M or on
+   how the rows are split. Adding every value in double instead (a conversion each) made the
+   moments four times slower than the affine pass. */
+#define BN_BLOCK 8
 
 /* s1[c] += sum_m x[m, c]; s2[c] += sum_m (x[m, c] - shift[c])^2  (shift NULL: s2 untouched) */
 HOT void bn_sums_f32(const float *restrict x, const float *restrict shift, double *restrict s1,
                      double *restrict s2, long M, int C)
 {
-    for (long m = 0; m < M; m++) {
-        const float *row = x + m * C;
-        if (shift) {
+    float *restrict part = malloc(sizeof(float) * (size_t)C);
+    if (!part) {  /* no block buffer: every value in double */
+        for (long m = 0; m < M; m++)
             for (int c = 0; c < C; c++) {
-                const double d = (double)(row[c] - shift[c]);
-                s2[c] += d * d;
+                const double d = shift ? (double)(x[m * C + c] - shift[c]) : 0.0;
+                if (shift) s2[c] += d * d;
+                else s1[c] += (double)x[m * C + c];
             }
+        return;
+    }
+    for (long m0 = 0; m0 < M; m0 += BN_BLOCK) {
+        const long m1 = m0 + BN_BLOCK < M ? m0 + BN_BLOCK : M;
+        for (int c = 0; c < C; c++) part[c] = 0.0f;
+        if (shift) {
+            for (long m = m0; m < m1; m++) {
+                const float *row = x + m * C;
+                for (int c = 0; c < C; c++) {
+                    const float d = row[c] - shift[c];
+                    part[c] += d * d;
+                }
+            }
+            for (int c = 0; c < C; c++) s2[c] += (double)part[c];
         } else {
-            for (int c = 0; c < C; c++) s1[c] += (double)row[c];
+            for (long m = m0; m < m1; m++) {
+                const float *row = x + m * C;
+                for (int c = 0; c < C; c++) part[c] += row[c];
+            }
+            for (int c = 0; c < C; c++) s1[c] += (double)part[c];
         }
     }
+    free(part);
 }
 
 /* y[m, c] = (x[m, c] - center[c]) * scale[c] + shift[c]  (centring first: no cancellation
@@ -394,18 +432,39 @@ HOT void bn_affine_f32(const float *restrict x, const float *restrict center, co
     }
 }
 
-/* With xhat = (x - mean) * inv_std: sdy[c] += sum dy, sdyx[c] += sum dy * xhat */
+/* With xhat = (x - mean) * inv_std: sdy[c] += sum dy, sdyx[c] += sum dy * xhat (in blocks, as
+   bn_sums_f32) */
 HOT void bn_grad_sums_f32(const float *restrict dy, const float *restrict x, const float *restrict mean,
                           const float *restrict inv_std, double *restrict sdy, double *restrict sdyx, long M, int C)
 {
-    for (long m = 0; m < M; m++) {
-        const float *g = dy + m * C, *xr = x + m * C;
+    float *restrict part = malloc(sizeof(float) * 2 * (size_t)C);
+    if (!part) {  /* no block buffer: every value in double */
+        for (long m = 0; m < M; m++)
+            for (int c = 0; c < C; c++) {
+                const float g = dy[m * C + c], xhat = (x[m * C + c] - mean[c]) * inv_std[c];
+                sdy[c] += (double)g;
+                sdyx[c] += (double)(g * xhat);
+            }
+        return;
+    }
+    float *restrict p1 = part, *restrict p2 = part + C;
+    for (long m0 = 0; m0 < M; m0 += BN_BLOCK) {
+        const long m1 = m0 + BN_BLOCK < M ? m0 + BN_BLOCK : M;
+        for (int c = 0; c < C; c++) p1[c] = p2[c] = 0.0f;
+        for (long m = m0; m < m1; m++) {
+            const float *g = dy + m * C, *xr = x + m * C;
+            for (int c = 0; c < C; c++) {
+                const float xhat = (xr[c] - mean[c]) * inv_std[c];
+                p1[c] += g[c];
+                p2[c] += g[c] * xhat;
+            }
+        }
         for (int c = 0; c < C; c++) {
-            const float xhat = (xr[c] - mean[c]) * inv_std[c];
-            sdy[c] += (double)g[c];
-            sdyx[c] += (double)(g[c] * xhat);
+            sdy[c] += (double)p1[c];
+            sdyx[c] += (double)p2[c];
         }
     }
+    free(part);
 }
 
 /* dx = a * dy + b + q * (x - mean), the closed-form BN input gradient with per-channel a, b, q */
@@ -1625,21 +1684,21 @@ static PyObject *KernelArgumentError = NULL;
 enum {
     N_IM2COL, N_IM2COL_VALID, N_IM2COL_PADDED, N_COL2IM, N_COL2IM_VALID, N_COL2IM_PADDED,
     N_MAXPOOL_FWD, N_MAXPOOL_FWD_2X2, N_MAXPOOL_FWD_GENERAL, N_MAXPOOL_BWD, N_MAXPOOL_BWD_2X2,
-    N_MAXPOOL_BWD_GENERAL, N_RELU_BWD, N_ADAM, N_RMSPROP, N_CONV_FWD, N_CONV_FWD_PIXELS,
+    N_MAXPOOL_BWD_GENERAL, N_RELU_FWD, N_RELU_BWD, N_ADAM, N_RMSPROP, N_CONV_FWD, N_CONV_FWD_PIXELS,
     N_CONV_FWD_FILTERS, N_CONV_FWD_PIXELS512, N_CONV_FWD_FILTERS512, N_CONV_DW, N_CONV_DW_AVX2, N_CONV_DW_AVX512, N_CONV_DW_TAPS512, N_DEPTHWISE_FWD, N_DEPTHWISE_FWD_DM1, N_DEPTHWISE_FWD_DM,
     N_DEPTHWISE_DX, N_DEPTHWISE_DX_DM1, N_DEPTHWISE_DX_DM, N_DEPTHWISE_DW, N_DEPTHWISE_DW_DM1, N_DEPTHWISE_DW_DM,
-    N_BN_MOMENTS, N_BN_AFFINE, N_BN_BWD, N_BN_GRAD_SUMS, N_BN_DX, N_COUNTERS
+    N_BN_MOMENTS, N_BN_AFFINE, N_BN_BWD, N_COUNTERS
 };
 static const char *counter_names[N_COUNTERS] = {
     "im2col_f32", "im2col_f32[valid]", "im2col_f32[padded]", "col2im_f32", "col2im_f32[valid]",
     "col2im_f32[padded]", "maxpool_fwd_f32", "maxpool_fwd_f32[2x2]", "maxpool_fwd_f32[general]",
-    "maxpool_bwd_f32", "maxpool_bwd_f32[2x2]", "maxpool_bwd_f32[general]", "relu_bwd_f32", "adam_f32",
+    "maxpool_bwd_f32", "maxpool_bwd_f32[2x2]", "maxpool_bwd_f32[general]", "relu_fwd_f32", "relu_bwd_f32", "adam_f32",
     "rmsprop_f32", "conv_fwd_f32", "conv_fwd_f32[pixels]", "conv_fwd_f32[filters]", "conv_fwd_f32[pixels/avx512]",
     "conv_fwd_f32[filters/avx512]", "conv_dw_f32", "conv_dw_f32[avx2]", "conv_dw_f32[avx512]", "conv_dw_f32[taps/avx512]",
     "depthwise_fwd_f32", "depthwise_fwd_f32[dm=1]", "depthwise_fwd_f32[dm>1]", "depthwise_dx_f32",
     "depthwise_dx_f32[dm=1]", "depthwise_dx_f32[dm>1]", "depthwise_dw_f32", "depthwise_dw_f32[dm=1]",
     "depthwise_dw_f32[dm>1]",
-    "bn_moments_f32", "bn_affine_f32", "bn_bwd_f32", "bn_grad_sums_f32", "bn_dx_f32"
+    "bn_moments_f32", "bn_affine_f32", "bn_bwd_f32"
 };
 static unsigned long long counters[N_COUNTERS];  /* updated with the GIL held */
 
@@ -1756,6 +1815,117 @@ static int fits(const long long *g)  /* every window inside the unpadded image *
 
 #define RELEASE_ALL(arr) for (size_t _i = 0; _i < sizeof(arr) / sizeof(arr[0]); _i++) if (arr[_i]) arr_release(arr[_i])
 
+/* ---- One call split over the kernels' threads (pool.h) ----
+   Every entry point below that works image by image (or row by row) takes an optional last
+   argument `threads` (default 1). With more, the batch is cut into that many contiguous parts
+   (at most one an image) and the same single-threaded kernel runs on each part, on its own
+   thread: outputs are disjoint rows of the same arrays. Sums over the batch (kernel gradients,
+   batch-normalization statistics) are computed part by part and added in part order, so a
+   given `threads` gives the same bits on every run. The arrays were checked whole; each part
+   reads and writes only its rows of them. */
+
+static int check_threads(const char *kernel, int threads)
+{
+    if (threads < 1 || threads > POOL_MAX_THREADS)
+        return fail(kernel, "threads must be in [1, %d]; got %d", POOL_MAX_THREADS, threads);
+    return 0;
+}
+
+/* parts for a batch of n: no more than n, at least 1 */
+static int parts_of(int threads, long long n) { return n < threads ? (n < 1 ? 1 : (int)n) : threads; }
+
+/* im2col, col2im and max pooling, image by image. g: N H W C kh kw sh sw pt pl Ho Wo [ld] */
+enum { JOB_IM2COL, JOB_COL2IM, JOB_POOL_FWD, JOB_POOL_BWD };
+typedef struct { int kind; const void *in0, *in1; void *out0, *out1; long long g[13]; } WindowJob;
+
+static void window_part(void *v, int p, int np)
+{
+    const WindowJob *j = v;
+    const long long *g = j->g;
+    long lo, hi;
+    pool_span(g[0], p, np, &lo, &hi);
+    const int n = (int)(hi - lo);
+    if (n <= 0) return;
+    const long img = (long)(g[1] * g[2] * g[3]), pooled = (long)(g[10] * g[11] * g[3]),
+               rows = (long)(g[10] * g[11] * (j->kind <= JOB_COL2IM ? g[12] : 0));
+    switch (j->kind) {
+    case JOB_IM2COL:
+        im2col_f32((const float *)j->in0 + lo * img, (float *)j->out0 + lo * rows, n, g[1], g[2], g[3], g[4], g[5],
+                   g[6], g[7], g[8], g[9], g[10], g[11], g[12]);
+        break;
+    case JOB_COL2IM:
+        col2im_f32((const float *)j->in0 + lo * rows, (float *)j->out0 + lo * img, n, g[1], g[2], g[3], g[4], g[5],
+                   g[6], g[7], g[8], g[9], g[10], g[11], g[12]);
+        break;
+    case JOB_POOL_FWD:
+        maxpool_fwd_f32((const float *)j->in0 + lo * img, (float *)j->out0 + lo * pooled, (int *)j->out1 + lo * pooled,
+                        n, g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11]);
+        break;
+    default:
+        maxpool_bwd_f32((const float *)j->in0 + lo * pooled, (const int *)j->in1 + lo * pooled,
+                        (float *)j->out0 + lo * img, n, g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10],
+                        g[11]);
+    }
+}
+
+/* Elementwise ReLU forward and backward, in parts of whole 64-byte lines. */
+typedef struct { const float *a, *b; float *out; long n; float cap; int backward; } ReluJob;
+
+static void relu_part(void *v, int p, int np)
+{
+    const ReluJob *j = v;
+    long lo, hi;
+    pool_span((j->n + 15) / 16, p, np, &lo, &hi);
+    lo *= 16;
+    hi = hi * 16 < j->n ? hi * 16 : j->n;
+    if (hi <= lo) return;
+    if (j->backward) relu_bwd_f32(j->a + lo, j->b + lo, j->out + lo, hi - lo, j->cap);
+    else relu_fwd_f32(j->a + lo, j->out + lo, hi - lo, j->cap);
+}
+
+/* Batch normalization over (M, C) rows. The sums: part p adds into its own acc + p * width. */
+enum { JOB_BN_SUM, JOB_BN_SQ, JOB_BN_AFFINE, JOB_BN_GRAD_SUMS, JOB_BN_DX };
+typedef struct {
+    int kind;
+    const float *x, *dy, *mean, *inv_std, *scale, *shift, *a, *b, *q;
+    float *out;
+    double *acc;
+    long M;
+    int C;
+} BnJob;
+
+static void bn_part(void *v, int p, int np)
+{
+    const BnJob *j = v;
+    long lo, hi;
+    pool_span(j->M, p, np, &lo, &hi);
+    const long m = hi - lo, off = lo * j->C;
+    const int C = j->C;
+    if (m <= 0) return;
+    switch (j->kind) {
+    case JOB_BN_SUM: bn_sums_f32(j->x + off, NULL, j->acc + (long)p * C, NULL, m, C); break;
+    case JOB_BN_SQ: bn_sums_f32(j->x + off, j->mean, NULL, j->acc + (long)p * C, m, C); break;
+    case JOB_BN_AFFINE: bn_affine_f32(j->x + off, j->mean, j->scale, j->shift, j->out + off, m, C); break;
+    case JOB_BN_GRAD_SUMS:
+        bn_grad_sums_f32(j->dy + off, j->x + off, j->mean, j->inv_std, j->acc + 2L * p * C, j->acc + 2L * p * C + C, m, C);
+        break;
+    default: bn_dx_f32(j->dy + off, j->x + off, j->mean, j->a, j->b, j->q, j->out + off, m, C);
+    }
+}
+
+/* acc[0..width) += acc[p * width ..] for p = 1 .. np-1, in order */
+static void add_parts(double *acc, long width, int np)
+{
+    for (int p = 1; p < np; p++)
+        for (long i = 0; i < width; i++) acc[i] += acc[p * width + i];
+}
+
+/* out[i] += part[i] over a float array, for the kernel-gradient partials */
+static void add_f32(float *restrict out, const float *restrict part, long n)
+{
+    for (long i = 0; i < n; i++) out[i] += part[i];
+}
+
 /* im2col and col2im share their arguments: an image of N*H*W*C floats and a window matrix of
    N*Ho*Wo rows of ld floats; im2col reads the image and writes the matrix, col2im (its adjoint)
    the other way round. */
@@ -1764,10 +1934,11 @@ static PyObject *window_matrix_entry(PyObject *args, int adjoint)
     const char *k = adjoint ? "col2im_f32" : "im2col_f32";
     PyObject *o_in, *o_out;
     long long g[13];
-    if (!PyArg_ParseTuple(args, "OOLLLLLLLLLLLLL", &o_in, &o_out, g, g + 1, g + 2, g + 3, g + 4, g + 5, g + 6,
-                          g + 7, g + 8, g + 9, g + 10, g + 11, g + 12))
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "OOLLLLLLLLLLLLL|i", &o_in, &o_out, g, g + 1, g + 2, g + 3, g + 4, g + 5, g + 6,
+                          g + 7, g + 8, g + 9, g + 10, g + 11, g + 12, &threads))
         return NULL;
-    if (check_windows(k, g) < 0 || check_ints(k, "ld", g + 12, 1) < 0) return NULL;
+    if (check_windows(k, g) < 0 || check_ints(k, "ld", g + 12, 1) < 0 || check_threads(k, threads) < 0) return NULL;
     const long long taps = g[4] * g[5] * g[3], ld = g[12];
     if (!adjoint && ld != taps && ld != taps + 1)
         return fail(k, "row length ld=%lld must be kh*kw*C=%lld (or one more for the bias column)", ld, taps), NULL;
@@ -1785,11 +1956,10 @@ static PyObject *window_matrix_entry(PyObject *args, int adjoint)
         goto done;
     counters[adjoint ? N_COL2IM : N_IM2COL]++;
     counters[adjoint ? (fits(g) ? N_COL2IM_VALID : N_COL2IM_PADDED) : (fits(g) ? N_IM2COL_VALID : N_IM2COL_PADDED)]++;
+    WindowJob job = {adjoint ? JOB_COL2IM : JOB_IM2COL, in.v.buf, NULL, out.v.buf, NULL, {0}};
+    memcpy(job.g, g, sizeof job.g);
     Py_BEGIN_ALLOW_THREADS
-    if (adjoint)
-        col2im_f32(in.v.buf, out.v.buf, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12]);
-    else
-        im2col_f32(in.v.buf, out.v.buf, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12]);
+    pool_run(window_part, &job, parts_of(threads, g[0]));
     Py_END_ALLOW_THREADS
     res = Py_NewRef(Py_None);
 done:
@@ -1811,10 +1981,11 @@ static PyObject *py_maxpool_fwd(PyObject *self, PyObject *args)
     const char *k = "maxpool_fwd_f32";
     PyObject *ox, *oy, *oa;
     long long g[12];
-    if (!PyArg_ParseTuple(args, "OOOLLLLLLLLLLLL", &ox, &oy, &oa, g, g + 1, g + 2, g + 3, g + 4, g + 5, g + 6,
-                          g + 7, g + 8, g + 9, g + 10, g + 11))
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "OOOLLLLLLLLLLLL|i", &ox, &oy, &oa, g, g + 1, g + 2, g + 3, g + 4, g + 5, g + 6,
+                          g + 7, g + 8, g + 9, g + 10, g + 11, &threads))
         return NULL;
-    if (check_windows(k, g) < 0) return NULL;
+    if (check_windows(k, g) < 0 || check_threads(k, threads) < 0) return NULL;
     Py_ssize_t nx = 0, ny = 0;  /* set by product(), which fails first otherwise */
     if (product(k, &nx, g[0], g[1], g[2], g[3]) < 0 || product(k, &ny, g[0], g[10], g[11], g[3]) < 0) return NULL;
     Arr x, y, a;
@@ -1826,8 +1997,10 @@ static PyObject *py_maxpool_fwd(PyObject *self, PyObject *args)
         goto done;
     counters[N_MAXPOOL_FWD]++;
     counters[is_2x2(g) && 2 * g[10] <= g[1] && 2 * g[11] <= g[2] ? N_MAXPOOL_FWD_2X2 : N_MAXPOOL_FWD_GENERAL]++;
+    WindowJob job = {JOB_POOL_FWD, x.v.buf, NULL, y.v.buf, a.v.buf, {0}};
+    memcpy(job.g, g, sizeof(long long) * 12);
     Py_BEGIN_ALLOW_THREADS
-    maxpool_fwd_f32(x.v.buf, y.v.buf, a.v.buf, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11]);
+    pool_run(window_part, &job, parts_of(threads, g[0]));
     Py_END_ALLOW_THREADS
     res = Py_NewRef(Py_None);
 done:
@@ -1840,10 +2013,11 @@ static PyObject *py_maxpool_bwd(PyObject *self, PyObject *args)
     const char *k = "maxpool_bwd_f32";
     PyObject *ody, *oa, *odx;
     long long g[12];
-    if (!PyArg_ParseTuple(args, "OOOLLLLLLLLLLLL", &ody, &oa, &odx, g, g + 1, g + 2, g + 3, g + 4, g + 5, g + 6,
-                          g + 7, g + 8, g + 9, g + 10, g + 11))
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "OOOLLLLLLLLLLLL|i", &ody, &oa, &odx, g, g + 1, g + 2, g + 3, g + 4, g + 5, g + 6,
+                          g + 7, g + 8, g + 9, g + 10, g + 11, &threads))
         return NULL;
-    if (check_windows(k, g) < 0) return NULL;
+    if (check_windows(k, g) < 0 || check_threads(k, threads) < 0) return NULL;
     if (g[4] * g[5] > INT32_MAX) return fail(k, "a %lldx%lld window overflows a C int", g[4], g[5]), NULL;
     Py_ssize_t nx = 0, ny = 0;  /* set by product(), which fails first otherwise */
     if (product(k, &nx, g[0], g[1], g[2], g[3]) < 0 || product(k, &ny, g[0], g[10], g[11], g[3]) < 0) return NULL;
@@ -1856,8 +2030,10 @@ static PyObject *py_maxpool_bwd(PyObject *self, PyObject *args)
         goto done;
     counters[N_MAXPOOL_BWD]++;
     counters[is_2x2(g) && 2 * g[10] == g[1] && 2 * g[11] == g[2] ? N_MAXPOOL_BWD_2X2 : N_MAXPOOL_BWD_GENERAL]++;
+    WindowJob job = {JOB_POOL_BWD, dy.v.buf, a.v.buf, dx.v.buf, NULL, {0}};
+    memcpy(job.g, g, sizeof(long long) * 12);
     Py_BEGIN_ALLOW_THREADS
-    maxpool_bwd_f32(dy.v.buf, a.v.buf, dx.v.buf, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11]);
+    pool_run(window_part, &job, parts_of(threads, g[0]));
     Py_END_ALLOW_THREADS
     res = Py_NewRef(Py_None);
 done:
@@ -1869,7 +2045,10 @@ static PyObject *py_relu_bwd(PyObject *self, PyObject *args)
 {
     const char *k = "relu_bwd_f32";
     PyObject *ody, *oy, *odz;
-    if (!PyArg_ParseTuple(args, "OOO", &ody, &oy, &odz)) return NULL;
+    float cap = INFINITY;
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "OOO|fi", &ody, &oy, &odz, &cap, &threads) || check_threads(k, threads) < 0) return NULL;
+    if (!(cap > 0.0f)) return fail(k, "cap must be > 0 (inf for none); got %g", (double)cap), NULL;
     Arr y, dy, dz;
     Arr *all[] = {&dz, &dy, &y};
     y.held = dy.held = dz.held = 0;
@@ -1879,8 +2058,36 @@ static PyObject *py_relu_bwd(PyObject *self, PyObject *args)
     if (arr_get(&dy, ody, k, "dy", 0, n, 0) < 0 || arr_get(&dz, odz, k, "dz", 0, n, 1) < 0 || disjoint(k, all, 3, 1) < 0)
         goto done;
     counters[N_RELU_BWD]++;
+    ReluJob job = {dy.v.buf, y.v.buf, dz.v.buf, n, cap, 1};
     Py_BEGIN_ALLOW_THREADS
-    relu_bwd_f32(dy.v.buf, y.v.buf, dz.v.buf, n);
+    pool_run(relu_part, &job, parts_of(threads, (n + 15) / 16));
+    Py_END_ALLOW_THREADS
+    res = Py_NewRef(Py_None);
+done:
+    RELEASE_ALL(all);
+    return res;
+}
+
+/* relu_fwd_f32(x, y, cap, threads=1): y = min(max(x, 0), cap), NaN kept; cap = inf for none */
+static PyObject *py_relu_fwd(PyObject *self, PyObject *args)
+{
+    const char *k = "relu_fwd_f32";
+    PyObject *ox, *oy;
+    float cap;
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "OOf|i", &ox, &oy, &cap, &threads) || check_threads(k, threads) < 0) return NULL;
+    if (!(cap >= 0.0f)) return fail(k, "cap must be >= 0 (inf for none); got %g", (double)cap), NULL;
+    Arr x, y;
+    Arr *all[] = {&y, &x};
+    x.held = y.held = 0;
+    PyObject *res = NULL;
+    if (arr_get(&x, ox, k, "x", 0, -1, 0) < 0) goto done;
+    const Py_ssize_t n = x.v.len / 4;
+    if (arr_get(&y, oy, k, "y", 0, n, 1) < 0 || disjoint(k, all, 2, 1) < 0) goto done;
+    counters[N_RELU_FWD]++;
+    ReluJob job = {x.v.buf, NULL, y.v.buf, n, cap, 0};
+    Py_BEGIN_ALLOW_THREADS
+    pool_run(relu_part, &job, parts_of(threads, (n + 15) / 16));
     Py_END_ALLOW_THREADS
     res = Py_NewRef(Py_None);
 done:
@@ -1903,7 +2110,9 @@ static PyObject *py_bn_moments(PyObject *self, PyObject *args)
     const char *k = "bn_moments_f32";
     PyObject *ox, *omean, *ovar;
     long long M, C;
-    if (!PyArg_ParseTuple(args, "OOOLL", &ox, &omean, &ovar, &M, &C)) return NULL;
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "OOOLL|i", &ox, &omean, &ovar, &M, &C, &threads) || check_threads(k, threads) < 0)
+        return NULL;
     Arr x, mean, var;
     Arr *all[] = {&mean, &var, &x};
     x.held = mean.held = var.held = 0;
@@ -1914,15 +2123,21 @@ static PyObject *py_bn_moments(PyObject *self, PyObject *args)
     if (arr_get(&x, ox, k, "x", 0, n, 0) < 0 || arr_get(&mean, omean, k, "mean", 0, C, 1) < 0 ||
         arr_get(&var, ovar, k, "var", 0, C, 1) < 0 || disjoint(k, all, 3, 2) < 0)
         goto done;
-    double *acc = calloc(2 * (size_t)C, sizeof(double));
+    const int np = parts_of(threads, M);
+    double *acc = calloc(2 * (size_t)np * C, sizeof(double));  /* np rows of sums, then np of squares */
     if (!acc) { PyErr_NoMemory(); goto done; }
     counters[N_BN_MOMENTS]++;
     float *mu = mean.v.buf, *va = var.v.buf;
+    BnJob job = {JOB_BN_SUM, x.v.buf, NULL, mu, NULL, NULL, NULL, NULL, NULL, NULL, NULL, acc, M, (int)C};
     Py_BEGIN_ALLOW_THREADS
-    bn_sums_f32(x.v.buf, NULL, acc, NULL, M, (int)C);
+    pool_run(bn_part, &job, np);
+    add_parts(acc, C, np);
     for (long long c = 0; c < C; c++) mu[c] = (float)(acc[c] / (double)M);
-    bn_sums_f32(x.v.buf, mu, NULL, acc + C, M, (int)C);
-    for (long long c = 0; c < C; c++) va[c] = (float)(acc[C + c] / (double)M);
+    job.kind = JOB_BN_SQ;
+    job.acc = acc + (size_t)np * C;
+    pool_run(bn_part, &job, np);
+    add_parts(job.acc, C, np);
+    for (long long c = 0; c < C; c++) va[c] = (float)(job.acc[c] / (double)M);
     Py_END_ALLOW_THREADS
     free(acc);
     res = Py_NewRef(Py_None);
@@ -1937,7 +2152,10 @@ static PyObject *py_bn_affine(PyObject *self, PyObject *args)
     const char *k = "bn_affine_f32";
     PyObject *ox, *ocenter, *oscale, *oshift, *oy;
     long long M, C;
-    if (!PyArg_ParseTuple(args, "OOOOOLL", &ox, &ocenter, &oscale, &oshift, &oy, &M, &C)) return NULL;
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "OOOOOLL|i", &ox, &ocenter, &oscale, &oshift, &oy, &M, &C, &threads) ||
+        check_threads(k, threads) < 0)
+        return NULL;
     Arr x, center, scale, shift, y;
     Arr *all[] = {&y, &x, &center, &scale, &shift};
     x.held = center.held = scale.held = shift.held = y.held = 0;
@@ -1949,8 +2167,10 @@ static PyObject *py_bn_affine(PyObject *self, PyObject *args)
         arr_get(&y, oy, k, "y", 0, n, 1) < 0 || disjoint(k, all, 5, 1) < 0)
         goto done;
     counters[N_BN_AFFINE]++;
+    BnJob job = {JOB_BN_AFFINE, x.v.buf, NULL, center.v.buf, NULL, scale.v.buf, shift.v.buf, NULL, NULL, NULL, y.v.buf,
+                 NULL, M, (int)C};
     Py_BEGIN_ALLOW_THREADS
-    bn_affine_f32(x.v.buf, center.v.buf, scale.v.buf, shift.v.buf, y.v.buf, M, (int)C);
+    pool_run(bn_part, &job, parts_of(threads, M));
     Py_END_ALLOW_THREADS
     res = Py_NewRef(Py_None);
 done:
@@ -1966,7 +2186,10 @@ static PyObject *py_bn_bwd(PyObject *self, PyObject *args)
     const char *kn = "bn_bwd_f32";
     PyObject *ody, *ox, *omean, *oinv, *ok, *odx, *odg, *odb;
     long long M, C;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOLL", &ody, &ox, &omean, &oinv, &ok, &odx, &odg, &odb, &M, &C)) return NULL;
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOLL|i", &ody, &ox, &omean, &oinv, &ok, &odx, &odg, &odb, &M, &C, &threads) ||
+        check_threads(kn, threads) < 0)
+        return NULL;
     Arr dy, x, mean, inv, kk, dx, dg, db;
     Arr *all[] = {&dx, &dg, &db, &dy, &x, &mean, &inv, &kk};
     dy.held = x.held = mean.held = inv.held = kk.held = dx.held = dg.held = db.held = 0;
@@ -1980,14 +2203,18 @@ static PyObject *py_bn_bwd(PyObject *self, PyObject *args)
         arr_get(&dg, odg, kn, "dgamma", 0, C, 1) < 0 || arr_get(&db, odb, kn, "dbeta", 0, C, 1) < 0 ||
         disjoint(kn, all, 8, 3) < 0)
         goto done;
-    double *acc = calloc(2 * (size_t)C, sizeof(double));
+    const int np = parts_of(threads, M);
+    double *acc = calloc(2 * (size_t)np * C, sizeof(double));  /* per part: C sums of dy, C of dy * xhat */
     float *coef = malloc(3 * (size_t)C * sizeof(float));
     if (!acc || !coef) { free(acc); free(coef); PyErr_NoMemory(); goto done; }
     counters[N_BN_BWD]++;
     const float *mu = mean.v.buf, *is = inv.v.buf, *kv = kk.v.buf;
     float *dgv = dg.v.buf, *dbv = db.v.buf;
+    BnJob job = {JOB_BN_GRAD_SUMS, x.v.buf, dy.v.buf, mu, is, NULL, NULL, coef, coef + C, coef + 2 * C, dx.v.buf, acc,
+                 M, (int)C};
     Py_BEGIN_ALLOW_THREADS
-    bn_grad_sums_f32(dy.v.buf, x.v.buf, mu, is, acc, acc + C, M, (int)C);
+    pool_run(bn_part, &job, np);
+    add_parts(acc, 2 * C, np);
     for (long long c = 0; c < C; c++) {
         dbv[c] = (float)acc[c];
         dgv[c] = (float)acc[C + c];
@@ -1995,73 +2222,11 @@ static PyObject *py_bn_bwd(PyObject *self, PyObject *args)
         coef[C + c] = (float)(-(double)kv[c] * acc[c] / (double)M);             /* b */
         coef[2 * C + c] = (float)(-(double)kv[c] * acc[C + c] / (double)M * is[c]); /* q */
     }
-    bn_dx_f32(dy.v.buf, x.v.buf, mu, coef, coef + C, coef + 2 * C, dx.v.buf, M, (int)C);
+    job.kind = JOB_BN_DX;
+    pool_run(bn_part, &job, np);
     Py_END_ALLOW_THREADS
     free(acc);
     free(coef);
-    res = Py_NewRef(Py_None);
-done:
-    RELEASE_ALL(all);
-    return res;
-}
-
-/* bn_grad_sums_f32(dy, x, mean, inv_std, sdy, sdyx, M, C): sdy = sum dy, sdyx = sum dy * xhat over the
-   M rows (the first half of bn_bwd_f32, for a slice of the batch; the caller adds the slices) */
-static PyObject *py_bn_grad_sums(PyObject *self, PyObject *args)
-{
-    const char *kn = "bn_grad_sums_f32";
-    PyObject *ody, *ox, *omean, *oinv, *osdy, *osdyx;
-    long long M, C;
-    if (!PyArg_ParseTuple(args, "OOOOOOLL", &ody, &ox, &omean, &oinv, &osdy, &osdyx, &M, &C)) return NULL;
-    Arr dy, x, mean, inv, sdy, sdyx;
-    Arr *all[] = {&sdy, &sdyx, &dy, &x, &mean, &inv};
-    dy.held = x.held = mean.held = inv.held = sdy.held = sdyx.held = 0;
-    PyObject *res = NULL;
-    Py_ssize_t n = 0;
-    if (bn_shape(kn, M, C, &n) < 0) goto done;
-    if (arr_get(&dy, ody, kn, "dy", 0, n, 0) < 0 || arr_get(&x, ox, kn, "x", 0, n, 0) < 0 ||
-        arr_get(&mean, omean, kn, "mean", 0, C, 0) < 0 || arr_get(&inv, oinv, kn, "inv_std", 0, C, 0) < 0 ||
-        arr_get(&sdy, osdy, kn, "sdy", 0, C, 1) < 0 || arr_get(&sdyx, osdyx, kn, "sdyx", 0, C, 1) < 0 ||
-        disjoint(kn, all, 6, 2) < 0)
-        goto done;
-    double *acc = calloc(2 * (size_t)C, sizeof(double));
-    if (!acc) { PyErr_NoMemory(); goto done; }
-    counters[N_BN_GRAD_SUMS]++;
-    float *a = sdy.v.buf, *b = sdyx.v.buf;
-    Py_BEGIN_ALLOW_THREADS
-    bn_grad_sums_f32(dy.v.buf, x.v.buf, mean.v.buf, inv.v.buf, acc, acc + C, M, (int)C);
-    for (long long c = 0; c < C; c++) { a[c] = (float)acc[c]; b[c] = (float)acc[C + c]; }
-    Py_END_ALLOW_THREADS
-    free(acc);
-    res = Py_NewRef(Py_None);
-done:
-    RELEASE_ALL(all);
-    return res;
-}
-
-/* bn_dx_f32(dy, x, mean, a, b, q, dx, M, C): dx = a * dy + b + q * (x - mean) per channel (the second
-   half of bn_bwd_f32, with coefficients from the sums over the whole batch) */
-static PyObject *py_bn_dx(PyObject *self, PyObject *args)
-{
-    const char *kn = "bn_dx_f32";
-    PyObject *ody, *ox, *omean, *oa, *ob, *oq, *odx;
-    long long M, C;
-    if (!PyArg_ParseTuple(args, "OOOOOOOLL", &ody, &ox, &omean, &oa, &ob, &oq, &odx, &M, &C)) return NULL;
-    Arr dy, x, mean, a, b, q, dx;
-    Arr *all[] = {&dx, &dy, &x, &mean, &a, &b, &q};
-    dy.held = x.held = mean.held = a.held = b.held = q.held = dx.held = 0;
-    PyObject *res = NULL;
-    Py_ssize_t n = 0;
-    if (bn_shape(kn, M, C, &n) < 0) goto done;
-    if (arr_get(&dy, ody, kn, "dy", 0, n, 0) < 0 || arr_get(&x, ox, kn, "x", 0, n, 0) < 0 ||
-        arr_get(&mean, omean, kn, "mean", 0, C, 0) < 0 || arr_get(&a, oa, kn, "a", 0, C, 0) < 0 ||
-        arr_get(&b, ob, kn, "b", 0, C, 0) < 0 || arr_get(&q, oq, kn, "q", 0, C, 0) < 0 ||
-        arr_get(&dx, odx, kn, "dx", 0, n, 1) < 0 || disjoint(kn, all, 7, 1) < 0)
-        goto done;
-    counters[N_BN_DX]++;
-    Py_BEGIN_ALLOW_THREADS
-    bn_dx_f32(dy.v.buf, x.v.buf, mean.v.buf, a.v.buf, b.v.buf, q.v.buf, dx.v.buf, M, (int)C);
-    Py_END_ALLOW_THREADS
     res = Py_NewRef(Py_None);
 done:
     RELEASE_ALL(all);
@@ -2148,14 +2313,69 @@ static int check_fused(const char *kernel, const long long *g, long long *fp, in
 #define HAVE_FUSED 0
 #endif
 
+/* The fused convolutions image by image (see "One call split over the kernels' threads").
+   g: N H W C kh kw sh sw F Ho Wo pt pl. The kernel gradient of part p > 0 goes to its own
+   zeroed buffer (kernel, then bias) in `partial`, added to dwp and dbp in part order after. */
+typedef struct {
+    const float *x, *w, *b;  /* forward: x, wp, bp; kernel gradient: x, dy */
+    float *y, *dw, *db, *partial;
+    long long g[13];
+    long nw, fp;
+    int padded, relu, ok[POOL_MAX_THREADS];
+} ConvJob;
+
+#if HAVE_FUSED
+static void conv_fwd_part(void *v, int p, int np)
+{
+    ConvJob *j = v;
+    const long long *g = j->g;
+    long lo, hi;
+    pool_span(g[0], p, np, &lo, &hi);
+    j->ok[p] = 1;
+    if (hi <= lo) return;
+    const float *x = j->x + lo * (long)(g[1] * g[2] * g[3]);
+    float *y = j->y + lo * (long)(g[9] * g[10] * g[8]);
+    if (j->padded)
+        j->ok[p] = conv_fwd_padded_f32(x, j->w, j->b, y, hi - lo, g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9],
+                                       g[10], g[11], g[12], j->relu);
+    else
+        conv_fwd_f32(x, j->w, j->b, y, hi - lo, g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], j->relu);
+}
+
+static void conv_dw_part(void *v, int p, int np)
+{
+    ConvJob *j = v;
+    const long long *g = j->g;
+    long lo, hi;
+    pool_span(g[0], p, np, &lo, &hi);
+    j->ok[p] = 1;
+    if (hi <= lo) return;
+    const float *x = j->x + lo * (long)(g[1] * g[2] * g[3]), *dy = j->w + lo * (long)(g[9] * g[10] * g[8]);
+    float *dw = p == 0 ? j->dw : j->partial + (p - 1) * (j->nw + j->fp);
+    float *db = !j->db ? NULL : p == 0 ? j->db : dw + j->nw;
+    if (j->padded)
+        j->ok[p] = conv_dw_padded_f32(x, dy, dw, db, hi - lo, g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9],
+                                      g[10], g[11], g[12]);
+    else
+        conv_dw_f32(x, dy, dw, db, hi - lo, g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10]);
+}
+#endif
+
+static int conv_job_ok(const ConvJob *j, int np)
+{
+    for (int p = 0; p < np; p++)
+        if (!j->ok[p]) return 0;
+    return 1;
+}
+
 static PyObject *py_conv_fwd(PyObject *self, PyObject *args)
 {
     const char *k = "conv_fwd_f32";
     PyObject *ox, *ow, *ob, *oy;
     long long g[13], fp;
-    int padded = 0, ok = 1, relu = 0;
-    if (!PyArg_ParseTuple(args, "OOOOLLLLLLLLLLLLL|p", &ox, &ow, &ob, &oy, g, g + 1, g + 2, g + 3, g + 4, g + 5, g + 6,
-                          g + 7, g + 8, g + 9, g + 10, g + 11, g + 12, &relu))
+    int padded = 0, ok = 1, relu = 0, threads = 1;
+    if (!PyArg_ParseTuple(args, "OOOOLLLLLLLLLLLLL|pi", &ox, &ow, &ob, &oy, g, g + 1, g + 2, g + 3, g + 4, g + 5, g + 6,
+                          g + 7, g + 8, g + 9, g + 10, g + 11, g + 12, &relu, &threads) || check_threads(k, threads) < 0)
         return NULL;
     if (!HAVE_FUSED || !conv_fused_supported()) return fail(k, "this CPU has no AVX2+FMA"), NULL;
     if (check_fused(k, g, &fp, &padded) < 0) return NULL;
@@ -2179,14 +2399,14 @@ static PyObject *py_conv_fwd(PyObject *self, PyObject *args)
         counters[AVX2_PIXELS(g[8], g[3], g[7], g[10]) ? N_CONV_FWD_PIXELS : N_CONV_FWD_FILTERS]++;
 #endif
 #if HAVE_FUSED
+    ConvJob job = {x.v.buf, w.v.buf, ob == Py_None ? NULL : b.v.buf, y.v.buf, NULL, NULL, NULL, {0}, 0, fp, padded, relu,
+                   {0}};
+    memcpy(job.g, g, sizeof job.g);
+    const int np = parts_of(threads, g[0]);
     Py_BEGIN_ALLOW_THREADS
-    if (padded)
-        ok = conv_fwd_padded_f32(x.v.buf, w.v.buf, ob == Py_None ? NULL : b.v.buf, y.v.buf, g[0], g[1], g[2], g[3],
-                                 g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], relu);
-    else
-        conv_fwd_f32(x.v.buf, w.v.buf, ob == Py_None ? NULL : b.v.buf, y.v.buf, g[0], g[1], g[2], g[3], g[4], g[5],
-                     g[6], g[7], g[8], g[9], g[10], relu);
+    pool_run(conv_fwd_part, &job, np);
     Py_END_ALLOW_THREADS
+    ok = conv_job_ok(&job, np);
 #endif
     if (!ok) { PyErr_NoMemory(); goto done; }
     res = Py_NewRef(Py_None);
@@ -2200,9 +2420,9 @@ static PyObject *py_conv_dw(PyObject *self, PyObject *args)
     const char *k = "conv_dw_f32";
     PyObject *ox, *ody, *odw, *odb;
     long long g[13], fp;
-    int padded = 0, ok = 1;
-    if (!PyArg_ParseTuple(args, "OOOOLLLLLLLLLLLLL", &ox, &ody, &odw, &odb, g, g + 1, g + 2, g + 3, g + 4, g + 5,
-                          g + 6, g + 7, g + 8, g + 9, g + 10, g + 11, g + 12))
+    int padded = 0, ok = 1, threads = 1;
+    if (!PyArg_ParseTuple(args, "OOOOLLLLLLLLLLLLL|i", &ox, &ody, &odw, &odb, g, g + 1, g + 2, g + 3, g + 4, g + 5,
+                          g + 6, g + 7, g + 8, g + 9, g + 10, g + 11, g + 12, &threads) || check_threads(k, threads) < 0)
         return NULL;
     if (!HAVE_FUSED || !conv_fused_supported()) return fail(k, "this CPU has no AVX2+FMA"), NULL;
     if (check_fused(k, g, &fp, &padded) < 0) return NULL;
@@ -2221,14 +2441,21 @@ static PyObject *py_conv_dw(PyObject *self, PyObject *args)
     counters[N_CONV_DW]++;
 #if HAVE_FUSED
     counters[current_isa() != 2 ? N_CONV_DW_AVX2 : TAPS_IN_LANES(g[8], g[3], g[5]) ? N_CONV_DW_TAPS512 : N_CONV_DW_AVX512]++;
+    const int np = parts_of(threads, g[0]);
+    float *partial = np > 1 ? calloc((size_t)(np - 1) * (size_t)(ndw + fp), sizeof(float)) : NULL;
+    if (np > 1 && !partial) { PyErr_NoMemory(); goto done; }
+    ConvJob job = {x.v.buf, dy.v.buf, NULL, NULL, dw.v.buf, odb == Py_None ? NULL : db.v.buf, partial, {0}, ndw, fp,
+                   padded, 0, {0}};
+    memcpy(job.g, g, sizeof job.g);
     Py_BEGIN_ALLOW_THREADS
-    if (padded)
-        ok = conv_dw_padded_f32(x.v.buf, dy.v.buf, dw.v.buf, odb == Py_None ? NULL : db.v.buf, g[0], g[1], g[2], g[3],
-                                g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12]);
-    else
-        conv_dw_f32(x.v.buf, dy.v.buf, dw.v.buf, odb == Py_None ? NULL : db.v.buf, g[0], g[1], g[2], g[3], g[4], g[5],
-                    g[6], g[7], g[8], g[9], g[10]);
+    pool_run(conv_dw_part, &job, np);
+    for (int p = 1; p < np; p++) {  /* in part order: the same bits for the same `threads` */
+        add_f32(job.dw, partial + (p - 1) * (ndw + fp), ndw);
+        if (job.db) add_f32(job.db, partial + (p - 1) * (ndw + fp) + ndw, fp);
+    }
     Py_END_ALLOW_THREADS
+    free(partial);
+    ok = conv_job_ok(&job, np);
 #endif
     if (!ok) { PyErr_NoMemory(); goto done; }
     res = Py_NewRef(Py_None);
@@ -2265,17 +2492,60 @@ static int check_depthwise(const char *kernel, const long long *g, Py_ssize_t *n
 #define DEPTHWISE_INTS "LLLLLLLLLLLLLLL"
 #define DEPTHWISE_PTRS(g) g, g + 1, g + 2, g + 3, g + 4, g + 5, g + 6, g + 7, g + 8, g + 9, g + 10, g + 11, g + 12, \
                           g + 13, g + 14
-#define DEPTHWISE_ARGS(g) (int)g[0], (int)g[1], (int)g[2], (int)g[3], (int)g[4], (int)g[5], (int)g[6], (int)g[7], \
-                          (int)g[8], (int)g[9], (int)g[10], (int)g[11], (int)g[12], (int)g[13], (int)g[14]
+
+/* The depthwise kernels image by image. g: N H W C kh kw sh sw pt pl rh rw Ho Wo dm. The
+   kernel gradient of part p > 0 goes to its own buffer in `partial` (kernel, then bias),
+   added to dw and db in part order after (the kernel overwrites, it does not add). */
+enum { JOB_DW_FWD, JOB_DW_DX, JOB_DW_DW };
+typedef struct {
+    int kind;
+    const float *in0, *in1, *b;
+    float *out, *db, *partial;
+    long long g[15];
+    long nw, nb;
+    int rc[POOL_MAX_THREADS];
+} DepthwiseJob;
+
+static void depthwise_part(void *v, int p, int np)
+{
+    DepthwiseJob *j = v;
+    const long long *g = j->g;
+    long lo, hi;
+    pool_span(g[0], p, np, &lo, &hi);
+    j->rc[p] = 0;
+    if (hi <= lo) return;
+    const long img = (long)(g[1] * g[2] * g[3]), out = (long)(g[12] * g[13] * g[3] * g[14]);
+    const int n = (int)(hi - lo);
+#define PART_ARGS n, (int)g[1], (int)g[2], (int)g[3], (int)g[4], (int)g[5], (int)g[6], (int)g[7], (int)g[8], \
+                  (int)g[9], (int)g[10], (int)g[11], (int)g[12], (int)g[13], (int)g[14]
+    if (j->kind == JOB_DW_FWD)
+        j->rc[p] = depthwise_fwd_f32(j->in0 + lo * img, j->in1, j->b, j->out + lo * out, PART_ARGS);
+    else if (j->kind == JOB_DW_DX)
+        j->rc[p] = depthwise_dx_f32(j->in0 + lo * out, j->in1, j->out + lo * img, PART_ARGS);
+    else {
+        float *dw = p == 0 ? j->out : j->partial + (p - 1) * (j->nw + j->nb);
+        float *db = !j->db ? NULL : p == 0 ? j->db : dw + j->nw;
+        j->rc[p] = depthwise_dw_f32(j->in0 + lo * img, j->in1 + lo * out, dw, db, PART_ARGS);
+    }
+#undef PART_ARGS
+}
+
+static int depthwise_job_rc(const DepthwiseJob *j, int np)
+{
+    for (int p = 0; p < np; p++)
+        if (j->rc[p] < 0) return -1;
+    return 0;
+}
 
 static PyObject *py_depthwise_fwd(PyObject *self, PyObject *args)
 {
     const char *k = "depthwise_fwd_f32";
     PyObject *ox, *ow, *ob, *oy;
     long long g[15];
-    if (!PyArg_ParseTuple(args, "OOOO" DEPTHWISE_INTS, &ox, &ow, &ob, &oy, DEPTHWISE_PTRS(g))) return NULL;
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "OOOO" DEPTHWISE_INTS "|i", &ox, &ow, &ob, &oy, DEPTHWISE_PTRS(g), &threads)) return NULL;
     Py_ssize_t nx, nw, ny, nb;
-    if (check_depthwise(k, g, &nx, &nw, &ny, &nb) < 0) return NULL;
+    if (check_depthwise(k, g, &nx, &nw, &ny, &nb) < 0 || check_threads(k, threads) < 0) return NULL;
     Arr x, w, b, y;
     Arr *all[] = {&y, &x, &w, ob == Py_None ? NULL : &b};
     x.held = w.held = b.held = y.held = 0;
@@ -2286,10 +2556,14 @@ static PyObject *py_depthwise_fwd(PyObject *self, PyObject *args)
         goto done;
     counters[N_DEPTHWISE_FWD]++;
     counters[g[14] == 1 ? N_DEPTHWISE_FWD_DM1 : N_DEPTHWISE_FWD_DM]++;
-    int rc;
+    DepthwiseJob job = {JOB_DW_FWD, x.v.buf, w.v.buf, ob == Py_None ? NULL : b.v.buf, y.v.buf, NULL, NULL, {0}, 0, 0,
+                        {0}};
+    memcpy(job.g, g, sizeof job.g);
+    const int np = parts_of(threads, g[0]);
     Py_BEGIN_ALLOW_THREADS
-    rc = depthwise_fwd_f32(x.v.buf, w.v.buf, ob == Py_None ? NULL : b.v.buf, y.v.buf, DEPTHWISE_ARGS(g));
+    pool_run(depthwise_part, &job, np);
     Py_END_ALLOW_THREADS
+    const int rc = depthwise_job_rc(&job, np);
     res = rc < 0 ? PyErr_NoMemory() : Py_NewRef(Py_None);
 done:
     RELEASE_ALL(all);
@@ -2301,9 +2575,10 @@ static PyObject *py_depthwise_dx(PyObject *self, PyObject *args)
     const char *k = "depthwise_dx_f32";
     PyObject *ody, *ow, *odx;
     long long g[15];
-    if (!PyArg_ParseTuple(args, "OOO" DEPTHWISE_INTS, &ody, &ow, &odx, DEPTHWISE_PTRS(g))) return NULL;
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "OOO" DEPTHWISE_INTS "|i", &ody, &ow, &odx, DEPTHWISE_PTRS(g), &threads)) return NULL;
     Py_ssize_t nx, nw, ny, nb;
-    if (check_depthwise(k, g, &nx, &nw, &ny, &nb) < 0) return NULL;
+    if (check_depthwise(k, g, &nx, &nw, &ny, &nb) < 0 || check_threads(k, threads) < 0) return NULL;
     Arr dy, w, dx;
     Arr *all[] = {&dx, &dy, &w};
     dy.held = w.held = dx.held = 0;
@@ -2313,10 +2588,13 @@ static PyObject *py_depthwise_dx(PyObject *self, PyObject *args)
         goto done;
     counters[N_DEPTHWISE_DX]++;
     counters[g[14] == 1 ? N_DEPTHWISE_DX_DM1 : N_DEPTHWISE_DX_DM]++;
-    int rc;
+    DepthwiseJob job = {JOB_DW_DX, dy.v.buf, w.v.buf, NULL, dx.v.buf, NULL, NULL, {0}, 0, 0, {0}};
+    memcpy(job.g, g, sizeof job.g);
+    const int np = parts_of(threads, g[0]);
     Py_BEGIN_ALLOW_THREADS
-    rc = depthwise_dx_f32(dy.v.buf, w.v.buf, dx.v.buf, DEPTHWISE_ARGS(g));
+    pool_run(depthwise_part, &job, np);
     Py_END_ALLOW_THREADS
+    const int rc = depthwise_job_rc(&job, np);
     res = rc < 0 ? PyErr_NoMemory() : Py_NewRef(Py_None);
 done:
     RELEASE_ALL(all);
@@ -2328,9 +2606,10 @@ static PyObject *py_depthwise_dw(PyObject *self, PyObject *args)
     const char *k = "depthwise_dw_f32";
     PyObject *ox, *ody, *odw, *odb;
     long long g[15];
-    if (!PyArg_ParseTuple(args, "OOOO" DEPTHWISE_INTS, &ox, &ody, &odw, &odb, DEPTHWISE_PTRS(g))) return NULL;
+    int threads = 1;
+    if (!PyArg_ParseTuple(args, "OOOO" DEPTHWISE_INTS "|i", &ox, &ody, &odw, &odb, DEPTHWISE_PTRS(g), &threads)) return NULL;
     Py_ssize_t nx, nw, ny, nb;
-    if (check_depthwise(k, g, &nx, &nw, &ny, &nb) < 0) return NULL;
+    if (check_depthwise(k, g, &nx, &nw, &ny, &nb) < 0 || check_threads(k, threads) < 0) return NULL;
     Arr x, dy, dw, db;
     Arr *all[] = {&dw, odb == Py_None ? NULL : &db, &x, &dy};
     x.held = dy.held = dw.held = db.held = 0;
@@ -2341,10 +2620,21 @@ static PyObject *py_depthwise_dw(PyObject *self, PyObject *args)
         goto done;
     counters[N_DEPTHWISE_DW]++;
     counters[g[14] == 1 ? N_DEPTHWISE_DW_DM1 : N_DEPTHWISE_DW_DM]++;
-    int rc;
+    const int np = parts_of(threads, g[0]);
+    float *partial = np > 1 ? malloc(sizeof(float) * (size_t)(np - 1) * (size_t)(nw + nb)) : NULL;
+    if (np > 1 && !partial) { PyErr_NoMemory(); goto done; }
+    DepthwiseJob job = {JOB_DW_DW, x.v.buf, dy.v.buf, NULL, dw.v.buf, odb == Py_None ? NULL : db.v.buf, partial, {0},
+                        nw, nb, {0}};
+    memcpy(job.g, g, sizeof job.g);
     Py_BEGIN_ALLOW_THREADS
-    rc = depthwise_dw_f32(x.v.buf, dy.v.buf, dw.v.buf, odb == Py_None ? NULL : db.v.buf, DEPTHWISE_ARGS(g));
+    pool_run(depthwise_part, &job, np);
+    for (int p = 1; p < np; p++) {  /* in part order: the same bits for the same `threads` */
+        add_f32(job.out, partial + (p - 1) * (nw + nb), nw);
+        if (job.db) add_f32(job.db, partial + (p - 1) * (nw + nb) + nw, nb);
+    }
     Py_END_ALLOW_THREADS
+    free(partial);
+    const int rc = depthwise_job_rc(&job, np);
     res = rc < 0 ? PyErr_NoMemory() : Py_NewRef(Py_None);
 done:
     RELEASE_ALL(all);
@@ -2361,6 +2651,12 @@ static PyObject *py_counts(PyObject *self, PyObject *unused)
         Py_DECREF(v);
     }
     return d;
+}
+
+static PyObject *py_pool_counts(PyObject *self, PyObject *unused)
+{
+    return Py_BuildValue("{sKsKsi}", "jobs", (unsigned long long)atomic_load(&pool_split_jobs), "parts",
+                         (unsigned long long)atomic_load(&pool_split_parts), "workers", pool.workers);
 }
 
 static PyObject *py_fused_supported(PyObject *self, PyObject *unused)
@@ -2407,27 +2703,27 @@ static PyObject *py_set_error_class(PyObject *self, PyObject *cls)
 }
 
 static PyMethodDef ckernels_methods[] = {
-    {"im2col_f32", py_im2col, METH_VARARGS, "im2col_f32(x, cols, N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo, ld)"},
-    {"col2im_f32", py_col2im, METH_VARARGS, "col2im_f32(cols, dx, N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo, ld)"},
-    {"maxpool_fwd_f32", py_maxpool_fwd, METH_VARARGS, "maxpool_fwd_f32(x, y, arg, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo)"},
-    {"maxpool_bwd_f32", py_maxpool_bwd, METH_VARARGS, "maxpool_bwd_f32(dy, arg, dx, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo)"},
-    {"relu_bwd_f32", py_relu_bwd, METH_VARARGS, "relu_bwd_f32(dy, y, dz)"},
+    {"im2col_f32", py_im2col, METH_VARARGS, "im2col_f32(x, cols, N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo, ld, threads=1)"},
+    {"col2im_f32", py_col2im, METH_VARARGS, "col2im_f32(cols, dx, N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo, ld, threads=1)"},
+    {"maxpool_fwd_f32", py_maxpool_fwd, METH_VARARGS, "maxpool_fwd_f32(x, y, arg, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo, threads=1)"},
+    {"maxpool_bwd_f32", py_maxpool_bwd, METH_VARARGS, "maxpool_bwd_f32(dy, arg, dx, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo, threads=1)"},
+    {"relu_fwd_f32", py_relu_fwd, METH_VARARGS, "relu_fwd_f32(x, y, cap, threads=1)"},
+    {"relu_bwd_f32", py_relu_bwd, METH_VARARGS, "relu_bwd_f32(dy, y, dz, cap=inf, threads=1)"},
     {"adam_f32", py_adam, METH_VARARGS, "adam_f32(param, grad, m, v, alpha, beta_1, beta_2, epsilon)"},
     {"rmsprop_f32", py_rmsprop, METH_VARARGS, "rmsprop_f32(param, grad, v, learning_rate, rho, epsilon)"},
-    {"conv_fwd_f32", py_conv_fwd, METH_VARARGS, "conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt, pl, relu=False)"},
-    {"conv_dw_f32", py_conv_dw, METH_VARARGS, "conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt, pl)"},
-    {"bn_moments_f32", py_bn_moments, METH_VARARGS, "bn_moments_f32(x, mean, var, M, C)"},
-    {"bn_affine_f32", py_bn_affine, METH_VARARGS, "bn_affine_f32(x, center, scale, shift, y, M, C)"},
-    {"bn_bwd_f32", py_bn_bwd, METH_VARARGS, "bn_bwd_f32(dy, x, mean, inv_std, k, dx, dgamma, dbeta, M, C)"},
-    {"bn_grad_sums_f32", py_bn_grad_sums, METH_VARARGS, "bn_grad_sums_f32(dy, x, mean, inv_std, sdy, sdyx, M, C)"},
-    {"bn_dx_f32", py_bn_dx, METH_VARARGS, "bn_dx_f32(dy, x, mean, a, b, q, dx, M, C)"},
+    {"conv_fwd_f32", py_conv_fwd, METH_VARARGS, "conv_fwd_f32(x, wp, bp, y, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt, pl, relu=False, threads=1)"},
+    {"conv_dw_f32", py_conv_dw, METH_VARARGS, "conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt, pl, threads=1)"},
+    {"bn_moments_f32", py_bn_moments, METH_VARARGS, "bn_moments_f32(x, mean, var, M, C, threads=1)"},
+    {"bn_affine_f32", py_bn_affine, METH_VARARGS, "bn_affine_f32(x, center, scale, shift, y, M, C, threads=1)"},
+    {"bn_bwd_f32", py_bn_bwd, METH_VARARGS, "bn_bwd_f32(dy, x, mean, inv_std, k, dx, dgamma, dbeta, M, C, threads=1)"},
     {"depthwise_fwd_f32", py_depthwise_fwd, METH_VARARGS,
-     "depthwise_fwd_f32(x, w, b, y, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm)"},
+     "depthwise_fwd_f32(x, w, b, y, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm, threads=1)"},
     {"depthwise_dx_f32", py_depthwise_dx, METH_VARARGS,
-     "depthwise_dx_f32(dy, w, dx, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm)"},
+     "depthwise_dx_f32(dy, w, dx, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm, threads=1)"},
     {"depthwise_dw_f32", py_depthwise_dw, METH_VARARGS,
-     "depthwise_dw_f32(x, dy, dw, db, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm)"},
+     "depthwise_dw_f32(x, dy, dw, db, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm, threads=1)"},
     {"counts", py_counts, METH_NOARGS, "How often each entry point and variant was called in this process."},
+    {"pool_counts", py_pool_counts, METH_NOARGS, "Calls split over the kernels' threads (jobs), their parts, the workers started."},
     {"fused_supported", py_fused_supported, METH_NOARGS, "True when the fused convolution kernels can run here."},
     {"fused_isa", py_fused_isa, METH_NOARGS, "(name, max_filters) of the fused convolutions' instruction set."},
     {"set_fused_isa", py_set_fused_isa, METH_O, "Use 'avx512', 'avx2' or the 'best' the CPU has for the fused convolutions."},

@@ -47,6 +47,8 @@ def activation_forward(name, z):
     if name == "linear":
         return z
     if name == "relu":
+        if type(z) is np.ndarray and kernels.usable(z):
+            return _relu_kernel(z)
         xp = get_array_module(z)
         parts = threads.spans(z.shape[0], _WORK_PER_VALUE * z.size) if z.ndim > 1 else None
         if parts is None:
@@ -75,11 +77,8 @@ def activation_backward(name, dy, y):
             return dz
         if kernels.usable(dy, y):
             dz = xp.empty_like(y)
-            if y.ndim > 1 and dy.shape == y.shape:
-                threads.over_batch(y.shape[0], _WORK_PER_VALUE * y.size,
-                                   lambda lo, hi: kernels.relu_bwd_f32(dy[lo:hi], y[lo:hi], dz[lo:hi]))
-            else:
-                kernels.relu_bwd_f32(dy, y, dz)
+            nt = threads.kernel_threads(y.shape[0], _WORK_PER_VALUE * y.size) if y.ndim > 1 else 1
+            kernels.relu_bwd_f32(dy, y, dz, threads=nt)
             return dz
         return dy * (y > 0)
     if name == "sigmoid":
@@ -89,6 +88,15 @@ def activation_backward(name, dy, y):
     if name == "softmax":
         return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
     raise ValueError(f"Unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}")
+
+
+def _relu_kernel(x, cap=float("inf")):
+    """``min(max(x, 0), cap)`` of a C-contiguous float32 NumPy array on the compiled kernel,
+    split over its threads inside ``batch_threads``."""
+    y = np.empty_like(x)
+    nt = threads.kernel_threads(x.shape[0], _WORK_PER_VALUE * x.size) if x.ndim > 1 else 1
+    kernels.relu_fwd_f32(x, y, cap, nt)
+    return y
 
 
 def relu_forward(x, negative_slope=0.0, max_value=None, threshold=0.0):
@@ -109,6 +117,9 @@ def relu_forward(x, negative_slope=0.0, max_value=None, threshold=0.0):
         # backward needs only the output (0 < y < cap exactly where 0 < x < cap)
         if max_value is None:
             y = activation_forward("relu", x)
+            return y, (None, y, max_value)
+        if type(x) is np.ndarray and kernels.usable(x):
+            y = _relu_kernel(x, float(max_value))
             return y, (None, y, max_value)
         xp = get_array_module(x)
         cap = x.dtype.type(max_value)
@@ -141,6 +152,11 @@ def relu_backward(dy, cache):
         _, y, max_value = cache
         if max_value is None:
             return activation_backward("relu", dy, y)
+        if type(y) is np.ndarray and kernels.usable(dy, y) and dy.shape == y.shape and max_value > 0:
+            dz = np.empty_like(y)
+            nt = threads.kernel_threads(y.shape[0], _WORK_PER_VALUE * y.size) if y.ndim > 1 else 1
+            kernels.relu_bwd_f32(dy, y, dz, float(max_value), nt)
+            return dz
         return dy * ((y > 0) & (y < y.dtype.type(max_value)))
     x, negative_slope, max_value, threshold = cache
     xp = get_array_module(x)

@@ -83,46 +83,28 @@ def _use_kernels(x, *params):
 def _forward_kernels(x, gamma, beta, epsilon):
     """:func:`batchnorm_forward` on the compiled kernels (float32 NumPy arrays).
 
-    Inside :func:`convolab.ops.threads.batch_threads` a large batch is split: each slice's
-    moments on its own thread, combined exactly in float64 (the variance by Chan's parallel
-    formula), then each slice normalised in place.
+    Inside :func:`convolab.ops.threads.batch_threads` a large batch is split over the kernels'
+    own threads: each part's sums in float64, added in part order, then each part normalised.
     """
     c = x.shape[-1]
-    n = x.shape[0] if x.ndim > 1 else 1
-    rows = x.size // c // n  # rows of (.., C) per image
-    parts = threads.spans(n, _WORK_PER_VALUE * x.size) if x.ndim > 1 else None
-    if parts is None:
-        mean = np.empty(c, np.float32)
-        var = np.empty(c, np.float32)
-        kernels.bn_moments_f32(x, mean, var, x.size // c, c)
-    else:
-        def moments(lo, hi):
-            mu, va = np.empty(c, np.float32), np.empty(c, np.float32)
-            kernels.bn_moments_f32(x[lo:hi], mu, va, (hi - lo) * rows, c)
-            return (hi - lo) * rows, mu.astype(np.float64), va.astype(np.float64)
-
-        stats = threads.run(moments, parts)
-        total = sum(k for k, _, _ in stats)
-        mean64 = sum(k * mu for k, mu, _ in stats) / total
-        var64 = sum(k * (va + (mu - mean64) ** 2) for k, mu, va in stats) / total
-        mean, var = mean64.astype(np.float32), var64.astype(np.float32)
+    m = x.size // c
+    nt = threads.kernel_threads(x.shape[0], _WORK_PER_VALUE * x.size) if x.ndim > 1 else 1
+    mean = np.empty(c, np.float32)
+    var = np.empty(c, np.float32)
+    kernels.bn_moments_f32(x, mean, var, m, c, nt)
     inv_std = _inv_std(var, epsilon)
     scale = np.ascontiguousarray(inv_std * gamma if gamma is not None else inv_std, np.float32)
     shift = np.ascontiguousarray(beta if beta is not None else np.zeros(c, np.float32))
     y = np.empty_like(x)
-    if parts is None:
-        kernels.bn_affine_f32(x, mean, scale, shift, y, x.size // c, c)
-    else:
-        threads.run(lambda lo, hi: kernels.bn_affine_f32(x[lo:hi], mean, scale, shift, y[lo:hi], (hi - lo) * rows, c),
-                    parts)
+    kernels.bn_affine_f32(x, mean, scale, shift, y, m, c, nt)
     return y, BatchNormCache(None, inv_std, gamma, mean, var, x)
 
 
 def _backward_kernels(dy, cache, k):
     """:func:`batchnorm_backward` on the compiled kernels: ``xhat`` is recomputed from ``x``.
 
-    Split like the forward: each slice's two sums on its thread, added in slice order, then
-    each slice's ``dx`` from the whole batch's coefficients.
+    Split like the forward: each part's two sums, added in part order, then each part's
+    ``dx`` from the whole batch's coefficients, all inside one kernel call.
     """
     x = cache.x
     c = x.shape[-1]
@@ -131,36 +113,19 @@ def _backward_kernels(dy, cache, k):
     inv_std = np.ascontiguousarray(cache.inv_std, np.float32)
     k = np.ascontiguousarray(k, np.float32)
     dx = np.empty_like(x)
-    n = x.shape[0] if x.ndim > 1 else 1
-    parts = threads.spans(n, _WORK_PER_VALUE * x.size) if x.ndim > 1 else None
-    if parts is None:
-        dgamma = np.empty(c, np.float32)
-        dbeta = np.empty(c, np.float32)
-        kernels.bn_bwd_f32(dy, x, cache.mean, inv_std, k, dx, dgamma, dbeta, m, c)
-        return dx, dgamma, dbeta
-    rows = m // n
-
-    def sums(lo, hi):
-        sdy, sdyx = np.empty(c, np.float32), np.empty(c, np.float32)
-        kernels.bn_grad_sums_f32(dy[lo:hi], x[lo:hi], cache.mean, inv_std, sdy, sdyx, (hi - lo) * rows, c)
-        return sdy.astype(np.float64), sdyx.astype(np.float64)
-
-    partial = threads.run(sums, parts)
-    sdy = sum(p[0] for p in partial)
-    sdyx = sum(p[1] for p in partial)
-    k64 = k.astype(np.float64)
-    b = (-k64 * sdy / m).astype(np.float32)
-    q = (-k64 * sdyx / m * inv_std).astype(np.float32)
-    threads.run(lambda lo, hi: kernels.bn_dx_f32(dy[lo:hi], x[lo:hi], cache.mean, k, b, q, dx[lo:hi],
-                                                 (hi - lo) * rows, c), parts)
-    return dx, sdyx.astype(np.float32), sdy.astype(np.float32)
+    dgamma = np.empty(c, np.float32)
+    dbeta = np.empty(c, np.float32)
+    nt = threads.kernel_threads(x.shape[0], _WORK_PER_VALUE * x.size) if x.ndim > 1 else 1
+    kernels.bn_bwd_f32(dy, x, cache.mean, inv_std, k, dx, dgamma, dbeta, m, c, nt)
+    return dx, dgamma, dbeta
 
 
 def _inference_kernels(x, scale, shift):
     """``x * scale + shift`` on the compiled affine kernel."""
     y = np.empty_like(x)
+    nt = threads.kernel_threads(x.shape[0], _WORK_PER_VALUE * x.size) if x.ndim > 1 else 1
     kernels.bn_affine_f32(x, np.zeros(x.shape[-1], np.float32), np.ascontiguousarray(scale),
-                          np.ascontiguousarray(shift), y, x.size // x.shape[-1], x.shape[-1])
+                          np.ascontiguousarray(shift), y, x.size // x.shape[-1], x.shape[-1], nt)
     return y
 
 

@@ -77,7 +77,8 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation_rate=
         ``(y, cache)``.
 
     Inside :func:`convolab.ops.threads.batch_threads` a large enough convolution runs on
-    slices of the batch, one thread each (the same arithmetic per image).
+    slices of the batch, one thread each (the same arithmetic per image): the fused kernels
+    on their own threads, the im2col path on Python threads.
 
     Shape:
         y: ``(N, Ho, Wo, F)``, ``Ho = floor((H - k) / sh) + 1`` for ``'valid'`` with
@@ -90,9 +91,11 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation_rate=
     kh, kw, c, f = w.shape
     n = x.shape[0]
     ho, wo = output_hw(x.shape[1:3], (kh, kw), strides, padding, dilation_rate)
-    fused = dilation_rate == (1, 1) and _fused_ok(x, w)  # the fused kernels write no window matrix
-    cols_bytes = 0 if fused else x.dtype.itemsize * ho * wo * (kh * kw * c + 1)
-    parts = threads.spans(n, 2.0 * n * ho * wo * kh * kw * c * f, cols_bytes)
+    flops = 2.0 * n * ho * wo * kh * kw * c * f
+    if dilation_rate == (1, 1) and _fused_ok(x, w):  # one kernel call, split over the kernel's own threads
+        return _conv2d_forward_fused(x, w, b, strides, padding, out, relu, threads.kernel_threads(n, flops))
+    cols_bytes = x.dtype.itemsize * ho * wo * (kh * kw * c + 1)
+    parts = threads.spans(n, flops, cols_bytes)
     if parts is None:
         return _conv2d_forward_one(x, w, b, strides, padding, dilation_rate, out, relu=relu)
     y = get_array_module(x).empty((n, ho, wo, f), dtype=x.dtype) if out is None else out
@@ -203,23 +206,24 @@ def _conv2d_backward_split(dy, cache, need_dx, dx_out):
     return dx, dw, db
 
 
-def _conv2d_forward_fused(x, w, b, strides, padding, out=None, relu=False):
+def _conv2d_forward_fused(x, w, b, strides, padding, out=None, relu=False, n_threads=1):
     kh, kw = w.shape[:2]
     ho, wo = output_hw(x.shape[1:3], (kh, kw), strides, padding)
     pads = padding_amounts(x.shape[1:3], (kh, kw), strides, padding)
-    y = _fused_forward(x, w, b, strides, pads, (ho, wo), out, relu)
+    y = _fused_forward(x, w, b, strides, pads, (ho, wo), out, relu, n_threads)
     return y, ("fused", x, w, b is not None, strides, pads, x.shape, padding)
 
 
-def _fused_forward(x, w, b, strides, pads, out_hw, out=None, relu=False):
+def _fused_forward(x, w, b, strides, pads, out_hw, out=None, relu=False, n_threads=1):
     """The fused forward of ``x`` zero-padded by ``pads`` (the kernel pads each image itself),
-    rectified as it is stored with ``relu``."""
+    rectified as it is stored with ``relu``, on ``n_threads`` of the kernel's threads."""
     kh, kw, c, f = w.shape
     fp = kernels.fused_width(f)
     wp = _padded_columns(w.reshape(kh * kw * c, f), fp)
     bp = None if b is None else _padded_columns(b.reshape(1, f), fp)
     y = np.empty((x.shape[0],) + tuple(out_hw) + (f,), dtype=np.float32) if out is None else out
-    kernels.conv_fwd_f32(x, wp, bp, y, *_int_args(x.shape, w.shape, strides, out_hw), pads[0][0], pads[1][0], relu)
+    kernels.conv_fwd_f32(x, wp, bp, y, *_int_args(x.shape, w.shape, strides, out_hw), pads[0][0], pads[1][0], relu,
+                         n_threads)
     return y
 
 
@@ -230,30 +234,35 @@ def _conv2d_backward_fused(dy, cache, need_dx, dx_out=None):
     fp = kernels.fused_width(f)
     dy2 = np.ascontiguousarray(dy.reshape(-1, f), dtype=np.float32)
     dwp = np.zeros((k, fp), dtype=np.float32)
-    dbp = np.zeros(fp, dtype=np.float32) if has_bias else None
+    # the bias gradient comes from the same pass over dy, bias or not (the op returns it either
+    # way): a separate dy.sum(axis=0) was a whole pass of its own for every bias-free
+    # convolution before a BatchNormalization
+    dbp = np.zeros(fp, dtype=np.float32)
+    n, ho, wo = dy.shape[:3]
+    nt = threads.kernel_threads(n, 2.0 * n * ho * wo * k * f)
     kernels.conv_dw_f32(x, dy2, dwp, dbp, *_int_args(x.shape, w.shape, strides, dy.shape[1:3]), pads[0][0],
-                        pads[1][0])
+                        pads[1][0], nt)
     dw = np.ascontiguousarray(dwp[:, :f]).reshape(w.shape)
-    db = dbp[:f] if has_bias else dy2.sum(axis=0)
+    db = dbp[:f]
     dx = None
     wt = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)) if need_dx and strides == (1, 1) else None
     if wt is not None and _fused_ok(dy2, wt):
-        dx = _input_gradient_stride1(dy, wt, pads, dx_out)
+        dx = _input_gradient_stride1(dy, wt, pads, dx_out, nt)
     elif need_dx:
         # the gradient window matrix dy @ w.T is itself a 1x1 convolution of dy, with the kernel
         # transposed (F in, kh*kw*C out): on the fused kernel where it serves (AVX-512: 2.5x the
         # BLAS product here), then col2im adds it back, padding included (no padded copy)
         wk = np.ascontiguousarray(w.reshape(k, f).T).reshape(1, 1, f, k)
-        if _fused_ok(dy2, wk):
-            dcols = _fused_forward(dy2.reshape(1, 1, -1, f), wk, None, (1, 1), ((0, 0), (0, 0)),
-                                   (1, len(dy2))).reshape(-1, k)
+        if _fused_ok(dy2, wk):  # each image's Ho*Wo pixels as one row of a 1x1 convolution
+            dcols = _fused_forward(dy2.reshape(n, 1, ho * wo, f), wk, None, (1, 1), ((0, 0), (0, 0)),
+                                   (1, ho * wo), n_threads=nt).reshape(-1, k)
         else:
             dcols = dy2 @ wk.reshape(f, k)
-        dx = col2im(dcols, x_shape, (kh, kw), strides, padding, out=dx_out)
+        dx = col2im(dcols, x_shape, (kh, kw), strides, padding, out=dx_out, threads=nt)
     return dx, dw, db
 
 
-def _input_gradient_stride1(dy, wt, pads, out=None):
+def _input_gradient_stride1(dy, wt, pads, out=None, n_threads=1):
     """``dx`` of a stride-1 convolution as a convolution itself, on the fused kernel.
 
     ``dx[i] = sum_a w[a] dy[i + pt - a]``: the 'valid' correlation of ``dy``, padded by
@@ -267,4 +276,5 @@ def _input_gradient_stride1(dy, wt, pads, out=None):
     (pt, pb), (pl, pr) = pads
     dy = np.ascontiguousarray(dy, dtype=np.float32)
     out_hw = (dy.shape[1] + kh - 1 - pt - pb, dy.shape[2] + kw - 1 - pl - pr)  # the input's height and width
-    return _fused_forward(dy, wt, None, (1, 1), ((kh - 1 - pt, kh - 1 - pb), (kw - 1 - pl, kw - 1 - pr)), out_hw, out)
+    return _fused_forward(dy, wt, None, (1, 1), ((kh - 1 - pt, kh - 1 - pb), (kw - 1 - pl, kw - 1 - pr)), out_hw, out,
+                          n_threads=n_threads)

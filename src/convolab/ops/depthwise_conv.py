@@ -64,21 +64,17 @@ def depthwise_conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dila
     return _reference_forward(x, w, b, strides, padding, dilation_rate)
 
 
-def _parts(ints):
-    """Slices of the batch for :mod:`convolab.ops.threads` (``None``: run whole). The kernels
-    read about 4 bytes a tap and output, so a tap counts as 20 GEMM FLOPs of work."""
+def _threads(ints):
+    """How many of the kernels' threads to split the batch over (:mod:`convolab.ops.threads`).
+    The kernels read about 4 bytes a tap and output, so a tap counts as 20 GEMM FLOPs of work."""
     n, _, _, c, kh, kw = ints[:6]
-    return threads.spans(n, 20.0 * n * ints[12] * ints[13] * c * ints[14] * kh * kw)
+    return threads.kernel_threads(n, 20.0 * n * ints[12] * ints[13] * c * ints[14] * kh * kw)
 
 
 def _forward_c(x, w, b, strides, padding, dilation_rate):
     ints = _kernel_ints(x.shape, w.shape, strides, padding, dilation_rate)
     y = np.empty((x.shape[0], ints[12], ints[13], w.shape[2] * w.shape[3]), dtype=np.float32)
-    parts = _parts(ints)
-    if parts is None:
-        kernels.depthwise_fwd_f32(x, w, b, y, *ints)
-    else:  # each slice of the batch on its thread, into its rows of y
-        threads.run(lambda lo, hi: kernels.depthwise_fwd_f32(x[lo:hi], w, b, y[lo:hi], hi - lo, *ints[1:]), parts)
+    kernels.depthwise_fwd_f32(x, w, b, y, *ints, threads=_threads(ints))
     # x and w themselves, not copies: the backward kernels read the windows from x
     return y, ("c", x, w, strides, padding, dilation_rate, ints)
 
@@ -116,22 +112,12 @@ def _backward_c(dy, cache, need_dx):
             _, ref = _reference_forward(x, w, None, strides, padding, dilation_rate)
             return depthwise_conv2d_backward(dy, ref, need_dx)
         dy = np.ascontiguousarray(dy)
-    dx = np.empty(x.shape, dtype=np.float32) if need_dx else None
-    parts = _parts(ints)
-    if parts is None:
-        parts = [(0, x.shape[0])]
-
-    def grads(lo, hi):  # one slice: its rows of dx, its share of dw and db
-        dw = np.empty(w.shape, dtype=np.float32)
-        db = np.empty(w.shape[2] * w.shape[3], dtype=np.float32)
-        kernels.depthwise_dw_f32(x[lo:hi], dy[lo:hi], dw, db, hi - lo, *ints[1:])
-        if need_dx:
-            kernels.depthwise_dx_f32(dy[lo:hi], w, dx[lo:hi], hi - lo, *ints[1:])
-        return dw, db
-
-    shares = threads.run(grads, parts) if len(parts) > 1 else [grads(*parts[0])]
-    dw, db = shares[0]
-    for gw, gb in shares[1:]:  # in slice order: repeatable for a given thread count
-        dw += gw
-        db += gb
+    nt = _threads(ints)
+    dw = np.empty(w.shape, dtype=np.float32)
+    db = np.empty(w.shape[2] * w.shape[3], dtype=np.float32)
+    kernels.depthwise_dw_f32(x, dy, dw, db, *ints, threads=nt)  # the parts' shares added in part order
+    dx = None
+    if need_dx:
+        dx = np.empty(x.shape, dtype=np.float32)
+        kernels.depthwise_dx_f32(dy, w, dx, *ints, threads=nt)
     return dx, dw, db

@@ -140,7 +140,7 @@ def im2col(x, kernel_size, strides=(1, 1), padding="valid", ones_column=False, d
     return cols, out_hw
 
 
-def col2im(cols, x_shape, kernel_size, strides=(1, 1), padding="valid", dilation=(1, 1), out=None):
+def col2im(cols, x_shape, kernel_size, strides=(1, 1), padding="valid", dilation=(1, 1), out=None, threads=1):
     """Adjoint of :func:`im2col`: add every window row back onto the image it came from.
 
     Args:
@@ -148,6 +148,7 @@ def col2im(cols, x_shape, kernel_size, strides=(1, 1), padding="valid", dilation
         x_shape: ``(N, H, W, C)`` of the original (unpadded) input.
         dilation: ``(dh, dw)``, as given to :func:`im2col`.
         out: optional C-contiguous array of ``x_shape`` to write ``dx`` into.
+        threads: images split over this many of the C kernel's threads (where it runs).
 
     Returns:
         ``dx`` of shape ``x_shape``: pixels covered by several windows get the sum.
@@ -164,7 +165,7 @@ def col2im(cols, x_shape, kernel_size, strides=(1, 1), padding="valid", dilation
     if use_ckernels(cols) and dilation == (1, 1):
         args, _ = kernel_args(x_shape, kernel_size, strides, padding)
         dx = xp.empty(x_shape, dtype=cols.dtype) if out is None else out
-        kernels.col2im_f32(cols, dx, *args, cols.shape[1])
+        kernels.col2im_f32(cols, dx, *args, cols.shape[1], threads)
         return dx
     sh, sw = strides
     (t, b), (l, r) = padding_amounts((h, w), kernel_size, strides, padding, dilation)

@@ -57,10 +57,9 @@ def max_pool_forward(x, pool_size=(2, 2), strides=(2, 2), padding="valid"):
         y = xp.empty((x.shape[0], ho, wo, x.shape[3]), dtype=x.dtype)
         arg = xp.empty(y.shape, dtype=np.int32)
         if xp is np:
-            # one slice of the batch per thread inside fit/evaluate/predict (threads.batch_threads)
-            threads.over_batch(x.shape[0], _WORK_PER_TAP * y.size * pool_size[0] * pool_size[1],
-                               lambda lo, hi: kernels.maxpool_fwd_f32(x[lo:hi], y[lo:hi], arg[lo:hi], hi - lo,
-                                                                      *args[1:]))
+            # slices of the batch on the kernel's threads inside fit/evaluate/predict (threads.batch_threads)
+            nt = threads.kernel_threads(x.shape[0], _WORK_PER_TAP * y.size * pool_size[0] * pool_size[1])
+            kernels.maxpool_fwd_f32(x, y, arg, *args, threads=nt)
         else:
             cuda.maxpool_fwd(xp.ascontiguousarray(x), y, arg, *args)
         return y, (arg, x.shape, pool_size, strides, padding)
@@ -83,9 +82,8 @@ def max_pool_backward(dy, cache):
     if use_ckernels(dy) and arg.dtype == np.int32:
         args, _ = kernel_args(x_shape, pool_size, strides, padding)
         dx = np.empty(x_shape, dtype=dy.dtype)
-        threads.over_batch(dy.shape[0], _WORK_PER_TAP * dx.size * pool_size[0] * pool_size[1],
-                           lambda lo, hi: kernels.maxpool_bwd_f32(dy[lo:hi], arg[lo:hi], dx[lo:hi], hi - lo,
-                                                                  *args[1:]))
+        nt = threads.kernel_threads(dy.shape[0], _WORK_PER_TAP * dx.size * pool_size[0] * pool_size[1])
+        kernels.maxpool_bwd_f32(dy, arg, dx, *args, threads=nt)
         return dx
     dwin = np.zeros(arg.shape + (pool_size[0] * pool_size[1],), dtype=dy.dtype)
     np.put_along_axis(dwin, arg[..., None], dy[..., None], axis=-1)

@@ -14,6 +14,14 @@ there (the slices are the parallelism; two pools would fight for the same cores)
 every op runs whole on the calling thread, exactly as before.
 
 NumPy, BLAS and convolab's compiled kernels release the GIL, so the slices run at the same time.
+
+Two ways to split:
+
+- :func:`kernel_threads`, for an op that is one call of a compiled kernel: the kernel splits
+  itself over its own threads (``kernels/pool.h``, ``threads=`` on each entry point). The
+  hand-off is a store a spinning worker sees within a microsecond.
+- :func:`spans` and :func:`run`, for anything else (NumPy and BLAS calls, several kernels in
+  a row): Python threads, 49 to 57 us a hand-off here (``benchmarks/handoff.py``).
 """
 from __future__ import annotations
 
@@ -24,6 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 #: an op is split only when each slice carries at least this much arithmetic (about 40 us
 #: on one core), so the hand-off (about 20 us) stays small against the work
 MIN_SLICE_FLOPS = 4e6
+#: the same for a slice handed to the kernels' own threads (about 4 us on one core): their
+#: hand-off costs about a microsecond, not tens
+MIN_KERNEL_SLICE_FLOPS = 4e5
 #: the most bytes of window matrix one chunk of a slice writes: it must stay in the caches
 #: (L2 is 1 MiB a core here) between the im2col that writes it and the product that reads it
 CHUNK_BYTES = 2 << 20
@@ -89,6 +100,16 @@ def spans(n_images, flops, bytes_per_image=0):
     total = int(min(n_images, k * chunks))
     bounds = [n_images * i // total for i in range(total + 1)]
     return [(bounds[i], bounds[i + 1]) for i in range(total)]
+
+
+def kernel_threads(n_images, flops):
+    """How many threads a compiled kernel should split a batch of ``n_images`` over (its
+    ``threads=`` argument) for an op of ``flops``: 1 outside :func:`batch_threads`, on another
+    thread, or when a part would carry less than :data:`MIN_KERNEL_SLICE_FLOPS`."""
+    n = _state["n"]
+    if n < 2 or _state["owner"] != threading.get_ident() or n_images < 2:
+        return 1
+    return int(max(1, min(n, n_images, flops // MIN_KERNEL_SLICE_FLOPS if MIN_KERNEL_SLICE_FLOPS > 0 else n)))
 
 
 def run(fn, parts):
