@@ -8,6 +8,10 @@ For each layer it times the forward (``y``) and the backward (``dx``, ``dW``, ``
 counts twice the forward's FLOPs). The best of 5 calls after a warm-up. The AVX2 loops take at
 most 32 filters; where a layer has more, its column is empty. Run on a quiet machine. The
 figures in ``ops/conv.py``'s comments come from this script.
+
+A second table times the two routes to a stride-1 input gradient on the fused kernels (the
+best instruction set), 128 images: as a convolution of the padded ``dy`` with the flipped kernel,
+and as a 1x1 convolution (``dy @ W.T``) followed by col2im (``ops/conv.py``, ``_mostly_padding``).
 """
 from __future__ import annotations
 
@@ -17,6 +21,15 @@ import numpy as np
 
 from convolab import kernels
 from convolab.ops import conv
+
+#: (name, N, H, W, C, k, F): 'valid' stride-1 layers for the input-gradient routes
+DX_SHAPES = [
+    ("LeNet conv 1", 128, 32, 32, 3, 5, 6),
+    ("LeNet conv 2", 128, 14, 14, 6, 5, 16),
+    ("two-conv model, conv 2", 128, 12, 12, 10, 5, 20),
+    ("3x3, 16x16x8, 16 filters", 128, 16, 16, 8, 3, 16),
+    ("3x3, 16x16x32, 32 filters", 128, 16, 16, 32, 3, 32),
+]
 
 #: (name, N, H, W, C, k, F, stride, padding): one thread's share of a batch
 SHAPES = [
@@ -81,6 +94,32 @@ def main():
                     kernels.set_fused_isa("best")
                 cells.append(f"{flops / tf / 1e9:.0f} / {2 * flops / tb / 1e9:.0f}")
             print(f"| {name} | {' | '.join(cells)} |")
+        if isas:
+            input_gradient_routes(rng)
+
+
+def input_gradient_routes(rng):
+    """ms for the stride-1 input gradient as a convolution and as a 1x1 product + col2im."""
+    from convolab.ops.im2col import col2im
+
+    print("\nstride-1 input gradient, ms, one thread (area ratio: input pixels / output pixels)")
+    print("| layer | area ratio | as a convolution | 1x1 product + col2im |")
+    print("|---|---|---|---|")
+    for name, n, h, w_, c, k, f in DX_SHAPES:
+        x = rng.standard_normal((n, h, w_, c)).astype(np.float32)
+        w = (rng.standard_normal((k, k, c, f)) * 0.1).astype(np.float32)
+        ho, wo = h - k + 1, w_ - k + 1
+        dy = rng.standard_normal((n, ho, wo, f)).astype(np.float32)
+        wt = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
+        wk = np.ascontiguousarray(w.reshape(-1, f).T).reshape(1, 1, f, -1)
+
+        def by_product():
+            cols = conv._fused_forward(dy.reshape(n, 1, ho * wo, f), wk, None, (1, 1), ((0, 0), (0, 0)), (1, ho * wo))
+            return col2im(cols.reshape(n * ho * wo, -1), x.shape, (k, k), (1, 1), "valid")
+
+        t_conv = best_of(lambda: conv._input_gradient_stride1(dy, wt, ((0, 0), (0, 0))))
+        t_prod = best_of(by_product)
+        print(f"| {name} | {h * w_ / (ho * wo):.2f} | {t_conv * 1e3:.2f} | {t_prod * 1e3:.2f} |")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ CASES = [
     (7, 6, 3, (3, 2), (2, 1), "same"),
     (8, 8, 2, (2, 2), (2, 2), "valid"),  # the 2x2 fast paths
     (7, 9, 12, (2, 2), (2, 2), "valid"),  # fast forward, general backward (odd edge left out)
+    (6, 4, 16, (2, 2), (2, 2), "valid"),  # the 2x2 forward 8 channels at a time
+    (5, 4, 8, (2, 2), (2, 2), "valid"),   # the same, odd edge left out
     (5, 9, 4, (5, 5), (1, 3), "same"),
     (6, 6, 1, (1, 1), (3, 3), "same"),
     (4, 4, 3, (6, 6), (1, 1), "same"),  # window larger than the image
@@ -52,6 +54,9 @@ def test_max_pool_matches_numpy(h, w, c, k, s, pad, monkeypatch):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, h, w, c)).astype(np.float32)
     x[0, :2, :2, :] = 0.5  # ties: both paths must pick the first maximum
+    x[1, 0, 0, 0] = np.nan  # NaN: the first NaN of a window is its maximum, as NumPy's argmax has it
+    x[1, 1, 1, 1 % c] = np.nan  # (and later in a window too)
+    x[1, 1, 1, -1] = -np.inf
     (yf, cf), (ys, cs) = both(lambda: max_pool_forward(x, k, s, pad), monkeypatch)
     np.testing.assert_array_equal(yf, ys)
     np.testing.assert_array_equal(cf[0], cs[0])

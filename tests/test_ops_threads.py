@@ -209,19 +209,21 @@ def test_functional_training_on_split_ops_equals_one_thread(use_kernels):
     assert rel_error(p2, one.predict(x, verbose=0)) < 1e-4
 
 
-FUSED_STRIDE1 = [  # (x shape, kernel shape, padding): dx through the transposed fused convolution
-    ((3, 9, 9, 3), (3, 3, 3, 8), "same"),
-    ((2, 8, 7, 4), (2, 2, 4, 6), "same"),      # even kernel: 0 rows before, 1 after
-    ((2, 9, 11, 2), (5, 3, 2, 12), "valid"),
-    ((2, 6, 6, 16), (3, 3, 16, 16), "same"),   # ResNet-20's first stage, 144 taps each way
-    ((1, 5, 5, 1), (1, 1, 1, 3), "valid"),
+FUSED_STRIDE1 = [  # (x shape, kernel shape, padding, route): dx as a convolution or as 1x1 product + col2im
+    ((3, 9, 9, 3), (3, 3, 3, 8), "same", "conv"),
+    ((2, 8, 7, 4), (2, 2, 4, 6), "same", "conv"),      # even kernel: 0 rows before, 1 after
+    ((2, 9, 11, 2), (5, 3, 2, 12), "valid", "col2im"),  # 99 input pixels, 45 output: mostly padding
+    ((2, 12, 12, 3), (3, 3, 3, 5), "valid", "conv"),   # 144 / 100: a convolution still
+    ((2, 14, 14, 6), (5, 5, 6, 16), "valid", "col2im"),  # LeNet's second convolution, 196 / 100
+    ((2, 6, 6, 16), (3, 3, 16, 16), "same", "conv"),   # ResNet-20's first stage, 144 taps each way
+    ((1, 5, 5, 1), (1, 1, 1, 3), "valid", "conv"),
 ]
 
 
 @pytest.mark.skipif(not kernels.available() or not kernels.lib.fused_conv, reason="fused kernels not available")
 @pytest.mark.parametrize("case", FUSED_STRIDE1, ids=lambda c: f"{c[0]}-{c[1]}-{c[2]}")
 def test_stride1_input_gradient_on_fused_kernel_equals_reference(case):
-    x_shape, w_shape, padding = case
+    x_shape, w_shape, padding, route = case
     rng = np.random.default_rng(4)
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = (rng.standard_normal(w_shape) * 0.3).astype(np.float32)
@@ -231,8 +233,9 @@ def test_stride1_input_gradient_on_fused_kernel_equals_reference(case):
     dy = rng.standard_normal(y.shape).astype(np.float32)
     calls = kernels.calls
     dx, dw, db = conv.conv2d_backward(dy, cache)
-    assert (kernels.calls - calls)["conv_fwd_f32"] == 1  # dx as a convolution, no col2im
-    assert (kernels.calls - calls)["col2im_f32"] == 0
+    # one fused call either way: dx as a convolution, or the 1x1 product that col2im adds back
+    assert (kernels.calls - calls)["conv_fwd_f32"] == 1
+    assert (kernels.calls - calls)["col2im_f32"] == (route == "col2im")
     f64 = [a.astype(np.float64) for a in (x, w, b, dy)]
     y64, c64 = conv.conv2d_forward(*f64[:3], (1, 1), padding)
     dx64, dw64, db64 = conv.conv2d_backward(f64[3], c64)

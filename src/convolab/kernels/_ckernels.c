@@ -158,6 +158,42 @@ PV8 pv8f pv8_load(const float *p) { pv8f v; memcpy(&v, p, sizeof v); return v; }
 PV8 void pv8_store(float *p, pv8f v) { memcpy(p, &v, sizeof v); }
 PV8 pv8i pv8i_load(const int *p) { pv8i v; memcpy(&v, p, sizeof v); return v; }
 PV8 pv8f pv8_select(pv8i mask, pv8f yes, pv8f no) { return (pv8f)(((pv8i)yes & mask) | ((pv8i)no & ~mask)); }
+/* Max pooling's "v beats the running maximum m": greater, or the first NaN (NumPy's argmax, the
+   reference, takes the first NaN of a window as its maximum) */
+PV8 pv8i pv8_beats(pv8f v, pv8f m) { return ~(v <= m) & (m == m); }
+#define BEATS(v, m) (!((v) <= (m)) && (m) == (m))
+
+/* The 2x2 forward for whole blocks of 8 channels, 8 at a time in vector registers, cloned
+   per instruction set (128 16x16x64 images: 0.26 -> 0.15 ms, `python benchmarks/pool_kernels.py`);
+   the same comparisons in the same order as maxpool2x2_fwd, so the first maximum (or the first
+   NaN) wins. Other channel counts (LeNet's 6) keep maxpool2x2_fwd, which GCC compiles better
+   for them than this with a scalar tail (0.12 against 0.26 ms for 128 28x28x6 images). */
+HOT static void maxpool2x2_fwd8(const float *restrict x, float *restrict y, int *restrict arg,
+                           int N, int H, int W, int C, int Ho, int Wo)
+{
+    for (int n = 0; n < N; n++)
+        for (int ho = 0; ho < Ho; ho++)
+            for (int wo = 0; wo < Wo; wo++) {
+                const long o = (((long)n * Ho + ho) * Wo + wo) * C;
+                const float *a = x + (((long)n * H + 2 * ho) * W + 2 * wo) * C;
+                const float *b = a + C, *c2 = a + (long)W * C, *d = c2 + C;
+                float *yo = y + o;
+                int *ao = arg + o;
+                for (int c0 = 0; c0 < C; c0 += 8) {
+                    pv8f m = pv8_load(a + c0), k = pv8_splat(0.0f);
+                    const pv8f vb = pv8_load(b + c0), vc = pv8_load(c2 + c0), vd = pv8_load(d + c0);
+                    pv8i gt = pv8_beats(vb, m);
+                    k = pv8_select(gt, pv8_splat(1.0f), k); m = pv8_select(gt, vb, m);
+                    gt = pv8_beats(vc, m);
+                    k = pv8_select(gt, pv8_splat(2.0f), k); m = pv8_select(gt, vc, m);
+                    gt = pv8_beats(vd, m);
+                    k = pv8_select(gt, pv8_splat(3.0f), k); m = pv8_select(gt, vd, m);
+                    pv8_store(yo + c0, m);
+                    const pv8i ki = __builtin_convertvector(k, pv8i);
+                    memcpy(ao + c0, &ki, sizeof ki);
+                }
+            }
+}
 
 static void maxpool2x2_fwd(const float *restrict x, float *restrict y, int *restrict arg,
                            int N, int H, int W, int C, int Ho, int Wo)
@@ -173,9 +209,12 @@ static void maxpool2x2_fwd(const float *restrict x, float *restrict y, int *rest
                 for (int c = 0; c < C; c++) {  /* the index rides as a float so the loop vectorises */
                     const float vb = b[c], vc = c2[c], vd = d[c];
                     float m = a[c], k = 0.0f;
-                    k = vb > m ? 1.0f : k; m = vb > m ? vb : m;
-                    k = vc > m ? 2.0f : k; m = vc > m ? vc : m;
-                    k = vd > m ? 3.0f : k; m = vd > m ? vd : m;
+                    int t = BEATS(vb, m);
+                    k = t ? 1.0f : k; m = t ? vb : m;
+                    t = BEATS(vc, m);
+                    k = t ? 2.0f : k; m = t ? vc : m;
+                    t = BEATS(vd, m);
+                    k = t ? 3.0f : k; m = t ? vd : m;
                     yo[c] = m;
                     ao[c] = (int)k;
                 }
@@ -186,7 +225,8 @@ HOT void maxpool_fwd_f32(const float *restrict x, float *restrict y, int *restri
                      int sh, int sw, int pt, int pl, int Ho, int Wo)
 {
     if (ph == 2 && pw == 2 && sh == 2 && sw == 2 && pt == 0 && pl == 0 && 2 * Ho <= H && 2 * Wo <= W) {
-        maxpool2x2_fwd(x, y, arg, N, H, W, C, Ho, Wo);
+        if (C % 8 == 0) maxpool2x2_fwd8(x, y, arg, N, H, W, C, Ho, Wo);
+        else maxpool2x2_fwd(x, y, arg, N, H, W, C, Ho, Wo);
         return;
     }
     /* Per output pixel: the window's taps inside the image listed once (offset and index),
@@ -220,7 +260,7 @@ HOT void maxpool_fwd_f32(const float *restrict x, float *restrict y, int *restri
                     pv8f m = pv8_splat(-INFINITY), a = pv8_splat(0.0f);
                     for (int t = 0; t < nt; t++) {
                         const pv8f v = pv8_load(xn + toff[t] + c);
-                        const pv8i gt = v > m;
+                        const pv8i gt = pv8_beats(v, m);
                         a = pv8_select(gt, pv8_splat(tk[t]), a);
                         m = pv8_select(gt, v, m);
                     }
@@ -231,8 +271,9 @@ HOT void maxpool_fwd_f32(const float *restrict x, float *restrict y, int *restri
                     float m = -INFINITY, a = 0.0f;
                     for (int t = 0; t < nt; t++) {
                         const float v = xn[toff[t] + c];
-                        a = v > m ? tk[t] : a;
-                        m = v > m ? v : m;
+                        const int take = BEATS(v, m);
+                        a = take ? tk[t] : a;
+                        m = take ? v : m;
                     }
                     y[o + c] = m;
                     arg[o + c] = (int)a;

@@ -245,7 +245,8 @@ def _conv2d_backward_fused(dy, cache, need_dx, dx_out=None):
     dw = np.ascontiguousarray(dwp[:, :f]).reshape(w.shape)
     db = dbp[:f]
     dx = None
-    wt = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)) if need_dx and strides == (1, 1) else None
+    as_conv = need_dx and strides == (1, 1) and not _mostly_padding(x_shape, (ho, wo))
+    wt = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)) if as_conv else None
     if wt is not None and _fused_ok(dy2, wt):
         dx = _input_gradient_stride1(dy, wt, pads, dx_out, nt)
     elif need_dx:
@@ -260,6 +261,18 @@ def _conv2d_backward_fused(dy, cache, need_dx, dx_out=None):
             dcols = dy2 @ wk.reshape(f, k)
         dx = col2im(dcols, x_shape, (kh, kw), strides, padding, out=dx_out, threads=nt)
     return dx, dw, db
+
+
+def _mostly_padding(x_shape, out_hw):
+    """Whether the input gradient as a convolution (:func:`_input_gradient_stride1`) would spend a
+    third or more of its taps on the zeros around ``dy``: true for 'valid' convolutions whose
+    kernel is large against the image, where the 1x1 product and col2im win. One thread, 128
+    images (``python benchmarks/conv_kernels.py``, second table): LeNet's second convolution
+    (14x14x6 -> 10x10x16, 5x5) 1.06 ms as a convolution against 0.53 ms; the two-convolution
+    model's second (12x12x10 -> 8x8x20) 1.49 against 0.60; at a third more area (LeNet's first
+    layer, 3x3 'valid' on 16x16) the convolution is as fast or faster, and with 'same' padding
+    nothing is wasted."""
+    return x_shape[1] * x_shape[2] >= 1.5 * out_hw[0] * out_hw[1]
 
 
 def _input_gradient_stride1(dy, wt, pads, out=None, n_threads=1):
