@@ -21,6 +21,7 @@ class _Pooling2D(Layer):
         self.padding = normalize_padding(padding, me)
         reject_unsupported(me, data_format=data_format)
         self._cache = None
+        self.last_output = None  # the last call's output: models/engine.py masks a ReLU's gradient with it
 
     def compute_output_shape(self, input_shape):
         self.check_input_shape(input_shape)
@@ -37,6 +38,7 @@ class _Pooling2D(Layer):
 
     def call(self, x, training=False):
         y, self._cache = type(self)._forward(x, self.pool_size, self.strides, self.padding)
+        self.last_output = y
         return y
 
     def backward(self, dy):

@@ -5,6 +5,7 @@ Functions, not methods, so the serial path (Sequential) and the threaded shards
 """
 from __future__ import annotations
 
+from ..ops.activations import activation_backward as relu_backward_f
 from ..ops.activations import softmax
 
 
@@ -29,14 +30,49 @@ def forward(layers, x, training, logits=False):
 
 
 def backward(layers, dout, stop, logits=False):
-    """Backpropagate ``dout`` from the last layer down to layer ``stop`` (the first with weights)."""
+    """Backpropagate ``dout`` from the last layer down to layer ``stop`` (the first with weights).
+
+    A ReLU layer followed by max pooling (the lesson's ``Conv2D(activation='relu')`` then
+    ``MaxPooling2D``) skips the ReLU's own backward pass: see :func:`_relu_before_max_pool`.
+    """
     last = len(layers) - 1
     d = dout
-    for i in range(last, stop - 1, -1):
+    i = last
+    while i >= stop:
         layer = layers[i]
         if getattr(layer, "activity_regularizer", None) is not None:
             d = d + layer.activity_gradient()  # the penalty on this layer's output joins the loss
-        d = layer.backward_logits(d) if (i == last and logits) else layer.backward(d)
+        if i == last and logits:
+            d = layer.backward_logits(d)
+        elif i - 1 >= stop and i != last and _relu_before_max_pool(layers[i - 1], layer):
+            # the pooled gradient masked where the pooled output is not positive, then the
+            # layer below without its ReLU backward
+            d = layers[i - 1].backward_logits(layer.backward(relu_backward_f("relu", d, layer.last_output)))
+            i -= 1
+        else:
+            d = layer.backward(d)
+        i -= 1
+
+
+def _relu_before_max_pool(below, pool) -> bool:
+    """Whether ``below`` is a layer with a ReLU activation whose output went straight into the max
+    pooling layer ``pool``: then its ReLU backward (a pass over its whole output) can be applied
+    to the pooled gradient instead, a quarter of the size for 2x2 windows.
+
+    Exact: a max pool sends each window's gradient to the window's (first) maximum, and a ReLU
+    passes a gradient where its output is positive; the maximum of a window of ReLU outputs is
+    positive exactly where the output at the maximum's position is. So masking the gradient of
+    each window by ``pooled > 0`` gives every input position the same sum of the same terms.
+    Not taken with an activity regularizer on ``below`` (its gradient joins at the ReLU's
+    output) or with either layer's backward replaced by a subclass.
+    """
+    from ..layers.activated import ActivatedLayer
+    from ..layers.pooling import MaxPooling2D
+
+    return (isinstance(below, ActivatedLayer) and below.activation == "relu"
+            and type(below).backward is ActivatedLayer.backward and hasattr(below, "backward_logits")
+            and getattr(below, "activity_regularizer", None) is None
+            and type(pool) is MaxPooling2D and pool.last_output is not None)
 
 
 def activity_penalty(layers) -> float:
