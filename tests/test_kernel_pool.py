@@ -155,3 +155,27 @@ def test_concatenate_gradient_pieces_are_contiguous():
     assert all(p.flags.c_contiguous for p in pieces)
     for got, want in zip(pieces, np.split(g, [2, 7], axis=-1)):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("spin_us", ["0", "50"])
+def test_workers_that_sleep_at_once_still_take_every_job(spin_us):
+    """CONVOLAB_SPIN_US=0: the workers sleep after each job and the next one wakes them (the
+    condition-variable path); a short spin covers both paths. A fresh process reads the setting."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, time\n"
+        "from convolab import kernels\n"
+        "x = np.random.default_rng(0).standard_normal((8, 6, 6, 4)).astype(np.float32)\n"
+        "want = np.empty_like(x); kernels.relu_fwd_f32(x, want, threads=1)\n"
+        "for i in range(200):\n"
+        "    y = np.empty_like(x); kernels.relu_fwd_f32(x, y, threads=2)\n"
+        "    assert np.array_equal(y, want), i\n"
+        "    if i % 50 == 0: time.sleep(0.002)  # longer than any spin: the workers are asleep\n"
+        "print(kernels.pool_counts()['jobs'])\n"
+    )
+    env = dict(os.environ, CONVOLAB_SPIN_US=spin_us)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.strip()) == 200

@@ -221,13 +221,14 @@ static void maxpool2x2_fwd(const float *restrict x, float *restrict y, int *rest
             }
 }
 
-HOT void maxpool_fwd_f32(const float *restrict x, float *restrict y, int *restrict arg, int N, int H, int W, int C, int ph, int pw,
+/* Returns -1 (nothing written) when it cannot allocate its tap lists, else 0. */
+HOT int maxpool_fwd_f32(const float *restrict x, float *restrict y, int *restrict arg, int N, int H, int W, int C, int ph, int pw,
                      int sh, int sw, int pt, int pl, int Ho, int Wo)
 {
     if (ph == 2 && pw == 2 && sh == 2 && sw == 2 && pt == 0 && pl == 0 && 2 * Ho <= H && 2 * Wo <= W) {
         if (C % 8 == 0) maxpool2x2_fwd8(x, y, arg, N, H, W, C, Ho, Wo);
         else maxpool2x2_fwd(x, y, arg, N, H, W, C, Ho, Wo);
-        return;
+        return 0;
     }
     /* Per output pixel: the window's taps inside the image listed once (offset and index),
        then 8 channels at a time, the running maximum and its index (as a float, as in the 2x2
@@ -237,7 +238,7 @@ HOT void maxpool_fwd_f32(const float *restrict x, float *restrict y, int *restri
     const int taps = ph * pw;
     long *toff = malloc(sizeof(long) * (size_t)taps);
     float *tk = malloc(sizeof(float) * (size_t)taps);
-    if (!toff || !tk) { free(toff); free(tk); return; }
+    if (!toff || !tk) { free(toff); free(tk); return -1; }
     const int C8 = C - C % 8;
     for (int n = 0; n < N; n++) {
         const float *xn = x + (long)n * H * W * C;
@@ -283,6 +284,7 @@ HOT void maxpool_fwd_f32(const float *restrict x, float *restrict y, int *restri
     }
     free(toff);
     free(tk);
+    return 0;
 }
 
 /* maxpool_bwd_f32 at stride 1, where every pixel lies in up to ph * pw windows: a gather, each
@@ -1877,11 +1879,11 @@ static int parts_of(int threads, long long n) { return n < threads ? (n < 1 ? 1 
 
 /* im2col, col2im and max pooling, image by image. g: N H W C kh kw sh sw pt pl Ho Wo [ld] */
 enum { JOB_IM2COL, JOB_COL2IM, JOB_POOL_FWD, JOB_POOL_BWD };
-typedef struct { int kind; const void *in0, *in1; void *out0, *out1; long long g[13]; } WindowJob;
+typedef struct { int kind; const void *in0, *in1; void *out0, *out1; long long g[13]; int rc[POOL_MAX_THREADS]; } WindowJob;
 
 static void window_part(void *v, int p, int np)
 {
-    const WindowJob *j = v;
+    WindowJob *j = v;
     const long long *g = j->g;
     long lo, hi;
     pool_span(g[0], p, np, &lo, &hi);
@@ -1899,7 +1901,7 @@ static void window_part(void *v, int p, int np)
                    g[6], g[7], g[8], g[9], g[10], g[11], g[12]);
         break;
     case JOB_POOL_FWD:
-        maxpool_fwd_f32((const float *)j->in0 + lo * img, (float *)j->out0 + lo * pooled, (int *)j->out1 + lo * pooled,
+        j->rc[p] = maxpool_fwd_f32((const float *)j->in0 + lo * img, (float *)j->out0 + lo * pooled, (int *)j->out1 + lo * pooled,
                         n, g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11]);
         break;
     default:
@@ -2038,11 +2040,14 @@ static PyObject *py_maxpool_fwd(PyObject *self, PyObject *args)
         goto done;
     counters[N_MAXPOOL_FWD]++;
     counters[is_2x2(g) && 2 * g[10] <= g[1] && 2 * g[11] <= g[2] ? N_MAXPOOL_FWD_2X2 : N_MAXPOOL_FWD_GENERAL]++;
-    WindowJob job = {JOB_POOL_FWD, x.v.buf, NULL, y.v.buf, a.v.buf, {0}};
+    WindowJob job = {JOB_POOL_FWD, x.v.buf, NULL, y.v.buf, a.v.buf, {0}, {0}};
     memcpy(job.g, g, sizeof(long long) * 12);
+    const int np = parts_of(threads, g[0]);
     Py_BEGIN_ALLOW_THREADS
-    pool_run(window_part, &job, parts_of(threads, g[0]));
+    pool_run(window_part, &job, np);
     Py_END_ALLOW_THREADS
+    for (int p = 0; p < np; p++)
+        if (job.rc[p] < 0) { PyErr_NoMemory(); goto done; }
     res = Py_NewRef(Py_None);
 done:
     RELEASE_ALL(all);
