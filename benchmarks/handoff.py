@@ -3,7 +3,9 @@ its work, both ways ops/threads.py splits an op:
 
 - Python threads: ``threads.run`` of an empty task over two slices;
 - the kernels' own threads (kernels/pool.h): a compiled kernel call on a tiny array with
-  ``threads=2`` against the same call with ``threads=1``.
+  ``threads=2`` against the same call with ``threads=1``;
+
+and how many hand-offs of each kind a ResNet-20 training step makes (batch 32, 2 threads).
 
     python benchmarks/handoff.py
 """
@@ -39,6 +41,34 @@ def main(calls=10000):
     two = min(_per_call(lambda: kernels.relu_fwd_f32(x, y, threads=2), calls) for _ in range(3))
     print(f"a kernel call on 64 floats: {one * 1e6:.2f} us on 1 thread, {two * 1e6:.2f} us split over 2 of the "
           f"kernels' threads: {(two - one) * 1e6:.2f} us a hand-off (best of 3 means of {calls:,})")
+    count_per_step()
+
+
+def count_per_step(steps=8, batch=32):
+    """Hand-offs a ResNet-20 training step makes at batch 32 on 2 threads: kernel calls split over
+    the kernels' threads (kernels.pool_counts) and splits on Python threads (threads.run)."""
+    from convolab import keras, zoo
+
+    keras.utils.set_random_seed(0)
+    model = zoo.get("resnet20")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.random((steps * batch, 32, 32, 3), dtype=np.float32)
+    y = rng.integers(0, 10, steps * batch)
+    model.fit(x[:batch], y[:batch], batch_size=batch, epochs=1, verbose=0)  # build and warm up
+    python_runs = []
+    real_run = threads.run
+    threads.run = lambda fn, parts: python_runs.append(1) or real_run(fn, parts)
+    try:
+        before = kernels.pool_counts()["jobs"]
+        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
+        jobs = kernels.pool_counts()["jobs"] - before
+    finally:
+        threads.run = real_run
+    from convolab.models import parallel
+
+    print(f"ResNet-20, batch {batch}, {parallel.default_num_threads()} threads: {jobs / steps:.0f} kernel "
+          f"calls split over the kernels' threads and {len(python_runs) / steps:.0f} splits on Python threads a step")
 
 
 if __name__ == "__main__":

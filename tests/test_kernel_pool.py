@@ -179,3 +179,19 @@ def test_workers_that_sleep_at_once_still_take_every_job(spin_us):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.strip()) == 200
+
+
+def test_relu_entry_points_check_their_arrays():
+    x = np.ones(40, np.float32)
+    with pytest.raises(KernelArgumentError, match="relu_fwd_f32.*y overlaps x"):
+        kernels.relu_fwd_f32(x, x)  # in place is refused
+    with pytest.raises(KernelArgumentError, match="relu_fwd_f32.*y has 39 elements; the arguments need 40"):
+        kernels.relu_fwd_f32(x, np.empty(39, np.float32))
+    with pytest.raises(KernelArgumentError, match="cap must be >= 0"):
+        kernels.relu_fwd_f32(x, np.empty_like(x), -1.0)
+    with pytest.raises(KernelArgumentError, match="relu_bwd_f32.*dz overlaps dy"):
+        kernels.relu_bwd_f32(x, np.ones(40, np.float32), x)
+    with pytest.raises(KernelArgumentError, match="cap must be > 0"):
+        kernels.relu_bwd_f32(x, x.copy(), np.empty_like(x), 0.0)
+    with pytest.raises(KernelArgumentError, match="relu_bwd_f32.*dy has 40 elements; the arguments need 20"):
+        kernels.relu_bwd_f32(x, np.ones(20, np.float32), np.empty(20, np.float32))

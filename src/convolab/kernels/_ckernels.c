@@ -422,8 +422,8 @@ HOT void relu_bwd_f32(const float *restrict dy, const float *restrict y, float *
    Sums are taken in float over blocks of BN_BLOCK rows, at full vector width, and each block's
    sums are added in double: the error of a sum is that of BN_BLOCK float additions (at most
    about 5e-7 of the sum of magnitudes), not of M, so the statistics hardly depend on M or on
-   how the rows are split. Adding every value in double instead (a conversion each) made the
-   moments four times slower than the affine pass. */
+   how the rows are split. Adding every value in double instead (a conversion each) had made
+   the moments the slowest of the BN passes. */
 #define BN_BLOCK 8
 
 /* s1[c] += sum_m x[m, c]; s2[c] += sum_m (x[m, c] - shift[c])^2  (shift NULL: s2 untouched) */
@@ -2087,24 +2087,33 @@ done:
     return res;
 }
 
-static PyObject *py_relu_bwd(PyObject *self, PyObject *args)
+/* relu_fwd_f32(x, y, cap, threads=1): y = min(max(x, 0), cap), NaN kept; cap = inf for none.
+   relu_bwd_f32(dy, y, dz, cap=inf, threads=1): dz = dy where 0 < y < cap, else 0.
+   One checked entry for both: the first array sets the size, the others must match it. */
+static PyObject *relu_entry(PyObject *args, int backward)
 {
-    const char *k = "relu_bwd_f32";
-    PyObject *ody, *oy, *odz;
+    const char *k = backward ? "relu_bwd_f32" : "relu_fwd_f32";
+    PyObject *o0, *o1, *o2 = NULL;
     float cap = INFINITY;
     int threads = 1;
-    if (!PyArg_ParseTuple(args, "OOO|fi", &ody, &oy, &odz, &cap, &threads) || check_threads(k, threads) < 0) return NULL;
-    if (!(cap > 0.0f)) return fail(k, "cap must be > 0 (inf for none); got %g", (double)cap), NULL;
-    Arr y, dy, dz;
-    Arr *all[] = {&dz, &dy, &y};
-    y.held = dy.held = dz.held = 0;
+    if (!(backward ? PyArg_ParseTuple(args, "OOO|fi", &o0, &o1, &o2, &cap, &threads)
+                   : PyArg_ParseTuple(args, "OOf|i", &o0, &o1, &cap, &threads)) || check_threads(k, threads) < 0)
+        return NULL;
+    if (backward ? !(cap > 0.0f) : !(cap >= 0.0f))
+        return fail(k, "cap must be %s 0 (inf for none); got %g", backward ? ">" : ">=", (double)cap), NULL;
+    /* backward: dy (o0), y (o1), dz (o2, written); forward: x (o0), y (o1, written) */
+    Arr a0, a1, a2;
+    Arr *all[] = {backward ? &a2 : &a1, &a0, backward ? &a1 : NULL};
+    a0.held = a1.held = a2.held = 0;
     PyObject *res = NULL;
-    if (arr_get(&y, oy, k, "y", 0, -1, 0) < 0) goto done;
-    const Py_ssize_t n = y.v.len / 4;
-    if (arr_get(&dy, ody, k, "dy", 0, n, 0) < 0 || arr_get(&dz, odz, k, "dz", 0, n, 1) < 0 || disjoint(k, all, 3, 1) < 0)
+    if (backward ? arr_get(&a1, o1, k, "y", 0, -1, 0) < 0 : arr_get(&a0, o0, k, "x", 0, -1, 0) < 0) goto done;
+    const Py_ssize_t n = (backward ? a1.v.len : a0.v.len) / 4;
+    if (backward ? (arr_get(&a0, o0, k, "dy", 0, n, 0) < 0 || arr_get(&a2, o2, k, "dz", 0, n, 1) < 0)
+                 : arr_get(&a1, o1, k, "y", 0, n, 1) < 0)
         goto done;
-    counters[N_RELU_BWD]++;
-    ReluJob job = {dy.v.buf, y.v.buf, dz.v.buf, n, cap, 1};
+    if (disjoint(k, all, backward ? 3 : 2, 1) < 0) goto done;
+    counters[backward ? N_RELU_BWD : N_RELU_FWD]++;
+    ReluJob job = {a0.v.buf, backward ? a1.v.buf : NULL, backward ? a2.v.buf : a1.v.buf, n, cap, backward};
     Py_BEGIN_ALLOW_THREADS
     pool_run(relu_part, &job, parts_of(threads, (n + 15) / 16));
     Py_END_ALLOW_THREADS
@@ -2114,32 +2123,9 @@ done:
     return res;
 }
 
-/* relu_fwd_f32(x, y, cap, threads=1): y = min(max(x, 0), cap), NaN kept; cap = inf for none */
-static PyObject *py_relu_fwd(PyObject *self, PyObject *args)
-{
-    const char *k = "relu_fwd_f32";
-    PyObject *ox, *oy;
-    float cap;
-    int threads = 1;
-    if (!PyArg_ParseTuple(args, "OOf|i", &ox, &oy, &cap, &threads) || check_threads(k, threads) < 0) return NULL;
-    if (!(cap >= 0.0f)) return fail(k, "cap must be >= 0 (inf for none); got %g", (double)cap), NULL;
-    Arr x, y;
-    Arr *all[] = {&y, &x};
-    x.held = y.held = 0;
-    PyObject *res = NULL;
-    if (arr_get(&x, ox, k, "x", 0, -1, 0) < 0) goto done;
-    const Py_ssize_t n = x.v.len / 4;
-    if (arr_get(&y, oy, k, "y", 0, n, 1) < 0 || disjoint(k, all, 2, 1) < 0) goto done;
-    counters[N_RELU_FWD]++;
-    ReluJob job = {x.v.buf, NULL, y.v.buf, n, cap, 0};
-    Py_BEGIN_ALLOW_THREADS
-    pool_run(relu_part, &job, parts_of(threads, (n + 15) / 16));
-    Py_END_ALLOW_THREADS
-    res = Py_NewRef(Py_None);
-done:
-    RELEASE_ALL(all);
-    return res;
-}
+static PyObject *py_relu_fwd(PyObject *self, PyObject *args) { return relu_entry(args, 0); }
+
+static PyObject *py_relu_bwd(PyObject *self, PyObject *args) { return relu_entry(args, 1); }
 
 /* (M, C) from the arguments, checked: both in [0, 2^31) and M*C within memory */
 static int bn_shape(const char *k, long long M, long long C, Py_ssize_t *n)

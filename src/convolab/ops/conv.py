@@ -228,7 +228,7 @@ def _fused_forward(x, w, b, strides, pads, out_hw, out=None, relu=False, n_threa
 
 
 def _conv2d_backward_fused(dy, cache, need_dx, dx_out=None):
-    _, x, w, has_bias, strides, pads, x_shape, padding = cache
+    _, x, w, _has_bias, strides, pads, x_shape, padding = cache  # db comes from the dW pass either way
     kh, kw, c, f = w.shape
     k = kh * kw * c
     fp = kernels.fused_width(f)
