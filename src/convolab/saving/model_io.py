@@ -73,6 +73,7 @@ from ..layers import (
 )
 from ..layers.augmentation import AugmentationLayer
 from . import schema
+from .document import check_document
 from .container import DTYPE_CODES, MAX_DOCUMENT_BYTES, ContainerReader, short_repr, strict_json_loads, write_container
 from .errors import ModelFileError
 
@@ -295,7 +296,7 @@ def _checked_for_save(doc, tensors, what):
         if dtype not in DTYPE_CODES:
             raise ValueError(f"{what}: weight {name!r} has dtype {dtype}; convolab saves float32/float64")
     try:
-        checked = schema.check_document(json.loads(json.dumps(doc, allow_nan=False)), "convolab")
+        checked = check_document(json.loads(json.dumps(doc, allow_nan=False)), "convolab")
         if checked["kind"] == "model" and checked["model"]["class_name"] == "Functional":
             from .graph_io import plan_document
 
@@ -523,7 +524,7 @@ def _read_document(reader):
         raise ModelFileError(f"{source}: the convolab metadata is {len(text):,} characters; at most {MAX_DOCUMENT_BYTES:,}")
     doc = strict_json_loads(text, "convolab metadata", source)
     try:
-        return schema.check_document(doc, "convolab")
+        return check_document(doc, "convolab")
     except ModelFileError as e:
         raise ModelFileError(f"{source}: {e}") from None
 

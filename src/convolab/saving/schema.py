@@ -383,28 +383,3 @@ model_document = obj({**_header, "model": model_schema, "compile": nullable(comp
 weights_document = obj({**_header, "layers": list_of(obj({"class_name": string(64), "name": string()}),
                                                      0, MAX_LAYERS)})
 
-
-def check_document(doc, source):
-    """Validate a parsed document (a model or weights file); returns it with checked values."""
-    if not isinstance(doc, dict):
-        raise ModelFileError(f"{source}: the convolab metadata must be a JSON object")
-    version = doc.get("format_version")
-    if not _is_int(version) or version < 1:
-        raise ModelFileError(f"{source}: format_version must be a positive int; got {short_repr(version)}")
-    if version > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{source} has format version {version}; this convolab reads up to version {FORMAT_VERSION}: "
-            "upgrade convolab"
-        )
-    kind = doc.get("kind")
-    schema = model_document if kind == "model" else weights_document if kind == "weights" else None
-    # A functional model's architecture, and the weights of a model other than a plain stack,
-    # have schemas of their own (graph_schema); Sequential files keep this one.
-    model = doc.get("model")
-    if kind == "model" and isinstance(model, dict) and model.get("class_name") == "Functional":
-        from .graph_schema import graph_document as schema
-    elif kind == "weights" and "variables" in doc:
-        from .graph_schema import variables_document as schema
-    if schema is None:
-        _fail(f"{source}: kind", "'model' or 'weights'", kind)
-    return schema(doc, source)
