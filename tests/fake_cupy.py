@@ -1,11 +1,15 @@
 """A stand-in for CuPy on the CPU, so the tests can run convolab's GPU code path without a GPU.
 
-Its arrays (:class:`ndarray`, a NumPy subclass) play GPU arrays: ``backend.get_array_module``
-answers this module for them, so every op takes its GPU branch. It is strict where CuPy is:
+Its arrays (:class:`ndarray`) play GPU arrays: ``backend.get_array_module`` answers this module
+for them, so every op takes its GPU branch. Like CuPy's, they are not NumPy arrays (a wrapper
+around one, not a subclass), and the fake is strict where CuPy is:
 
+- implicit conversion to NumPy raises ``TypeError`` with CuPy's message: ``np.asarray(a)``,
+  ``np.array(a)``, assigning one into a NumPy array, or any C code that asks for a buffer
+  (only ``a.get()`` and ``cupy.asnumpy(a)`` copy data back to the host);
 - mixing a device array and a host NumPy array (other than a scalar) in arithmetic, in a
-  module function, or as an index or an assigned value raises ``TypeError``, as CuPy does
-  (only ``asarray``/``array`` copy host data in);
+  module function, in a NumPy function or as an index or an assigned value raises
+  ``TypeError``, as CuPy does (only ``asarray``/``array`` copy host data in);
 - reductions return 0-d device arrays, not NumPy scalars.
 
 ``RawModule(code).get_function(name)`` launches the NumPy twin of the named kernel
@@ -17,34 +21,123 @@ from __future__ import annotations
 import types
 
 import numpy as np
+from numpy.lib.mixins import NDArrayOperatorsMixin
 
 import cuda_twins
 
 _HOST_IN = {"asarray", "array", "asanyarray"}
 
+#: CuPy's own words (``cupy/_core/core.pyx``, ``ndarray.__array__``)
+IMPLICIT_CONVERSION = ("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a "
+                       "NumPy array explicitly.")
 
-class ndarray(np.ndarray):
-    """A 'device' array: NumPy memory, CuPy's rules."""
+#: NumPy attributes a CuPy array does not have: each would hand host memory to C code
+_NOT_ON_DEVICE = {"ctypes", "data", "tofile"}
+
+
+class ndarray(NDArrayOperatorsMixin):
+    """A 'device' array: NumPy memory inside, CuPy's rules outside.
+
+    ``ndarray(shape, dtype)`` allocates, as ``cupy.ndarray`` does; the fake wraps results
+    with :func:`_wrap`.
+    """
+
+    __array_priority__ = 100  # NumPy defers to us in mixed binary operations, as to CuPy
+
+    def __init__(self, shape, dtype=float):
+        object.__setattr__(self, "_a", np.empty(shape, dtype=dtype))
+
+    @classmethod
+    def _of(cls, a):
+        self = object.__new__(cls)
+        object.__setattr__(self, "_a", a)
+        return self
+
+    # -- what CuPy refuses ---------------------------------------------------------------
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError(IMPLICIT_CONVERSION)
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         _refuse_host(inputs, f"{ufunc.__name__}")
         if "out" in kwargs:
             _refuse_host(kwargs["out"], f"{ufunc.__name__}(out=)")
             kwargs["out"] = tuple(_unwrap(o) for o in kwargs["out"])
-        result = getattr(ufunc, method)(*(_unwrap(i) for i in inputs), **kwargs)
+        result = getattr(ufunc, method)(*(_unwrap(i) for i in inputs), **_unwrap_kwargs(kwargs))
         return _wrap(result)
 
+    def __array_function__(self, func, types_, args, kwargs):
+        # CuPy answers NumPy's functions with its own (np.concatenate of CuPy arrays works)
+        _refuse_host(args, f"numpy.{func.__name__}")
+        _refuse_host(tuple(kwargs.values()), f"numpy.{func.__name__}")
+        return _wrap(func(*_unwrap(args), **_unwrap_kwargs(kwargs)))
+
+    # -- indexing --------------------------------------------------------------------------
     def __getitem__(self, index):
         _refuse_host(index if isinstance(index, tuple) else (index,), "indexing")
-        return _wrap(np.ndarray.__getitem__(self.view(np.ndarray), _unwrap_index(index)))
+        return _wrap(self._a[_unwrap_index(index)])
 
     def __setitem__(self, index, value):
         _refuse_host(index if isinstance(index, tuple) else (index,), "indexing")
         _refuse_host((value,), "assignment")
-        np.ndarray.__setitem__(self.view(np.ndarray), _unwrap_index(index), _unwrap(value))
+        self._a[_unwrap_index(index)] = _unwrap(value)
 
+    def __len__(self):
+        return len(self._a)
+
+    def __iter__(self):
+        return (_wrap(row) for row in self._a)
+
+    # -- what CuPy allows: an explicit copy, and Python scalars from 0-d arrays (a sync) --------
     def get(self):
-        return np.array(self.view(np.ndarray))
+        return np.array(self._a, copy=True)
+
+    def __float__(self):
+        return float(self._a)
+
+    def __int__(self):
+        return int(self._a)
+
+    def __complex__(self):
+        return complex(self._a)
+
+    def __bool__(self):
+        return bool(self._a)
+
+    def __index__(self):
+        return self._a.__index__()
+
+    def __format__(self, spec):
+        return format(self._a.item() if self._a.ndim == 0 else self._a, spec)
+
+    def __repr__(self):
+        return repr(self._a).replace("array(", "fake_cupy.array(", 1)
+
+    def __str__(self):
+        return str(self._a)
+
+    def __copy__(self):
+        return ndarray._of(self._a.copy())
+
+    def __deepcopy__(self, memo):
+        return ndarray._of(self._a.copy())
+
+    # -- everything else: NumPy's attribute, with device arrays in and out ------------------
+    def __getattr__(self, name):
+        if name in _NOT_ON_DEVICE or name.startswith("__"):
+            raise AttributeError(f"fake CuPy: a device array has no attribute {name!r}")
+        value = getattr(object.__getattribute__(self, "_a"), name)
+        if not callable(value):
+            return _wrap(value)
+
+        def method(*args, **kwargs):
+            _refuse_host(args, f"ndarray.{name}")
+            _refuse_host(tuple(kwargs.values()), f"ndarray.{name}")
+            return _wrap(value(*_unwrap(args), **_unwrap_kwargs(kwargs)))
+
+        return method
+
+    def __setattr__(self, name, value):  # a.shape = ... reshapes in place, as in NumPy
+        setattr(self._a, name, value)
 
 
 def _is_host(a):
@@ -62,10 +155,14 @@ def _refuse_host(items, what):
 
 def _unwrap(a):
     if isinstance(a, ndarray):
-        return a.view(np.ndarray)
+        return a._a
     if isinstance(a, (list, tuple)):
         return type(a)(_unwrap(v) for v in a)
     return a
+
+
+def _unwrap_kwargs(kwargs):
+    return {k: _unwrap(v) for k, v in kwargs.items()}
 
 
 def _unwrap_index(index):
@@ -73,10 +170,10 @@ def _unwrap_index(index):
 
 
 def _wrap(a):
-    if isinstance(a, np.ndarray) and not isinstance(a, ndarray):
-        return a.view(ndarray)
+    if type(a) is np.ndarray:
+        return ndarray._of(a)
     if isinstance(a, np.generic):
-        return np.asarray(a).view(ndarray)
+        return ndarray._of(np.asarray(a))
     if isinstance(a, tuple):
         return tuple(_wrap(v) for v in a)
     if isinstance(a, list):
@@ -89,10 +186,9 @@ def _function(name, fn):
         if name not in _HOST_IN:
             _refuse_host(args, f"cupy.{name}")
             _refuse_host(tuple(kwargs.values()), f"cupy.{name}")
-        if "out" in kwargs:
-            kwargs["out"] = _unwrap(kwargs["out"])
-        result = fn(*(_unwrap(a) for a in args), **{k: _unwrap(v) for k, v in kwargs.items()})
-        if name in _HOST_IN and isinstance(result, np.ndarray) and not isinstance(result, ndarray):
+        from_host = name in _HOST_IN and bool(args) and not isinstance(args[0], ndarray)
+        result = fn(*_unwrap(args), **_unwrap_kwargs(kwargs))
+        if from_host and type(result) is np.ndarray:
             result = np.array(result, copy=True)  # a transfer makes a new buffer
         return _wrap(result)
 
@@ -115,7 +211,7 @@ class _Function:
             if _is_host(a):
                 raise TypeError("fake CuPy: a host array passed to a kernel")
         self.launches += 1
-        self.twin(*(_unwrap(a).reshape(-1) if isinstance(a, ndarray) else (a.item() if isinstance(a, np.generic) else a)
+        self.twin(*(a._a.reshape(-1) if isinstance(a, ndarray) else (a.item() if isinstance(a, np.generic) else a)
                     for a in args))
 
 

@@ -6,6 +6,7 @@ import numbers
 import os
 import warnings
 
+from ..utils.file_names import MODEL_SUFFIXES
 from .base import Callback
 
 
@@ -20,7 +21,10 @@ class ModelCheckpoint(Callback):
         model = convolab.models.load_model('ckpt-03.convolab')
         model.fit(x, y, epochs=10, initial_epoch=3)
 
-    Files are written atomically: a kill -9 loses at most the epoch in progress.
+    Files are written atomically: a kill -9 loses at most the epoch in progress. Saving goes
+    through the model's own ``save``/``save_weights``, as Keras's callback does: they bring the
+    weights to the host first (from the GPU too), and this package needs nothing from
+    :mod:`convolab.saving`.
 
     Args:
         filepath: file name or template ending in ``.convolab`` (or ``.keras``/``.safetensors``).
@@ -28,7 +32,7 @@ class ModelCheckpoint(Callback):
         verbose: 1 prints a line per save.
         save_best_only: save only when ``monitor`` improves on the best value so far
             (always the same file unless the name has fields).
-        save_weights_only: save weights only (:func:`convolab.saving.save_weights`).
+        save_weights_only: save weights only (``model.save_weights``).
         mode: ``'auto'`` (max if the name contains ``acc``, else min), ``'min'`` or ``'max'``.
         save_freq: ``'epoch'`` or an int number of batches between saves.
         initial_value_threshold: starting "best" value for ``save_best_only``.
@@ -37,8 +41,6 @@ class ModelCheckpoint(Callback):
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
                  mode="auto", save_freq="epoch", initial_value_threshold=None):
         super().__init__()
-        from ..saving.model_io import MODEL_SUFFIXES
-
         filepath = os.fspath(filepath)
         if not isinstance(filepath, str):
             raise TypeError(f"ModelCheckpoint: `filepath` must be a string; got {filepath!r}")
@@ -109,8 +111,6 @@ class ModelCheckpoint(Callback):
             ) from None
 
     def _save_model(self, epoch, batch, logs):
-        from ..saving import save_model, save_weights
-
         logs = logs or {}
         filepath = self._get_file_path(epoch, batch, logs)
         dirname = os.path.dirname(filepath)
@@ -135,6 +135,6 @@ class ModelCheckpoint(Callback):
         elif self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: saving model to {filepath}")
         if self.save_weights_only:
-            save_weights(self.model, filepath)
+            self.model.save_weights(filepath)
         else:
-            save_model(self.model, filepath, include_optimizer=True)
+            self.model.save(filepath, include_optimizer=True)

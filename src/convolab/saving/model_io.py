@@ -42,6 +42,7 @@ import numpy as np
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
+from .. import layers as layers_mod
 from .. import random as random_mod
 from ..layers import (
     Activation,
@@ -72,14 +73,11 @@ from ..layers import (
     ZeroPadding2D,
 )
 from ..layers.augmentation import AugmentationLayer
+from ..utils.file_names import DEFAULT_SUFFIX, MODEL_SUFFIXES
 from . import schema
 from .document import check_document
 from .container import DTYPE_CODES, MAX_DOCUMENT_BYTES, ContainerReader, short_repr, strict_json_loads, write_container
 from .errors import ModelFileError
-
-#: file-name endings save_model / save_weights accept; the first is the default
-MODEL_SUFFIXES = (".convolab", ".keras", ".safetensors")
-DEFAULT_SUFFIX = MODEL_SUFFIXES[0]
 
 #: the only classes a file may name (no import by name, ever)
 LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Dense, Flatten, MaxPooling2D, AveragePooling2D,
@@ -88,6 +86,10 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Dense, Flatten, MaxPoolin
                                                SeparableConv2D, BatchNormalization, ZeroPadding2D, Cropping2D,
                                                UpSampling2D, RandomFlip, RandomTranslation, RandomRotation, RandomZoom,
                                                RandomCrop, RandomContrast, RandomBrightness)}
+LAYER_CLASSES.update({cls.__name__: cls for cls in (  # issue 19's layers (schema.LAYER_SCHEMAS has each)
+    layers_mod.LeakyReLU, layers_mod.ELU, layers_mod.PReLU, layers_mod.Resizing, layers_mod.Conv1D,
+    layers_mod.MaxPooling1D, layers_mod.AveragePooling1D, layers_mod.GlobalAveragePooling1D,
+    layers_mod.GlobalMaxPooling1D, layers_mod.Conv2DTranspose)})
 #: layers that may draw from a private generator (``seed=...``): its state is training state
 _SEEDED = (Dropout, AugmentationLayer)
 OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (optimizers_mod.SGD, optimizers_mod.RMSprop, optimizers_mod.Adam,

@@ -1,0 +1,110 @@
+"""Issue 20, item 9 (found by review): defects no earlier test could see.
+
+- ModelCheckpoint saved through the saving functions, skipping the model's move of its weights
+  to the host: on a GPU every checkpoint failed. The fake CuPy now refuses implicit conversion
+  to NumPy as CuPy does, so the device tests see such bugs.
+"""
+import ast
+import os
+
+import numpy as np
+import pytest
+
+import fake_cupy
+from convolab import _gpu, backend, keras, random
+from convolab.kernels import cuda
+
+SRC = os.path.join(os.path.dirname(__file__), "..", "src", "convolab")
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    mod = fake_cupy.make_module()
+    monkeypatch.setattr(_gpu, "_import_cupy", lambda: mod)
+    monkeypatch.setattr(cuda, "_modules", {})
+    monkeypatch.setattr(random, "_device_generator", None)
+    backend.set_device("gpu")
+    try:
+        yield mod
+    finally:
+        backend.set_device("cpu")
+        _gpu.cupy = None
+
+
+def _conv_bn_model(input_shape=(8, 8, 1), classes=3):
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input(shape=input_shape), keras.layers.Conv2D(4, 3),
+                              keras.layers.BatchNormalization(), keras.layers.ReLU(), keras.layers.Flatten(),
+                              keras.layers.Dense(classes)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["acc"])
+    return model
+
+
+def _data(n=16, shape=(8, 8, 1), classes=3):
+    return np.random.default_rng(0).random((n,) + shape, dtype=np.float32), np.arange(n) % classes
+
+
+# -- the fake device is as strict as CuPy -------------------------------------------------------
+def test_fake_cupy_refuses_implicit_conversion_as_cupy_does():
+    cp = fake_cupy.make_module()
+    a = cp.asarray(np.arange(6, dtype=np.float32))
+    for convert in (np.asarray, np.array, lambda v: np.zeros(6, np.float32).__setitem__(slice(None), v)):
+        with pytest.raises(TypeError, match="Implicit conversion to a NumPy array is not allowed"):
+            convert(a)
+    with pytest.raises(TypeError, match="host-device mixing"):
+        a + np.ones(6, np.float32)
+    assert type(a.get()) is np.ndarray and type(cp.asnumpy(a)) is np.ndarray  # the explicit ways back
+    assert isinstance(np.concatenate([a, a]), cp.ndarray)  # NumPy functions answer on the device
+    assert float(a.sum()) == 15.0 and isinstance(a.sum(), cp.ndarray)
+
+
+# -- ModelCheckpoint --------------------------------------------------------------------------
+@pytest.mark.parametrize("weights_only", [False, True])
+def test_model_checkpoint_saves_from_the_device(fake_gpu, tmp_path, weights_only):
+    model = _conv_bn_model()
+    x, y = _data()
+    path = tmp_path / "ck-{epoch}.convolab"
+    cb = keras.callbacks.ModelCheckpoint(path, save_weights_only=weights_only)
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[cb])
+    assert all(isinstance(w, fake_gpu.ndarray) for w in model.weights)  # still on the device
+    backend.set_device("cpu")
+    if weights_only:
+        loaded = _conv_bn_model()
+        loaded.build((None, 8, 8, 1))
+        loaded.load_weights(tmp_path / "ck-2.convolab")
+    else:
+        loaded = keras.models.load_model(tmp_path / "ck-2.convolab")
+    for got, want in zip(loaded.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_model_checkpoint_calls_the_models_own_save(tmp_path):
+    model = _conv_bn_model()
+    x, y = _data()
+    calls = []
+    model.save = lambda path, **kw: calls.append(("save", os.path.basename(path), kw))
+    model.save_weights = lambda path, **kw: calls.append(("save_weights", os.path.basename(path), kw))
+    cbs = [keras.callbacks.ModelCheckpoint(tmp_path / "m.convolab"),
+           keras.callbacks.ModelCheckpoint(tmp_path / "w.convolab", save_weights_only=True)]
+    model.fit(x, y, epochs=1, verbose=0, callbacks=cbs)
+    assert calls == [("save", "m.convolab", {"include_optimizer": True}), ("save_weights", "w.convolab", {})]
+
+
+def _imports(path):
+    tree = ast.parse(open(path, encoding="utf-8").read())
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            names.append("." * node.level + (node.module or ""))
+        elif isinstance(node, ast.Import):
+            names.extend(a.name for a in node.names)
+    return names
+
+
+def test_callbacks_import_nothing_from_saving():
+    """callbacks -> saving closed the cycle models -> callbacks -> saving -> models."""
+    folder = os.path.join(SRC, "callbacks")
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py"):
+            bad = [m for m in _imports(os.path.join(folder, name)) if "saving" in m or m.startswith("..models")]
+            assert not bad, f"callbacks/{name} imports {bad}"
