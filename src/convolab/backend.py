@@ -174,7 +174,7 @@ def out_of_memory_errors() -> tuple:
 
 def clear_session() -> None:
     """Reset automatic layer-name counters, as ``keras.backend.clear_session`` does."""
-    from .layers.base import reset_name_counters
+    from .utils.naming import reset_name_counters
 
     reset_name_counters()
 

@@ -566,5 +566,31 @@ def binary_crossentropy(target, output, from_logits=False):
     return negative(add(multiply(t, log(p)), multiply(subtract(1.0, t), log(subtract(1.0, p)))))
 
 
+# -- Tensor's operators ----------------------------------------------------------------------
+
+def _install_arithmetic():
+    """Give :class:`Tensor` its operators, as Chainer's ``install_variable_arithmetics`` does.
+
+    tensor.py sits below this module (these ops make tensors), so the class cannot import its
+    arithmetic: it is attached here, once, when ``convolab.autodiff`` is imported.
+    """
+    def swapped(op):
+        def reflected(self, other):
+            return op(other, self)
+        reflected.__name__ = f"r{op.__name__}"
+        return reflected
+
+    operators = {
+        "__add__": add, "__radd__": swapped(add), "__sub__": subtract, "__rsub__": swapped(subtract),
+        "__mul__": multiply, "__rmul__": swapped(multiply), "__truediv__": divide, "__rtruediv__": swapped(divide),
+        "__pow__": power, "__rpow__": swapped(power), "__matmul__": matmul, "__rmatmul__": swapped(matmul),
+        "__neg__": negative, "__getitem__": getitem, "T": property(transpose),
+    }
+    for name, op in operators.items():
+        setattr(Tensor, name, op)
+
+
+_install_arithmetic()
+
 __all__ = [name for name in dir() if not name.startswith("_") and name not in (
     "annotations", "np", "record", "Tensor", "Variable", "unwrap", "epsilon", "floatx")]

@@ -7,7 +7,10 @@ tensors, as in micrograd and PyTorch's autograd, not on the layers. A :class:`Va
 a tensor whose value is a layer's weight array itself (the same ndarray the optimizer
 updates in place).
 
-Arithmetic on tensors goes through :mod:`convolab.autodiff.functions`, so it is recorded.
+Arithmetic on tensors goes through :mod:`convolab.autodiff.functions`, so it is recorded; that
+module gives :class:`Tensor` its operators when it is imported (as Chainer's
+``install_variable_arithmetics`` does), and ``convolab.autodiff`` imports it first, so
+every tensor has them.
 ``__array_ufunc__ = None`` makes NumPy's own functions refuse a tensor (``np.exp(t)`` raises
 ``TypeError``) rather than silently drop its gradient, and makes ``ndarray + tensor`` call
 the tensor's ``__radd__``.
@@ -99,52 +102,9 @@ class Tensor:
         kind = type(self).__name__
         return f"<{kind} shape={self.shape} dtype={self.dtype}{' (recorded)' if self.node else ''}>\n{self.value!r}"
 
-    # -- arithmetic, recorded -------------------------------------------------------------
-    def __add__(self, other):
-        return _f().add(self, other)
-
-    def __radd__(self, other):
-        return _f().add(other, self)
-
-    def __sub__(self, other):
-        return _f().subtract(self, other)
-
-    def __rsub__(self, other):
-        return _f().subtract(other, self)
-
-    def __mul__(self, other):
-        return _f().multiply(self, other)
-
-    def __rmul__(self, other):
-        return _f().multiply(other, self)
-
-    def __truediv__(self, other):
-        return _f().divide(self, other)
-
-    def __rtruediv__(self, other):
-        return _f().divide(other, self)
-
-    def __neg__(self):
-        return _f().negative(self)
-
-    def __pow__(self, other):
-        return _f().power(self, other)
-
-    def __rpow__(self, other):
-        return _f().power(other, self)
-
-    def __matmul__(self, other):
-        return _f().matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _f().matmul(other, self)
-
-    def __getitem__(self, index):
-        return _f().getitem(self, index)
-
-    @property
-    def T(self):
-        return _f().transpose(self)
+    # Arithmetic (+, -, *, /, **, @, unary -, [], .T) is recorded by the ops of
+    # convolab.autodiff.functions, which install it on this class when they are imported
+    # (functions._install_arithmetic): they make tensors, so this module cannot import them.
 
     # comparisons give plain boolean arrays (no gradient), as in Keras
     def __lt__(self, other):
@@ -236,9 +196,3 @@ def as_source(x):
 def unwrap(x):
     """The ndarray inside a tensor; anything else unchanged."""
     return x.value if isinstance(x, Tensor) else x
-
-
-def _f():
-    from . import functions
-
-    return functions

@@ -16,8 +16,8 @@ from .depthwise_conv import DepthwiseConv2D
 from .dropout import Dropout
 from .flatten import Flatten
 from .global_pooling import GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D, GlobalMaxPooling2D
-from .input_layer import InputLayer
-from .keras_tensor import Input, KerasTensor
+from .input_layer import Input, InputLayer
+from .keras_tensor import KerasTensor
 from .normalization import BatchNormalization
 from .merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, concatenate, multiply
 from .padding import Cropping2D, ZeroPadding2D

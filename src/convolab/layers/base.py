@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import re
-from collections import defaultdict
 
 import numpy as np
 
@@ -26,29 +24,8 @@ from .. import backend
 from ..backend import get_array_module
 from ..autodiff.tape import is_recording, record
 from ..autodiff.tensor import Tensor, Variable, unwrap
-
-_name_counters: defaultdict = defaultdict(int)
-
-
-def reset_name_counters() -> None:
-    _name_counters.clear()
-
-
-def _snake(name: str) -> str:
-    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    s = re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
-    return s.replace("2_d", "2d")
-
-
-def unique_name(prefix: str) -> str:
-    """Keras's automatic names: ``conv2d``, ``conv2d_1``, ``conv2d_2``..."""
-    n = _name_counters[prefix]
-    _name_counters[prefix] += 1
-    return prefix if n == 0 else f"{prefix}_{n}"
-
-
-def shape_str(shape) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
+from ..utils.naming import reset_name_counters, shape_str, snake_case, unique_name  # noqa: F401 (imported from here too)
+from .keras_tensor import call_symbolic, is_symbolic
 
 
 class Layer:
@@ -82,7 +59,7 @@ class Layer:
             raise TypeError(f"{cls}: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
         if name is not None and not isinstance(name, str):
             raise TypeError(f"{cls}: `name` must be a string; got {name!r}")
-        self.name = name or unique_name(_snake(cls))
+        self.name = name or unique_name(snake_case(cls))
         self.trainable = bool(trainable)
         self.dtype = np.dtype(dtype or backend.floatx()).name
         self._input_shape_arg = None
@@ -153,13 +130,11 @@ class Layer:
         Integer and boolean arrays are cast to the layer's dtype first, as Keras converts
         its inputs; floating arrays are used as they are.
         """
-        from ..models import functional
-
         if not args:
             raise TypeError(f"{self.describe()}: call the layer on its inputs, e.g. layer(x)")
         inputs, rest = args[0], args[1:]
-        if functional.is_symbolic(inputs):
-            return functional.call_symbolic(self, inputs, rest, kwargs)
+        if is_symbolic(inputs):
+            return call_symbolic(self, inputs, rest, kwargs)
         training = kwargs.pop("training", None)
         training = bool(training) if training is not None else False
         if not self.has_backward():
@@ -188,6 +163,11 @@ class Layer:
         if is_recording():
             return self._call_on_tape(x, training)
         return self.call(x, training=training)
+
+    @classmethod
+    def has_shape_rule(cls) -> bool:
+        """True when the class states its output shape (overrides ``compute_output_shape``)."""
+        return cls.compute_output_shape is not Layer.compute_output_shape
 
     @classmethod
     def has_backward(cls) -> bool:

@@ -1,7 +1,9 @@
-"""Input / InputLayer: declare the input shape at the head of a Sequential model."""
+"""``keras.Input`` and ``InputLayer``: the symbolic input of a functional model, or the input shape at the head of a
+Sequential model (Keras keeps ``Input`` here too)."""
 from __future__ import annotations
 
 from .base import Layer
+from .keras_tensor import GraphNode, KerasTensor
 
 
 class InputLayer(Layer):
@@ -25,3 +27,20 @@ class InputLayer(Layer):
 
     def backward(self, dy):
         return dy
+
+
+def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None, sparse=None, tensor=None,
+          optional=False):
+    """Keras's ``keras.Input``: a symbolic input tensor of ``shape`` (without the batch axis).
+
+    It also starts a Sequential model: ``Sequential([keras.Input(shape=(28, 28, 1)), ...])``.
+    """
+    if sparse or tensor is not None or optional:
+        raise ValueError("keras.Input: sparse, tensor= and optional= are not supported")
+    layer = InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype, batch_shape=batch_shape)
+    kt = KerasTensor((batch_size,) + tuple(layer.shape), dtype=layer.dtype, name=layer.name)
+    node = GraphNode(layer, [], [kt])
+    kt.node = node
+    layer._inbound_nodes.append(node)
+    layer.build((None,) + tuple(layer.shape))
+    return kt

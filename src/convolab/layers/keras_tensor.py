@@ -1,13 +1,15 @@
 """Symbolic tensors for the functional API: what ``keras.Input`` returns and layers pass on.
 
-Calling a layer on a :class:`KerasTensor` records a :class:`GraphNode` (see
-:mod:`convolab.models.functional`); no array math happens until a ``keras.Model`` runs the graph.
+Calling a layer on a :class:`KerasTensor` records a :class:`GraphNode` (:func:`call_symbolic`,
+which ``Layer.__call__`` hands symbolic inputs to); no array math happens until a ``keras.Model``
+runs the graph (:mod:`convolab.models.functional`). This module sits below ``layers.base``: it
+works on any layer through the layer's own methods and imports no layer.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .base import shape_str
+from ..utils.naming import shape_str
 
 
 class KerasTensor:
@@ -57,20 +59,58 @@ def is_symbolic(x) -> bool:
     return isinstance(x, (list, tuple)) and len(x) > 0 and all(isinstance(t, KerasTensor) for t in x)
 
 
-def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None, sparse=None, tensor=None,
-          optional=False):
-    """Keras's ``keras.Input``: a symbolic input tensor of ``shape`` (without the batch axis).
+def _shape_of(t):
+    return t.shape if isinstance(t, KerasTensor) else [x.shape for x in t]
 
-    It also starts a Sequential model: ``Sequential([keras.Input(shape=(28, 28, 1)), ...])``.
+
+def infer_output_shape(layer, inputs, args, kwargs):
+    """The output shape(s) of ``layer`` for symbolic ``inputs``.
+
+    A layer that knows its shape rule (``compute_output_shape``) is asked; a user's layer
+    that does not is run once on zeros (batch 1) and measured, as Keras traces it.
     """
-    from .input_layer import InputLayer
+    shapes = _shape_of(inputs)
+    if layer.has_backward():
+        return layer.output_shape
+    if layer.has_shape_rule():
+        try:
+            return layer.compute_output_shape(shapes)
+        except NotImplementedError:
+            pass
+    def zeros(t):
+        return np.zeros((1,) + tuple(1 if d is None else d for d in t.shape[1:]), dtype=t.dtype)
+    sample = zeros(inputs) if isinstance(inputs, KerasTensor) else [zeros(t) for t in inputs]
+    y = layer(sample, *args, **kwargs)
+    if isinstance(y, (list, tuple)):
+        return [(None,) + tuple(np.shape(v))[1:] for v in y]
+    return (None,) + tuple(np.shape(np.asarray(y)))[1:]
 
-    if sparse or tensor is not None or optional:
-        raise ValueError("keras.Input: sparse, tensor= and optional= are not supported")
-    layer = InputLayer(shape=shape, batch_size=batch_size, name=name, dtype=dtype, batch_shape=batch_shape)
-    kt = KerasTensor((batch_size,) + tuple(layer.shape), dtype=layer.dtype, name=layer.name)
-    node = GraphNode(layer, [], [kt])
-    kt.node = node
+
+def call_symbolic(layer, inputs, args, kwargs):
+    """``layer(inputs)`` on symbolic tensors: build, infer shapes, record a GraphNode."""
+    kwargs = dict(kwargs)
+    kwargs.pop("training", None)  # decided when the graph runs
+    in_list = [inputs] if isinstance(inputs, KerasTensor) else list(inputs)
+    shapes = _shape_of(inputs)
+    if not layer.built:
+        if layer.has_backward():
+            if not isinstance(inputs, KerasTensor):
+                raise TypeError(f"{layer.describe()} takes one input; got a list of {len(in_list)}")
+            layer.check_input_shape(shapes)
+            layer.build(shapes)
+        else:
+            layer._build_from(shapes)
+    elif layer.has_backward() and isinstance(inputs, KerasTensor):
+        layer.check_call_shape(shapes)  # a built layer called again (shared weights): same shapes
+    out_shape = infer_output_shape(layer, inputs, args, kwargs)
+    if layer.output_shape is None:
+        layer.output_shape = out_shape
+    dtype = in_list[0].dtype if in_list else layer.dtype
+    multi_out = isinstance(out_shape, list)
+    outs = [KerasTensor(s, dtype=dtype) for s in (out_shape if multi_out else [out_shape])]
+    node = GraphNode(layer, in_list, outs, args, kwargs)
+    node.multi = not isinstance(inputs, KerasTensor)
+    for i, t in enumerate(outs):
+        t.node, t.index, t.name = node, i, layer.name
     layer._inbound_nodes.append(node)
-    layer.build((None,) + tuple(layer.shape))
-    return kt
+    return outs if multi_out else outs[0]

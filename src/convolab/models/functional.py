@@ -15,68 +15,10 @@ used twice (shared weights), branches and merges all get their gradients.
 """
 from __future__ import annotations
 
-import numpy as np
-
-from ..layers.keras_tensor import GraphNode, Input, KerasTensor, is_symbolic  # noqa: F401 (the functional API's names)
-
-
-def _shape_of(t):
-    return t.shape if isinstance(t, KerasTensor) else [x.shape for x in t]
-
-
-def infer_output_shape(layer, inputs, args, kwargs):
-    """The output shape(s) of ``layer`` for symbolic ``inputs``.
-
-    A layer that knows its shape rule (``compute_output_shape``) is asked; a user's layer
-    that does not is run once on zeros (batch 1) and measured, as Keras traces it.
-    """
-    from ..layers.base import Layer as Base
-
-    shapes = _shape_of(inputs)
-    if layer.has_backward():
-        return layer.output_shape
-    if type(layer).compute_output_shape is not Base.compute_output_shape:
-        try:
-            return layer.compute_output_shape(shapes)
-        except NotImplementedError:
-            pass
-    def zeros(t):
-        return np.zeros((1,) + tuple(1 if d is None else d for d in t.shape[1:]), dtype=t.dtype)
-    sample = zeros(inputs) if isinstance(inputs, KerasTensor) else [zeros(t) for t in inputs]
-    y = layer(sample, *args, **kwargs)
-    if isinstance(y, (list, tuple)):
-        return [(None,) + tuple(np.shape(v))[1:] for v in y]
-    return (None,) + tuple(np.shape(np.asarray(y)))[1:]
-
-
-def call_symbolic(layer, inputs, args, kwargs):
-    """``layer(inputs)`` on symbolic tensors: build, infer shapes, record a GraphNode."""
-    kwargs = dict(kwargs)
-    kwargs.pop("training", None)  # decided when the graph runs
-    in_list = [inputs] if isinstance(inputs, KerasTensor) else list(inputs)
-    shapes = _shape_of(inputs)
-    if not layer.built:
-        if layer.has_backward():
-            if not isinstance(inputs, KerasTensor):
-                raise TypeError(f"{layer.describe()} takes one input; got a list of {len(in_list)}")
-            layer.check_input_shape(shapes)
-            layer.build(shapes)
-        else:
-            layer._build_from(shapes)
-    elif layer.has_backward() and isinstance(inputs, KerasTensor):
-        layer.check_call_shape(shapes)  # a built layer called again (shared weights): same shapes
-    out_shape = infer_output_shape(layer, inputs, args, kwargs)
-    if layer.output_shape is None:
-        layer.output_shape = out_shape
-    dtype = in_list[0].dtype if in_list else layer.dtype
-    multi_out = isinstance(out_shape, list)
-    outs = [KerasTensor(s, dtype=dtype) for s in (out_shape if multi_out else [out_shape])]
-    node = GraphNode(layer, in_list, outs, args, kwargs)
-    node.multi = not isinstance(inputs, KerasTensor)
-    for i, t in enumerate(outs):
-        t.node, t.index, t.name = node, i, layer.name
-    layer._inbound_nodes.append(node)
-    return outs if multi_out else outs[0]
+# The functional API's names. Recording a layer call on symbolic tensors (Layer.__call__'s
+# dispatch) lives with the tensors, in layers.keras_tensor, which sits below the layers.
+from ..layers.input_layer import Input  # noqa: F401
+from ..layers.keras_tensor import GraphNode, KerasTensor, is_symbolic  # noqa: F401
 
 
 def _flatten(struct):

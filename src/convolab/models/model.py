@@ -12,7 +12,8 @@ from .. import backend
 
 from ..autodiff import tape
 from ..autodiff.tensor import Tensor, unwrap
-from ..layers.base import Layer, shape_str, unique_name
+from ..layers.base import Layer
+from ..utils.naming import shape_str, snake_case, unique_name
 from . import data_checks as checks
 from . import folding, functional
 from .trainer import Trainer, _take
@@ -34,7 +35,7 @@ class Model(Trainer, Layer):
         if (inputs is None) != (outputs is None):
             raise ValueError("keras.Model: pass both `inputs` and `outputs` (or neither, when subclassing)")
         self._functional = inputs is not None
-        default = "functional" if self._functional else _snake_name(type(self).__name__)
+        default = "functional" if self._functional else snake_case(type(self).__name__)
         super().__init__(name=name or unique_name(default), trainable=trainable, **kwargs)
         self._init_trainer()
         if self._functional:
@@ -278,7 +279,7 @@ class Model(Trainer, Layer):
     def compute_output_shape(self, input_shape):
         if self._functional:
             return self.output_shape
-        raise NotImplementedError  # a subclass: measured by a dry run (functional.infer_output_shape)
+        raise NotImplementedError  # a subclass: measured by a dry run (layers.keras_tensor.infer_output_shape)
 
     # -- summary -----------------------------------------------------------------------------
     def summary(self, line_length=98, print_fn=None):
@@ -297,9 +298,3 @@ def _unique_arrays(arrays):
             seen.add(id(a))
             out.append(a)
     return out
-
-
-def _snake_name(cls_name):
-    from ..layers.base import _snake
-
-    return _snake(cls_name)

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import random as random_mod
 from ..layers.input_layer import InputLayer
-from ..layers.keras_tensor import Input
+from ..layers.input_layer import Input
 from ..layers.merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from . import graph_schema, model_io, schema
 from .container import ContainerReader, short_repr, write_container
