@@ -12,8 +12,10 @@ import numpy as np
 
 from . import backend
 from .autodiff import functions as _tape_ops
-from .autodiff.tensor import Tensor
-from .ops.activations import ACTIVATIONS, activation_forward, relu_forward
+from .autodiff.tape import record
+from .autodiff.tensor import Tensor, unwrap
+from .ops import activations as _ops
+from .ops.activations import ACTIVATIONS, activation_backward, activation_forward, relu_forward
 from .ops.activations import softmax as _softmax
 
 
@@ -75,8 +77,90 @@ def softmax(x, axis=-1):
     return _softmax(x, axis=int(axis))
 
 
+def _pair(x, forward, backward, name):
+    """``forward(x)``; on a tape Tensor, recorded with ``backward(g, y, x)`` as its gradient."""
+    xv = _as_float(unwrap(x))
+    y = forward(xv)
+    if isinstance(x, Tensor):
+        return record(y, (x,), lambda g: (backward(g, y, xv),), name)
+    return y
+
+
+def _named(name, x):
+    return _pair(x, lambda v: activation_forward(name, v), lambda g, y, v: activation_backward(name, g, y, v), name)
+
+
+def gelu(x, approximate=False):
+    """Gaussian error linear unit: ``x * Phi(x)`` (``approximate=False``, Keras 3's default), or
+    ``0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))``. Shape: output = input."""
+    if not approximate:
+        return _named("gelu", x)
+    cache = {}
+
+    def forward(v):
+        y, cache["c"] = _ops.gelu_tanh_forward(v)
+        return y
+    return _pair(x, forward, lambda g, y, v: _ops.gelu_tanh_backward(g, cache["c"]), "gelu")
+
+
+def elu(x, alpha=1.0):
+    """Exponential linear unit: ``x`` if ``x > 0``, else ``alpha * (exp(x) - 1)``. Shape: output = input."""
+    return _pair(x, lambda v: _ops.elu_forward(v, alpha), lambda g, y, v: _ops.elu_backward(g, y, alpha), "elu")
+
+
+def selu(x):
+    """Scaled ELU: ``scale * elu(x, alpha)`` with Keras's ``scale = 1.05070098``, ``alpha = 1.67326324``."""
+    return _named("selu", x)
+
+
+def silu(x):
+    """``x * sigmoid(x)`` (also called swish). Shape: output = input."""
+    return _named("silu", x)
+
+
+def swish(x):
+    """``x * sigmoid(x)`` (also called silu). Shape: output = input."""
+    return _named("swish", x)
+
+
+def leaky_relu(x, negative_slope=0.2):
+    """``x`` if ``x > 0``, else ``negative_slope * x`` (Keras's function default: 0.2)."""
+    if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)) or negative_slope < 0:
+        raise ValueError(f"leaky_relu: `negative_slope` must be a number >= 0; got {negative_slope!r}")
+    return _pair(x, lambda v: _ops.leaky_relu_forward(v, negative_slope),
+                 lambda g, y, v: _ops.leaky_relu_backward(g, y, negative_slope), "leaky_relu")
+
+
+def hard_sigmoid(x):
+    """Keras 3's piecewise-linear sigmoid: ``relu6(x + 3) / 6`` (0 below -3, 1 above 3)."""
+    return _named("hard_sigmoid", x)
+
+
+def softplus(x):
+    """``log(1 + exp(x))``, computed without overflow. Shape: output = input."""
+    return _named("softplus", x)
+
+
+def softsign(x):
+    """``x / (1 + |x|)``. Shape: output = input."""
+    return _named("softsign", x)
+
+
+def exponential(x):
+    """``exp(x)``. Shape: output = input."""
+    return _named("exponential", x)
+
+
+def mish(x):
+    """``x * tanh(softplus(x))``. Shape: output = input."""
+    return _named("mish", x)
+
+
 #: the function behind each name in ACTIVATIONS
-FUNCTIONS = {"linear": linear, "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax}
+FUNCTIONS = {"linear": linear, "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax, "gelu": gelu,
+             "elu": elu, "selu": selu, "swish": swish, "silu": silu, "leaky_relu": leaky_relu,
+             "hard_sigmoid": hard_sigmoid, "softplus": softplus, "softsign": softsign, "exponential": exponential,
+             "mish": mish}
 _NAMES = {fn: name for name, fn in FUNCTIONS.items()}
 
 

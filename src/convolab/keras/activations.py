@@ -1,10 +1,12 @@
-"""``keras.activations``: ``relu``, ``sigmoid``, ``tanh``, ``softmax``, ``linear``; ``get``,
-``serialize``, ``deserialize``.
+"""``keras.activations``: ``relu``, ``sigmoid``, ``tanh``, ``softmax``, ``linear``, ``gelu``, ``elu``,
+``selu``, ``swish``/``silu``, ``leaky_relu``, ``hard_sigmoid``, ``softplus``, ``softsign``,
+``exponential``, ``mish``; ``get``, ``serialize``, ``deserialize``.
 
 Each function takes a NumPy array of any rank (``softmax`` at least 1-D) and returns one.
 """
 from .. import activations as _activations
-from ..activations import linear, relu, sigmoid, softmax, tanh  # noqa: F401
+from ..activations import (elu, exponential, gelu, hard_sigmoid, leaky_relu, linear, mish, relu, selu,  # noqa: F401
+                           sigmoid, silu, softmax, softplus, softsign, swish, tanh)
 
 
 def get(identifier):

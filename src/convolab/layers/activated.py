@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import activations, constraints, initializers, regularizers
 from ..backend import get_array_module
-from ..ops.activations import activation_backward, activation_forward
+from ..ops.activations import NEEDS_INPUT, activation_backward, activation_forward
 from .base import Layer
 
 
@@ -76,7 +76,9 @@ class ActivatedLayer(Layer):
         if self.activation == "relu":
             y = self.linear_forward_relu(x, training)
         else:
-            y = activation_forward(self.activation, self.linear_forward(x, training))
+            z = self.linear_forward(x, training)
+            self._z = z if self.activation in NEEDS_INPUT else None  # gelu, swish, mish: dz needs z
+            y = activation_forward(self.activation, z)
         self._y = y
         return y
 
@@ -86,7 +88,7 @@ class ActivatedLayer(Layer):
         return get_array_module(z).maximum(z, 0, out=z)  # a fresh output owned by this layer: in place
 
     def backward(self, dy):
-        return self.linear_backward(activation_backward(self.activation, dy, self._y))
+        return self.linear_backward(activation_backward(self.activation, dy, self._y, getattr(self, "_z", None)))
 
     def call_logits(self, x, training=False):
         return self.linear_forward(x, training)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numbers
 
 from .. import activations
-from ..ops.activations import activation_backward, activation_forward, relu_backward, relu_forward
+from ..ops.activations import NEEDS_INPUT, activation_backward, activation_forward, relu_backward, relu_forward
 from .base import Layer
 
 
@@ -25,11 +25,12 @@ class Activation(Layer):
         self._y = None
 
     def call(self, x, training=False):
+        self._x = x if self.activation in NEEDS_INPUT else None  # gelu, swish, mish: dx needs x
         self._y = activation_forward(self.activation, x)
         return self._y
 
     def backward(self, dy):
-        return activation_backward(self.activation, dy, self._y)
+        return activation_backward(self.activation, dy, self._y, getattr(self, "_x", None))
 
     def call_logits(self, x, training=False):
         return x

@@ -1,10 +1,15 @@
-"""Element-wise activations; each backward uses the forward *output* only.
+"""Element-wise activations, by Keras's names.
 
-``activation_forward(name, z) -> y`` and ``activation_backward(name, dy, y) -> dz``, for any
-rank (softmax needs at least one axis: it normalises the last). Keras's parametrised ReLU
-(``relu_forward``/``relu_backward``) needs its input, not its output, and has its own pair.
+``activation_forward(name, z) -> y`` and ``activation_backward(name, dy, y, z=None) -> dz``, for
+any rank (softmax needs at least one axis: it normalises the last). Most backwards need only the
+forward *output* ``y``; the few in :data:`NEEDS_INPUT` (gelu, swish/silu, mish: not invertible
+from ``y``) also need the input ``z``, which a caller keeps only for them. Keras's parametrised
+ReLU (``relu_forward``/``relu_backward``) and the ELU/leaky ReLU with their own parameter
+(``elu_forward``, ``leaky_relu_forward``) have their own pairs.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -17,7 +22,79 @@ from . import threads
 #: about 0.2 ns a value); ops/threads.py splits the batch where a slice carries enough of it
 _WORK_PER_VALUE = 20.0
 
-ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
+ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "gelu", "elu", "selu", "swish", "silu", "leaky_relu",
+               "hard_sigmoid", "softplus", "softsign", "exponential", "mish")
+#: activations whose backward needs the input ``z`` as well as the output ``y``
+NEEDS_INPUT = frozenset({"gelu", "swish", "silu", "mish"})
+#: SELU's constants (Klambauer et al. 2017, as Keras writes them)
+SELU_ALPHA = 1.6732632423543772
+SELU_SCALE = 1.0507009873554805
+#: the slope below zero of ``activation='leaky_relu'`` (keras.activations.leaky_relu's default)
+LEAKY_RELU_SLOPE = 0.2
+_erf = np.frompyfunc(math.erf, 1, 1)  # NumPy has no erf; math.erf is exact to the last bit
+
+
+def erf(z):
+    """The error function, element-wise (float64 precision; returns ``z``'s dtype)."""
+    return _erf(np.asarray(z, dtype=np.float64)).astype(z.dtype)
+
+
+def _softplus(z):
+    xp = get_array_module(z)
+    return xp.logaddexp(z.dtype.type(0), z)
+
+
+def _gelu_parts(z):
+    """``(Phi(z), phi(z))``: the standard normal's distribution function and density at ``z``."""
+    xp = get_array_module(z)
+    cdf = z.dtype.type(0.5) * (1 + erf(z * z.dtype.type(1 / math.sqrt(2))))
+    pdf = xp.exp(z * z * z.dtype.type(-0.5)) * z.dtype.type(1 / math.sqrt(2 * math.pi))
+    return cdf, pdf
+
+
+_GELU_C = math.sqrt(2 / math.pi)
+
+
+def gelu_tanh_forward(z):
+    """GELU's tanh approximation (``approximate=True``): ``0.5 z (1 + tanh(c (z + 0.044715 z^3)))``,
+    ``c = sqrt(2 / pi)``. Returns ``(y, cache)``; shape: output = input."""
+    xp = get_array_module(z)
+    t = z.dtype.type
+    th = xp.tanh(t(_GELU_C) * (z + t(0.044715) * z ** 3))
+    return t(0.5) * z * (1 + th), (z, th)
+
+
+def gelu_tanh_backward(dy, cache):
+    """Gradient of :func:`gelu_tanh_forward`."""
+    z, th = cache
+    t = z.dtype.type
+    inner = t(_GELU_C) * (1 + t(3 * 0.044715) * z * z)
+    return dy * (t(0.5) * (1 + th) + t(0.5) * z * (1 - th * th) * inner)
+
+
+def elu_forward(z, alpha=1.0):
+    """``z`` above 0, ``alpha * (exp(z) - 1)`` at or below. Shape: output = input."""
+    xp = get_array_module(z)
+    return xp.where(z > 0, z, z.dtype.type(alpha) * xp.expm1(xp.minimum(z, 0))).astype(z.dtype, copy=False)
+
+
+def elu_backward(dy, y, alpha=1.0):
+    """Gradient of :func:`elu_forward` from its output: 1 where ``y > 0``, else ``y + alpha``."""
+    xp = get_array_module(y)
+    return dy * xp.where(y > 0, y.dtype.type(1), y + y.dtype.type(alpha))
+
+
+def leaky_relu_forward(z, negative_slope=LEAKY_RELU_SLOPE):
+    """``z`` above 0, ``negative_slope * z`` at or below. Shape: output = input."""
+    xp = get_array_module(z)
+    return xp.where(z > 0, z, z * z.dtype.type(negative_slope))
+
+
+def leaky_relu_backward(dy, y, negative_slope=LEAKY_RELU_SLOPE):
+    """Gradient of :func:`leaky_relu_forward` from its output (``y > 0`` exactly where ``z > 0``,
+    for a slope >= 0): 1 there, ``negative_slope`` elsewhere."""
+    xp = get_array_module(y)
+    return dy * xp.where(y > 0, y.dtype.type(1), y.dtype.type(negative_slope))
 
 
 def _sigmoid(z):
@@ -62,11 +139,38 @@ def activation_forward(name, z):
         return get_array_module(z).tanh(z)
     if name == "softmax":
         return softmax(z)
+    return _other_forward(name, z)
+
+
+def _other_forward(name, z):
+    xp = get_array_module(z)
+    t = z.dtype.type
+    if name == "gelu":  # Keras 3's default, approximate=False: z * Phi(z)
+        return z * _gelu_parts(z)[0]
+    if name == "elu":
+        return elu_forward(z)
+    if name == "selu":
+        return t(SELU_SCALE) * elu_forward(z, SELU_ALPHA)
+    if name in ("swish", "silu"):
+        return z * _sigmoid(z)
+    if name == "leaky_relu":
+        return leaky_relu_forward(z)
+    if name == "hard_sigmoid":  # Keras 3: relu6(z + 3) / 6
+        return xp.clip(z * t(1 / 6) + t(0.5), t(0), t(1))
+    if name == "softplus":
+        return _softplus(z)
+    if name == "softsign":
+        return z / (1 + xp.abs(z))
+    if name == "exponential":
+        return xp.exp(z)
+    if name == "mish":
+        return z * xp.tanh(_softplus(z))
     raise ValueError(f"Unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}")
 
 
-def activation_backward(name, dy, y):
-    """Gradient with respect to the pre-activation, from the upstream ``dy`` and output ``y``."""
+def activation_backward(name, dy, y, z=None):
+    """Gradient with respect to the pre-activation ``z``, from the upstream ``dy`` and output ``y``
+    (and ``z`` itself for the activations in :data:`NEEDS_INPUT`). ``dy`` is never written to."""
     if name == "linear":
         return dy
     if name == "relu":
@@ -87,6 +191,37 @@ def activation_backward(name, dy, y):
         return dy * (1 - y * y)
     if name == "softmax":
         return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+    if name in NEEDS_INPUT and z is None:
+        raise ValueError(f"activation_backward: {name!r} needs the forward input z as well as its output")
+    return _other_backward(name, dy, y, z)
+
+
+def _other_backward(name, dy, y, z):
+    xp = get_array_module(y)
+    t = y.dtype.type
+    if name == "gelu":  # d/dz z Phi(z) = Phi(z) + z phi(z)
+        cdf, pdf = _gelu_parts(z)
+        return dy * (cdf + z * pdf)
+    if name == "elu":
+        return elu_backward(dy, y)
+    if name == "selu":  # scale where z > 0, else y + scale * alpha
+        return dy * xp.where(y > 0, t(SELU_SCALE), y + t(SELU_SCALE * SELU_ALPHA))
+    if name in ("swish", "silu"):  # s + z s (1 - s)
+        s = _sigmoid(z)
+        return dy * (s * (1 + z * (1 - s)))
+    if name == "leaky_relu":
+        return leaky_relu_backward(dy, y)
+    if name == "hard_sigmoid":
+        return dy * (((y > 0) & (y < 1)) * t(1 / 6))
+    if name == "softplus":  # sigmoid(z) = 1 - exp(-y)
+        return dy * -xp.expm1(-y)
+    if name == "softsign":  # 1 / (1 + |z|)^2 = (1 - |y|)^2
+        return dy * (1 - xp.abs(y)) ** 2
+    if name == "exponential":
+        return dy * y
+    if name == "mish":  # tanh(sp) + z sech^2(sp) sigmoid(z), sp = softplus(z)
+        th = xp.tanh(_softplus(z))
+        return dy * (th + z * (1 - th * th) * _sigmoid(z))
     raise ValueError(f"Unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}")
 
 
