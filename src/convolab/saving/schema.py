@@ -234,6 +234,33 @@ LAYER_SCHEMAS = {
     "RandomBrightness": _layer({"factor": _factor, "value_range": _value_range, "seed": _seed}),
 }
 
+# issue 19's layers (Lambda is left out: it holds Python code, which no file may carry)
+_one = list_of(integer(1, MAX_INT), 1, 1)
+_channels_last_opt = {"data_format": _channels_last}
+_NO_PADDING = {"pad_to_aspect_ratio": lambda v, w: _fail(w, "false", v) if v is not False else v,
+               "antialias": lambda v, w: _fail(w, "false", v) if v is not False else v,
+               "fill_mode": string(16, {"reflect", "wrap", "constant", "nearest"}), "fill_value": number()}
+LAYER_SCHEMAS.update({
+    "LeakyReLU": _layer({"negative_slope": number(0)}),
+    "ELU": _layer({"alpha": number(0)}),
+    "PReLU": _layer({"shared_axes": nullable(list_of(integer(1, 6), 1, 6))},
+                    {"alpha_initializer": _initializer, "alpha_regularizer": _regularizer,
+                     "alpha_constraint": _constraint}),
+    "Resizing": _layer({"height": _dim, "width": _dim, "interpolation": string(16, {"bilinear", "nearest"}),
+                        "crop_to_aspect_ratio": boolean}, {**_NO_PADDING, **_channels_last_opt}),
+    "Conv1D": _layer({"filters": _dim, "kernel_size": _one, "strides": _one,
+                      "padding": string(8, {"valid", "same", "causal"}), "use_bias": boolean,
+                      "activation": _activation},
+                     {**_INITS, "dilation_rate": _one, "groups": _dim, **_rules("kernel"), **_channels_last_opt}),
+    "MaxPooling1D": _layer({"pool_size": _one, "strides": _one, "padding": _padding}, _channels_last_opt),
+    "AveragePooling1D": _layer({"pool_size": _one, "strides": _one, "padding": _padding}, _channels_last_opt),
+    "GlobalAveragePooling1D": _layer({"keepdims": boolean}, _channels_last_opt),
+    "GlobalMaxPooling1D": _layer({"keepdims": boolean}, _channels_last_opt),
+    "Conv2DTranspose": _layer({"filters": _dim, **_WINDOW, "dilation_rate": pair,
+                               "output_padding": nullable(list_of(integer(0, MAX_INT), 2, 2))},
+                              {**_INITS, **_rules("kernel"), **_channels_last_opt}),
+})
+
 model_schema = obj({
     "class_name": string(32, {"Sequential"}),
     "config": obj({

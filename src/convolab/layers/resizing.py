@@ -1,0 +1,69 @@
+"""Resizing: every image to a fixed height and width (Keras's preprocessing layer)."""
+from __future__ import annotations
+
+from ..ops.resizing import resizing_backward, resizing_forward
+from .base import Layer
+from .base_conv import positive_int
+from .unsupported import reject_unsupported
+
+INTERPOLATIONS = ("bilinear", "nearest")
+
+
+class Resizing(Layer):
+    """Resize images to ``(height, width)`` as ``tf.image.resize`` does (half-pixel centres).
+
+    Args:
+        height, width: the output size.
+        interpolation: ``'bilinear'`` (default) or ``'nearest'`` (Keras's 'bicubic', 'area' and
+            'lanczos' are refused).
+        crop_to_aspect_ratio: crop the largest centred window of the target's aspect ratio
+            first, so the image is not distorted (default False).
+        pad_to_aspect_ratio, antialias: only False; fill_mode, fill_value: accepted (used only
+            with padding, which convolab does not do).
+
+    Shape:
+        ``(N, H, W, C)`` -> ``(N, height, width, C)``. No weights.
+    """
+
+    input_ndim = 4
+
+    def __init__(self, height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
+                 pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0, antialias=False, data_format=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        me = self.describe()
+        self.height = positive_int(height, "height", me)
+        self.width = positive_int(width, "width", me)
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"{me}: `interpolation` must be one of {', '.join(map(repr, INTERPOLATIONS))} "
+                             f"(convolab does not implement Keras's others); got {interpolation!r}")
+        for arg, value in (("crop_to_aspect_ratio", crop_to_aspect_ratio),
+                           ("pad_to_aspect_ratio", pad_to_aspect_ratio), ("antialias", antialias)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{me}: `{arg}` must be True or False; got {value!r}")
+        if pad_to_aspect_ratio or antialias:
+            raise ValueError(f"{me}: convolab supports only pad_to_aspect_ratio=False and antialias=False; got "
+                             f"pad_to_aspect_ratio={pad_to_aspect_ratio!r}, antialias={antialias!r}")
+        reject_unsupported(me, data_format=data_format)
+        self.interpolation = interpolation
+        self.crop_to_aspect_ratio = crop_to_aspect_ratio
+        self.fill_mode = fill_mode
+        self.fill_value = float(fill_value)
+        self._cache = None
+
+    def compute_output_shape(self, input_shape):
+        self.check_input_shape(input_shape)
+        return (input_shape[0], self.height, self.width, input_shape[3])
+
+    def call(self, x, training=False):
+        y, self._cache = resizing_forward(x, (self.height, self.width), self.interpolation, self.crop_to_aspect_ratio)
+        return y
+
+    def backward(self, dy):
+        return resizing_backward(dy, self._cache)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(height=self.height, width=self.width, interpolation=self.interpolation,
+                   crop_to_aspect_ratio=self.crop_to_aspect_ratio)
+        return cfg
