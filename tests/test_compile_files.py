@@ -80,7 +80,7 @@ def test_multi_output_compile_in_convolab_files(tmp_path, args):
 def test_multi_output_compile_layout_and_refusals(tmp_path):
     model = heads(_fresh(MULTI[0]))
     model.save(tmp_path / "m.convolab")
-    from convolab.saving.model_io import _compile_config
+    from convolab.saving._common import compile_config as _compile_config
 
     comp = json.loads(json.dumps(_compile_config(model)))
     assert comp["outputs"] == [

@@ -16,7 +16,7 @@ from convolab import random as crandom
 from convolab.optimizers import SGD, Adadelta, Adagrad, Adam, AdamW, Nadam, RMSprop
 from convolab.optimizers.schedules import CosineDecay, ExponentialDecay, LearningRateSchedule, PiecewiseConstantDecay
 from convolab.saving import ModelFileError, load_model, schema
-from convolab.saving.model_io import OPTIMIZER_CLASSES, SCHEDULE_CLASSES
+from convolab.saving._common import OPTIMIZER_CLASSES, SCHEDULE_CLASSES
 
 
 def small_model(optimizer, dtype="float32"):

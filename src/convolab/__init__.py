@@ -11,7 +11,7 @@ from . import backend, callbacks, initializers, layers, losses, metrics, models,
 from .models import Sequential
 from .random import set_random_seed
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["Sequential", "allocator", "backend", "callbacks", "initializers", "layers", "losses", "metrics", "models",
            "ops", "optimizers", "set_random_seed", "__version__"]

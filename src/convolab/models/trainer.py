@@ -554,7 +554,7 @@ class Trainer:
         ``overwrite=False`` refuses to replace an existing file (Keras's argument).
         """
         self._require_savable('save')
-        from ..saving import save_model
+        from .persistence import save_model
 
         _check_overwrite(filepath, overwrite, self)
         with placement.weights_on_host(self):  # files hold NumPy arrays, from the GPU too
@@ -562,7 +562,7 @@ class Trainer:
 
     def save_weights(self, filepath, overwrite=True):
         """Save the weights alone, atomically: safetensors, or Keras 3's HDF5 layout for ``*.weights.h5``."""
-        from ..saving import save_weights
+        from .persistence import save_weights
 
         _check_overwrite(filepath, overwrite, self)
         with placement.weights_on_host(self):
@@ -571,7 +571,7 @@ class Trainer:
     def load_weights(self, filepath):
         """Load weights saved by :meth:`save_weights` (or :meth:`save`), or by Keras 3 (``.weights.h5``,
         ``.keras``), into this built model."""
-        from ..saving import load_weights
+        from .persistence import load_weights
 
         with placement.weights_on_host(self):  # read into host arrays, then back to the device
             load_weights(self, filepath)
@@ -579,7 +579,7 @@ class Trainer:
     def export(self, filepath, format="onnx"):
         """Export for inference; ``format='onnx'`` needs the ``onnx`` extra."""
         self._require_savable('export')
-        from ..saving import export_model
+        from .persistence import export_model
 
         with placement.weights_on_host(self):
             export_model(self, filepath, format=format)

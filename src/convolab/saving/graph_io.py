@@ -23,13 +23,13 @@ from .. import random as random_mod
 from ..layers.input_layer import InputLayer
 from ..layers.input_layer import Input
 from ..layers.merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
-from . import graph_schema, model_io, schema
+from . import _common, graph_schema, schema
 from .container import ContainerReader, short_repr, write_container
 from .errors import ModelFileError
 
 MERGE_CLASSES = {cls.__name__: cls for cls in (Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate)}
 #: every layer class a functional file may name (models and InputLayer apart)
-GRAPH_LAYER_CLASSES = {**model_io.LAYER_CLASSES, **MERGE_CLASSES}
+GRAPH_LAYER_CLASSES = {**_common.LAYER_CLASSES, **MERGE_CLASSES}
 
 
 def weight_tensor(path):
@@ -113,7 +113,7 @@ class _Describer:
 
         if isinstance(layer, Model):
             return self.model_entry(layer)
-        if model_io.LAYER_CLASSES.get(type(layer).__name__) is not type(layer):
+        if _common.LAYER_CLASSES.get(type(layer).__name__) is not type(layer):
             refuse_layer(layer, self.what)
         return {"class_name": type(layer).__name__, "config": layer.get_config()}
 
@@ -198,14 +198,14 @@ def _training_state(model, tensors, named):
         # A weight not stepped yet (unfrozen since) starts from zeros, as in Keras.
         for key, arr in (slots if slots is not None else opt.build_state(w)).items():
             tensors[slot_tensor(path_of[id(w)], key)] = arr
-    global_state = model_io._rng_json(random_mod.get_state())
+    global_state = _common.rng_json(random_mod.get_state())
     if global_state is None:
         warnings.warn("convolab's random generator is not PCG64; its state is not saved", RuntimeWarning, stacklevel=4)
     layer_rngs = {}
     for path, layer in layers_by_path(model).items():
         rng = getattr(layer, "_rng", None)  # Dropout(seed=...), RandomFlip(seed=...)... draw from their own
-        if isinstance(layer, model_io._SEEDED) and rng is not None:
-            state = model_io._rng_json(rng.bit_generator.state)
+        if isinstance(layer, _common.SEEDED_LAYERS) and rng is not None:
+            state = _common.rng_json(rng.bit_generator.state)
             if state is not None:
                 layer_rngs[path] = state
     out = {"iterations": int(opt.iterations), "optimizer_slots": len(states),
@@ -223,13 +223,14 @@ def save_graph_model(model, path, include_optimizer=True):
         raise TypeError(f"{what}: expected a functional model; got {model.describe()}")
     named = named_weights_checked(model, what)
     tensors = {weight_tensor(p): w for p, w in named}
-    doc = {"format_version": schema.FORMAT_VERSION, "kind": "model", "convolab_version": model_io._version(),
-           "model": model_io._plain(entry), "compile": None, "training_state": None}
+    doc = {"format_version": schema.FORMAT_VERSION, "kind": "model",
+           "convolab_version": _common.convolab_version(), "model": _common.plain(entry), "compile": None,
+           "training_state": None}
     if model.compiled:
-        doc["compile"] = model_io._plain(model_io._compile_config(model))
+        doc["compile"] = _common.plain(_common.compile_config(model))
         if include_optimizer:
             doc["training_state"] = _training_state(model, tensors, named)
-    model_io._checked_for_save(doc, tensors, what)
+    _common.checked_for_save(doc, tensors, what, plan_document)
     write_container(path, tensors, {"convolab": json.dumps(doc, allow_nan=False)})
 
 
@@ -282,11 +283,11 @@ def _shape(s):
 
 
 def _plan_layer(cls_name, cfg, in_shape, path, trainable, at, totals):
-    cls = model_io.LAYER_CLASSES[cls_name]
-    layer = model_io._construct(cls, cfg, at)
-    params, out = model_io._probe(layer, in_shape, at)
+    cls = _common.LAYER_CLASSES[cls_name]
+    layer = _common.construct(cls, cfg, at)
+    params, out = _common.probe(layer, in_shape, at)
     totals.add_params(params, path, cfg, trainable, layer)
-    if issubclass(cls, model_io._SEEDED) and cfg["seed"] is not None:
+    if issubclass(cls, _common.SEEDED_LAYERS) and cfg["seed"] is not None:
         totals.seeded.add(path)
     return layer, out
 
@@ -417,7 +418,7 @@ def _plan_functional(cfg, prefix, trainable, where, totals):
                 _fits(g, w, at)
             shapes[key] = list(child.out_shapes)
         elif kind in MERGE_CLASSES:
-            layer = model_io._construct(MERGE_CLASSES[kind], lcfg, at)
+            layer = _common.construct(MERGE_CLASSES[kind], lcfg, at)
             try:
                 shapes[key] = [layer.compute_output_shape(list(got))]
             except (ValueError, TypeError) as err:
@@ -461,7 +462,7 @@ def plan_document(doc, infos, source):
     plan = FilePlan(mplan, totals)
     comp = doc["compile"]
     if comp is not None:
-        plan.optimizer, plan.compile_args = model_io.compile_objects(comp, source)
+        plan.optimizer, plan.compile_args = _common.compile_objects(comp, source)
     state = doc["training_state"]
     if state is not None:
         if comp is None:
@@ -483,7 +484,7 @@ def plan_document(doc, infos, source):
             if path not in totals.seeded:
                 raise ModelFileError(f"{source}: a generator state for {path!r}, which is not a seeded Dropout")
         plan.training_state = state
-    model_io._compare_tensors(totals.expected, infos, source, dtype_exact=True)
+    _common.compare_tensors(totals.expected, infos, source, dtype_exact=True)
     return plan
 
 
@@ -499,7 +500,7 @@ def _build_model(mplan):
         for i, entry in enumerate(cfg["layers"]):
             child = mplan.children.get(i)
             model.add(_build_model(child) if child is not None
-                      else model_io.LAYER_CLASSES[entry["class_name"]].from_config(dict(entry["config"])))
+                      else _common.LAYER_CLASSES[entry["class_name"]].from_config(dict(entry["config"])))
         model.dtype = cfg["dtype"]
     else:
         entries = {e["name"]: e for e in cfg["layers"]}
@@ -551,7 +552,7 @@ def build(plan, tensors, compile, source):
     if state is not None:
         by_path = layers_by_path(model)
         weight_of = dict(named)
-        model_io.restore_training_state(
+        _common.restore_training_state(
             model, state, compile,
             [(by_path[path], s) for path, s in state["rng"]["layers"].items()],
             lambda: [(weight_of[path], {key: tensors[slot_tensor(path, key)] for key in keys})
@@ -560,7 +561,7 @@ def build(plan, tensors, compile, source):
 
 
 def load_graph_model(reader, doc, compile):
-    plan = plan_document(doc, model_io._infos(reader), reader.source)
+    plan = plan_document(doc, _common.tensor_infos(reader), reader.source)
     tensors = reader.read_tensors()
     return build(plan, tensors, compile, reader.source)
 

@@ -11,7 +11,7 @@ Keras 3 (``Trainer.get_compile_config``) writes what ``compile`` was given, seri
 
 and ``keras.saving.load_model(compile=True)`` calls ``model.compile(**deserialized)`` with it.
 
-convolab's own settings (:func:`convolab.saving.model_io._compile_config`) are one loss and a metric
+convolab's own settings (:func:`convolab.saving._common.compile_config`) are one loss and a metric
 list, or ``outputs``: one ``{name, loss, loss_weight, metrics, weighted_metrics}`` per output. Reading
 turns Keras's form into that one, which the strict schema then checks (classes from the allow-list,
 every argument in range) before any object is made; Keras's arguments that mean nothing here are
@@ -102,7 +102,7 @@ def _drop_neutral(config, neutral, keep, where):
 
 
 def _optimizer(v, where):
-    from .model_io import OPTIMIZER_CLASSES
+    from ._common import OPTIMIZER_CLASSES
 
     if isinstance(v, str):
         from .. import optimizers
@@ -124,7 +124,7 @@ def _optimizer(v, where):
 
 def _loss(v, where):
     from .. import losses
-    from .model_io import LOSS_CLASSES
+    from ._common import LOSS_CLASSES
 
     if v is None:
         return None

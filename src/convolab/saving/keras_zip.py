@@ -64,9 +64,9 @@ def save_keras(model, path):
 
 
 def _keras_compile_config(model):
-    from . import keras_compile, model_io, schema
+    from . import _common, keras_compile, schema
 
-    comp = model_io._plain(model_io._compile_config(model))
+    comp = _common.plain(_common.compile_config(model))
     try:
         schema.compile_schema(comp, "compile")  # never write what convolab would refuse to read
     except ModelFileError as e:
@@ -181,12 +181,12 @@ def load_keras(path, compile=True):
 
 def _compile_from_config(model, compile_config, source):
     """``model.compile`` with Keras's ``compile_config``, checked by convolab's schema first."""
-    from . import keras_compile, model_io, schema
+    from . import _common, keras_compile, schema
 
     where = f"{source}: config.json.compile_config"
     try:
         comp = keras_compile.from_keras(compile_config, list(model.output_names), where)
-        optimizer, args = model_io.compile_objects(schema.compile_schema(comp, where), source)
+        optimizer, args = _common.compile_objects(schema.compile_schema(comp, where), source)
         model.compile(optimizer=optimizer, **args)
     except (ValueError, TypeError) as e:  # ModelFileError included
         raise ModelFileError(f"{e}; load with compile=False to skip the compile settings"

@@ -1,5 +1,10 @@
 """save_model / load_model / save_weights / load_weights: one safetensors file per model.
 
+The saving package's front door: each function picks the format (this module's own for a
+Sequential stack; :mod:`.graph_io`, :mod:`.weights_io`, :mod:`.keras_zip`, :mod:`.keras_h5` for the
+others) and every format module builds on :mod:`._common`, never on this module, so the
+dispatch here makes no import cycle.
+
 File format (``format_version`` 1). A convolab file is a safetensors file:
 
 * ``__metadata__`` holds one string, ``"convolab"``: a JSON document ``{"format_version": 1,
@@ -39,73 +44,28 @@ import warnings
 
 import numpy as np
 
-from .. import losses as losses_mod
-from .. import metrics as metrics_mod
-from .. import optimizers as optimizers_mod
-from .. import layers as layers_mod
 from .. import random as random_mod
-from ..layers import (
-    Activation,
-    AveragePooling2D,
-    BatchNormalization,
-    Conv2D,
-    Cropping2D,
-    Dense,
-    DepthwiseConv2D,
-    Dropout,
-    Flatten,
-    GlobalAveragePooling2D,
-    GlobalMaxPooling2D,
-    MaxPooling2D,
-    RandomBrightness,
-    RandomContrast,
-    RandomCrop,
-    RandomFlip,
-    RandomRotation,
-    RandomTranslation,
-    RandomZoom,
-    ReLU,
-    Rescaling,
-    Reshape,
-    SeparableConv2D,
-    Softmax,
-    UpSampling2D,
-    ZeroPadding2D,
-)
-from ..layers.augmentation import AugmentationLayer
 from ..utils.file_names import DEFAULT_SUFFIX, MODEL_SUFFIXES
 from . import schema
-from .document import check_document
-from .container import DTYPE_CODES, MAX_DOCUMENT_BYTES, ContainerReader, short_repr, strict_json_loads, write_container
+from ._common import (
+    LAYER_CLASSES,
+    SEEDED_LAYERS,
+    check_saveable,
+    checked_for_save,
+    compare_tensors,
+    compile_config,
+    compile_objects,
+    construct,
+    convolab_version,
+    plain,
+    probe,
+    read_document,
+    restore_training_state,
+    rng_json,
+    tensor_infos,
+)
+from .container import ContainerReader, short_repr, write_container
 from .errors import ModelFileError
-
-#: the only classes a file may name (no import by name, ever)
-LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Dense, Flatten, MaxPooling2D, AveragePooling2D,
-                                               Dropout, Activation, ReLU, Softmax, GlobalAveragePooling2D,
-                                               GlobalMaxPooling2D, Reshape, Rescaling, DepthwiseConv2D,
-                                               SeparableConv2D, BatchNormalization, ZeroPadding2D, Cropping2D,
-                                               UpSampling2D, RandomFlip, RandomTranslation, RandomRotation, RandomZoom,
-                                               RandomCrop, RandomContrast, RandomBrightness)}
-LAYER_CLASSES.update({cls.__name__: cls for cls in (  # issue 19's layers (schema.LAYER_SCHEMAS has each)
-    layers_mod.LeakyReLU, layers_mod.ELU, layers_mod.PReLU, layers_mod.Resizing, layers_mod.Conv1D,
-    layers_mod.MaxPooling1D, layers_mod.AveragePooling1D, layers_mod.GlobalAveragePooling1D,
-    layers_mod.GlobalMaxPooling1D, layers_mod.Conv2DTranspose)})
-#: layers that may draw from a private generator (``seed=...``): its state is training state
-_SEEDED = (Dropout, AugmentationLayer)
-OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (optimizers_mod.SGD, optimizers_mod.RMSprop, optimizers_mod.Adam,
-                                                   optimizers_mod.AdamW, optimizers_mod.Nadam, optimizers_mod.Adagrad,
-                                                   optimizers_mod.Adadelta)}
-SCHEDULE_CLASSES = optimizers_mod.schedules.SCHEDULE_CLASSES
-LOSS_CLASSES = {cls.__name__: cls for cls in (losses_mod.SparseCategoricalCrossentropy,
-                                              losses_mod.CategoricalCrossentropy, losses_mod.MeanSquaredError,
-                                              losses_mod.BinaryCrossentropy, losses_mod.MeanAbsoluteError)}
-METRIC_CLASSES = dict(metrics_mod.BUILTIN_CLASSES)
-#: Keras's metric functions, saved under the name that compiles to the same metric
-_METRIC_FUNCTION_NAMES = {fn: fn.__name__ for fn in (
-    metrics_mod.sparse_categorical_accuracy, metrics_mod.categorical_accuracy, metrics_mod.binary_accuracy,
-    metrics_mod.top_k_categorical_accuracy, metrics_mod.sparse_top_k_categorical_accuracy,
-    metrics_mod.mean_squared_error, metrics_mod.mean_absolute_error)}
-
 
 # -- names ------------------------------------------------------------------------
 def _check_suffix(filepath, what):
@@ -133,35 +93,6 @@ def slot_name(weight_index, slot):
 
 
 # -- saving -------------------------------------------------------------------------
-def _plain(value):
-    """JSON-ready copy: tuples to lists, NumPy scalars to Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _check_saveable(model, what):
-    from ..models.sequential import Sequential
-
-    if not isinstance(model, Sequential):
-        raise TypeError(f"{what} saves convolab Sequential models; got {type(model).__name__}")
-    if not model.built or not model.layers:
-        raise ValueError(
-            f"{what}: {model.describe()} has no weights yet; give the first layer input_shape=(...) "
-            "or call fit/predict once before saving"
-        )
-    for layer in model.layers:
-        if LAYER_CLASSES.get(type(layer).__name__) is not type(layer):
-            raise ValueError(
-                f"{what}: {layer.describe()} cannot be saved; convolab files hold only the built-in "
-                f"layers {', '.join(LAYER_CLASSES)}"
-            )
-
-
 def _indexed_weights(model):
     """Whether ``model``'s weights are saved by layer index (a stack of built-in layers), not by path."""
     from ..models.sequential import Sequential
@@ -171,91 +102,9 @@ def _indexed_weights(model):
     return all(LAYER_CLASSES.get(type(l).__name__) is type(l) for l in model.layers)
 
 
-def _rng_json(state):
-    state = _plain(state)
-    return state if isinstance(state, dict) and state.get("bit_generator") == "PCG64" else None
-
-
 def _trainable_weights(model):
     # The optimizer's state list follows Sequential's trainable parameters, in model order.
     return [layer.params[key] for layer in model.layers for key in layer.trainable_keys()]
-
-
-def _check_optimizer_saveable(optimizer, what):
-    for kind, obj, allowed in (("optimizer", optimizer, OPTIMIZER_CLASSES),
-                               ("learning-rate schedule", optimizer.learning_rate_schedule, SCHEDULE_CLASSES)):
-        if obj is not None and allowed.get(type(obj).__name__) is not type(obj):
-            raise ValueError(f"{what}: the {kind} {type(obj).__name__} cannot be saved; convolab files hold only "
-                             f"the built-in ones: {', '.join(allowed)}")
-
-
-def _metric_entry(spec, left_out):
-    """A compile(metrics=...) entry as JSON: a name, or a built-in Metric's class and config.
-
-    A user's Metric subclass or function holds code, which a convolab file never does: it is
-    left out (``left_out`` collects its name) and the file loads with the other metrics.
-    """
-    if isinstance(spec, str):
-        return spec
-    if isinstance(spec, type) and METRIC_CLASSES.get(spec.__name__) is spec:
-        spec = spec()
-    if isinstance(spec, metrics_mod.Metric) and METRIC_CLASSES.get(type(spec).__name__) is type(spec):
-        return {"class_name": type(spec).__name__, "config": spec.get_config()}
-    if spec in _METRIC_FUNCTION_NAMES:
-        return _METRIC_FUNCTION_NAMES[spec]
-    if spec is metrics_mod.accuracy:
-        return {"class_name": "Accuracy", "config": metrics_mod.Accuracy().get_config()}
-    left_out.append(metrics_mod.get_object_name(spec))
-    return None
-
-
-def _loss_entry(loss):
-    return {"class_name": type(loss).__name__, "config": loss.get_config()}
-
-
-def _metric_entries(specs, left_out):
-    return [e for e in (_metric_entry(m, left_out) for m in specs) if e is not None]
-
-
-def _compile_config(model):
-    """The compile settings as JSON. One output: ``{optimizer, loss, metrics[, weighted_metrics]}``.
-    Several: ``{optimizer, outputs: [{name, loss (null: not trained), loss_weight, metrics,
-    weighted_metrics}]}``, each output's metrics spelled out whatever structure compile was given."""
-    from ..models.multi_output import OutputLosses, metric_specs_by_output
-
-    _check_optimizer_saveable(model.optimizer, "save_model")
-    config = model.get_compile_config()
-    loss = config["loss"]
-    left_out = []
-    out = {"optimizer": optimizers_mod.serialize(config["optimizer"])}
-    if isinstance(loss, OutputLosses):
-        owner = f"save_model: {model.describe()}"
-        per_output = [metric_specs_by_output(config[key], loss.names, key, owner)
-                      for key in ("metrics", "weighted_metrics")]
-        out["outputs"] = [{"name": name, "loss": None if l is None else _loss_entry(l), "loss_weight": w,
-                           "metrics": _metric_entries(m, left_out), "weighted_metrics": _metric_entries(wm, left_out)}
-                          for name, l, w, m, wm in zip(loss.names, loss.losses, loss.weights, *per_output)]
-    else:
-        out["loss"] = _loss_entry(loss)
-        for key in ("metrics", "weighted_metrics"):
-            entries = _metric_entries(config[key], left_out)
-            if key == "metrics" or entries:  # files without weighted metrics stay as before
-                out[key] = entries
-    if left_out:
-        warnings.warn(
-            f"save_model: {model.describe()} was compiled with custom metric(s) {', '.join(map(repr, left_out))}, "
-            "which a convolab file cannot hold (it never stores code); the file has the built-in metrics only. "
-            "After load_model, compile again with the custom metrics",
-            UserWarning,
-            stacklevel=3,
-        )
-    return out
-
-
-def _metric_from_entry(entry):
-    if isinstance(entry, str):
-        return entry
-    return METRIC_CLASSES[entry["class_name"]].from_config(dict(entry["config"]))
 
 
 def _training_state(model, tensors):
@@ -268,14 +117,14 @@ def _training_state(model, tensors):
         # A weight the optimizer has not stepped yet (unfrozen since) starts from zeros, as in Keras.
         for key, arr in (slots if slots is not None else opt.build_state(w)).items():
             tensors[slot_name(j, key)] = arr
-    global_state = _rng_json(random_mod.get_state())
+    global_state = rng_json(random_mod.get_state())
     if global_state is None:
         warnings.warn("convolab's random generator is not PCG64; its state is not saved", RuntimeWarning, stacklevel=3)
     layer_rngs = {}
     for i, layer in enumerate(model.layers):
         rng = getattr(layer, "_rng", None)  # Dropout(seed=...), RandomFlip(seed=...)... draw from their own
-        if isinstance(layer, _SEEDED) and rng is not None:
-            state = _rng_json(rng.bit_generator.state)
+        if isinstance(layer, SEEDED_LAYERS) and rng is not None:
+            state = rng_json(rng.bit_generator.state)
             if state is not None:
                 layer_rngs[str(i)] = state
     out = {"iterations": int(opt.iterations), "optimizer_slots": len(states),
@@ -283,30 +132,6 @@ def _training_state(model, tensors):
     if opt.get_global_state():  # absent for optimizers without any, so their files stay as they were
         out["optimizer_globals"] = dict(opt.get_global_state())
     return out
-
-
-def _version():
-    from .. import __version__
-
-    return __version__
-
-
-def _checked_for_save(doc, tensors, what):
-    """Run the loader's checks on what is about to be written; a file we'd refuse is never written."""
-    infos = {name: (np.asarray(a).dtype, tuple(np.shape(a))) for name, a in tensors.items()}
-    for name, (dtype, _) in infos.items():
-        if dtype not in DTYPE_CODES:
-            raise ValueError(f"{what}: weight {name!r} has dtype {dtype}; convolab saves float32/float64")
-    try:
-        checked = check_document(json.loads(json.dumps(doc, allow_nan=False)), "convolab")
-        if checked["kind"] == "model" and checked["model"]["class_name"] == "Functional":
-            from .graph_io import plan_document
-
-            plan_document(checked, infos, "convolab")
-        elif checked["kind"] == "model":
-            _plan_model(checked, infos, "convolab")
-    except (ValueError, TypeError) as e:  # ModelFileError included: what loading would refuse
-        raise ValueError(f"{what}: cannot save this model: {e}") from None
 
 
 def save_model(model, filepath, include_optimizer=True):
@@ -340,17 +165,17 @@ def save_model(model, filepath, include_optimizer=True):
             raise TypeError(f"save_model saves convolab models (Sequential or functional); got {type(model).__name__}")
 
         return save_graph_model(model, path, include_optimizer)
-    _check_saveable(model, "save_model")
+    check_saveable(model, "save_model")
     tensors = {weight_name(i, key): arr for i, layer in enumerate(model.layers) for key, arr in layer.params.items()}
-    doc = {"format_version": schema.FORMAT_VERSION, "kind": "model", "convolab_version": _version(),
+    doc = {"format_version": schema.FORMAT_VERSION, "kind": "model", "convolab_version": convolab_version(),
            # The model's dtype (what inputs are cast to) is part of the architecture.
-           "model": {"class_name": "Sequential", "config": _plain({**model.get_config(), "dtype": model.dtype})},
+           "model": {"class_name": "Sequential", "config": plain({**model.get_config(), "dtype": model.dtype})},
            "compile": None, "training_state": None}
     if model.compiled:
-        doc["compile"] = _plain(_compile_config(model))
+        doc["compile"] = plain(compile_config(model))
         if include_optimizer:
             doc["training_state"] = _training_state(model, tensors)
-    _checked_for_save(doc, tensors, "save_model")
+    checked_for_save(doc, tensors, "save_model", _plan_model)
     write_container(path, tensors, {"convolab": json.dumps(doc, allow_nan=False)})
 
 
@@ -370,39 +195,15 @@ def save_weights(model, filepath):
         from .weights_io import save_variables
 
         return save_variables(model, path)
-    _check_saveable(model, "save_weights")
+    check_saveable(model, "save_weights")
     tensors = {weight_name(i, key): arr for i, layer in enumerate(model.layers) for key, arr in layer.params.items()}
-    doc = {"format_version": schema.FORMAT_VERSION, "kind": "weights", "convolab_version": _version(),
+    doc = {"format_version": schema.FORMAT_VERSION, "kind": "weights", "convolab_version": convolab_version(),
            "layers": [{"class_name": type(l).__name__, "name": l.name} for l in model.layers]}
-    _checked_for_save(doc, tensors, "save_weights")
+    checked_for_save(doc, tensors, "save_weights")
     write_container(path, tensors, {"convolab": json.dumps(doc, allow_nan=False)})
 
 
 # -- loading: plan (no arrays) -----------------------------------------------------
-def _construct(cls, config, where):
-    try:
-        return cls.from_config(dict(config))
-    except (ValueError, TypeError) as e:
-        raise ModelFileError(f"{where}: the layer arguments are refused: {e}") from None
-
-
-def _probe(layer, input_shape, where):
-    """Weight shapes and output shape of ``layer`` for ``input_shape``, allocating nothing.
-
-    The layer's own ``build`` is run on a throw-away instance whose ``_add_param`` only records
-    the shapes asked for, so the shape rules live in the layers alone.
-    """
-    shapes = {}
-
-    def record(key, shape, initializer, regularizer=None, constraint=None):
-        shapes[key] = tuple(int(d) for d in shape)
-
-    layer._add_param = record  # instance attribute: the probe is discarded afterwards
-    try:
-        layer.build(input_shape)
-    except (ValueError, TypeError, OverflowError) as e:
-        raise ModelFileError(f"{where} does not fit its input {input_shape}: {e}") from None
-    return shapes, layer.output_shape
 
 
 class _Plan:
@@ -415,34 +216,6 @@ class _Plan:
         self.compile_args = None  # loss, metrics... for model.compile(optimizer=self.optimizer, **compile_args)
         self.training_state = None
         self.weight_slots = []  # per trainable weight: list of slot names
-
-
-def _loss_from_entry(entry):
-    return None if entry is None else LOSS_CLASSES[entry["class_name"]](**entry["config"])
-
-
-def compile_objects(comp, source):
-    """``(optimizer, compile_args)`` from checked compile settings: ``model.compile(optimizer, **compile_args)``.
-
-    Several outputs give dicts keyed by output name (``loss``, ``loss_weights``, ``metrics``,
-    ``weighted_metrics``), so compile checks the names against the model's outputs.
-    """
-    try:
-        optimizer = OPTIMIZER_CLASSES[comp["optimizer"]["class_name"]].from_config(dict(comp["optimizer"]["config"]))
-        if "outputs" in comp:
-            outs = comp["outputs"]
-            args = {"loss": {o["name"]: _loss_from_entry(o["loss"]) for o in outs},
-                    "loss_weights": {o["name"]: o["loss_weight"] for o in outs},
-                    "metrics": {o["name"]: [_metric_from_entry(e) for e in o["metrics"]] for o in outs},
-                    "weighted_metrics": {o["name"]: [_metric_from_entry(e) for e in o["weighted_metrics"]]
-                                         for o in outs}}
-        else:
-            args = {"loss": _loss_from_entry(comp["loss"]),
-                    "metrics": [_metric_from_entry(e) for e in comp["metrics"]],
-                    "weighted_metrics": [_metric_from_entry(e) for e in comp.get("weighted_metrics", [])]}
-    except (ValueError, TypeError) as e:
-        raise ModelFileError(f"{source}: the compile settings are refused: {e}") from None
-    return optimizer, args
 
 
 def _plan_model(doc, infos, source):
@@ -460,8 +233,8 @@ def _plan_model(doc, infos, source):
         lcfg = entry["config"]
         if i == 0 and "input_shape" in lcfg and tuple(lcfg["input_shape"]) != shape[1:]:
             raise ModelFileError(f"{where}: input_shape {lcfg['input_shape']} differs from the model's {list(shape[1:])}")
-        layer = _construct(cls, lcfg, where)
-        param_shapes, shape = _probe(layer, shape, where)
+        layer = construct(cls, lcfg, where)
+        param_shapes, shape = probe(layer, shape, where)
         dtype = np.dtype(lcfg["dtype"])
         for key, pshape in param_shapes.items():
             plan.expected[weight_name(i, key)] = (dtype, pshape)
@@ -490,49 +263,13 @@ def _plan_model(doc, infos, source):
             raise ModelFileError(f"{source}: the training state holds optimizer globals {sorted(got)}; "
                                  f"{type(plan.optimizer).__name__} keeps {sorted(want)}")
         for i in state["rng"]["layers"]:
-            if (i >= len(plan.layer_specs) or not issubclass(plan.layer_specs[i][0], _SEEDED)
+            if (i >= len(plan.layer_specs) or not issubclass(plan.layer_specs[i][0], SEEDED_LAYERS)
                     or plan.layer_specs[i][1]["seed"] is None):
                 raise ModelFileError(f"{source}: a generator state for layer {i}, which is not a seeded Dropout "
                                      "or augmentation layer")
         plan.training_state = state
-    _compare_tensors(plan.expected, infos, source, dtype_exact=True)
+    compare_tensors(plan.expected, infos, source, dtype_exact=True)
     return plan
-
-
-def _compare_tensors(expected, infos, source, dtype_exact):
-    missing = sorted(set(expected) - set(infos))
-    extra = sorted(set(infos) - set(expected))
-    if missing:
-        raise ModelFileError(f"{source}: missing tensor(s) {', '.join(missing[:10])} that the architecture needs")
-    if extra:
-        raise ModelFileError(f"{source}: unexpected tensor(s) {short_repr(extra)} that the architecture does not have")
-    for name, (dtype, shape) in expected.items():
-        got_dtype, got_shape = infos[name]
-        if tuple(got_shape) != tuple(shape):
-            raise ModelFileError(f"{source}: tensor {name!r} has shape {tuple(got_shape)}; the architecture needs {tuple(shape)}")
-        if dtype_exact and got_dtype != dtype:
-            raise ModelFileError(f"{source}: tensor {name!r} is {got_dtype}; the architecture says {dtype}")
-
-
-def _read_document(reader):
-    meta, source = reader.metadata, reader.source
-    if set(meta) != {"convolab"}:
-        raise ModelFileError(
-            f"{source} is a safetensors file but not a convolab one (its metadata has keys "
-            f"{short_repr(sorted(meta))}; convolab files have one, 'convolab')"
-        )
-    text = meta["convolab"]
-    if len(text) > MAX_DOCUMENT_BYTES:
-        raise ModelFileError(f"{source}: the convolab metadata is {len(text):,} characters; at most {MAX_DOCUMENT_BYTES:,}")
-    doc = strict_json_loads(text, "convolab metadata", source)
-    try:
-        return check_document(doc, "convolab")
-    except ModelFileError as e:
-        raise ModelFileError(f"{source}: {e}") from None
-
-
-def _infos(reader):
-    return {name: (t.dtype.newbyteorder("="), t.shape) for name, t in reader.tensors.items()}
 
 
 # -- loading: build ------------------------------------------------------------------
@@ -568,27 +305,6 @@ def _build(plan, doc, tensors, compile, source):
     return model
 
 
-def restore_training_state(model, state, compile, layer_rngs, slot_states):
-    """Put a checked training state back: seeded layers' generators, and with ``compile`` the
-    optimizer's iterations, global and per-weight state and convolab's global generator.
-
-    ``layer_rngs``: ``[(layer, generator state)]``; ``slot_states()``: ``[(weight, {slot: array})]``.
-    Shared by Sequential and functional model files, which name their tensors differently.
-    """
-    for layer, layer_state in layer_rngs:
-        layer._rng.bit_generator.state = layer_state
-    if not compile:
-        return
-    opt = model.optimizer
-    opt.iterations = state["iterations"]
-    if "optimizer_globals" in state:
-        opt.set_global_state(state["optimizer_globals"])
-    for weight, slots in slot_states():
-        opt.set_state(weight, slots)
-    if state["rng"]["global"] is not None:
-        random_mod.set_state(state["rng"]["global"])
-
-
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Load a model saved by :func:`save_model` (``model.save``), ready to predict or train on.
 
@@ -618,7 +334,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         return load_keras(filepath, compile=compile)
     with ContainerReader(filepath) as reader:
         source = reader.source
-        doc = _read_document(reader)
+        doc = read_document(reader)
         if doc["kind"] != "model":
             raise ModelFileError(
                 f"{source} holds weights only (written by save_weights); build the model and call "
@@ -628,7 +344,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             from .graph_io import load_graph_model
 
             return load_graph_model(reader, doc, compile)
-        plan = _plan_model(doc, _infos(reader), source)
+        plan = _plan_model(doc, tensor_infos(reader), source)
         tensors = reader.read_tensors()
     return _build(plan, doc, tensors, compile, source)
 
@@ -653,7 +369,7 @@ def load_weights(model, filepath):
         from .weights_io import load_variables
 
         with ContainerReader(filepath) as reader:
-            return load_variables(model, reader, _read_document(reader))
+            return load_variables(model, reader, read_document(reader))
     if not getattr(model, "built", False):
         raise ModelFileError(
             f"load_weights: {model.describe()} is not built; give the first layer input_shape=(...) first"
@@ -662,19 +378,19 @@ def load_weights(model, filepath):
                 for i, layer in enumerate(model.layers) for key, p in layer.params.items()}
     with ContainerReader(filepath) as reader:
         source = reader.source
-        doc = _read_document(reader)
+        doc = read_document(reader)
         if "variables" in doc or doc["kind"] == "model" and doc["model"]["class_name"] == "Functional":
             raise ModelFileError(f"{source} holds weights by path (written from a functional, subclassed or custom "
                                  f"model); {model.describe()} holds built-in layers by index: load the file into "
                                  "the model that wrote it")
         if doc["kind"] == "model":
-            _plan_model(doc, _infos(reader), source)  # the whole file must be sound
-        infos = {k: v for k, v in _infos(reader).items() if k.startswith("layers.")}
-        extra = sorted(set(_infos(reader)) - set(infos))
+            _plan_model(doc, tensor_infos(reader), source)  # the whole file must be sound
+        infos = {k: v for k, v in tensor_infos(reader).items() if k.startswith("layers.")}
+        extra = sorted(set(tensor_infos(reader)) - set(infos))
         if doc["kind"] == "weights" and extra:
             raise ModelFileError(f"{source}: unexpected tensor(s) {short_repr(extra)}")
         try:
-            _compare_tensors(expected, infos, source, dtype_exact=False)
+            compare_tensors(expected, infos, source, dtype_exact=False)
         except ModelFileError as e:
             raise ModelFileError(f"{e} (loading into {model.describe()})") from None
         tensors = reader.read_tensors()

@@ -330,7 +330,7 @@ def to_onnx(model):
     """The ONNX ``ModelProto`` computing ``model.predict`` (NHWC in, Keras's output out)."""
     onnx, helper, numpy_helper = _import_onnx()
     from ..models.sequential import Sequential
-    from .model_io import _check_saveable
+    from ._common import check_saveable as _check_saveable
 
     if not isinstance(model, Sequential):
         return _graph_to_onnx(model, onnx, helper, numpy_helper)
@@ -401,7 +401,7 @@ def _graph_to_onnx(model, onnx, helper, numpy_helper):
 
 
 def _finish(graph, onnx, helper):
-    from .. import __version__
+    from .._version import __version__
 
     proto = helper.make_model(graph, producer_name="convolab", producer_version=__version__,
                               opset_imports=[helper.make_opsetid("", OPSET)])

@@ -12,7 +12,7 @@ order, outputs ``output`` or ``output_0``...; all NHWC, the batch axis symbolic.
 from __future__ import annotations
 
 from .graph_io import MERGE_CLASSES, refuse_layer
-from .model_io import LAYER_CLASSES
+from ._common import LAYER_CLASSES
 from .onnx_export import _emit, _Tensor, _to_nhwc
 
 _ELEMENTWISE = {"Add": "Add", "Subtract": "Sub", "Multiply": "Mul", "Maximum": "Max", "Minimum": "Min",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 
-from . import model_io, schema
+from . import _common, schema
 from .container import short_repr, write_container
 from .errors import ModelFileError
 from .graph_io import named_weights_checked, plan_document, weight_tensor
@@ -30,15 +30,15 @@ def _same_place(saved, mine):
 def save_variables(model, path, what="save_weights"):
     named = named_weights_checked(model, what)
     tensors = {weight_tensor(p): w for p, w in named}
-    doc = {"format_version": schema.FORMAT_VERSION, "kind": "weights", "convolab_version": model_io._version(),
+    doc = {"format_version": schema.FORMAT_VERSION, "kind": "weights", "convolab_version": _common.convolab_version(),
            "variables": [{"path": p, "shape": list(w.shape)} for p, w in named]}
-    model_io._checked_for_save(doc, tensors, what)
+    _common.checked_for_save(doc, tensors, what)
     write_container(path, tensors, {"convolab": json.dumps(doc, allow_nan=False)})
 
 
 def _file_variables(reader, doc):
     """``[(path, shape)]`` the file holds, in its order; the tensors checked against that list."""
-    source, infos = reader.source, model_io._infos(reader)
+    source, infos = reader.source, _common.tensor_infos(reader)
     if doc["kind"] == "model":
         if doc["model"]["class_name"] != "Functional":
             raise ModelFileError(f"{source} holds a Sequential model, whose weights are named by layer index; "

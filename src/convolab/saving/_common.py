@@ -1,0 +1,334 @@
+"""What the saving modules share: the allow-lists, compile settings as JSON and back, the checks.
+
+:mod:`.model_io` is the front door (``save_model``, ``load_model``, ``save_weights``,
+``load_weights``) and the Sequential layout; :mod:`.graph_io` (functional models),
+:mod:`.weights_io` (weights by path), :mod:`.keras_zip` / :mod:`.keras_compile` (Keras 3's files)
+and :mod:`.onnx_export` build on the helpers here. This module imports none of them, so the
+front door can dispatch to each without an import cycle.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+
+from .. import layers as layers_mod
+from .. import losses as losses_mod
+from .. import metrics as metrics_mod
+from .. import optimizers as optimizers_mod
+from .. import random as random_mod
+from .._version import __version__
+from ..layers import (
+    Activation,
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Cropping2D,
+    Dense,
+    DepthwiseConv2D,
+    Dropout,
+    Flatten,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    MaxPooling2D,
+    RandomBrightness,
+    RandomContrast,
+    RandomCrop,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+    ReLU,
+    Rescaling,
+    Reshape,
+    SeparableConv2D,
+    Softmax,
+    UpSampling2D,
+    ZeroPadding2D,
+)
+from ..layers.augmentation import AugmentationLayer
+from .container import DTYPE_CODES, MAX_DOCUMENT_BYTES, short_repr, strict_json_loads
+from .document import check_document
+from .errors import ModelFileError
+
+#: the only classes a file may name (no import by name, ever)
+LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Dense, Flatten, MaxPooling2D, AveragePooling2D,
+                                               Dropout, Activation, ReLU, Softmax, GlobalAveragePooling2D,
+                                               GlobalMaxPooling2D, Reshape, Rescaling, DepthwiseConv2D,
+                                               SeparableConv2D, BatchNormalization, ZeroPadding2D, Cropping2D,
+                                               UpSampling2D, RandomFlip, RandomTranslation, RandomRotation, RandomZoom,
+                                               RandomCrop, RandomContrast, RandomBrightness)}
+LAYER_CLASSES.update({cls.__name__: cls for cls in (  # issue 19's layers (schema.LAYER_SCHEMAS has each)
+    layers_mod.LeakyReLU, layers_mod.ELU, layers_mod.PReLU, layers_mod.Resizing, layers_mod.Conv1D,
+    layers_mod.MaxPooling1D, layers_mod.AveragePooling1D, layers_mod.GlobalAveragePooling1D,
+    layers_mod.GlobalMaxPooling1D, layers_mod.Conv2DTranspose)})
+#: layers that may draw from a private generator (``seed=...``): its state is training state
+SEEDED_LAYERS = (Dropout, AugmentationLayer)
+OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (optimizers_mod.SGD, optimizers_mod.RMSprop, optimizers_mod.Adam,
+                                                   optimizers_mod.AdamW, optimizers_mod.Nadam, optimizers_mod.Adagrad,
+                                                   optimizers_mod.Adadelta)}
+SCHEDULE_CLASSES = optimizers_mod.schedules.SCHEDULE_CLASSES
+LOSS_CLASSES = {cls.__name__: cls for cls in (losses_mod.SparseCategoricalCrossentropy,
+                                              losses_mod.CategoricalCrossentropy, losses_mod.MeanSquaredError,
+                                              losses_mod.BinaryCrossentropy, losses_mod.MeanAbsoluteError)}
+METRIC_CLASSES = dict(metrics_mod.BUILTIN_CLASSES)
+#: Keras's metric functions, saved under the name that compiles to the same metric
+_METRIC_FUNCTION_NAMES = {fn: fn.__name__ for fn in (
+    metrics_mod.sparse_categorical_accuracy, metrics_mod.categorical_accuracy, metrics_mod.binary_accuracy,
+    metrics_mod.top_k_categorical_accuracy, metrics_mod.sparse_top_k_categorical_accuracy,
+    metrics_mod.mean_squared_error, metrics_mod.mean_absolute_error)}
+
+
+def plain(value):
+    """JSON-ready copy: tuples to lists, NumPy scalars to Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def check_saveable(model, what):
+    """Refuse, before anything is written, a model that is not a built stack of built-in layers."""
+    from ..models.sequential import Sequential
+
+    if not isinstance(model, Sequential):
+        raise TypeError(f"{what} saves convolab Sequential models; got {type(model).__name__}")
+    if not model.built or not model.layers:
+        raise ValueError(
+            f"{what}: {model.describe()} has no weights yet; give the first layer input_shape=(...) "
+            "or call fit/predict once before saving"
+        )
+    for layer in model.layers:
+        if LAYER_CLASSES.get(type(layer).__name__) is not type(layer):
+            raise ValueError(
+                f"{what}: {layer.describe()} cannot be saved; convolab files hold only the built-in "
+                f"layers {', '.join(LAYER_CLASSES)}"
+            )
+
+
+def rng_json(state):
+    """A generator's state as JSON, or None when it is not PCG64 (the only one a file holds)."""
+    state = plain(state)
+    return state if isinstance(state, dict) and state.get("bit_generator") == "PCG64" else None
+
+
+def _check_optimizer_saveable(optimizer, what):
+    for kind, obj, allowed in (("optimizer", optimizer, OPTIMIZER_CLASSES),
+                               ("learning-rate schedule", optimizer.learning_rate_schedule, SCHEDULE_CLASSES)):
+        if obj is not None and allowed.get(type(obj).__name__) is not type(obj):
+            raise ValueError(f"{what}: the {kind} {type(obj).__name__} cannot be saved; convolab files hold only "
+                             f"the built-in ones: {', '.join(allowed)}")
+
+
+def _metric_entry(spec, left_out):
+    """A compile(metrics=...) entry as JSON: a name, or a built-in Metric's class and config.
+
+    A user's Metric subclass or function holds code, which a convolab file never does: it is
+    left out (``left_out`` collects its name) and the file loads with the other metrics.
+    """
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, type) and METRIC_CLASSES.get(spec.__name__) is spec:
+        spec = spec()
+    if isinstance(spec, metrics_mod.Metric) and METRIC_CLASSES.get(type(spec).__name__) is type(spec):
+        return {"class_name": type(spec).__name__, "config": spec.get_config()}
+    if spec in _METRIC_FUNCTION_NAMES:
+        return _METRIC_FUNCTION_NAMES[spec]
+    if spec is metrics_mod.accuracy:
+        return {"class_name": "Accuracy", "config": metrics_mod.Accuracy().get_config()}
+    left_out.append(metrics_mod.get_object_name(spec))
+    return None
+
+
+def _loss_entry(loss):
+    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+
+
+def _metric_entries(specs, left_out):
+    return [e for e in (_metric_entry(m, left_out) for m in specs) if e is not None]
+
+
+def compile_config(model):
+    """The compile settings as JSON. One output: ``{optimizer, loss, metrics[, weighted_metrics]}``.
+    Several: ``{optimizer, outputs: [{name, loss (null: not trained), loss_weight, metrics,
+    weighted_metrics}]}``, each output's metrics spelled out whatever structure compile was given."""
+    from ..models.multi_output import OutputLosses, metric_specs_by_output
+
+    _check_optimizer_saveable(model.optimizer, "save_model")
+    config = model.get_compile_config()
+    loss = config["loss"]
+    left_out = []
+    out = {"optimizer": optimizers_mod.serialize(config["optimizer"])}
+    if isinstance(loss, OutputLosses):
+        owner = f"save_model: {model.describe()}"
+        per_output = [metric_specs_by_output(config[key], loss.names, key, owner)
+                      for key in ("metrics", "weighted_metrics")]
+        out["outputs"] = [{"name": name, "loss": None if l is None else _loss_entry(l), "loss_weight": w,
+                           "metrics": _metric_entries(m, left_out), "weighted_metrics": _metric_entries(wm, left_out)}
+                          for name, l, w, m, wm in zip(loss.names, loss.losses, loss.weights, *per_output)]
+    else:
+        out["loss"] = _loss_entry(loss)
+        for key in ("metrics", "weighted_metrics"):
+            entries = _metric_entries(config[key], left_out)
+            if key == "metrics" or entries:  # files without weighted metrics stay as before
+                out[key] = entries
+    if left_out:
+        warnings.warn(
+            f"save_model: {model.describe()} was compiled with custom metric(s) {', '.join(map(repr, left_out))}, "
+            "which a convolab file cannot hold (it never stores code); the file has the built-in metrics only. "
+            "After load_model, compile again with the custom metrics",
+            UserWarning,
+            stacklevel=3,
+        )
+    return out
+
+
+def _metric_from_entry(entry):
+    if isinstance(entry, str):
+        return entry
+    return METRIC_CLASSES[entry["class_name"]].from_config(dict(entry["config"]))
+
+
+def convolab_version():
+    """The version written into every file's document."""
+    return __version__
+
+
+def checked_for_save(doc, tensors, what, plan=None):
+    """Run the loader's checks on what is about to be written; a file we'd refuse is never written.
+
+    ``plan(checked_doc, infos, source)`` is the loader's planner for a model document (the
+    Sequential or the functional one), which checks the architecture against the tensors;
+    a weights document needs none.
+    """
+    if doc.get("kind") == "model" and plan is None:
+        raise TypeError(f"{what}: checked_for_save needs the planner of a model document")
+    infos = {name: (np.asarray(a).dtype, tuple(np.shape(a))) for name, a in tensors.items()}
+    for name, (dtype, _) in infos.items():
+        if dtype not in DTYPE_CODES:
+            raise ValueError(f"{what}: weight {name!r} has dtype {dtype}; convolab saves float32/float64")
+    try:
+        checked = check_document(json.loads(json.dumps(doc, allow_nan=False)), "convolab")
+        if checked["kind"] == "model":
+            plan(checked, infos, "convolab")
+    except (ValueError, TypeError) as e:  # ModelFileError included: what loading would refuse
+        raise ValueError(f"{what}: cannot save this model: {e}") from None
+
+
+def construct(cls, config, where):
+    """``cls.from_config(config)``; a refused argument is the file's fault (:class:`ModelFileError`)."""
+    try:
+        return cls.from_config(dict(config))
+    except (ValueError, TypeError) as e:
+        raise ModelFileError(f"{where}: the layer arguments are refused: {e}") from None
+
+
+def probe(layer, input_shape, where):
+    """Weight shapes and output shape of ``layer`` for ``input_shape``, allocating nothing.
+
+    The layer's own ``build`` is run on a throw-away instance whose ``_add_param`` only records
+    the shapes asked for, so the shape rules live in the layers alone.
+    """
+    shapes = {}
+
+    def record(key, shape, initializer, regularizer=None, constraint=None):
+        shapes[key] = tuple(int(d) for d in shape)
+
+    layer._add_param = record  # instance attribute: the probe is discarded afterwards
+    try:
+        layer.build(input_shape)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise ModelFileError(f"{where} does not fit its input {input_shape}: {e}") from None
+    return shapes, layer.output_shape
+
+
+def _loss_from_entry(entry):
+    return None if entry is None else LOSS_CLASSES[entry["class_name"]](**entry["config"])
+
+
+def compile_objects(comp, source):
+    """``(optimizer, compile_args)`` from checked compile settings: ``model.compile(optimizer, **compile_args)``.
+
+    Several outputs give dicts keyed by output name (``loss``, ``loss_weights``, ``metrics``,
+    ``weighted_metrics``), so compile checks the names against the model's outputs.
+    """
+    try:
+        optimizer = OPTIMIZER_CLASSES[comp["optimizer"]["class_name"]].from_config(dict(comp["optimizer"]["config"]))
+        if "outputs" in comp:
+            outs = comp["outputs"]
+            args = {"loss": {o["name"]: _loss_from_entry(o["loss"]) for o in outs},
+                    "loss_weights": {o["name"]: o["loss_weight"] for o in outs},
+                    "metrics": {o["name"]: [_metric_from_entry(e) for e in o["metrics"]] for o in outs},
+                    "weighted_metrics": {o["name"]: [_metric_from_entry(e) for e in o["weighted_metrics"]]
+                                         for o in outs}}
+        else:
+            args = {"loss": _loss_from_entry(comp["loss"]),
+                    "metrics": [_metric_from_entry(e) for e in comp["metrics"]],
+                    "weighted_metrics": [_metric_from_entry(e) for e in comp.get("weighted_metrics", [])]}
+    except (ValueError, TypeError) as e:
+        raise ModelFileError(f"{source}: the compile settings are refused: {e}") from None
+    return optimizer, args
+
+
+def compare_tensors(expected, infos, source, dtype_exact):
+    """Check the tensors a file lists (``name -> (dtype, shape)``) against those the architecture needs."""
+    missing = sorted(set(expected) - set(infos))
+    extra = sorted(set(infos) - set(expected))
+    if missing:
+        raise ModelFileError(f"{source}: missing tensor(s) {', '.join(missing[:10])} that the architecture needs")
+    if extra:
+        raise ModelFileError(f"{source}: unexpected tensor(s) {short_repr(extra)} that the architecture does not have")
+    for name, (dtype, shape) in expected.items():
+        got_dtype, got_shape = infos[name]
+        if tuple(got_shape) != tuple(shape):
+            raise ModelFileError(f"{source}: tensor {name!r} has shape {tuple(got_shape)}; the architecture needs {tuple(shape)}")
+        if dtype_exact and got_dtype != dtype:
+            raise ModelFileError(f"{source}: tensor {name!r} is {got_dtype}; the architecture says {dtype}")
+
+
+def read_document(reader):
+    """The checked JSON document of an open convolab file (:class:`~.container.ContainerReader`)."""
+    meta, source = reader.metadata, reader.source
+    if set(meta) != {"convolab"}:
+        raise ModelFileError(
+            f"{source} is a safetensors file but not a convolab one (its metadata has keys "
+            f"{short_repr(sorted(meta))}; convolab files have one, 'convolab')"
+        )
+    text = meta["convolab"]
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise ModelFileError(f"{source}: the convolab metadata is {len(text):,} characters; at most {MAX_DOCUMENT_BYTES:,}")
+    doc = strict_json_loads(text, "convolab metadata", source)
+    try:
+        return check_document(doc, "convolab")
+    except ModelFileError as e:
+        raise ModelFileError(f"{source}: {e}") from None
+
+
+def tensor_infos(reader):
+    """``name -> (dtype, shape)`` of every tensor in an open file, read from its header alone."""
+    return {name: (t.dtype.newbyteorder("="), t.shape) for name, t in reader.tensors.items()}
+
+
+def restore_training_state(model, state, compile, layer_rngs, slot_states):
+    """Put a checked training state back: seeded layers' generators, and with ``compile`` the
+    optimizer's iterations, global and per-weight state and convolab's global generator.
+
+    ``layer_rngs``: ``[(layer, generator state)]``; ``slot_states()``: ``[(weight, {slot: array})]``.
+    Shared by Sequential and functional model files, which name their tensors differently.
+    """
+    for layer, layer_state in layer_rngs:
+        layer._rng.bit_generator.state = layer_state
+    if not compile:
+        return
+    opt = model.optimizer
+    opt.iterations = state["iterations"]
+    if "optimizer_globals" in state:
+        opt.set_global_state(state["optimizer_globals"])
+    for weight, slots in slot_states():
+        opt.set_state(weight, slots)
+    if state["rng"]["global"] is not None:
+        random_mod.set_state(state["rng"]["global"])
