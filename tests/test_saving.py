@@ -97,7 +97,7 @@ def test_file_layout_is_documented_safetensors(tmp_path):
     save_model(model, path)
     header, payload = header_of(path)
     meta = header.pop("__metadata__")
-    assert set(meta) == {"convolab"}
+    assert set(meta) == {"convolab", "convolab.crc32"}  # the document, and each tensor's CRC-32
     doc = json.loads(meta["convolab"])
     assert doc["format_version"] == 1 and doc["kind"] == "model"
     assert doc["model"]["class_name"] == "Sequential"

@@ -7,6 +7,15 @@ Layout (the safetensors format, https://github.com/huggingface/safetensors)::
               "shape": [...], "data_offsets": [begin, end]}, ...}
     rest      the tensors' bytes, little-endian, C order; offsets are relative to here
 
+convolab adds one metadata key of its own, ``"convolab.crc32"``: a JSON object giving each
+tensor's CRC-32 (``zlib.crc32`` of its bytes as stored, 8 hex digits), so a flipped bit in the
+weights is refused instead of loaded (a file is not signed by it: whoever can edit the
+weights can edit the sums). Files written before the checksums existed have no such key and
+load unchecked. Readers of the metadata (:attr:`ContainerReader.metadata`) never see the key.
+The file is written here rather than by ``safetensors.numpy.save``, whose metadata map comes
+out in a different order in each process: with the metadata keys sorted, saving the same
+model twice gives the same bytes. The layout is otherwise exactly what ``save`` writes.
+
 Reading is done in two steps so nothing is allocated for a tensor before its size is known
 to be right: :func:`read_header` checks the length prefix against caps and the file size,
 parses the JSON strictly and checks every dtype, shape and offset (the tensors must tile the
@@ -19,8 +28,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import reprlib
 import stat
+import zlib
 
 import numpy as np
 
@@ -48,7 +59,13 @@ def short_repr(value) -> str:
 DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
 DTYPE_CODES = {np.dtype("float32"): "F32", np.dtype("float64"): "F64"}
 
+#: every format load_model / load_weights reads, for messages about a file that is none of them
+ACCEPTED_FORMATS = ("convolab reads .convolab / .safetensors files written by convolab, Keras 3 .keras "
+                    "files (a zip of config.json, metadata.json and model.weights.h5) and Keras .weights.h5 files")
+
 _MAGIC_HINTS = (
+    (b"PK\x05\x06", "an empty zip archive, not a Keras 3 .keras file (those hold config.json, metadata.json "
+                     "and model.weights.h5)"),
     (b"PK\x03\x04", "a zip archive (a Keras 3 .keras file or a PyTorch checkpoint?)"),
     (b"\x89HDF\r\n\x1a\n", "an HDF5 file (a Keras .h5 file?)"),
     (b"\x93NUMPY", "a NumPy .npy file"),
@@ -104,16 +121,54 @@ def _safetensors_numpy():
     return st
 
 
-def write_container(path, tensors: dict, metadata: dict) -> None:
-    """Write ``tensors`` (name -> float32/float64 array) and string ``metadata`` atomically."""
-    st = _safetensors_numpy()
-    arrays = {}
+#: the metadata key holding each tensor's CRC-32 (see the module docstring)
+CHECKSUM_KEY = "convolab.crc32"
+_CRC = re.compile(r"[0-9a-f]{8}")
+
+
+def _crc32(data) -> str:
+    return format(zlib.crc32(data), "08x")
+
+
+def encode_container(tensors: dict, metadata: dict) -> bytes:
+    """The bytes of a safetensors file holding ``tensors`` and string ``metadata``, plus the checksums.
+
+    Args:
+        tensors: name -> float32/float64 array (any byte order and layout).
+        metadata: str -> str; must not use :data:`CHECKSUM_KEY`.
+
+    Returns:
+        the file: ``safetensors.numpy.save``'s layout (tensors by falling dtype size, then name;
+        the header padded with spaces to a multiple of 8 bytes), the metadata keys sorted.
+    """
+    if CHECKSUM_KEY in metadata:
+        raise ValueError(f"metadata key {CHECKSUM_KEY!r} is reserved for the container's checksums")
+    arrays = []
     for name, value in tensors.items():
-        arr = np.ascontiguousarray(value)
-        if arr.dtype not in DTYPE_CODES:
+        arr = np.asarray(value)
+        code = DTYPE_CODES.get(arr.dtype.newbyteorder("="))
+        if code is None:
             raise TypeError(f"cannot save tensor {name!r} of dtype {arr.dtype}; convolab saves float32/float64")
-        arrays[name] = arr
-    atomic_write_bytes(path, st.save(arrays, metadata=metadata))
+        arrays.append((name, code, np.ascontiguousarray(arr, dtype=DTYPES[code])))
+    arrays.sort(key=lambda a: (-DTYPES[a[1]].itemsize, a[0]))
+    header, blobs, offset = {}, [], 0
+    for name, code, arr in arrays:
+        data = arr.reshape(-1).view(np.uint8)
+        header[name] = {"dtype": code, "shape": list(arr.shape), "data_offsets": [offset, offset + data.size]}
+        blobs.append(data)
+        offset += data.size
+    sums = {name: _crc32(data) for (name, _, _), data in zip(arrays, blobs)}
+    meta = dict(metadata, **{CHECKSUM_KEY: json.dumps(sums, sort_keys=True, separators=(",", ":"))})
+    header = {"__metadata__": dict(sorted(meta.items())), **header}
+    text = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned, as safetensors pads it
+    return b"".join([len(text).to_bytes(8, "little"), text, *blobs])
+
+
+def write_container(path, tensors: dict, metadata: dict) -> None:
+    """Write ``tensors`` (name -> float32/float64 array) and string ``metadata`` atomically,
+    with each tensor's checksum (:func:`encode_container`)."""
+    atomic_write_bytes(path, encode_container(tensors, metadata))
 
 
 # -- reading -------------------------------------------------------------------
@@ -206,6 +261,9 @@ class ContainerReader:
         prefix = self._read_exact(8)
         n = int.from_bytes(prefix, "little")
         hint = _hint(prefix)
+        if prefix.startswith(b"PK\x05\x06"):
+            raise ModelFileError(f"{src} is an empty zip archive (it holds no files), not a model file; "
+                                 f"{ACCEPTED_FORMATS}")
         if n > MAX_HEADER_BYTES:
             raise ModelFileError(
                 f"{src} is not a convolab file: its header length field says {n:,} bytes "
@@ -234,6 +292,7 @@ class ContainerReader:
                 f"{src} is not a convolab file: its safetensors header has no __metadata__ of strings "
                 "(convolab writes its architecture there; a plain safetensors file cannot be loaded)"
             )
+        sums = meta.pop(CHECKSUM_KEY, None)  # the container's own key: callers see only theirs
         if len(header) > MAX_TENSORS:
             raise ModelFileError(f"{src}: {len(header):,} tensors; at most {MAX_TENSORS:,} allowed")
         tensors = {name: _check_entry(name, entry, src) for name, entry in header.items()}
@@ -251,10 +310,39 @@ class ContainerReader:
                 f"{src}: the tensors cover {pos:,} bytes of data but the file holds {data_len:,} "
                 "(truncated, padded or corrupted)"
             )
+        self._checksums = None if sums is None else self._checked_sums(sums)
         self._header_bytes = prefix + raw
         self._size = size
         self.metadata = meta
         self.tensors = tensors
+
+    def _checked_sums(self, text):
+        # Only the form here: which tensors it lists is compared when they are read, after the
+        # caller has compared the tensors with the architecture (whose messages say more).
+        sums = strict_json_loads(text, f"checksum table ({CHECKSUM_KEY})", self.source)
+        if not isinstance(sums, dict) or not all(isinstance(v, str) and _CRC.fullmatch(v) for v in sums.values()):
+            raise ModelFileError(f"{self.source}: its checksum table ({CHECKSUM_KEY}) must map tensor names to "
+                                 f"8 hex digits; got {short_repr(sums)} (corrupted?)")
+        return sums
+
+    def _verify(self, blob):
+        """Refuse the first tensor (in file order) whose bytes differ from its checksum."""
+        if self._checksums is None:  # written before convolab stored checksums: nothing to check
+            return
+        if set(self._checksums) != set(self.tensors):
+            raise ModelFileError(
+                f"{self.source}: its checksum table ({CHECKSUM_KEY}) lists {short_repr(sorted(self._checksums))}; "
+                f"the tensors are {short_repr(sorted(self.tensors))} (corrupted?)"
+            )
+        base = len(self._header_bytes)
+        with memoryview(blob) as view:
+            for t in sorted(self.tensors.values(), key=lambda t: t.begin):
+                got, want = _crc32(view[base + t.begin : base + t.end]), self._checksums[t.name]
+                if got != want:
+                    raise ModelFileError(
+                        f"{self.source}: tensor {short_repr(t.name)} fails its checksum (CRC-32 of its bytes is "
+                        f"{got}; the file's header says {want}): the file is corrupted"
+                    )
 
     def read_tensors(self) -> dict:
         """Read every tensor (call only once the header has been checked against the architecture).
@@ -277,6 +365,7 @@ class ContainerReader:
         # The bytes about to be decoded must be the header that was checked.
         if blob[: len(self._header_bytes)] != self._header_bytes:
             raise ModelFileError(f"{self.source} changed while being read")
+        self._verify(blob)
         try:
             loaded = st.load(blob)
         except Exception as e:  # safetensors raises its own error types; all mean a bad file
