@@ -3,20 +3,58 @@
 A loss validates targets against the model's output (the errors name the loss, the
 expected form and what came), and computes ``(loss, gradient)`` through the pure
 functions in :mod:`convolab.ops.losses`, with optional per-sample weights reduced as
-Keras 3's ``'sum_over_batch_size'``: ``sum(w_i * loss_i) / N``.
+Keras 3's ``'sum_over_batch_size'``: ``sum(w_i * loss_i) / N``, or by the loss's ``reduction``:
+``'sum'``, ``'mean'`` (the same as the default), ``'mean_with_sample_weight'`` (divided by the
+sum of the weights), ``'none'``/``None`` (the weighted per-sample values; trained on their sum,
+the gradient TensorFlow takes of a vector).
 
 The functions ``categorical_crossentropy(y_true, y_pred)`` etc. return per-sample values, as
 Keras's do; ``compile(loss=keras.losses.mean_squared_error)`` maps each to its class.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .backend import get_array_module, is_device_array
 from .ops import losses as ops
+from .ops.kl_divergence import kl_divergence as _kl_divergence
+from .ops.kl_divergence import kl_divergence_values as _kl_divergence_values
 from .ops.activations import softmax
 
-_REDUCTIONS = ("sum_over_batch_size", "auto")
+_REDUCTIONS = ("sum_over_batch_size", "auto", "sum", "mean", "mean_with_sample_weight", "none", None)
+
+
+def _reduction_factor(reduction, pred, sample_weight):
+    """What turns ``sum(w * values) / values.size`` into ``reduction``'s value (one number)."""
+    if reduction in ("sum_over_batch_size", "mean"):
+        return 1.0
+    n = pred.shape[0] if pred.ndim else 1
+    size = pred.size // pred.shape[-1] if pred.ndim > 1 else max(n, 1)  # per-sample values: the last axis reduced
+    if reduction in ("sum", "none"):
+        return float(size)
+    # mean_with_sample_weight: the weighted sum over the sum of the weights (broadcast over the
+    # values); 0 when the weights sum to 0, as Keras's divide_no_nan
+    if sample_weight is None:
+        return 1.0
+    total = float(np.sum(sample_weight)) * (size / max(n, 1))
+    return size / total if total else 0.0
+
+
+def _reduced(compute):
+    """Wrap a subclass's ``compute``/``compute_from_logits`` (which give ``'sum_over_batch_size'``)
+    so that they give the loss's own ``reduction``."""
+    @functools.wraps(compute)
+    def wrapper(self, pred, y, sample_weight=None):
+        out = compute(self, pred, y) if sample_weight is None else compute(self, pred, y, sample_weight=sample_weight)
+        f = _reduction_factor(getattr(self, "reduction", "sum_over_batch_size"), pred, sample_weight)
+        if f == 1.0:
+            return out
+        loss, grad = out
+        return loss * f, grad * grad.dtype.type(f)
+    wrapper._reduced = True
+    return wrapper
 
 
 def squeeze_or_expand_to_same_rank(x1, x2, expand_rank_1=True):
@@ -83,9 +121,18 @@ class Loss:
     #: True when a final softmax and this loss can be fused into one stable op on the logits.
     fuses_softmax = False
 
-    def __init__(self, name=None, reduction="sum_over_batch_size"):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for key in ("compute", "compute_from_logits"):
+            fn = cls.__dict__.get(key)
+            if fn is not None and not getattr(fn, "_reduced", False):
+                setattr(cls, key, _reduced(fn))
+
+    def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
         if reduction not in _REDUCTIONS:
-            raise ValueError(f"{type(self).__name__}: only reduction='sum_over_batch_size' is supported; got {reduction!r}")
+            raise ValueError(f"{type(self).__name__}: `reduction` must be one of 'sum_over_batch_size', 'sum', "
+                             f"'mean', 'mean_with_sample_weight', 'none' or None; got {reduction!r}")
+        self.reduction = {"auto": "sum_over_batch_size", None: "none"}.get(reduction, reduction)
         if name is not None:
             self.name = name
 
@@ -123,9 +170,16 @@ class Loss:
             return self._call_on_tape(y_true, y_pred, sample_weight)
         y_pred = _as_prediction(y_pred)
         y = self.prepare_targets(_like(y_pred, y_true), (None,) + y_pred.shape[1:])
-        if sample_weight is None:
+        w = None if sample_weight is None else check_sample_weight(sample_weight, len(y_pred), self.name)
+        if self.reduction == "none":  # Keras's unreduced, weighted per-sample values
+            values = self.values(y_pred, y)
+            if w is None:
+                return values
+            return values * get_array_module(values).asarray(w, dtype=values.dtype).reshape(
+                (-1,) + (1,) * (values.ndim - 1))
+        if w is None:
             return self.compute(y_pred, y)[0]
-        return self.compute(y_pred, y, sample_weight=check_sample_weight(sample_weight, len(y_pred), self.name))[0]
+        return self.compute(y_pred, y, sample_weight=w)[0]
 
     def _call_on_tape(self, y_true, y_pred, sample_weight):
         """A ``call``-only loss, recorded op by op: ``sum(w_i * loss_i) / N`` as the built-ins."""
@@ -133,14 +187,30 @@ class Loss:
         from .autodiff.tensor import unwrap
 
         values = self.call(y_true, y_pred)
-        if sample_weight is None:
-            return ops.mean(values)
         shape = np.shape(unwrap(values))
-        w = check_sample_weight(sample_weight, shape[0], self.name).reshape((-1,) + (1,) * (len(shape) - 1))
-        return ops.divide(ops.sum(ops.multiply(values, w)), float(np.prod(shape)))
+        if sample_weight is not None:
+            w = check_sample_weight(sample_weight, shape[0], self.name).reshape((-1,) + (1,) * (len(shape) - 1))
+            values = ops.multiply(values, w)
+        if self.reduction == "none":
+            return values
+        total = ops.sum(values)
+        if self.reduction == "sum":
+            return total
+        divisor = float(np.prod(shape))
+        if self.reduction == "mean_with_sample_weight" and sample_weight is not None:
+            divisor = float(np.sum(w)) * divisor / max(shape[0], 1)
+            if not divisor:
+                return ops.multiply(total, 0.0)
+        return ops.divide(total, divisor)
 
     def get_config(self):
-        return {"name": self.name}
+        return self._with_reduction({"name": self.name})
+
+    def _with_reduction(self, cfg):
+        """``cfg`` with ``reduction`` when it is not the default (files stay as they were otherwise)."""
+        if getattr(self, "reduction", "sum_over_batch_size") != "sum_over_batch_size":
+            cfg["reduction"] = self.reduction
+        return cfg
 
 
 def _like(y_pred, y_true):
@@ -232,7 +302,7 @@ class SparseCategoricalCrossentropy(Loss):
         return ops.softmax_crossentropy_with_logits(logits, y, sparse=True, sample_weight=sample_weight)
 
     def get_config(self):
-        return {"name": self.name, "from_logits": self.from_logits}
+        return self._with_reduction({"name": self.name, "from_logits": self.from_logits})
 
 
 class CategoricalCrossentropy(Loss):
@@ -276,7 +346,7 @@ class CategoricalCrossentropy(Loss):
                                                     sample_weight=sample_weight)
 
     def get_config(self):
-        return {"name": self.name, "from_logits": self.from_logits}
+        return self._with_reduction({"name": self.name, "from_logits": self.from_logits})
 
 
 class BinaryCrossentropy(Loss):
@@ -314,7 +384,8 @@ class BinaryCrossentropy(Loss):
         return fn(pred, self._targets(pred, y), sample_weight)
 
     def get_config(self):
-        return {"name": self.name, "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+        return self._with_reduction({"name": self.name, "from_logits": self.from_logits,
+                                     "label_smoothing": self.label_smoothing})
 
 
 class MeanSquaredError(Loss):
@@ -339,6 +410,19 @@ class MeanAbsoluteError(Loss):
 
     def compute(self, pred, y, sample_weight=None):
         return ops.mean_absolute_error(pred, y.astype(pred.dtype), sample_weight)
+
+
+class KLDivergence(Loss):
+    """Kullback-Leibler divergence, Keras's formula: ``sum(t * log(t / p), axis=-1)`` with ``t`` and ``p``
+    clipped to ``[epsilon, 1]`` (``epsilon = 1e-7``); targets have the output's shape."""
+
+    name = "kl_divergence"
+
+    def values(self, pred, y):
+        return _kl_divergence_values(pred, y.astype(pred.dtype))[0]
+
+    def compute(self, pred, y, sample_weight=None):
+        return _kl_divergence(pred, y.astype(pred.dtype), sample_weight)
 
 
 # -- Keras's loss functions: per-sample values ------------------------------------------
@@ -369,6 +453,11 @@ def mean_absolute_error(y_true, y_pred):
     return MeanAbsoluteError().call(y_true, y_pred)
 
 
+def kl_divergence(y_true, y_pred):
+    """Per-sample ``sum(t * log(t / p), axis=-1)``, ``t``, ``p`` clipped to ``[1e-7, 1]``."""
+    return KLDivergence().call(y_true, y_pred)
+
+
 def _check_axis(name, axis):
     if axis != -1:
         raise ValueError(f"{name}: only axis=-1 is supported; got axis={axis!r}")
@@ -376,6 +465,7 @@ def _check_axis(name, axis):
 
 mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
+kld = KLD = kullback_leibler_divergence = kl_divergence
 
 _REGISTRY = {
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
@@ -385,6 +475,9 @@ _REGISTRY = {
     "binary_crossentropy": BinaryCrossentropy,
     "mean_absolute_error": MeanAbsoluteError,
     "mae": MeanAbsoluteError,
+    "kl_divergence": KLDivergence,
+    "kld": KLDivergence,
+    "kullback_leibler_divergence": KLDivergence,
 }
 
 #: Keras's loss functions, passed as objects to compile(loss=...), and the class each means
@@ -394,6 +487,7 @@ _FUNCTIONS = {
     binary_crossentropy: BinaryCrossentropy,
     mean_squared_error: MeanSquaredError,
     mean_absolute_error: MeanAbsoluteError,
+    kl_divergence: KLDivergence,
 }
 
 
@@ -429,7 +523,8 @@ def get(identifier) -> Loss:
         return LossFunctionWrapper(identifier)
     raise ValueError(f"Unknown loss {identifier!r}; valid: {', '.join(_REGISTRY)} or a convolab.losses.Loss")
 
-__all__ = ["BinaryCrossentropy", "CategoricalCrossentropy", "Loss", "LossFunctionWrapper", "MeanAbsoluteError", "MeanSquaredError",
+__all__ = ["BinaryCrossentropy", "CategoricalCrossentropy", "KLD", "KLDivergence", "Loss", "kl_divergence", "kld",
+           "kullback_leibler_divergence", "LossFunctionWrapper", "MeanAbsoluteError", "MeanSquaredError",
            "SparseCategoricalCrossentropy", "binary_crossentropy", "categorical_crossentropy", "get",
            "mae", "mean_absolute_error", "mean_squared_error", "mse", "softmax", "sparse_categorical_crossentropy",
            "squeeze_or_expand_to_same_rank"]

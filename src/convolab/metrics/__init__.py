@@ -31,17 +31,20 @@ from .accuracy import (
 from .base import Metric, Variable, get_object_name
 from .compile import VALID, CompileMetrics, check_specs, get
 from .reduction import Mean, MeanMetricWrapper, reduce_to_samplewise_values
-from .regression import MeanAbsoluteError, MeanSquaredError
+from .regression import (BinaryCrossentropy, MeanAbsoluteError, MeanAbsolutePercentageError, MeanSquaredError,
+                         mean_absolute_percentage_error)
 
 mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
+mape = MAPE = mean_absolute_percentage_error
 
 #: the metric classes a model file may name (saving's allow-list)
 BUILTIN_CLASSES = {cls.__name__: cls for cls in (
     Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy, TopKCategoricalAccuracy,
-    SparseTopKCategoricalAccuracy, MeanSquaredError, MeanAbsoluteError)}
+    SparseTopKCategoricalAccuracy, MeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError, BinaryCrossentropy)}
 
 __all__ = [
+    "BinaryCrossentropy", "MAPE", "MeanAbsolutePercentageError", "mape", "mean_absolute_percentage_error",
     "Accuracy", "BinaryAccuracy", "CategoricalAccuracy", "CompileMetrics", "Mean", "MeanAbsoluteError",
     "MeanMetricWrapper", "MeanSquaredError", "Metric", "SparseCategoricalAccuracy", "SparseTopKCategoricalAccuracy",
     "TopKCategoricalAccuracy", "VALID", "Variable", "accuracy", "binary_accuracy", "binary_crossentropy",

@@ -21,7 +21,7 @@ from .accuracy import (
 )
 from .base import Metric, get_object_name
 from .reduction import Mean, MeanMetricWrapper
-from .regression import MeanAbsoluteError, MeanSquaredError
+from .regression import MeanAbsoluteError, MeanAbsolutePercentageError, MeanSquaredError
 
 _ACCURACY = ("acc", "accuracy")
 NAMED = {
@@ -34,6 +34,8 @@ NAMED = {
     "mean_absolute_error": MeanAbsoluteError,
     "mse": MeanSquaredError,
     "mean_squared_error": MeanSquaredError,
+    "mape": MeanAbsolutePercentageError,
+    "mean_absolute_percentage_error": MeanAbsolutePercentageError,
 }
 VALID = _ACCURACY + tuple(NAMED)
 

@@ -93,6 +93,8 @@ def worth_sharding(model, batch_size, n_threads) -> bool:
         return False
     if any(getattr(layer, "activity_regularizer", None) for layer in model.layers):
         return False  # the penalty is per whole batch: its gradient would need rescaling per shard
+    if getattr(model.loss, "reduction", "sum_over_batch_size") not in ("sum_over_batch_size", "mean"):
+        return False  # shards combine as means of the batch; 'sum' and the weighted mean do not
     per_shard = forward_flops_per_sample(model) * batch_size / min(n_threads, batch_size // ShardRunner.min_shard)
     return per_shard >= MIN_SHARD_FLOPS
 

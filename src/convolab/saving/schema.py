@@ -282,6 +282,8 @@ SCHEDULE_SCHEMAS = {
                                    "values": list_of(_rate, 2, _MAX_PIECES + 1), "name": string()}),
     "CosineDecay": obj({"initial_learning_rate": _rate, "decay_steps": _steps, "alpha": number(0, 1),
                         "name": string(), "warmup_target": nullable(_rate), "warmup_steps": number(0)}),
+    "InverseTimeDecay": obj({"initial_learning_rate": _rate, "decay_steps": _steps, "decay_rate": number(0),
+                             "staircase": boolean, "name": string()}),
 }
 _schedule = tagged(SCHEDULE_SCHEMAS)
 _positive = number(0, lo_open=True)
@@ -313,12 +315,15 @@ OPTIMIZER_SCHEMAS = {
     "Adagrad": obj({**_OPT_COMMON, "initial_accumulator_value": number(0), "epsilon": _eps}, _OPT_OPTIONAL),
     "Adadelta": obj({**_OPT_COMMON, "rho": _unit, "epsilon": _eps}, _OPT_OPTIONAL),
 }
+# reduction: written only when not Keras's default 'sum_over_batch_size' (issue 19)
+_REDUCTION = {"reduction": string(32, {"sum", "mean", "mean_with_sample_weight", "none"})}
 LOSS_SCHEMAS = {
-    "SparseCategoricalCrossentropy": obj({"name": string(), "from_logits": boolean}),
-    "CategoricalCrossentropy": obj({"name": string(), "from_logits": boolean}),
-    "MeanSquaredError": obj({"name": string()}),
-    "BinaryCrossentropy": obj({"name": string(), "from_logits": boolean, "label_smoothing": _unit}),
-    "MeanAbsoluteError": obj({"name": string()}),
+    "SparseCategoricalCrossentropy": obj({"name": string(), "from_logits": boolean}, _REDUCTION),
+    "CategoricalCrossentropy": obj({"name": string(), "from_logits": boolean}, _REDUCTION),
+    "MeanSquaredError": obj({"name": string()}, _REDUCTION),
+    "BinaryCrossentropy": obj({"name": string(), "from_logits": boolean, "label_smoothing": _unit}, _REDUCTION),
+    "MeanAbsoluteError": obj({"name": string()}, _REDUCTION),
+    "KLDivergence": obj({"name": string()}, _REDUCTION),
 }
 
 _METRIC_COMMON = {"name": string(), "dtype": string(16, {"float32", "float64"})}
@@ -331,6 +336,8 @@ METRIC_SCHEMAS = {
     "SparseTopKCategoricalAccuracy": obj({**_METRIC_COMMON, "k": integer(1, MAX_INT)}),
     "MeanSquaredError": obj(_METRIC_COMMON),
     "MeanAbsoluteError": obj(_METRIC_COMMON),
+    "MeanAbsolutePercentageError": obj(_METRIC_COMMON),
+    "BinaryCrossentropy": obj({**_METRIC_COMMON, "from_logits": boolean, "label_smoothing": _unit}),
 }
 _metric_object = tagged(METRIC_SCHEMAS)
 

@@ -1,3 +1,3 @@
 """``keras.optimizers.schedules``."""
-from ...optimizers.schedules import (CosineDecay, ExponentialDecay, LearningRateSchedule,  # noqa: F401
+from ...optimizers.schedules import (CosineDecay, ExponentialDecay, InverseTimeDecay, LearningRateSchedule,  # noqa: F401
                                      PiecewiseConstantDecay, deserialize, serialize)
