@@ -387,7 +387,8 @@ def _graph_to_onnx(model, onnx, helper, numpy_helper):
     elem = _elem_type(onnx, dtype)
     g = _Graph(helper, numpy_helper, dtype)
     in_names, out_names = io_names("input", len(inputs)), io_names("output", len(outputs))
-    results = emit_graph(g, model, [_Tensor(name, len(t.shape)) for name, t in zip(in_names, inputs)])
+    results = emit_graph(g, model, [_Tensor(name, len(t.shape)) for name, t in zip(in_names, inputs)],
+                         _emit, _to_nhwc)
     for name, t in zip(out_names, results):
         _to_nhwc(g, t)
         g.nodes.append(helper.make_node("Identity", [t.name], [name], name=name))

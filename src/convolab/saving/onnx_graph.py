@@ -11,9 +11,8 @@ order, outputs ``output`` or ``output_0``...; all NHWC, the batch axis symbolic.
 """
 from __future__ import annotations
 
-from .graph_io import MERGE_CLASSES, refuse_layer
 from ._common import LAYER_CLASSES
-from .onnx_export import _emit, _Tensor, _to_nhwc
+from .graph_io import MERGE_CLASSES, refuse_layer
 
 _ELEMENTWISE = {"Add": "Add", "Subtract": "Sub", "Multiply": "Mul", "Maximum": "Max", "Minimum": "Min",
                 "Average": "Add"}
@@ -22,70 +21,84 @@ _NCHW_AXIS = [0, 2, 3, 1]
 
 
 def _copy(t):
-    out = _Tensor(t.name, t.rank)
+    out = type(t)(t.name, t.rank)
     out.nchw = t.nchw
     return out
 
 
-def _merge(g, layer, ins):
-    ts = [_copy(t) for t in ins]
-    nchw = all(t.nchw for t in ts)
-    if not nchw:
-        for t in ts:
-            _to_nhwc(g, t)
-    rank, kind, base = max(t.rank for t in ts), type(layer).__name__, layer.name
-    if kind == "Concatenate":
-        axis = layer.axis % rank
-        name = g.op("Concat", [t.name for t in ts], base, axis=_NCHW_AXIS[axis] if nchw else axis)
-    else:
-        name = ts[0].name
-        for t in ts[1:]:
-            name = g.op(_ELEMENTWISE[kind], [name, t.name], base)
-        if kind == "Average":
-            name = g.op("Div", [name, g.const(base + "_count", float(len(ts)))], base + "_mean")
-    out = _Tensor(name, rank)
-    out.nchw = nchw
-    return out
+class _Walk:
+    """One export of a graph: the ONNX graph ``g`` and the layer exporter's ``emit`` and ``to_nhwc``."""
 
+    def __init__(self, g, emit, to_nhwc):
+        self.g, self.emit, self.to_nhwc = g, emit, to_nhwc
 
-def _emit_layer(g, layer, ins):
-    """Emit ``layer`` on the running tensors ``ins``; returns its output tensors."""
-    from ..models.model import Model
-    from ..models.sequential import Sequential
+    def merge(self, layer, ins):
+        g = self.g
+        ts = [_copy(t) for t in ins]
+        nchw = all(t.nchw for t in ts)
+        if not nchw:
+            for t in ts:
+                self.to_nhwc(g, t)
+        rank, kind, base = max(t.rank for t in ts), type(layer).__name__, layer.name
+        if kind == "Concatenate":
+            axis = layer.axis % rank
+            name = g.op("Concat", [t.name for t in ts], base, axis=_NCHW_AXIS[axis] if nchw else axis)
+        else:
+            name = ts[0].name
+            for t in ts[1:]:
+                name = g.op(_ELEMENTWISE[kind], [name, t.name], base)
+            if kind == "Average":
+                name = g.op("Div", [name, g.const(base + "_count", float(len(ts)))], base + "_mean")
+        out = type(ts[0])(name, rank)
+        out.nchw = nchw
+        return out
 
-    kind = type(layer).__name__
-    if type(layer) is Sequential:
-        t = ins[0]
-        for inner in layer.layers:
-            (t,) = _emit_layer(g, inner, [t])
+    def layer(self, layer, ins):
+        """Emit ``layer`` on the running tensors ``ins``; returns its output tensors."""
+        from ..models.model import Model
+        from ..models.sequential import Sequential
+
+        kind = type(layer).__name__
+        if type(layer) is Sequential:
+            t = ins[0]
+            for inner in layer.layers:
+                (t,) = self.layer(inner, [t])
+            return [t]
+        if type(layer) is Model and layer.graph() is not None:
+            return self.graph(layer, ins)
+        if isinstance(layer, Model):
+            raise ValueError(f"export_model: {layer.describe()} is a subclassed model ({kind}); its forward pass is "
+                             "Python code, which ONNX export cannot translate")
+        if MERGE_CLASSES.get(kind) is type(layer):
+            return [self.merge(layer, ins)]
+        if LAYER_CLASSES.get(kind) is not type(layer):
+            refuse_layer(layer, "export_model")
+        t = _copy(ins[0])
+        self.emit(self.g, t, layer)
         return [t]
-    if type(layer) is Model and layer.graph() is not None:
-        return emit_graph(g, layer, ins)
-    if isinstance(layer, Model):
-        raise ValueError(f"export_model: {layer.describe()} is a subclassed model ({kind}); its forward pass is "
-                         "Python code, which ONNX export cannot translate")
-    if MERGE_CLASSES.get(kind) is type(layer):
-        return [_merge(g, layer, ins)]
-    if LAYER_CLASSES.get(kind) is not type(layer):
-        refuse_layer(layer, "export_model")
-    t = _copy(ins[0])
-    _emit(g, t, layer)
-    return [t]
+
+    def graph(self, model, ins):
+        nodes, inputs, outputs, _, _ = model.graph()
+        values = {id(t): v for t, v in zip(inputs, ins)}
+        for node in nodes:
+            if not node.inputs:
+                continue  # an Input: its value is given
+            if node.args or node.kwargs:
+                raise ValueError(f"export_model: {node.layer.describe()} is called with arguments besides its inputs")
+            outs = self.layer(node.layer, [values[id(t)] for t in node.inputs])
+            for t, v in zip(node.outputs, outs):
+                values[id(t)] = v
+        return [values[id(t)] for t in outputs]
 
 
-def emit_graph(g, model, ins):
-    """Emit a functional model's nodes on the tensors ``ins`` (one per model input)."""
-    nodes, inputs, outputs, _, _ = model.graph()
-    values = {id(t): v for t, v in zip(inputs, ins)}
-    for node in nodes:
-        if not node.inputs:
-            continue  # an Input: its value is given
-        if node.args or node.kwargs:
-            raise ValueError(f"export_model: {node.layer.describe()} is called with arguments besides its inputs")
-        outs = _emit_layer(g, node.layer, [values[id(t)] for t in node.inputs])
-        for t, v in zip(node.outputs, outs):
-            values[id(t)] = v
-    return [values[id(t)] for t in outputs]
+def emit_graph(g, model, ins, emit, to_nhwc):
+    """Emit a functional model's nodes on the tensors ``ins`` (one per model input).
+
+    ``emit(g, t, layer)`` emits one layer on the running tensor ``t`` and ``to_nhwc(g, t)`` brings
+    a tensor back to NHWC: the layer translations of :mod:`.onnx_export`, which calls this and
+    passes them in, so this module need not import the module that imports it.
+    """
+    return _Walk(g, emit, to_nhwc).graph(model, ins)
 
 
 def io_names(base, n):
