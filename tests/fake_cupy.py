@@ -27,6 +27,9 @@ import cuda_twins
 
 _HOST_IN = {"asarray", "array", "asanyarray"}
 
+#: arguments that CuPy reads on the host (a list of split points may be a NumPy array)
+_HOST_PARAMS = {"split": ("indices_or_sections", 1), "array_split": ("indices_or_sections", 1)}
+
 #: CuPy's own words (``cupy/_core/core.pyx``, ``ndarray.__array__``)
 IMPLICIT_CONVERSION = ("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a "
                        "NumPy array explicitly.")
@@ -67,8 +70,7 @@ class ndarray(NDArrayOperatorsMixin):
 
     def __array_function__(self, func, types_, args, kwargs):
         # CuPy answers NumPy's functions with its own (np.concatenate of CuPy arrays works)
-        _refuse_host(args, f"numpy.{func.__name__}")
-        _refuse_host(tuple(kwargs.values()), f"numpy.{func.__name__}")
+        _refuse_host_args(func.__name__, args, kwargs, f"numpy.{func.__name__}")
         return _wrap(func(*_unwrap(args), **_unwrap_kwargs(kwargs)))
 
     # -- indexing --------------------------------------------------------------------------
@@ -153,6 +155,13 @@ def _refuse_host(items, what):
                             "(CuPy refuses implicit host-device mixing)")
 
 
+def _refuse_host_args(name, args, kwargs, what):
+    """:func:`_refuse_host` over a call's arguments, but for those CuPy reads on the host."""
+    key, position = _HOST_PARAMS.get(name, (None, None))
+    _refuse_host(tuple(a for i, a in enumerate(args) if i != position), what)
+    _refuse_host(tuple(v for k, v in kwargs.items() if k != key), what)
+
+
 def _unwrap(a):
     if isinstance(a, ndarray):
         return a._a
@@ -184,12 +193,13 @@ def _wrap(a):
 def _function(name, fn):
     def call(*args, **kwargs):
         if name not in _HOST_IN:
-            _refuse_host(args, f"cupy.{name}")
-            _refuse_host(tuple(kwargs.values()), f"cupy.{name}")
+            _refuse_host_args(name, args, kwargs, f"cupy.{name}")
         from_host = name in _HOST_IN and bool(args) and not isinstance(args[0], ndarray)
         result = fn(*_unwrap(args), **_unwrap_kwargs(kwargs))
         if from_host and type(result) is np.ndarray:
             result = np.array(result, copy=True)  # a transfer makes a new buffer
+        elif args and isinstance(args[0], ndarray) and result is args[0]._a:
+            return args[0]  # cupy.asarray(a) is a: the same array, not a new one on the same memory
         return _wrap(result)
 
     call.__name__ = name

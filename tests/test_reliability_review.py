@@ -2,7 +2,11 @@
 
 - ModelCheckpoint saved through the saving functions, skipping the model's move of its weights
   to the host: on a GPU every checkpoint failed. The fake CuPy now refuses implicit conversion
-  to NumPy as CuPy does, so the device tests see such bugs.
+  to NumPy as CuPy does, so the device tests see such bugs. What it then exposed: bilinear
+  resizing (UpSampling2D 'bilinear', RandomCrop) multiplied device images by host matrices.
+  The fake's own faults, fixed with it: ``cupy.asarray(a)`` copied a device array (CuPy returns
+  ``a``), so every call re-placed the weights and a functional model got no gradients on the
+  device; a NumPy array of split points was refused (CuPy reads it on the host).
 """
 import ast
 import os
@@ -56,6 +60,52 @@ def test_fake_cupy_refuses_implicit_conversion_as_cupy_does():
     assert type(a.get()) is np.ndarray and type(cp.asnumpy(a)) is np.ndarray  # the explicit ways back
     assert isinstance(np.concatenate([a, a]), cp.ndarray)  # NumPy functions answer on the device
     assert float(a.sum()) == 15.0 and isinstance(a.sum(), cp.ndarray)
+
+
+def test_fake_cupy_asarray_of_a_device_array_is_that_array():
+    cp = fake_cupy.make_module()
+    a = cp.asarray(np.arange(6, dtype=np.float32))
+    assert cp.asarray(a) is a and cp.asarray(a, dtype=np.float64) is not a
+    assert [p.get().tolist() for p in cp.split(a, np.array([2, 4]))] == [[0, 1], [2, 3], [4, 5]]
+
+
+def _functional_losses():
+    keras.utils.set_random_seed(0)
+    inp = keras.Input(shape=(8, 8, 1))
+    h = keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(inp))
+    model = keras.Model(inp, keras.layers.Dense(3)(h))
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = _data(8)
+    return model.fit(x, y, epochs=3, verbose=0).history["loss"]
+
+
+def test_a_functional_model_trains_on_the_device(fake_gpu):
+    backend.set_device("cpu")
+    want = _functional_losses()
+    backend.set_device("gpu")
+    got = _functional_losses()
+    assert got[-1] < got[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def _upsample_and_crop(x, dy):
+    """UpSampling2D 'bilinear' (output and input gradient) and RandomCrop at inference, which
+    resizes the centred window of the target's aspect ratio."""
+    up = keras.layers.UpSampling2D(2, interpolation="bilinear")
+    y = up.call(backend.to_device(x), training=True)
+    dx = up.backward(backend.to_device(dy))
+    crop = keras.layers.RandomCrop(6, 5).call(backend.to_device(x), training=False)
+    return [backend.to_host(a) for a in (y, dx, crop)]
+
+
+def test_bilinear_resizing_on_the_device(fake_gpu):
+    rng = np.random.default_rng(2)
+    x, dy = rng.random((2, 8, 8, 3), dtype=np.float32), rng.random((2, 16, 16, 3), dtype=np.float32)
+    backend.set_device("cpu")
+    want = _upsample_and_crop(x, dy)
+    backend.set_device("gpu")
+    for got, w in zip(_upsample_and_crop(x, dy), want):
+        np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-6)
 
 
 # -- ModelCheckpoint --------------------------------------------------------------------------

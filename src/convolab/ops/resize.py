@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import get_array_module
+
 
 def bilinear_resize_matrix(in_size, out_size, dtype="float64"):
     """The ``(out_size, in_size)`` matrix of TensorFlow's bilinear resize along one axis.
@@ -41,8 +43,9 @@ def bilinear_resize_forward(x, size):
     Shape:
         y: ``(N, out_h, out_w, C)``.
     """
-    ah = bilinear_resize_matrix(x.shape[1], size[0], x.dtype)
-    aw = bilinear_resize_matrix(x.shape[2], size[1], x.dtype)
+    xp = get_array_module(x)  # the matrices go where the images are (CuPy refuses to mix)
+    ah = xp.asarray(bilinear_resize_matrix(x.shape[1], size[0], x.dtype))
+    aw = xp.asarray(bilinear_resize_matrix(x.shape[2], size[1], x.dtype))
     y = np.einsum("oh,nhwc->nowc", ah, x, optimize=True)
     y = np.einsum("pw,nowc->nopc", aw, y, optimize=True)
     return y, (ah, aw)
