@@ -88,3 +88,125 @@ def get(identifier, owner: str = "layer"):
     raise ValueError(
         f"{owner}: unknown initializer {identifier!r}; valid: {', '.join(sorted(_REGISTRY))} or a callable"
     )
+
+
+def truncated_normal(shape, dtype="float32", mean=0.0, stddev=0.05):
+    return (_truncated_normal(get_generator(), stddev, shape) + mean).astype(dtype)
+
+
+_REGISTRY["truncated_normal"] = truncated_normal
+_ALIASES["truncatednormal"] = "truncated_normal"
+
+
+# -- keras.initializers: the classes ----------------------------------------------------------------
+class Initializer:
+    """Keras's initializer objects: ``init(shape, dtype=None)`` returns a new array.
+
+    ``seed``: ``None`` draws from convolab's global generator; an int makes the object draw the
+    same values on every call (as Keras's seeded initializers do).
+    """
+
+    def __init__(self, seed=None):
+        self.seed = seed
+
+    def _draw(self, fn, shape, dtype):
+        from . import random as random_mod
+
+        if self.seed is None:
+            return fn(tuple(shape), dtype or "float32")
+        saved = random_mod._generator
+        random_mod._generator = np.random.default_rng(int(self.seed))
+        try:
+            return fn(tuple(shape), dtype or "float32")
+        finally:
+            random_mod._generator = saved
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _named_class(class_name, key):
+    def __call__(self, shape, dtype=None):
+        return self._draw(_REGISTRY[key], shape, dtype)
+    return type(class_name, (Initializer,), {"__call__": __call__, "__doc__": f"Keras's ``{class_name}`` ('{key}')."})
+
+
+GlorotUniform = _named_class("GlorotUniform", "glorot_uniform")
+GlorotNormal = _named_class("GlorotNormal", "glorot_normal")
+HeUniform = _named_class("HeUniform", "he_uniform")
+HeNormal = _named_class("HeNormal", "he_normal")
+LecunUniform = _named_class("LecunUniform", "lecun_uniform")
+LecunNormal = _named_class("LecunNormal", "lecun_normal")
+
+
+class Zeros(Initializer):
+    """All zeros."""
+
+    def __init__(self):
+        super().__init__(None)
+
+    def __call__(self, shape, dtype=None):
+        return zeros(tuple(shape), dtype or "float32")
+
+    def get_config(self):
+        return {}
+
+
+class Ones(Zeros):
+    """All ones."""
+
+    def __call__(self, shape, dtype=None):
+        return ones(tuple(shape), dtype or "float32")
+
+
+class Constant(Initializer):
+    """Every value ``value``."""
+
+    def __init__(self, value=0.0):
+        super().__init__(None)
+        self.value = value
+
+    def __call__(self, shape, dtype=None):
+        return np.full(tuple(shape), self.value, dtype=dtype or "float32")
+
+    def get_config(self):
+        return {"value": self.value}
+
+
+class RandomNormal(Initializer):
+    """Normal with ``mean`` and ``stddev`` (Keras's defaults 0.0 and 0.05)."""
+
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        super().__init__(seed)
+        self.mean, self.stddev = mean, stddev
+
+    def __call__(self, shape, dtype=None):
+        return self._draw(lambda s, d: random_normal(s, d, self.mean, self.stddev), shape, dtype)
+
+    def get_config(self):
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
+
+
+class TruncatedNormal(RandomNormal):
+    """Normal with ``mean`` and ``stddev``, redrawn beyond two standard deviations."""
+
+    def __call__(self, shape, dtype=None):
+        return self._draw(lambda s, d: truncated_normal(s, d, self.mean, self.stddev), shape, dtype)
+
+
+class RandomUniform(Initializer):
+    """Uniform in ``[minval, maxval)`` (Keras's defaults -0.05 and 0.05)."""
+
+    def __init__(self, minval=-0.05, maxval=0.05, seed=None):
+        super().__init__(seed)
+        self.minval, self.maxval = minval, maxval
+
+    def __call__(self, shape, dtype=None):
+        return self._draw(lambda s, d: random_uniform(s, d, self.minval, self.maxval), shape, dtype)
+
+    def get_config(self):
+        return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
