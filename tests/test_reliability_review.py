@@ -3,7 +3,10 @@
 - ModelCheckpoint saved through the saving functions, skipping the model's move of its weights
   to the host: on a GPU every checkpoint failed. The fake CuPy now refuses implicit conversion
   to NumPy as CuPy does, so the device tests see such bugs. What it then exposed: bilinear
-  resizing (UpSampling2D 'bilinear', RandomCrop) multiplied device images by host matrices.
+  resizing (UpSampling2D 'bilinear', RandomCrop) multiplied device images by host matrices;
+  TensorBoard's weight histograms converted device weights with np.asarray; a layer built by
+  its first call (every layer of a subclassed model) moved its weights to the device before
+  the build made them, so they stayed on the host.
   The fake's own faults, fixed with it: ``cupy.asarray(a)`` copied a device array (CuPy returns
   ``a``), so every call re-placed the weights and a functional model got no gradients on the
   device; a NumPy array of split points was refused (CuPy reads it on the host).
@@ -106,6 +109,45 @@ def test_bilinear_resizing_on_the_device(fake_gpu):
     backend.set_device("gpu")
     for got, w in zip(_upsample_and_crop(x, dy), want):
         np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-6)
+
+
+def test_tensorboard_histograms_from_the_device(fake_gpu, tmp_path):
+    pytest.importorskip("tensorboardX")
+    model = _conv_bn_model()
+    x, y = _data()
+    model.fit(x, y, epochs=1, verbose=0,
+              callbacks=[keras.callbacks.TensorBoard(tmp_path / "logs", histogram_freq=1, write_images=True)])
+    assert any(name.startswith("events") for _, _, files in os.walk(tmp_path / "logs") for name in files)
+
+
+class _Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.conv = keras.layers.Conv2D(2, 3)
+        self.flatten = keras.layers.Flatten()
+        self.dense = keras.layers.Dense(3)
+
+    def call(self, inputs, training=False):
+        return self.dense(self.flatten(self.conv(inputs)))
+
+
+def _subclassed_losses():
+    keras.utils.set_random_seed(0)
+    model = _Subclassed()
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = _data(8)
+    return model.fit(x, y, epochs=2, verbose=0).history["loss"], model
+
+
+def test_layers_built_by_their_first_call_compute_on_the_device(fake_gpu):
+    backend.set_device("cpu")
+    want, _ = _subclassed_losses()
+    backend.set_device("gpu")
+    got, model = _subclassed_losses()
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert all(isinstance(w, fake_gpu.ndarray) for w in model.weights)
+    layer = keras.layers.Dense(2)  # a direct call too
+    assert isinstance(layer(np.ones((1, 3), np.float32)), fake_gpu.ndarray)
 
 
 # -- ModelCheckpoint --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from ..backend import to_host
 from .base import Callback
 
 _INSTALL_HINT = 'pip install "convolab[tensorboard]"'
@@ -189,9 +190,10 @@ class TensorBoard(Callback):
         for layer in self.model.layers:
             for key, weight in layer.params.items():
                 tag = f"{layer.name}/{key}"
-                writer.add_histogram(f"{tag}/histogram", np.asarray(weight, dtype=np.float64), epoch)
+                weight = np.asarray(to_host(weight), dtype=np.float64)  # a GPU array is copied back first
+                writer.add_histogram(f"{tag}/histogram", weight, epoch)
                 if self.write_images:
-                    image = _weight_image(np.asarray(weight, dtype=np.float64))
+                    image = _weight_image(weight)
                     if image is not None:
                         writer.add_images(f"{tag}/image", image, epoch, dataformats="NHWC")
         writer.flush()

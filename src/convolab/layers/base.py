@@ -143,13 +143,6 @@ class Layer:
             raise TypeError(f"{self.describe()}: unexpected arguments {', '.join(map(str, list(kwargs) or rest))}")
         if isinstance(inputs, (list, tuple)):
             raise TypeError(f"{self.describe()} takes one input; got a list of {len(inputs)}")
-        # on the GPU a direct call brings its input to the device (and the weights, if a device
-        # switch left them behind): the result is an array of the current device, as Keras's
-        # result is a tensor of its device
-        if backend.on_gpu():
-            from ..models.placement import place_layer_weights
-
-            place_layer_weights(self)
         x = inputs if isinstance(inputs, Tensor) else backend.to_device(inputs)
         if not isinstance(x, Tensor) and x.dtype.kind in "biu":
             x = x.astype(self.dtype)
@@ -160,6 +153,13 @@ class Layer:
                 self.check_input_shape(x.shape)  # report the data's own shape, not the batch-less one
                 self.build((None,) + tuple(x.shape[1:]))
             self.check_call_shape(x.shape)
+        # on the GPU a direct call brings its input to the device, and the weights (born on the
+        # host by the build just above, or left behind by a device switch): the result is an
+        # array of the current device, as Keras's result is a tensor of its device
+        if backend.on_gpu():
+            from ..models.placement import place_layer_weights
+
+            place_layer_weights(self)
         if is_recording():
             return self._call_on_tape(x, training)
         return self.call(x, training=training)
