@@ -18,13 +18,16 @@ need a barrier between the shards in the middle of the forward pass and another 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..layers.augmentation.base import AugmentationLayer
 from ..layers.dropout import Dropout
 from . import engine
 
@@ -99,15 +102,36 @@ def worth_sharding(model, batch_size, n_threads) -> bool:
     return per_shard >= MIN_SHARD_FLOPS
 
 
+_blas = {"users": 0, "limits": None}
+_blas_lock = threading.Lock()
+
+
+@contextlib.contextmanager
 def blas_single_threaded():
-    """A context in which BLAS uses one thread (our shards are the parallelism)."""
+    """A context in which BLAS uses one thread (our shards are the parallelism).
+
+    BLAS's thread count is one setting for the whole process. With several threads inside at
+    once (concurrent predicts), the first to enter sets it and the last to leave restores it:
+    threadpoolctl's own contexts, left in another order than entered, would restore the
+    single thread for good.
+    """
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # optional: without it BLAS keeps its own threads
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+        yield
+        return
+    with _blas_lock:
+        if _blas["users"] == 0:
+            _blas["limits"] = threadpool_limits(limits=1, user_api="blas")
+        _blas["users"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas["users"] -= 1
+            if _blas["users"] == 0:
+                _blas["limits"].restore_original_limits()
+                _blas["limits"] = None
 
 
 def _replica(layer):
@@ -131,7 +155,8 @@ class ShardRunner:
         self.n = n_threads
         self.replicas = [[_replica(layer) for layer in model.layers] for _ in range(n_threads)]
         self.pool = ThreadPoolExecutor(max_workers=max(1, n_threads - 1), thread_name_prefix="convolab")
-        self._dropouts = [[i for i, l in enumerate(model.layers) if isinstance(l, Dropout)]]
+        # layers drawing random numbers in training: each shard's replica gets its own generator
+        self._random = [i for i, l in enumerate(model.layers) if isinstance(l, (Dropout, AugmentationLayer))]
 
     def _run(self, fn, k):
         """``[fn(0), ..., fn(k - 1)]``, shard 0 on the calling thread, the rest on the pool
@@ -148,15 +173,16 @@ class ShardRunner:
         bounds = np.linspace(0, n, k + 1).astype(int)
         return [slice(bounds[i], bounds[i + 1]) for i in range(k)]
 
-    def _seed_dropout(self, shards):
-        """Give each shard's Dropout replicas their own stream, drawn from the layer's generator
-        (its ``seed=``) or convolab's global one, so a seeded run stays repeatable."""
-        idx = self._dropouts[0]
-        if not idx:
+    def _seed_shards(self, shards):
+        """Give each shard's Dropout and augmentation replicas their own stream, drawn from the
+        layer's generator (its ``seed=``) or convolab's global one, so a seeded run stays
+        repeatable: one generator shared by the shards' threads would hand out its numbers in
+        whichever order the threads happen to ask."""
+        if not self._random:
             return
         from ..random import get_generator
 
-        for i in idx:
+        for i in self._random:
             source = self.model.layers[i]._rng or get_generator()
             seeds = source.integers(0, 2**63, size=len(shards))
             for t in range(len(shards)):
@@ -172,7 +198,7 @@ class ShardRunner:
         model = self.model
         n = len(x)
         shards = self.shards(n)
-        self._seed_dropout(shards)
+        self._seed_shards(shards)
         fused = engine.fused_softmax(model)
 
         def work(t):
