@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import threading
 
 from .. import backend
 from ..autodiff.tape import is_recording
@@ -12,9 +14,12 @@ from ..layers.input_layer import InputLayer
 from ..layers.keras_tensor import KerasTensor
 from ..ops import threads
 from . import data_checks as checks
-from . import engine, functional, parallel, placement
+from . import engine, functional, parallel, placement, thread_use
 from .model import Model
 from .summary import format_summary
+
+#: held while a model builds from its first data, so two threads' first predicts build one set of weights
+_build_lock = threading.RLock()
 
 
 class Sequential(Model):
@@ -35,7 +40,10 @@ class Sequential(Model):
         self._layers: list[Layer] = []
         self._input_shape = None
         super().__init__(name=name or unique_name("sequential"), trainable=trainable)
-        self._runner = None
+        # thread id -> the ShardRunner of the fit/evaluate/predict running on that thread: each
+        # thread's shards have their own layer replicas (caches), and closing one thread's pool
+        # never stops another's (thread_use.py says which calls may share the model)
+        self._runners = {}
         self._first_trainable = 0
         self._fast = True
         for layer in layers or []:
@@ -156,6 +164,32 @@ class Sequential(Model):
         text = format_summary(self, line_length=line_length)
         (print_fn or print)(text)
 
+    # -- one model, several threads (thread_use.py) ---------------------------
+    @property
+    def _runner(self):
+        """This thread's ShardRunner, or None."""
+        return self._runners.get(threading.get_ident())
+
+    @functools.wraps(Model.fit)
+    def fit(self, *args, **kwargs):
+        with thread_use.running(self, "fit"):
+            return super().fit(*args, **kwargs)
+
+    @functools.wraps(Model.train_on_batch)
+    def train_on_batch(self, *args, **kwargs):
+        with thread_use.running(self, "fit"):
+            return super().train_on_batch(*args, **kwargs)
+
+    @functools.wraps(Model.evaluate)
+    def evaluate(self, *args, **kwargs):
+        with thread_use.running(self, "evaluate"):
+            return super().evaluate(*args, **kwargs)
+
+    @functools.wraps(Model.predict)
+    def predict(self, *args, **kwargs):
+        with thread_use.running(self, "predict"):
+            return super().predict(*args, **kwargs)
+
     # -- forward / backward -------------------------------------------------
     def _forward(self, x, training, logits=False):
         return engine.forward(self.layers, x, training, logits)
@@ -215,32 +249,24 @@ class Sequential(Model):
             if not parallel.worth_sharding(self, batch_size, n):
                 yield
                 return
-            self._runner = parallel.ShardRunner(self, n)
+            me = threading.get_ident()
+            runner = self._runners[me] = parallel.ShardRunner(self, n)
             try:
                 yield
             finally:
-                self._runner.close()
-                self._runner = None
+                del self._runners[me]
+                runner.close()
 
     # -- data preparation ---------------------------------------------------
     def _ensure_built_for(self, x):
         if not self.layers:
             raise ValueError(f"{self.describe()} has no layers; add some before training or predicting")
         first = self.layers[0]
+        if self._input_shape is None:
+            with _build_lock:
+                if self._input_shape is None:
+                    self._build_for(x, first)
         expected = self._input_shape
-        if expected is None:
-            ndim = first.input_ndim
-            if ndim is not None and x.ndim != ndim:
-                hint = ("; add the channel axis with np.expand_dims(x, -1) (grey images need shape (N, H, W, 1))"
-                        if x.ndim == ndim - 1 else "")
-                raise ValueError(
-                    f"{first.describe()} expects {ndim}-D input {first.expected_layout()}; got data of shape "
-                    f"{shape_str(x.shape)}{hint}"
-                )
-            self.build((None,) + tuple(x.shape[1:]))
-            if self.compiled:
-                self._resolve_metrics()
-            expected = self._input_shape
         if len(x.shape) != len(expected) or any(
             e is not None and g != e for g, e in zip(x.shape[1:], expected[1:])
         ):
@@ -253,6 +279,20 @@ class Sequential(Model):
                 f"{first.describe()} expects input shape {shape_str(expected)}; got data of shape "
                 f"{shape_str(x.shape)}{hint}"
             )
+
+    def _build_for(self, x, first):
+        """Build for the shape of the first data ``x``, which ``first`` (the first layer) must accept."""
+        ndim = first.input_ndim
+        if ndim is not None and x.ndim != ndim:
+            hint = ("; add the channel axis with np.expand_dims(x, -1) (grey images need shape (N, H, W, 1))"
+                    if x.ndim == ndim - 1 else "")
+            raise ValueError(
+                f"{first.describe()} expects {ndim}-D input {first.expected_layout()}; got data of shape "
+                f"{shape_str(x.shape)}{hint}"
+            )
+        self.build((None,) + tuple(x.shape[1:]))
+        if self.compiled:
+            self._resolve_metrics()
 
     def _forward_any(self, x, logits=False):
         """Inference on one batch: on shards when threads are active."""
