@@ -3,8 +3,9 @@
 Mutations: byte flips (biased to the header), truncations and junk tails, edits of the
 safetensors header (entries, dtypes, shapes, offsets, the length prefix) and of the JSON
 document inside it (values replaced by arbitrary JSON, keys removed or added, raw text
-damaged). A mutated file may also load fine (a flipped weight is still a weight); the
-only failure is an exception other than ModelFileError.
+damaged). A mutated file may also load fine (a damaged header can still describe a model);
+the only failure is an exception other than ModelFileError. Flipped weight bytes never load:
+each tensor's checksum refuses them.
 """
 import json
 import os
@@ -147,6 +148,26 @@ def test_byte_flips(data):
     for pos, bits in flips:
         blob[pos] ^= bits
     attempt(bytes(blob), weights=data.draw(st.booleans()))
+
+
+WEIGHTS_HEADER_END = 8 + struct.unpack("<Q", WEIGHTS_BYTES[:8])[0]
+
+
+@settings(FUZZ, max_examples=_EXAMPLES or 300)
+@given(st.data())
+def test_flipped_weight_bytes_are_refused(data):
+    """Every tensor carries a CRC-32: flips of up to 4 bytes (CRC-32 catches every burst of up to 32 bits
+    and every change of 3 bits or fewer; more, spread out, slip past once in 2**32)."""
+    original, end = data.draw(st.sampled_from([(MODEL_BYTES, HEADER_END), (WEIGHTS_BYTES, WEIGHTS_HEADER_END)]))
+    blob = bytearray(original)
+    start = data.draw(st.integers(end, len(blob) - 1))
+    for pos in range(start, min(start + data.draw(st.integers(1, 4)), len(blob))):
+        blob[pos] ^= data.draw(st.integers(1, 255))
+    path = WORKDIR / "fuzzed.convolab"
+    path.write_bytes(bytes(blob))
+    with pytest.raises(ModelFileError, match="fails its checksum"):
+        # load_model refuses a weights file before it reads a tensor
+        load_weights(TARGET, path) if original is WEIGHTS_BYTES or data.draw(st.booleans()) else load_model(path)
 
 
 @FUZZ
