@@ -147,6 +147,11 @@ def test_keras_program_kl_divergence_reductions_metrics_and_schedule(tmp_path):
         if reduction == "sum_over_batch_size":
             after_mean = [w.copy() for w in model.get_weights()]
     assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(after_mean, model.get_weights()))
+    path = tmp_path / "kl.convolab"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded.loss).__name__ == "KLDivergence" and loaded.loss.reduction == "sum"
+    assert np.allclose(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
 
 
 def test_compile_config_with_a_reduction_and_the_new_metrics_saves(tmp_path):

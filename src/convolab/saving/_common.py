@@ -71,7 +71,8 @@ OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (optimizers_mod.SGD, optimizer
 SCHEDULE_CLASSES = optimizers_mod.schedules.SCHEDULE_CLASSES
 LOSS_CLASSES = {cls.__name__: cls for cls in (losses_mod.SparseCategoricalCrossentropy,
                                               losses_mod.CategoricalCrossentropy, losses_mod.MeanSquaredError,
-                                              losses_mod.BinaryCrossentropy, losses_mod.MeanAbsoluteError)}
+                                              losses_mod.BinaryCrossentropy, losses_mod.MeanAbsoluteError,
+                                              losses_mod.KLDivergence)}
 METRIC_CLASSES = dict(metrics_mod.BUILTIN_CLASSES)
 #: Keras's metric functions, saved under the name that compiles to the same metric
 _METRIC_FUNCTION_NAMES = {fn: fn.__name__ for fn in (
