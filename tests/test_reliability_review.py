@@ -200,3 +200,24 @@ def test_callbacks_import_nothing_from_saving():
         if name.endswith(".py"):
             bad = [m for m in _imports(os.path.join(folder, name)) if "saving" in m or m.startswith("..models")]
             assert not bad, f"callbacks/{name} imports {bad}"
+
+
+# -- fit's validation split: no state survives an exception ----------------------------------
+def test_a_failed_fit_leaves_no_prepared_validation_behind(monkeypatch):
+    from convolab.models import data_adapter
+
+    model = _conv_bn_model()
+    x, y = _data(20)
+    real = data_adapter.to_device_once
+
+    def fail_once(*args, **kwargs):
+        monkeypatch.setattr(data_adapter, "to_device_once", real)
+        raise KeyboardInterrupt  # stopped between the split and the validation batches
+
+    monkeypatch.setattr(data_adapter, "to_device_once", fail_once)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, validation_split=0.25, epochs=1, verbose=0)
+    # the next fit's (x, y) validation data must be prepared, not taken as an earlier split's
+    hist = model.fit(x, y, validation_data=(x[:5], list(y[:5])), epochs=1, verbose=0)
+    assert np.isfinite(hist.history["val_loss"][0])
+    assert not any("validation" in k for k in vars(model))

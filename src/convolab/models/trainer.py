@@ -270,6 +270,7 @@ class Trainer:
                 raise ValueError(f"{self.describe()}.fit: `{name}` must be None or an int >= 1; got {value!r}")
         split = checks.check_validation_split(validation_split, self)
         rng = get_generator()
+        val_prepared = False
         if data_adapter.is_batch_source(x):
             if y is not None or sample_weight is not None:
                 raise ValueError(f"{self.describe()}.fit: when `x` is a {type(x).__name__}, its batches carry the "
@@ -298,11 +299,12 @@ class Trainer:
                 if sw is not None:
                     swv, sw = sw[split_at:], sw[:split_at]
                 validation_data = (xv, yv, swv)
-                self._validation_prepared = True
+                val_prepared = True  # cut from prepared data: not prepared twice
             x, y, sw, put = data_adapter.to_device_once(x, y, sw)
             train = data_adapter.ArrayBatches(x, y, sw, batch_size, shuffle, rng, put)
         placement.place_weights(self)
-        val = self._validation_batches(validation_data, validation_batch_size or batch_size, validation_steps)
+        val = self._validation_batches(validation_data, validation_batch_size or batch_size, validation_steps,
+                                       val_prepared)
         verbose = 1 if verbose == "auto" else int(verbose)
         cbs = list(callbacks or [])
         # As Keras: History and the progress bar come after the user's callbacks, so they see
@@ -335,7 +337,9 @@ class Trainer:
             return xb, yb, self._sample_weights(yb, swb, class_weight, what)
         return prepare
 
-    def _validation_batches(self, validation_data, batch_size, steps):
+    def _validation_batches(self, validation_data, batch_size, steps, prepared=False):
+        """Batches of ``validation_data``; ``prepared``: it is ``(x, y, sample_weight)`` already
+        checked and converted (a ``validation_split`` cut from the training arrays)."""
         if validation_data is None:
             return None
         if data_adapter.is_batch_source(validation_data):
@@ -344,7 +348,7 @@ class Trainer:
             raise ValueError(f"{self.describe()}.fit: `validation_data` must be a tuple (x_val, y_val) or "
                              f"(x_val, y_val, val_sample_weight); got {type(validation_data).__name__}"
                              + (f" of length {len(validation_data)}" if isinstance(validation_data, (tuple, list)) else ""))
-        if self.__dict__.pop("_validation_prepared", False):
+        if prepared:
             xv, yv, swv = validation_data
         else:
             xv, yv = self._prepare(*validation_data[:2])
