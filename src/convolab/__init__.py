@@ -3,11 +3,9 @@
     from convolab import keras
     model = keras.models.Sequential([keras.layers.Conv2D(9, (5, 5), input_shape=(28, 28, 1), activation='relu'), ...])
 """
-from . import allocator
-
-allocator.tune()  # see allocator.py: large temporaries stay in the heap between steps
-
-from . import backend, callbacks, initializers, layers, losses, metrics, models, ops, optimizers
+# Importing convolab changes nothing in the process: the malloc settings of allocator.py are
+# applied by the first fit (a library's import must not retune its host program's allocator).
+from . import allocator, backend, callbacks, initializers, layers, losses, metrics, models, ops, optimizers
 from .models import Sequential
 from .random import set_random_seed
 

@@ -10,8 +10,11 @@ heap after each step. This is what a framework's caching allocator does, done wi
 frees over 256 MB at the end of each step, and with the threshold there glibc gave it back and
 took 28,000 page faults (110 MB) a step to get it again: 275 ms a step on one thread, against
 243 ms with 1 GiB and 386 ms with glibc's defaults (``python benchmarks/page_faults.py``, with
-``CONVOLAB_MALLOC_TUNING=0`` for the defaults). It applies to the whole process, costs at most the retained heap, and is
-skipped with ``CONVOLAB_MALLOC_TUNING=0`` or where the C library has no ``mallopt``.
+``CONVOLAB_MALLOC_TUNING=0`` for the defaults). It applies to the whole process and costs at most
+the retained heap, so it is done by the first ``fit`` (``Trainer.fit`` calls :func:`tune`), never
+by ``import convolab``: a program that imports convolab only to load a model or predict keeps its
+allocator as it was. Skipped with ``CONVOLAB_MALLOC_TUNING=0`` or where the C library has no
+``mallopt``.
 """
 from __future__ import annotations
 
@@ -28,7 +31,8 @@ tuned = False
 
 
 def tune() -> bool:
-    """Apply the two ``mallopt`` settings once; returns whether they are in force."""
+    """Apply the two ``mallopt`` settings once (the first ``fit`` calls this); returns whether they
+    are in force."""
     global tuned
     if tuned or os.environ.get("CONVOLAB_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
         return tuned

@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from .. import _gpu, backend
+from .. import _gpu, allocator, backend
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
@@ -263,6 +263,7 @@ class Trainer:
         or a batch source as ``x``.
         """
         self._check_compiled("fit")
+        allocator.tune()  # once per process: large temporaries stay in the heap between steps
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"{self.describe()}.fit: `epochs` must be an int >= 0; got {epochs!r}")
         for name, value in (("steps_per_epoch", steps_per_epoch), ("validation_steps", validation_steps)):
