@@ -210,7 +210,7 @@ class ContainerReader:
     """An open container whose header has been read and checked (use as a context manager).
 
     Attributes:
-        metadata: the ``__metadata__`` dict (str -> str).
+        metadata: the ``__metadata__`` dict (str -> str), without the container's :data:`CHECKSUM_KEY`.
         tensors: name -> :class:`TensorInfo`, every entry checked against the file size.
     """
 
