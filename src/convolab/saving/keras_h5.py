@@ -18,11 +18,15 @@ depthwise_kernel, pointwise_kernel, bias); convolab's ``layer.params`` keeps tha
 
 Reading checks the whole file against the model before any weight changes: only hard links
 (no soft or external links), only datasets with float dtypes and exactly the expected shapes
-(so nothing larger than the model is ever read, compressed or not), no external or virtual
-storage, and no layer group the model lacks.
+(so nothing larger than the model is ever read), no external or virtual storage, no compression
+(HDF5 inflates a compressed chunk without bound; Keras never compresses weights), chunks about
+the size of their data, member names that are text, and no layer group the model lacks. Whatever
+h5py raises for a damaged file becomes ModelFileError; HDF5 reads the file as it goes (from an
+open file, never a path: no file locks), so memory holds the weights and little more.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -161,10 +165,37 @@ def save_weights_h5(model, path):
 
 
 # -- reading -------------------------------------------------------------------------
-def _child(h5py, group, name, kind, where):
-    """``group[name]`` if it is a hard link to a ``kind`` (Group or Dataset); else refuse."""
+#: what h5py raises for a damaged file: HDF5's own errors arrive as OSError, RuntimeError, KeyError or
+#: ValueError, and a damaged header can make h5py itself fail with TypeError (a type NumPy lacks),
+#: OverflowError or NotImplementedError
+_DAMAGE = (OSError, RuntimeError, KeyError, ValueError, TypeError, OverflowError, NotImplementedError)
+#: filters that never change a chunk's size (shuffle reorders bytes, fletcher32 appends a checksum); a
+#: compressed chunk can inflate without bound (HDF5's deflate filter grows its buffer until the stream
+#: ends: a 0.5 MB chunk inflated to 512 MiB in a test), and Keras never compresses weights
+_SIZE_KEEPING_FILTERS = {2: "shuffle", 3: "fletcher32"}
+#: a chunk may exceed its dataset by this much (a chunked dataset's last chunk is padded); HDF5
+#: allocates a whole chunk to read any part of it
+_CHUNK_SLACK_BYTES = 2**20
+
+
+@contextlib.contextmanager
+def _damage_refused(source):
+    """Turn whatever h5py raises for a damaged file into ModelFileError naming ``source``."""
+    try:
+        yield
+    except ModelFileError:
+        raise
+    except _DAMAGE as e:
+        raise ModelFileError(f"{source}: a damaged HDF5 file ({type(e).__name__}: {e})") from None
+
+
+def _child(h5py, group, name, kind, where, required=False):
+    """``group[name]`` if it is a hard link to a ``kind`` (Group or Dataset); else refuse. A missing
+    ``name`` gives None, or, if ``required`` (the group lists it), ModelFileError."""
     link = group.get(name, getlink=True)
     if link is None:
+        if required:
+            raise ModelFileError(f"{where}: {group.name} lists {name!r} but it cannot be opened (a damaged file)")
         return None
     if not isinstance(link, h5py.HardLink):
         raise ModelFileError(f"{where}: {group.name}/{name} is a {type(link).__name__}; expected a plain "
@@ -173,6 +204,42 @@ def _child(h5py, group, name, kind, where):
     if not isinstance(obj, kind):
         raise ModelFileError(f"{where}: {obj.name} is a {type(obj).__name__}; expected a {kind.__name__}")
     return obj
+
+
+def _names(group, where):
+    """The sorted member names of ``group``; h5py gives bytes for a name that is not UTF-8."""
+    names = list(group)
+    odd = [n for n in names if not isinstance(n, str)]
+    if odd:
+        raise ModelFileError(f"{where}: {group.name} holds member names that are not UTF-8 text: {odd[:4]}")
+    return sorted(names)
+
+
+def _check_dataset(ds, i, shape, where):
+    """Refuse variable ``i`` unless it is a float array of ``shape`` kept in the file, read without inflating."""
+    if ds.dtype.kind != "f":
+        raise ModelFileError(f"{where}: variable {i} has dtype {ds.dtype}; expected a float dtype")
+    if ds.shape is None:
+        raise ModelFileError(f"{where}: variable {i} holds no array (an empty dataspace); expected shape "
+                             f"{tuple(shape)}")
+    if tuple(ds.shape) != tuple(shape):
+        raise ModelFileError(f"{where}: variable {i} has shape {tuple(ds.shape)}; expected {tuple(shape)}")
+    if ds.external or ds.is_virtual:
+        raise ModelFileError(f"{where}: variable {i} keeps its data outside the file; refused")
+    dcpl = ds.id.get_create_plist()
+    filters = [dcpl.get_filter(k) for k in range(dcpl.get_nfilters())]
+    inflating = [f"{f[3].decode(errors='replace') or 'filter'} ({f[0]})" for f in filters
+                 if f[0] not in _SIZE_KEEPING_FILTERS]
+    if inflating:
+        raise ModelFileError(f"{where}: variable {i} is stored compressed ({', '.join(inflating)}); convolab reads "
+                             "uncompressed weights only, as Keras writes them (rewrite the file with "
+                             "`h5repack -f NONE`)")
+    if ds.chunks is not None:
+        chunk = int(np.prod(ds.chunks, dtype=object)) * ds.dtype.itemsize
+        data = int(np.prod(shape, dtype=object)) * ds.dtype.itemsize
+        if chunk > data + _CHUNK_SLACK_BYTES:
+            raise ModelFileError(f"{where}: variable {i} is stored in chunks of {ds.chunks} ({chunk:,} bytes) for "
+                                 f"{data:,} bytes of data; at most {_CHUNK_SLACK_BYTES:,} bytes more are allowed")
 
 
 def _read_layer(h5py, f, path, layer, source):
@@ -186,89 +253,105 @@ def _read_layer(h5py, f, path, layer, source):
                 raise ModelFileError(f"{where}: missing; the file has no group /{path} for its {len(want)} weights")
             return []
     allowed = {"vars", "layers"} if _is_model(layer) else {"vars"}
-    extra = sorted(set(group) - allowed)
+    extra = sorted(set(_names(group, where)) - allowed)
     if extra:
         raise ModelFileError(f"{where}: unexpected member(s) {extra}; expected only {sorted(allowed)}")
     vars_ = _child(h5py, group, "vars", h5py.Group, source)
-    keys = sorted(vars_) if vars_ is not None else []
+    keys = _names(vars_, where) if vars_ is not None else []
     expected = [str(i) for i in range(len(want))]
-    if sorted(keys) != sorted(expected):
+    if keys != sorted(expected):
         raise ModelFileError(f"{where}: holds variables {keys}; expected {expected} "
                              f"(shapes {[tuple(s) for s in want]})")
     datasets = []
     for i, shape in enumerate(want):
-        ds = _child(h5py, vars_, str(i), h5py.Dataset, source)
-        if ds.dtype.kind != "f":
-            raise ModelFileError(f"{where}: variable {i} has dtype {ds.dtype}; expected a float dtype")
-        if tuple(ds.shape) != tuple(shape):
-            raise ModelFileError(f"{where}: variable {i} has shape {tuple(ds.shape)}; expected {tuple(shape)}")
-        if ds.external or ds.is_virtual:
-            raise ModelFileError(f"{where}: variable {i} keeps its data outside the file; refused")
+        ds = _child(h5py, vars_, str(i), h5py.Dataset, source, required=True)
+        _check_dataset(ds, i, shape, where)
         datasets.append(ds)
     return datasets
 
 
-def read_into(model, data: bytes, source):
-    """Check ``data`` (a ``.weights.h5`` file) against ``model`` fully, then set its weights."""
+def read_into(model, data, source):
+    """Check ``data`` (a ``.weights.h5`` file: bytes or an open binary file) against ``model`` fully, then
+    set its weights. Every failure is ModelFileError."""
     h5py = require_h5py()
     if not getattr(model, "built", False):
         raise ModelFileError(f"load_weights: {model.describe()} is not built; give it an input shape first")
+    slots = layer_slots(model)
+    fileobj = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
     try:
-        f = h5py.File(io.BytesIO(data), "r")
-    except OSError as e:
+        f = h5py.File(fileobj, "r")
+    except _DAMAGE as e:
         raise ModelFileError(f"{source}: not a readable HDF5 file ({e})") from None
-    with f:
-        if _child(h5py, f, "layers", h5py.Group, source) is None:
-            hint = (" (this looks like a Keras 2 .h5 file; convolab reads Keras 3's .weights.h5 layout)"
-                    if "model_weights" in f or "layer_names" in f.attrs else "")
-            raise ModelFileError(f"{source}: no /layers group; expected Keras 3's .weights.h5 layout{hint}")
-        root_vars = _child(h5py, f, "vars", h5py.Group, source)
-        if root_vars is not None and len(root_vars):
-            raise ModelFileError(f"{source}: /vars holds {len(root_vars)} variable(s); {model.describe()} has none "
-                                 "of its own")
-        slots = layer_slots(model)
-        known = {p for p, _ in slots}
-        _check_no_strangers(h5py, f["layers"], "layers", known, source, model)
-        plan = [(layer, _read_layer(h5py, f, path, layer, source)) for path, layer in slots]
-        try:
-            arrays = [(layer, [ds[()] for ds in dss]) for layer, dss in plan]
-        except OSError as e:
-            raise ModelFileError(f"{source}: the weights could not be read ({e})") from None
+    with _damage_refused(source), f:
+        arrays = _checked_arrays(h5py, f, slots, source, model)
     for layer, values in arrays:
         for w, v in zip(_variables(layer), values):
             w[...] = v
 
 
+def _checked_arrays(h5py, f, slots, source, model):
+    """``[(layer, [array])]`` from the open file ``f``, read only once the whole file fits ``model``."""
+    if _child(h5py, f, "layers", h5py.Group, source) is None:
+        hint = (" (this looks like a Keras 2 .h5 file; convolab reads Keras 3's .weights.h5 layout)"
+                if "model_weights" in f or "layer_names" in f.attrs else "")
+        raise ModelFileError(f"{source}: no /layers group; expected Keras 3's .weights.h5 layout{hint}")
+    root_vars = _child(h5py, f, "vars", h5py.Group, source)
+    if root_vars is not None and len(root_vars):
+        raise ModelFileError(f"{source}: /vars holds {len(root_vars)} variable(s); {model.describe()} has none "
+                             "of its own")
+    known = {p for p, _ in slots}
+    _check_no_strangers(h5py, f["layers"], "layers", known, source, model)
+    plan = [(layer, _read_layer(h5py, f, path, layer, source)) for path, layer in slots]
+    return [(layer, [ds[()] for ds in dss]) for layer, dss in plan]
+
+
 def _check_no_strangers(h5py, group, path, known, source, model):
-    for name in group:
+    for name in _names(group, source):
         sub = f"{path}/{name}"
         if sub not in known:
             raise ModelFileError(f"{source}: group /{sub} names a layer {model.describe()} does not have; its "
                                  f"layers are stored as {sorted(known)[:12]}")
-        child = _child(h5py, group, name, h5py.Group, source)
-        if "layers" in child:
-            _check_no_strangers(h5py, _child(h5py, child, "layers", h5py.Group, source), f"{sub}/layers", known,
-                                source, model)
+        child = _child(h5py, group, name, h5py.Group, source, required=True)
+        layers = _child(h5py, child, "layers", h5py.Group, source)
+        if layers is not None:
+            _check_no_strangers(h5py, layers, f"{sub}/layers", known, source, model)
 
 
-def read_file_bytes(path, cap=MAX_FILE_BYTES) -> bytes:
+def weights_member_cap(shapes) -> int:
+    """The most bytes a ``.weights.h5`` for variables of ``shapes`` may take (never above MAX_FILE_BYTES).
+
+    Besides the weights, a file Keras wrote holds the optimizer's state: at most five more arrays per
+    weight (AMSGrad's three moments, an EMA copy, gradient accumulators); each element is counted at
+    8 bytes (float64, the widest dtype read). HDF5's own structures (object headers, B-trees, heaps:
+    about 2 KiB per group or dataset) get 1 MiB plus 64 KiB per weight.
+    """
+    elements = sum(int(np.prod(s, dtype=object)) for s in shapes)
+    return min(MAX_FILE_BYTES, elements * 6 * 8 + 2**20 + 64 * 2**10 * len(shapes))
+
+
+def open_capped(path, cap=MAX_FILE_BYTES):
+    """``(open binary file, size)`` of ``path`` if it holds at most ``cap`` bytes; else ModelFileError."""
     source = os.fspath(path)
     try:
-        size = os.stat(source).st_size
-        if size > cap:
-            raise ModelFileError(f"{source}: {size:,} bytes; at most {cap:,} are read")
-        with open(source, "rb") as f:
-            return f.read(cap + 1)
+        f = open(source, "rb")  # noqa: SIM115 - handed to the caller, who closes it
     except FileNotFoundError:
         raise ModelFileError(f"{source}: no such file") from None
     except OSError as e:
         raise ModelFileError(f"{source}: cannot be read ({e})") from None
+    size = os.fstat(f.fileno()).st_size
+    if size > cap:
+        f.close()
+        raise ModelFileError(f"{source}: {size:,} bytes; at most {cap:,} are read")
+    return f, size
 
 
 def load_weights_h5(model, path):
+    """``model.load_weights('m.weights.h5')``: HDF5 reads the file as it goes, never all of it at once."""
     require_h5py()
-    read_into(model, read_file_bytes(path), os.fspath(path))
+    f, _ = open_capped(path)
+    with f:
+        read_into(model, f, os.fspath(path))
 
 
-__all__ = ["INSTALL_HINT", "is_hdf5", "layer_slots", "load_weights_h5", "read_into", "require_h5py",
-           "save_weights_h5", "snake_case", "weights_h5_bytes"]
+__all__ = ["INSTALL_HINT", "is_hdf5", "layer_slots", "load_weights_h5", "open_capped", "read_into", "require_h5py",
+           "save_weights_h5", "snake_case", "weights_h5_bytes", "weights_member_cap"]

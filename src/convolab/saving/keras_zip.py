@@ -5,13 +5,16 @@ compiled model, Keras's ``compile_config`` (:mod:`.keras_compile`), the weights 
 (:mod:`.keras_h5`), ``metadata.json`` with a Keras version; the zip is written atomically. The
 optimizer's state (its moments and step count) is not written: Keras starts it afresh on load.
 
-Reading (:func:`load_keras`) never extracts anything and never runs code: the file's size is
-capped, the zip may hold only those three names (anything else, ``../`` included, is
+Reading (:func:`load_keras`) never extracts anything by name and never runs code: the file's size
+is capped, the zip may hold only those three names (anything else, ``../`` included, is
 refused), members must be stored or deflated and not encrypted, each member's declared size is
 checked against its cap before it is read, and the read itself stops at the cap. The JSON is
 parsed strictly, converted to convolab's architecture and checked by convolab's schema and
-planner (shapes, references, cycles, size caps) before anything is built; the weights are
-checked against the built model before any is set.
+planner (shapes, references, cycles, size caps) before anything is built. The weights member's
+cap comes from that architecture (its weights, room for Keras's optimizer state and HDF5's
+structures: :func:`.keras_h5.weights_member_cap`), and it is inflated in 1 MiB pieces into an
+anonymous temporary file that HDF5 reads from, so a small file cannot make the loader inflate
+gigabytes into memory; the weights are checked against the built model before any is set.
 """
 from __future__ import annotations
 
@@ -19,14 +22,16 @@ import datetime
 import io
 import json
 import os
+import tempfile
 import zipfile
+import zlib
 
 from .. import random as random_mod
 from . import graph_io, graph_schema
 from .container import MAX_DOCUMENT_BYTES, MAX_FILE_BYTES, strict_json_loads
 from .errors import ModelFileError
 from .keras_config import from_keras, to_keras
-from .keras_h5 import read_file_bytes, read_into, require_h5py, weights_h5_bytes
+from .keras_h5 import open_capped, read_into, require_h5py, weights_h5_bytes, weights_member_cap
 
 CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
 #: what the metadata says; Keras 3 does not read it back
@@ -80,43 +85,94 @@ def _keras_compile_config(model):
     return keras_compile.to_keras(comp)
 
 
-def read_members(path, need=(CONFIG, WEIGHTS)):
-    """``{name: bytes}`` of a ``.keras`` file's expected members, checked before reading."""
-    source = os.fspath(path)
-    data = read_file_bytes(path)
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as e:
-        raise ModelFileError(f"{source}: not a readable zip file ({e})") from None
-    with zf:
-        infos = zf.infolist()
+#: what zipfile raises for a damaged archive or member, besides BadZipFile: a bad deflate stream
+#: (zlib.error), a member method it lacks (NotImplementedError), an encrypted one (RuntimeError),
+#: offsets past the end (OSError, EOFError, ValueError)
+_ZIP_DAMAGE = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError, RuntimeError)
+_COPY_BYTES = 2**20
+
+
+class _KerasZip:
+    """An open ``.keras`` file: its names checked, each member read on demand under a cap."""
+
+    def __init__(self, path, need=(CONFIG, WEIGHTS)):
+        self.source = os.fspath(path)
+        self.file, _ = open_capped(path)
+        try:
+            self.zf = zipfile.ZipFile(self.file)
+        except _ZIP_DAMAGE as e:
+            self.file.close()
+            raise ModelFileError(f"{self.source}: not a readable zip file ({e})") from None
+        try:
+            self._check_names(need)
+        except ModelFileError:
+            self.close()
+            raise
+
+    def _check_names(self, need):
+        infos = self.zf.infolist()
         names = [i.filename for i in infos]
         strange = sorted(set(names) - set(_CAPS))
         if strange or len(set(names)) != len(names):
-            raise ModelFileError(f"{source}: the zip holds {names[:12]}; a .keras file of convolab's layers holds "
-                                 f"only {sorted(_CAPS)}, each once (unexpected: {strange[:12]})")
+            raise ModelFileError(f"{self.source}: the zip holds {names[:12]}; a .keras file of convolab's layers "
+                                 f"holds only {sorted(_CAPS)}, each once (unexpected: {strange[:12]})")
         missing = [n for n in need if n not in names]
         if missing:
-            raise ModelFileError(f"{source}: the zip lacks {missing}; it holds {names}")
-        out = {}
-        for info in infos:
-            cap = _CAPS[info.filename]
-            if info.flag_bits & 0x1:
-                raise ModelFileError(f"{source}: {info.filename} is encrypted")
-            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                raise ModelFileError(f"{source}: {info.filename} uses compression method {info.compress_type}; "
-                                     "expected stored (0) or deflated (8)")
-            if info.file_size > cap:
-                raise ModelFileError(f"{source}: {info.filename} is {info.file_size:,} bytes; at most {cap:,}")
-            try:
-                with zf.open(info) as f:
-                    body = f.read(cap + 1)
-            except (zipfile.BadZipFile, OSError, EOFError) as e:
-                raise ModelFileError(f"{source}: {info.filename} cannot be read ({e})") from None
-            if len(body) > cap:
-                raise ModelFileError(f"{source}: {info.filename} inflates past {cap:,} bytes")
-            out[info.filename] = body
-    return out
+            raise ModelFileError(f"{self.source}: the zip lacks {missing}; it holds {names}")
+        self.infos = {i.filename: i for i in infos}
+
+    def close(self):
+        self.zf.close()
+        self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def copy(self, name, out, cap):
+        """Inflate member ``name`` into the binary file ``out``, refusing it once past ``cap`` bytes."""
+        info = self.infos[name]
+        if info.flag_bits & 0x1:
+            raise ModelFileError(f"{self.source}: {name} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ModelFileError(f"{self.source}: {name} uses compression method {info.compress_type}; "
+                                 "expected stored (0) or deflated (8)")
+        if info.file_size > cap:
+            raise ModelFileError(f"{self.source}: {name} is {info.file_size:,} bytes; at most {cap:,}{self.why(name)}")
+        written = 0
+        try:
+            with self.zf.open(info) as f:
+                while chunk := f.read(min(_COPY_BYTES, cap + 1 - written)):
+                    written += len(chunk)
+                    if written > cap:
+                        raise ModelFileError(f"{self.source}: {name} inflates past {cap:,} bytes{self.why(name)}")
+                    out.write(chunk)
+        except _ZIP_DAMAGE as e:
+            raise ModelFileError(f"{self.source}: {name} cannot be read ({e})") from None
+        return written
+
+    def why(self, name):
+        return " (what the model's weights and Keras's optimizer state can take)" if name == WEIGHTS else ""
+
+    def read(self, name):
+        """The bytes of a small member (config.json, metadata.json), under its cap."""
+        buf = io.BytesIO()
+        self.copy(name, buf, _CAPS[name])
+        return buf.getvalue()
+
+    def weights_file(self, shapes):
+        """model.weights.h5 inflated into an anonymous temporary file (gone once closed), its size capped by
+        what variables of ``shapes`` need (:func:`.keras_h5.weights_member_cap`); returns ``(file, size)``."""
+        out = tempfile.TemporaryFile(prefix="convolab-keras-")  # noqa: SIM115 - handed to the caller
+        try:
+            size = self.copy(WEIGHTS, out, min(_CAPS[WEIGHTS], weights_member_cap(shapes)))
+            out.seek(0)
+        except BaseException:
+            out.close()
+            raise
+        return out, size
 
 
 def _json(body, what, source):
@@ -141,6 +197,10 @@ def plan_keras_config(doc, source):
     return plan
 
 
+def _expected_shapes(plan):
+    return [shape for _, shape in plan.totals_expected.values()]
+
+
 def _check_weight_bytes(plan, available, source):
     """Refuse an architecture whose weights could not be in the file, before allocating them."""
     import numpy as np
@@ -154,25 +214,32 @@ def _check_weight_bytes(plan, available, source):
 
 
 def load_keras(path, compile=True):
-    """The model in a Keras 3 ``.keras`` file, with its weights."""
+    """The model in a Keras 3 ``.keras`` file, with its weights.
+
+    The architecture is read and checked first; the weights member is then inflated into a temporary
+    file, stopping once past what that architecture's weights (and Keras's optimizer state) can take,
+    and HDF5 reads the arrays from there, so memory holds the model and little more.
+    """
     require_h5py()
     source = os.fspath(path)
-    members = read_members(path)
-    config = _json(members[CONFIG], "config.json", source)
-    plan = plan_keras_config(config, source)
-    if METADATA in members:
-        meta = _json(members[METADATA], "metadata.json", source)
-        if not isinstance(meta, dict):
-            raise ModelFileError(f"{source}: metadata.json must be a JSON object; got {type(meta).__name__}")
-    _check_weight_bytes(plan, len(members[WEIGHTS]), source)
-    saved_rng = random_mod.get_state()
-    try:
-        model = graph_io._build_model(plan)
-    except (ValueError, TypeError, KeyError) as e:
-        raise ModelFileError(f"{source}: the model could not be rebuilt: {e}") from None
-    finally:
-        random_mod.set_state(saved_rng)  # building drew initial weights; loading must not move the generator
-    read_into(model, members[WEIGHTS], f"{source}: {WEIGHTS}")
+    with _KerasZip(path) as kz:
+        config = _json(kz.read(CONFIG), "config.json", source)
+        plan = plan_keras_config(config, source)
+        if METADATA in kz.infos:
+            meta = _json(kz.read(METADATA), "metadata.json", source)
+            if not isinstance(meta, dict):
+                raise ModelFileError(f"{source}: metadata.json must be a JSON object; got {type(meta).__name__}")
+        weights, size = kz.weights_file(_expected_shapes(plan))
+    with weights:
+        _check_weight_bytes(plan, size, source)
+        saved_rng = random_mod.get_state()
+        try:
+            model = graph_io._build_model(plan)
+        except (ValueError, TypeError, KeyError) as e:
+            raise ModelFileError(f"{source}: the model could not be rebuilt: {e}") from None
+        finally:
+            random_mod.set_state(saved_rng)  # building drew initial weights; loading must not move the generator
+        read_into(model, weights, f"{source}: {WEIGHTS}")
     compile_config = config.get("compile_config") if isinstance(config, dict) else None
     if compile and compile_config is not None:
         _compile_from_config(model, compile_config, source)
@@ -197,8 +264,12 @@ def _compile_from_config(model, compile_config, source):
 def load_weights_keras(model, path):
     """``model.load_weights('m.keras')``: the weights of a ``.keras`` file, as Keras allows."""
     require_h5py()
-    members = read_members(path, need=(WEIGHTS,))
-    read_into(model, members[WEIGHTS], f"{os.fspath(path)}: {WEIGHTS}")
+    if not getattr(model, "built", False):
+        raise ModelFileError(f"load_weights: {model.describe()} is not built; give it an input shape first")
+    with _KerasZip(path, need=(WEIGHTS,)) as kz:
+        weights, _ = kz.weights_file([w.shape for w in model.weights])
+    with weights:
+        read_into(model, weights, f"{os.fspath(path)}: {WEIGHTS}")
 
 
-__all__ = ["is_zip", "load_keras", "load_weights_keras", "read_members", "save_keras"]
+__all__ = ["is_zip", "load_keras", "load_weights_keras", "save_keras"]
