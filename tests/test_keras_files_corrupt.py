@@ -1,10 +1,12 @@
 """Damaged and hostile Keras files (issue 20): each case below either escaped as an h5py/zipfile error
-instead of ModelFileError, or loaded at a memory cost far above what the model needs."""
+instead of ModelFileError, or loaded at a memory cost far above what the model needs; and a
+Sequential whose layers share a name could not be saved as ``.keras``."""
 import io
 import json
 import subprocess
 import sys
 import textwrap
+import warnings
 import zipfile
 import zlib
 
@@ -222,3 +224,42 @@ def test_bomb_costs_little_memory(tmp_path):
     out = subprocess.run([sys.executable, "-c", BOMB_MEMORY, str(good), str(path)], capture_output=True, text=True,
                          timeout=120, check=True)
     assert int(out.stdout.split()[-1]) < 16, out.stdout  # MiB above a good file's load (was 46 to 256)
+
+
+# -- item 10 (part): a Sequential whose layers share a name ------------------------------------
+def test_sequential_with_shared_layer_names_saves_as_keras(tmp_path):
+    """convolab builds it and its own files keep it (by position), but Keras refuses shared names
+    (``Sequential.add``): the .keras file names the later layer ``d_2`` (``d_1`` is taken) and says so."""
+    m = keras.Sequential([keras.Input((4,)), L.Dense(3, name="d"), L.Dense(3, name="d"), L.Dense(2, name="d_1")],
+                         name="stack")
+    m.save(tmp_path / "m.convolab")
+    loaded = keras.models.load_model(tmp_path / "m.convolab")
+    assert [l.name for l in loaded.layers] == ["d", "d", "d_1"]
+    with pytest.warns(UserWarning, match=r"renames layer 'd' of 'stack' to 'd_2'"):
+        loaded.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as zf:
+        layers = json.loads(zf.read("config.json"))["config"]["layers"]
+    names = [l["config"]["name"] for l in layers]
+    assert names == ["stack_input", "d", "d_2", "d_1"] and len(set(names)) == len(names)
+    again = keras.models.load_model(tmp_path / "m.keras")
+    assert [l.name for l in again.layers] == ["d", "d_2", "d_1"]
+    x = RNG.random((2, 4)).astype("float32")
+    np.testing.assert_array_equal(again.predict(x, verbose=0), m.predict(x, verbose=0))
+
+
+def test_input_layer_name_yields_to_a_layer_of_that_name(tmp_path):
+    m = keras.Sequential([keras.Input((4,)), L.Dense(2, name="stack_input")], name="stack")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the input is convolab's own: renamed without a word
+        m.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as zf:
+        layers = json.loads(zf.read("config.json"))["config"]["layers"]
+    assert [l["config"]["name"] for l in layers] == ["stack_input_1", "stack_input"]
+
+
+def test_functional_model_with_shared_layer_names_still_refused_by_name(tmp_path):
+    """A functional config refers to its layers by name: there the clash cannot be renamed away."""
+    i = keras.Input((4,))
+    m = keras.Model(i, L.Dense(2, name="d")(L.Dense(3, name="d")(i)))
+    with pytest.raises(ValueError, match="two layers named 'd'"):
+        m.save(tmp_path / "m.keras")

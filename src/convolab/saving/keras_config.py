@@ -336,6 +336,37 @@ def to_keras(entry, model):
             "build_config": {"input_shape": None}}
 
 
+def unique_layer_names(doc):
+    """Give the layers of each Sequential in ``doc`` (a model's Keras config, changed in place) distinct
+    names, as Keras requires: ``Sequential.add`` refuses a name already used, the InputLayer's included.
+    A later layer named like an earlier one becomes ``name_1`` (``_2``... if taken); the InputLayer
+    (convolab names it after the model and does not keep it) yields to a layer of its name.
+
+    Returns:
+        ``[(model name, old name, new name)]`` for the layers renamed (the InputLayer's not counted).
+    """
+    renamed = []
+    layers = doc["config"]["layers"]
+    if doc["class_name"] == "Sequential":
+        taken = {obj["config"]["name"] for obj in layers}
+        seen = set()
+        for obj in sorted(layers, key=lambda o: o["class_name"] == "InputLayer"):
+            name = obj["config"]["name"]
+            if name in seen:
+                k = 1
+                while f"{name}_{k}" in taken:
+                    k += 1
+                obj["config"]["name"] = f"{name}_{k}"
+                taken.add(obj["config"]["name"])
+                if obj["class_name"] != "InputLayer":
+                    renamed.append((doc["config"]["name"], name, obj["config"]["name"]))
+            seen.add(obj["config"]["name"])
+    for obj in layers:
+        if obj["class_name"] in MODEL_CLASSES:
+            renamed += unique_layer_names(obj)
+    return renamed
+
+
 def _listed(refs):
     return refs if isinstance(refs[0], list) else [refs]
 
@@ -363,4 +394,4 @@ def _tensor_shapes(model):
     return out
 
 
-__all__ = ["from_keras", "layer_config", "to_keras"]
+__all__ = ["from_keras", "layer_config", "to_keras", "unique_layer_names"]

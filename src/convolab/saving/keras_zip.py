@@ -30,7 +30,7 @@ from .. import random as random_mod
 from . import graph_io, graph_schema
 from .container import MAX_DOCUMENT_BYTES, MAX_FILE_BYTES, strict_json_loads
 from .errors import ModelFileError
-from .keras_config import from_keras, to_keras
+from .keras_config import from_keras, to_keras, unique_layer_names
 from .keras_h5 import open_capped, read_into, require_h5py, weights_h5_bytes, weights_member_cap
 
 CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
@@ -51,11 +51,17 @@ def is_zip(path) -> bool:
 def save_keras(model, path):
     """Write ``model`` (Sequential or functional, built-in layers) as a Keras 3 ``.keras`` file."""
     from .atomic import atomic_write_bytes
-    from .graph_io import _Describer
 
     require_h5py()
-    entry = _Describer("save_model").model_entry(model)
+    entry = _KerasDescriber("save_model").model_entry(model)
     config = to_keras(entry, model)
+    renamed = unique_layer_names(config)
+    if renamed:
+        import warnings
+
+        warnings.warn("save_model: Keras requires distinct layer names within a model, so the .keras file renames "
+                      + ", ".join(f"layer {old!r} of {m!r} to {new!r}" for m, old, new in renamed)
+                      + " (the model itself keeps its names)", UserWarning, stacklevel=5)
     if getattr(model, "compiled", False):
         config["compile_config"] = _keras_compile_config(model)
     metadata = {"keras_version": KERAS_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
@@ -66,6 +72,19 @@ def save_keras(model, path):
         zf.writestr(CONFIG, json.dumps(config, allow_nan=False))
         zf.writestr(WEIGHTS, weights_h5_bytes(model))
     atomic_write_bytes(path, buf.getvalue())
+
+
+class _KerasDescriber(graph_io._Describer):
+    """The architecture for a ``.keras`` file. The layers of a Sequential may share a name here: convolab
+    builds such a model and its own files keep a Sequential's layers by position, but Keras refuses it
+    (``Sequential.add``), so the file gets distinct names (:func:`.keras_config.unique_layer_names`). A
+    functional model's config refers to its layers by name, so there they stay refused."""
+
+    def _unique_names(self, model, layers):
+        from ..models.sequential import Sequential
+
+        if type(model) is not Sequential:
+            super()._unique_names(model, layers)
 
 
 def _keras_compile_config(model):
