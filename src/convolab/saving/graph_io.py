@@ -24,7 +24,7 @@ from ..layers.input_layer import InputLayer
 from ..layers.input_layer import Input
 from ..layers.merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from . import _common, graph_schema, schema
-from .container import ContainerReader, short_repr, write_container
+from .container import short_repr, write_container
 from .errors import ModelFileError
 
 MERGE_CLASSES = {cls.__name__: cls for cls in (Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate)}
