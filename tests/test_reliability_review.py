@@ -221,3 +221,99 @@ def test_a_failed_fit_leaves_no_prepared_validation_behind(monkeypatch):
     hist = model.fit(x, y, validation_data=(x[:5], list(y[:5])), epochs=1, verbose=0)
     assert np.isfinite(hist.history["val_loss"][0])
     assert not any("validation" in k for k in vars(model))
+
+
+# -- BatchNormalization folding: one rule in the three places that fold ----------------------
+FOLD_CASES = {  # layers after Input((6, 6, 2)); the pairs folds() allows
+    "conv": lambda L: [L.Conv2D(4, 3), L.BatchNormalization(), L.ReLU(), L.Flatten(), L.Dense(3)],
+    "depthwise": lambda L: [L.DepthwiseConv2D(3, depth_multiplier=2), L.BatchNormalization(), L.Flatten(),
+                            L.Dense(3)],
+    "dense": lambda L: [L.Flatten(), L.Dense(5), L.BatchNormalization(), L.Dense(3)],
+    "activated": lambda L: [L.Conv2D(4, 3, activation="relu"), L.BatchNormalization(), L.Flatten(), L.Dense(3)],
+    "last": lambda L: [L.Flatten(), L.Dense(3), L.BatchNormalization()],
+}
+
+
+def _fold_models(case):
+    """The same layers as a Sequential and as a functional graph, with moving statistics that
+    are not the identity."""
+    models = []
+    for functional in (False, True):
+        keras.utils.set_random_seed(4)
+        layers = FOLD_CASES[case](keras.layers)
+        if functional:
+            inp = keras.Input(shape=(6, 6, 2))
+            h = inp
+            for layer in layers:
+                h = layer(h)
+            model = keras.Model(inp, h)
+        else:
+            model = keras.Sequential([keras.Input(shape=(6, 6, 2))] + layers)
+        rng = np.random.default_rng(5)
+        for layer in layers:
+            for key in ("moving_mean", "gamma", "beta"):
+                if key in layer.params:
+                    layer.params[key][...] = rng.normal(size=layer.params[key].shape)
+            if "moving_variance" in layer.params:
+                layer.params["moving_variance"][...] = rng.uniform(0.5, 2.0, layer.params["moving_variance"].shape)
+        models.append((model, layers))
+    return models
+
+
+def _folds_in_predict(model, x, monkeypatch):
+    from convolab.models import folding
+
+    calls = []
+    real = folding.folded_call
+    monkeypatch.setattr(folding, "folded_call", lambda *a: (calls.append(a[0].name), real(*a))[1])
+    out = model.predict(x, batch_size=len(x), verbose=0)
+    monkeypatch.setattr(folding, "folded_call", real)
+    return len(calls), out
+
+
+def _folds_in_onnx(model, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    model.export(tmp_path / "m.onnx")
+    nodes = [n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node]
+    bn_layers = sum(type(l).__name__ == "BatchNormalization" for l in model.layers)
+    return bn_layers - nodes.count("BatchNormalization")
+
+
+@pytest.mark.parametrize("case", sorted(FOLD_CASES))
+def test_sequential_graph_and_onnx_fold_the_same_pairs(case, tmp_path, monkeypatch):
+    from convolab.models import folding
+
+    (seq, layers), (graph, _) = _fold_models(case)
+    want = 0 if case == "activated" else 1
+    x = np.random.default_rng(6).random((4, 6, 6, 2), dtype=np.float32)
+    seq_folds, seq_out = _folds_in_predict(seq, x, monkeypatch)
+    graph_folds, graph_out = _folds_in_predict(graph, x, monkeypatch)
+    assert (seq_folds, graph_folds, _folds_in_onnx(seq, tmp_path)) == (want, want, want)
+    assert sum(folding.folds(a, b) for a, b in zip(layers, layers[1:])) == want
+    monkeypatch.setattr(folding, "enabled", False)  # layer by layer: the same up to rounding
+    unfolded = seq.predict(x, batch_size=len(x), verbose=0)
+    np.testing.assert_allclose(seq_out, unfolded, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(graph_out, unfolded, rtol=1e-5, atol=1e-5)
+
+
+def test_the_rule_is_the_only_rule(tmp_path, monkeypatch):
+    """With folds() saying no, nothing folds anywhere: no place keeps a rule of its own."""
+    from convolab.models import folding
+
+    monkeypatch.setattr(folding, "folds", lambda layer, bn: False)
+    (seq, _), (graph, _) = _fold_models("conv")
+    x = np.random.default_rng(6).random((4, 6, 6, 2), dtype=np.float32)
+    assert _folds_in_predict(seq, x, monkeypatch)[0] == 0
+    assert _folds_in_predict(graph, x, monkeypatch)[0] == 0
+    assert _folds_in_onnx(seq, tmp_path) == 0
+
+
+def test_onnx_export_of_folded_pairs_computes_predict(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    for case in ("depthwise", "dense", "last"):
+        (seq, _), _ = _fold_models(case)
+        x = np.random.default_rng(6).random((4, 6, 6, 2), dtype=np.float32)
+        seq.export(tmp_path / f"{case}.onnx")
+        sess = ort.InferenceSession(str(tmp_path / f"{case}.onnx"))
+        got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+        np.testing.assert_allclose(got, seq.predict(x, verbose=0), rtol=1e-5, atol=1e-5)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..ops.activations import activation_backward as relu_backward_f
 from ..ops.activations import softmax
+from . import folding
 
 
 def fused_softmax(model) -> bool:
@@ -22,7 +23,14 @@ def fused_softmax(model) -> bool:
 
 
 def forward(layers, x, training, logits=False):
-    """Run ``x`` through ``layers``; with ``logits`` the last layer skips its softmax."""
+    """Run ``x`` through ``layers``; with ``logits`` the last layer skips its softmax.
+
+    At inference a BatchNormalization after a Conv2D/Dense runs folded into it (folding.py).
+    """
+    if not training and folding.enabled:
+        y = folding.stack_forward(layers, x, logits)
+        if y is not None:
+            return y
     for layer in layers[:-1]:
         x = layer.call(x, training=training)
     last = layers[-1]

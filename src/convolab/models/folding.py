@@ -4,9 +4,13 @@ At inference a BatchNormalization is a per-channel affine map, ``y = x * scale +
 (:func:`convolab.ops.batchnorm.batchnorm_scale_shift`). After a Conv2D, DepthwiseConv2D or
 Dense with no activation, whose output nothing else reads, that map folds into the layer's
 kernel and bias (``kernel * scale``, ``bias * scale + shift``): one pass over the output
-instead of two, as the ONNX export folds it and as inference engines do. ``predict``,
-``evaluate`` and ``model(x)`` of a functional model take the folded pair whenever the pass is
-not training and no GradientTape records it; training and recorded passes run each layer.
+instead of two, as inference engines do.
+
+:func:`folds` is the one rule for which pairs fold, and :func:`folded_kernel_and_bias` the one
+formula; every place that folds asks them: a functional model's inference pass (:func:`plan`),
+a Sequential's (:func:`stack_forward`, from ``engine.forward``) and the ONNX export of a
+Sequential (``saving/onnx_export.py``). Inference means not training and no GradientTape
+recording; training and recorded passes run each layer.
 
 The folded weights are computed on each pass from the current weights (a few thousand
 multiplies), so there is nothing to keep in step after ``fit`` or ``set_weights``. The result
@@ -30,30 +34,65 @@ FOLDABLE = (Conv2D, DepthwiseConv2D, Dense)
 enabled = True
 
 
+def folds(layer, bn) -> bool:
+    """Whether ``bn``, run on ``layer``'s output alone, folds into ``layer`` at inference.
+
+    The one rule: ``layer`` is exactly a Conv2D, DepthwiseConv2D or Dense with no activation
+    and ``bn`` exactly a BatchNormalization (a subclass may compute something else).
+    """
+    return (type(layer) in FOLDABLE and getattr(layer, "activation", "linear") == "linear"
+            and type(bn) is BatchNormalization)
+
+
 def plan(nodes, outputs):
-    """``{id(node): bn_node}``: each foldable node whose one output only a BatchNormalization
-    node reads (and that is not a model output)."""
+    """``{id(node): bn_node}``: each node whose one output only a BatchNormalization node reads
+    (and that is not a model output), where :func:`folds` allows the pair."""
     readers = {}
     for node in nodes:
         for t in node.inputs:
             readers.setdefault(id(t), []).append(node)
     out_ids = {id(t) for t in outputs}
-    folds = {}
+    pairs = {}
     for node in nodes:
-        layer = node.layer
-        if type(layer) not in FOLDABLE or len(node.outputs) != 1 or node.args or node.kwargs or node.multi:
-            continue
-        if getattr(layer, "activation", "linear") != "linear":
+        if len(node.outputs) != 1 or node.args or node.kwargs or node.multi:
             continue
         t = node.outputs[0]
         users = readers.get(id(t), [])
         if id(t) in out_ids or len(users) != 1:
             continue
         bn = users[0]
-        if (type(bn.layer) is BatchNormalization and len(bn.inputs) == 1 and len(bn.outputs) == 1
-                and not bn.args and not bn.kwargs and not bn.multi):
-            folds[id(node)] = bn
-    return folds
+        if (len(bn.inputs) == 1 and len(bn.outputs) == 1 and not bn.args and not bn.kwargs and not bn.multi
+                and folds(node.layer, bn.layer)):
+            pairs[id(node)] = bn
+    return pairs
+
+
+def stack_plan(layers, logits=False):
+    """The indices ``i`` of a stack whose ``layers[i + 1]`` folds into ``layers[i]``.
+
+    In a stack each output is read by the next layer alone. With ``logits`` the last layer
+    must run its own ``call_logits``, so it is never folded away.
+    """
+    last = len(layers) - 1 - (1 if logits else 0)
+    return [i for i in range(last) if folds(layers[i], layers[i + 1])]
+
+
+def stack_forward(layers, x, logits=False):
+    """``engine.forward(layers, x, training=False, logits)`` with each foldable pair as one layer."""
+    pairs = stack_plan(layers, logits)
+    if not pairs:
+        return None
+    start = set(pairs)
+    i, last = 0, len(layers) - 1
+    while i <= last:
+        layer = layers[i]
+        if i in start:
+            x = folded_call(layer, layers[i + 1], x)
+            i += 2
+            continue
+        x = layer.call_logits(x, training=False) if logits and i == last else layer.call(x, training=False)
+        i += 1
+    return x
 
 
 def folded_kernel_and_bias(layer, bn):

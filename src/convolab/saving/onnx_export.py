@@ -26,10 +26,11 @@ Padding ``'same'`` is TensorFlow's (the odd pixel after), written as explicit as
 ``pads`` from :func:`convolab.utils.conv_utils.padding_amounts`; average pooling excludes the
 padding (``count_include_pad=0``), max pooling never picks it.
 
-BatchNormalization exports its inference form (moving statistics). Right after a Conv2D or
-Dense without activation it is folded into that layer's kernel and bias
-(:func:`convolab.ops.batchnorm.batchnorm_scale_shift`: ``kernel * scale``, ``bias * scale + shift``),
-so it costs nothing at inference; elsewhere it is an ONNX BatchNormalization node (NCHW
+BatchNormalization exports its inference form (moving statistics). Where ``predict`` folds it
+into the layer before it (a Conv2D, DepthwiseConv2D or Dense without activation:
+:func:`convolab.models.folding.folds`, the one rule) the export folds it the same way, with
+the same formula (``kernel * scale``, ``bias * scale + shift``), so it costs nothing at
+inference; elsewhere it is an ONNX BatchNormalization node (NCHW
 images, ``(N, C)`` vectors) or, for other ranks, a Mul and an Add over the last axis.
 """
 from __future__ import annotations
@@ -172,19 +173,6 @@ def _batch_norm_scale_shift(layer):
     return batchnorm_scale_shift(p["moving_mean"], p["moving_variance"], p.get("gamma"), p.get("beta"), layer.epsilon)
 
 
-def _folds(layer, following) -> bool:
-    """A BatchNormalization right after a linear Conv2D/Dense folds into its kernel and bias."""
-    return (type(following).__name__ == "BatchNormalization" and type(layer).__name__ in ("Conv2D", "Dense")
-            and layer.activation == "linear")
-
-
-def _folded_kernel_and_bias(layer, bn):
-    """``bn(x @ kernel + bias)`` as one affine map: ``kernel * scale``, ``bias * scale + shift``."""
-    scale, shift = _batch_norm_scale_shift(bn)
-    bias = shift if layer.bias is None else layer.bias * scale + shift
-    return layer.kernel * scale, bias
-
-
 def _batch_norm(g, t, layer, base):
     """An ONNX BatchNormalization (channels on axis 1: NCHW images, (N, C) vectors), or for other
     ranks the same per-channel map as a Mul and an Add on the last axis."""
@@ -252,13 +240,17 @@ def _random_crop(g, t, layer, base):
 
 
 def _emit(g, t, layer, folded=None):
-    """Emit ``layer``; ``folded`` is a following BatchNormalization to fold into a Conv2D/Dense."""
+    """Emit ``layer``; ``folded`` is a following BatchNormalization to fold into it
+    (:func:`convolab.models.folding.folds` said it may)."""
     from ..layers.augmentation import AugmentationLayer
+    from ..models.folding import folded_kernel_and_bias
 
     kind = type(layer).__name__
     base = layer.name
-    if kind in ("Conv2D", "Dense"):
-        kernel, bias = (layer.kernel, layer.bias) if folded is None else _folded_kernel_and_bias(layer, folded)
+    if folded is not None:
+        kernel, bias = folded_kernel_and_bias(layer, folded)
+    elif kind in ("Conv2D", "Dense", "DepthwiseConv2D"):
+        kernel, bias = layer.params["kernel"], layer.params.get("bias")
     if kind == "RandomCrop":
         _random_crop(g, t, layer, base)
     elif isinstance(layer, AugmentationLayer):
@@ -277,10 +269,10 @@ def _emit(g, t, layer, folded=None):
         _activation(g, t, layer.activation, base)
     elif kind in ("DepthwiseConv2D", "SeparableConv2D"):
         p = layer.params
-        kh, kw, c, dm = (p["kernel"] if kind == "DepthwiseConv2D" else p["depthwise_kernel"]).shape
-        depthwise = (p["kernel"] if kind == "DepthwiseConv2D" else p["depthwise_kernel"]).reshape(kh, kw, 1, c * dm)
+        kh, kw, c, dm = (kernel if kind == "DepthwiseConv2D" else p["depthwise_kernel"]).shape
+        depthwise = (kernel if kind == "DepthwiseConv2D" else p["depthwise_kernel"]).reshape(kh, kw, 1, c * dm)
         if kind == "DepthwiseConv2D":
-            _conv(g, t, layer, depthwise, p.get("bias"), c, base)
+            _conv(g, t, layer, depthwise, bias, c, base)
         else:
             _conv(g, t, layer, depthwise, None, c, base + "_depthwise")
             _conv(g, t, layer, p["pointwise_kernel"], p.get("bias"), 1, base + "_pointwise", window=False)
@@ -329,6 +321,7 @@ def _emit(g, t, layer, folded=None):
 def to_onnx(model):
     """The ONNX ``ModelProto`` computing ``model.predict`` (NHWC in, Keras's output out)."""
     onnx, helper, numpy_helper = _import_onnx()
+    from ..models import folding
     from ..models.sequential import Sequential
     from ._common import check_saveable as _check_saveable
 
@@ -343,11 +336,11 @@ def to_onnx(model):
     in_shape = model.input_shape
     t = _Tensor("input", len(in_shape))
     layers = model.layers
+    folds = set(folding.stack_plan(layers))  # the pairs predict folds, no other
     i = 0
     while i < len(layers):
-        following = layers[i + 1] if i + 1 < len(layers) else None
-        if _folds(layers[i], following):
-            _emit(g, t, layers[i], folded=following)
+        if i in folds:
+            _emit(g, t, layers[i], folded=layers[i + 1])
             i += 2
         else:
             _emit(g, t, layers[i])
