@@ -150,6 +150,34 @@ def test_layers_built_by_their_first_call_compute_on_the_device(fake_gpu):
     assert isinstance(layer(np.ones((1, 3), np.float32)), fake_gpu.ndarray)
 
 
+class _Scale(keras.layers.Layer):
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="w")
+        self.built = True
+
+    def call(self, inputs):
+        return keras.ops.multiply(inputs, self.w)
+
+
+def _user_layer_losses():
+    keras.utils.set_random_seed(0)
+    inp = keras.Input(shape=(8, 8, 1))
+    model = keras.Model(inp, keras.layers.Dense(3)(keras.layers.Flatten()(_Scale()(inp))))
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = _data(8)
+    return model.fit(x, y, epochs=2, verbose=0).history["loss"], model
+
+
+def test_a_users_variable_follows_its_weight_to_the_device(fake_gpu):
+    backend.set_device("cpu")
+    want, _ = _user_layer_losses()
+    backend.set_device("gpu")
+    got, model = _user_layer_losses()
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    scale = next(layer for layer in model.layers if isinstance(layer, _Scale))
+    assert scale.w.value is scale.params["w"] and isinstance(scale.w.value, fake_gpu.ndarray)
+
+
 # -- ModelCheckpoint --------------------------------------------------------------------------
 @pytest.mark.parametrize("weights_only", [False, True])
 def test_model_checkpoint_saves_from_the_device(fake_gpu, tmp_path, weights_only):

@@ -160,6 +160,13 @@ class Variable(Tensor):
     def requires_grad(self) -> bool:
         return True
 
+    def rebind(self, value):
+        """Hold ``value`` from now on: the weight's new array after a move between host and GPU
+        (``models/placement.py``), so a handle kept by user code follows the weight."""
+        self.value = value
+        _variables_by_array[id(value)] = self
+        return self
+
     def assign(self, value):
         """Write ``value`` into the weight array in place (shape must match)."""
         value = unwrap(value)

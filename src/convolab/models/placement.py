@@ -42,7 +42,9 @@ def _move_layer(layer, move, optimizer):
         if new is w:
             continue
         state = optimizer.get_state(w) if optimizer is not None else None
+        handle = layer.variable(key)  # user code may hold it: self.w = self.add_weight(...)
         layer.params[key] = new
+        handle.rebind(new)
         if state is not None:
             optimizer.set_state(new, {k: move(v) for k, v in state.items()})
 
