@@ -50,6 +50,11 @@ ALLOW = {
     ("metrics/base.py", "*"): "metric state is host NumPy; batches arrive as Python floats",
     ("metrics/compile.py", "_scalar"): "a host result as a float",
     ("regularizers.py", "_factor"): HOST_CHECK,
+    ("layers/lambda_layer.py", "_traced_shape"): "building: the user's function measured on host zeros once",
+    ("ops/resizing.py", "nearest_indices"): "index tables computed once on the host from sizes",
+    ("ops/resizing.py", "_add_at"): "picks NumPy's add.at for NumPy inputs (cupyx.scatter_add for CuPy)",
+    ("ops/activations.py", "<module>"): "math.erf made element-wise once at import (NumPy has no erf)",
+    ("ops/activations.py", "erf"): "NumPy inputs only: CuPy inputs take cupyx.scipy.special.erf",
     ("layers/keras_tensor.py", "infer_output_shape"): "building a graph: a user's layer measured on host zeros once",
 }
 

@@ -138,10 +138,10 @@ def test_softmax_is_along_last_axis_for_3d():
 
 
 def test_unknown_activation_raises():
-    with pytest.raises(ValueError, match="swish"):
-        activation_forward("swish", np.zeros(3))
-    with pytest.raises(ValueError, match="swish"):
-        activation_backward("swish", np.zeros(3), np.zeros(3))
+    with pytest.raises(ValueError, match="swishy"):
+        activation_forward("swishy", np.zeros(3))
+    with pytest.raises(ValueError, match="swishy"):
+        activation_backward("swishy", np.zeros(3), np.zeros(3))
 
 
 # ---------------------------------------------------------------------------

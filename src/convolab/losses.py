@@ -38,7 +38,7 @@ def _reduction_factor(reduction, pred, sample_weight):
     # values); 0 when the weights sum to 0, as Keras's divide_no_nan
     if sample_weight is None:
         return 1.0
-    total = float(np.sum(sample_weight)) * (size / max(n, 1))
+    total = float(get_array_module(sample_weight).sum(sample_weight)) * (size / max(n, 1))
     return size / total if total else 0.0
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import epsilon
+from ..backend import epsilon, get_array_module
 from ..losses import binary_crossentropy, mean_absolute_error, mean_squared_error, squeeze_or_expand_to_same_rank
 from .reduction import MeanMetricWrapper
 
@@ -30,11 +30,12 @@ class MeanAbsoluteError(MeanMetricWrapper):
 
 def mean_absolute_percentage_error(y_true, y_pred):
     """Per-sample ``100 * mean(|y_true - y_pred| / max(|y_true|, epsilon), axis=-1)`` (Keras's formula)."""
-    y_pred = np.asarray(y_pred)
+    xp = get_array_module(y_pred)
+    y_pred = xp.asarray(y_pred)
     y_pred = y_pred if y_pred.dtype.kind == "f" else y_pred.astype(np.float32)
-    y_true = np.asarray(y_true).astype(y_pred.dtype)
+    y_true = xp.asarray(y_true).astype(y_pred.dtype)
     y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
-    diff = np.abs((y_true - y_pred) / np.maximum(np.abs(y_true), y_pred.dtype.type(epsilon())))
+    diff = xp.abs((y_true - y_pred) / xp.maximum(xp.abs(y_true), y_pred.dtype.type(epsilon())))
     return 100.0 * diff.mean(axis=-1)
 
 

@@ -35,7 +35,16 @@ _erf = np.frompyfunc(math.erf, 1, 1)  # NumPy has no erf; math.erf is exact to t
 
 
 def erf(z):
-    """The error function, element-wise (float64 precision; returns ``z``'s dtype)."""
+    """The error function, element-wise (float64 precision; returns ``z``'s dtype).
+
+    NumPy has no erf, so NumPy arrays go through ``math.erf`` one element at a time (exact, but
+    about 50 ns an element); CuPy arrays use ``cupyx.scipy.special.erf`` on the device.
+    """
+    xp = get_array_module(z)
+    if xp is not np:
+        from cupyx.scipy.special import erf as device_erf
+
+        return device_erf(z)
     return _erf(np.asarray(z, dtype=np.float64)).astype(z.dtype)
 
 

@@ -14,6 +14,14 @@ from ..backend import get_array_module
 from .resize import bilinear_resize_backward, bilinear_resize_forward
 
 
+def _add_at(xp):
+    if xp is np:
+        return np.add.at
+    import cupyx
+
+    return cupyx.scatter_add
+
+
 def nearest_indices(in_size, out_size):
     """The input index each of ``out_size`` outputs reads (half-pixel centres)."""
     idx = np.floor((np.arange(out_size, dtype=np.float64) + 0.5) * (in_size / out_size)).astype(np.intp)
@@ -65,8 +73,9 @@ def resizing_backward(dy, cache):
         rows, cols = inner
         n, _, _, c = dy.shape
         dxc = xp.zeros((n, ch, cw, c), dtype=dy.dtype)
-        # the pixel each output read: add its gradient there (np.add.at sums repeated reads)
-        np.add.at(dxc, (slice(None), rows[:, None], cols[None, :]), dy)
+        # the pixel each output read: add its gradient there (add.at sums repeated reads; CuPy has
+        # it as cupyx.scatter_add)
+        _add_at(xp)(dxc, (slice(None), rows[:, None], cols[None, :]), dy)
     if (ch, cw) == tuple(x_shape[1:3]):
         return dxc
     dx = xp.zeros(x_shape, dtype=dy.dtype)
