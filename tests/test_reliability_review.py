@@ -6,10 +6,17 @@
   resizing (UpSampling2D 'bilinear', RandomCrop) multiplied device images by host matrices;
   TensorBoard's weight histograms converted device weights with np.asarray; a layer built by
   its first call (every layer of a subclassed model) moved its weights to the device before
-  the build made them, so they stayed on the host.
+  the build made them, so they stayed on the host; moving weights to the device replaced the
+  arrays but not the Variable a user's layer keeps (``self.w = self.add_weight(...)``).
   The fake's own faults, fixed with it: ``cupy.asarray(a)`` copied a device array (CuPy returns
   ``a``), so every call re-placed the weights and a functional model got no gradients on the
   device; a NumPy array of split points was refused (CuPy reads it on the host).
+- BatchNormalization folding had three rules: functional predict folded after Conv2D,
+  DepthwiseConv2D and Dense; the ONNX export of a Sequential after Conv2D and Dense only (by
+  class name); Sequential predict never. ``folding.folds`` is now the one rule all three ask.
+- ``fit`` kept a "validation already prepared" flag on the model that an exception between
+  the split and the validation batches left behind. (Malloc tuning at the first fit instead of
+  at import is tested in test_allocator.py.)
 """
 import ast
 import os
