@@ -1,10 +1,11 @@
 """Optional compiled kernels, behind a checked boundary; ``lib`` is ``None`` when not built.
 
-``pip install`` compiles ``_ckernels.c`` into an extension module when a C compiler is present
+``pip install`` compiles the C files here (one a family: ``kernels.h`` lists them) into one
+extension module, ``_ckernels``, when a C compiler is present
 (the build is marked optional, so installation never fails for lack of one). The ops use these
 kernels for float32 arrays and fall back to their NumPy code otherwise; set
 ``CONVOLAB_NO_CKERNELS=1`` to force the NumPy path (the tests compare the two), or
-``CONVOLAB_CKERNELS_LIB=/path/to/_ckernels.so`` to load another build of the same file (the
+``CONVOLAB_CKERNELS_LIB=/path/to/_ckernels.so`` to load another build of the same files (the
 sanitizer build in ``.ci/sanitize``).
 
 A C kernel trusts its pointers: handed a buffer smaller than its integer arguments say, it
@@ -12,7 +13,8 @@ reads or writes memory it does not own. So no pointer crosses from Python. Each 
 below takes the arrays themselves, and the extension checks every one against what the
 kernel will touch (dtype, C-contiguity, alignment, writability, the element count the
 integers imply, no output overlapping another array, integers in range, windows inside the
-image) before the kernel runs, raising :class:`KernelArgumentError` instead. The checks are
+image) before the kernel runs, raising :class:`KernelArgumentError` instead. Each entry point
+is described once (``_ckernels.c``) and checked by one function (``checks.c``). The checks are
 C code: written in Python they held the GIL long enough to slow the two shard threads by 15%.
 
 :data:`calls` counts each entry point and each variant a kernel took, so the tests can prove
@@ -155,7 +157,7 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# -- the entry points (checked in C; see _ckernels.c, "The checked boundary") ----------------
+# -- the entry points (checked in C; see checks.h, "The checked boundary") -------------------
 # Each looks up ``lib`` when called, so that switching the kernels off (lib = None, as the
 # tests do) takes effect everywhere at once. ``threads`` (1 to 64) runs one call on that many
 # contiguous parts of the batch (or of the rows), each on a thread of the kernels' own pool
