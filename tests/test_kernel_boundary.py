@@ -13,6 +13,7 @@ from convolab.kernels import KernelArgumentError
 from convolab.ops import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
 
 needs_c = pytest.mark.skipif(not kernels.available(), reason="compiled kernels not built")
+needs_fused = pytest.mark.skipif(not kernels.fused_isa()[0], reason="the fused convolutions cannot run here")
 
 
 def _reference_avg_pool_grad(x_shape, dy, pool, strides):
@@ -174,6 +175,7 @@ class TestRejectsBadArrays:
                 kernels.rmsprop_f32(p, g, big, 0.1, 0.9, 1e-7)
         assert np.all(p == 0)
 
+    @needs_fused
     def test_fused_conv_refuses_too_many_filters_and_padded_windows(self):
         x = self.x
         limit = kernels.fused_isa()[1]  # 32 on AVX2, 4096 on AVX-512
@@ -191,6 +193,7 @@ class TestRejectsBadArrays:
         with pytest.raises(KernelArgumentError, match="`pt` must be an int"):
             kernels.conv_fwd_f32(x, wp, None, y, 2, 6, 6, 3, 3, 3, 1, 1, 8, 7, 6, -1, 0)
 
+    @needs_fused
     def test_fused_conv_bias_and_dw_sizes(self):
         x = self.x
         wp = np.zeros((27, 16), np.float32)
