@@ -1,8 +1,8 @@
 """A few seeded training steps of every layer type, shaped to reach every compiled kernel.
 
 In the normal suite this is a quick smoke test of training in float32 (the dtype the C
-kernels serve). Its real job is in ``.ci/sanitize``, which runs it against a build of
-``_ckernels.c`` with AddressSanitizer and UndefinedBehaviorSanitizer
+kernels serve). Its real job is in ``.ci/sanitize``, which runs it against a build of the
+kernels (``src/convolab/kernels/*.c``) with AddressSanitizer and UndefinedBehaviorSanitizer
 (``CONVOLAB_CKERNELS_LIB``): there any out-of-bounds read or write, in any kernel and any
 of its variants, aborts the run. So the last test requires that these models alone called
 every entry point and every variant that ``convolab.kernels`` counts.
