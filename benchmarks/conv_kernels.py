@@ -4,14 +4,14 @@ fused kernels, on the lesson's and the zoo's layer shapes.
     python benchmarks/conv_kernels.py
 
 For each layer it times the forward (``y``) and the backward (``dx``, ``dW``, ``db``) through
-``convolab.ops.conv`` and prints GFLOP/s (2 multiply-adds per tap per output; the backward
+``convolab.nn.conv`` and prints GFLOP/s (2 multiply-adds per tap per output; the backward
 counts twice the forward's FLOPs). The best of 5 calls after a warm-up. The AVX2 loops take at
 most 32 filters; where a layer has more, its column is empty. Run on a quiet machine. The
-figures in ``ops/conv.py``'s comments come from this script.
+figures in ``nn/conv.py``'s comments come from this script.
 
 A second table times the two routes to a stride-1 input gradient on the fused kernels (the
 best instruction set), 128 images: as a convolution of the padded ``dy`` with the flipped kernel,
-and as a 1x1 convolution (``dy @ W.T``) followed by col2im (``ops/conv.py``, ``_mostly_padding``).
+and as a 1x1 convolution (``dy @ W.T``) followed by col2im (``nn/conv.py``, ``_mostly_padding``).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from convolab import kernels
-from convolab.ops import conv
+from convolab.nn import conv
 
 #: (name, N, H, W, C, k, F): 'valid' stride-1 layers for the input-gradient routes
 DX_SHAPES = [
@@ -100,7 +100,7 @@ def main():
 
 def input_gradient_routes(rng):
     """ms for the stride-1 input gradient as a convolution and as a 1x1 product + col2im."""
-    from convolab.ops.im2col import col2im
+    from convolab.nn.im2col import col2im
 
     print("\nstride-1 input gradient, ms, one thread (area ratio: input pixels / output pixels)")
     print("| layer | area ratio | as a convolution | 1x1 product + col2im |")

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from convolab import keras, kernels, zoo
-from convolab.ops import depthwise_conv
+from convolab.nn import depthwise_conv
 
 #: (H, W, C, stride) of the depthwise layers of zoo.mobilenet() on 32x32 images
 SHAPES = [(32, 32, 32, 1), (32, 32, 64, 2), (16, 16, 128, 1), (16, 16, 128, 2), (8, 8, 256, 1)]

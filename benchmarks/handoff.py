@@ -1,5 +1,5 @@
 """What one hand-off to the op threads costs, the fixed price every split op pays on top of
-its work, both ways ops/threads.py splits an op:
+its work, both ways nn/threads.py splits an op:
 
 - Python threads: ``threads.run`` of an empty task over two slices;
 - the kernels' own threads (kernels/pool.h): a compiled kernel call on a tiny array with
@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from convolab import kernels
-from convolab.ops import threads
+from convolab.nn import threads
 
 
 def _per_call(fn, calls):

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from convolab.ops import pool
+from convolab.nn import pool
 
 #: (name, shape): a batch of 128, NHWC
 SHAPES = [("LeNet pool 1", (128, 28, 28, 6)), ("LeNet pool 2", (128, 10, 10, 16)),

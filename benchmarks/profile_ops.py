@@ -30,8 +30,8 @@ def _wrap(module, name, label):
 
 
 def profile_model(name, steps=300):
-    from convolab.layers import activated, conv, dense, pooling
-    from convolab.ops import conv as conv_ops
+    from convolab.layers import base_activated as activated, conv, dense, pooling
+    from convolab.nn import conv as conv_ops
     from convolab.optimizers import base as opt_base
     from run import convolab_model, make_data
 

@@ -11,7 +11,7 @@ import pytest
 
 from convolab import kernels
 from kernel_paths import ISAS, fused_isa
-from convolab.ops import col2im, conv2d_backward, conv2d_forward, im2col, max_pool_backward, max_pool_forward
+from convolab.nn import col2im, conv2d_backward, conv2d_forward, im2col, max_pool_backward, max_pool_forward
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="compiled kernels not built")
 
@@ -101,7 +101,7 @@ def test_optimizer_steps_match_numpy(make, monkeypatch):
 
 
 def test_relu_backward_matches_numpy(monkeypatch):
-    from convolab.ops.activations import activation_backward
+    from convolab.nn.activations import activation_backward
 
     rng = np.random.default_rng(4)
     y = np.maximum(rng.standard_normal((7, 5, 3)).astype(np.float32), 0)

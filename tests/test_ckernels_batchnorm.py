@@ -7,7 +7,7 @@ import pytest
 
 from convolab import keras, kernels
 from convolab.kernels import KernelArgumentError
-from convolab.ops import batchnorm as B
+from convolab.nn import batchnorm as B
 
 from gradcheck import rel_error
 from kernel_paths import numpy_path

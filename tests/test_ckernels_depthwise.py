@@ -18,8 +18,8 @@ import pytest
 
 from convolab import keras, kernels, zoo
 from convolab.kernels import KernelArgumentError
-from convolab.ops import depthwise_conv2d_backward, depthwise_conv2d_forward, separable_conv2d_backward
-from convolab.ops import separable_conv2d_forward
+from convolab.nn import depthwise_conv2d_backward, depthwise_conv2d_forward, separable_conv2d_backward
+from convolab.nn import separable_conv2d_forward
 from conv_refs import depthwise_conv_ref
 from kernel_paths import numpy_path
 

@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 
 from convolab import kernels, keras
 from convolab.models import parallel
-from convolab.ops import threads
+from convolab.nn import threads
 from kernel_paths import ISAS, expected_calls, fused_isa
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from convolab import keras
-from convolab.models import engine
+from convolab.models import stack_step
 
 
 def _model(dtype, pool2):
@@ -32,17 +32,17 @@ def _model(dtype, pool2):
 
 def _grads(model, x, y, fold, monkeypatch):
     taken = []
-    real = engine._relu_before_max_pool
+    real = stack_step._relu_before_max_pool
 
     def spy(below, pool):
         ok = fold and real(below, pool)
         taken.append(ok)
         return ok
 
-    monkeypatch.setattr(engine, "_relu_before_max_pool", spy)
-    fused = engine.fused_softmax(model)
-    _, _, dout = engine.loss_and_grad(model.layers, model.loss, x, y, True, fused)
-    engine.backward(model.layers, dout, 0, fused)
+    monkeypatch.setattr(stack_step, "_relu_before_max_pool", spy)
+    fused = stack_step.fused_softmax(model)
+    _, _, dout = stack_step.loss_and_grad(model.layers, model.loss, x, y, True, fused)
+    stack_step.backward(model.layers, dout, 0, fused)
     monkeypatch.undo()
     return [g.copy() for layer in model.layers for g in layer.grads.values()], taken
 
@@ -70,9 +70,9 @@ def test_not_taken_with_an_activity_regularizer_or_another_activation():
     L = keras.layers
     pool = L.MaxPooling2D()
     pool.last_output = np.zeros(1)
-    assert engine._relu_before_max_pool(L.Conv2D(2, 3, activation="relu"), pool)
-    assert not engine._relu_before_max_pool(L.Conv2D(2, 3, activation="tanh"), pool)
-    assert not engine._relu_before_max_pool(L.Conv2D(2, 3, activation="relu", activity_regularizer="l2"), pool)
-    assert not engine._relu_before_max_pool(L.Conv2D(2, 3, activation="relu"), L.AveragePooling2D())
+    assert stack_step._relu_before_max_pool(L.Conv2D(2, 3, activation="relu"), pool)
+    assert not stack_step._relu_before_max_pool(L.Conv2D(2, 3, activation="tanh"), pool)
+    assert not stack_step._relu_before_max_pool(L.Conv2D(2, 3, activation="relu", activity_regularizer="l2"), pool)
+    assert not stack_step._relu_before_max_pool(L.Conv2D(2, 3, activation="relu"), L.AveragePooling2D())
     fresh = L.MaxPooling2D()  # never called: no output to mask with
-    assert not engine._relu_before_max_pool(L.Conv2D(2, 3, activation="relu"), fresh)
+    assert not stack_step._relu_before_max_pool(L.Conv2D(2, 3, activation="relu"), fresh)

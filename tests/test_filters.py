@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from convolab.filters import KERNELS, convolve, gaussian_kernel, get_kernel, kernel_names
-from convolab.ops.conv import conv2d_forward
+from convolab.nn.conv import conv2d_forward
 
 
 def loop_correlate(img, k, padding):

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from convolab import _gpu, backend, keras
-from convolab.ops import conv, im2col as im2col_ops, pool
-from convolab.ops.activations import activation_backward
+from convolab.nn import conv, im2col as im2col_ops, pool
+from convolab.nn.activations import activation_backward
 
 pytestmark = pytest.mark.gpu
 

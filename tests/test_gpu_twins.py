@@ -8,8 +8,8 @@ import pytest
 
 import cuda_twins as tw
 from convolab import kernels
-from convolab.ops import pool
-from convolab.ops.im2col import col2im, gpu_window_args, im2col, kernel_args
+from convolab.nn import pool
+from convolab.nn.im2col import col2im, gpu_window_args, im2col, kernel_args
 
 CASES = [  # (N, H, W, C), (kh, kw), strides, padding, dilation
     ((2, 7, 6, 3), (3, 3), (1, 1), "valid", (1, 1)),

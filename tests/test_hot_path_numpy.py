@@ -11,12 +11,12 @@ import pathlib
 import convolab
 
 ROOT = pathlib.Path(convolab.__file__).parent
-HOT = sorted({*ROOT.glob("ops/*.py"), *ROOT.glob("layers/*.py"), *ROOT.glob("optimizers/*.py"),
+HOT = sorted({*ROOT.glob("nn/*.py"), *ROOT.glob("layers/*.py"), *ROOT.glob("optimizers/*.py"),
               *ROOT.glob("autodiff/*.py"), *ROOT.glob("metrics/*.py"), ROOT / "losses.py", ROOT / "activations.py",
-              ROOT / "regularizers.py", ROOT / "models/engine.py", ROOT / "models/sequential.py",
-              ROOT / "models/training.py", ROOT / "models/data_adapter.py", ROOT / "models/trainer.py"})
+              ROOT / "regularizers.py", ROOT / "models/stack_step.py", ROOT / "models/sequential.py",
+              ROOT / "models/tape_step.py", ROOT / "models/data_adapter.py", ROOT / "models/trainer.py"})
 #: augmentation's resampling runs on the host by design (layers/augmentation/base.py)
-HOST_ONLY = {"ops/affine.py", "ops/resize.py", "ops/color.py", "ops/flip.py"}
+HOST_ONLY = {"nn/affine.py", "nn/resize.py", "nn/color.py", "nn/flip.py"}
 #: dtype names, type checks and shape queries: not array math
 SAFE = {"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "intp", "bool_", "dtype",
         "ndarray", "integer", "floating", "number", "generic", "inf", "pi", "e", "newaxis", "shape", "ndim",
@@ -25,15 +25,15 @@ CPU_KERNEL = "the compiled C kernels' NumPy buffers (taken only for NumPy inputs
 CPU_FALLBACK = "the NumPy-only window code (strided views), taken only for NumPy inputs"
 HOST_CHECK = "checks and conversions of user input on the host, before data moves"
 ALLOW = {
-    ("ops/conv.py", "_padded_columns"): CPU_KERNEL, ("ops/conv.py", "_fused_forward"): CPU_KERNEL,
-    ("ops/conv.py", "_conv2d_backward_fused"): CPU_KERNEL, ("ops/conv.py", "_input_gradient_stride1"): CPU_KERNEL,
-    ("ops/batchnorm.py", "_forward_kernels"): CPU_KERNEL,
-    ("ops/batchnorm.py", "_backward_kernels"): CPU_KERNEL, ("ops/batchnorm.py", "_inference_kernels"): CPU_KERNEL,
-    ("ops/depthwise_conv.py", "_forward_c"): CPU_KERNEL, ("ops/depthwise_conv.py", "_backward_c"): CPU_KERNEL,
-    ("ops/activations.py", "_relu_kernel"): CPU_KERNEL, ("ops/activations.py", "relu_backward"): CPU_KERNEL,
-    ("ops/pool.py", "_windows"): CPU_FALLBACK, ("ops/pool.py", "_scatter_windows"): CPU_FALLBACK,
-    ("ops/pool.py", "max_pool_backward"): CPU_FALLBACK, ("ops/pool.py", "_window_counts"): CPU_FALLBACK,
-    ("ops/pool.py", "avg_pool_backward"): CPU_FALLBACK,
+    ("nn/conv.py", "_padded_columns"): CPU_KERNEL, ("nn/conv.py", "_fused_forward"): CPU_KERNEL,
+    ("nn/conv.py", "_conv2d_backward_fused"): CPU_KERNEL, ("nn/conv.py", "_input_gradient_stride1"): CPU_KERNEL,
+    ("nn/batchnorm.py", "_forward_kernels"): CPU_KERNEL,
+    ("nn/batchnorm.py", "_backward_kernels"): CPU_KERNEL, ("nn/batchnorm.py", "_inference_kernels"): CPU_KERNEL,
+    ("nn/depthwise_conv.py", "_forward_c"): CPU_KERNEL, ("nn/depthwise_conv.py", "_backward_c"): CPU_KERNEL,
+    ("nn/activations.py", "_relu_kernel"): CPU_KERNEL, ("nn/activations.py", "relu_backward"): CPU_KERNEL,
+    ("nn/pool.py", "_windows"): CPU_FALLBACK, ("nn/pool.py", "_scatter_windows"): CPU_FALLBACK,
+    ("nn/pool.py", "max_pool_backward"): CPU_FALLBACK, ("nn/pool.py", "_window_counts"): CPU_FALLBACK,
+    ("nn/pool.py", "avg_pool_backward"): CPU_FALLBACK,
     ("layers/base.py", "_add_param"): "weights are born on the host (models/placement.py moves them)",
     ("layers/base.py", "add_weight"): "weights are born on the host (models/placement.py moves them)",
     ("layers/base.py", "set_weights"): HOST_CHECK, ("losses.py", "_as_prediction"): HOST_CHECK,
@@ -45,16 +45,16 @@ ALLOW = {
     ("autodiff/functions.py", "_concatenate_split"): "the CPU's op threads, taken only for NumPy inputs",
     ("autodiff/functions.py", "_split_contiguous"): "the CPU's op threads, taken only for NumPy inputs",
     ("models/trainer.py", "predict"): "concatenates host results (predict returns NumPy)",
-    ("models/training.py", "tape_train_step"): "np.isfinite of a Python float",
-    ("models/training.py", "loss_on_tape"): "np.size of an array",
+    ("models/tape_step.py", "tape_train_step"): "np.isfinite of a Python float",
+    ("models/tape_step.py", "loss_on_tape"): "np.size of an array",
     ("metrics/base.py", "*"): "metric state is host NumPy; batches arrive as Python floats",
     ("metrics/compile.py", "_scalar"): "a host result as a float",
     ("regularizers.py", "_factor"): HOST_CHECK,
     ("layers/lambda_layer.py", "_traced_shape"): "building: the user's function measured on host zeros once",
-    ("ops/resizing.py", "nearest_indices"): "index tables computed once on the host from sizes",
-    ("ops/resizing.py", "_add_at"): "picks NumPy's add.at for NumPy inputs (cupyx.scatter_add for CuPy)",
-    ("ops/activations.py", "<module>"): "math.erf made element-wise once at import (NumPy has no erf)",
-    ("ops/activations.py", "erf"): "NumPy inputs only: CuPy inputs take cupyx.scipy.special.erf",
+    ("nn/resizing.py", "nearest_indices"): "index tables computed once on the host from sizes",
+    ("nn/resizing.py", "_add_at"): "picks NumPy's add.at for NumPy inputs (cupyx.scatter_add for CuPy)",
+    ("nn/activations.py", "<module>"): "math.erf made element-wise once at import (NumPy has no erf)",
+    ("nn/activations.py", "erf"): "NumPy inputs only: CuPy inputs take cupyx.scipy.special.erf",
     ("layers/keras_tensor.py", "infer_output_shape"): "building a graph: a user's layer measured on host zeros once",
 }
 
@@ -97,9 +97,9 @@ def test_allow_list_has_no_stale_entries():
 
 
 def test_the_scan_sees_an_offender(tmp_path, monkeypatch):
-    bad = tmp_path / "ops" / "bad.py"
+    bad = tmp_path / "nn" / "bad.py"
     bad.parent.mkdir()
     bad.write_text("import numpy as np\n\ndef f(x):\n    return np.exp(x)\n")
     monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
     monkeypatch.setattr(__import__(__name__), "HOT", [bad])
-    assert [(rel, fn, attr) for rel, fn, attr, _ in _uses()] == [("ops/bad.py", "f", "exp")]
+    assert [(rel, fn, attr) for rel, fn, attr, _ in _uses()] == [("nn/bad.py", "f", "exp")]

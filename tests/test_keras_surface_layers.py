@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from convolab import keras
-from convolab.ops.conv1d import (conv1d_backward, conv1d_forward, global_pool1d_backward, global_pool1d_forward,
+from convolab.nn.conv1d import (conv1d_backward, conv1d_forward, global_pool1d_backward, global_pool1d_forward,
                                  pool1d_backward, pool1d_forward)
-from convolab.ops.conv_transpose import conv2d_transpose_backward, conv2d_transpose_forward
-from convolab.ops.prelu import prelu_backward, prelu_forward
-from convolab.ops.resizing import resizing_backward, resizing_forward
+from convolab.nn.conv_transpose import conv2d_transpose_backward, conv2d_transpose_forward
+from convolab.nn.prelu import prelu_backward, prelu_forward
+from convolab.nn.resizing import resizing_backward, resizing_forward
 from gradcheck import numerical_gradient, rel_error
 
 L = keras.layers
@@ -168,7 +168,7 @@ def test_conv2d_transpose_against_the_loop_reference(strides, padding, op, dilat
 
 def test_conv2d_transpose_is_the_adjoint_of_conv2d():
     # <conv2d(y), x> == <y, conv2d_transpose(x)> for the same kernel: the defining property
-    from convolab.ops.conv import conv2d_forward
+    from convolab.nn.conv import conv2d_forward
 
     w = rng.standard_normal((3, 3, 4, 2))
     y = rng.standard_normal((2, 8, 8, 4))

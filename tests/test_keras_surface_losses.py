@@ -10,7 +10,7 @@ import pytest
 
 from convolab import keras
 from convolab.models import parallel
-from convolab.ops.kl_divergence import kl_divergence, kl_divergence_values
+from convolab.nn.kl_divergence import kl_divergence, kl_divergence_values
 from gradcheck import numerical_gradient, rel_error
 
 rng = np.random.default_rng(1919)

@@ -10,7 +10,7 @@ import pytest
 
 from convolab import kernels
 from convolab.kernels import KernelArgumentError
-from convolab.ops import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
+from convolab.nn import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
 
 needs_c = pytest.mark.skipif(not kernels.available(), reason="compiled kernels not built")
 needs_fused = pytest.mark.skipif(not kernels.fused_isa()[0], reason="the fused convolutions cannot run here")

@@ -128,7 +128,7 @@ def test_relu_kernels_against_numpy(cap, threads):
 
 
 def test_relu6_backward_on_the_kernel_equals_numpy():
-    from convolab.ops import activations
+    from convolab.nn import activations
 
     rng = np.random.default_rng(4)
     x = (rng.standard_normal((3, 5, 5, 7)) * 5).astype(np.float32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from convolab.ops.batchnorm import (
+from convolab.nn.batchnorm import (
     batch_moments,
     batchnorm_backward,
     batchnorm_forward,

@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 import pytest
 
-from convolab.ops import col2im, conv2d_backward, conv2d_forward, im2col
+from convolab.nn import col2im, conv2d_backward, conv2d_forward, im2col
 from gradcheck import explicit_padding, numerical_gradient, pair, rel_error
 
 

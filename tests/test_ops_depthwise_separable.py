@@ -6,7 +6,7 @@ import zlib
 import numpy as np
 import pytest
 
-from convolab.ops import (
+from convolab.nn import (
     depthwise_conv2d_backward,
     depthwise_conv2d_forward,
     separable_conv2d_backward,

@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pytest
 
-from convolab.ops import (
+from convolab.nn import (
     global_avg_pool_backward,
     global_avg_pool_forward,
     global_max_pool_backward,

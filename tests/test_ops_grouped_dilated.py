@@ -6,7 +6,7 @@ import zlib
 import numpy as np
 import pytest
 
-from convolab.ops import conv2d_backward, conv2d_forward
+from convolab.nn import conv2d_backward, conv2d_forward
 from convolab.utils.conv_utils import conv_output_size, padding_amounts
 from conv_refs import grouped_conv_ref
 from gradcheck import numerical_gradient, rel_error

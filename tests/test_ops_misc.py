@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from convolab.ops import (
+from convolab.nn import (
     activation_backward,
     activation_forward,
     categorical_crossentropy,

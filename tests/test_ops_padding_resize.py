@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from convolab.ops.affine import (
+from convolab.nn.affine import (
     affine_transform_backward,
     affine_transform_forward,
     rotation_transforms,
     translation_transforms,
     zoom_transforms,
 )
-from convolab.ops.color import brightness_backward, brightness_forward, contrast_backward, contrast_forward
-from convolab.ops.flip import flip_backward, flip_forward
-from convolab.ops.padding import crop2d_backward, crop2d_forward, zero_pad2d_backward, zero_pad2d_forward
-from convolab.ops.resize import (
+from convolab.nn.color import brightness_backward, brightness_forward, contrast_backward, contrast_forward
+from convolab.nn.flip import flip_backward, flip_forward
+from convolab.nn.padding import crop2d_backward, crop2d_forward, zero_pad2d_backward, zero_pad2d_forward
+from convolab.nn.resize import (
     bilinear_resize_backward,
     bilinear_resize_forward,
     upsample_nearest_backward,

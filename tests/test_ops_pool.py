@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 import pytest
 
-from convolab.ops import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
+from convolab.nn import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
 from gradcheck import explicit_padding, numerical_gradient, pair, rel_error
 
 _FORWARD = {"max": max_pool_forward, "avg": avg_pool_forward}

@@ -1,4 +1,4 @@
-"""Ops split over slices of the batch (ops/threads.py) against the same ops run whole."""
+"""Ops split over slices of the batch (nn/threads.py) against the same ops run whole."""
 from __future__ import annotations
 
 import contextlib
@@ -9,7 +9,7 @@ import pytest
 
 from convolab import keras, kernels
 from convolab.models import parallel
-from convolab.ops import conv, threads
+from convolab.nn import conv, threads
 
 from gradcheck import rel_error
 
@@ -248,7 +248,7 @@ def test_stride1_input_gradient_on_fused_kernel_equals_reference(case):
 @pytest.mark.parametrize("shape", [(6, 5, 5, 7), (5, 12), (3, 2, 9, 33)], ids=str)
 @pytest.mark.parametrize("n_threads", [2, 3])
 def test_split_batchnorm_equals_whole(shape, n_threads):
-    from convolab.ops import batchnorm as B
+    from convolab.nn import batchnorm as B
 
     rng = np.random.default_rng(5)
     x = (rng.standard_normal(shape) * 2 + 1).astype(np.float32)
@@ -278,7 +278,7 @@ def test_split_batchnorm_equals_whole(shape, n_threads):
                                   ((4, 6, 6, 4), (2, 3, 4, 1), (1, 2), "valid", True)], ids=str)
 @pytest.mark.parametrize("n_threads", [2, 3])
 def test_split_depthwise_equals_whole(case, n_threads):
-    from convolab.ops import depthwise_conv as D
+    from convolab.nn import depthwise_conv as D
 
     x_shape, w_shape, strides, padding, bias = case
     rng = np.random.default_rng(6)
@@ -306,7 +306,7 @@ def test_split_depthwise_equals_whole(case, n_threads):
 def test_split_max_pool_and_relu_equal_whole(pool, n_threads, monkeypatch):
     """Max pooling and ReLU split per image: the same bits as one call on the whole batch, on
     the C loops (float32, on the kernels' threads) and on NumPy (float64, on Python threads)."""
-    from convolab.ops import activations, pool as pool_ops
+    from convolab.nn import activations, pool as pool_ops
 
     split_calls = []
     run = threads.run

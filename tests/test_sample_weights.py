@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from convolab import keras, losses
-from convolab.models import engine, parallel
-from convolab.ops import losses as ops
+from convolab.models import parallel, stack_step
+from convolab.nn import losses as ops
 from convolab.saving import ModelFileError, schema
 from gradcheck import numerical_gradient, rel_error
 
@@ -216,9 +216,9 @@ def test_weighted_model_gradient_matches_central_differences(loss, activation, t
     model = _model(3, activation=activation)
     model.compile(optimizer="sgd", loss=loss)
     x, yp = model._prepare(x, yt)
-    fused = engine.fused_softmax(model)
-    _, _, dout = engine.loss_and_grad(model.layers, model.loss, x, yp, True, fused, w)
-    engine.backward(model.layers, dout, model._first_trainable, fused)
+    fused = stack_step.fused_softmax(model)
+    _, _, dout = stack_step.loss_and_grad(model.layers, model.loss, x, yp, True, fused, w)
+    stack_step.backward(model.layers, dout, model._first_trainable, fused)
     dense = model.layers[-1]
     kernel = dense.params["kernel"]
 

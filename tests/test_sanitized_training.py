@@ -20,7 +20,7 @@ import pytest
 
 from convolab import keras, kernels
 from convolab.models import parallel
-from convolab.ops import threads
+from convolab.nn import threads
 from kernel_paths import ISAS, expected_calls, fused_isa
 
 L = keras.layers
@@ -110,7 +110,7 @@ def _case_avg_pools():
 
 def _case_batchnorm_split():
     # BatchNormalization (statistics, affine and backward kernels); its model runs each op on
-    # slices of the batch (ops/threads.py, every op split here): the fused and the im2col
+    # slices of the batch (nn/threads.py, every op split here): the fused and the im2col
     # convolutions write their slices of y and dx in place
     return [
         L.Conv2D(6, 3, padding="same", input_shape=(6, 6, 2)),   # fused, padded first

@@ -101,7 +101,7 @@ def test_max_pool_backward_drops_all_neg_inf_windows_that_start_in_the_padding(s
     backward adds the gradient before the image: before the array for the first image, into
     the previous image for the others. (tests/test_kernel_boundary.py's 2x2/2 case pads only
     after the image, where arg 0 is always a real pixel.)"""
-    from convolab.ops import max_pool_backward, max_pool_forward
+    from convolab.nn import max_pool_backward, max_pool_forward
 
     x = np.full(shape, -np.inf, dtype=np.float32)
     x[:, -1, -1, :] = 1.0  # one finite pixel, far from the windows that start in the padding

@@ -5,11 +5,11 @@
 """
 # Importing convolab changes nothing in the process: the malloc settings of allocator.py are
 # applied by the first fit (a library's import must not retune its host program's allocator).
-from . import allocator, backend, callbacks, initializers, layers, losses, metrics, models, ops, optimizers
+from . import allocator, backend, callbacks, initializers, layers, losses, metrics, models, nn, optimizers
 from .models import Sequential
 from .random import set_random_seed
 
 from ._version import __version__
 
 __all__ = ["Sequential", "allocator", "backend", "callbacks", "initializers", "layers", "losses", "metrics", "models",
-           "ops", "optimizers", "set_random_seed", "__version__"]
+           "nn", "optimizers", "set_random_seed", "__version__"]

@@ -14,9 +14,9 @@ from . import backend
 from .autodiff import functions as _tape_ops
 from .autodiff.tape import record
 from .autodiff.tensor import Tensor, unwrap
-from .ops import activations as _ops
-from .ops.activations import ACTIVATIONS, activation_backward, activation_forward, relu_forward
-from .ops.activations import softmax as _softmax
+from .nn import activations as _ops
+from .nn.activations import ACTIVATIONS, activation_backward, activation_forward, relu_forward
+from .nn.activations import softmax as _softmax
 
 
 def _as_float(x):

@@ -18,7 +18,7 @@ import numbers
 
 import numpy as np
 
-from .ops.im2col import im2col
+from .nn.im2col import im2col
 from .utils.conv_utils import normalize_padding
 
 

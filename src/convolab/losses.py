@@ -2,7 +2,7 @@
 
 A loss validates targets against the model's output (the errors name the loss, the
 expected form and what came), and computes ``(loss, gradient)`` through the pure
-functions in :mod:`convolab.ops.losses`, with optional per-sample weights reduced as
+functions in :mod:`convolab.nn.losses`, with optional per-sample weights reduced as
 Keras 3's ``'sum_over_batch_size'``: ``sum(w_i * loss_i) / N``, or by the loss's ``reduction``:
 ``'sum'``, ``'mean'`` (the same as the default), ``'mean_with_sample_weight'`` (divided by the
 sum of the weights), ``'none'``/``None`` (the weighted per-sample values; trained on their sum,
@@ -18,10 +18,10 @@ import functools
 import numpy as np
 
 from .backend import get_array_module, is_device_array
-from .ops import losses as ops
-from .ops.kl_divergence import kl_divergence as _kl_divergence
-from .ops.kl_divergence import kl_divergence_values as _kl_divergence_values
-from .ops.activations import softmax
+from .nn import losses as ops
+from .nn.kl_divergence import kl_divergence as _kl_divergence
+from .nn.kl_divergence import kl_divergence_values as _kl_divergence_values
+from .nn.activations import softmax
 
 _REDUCTIONS = ("sum_over_batch_size", "auto", "sum", "mean", "mean_with_sample_weight", "none", None)
 

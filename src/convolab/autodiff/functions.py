@@ -411,7 +411,7 @@ def _split_contiguous(g, bounds, axis):
     non-batch axis (Inception's channels) each piece is copied out C-contiguous, one slice of
     the batch per op thread: a strided view would send the ReLU backward (and every other
     compiled kernel behind it) to a slower NumPy path or a copy of its own."""
-    from ..ops import threads
+    from ..nn import threads
 
     xp = get_array_module(g)
     pieces = xp.split(g, bounds, axis=axis)
@@ -429,9 +429,9 @@ def _split_contiguous(g, bounds, axis):
 
 def _concatenate_split(vals, axis):
     """A concatenation along a non-batch axis (Inception's channels) as one slice of the batch per
-    op thread (ops/threads.py), or ``None`` to concatenate whole. A strided copy: about 20 GEMM
+    op thread (nn/threads.py), or ``None`` to concatenate whole. A strided copy: about 20 GEMM
     FLOPs' worth of time per value."""
-    from ..ops import threads
+    from ..nn import threads
 
     first = vals[0]
     if first.ndim < 2 or axis % first.ndim == 0 or any(v.shape[0] != first.shape[0] for v in vals):

@@ -5,7 +5,7 @@
     grads = tape.gradient(loss, model.trainable_weights)
 
 Each op keeps its hand-written backward (the lesson's im2col convolution, the pooling and
-loss functions of :mod:`convolab.ops`); the tape only decides the order. Recording happens
+loss functions of :mod:`convolab.nn`); the tape only decides the order. Recording happens
 only inside a ``GradientTape`` block and only for ops with an input that needs a gradient
 (a :class:`~convolab.autodiff.tensor.Variable`, a watched tensor, or a recorded one); outside
 one, the same functions return plain NumPy arrays.

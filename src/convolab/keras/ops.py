@@ -11,7 +11,7 @@ from ..activations import (elu, gelu, hard_sigmoid, leaky_relu, mish, selu, silu
 from ..autodiff import functions as _f
 from ..autodiff.functions import *  # noqa: F401,F403
 from ..autodiff.functions import __all__ as _base_all
-from ..ops.tape_conv import conv, conv_transpose  # noqa: F401
+from ..nn.tape_conv import conv, conv_transpose  # noqa: F401
 
 
 

@@ -87,7 +87,7 @@ def _load():
         return None
     module.set_error_class(KernelArgumentError)
     module.fused_conv = module.fused_supported() and not os.environ.get("CONVOLAB_NO_FUSED_CONV")
-    # the fused convolutions' instruction set and filter limit, read by ops/conv.py on each call
+    # the fused convolutions' instruction set and filter limit, read by nn/conv.py on each call
     module.fused_name, module.fused_max_filters = module.fused_isa() if module.fused_conv else ("", 0)
     if module.fused_conv and os.environ.get("CONVOLAB_FUSED_ISA"):
         module.fused_name, module.fused_max_filters = module.set_fused_isa(os.environ["CONVOLAB_FUSED_ISA"])
@@ -162,7 +162,7 @@ def __getattr__(name):
 # tests do) takes effect everywhere at once. ``threads`` (1 to 64) runs one call on that many
 # contiguous parts of the batch (or of the rows), each on a thread of the kernels' own pool
 # (kernels/pool.h): the same arithmetic per image; sums over the batch are added in part
-# order, so a given ``threads`` gives the same bits every time. ops/threads.py chooses it.
+# order, so a given ``threads`` gives the same bits every time. nn/threads.py chooses it.
 
 def im2col_f32(x, cols, N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo, ld, threads=1):
     """``cols[(n*Ho + ho)*Wo + wo, (i*kw + j)*C + c] = x[n, ho*sh + i - pt, wo*sw + j - pl, c]``;

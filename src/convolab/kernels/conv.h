@@ -3,7 +3,7 @@
  *
  * Fused im2col + GEMM for 'valid' convolutions: AVX2 (at most 32 filters) and AVX-512 (any).
  *
- * The same product as im2col(x) @ W (see ops/im2col.py), but each im2col row is read
+ * The same product as im2col(x) @ W (see nn/im2col.py), but each im2col row is read
  * straight from the image into registers as it is needed, so the matrix that is kh*kw
  * times larger than the image is never written out, and the skinny GEMM (6 to 20 filters)
  * runs in registers instead of through a BLAS call that packs the whole matrix first.

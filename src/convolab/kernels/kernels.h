@@ -5,7 +5,7 @@
  * The NumPy code in convolab/ops is the reference and the fallback; these functions do the
  * same arithmetic in one pass. Each kernel is single-threaded; an entry point given
  * `threads` > 1 runs it on contiguous parts of the batch on the kernels' own threads (pool.h),
- * which ops/threads.py asks for inside fit/evaluate/predict. Python reaches the kernels only
+ * which nn/threads.py asks for inside fit/evaluate/predict. Python reaches the kernels only
  * through the checked entry points in _ckernels.c (buffer protocol, no NumPy C API), which
  * release the GIL once the checks pass.
  *

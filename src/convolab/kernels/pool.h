@@ -2,7 +2,7 @@
  * The kernels' own threads: one op's batch split over the cores, with a hand-off of about a
  * microsecond.
  *
- * ops/threads.py first split ops on Python threads (concurrent.futures). On this project's
+ * nn/threads.py first split ops on Python threads (concurrent.futures). On this project's
  * machines waking a Python thread and handing it the GIL costs 54-59 us a hand-off, and a
  * ResNet-20 training step at batch 32 splits about 200 kernel calls (python
  * benchmarks/handoff.py prints both). Here the hand-off is a store to a shared counter that a

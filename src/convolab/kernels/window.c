@@ -1,7 +1,7 @@
 /*
  * The window kernels: im2col and col2im (the window matrix of a convolution and its adjoint),
  * max pooling forward and backward. NHWC float32, windows read in (kh, kw, C) order, as
- * ops/im2col.py does; padding (pt, pl) is TensorFlow's 'same' split or zero for 'valid'.
+ * nn/im2col.py does; padding (pt, pl) is TensorFlow's 'same' split or zero for 'valid'.
  */
 #include <math.h>
 #include <stdlib.h>

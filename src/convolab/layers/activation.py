@@ -9,7 +9,7 @@ from __future__ import annotations
 import numbers
 
 from .. import activations
-from ..ops.activations import NEEDS_INPUT, activation_backward, activation_forward, relu_backward, relu_forward
+from ..nn.activations import NEEDS_INPUT, activation_backward, activation_forward, relu_backward, relu_forward
 from .base import Layer
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numbers
 
 from .. import constraints, initializers, regularizers
-from ..ops.activations import elu_backward, elu_forward, leaky_relu_backward, leaky_relu_forward
-from ..ops.prelu import prelu_backward, prelu_forward
+from ..nn.activations import elu_backward, elu_forward, leaky_relu_backward, leaky_relu_forward
+from ..nn.prelu import prelu_backward, prelu_forward
 from .base import Layer, shape_str
 
 

@@ -1,6 +1,6 @@
 """The Keras layer life cycle: ``__init__`` (arguments) -> ``build`` (weights) -> ``call`` (math).
 
-A layer keeps hyper-parameters and weights and calls pure functions in ``convolab.ops``.
+A layer keeps hyper-parameters and weights and calls pure functions in ``convolab.nn``.
 It never updates its own weights: it exposes ``params`` and, after ``backward``,
 ``grads`` (same keys), and the optimiser does the update.
 

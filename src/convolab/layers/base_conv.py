@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..utils.conv_utils import conv_output_size, effective_kernel_size, normalize_padding, normalize_tuple
-from .activated import ActivatedLayer
+from .base_activated import ActivatedLayer
 from .base import shape_str
 
 

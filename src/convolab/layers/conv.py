@@ -1,7 +1,7 @@
 """Conv2D: Keras's 2-D convolution layer over NHWC images."""
 from __future__ import annotations
 
-from ..ops.conv import conv2d_backward, conv2d_forward
+from ..nn.conv import conv2d_backward, conv2d_forward
 from .base import shape_str
 from .base_conv import BaseConv, positive_int
 from .unsupported import reject_unsupported

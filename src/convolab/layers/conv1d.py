@@ -1,9 +1,9 @@
 """Conv1D: Keras's 1-D convolution over ``(batch, steps, channels)`` sequences."""
 from __future__ import annotations
 
-from ..ops.conv1d import conv1d_backward, conv1d_forward
+from ..nn.conv1d import conv1d_backward, conv1d_forward
 from ..utils.conv_utils import conv_output_size, effective_kernel_size, normalize_tuple
-from .activated import ActivatedLayer
+from .base_activated import ActivatedLayer
 from .base import shape_str
 from .base_conv import positive_int
 from .unsupported import reject_unsupported

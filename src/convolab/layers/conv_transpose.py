@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numbers
 
-from ..ops.conv_transpose import (check_invertible, conv2d_transpose_backward, conv2d_transpose_forward,
+from ..nn.conv_transpose import (check_invertible, conv2d_transpose_backward, conv2d_transpose_forward,
                                   conv_transpose_output_size)
 from .base import shape_str
 from .base_conv import BaseConv, positive_int

@@ -1,8 +1,8 @@
 """Dense: Keras's fully connected layer."""
 from __future__ import annotations
 
-from ..ops.dense import dense_backward, dense_forward
-from .activated import ActivatedLayer
+from ..nn.dense import dense_backward, dense_forward
+from .base_activated import ActivatedLayer
 from .base import shape_str
 
 

@@ -1,7 +1,7 @@
 """DepthwiseConv2D: Keras's depthwise convolution, each channel filtered on its own."""
 from __future__ import annotations
 
-from ..ops.depthwise_conv import depthwise_conv2d_backward, depthwise_conv2d_forward
+from ..nn.depthwise_conv import depthwise_conv2d_backward, depthwise_conv2d_forward
 from .base_conv import BaseConv, positive_int
 from .unsupported import reject_unsupported
 

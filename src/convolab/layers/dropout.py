@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from ..ops.dropout import dropout_backward, dropout_forward
+from ..nn.dropout import dropout_backward, dropout_forward
 from .. import backend, random
 from ..random import get_generator
 from .base import Layer

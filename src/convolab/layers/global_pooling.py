@@ -1,7 +1,7 @@
 """GlobalAveragePooling2D and GlobalMaxPooling2D: one value per channel of an NHWC image."""
 from __future__ import annotations
 
-from ..ops.global_pool import (
+from ..nn.global_pool import (
     global_avg_pool_backward,
     global_avg_pool_forward,
     global_max_pool_backward,

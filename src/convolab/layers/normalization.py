@@ -4,7 +4,7 @@ from __future__ import annotations
 import numbers
 
 from .. import constraints, initializers, regularizers
-from ..ops.batchnorm import (
+from ..nn.batchnorm import (
     BatchNormCache,
     batchnorm_backward,
     batchnorm_forward,

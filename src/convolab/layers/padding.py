@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numbers
 
-from ..ops.padding import crop2d_backward, crop2d_forward, zero_pad2d_backward, zero_pad2d_forward
+from ..nn.padding import crop2d_backward, crop2d_forward, zero_pad2d_backward, zero_pad2d_forward
 from .base import Layer, shape_str
 from .unsupported import reject_unsupported
 

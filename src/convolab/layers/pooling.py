@@ -1,7 +1,7 @@
 """MaxPooling2D and AveragePooling2D over NHWC images."""
 from __future__ import annotations
 
-from ..ops.pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
+from ..nn.pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
 from ..utils.conv_utils import conv_output_size, normalize_padding, normalize_tuple
 from .base import Layer, shape_str
 from .unsupported import reject_unsupported
@@ -21,7 +21,7 @@ class _Pooling2D(Layer):
         self.padding = normalize_padding(padding, me)
         reject_unsupported(me, data_format=data_format)
         self._cache = None
-        self.last_output = None  # the last call's output: models/engine.py masks a ReLU's gradient with it
+        self.last_output = None  # the last call's output: models/stack_step.py masks a ReLU's gradient with it
 
     def compute_output_shape(self, input_shape):
         self.check_input_shape(input_shape)

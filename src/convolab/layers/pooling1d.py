@@ -1,7 +1,7 @@
 """MaxPooling1D, AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D over ``(N, L, C)``."""
 from __future__ import annotations
 
-from ..ops.conv1d import global_pool1d_backward, global_pool1d_forward, pool1d_backward, pool1d_forward
+from ..nn.conv1d import global_pool1d_backward, global_pool1d_forward, pool1d_backward, pool1d_forward
 from ..utils.conv_utils import conv_output_size, normalize_padding, normalize_tuple
 from .base import Layer, shape_str
 from .unsupported import reject_unsupported

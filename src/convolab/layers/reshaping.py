@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numbers
 
-from ..ops.reshape import rescale_backward, rescale_forward, reshape_backward, reshape_forward, resolve_target_shape
+from ..nn.reshape import rescale_backward, rescale_forward, reshape_backward, reshape_forward, resolve_target_shape
 from .base import Layer, shape_str
 
 

@@ -1,7 +1,7 @@
 """Resizing: every image to a fixed height and width (Keras's preprocessing layer)."""
 from __future__ import annotations
 
-from ..ops.resizing import resizing_backward, resizing_forward
+from ..nn.resizing import resizing_backward, resizing_forward
 from .base import Layer
 from .base_conv import positive_int
 from .unsupported import reject_unsupported

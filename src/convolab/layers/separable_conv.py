@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import constraints, initializers, regularizers
-from ..ops.separable_conv import separable_conv2d_backward, separable_conv2d_forward
+from ..nn.separable_conv import separable_conv2d_backward, separable_conv2d_forward
 from .base_conv import BaseConv, positive_int
 from .unsupported import reject_unsupported
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numbers
 
-from ..ops.resize import (
+from ..nn.resize import (
     bilinear_resize_backward,
     bilinear_resize_forward,
     upsample_nearest_backward,

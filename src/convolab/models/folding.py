@@ -1,14 +1,14 @@
 """BatchNormalization folded into the linear layer before it, for inference.
 
 At inference a BatchNormalization is a per-channel affine map, ``y = x * scale + shift``
-(:func:`convolab.ops.batchnorm.batchnorm_scale_shift`). After a Conv2D, DepthwiseConv2D or
+(:func:`convolab.nn.batchnorm.batchnorm_scale_shift`). After a Conv2D, DepthwiseConv2D or
 Dense with no activation, whose output nothing else reads, that map folds into the layer's
 kernel and bias (``kernel * scale``, ``bias * scale + shift``): one pass over the output
 instead of two, as inference engines do.
 
 :func:`folds` is the one rule for which pairs fold, and :func:`folded_kernel_and_bias` the one
 formula; every place that folds asks them: a functional model's inference pass (:func:`plan`),
-a Sequential's (:func:`stack_forward`, from ``engine.forward``) and the ONNX export of a
+a Sequential's (:func:`stack_forward`, from ``stack_step.forward``) and the ONNX export of a
 Sequential (``saving/onnx_export.py``). Inference means not training and no GradientTape
 recording; training and recorded passes run each layer.
 
@@ -24,7 +24,7 @@ from ..layers.conv import Conv2D
 from ..layers.dense import Dense
 from ..layers.depthwise_conv import DepthwiseConv2D
 from ..layers.normalization import BatchNormalization
-from ..ops.batchnorm import batchnorm_scale_shift
+from ..nn.batchnorm import batchnorm_scale_shift
 
 #: the layers a following BatchNormalization folds into (exactly these classes: a subclass
 #: may compute something else)
@@ -78,7 +78,7 @@ def stack_plan(layers, logits=False):
 
 
 def stack_forward(layers, x, logits=False):
-    """``engine.forward(layers, x, training=False, logits)`` with each foldable pair as one layer."""
+    """``stack_step.forward(layers, x, training=False, logits)`` with each foldable pair as one layer."""
     pairs = stack_plan(layers, logits)
     if not pairs:
         return None

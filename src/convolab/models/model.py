@@ -2,7 +2,7 @@
 
 Both are layers (a model can be called inside another model) whose forward pass is the
 graph's layer calls or the user's ``call``; inside a ``GradientTape`` block every layer call
-is recorded, so training differentiates any graph (see :mod:`convolab.models.training`).
+is recorded, so training differentiates any graph (see :mod:`convolab.models.tape_step`).
 """
 from __future__ import annotations
 

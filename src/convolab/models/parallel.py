@@ -29,7 +29,7 @@ import numpy as np
 
 from ..layers.augmentation.base import AugmentationLayer
 from ..layers.dropout import Dropout
-from . import engine
+from . import stack_step
 
 _num_threads = None
 
@@ -199,21 +199,21 @@ class ShardRunner:
         n = len(x)
         shards = self.shards(n)
         self._seed_shards(shards)
-        fused = engine.fused_softmax(model)
+        fused = stack_step.fused_softmax(model)
 
         def work(t):
             s = shards[t]
             layers = self.replicas[t]
             sw = None if sample_weight is None else sample_weight[s]
-            out, loss, dout = engine.loss_and_grad(layers, model.loss, x[s], y[s], True, fused, sw)
+            out, loss, dout = stack_step.loss_and_grad(layers, model.loss, x[s], y[s], True, fused, sw)
             dout *= dout.dtype.type((s.stop - s.start) / n)  # shard mean -> whole-batch mean
-            out = engine.metric_output(out, fused)
+            out = stack_step.metric_output(out, fused)
             if np.isfinite(loss):
-                engine.backward(layers, dout, model._first_trainable, fused)
+                stack_step.backward(layers, dout, model._first_trainable, fused)
             return loss * (s.stop - s.start), out
 
         results = self._run(work, len(shards))
-        loss = float(sum(r[0] for r in results) / n) + engine.weight_penalty(model.layers)
+        loss = float(sum(r[0] for r in results) / n) + stack_step.weight_penalty(model.layers)
         out = np.concatenate([r[1] for r in results], axis=0)
         if not np.isfinite(loss):
             return loss, out
@@ -229,13 +229,13 @@ class ShardRunner:
                     g = g + penalties[key].gradient(layer.params[key])
                 grads.append(g)
         model.optimizer.apply(params, grads)
-        engine.apply_constraints(model.layers)
+        stack_step.apply_constraints(model.layers)
         return loss, out
 
     def forward(self, x, training=False, logits=False):
         """Model output for a batch, shards computed on threads."""
         shards = self.shards(len(x))
         if len(shards) == 1:
-            return engine.forward(self.replicas[0], x, training, logits)
-        outs = self._run(lambda t: engine.forward(self.replicas[t], x[shards[t]], training, logits), len(shards))
+            return stack_step.forward(self.replicas[0], x, training, logits)
+        outs = self._run(lambda t: stack_step.forward(self.replicas[t], x[shards[t]], training, logits), len(shards))
         return np.concatenate(outs, axis=0)

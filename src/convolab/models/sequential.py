@@ -12,9 +12,9 @@ from ..autodiff.tensor import Tensor
 from ..layers.base import Layer, shape_str, unique_name
 from ..layers.input_layer import InputLayer
 from ..layers.keras_tensor import KerasTensor
-from ..ops import threads
+from ..nn import threads
 from . import data_checks as checks
-from . import engine, functional, parallel, placement, thread_use
+from . import functional, parallel, placement, stack_step, thread_use
 from .model import Model
 from .summary import format_summary
 
@@ -30,7 +30,7 @@ class Sequential(Model):
             ``InputLayer`` sets the input shape, as does ``input_shape=`` on the first layer.
         name: model name (default ``sequential``, ``sequential_1``...).
 
-    A stack of built-in layers trains on its fused fast path (``engine.py``: each layer's
+    A stack of built-in layers trains on its fused fast path (``stack_step.py``: each layer's
     hand-written backward in turn, the final softmax fused with the cross-entropy, batches
     split across threads when that pays). A stack holding a user's layer or another model
     trains on the tape, like every other model.
@@ -192,7 +192,7 @@ class Sequential(Model):
 
     # -- forward / backward -------------------------------------------------
     def _forward(self, x, training, logits=False):
-        return engine.forward(self.layers, x, training, logits)
+        return stack_step.forward(self.layers, x, training, logits)
 
     def _params_and_grads(self):
         params, grads = [], []
@@ -207,7 +207,7 @@ class Sequential(Model):
         return self._fast
 
     def _fuses_softmax(self) -> bool:
-        return self._fast and engine.fused_softmax(self)
+        return self._fast and stack_step.fused_softmax(self)
 
     def _train_step(self, x, y, sample_weight=None):
         """One optimiser step on one batch, on threads when a ShardRunner is active.
@@ -219,16 +219,16 @@ class Sequential(Model):
         if self._runner is not None:
             loss, out = self._runner.train_step(x, y, sample_weight)
         else:
-            fused = engine.fused_softmax(self)
-            out, loss, dout = engine.loss_and_grad(self.layers, self.loss, x, y, True, fused, sample_weight)
-            out = engine.metric_output(out, fused)
-            loss = loss + engine.activity_penalty(self.layers) + engine.weight_penalty(self.layers)
+            fused = stack_step.fused_softmax(self)
+            out, loss, dout = stack_step.loss_and_grad(self.layers, self.loss, x, y, True, fused, sample_weight)
+            out = stack_step.metric_output(out, fused)
+            loss = loss + stack_step.activity_penalty(self.layers) + stack_step.weight_penalty(self.layers)
             if math.isfinite(loss):
-                engine.backward(self.layers, dout, self._first_trainable, fused)
-                engine.add_weight_penalty_grads(self.layers)
+                stack_step.backward(self.layers, dout, self._first_trainable, fused)
+                stack_step.add_weight_penalty_grads(self.layers)
                 params, grads = self._params_and_grads()
                 self.optimizer.apply(params, grads)
-                engine.apply_constraints(self.layers)
+                stack_step.apply_constraints(self.layers)
         self._compiled_metrics.update_state(loss, len(x), y, out, sample_weight)
         return self._compiled_metrics.result()
 
@@ -300,7 +300,7 @@ class Sequential(Model):
             return super()._forward_any(x, logits)
         if self._runner is not None:
             return self._runner.forward(x, training=False, logits=logits)
-        return engine.forward(self.layers, x, False, logits)
+        return stack_step.forward(self.layers, x, False, logits)
 
     def __call__(self, *args, **kwargs):
         """The stack on a batch (NumPy in, NumPy out), or a node of a graph / the tape."""

@@ -2,7 +2,7 @@
 
 The loop is the same for a Sequential stack, a functional graph and a subclassed model; a
 model supplies the hooks: ``_train_step`` (one optimizer step; by default on the tape, see
-``training.py``; Sequential's built-in stacks keep their fused fast path), ``_forward_any``
+``tape_step.py``; Sequential's built-in stacks keep their fused fast path), ``_forward_any``
 (inference on one batch), ``_threads`` (Sequential's shards), ``_fuses_softmax``,
 ``_as_inputs`` and ``_ensure_built_for`` (data checks and building from the first batch).
 """
@@ -21,11 +21,11 @@ from .. import optimizers as optimizers_mod
 from ..autodiff import GradientTape
 from ..autodiff.tensor import unwrap
 from ..callbacks import CallbackList, History, ProgbarLogger
-from ..ops import threads
+from ..nn import threads
 from ..random import get_generator
 from . import data_checks as checks
-from . import data_adapter, engine, multi_output, placement
-from .training import loss_value, tape_train_step
+from . import data_adapter, multi_output, placement, stack_step
+from .tape_step import loss_value, tape_train_step
 
 
 def _count(x):
@@ -71,7 +71,7 @@ class Trainer:
         return False
 
     def _threads(self, batch_size):
-        """The loops run inside this: each large op splits its batch over the cores (ops/threads.py);
+        """The loops run inside this: each large op splits its batch over the cores (nn/threads.py);
         on the GPU one stream does the work."""
         from .. import backend
         from . import parallel
@@ -457,9 +457,9 @@ class Trainer:
                         loss = loss_value(self.loss, yb, out, swb)
                         out = unwrap(out)
                     else:
-                        loss = engine.loss_value_and_grad(self.loss, out, yb, fused, swb)[0]
+                        loss = stack_step.loss_value_and_grad(self.loss, out, yb, fused, swb)[0]
                     loss = loss + penalty
-                    out = engine.metric_output(out, fused)
+                    out = stack_step.metric_output(out, fused)
                     self._compiled_metrics.update_state(loss, _count(xb), yb, out, swb)
                 if running_wanted:
                     callbacks.on_test_batch_end(step, self._compiled_metrics.result())

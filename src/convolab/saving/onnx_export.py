@@ -39,7 +39,7 @@ import os
 
 import numpy as np
 
-from ..ops.batchnorm import batchnorm_scale_shift
+from ..nn.batchnorm import batchnorm_scale_shift
 from ..utils.conv_utils import padding_amounts
 from .atomic import atomic_write_bytes
 

@@ -13,7 +13,7 @@ import math
 
 from .. import initializers
 from .. import metrics as metrics_mod
-from ..ops.activations import ACTIVATIONS
+from ..nn.activations import ACTIVATIONS
 from .container import short_repr
 from .errors import ModelFileError
 

@@ -2,7 +2,7 @@
 
 Each kernel is written once for ``scalar_t`` and instantiated for float32 (suffix ``_f32``)
 and float64 (``_f64``) by :func:`module_source`. Layout and index math are those of the C
-kernels (``_ckernels.c``) and of ``ops/im2col.py``: images NHWC, the window matrix
+kernels (``_ckernels.c``) and of ``nn/im2col.py``: images NHWC, the window matrix
 ``(N*Ho*Wo, ld)`` with columns in ``(i, j, c)`` order and ``ld = kh*kw*C`` or one more (a
 trailing column of ones for the bias).
 

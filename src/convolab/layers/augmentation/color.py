@@ -1,7 +1,7 @@
 """RandomContrast and RandomBrightness: random per-image changes of the pixel values."""
 from __future__ import annotations
 
-from ...ops.color import brightness_backward, brightness_forward, contrast_backward, contrast_forward
+from ...nn.color import brightness_backward, brightness_forward, contrast_backward, contrast_forward
 from .base import AugmentationLayer, _is_number, factor_config, parse_factor
 
 

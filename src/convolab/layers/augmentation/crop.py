@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numbers
 
-from ...ops.padding import crop2d_backward, crop2d_forward
-from ...ops.resize import bilinear_resize_backward, bilinear_resize_forward
+from ...nn.padding import crop2d_backward, crop2d_forward
+from ...nn.resize import bilinear_resize_backward, bilinear_resize_forward
 from .base import AugmentationLayer
 
 

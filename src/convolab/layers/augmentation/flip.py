@@ -1,7 +1,7 @@
 """RandomFlip: flip each image left-right and/or upside down with probability 1/2."""
 from __future__ import annotations
 
-from ...ops.flip import flip_backward, flip_forward
+from ...nn.flip import flip_backward, flip_forward
 from .base import AugmentationLayer
 
 MODES = ("horizontal", "vertical", "horizontal_and_vertical")

@@ -1,7 +1,7 @@
 """What RandomTranslation, RandomRotation and RandomZoom share: an affine resampling per image."""
 from __future__ import annotations
 
-from ...ops.affine import FILL_MODES, INTERPOLATIONS, affine_transform_backward, affine_transform_forward
+from ...nn.affine import FILL_MODES, INTERPOLATIONS, affine_transform_backward, affine_transform_forward
 from .base import AugmentationLayer, _is_number
 
 
@@ -10,7 +10,7 @@ class AffineAugmentation(AugmentationLayer):
 
     Args:
         fill_mode: 'reflect' (default), 'wrap', 'constant' or 'nearest': how points outside
-            the image are filled (see :mod:`convolab.ops.affine`).
+            the image are filled (see :mod:`convolab.nn.affine`).
         interpolation: 'bilinear' (default) or 'nearest'.
         fill_value: the value outside the image with ``fill_mode='constant'``.
     """

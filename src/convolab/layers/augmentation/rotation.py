@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from ...ops.affine import rotation_transforms
+from ...nn.affine import rotation_transforms
 from .base import factor_config, parse_factor
 from .geometric import AffineAugmentation
 

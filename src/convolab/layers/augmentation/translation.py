@@ -1,7 +1,7 @@
 """RandomTranslation: shift each image by a random fraction of its height and width."""
 from __future__ import annotations
 
-from ...ops.affine import translation_transforms
+from ...nn.affine import translation_transforms
 from .base import factor_config, parse_factor
 from .geometric import AffineAugmentation
 

@@ -1,7 +1,7 @@
 """RandomZoom: zoom each image in or out about its centre by a random amount."""
 from __future__ import annotations
 
-from ...ops.affine import zoom_transforms
+from ...nn.affine import zoom_transforms
 from .base import factor_config, parse_factor
 from .geometric import AffineAugmentation
 

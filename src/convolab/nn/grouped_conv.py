@@ -1,6 +1,6 @@
 """Grouped 2-D convolution (Keras's ``groups``): the channels split into groups, one GEMM each.
 
-The window matrix is :func:`~convolab.ops.im2col.im2col`'s, ``(M, kh * kw * C)`` in
+The window matrix is :func:`~convolab.nn.im2col.im2col`'s, ``(M, kh * kw * C)`` in
 ``(kh, kw, C)`` order with ``M = N * Ho * Wo``. Group ``g`` reads channels
 ``g * Cg ... (g + 1) * Cg - 1`` (``Cg = C // groups``) and writes filters
 ``g * Fg ... (g + 1) * Fg - 1`` (``Fg = F // groups``), as TensorFlow and Keras do. The matrix is
@@ -21,7 +21,7 @@ def grouped_conv2d_forward(x, w, b, strides, padding, dilation_rate, groups):
         x: ``(N, H, W, C)``, ``C`` divisible by ``groups``.
         w: ``(kh, kw, C // groups, F)``, ``F`` divisible by ``groups``.
         b: ``(F,)`` or ``None``.
-        strides, padding, dilation_rate: as :func:`convolab.ops.conv.conv2d_forward`.
+        strides, padding, dilation_rate: as :func:`convolab.nn.conv.conv2d_forward`.
         groups: number of groups.
 
     Returns:

@@ -2,7 +2,7 @@
 
 ``values = sum(t * log(t / p), axis=-1)`` with ``t = clip(target, eps, 1)`` and
 ``p = clip(pred, eps, 1)``; the local gradient is ``-t / p`` where ``pred`` is inside the clip
-range and 0 outside (the clip's own gradient). Reduced by :func:`convolab.ops.losses.reduce_weighted`.
+range and 0 outside (the clip's own gradient). Reduced by :func:`convolab.nn.losses.reduce_weighted`.
 
 Shape:
     pred and target: ``(N, ..., D)``; values: ``(N, ...)``; gradient: like ``pred``.

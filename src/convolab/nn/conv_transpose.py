@@ -1,6 +1,6 @@
 """Transposed 2-D convolution: the input gradient of a convolution, used as a forward pass.
 
-``conv2d_transpose(x, w)`` is what :func:`convolab.ops.conv.conv2d_backward` computes as ``dx``
+``conv2d_transpose(x, w)`` is what :func:`convolab.nn.conv.conv2d_backward` computes as ``dx``
 for a convolution with kernel ``w`` whose output is ``x``: every input pixel spreads
 ``x[n, i, j, :] @ w[a, b].T`` over the window it would have been read from. So the forward is
 one product and a col2im, and the backward is the convolution itself:

@@ -19,7 +19,7 @@ from ..kernels import cuda
 from . import threads
 
 #: a ReLU pass costs about what this many GEMM multiply-adds cost per value (memory-bound:
-#: about 0.2 ns a value); ops/threads.py splits the batch where a slice carries enough of it
+#: about 0.2 ns a value); nn/threads.py splits the batch where a slice carries enough of it
 _WORK_PER_VALUE = 20.0
 
 ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "gelu", "elu", "selu", "swish", "silu", "leaky_relu",

@@ -5,8 +5,8 @@ Functions, not methods, so the serial path (Sequential) and the threaded shards
 """
 from __future__ import annotations
 
-from ..ops.activations import activation_backward as relu_backward_f
-from ..ops.activations import softmax
+from ..nn.activations import activation_backward as relu_backward_f
+from ..nn.activations import softmax
 from . import folding
 
 
@@ -74,7 +74,7 @@ def _relu_before_max_pool(below, pool) -> bool:
     Not taken with an activity regularizer on ``below`` (its gradient joins at the ReLU's
     output) or with either layer's backward replaced by a subclass.
     """
-    from ..layers.activated import ActivatedLayer
+    from ..layers.base_activated import ActivatedLayer
     from ..layers.pooling import MaxPooling2D
 
     return (isinstance(below, ActivatedLayer) and below.activation == "relu"

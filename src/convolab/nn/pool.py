@@ -15,7 +15,7 @@ from . import threads
 from .im2col import col2im, kernel_args, output_hw, pad_nhwc, use_ckernels, window_view
 
 #: the C pooling loops cost about what this many GEMM multiply-adds cost per value they read
-#: and the window taps they visit (ops/threads.py weighs work in GEMM FLOPs)
+#: and the window taps they visit (nn/threads.py weighs work in GEMM FLOPs)
 _WORK_PER_TAP = 20.0
 
 

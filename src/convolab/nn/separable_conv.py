@@ -23,7 +23,7 @@ def separable_conv2d_forward(x, depthwise_kernel, pointwise_kernel, b=None, stri
         ``(y, cache)``.
 
     Shape:
-        y: ``(N, Ho, Wo, F)``, ``Ho`` as for :func:`convolab.ops.conv.conv2d_forward`.
+        y: ``(N, Ho, Wo, F)``, ``Ho`` as for :func:`convolab.nn.conv.conv2d_forward`.
     """
     z, depthwise_cache = depthwise_conv2d_forward(x, depthwise_kernel, None, strides, padding, dilation_rate)
     y, pointwise_cache = conv2d_forward(z, pointwise_kernel, b)

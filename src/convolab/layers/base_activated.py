@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import activations, constraints, initializers, regularizers
 from ..backend import get_array_module
-from ..ops.activations import NEEDS_INPUT, activation_backward, activation_forward
+from ..nn.activations import NEEDS_INPUT, activation_backward, activation_forward
 from .base import Layer
 
 

@@ -5,7 +5,7 @@ Two code paths compute the same sums:
 - the reference, in NumPy: Keras's kernel ``(kh, kw, C, depth_multiplier)`` reshapes for free to
   the grouped kernel ``(kh, kw, 1, C * depth_multiplier)`` with ``groups = C`` (output channel
   ``c * dm + m`` is channel ``c`` convolved with filter ``m``, TensorFlow's order), so the math is
-  :func:`convolab.ops.conv.conv2d_forward` with ``groups = C``: an im2col matrix ``kh * kw``
+  :func:`convolab.nn.conv.conv2d_forward` with ``groups = C``: an im2col matrix ``kh * kw``
   times the image, regrouped, and a batched product of ``C`` one-column matrices;
 - for C-contiguous float32 NumPy arrays, when the optional C kernels are built, ``depthwise_fwd_f32``,
   ``depthwise_dx_f32`` and ``depthwise_dw_f32`` (``convolab/kernels/_ckernels.c``): per pixel a
@@ -55,7 +55,7 @@ def depthwise_conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dila
         ``(y, cache)``.
 
     Shape:
-        y: ``(N, Ho, Wo, C * dm)``, ``Ho`` as for :func:`convolab.ops.conv.conv2d_forward`.
+        y: ``(N, Ho, Wo, C * dm)``, ``Ho`` as for :func:`convolab.nn.conv.conv2d_forward`.
     """
     kh, kw, c, dm = w.shape
     strides, dilation_rate = tuple(strides), tuple(dilation_rate)
@@ -65,7 +65,7 @@ def depthwise_conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dila
 
 
 def _threads(ints):
-    """How many of the kernels' threads to split the batch over (:mod:`convolab.ops.threads`).
+    """How many of the kernels' threads to split the batch over (:mod:`convolab.nn.threads`).
     The kernels read about 4 bytes a tap and output, so a tap counts as 20 GEMM FLOPs of work."""
     n, _, _, c, kh, kw = ints[:6]
     return threads.kernel_threads(n, 20.0 * n * ints[12] * ints[13] * c * ints[14] * kh * kw)

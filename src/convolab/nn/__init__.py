@@ -2,6 +2,10 @@
 
 Every function takes and returns arrays (NHWC for images) and, for a forward
 function, a ``cache`` holding only what its backward needs.
+
+Named ``nn`` as ``jax.nn`` and ``torch.nn.functional`` are: plain functions on arrays. This is
+not ``keras.ops`` (``convolab.keras.ops``, the NumPy-like functions a ``GradientTape`` records);
+until 0.2 this package was ``convolab.ops``, a name that read as if it were.
 """
 from .activations import activation_backward, activation_forward, relu_backward, relu_forward, softmax
 from .batchnorm import (

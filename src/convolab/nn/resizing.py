@@ -1,7 +1,7 @@
 """Resizing images to a fixed size: TensorFlow's nearest and bilinear resize, with an optional
 centre crop to the target's aspect ratio first (Keras's ``Resizing``).
 
-Bilinear resizing is :mod:`convolab.ops.resize` (two interpolation matrices). Nearest takes, for
+Bilinear resizing is :mod:`convolab.nn.resize` (two interpolation matrices). Nearest takes, for
 output pixel ``i``, input pixel ``min(floor((i + 0.5) * in / out), in - 1)`` (``tf.image.resize``
 with half-pixel centres, what Keras 3 calls); its gradient adds each output gradient back onto
 the pixel it was read from.

@@ -1,7 +1,7 @@
 """1-D convolution and pooling over ``(N, L, C)`` sequences, as their 2-D twins on a height-1 image.
 
 A sequence ``(N, L, C)`` is the image ``(N, 1, L, C)`` and a ``(k, C, F)`` kernel is ``(1, k, C, F)``,
-so the 2-D ops (:mod:`convolab.ops.conv`, :mod:`convolab.ops.pool`, :mod:`convolab.ops.global_pool`)
+so the 2-D ops (:mod:`convolab.nn.conv`, :mod:`convolab.nn.pool`, :mod:`convolab.nn.global_pool`)
 compute every value and gradient; this module only reshapes. ``'causal'`` padding (Keras's
 Conv1D) pads ``(k - 1) * dilation`` zeros on the left and then convolves with ``'valid'``.
 """

@@ -70,7 +70,7 @@ def _affine(xhat, gamma, beta):
 
 
 #: a pass of the BN kernels costs about 0.65 ns a value, what 65 multiply-adds of a GEMM cost
-#: (ops/threads.py weighs work in GEMM FLOPs)
+#: (nn/threads.py weighs work in GEMM FLOPs)
 _WORK_PER_VALUE = 65.0
 
 
@@ -83,7 +83,7 @@ def _use_kernels(x, *params):
 def _forward_kernels(x, gamma, beta, epsilon):
     """:func:`batchnorm_forward` on the compiled kernels (float32 NumPy arrays).
 
-    Inside :func:`convolab.ops.threads.batch_threads` a large batch is split over the kernels'
+    Inside :func:`convolab.nn.threads.batch_threads` a large batch is split over the kernels'
     own threads: each part's sums in float64, added in part order, then each part normalised.
     """
     c = x.shape[-1]

@@ -53,7 +53,7 @@ def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=No
                    dilation_rate=1):
     """2-D transposed convolution, as Keras's ``ops.conv_transpose``; kernel ``(kh, kw, F, C)``.
 
-    Shape: ``(N, H, W, C) -> (N, Ho, Wo, F)`` (see :func:`convolab.ops.conv_transpose.conv_transpose_output_size`).
+    Shape: ``(N, H, W, C) -> (N, Ho, Wo, F)`` (see :func:`convolab.nn.conv_transpose.conv_transpose_output_size`).
     """
     x, w = _checked(inputs, kernel, "conv_transpose", data_format)
     if x.ndim != 4:

@@ -13,7 +13,7 @@ Two code paths compute the same product ``im2col(x) @ W``:
   the same answers, on both instruction sets.
 
 Dilation goes through the same im2col (the NumPy path: the C kernels know no dilation);
-``groups > 1`` is :mod:`convolab.ops.grouped_conv`, one GEMM per group. On the GPU (CuPy
+``groups > 1`` is :mod:`convolab.nn.grouped_conv`, one GEMM per group. On the GPU (CuPy
 inputs) im2col and col2im are CUDA kernels and the GEMMs are cuBLAS (``@`` on CuPy arrays).
 """
 from __future__ import annotations
@@ -76,7 +76,7 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation_rate=
     Returns:
         ``(y, cache)``.
 
-    Inside :func:`convolab.ops.threads.batch_threads` a large enough convolution runs on
+    Inside :func:`convolab.nn.threads.batch_threads` a large enough convolution runs on
     slices of the batch, one thread each (the same arithmetic per image): the fused kernels
     on their own threads, the im2col path on Python threads.
 

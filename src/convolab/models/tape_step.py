@@ -1,6 +1,6 @@
 """One training step on the tape, for any model: forward, loss, gradients, optimizer step.
 
-Sequential models of built-in layers keep their own fused fast path (``models/engine.py``);
+Sequential models of built-in layers keep their own fused fast path (``models/stack_step.py``);
 everything else (functional graphs, subclassed models, user layers, custom losses) trains
 here: the forward pass runs under a :class:`~convolab.autodiff.GradientTape`, the loss is one
 more recorded op, and the tape replays every op's hand-written backward.
