@@ -4,11 +4,15 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import sys
+import tempfile
+import warnings
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
-
 
 
 class UsageError(ValueError):
@@ -96,17 +100,85 @@ def load_dataset(name, data_dir=None, offline=False):
 
 def _load_npz(path):
     keys = ("x_train", "y_train", "x_test", "y_test")
-    if not Path(path).is_file():
-        raise FileNotFoundError(2, "no such file", str(path))
+    regular_file(path, "an .npz file")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a lone .npy, loaded as an array
+            raise ValueError("it holds one array, not named arrays (write it with numpy.savez)")
+        with data:
             missing = [k for k in keys if k not in data.files]
-            if missing:
-                raise ValueError(f"{path} lacks {', '.join(missing)}; it holds {', '.join(data.files) or 'nothing'}")
-            xtr, ytr, xte, yte = (data[k] for k in keys)
-    except (OSError, EOFError) as exc:
+            if not missing:
+                return (data["x_train"], data["y_train"]), (data["x_test"], data["y_test"])
+            held = ", ".join(data.files) or "nothing"
+    except (OSError, EOFError, ValueError, MemoryError, zipfile.BadZipFile, zlib.error) as exc:
         raise OSError(f"cannot read {path} as a NumPy .npz archive: {exc}") from None
-    return (xtr, ytr), (xte, yte)
+    raise ValueError(f"{path} lacks {', '.join(missing)}; it holds {held}")
+
+
+def regular_file(path, kind="a file", missing="no such file"):
+    """``Path(path)`` when it names a regular file; else an ``OSError`` naming it and what it is.
+
+    A named pipe or a device would block or never end: they are refused before anything opens them.
+
+    Args:
+        kind: what the file should be, for the message (``"an image"``).
+        missing: the message when nothing is there.
+    """
+    p = Path(path)
+    try:
+        if p.is_file():
+            return p
+        exists, is_dir = p.exists(), p.is_dir()
+    except OSError as exc:  # a name too long, a loop of links...
+        raise OSError(f"{str(p)!r}: {exc.strerror or exc}") from None
+    if not exists:
+        raise FileNotFoundError(2, missing, str(p))
+    if is_dir:
+        raise IsADirectoryError(21, f"is a directory, not {kind}", str(p))
+    raise OSError(f"{str(p)!r} is not a regular file (a pipe or a device?), not {kind}")
+
+
+def writable_folder(folder, what="--out", files=()):
+    """Create ``folder`` if needed and check a file can be written in it, before any long work.
+
+    Args:
+        folder: the output folder.
+        what: the option that named it, for the message.
+        files: names that will be written in it; none may be an existing folder.
+
+    Returns:
+        ``Path(folder)``.
+
+    Raises:
+        CommandError: naming the folder and why nothing can be written there.
+    """
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"{what} {str(out)!r} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".convolab-write-check-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise CommandError(f"{what} {str(out)!r}: cannot write files there ({exc.strerror or exc})") from None
+    for name in files:
+        if (out / name).is_dir():
+            raise CommandError(f"{what} {str(out)!r}: cannot write {name} there: {str(out / name)!r} is a folder")
+    return out
+
+
+def writable_file(path, what="--out"):
+    """Check ``path`` can be written (its folder is created if needed) before any long work.
+
+    Raises:
+        CommandError: naming the file and why it cannot be written.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise CommandError(f"{what} {str(p)!r} is a folder; give a file name")
+    writable_folder(p.parent, f"{what} {str(p)!r}: its folder")
+    return p
 
 
 def read_image(path, channels=None):
@@ -120,17 +192,24 @@ def read_image(path, channels=None):
         ``(array, original_mode)``.
 
     Raises:
-        OSError: naming the file, when it is missing or not an image Pillow can read.
+        OSError: naming the file, when it is missing, not a regular file, not an image Pillow can
+            read, truncated, or a decompression bomb (over twice ``PIL.Image.MAX_IMAGE_PIXELS``;
+            over once that limit only a note is printed, as Pillow only warns).
     """
     from PIL import Image, UnidentifiedImageError
 
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(2, "no such file", str(p))
-    if p.is_dir():
-        raise IsADirectoryError(21, "is a directory, not an image", str(p))
+    p = regular_file(path, "an image")
     try:
-        with Image.open(p) as im:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", Image.DecompressionBombWarning)
+            im = Image.open(p)
+        with im:
+            for w in caught:
+                if issubclass(w.category, Image.DecompressionBombWarning):
+                    note(f"{p}: {im.width}x{im.height} pixels, more than Pillow's decompression-bomb warning "
+                         f"limit of {Image.MAX_IMAGE_PIXELS:,}; reading it anyway")
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             im.load()
             mode = im.mode
             if mode.startswith("I") or mode == "F":  # 16/32-bit grey: stretch to 8 bits
@@ -143,8 +222,9 @@ def read_image(path, channels=None):
             return np.asarray(out), mode
     except UnidentifiedImageError:
         raise OSError(f"cannot read image {str(p)!r}: not a format Pillow recognises (PNG, JPEG, BMP, GIF, TIFF...)") from None
-    except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt files
-        raise OSError(f"cannot read image {str(p)!r}: {exc}") from None
+    except (OSError, EOFError, ValueError, SyntaxError, MemoryError,  # truncated or corrupt files
+            Image.DecompressionBombError) as exc:  # refused from the header, before any pixel is decoded
+        raise OSError(f"cannot read image {str(p)!r}: {exc or type(exc).__name__}") from None
 
 
 def _palette_is_grey(im):
@@ -184,9 +264,7 @@ def evaluate_outputs(model, outputs, y):
 
 def load_model_file(path):
     """``convolab.saving.load_model(path)`` with a clear error when the file or the module is missing."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(2, "no such model file", str(p))
+    p = regular_file(path, "a model file", missing="no such model file")
     try:
         from ..saving import load_model
     except ImportError:
@@ -194,12 +272,19 @@ def load_model_file(path):
     return load_model(str(p))
 
 
-def save_model_file(model, path):
-    """``model.save(path)``; returns False (after a note) if convolab.saving is not installed."""
+def saving_available(path):
+    """Whether convolab.saving can be imported; if not, a note that the model will not be saved to ``path``."""
     try:
         import convolab.saving  # noqa: F401
     except ImportError:
         note(f"model not saved to {path}: convolab.saving is not available in this install")
+        return False
+    return True
+
+
+def save_model_file(model, path):
+    """``model.save(path)``; returns False (after a note) if convolab.saving is not installed."""
+    if not saving_available(path):
         return False
     model.save(str(path))
     return True

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 
 from ..callbacks import EpochTimer
-from ._common import (CommandError, history_json, positive_int, scale_images,
-                      write_json)
+from ._common import CommandError, history_json, positive_int, scale_images, writable_folder, write_json
 
 DEFAULT_OUT = "convolab_out/demo"
 
@@ -20,7 +18,7 @@ def add_parser(sub, formatter):
         help="train the lesson's one-conv CNN on the bundled MNIST sample and draw its figures (offline)",
         description=(
             "Run the lesson end to end without a network connection: edge filters on digits, the "
-            "one-convolution CNN trained on the bundled 10,000 MNIST test digits (80%% train, 20%% "
+            "one-convolution CNN trained on the bundled 10,000 MNIST test digits (80% train, 20% "
             "validation), its training curves, learned filters, feature maps, confusion matrix "
             "and mistakes. Figures and history.json go to --out."),
         epilog="example: convolab demo --epochs 2 --out demo_figures")
@@ -57,8 +55,7 @@ def run(args):
     from ..random import set_random_seed
 
     t0 = time.perf_counter()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_folder(args.out, files=("history.json",))
     x, y = load_sample()
     x, y = np.asarray(x)[: args.samples], np.asarray(y).reshape(-1)[: args.samples]
     if len(x) < 50:

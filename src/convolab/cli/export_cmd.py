@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import CommandError, load_model_file
+from ._common import CommandError, load_model_file, writable_file
 
 
 def add_parser(sub, formatter):
@@ -23,6 +23,7 @@ def run_export(args):
     if out.suffix.lower() != ".onnx":
         raise CommandError(f"{out}: the output file should end in .onnx")
     model = load_model_file(args.model)
+    writable_file(out, "OUT.onnx")  # so that an error names the target, not the temporary file beside it
     try:
         from ..saving import export_model
 

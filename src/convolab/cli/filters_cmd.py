@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import note, parse_kernel, positive_int, read_image
+from ._common import note, parse_kernel, positive_int, read_image, writable_file
 
 
 def add_parser(sub, formatter):
@@ -36,6 +36,7 @@ def run(args):
     from ..plot import plot_convolution
 
     kernel = parse_kernel(args.kernel)  # a bad kernel is a usage error: check it before reading images
+    writable_file(args.out)
     images = [_shrink(read_image(path, 1 if args.grey else None)[0], args.max_size, path) for path in args.images]
     title = args.kernel if len(args.kernel) <= 40 else "custom kernel"
     plot_convolution(images, kernel, title=f"{title} ({args.padding} padding)", save=args.out, padding=args.padding)

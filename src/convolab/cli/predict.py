@@ -1,12 +1,11 @@
 """``convolab predict`` and ``convolab evaluate``: use a saved model."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
 from ._common import (DATASETS, CommandError, UsageError, evaluate_outputs, load_dataset, load_model_file,
-                      note, positive_int, predict_batches, read_image, write_json)
+                      note, positive_int, predict_batches, read_image, writable_folder, write_json)
 
 
 def add_parsers(sub, formatter):
@@ -102,6 +101,7 @@ def run_evaluate(args):
     from .. import plot
     from ..zoo import CLASS_NAMES
 
+    out = writable_folder(args.out, files=("confusion_matrix.png", "evaluation.json")) if args.out else None
     model = load_model_file(args.model)
     _, (x_test, y_test) = load_dataset(args.dataset, args.data_dir, args.offline)
     if args.samples:
@@ -113,9 +113,7 @@ def run_evaluate(args):
     outputs = predict_batches(model, x_test, args.batch_size, desc="evaluating")
     logs = evaluate_outputs(model, outputs, y_test)
     print(f"{args.dataset} test set ({len(x_test)} images): " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+    if out is not None:
         plot.plot_confusion_matrix(y_test, outputs, classes=CLASS_NAMES[args.dataset], save=out / "confusion_matrix.png")
         write_json(out / "evaluation.json", {"model": str(args.model), "dataset": args.dataset,
                                               "samples": len(x_test), **logs})
