@@ -100,8 +100,11 @@ def main(argv=None):
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for train --processes to start itself again
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("convolab: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # train says what it saved in the exception's message
+        detail = " ".join(str(exc).split())
+        if sys.stdout.isatty():  # end the progress bar's line first
+            print(flush=True)
+        print(f"convolab: interrupted{': ' + detail if detail else ''}", file=sys.stderr, flush=True)
         return 130
     except UsageError as exc:
         if debug:

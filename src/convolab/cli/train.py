@@ -5,11 +5,16 @@ import time
 from pathlib import Path
 
 from ..callbacks import EpochTimer
-from ._common import (DATASETS, UsageError, evaluate_outputs, fraction, history_json,
-                      load_dataset, positive_int, predict_batches, save_model_file, write_json)
+from ._common import (DATASETS, UsageError, evaluate_outputs, fraction, history_json, load_dataset,
+                      positive_int, predict_batches, saving_available, save_model_file, writable_folder,
+                      write_json)
+from .epoch_backup import EpochBackup
 from .image_folder import image_size, load_image_folder, predict_all
 
 OPTIMIZERS = ("sgd", "rmsprop", "adam")
+MODEL_FILE = "model.convolab"
+#: what train writes into --out (an image folder adds confusion_matrix.png)
+OUTPUTS = (MODEL_FILE, "history.json", "training_curves.png")
 #: the seed of the validation split of an image folder when --seed is not given (Keras's examples use 1337)
 FOLDER_SEED = 1337
 
@@ -21,7 +26,9 @@ def add_parser(sub, formatter):
         "train", formatter_class=formatter,
         help="train a zoo model on mnist, fashion_mnist, cifar10 or a folder of images",
         description=(
-            "Train a zoo model and save training_curves.png, history.json and model.convolab into --out. "
+            "Train a zoo model and save model.convolab, history.json and training_curves.png into --out "
+            "(checked to be writable before training starts). model.convolab is rewritten at the end of every "
+            "epoch, so Ctrl-C keeps the last finished epoch, weights and optimizer state. "
             "With --dataset, the test set is the validation data by default, as in the lesson; --val-split "
             "holds out part of the training set instead. With --data-dir alone, a folder with one subfolder "
             "of images per class is read with keras.utils.image_dataset_from_directory, --val-split (default "
@@ -120,6 +127,21 @@ def build_model(name, input_shape, classes, optimizer, top_k):
     return model
 
 
+def _fit(model, backup, epochs, *args, **kwargs):
+    """``model.fit``; on Ctrl-C, an :class:`~.epoch_backup.Interrupted` saying which epoch is saved where."""
+    try:
+        return model.fit(*args, epochs=epochs, **kwargs)
+    except KeyboardInterrupt:
+        if backup is None:
+            raise
+        raise backup.interrupted(epochs) from None
+
+
+def _backup(out):
+    """The callback that saves every finished epoch into ``out``, or None without convolab.saving."""
+    return EpochBackup(out / MODEL_FILE) if saving_available(out / MODEL_FILE) else None
+
+
 def run(args):
     if args.dataset is None:
         if args.data_dir is None:
@@ -146,6 +168,8 @@ def _run_dataset(args):
     epochs = args.epochs or (10 if model_name == "lenet" else 5)
     out = Path(args.out or f"convolab_out/{model_name}_{args.dataset}")
     optimizer = make_optimizer(args.optimizer, args.learning_rate)
+    if rank0:  # before loading and training: a run whose results cannot be written is lost time
+        writable_folder(out, files=OUTPUTS)
 
     say(f"loading {args.dataset}...", flush=True)
     (x_train, y_train), (x_test, y_test) = load_dataset(args.dataset, args.data_dir, args.offline)
@@ -167,20 +191,21 @@ def _run_dataset(args):
         model = build_model(model_name, x_train.shape[1:], 10, optimizer, args.top_k)
     if rank0:
         model.summary()
-        out.mkdir(parents=True, exist_ok=True)
 
     timer = EpochTimer()
     callbacks = [timer]
     if hvd is not None:
         hvd.DistributedOptimizer(model.optimizer)  # in place: the compiled optimizer now averages over ranks
         callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback(), timer]
+    backup = _backup(out) if rank0 else None  # rank 0 alone writes
     fit_args = {"validation_split": args.val_split} if args.val_split else {"validation_data": (x_val, y_val)}
     t0 = time.perf_counter()
-    hist = model.fit(x_train, y_train, epochs=epochs, batch_size=args.batch_size, callbacks=callbacks,
-                     verbose=1 if rank0 else 0, **fit_args)
+    hist = _fit(model, backup, epochs, x_train, y_train, batch_size=args.batch_size,
+                callbacks=callbacks + [backup] if backup else callbacks, verbose=1 if rank0 else 0, **fit_args)
     train_seconds = time.perf_counter() - t0
     if not rank0:
         return 0  # rank 0 alone evaluates and writes
+    saved = save_model_file(model, out / MODEL_FILE)  # first: the figures are worth less than the model
 
     result = {"model": model_name, "dataset": args.dataset, "params": model.count_params(),
               "epochs": epochs, "batch_size": args.batch_size, "seed": args.seed,
@@ -192,11 +217,10 @@ def _run_dataset(args):
         test = evaluate_outputs(model, predict_batches(model, x_test, desc="test set"), y_test)
         result["test"] = test
         print(f"test set: loss {test['loss']:.4f} - acc {test['acc']:.4f}")
-    plot.plot_results(hist, save=out / "training_curves.png", title=f"{model_name} on {args.dataset}")
     write_json(out / "history.json", result)
-    saved = save_model_file(model, out / "model.convolab")
-    print(f"trained in {train_seconds:.1f}s; wrote training_curves.png, history.json"
-          f"{', model.convolab' if saved else ''} to {out.resolve()}")
+    plot.plot_results(hist, save=out / "training_curves.png", title=f"{model_name} on {args.dataset}")
+    print(f"trained in {train_seconds:.1f}s; wrote {'model.convolab, ' if saved else ''}history.json, "
+          f"training_curves.png to {out.resolve()}")
     return 0
 
 
@@ -214,6 +238,7 @@ def _run_folder(args):
     optimizer = make_optimizer(args.optimizer, args.learning_rate)
     seed = FOLDER_SEED if args.seed is None else args.seed
     val_split = args.val_split or 0.2
+    writable_folder(out, files=OUTPUTS + ("confusion_matrix.png",))  # before reading the folder and training
 
     train, val, class_names = load_image_folder(folder, args.image_size, val_split, seed, args.batch_size,
                                                 args.color_mode)
@@ -226,12 +251,13 @@ def _run_folder(args):
     set_random_seed(seed)
     model = build_model(model_name, input_shape, classes, optimizer, top_k)
     model.summary()
-    out.mkdir(parents=True, exist_ok=True)
 
     timer = EpochTimer()
+    backup = _backup(out)
     t0 = time.perf_counter()
-    hist = model.fit(train, validation_data=val, epochs=epochs, callbacks=[timer])
+    hist = _fit(model, backup, epochs, train, validation_data=val, callbacks=[timer, backup] if backup else [timer])
     train_seconds = time.perf_counter() - t0
+    saved = save_model_file(model, out / MODEL_FILE)  # first: the figures are worth less than the model
 
     outputs, labels = predict_all(model, val)
     val_acc = float((outputs.argmax(axis=1) == labels).mean())
@@ -245,11 +271,10 @@ def _run_folder(args):
         top = (outputs.argsort(axis=1)[:, -top_k:] == labels[:, None]).any(axis=1)
         result["validation"][f"top{top_k}_acc"] = float(top.mean())
     print("validation: " + " - ".join(f"{k} {v:.4f}" for k, v in result["validation"].items()))
+    write_json(out / "history.json", result)
     title = f"{model_name} on {folder.resolve().name}"
     plot.plot_results(hist, save=out / "training_curves.png", title=title)
     plot.plot_confusion_matrix(labels, outputs, classes=class_names, save=out / "confusion_matrix.png")
-    write_json(out / "history.json", result)
-    saved = save_model_file(model, out / "model.convolab")
-    print(f"trained in {train_seconds:.1f}s; wrote training_curves.png, confusion_matrix.png, history.json"
-          f"{', model.convolab' if saved else ''} to {out.resolve()}")
+    print(f"trained in {train_seconds:.1f}s; wrote {'model.convolab, ' if saved else ''}history.json, "
+          f"training_curves.png, confusion_matrix.png to {out.resolve()}")
     return 0
