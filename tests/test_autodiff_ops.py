@@ -6,7 +6,7 @@ from convolab import keras
 from convolab.autodiff import GradientTape, Tensor, Variable
 from convolab.autodiff import functions as ops
 
-from gradcheck import numerical_gradient, rel_error
+from support.gradcheck import numerical_gradient, rel_error
 
 rng = np.random.default_rng(0)
 

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-import fake_cupy
+from support import fake_cupy
 from convolab import _gpu, backend
 
 

@@ -23,7 +23,7 @@ import pytest
 
 from convolab import keras
 
-from gradcheck import rel_error
+from support.gradcheck import rel_error
 
 L = keras.layers
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from convolab import kernels
-from kernel_paths import ISAS, fused_isa
+from support.kernel_paths import ISAS, fused_isa
 from convolab.nn import col2im, conv2d_backward, conv2d_forward, im2col, max_pool_backward, max_pool_forward
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="compiled kernels not built")

@@ -9,8 +9,8 @@ from convolab import keras, kernels
 from convolab.kernels import KernelArgumentError
 from convolab.nn import batchnorm as B
 
-from gradcheck import rel_error
-from kernel_paths import numpy_path
+from support.gradcheck import rel_error
+from support.kernel_paths import numpy_path
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="compiled kernels not built")
 

@@ -20,8 +20,8 @@ from convolab import keras, kernels, zoo
 from convolab.kernels import KernelArgumentError
 from convolab.nn import depthwise_conv2d_backward, depthwise_conv2d_forward, separable_conv2d_backward
 from convolab.nn import separable_conv2d_forward
-from conv_refs import depthwise_conv_ref
-from kernel_paths import numpy_path
+from support.conv_refs import depthwise_conv_ref
+from support.kernel_paths import numpy_path
 
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="compiled kernels not built")
 

@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 from convolab import kernels, keras
 from convolab.models import parallel
 from convolab.nn import threads
-from kernel_paths import ISAS, expected_calls, fused_isa
+from support.kernel_paths import ISAS, expected_calls, fused_isa
 
 
 # Norm-wise relative error bounds: float32 C vs float32 NumPy (the same arithmetic, other

@@ -9,7 +9,7 @@ left to ``pytest -m gpu`` on a GPU machine.
 import numpy as np
 import pytest
 
-import fake_cupy
+from support import fake_cupy
 from convolab import _gpu, backend, keras, random
 from convolab.kernels import cuda
 

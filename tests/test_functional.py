@@ -6,7 +6,7 @@ import pytest
 from convolab import keras
 from convolab.autodiff import GradientTape
 
-from gradcheck import rel_error
+from support.gradcheck import rel_error
 
 L = keras.layers
 ops = keras.ops

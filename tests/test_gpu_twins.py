@@ -6,7 +6,7 @@ convolab's NumPy/C reference op on a table of shapes, strides, paddings and dila
 import numpy as np
 import pytest
 
-import cuda_twins as tw
+from support import cuda_twins as tw
 from convolab import kernels
 from convolab.nn import pool
 from convolab.nn.im2col import col2im, gpu_window_args, im2col, kernel_args

@@ -8,7 +8,7 @@ from PIL import Image
 
 from convolab import keras
 from convolab.utils.image_folder_dataset import UnreadableImageWarning
-from image_folders import COLOURS, make_folder, solid
+from support.image_folders import COLOURS, make_folder, solid
 
 load = keras.utils.image_dataset_from_directory
 L = keras.layers

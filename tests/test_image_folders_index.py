@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from convolab import keras
-from image_folders import make_folder, solid
+from support.image_folders import make_folder, solid
 
 load = keras.utils.image_dataset_from_directory
 

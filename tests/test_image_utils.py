@@ -7,7 +7,7 @@ from PIL import Image
 
 from convolab import keras
 from convolab.utils.image_decode import crop_box, pad_geometry
-from image_folders import solid
+from support.image_folders import solid
 
 U = keras.utils
 

@@ -15,7 +15,7 @@ from convolab.nn.conv1d import (conv1d_backward, conv1d_forward, global_pool1d_b
 from convolab.nn.conv_transpose import conv2d_transpose_backward, conv2d_transpose_forward
 from convolab.nn.prelu import prelu_backward, prelu_forward
 from convolab.nn.resizing import resizing_backward, resizing_forward
-from gradcheck import numerical_gradient, rel_error
+from support.gradcheck import numerical_gradient, rel_error
 
 L = keras.layers
 rng = np.random.default_rng(19)

@@ -11,7 +11,7 @@ import pytest
 from convolab import keras
 from convolab.models import parallel
 from convolab.nn.kl_divergence import kl_divergence, kl_divergence_values
-from gradcheck import numerical_gradient, rel_error
+from support.gradcheck import numerical_gradient, rel_error
 
 rng = np.random.default_rng(1919)
 Y_TRUE = np.array([[0.0, 1.0], [0.0, 0.0]])

@@ -12,7 +12,7 @@ import pytest
 from convolab import keras
 from convolab.autodiff import GradientTape, Variable
 from convolab.nn.activations import ACTIVATIONS, NEEDS_INPUT, activation_backward, activation_forward
-from gradcheck import numerical_gradient, rel_error
+from support.gradcheck import numerical_gradient, rel_error
 
 rng = np.random.default_rng(2019)
 A = keras.activations

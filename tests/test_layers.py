@@ -27,7 +27,7 @@ from convolab.layers import (
     Softmax,
 )
 from convolab.random import set_random_seed
-from gradcheck import numerical_gradient, rel_error
+from support.gradcheck import numerical_gradient, rel_error
 
 TOL = 1e-6
 

@@ -291,7 +291,7 @@ def test_training_rescaling_first_on_uint8_images():
 # ---------------------------------------------------------------------------
 
 def test_functional_model_with_the_new_layers_gradients_on_the_tape():
-    from gradcheck import rel_error
+    from support.gradcheck import rel_error
 
     from convolab.autodiff import GradientTape
 

@@ -13,7 +13,7 @@ from convolab.nn.batchnorm import (
     batchnorm_scale_shift,
 )
 
-from gradcheck import numerical_gradient, rel_error
+from support.gradcheck import numerical_gradient, rel_error
 
 # NHWC images (batch 1 included: statistics over H and W alone) and (N, units) after Dense
 SHAPES = [(4, 3), (7, 1), (2, 3, 3, 4), (1, 5, 5, 2), (3, 2, 4, 1), (2, 3, 5)]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from convolab.nn import col2im, conv2d_backward, conv2d_forward, im2col
-from gradcheck import explicit_padding, numerical_gradient, pair, rel_error
+from support.gradcheck import explicit_padding, numerical_gradient, pair, rel_error
 
 
 def conv_ref(x, w, b, strides, padding):

@@ -12,8 +12,8 @@ from convolab.nn import (
     separable_conv2d_backward,
     separable_conv2d_forward,
 )
-from conv_refs import depthwise_conv_ref, separable_conv_ref
-from gradcheck import numerical_gradient, rel_error
+from support.conv_refs import depthwise_conv_ref, separable_conv_ref
+from support.gradcheck import numerical_gradient, rel_error
 
 # strides, padding, kernel, dilation, depth_multiplier, (H, W), C, F (separable), N
 CASES = [

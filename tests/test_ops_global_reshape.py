@@ -21,7 +21,7 @@ from convolab.nn import (
     reshape_forward,
     resolve_target_shape,
 )
-from gradcheck import numerical_gradient, rel_error
+from support.gradcheck import numerical_gradient, rel_error
 
 TOL = 1e-7
 

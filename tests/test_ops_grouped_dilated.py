@@ -8,8 +8,8 @@ import pytest
 
 from convolab.nn import conv2d_backward, conv2d_forward
 from convolab.utils.conv_utils import conv_output_size, padding_amounts
-from conv_refs import grouped_conv_ref
-from gradcheck import numerical_gradient, rel_error
+from support.conv_refs import grouped_conv_ref
+from support.gradcheck import numerical_gradient, rel_error
 
 # strides, padding, kernel, dilation, groups, (H, W), C, F, N
 CASES = [

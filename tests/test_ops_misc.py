@@ -16,7 +16,7 @@ from convolab.nn import (
     softmax_crossentropy_with_logits,
     sparse_categorical_crossentropy,
 )
-from gradcheck import numerical_gradient, rel_error
+from support.gradcheck import numerical_gradient, rel_error
 
 # ---------------------------------------------------------------------------
 # dense

@@ -21,7 +21,7 @@ from convolab.nn.resize import (
     upsample_nearest_backward,
     upsample_nearest_forward,
 )
-from gradcheck import numerical_gradient, rel_error
+from support.gradcheck import numerical_gradient, rel_error
 
 RNG = np.random.default_rng(7)
 

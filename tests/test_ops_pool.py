@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from convolab.nn import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
-from gradcheck import explicit_padding, numerical_gradient, pair, rel_error
+from support.gradcheck import explicit_padding, numerical_gradient, pair, rel_error
 
 _FORWARD = {"max": max_pool_forward, "avg": avg_pool_forward}
 _BACKWARD = {"max": max_pool_backward, "avg": avg_pool_backward}

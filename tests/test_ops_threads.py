@@ -11,7 +11,7 @@ from convolab import keras, kernels
 from convolab.models import parallel
 from convolab.nn import conv, threads
 
-from gradcheck import rel_error
+from support.gradcheck import rel_error
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ import os
 import numpy as np
 import pytest
 
-import fake_cupy
+from support import fake_cupy
 from convolab import _gpu, backend, keras, random
 from convolab.kernels import cuda
 

@@ -2,7 +2,7 @@
 fit/evaluate, target shapes for regression losses, thread shards, and saving compile settings.
 
 Expected values are worked out by hand on small inputs or recomputed here with plain NumPy;
-gradients are checked against central differences in float64 (tests/gradcheck.py).
+gradients are checked against central differences in float64 (tests/support/gradcheck.py).
 """
 import math
 import warnings
@@ -14,7 +14,7 @@ from convolab import keras, losses
 from convolab.models import parallel, stack_step
 from convolab.nn import losses as ops
 from convolab.saving import ModelFileError, schema
-from gradcheck import numerical_gradient, rel_error
+from support.gradcheck import numerical_gradient, rel_error
 
 
 def _scalar_grad(f, x):

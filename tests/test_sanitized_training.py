@@ -21,7 +21,7 @@ import pytest
 from convolab import keras, kernels
 from convolab.models import parallel
 from convolab.nn import threads
-from kernel_paths import ISAS, expected_calls, fused_isa
+from support.kernel_paths import ISAS, expected_calls, fused_isa
 
 L = keras.layers
 O = keras.optimizers

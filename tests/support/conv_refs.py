@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradcheck import explicit_padding
+from support.gradcheck import explicit_padding
 
 
 def _padded(x, kernel, strides, padding, dilation):

@@ -23,7 +23,7 @@ import types
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
-import cuda_twins
+from support import cuda_twins
 
 _HOST_IN = {"asarray", "array", "asanyarray"}
 

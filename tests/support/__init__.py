@@ -1,0 +1,1 @@
+"""Helpers shared by the test folders: references, gradient checks, fakes and file fixtures."""
