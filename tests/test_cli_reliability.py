@@ -252,7 +252,7 @@ def test_train_checks_out_before_training(capsys, tmp_path, sample_npz, no_fit, 
 
 @pytest.mark.parametrize("kind", ["a_file", "under_a_file", "model_name_taken", "proc"])
 def test_train_on_a_folder_checks_out_before_reading_it(capsys, tmp_path, no_fit, kind):
-    from image_folders import make_folder
+    from support.image_folders import make_folder
 
     outs = unwritable_outs(tmp_path)
     if kind not in outs:
@@ -359,7 +359,7 @@ def test_ctrl_c_in_the_first_epoch_says_nothing_was_saved(capsys, tmp_path, samp
 
 
 def test_ctrl_c_on_an_image_folder_keeps_the_last_finished_epoch(capsys, tmp_path, interrupt_at):
-    from image_folders import make_folder
+    from support.image_folders import make_folder
 
     timers = interrupt_at(1)
     make_folder(tmp_path / "photos", corrupt=False, junk=False)
