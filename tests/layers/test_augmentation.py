@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from convolab import keras
-from test_layers import check_layer_gradients
+from support.layer_gradients import check_layer_gradients
 
 L = keras.layers
 IMG = np.arange(9.0).reshape(1, 3, 3, 1)

@@ -1,6 +1,6 @@
 """Layers: float64 gradient checks through each layer, and Keras's defaults and weight handling.
 
-The pure ops have their own tests (test_ops_*.py); here every check goes through the
+The pure ops have their own tests (tests/nn/); here every check goes through the
 layer object (``build`` -> ``call(training=True)`` -> ``backward``), so a layer that wires
 an op wrongly (wrong cache, wrong activation order, gradients stored under the wrong key,
 a backward that writes into its caller's gradient) fails here.
@@ -28,46 +28,11 @@ from convolab.layers import (
 )
 from convolab.random import set_random_seed
 from support.gradcheck import numerical_gradient, rel_error
-
-TOL = 1e-6
+from support.layer_gradients import TOL, check_layer_gradients
 
 
 def _rng(label):
     return np.random.default_rng(zlib.crc32(label.encode()))
-
-
-def check_layer_gradients(layer, x, rng, tol=TOL):
-    """Check ``dx`` and every ``grads[key]`` of a built float64 layer against central differences.
-
-    The scalar is ``sum(layer.call(x, training=True) * dy)`` for a random ``dy``.
-    """
-    assert x.dtype == np.float64
-    for key, p in layer.params.items():
-        assert p.dtype == np.float64, f"{key} is {p.dtype}; build the layer with dtype='float64'"
-    layer.need_input_grad = True
-    y = layer.call(x, training=True)
-    dy = rng.standard_normal(y.shape)
-    dy_before = dy.copy()
-    dx = layer.backward(dy)
-    # Backward never writes into the gradient it was given.
-    np.testing.assert_array_equal(dy, dy_before)
-    assert dx is not None and dx.shape == x.shape
-    grads = {k: np.array(g, copy=True) for k, g in layer.grads.items()}
-    assert set(grads) == set(layer.params), f"grads keys {sorted(grads)} != params keys {sorted(layer.params)}"
-
-    def f(_):
-        return layer.call(x, training=True)
-
-    num_dx = numerical_gradient(f, x, dy)
-    err = rel_error(dx, num_dx)
-    assert err < tol, f"dx: relative error {err:.2e}"
-    for key in layer.params:
-        num = numerical_gradient(f, layer.params[key], dy)
-        assert grads[key].shape == layer.params[key].shape
-        err = rel_error(grads[key], num)
-        assert err < tol, f"grads[{key!r}]: relative error {err:.2e}"
-    # A gradient that is identically zero would pass a relative check against another zero.
-    assert np.abs(num_dx).max() > 0
 
 
 # ---------------------------------------------------------------------------

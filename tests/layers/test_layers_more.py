@@ -20,7 +20,7 @@ from convolab.layers import (
     Rescaling,
     Reshape,
 )
-from test_layers import check_layer_gradients
+from support.layer_gradients import check_layer_gradients
 
 L = keras.layers
 GLOBAL = [GlobalAveragePooling2D, GlobalMaxPooling2D]
