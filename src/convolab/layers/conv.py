@@ -1,7 +1,7 @@
 """Conv2D: Keras's 2-D convolution layer over NHWC images."""
 from __future__ import annotations
 
-from ..nn.conv import conv2d_backward, conv2d_forward
+from ..nn.grouped_conv_fast import grouped_conv2d_backward_fast, grouped_conv2d_forward_fast
 from .base import shape_str
 from .base_conv import BaseConv, positive_int
 from .unsupported import reject_unsupported
@@ -58,20 +58,21 @@ class Conv2D(BaseConv):
         self.add_kernel_and_bias(self.kernel_size + (c // self.groups, self.filters), self.filters)
 
     def linear_forward(self, x, training=False):
-        y, self._cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"),
-                                        self.strides, self.padding, self.dilation_rate, self.groups)
+        # groups > 1 on the depthwise or per-group fast path; groups == 1 is conv2d_forward itself
+        y, self._cache = grouped_conv2d_forward_fast(x, self.params["kernel"], self.params.get("bias"),
+                                                     self.strides, self.padding, self.dilation_rate, self.groups)
         return y
 
     def linear_forward_relu(self, x, training=False):
         if type(self).linear_forward is not Conv2D.linear_forward:  # a subclass's own product
             return super().linear_forward_relu(x, training)
         # the ReLU in the convolution's own store (the fused kernels), no pass of its own
-        y, self._cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"), self.strides,
-                                        self.padding, self.dilation_rate, self.groups, relu=True)
+        y, self._cache = grouped_conv2d_forward_fast(x, self.params["kernel"], self.params.get("bias"), self.strides,
+                                                     self.padding, self.dilation_rate, self.groups, relu=True)
         return y
 
     def linear_backward(self, dz):
-        dx, dw, db = conv2d_backward(dz, self._cache, need_dx=self.need_input_grad)
+        dx, dw, db = grouped_conv2d_backward_fast(dz, self._cache, need_dx=self.need_input_grad)
         self.store_grads(dw, db)
         return dx
 
