@@ -13,6 +13,7 @@ from convolab import random as crandom
 from convolab.callbacks import ModelCheckpoint
 from convolab.saving import ModelFileError, load_model, load_weights, save_model
 from convolab.saving import container
+from support.model_files import header_of, write_raw
 
 
 def small_model(optimizer="adam", dropout_seed=None, metrics=("acc",)):
@@ -42,18 +43,6 @@ def trained(optimizer="adam", **kw):
     x, y = data()
     model.fit(x, y, epochs=2, batch_size=8, verbose=0)
     return model, x, y
-
-
-def header_of(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    return json.loads(raw[8 : 8 + n]), raw[8 + n :]
-
-
-def write_raw(path, header, payload=b""):
-    text = json.dumps(header).encode()
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + payload)
 
 
 # -- round trips ------------------------------------------------------------------

@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 import convolab
 from convolab import keras
 from convolab.saving import ModelFileError, load_model, load_weights
+from support.model_files import join, split
+from support.mutations import json_values, mutate, paths_of
 
 # Fixed examples by default so CI is repeatable; CONVOLAB_FUZZ_EXAMPLES=20000 explores afresh.
 _EXAMPLES = int(os.environ.get("CONVOLAB_FUZZ_EXAMPLES", "0"))
@@ -59,16 +61,6 @@ def _cleanup():
     shutil.rmtree(WORKDIR, ignore_errors=True)
 
 
-def split(blob):
-    n = struct.unpack("<Q", blob[:8])[0]
-    return json.loads(blob[8 : 8 + n]), blob[8 + n :]
-
-
-def join(header, payload, delta=0):
-    text = json.dumps(header).encode()
-    return struct.pack("<Q", max(0, len(text) + delta)) + text + payload
-
-
 def attempt(blob, weights=False):
     """Load ``blob``; returns True if it loaded, False if refused with ModelFileError."""
     path = WORKDIR / "fuzzed.convolab"
@@ -82,46 +74,6 @@ def attempt(blob, weights=False):
     except ModelFileError as e:
         assert str(e)
         return False
-
-
-def paths_of(value, prefix=()):
-    out = [prefix]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += paths_of(v, prefix + (k,))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += paths_of(v, prefix + (i,))
-    return out
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12) | st.sampled_from([0, 1, -1, 2**31, 2**64, 10**400, -(10**400), 1e308, -1e-320, "", "F32", "PCG64", "Dense",
-                                              "same", "relu", [], {}, [0, 0], [1, 1]]),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
-    max_leaves=10,
-)
-
-
-def mutate(doc, path, op, value, key):
-    """Apply one mutation at ``path`` in place (``doc`` is a list holding the root)."""
-    parent = doc
-    for step in ((0,) + path)[:-1]:
-        parent = parent[step]
-    last = ((0,) + path)[-1]
-    if op == "replace":
-        parent[last] = value
-    elif op == "delete" and isinstance(parent, (dict, list)) and len(path) > 0:
-        del parent[last]
-    elif op == "add":
-        target = parent[last]
-        if isinstance(target, dict):
-            target[key] = value
-        elif isinstance(target, list):
-            target.append(value)
-    elif op == "duplicate" and isinstance(parent, list):
-        parent.insert(last, parent[last])
 
 
 MODEL_HEADER, MODEL_PAYLOAD = split(MODEL_BYTES)

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 import convolab
 from convolab import keras
 from convolab.saving import ModelFileError, load_model, load_weights
-from test_saving_fuzz import join, json_values, mutate, paths_of, split
+from support.model_files import join, split
+from support.mutations import json_values, mutate, paths_of
 
 _EXAMPLES = int(os.environ.get("CONVOLAB_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(max_examples=_EXAMPLES or 300, deadline=None, database=None, derandomize=not _EXAMPLES,

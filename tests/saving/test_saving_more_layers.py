@@ -10,7 +10,7 @@ import pytest
 import convolab
 from convolab import keras
 from convolab.saving import ModelFileError, load_model
-from test_saving import header_of, write_raw
+from support.model_files import header_of, write_raw
 
 L = keras.layers
 
