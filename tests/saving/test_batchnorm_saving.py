@@ -9,6 +9,7 @@ import pytest
 from convolab import keras
 from convolab.saving import ModelFileError, load_model
 from support.model_files import header_of, write_raw
+from support.onnx_check import run_onnx
 
 L = keras.layers
 
@@ -122,9 +123,6 @@ def test_crafted_configs_are_refused(tmp_path, edit, match):
 
 
 # -- ONNX ------------------------------------------------------------------------------
-onnx = pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
-from test_saving_onnx import run_onnx  # noqa: E402  (needs onnx)
 
 
 def _randomise_statistics(model, seed=2):
@@ -140,6 +138,7 @@ def _randomise_statistics(model, seed=2):
 
 
 def _export(model, tmp_path, x, atol):
+    onnx = pytest.importorskip("onnx")
     path = tmp_path / "m.onnx"
     model.export(path)
     expected = model.predict(x, verbose=0)

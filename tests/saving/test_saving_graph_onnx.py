@@ -4,11 +4,10 @@ import pytest
 
 import convolab
 from convolab import keras
+from support.graph_models import inputs_for, nested, predictions, resnet, shared, two_in_two_out
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-
-from test_saving_graph import inputs_for, nested, predictions, resnet, shared, two_in_two_out  # noqa: E402
 
 L = keras.layers
 

@@ -11,6 +11,7 @@ import convolab
 from convolab import keras
 from convolab.saving import ModelFileError, load_model
 from support.model_files import header_of, write_raw
+from support.onnx_check import check_export
 
 L = keras.layers
 
@@ -109,9 +110,6 @@ def test_crafted_configs_are_refused(tmp_path, edit, match):
 
 
 # -- ONNX ------------------------------------------------------------------------------
-onnx = pytest.importorskip("onnx")
-pytest.importorskip("onnxruntime")
-from test_saving_onnx import check_export  # noqa: E402  (needs onnx)
 
 
 def normal_images(shape, n=3, seed=1):

@@ -2,7 +2,7 @@
 import pytest
 
 from convolab import keras
-from test_saving_onnx import check_export, images
+from support.onnx_check import check_export, images
 
 onnx = pytest.importorskip("onnx")
 
@@ -56,7 +56,7 @@ def test_mobilenet_block(tmp_path):
 def test_functional_residual_block_saves_and_exports(tmp_path):
     import numpy as np
 
-    from test_saving_onnx import run_onnx
+    from support.onnx_check import run_onnx
 
     inputs = keras.Input((8, 8, 4))
     x = L.DepthwiseConv2D(3, padding="same", activation="relu")(inputs)
