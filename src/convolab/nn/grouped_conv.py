@@ -1,4 +1,8 @@
-"""Grouped 2-D convolution (Keras's ``groups``): the channels split into groups, one GEMM each.
+"""Grouped 2-D convolution (Keras's ``groups``), the NumPy reference: one batched matmul over the groups.
+
+``Conv2D(groups=...)`` runs :mod:`convolab.nn.grouped_conv_fast` instead wherever it serves (the
+depthwise kernels, or one ordinary convolution per group); this module is what it falls back to
+(CuPy arrays, one-channel groups without the C kernels) and what its tests hold it to.
 
 The window matrix is :func:`~convolab.nn.im2col.im2col`'s, ``(M, kh * kw * C)`` in
 ``(kh, kw, C)`` order with ``M = N * Ho * Wo``. Group ``g`` reads channels

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
+from ..backend import get_array_module
 from .conv import conv2d_backward, conv2d_forward
 from .depthwise_conv import depthwise_conv2d_backward, depthwise_conv2d_forward
 
@@ -57,10 +58,11 @@ def grouped_conv2d_forward_fast(x, w, b, strides, padding, dilation_rate, groups
     route = _route(x, w, b, groups)
     if route == "depthwise":
         # contiguous copies where needed: the kernels then serve (depthwise_conv2d_forward's own test)
-        x, w, b = (None if a is None else np.ascontiguousarray(a) for a in (x, w, b))
+        xp = get_array_module(x)
+        x, w, b = (None if a is None else xp.ascontiguousarray(a) for a in (x, w, b))
         y, inner = depthwise_conv2d_forward(x, _as_depthwise(w, groups), b, strides, padding, dilation_rate)
         if relu:
-            np.maximum(y, 0, out=y)
+            xp.maximum(y, 0, out=y)
         return y, ("fast_depthwise", inner, w.shape)
     if route == "per_group":
         return _forward_per_group(x, w, b, strides, padding, dilation_rate, groups, relu)
@@ -107,15 +109,16 @@ def _as_depthwise(w, groups):
 
 
 def _forward_per_group(x, w, b, strides, padding, dilation_rate, groups, relu):
+    xp = get_array_module(x)
     cg, f = w.shape[2], w.shape[3]
     fg = f // groups
     y, caches = None, []
     for g in range(groups):
         ws = slice(g * fg, (g + 1) * fg)
-        yg, cache = conv2d_forward(np.ascontiguousarray(x[..., g * cg:(g + 1) * cg]), np.ascontiguousarray(w[..., ws]),
+        yg, cache = conv2d_forward(xp.ascontiguousarray(x[..., g * cg:(g + 1) * cg]), xp.ascontiguousarray(w[..., ws]),
                                    None if b is None else b[ws], strides, padding, dilation_rate, relu=relu)
         if y is None:
-            y = np.empty(yg.shape[:3] + (f,), dtype=yg.dtype)
+            y = xp.empty(yg.shape[:3] + (f,), dtype=yg.dtype)
         y[..., ws] = yg
         caches.append(cache)
     return y, ("fast_per_group", caches, x.shape, w.shape)
@@ -123,16 +126,17 @@ def _forward_per_group(x, w, b, strides, padding, dilation_rate, groups, relu):
 
 def _backward_per_group(dy, cache, need_dx):
     _, caches, x_shape, w_shape = cache
+    xp = get_array_module(dy)
     groups = len(caches)
     cg, f = w_shape[2], w_shape[3]
     fg = f // groups
     dx = dw = db = None
     for g, inner in enumerate(caches):
         ws = slice(g * fg, (g + 1) * fg)
-        dxg, dwg, dbg = conv2d_backward(np.ascontiguousarray(dy[..., ws]), inner, need_dx)
+        dxg, dwg, dbg = conv2d_backward(xp.ascontiguousarray(dy[..., ws]), inner, need_dx)
         if dw is None:  # the dtype the group's backward gives (float32 on the fused kernels)
-            dw, db = np.empty(w_shape, dtype=dwg.dtype), np.empty(f, dtype=dbg.dtype)
-            dx = np.empty(x_shape, dtype=dxg.dtype) if need_dx else None
+            dw, db = xp.empty(w_shape, dtype=dwg.dtype), xp.empty(f, dtype=dbg.dtype)
+            dx = xp.empty(x_shape, dtype=dxg.dtype) if need_dx else None
         dw[..., ws], db[ws] = dwg, dbg
         if need_dx:
             dx[..., g * cg:(g + 1) * cg] = dxg
