@@ -1,7 +1,8 @@
 """What Conv2D, DepthwiseConv2D and SeparableConv2D share: the window arguments and the output shape."""
 from __future__ import annotations
 
-from ..utils.conv_utils import conv_output_size, effective_kernel_size, normalize_padding, normalize_tuple
+from ..utils.conv_utils import (PaddingCache, conv_output_size, effective_kernel_size, normalize_padding,
+                                normalize_tuple)
 from .base_activated import ActivatedLayer
 from .base import shape_str
 
@@ -33,6 +34,12 @@ class BaseConv(ActivatedLayer):
             raise ValueError(f"{me}: `strides` > 1 is not supported together with `dilation_rate` > 1; "
                              f"expected one of them to be 1; got strides={self.strides} and "
                              f"dilation_rate={self.dilation_rate}")
+        # the padding string in pixels, resolved at build (and again only for a new image size)
+        self.window_pads = PaddingCache(self.kernel_size, self.strides, self.padding, self.dilation_rate)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.window_pads.build(input_shape)
 
     def output_channels(self, c):
         raise NotImplementedError

@@ -60,7 +60,8 @@ class Conv2D(BaseConv):
     def linear_forward(self, x, training=False):
         # groups > 1 on the depthwise or per-group fast path; groups == 1 is conv2d_forward itself
         y, self._cache = grouped_conv2d_forward_fast(x, self.params["kernel"], self.params.get("bias"),
-                                                     self.strides, self.padding, self.dilation_rate, self.groups)
+                                                     self.strides, self.window_pads(x.shape[1:3]), self.dilation_rate,
+                                                     self.groups)
         return y
 
     def linear_forward_relu(self, x, training=False):
@@ -68,7 +69,8 @@ class Conv2D(BaseConv):
             return super().linear_forward_relu(x, training)
         # the ReLU in the convolution's own store (the fused kernels), no pass of its own
         y, self._cache = grouped_conv2d_forward_fast(x, self.params["kernel"], self.params.get("bias"), self.strides,
-                                                     self.padding, self.dilation_rate, self.groups, relu=True)
+                                                     self.window_pads(x.shape[1:3]), self.dilation_rate, self.groups,
+                                                     relu=True)
         return y
 
     def linear_backward(self, dz):

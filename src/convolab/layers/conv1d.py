@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..nn.conv1d import conv1d_backward, conv1d_forward
-from ..utils.conv_utils import conv_output_size, effective_kernel_size, normalize_tuple
+from ..utils.conv_utils import PaddingCache, conv_output_size, effective_kernel_size, normalize_tuple
 from .base_activated import ActivatedLayer
 from .base import shape_str
 from .base_conv import positive_int
@@ -67,6 +67,8 @@ class Conv1D(ActivatedLayer):
             raise ValueError(f"{me}: `strides` > 1 is not supported together with `dilation_rate` > 1; got "
                              f"strides={self.strides} and dilation_rate={self.dilation_rate}")
         reject_unsupported(me, data_format=data_format)
+        # the padding string in steps, resolved at build (and again only for a new length)
+        self.window_pads = PaddingCache(self.kernel_size, self.strides, self.padding, self.dilation_rate)
 
     def expected_layout(self):
         return "(batch, steps, channels)"
@@ -85,6 +87,7 @@ class Conv1D(ActivatedLayer):
 
     def build(self, input_shape):
         super().build(input_shape)
+        self.window_pads.build(input_shape)
         c = input_shape[-1]
         if c is None:
             raise ValueError(f"{self.describe()}: the channel axis of the input must be known; "
@@ -96,7 +99,7 @@ class Conv1D(ActivatedLayer):
 
     def linear_forward(self, x, training=False):
         y, self._cache = conv1d_forward(x, self.params["kernel"], self.params.get("bias"), self.strides[0],
-                                        self.padding, self.dilation_rate[0], self.groups)
+                                        self.window_pads(x.shape[1:2])[0], self.dilation_rate[0], self.groups)
         return y
 
     def linear_backward(self, dz):

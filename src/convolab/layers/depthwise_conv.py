@@ -53,7 +53,8 @@ class DepthwiseConv2D(BaseConv):
 
     def linear_forward(self, x, training=False):
         y, self._cache = depthwise_conv2d_forward(x, self.params["kernel"], self.params.get("bias"),
-                                                  self.strides, self.padding, self.dilation_rate)
+                                                  self.strides, self.window_pads(x.shape[1:3]),
+                                                  self.dilation_rate)
         return y
 
     def linear_backward(self, dz):

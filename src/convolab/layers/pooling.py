@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..nn.pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
-from ..utils.conv_utils import conv_output_size, normalize_padding, normalize_tuple
+from ..utils.conv_utils import PaddingCache, conv_output_size, normalize_padding, normalize_tuple
 from .base import Layer, shape_str
 from .unsupported import reject_unsupported
 
@@ -20,6 +20,8 @@ class _Pooling2D(Layer):
         self.strides = self.pool_size if strides is None else normalize_tuple(strides, 2, "strides", me)
         self.padding = normalize_padding(padding, me)
         reject_unsupported(me, data_format=data_format)
+        # the padding string in pixels, resolved at build (and again only for a new image size)
+        self.window_pads = PaddingCache(self.pool_size, self.strides, self.padding)
         self._cache = None
         self.last_output = None  # the last call's output: models/stack_step.py masks a ReLU's gradient with it
 
@@ -36,8 +38,12 @@ class _Pooling2D(Layer):
         wo = None if w is None else conv_output_size(w, pw, self.strides[1], self.padding)
         return (n, ho, wo, c)
 
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.window_pads.build(input_shape)
+
     def call(self, x, training=False):
-        y, self._cache = type(self)._forward(x, self.pool_size, self.strides, self.padding)
+        y, self._cache = type(self)._forward(x, self.pool_size, self.strides, self.window_pads(x.shape[1:3]))
         self.last_output = y
         return y
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..nn.conv1d import global_pool1d_backward, global_pool1d_forward, pool1d_backward, pool1d_forward
-from ..utils.conv_utils import conv_output_size, normalize_padding, normalize_tuple
+from ..utils.conv_utils import PaddingCache, conv_output_size, normalize_padding, normalize_tuple
 from .base import Layer, shape_str
 from .unsupported import reject_unsupported
 
@@ -19,6 +19,8 @@ class _Pooling1D(Layer):
         self.strides = self.pool_size if strides is None else normalize_tuple(strides, 1, "strides", me)
         self.padding = normalize_padding(padding, me)
         reject_unsupported(me, data_format=data_format)
+        # the padding string in steps, resolved at build (and again only for a new length)
+        self.window_pads = PaddingCache(self.pool_size, self.strides, self.padding)
         self._cache = None
 
     def expected_layout(self):
@@ -33,8 +35,13 @@ class _Pooling1D(Layer):
         lo = None if length is None else conv_output_size(length, self.pool_size[0], self.strides[0], self.padding)
         return (n, lo, c)
 
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.window_pads.build(input_shape)
+
     def call(self, x, training=False):
-        y, self._cache = pool1d_forward(x, self.pool_size[0], self.strides[0], self.padding, type(self)._mode)
+        y, self._cache = pool1d_forward(x, self.pool_size[0], self.strides[0], self.window_pads(x.shape[1:2])[0],
+                                        type(self)._mode)
         return y
 
     def backward(self, dy):

@@ -72,7 +72,8 @@ class SeparableConv2D(BaseConv):
     def linear_forward(self, x, training=False):
         p = self.params
         y, self._cache = separable_conv2d_forward(x, p["depthwise_kernel"], p["pointwise_kernel"], p.get("bias"),
-                                                  self.strides, self.padding, self.dilation_rate)
+                                                  self.strides, self.window_pads(x.shape[1:3]),
+                                                  self.dilation_rate)
         return y
 
     def linear_backward(self, dz):

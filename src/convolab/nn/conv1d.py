@@ -3,12 +3,12 @@
 A sequence ``(N, L, C)`` is the image ``(N, 1, L, C)`` and a ``(k, C, F)`` kernel is ``(1, k, C, F)``,
 so the 2-D ops (:mod:`convolab.nn.conv`, :mod:`convolab.nn.pool`, :mod:`convolab.nn.global_pool`)
 compute every value and gradient; this module only reshapes. ``'causal'`` padding (Keras's
-Conv1D) pads ``(k - 1) * dilation`` zeros on the left and then convolves with ``'valid'``.
+Conv1D) is the explicit pads ``((k - 1) * dilation, 0)``: zeros on the left only.
 """
 from __future__ import annotations
 
 from ..backend import get_array_module
-from ..utils.conv_utils import effective_kernel_size
+from ..utils.conv_utils import resolve_padding
 from .conv import conv2d_backward, conv2d_forward
 from .global_pool import global_avg_pool_backward, global_avg_pool_forward, global_max_pool_backward, global_max_pool_forward
 from .pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
@@ -22,7 +22,7 @@ def conv1d_forward(x, w, b=None, stride=1, padding="valid", dilation=1, groups=1
         w: ``(k, C // groups, F)``, Keras's Conv1D layout.
         b: ``(F,)`` or ``None``.
         stride, dilation: ints.
-        padding: ``'valid'``, ``'same'`` or ``'causal'``.
+        padding: ``'valid'``, ``'same'``, ``'causal'`` or explicit pads ``(before, after)``.
         groups: as Conv2D's.
 
     Returns:
@@ -32,24 +32,25 @@ def conv1d_forward(x, w, b=None, stride=1, padding="valid", dilation=1, groups=1
         y: ``(N, Lo, F)``, ``Lo = floor((L - k') / stride) + 1`` ('valid'), ``ceil(L / stride)``
         ('same'), ``floor((L - 1) / stride) + 1`` ('causal'), ``k' = (k - 1) * dilation + 1``.
     """
-    left = 0
+    y, cache = conv2d_forward(x[:, None], w[None], b, (1, stride), _as_2d(x, w.shape[0], stride, padding, dilation),
+                              (1, dilation), groups)
+    return y[:, 0], cache
+
+
+def _as_2d(x, kernel, stride, padding, dilation):
+    """``padding`` of the steps axis as the 2-D ops take it: a string they know, or explicit pads
+    ``((0, 0), (before, after))`` ('causal' and pairs)."""
+    if padding == "valid" or padding == "same":
+        return padding
     if padding == "causal":
-        left = effective_kernel_size(w.shape[0], dilation) - 1
-        if left:
-            xp = get_array_module(x)
-            x = xp.concatenate([xp.zeros((x.shape[0], left, x.shape[2]), dtype=x.dtype), x], axis=1)
-        padding = "valid"
-    y, cache = conv2d_forward(x[:, None], w[None], b, (1, stride), padding, (1, dilation), groups)
-    return y[:, 0], (cache, left)
+        padding = resolve_padding((x.shape[1],), (kernel,), (stride,), "causal", (dilation,))[0]
+    return (0, 0), tuple(padding)
 
 
 def conv1d_backward(dy, cache, need_dx=True):
     """Gradients of :func:`conv1d_forward`: ``(dx (N, L, C) or None, dw (k, C // groups, F), db (F,))``."""
-    cache2d, left = cache
-    dx, dw, db = conv2d_backward(get_array_module(dy).ascontiguousarray(dy[:, None]), cache2d, need_dx=need_dx)
-    if dx is not None:
-        dx = dx[:, 0, left:]
-    return dx, dw[0], db
+    dx, dw, db = conv2d_backward(get_array_module(dy).ascontiguousarray(dy[:, None]), cache, need_dx=need_dx)
+    return (None if dx is None else dx[:, 0]), dw[0], db
 
 
 def pool1d_forward(x, pool_size=2, stride=2, padding="valid", mode="max"):
@@ -57,8 +58,10 @@ def pool1d_forward(x, pool_size=2, stride=2, padding="valid", mode="max"):
 
     Returns ``(y, cache)``; y ``(N, Lo, C)`` with ``Lo`` as for a convolution of that window.
     Average pooling with ``'same'`` leaves the padding out of each mean, as Keras does.
+    ``padding``: ``'valid'``, ``'same'`` or explicit pads ``(before, after)``.
     """
     fwd = max_pool_forward if mode == "max" else avg_pool_forward
+    padding = padding if isinstance(padding, str) else ((0, 0), tuple(padding))
     y, cache = fwd(get_array_module(x).ascontiguousarray(x[:, None]), (1, pool_size), (1, stride), padding)
     return y[:, 0], (cache, mode)
 

@@ -62,10 +62,12 @@ def window_view(xp_, kernel_size, strides, out_hw, dilation=(1, 1)):
 
 
 def output_hw(hw, kernel_size, strides, padding, dilation=(1, 1)):
-    """``(Ho, Wo)`` for an ``(H, W)`` input: the single formula in ``conv_utils``."""
+    """``(Ho, Wo)`` for an ``(H, W)`` input: the single formula in ``conv_utils``; ``padding`` a
+    string or explicit ``((top, bottom), (left, right))``."""
+    ph, pw = (padding, padding) if isinstance(padding, str) else padding
     return (
-        conv_output_size(hw[0], kernel_size[0], strides[0], padding, dilation[0]),
-        conv_output_size(hw[1], kernel_size[1], strides[1], padding, dilation[1]),
+        conv_output_size(hw[0], kernel_size[0], strides[0], ph, dilation[0]),
+        conv_output_size(hw[1], kernel_size[1], strides[1], pw, dilation[1]),
     )
 
 
@@ -98,7 +100,8 @@ def im2col(x, kernel_size, strides=(1, 1), padding="valid", ones_column=False, d
         x: images, shape ``(N, H, W, C)``.
         kernel_size: ``(kh, kw)``.
         strides: ``(sh, sw)``.
-        padding: ``'valid'`` or ``'same'`` (zeros, TensorFlow's split).
+        padding: ``'valid'``, ``'same'`` (zeros, TensorFlow's split) or explicit pads
+            ``((top, bottom), (left, right))`` (what a built layer passes).
         ones_column: append a column of ones, so that a bias stacked under the kernel is
             added by the same GEMM and its gradient falls out of the weight-gradient GEMM
             (cs231n's "bias trick"; a broadcast add over 9 channels costs more than the GEMM).
