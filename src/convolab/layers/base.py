@@ -46,6 +46,8 @@ class Layer:
         super().__init_subclass__(**kwargs)
         if "_may_hold_layers" not in cls.__dict__:
             cls._may_hold_layers = not cls.__module__.startswith("convolab.layers.")
+        if "build" in cls.__dict__ and not cls.__module__.startswith("convolab."):
+            cls.build = _marks_built(cls.__dict__["build"])  # a user's layer is built once its build returns
     #: Weight-free element-wise layers (Activation, ReLU, Softmax, Rescaling) set this: called
     #: directly, they take an array of any rank, with or without a batch axis, as Keras's do
     #: (``keras.layers.Softmax()(np.array([1., 2., 3.]))``). In a model, ``build`` still checks.
@@ -462,6 +464,21 @@ class Layer:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _marks_built(build):
+    """``build`` that leaves the layer built (and its input shape known): without it, a user's
+    ``build`` that never sets ``self.built`` ran again in the next model build and failed with
+    "already has a weight"."""
+    @functools.wraps(build)
+    def wrapper(self, *args, **kwargs):
+        result = build(self, *args, **kwargs)
+        self.built = True
+        input_shape = args[0] if args else kwargs.get("input_shape")
+        if self.input_shape is None and input_shape is not None:
+            self.input_shape = input_shape if isinstance(input_shape, list) else tuple(input_shape)
+        return result
+    return wrapper
 
 
 def _shapes_of(inputs):
