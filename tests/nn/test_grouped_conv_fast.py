@@ -257,3 +257,33 @@ def test_strided_and_float64_gradients_into_the_functions(groups):
     np.testing.assert_array_equal(dy, kept)
     for a, r in zip((dx, dw, db, dw_only), grads_ref + (grads_ref[1],)):
         assert a.shape == r.shape and rel_error(a, r) < 1e-5
+
+
+def test_device_arrays_keep_the_reference(monkeypatch):
+    """CuPy arrays (here the CPU fake of tests/support/fake_cupy.py) take the reference: its im2col
+    and batched product run on the device; the depthwise C kernels and the per-group copies do not."""
+    from convolab import _gpu, backend
+    from convolab.kernels import cuda
+    from support import fake_cupy
+
+    cp = fake_cupy.make_module()
+    monkeypatch.setattr(_gpu, "_import_cupy", lambda: cp)
+    monkeypatch.setattr(cuda, "_modules", {})
+    per_group = _spy(monkeypatch, grouped_conv_fast, "conv2d_forward")
+    backend.set_device("gpu")
+    try:
+        for case in (CASES[0], CASES[8]):
+            n, h, w, c, f, g, k, s, p, d, _ = case
+            rng = np.random.default_rng(6)
+            x = rng.standard_normal((n, h, w, c)).astype(np.float32)
+            kernel = rng.standard_normal(k + (c // g, f)).astype(np.float32)
+            y, cache = grouped_conv_fast.grouped_conv2d_forward_fast(cp.asarray(x), cp.asarray(kernel), None, s, p, d, g)
+            assert isinstance(y, fake_cupy.ndarray)
+            dx, dw, _ = grouped_conv_fast.grouped_conv2d_backward_fast(cp.ones(y.shape, dtype=cp.float32), cache)
+            assert isinstance(dx, fake_cupy.ndarray) and isinstance(dw, fake_cupy.ndarray)
+            assert rel_error(y.get(), grouped_conv_ref(x.astype(np.float64), kernel.astype(np.float64), None, s, p,
+                                                       d, g)) < 2e-6
+    finally:
+        backend.set_device("cpu")
+        _gpu.cupy = None
+    assert per_group == [4, 8]  # once each, whole: the reference
