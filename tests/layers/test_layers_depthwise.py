@@ -7,7 +7,7 @@ import pytest
 from convolab import keras
 from convolab.saving import schema
 from convolab.saving.errors import ModelFileError
-from test_differential import check_spec
+from support.differential import check_spec
 
 L = keras.layers
 
