@@ -1,7 +1,7 @@
 """Grouped convolution: convolab's fast path against its NumPy reference, and PyTorch/Keras if installed.
 
     python benchmarks/grouped_conv.py                  # per-op medians, forward and backward
-    python benchmarks/grouped_conv.py --batch 32       # ConvMixer's batch (the reference needs ~6 GB there)
+    python benchmarks/grouped_conv.py --batch 32       # ConvMixer's batch (the reference's 9x9 window matrices: about 8 GB)
     python benchmarks/grouped_conv.py --step           # also a small ConvMixer's training epoch, both paths
 
 Each shape runs ``Conv2D(filters, kernel, padding='same', groups=groups)``'s op, float32, NHWC:
