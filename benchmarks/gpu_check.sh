@@ -29,7 +29,7 @@ $PY -c "import torch; print('torch', torch.__version__, 'cuda available:', torch
   || echo "PyTorch missing: the benchmark will report it as not installed"
 
 echo "== pytest -m gpu"
-timeout 180 $PY -m pytest -m gpu -q -rs tests/test_gpu_device.py
+timeout 180 $PY -m pytest -m gpu -q -rs tests/backend/test_gpu_device.py
 tests_rc=$?
 
 echo "== benchmark (samples=$SAMPLES, repeat=$REPEAT, infer=$INFER)"

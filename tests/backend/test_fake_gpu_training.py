@@ -1,4 +1,4 @@
-"""convolab's GPU code path, run on the CPU through a fake CuPy (``fake_cupy.py``).
+"""convolab's GPU code path, run on the CPU through a fake CuPy (``tests/support/fake_cupy.py``).
 
 The fake's arrays refuse to mix with host arrays, as CuPy's do, and its kernels are the NumPy
 twins of the CUDA ones: so a training step of each lesson model with each optimizer, predict,
@@ -32,9 +32,10 @@ def fake_gpu(monkeypatch):
 
 def _lesson(name, optimizer):
     import sys
-    import os
 
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    from support.paths import BENCHMARKS
+
+    sys.path.insert(0, str(BENCHMARKS))
     from peers import SHAPES, lesson_layers
 
     shape = SHAPES[name]
@@ -58,7 +59,7 @@ def _train(name, optimizer, device_fixture=None):
 
 
 # every model and every optimizer, in six pairs rather than twelve (the suite's time budget);
-# tests/test_gpu_device.py runs the full product on a real GPU
+# tests/backend/test_gpu_device.py runs the full product on a real GPU
 @pytest.mark.parametrize("name, optimizer", [("simple", "rmsprop"), ("multi", "adam"), ("lenet", "adam"),
                                              ("multi", "sgd_momentum"), ("lenet", "rmsprop"), ("simple", "nadam")])
 def test_training_on_the_device_matches_the_cpu(name, optimizer, fake_gpu):

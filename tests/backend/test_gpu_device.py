@@ -4,7 +4,6 @@ Run with ``pytest -m gpu`` (``benchmarks/gpu_check.sh`` does, then times the ben
 test here skips cleanly where CuPy or a CUDA device is missing, so plain ``pytest`` passes on
 CPU-only machines.
 """
-import os
 import sys
 
 import numpy as np
@@ -13,13 +12,14 @@ import pytest
 from convolab import _gpu, backend, keras
 from convolab.nn import conv, im2col as im2col_ops, pool
 from convolab.nn.activations import activation_backward
+from support.paths import BENCHMARKS
 
 pytestmark = pytest.mark.gpu
 
 if not _gpu.usable():
     pytest.skip("no CuPy or no CUDA device (pip install \"convolab[gpu]\" on a GPU machine)", allow_module_level=True)
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+sys.path.insert(0, str(BENCHMARKS))
 from peers import SHAPES, lesson_layers  # noqa: E402
 
 

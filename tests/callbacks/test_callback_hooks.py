@@ -205,7 +205,7 @@ def test_unknown_keyword_arguments_raise_type_error(call):
 def test_arguments_convolab_cannot_honour_yet_are_refused():
     model = _model()
     x, y = _data(8)
-    # sample_weight is honoured now (tests/test_sample_weights.py); steps still is not
+    # sample_weight is honoured now (tests/metrics/test_sample_weights.py); steps still is not
     with pytest.raises(ValueError, match=r"evaluate: `steps` is not supported by convolab yet \(expected None\); "
                                          r"got steps=2"):
         model.evaluate(x, y, verbose=0, sample_weight=np.ones(8), steps=2)

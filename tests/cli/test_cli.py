@@ -3,7 +3,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +12,7 @@ pytest.importorskip("matplotlib")
 
 from convolab import datasets, zoo  # noqa: E402
 from convolab.cli import main  # noqa: E402
-
-SRC = Path(__file__).resolve().parents[1] / "src"
+from support.paths import SRC  # noqa: E402
 
 
 def one_error_line(err, starts="convolab: error: "):

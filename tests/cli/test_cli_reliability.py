@@ -24,8 +24,7 @@ from convolab import datasets, saving, zoo  # noqa: E402
 from convolab.cli import build_parser, main  # noqa: E402
 from convolab.cli import train as train_cmd  # noqa: E402
 from convolab.random import set_random_seed  # noqa: E402
-
-SRC = Path(__file__).resolve().parents[1] / "src"
+from support.paths import SRC  # noqa: E402
 
 
 def one_error_line(err, *fragments, starts="convolab: error: "):

@@ -1,4 +1,4 @@
-"""The GPU kernels' index math, checked on the CPU through their NumPy twins (``cuda_twins.py``).
+"""The GPU kernels' index math, checked on the CPU through their NumPy twins (``tests/support/cuda_twins.py``).
 
 Each twin runs its CUDA kernel's body for every work item at once; here it must agree with
 convolab's NumPy/C reference op on a table of shapes, strides, paddings and dilations.

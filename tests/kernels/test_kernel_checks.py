@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import pathlib
 import re
 
 import numpy as np
@@ -16,8 +15,9 @@ import pytest
 
 from convolab import kernels
 from convolab.kernels import KernelArgumentError
+from support.paths import REPO, SRC
 
-KERNELS_DIR = pathlib.Path(__file__).resolve().parents[1] / "src" / "convolab" / "kernels"
+KERNELS_DIR = SRC / "convolab" / "kernels"
 
 needs_c = pytest.mark.skipif(not kernels.available(), reason="compiled kernels not built")
 
@@ -239,7 +239,7 @@ def test_kernels_are_split_by_family_and_every_file_is_listed():
 
 
 def test_setup_and_the_sanitizer_build_every_source():
-    root = KERNELS_DIR.parents[2]
+    root = REPO
     setup = (root / "setup.py").read_text()
     assert 'glob("*.c")' in setup and 'glob("*.h")' in setup
     assert "src/convolab/kernels/*.c" in (root / ".ci" / "sanitize").read_text()

@@ -99,7 +99,7 @@ def test_max_pool_backward_drops_all_neg_inf_windows_that_start_in_the_padding(s
     top-left corner. Where TensorFlow's 'same' split pads before the image (pt or pl > 0, so
     windows of 3 and more), that corner is a padded pixel at row or column -1, and an unchecked
     backward adds the gradient before the image: before the array for the first image, into
-    the previous image for the others. (tests/test_kernel_boundary.py's 2x2/2 case pads only
+    the previous image for the others. (tests/kernels/test_kernel_boundary.py's 2x2/2 case pads only
     after the image, where arg 0 is always a real pixel.)"""
     from convolab.nn import max_pool_backward, max_pool_forward
 

@@ -54,7 +54,7 @@ def test_layers_call_and_gradients():
         layer.build((None, 4, 4, 2))
         check_layer_gradients(layer, x, rng)
     # random layers draw anew at every call, so their ops are gradient-checked directly
-    # (test_ops_padding_resize.py); a forced draw makes the layer's backward checkable too
+    # (tests/nn/test_padding_resize.py); a forced draw makes the layer's backward checkable too
     rot = L.RandomRotation((0.1, 0.1), dtype="float64")
     rot.build((None, 4, 4, 2))
     check_layer_gradients(rot, x, rng)

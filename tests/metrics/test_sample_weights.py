@@ -143,7 +143,7 @@ def test_keras_loss_functions_map_to_classes(fn, cls):
 
 def test_custom_loss_function_is_wrapped_for_the_tape():
     """Any other function is a Keras loss function written with keras.ops: it trains on the tape
-    (tests/test_keras_programs.py trains with one)."""
+    (tests/keras/test_keras_programs.py trains with one)."""
     def my_loss(y_true, y_pred):
         return keras.ops.mean((y_true - y_pred) ** 2, axis=-1)
 

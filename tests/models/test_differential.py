@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import collections
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from convolab import kernels, keras
+from convolab import kernels
 from convolab.models import parallel
 from convolab.nn import threads
 from support.differential import check_spec
@@ -209,7 +208,7 @@ def _draw_plan(draw, h, w, c):
                 # Averages over 1, 2 or 4 pixels stay exact, so a ReLU or max pool after them cannot
                 # see float32 and float64 disagree on a tie at zero (dyadic data makes exact ties
                 # common). Averages over 3 or 9 pixels and 'same' edges are in TABLE and in
-                # tests/test_kernel_boundary.py, with nothing kinked after them.
+                # tests/kernels/test_kernel_boundary.py, with nothing kinked after them.
                 ph = draw(st.sampled_from([s for s in (1, 2, 4) if s <= h]))
                 pw = draw(st.sampled_from([s for s in (1, 2, 4) if s <= w]))
                 ppad = "valid"

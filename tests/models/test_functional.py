@@ -212,10 +212,11 @@ def test_apply_gradients_skips_missing_gradients_with_a_warning():
 
 
 def test_readme_functional_example_runs():
-    import pathlib
     import re
 
-    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    from support.paths import REPO
+
+    readme = REPO / "README.md"
     block = re.search(r"## The functional API.*?```python\n(.*?)```", readme.read_text(), re.S).group(1)
     scope = {}
     exec(compile(block.replace("model.summary()", "model.count_params()"), "README.md", "exec"), scope)

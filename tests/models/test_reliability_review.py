@@ -27,8 +27,9 @@ import pytest
 from support import fake_cupy
 from convolab import _gpu, backend, keras, random
 from convolab.kernels import cuda
+from support.paths import SRC as SRC_DIR
 
-SRC = os.path.join(os.path.dirname(__file__), "..", "src", "convolab")
+SRC = str(SRC_DIR / "convolab")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ pytest.importorskip("matplotlib")
 Image = pytest.importorskip("PIL.Image")
 
 from convolab import keras  # noqa: E402
+from support.paths import SRC  # noqa: E402
 from convolab.callbacks import History  # noqa: E402
 from convolab.plot import (DPI, confusion_matrix, display_dataset, plot_confusion_matrix,  # noqa: E402
                            plot_convolution, plot_feature_maps, plot_filters, plot_misclassified,
@@ -303,7 +304,7 @@ def test_save_without_extension_is_png_and_parent_folders_are_made(tmp_path):
 
 
 def test_figures_are_headless_and_matplotlib_is_loaded_lazily(tmp_path):
-    src = Path(__file__).resolve().parents[1] / "src"
+    src = SRC
     code = (
         "import sys, numpy as np\n"
         "import convolab.plot as p\n"

@@ -53,7 +53,7 @@
 
 /* What one file gives another but not the world: hidden, so a call is as direct as it was to
    a static function when all the kernels were one file (no PLT). The kernels without it stay
-   exported, as before: tests/test_sanitizer_detects.py calls them through ctypes. */
+   exported, as before: tests/kernels/test_sanitizer_detects.py calls them through ctypes. */
 #define INTERNAL __attribute__((visibility("hidden")))
 
 /* ---- window.c ---- */

@@ -1,4 +1,4 @@
-"""A small conv model and data shared by the scripts that tests/test_distributed.py runs under mpiexec."""
+"""A small conv model and data shared by the scripts that tests/distributed/test_distributed.py runs under mpiexec."""
 import numpy as np
 
 from convolab import keras
