@@ -27,7 +27,9 @@ class ModelCheckpoint(Callback):
     :mod:`convolab.saving`.
 
     Args:
-        filepath: file name or template ending in ``.convolab`` (or ``.keras``/``.safetensors``).
+        filepath: file name or template ending in ``.convolab``, ``.keras`` or ``.safetensors``; with
+            ``save_weights_only=True`` also ``.weights.h5`` (Keras 3's weights file), without it also
+            ``.h5`` (Keras's legacy model file).
         monitor: log key compared for ``save_best_only`` (default ``'val_loss'``).
         verbose: 1 prints a line per save.
         save_best_only: save only when ``monitor`` improves on the best value so far
@@ -44,11 +46,17 @@ class ModelCheckpoint(Callback):
         filepath = os.fspath(filepath)
         if not isinstance(filepath, str):
             raise TypeError(f"ModelCheckpoint: `filepath` must be a string; got {filepath!r}")
-        if not filepath.lower().endswith(MODEL_SUFFIXES) and not filepath.endswith("}"):
+        # Keras 3's suffixes: '.weights.h5' for weights, '.keras' (or the legacy '.h5') for models
+        suffixes = MODEL_SUFFIXES + ((".weights.h5",) if save_weights_only else (".h5",))
+        lowered = filepath.lower()
+        if not lowered.endswith(suffixes) and not filepath.endswith("}"):
             raise ValueError(
-                f"ModelCheckpoint: `filepath` must end in {', '.join(MODEL_SUFFIXES)} "
-                f"(convolab's safe file format); got {filepath!r}"
+                f"ModelCheckpoint: `filepath` must end in {', '.join(suffixes)} with "
+                f"save_weights_only={save_weights_only}; got {filepath!r}"
             )
+        if not save_weights_only and lowered.endswith(".weights.h5"):
+            raise ValueError(f"ModelCheckpoint: {filepath!r} names a weights file; pass save_weights_only=True, or "
+                             "name the file '.keras' to save the whole model")
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"ModelCheckpoint: `mode` must be 'auto', 'min' or 'max'; got {mode!r}")
         if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, numbers.Integral)

@@ -8,9 +8,10 @@ from .. import backend  # noqa: F401  (keras.backend)
 from .. import constraints, regularizers  # noqa: F401  (keras.constraints, keras.regularizers)
 from . import activations, callbacks, datasets, layers, losses, metrics, models, ops, optimizers, utils
 from . import initializers, random  # noqa: F401  (issue 19)
+from . import saving  # noqa: F401  (keras.saving, issue 19)
 from ..layers import Input
 from ..models import Model, Sequential
 from ..autodiff import GradientTape  # noqa: F401 (tf.GradientTape's habit)
 
 __all__ = ["GradientTape", "Input", "Model", "Sequential", "activations", "backend", "callbacks", "constraints", "datasets", "initializers", "layers",
-           "losses", "metrics", "models", "ops", "optimizers", "random", "regularizers", "utils"]
+           "losses", "metrics", "models", "ops", "optimizers", "random", "regularizers", "saving", "utils"]

@@ -5,7 +5,9 @@
   (optimizer state, ``iterations``, random-generator state) for a bitwise-exact resume.
 * :func:`save_weights` / :func:`load_weights`: the weights alone.
 * Keras 3's own files for the layers convolab has: ``*.weights.h5`` (:mod:`.keras_h5`) and the
-  ``.keras`` zip (:mod:`.keras_zip`, :mod:`.keras_config`), with the ``keras-files`` extra (h5py).
+  ``.keras`` zip (:mod:`.keras_zip`, :mod:`.keras_config`) and Keras's legacy ``.h5`` model file
+  (:mod:`.legacy_h5`); h5py is a dependency. User layers registered in :mod:`.object_registry`
+  (``keras.saving.register_keras_serializable``) may be named by those files.
 * :func:`export_model`: ONNX for inference elsewhere (needs the ``onnx`` extra).
 
 Loading runs no code from the file and checks everything before allocating; every failure

@@ -23,7 +23,7 @@ from .. import random as random_mod
 from ..layers.input_layer import InputLayer
 from ..layers.input_layer import Input
 from ..layers.merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
-from . import _common, graph_schema, schema
+from . import _common, graph_schema, object_registry, schema
 from .container import short_repr, write_container
 from .errors import ModelFileError
 
@@ -75,9 +75,28 @@ def layers_by_path(model, prefix=""):
 class _Describer:
     """Writes a model's architecture as JSON, refusing what a file cannot hold."""
 
+    #: whether a user's layer may be written (by its class's registered name and ``get_config``)
+    allow_custom = False
+
     def __init__(self, what):
         self.what = what
         self.owner = {}  # id(layer) -> the model holding it
+
+    def _custom_entry(self, layer):
+        """A user's layer: its registered name, module and ``get_config`` (JSON values only)."""
+        cls = type(layer)
+        try:
+            config = _common.plain(layer.get_config())
+            json.dumps(config, allow_nan=False)
+        except (TypeError, ValueError, NotImplementedError) as e:
+            raise ValueError(f"{self.what}: {layer.describe()}: get_config() must return JSON values (numbers, "
+                             f"strings, lists, dicts) for the layer to be saved; {type(e).__name__}: {e}") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{self.what}: {layer.describe()}: get_config() must return a dict; got "
+                             f"{type(config).__name__}")
+        return {"class_name": object_registry.get_registered_name(cls), "config": config,
+                "module": cls.__module__, "registered_name": object_registry.get_registered_name(cls),
+                "python_class": cls.__name__}
 
     def _claim(self, layer, model):
         other = self.owner.setdefault(id(layer), model)
@@ -113,6 +132,8 @@ class _Describer:
 
         if isinstance(layer, Model):
             return self.model_entry(layer)
+        if self.allow_custom and object_registry.is_custom_layer(layer):
+            return self._custom_entry(layer)
         if _common.LAYER_CLASSES.get(type(layer).__name__) is not type(layer):
             refuse_layer(layer, self.what)
         return {"class_name": type(layer).__name__, "config": layer.get_config()}
@@ -154,6 +175,8 @@ class _Describer:
                 entry = {"class_name": type(layer).__name__, "config": layer.get_config()}
             elif hasattr(layer, "graph"):
                 entry = self.model_entry(layer)
+            elif self.allow_custom and object_registry.is_custom_layer(layer):
+                entry = self._custom_entry(layer)
             else:
                 refuse_layer(layer, self.what)
             inbound = []
@@ -168,8 +191,7 @@ class _Describer:
                                      f"{'a list' if node.multi else 'one tensor'}; a file rebuilds it called with "
                                      f"{'a list' if takes_list(layer) else 'one tensor'}")
                 inbound.append([ref(t) for t in node.inputs])
-            entries.append({"class_name": entry["class_name"], "name": layer.name, "config": entry["config"],
-                            "inbound_nodes": inbound})
+            entries.append({**entry, "name": layer.name, "inbound_nodes": inbound})
         ins, outs = [ref(t) for t in inputs], [ref(t) for t in outputs]
         return {"name": model.name, "trainable": model.trainable, "layers": entries,
                 "input_layers": ins if multi_in else ins[0], "output_layers": outs if multi_out else outs[0]}
@@ -190,7 +212,7 @@ def named_weights_checked(model, what):
 def _training_state(model, tensors, named):
     opt = model.optimizer
     path_of = {id(w): path for path, w in named}
-    weights = model.trainable_weights
+    weights = [v.value for v in model.trainable_weights]  # the arrays the optimizer keys its state by
     states = [opt.get_state(w) for w in weights]
     if all(s is None for s in states):
         states = []  # never stepped: nothing to keep
@@ -282,10 +304,33 @@ def _shape(s):
     return "(" + ", ".join("None" if d is None else str(d) for d in s) + ")"
 
 
+def layer_class(cls_name):
+    """The class a checked entry names: a built-in layer, or a user's registered layer."""
+    cls = GRAPH_LAYER_CLASSES.get(cls_name)
+    return cls if cls is not None else object_registry.custom_layer_class(cls_name)
+
+
+def _probe_custom(layer, in_shape, at):
+    """Weight shapes and output shape of a user's layer: it is built and traced as in a graph (its
+    ``build`` and ``call`` are its own code, registered as loadable; the probe is then dropped)."""
+    from ..layers.keras_tensor import KerasTensor
+
+    try:
+        out = layer(KerasTensor(tuple(in_shape), dtype=layer.dtype))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, NotImplementedError, OverflowError) as e:
+        raise ModelFileError(f"{at} does not fit its input {in_shape}: {type(e).__name__}: {e}") from None
+    if isinstance(out, (list, tuple)):
+        raise ModelFileError(f"{at}: gives {len(out)} tensors; a saved user layer gives one")
+    return {key: tuple(np.shape(w)) for key, w in layer.params.items()}, tuple(out.shape)
+
+
 def _plan_layer(cls_name, cfg, in_shape, path, trainable, at, totals):
-    cls = _common.LAYER_CLASSES[cls_name]
+    cls = layer_class(cls_name)
     layer = _common.construct(cls, cfg, at)
-    params, out = _common.probe(layer, in_shape, at)
+    if cls_name in GRAPH_LAYER_CLASSES:
+        params, out = _common.probe(layer, in_shape, at)
+    else:
+        params, out = _probe_custom(layer, in_shape, at)
     totals.add_params(params, path, cfg, trainable, layer)
     if issubclass(cls, _common.SEEDED_LAYERS) and cfg["seed"] is not None:
         totals.seeded.add(path)
@@ -500,7 +545,7 @@ def _build_model(mplan):
         for i, entry in enumerate(cfg["layers"]):
             child = mplan.children.get(i)
             model.add(_build_model(child) if child is not None
-                      else _common.LAYER_CLASSES[entry["class_name"]].from_config(dict(entry["config"])))
+                      else layer_class(entry["class_name"]).from_config(dict(entry["config"])))
         model.dtype = cfg["dtype"]
     else:
         entries = {e["name"]: e for e in cfg["layers"]}
@@ -517,7 +562,7 @@ def _build_model(mplan):
             if layer is None:
                 child = mplan.children.get(key[0])
                 layer = made[key[0]] = (_build_model(child) if child is not None
-                                        else GRAPH_LAYER_CLASSES[kind].from_config(dict(lcfg)))
+                                        else layer_class(kind).from_config(dict(lcfg)))
             args = [values[(r[0], r[1])][r[2]] for r in mplan.nodes[key]]
             out = layer(args if takes_list(layer) else args[0])
             values[key] = list(out) if isinstance(out, (list, tuple)) else [out]
@@ -566,4 +611,7 @@ def load_graph_model(reader, doc, compile):
     return build(plan, tensors, compile, reader.source)
 
 
-__all__ = ["load_graph_model", "plan_document", "save_graph_model"]
+#: the model a checked plan describes (the Keras file readers build through it)
+build_model = _build_model
+
+__all__ = ["build_model", "layer_class", "load_graph_model", "plan_document", "save_graph_model"]

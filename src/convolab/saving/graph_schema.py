@@ -4,12 +4,13 @@ Keras's layout: each layer entry has ``class_name``, ``name``, ``config`` and ``
 (one list per call of the layer, each a list of ``[layer name, node index, tensor index]``);
 the model lists its ``input_layers`` and ``output_layers`` the same way (one reference, or a
 list of them when the model was given a list). Layers may be built-in layers, merge layers,
-``InputLayer``, or nested ``Sequential`` and ``Functional`` models (nesting capped at
-:data:`MAX_DEPTH`). This module checks types and ranges only; references, cycles and shapes are
+``InputLayer``, nested ``Sequential`` and ``Functional`` models (nesting capped at
+:data:`MAX_DEPTH`), or a user's layer class registered as loadable (:mod:`.object_registry`). This module checks types and ranges only; references, cycles and shapes are
 checked by :func:`convolab.saving.graph_io.plan_graph`.
 """
 from __future__ import annotations
 
+from . import object_registry
 from .errors import ModelFileError
 from .schema import (
     LAYER_SCHEMAS,
@@ -80,7 +81,30 @@ def _check_depth(where, depth):
         raise ModelFileError(f"{where}: models nested more than {MAX_DEPTH} deep")
 
 
+def _class_name(allowed):
+    """A class name from ``allowed``, or the name of a user's layer class registered with
+    ``keras.saving.register_keras_serializable`` (or in scope for this load)."""
+    def check(v, where):
+        if isinstance(v, str) and v not in allowed and object_registry.custom_layer_class(v) is not None:
+            return string(MAX_PATH)(v, where)
+        return string(64, allowed)(v, where)
+    return check
+
+
+def _custom_config(v, where):
+    """A user's layer config: an object with its name, trainable flag and dtype checked; the rest is
+    the layer's own (its ``from_config`` decides)."""
+    if not isinstance(v, dict):
+        _fail(where, "an object", v)
+    name(v.get("name"), f"{where}.name")
+    boolean(v.get("trainable", True), f"{where}.trainable")
+    string(16, {"float32", "float64"})(v.get("dtype", "float32"), f"{where}.dtype")
+    return v
+
+
 def _entry_config(class_name, v, where, depth):
+    if class_name not in ENTRY_CLASSES:  # checked by _class_name: a registered user layer
+        return _custom_config(v, where)
     if class_name == "Functional":
         return functional_config(v, where, depth + 1)
     if class_name == "Sequential":
@@ -94,7 +118,7 @@ def _entry_config(class_name, v, where, depth):
 
 def _stack_layer(v, where, depth):
     """An entry of a nested Sequential: ``{"class_name", "config"}``, a layer or a model."""
-    outer = obj({"class_name": string(64, set(LAYER_SCHEMAS) | set(MODEL_CLASSES)), "config": lambda c, w: c})(v, where)
+    outer = obj({"class_name": _class_name(set(LAYER_SCHEMAS) | set(MODEL_CLASSES)), "config": lambda c, w: c})(v, where)
     return {"class_name": outer["class_name"],
             "config": _entry_config(outer["class_name"], outer["config"], f"{where}.config", depth)}
 
@@ -107,7 +131,7 @@ def sequential_config(v, where, depth):
 
 
 def _graph_layer(v, where, depth):
-    outer = obj({"class_name": string(64, ENTRY_CLASSES), "name": name, "config": lambda c, w: c,
+    outer = obj({"class_name": _class_name(ENTRY_CLASSES), "name": name, "config": lambda c, w: c,
                  "inbound_nodes": list_of(list_of(ref, 1, MAX_TENSORS), 0, MAX_NODES)})(v, where)
     outer["config"] = _entry_config(outer["class_name"], outer["config"], f"{where}.config", depth)
     if outer["config"]["name"] != outer["name"]:

@@ -10,11 +10,16 @@ node, index]}}``); dtypes are ``DTypePolicy`` objects and initializers are objec
 (:mod:`convolab.saving.graph_schema`), which is then checked by the same strict schema and
 planner as convolab's files. It names classes only from an allow-list, never imports or runs
 anything, and refuses what it does not know: a Lambda layer, a class convolab lacks, a custom
-object (layer, initializer, regularizer or constraint), a key with an unexpected value.
+object (layer, initializer, regularizer or constraint), a key with an unexpected value. The one
+way in for user code is a layer class the user registered (:mod:`.object_registry`:
+``keras.saving.register_keras_serializable``, a custom object scope, ``custom_objects=``): an
+entry naming it (by ``registered_name`` ``"package>name"``, or by class name) is built by that
+class's ``from_config``; its module is never imported.
 """
 from __future__ import annotations
 
 from .container import short_repr
+from . import object_registry
 from .errors import ModelFileError
 from .graph_schema import ENTRY_CLASSES, MODEL_CLASSES
 from .keras_h5 import snake_case
@@ -52,19 +57,33 @@ def _check_object(v, where, keys=_OBJECT_KEYS):
     return v["class_name"]
 
 
-def _check_class(v, where, allowed):
+def _check_class(v, where, allowed, custom=False):
+    """The class an entry names: a built-in one of ``allowed`` or, if ``custom``, the key under which
+    the user registered a layer class (``keras.saving.register_keras_serializable``, a
+    ``custom_object_scope`` or ``load_model(custom_objects=...)``); anything else is refused."""
     cls = _check_object(v, where, _ENTRY_KEYS)
     if cls == "Lambda":
         raise ModelFileError(f"{where}: a Lambda layer holds Python code, which convolab never runs from a file; "
                              "rebuild that part of the model in code")
-    if cls not in allowed:
-        raise ModelFileError(f"{where}: convolab has no layer class {cls!r}; it reads {', '.join(sorted(allowed))}")
     module, registered = v.get("module"), v.get("registered_name")
-    if module is not None and not (isinstance(module, str) and (module == "keras" or module.startswith("keras."))):
+    keras_module = module is None or (isinstance(module, str) and (module == "keras" or module.startswith("keras.")))
+    if cls in allowed and keras_module and registered in (None, cls):
+        return cls
+    if custom:
+        key, _ = object_registry.lookup(cls, registered)
+        if key is not None and object_registry.custom_layer_class(key) is not None:
+            return key
+        if not keras_module or registered not in (None, cls):
+            raise ModelFileError(
+                f"{where}: the custom class {registered or cls!r} (module {module!r}) is not registered; decorate it "
+                "with @keras.saving.register_keras_serializable() or pass custom_objects={" + repr(cls) + ": "
+                f"{cls}}} to load_model (convolab never imports code a file names)")
+    if cls not in allowed:
+        raise ModelFileError(f"{where}: convolab has no layer class {cls!r}; it reads {', '.join(sorted(allowed))} "
+                             "and the custom layers registered with keras.saving.register_keras_serializable")
+    if not keras_module:
         _fail(f"{where}.module", "a Keras module ('keras', 'keras.layers'...)", module)
-    if registered not in (None, cls):
-        _fail(f"{where}.registered_name", f"null or {cls!r} (a built-in class, never a custom object)", registered)
-    return cls
+    _fail(f"{where}.registered_name", f"null or {cls!r} (a built-in class, never a custom object)", registered)
 
 
 def _dtype(v, where):
@@ -147,10 +166,27 @@ def _model_config(cls, cfg, where):
 
 
 def _entry(e, where, allowed):
-    cls = _check_class(e, where, allowed)
+    cls = _check_class(e, where, allowed, custom=True)
     if cls in MODEL_CLASSES:
         return cls, _model_config(cls, e.get("config"), f"{where}.config")
+    if cls not in allowed:  # a registered user layer: its own config, the dtype policy as a name
+        return cls, custom_layer_config(e.get("config"), f"{where}.config")
     return cls, layer_config(cls, e.get("config"), f"{where}.config")
+
+
+def custom_layer_config(cfg, where):
+    """The config of a user's layer from Keras's: its own keys as written, the dtype as a name.
+
+    The layer's ``from_config`` (the user's code, registered as loadable) interprets the rest.
+    """
+    if not isinstance(cfg, dict):
+        _fail(where, "an object", cfg)
+    out = dict(cfg)
+    if "dtype" in out:
+        out["dtype"] = _dtype(out["dtype"], f"{where}.dtype")
+    out.setdefault("trainable", True)
+    out.setdefault("dtype", "float32")
+    return out
 
 
 def _sequential(cfg, where):
@@ -294,6 +330,22 @@ def _layer_object(cls, config):
     return {"module": "keras.layers", "class_name": cls, "config": config, "registered_name": None}
 
 
+def _custom_layer_object(entry):
+    """A user's layer as Keras writes it: its module and class, ``registered_name`` ``"package>name"``
+    when registered (else the class name), the dtype as a policy, its other keys as they are."""
+    cfg = {k: (_policy(v) if k == "dtype" else v) for k, v in entry["config"].items() if k != "input_shape"}
+    return {"module": entry["module"], "class_name": entry["python_class"], "config": cfg,
+            "registered_name": entry["registered_name"]}
+
+
+def _object(e, model):
+    if "module" in e:
+        return _custom_layer_object(e)
+    if e["class_name"] in MODEL_CLASSES:
+        return to_keras(e, model)
+    return _layer_object(e["class_name"], keras_layer_config(e["class_name"], e["config"]))
+
+
 def _input_layer(name, dtype, batch_shape):
     return _layer_object("InputLayer", {"batch_shape": list(batch_shape), "dtype": dtype, "sparse": False,
                                         "name": name})
@@ -306,8 +358,7 @@ def to_keras(entry, model):
         shape = [None] + list(cfg["input_shape"])
         layers = [_input_layer(f"{cfg['name']}_input", cfg["dtype"], shape)]
         for e, layer in zip(cfg["layers"], model.layers):
-            layers.append(to_keras(e, layer) if e["class_name"] in MODEL_CLASSES
-                          else _layer_object(e["class_name"], keras_layer_config(e["class_name"], e["config"])))
+            layers.append(_object(e, layer))
         return {"module": "keras", "class_name": "Sequential", "registered_name": None,
                 "config": {"name": cfg["name"], "trainable": cfg["trainable"], "dtype": _policy(cfg["dtype"]),
                            "layers": layers, "build_input_shape": shape},
@@ -319,10 +370,8 @@ def to_keras(entry, model):
         kind, name = e["class_name"], e["name"]
         if kind == "InputLayer":
             obj = _input_layer(name, e["config"]["dtype"], e["config"]["batch_shape"])
-        elif kind in MODEL_CLASSES:
-            obj = to_keras(e, model.get_layer(name))
         else:
-            obj = _layer_object(kind, keras_layer_config(kind, e["config"]))
+            obj = _object(e, model.get_layer(name))
         nodes = []
         for node in e["inbound_nodes"]:
             tensors = [_keras_tensor(r, shapes) for r in node]

@@ -353,5 +353,8 @@ def load_weights_h5(model, path):
         read_into(model, f, os.fspath(path))
 
 
-__all__ = ["INSTALL_HINT", "is_hdf5", "layer_slots", "load_weights_h5", "open_capped", "read_into", "require_h5py",
+#: the guards, for the other HDF5 reader (:mod:`.legacy_h5`)
+damage_refused, child, member_names, check_dataset, DAMAGE = _damage_refused, _child, _names, _check_dataset, _DAMAGE
+
+__all__ = ["DAMAGE", "INSTALL_HINT", "check_dataset", "child", "damage_refused", "member_names", "is_hdf5", "layer_slots", "load_weights_h5", "open_capped", "read_into", "require_h5py",
            "save_weights_h5", "snake_case", "weights_h5_bytes", "weights_member_cap"]

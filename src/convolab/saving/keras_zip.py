@@ -53,17 +53,9 @@ def save_keras(model, path):
     from .atomic import atomic_write_bytes
 
     require_h5py()
-    entry = _KerasDescriber("save_model").model_entry(model)
-    config = to_keras(entry, model)
-    renamed = unique_layer_names(config)
-    if renamed:
-        import warnings
-
-        warnings.warn("save_model: Keras requires distinct layer names within a model, so the .keras file renames "
-                      + ", ".join(f"layer {old!r} of {m!r} to {new!r}" for m, old, new in renamed)
-                      + " (the model itself keeps its names)", UserWarning, stacklevel=5)
+    config = keras_architecture(model, ".keras file")
     if getattr(model, "compiled", False):
-        config["compile_config"] = _keras_compile_config(model)
+        config["compile_config"] = keras_compile_config(model)
     metadata = {"keras_version": KERAS_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
                 "written_by": "convolab"}
     buf = io.BytesIO()
@@ -74,11 +66,30 @@ def save_keras(model, path):
     atomic_write_bytes(path, buf.getvalue())
 
 
+def keras_architecture(model, kind):
+    """Keras's serialized form of ``model`` (``config.json``; a legacy ``.h5``'s ``model_config``), the
+    layers of each Sequential given distinct names as Keras requires (with a warning naming them)."""
+    entry = _KerasDescriber("save_model").model_entry(model)
+    config = to_keras(entry, model)
+    renamed = unique_layer_names(config)
+    if renamed:
+        import warnings
+
+        warnings.warn(f"save_model: Keras requires distinct layer names within a model, so the {kind} renames "
+                      + ", ".join(f"layer {old!r} of {m!r} to {new!r}" for m, old, new in renamed)
+                      + " (the model itself keeps its names)", UserWarning, stacklevel=6)
+    return config
+
+
 class _KerasDescriber(graph_io._Describer):
     """The architecture for a ``.keras`` file. The layers of a Sequential may share a name here: convolab
     builds such a model and its own files keep a Sequential's layers by position, but Keras refuses it
     (``Sequential.add``), so the file gets distinct names (:func:`.keras_config.unique_layer_names`). A
-    functional model's config refers to its layers by name, so there they stay refused."""
+    functional model's config refers to its layers by name, so there they stay refused. A user's layer is
+    written as Keras writes it (module, class, ``registered_name``, ``get_config``); loading it needs the
+    class registered (``keras.saving.register_keras_serializable``) or passed in ``custom_objects``."""
+
+    allow_custom = True
 
     def _unique_names(self, model, layers):
         from ..models.sequential import Sequential
@@ -87,7 +98,8 @@ class _KerasDescriber(graph_io._Describer):
             super()._unique_names(model, layers)
 
 
-def _keras_compile_config(model):
+def keras_compile_config(model):
+    """Keras's ``compile_config`` of a compiled ``model``, checked by convolab's schema first."""
     from . import _common, keras_compile, schema
 
     comp = _common.plain(_common.compile_config(model))
@@ -98,7 +110,7 @@ def _keras_compile_config(model):
     if model.optimizer.iterations:
         import warnings
 
-        warnings.warn("save_model: a .keras file written by convolab holds the compile settings but not the "
+        warnings.warn("save_model: a Keras file (.keras, legacy .h5) written by convolab holds the compile settings but not the "
                       "optimizer's state (moments, step count), which restarts on load; save to a .convolab file "
                       "to resume training exactly", UserWarning, stacklevel=5)
     return keras_compile.to_keras(comp)
@@ -261,11 +273,11 @@ def load_keras(path, compile=True):
         read_into(model, weights, f"{source}: {WEIGHTS}")
     compile_config = config.get("compile_config") if isinstance(config, dict) else None
     if compile and compile_config is not None:
-        _compile_from_config(model, compile_config, source)
+        compile_from_keras_config(model, compile_config, source)
     return model
 
 
-def _compile_from_config(model, compile_config, source):
+def compile_from_keras_config(model, compile_config, source):
     """``model.compile`` with Keras's ``compile_config``, checked by convolab's schema first."""
     from . import _common, keras_compile, schema
 
@@ -291,4 +303,5 @@ def load_weights_keras(model, path):
         read_into(model, weights, f"{os.fspath(path)}: {WEIGHTS}")
 
 
-__all__ = ["is_zip", "load_keras", "load_weights_keras", "save_keras"]
+__all__ = ["compile_from_keras_config", "is_zip", "keras_architecture", "keras_compile_config", "load_keras",
+           "load_weights_keras", "plan_keras_config", "save_keras"]

@@ -27,8 +27,9 @@ File format (``format_version`` 1). A convolab file is a safetensors file:
 File names: ``.convolab`` is the default and recommended extension; ``.safetensors`` is
 accepted too. For weights alone, ``name.weights.safetensors`` reads best. ``.keras`` and
 ``.weights.h5`` are Keras 3's own formats (a zip, HDF5 weights; :mod:`.keras_zip`,
-:mod:`.keras_h5`, with the ``keras-files`` extra): architecture, weights and compile settings, no
-optimizer state. Loading decides by content, so a convolab file once saved under a ``.keras`` name
+:mod:`.keras_h5`; h5py is a dependency): architecture, weights and compile settings, no
+optimizer state; ``.h5`` is Keras's legacy HDF5 model file (:mod:`.legacy_h5`), which Keras 3
+still reads and writes. Loading decides by content, so a convolab file once saved under a ``.keras`` name
 still loads.
 
 Loading never runs code from a file: no pickle, no eval; the JSON is checked against a strict
@@ -77,7 +78,7 @@ def _check_suffix(filepath, what):
     hint = ""
     if path.lower().endswith((".h5", ".hdf5")):
         hint = (" For Keras 3's HDF5 weights name the file 'name.weights.h5' (save_weights); Keras 3's model "
-                "files end in .keras.")
+                "files end in .keras (or .h5, Keras's legacy model file, with model.save).")
     raise ValueError(
         f"{what}: unsupported file name {path!r}; use a name ending in {', '.join(MODEL_SUFFIXES)} "
         f"(e.g. 'model{DEFAULT_SUFFIX}').{hint}"
@@ -156,6 +157,10 @@ def save_model(model, filepath, include_optimizer=True):
         from .keras_zip import save_keras
 
         return save_keras(model, filepath)  # Keras 3's own zip format
+    if str(filepath).lower().endswith((".h5", ".hdf5")) and not str(filepath).lower().endswith(".weights.h5"):
+        from .legacy_h5 import save_legacy_h5
+
+        return save_legacy_h5(model, filepath, include_optimizer)  # Keras's legacy HDF5 model file
     path = _check_suffix(filepath, "save_model")
     if not isinstance(model, Sequential):
         from ..models.model import Model
@@ -315,9 +320,13 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
 
     Args:
         filepath: the file (any name; the content decides).
-        custom_objects: not supported (convolab files hold only built-in layers); must be None.
+        custom_objects: ``{name: class}`` of user layers a Keras file (``.keras``, legacy ``.h5``) may
+            name besides those registered with ``keras.saving.register_keras_serializable``; the name is
+            the class name or the registered ``"package>name"``. convolab's own files hold built-in
+            layers only.
         compile: compile the model with its saved settings.
-        safe_mode: accepted for Keras compatibility; loading is always safe (no code runs).
+        safe_mode: accepted for Keras compatibility; loading is always safe (no code from the file
+            runs: a user layer is built by the class the user registered or passed, never imported).
 
     Returns:
         a built :class:`~convolab.models.Sequential`.
@@ -326,12 +335,17 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         ModelFileError: for every way the file can be wrong (missing, truncated, corrupted,
             oversized, crafted, weights-only, a newer format version).
     """
-    if custom_objects:
-        raise ValueError("load_model: custom_objects are not supported; convolab files hold only built-in layers")
+    from . import object_registry
+    from .keras_h5 import is_hdf5
     from .keras_zip import is_zip, load_keras
 
-    if is_zip(filepath):
-        return load_keras(filepath, compile=compile)
+    with object_registry.CustomObjectScope(custom_objects):  # checks custom_objects too
+        if is_zip(filepath):
+            return load_keras(filepath, compile=compile)
+        if is_hdf5(filepath):
+            from .legacy_h5 import load_legacy_h5
+
+            return load_legacy_h5(filepath, compile=compile)
     with ContainerReader(filepath) as reader:
         source = reader.source
         doc = read_document(reader)
