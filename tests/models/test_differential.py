@@ -29,14 +29,16 @@ from __future__ import annotations
 import collections
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from convolab import kernels
 from convolab.models import parallel
 from convolab.nn import threads
 from support.differential import check_spec
 from support.kernel_paths import ISAS, expected_calls, fused_isa
+
+pytest.importorskip("hypothesis")  # the networks are drawn with it: skipped, not a collection error, without it
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 ACTIVATIONS = [None, "relu", "linear", "tanh", "sigmoid"]
 

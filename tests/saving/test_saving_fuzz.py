@@ -16,14 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import convolab
 from convolab import keras
 from convolab.saving import ModelFileError, load_model, load_weights
 from support.model_files import join, split
-from support.mutations import json_values, mutate, paths_of
+
+pytest.importorskip("hypothesis")  # the fuzzers draw with it: skipped, not a collection error, without it
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from support.mutations import json_values, mutate, paths_of  # noqa: E402
 
 # Fixed examples by default so CI is repeatable; CONVOLAB_FUZZ_EXAMPLES=20000 explores afresh.
 _EXAMPLES = int(os.environ.get("CONVOLAB_FUZZ_EXAMPLES", "0"))
