@@ -75,7 +75,7 @@ def test_training_on_the_device_matches_the_cpu(name, optimizer, fake_gpu):
     assert all(type(w) is np.ndarray for w in weights)  # get_weights comes back to the host
     for got, want in zip(weights, cpu_model.get_weights()):
         np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-5)
-    assert all(isinstance(w, fake_cupy.ndarray) for w in gpu_model.weights)  # trained where the data was
+    assert all(isinstance(w.value, fake_cupy.ndarray) for w in gpu_model.weights)  # trained where the data was
     pred = gpu_model.predict(x, batch_size=32, verbose=0)
     assert type(pred) is np.ndarray
     np.testing.assert_allclose(pred, cpu_model.predict(x, batch_size=32, verbose=0), rtol=2e-3, atol=2e-4)
@@ -119,10 +119,10 @@ def test_save_load_and_export_from_the_device(fake_gpu, tmp_path):
     expected = model.predict(x, verbose=0)
     model.save(tmp_path / "m.convolab")
     model.save_weights(tmp_path / "m.weights.safetensors")
-    assert all(isinstance(w, fake_cupy.ndarray) for w in model.weights)  # back on the device after saving
+    assert all(isinstance(w.value, fake_cupy.ndarray) for w in model.weights)  # back on the device after saving
     loaded = keras.models.load_model(tmp_path / "m.convolab")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
-    assert all(isinstance(w, fake_cupy.ndarray) for w in loaded.weights)  # predict placed them on the device
+    assert all(isinstance(w.value, fake_cupy.ndarray) for w in loaded.weights)  # predict placed them on the device
     loaded.fit(x, np.zeros(len(x), int), epochs=1, verbose=0)  # the loaded optimizer state moved along
     model.load_weights(tmp_path / "m.weights.safetensors")
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
@@ -146,7 +146,7 @@ def test_switching_back_to_the_cpu_moves_weights_and_optimizer_state(fake_gpu):
     before = model.get_weights()
     backend.set_device("cpu")
     model.fit(x, np.zeros(len(x), int), epochs=1, verbose=0)
-    assert all(type(w) is np.ndarray for w in model.weights)
+    assert all(type(w.value) is np.ndarray for w in model.weights)
     state = model.optimizer.get_state(model.weights[0])
     assert state is not None and type(state["momentum"]) is np.ndarray and state["momentum"].any()
     assert not np.allclose(model.get_weights()[0], before[0])
@@ -161,7 +161,7 @@ def test_data_too_big_for_the_device_is_copied_per_batch(fake_gpu, monkeypatch):
     assert xs is x and put is backend.to_device
     model, _ = _lesson("simple", "adam")
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
-    assert all(isinstance(w, fake_cupy.ndarray) for w in model.weights)
+    assert all(isinstance(w.value, fake_cupy.ndarray) for w in model.weights)
 
 
 def test_out_of_memory_says_what_to_do(fake_gpu, monkeypatch):

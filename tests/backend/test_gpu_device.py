@@ -104,7 +104,7 @@ OPTIMIZERS = {"adam": lambda: keras.optimizers.Adam(), "rmsprop": lambda: keras.
 def test_training_matches_the_cpu(gpu, name, optimizer):
     cpu_model, cpu_hist, x = _train(name, OPTIMIZERS[optimizer], "cpu")
     gpu_model, gpu_hist, _ = _train(name, OPTIMIZERS[optimizer], "gpu")
-    assert isinstance(gpu_model.weights[0], gpu.ndarray)
+    assert isinstance(gpu_model.weights[0].value, gpu.ndarray)
     np.testing.assert_allclose(gpu_hist["loss"], cpu_hist["loss"], rtol=1e-3)
     for got, want in zip(gpu_model.get_weights(), cpu_model.get_weights()):
         np.testing.assert_allclose(got, want, rtol=1e-2, atol=1e-4)
@@ -135,7 +135,7 @@ def test_save_load_and_onnx_from_the_gpu(gpu, tmp_path):
     model.save(tmp_path / "m.convolab")
     loaded = keras.models.load_model(tmp_path / "m.convolab")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
-    assert isinstance(loaded.weights[0], gpu.ndarray)
+    assert isinstance(loaded.weights[0].value, gpu.ndarray)
     onnxruntime = pytest.importorskip("onnxruntime")
     model.export(tmp_path / "m.onnx")
     sess = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"))

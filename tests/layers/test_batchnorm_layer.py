@@ -28,8 +28,8 @@ def test_keras_defaults_and_weights():
     np.testing.assert_array_equal(bn.params["gamma"], np.ones(3))
     np.testing.assert_array_equal(bn.params["moving_variance"], np.ones(3))
     np.testing.assert_array_equal(bn.params["beta"], np.zeros(3))
-    assert [w is bn.params[k] for w, k in zip(bn.trainable_weights, ["gamma", "beta"])] == [True, True]
-    assert [w is bn.params[k] for w, k in zip(bn.non_trainable_weights, ["moving_mean", "moving_variance"])] == [True, True]
+    assert [w.value is bn.params[k] for w, k in zip(bn.trainable_weights, ["gamma", "beta"])] == [True, True]
+    assert [w.value is bn.params[k] for w, k in zip(bn.non_trainable_weights, ["moving_mean", "moving_variance"])] == [True, True]
     assert [v.path for v in bn.non_trainable_variables] == [f"{bn.name}/moving_mean", f"{bn.name}/moving_variance"]
     lone = keras.layers.BatchNormalization(center=False, scale=False)
     lone.build((None, 5))

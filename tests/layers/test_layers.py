@@ -404,8 +404,9 @@ def test_weights_indexing_and_kernel_layout():
     assert layer.weights[1].shape == (3,)
     # Put a known filter into slot (channel 0, filter 2) and read it back through the lesson's indexing.
     pattern = np.arange(20, dtype=np.float64).reshape(5, 4)
-    k[...] = 0.0
-    k[..., 0, 2] = pattern
+    new = np.zeros(k.shape)
+    new[..., 0, 2] = pattern
+    k.assign(new)  # a Keras Variable is written whole
     np.testing.assert_array_equal(layer.weights[0][..., 0, 2], pattern)
     # And the layer really convolves with it: a one-hot input pixel picks out one kernel entry.
     x = np.zeros((1, 8, 8, 2))

@@ -52,7 +52,7 @@ def test_frozen_batch_normalization_keeps_and_uses_its_statistics():
     bn = model.layers[1]
     bn.trainable = False
     model.compile(keras.optimizers.SGD(learning_rate=0.1), "sparse_categorical_crossentropy")  # Keras: recompile
-    frozen = [w.copy() for w in bn.weights]
+    frozen = [w.numpy() for w in bn.weights]
     conv_before = model.layers[0].params["kernel"].copy()
     model.fit(x, y, batch_size=16, epochs=2, verbose=0)
     for a, b in zip(frozen, bn.weights):

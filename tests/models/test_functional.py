@@ -189,10 +189,10 @@ def test_gradients_for_weight_arrays_and_apply_gradients_as_keras_code_writes_it
     x, t = np.ones((4, 3)), np.zeros((4, 2))
     with GradientTape() as tape:
         loss = ops.mean(ops.square(model(x, training=True) - t))
-    grads = tape.gradient(loss, model.trainable_weights)  # plain arrays, as Keras code passes them
+    grads = tape.gradient(loss, model.trainable_weights)  # Variables, as Keras code passes them
     kernel, bias = model.trainable_weights
     np.testing.assert_allclose(grads[0], x.T @ (2 * (x @ kernel + bias) / 8), rtol=1e-12)
-    before = kernel.copy()
+    before = kernel.numpy()
     keras.optimizers.SGD(0.1).apply_gradients(zip(grads, model.trainable_weights))
     np.testing.assert_allclose(kernel, before - 0.1 * grads[0], rtol=1e-12)
     with GradientTape() as tape:
@@ -205,7 +205,7 @@ def test_apply_gradients_skips_missing_gradients_with_a_warning():
     w = keras.layers.Dense(1)
     w.build((None, 2))
     k, b = w.trainable_weights
-    before = b.copy()
+    before = b.numpy()
     with pytest.warns(UserWarning, match="do not exist"):
         keras.optimizers.SGD(1.0).apply_gradients([(np.ones_like(k), k), (None, b)])
     np.testing.assert_array_equal(b, before)

@@ -153,7 +153,7 @@ def test_layers_built_by_their_first_call_compute_on_the_device(fake_gpu):
     backend.set_device("gpu")
     got, model = _subclassed_losses()
     np.testing.assert_allclose(got, want, rtol=1e-5)
-    assert all(isinstance(w, fake_gpu.ndarray) for w in model.weights)
+    assert all(isinstance(w.value, fake_gpu.ndarray) for w in model.weights)
     layer = keras.layers.Dense(2)  # a direct call too
     assert isinstance(layer(np.ones((1, 3), np.float32)), fake_gpu.ndarray)
 
@@ -194,7 +194,7 @@ def test_model_checkpoint_saves_from_the_device(fake_gpu, tmp_path, weights_only
     path = tmp_path / "ck-{epoch}.convolab"
     cb = keras.callbacks.ModelCheckpoint(path, save_weights_only=weights_only)
     model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[cb])
-    assert all(isinstance(w, fake_gpu.ndarray) for w in model.weights)  # still on the device
+    assert all(isinstance(w.value, fake_gpu.ndarray) for w in model.weights)  # still on the device
     backend.set_device("cpu")
     if weights_only:
         loaded = _conv_bn_model()

@@ -50,7 +50,7 @@ def test_round_trip_predicts_identically_and_keeps_moving_statistics(tmp_path, d
         np.testing.assert_array_equal(a, b)
     bn = again.layers[1]
     assert bn.get_config() == model.layers[1].get_config() and bn.momentum == 0.9
-    assert [type(w) for w in bn.non_trainable_weights] == [np.ndarray] * 2
+    assert [type(w.value) for w in bn.non_trainable_weights] == [np.ndarray] * 2
     # the optimizer state follows the trainable weights only; training goes on identically
     again.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)

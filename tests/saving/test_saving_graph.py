@@ -44,7 +44,7 @@ def test_nested_paths_and_sharing_survive(tmp_path):
 def test_named_weights_follow_weights_order():
     for make in (resnet, two_in_two_out, shared, nested):
         model = make()
-        assert [id(w) for _, w in model.named_weights()] == [id(w) for w in model.weights]
+        assert [id(w) for _, w in model.named_weights()] == [id(w.value) for w in model.weights]
 
 
 def test_training_resumes_bitwise(tmp_path):

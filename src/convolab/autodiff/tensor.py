@@ -13,7 +13,8 @@ module gives :class:`Tensor` its operators when it is imported (as Chainer's
 every tensor has them.
 ``__array_ufunc__ = None`` makes NumPy's own functions refuse a tensor (``np.exp(t)`` raises
 ``TypeError``) rather than silently drop its gradient, and makes ``ndarray + tensor`` call
-the tensor's ``__radd__``.
+the tensor's ``__radd__``. A :class:`Variable` is the exception outside a tape: there it is
+only a weight, and NumPy takes it as an array, as it takes Keras's variables.
 """
 from __future__ import annotations
 
@@ -129,13 +130,20 @@ class Tensor:
 
 
 class Variable(Tensor):
-    """A weight: its ``value`` is the layer's own array, updated in place by the optimizer.
+    """A weight, as Keras's ``keras.Variable``: its ``value`` is the layer's own array.
+
+    ``layer.weights``, ``layer.kernel`` and ``add_weight`` give the same Variable each time; the
+    optimizer updates its array in place, so a Variable kept by user code always reads the
+    current weight. ``.numpy()`` is a copy (as Keras's is), ``np.asarray(v)`` the array itself.
+    Outside a ``GradientTape`` NumPy takes it as an array (``np.abs(v)``, ``arr * v``); inside
+    one, arithmetic is recorded and other NumPy functions are refused, as on every tensor.
 
     Args:
         value: the ndarray (kept, not copied).
         name: the weight's name (``kernel``, ``bias``...).
         trainable: a bool, or a callable returning one (a built-in layer's weights follow
             ``layer.trainable``).
+        path: ``layer_name/name`` (Keras 3's ``variable.path``, e.g. ``dense/kernel``).
     """
 
     __slots__ = ("name", "_trainable", "path")
@@ -160,6 +168,12 @@ class Variable(Tensor):
     def requires_grad(self) -> bool:
         return True
 
+    def numpy(self):
+        """A NumPy copy of the weight (from the GPU too): it does not change when training goes on."""
+        from ..backend import host_copy
+
+        return host_copy(self.value)
+
     def rebind(self, value):
         """Hold ``value`` from now on: the weight's new array after a move between host and GPU
         (``models/placement.py``), so a handle kept by user code follows the weight."""
@@ -167,25 +181,68 @@ class Variable(Tensor):
         _variables_by_array[id(value)] = self
         return self
 
+    def _checked(self, value, what):
+        value = get_array_module(self.value).asarray(unwrap(value))
+        if value.shape != self.value.shape and not (what != "assign" and _broadcasts(value.shape, self.value.shape)):
+            raise ValueError(f"Variable '{self.path}'.{what}: the variable has shape {self.value.shape}; "
+                             f"got a value of shape {value.shape}")
+        return value
+
     def assign(self, value):
-        """Write ``value`` into the weight array in place (shape must match)."""
-        value = unwrap(value)
-        value = get_array_module(self.value).asarray(value)
-        if value.shape != self.value.shape:
-            raise ValueError(f"Variable '{self.path}' has shape {self.value.shape}; cannot assign shape {value.shape}")
-        self.value[...] = value
+        """Write ``value`` into the weight array in place (shape must match); returns the Variable."""
+        self.value[...] = self._checked(value, "assign")
         return self
 
     def assign_add(self, value):
-        self.value += get_array_module(self.value).asarray(unwrap(value), dtype=self.value.dtype)
+        """``variable += value`` in place (``value`` broadcasts to the variable's shape)."""
+        self.value += self._checked(value, "assign_add").astype(self.value.dtype, copy=False)
         return self
 
     def assign_sub(self, value):
-        self.value -= get_array_module(self.value).asarray(unwrap(value), dtype=self.value.dtype)
+        """``variable -= value`` in place (``value`` broadcasts to the variable's shape)."""
+        self.value -= self._checked(value, "assign_sub").astype(self.value.dtype, copy=False)
         return self
 
+    def __setitem__(self, index, value):
+        raise TypeError(f"Variable '{self.path}' is not written by index (nor is Keras's); write the whole "
+                        "value: a = v.numpy(); a[index] = value; v.assign(a)")
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        # Outside a tape a Variable is its array, as Keras's converts for NumPy. On a tape, the
+        # arithmetic an ndarray on the left sends here (arr * v) is recorded; anything else
+        # would lose the gradient silently, so it is refused as on a Tensor.
+        from .tape import is_recording
+
+        if not is_recording():
+            out = kwargs.get("out")
+            if out is not None:
+                kwargs["out"] = tuple(unwrap(o) for o in out)
+            return getattr(ufunc, method)(*(unwrap(x) for x in inputs), **kwargs)
+        names = _TAPE_UFUNCS.get(ufunc.__name__)
+        if method == "__call__" and names is not None and len(inputs) == 2 and not kwargs:
+            a, b = inputs
+            return getattr(a, names[0])(b) if isinstance(a, Tensor) else getattr(b, names[1])(a)
+        raise TypeError(f"numpy.{ufunc.__name__} on Variable '{self.path}' inside a GradientTape would lose "
+                        f"its gradient; use keras.ops, or read the array with .numpy()")
+
     def __repr__(self):
-        return f"<Variable path={self.path} shape={self.shape} dtype={self.dtype}>\n{self.value!r}"
+        return (f"<Variable path={self.path}, shape={tuple(self.shape)}, dtype={self.dtype}, "
+                f"value={self.value!r}>")
+
+
+#: the NumPy ufuncs that an ``ndarray <op> variable`` expression calls, and the tensor
+#: operators that record them (forward, reflected)
+_TAPE_UFUNCS = {"add": ("__add__", "__radd__"), "subtract": ("__sub__", "__rsub__"),
+                "multiply": ("__mul__", "__rmul__"), "true_divide": ("__truediv__", "__rtruediv__"),
+                "divide": ("__truediv__", "__rtruediv__"), "power": ("__pow__", "__rpow__"),
+                "matmul": ("__matmul__", "__rmatmul__")}
+
+
+def _broadcasts(got, want) -> bool:
+    """Whether an array of shape ``got`` broadcasts to ``want`` without growing it."""
+    if len(got) > len(want):
+        return False
+    return all(g in (1, w) for g, w in zip(reversed(got), reversed(want)))
 
 
 def as_source(x):

@@ -316,8 +316,8 @@ class Layer:
         if name in self.params:
             raise ValueError(f"{self.describe()} already has a weight named {name!r}")
         init = initializers.get(initializer, self.describe())
-        value = np.asarray(init(shape, dtype or self.dtype), dtype=dtype or self.dtype)
-        self.params[name] = np.ascontiguousarray(value)
+        # np.array, not np.ascontiguousarray, which makes a scalar weight (shape ()) 1-D
+        self.params[name] = np.array(init(shape, dtype or self.dtype), dtype=dtype or self.dtype, order="C")
         if not trainable:
             self._non_trainable_keys.add(name)
         self._set_weight_rules(name, regularizer, constraint)
@@ -413,47 +413,50 @@ class Layer:
 
     @property
     def weights(self):
-        """The weight arrays, Keras's order (kernel, bias). Live arrays: edit in place with care."""
-        return list(self.params.values()) + [w for l in self._sublayers() for w in l.weights]
+        """The weights as :class:`Variable` handles, Keras's order (kernel, bias); the same
+        objects on every call (``layer.weights[0] is layer.kernel``)."""
+        return [self.variable(k) for k in self.params] + [w for l in self._sublayers() for w in l.weights]
 
     def named_weights(self, prefix=""):
         """``(path, array)`` for each of :attr:`weights`, in that order; a path is ``prefix`` +
-        the names of the layers holding the weight, joined by ``/``, then its key (``dense/kernel``)."""
+        the names of the layers holding the weight, joined by ``/``, then its key (``dense/kernel``).
+        The arrays themselves, for the file writers (users read :attr:`weights`)."""
         own = [(f"{prefix}{key}", p) for key, p in self.params.items()]
         return own + [nw for l in self._sublayers() for nw in l.named_weights(f"{prefix}{l.name}/")]
 
     @property
     def trainable_weights(self):
-        own = [self.params[k] for k in self.trainable_keys()]
+        own = [self.variable(k) for k in self.trainable_keys()]
         return own + [w for l in self._sublayers() if self.trainable for w in l.trainable_weights]
 
     @property
     def non_trainable_weights(self):
-        own = [p for k, p in self.params.items() if not self.weight_is_trainable(k)]
+        own = [self.variable(k) for k in self.params if not self.weight_is_trainable(k)]
         return own + [w for l in self._sublayers() for w in
                       (l.weights if not self.trainable else l.non_trainable_weights)]
 
     def get_weights(self):
-        """Copies of the weights as NumPy arrays (from the GPU too)."""
-        return [backend.host_copy(w) for w in self.params.values()]
+        """Copies of the weights as NumPy arrays (from the GPU too), :attr:`weights` order."""
+        return [backend.host_copy(v.value) for v in self.weights]
 
     def set_weights(self, weights) -> None:
-        """Replace the weights; shapes must match exactly."""
-        weights = list(weights)
-        if len(weights) != len(self.params):
+        """Replace the weights (:attr:`weights` order) in place; shapes must match exactly."""
+        weights, mine = list(weights), self.weights
+        if len(weights) != len(mine):
             raise ValueError(
-                f"{self.describe()} expects a list of {len(self.params)} weight arrays; got {len(weights)}"
+                f"{self.describe()} expects a list of {len(mine)} weight arrays; got {len(weights)}"
             )
-        for (key, cur), new in zip(self.params.items(), weights):
-            new = new if backend.is_device_array(new) else np.asarray(new)
-            if new.shape != cur.shape:
+        for v, new in zip(mine, weights):
+            new = new if backend.is_device_array(new) else np.asarray(unwrap(new))
+            if new.shape != v.shape:
                 raise ValueError(
-                    f"{self.describe()}: weight '{key}' has shape {cur.shape}; got an array of shape {new.shape}"
+                    f"{self.describe()}: weight '{v.name}' has shape {v.shape}; got an array of shape {new.shape}"
                 )
-            backend.assign(cur, new)
+        for v, new in zip(mine, weights):  # checked all before writing any
+            backend.assign(v.value, new if backend.is_device_array(new) else np.asarray(unwrap(new)))
 
     def count_params(self) -> int:
-        return int(sum(w.size for w in self.params.values()))
+        return int(sum(v.size for v in self.weights))
 
     def get_config(self) -> dict:
         cfg = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}

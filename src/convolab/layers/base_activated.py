@@ -61,11 +61,13 @@ class ActivatedLayer(Layer):
 
     @property
     def kernel(self):
-        return self.params["kernel"]
+        """The kernel's :class:`Variable` (Keras's ``layer.kernel``)."""
+        return self.variable("kernel")
 
     @property
     def bias(self):
-        return self.params.get("bias")
+        """The bias's :class:`Variable`, or ``None`` with ``use_bias=False``."""
+        return self.variable("bias") if "bias" in self.params else None
 
     def store_grads(self, dw, db):
         self.grads["kernel"] = dw

@@ -159,7 +159,8 @@ class Model(Trainer, Layer):
 
     @property
     def weights(self):
-        return _unique_arrays(w for l in self._unique_layers() for w in l.weights)
+        """The layers' :class:`Variable` handles, each weight once (a shared layer's too)."""
+        return _unique_variables(w for l in self._unique_layers() for w in l.weights)
 
     def named_weights(self, prefix=""):
         """``(path, array)`` for each of :attr:`weights`, in that order (``inner_model/dense/kernel``)."""
@@ -175,22 +176,16 @@ class Model(Trainer, Layer):
     def trainable_weights(self):
         if not self.trainable:
             return []
-        return _unique_arrays(w for l in self._unique_layers() for w in l.trainable_weights)
+        return _unique_variables(w for l in self._unique_layers() for w in l.trainable_weights)
 
     @property
     def non_trainable_weights(self):
-        trainable = {id(w) for w in self.trainable_weights}
-        return [w for w in self.weights if id(w) not in trainable]
+        trainable = {id(w.value) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w.value) not in trainable]
 
     @property
     def variables(self):
-        seen, out = set(), []
-        for l in self._unique_layers():
-            for v in l.variables:
-                if id(v.value) not in seen:
-                    seen.add(id(v.value))
-                    out.append(v)
-        return out
+        return _unique_variables(v for l in self._unique_layers() for v in l.variables)
 
     @property
     def trainable_variables(self):
@@ -198,18 +193,20 @@ class Model(Trainer, Layer):
 
     def get_weights(self):
         """Copies of the weights as NumPy arrays (from the GPU too), Keras's order."""
-        return [backend.host_copy(w) for w in self.weights]
+        return [backend.host_copy(v.value) for v in self.weights]
 
     def set_weights(self, weights):
-        weights = list(weights)
+        """Replace the weights (:attr:`weights` order) in place; every shape is checked first."""
+        weights = [w if backend.is_device_array(w) else np.asarray(unwrap(w)) for w in weights]
         mine = self.weights
         if len(weights) != len(mine):
             raise ValueError(f"{self.describe()} expects {len(mine)} weight arrays; got {len(weights)}")
         for i, (cur, new) in enumerate(zip(mine, weights)):
-            new = new if backend.is_device_array(new) else np.asarray(new)
             if new.shape != cur.shape:
-                raise ValueError(f"{self.describe()}: weight {i} has shape {cur.shape}; got an array of shape {new.shape}")
-            backend.assign(cur, new)
+                raise ValueError(f"{self.describe()}: weight {i} ('{cur.path}') has shape {cur.shape}; got an array "
+                                 f"of shape {new.shape}")
+        for cur, new in zip(mine, weights):
+            backend.assign(cur.value, new)
 
     def count_params(self):
         return int(sum(w.size for w in self.weights))
@@ -291,10 +288,11 @@ class Model(Trainer, Layer):
         return {"name": self.name, "trainable": self.trainable}
 
 
-def _unique_arrays(arrays):
+def _unique_variables(variables):
+    """Each weight once: a layer shared by two branches (or two models) gives its Variables twice."""
     seen, out = set(), []
-    for a in arrays:
-        if id(a) not in seen:
-            seen.add(id(a))
-            out.append(a)
+    for v in variables:
+        if id(v.value) not in seen:
+            seen.add(id(v.value))
+            out.append(v)
     return out

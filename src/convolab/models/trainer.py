@@ -108,7 +108,7 @@ class Trainer:
 
     def _weights_finite(self) -> bool:
         # Summed in float64 so large finite weights cannot overflow into a false alarm.
-        return all(math.isfinite(w.sum(dtype=np.float64)) for w in self.weights)
+        return all(math.isfinite(w.value.sum(dtype=np.float64)) for w in self.weights)
 
     # -- compile ------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,

@@ -142,12 +142,15 @@ class Optimizer:
         return entry
 
     def get_state(self, param):
-        """The state dict of variable ``param`` (live arrays), or ``None`` before its first step."""
+        """The state dict of variable ``param`` (a weight array or its ``Variable``; live arrays),
+        or ``None`` before its first step."""
+        param = _array_of(param)
         entry = self._slots.get(id(param))
         return entry[1] if entry is not None and entry[0]() is param else None
 
     def set_state(self, param, state) -> None:
-        """Give variable ``param`` this state (slot name -> array of ``param``'s shape)."""
+        """Give variable ``param`` (an array or its ``Variable``) this state (slot name -> array of its shape)."""
+        param = _array_of(param)
         want = self.build_state(param)
         if set(state) != set(want):
             raise ValueError(f"{type(self).__name__}: state slots must be {sorted(want)}; got {sorted(state)}")
@@ -234,3 +237,11 @@ class Optimizer:
         if isinstance(config.get("learning_rate"), dict):
             config["learning_rate"] = deserialize_schedule(config["learning_rate"])
         return cls(**config)
+
+
+def _array_of(variable):
+    """The weight array of a ``Variable`` (``model.weights`` gives Variables); an array unchanged.
+    The state is keyed by the array, which the fused training paths update."""
+    from ..autodiff.tensor import Variable
+
+    return variable.value if isinstance(variable, Variable) else variable

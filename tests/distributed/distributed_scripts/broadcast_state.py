@@ -20,11 +20,11 @@ def main(out):
     opt = m.optimizer
     if hvd.rank() == 0:  # as if loaded from a checkpoint: state for the first weight only
         w = m.weights[0]
-        opt.set_state(w, {"momentum": np.full_like(w, 0.25), "velocity": np.full_like(w, 0.5)})
+        opt.set_state(w, {"momentum": np.full(w.shape, 0.25, w.dtype), "velocity": np.full(w.shape, 0.5, w.dtype)})
         opt.iterations = 3
     m.fit(x, y, epochs=0, verbose=0, callbacks=[hvd.callbacks.BroadcastGlobalVariablesCallback(0)])
     state = opt.get_state(m.weights[0])
-    mine = {"iterations": np.array(opt.iterations), "m": state["momentum"], "v": state["velocity"], "w0": m.weights[0].copy(),
+    mine = {"iterations": np.array(opt.iterations), "m": state["momentum"], "v": state["velocity"], "w0": m.weights[0].numpy(),
             "has_state_w1": np.array(opt.get_state(m.weights[1]) is not None)}
     gathered = comm.gather(mine, root=0)
     if hvd.rank() == 0:
