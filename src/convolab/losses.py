@@ -17,6 +17,8 @@ import functools
 
 import numpy as np
 
+from .autodiff import record
+from .autodiff.tensor import Tensor, unwrap
 from .backend import get_array_module, is_device_array
 from .nn import losses as ops
 from .nn.kl_divergence import kl_divergence as _kl_divergence
@@ -159,27 +161,77 @@ class Loss:
 
     def call(self, y_true, y_pred):
         """Per-sample losses, as Keras's ``Loss.call``: a custom loss overrides it (written with
-        ``keras.ops``); a built-in one computes them from :meth:`values`."""
+        ``keras.ops``); a built-in one computes them from :meth:`values` (recorded when ``y_pred``
+        is a tape tensor, so ``keras.losses.mean_squared_error(y, model(x))`` has its gradient)."""
         if type(self).values is Loss.values:
             raise NotImplementedError(f"{type(self).__name__}: define call(y_true, y_pred)")
-        y_pred = _as_prediction(y_pred)
-        return self.values(y_pred, self.prepare_targets(_like(y_pred, y_true), (None,) + y_pred.shape[1:]))
+        pred = _as_prediction(_untaped(y_pred))
+        y = self.prepare_targets(_like(pred, _untaped(y_true)), (None,) + pred.shape[1:])
+        if _is_tape_tensor(y_pred):
+            return self._recorded_values(y_pred, pred, y, None)
+        return self.values(pred, y)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         if not self.has_gradient():
             return self._call_on_tape(y_true, y_pred, sample_weight)
-        y_pred = _as_prediction(y_pred)
-        y = self.prepare_targets(_like(y_pred, y_true), (None,) + y_pred.shape[1:])
-        w = None if sample_weight is None else check_sample_weight(sample_weight, len(y_pred), self.name)
+        pred = _as_prediction(_untaped(y_pred))
+        y = self.prepare_targets(_like(pred, _untaped(y_true)), (None,) + pred.shape[1:])
+        w = None if sample_weight is None else check_sample_weight(sample_weight, len(pred), self.name)
+        if _is_tape_tensor(y_pred):  # inside a GradientTape: a tape tensor whose gradient flows
+            if self.reduction == "none":
+                return self._recorded_values(y_pred, pred, y, w)
+            return self.recorded(y_pred, y, w)
         if self.reduction == "none":  # Keras's unreduced, weighted per-sample values
-            values = self.values(y_pred, y)
+            values = self.values(pred, y)
             if w is None:
                 return values
             return values * get_array_module(values).asarray(w, dtype=values.dtype).reshape(
                 (-1,) + (1,) * (values.ndim - 1))
         if w is None:
-            return self.compute(y_pred, y)[0]
-        return self.compute(y_pred, y, sample_weight=w)[0]
+            return self.compute(pred, y)[0]
+        return self.compute(pred, y, sample_weight=w)[0]
+
+    def recorded(self, y_pred, y, sample_weight=None):
+        """The reduced loss as one recorded op: its hand-written gradient replays on the tape.
+
+        ``y`` has been through :meth:`prepare_targets`. When ``y_pred`` is a final softmax that
+        kept its logits (``_keras_logits``) and this loss fuses with it, the loss is computed
+        from the logits, as Keras and the Sequential engine do (stable where log(p) underflows).
+        Outside a tape (or on a plain array) the value comes back as an array.
+        """
+        logits = getattr(y_pred, "_keras_logits", None)
+        if self.fuses_softmax and logits is not None:
+            z = unwrap(logits)
+            value, dz = (self.compute_from_logits(z, y) if sample_weight is None
+                         else self.compute_from_logits(z, y, sample_weight=sample_weight))
+            value = get_array_module(z).asarray(value, dtype=z.dtype)  # lives where the logits do
+            return record(value, (logits,), lambda g: (g * dz,), self.name)
+        pred = _as_prediction(unwrap(y_pred))
+        value, dpred = self.compute(pred, y) if sample_weight is None else self.compute(pred, y, sample_weight=sample_weight)
+        value = get_array_module(pred).asarray(value, dtype=pred.dtype)
+        return record(value, (y_pred,), lambda g: (g * dpred,), self.name)
+
+    def _recorded_values(self, y_pred, pred, y, sample_weight):
+        """The (weighted) per-sample values as one recorded op.
+
+        Each value depends on its own sample's predictions alone (the last axis is reduced), so
+        the gradient of ``sum(g * values)`` is ``g`` (broadcast over the reduced axis) times
+        ``values.size`` times the gradient of the mean loss, which ``compute`` gives.
+        """
+        values = self.values(pred, y)
+        base = type(self).compute
+        base = getattr(base, "__wrapped__", base)  # the 'sum_over_batch_size' gradient, whatever the reduction
+        _, dmean = base(self, pred, y) if sample_weight is None else base(self, pred, y, sample_weight=sample_weight)
+        xp = get_array_module(values)
+        if sample_weight is not None:
+            values = values * xp.asarray(sample_weight, dtype=values.dtype).reshape((-1,) + (1,) * (values.ndim - 1))
+        scale = dmean.dtype.type(values.size)
+
+        def backward(g):
+            g = xp.asarray(g, dtype=dmean.dtype).reshape(g.shape + (1,) * (dmean.ndim - g.ndim))
+            return (g * scale * dmean,)
+
+        return record(values, (y_pred,), backward, self.name)
 
     def _call_on_tape(self, y_true, y_pred, sample_weight):
         """A ``call``-only loss, recorded op by op: ``sum(w_i * loss_i) / N`` as the built-ins."""
@@ -216,6 +268,15 @@ class Loss:
 def _like(y_pred, y_true):
     """``y_true`` as an array where ``y_pred`` lives (host or GPU)."""
     return get_array_module(y_pred).asarray(y_true)
+
+
+def _is_tape_tensor(x):
+    return isinstance(x, Tensor)
+
+
+def _untaped(x):
+    """The array inside a tape tensor (targets get no gradient, as Keras's losses treat them)."""
+    return unwrap(x)
 
 
 def _as_prediction(y_pred):
