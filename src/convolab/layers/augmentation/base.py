@@ -1,16 +1,39 @@
-"""What every augmentation layer shares: active only when ``training=True``, seeded draws,
-factor arguments read as Keras reads them."""
+"""What every augmentation layer shares: active when training, seeded draws, factor arguments
+read as Keras reads them.
+
+As in Keras 3 (``call(data, training=True)``), a layer called directly without ``training``
+augments: ``layers.RandomFlip()(images)`` flips. Inside ``fit`` that is training; inside
+``evaluate``/``predict`` it is inference, even for a subclassed model whose ``call`` does not
+pass ``training`` on (Keras's call context; here :func:`training_context`, which the loop sets).
+"""
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
+import threading
 
 import numpy as np
 
 from ... import backend
 from ...random import get_generator
 from ..base import Layer
+from ..keras_tensor import is_symbolic
 from ..unsupported import reject_unsupported
+
+_context = threading.local()
+
+
+@contextlib.contextmanager
+def training_context(training):
+    """Within the block, an augmentation layer called without ``training`` takes this value
+    (``fit``: True, ``evaluate``/``predict``: False), as Keras's call context gives it."""
+    previous = getattr(_context, "training", None)
+    _context.training = bool(training)
+    try:
+        yield
+    finally:
+        _context.training = previous
 
 
 def _is_number(v) -> bool:
@@ -42,7 +65,8 @@ def factor_config(value):
 
 
 class AugmentationLayer(Layer):
-    """Base of the random image layers: identity unless ``training=True``.
+    """Base of the random image layers: identity at inference (``training=False``, ``predict``),
+    a random transform in training and when called directly (Keras 3's default).
 
     Subclasses implement ``augment(x, rng) -> (y, cache)`` and ``augment_backward(dy, cache)``;
     one random transform is drawn per image, for the whole batch at once.
@@ -63,6 +87,13 @@ class AugmentationLayer(Layer):
         self.seed = None if seed is None else int(seed)
         self._rng = np.random.default_rng(self.seed) if self.seed is not None else None
         self._cache = None
+
+    def __call__(self, *args, **kwargs):
+        if args and not is_symbolic(args[0]) and kwargs.get("training") is None:
+            # Keras 3: the loop's phase if one is running, else call()'s default, training=True
+            outer = getattr(_context, "training", None)
+            kwargs["training"] = True if outer is None else outer
+        return super().__call__(*args, **kwargs)
 
     def generator(self) -> np.random.Generator:
         return self._rng if self._rng is not None else get_generator()
