@@ -1,4 +1,4 @@
-"""EarlyStopping and TerminateOnNaN, with Keras's arguments."""
+"""EarlyStopping, with Keras's arguments."""
 from __future__ import annotations
 
 import math
@@ -72,16 +72,3 @@ class EarlyStopping(Callback):
             if self.verbose > 0:
                 print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
             self.model.set_weights(self.best_weights)
-
-
-class TerminateOnNaN(Callback):
-    """Stop training as soon as a batch loss is NaN or infinite (Keras's callback).
-
-    convolab's ``fit`` already refuses non-finite losses; this is here for Keras code that lists it.
-    """
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(loss):
-            print(f"Batch {batch}: Invalid loss, terminating training")
-            self.model.stop_training = True
