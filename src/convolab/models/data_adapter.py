@@ -24,23 +24,33 @@ def is_batch_source(x) -> bool:
 
 
 def _take(x, index):
-    """Rows ``index`` of an array, or of each array in a list (``None`` entries stay ``None``)."""
+    """Rows ``index`` of an array, or of each array in a list or dict (``None`` entries stay ``None``)."""
+    if x is None:
+        return None
+    if isinstance(x, dict):
+        return {k: None if a is None else a[index] for k, a in x.items()}
     if isinstance(x, (list, tuple)):
         return [None if a is None else a[index] for a in x]
     return x[index]
 
 
 def _count(x):
+    if isinstance(x, dict):
+        return len(next(iter(x.values())))
     return len(x[0]) if isinstance(x, (list, tuple)) else len(x)
 
 
 def _map(fn, x):
+    if isinstance(x, dict):
+        return {k: None if a is None else fn(a) for k, a in x.items()}
     if isinstance(x, (list, tuple)):
         return [None if a is None else fn(a) for a in x]
     return None if x is None else fn(x)
 
 
 def _nbytes(x):
+    if isinstance(x, dict):
+        return sum(_nbytes(a) for a in x.values())
     if isinstance(x, (list, tuple)):
         return sum(_nbytes(a) for a in x)
     return 0 if x is None or backend.is_device_array(x) else int(getattr(x, "nbytes", 0))
@@ -82,7 +92,8 @@ class ArrayBatches:
         # the permutation is drawn on the host from convolab's generator (the same shuffles on
         # CPU and GPU for one seed), and copied once to where the arrays are
         order = self.rng.permutation(self.n) if self.shuffle else None
-        first = self.x[0] if isinstance(self.x, (list, tuple)) else self.x
+        first = (next(iter(self.x.values())) if isinstance(self.x, dict)
+                 else self.x[0] if isinstance(self.x, (list, tuple)) else self.x)
         if order is not None and backend.is_device_array(first):
             order = backend.get_array_module(first).asarray(order)
         b = self.batch_size

@@ -88,3 +88,55 @@ def class_weight_to_sample_weight(class_weight, y, model, method="fit"):
     for cls, w in table.items():
         weights[classes == cls] = w
     return weights
+
+
+def adjust_input_rank(x, expected):
+    """``x`` with one trailing axis of 1 added or removed where Keras 3's functional models do it.
+
+    Keras's ``Functional._adjust_input_rank``: data one rank short of an input whose last axis is
+    1 gains that axis (``(N, 28, 28)`` for ``Input((28, 28, 1))``); data one rank over whose last
+    axis is 1 loses it. Where the result would not fit the input anyway (Keras adjusts, then
+    fails), ``x`` is returned as it is, so that the shape check reports the data as given, with
+    its hints (a missing batch axis, say).
+
+    Args:
+        x: an array (host or GPU), batch axis first.
+        expected: the input's shape, batch axis first (``None`` where free).
+    """
+    if expected is None or not hasattr(x, "ndim"):
+        return x
+    rank = len(expected)
+    if x.ndim == rank - 1 and expected[-1] == 1:
+        adjusted = x[..., None]
+    elif x.ndim == rank + 1 and x.shape[-1] == 1:
+        adjusted = x[..., 0]
+    else:
+        return x
+    fits = all(e is None or g == e for g, e in zip(adjusted.shape[1:], expected[1:]))
+    return adjusted if fits else x
+
+
+def input_names(model):
+    """The names of a functional model's inputs in order, or ``None`` (Sequential, subclass)."""
+    inputs = getattr(model, "inputs", None)
+    return [t.name for t in inputs] if inputs else None
+
+
+def inputs_by_name(model, x, what="x"):
+    """A dict of arrays keyed by input name as the model's inputs in order (Keras 3 maps them so).
+
+    A dict for a model with one input gives its one array; other values of ``x`` (and every
+    value for a model without named inputs) come back unchanged. Keys that name no input
+    are ignored, as Keras ignores them; a missing input is an error naming the inputs.
+    """
+    if not isinstance(x, dict):
+        return x
+    names = getattr(model, "_input_keys", None) or input_names(model)
+    if names is None:
+        return x
+    missing = [n for n in names if n not in x]
+    if missing:
+        raise ValueError(f"{model.describe()}: `{what}` is a dict, so its keys must name the model's inputs "
+                         f"{names}; got keys {sorted(map(str, x))}, missing {missing}")
+    arrays = [x[n] for n in names]
+    return arrays[0] if len(arrays) == 1 else arrays

@@ -149,7 +149,7 @@ def resolve_metrics(model, metrics, weighted_metrics):
     out_m, out_w = [], []
     for i, (ms, ws) in enumerate(zip(metric_specs_by_output(metrics, names, "metrics", owner),
                                      metric_specs_by_output(weighted_metrics, names, "weighted_metrics", owner))):
-        loss = model.loss.losses[i]
+        loss = model.loss.losses[i] if model.loss is not None else None  # compile(loss=None): the model adds its own
         width = shapes[i][-1] if shapes else None
         out_m.append([metrics_mod.get(m, loss, width) for m in ms])
         out_w.append([metrics_mod.get(m, loss, width) for m in ws])

@@ -5,6 +5,11 @@ model supplies the hooks: ``_train_step`` (one optimizer step; by default on the
 ``tape_step.py``; Sequential's built-in stacks keep their fused fast path), ``_forward_any``
 (inference on one batch), ``_threads`` (Sequential's shards), ``_fuses_softmax``,
 ``_as_inputs`` and ``_ensure_built_for`` (data checks and building from the first batch).
+
+A user's model customises training as in Keras 3: ``compile()`` without a loss when it adds its
+own (``self.add_loss`` in ``call``), or overrides ``compute_loss(x, y, y_pred, sample_weight)``,
+``train_step(data)`` or ``test_step(data)`` (see ``models/tape_step.py`` for the loss). Data comes
+as Keras takes it: dicts keyed by input (and output) name, a trailing axis of 1 added or dropped.
 """
 from __future__ import annotations
 
@@ -21,16 +26,21 @@ from .. import optimizers as optimizers_mod
 from ..autodiff import GradientTape
 from ..autodiff.tensor import unwrap
 from ..callbacks import CallbackList, History, ProgbarLogger
+from ..layers.augmentation.base import training_context
 from ..nn import threads
 from ..random import get_generator
 from . import data_checks as checks
-from . import data_adapter, multi_output, placement, stack_step
+from . import data_adapter, multi_output, placement, stack_step, tape_step
 from .tape_step import loss_value, tape_train_step
 
 
 def _count(x):
-    """Samples in ``x`` (one array, or a list of arrays for a model with several inputs)."""
-    return len(x[0]) if isinstance(x, (list, tuple)) else len(x)
+    """Samples in ``x`` (one array, a list of arrays for a model with several inputs, or a dict)."""
+    return data_adapter._count(x)
+
+
+def _first_array(x):
+    return next(iter(x.values())) if isinstance(x, dict) else _first(x)
 
 
 def _take(x, index):
@@ -67,6 +77,31 @@ class Trainer:
     def _ensure_built_for(self, x):
         """Build from the first data if needed; raise on data of the wrong shape."""
 
+    def _standardize_inputs(self, x, what="x"):
+        """``x`` as the model takes it: a dict keyed by input name becomes the inputs in order,
+        each array gains or loses a trailing axis of 1 where Keras 3 adjusts it
+        (``(N, 28, 28)`` for ``Input((28, 28, 1))``), then :meth:`_as_inputs` checks it."""
+        x = checks.inputs_by_name(self, x, what)
+        if isinstance(x, dict):  # a subclassed model takes the dict in call(), as Keras passes it
+            return {k: checks.as_input_array(v, self, f"{what}[{k!r}]") for k, v in x.items()}
+        x = self._as_inputs(x, what)
+        expected = self._expected_input_shapes()
+        if expected is None:
+            return x
+        if isinstance(x, list):
+            return [checks.adjust_input_rank(a, e) for a, e in zip(x, expected)]
+        return checks.adjust_input_rank(x, expected[0])
+
+    def _expected_input_shapes(self):
+        """The input shapes (batch axis first) when the model knows them, else ``None``."""
+        inputs = getattr(self, "inputs", None)
+        if inputs:
+            return [t.shape for t in inputs]
+        # a Sequential that knows its input (keras.Input first, input_shape=) is a functional
+        # model in Keras 3 and adjusts as one; a subclassed model takes its data as it comes
+        shape = self.__dict__.get("_input_shape")  # the stack's declared input (Sequential's own)
+        return [shape] if isinstance(shape, tuple) else None
+
     def _fuses_softmax(self) -> bool:
         return False
 
@@ -85,11 +120,124 @@ class Trainer:
     def _train_step(self, x, y, sample_weight=None):
         """One optimizer step on the tape; updates the loss tracker and metrics, returns their values."""
         out, loss, per_output = tape_train_step(self, x, y, sample_weight)
-        if per_output is not None:
-            self._compiled_metrics.update_state(loss, _count(x), y, out, sample_weight, per_output)
-        else:
-            self._compiled_metrics.update_state(loss, _count(x), y, out, sample_weight)
+        self._update_metrics(loss, _count(x), y, out, sample_weight, per_output)
         return self._compiled_metrics.result()
+
+    def _update_metrics(self, loss, n, y, out, sample_weight=None, per_output=None):
+        """The loss tracker with the batch's loss; the compiled metrics too when there are targets."""
+        if y is None:  # compile(loss=None) and fit(x): the loss is all there is to track
+            self._compiled_metrics.loss_tracker.update_state(loss, sample_weight=n)
+        elif per_output is not None:
+            self._compiled_metrics.update_state(loss, n, y, out, sample_weight, per_output)
+        else:
+            self._compiled_metrics.update_state(loss, n, y, out, sample_weight)
+
+    def _custom_loss(self) -> bool:
+        """True when the loss is the model's own: compiled without one, or compute_loss overridden."""
+        return self.loss is None or tape_step.overrides(self, "compute_loss")
+
+    def _step(self, x, y, sample_weight=None):
+        """One training step as fit runs it: the user's ``train_step`` when the class overrides it,
+        else the built-in one. Returns the logs (floats)."""
+        if tape_step.overrides(self, "train_step"):
+            return _float_logs(self.train_step(_pack(x, y, sample_weight)), self, "train_step")
+        return self._builtin_train_step(x, y, sample_weight)
+
+    def _builtin_train_step(self, x, y, sample_weight=None):
+        if self._custom_loss():  # the model's own loss: the tape, whatever engine it has
+            return Trainer._train_step(self, x, y, sample_weight)
+        return self._train_step(x, y, sample_weight)
+
+    # -- Keras 3's training API: what a model overrides to customise fit ------------------------
+    @tape_step.default_hook
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The loss of one batch, as Keras 3 computes it: the compiled loss on ``(y, y_pred)`` plus
+        :attr:`losses` (``self.add_loss(...)`` in ``call``, weight penalties).
+
+        Override it (``compute_loss(self, x, y, y_pred, sample_weight[, training])``) for a loss of
+        your own; ``fit`` calls it on the tape, so write it with ``keras.ops``.
+        """
+        return tape_step.default_compute_loss(self, y, y_pred, sample_weight)[0]
+
+    @tape_step.default_hook
+    def train_step(self, data):
+        """One training step on one batch; returns the logs ``{name: value}``.
+
+        ``data`` is as Keras 3 packs it: ``x`` alone when there are no targets, else ``(x, y)``
+        or ``(x, y, sample_weight)``. Override it for a step of your own, as Keras's guide does::
+
+            def train_step(self, data):
+                x, y = data
+                with keras.GradientTape() as tape:
+                    y_pred = self(x, training=True)
+                    loss = self.compute_loss(y=y, y_pred=y_pred)
+                grads = tape.gradient(loss, self.trainable_weights)
+                self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+                for metric in self.metrics:
+                    if metric.name == "loss":
+                        metric.update_state(loss)
+                    else:
+                        metric.update_state(y, y_pred)
+                return {m.name: m.result() for m in self.metrics}
+        """
+        x, y, sample_weight = _unpack(data)
+        return self._builtin_train_step(x, y, sample_weight)
+
+    @tape_step.default_hook
+    def test_step(self, data):
+        """Loss and metrics of one evaluation batch (``data`` packed as for :meth:`train_step`); returns the logs."""
+        x, y, sample_weight = _unpack(data)
+        self._test_batch(x, y, sample_weight, self._evaluation_plan())
+        return self._compiled_metrics.result()
+
+    @property
+    def metrics(self):
+        """The metrics a step updates (Keras's ``model.metrics``): the loss tracker (named ``loss``),
+        the compiled metrics, and any ``keras.metrics.Metric`` held in an attribute of the model."""
+        from ..metrics.base import Metric
+
+        out = list(self._compiled_metric_objects())
+        seen = {id(m) for m in out}
+        for value in vars(self).values():
+            if isinstance(value, Metric) and id(value) not in seen:
+                seen.add(id(value))
+                out.append(value)
+        return out
+
+    def _compiled_metric_objects(self):
+        cm = self._compiled_metrics
+        if cm is None:
+            return []
+        if isinstance(cm, multi_output.OutputMetrics):
+            return ([cm.loss_tracker] + list(cm.output_trackers)
+                    + [m for per in cm.per_output for m in per.metrics + per.weighted_metrics])
+        return [cm.loss_tracker] + cm.metrics + cm.weighted_metrics
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Update the compiled metrics with one batch and return :meth:`get_metrics_result` (Keras 3)."""
+        cm = self._compiled_metrics
+        if cm is not None and y is not None:
+            pairs = (zip(cm.per_output, y, y_pred) if isinstance(cm, multi_output.OutputMetrics)
+                     else [(cm, y, y_pred)])
+            for per, yt, yp in pairs:
+                yp = unwrap(yp)
+                for m in per.metrics:
+                    m.update_state(yt, yp)
+                for m in per.weighted_metrics:
+                    m.update_state(yt, yp, sample_weight=sample_weight)
+        return self.get_metrics_result()
+
+    def get_metrics_result(self):
+        """``{name: value}`` of every metric in :attr:`metrics` (the compiled ones by their log names)."""
+        compiled = {id(m) for m in self._compiled_metric_objects()}
+        logs = {}
+        mine = self.metrics
+        if self._compiled_metrics is not None and any(id(m) in compiled for m in mine):
+            logs.update(self._compiled_metrics.result())
+        for m in mine:
+            if id(m) not in compiled:
+                logs[m.name] = m.result()
+        return _float_logs(logs, self, "get_metrics_result")
 
     def _savable(self) -> bool:
         return True
@@ -125,7 +273,19 @@ class Trainer:
         if kwargs:
             raise TypeError(f"{self.describe()}.compile: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
         if loss is None:
-            raise ValueError(f"{self.describe()}.compile: a `loss` is required, e.g. loss='sparse_categorical_crossentropy'")
+            # Keras 3: the model brings its own loss (add_loss in call, an overridden compute_loss
+            # or train_step); fit raises at the first batch if there is none after all
+            if loss_weights is not None:
+                raise ValueError(f"{self.describe()}.compile: `loss_weights` weigh the losses given as `loss`; "
+                                 f"got loss=None, loss_weights={loss_weights!r}")
+            self.optimizer = optimizers_mod.get(optimizer)
+            self.loss = None
+            self._metric_names = metrics_mod.check_specs(metrics, "metrics") if not isinstance(metrics, dict) else metrics
+            self._weighted_metric_names = (metrics_mod.check_specs(weighted_metrics, "weighted_metrics")
+                                           if not isinstance(weighted_metrics, dict) else weighted_metrics)
+            self.compiled = True
+            self._resolve_metrics()
+            return
         if self._several_outputs():
             self.optimizer = optimizers_mod.get(optimizer)
             self.loss = multi_output.OutputLosses(self.output_names, loss, loss_weights, f"{self.describe()}.compile")
@@ -148,6 +308,11 @@ class Trainer:
         return isinstance(self.output_shape, list) and len(self.output_shape) > 1
 
     def _resolve_metrics(self):
+        if self.loss is None and self._several_outputs():
+            self.metrics_list, self.weighted_metrics_list = [], []
+            self._compiled_metrics = multi_output.resolve_metrics(self, self._metric_names,
+                                                                  self._weighted_metric_names)
+            return
         if isinstance(self.loss, multi_output.OutputLosses):
             self.metrics_list, self.weighted_metrics_list = [], []
             self._compiled_metrics = multi_output.resolve_metrics(self, self._metric_names,
@@ -171,9 +336,14 @@ class Trainer:
         return ["loss"] + list(names)
 
     def reset_metrics(self):
-        """Reset the loss tracker and every compiled metric (Keras's ``reset_metrics``)."""
+        """Reset the loss tracker, every compiled metric and every metric in :attr:`metrics`
+        (Keras's ``reset_metrics``, run at the start of each epoch)."""
         if self._compiled_metrics is not None:
             self._compiled_metrics.reset_state()
+        compiled = {id(m) for m in self._compiled_metric_objects()}
+        for m in self.metrics:
+            if id(m) not in compiled:
+                m.reset_state()
 
 
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
@@ -183,32 +353,35 @@ class Trainer:
         """
         self._check_compiled("train_on_batch")
         x, y = self._prepare(x, y)
-        sw = self._sample_weights(y, sample_weight, class_weight, "train_on_batch")
+        sw = self._sample_weights(y, sample_weight, class_weight, "train_on_batch", _count(x))
         placement.place_weights(self)
         x, y, sw = data_adapter.put_batch((x, y, sw), backend.to_device if backend.on_gpu() else None)
         self.reset_metrics()
-        with _gpu_memory_errors(f"{self.describe()}.train_on_batch on a batch of {_count(x)}"):
-            logs = self._train_step(x, y, sw)
+        with _gpu_memory_errors(f"{self.describe()}.train_on_batch on a batch of {_count(x)}"), training_context(True):
+            logs = self._step(x, y, sw)
         if return_dict:
             return logs
-        return logs["loss"] if len(logs) == 1 else [logs[k] for k in self.metrics_names]
+        return _logs_as_list(logs, self)
 
 
     def _prepare(self, x, y):
-        x = self._as_inputs(x)
-        self._ensure_built_for(x)
+        x = self._standardize_inputs(x)
+        with training_context(False):  # building runs the model once, as inference
+            self._ensure_built_for(x)
+        if self.loss is None:
+            return x, self._targets_as_given(x, y)
         if isinstance(self.loss, multi_output.OutputLosses):
             if y is None:
                 raise ValueError(f"{self.describe()}: `y` is required for training and evaluation; got None")
             ys = self.loss.prepare_targets(y, self.output_shape, self.describe())
             for t in ys:
                 if t is not None:
-                    checks.check_same_length(_first(x), t, self)
+                    checks.check_same_length(_first_array(x), t, self)
             return x, ys
         if self.compiled and not self.metrics_list and self._metric_names:
             self._resolve_metrics()
-        y = checks.as_target_array(y, self)
-        checks.check_same_length(_first(x), y, self)
+        y = checks.as_target_array(self._single_target(y), self)
+        checks.check_same_length(_first_array(x), y, self)
         if isinstance(self.output_shape, list) and len(self.output_shape) > 1:
             raise ValueError(f"{self.describe()} has {len(self.output_shape)} outputs: compile it again so that "
                              "it knows them (one loss per output)")
@@ -216,8 +389,42 @@ class Trainer:
                                       else self.output_shape)
         return x, y
 
-    def _sample_weights(self, y, sample_weight, class_weight, method):
+    def _single_target(self, y):
+        """A dict ``{output name: targets}`` for a model with one output: its one array (Keras's)."""
+        if not isinstance(y, dict):
+            return y
+        names = self.output_names
+        if len(y) != 1 or next(iter(y)) not in names:
+            raise ValueError(f"{self.describe()}: `y` is a dict, so its keys must name the model's outputs "
+                             f"{names}; got keys {sorted(map(str, y))}")
+        return next(iter(y.values()))
+
+    def _targets_as_given(self, x, y):
+        """The targets for a model compiled without a loss: ``None``, or arrays (in the structure
+        given: one array, a list, a dict) for its ``compute_loss``/``train_step`` to use."""
+        if y is None:
+            return None
+        if isinstance(y, dict):
+            y = {k: checks.as_target_array(v, self) for k, v in y.items()}
+            arrays = list(y.values())
+        elif isinstance(y, (list, tuple)):
+            y = arrays = [checks.as_target_array(v, self) for v in y]
+        else:
+            y = checks.as_target_array(y, self)
+            arrays = [y]
+        for a in arrays:
+            checks.check_same_length(_first_array(x), a, self)
+        return y
+
+    def _sample_weights(self, y, sample_weight, class_weight, method, n=None):
         """Per-sample weights ``(N,)`` from ``sample_weight`` or ``class_weight`` (None: unweighted)."""
+        if y is None or isinstance(y, dict):  # no compiled loss: weights are the model's own to use
+            if class_weight is not None:
+                raise ValueError(f"{self.describe()}.{method}: `class_weight` weighs the compiled loss; this model "
+                                 "was compiled without one: pass `sample_weight` instead")
+            if sample_weight is None:
+                return None
+            return losses_mod.check_sample_weight(sample_weight, n, f"{self.describe()}.{method}")
         if isinstance(y, list):  # several outputs: one sample weight for all, as Keras applies it
             if class_weight is not None:
                 raise ValueError(f"{self.describe()}.{method}: `class_weight` is for models with one output; "
@@ -287,7 +494,7 @@ class Trainer:
                                  "arrays an epoch is every batch (use batch_size)")
             batch_size = checks.check_batch_size(batch_size, self)
             x, y = self._prepare(x, y)
-            sw = self._sample_weights(y, sample_weight, class_weight, "fit")
+            sw = self._sample_weights(y, sample_weight, class_weight, "fit", _count(x))
             swv = None
             if validation_data is None and split > 0:
                 # Keras takes the *last* fraction, before any shuffling: split_at = floor(N * (1 - split)).
@@ -321,7 +528,8 @@ class Trainer:
         self.history = history
         self.stop_training = False
         cblist.on_train_begin({})
-        with self._threads(batch_size), _gpu_memory_errors(f"{self.describe()}.fit with batch_size={batch_size}"):
+        with self._threads(batch_size), _gpu_memory_errors(f"{self.describe()}.fit with batch_size={batch_size}"), \
+                training_context(True):
             self._fit_epochs(train, val, epochs, initial_epoch, validation_freq, cblist)
         cblist.on_train_end(dict(self._last_logs))
         return history
@@ -329,13 +537,15 @@ class Trainer:
     def _batch_preparer(self, what, class_weight=None, need_y=True):
         """Checks and converts each batch a PyDataset or generator gives, as arrays are checked."""
         def prepare(batch):
-            xb, yb, swb = data_adapter.unpack(batch, self, what, need_y)
+            # a model compiled without a loss may train on x alone (its compute_loss or add_loss)
+            xb, yb, swb = data_adapter.unpack(batch, self, what, need_y and self.loss is not None)
             if not need_y:
-                xb = self._as_inputs(xb)
-                self._ensure_built_for(xb)
+                xb = self._standardize_inputs(xb)
+                with training_context(False):  # building runs the model once, as inference
+                    self._ensure_built_for(xb)
                 return xb, None, None
             xb, yb = self._prepare(xb, yb)
-            return xb, yb, self._sample_weights(yb, swb, class_weight, what)
+            return xb, yb, self._sample_weights(yb, swb, class_weight, what, _count(xb))
         return prepare
 
     def _validation_batches(self, validation_data, batch_size, steps, prepared=False):
@@ -355,41 +565,51 @@ class Trainer:
             xv, yv = self._prepare(*validation_data[:2])
             swv = None
             if len(validation_data) == 3 and validation_data[2] is not None:
-                swv = self._sample_weights(yv, validation_data[2], None, "fit (validation_data)")
+                swv = self._sample_weights(yv, validation_data[2], None, "fit (validation_data)", _count(xv))
         xv, yv, swv, put = data_adapter.to_device_once(xv, yv, swv)
         return data_adapter.ArrayBatches(xv, yv, swv, batch_size, put=put)
 
     def _fit_epochs(self, train, val, epochs, initial_epoch, validation_freq, cblist):
+        nan_warned = False
         for epoch in range(initial_epoch, epochs):
             cblist.on_epoch_begin(epoch, {})
             epoch_start_weights = self.get_weights()
             self.reset_metrics()  # Keras: the metrics describe this epoch alone
             steps = train.steps
             ran = 0
+            running = {}
             for step, (xb, yb, swb) in enumerate(train.epoch()):
                 ran += 1
                 cblist.on_train_batch_begin(step)
                 # running values over the epoch so far, as Keras's batch logs
-                batch_logs = running = self._train_step(xb, yb, swb)
-                if not math.isfinite(batch_logs["loss"]):
-                    restored = not self._weights_finite()  # an earlier update diverged
-                    if restored:
+                running = self._step(xb, yb, swb)
+                loss = running.get("loss")
+                if loss is not None and not math.isfinite(loss):
+                    if not self._weights_finite():  # an earlier update diverged: nothing left to train
                         self.set_weights(epoch_start_weights)
-                    warnings.warn(
-                        f"{self.describe()}: the loss became {batch_logs['loss']} at epoch {epoch + 1}, "
-                        f"batch {step + 1}; training stopped and that batch's update was not applied"
-                        + ("; the weights had become inf/NaN and were restored to the start of this epoch"
-                           if restored else "")
-                        + ". Lower the learning rate, check the inputs for NaN/inf, or scale them to [0, 1].",
-                        RuntimeWarning,
-                        stacklevel=2,
-                    )
-                    self.stop_training = True
-                    cblist.on_train_batch_end(step, running)
-                    break
+                        warnings.warn(
+                            f"{self.describe()}: the loss became {loss} at epoch {epoch + 1}, batch {step + 1} "
+                            "and the weights had become inf/NaN; training stopped and the weights were restored "
+                            "to the start of this epoch. Lower the learning rate, check the inputs for NaN/inf, "
+                            "or scale them to [0, 1].",
+                            RuntimeWarning,
+                            stacklevel=2,
+                        )
+                        self.stop_training = True
+                    elif not nan_warned:
+                        # As Keras, fit goes on (the batch's update is not applied); TerminateOnNaN stops it.
+                        nan_warned = True
+                        warnings.warn(
+                            f"{self.describe()}: the loss became {loss} at epoch {epoch + 1}, batch {step + 1}; "
+                            "that batch's update was not applied and training goes on, as in Keras (pass "
+                            "callbacks=[keras.callbacks.TerminateOnNaN()] to stop at the first such batch). "
+                            "Lower the learning rate, check the inputs for NaN/inf, or scale them to [0, 1].",
+                            RuntimeWarning,
+                            stacklevel=2,
+                        )
                 # A diverging update is caught within 16 steps: cheap, and the epoch's starting
                 # weights are restored anyway.
-                if (step % 16 == 15 or step == (steps or 0) - 1) and not self._weights_finite():
+                elif (step % 16 == 15 or step == (steps or 0) - 1) and not self._weights_finite():
                     self.set_weights(epoch_start_weights)
                     warnings.warn(
                         f"{self.describe()}: an update at epoch {epoch + 1}, batch {step + 1} made the weights "
@@ -409,8 +629,9 @@ class Trainer:
                 self.stop_training = True
                 break
             train.on_epoch_end()
-            logs = self._compiled_metrics.result()
-            if val is not None and math.isfinite(logs["loss"]) and (epoch + 1) % validation_freq == 0:
+            # a train_step of the user's own: its last logs are the epoch's, as in Keras
+            logs = dict(running) if tape_step.overrides(self, "train_step") else self._compiled_metrics.result()
+            if val is not None and (epoch + 1) % validation_freq == 0:
                 vlogs = self._evaluate_batches(val, cblist)
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
             self._last_logs = logs
@@ -423,49 +644,72 @@ class Trainer:
         """Loss and metrics over arrays ``(x, y)`` in batches (see :meth:`_evaluate_batches`)."""
         return self._evaluate_batches(data_adapter.ArrayBatches(x, y, sample_weight, batch_size), callbacks)
 
-    def _evaluate_batches(self, batches, callbacks=None):
-        """Loss and metrics over prepared batches, calling ``callbacks``' test hooks (Keras's order)."""
+    def _evaluation_plan(self):
+        """What every evaluation batch shares: ``(fused, on_tape, penalty)``, worked out once per pass."""
+        if self._custom_loss():
+            return False, False, 0.0
         fused = self._fuses_softmax()
         losses = self.loss.losses if isinstance(self.loss, multi_output.OutputLosses) else [self.loss]
         on_tape = not fused and any(l is not None and l.fuses_softmax for l in losses) and not self._fast_path()
+        # the weight penalties join the loss here too, as in Keras's compute_loss (fixed during evaluation)
+        return fused, on_tape, self.weight_penalty()
+
+    def _test_batch(self, xb, yb, swb, plan):
+        """Loss and metrics of one evaluation batch into the trackers."""
+        fused, on_tape, penalty = plan
+        if self._custom_loss():  # the model's own loss: its compute_loss (add_loss, ...) on the forward pass
+            out = self(xb, training=False)
+            total, per_output = tape_step.model_loss(self, xb, yb, out, swb, training=False)
+            out = [unwrap(o) for o in out] if isinstance(out, (list, tuple)) else unwrap(out)
+            self._update_metrics(float(np.sum(unwrap(total))), _count(xb), yb, out, swb, per_output)
+            return
+        if on_tape:
+            # a softmax output keeps its logits only on the tape: the cross-entropy is then
+            # computed from them, as in training (and in Keras)
+            with GradientTape():
+                out = self(xb, training=False)
+        else:
+            out = self._forward_any(xb, logits=fused)
+        if isinstance(self.loss, multi_output.OutputLosses):
+            per_output = [None if l is None else loss_value(l, t, o, swb)
+                          for l, t, o in zip(self.loss.losses, yb, out)]
+            loss = sum(w * v for w, v in zip(self.loss.weights, per_output) if v is not None) + penalty
+            out = [unwrap(o) for o in out]
+            self._compiled_metrics.update_state(loss, _count(xb), yb, out, swb, per_output)
+            return
+        if on_tape or not self.loss.has_gradient():
+            loss = loss_value(self.loss, yb, out, swb)
+            out = unwrap(out)
+        else:
+            loss = stack_step.loss_value_and_grad(self.loss, out, yb, fused, swb)[0]
+        loss = loss + penalty
+        out = stack_step.metric_output(out, fused)
+        self._compiled_metrics.update_state(loss, _count(xb), yb, out, swb)
+
+    def _evaluate_batches(self, batches, callbacks=None):
+        """Loss and metrics over prepared batches, calling ``callbacks``' test hooks (Keras's order)."""
+        custom = tape_step.overrides(self, "test_step")
+        plan = None if custom else self._evaluation_plan()
         self.reset_metrics()
         running_wanted = callbacks is not None and callbacks.wants("on_test_batch_end")
         self.stop_evaluating = False
         if callbacks is not None:
             callbacks.on_test_begin()
-        # the weight penalties join the loss here too, as in Keras's compute_loss (fixed during evaluation)
-        penalty = self.weight_penalty()
-        with self._threads(getattr(batches, "batch_size", 32)):
+        logs = {}
+        with self._threads(getattr(batches, "batch_size", 32)), training_context(False):
             for step, (xb, yb, swb) in enumerate(batches.epoch()):
                 if callbacks is not None:
                     callbacks.on_test_batch_begin(step)
-                if on_tape:
-                    # a softmax output keeps its logits only on the tape: the cross-entropy is then
-                    # computed from them, as in training (and in Keras)
-                    with GradientTape():
-                        out = self(xb, training=False)
+                if custom:
+                    logs = _float_logs(self.test_step(_pack(xb, yb, swb)), self, "test_step")
                 else:
-                    out = self._forward_any(xb, logits=fused)
-                if isinstance(self.loss, multi_output.OutputLosses):
-                    per_output = [None if l is None else loss_value(l, t, o, swb)
-                                  for l, t, o in zip(self.loss.losses, yb, out)]
-                    loss = sum(w * v for w, v in zip(self.loss.weights, per_output) if v is not None) + penalty
-                    out = [unwrap(o) for o in out]
-                    self._compiled_metrics.update_state(loss, _count(xb), yb, out, swb, per_output)
-                else:
-                    if on_tape or not self.loss.has_gradient():
-                        loss = loss_value(self.loss, yb, out, swb)
-                        out = unwrap(out)
-                    else:
-                        loss = stack_step.loss_value_and_grad(self.loss, out, yb, fused, swb)[0]
-                    loss = loss + penalty
-                    out = stack_step.metric_output(out, fused)
-                    self._compiled_metrics.update_state(loss, _count(xb), yb, out, swb)
+                    self._test_batch(xb, yb, swb, plan)
                 if running_wanted:
-                    callbacks.on_test_batch_end(step, self._compiled_metrics.result())
+                    callbacks.on_test_batch_end(step, logs if custom else self._compiled_metrics.result())
                 if self.stop_evaluating:
                     break
-        logs = self._compiled_metrics.result()
+        if not custom:
+            logs = self._compiled_metrics.result()
         if callbacks is not None:
             callbacks.on_test_end(logs)
         return logs
@@ -491,7 +735,7 @@ class Trainer:
             _refuse_unsupported(self, "evaluate", steps=steps)
             batch_size = checks.check_batch_size(batch_size, self)
             x, y = self._prepare(x, y)
-            sw = self._sample_weights(y, sample_weight, None, "evaluate")
+            sw = self._sample_weights(y, sample_weight, None, "evaluate", _count(x))
             x, y, sw, put = data_adapter.to_device_once(x, y, sw)
             batches = data_adapter.ArrayBatches(x, y, sw, batch_size, put=put)
             n_steps = batches.steps
@@ -503,7 +747,7 @@ class Trainer:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         if return_dict:
             return logs
-        return logs["loss"] if len(logs) == 1 else [logs[k] for k in self.metrics_names]
+        return _logs_as_list(logs, self)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Model outputs for ``x``, computed in batches (default 32); shape ``(N, *output_shape[1:])``.
@@ -517,8 +761,9 @@ class Trainer:
         else:
             _refuse_unsupported(self, "predict", steps=steps)
             batch_size = checks.check_batch_size(batch_size, self)
-            x = self._as_inputs(x)
-            self._ensure_built_for(x)
+            x = self._standardize_inputs(x)
+            with training_context(False):  # building runs the model once, as inference
+                self._ensure_built_for(x)
             x, _, _, put = data_adapter.to_device_once(x)
             batches = data_adapter.ArrayBatches(x, None, None, batch_size, put=put)
         placement.place_weights(self)
@@ -527,7 +772,8 @@ class Trainer:
         cblist.on_predict_begin()
         outs = []
         with self._threads(batch_size or 32), _gpu_memory_errors(f"{self.describe()}.predict with "
-                                                                 f"batch_size={batch_size or 32}"):
+                                                                 f"batch_size={batch_size or 32}"), \
+                training_context(False):
             for step, (xb, _, _) in enumerate(batches.epoch()):
                 cblist.on_predict_batch_begin(step)
                 outs.append(_to_host(self._forward_any(xb)))  # predict returns NumPy, as Keras does
@@ -548,7 +794,7 @@ class Trainer:
         return CallbackList(list(callbacks or []), self, params)
 
     def predict_on_batch(self, x):
-        x = self._as_inputs(x)
+        x = self._standardize_inputs(x)
         return self.predict(x, batch_size=_count(x))
 
 
@@ -588,6 +834,61 @@ class Trainer:
 
         with placement.weights_on_host(self):
             export_model(self, filepath, format=format)
+
+
+def _pack(x, y=None, sample_weight=None):
+    """A batch as Keras 3 hands it to ``train_step``: ``x`` alone (a list of inputs as ``(x,)``)
+    when there are no targets, else ``(x, y)`` or ``(x, y, sample_weight)``."""
+    if y is None and sample_weight is None:
+        return (x,) if isinstance(x, list) else x
+    if sample_weight is None:
+        return (x, y)
+    return (x, y, sample_weight)
+
+
+def _unpack(data):
+    """``(x, y, sample_weight)`` from a batch packed as :func:`_pack` packs it (Keras's
+    ``unpack_x_y_sample_weight``)."""
+    if isinstance(data, list):
+        data = tuple(data)
+    if not isinstance(data, tuple):
+        return data, None, None
+    if len(data) == 1:
+        return data[0], None, None
+    if len(data) == 2:
+        return data[0], data[1], None
+    if len(data) == 3:
+        return data
+    raise ValueError(f"a batch must be x, (x,), (x, y) or (x, y, sample_weight); got a tuple of {len(data)}")
+
+
+def _float_logs(logs, model, what):
+    """A step's logs as ``{name: float}``: tensors and arrays become floats, and a value that is
+    itself a dict (Keras's ``compile_metrics``) is merged in, as Keras flattens it."""
+    if not isinstance(logs, dict):
+        raise TypeError(f"{model.describe()}.{what} must return a dict {{name: value}}; got {type(logs).__name__}")
+    out = {}
+    for key, value in logs.items():
+        if isinstance(value, dict):
+            out.update(_float_logs(value, model, what))
+            continue
+        value = backend.to_host(unwrap(value))
+        try:
+            out[key] = float(np.asarray(value))
+        except (TypeError, ValueError):
+            raise TypeError(f"{model.describe()}.{what}: the log '{key}' must be a number; got {value!r}") from None
+    return out
+
+
+def _logs_as_list(logs, model):
+    """evaluate/train_on_batch's return value: the loss alone, or the values in ``metrics_names`` order
+    (a custom step's logs in their own order)."""
+    if len(logs) == 1:
+        return next(iter(logs.values()))
+    names = model.metrics_names
+    if set(names) == set(logs):
+        return [logs[k] for k in names]
+    return list(logs.values())
 
 
 def _to_host(out):
