@@ -11,8 +11,8 @@ import numpy as np
 
 from .. import backend
 from ..backend import epsilon, floatx, get_array_module, is_device_array
-from .tape import record
-from .tensor import Tensor, unwrap
+from .tape import is_recording, record
+from .tensor import Tensor, Variable, unwrap
 
 
 def _xp(*xs):
@@ -588,6 +588,7 @@ def _install_arithmetic():
     }
     for name, op in operators.items():
         setattr(Tensor, name, op)
+    Variable._recording = staticmethod(is_recording)  # NumPy takes a Variable as an array off the tape
 
 
 _install_arithmetic()

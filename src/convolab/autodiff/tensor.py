@@ -147,6 +147,9 @@ class Variable(Tensor):
     """
 
     __slots__ = ("name", "_trainable", "path")
+    #: whether a GradientTape is recording: autodiff.functions installs tape.is_recording here
+    #: (the tape imports this module, so this module cannot import the tape)
+    _recording = staticmethod(lambda: False)
 
     def __init__(self, value, name="variable", trainable=True, path=None):
         super().__init__(value)
@@ -211,9 +214,7 @@ class Variable(Tensor):
         # Outside a tape a Variable is its array, as Keras's converts for NumPy. On a tape, the
         # arithmetic an ndarray on the left sends here (arr * v) is recorded; anything else
         # would lose the gradient silently, so it is refused as on a Tensor.
-        from .tape import is_recording
-
-        if not is_recording():
+        if not Variable._recording():
             out = kwargs.get("out")
             if out is not None:
                 kwargs["out"] = tuple(unwrap(o) for o in out)
