@@ -6,6 +6,7 @@ import pytest
 
 from convolab import keras
 from convolab.saving import schema
+from convolab.saving._common import plain
 from convolab.saving.errors import ModelFileError
 from support.differential import check_spec
 
@@ -123,7 +124,7 @@ def test_conv2d_config_from_before_dilation_and_groups_still_loads():
     cfg = {"name": "c", "trainable": True, "dtype": "float32", "filters": 2, "kernel_size": [3, 3],
            "strides": [1, 1], "padding": "valid", "use_bias": True, "activation": "relu"}
     assert schema.LAYER_SCHEMAS["Conv2D"](cfg, "layer") == cfg
-    assert L.Conv2D(**cfg).get_config()["dilation_rate"] == [1, 1]
+    assert L.Conv2D(**cfg).get_config()["dilation_rate"] == (1, 1)  # a tuple, as Keras gives it
 
 
 @pytest.mark.parametrize("cls,extra", [("DepthwiseConv2D", {"groups": 2}), ("DepthwiseConv2D", {"filters": 3}),
@@ -131,14 +132,14 @@ def test_conv2d_config_from_before_dilation_and_groups_still_loads():
 def test_schema_refuses_keys_a_layer_does_not_have(cls, extra):
     layer = {"DepthwiseConv2D": L.DepthwiseConv2D(3), "SeparableConv2D": L.SeparableConv2D(2, 3),
              "Conv2D": L.Conv2D(2, 3)}[cls]
-    cfg = layer.get_config()
+    cfg = plain(layer.get_config())  # as a file holds it: JSON lists for Keras's tuples
     assert schema.LAYER_SCHEMAS[cls](cfg, "layer") == cfg
     with pytest.raises(ModelFileError, match=r"layer: unknown key\(s\)"):
         schema.LAYER_SCHEMAS[cls]({**cfg, **extra}, "layer")
 
 
 def test_schema_checks_the_new_values():
-    cfg = L.SeparableConv2D(2, 3).get_config()
+    cfg = plain(L.SeparableConv2D(2, 3).get_config())
     with pytest.raises(ModelFileError, match=r"layer.depth_multiplier: expected an int in \[1, "):
         schema.LAYER_SCHEMAS["SeparableConv2D"]({**cfg, "depth_multiplier": 0}, "layer")
     with pytest.raises(ModelFileError, match=r"layer.dilation_rate"):

@@ -219,7 +219,7 @@ def test_rescaling_bad_arguments(kwargs, exc, match):
 @pytest.mark.parametrize("layer,extra", [
     (GlobalAveragePooling2D(name="a"), {"data_format": "channels_last", "keepdims": False}),
     (GlobalMaxPooling2D(keepdims=True, name="b"), {"data_format": "channels_last", "keepdims": True}),
-    (Reshape((-1, 2, 2), name="c"), {"target_shape": [-1, 2, 2]}),
+    (Reshape((-1, 2, 2), name="c"), {"target_shape": (-1, 2, 2)}),  # a tuple, as in Keras
     (Rescaling(1 / 255, name="d"), {"scale": 1 / 255, "offset": 0.0}),
     (Rescaling(2, offset=-1, name="e"), {"scale": 2.0, "offset": -1.0}),
 ], ids=lambda v: getattr(v, "name", ""))

@@ -71,6 +71,6 @@ class BaseConv(ActivatedLayer):
 
     def get_config(self):
         cfg = super().get_config()
-        cfg.update(kernel_size=list(self.kernel_size), strides=list(self.strides), padding=self.padding,
-                   dilation_rate=list(self.dilation_rate))
+        cfg.update(kernel_size=tuple(self.kernel_size), strides=tuple(self.strides), padding=self.padding,
+                   dilation_rate=tuple(self.dilation_rate))
         return cfg

@@ -109,8 +109,8 @@ class Conv1D(ActivatedLayer):
 
     def get_config(self):
         cfg = super().get_config()
-        cfg.update(filters=self.filters, kernel_size=list(self.kernel_size), strides=list(self.strides),
-                   padding=self.padding, dilation_rate=list(self.dilation_rate), groups=self.groups)
+        cfg.update(filters=self.filters, kernel_size=tuple(self.kernel_size), strides=tuple(self.strides),
+                   padding=self.padding, dilation_rate=tuple(self.dilation_rate), groups=self.groups)
         return cfg
 
 

@@ -89,7 +89,7 @@ class Conv2DTranspose(BaseConv):
     def get_config(self):
         cfg = super().get_config()
         cfg.update(filters=self.filters, output_padding=None if self.output_padding is None
-                   else list(self.output_padding))
+                   else tuple(self.output_padding))
         return cfg
 
 

@@ -71,7 +71,7 @@ class ZeroPadding2D(Layer):
 
     def get_config(self):
         cfg = super().get_config()
-        cfg.update(padding=[list(p) for p in self.padding], data_format=self.data_format)
+        cfg.update(padding=tuple(tuple(p) for p in self.padding), data_format=self.data_format)
         return cfg
 
 
@@ -122,5 +122,5 @@ class Cropping2D(Layer):
 
     def get_config(self):
         cfg = super().get_config()
-        cfg.update(cropping=[list(p) for p in self.cropping], data_format=self.data_format)
+        cfg.update(cropping=tuple(tuple(p) for p in self.cropping), data_format=self.data_format)
         return cfg

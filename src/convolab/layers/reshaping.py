@@ -61,7 +61,7 @@ class Reshape(Layer):
 
     def get_config(self):
         cfg = super().get_config()
-        cfg["target_shape"] = list(self.target_shape)
+        cfg["target_shape"] = tuple(self.target_shape)
         return cfg
 
 

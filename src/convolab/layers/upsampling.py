@@ -66,5 +66,5 @@ class UpSampling2D(Layer):
 
     def get_config(self):
         cfg = super().get_config()
-        cfg.update(size=list(self.size), data_format=self.data_format, interpolation=self.interpolation)
+        cfg.update(size=tuple(self.size), data_format=self.data_format, interpolation=self.interpolation)
         return cfg
