@@ -15,7 +15,7 @@ from ..autodiff.tensor import Tensor, unwrap
 from ..layers.base import Layer
 from ..utils.naming import shape_str, snake_case, unique_name
 from . import data_checks as checks
-from . import folding, functional
+from . import folding, functional, model_config
 from .trainer import Trainer, _take
 
 
@@ -30,6 +30,9 @@ class Model(Trainer, Layer):
     Subclassing: define layers in ``__init__`` (they are tracked as attributes) and the
     forward pass in ``call(self, inputs, training=None)``.
     """
+
+    #: read by saving.object_registry, which models use and so cannot import
+    _keras_model = True
 
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
         if (inputs is None) != (outputs is None):
@@ -285,7 +288,33 @@ class Model(Trainer, Layer):
         (print_fn or print)(format_functional_summary(self, line_length=line_length))
 
     def get_config(self):
+        """Keras 3's config: a functional model's layers and graph (:mod:`.model_config`); a
+        subclass's ``name`` and ``trainable`` (override it to add ``__init__``'s arguments)."""
+        if self._functional:
+            return model_config.functional_config(self)
         return {"name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """A new model (new weights) from :meth:`get_config`'s dict; ``custom_objects`` maps the
+        names of the user's classes in it to the classes."""
+        if isinstance(config, dict) and "layers" in config and "input_layers" in config:
+            return model_config.functional_from_config(cls if cls._is_functional_class() else Model, config,
+                                                       custom_objects)
+        from ..saving.object_registry import CustomObjectScope
+
+        with CustomObjectScope(custom_objects or {}):
+            return cls(**config)
+
+    @classmethod
+    def _is_functional_class(cls):
+        # a user's subclass that defines call() is built by its own __init__, never from a graph
+        return "call" not in {k for c in cls.__mro__ if c is not Model and issubclass(c, Model) for k in vars(c)}
+
+    def to_json(self, **kwargs):
+        """The model's architecture as Keras 3's JSON (``keras.models.model_from_json`` reads it);
+        ``kwargs`` go to ``json.dumps`` (``indent=2``)."""
+        return model_config.to_json(self, **kwargs)
 
 
 def _unique_variables(variables):
@@ -296,3 +325,6 @@ def _unique_variables(variables):
             seen.add(id(v.value))
             out.append(v)
     return out
+
+
+model_config.MODEL_CLASSES["Functional"] = Model

@@ -14,7 +14,7 @@ from ..layers.input_layer import InputLayer
 from ..layers.keras_tensor import KerasTensor
 from ..nn import threads
 from . import data_checks as checks
-from . import functional, parallel, placement, stack_step, thread_use
+from . import functional, model_config, parallel, placement, stack_step, thread_use
 from .model import Model
 from .summary import format_summary
 
@@ -324,9 +324,23 @@ class Sequential(Model):
         return x
 
     def get_config(self):
+        """Keras 3's config: name, trainable, dtype, the layers (an InputLayer first when the
+        input shape is known) and ``build_input_shape`` (:mod:`.model_config`)."""
+        return model_config.sequential_config(self)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """A new Sequential (new weights) from :meth:`get_config`'s dict."""
+        return model_config.sequential_from_config(cls, config, custom_objects)
+
+    def _stack_config(self):
+        """The architecture as a convolab ``.convolab`` file writes it (``saving/model_io.py``)."""
         return {
             "name": self.name,
             "dtype": self.dtype,
             "input_shape": None if self._input_shape is None else list(self._input_shape[1:]),
             "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in self.layers],
         }
+
+
+model_config.MODEL_CLASSES["Sequential"] = Sequential

@@ -174,7 +174,7 @@ def save_model(model, filepath, include_optimizer=True):
     tensors = {weight_name(i, key): arr for i, layer in enumerate(model.layers) for key, arr in layer.params.items()}
     doc = {"format_version": schema.FORMAT_VERSION, "kind": "model", "convolab_version": convolab_version(),
            # The model's dtype (what inputs are cast to) is part of the architecture.
-           "model": {"class_name": "Sequential", "config": plain({**model.get_config(), "dtype": model.dtype})},
+           "model": {"class_name": "Sequential", "config": plain({**model._stack_config(), "dtype": model.dtype})},
            "compile": None, "training_state": None}
     if model.compiled:
         doc["compile"] = plain(compile_config(model))

@@ -147,12 +147,11 @@ def custom_layer_class(key):
     user layers: a built-in name resolves through convolab's allow-list, never through here.
     """
     from ..layers.base import Layer
-    from ..models.model import Model
 
     if not isinstance(key, str):
         return None
     obj = get_registered_object(key)
-    if (inspect.isclass(obj) and issubclass(obj, Layer) and not issubclass(obj, Model)
+    if (inspect.isclass(obj) and issubclass(obj, Layer) and not getattr(obj, "_keras_model", False)
             and not obj.__module__.startswith("convolab.")):
         return obj
     return None
@@ -161,9 +160,9 @@ def custom_layer_class(key):
 def is_custom_layer(layer) -> bool:
     """Whether ``layer`` is an instance of a user's Layer subclass (not convolab's, not a model)."""
     from ..layers.base import Layer
-    from ..models.model import Model
 
-    return (isinstance(layer, Layer) and not isinstance(layer, Model)
+    # a model class says so (Model._keras_model): models sit above this registry, which they use
+    return (isinstance(layer, Layer) and not getattr(layer, "_keras_model", False)
             and not type(layer).__module__.startswith("convolab."))
 
 
