@@ -44,6 +44,7 @@ ALLOW = {
     ("autodiff/functions.py", "convert_to_numpy"): "returns NumPy by contract",
     ("autodiff/functions.py", "_concatenate_split"): "the CPU's op threads, taken only for NumPy inputs",
     ("autodiff/functions.py", "_split_contiguous"): "the CPU's op threads, taken only for NumPy inputs",
+    ("models/trainer.py", "_float_logs"): "a custom step's logs, already copied to the host, as floats",
     ("models/trainer.py", "predict"): "concatenates host results (predict returns NumPy)",
     ("models/tape_step.py", "tape_train_step"): "np.isfinite of a Python float",
     ("models/tape_step.py", "loss_on_tape"): "np.size of an array",

@@ -661,7 +661,7 @@ class Trainer:
             out = self(xb, training=False)
             total, per_output = tape_step.model_loss(self, xb, yb, out, swb, training=False)
             out = [unwrap(o) for o in out] if isinstance(out, (list, tuple)) else unwrap(out)
-            self._update_metrics(float(np.sum(unwrap(total))), _count(xb), yb, out, swb, per_output)
+            self._update_metrics(_total(total), _count(xb), yb, out, swb, per_output)
             return
         if on_tape:
             # a softmax output keeps its logits only on the tape: the cross-entropy is then
@@ -860,6 +860,12 @@ def _unpack(data):
     if len(data) == 3:
         return data
     raise ValueError(f"a batch must be x, (x,), (x, y) or (x, y, sample_weight); got a tuple of {len(data)}")
+
+
+def _total(loss):
+    """A loss (a tape tensor, an array of any rank on any device, or a float) summed to one float."""
+    loss = unwrap(loss)
+    return float(backend.get_array_module(loss).sum(loss)) if hasattr(loss, "shape") else float(loss)
 
 
 def _float_logs(logs, model, what):
