@@ -21,7 +21,8 @@ import os
 import numpy as np
 
 from . import _gpu
-from ._gpu import GPUOutOfMemoryError, GPUUnavailableError
+from ._gpu import GPUOutOfMemoryError as GPUOutOfMemoryError  # re-exported: backend.GPUOutOfMemoryError
+from ._gpu import GPUUnavailableError as GPUUnavailableError
 
 xp = np
 

@@ -77,7 +77,7 @@ def test_scheduler_training_equals_setting_the_rate_by_hand():
     by_hand.set_weights(scheduled.get_weights())
     scheduled.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0,
                   callbacks=[LearningRateScheduler(lambda epoch, lr: rates[epoch])])
-    for epoch, rate in enumerate(rates):
+    for rate in rates:
         by_hand.optimizer.learning_rate = rate
         by_hand.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
     for a, b in zip(scheduled.get_weights(), by_hand.get_weights()):

@@ -203,7 +203,7 @@ def test_keras_program_custom_training_loop():
     optimizer = keras.optimizers.Adam(learning_rate=0.02)
     seed = keras.random.SeedGenerator(1337)
     losses = []
-    for step in range(30):
+    for _ in range(30):
         idx = keras.random.randint((32,), 0, 128, seed=seed)
         with GradientTape() as tape:
             logits = model(x[idx], training=True)

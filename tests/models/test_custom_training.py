@@ -119,7 +119,7 @@ def test_train_step_override_as_the_guide_writes_it():
     hist = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
     assert set(hist.history) == {"loss", "mae"} and len(hist.history["loss"]) == 2
     maes = []
-    for epoch in range(2):
+    for _ in range(2):
         maes.append([])
         for i in range(0, 32, 16):
             maes[-1].append(np.mean(np.abs(x[i:i + 16] @ w + b - y[i:i + 16])))

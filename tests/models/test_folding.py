@@ -67,7 +67,7 @@ def test_training_and_recorded_passes_run_every_layer(monkeypatch):
     calls = []
     monkeypatch.setattr(folding, "folded_call", lambda *a: calls.append(a) or pytest.fail("folded"))
     model(x, training=True)
-    with keras.GradientTape() if hasattr(keras, "GradientTape") else _tape() as tape:
+    with keras.GradientTape() if hasattr(keras, "GradientTape") else _tape():
         model(x, training=False)
     model.compile(optimizer="adam", loss="mse")
     model.fit(x, np.zeros((4, 5), np.float32), epochs=1, verbose=0)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import inspect
 
 from ..saving import load_model as _load_model
-from ..saving import save_model as _save_model
 from ..saving.object_registry import (
     CustomObjectScope,
     custom_object_scope,

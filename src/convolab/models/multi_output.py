@@ -115,7 +115,7 @@ class OutputMetrics:
 
     def result(self):
         logs = {"loss": self.loss_tracker.result()}
-        for name, tracker, loss in zip(self.output_names, self.output_trackers, [True] * len(self.output_names)):
+        for name, tracker in zip(self.output_names, self.output_trackers):
             logs[f"{name}_loss"] = tracker.result()
         for name, cm in zip(self.output_names, self.per_output):
             for key, value in cm.result().items():

@@ -9,7 +9,7 @@ The lesson's ``from tfcv import *`` helpers keep their names::
     plot_convolution(x_train[:5], [[-1., 0., 1.], [-1., 0., 1.]], 'Vertical edge filter')
     plot_results(hist)
 """
-from ._base import DPI
+from ._base import DPI as DPI  # re-exported: convolab.plot.DPI
 from .convolution import plot_convolution
 from .data import display_dataset
 from .evaluation import confusion_matrix, plot_confusion_matrix, plot_misclassified
