@@ -3,6 +3,7 @@
 The extension is ``optional``: without a C compiler the install still succeeds and convolab
 runs on its NumPy code paths. All metadata lives in pyproject.toml.
 """
+
 import pathlib
 
 from setuptools import Extension, setup

@@ -6,6 +6,7 @@ Prints val_acc per epoch, to set beside convolab's run of examples/lesson.py on 
 subset (accuracy on 5,085 training images is far below the full set's, so compare the two
 systems with each other, never with published figures). Needs `pip install tensorflow-cpu`.
 """
+
 import argparse
 import os
 from pathlib import Path
@@ -29,17 +30,19 @@ def main():
     for seed in (int(s) for s in args.seeds.split(",")):
         keras.utils.set_random_seed(seed)
         L = keras.layers
-        model = keras.models.Sequential([
-            keras.Input(shape=(32, 32, 3)),
-            L.Conv2D(filters=6, kernel_size=5, strides=1, activation="relu"),
-            L.MaxPooling2D(pool_size=2, strides=2),
-            L.Conv2D(filters=16, kernel_size=5, strides=1, activation="relu"),
-            L.MaxPooling2D(pool_size=2, strides=2),
-            L.Flatten(),
-            L.Dense(120, activation="relu"),
-            L.Dense(84, activation="relu"),
-            L.Dense(10, activation="softmax"),
-        ])
+        model = keras.models.Sequential(
+            [
+                keras.Input(shape=(32, 32, 3)),
+                L.Conv2D(filters=6, kernel_size=5, strides=1, activation="relu"),
+                L.MaxPooling2D(pool_size=2, strides=2),
+                L.Conv2D(filters=16, kernel_size=5, strides=1, activation="relu"),
+                L.MaxPooling2D(pool_size=2, strides=2),
+                L.Flatten(),
+                L.Dense(120, activation="relu"),
+                L.Dense(84, activation="relu"),
+                L.Dense(10, activation="softmax"),
+            ]
+        )
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["acc"])
         hist = model.fit(x_train, y_train, validation_data=(x_test, y_test), epochs=10, verbose=0)
         print(f"keras seed {seed}: val_acc", [round(v, 4) for v in hist.history["val_acc"]])

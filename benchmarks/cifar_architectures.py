@@ -20,6 +20,7 @@ seconds the run took. A summary gives each framework's mean over the seeds. The 
 tenth of CIFAR-10, so compare the systems with each other, never with published CIFAR-10 figures.
 Keras comes from ``pip install tensorflow-cpu`` (not a convolab dependency).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,12 @@ DEFAULT_DATA = HERE.parents[1] / "shared" / "data"
 def load(data_dir):
     with np.load(Path(data_dir) / "cifar10_subset" / "cifar10_subset.npz", allow_pickle=False) as d:
         x_train, y_train, x_test, y_test = (d[k] for k in ("x_train", "y_train", "x_test", "y_test"))
-    return (x_train.astype(np.float32) / 255.0, y_train.astype(np.int64),
-            x_test.astype(np.float32) / 255.0, y_test.astype(np.int64))
+    return (
+        x_train.astype(np.float32) / 255.0,
+        y_train.astype(np.int64),
+        x_test.astype(np.float32) / 255.0,
+        y_test.astype(np.int64),
+    )
 
 
 def write_resnet(path, seed):
@@ -57,13 +62,19 @@ def build(keras, model_name, seed, resnet_file):
     keras.utils.set_random_seed(seed)
     L = keras.layers
     if model_name == "lenet":
-        model = keras.Sequential([
-            keras.Input(shape=(32, 32, 3)),
-            L.Conv2D(6, 5, activation="relu"), L.MaxPooling2D(2, 2),
-            L.Conv2D(16, 5, activation="relu"), L.MaxPooling2D(2, 2),
-            L.Flatten(), L.Dense(120, activation="relu"), L.Dense(84, activation="relu"),
-            L.Dense(10, activation="softmax"),
-        ])
+        model = keras.Sequential(
+            [
+                keras.Input(shape=(32, 32, 3)),
+                L.Conv2D(6, 5, activation="relu"),
+                L.MaxPooling2D(2, 2),
+                L.Conv2D(16, 5, activation="relu"),
+                L.MaxPooling2D(2, 2),
+                L.Flatten(),
+                L.Dense(120, activation="relu"),
+                L.Dense(84, activation="relu"),
+                L.Dense(10, activation="softmax"),
+            ]
+        )
     else:
         base = keras.models.load_model(resnet_file, compile=False)
         inputs = keras.Input(shape=(32, 32, 3))
@@ -86,12 +97,32 @@ def worker(framework, model_name, seed, epochs, batch_size, data_dir, resnet_fil
     if drop_at:  # the step schedule ResNets train with: the learning rate / 10 from epoch `drop_at` on
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch, lr: 1e-4 if epoch >= drop_at else 1e-3))
     t0 = time.perf_counter()
-    hist = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_data=(x_test, y_test),
-                     callbacks=callbacks, verbose=0)
+    hist = model.fit(
+        x_train,
+        y_train,
+        batch_size=batch_size,
+        epochs=epochs,
+        validation_data=(x_test, y_test),
+        callbacks=callbacks,
+        verbose=0,
+    )
     seconds = time.perf_counter() - t0
     val = [round(float(v), 4) for v in hist.history["val_acc"]]
-    print(json.dumps({"framework": framework, "model": model_name, "seed": seed, "epochs": epochs, "drop_at": drop_at,
-                      "batch_size": batch_size, "test_acc": val[-1], "val_acc": val, "seconds": round(seconds, 1)}))
+    print(
+        json.dumps(
+            {
+                "framework": framework,
+                "model": model_name,
+                "seed": seed,
+                "epochs": epochs,
+                "drop_at": drop_at,
+                "batch_size": batch_size,
+                "test_acc": val[-1],
+                "val_acc": val,
+                "seconds": round(seconds, 1),
+            }
+        )
+    )
 
 
 def main(argv=None):
@@ -100,8 +131,12 @@ def main(argv=None):
     ap.add_argument("--models", default="lenet,resnet20+aug")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--drop-at", type=int, default=15,
-                    help="from this epoch on (0-based) the learning rate is 1e-4 instead of 1e-3; 0: no drop")
+    ap.add_argument(
+        "--drop-at",
+        type=int,
+        default=15,
+        help="from this epoch on (0-based) the learning rate is 1e-4 instead of 1e-3; 0: no drop",
+    )
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--data-dir", default=str(DEFAULT_DATA))
     ap.add_argument("--json", help="write every run's result here")
@@ -119,19 +154,44 @@ def main(argv=None):
         write_resnet(resnet_file, seed)
         for m in args.models.split(","):
             for f in args.frameworks.split(","):
-                cmd = [sys.executable, __file__, "--worker", f, m, str(seed), "--epochs", str(args.epochs),
-                       "--drop-at", str(args.drop_at),
-                       "--batch-size", str(args.batch_size), "--data-dir", args.data_dir, "--resnet-file", resnet_file]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    f,
+                    m,
+                    str(seed),
+                    "--epochs",
+                    str(args.epochs),
+                    "--drop-at",
+                    str(args.drop_at),
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--data-dir",
+                    args.data_dir,
+                    "--resnet-file",
+                    resnet_file,
+                ]
                 proc = subprocess.run(cmd, capture_output=True, text=True)
                 lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
-                r = json.loads(lines[-1]) if lines else {"framework": f, "model": m, "seed": seed,
-                                                         "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+                r = (
+                    json.loads(lines[-1])
+                    if lines
+                    else {
+                        "framework": f,
+                        "model": m,
+                        "seed": seed,
+                        "error": (proc.stderr.strip().splitlines() or ["?"])[-1],
+                    }
+                )
                 print(json.dumps(r), flush=True)
                 results.append(r)
     print("\n| model | framework | seed | epochs | test accuracy | seconds |\n|---|---|---|---|---|---|")
     for r in results:
         acc = f"{100 * r['test_acc']:.1f}%" if "test_acc" in r else r.get("error", "?")[:60]
-        print(f"| {r['model']} | {r['framework']} | {r['seed']} | {r.get('epochs', '')} | {acc} | {r.get('seconds', '')} |")
+        print(
+            f"| {r['model']} | {r['framework']} | {r['seed']} | {r.get('epochs', '')} | {acc} | {r.get('seconds', '')} |"
+        )
     print("\n| model | framework | mean test accuracy | seeds |\n|---|---|---|---|")
     for m in args.models.split(","):
         for f in args.frameworks.split(","):

@@ -13,6 +13,7 @@ A second table times the two routes to a stride-1 input gradient on the fused ke
 best instruction set), 128 images: as a convolution of the padded ``dy`` with the flipped kernel,
 and as a 1x1 convolution (``dy @ W.T``) followed by col2im (``nn/conv.py``, ``_mostly_padding``).
 """
+
 from __future__ import annotations
 
 import time
@@ -82,8 +83,10 @@ def main():
                 if path != "im2col":
                     kernels.set_fused_isa(path)
                 try:
+
                     def fwd():
                         return conv._conv2d_forward_one(x, w, b, (s, s), pad, (1, 1), None)
+
                     y, cache = fwd()
                     dy = rng.standard_normal(y.shape).astype(np.float32)
                     flops = 2.0 * y.size * k * k * c

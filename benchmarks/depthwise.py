@@ -10,6 +10,7 @@ float64 (and float32 before the kernels) takes, with the im2col/col2im kernels o
 "C" the depthwise kernels. The step timing trains the whole model for one epoch of 256 random
 images at batch 32 with either path. A shared machine inflates both sides: read the ratios.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,10 @@ def median_ms(fn, repeat):
 
 def op_table(repeat, batch=32):
     rng = np.random.default_rng(0)
-    print(f"{'shape (N,H,W,C) stride':28s} {'fwd ref':>9s} {'fwd C':>8s} {'ratio':>6s} "
-          f"{'bwd ref':>9s} {'bwd C':>8s} {'ratio':>6s}   (ms, median of {repeat})")
+    print(
+        f"{'shape (N,H,W,C) stride':28s} {'fwd ref':>9s} {'fwd C':>8s} {'ratio':>6s} "
+        f"{'bwd ref':>9s} {'bwd C':>8s} {'ratio':>6s}   (ms, median of {repeat})"
+    )
     for h, w, c, s in SHAPES:
         x = rng.standard_normal((batch, h, w, c)).astype(np.float32)
         k = (rng.standard_normal((3, 3, c, 1)) / 3).astype(np.float32)
@@ -51,8 +54,10 @@ def op_table(repeat, batch=32):
         f_c = median_ms(lambda: depthwise_conv.depthwise_conv2d_forward(x, k, *args), repeat)
         b_ref = median_ms(lambda: depthwise_conv.depthwise_conv2d_backward(dy, ref_cache), repeat)
         b_c = median_ms(lambda: depthwise_conv.depthwise_conv2d_backward(dy, c_cache), repeat)
-        print(f"{str((batch, h, w, c)) + ' s' + str(s):28s} {f_ref:9.2f} {f_c:8.2f} {f_ref / f_c:5.1f}x "
-              f"{b_ref:9.2f} {b_c:8.2f} {b_ref / b_c:5.1f}x")
+        print(
+            f"{str((batch, h, w, c)) + ' s' + str(s):28s} {f_ref:9.2f} {f_c:8.2f} {f_ref / f_c:5.1f}x "
+            f"{b_ref:9.2f} {b_c:8.2f} {b_ref / b_c:5.1f}x"
+        )
 
 
 def step_times(repeat, images=256, batch=32):
@@ -84,8 +89,10 @@ def main():
     op_table(args.repeat)
     if args.step:
         r = step_times(args.step_repeat)
-        print(f"MobileNet fit, 256 images at batch 32 (median of {args.step_repeat}): "
-              f"all kernels off {r['reference']:.2f} s, on {r['C']:.2f} s")
+        print(
+            f"MobileNet fit, 256 images at batch 32 (median of {args.step_repeat}): "
+            f"all kernels off {r['reference']:.2f} s, on {r['C']:.2f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ much: 1x for N = 2, approaching 2x for many ranks. That factor is the textbook o
 MPI picks for a given size is its own choice. Run on a quiet machine: anything else loading the
 cores makes the seconds meaningless.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,15 +46,32 @@ def worker(samples, batch, epochs):
     model = zoo.build("multi", input_shape=(28, 28, 1), optimizer=opt)
     timer = EpochTimer()
     t0 = time.perf_counter()
-    model.fit(xs, ys, batch_size=batch, epochs=epochs + 1, verbose=0,
-              callbacks=[hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback(), timer])
+    model.fit(
+        xs,
+        ys,
+        batch_size=batch,
+        epochs=epochs + 1,
+        verbose=0,
+        callbacks=[hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback(), timer],
+    )
     wall = time.perf_counter() - t0
     if hvd.rank() == 0:
         params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-        print(json.dumps({"processes": hvd.size(), "samples": len(xs) * hvd.size(), "batch": batch,
-                          "epoch_s": float(np.median(timer.seconds[1:])), "wall_s": wall,
-                          "params": params, "buffer_bytes": int(opt.gradient_reducer._buffer.nbytes),
-                          "steps": math.ceil(len(xs) / batch)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "processes": hvd.size(),
+                    "samples": len(xs) * hvd.size(),
+                    "batch": batch,
+                    "epoch_s": float(np.median(timer.seconds[1:])),
+                    "wall_s": wall,
+                    "params": params,
+                    "buffer_bytes": int(opt.gradient_reducer._buffer.nbytes),
+                    "steps": math.ceil(len(xs) / batch),
+                }
+            ),
+            flush=True,
+        )
 
 
 def run_one(n, samples, batch, epochs):
@@ -62,13 +80,32 @@ def run_one(n, samples, batch, epochs):
 
     mpiexec = find_mpiexec()
     if mpiexec is None:
-        raise SystemExit('benchmarks/distributed.py needs mpiexec; install it with: pip install "convolab[distributed]"')
+        raise SystemExit(
+            'benchmarks/distributed.py needs mpiexec; install it with: pip install "convolab[distributed]"'
+        )
     env = rank_env(n)
     if n == 1:  # one process keeps every core, as on one machine without MPI
         for var in ("CONVOLAB_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env.pop(var, None)
-    proc = subprocess.run([mpiexec, "-n", str(n), sys.executable, __file__, "--worker", "--samples", str(samples),
-                           "--batch", str(batch), "--epochs", str(epochs)], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            mpiexec,
+            "-n",
+            str(n),
+            sys.executable,
+            __file__,
+            "--worker",
+            "--samples",
+            str(samples),
+            "--batch",
+            str(batch),
+            "--epochs",
+            str(epochs),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"{n} processes failed (exit {proc.returncode}); expected exit 0:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -76,14 +113,20 @@ def run_one(n, samples, batch, epochs):
 
 def table(rows):
     base = rows[0]["epoch_s"]
-    lines = [f"Two-conv CNN (`multi`, {rows[0]['params']:,} trainable parameters), {rows[0]['samples']:,} random "
-             f"28x28x1 images per epoch, batch {rows[0]['batch']} per rank", "",
-             "| processes | s/epoch | speed-up | steps/epoch per rank | allreduce buffer | sent per rank per step "
-             "(2(N-1)/N x buffer) |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"Two-conv CNN (`multi`, {rows[0]['params']:,} trainable parameters), {rows[0]['samples']:,} random "
+        f"28x28x1 images per epoch, batch {rows[0]['batch']} per rank",
+        "",
+        "| processes | s/epoch | speed-up | steps/epoch per rank | allreduce buffer | sent per rank per step "
+        "(2(N-1)/N x buffer) |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         n, buf = r["processes"], r["buffer_bytes"]
-        lines.append(f"| {n} | {r['epoch_s']:.3f} | {base / r['epoch_s']:.2f}x | {r['steps']} | {buf:,} B "
-                     f"| {round(2 * (n - 1) / n * buf):,} B |")
+        lines.append(
+            f"| {n} | {r['epoch_s']:.3f} | {base / r['epoch_s']:.2f}x | {r['steps']} | {buf:,} B "
+            f"| {round(2 * (n - 1) / n * buf):,} B |"
+        )
     return "\n".join(lines)
 
 

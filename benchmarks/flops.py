@@ -12,6 +12,7 @@ im2col + BLAS path can reach), and the CPU's FMA throughput (``fma_peak.c``, com
 system's C compiler, run on every core at once: what any code can reach). The percentages are
 of the FMA ceiling where it could be measured, else of sgemm's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,7 @@ def sgemm_peak(threads, n=2048, repeat=5):
     with threadpool_limits(threads, "blas"):
         a @ a
         best = min(_timed(lambda: a @ a) for _ in range(repeat))
-    return 2.0 * n ** 3 / best / 1e9
+    return 2.0 * n**3 / best / 1e9
 
 
 def fma_ceiling():
@@ -124,7 +125,9 @@ def main(argv=None):
             row = [m, str(b), f"{gflop:.1f}"]
             for f in frameworks:
                 r = next((r for r in results if r["model"] == m and r["batch"] == b and r["framework"] == f), None)
-                row.append("n/a" if r is None else f"{gflop / r['epoch_s']:.0f} ({100 * gflop / r['epoch_s'] / peak:.0f}%)")
+                row.append(
+                    "n/a" if r is None else f"{gflop / r['epoch_s']:.0f} ({100 * gflop / r['epoch_s'] / peak:.0f}%)"
+                )
             print("| " + " | ".join(row) + " |")
     return 0
 

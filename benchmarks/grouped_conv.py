@@ -14,6 +14,7 @@ the same sizes) and Keras (TensorFlow's backend, ``layer(x)`` and a GradientTape
 they import; otherwise their columns say "missing". On a shared machine read the ratios, not the
 times.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,13 @@ import numpy as np
 from convolab.nn import grouped_conv_fast
 
 #: (H, W, C, filters, kernel, groups): ConvMixer-256/9's depthwise layer, then 3x3 layers with 4 and 8 groups
-SHAPES = [(32, 32, 256, 256, 9, 256), (32, 32, 64, 64, 3, 4), (32, 32, 64, 64, 3, 8), (32, 32, 256, 256, 3, 8),
-          (16, 16, 128, 256, 3, 4)]
+SHAPES = [
+    (32, 32, 256, 256, 9, 256),
+    (32, 32, 64, 64, 3, 4),
+    (32, 32, 64, 64, 3, 8),
+    (32, 32, 256, 256, 3, 8),
+    (16, 16, 128, 256, 3, 4),
+]
 
 
 def median_ms(fn, repeat):
@@ -101,9 +107,11 @@ def _cell(times, i):
 
 def op_table(batch, repeat):
     rng = np.random.default_rng(0)
-    print(f"{'(N, H, W, C) F k groups':32s} {'fwd ref':>8s} {'fwd fast':>8s} {'ratio':>6s} {'bwd ref':>8s} "
-          f"{'bwd fast':>8s} {'ratio':>6s} {'torch f':>8s} {'torch b':>8s} {'keras f':>8s} {'keras b':>8s}"
-          f"   (ms, median of {repeat})")
+    print(
+        f"{'(N, H, W, C) F k groups':32s} {'fwd ref':>8s} {'fwd fast':>8s} {'ratio':>6s} {'bwd ref':>8s} "
+        f"{'bwd fast':>8s} {'ratio':>6s} {'torch f':>8s} {'torch b':>8s} {'keras f':>8s} {'keras b':>8s}"
+        f"   (ms, median of {repeat})"
+    )
     for h, wd, c, f, k, groups in SHAPES:
         x = rng.standard_normal((batch, h, wd, c)).astype(np.float32)
         w = (rng.standard_normal((k, k, c // groups, f)) / np.sqrt(k * k * c // groups)).astype(np.float32)
@@ -115,13 +123,16 @@ def op_table(batch, repeat):
             raise SystemExit(f"the paths disagree on {(batch, h, wd, c)} groups={groups}: relative error {err:.1e}")
         tt, kt = torch_times(x, w, b, groups, repeat), keras_times(x, w, b, groups, repeat)
         name = f"{(batch, h, wd, c)} {f} {k}x{k} g{groups}"
-        print(f"{name:32s} {f_ref:8.1f} {f_fast:8.1f} {f_ref / f_fast:5.1f}x {b_ref:8.1f} {b_fast:8.1f} "
-              f"{b_ref / b_fast:5.1f}x {_cell(tt, 0)} {_cell(tt, 1)} {_cell(kt, 0)} {_cell(kt, 1)}")
+        print(
+            f"{name:32s} {f_ref:8.1f} {f_fast:8.1f} {f_ref / f_fast:5.1f}x {b_ref:8.1f} {b_fast:8.1f} "
+            f"{b_ref / b_fast:5.1f}x {_cell(tt, 0)} {_cell(tt, 1)} {_cell(kt, 0)} {_cell(kt, 1)}"
+        )
 
 
 def convmixer(dim=64, depth=2, kernel_size=5, patch_size=2, classes=10):
     """A small ConvMixer (Trockman and Kolter) with Conv2D(groups=dim) as its depthwise layer."""
     from convolab import keras
+
     layers = keras.layers
     inputs = keras.Input((32, 32, 3))
     x = layers.Conv2D(dim, patch_size, strides=patch_size, activation="relu")(inputs)
@@ -137,6 +148,7 @@ def convmixer(dim=64, depth=2, kernel_size=5, patch_size=2, classes=10):
 
 def step_times(repeat, images=256, batch=32):
     from convolab import keras
+
     rng = np.random.default_rng(0)
     x = rng.random((images, 32, 32, 3)).astype(np.float32)
     y = rng.integers(0, 10, images)
@@ -164,8 +176,10 @@ def main():
     op_table(args.batch, args.repeat)
     if args.step:
         r = step_times(args.step_repeat)
-        print(f"ConvMixer-64/2 (5x5) fit, 256 images at batch 32 (median of {args.step_repeat}): "
-              f"reference {r['reference']:.2f} s, fast {r['fast']:.2f} s")
+        print(
+            f"ConvMixer-64/2 (5x5) fit, 256 images at batch 32 (median of {args.step_repeat}): "
+            f"reference {r['reference']:.2f} s, fast {r['fast']:.2f} s"
+        )
 
 
 if __name__ == "__main__":

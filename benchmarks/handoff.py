@@ -9,6 +9,7 @@ and how many hand-offs of each kind a ResNet-20 training step makes (batch 32, 2
 
     python benchmarks/handoff.py
 """
+
 from __future__ import annotations
 
 import time
@@ -39,8 +40,10 @@ def main(calls=10000):
     y = np.empty_like(x)
     one = min(_per_call(lambda: kernels.relu_fwd_f32(x, y, threads=1), calls) for _ in range(3))
     two = min(_per_call(lambda: kernels.relu_fwd_f32(x, y, threads=2), calls) for _ in range(3))
-    print(f"a kernel call on 64 floats: {one * 1e6:.2f} us on 1 thread, {two * 1e6:.2f} us split over 2 of the "
-          f"kernels' threads: {(two - one) * 1e6:.2f} us a hand-off (best of 3 means of {calls:,})")
+    print(
+        f"a kernel call on 64 floats: {one * 1e6:.2f} us on 1 thread, {two * 1e6:.2f} us split over 2 of the "
+        f"kernels' threads: {(two - one) * 1e6:.2f} us a hand-off (best of 3 means of {calls:,})"
+    )
     count_per_step()
 
 
@@ -67,8 +70,10 @@ def count_per_step(steps=8, batch=32):
         threads.run = real_run
     from convolab.models import parallel
 
-    print(f"ResNet-20, batch {batch}, {parallel.default_num_threads()} threads: {jobs / steps:.0f} kernel "
-          f"calls split over the kernels' threads and {len(python_runs) / steps:.0f} splits on Python threads a step")
+    print(
+        f"ResNet-20, batch {batch}, {parallel.default_num_threads()} threads: {jobs / steps:.0f} kernel "
+        f"calls split over the kernels' threads and {len(python_runs) / steps:.0f} splits on Python threads a step"
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ Predictions are compared in inference mode (moving statistics, no dropout) as ``
 over the batch. The table gives parameter counts (convolab / Keras) and the three differences.
 Exit status 1 if any difference exceeds 1e-4 or any file fails to load.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,17 +48,20 @@ def _two_heads(cl):
     keras = cl.keras
     inputs = keras.Input((12, 12, 3), name="image")
     x = keras.layers.Conv2D(8, 3, padding="same", name="conv")(inputs)
-    x = keras.layers.BatchNormalization(name="bn", gamma_regularizer=keras.regularizers.L2(1e-3),
-                                        beta_constraint=keras.constraints.MaxNorm(2.0))(x)
+    x = keras.layers.BatchNormalization(
+        name="bn", gamma_regularizer=keras.regularizers.L2(1e-3), beta_constraint=keras.constraints.MaxNorm(2.0)
+    )(x)
     x = keras.layers.ReLU(name="relu")(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     digit = keras.layers.Dense(5, activation="softmax", name="digit")(x)
     parity = keras.layers.Dense(1, activation="sigmoid", name="parity")(x)
     model = keras.Model(inputs, [digit, parity], name="heads")
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss={"digit": "sparse_categorical_crossentropy", "parity": keras.losses.BinaryCrossentropy()},
-                  loss_weights={"digit": 1.0, "parity": 0.5},
-                  metrics={"digit": ["acc"], "parity": [keras.metrics.BinaryAccuracy()]})
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss={"digit": "sparse_categorical_crossentropy", "parity": keras.losses.BinaryCrossentropy()},
+        loss_weights={"digit": 1.0, "parity": 0.5},
+        metrics={"digit": ["acc"], "parity": [keras.metrics.BinaryAccuracy()]},
+    )
     return model
 
 
@@ -67,8 +71,7 @@ def build_convolab(cl, name):
         return _two_heads(cl)
     model = cl.zoo.get(name)
     if not model.compiled:
-        model.compile(optimizer=cl.keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                      metrics=["acc"])
+        model.compile(optimizer=cl.keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["acc"])
     return model
 
 
@@ -79,8 +82,7 @@ def data_for(model, rng, n=2 * BATCH):
     ys = []
     for out in outputs:
         width = out[-1]
-        ys.append(rng.integers(0, 2, n).astype(np.float32).reshape(n, 1) if width == 1
-                  else rng.integers(0, width, n))
+        ys.append(rng.integers(0, 2, n).astype(np.float32).reshape(n, 1) if width == 1 else rng.integers(0, width, n))
     return x, ys if len(ys) > 1 else ys[0]
 
 
@@ -182,8 +184,10 @@ def main(argv=None):
     import convolab as cl
     import convolab.zoo  # noqa: F401
 
-    print(f"convolab {cl.__version__} from {os.path.dirname(cl.__file__)}; Keras {keras.__version__} "
-          f"({keras.backend.backend()} backend)")
+    print(
+        f"convolab {cl.__version__} from {os.path.dirname(cl.__file__)}; Keras {keras.__version__} "
+        f"({keras.backend.backend()} backend)"
+    )
     rng = np.random.default_rng(0)
     cl.keras.utils.set_random_seed(0)
     keras.utils.set_random_seed(0)
@@ -196,13 +200,16 @@ def main(argv=None):
         return "-" if v is None else f"{v:.2e}"
 
     print()
-    print("| model | params convolab / Keras | convolab -> Keras .keras | Keras -> convolab .keras "
-          "| Keras -> convolab .weights.h5 |")
+    print(
+        "| model | params convolab / Keras | convolab -> Keras .keras | Keras -> convolab .keras "
+        "| Keras -> convolab .weights.h5 |"
+    )
     print("|---|---:|---:|---:|---:|")
     failed = []
     for r in rows:
-        print(f"| {r['model']} | {r['params']} | {cell(r['to_keras'])} | {cell(r['from_keras'])} "
-              f"| {cell(r['from_h5'])} |")
+        print(
+            f"| {r['model']} | {r['params']} | {cell(r['to_keras'])} | {cell(r['from_keras'])} | {cell(r['from_h5'])} |"
+        )
         diffs = [r[k] for k in ("to_keras", "from_keras", "from_h5")]
         if r["error"] or any(d is None or d > TOLERANCE for d in diffs):
             failed.append(r)

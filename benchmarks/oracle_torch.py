@@ -33,6 +33,7 @@ its input to the floatx of the moment it was created, ignoring ``keras.Input(dty
 layers' dtype, so float64 layers alone would see their data rounded to float32 (relative error
 about 1e-8; the data here is float32-exact, so that rounding would go unseen).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,6 +53,7 @@ TOL = {"float64": 1e-10, "float32": 1e-4}
 # ("maxpool" | "avgpool", pool_size, strides, padding), ("dense", units, activation),
 # ("flatten",), ("act", name) (keras.layers.Activation), ("relu",) (keras.layers.ReLU),
 # ("softmax",) (keras.layers.Softmax).
+
 
 def C(filters, kernel, strides=1, padding="valid", act=None, bias=True):
     return ("conv", filters, _pair(kernel), _pair(strides), padding, act, bias)
@@ -113,12 +115,19 @@ CASES = [
     ("conv(2,3) s(1,2) same", (7, 8, 2), 2, [C(4, (2, 3), strides=(1, 2), padding="same")]),
     # Conv2D stacks: the input gradient of the second conv (col2im) is exercised
     ("conv relu -> conv same tanh", (8, 8, 3), 2, [C(6, 3, act="relu"), C(5, 3, padding="same", act="tanh")]),
-    ("conv s2 same -> conv2x2 s(1,2) valid", (9, 9, 2), 3,
-     [C(5, 3, strides=2, padding="same", act="relu"), C(4, 2, strides=(1, 2))]),
-    ("conv same -> conv(5,3) same s2 -> dense", (10, 10, 2), 2,
-     [C(6, 3, padding="same", act="sigmoid"), C(4, (5, 3), strides=2, padding="same"), FL, D(3)]),
-    ("conv -> conv 250 taps -> conv 40 filters", (14, 14, 3), 2,
-     [C(10, 3, act="relu"), C(8, 5, act="relu"), C(40, 3)]),
+    (
+        "conv s2 same -> conv2x2 s(1,2) valid",
+        (9, 9, 2),
+        3,
+        [C(5, 3, strides=2, padding="same", act="relu"), C(4, 2, strides=(1, 2))],
+    ),
+    (
+        "conv same -> conv(5,3) same s2 -> dense",
+        (10, 10, 2),
+        2,
+        [C(6, 3, padding="same", act="sigmoid"), C(4, (5, 3), strides=2, padding="same"), FL, D(3)],
+    ),
+    ("conv -> conv 250 taps -> conv 40 filters", (14, 14, 3), 2, [C(10, 3, act="relu"), C(8, 5, act="relu"), C(40, 3)]),
     # MaxPooling2D
     ("maxpool 2 valid", (8, 8, 2), 2, [C(4, 3, act="relu"), MP(), FL, D(3)]),
     ("maxpool 2 valid (ragged)", (9, 9, 2), 2, [C(4, 2, act="relu"), MP(), FL, D(3)]),
@@ -142,23 +151,42 @@ CASES = [
     ("dense sigmoid -> tanh", (4, 5, 2), 4, [FL, D(8, "sigmoid"), D(4, "tanh")]),
     ("dense relu -> softmax", (4, 4, 3), 3, [FL, D(16, "relu"), D(5, "softmax")]),
     ("conv softmax over channels", (6, 6, 2), 2, [C(5, 3, act="softmax")]),
-    ("activation layers", (8, 8, 2), 2,
-     [C(4, 3), RELU, C(3, 3, padding="same"), A("sigmoid"), A("tanh"), FL, D(5), SOFTMAX]),
+    (
+        "activation layers",
+        (8, 8, 2),
+        2,
+        [C(4, 3), RELU, C(3, 3, padding="same"), A("sigmoid"), A("tanh"), FL, D(5), SOFTMAX],
+    ),
     ("softmax layer on 4-D", (6, 6, 3), 2, [C(4, 3, act="tanh"), SOFTMAX]),
     # batch sizes and the lesson's models
     ("batch 1", (8, 8, 3), 1, [C(4, 3, act="relu"), MP(), FL, D(4, "tanh")]),
     ("batch 8", (8, 8, 3), 8, [C(4, 3, strides=2, padding="same", act="relu"), AP(2, padding="same"), FL, D(4)]),
-    ("lenet-like", (20, 20, 3), 4,
-     [C(6, 5, act="relu"), MP(2, 2), C(16, 5, act="relu"), MP(2, 2), FL, D(20, "relu"), D(12, "relu"), D(10)]),
-    ("multi-like (10 ch, 5x5)", (20, 20, 1), 3,
-     [C(10, 5, act="relu"), MP(), C(20, 5, act="relu"), MP(), FL, D(10)]),
-    ("mixed deep", (12, 12, 2), 3,
-     [C(6, 3, padding="same", act="relu"), AP(2, padding="same"), C(8, (3, 2), strides=(1, 2), act="sigmoid"),
-      MP(3, 2, padding="same"), FL, D(7, "tanh"), D(4, "softmax")]),
+    (
+        "lenet-like",
+        (20, 20, 3),
+        4,
+        [C(6, 5, act="relu"), MP(2, 2), C(16, 5, act="relu"), MP(2, 2), FL, D(20, "relu"), D(12, "relu"), D(10)],
+    ),
+    ("multi-like (10 ch, 5x5)", (20, 20, 1), 3, [C(10, 5, act="relu"), MP(), C(20, 5, act="relu"), MP(), FL, D(10)]),
+    (
+        "mixed deep",
+        (12, 12, 2),
+        3,
+        [
+            C(6, 3, padding="same", act="relu"),
+            AP(2, padding="same"),
+            C(8, (3, 2), strides=(1, 2), act="sigmoid"),
+            MP(3, 2, padding="same"),
+            FL,
+            D(7, "tanh"),
+            D(4, "softmax"),
+        ],
+    ),
 ]
 
 
 # -- shared data --------------------------------------------------------------------------------
+
 
 def f32exact(a):
     """float64 values that float32 represents exactly, so both convolab runs start from the same numbers."""
@@ -210,6 +238,7 @@ def shapes_and_weights(case, rng):
 
 # -- convolab (Keras-style API only) ------------------------------------------------------------
 
+
 def convolab_layer(keras, spec, dtype):
     L = keras.layers
     kind = spec[0]
@@ -259,6 +288,7 @@ def run_convolab(case, x, y, weights, dtype):
 
 
 # -- PyTorch float64, written independently -------------------------------------------------------
+
 
 def torch_modules():
     import torch
@@ -310,8 +340,14 @@ def torch_activation(name):
     from torch import nn
 
     _, _, _, ChannelSoftmax = torch_modules()
-    return {None: None, "linear": None, "relu": nn.ReLU(), "sigmoid": nn.Sigmoid(), "tanh": nn.Tanh(),
-            "softmax": ChannelSoftmax()}[name]
+    return {
+        None: None,
+        "linear": None,
+        "relu": nn.ReLU(),
+        "sigmoid": nn.Sigmoid(),
+        "tanh": nn.Tanh(),
+        "softmax": ChannelSoftmax(),
+    }[name]
 
 
 def build_torch(case, weights):
@@ -387,6 +423,7 @@ def run_torch(case, x, y, weights):
 
 # -- comparison -----------------------------------------------------------------------------------
 
+
 def rel_err(a, b):
     """Norm-wise relative error ``max|a - b| / max|b|`` (absolute where ``b`` is all zeros)."""
     if a.shape != b.shape:
@@ -419,8 +456,13 @@ def check_case(case, seed):
         if len(grads) != len(ref_grads):
             errs["gradient count"] = math.inf
         worst = max(errs, key=errs.get)
-        row[dtype] = {"max_rel_err": errs[worst], "worst": worst, "errors": errs,
-                      "pass": errs[worst] < TOL[dtype], "ckernels": used}
+        row[dtype] = {
+            "max_rel_err": errs[worst],
+            "worst": worst,
+            "errors": errs,
+            "pass": errs[worst] < TOL[dtype],
+            "ckernels": used,
+        }
     row["pass"] = row["float64"]["pass"] and row["float32"]["pass"]
     return row
 
@@ -466,11 +508,15 @@ def main(argv=None):
     worst32 = max((r["float32"]["max_rel_err"] for r in rows), default=0.0)
     reached = sorted({k for r in rows for k in r["float32"]["ckernels"]})
     print()
-    print(f"{len(rows) - len(failed)}/{len(rows)} cases pass against torch {torch.__version__} float64 "
-          f"(thresholds {TOL['float64']:g} float64, {TOL['float32']:g} float32); worst {worst64:.1e} float64, "
-          f"{worst32:.1e} float32; {elapsed:.1f} s")
-    print(f"compiled kernels reached by the float32 runs: {', '.join(reached) if reached else 'none'}"
-          + ("" if kernels.available() else " (not built: the float32 runs took the NumPy path)"))
+    print(
+        f"{len(rows) - len(failed)}/{len(rows)} cases pass against torch {torch.__version__} float64 "
+        f"(thresholds {TOL['float64']:g} float64, {TOL['float32']:g} float32); worst {worst64:.1e} float64, "
+        f"{worst32:.1e} float32; {elapsed:.1f} s"
+    )
+    print(
+        f"compiled kernels reached by the float32 runs: {', '.join(reached) if reached else 'none'}"
+        + ("" if kernels.available() else " (not built: the float32 runs took the NumPy path)")
+    )
     if failed:
         print("FAILED: " + "; ".join(failed))
     if args.json:

@@ -8,6 +8,7 @@ A step that frees more than glibc's trim threshold hands that memory back to the
 faults it in again on the next step (see ``convolab/allocator.py``). Reports the minor page
 faults, the system time and the wall time per step of the second epoch (the first warms up).
 """
+
 from __future__ import annotations
 
 import argparse

@@ -3,6 +3,7 @@
 Optional: each builder imports its framework lazily and the benchmark skips a peer that is
 not installed (``pip install torch==2.13.0``; ``pip install tensorflow-cpu``).
 """
+
 from __future__ import annotations
 
 import time
@@ -19,12 +20,31 @@ def torch_model(name, input_shape):
     if name == "simple":
         body = [nn.Conv2d(c, 9, 5), nn.ReLU(), nn.Flatten(), nn.Linear(9 * (h - 4) * (w - 4), 10)]
     elif name == "multi":
-        body = [nn.Conv2d(c, 10, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(10, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Flatten(), nn.Linear(20 * ((h - 4) // 2 - 4) // 2 * (((w - 4) // 2 - 4) // 2), 10)]
+        body = [
+            nn.Conv2d(c, 10, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(10, 20, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(20 * ((h - 4) // 2 - 4) // 2 * (((w - 4) // 2 - 4) // 2), 10),
+        ]
     else:
-        body = [nn.Conv2d(c, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-                nn.Flatten(), nn.Linear(16 * (((h - 4) // 2 - 4) // 2) * (((w - 4) // 2 - 4) // 2), 120), nn.ReLU(),
-                nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10)]
+        body = [
+            nn.Conv2d(c, 6, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(16 * (((h - 4) // 2 - 4) // 2) * (((w - 4) // 2 - 4) // 2), 120),
+            nn.ReLU(),
+            nn.Linear(120, 84),
+            nn.ReLU(),
+            nn.Linear(84, 10),
+        ]
     return nn.Sequential(*body)
 
 
@@ -74,11 +94,24 @@ def lesson_layers(L, name):
     if name == "simple":
         return [L.Conv2D(9, (5, 5), activation="relu"), L.Flatten(), L.Dense(10)]
     if name == "multi":
-        return [L.Conv2D(10, (5, 5), activation="relu"), L.MaxPooling2D(), L.Conv2D(20, (5, 5), activation="relu"),
-                L.MaxPooling2D(), L.Flatten(), L.Dense(10)]
-    return [L.Conv2D(6, 5, activation="relu"), L.MaxPooling2D(2, 2), L.Conv2D(16, 5, activation="relu"),
-            L.MaxPooling2D(2, 2), L.Flatten(), L.Dense(120, activation="relu"), L.Dense(84, activation="relu"),
-            L.Dense(10)]
+        return [
+            L.Conv2D(10, (5, 5), activation="relu"),
+            L.MaxPooling2D(),
+            L.Conv2D(20, (5, 5), activation="relu"),
+            L.MaxPooling2D(),
+            L.Flatten(),
+            L.Dense(10),
+        ]
+    return [
+        L.Conv2D(6, 5, activation="relu"),
+        L.MaxPooling2D(2, 2),
+        L.Conv2D(16, 5, activation="relu"),
+        L.MaxPooling2D(2, 2),
+        L.Flatten(),
+        L.Dense(120, activation="relu"),
+        L.Dense(84, activation="relu"),
+        L.Dense(10),
+    ]
 
 
 def keras_style_model(keras, name, input_shape):

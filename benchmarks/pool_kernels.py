@@ -6,6 +6,7 @@ Prints the best and median of 30 calls of ``ops.pool.max_pool_forward`` (the com
 float32) per batch shape. The figures in ``_ckernels.c``'s comments on ``maxpool2x2_fwd8`` come
 from this script. Run on a quiet machine.
 """
+
 from __future__ import annotations
 
 import time
@@ -15,8 +16,12 @@ import numpy as np
 from convolab.nn import pool
 
 #: (name, shape): a batch of 128, NHWC
-SHAPES = [("LeNet pool 1", (128, 28, 28, 6)), ("LeNet pool 2", (128, 10, 10, 16)),
-          ("32 channels", (128, 32, 32, 32)), ("VGG 64 channels", (128, 16, 16, 64))]
+SHAPES = [
+    ("LeNet pool 1", (128, 28, 28, 6)),
+    ("LeNet pool 2", (128, 10, 10, 16)),
+    ("32 channels", (128, 32, 32, 32)),
+    ("VGG 64 channels", (128, 16, 16, 64)),
+]
 
 
 def main(calls=30):

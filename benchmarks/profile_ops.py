@@ -6,6 +6,7 @@ on several threads the timers would add up the threads' time). "conv GEMM/fused 
 conv time not spent in a separate im2col/col2im: BLAS products, or the fused C kernels
 that do im2col and the product in one pass.
 """
+
 from __future__ import annotations
 
 import time
@@ -78,8 +79,10 @@ def profile_all():
     out = []
     for name in ("simple", "multi", "lenet"):
         total, parts = profile_model(name)
-        out.append(f"{name}: {total / 300 * 1e6:.0f} us per batch of 32, mean of 300 "
-                   "(a ReLU forward runs in place inside its layer and counts under 'everything else')")
+        out.append(
+            f"{name}: {total / 300 * 1e6:.0f} us per batch of 32, mean of 300 "
+            "(a ReLU forward runs in place inside its layer and counts under 'everything else')"
+        )
         for k, v in sorted(parts.items(), key=lambda kv: -kv[1]):
             out.append(f"  {k:24s} {v / 300 * 1e6:7.0f} us  {100 * v / total:5.1f}%")
     return "\n".join(out)

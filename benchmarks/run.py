@@ -28,6 +28,7 @@ the GPU before timing; Keras/TensorFlow is left out. Each timing ends after the 
 finished (PyTorch: ``torch.cuda.synchronize``; convolab's fit and predict return host values). Run on a quiet machine:
 anything else loading the cores makes every figure meaningless.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -142,10 +143,22 @@ def worker(framework, name, batch, samples, infer, input_shape, repeat=1, device
         torch_predict(model, xi_[:1024], 128)  # warm-up, as for the others
         pred = float(np.median([torch_predict(model, xi_, 128) for _ in range(repeat)]))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"framework": framework, "model": name, "batch": batch, "samples": samples, "repeat": repeat,
-                      "device": device,
-                      "train_s": train, "epoch_s": train * EPOCH_SIZE[name] / samples,
-                      "infer_img_s": infer / pred, "peak_mb": peak_mb}))
+    print(
+        json.dumps(
+            {
+                "framework": framework,
+                "model": name,
+                "batch": batch,
+                "samples": samples,
+                "repeat": repeat,
+                "device": device,
+                "train_s": train,
+                "epoch_s": train * EPOCH_SIZE[name] / samples,
+                "infer_img_s": infer / pred,
+                "peak_mb": peak_mb,
+            }
+        )
+    )
 
 
 def _median_time(fn, repeat):
@@ -157,10 +170,23 @@ def _median_time(fn, repeat):
     return float(np.median(times))
 
 
-def run_one(framework, name, batch, samples, infer, input_shape=None, timeout=1800, repeat=1, device="cpu",
-            keras_file=None):
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, name, str(batch), str(samples), str(infer),
-           "--repeat", str(repeat), "--device", device]
+def run_one(
+    framework, name, batch, samples, infer, input_shape=None, timeout=1800, repeat=1, device="cpu", keras_file=None
+):
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        framework,
+        name,
+        str(batch),
+        str(samples),
+        str(infer),
+        "--repeat",
+        str(repeat),
+        "--device",
+        device,
+    ]
     if keras_file:
         cmd += ["--keras-file", keras_file]
     if input_shape:
@@ -216,17 +242,26 @@ def main(argv=None):
     ap.add_argument("--batch-sizes", default="32,128")
     ap.add_argument("--samples", type=int, default=0, help="training images timed (default: a full epoch)")
     ap.add_argument("--infer", type=int, default=50000, help="images for the inference timing")
-    ap.add_argument("--repeat", type=int, default=3, help="timed epochs (and inference passes) per run; "
-                    "the median is reported (default 3)")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="timed epochs (and inference passes) per run; the median is reported (default 3)",
+    )
     ap.add_argument("--json")
     ap.add_argument("--markdown")
     ap.add_argument("--scaling", action="store_true", help="convolab epoch time against batch size and image size")
     ap.add_argument("--profile", action="store_true", help="per-op profile of convolab's training step")
-    ap.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
-                    help="gpu: convolab on CuPy against PyTorch eager on CUDA (Keras left out)")
+    ap.add_argument(
+        "--device",
+        choices=("cpu", "gpu"),
+        default="cpu",
+        help="gpu: convolab on CuPy against PyTorch eager on CUDA (Keras left out)",
+    )
     ap.add_argument("--timeout", type=int, default=1800, help="seconds allowed to each run")
-    ap.add_argument("--worker", nargs=5, metavar=("FRAMEWORK", "MODEL", "BATCH", "SAMPLES", "INFER"),
-                    help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--worker", nargs=5, metavar=("FRAMEWORK", "MODEL", "BATCH", "SAMPLES", "INFER"), help=argparse.SUPPRESS
+    )
     ap.add_argument("--input-shape", help=argparse.SUPPRESS)
     ap.add_argument("--keras-file", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -267,8 +302,17 @@ def main(argv=None):
                 if not available(f):
                     results.append({"framework": f, "model": m, "batch": b, "error": "not installed"})
                     continue
-                r = run_one(f, m, b, samples, args.infer, repeat=args.repeat, device=args.device,
-                            timeout=args.timeout, keras_file=keras_files.get(m))
+                r = run_one(
+                    f,
+                    m,
+                    b,
+                    samples,
+                    args.infer,
+                    repeat=args.repeat,
+                    device=args.device,
+                    timeout=args.timeout,
+                    keras_file=keras_files.get(m),
+                )
                 print(json.dumps(r), file=sys.stderr, flush=True)
                 results.append(r)
     text = table(results, models, batches, frameworks)

@@ -1,12 +1,17 @@
 """How convolab's epoch time grows with batch size and image size (the two-conv model)."""
+
 from __future__ import annotations
 
 SUBSET = 8192  # images timed per point; the table scales to a 60,000-image epoch
 
 
 def scaling_tables(run_one):
-    lines = ["Two-conv CNN, seconds per 60,000-image epoch (timed on 8,192 images and scaled)", "",
-             "| batch size | s/epoch |", "|---|---|"]
+    lines = [
+        "Two-conv CNN, seconds per 60,000-image epoch (timed on 8,192 images and scaled)",
+        "",
+        "| batch size | s/epoch |",
+        "|---|---|",
+    ]
     for b in (8, 16, 32, 64, 128, 256, 512):
         r = run_one("convolab", "multi", b, SUBSET, 1024)
         lines.append(f"| {b} | {r['epoch_s']:.2f} |" if "epoch_s" in r else f"| {b} | {r.get('error')} |")

@@ -13,6 +13,7 @@ convolab, counts the moving mean and variance as non-trainable weights. So the t
 convolab's *trainable* count with PyTorch's parameters, and convolab's non-trainable count with
 PyTorch's running_mean + running_var buffers. Exit status 1 if any pair differs.
 """
+
 from __future__ import annotations
 
 import sys
@@ -44,8 +45,10 @@ def torch_counts(model):
 
 
 def main():
-    print(f"{'model':<21}{'convolab total':>15}{'trainable':>11}{'non-train':>11}"
-          f"{'torch params':>14}{'BN buffers':>12}  match")
+    print(
+        f"{'model':<21}{'convolab total':>15}{'trainable':>11}{'non-train':>11}"
+        f"{'torch params':>14}{'BN buffers':>12}  match"
+    )
     ok = True
     for name, ours, theirs in PAIRS:
         model = ours()
@@ -54,10 +57,14 @@ def main():
         params, stats = torch_counts(theirs())
         same = trainable == params and total - trainable == stats
         ok &= same
-        print(f"{name:<21}{total:>15,}{trainable:>11,}{total - trainable:>11,}{params:>14,}{stats:>12,}  "
-              f"{'yes' if same else 'NO'}")
-    print("(torch params = trainable parameters; BatchNorm running mean/var are buffers in PyTorch, "
-          "non-trainable weights in Keras/convolab)")
+        print(
+            f"{name:<21}{total:>15,}{trainable:>11,}{total - trainable:>11,}{params:>14,}{stats:>12,}  "
+            f"{'yes' if same else 'NO'}"
+        )
+    print(
+        "(torch params = trainable parameters; BatchNorm running mean/var are buffers in PyTorch, "
+        "non-trainable weights in Keras/convolab)"
+    )
     return 0 if ok else 1
 
 

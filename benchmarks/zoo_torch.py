@@ -5,6 +5,7 @@ for a depthwise conv, ``bias=False`` where convolab's has no bias), for 32x32x3 
 classes. Used by ``zoo_params.py`` (parameter counts) and ``run.py`` (speed); PyTorch is not a
 convolab dependency (``pip install torch==2.13.0``, the CPU build).
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,16 +24,23 @@ def torch_vgg(widths=(32, 64, 128), convs=2, size=32, classes=10):
             cin = w
         layers.append(nn.MaxPool2d(2))
         size //= 2
-    layers += [nn.Flatten(), nn.Linear(cin * size * size, 128), nn.BatchNorm1d(128), nn.ReLU(), nn.Dropout(0.3),
-               nn.Linear(128, classes)]
+    layers += [
+        nn.Flatten(),
+        nn.Linear(cin * size * size, 128),
+        nn.BatchNorm1d(128),
+        nn.ReLU(),
+        nn.Dropout(0.3),
+        nn.Linear(128, classes),
+    ]
     return nn.Sequential(*layers)
 
 
 class BasicBlock(nn.Module):
     def __init__(self, cin, cout, stride):
         super().__init__()
-        self.body = nn.Sequential(*conv_bn_relu(cin, cout, 3, stride), nn.Conv2d(cout, cout, 3, padding=1),
-                                  nn.BatchNorm2d(cout))
+        self.body = nn.Sequential(
+            *conv_bn_relu(cin, cout, 3, stride), nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout)
+        )
         # option B: a 1x1 projection (no BN) where the shape changes, as Keras's CIFAR-10 example
         self.shortcut = nn.Conv2d(cin, cout, 1, stride=stride) if stride != 1 or cin != cout else nn.Identity()
 
@@ -76,8 +84,14 @@ def torch_mobilenet(alpha=1.0, blocks=((64, 1), (128, 2), (128, 1), (256, 2), (2
     layers = [nn.Conv2d(3, cin, 3, padding=1, bias=False), nn.BatchNorm2d(cin), nn.ReLU6()]
     for filters, stride in blocks:
         cout = int(filters * alpha)
-        layers += [nn.Conv2d(cin, cin, 3, stride=stride, padding=1, groups=cin, bias=False), nn.BatchNorm2d(cin),
-                   nn.ReLU6(), nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU6()]
+        layers += [
+            nn.Conv2d(cin, cin, 3, stride=stride, padding=1, groups=cin, bias=False),
+            nn.BatchNorm2d(cin),
+            nn.ReLU6(),
+            nn.Conv2d(cin, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU6(),
+        ]
         cin = cout
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(1e-3), nn.Linear(cin, classes))
 

@@ -15,6 +15,7 @@ Data: MNIST's four original IDX files in DATA_DIR/mnist, and DATA_DIR/cifar10_su
 cifar10_subset.npz (a genuine subset of CIFAR-10: 5,085 training and 1,017 test images; accuracy on
 it is lower than on the full set). DATA_DIR defaults to ../shared/data next to the repository.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,21 +37,37 @@ except ImportError:  # running from a checkout without installing
 
 from convolab import keras, zoo
 from convolab.callbacks import EpochTimer
-from convolab.plot import (display_dataset, plot_confusion_matrix, plot_convolution, plot_feature_maps,
-                           plot_filters, plot_misclassified, plot_results)
+from convolab.plot import (
+    display_dataset,
+    plot_confusion_matrix,
+    plot_convolution,
+    plot_feature_maps,
+    plot_filters,
+    plot_misclassified,
+    plot_results,
+)
 
 CIFAR_CLASSES = zoo.CLASS_NAMES["cifar10"]
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data",
-                   help="folder with mnist/ and cifar10_subset/ (default ../shared/data)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=REPO.parent / "shared" / "data",
+        help="folder with mnist/ and cifar10_subset/ (default ../shared/data)",
+    )
     p.add_argument("--out", type=Path, default=REPO / "docs" / "figures", help="figure folder (default docs/figures)")
-    p.add_argument("--epochs-scale", type=float, default=1.0,
-                   help="multiply every epoch count (5, 5, 10) by this, at least 1 epoch (default 1)")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: 2,000 MNIST and 1,000 CIFAR training images, 1 epoch each")
+    p.add_argument(
+        "--epochs-scale",
+        type=float,
+        default=1.0,
+        help="multiply every epoch count (5, 5, 10) by this, at least 1 epoch (default 1)",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: 2,000 MNIST and 1,000 CIFAR training images, 1 epoch each"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     args = p.parse_args(argv)
     if not args.epochs_scale > 0:
@@ -86,9 +103,16 @@ def main(argv=None):
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    results = {"convolab": convolab.__version__, "numpy": np.__version__, "python": platform.python_version(),
-               "machine": platform.machine(), "quick": args.quick, "epochs_scale": args.epochs_scale,
-               "seed": args.seed, "models": {}}
+    results = {
+        "convolab": convolab.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "quick": args.quick,
+        "epochs_scale": args.epochs_scale,
+        "seed": args.seed,
+        "models": {},
+    }
 
     def fig(name):
         print(f"  figure: {out / name}")
@@ -96,17 +120,26 @@ def main(argv=None):
 
     # --- MNIST, scaled to [0, 1] as the lesson does -----------------------------------------
     (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data(
-        data_dir=args.data_dir / "mnist", download=False)
+        data_dir=args.data_dir / "mnist", download=False
+    )
     if args.quick:
         x_train, y_train, x_test, y_test = x_train[:2000], y_train[:2000], x_test[:500], y_test[:500]
     x_train = x_train.astype(np.float32) / 255.0
     x_test = x_test.astype(np.float32) / 255.0
 
     # 1. Convolutional filters on MNIST digits
-    plot_convolution(x_train[:5], [[-1., 0., 1.], [-1., 0., 1.], [-1., 0., 1.]], "Vertical edge filter",
-                     save=fig("01_vertical_edge_filter.png"))
-    plot_convolution(x_train[:5], [[-1., -1., -1.], [0., 0., 0.], [1., 1., 1.]], "Horizontal edge filter",
-                     save=fig("02_horizontal_edge_filter.png"))
+    plot_convolution(
+        x_train[:5],
+        [[-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]],
+        "Vertical edge filter",
+        save=fig("01_vertical_edge_filter.png"),
+    )
+    plot_convolution(
+        x_train[:5],
+        [[-1.0, -1.0, -1.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]],
+        "Horizontal edge filter",
+        save=fig("02_horizontal_edge_filter.png"),
+    )
 
     # 2. One convolutional layer: 9 filters 5x5, Flatten, Dense(10)
     x_train_c = np.expand_dims(x_train, 3)
@@ -145,8 +178,10 @@ def main(argv=None):
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nresults: {out / 'results.json'}")
     for name, r in results["models"].items():
-        print(f"  {name:10s} val_acc {r['val_acc'][-1]:.4f} after {r['epochs']} epoch(s), "
-              f"{sum(r['seconds_per_epoch']) / len(r['seconds_per_epoch']):.1f} s/epoch")
+        print(
+            f"  {name:10s} val_acc {r['val_acc'][-1]:.4f} after {r['epochs']} epoch(s), "
+            f"{sum(r['seconds_per_epoch']) / len(r['seconds_per_epoch']):.1f} s/epoch"
+        )
     print(f"total {results['total_seconds']} s")
     return 0
 

@@ -5,6 +5,7 @@ convolab.saving, ...); checks of the project as a whole (README, import graph) s
 Helpers that several test files share (reference implementations, gradient checks, fixtures that
 write files) live in ``tests/support/``, never in a test module another test imports.
 """
+
 import pathlib
 import sys
 

@@ -5,42 +5,90 @@ shape queries must be on the explicit allow-list below, with the reason it is no
 on the device path (CPU-only kernels' buffers, host-side checks of user input, host results).
 A new ``np.exp(...)`` in an op fails here: write ``xp = get_array_module(x)`` and ``xp.exp``.
 """
+
 import ast
 import pathlib
 
 import convolab
 
 ROOT = pathlib.Path(convolab.__file__).parent
-HOT = sorted({*ROOT.glob("nn/*.py"), *ROOT.glob("layers/*.py"), *ROOT.glob("optimizers/*.py"),
-              *ROOT.glob("autodiff/*.py"), *ROOT.glob("metrics/*.py"), ROOT / "losses.py", ROOT / "activations.py",
-              ROOT / "regularizers.py", ROOT / "models/stack_step.py", ROOT / "models/sequential.py",
-              ROOT / "models/tape_step.py", ROOT / "models/data_adapter.py", ROOT / "models/trainer.py"})
+HOT = sorted(
+    {
+        *ROOT.glob("nn/*.py"),
+        *ROOT.glob("layers/*.py"),
+        *ROOT.glob("optimizers/*.py"),
+        *ROOT.glob("autodiff/*.py"),
+        *ROOT.glob("metrics/*.py"),
+        ROOT / "losses.py",
+        ROOT / "activations.py",
+        ROOT / "regularizers.py",
+        ROOT / "models/stack_step.py",
+        ROOT / "models/sequential.py",
+        ROOT / "models/tape_step.py",
+        ROOT / "models/data_adapter.py",
+        ROOT / "models/trainer.py",
+    }
+)
 #: augmentation's resampling runs on the host by design (layers/augmentation/base.py)
 HOST_ONLY = {"nn/affine.py", "nn/resize.py", "nn/color.py", "nn/flip.py"}
 #: dtype names, type checks and shape queries: not array math
-SAFE = {"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "intp", "bool_", "dtype",
-        "ndarray", "integer", "floating", "number", "generic", "inf", "pi", "e", "newaxis", "shape", "ndim",
-        "errstate", "random", "lib"}
+SAFE = {
+    "float16",
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "intp",
+    "bool_",
+    "dtype",
+    "ndarray",
+    "integer",
+    "floating",
+    "number",
+    "generic",
+    "inf",
+    "pi",
+    "e",
+    "newaxis",
+    "shape",
+    "ndim",
+    "errstate",
+    "random",
+    "lib",
+}
 CPU_KERNEL = "the compiled C kernels' NumPy buffers (taken only for NumPy inputs)"
 CPU_FALLBACK = "the NumPy-only window code (strided views), taken only for NumPy inputs"
 HOST_CHECK = "checks and conversions of user input on the host, before data moves"
 ALLOW = {
-    ("nn/conv.py", "_padded_columns"): CPU_KERNEL, ("nn/conv.py", "_fused_forward"): CPU_KERNEL,
-    ("nn/conv.py", "_conv2d_backward_fused"): CPU_KERNEL, ("nn/conv.py", "_input_gradient_stride1"): CPU_KERNEL,
+    ("nn/conv.py", "_padded_columns"): CPU_KERNEL,
+    ("nn/conv.py", "_fused_forward"): CPU_KERNEL,
+    ("nn/conv.py", "_conv2d_backward_fused"): CPU_KERNEL,
+    ("nn/conv.py", "_input_gradient_stride1"): CPU_KERNEL,
     ("nn/batchnorm.py", "_forward_kernels"): CPU_KERNEL,
-    ("nn/batchnorm.py", "_backward_kernels"): CPU_KERNEL, ("nn/batchnorm.py", "_inference_kernels"): CPU_KERNEL,
-    ("nn/depthwise_conv.py", "_forward_c"): CPU_KERNEL, ("nn/depthwise_conv.py", "_backward_c"): CPU_KERNEL,
-    ("nn/activations.py", "_relu_kernel"): CPU_KERNEL, ("nn/activations.py", "relu_backward"): CPU_KERNEL,
-    ("nn/pool.py", "_windows"): CPU_FALLBACK, ("nn/pool.py", "_scatter_windows"): CPU_FALLBACK,
-    ("nn/pool.py", "max_pool_backward"): CPU_FALLBACK, ("nn/pool.py", "_window_counts"): CPU_FALLBACK,
+    ("nn/batchnorm.py", "_backward_kernels"): CPU_KERNEL,
+    ("nn/batchnorm.py", "_inference_kernels"): CPU_KERNEL,
+    ("nn/depthwise_conv.py", "_forward_c"): CPU_KERNEL,
+    ("nn/depthwise_conv.py", "_backward_c"): CPU_KERNEL,
+    ("nn/activations.py", "_relu_kernel"): CPU_KERNEL,
+    ("nn/activations.py", "relu_backward"): CPU_KERNEL,
+    ("nn/pool.py", "_windows"): CPU_FALLBACK,
+    ("nn/pool.py", "_scatter_windows"): CPU_FALLBACK,
+    ("nn/pool.py", "max_pool_backward"): CPU_FALLBACK,
+    ("nn/pool.py", "_window_counts"): CPU_FALLBACK,
     ("nn/pool.py", "avg_pool_backward"): CPU_FALLBACK,
     ("layers/base.py", "_add_param"): "weights are born on the host (models/placement.py moves them)",
     ("layers/base.py", "add_weight"): "weights are born on the host (models/placement.py moves them)",
-    ("layers/base.py", "set_weights"): HOST_CHECK, ("losses.py", "_as_prediction"): HOST_CHECK,
-    ("losses.py", "check_sample_weight"): HOST_CHECK, ("losses.py", "prepare_targets"): HOST_CHECK,
+    ("layers/base.py", "set_weights"): HOST_CHECK,
+    ("losses.py", "_as_prediction"): HOST_CHECK,
+    ("losses.py", "check_sample_weight"): HOST_CHECK,
+    ("losses.py", "prepare_targets"): HOST_CHECK,
     ("losses.py", "squeeze_or_expand_to_same_rank"): "NumPy's functions dispatch CuPy arrays to CuPy (NEP 18)",
     ("losses.py", "_call_on_tape"): "np.prod of a shape tuple",
-    ("activations.py", "_as_float"): HOST_CHECK, ("autodiff/tensor.py", "__init__"): HOST_CHECK,
+    ("activations.py", "_as_float"): HOST_CHECK,
+    ("autodiff/tensor.py", "__init__"): HOST_CHECK,
     ("autodiff/functions.py", "convert_to_numpy"): "returns NumPy by contract",
     ("autodiff/functions.py", "_concatenate_split"): "the CPU's op threads, taken only for NumPy inputs",
     ("autodiff/functions.py", "_split_contiguous"): "the CPU's op threads, taken only for NumPy inputs",
@@ -86,8 +134,11 @@ def _uses():
 
 
 def test_hot_path_calls_numpy_only_where_allowed():
-    bad = [f"{rel}:{line} {fn}() uses np.{attr}" for rel, fn, attr, line in _uses()
-           if (rel, fn) not in ALLOW and (rel, "*") not in ALLOW]
+    bad = [
+        f"{rel}:{line} {fn}() uses np.{attr}"
+        for rel, fn, attr, line in _uses()
+        if (rel, fn) not in ALLOW and (rel, "*") not in ALLOW
+    ]
     assert not bad, "NumPy array math on the hot path (use backend.get_array_module):\n" + "\n".join(bad)
 
 

@@ -31,6 +31,7 @@ convolab's) upwards; ``--edges`` adds each module's imports::
 
     python tests/test_import_graph.py --print [--edges]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -212,13 +213,16 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 
 def test_function_level_and_relative_imports_are_edges(tmp_path):
-    _write(tmp_path, {
-        "pkg/__init__.py": "",
-        "pkg/a.py": "def f():\n    from .sub import b\n    return b\n",
-        "pkg/sub/__init__.py": "",
-        "pkg/sub/b.py": "def g():\n    from ..a import f\n    import pkg.c\n",
-        "pkg/c.py": "import os\nfrom pkg.sub import b as bb\n",
-    })
+    _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "",
+            "pkg/a.py": "def f():\n    from .sub import b\n    return b\n",
+            "pkg/sub/__init__.py": "",
+            "pkg/sub/b.py": "def g():\n    from ..a import f\n    import pkg.c\n",
+            "pkg/c.py": "import os\nfrom pkg.sub import b as bb\n",
+        },
+    )
     graph = import_graph(tmp_path, "pkg")
     assert graph["pkg.a"] == {"pkg.sub.b"}
     assert graph["pkg.sub.b"] == {"pkg.a", "pkg.c"}
@@ -228,11 +232,14 @@ def test_function_level_and_relative_imports_are_edges(tmp_path):
 
 def test_a_name_from_the_own_package_init_is_a_cycle(tmp_path):
     """``from . import Dense`` reaches the ``__init__``, which imports the module back."""
-    _write(tmp_path, {
-        "pkg/__init__.py": "from .dense import Dense\nfrom .conv import Conv\n",
-        "pkg/dense.py": "class Dense: pass\n",
-        "pkg/conv.py": "def f():\n    from . import Dense\n",
-    })
+    _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from .dense import Dense\nfrom .conv import Conv\n",
+            "pkg/dense.py": "class Dense: pass\n",
+            "pkg/conv.py": "def f():\n    from . import Dense\n",
+        },
+    )
     graph = import_graph(tmp_path, "pkg")
     assert graph["pkg.conv"] == {"pkg"}
     assert cycles(graph) == [["pkg", "pkg.conv"]]
@@ -245,22 +252,24 @@ def test_convolab_has_no_import_cycle():
     graph = import_graph()
     assert len(graph) > 100, f"expected convolab's modules under {ROOT}; found {len(graph)}"
     found = cycles(graph)
-    assert not found, "import cycles among convolab's modules:\n" + "\n".join(
-        describe_cycle(c, graph) for c in found)
+    assert not found, "import cycles among convolab's modules:\n" + "\n".join(describe_cycle(c, graph) for c in found)
 
 
-@pytest.mark.parametrize("code", [
-    # Tensor's operators are installed by autodiff.functions (tensor.py cannot import it)
-    "import numpy as np; from convolab.autodiff.tensor import Variable; from convolab.autodiff.tape import GradientTape; "
-    "v = Variable(np.ones(2))\nwith GradientTape() as tape: y = -(-(v * 3)[0]) + v.T @ v - 1 / v[1]\n"
-    "assert np.allclose(tape.gradient(y, [v])[0], [5.0, 3.0])",
-    # layers call keras_tensor for symbolic inputs; keras.Input lives beside InputLayer
-    "from convolab.layers.input_layer import Input; from convolab.layers.dense import Dense; "
-    "assert Dense(3)(Input(shape=(4,))).shape == (None, 3)",
-    # the models reach convolab.saving through the registry it fills when imported
-    "from convolab.models.persistence import _functions; "
-    "assert sorted(_functions) == ['export_model', 'load_weights', 'save_model', 'save_weights']",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        # Tensor's operators are installed by autodiff.functions (tensor.py cannot import it)
+        "import numpy as np; from convolab.autodiff.tensor import Variable; from convolab.autodiff.tape import GradientTape; "
+        "v = Variable(np.ones(2))\nwith GradientTape() as tape: y = -(-(v * 3)[0]) + v.T @ v - 1 / v[1]\n"
+        "assert np.allclose(tape.gradient(y, [v])[0], [5.0, 3.0])",
+        # layers call keras_tensor for symbolic inputs; keras.Input lives beside InputLayer
+        "from convolab.layers.input_layer import Input; from convolab.layers.dense import Dense; "
+        "assert Dense(3)(Input(shape=(4,))).shape == (None, 3)",
+        # the models reach convolab.saving through the registry it fills when imported
+        "from convolab.models.persistence import _functions; "
+        "assert sorted(_functions) == ['export_model', 'load_weights', 'save_model', 'save_weights']",
+    ],
+)
 def test_modules_import_on_their_own(code):
     """The seams cut above hold at run time: each snippet in a fresh interpreter, importing only what it names."""
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

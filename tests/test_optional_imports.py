@@ -5,6 +5,7 @@ that imports one of them at module level must do it through ``pytest.importorski
 suite collects without it. This runs ``pytest --collect-only`` over tests/ in a fresh interpreter in
 which the path finder does not see those packages, as if they were not installed.
 """
+
 import subprocess
 import sys
 

@@ -17,6 +17,7 @@ a block only where that module imports (an optional extra the block itself names
 The working folder holds what a block's text says the reader brings: ``photo.jpg`` (a picture)
 and ``photos/cat/``, ``photos/dog/`` (a folder of class subfolders), made here and tiny.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -40,7 +41,7 @@ _FENCE = re.compile(r"^```(.*)$")
 _DIRECTIVE = re.compile(r"^<!--\s*readme-test:\s*(\w+)\s*:\s*(.*?)\s*-->$")
 
 # Python's own sockets refuse anything but local (AF_UNIX) connections in every block's interpreter.
-_SITECUSTOMIZE = '''\
+_SITECUSTOMIZE = """\
 import socket
 
 _connect, _connect_ex = socket.socket.connect, socket.socket.connect_ex
@@ -56,12 +57,12 @@ def _guard(real):
 
 socket.socket.connect = _guard(_connect)
 socket.socket.connect_ex = _guard(_connect_ex)
-'''
+"""
 
 
 @dataclass
 class Block:
-    line: int          # 1-based line of the opening fence
+    line: int  # 1-based line of the opening fence
     language: str
     code: str
     directive: str | None = None  # 'skip' or 'needs'
@@ -85,13 +86,15 @@ def parse_blocks(text):
         if end is None:
             raise ValueError(f"README.md:{start + 1}: a ``` fence that is never closed")
         previous = next((lines[j].strip() for j in range(start - 1, -1, -1) if lines[j].strip()), "")
-        block = Block(start + 1, language, "\n".join(lines[start + 1:end]) + "\n")
+        block = Block(start + 1, language, "\n".join(lines[start + 1 : end]) + "\n")
         directive = _DIRECTIVE.match(previous)
         if directive:
             block.directive, block.argument = directive.group(1), directive.group(2)
         elif previous.startswith("<!--") and "readme-test" in previous:
-            raise ValueError(f"README.md:{start}: cannot read {previous!r}; write "
-                             "'<!-- readme-test: skip: REASON -->' or '<!-- readme-test: needs: MODULE -->'")
+            raise ValueError(
+                f"README.md:{start}: cannot read {previous!r}; write "
+                "'<!-- readme-test: skip: REASON -->' or '<!-- readme-test: needs: MODULE -->'"
+            )
         blocks.append(block)
         i = end + 1
     return blocks
@@ -105,7 +108,8 @@ def test_every_block_names_a_known_language_and_directive():
     assert len(RUNNABLE) >= 10, "README.md should have its code blocks; the parser found too few"
     for block in BLOCKS:
         assert block.language in LANGUAGES, (
-            f"{block.id}: a fenced block must say what it is ({', '.join(LANGUAGES)}); got {block.language!r}")
+            f"{block.id}: a fenced block must say what it is ({', '.join(LANGUAGES)}); got {block.language!r}"
+        )
         if "pip install" in block.code and block.language == "bash":
             # Never run: it would install into the environment running the tests.
             assert block.directive == "skip", f"{block.id} installs packages; mark it '<!-- readme-test: skip: ... -->'"
@@ -115,7 +119,9 @@ def test_every_block_names_a_known_language_and_directive():
         assert block.language != "text", f"{block.id}: a text block is never run; drop its readme-test comment"
         if block.directive == "skip":
             # A reason a reader can act on, not a bare 'skip'.
-            assert len(block.argument.split()) >= 2, f"{block.id}: a skipped block needs a reason; got {block.argument!r}"
+            assert len(block.argument.split()) >= 2, (
+                f"{block.id}: a skipped block needs a reason; got {block.argument!r}"
+            )
         else:
             for name in _modules(block):
                 assert re.fullmatch(r"[A-Za-z_][\w.]*", name), f"{block.id}: 'needs' takes module names; got {name!r}"
@@ -133,14 +139,16 @@ def sandbox(tmp_path_factory):
     site.mkdir()
     (site / "sitecustomize.py").write_text(_SITECUSTOMIZE, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONVOLAB_", "PYTHON"))}
-    env.update({
-        "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
-        "PYTHONPATH": os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p),
-        "CONVOLAB_DATA_DIR": str(root / "empty-cache"),
-        "CONVOLAB_SPIN_US": "0",   # the machine is shared with the rest of the suite
-        "MPLBACKEND": "Agg",
-        "PYTHONDONTWRITEBYTECODE": "1",
-    })
+    env.update(
+        {
+            "PATH": os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""),
+            "PYTHONPATH": os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p),
+            "CONVOLAB_DATA_DIR": str(root / "empty-cache"),
+            "CONVOLAB_SPIN_US": "0",  # the machine is shared with the rest of the suite
+            "MPLBACKEND": "Agg",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
     return env
 
 
@@ -185,7 +193,9 @@ def test_readme_block(block, sandbox, tmp_path):
             pytest.skip(f"{block.id}: needs {', '.join(missing)}")
     result = _run(block, sandbox, tmp_path)
     output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{block.id} failed (exit {result.returncode}):\n{block.code}\n--- output ---\n{output[-6000:]}"
+    assert result.returncode == 0, (
+        f"{block.id} failed (exit {result.returncode}):\n{block.code}\n--- output ---\n{output[-6000:]}"
+    )
     # argparse prints '%%' literally where a description (not a help string) escaped a '%'.
     assert "%%" not in result.stdout, f"{block.id} printed a literal '%%':\n{result.stdout}"
 
@@ -202,11 +212,14 @@ def _check_syntax(block, folder):
 
 def test_sandbox_has_no_network(sandbox, tmp_path):
     """The guard works: a block that needs the internet fails here, whatever this machine can reach."""
-    code = ("import urllib.request\n"
-            "try:\n    urllib.request.urlopen('http://192.0.2.1/', timeout=5)\n"
-            "except OSError as exc:\n    print('refused:', exc)\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=sandbox,
-                            capture_output=True, text=True, timeout=60)
+    code = (
+        "import urllib.request\n"
+        "try:\n    urllib.request.urlopen('http://192.0.2.1/', timeout=5)\n"
+        "except OSError as exc:\n    print('refused:', exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=sandbox, capture_output=True, text=True, timeout=60
+    )
     assert "network disabled by tests/test_readme.py" in result.stdout, result.stdout + result.stderr
 
 

@@ -4,6 +4,7 @@ Nothing here imports CuPy until a GPU is asked for, so the CPU path never pays f
 CPU installs never need it. :data:`cupy` stays ``None`` until then; ``backend`` reads it to
 tell GPU arrays from NumPy ones.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -16,8 +17,7 @@ cupy = None
 #: are copied one at a time (``CONVOLAB_GPU_DATA_FRACTION``, default 0.5)
 DATA_FRACTION = float(os.environ.get("CONVOLAB_GPU_DATA_FRACTION", "0.5"))
 
-INSTALL_HINT = ('pip install "convolab[gpu]" (CuPy for CUDA 12, cupy-cuda12x; for CUDA 13 pip install '
-                'cupy-cuda13x)')
+INSTALL_HINT = 'pip install "convolab[gpu]" (CuPy for CUDA 12, cupy-cuda12x; for CUDA 13 pip install cupy-cuda13x)'
 
 
 class GPUUnavailableError(RuntimeError):

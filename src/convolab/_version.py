@@ -3,4 +3,5 @@
 The saving package writes it into every file; reading it from ``convolab/__init__.py`` instead
 would make the package's own modules import the package that imports them.
 """
+
 __version__ = "0.1.0"

@@ -6,6 +6,7 @@ for 0-D) and return NumPy arrays. Integer and boolean inputs are cast to
 A tape :class:`~convolab.autodiff.Tensor` goes to the matching ``keras.ops`` function
 instead, so inside a ``GradientTape`` its gradient is recorded, never silently dropped.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -100,6 +101,7 @@ def gelu(x, approximate=False):
     def forward(v):
         y, cache["c"] = _ops.gelu_tanh_forward(v)
         return y
+
     return _pair(x, forward, lambda g, y, v: _ops.gelu_tanh_backward(g, cache["c"]), "gelu")
 
 
@@ -127,8 +129,12 @@ def leaky_relu(x, negative_slope=0.2):
     """``x`` if ``x > 0``, else ``negative_slope * x`` (Keras's function default: 0.2)."""
     if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)) or negative_slope < 0:
         raise ValueError(f"leaky_relu: `negative_slope` must be a number >= 0; got {negative_slope!r}")
-    return _pair(x, lambda v: _ops.leaky_relu_forward(v, negative_slope),
-                 lambda g, y, v: _ops.leaky_relu_backward(g, y, negative_slope), "leaky_relu")
+    return _pair(
+        x,
+        lambda v: _ops.leaky_relu_forward(v, negative_slope),
+        lambda g, y, v: _ops.leaky_relu_backward(g, y, negative_slope),
+        "leaky_relu",
+    )
 
 
 def hard_sigmoid(x):
@@ -157,10 +163,24 @@ def mish(x):
 
 
 #: the function behind each name in ACTIVATIONS
-FUNCTIONS = {"linear": linear, "relu": relu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softmax, "gelu": gelu,
-             "elu": elu, "selu": selu, "swish": swish, "silu": silu, "leaky_relu": leaky_relu,
-             "hard_sigmoid": hard_sigmoid, "softplus": softplus, "softsign": softsign, "exponential": exponential,
-             "mish": mish}
+FUNCTIONS = {
+    "linear": linear,
+    "relu": relu,
+    "sigmoid": sigmoid,
+    "tanh": tanh,
+    "softmax": softmax,
+    "gelu": gelu,
+    "elu": elu,
+    "selu": selu,
+    "swish": swish,
+    "silu": silu,
+    "leaky_relu": leaky_relu,
+    "hard_sigmoid": hard_sigmoid,
+    "softplus": softplus,
+    "softsign": softsign,
+    "exponential": exponential,
+    "mish": mish,
+}
 _NAMES = {fn: name for name, fn in FUNCTIONS.items()}
 
 

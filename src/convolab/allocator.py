@@ -16,6 +16,7 @@ by ``import convolab``: a program that imports convolab only to load a model or 
 allocator as it was. Skipped with ``CONVOLAB_MALLOC_TUNING=0`` or where the C library has no
 ``mallopt``.
 """
+
 from __future__ import annotations
 
 import ctypes

@@ -14,6 +14,7 @@ The device is chosen at start-up from ``CONVOLAB_DEVICE`` (``cpu``, the default;
 :func:`set_device`. Arrays cross between host and device only through :func:`to_device` and
 :func:`to_host`. The CuPy details (finding it, its errors) live in ``_gpu.py``.
 """
+
 from __future__ import annotations
 
 import os
@@ -70,6 +71,7 @@ def set_image_data_format(data_format: str) -> None:
 
 # -- the device --------------------------------------------------------------------------------
 
+
 def set_device(device: str) -> str:
     """Compute on ``'cpu'`` (NumPy) or ``'gpu'`` / ``'gpu:N'`` (CuPy on CUDA device N).
 
@@ -103,8 +105,9 @@ def _parse_device(device):
     if name == "cuda":
         name = "gpu"
     if name not in ("cpu", "gpu", "auto") or (index and (name == "cpu" or not index.isdigit())):
-        raise ValueError(f"unknown device {device!r}; expected 'cpu', 'gpu', 'gpu:N' (N a CUDA device number) "
-                         "or 'auto'")
+        raise ValueError(
+            f"unknown device {device!r}; expected 'cpu', 'gpu', 'gpu:N' (N a CUDA device number) or 'auto'"
+        )
     return name, int(index) if index else 0
 
 

@@ -10,6 +10,7 @@ Keras's formulas, with ``norms = sqrt(sum(w ** 2, axis, keepdims=True))`` and ``
 For a Dense kernel ``(in, units)`` and a Conv2D kernel ``(kh, kw, in, out)``, ``axis=0`` and
 ``axis=[0, 1, 2]`` constrain each output unit's incoming weights.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -98,8 +99,9 @@ class MinMaxNorm(Constraint):
         self.min_value = _number(min_value, "min_value", "MinMaxNorm")
         self.max_value = _number(max_value, "max_value", "MinMaxNorm")
         if self.max_value < self.min_value:
-            raise ValueError(f"MinMaxNorm: expected min_value <= max_value; got min_value={min_value!r} "
-                             f"and max_value={max_value!r}")
+            raise ValueError(
+                f"MinMaxNorm: expected min_value <= max_value; got min_value={min_value!r} and max_value={max_value!r}"
+            )
         self.rate = _number(rate, "rate", "MinMaxNorm")
         self.axis = _axis(axis, "MinMaxNorm")
 
@@ -116,8 +118,16 @@ class MinMaxNorm(Constraint):
 max_norm, non_neg, unit_norm, min_max_norm = MaxNorm, NonNeg, UnitNorm, MinMaxNorm
 
 CLASSES = {"MaxNorm": MaxNorm, "NonNeg": NonNeg, "UnitNorm": UnitNorm, "MinMaxNorm": MinMaxNorm}
-_NAMES = {"max_norm": MaxNorm, "maxnorm": MaxNorm, "non_neg": NonNeg, "nonneg": NonNeg,
-          "unit_norm": UnitNorm, "unitnorm": UnitNorm, "min_max_norm": MinMaxNorm, "minmaxnorm": MinMaxNorm}
+_NAMES = {
+    "max_norm": MaxNorm,
+    "maxnorm": MaxNorm,
+    "non_neg": NonNeg,
+    "nonneg": NonNeg,
+    "unit_norm": UnitNorm,
+    "unitnorm": UnitNorm,
+    "min_max_norm": MinMaxNorm,
+    "minmaxnorm": MinMaxNorm,
+}
 
 
 def get(identifier, owner: str = "layer", arg_name: str = "constraint"):
@@ -128,9 +138,11 @@ def get(identifier, owner: str = "layer", arg_name: str = "constraint"):
         return _NAMES[identifier.lower()]()
     if isinstance(identifier, dict) and identifier.get("class_name") in CLASSES:
         return CLASSES[identifier["class_name"]].from_config(dict(identifier.get("config") or {}))
-    raise ValueError(f"{owner}: unknown `{arg_name}` {identifier!r}; expected one of "
-                     f"{', '.join(repr(n) for n in ('max_norm', 'non_neg', 'unit_norm', 'min_max_norm'))}, "
-                     "a keras.constraints object (MaxNorm, NonNeg, UnitNorm, MinMaxNorm) or None")
+    raise ValueError(
+        f"{owner}: unknown `{arg_name}` {identifier!r}; expected one of "
+        f"{', '.join(repr(n) for n in ('max_norm', 'non_neg', 'unit_norm', 'min_max_norm'))}, "
+        "a keras.constraints object (MaxNorm, NonNeg, UnitNorm, MinMaxNorm) or None"
+    )
 
 
 def serialize(constraint):

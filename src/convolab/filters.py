@@ -11,6 +11,7 @@ Keras and TensorFlow compute it; no kernel flip)::
 
 Kernels are 2-D float32 arrays ``(kh, kw)``; they need not be square.
 """
+
 from __future__ import annotations
 
 import math
@@ -97,7 +98,9 @@ def get_kernel(kernel):
     if arr.dtype == bool or arr.dtype.kind not in "iuf":
         raise TypeError(f"kernel must hold numbers (ints or floats); got {_describe(kernel)} of dtype {arr.dtype}")
     if arr.ndim != 2:
-        raise ValueError(f"kernel must be 2-D (rows, columns); got {arr.ndim}-D, shape {arr.shape}: {_describe(kernel)}")
+        raise ValueError(
+            f"kernel must be 2-D (rows, columns); got {arr.ndim}-D, shape {arr.shape}: {_describe(kernel)}"
+        )
     if arr.size == 0:
         raise ValueError(f"kernel must not be empty; got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -151,9 +154,7 @@ def convolve(images, kernel, padding="same"):
     if x.dtype == bool or x.dtype.kind not in "iuf":
         raise TypeError(f"convolve: images must be a numeric array; got dtype {x.dtype}")
     if x.ndim not in (2, 3, 4):
-        raise ValueError(
-            f"convolve: images must be (H, W), (N, H, W) or (N, H, W, C); got shape {x.shape}"
-        )
+        raise ValueError(f"convolve: images must be (H, W), (N, H, W) or (N, H, W, C); got shape {x.shape}")
     if x.size == 0:
         raise ValueError(f"convolve: images are empty; got shape {x.shape}")
     dtype = np.float64 if x.dtype == np.float64 else np.float32

@@ -1,4 +1,5 @@
 """Weight initialisers with Keras's names and formulas (fans as Keras computes them)."""
+
 from __future__ import annotations
 
 import math
@@ -71,9 +72,16 @@ _REGISTRY = {
     "random_normal": random_normal,
     "random_uniform": random_uniform,
 }
-_ALIASES = {"glorotuniform": "glorot_uniform", "glorotnormal": "glorot_normal", "zero": "zeros",
-            "one": "ones", "heuniform": "he_uniform", "henormal": "he_normal",
-            "randomnormal": "random_normal", "randomuniform": "random_uniform"}
+_ALIASES = {
+    "glorotuniform": "glorot_uniform",
+    "glorotnormal": "glorot_normal",
+    "zero": "zeros",
+    "one": "ones",
+    "heuniform": "he_uniform",
+    "henormal": "he_normal",
+    "randomnormal": "random_normal",
+    "randomuniform": "random_uniform",
+}
 
 
 def get(identifier, owner: str = "layer"):
@@ -132,6 +140,7 @@ class Initializer:
 def _named_class(class_name, key):
     def __call__(self, shape, dtype=None):
         return self._draw(_REGISTRY[key], shape, dtype)
+
     return type(class_name, (Initializer,), {"__call__": __call__, "__doc__": f"Keras's ``{class_name}`` ('{key}')."})
 
 

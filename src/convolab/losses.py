@@ -11,6 +11,7 @@ the gradient TensorFlow takes of a vector).
 The functions ``categorical_crossentropy(y_true, y_pred)`` etc. return per-sample values, as
 Keras's do; ``compile(loss=keras.losses.mean_squared_error)`` maps each to its class.
 """
+
 from __future__ import annotations
 
 import functools
@@ -47,6 +48,7 @@ def _reduction_factor(reduction, pred, sample_weight):
 def _reduced(compute):
     """Wrap a subclass's ``compute``/``compute_from_logits`` (which give ``'sum_over_batch_size'``)
     so that they give the loss's own ``reduction``."""
+
     @functools.wraps(compute)
     def wrapper(self, pred, y, sample_weight=None):
         out = compute(self, pred, y) if sample_weight is None else compute(self, pred, y, sample_weight=sample_weight)
@@ -55,6 +57,7 @@ def _reduced(compute):
             return out
         loss, grad = out
         return loss * f, grad * grad.dtype.type(f)
+
     wrapper._reduced = True
     return wrapper
 
@@ -132,8 +135,10 @@ class Loss:
 
     def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
         if reduction not in _REDUCTIONS:
-            raise ValueError(f"{type(self).__name__}: `reduction` must be one of 'sum_over_batch_size', 'sum', "
-                             f"'mean', 'mean_with_sample_weight', 'none' or None; got {reduction!r}")
+            raise ValueError(
+                f"{type(self).__name__}: `reduction` must be one of 'sum_over_batch_size', 'sum', "
+                f"'mean', 'mean_with_sample_weight', 'none' or None; got {reduction!r}"
+            )
         self.reduction = {"auto": "sum_over_batch_size", None: "none"}.get(reduction, reduction)
         if name is not None:
             self.name = name
@@ -186,7 +191,8 @@ class Loss:
             if w is None:
                 return values
             return values * get_array_module(values).asarray(w, dtype=values.dtype).reshape(
-                (-1,) + (1,) * (values.ndim - 1))
+                (-1,) + (1,) * (values.ndim - 1)
+            )
         if w is None:
             return self.compute(pred, y)[0]
         return self.compute(pred, y, sample_weight=w)[0]
@@ -202,12 +208,17 @@ class Loss:
         logits = getattr(y_pred, "_keras_logits", None)
         if self.fuses_softmax and logits is not None:
             z = unwrap(logits)
-            value, dz = (self.compute_from_logits(z, y) if sample_weight is None
-                         else self.compute_from_logits(z, y, sample_weight=sample_weight))
+            value, dz = (
+                self.compute_from_logits(z, y)
+                if sample_weight is None
+                else self.compute_from_logits(z, y, sample_weight=sample_weight)
+            )
             value = get_array_module(z).asarray(value, dtype=z.dtype)  # lives where the logits do
             return record(value, (logits,), lambda g: (g * dz,), self.name)
         pred = _as_prediction(unwrap(y_pred))
-        value, dpred = self.compute(pred, y) if sample_weight is None else self.compute(pred, y, sample_weight=sample_weight)
+        value, dpred = (
+            self.compute(pred, y) if sample_weight is None else self.compute(pred, y, sample_weight=sample_weight)
+        )
         value = get_array_module(pred).asarray(value, dtype=pred.dtype)
         return record(value, (y_pred,), lambda g: (g * dpred,), self.name)
 
@@ -340,7 +351,9 @@ class SparseCategoricalCrossentropy(Loss):
         if y.dtype.kind == "f":
             if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
                 bad = y[~np.isfinite(y) | (y != np.round(y))][:5]
-                raise ValueError(f"{self.name} expects integer class labels; got non-integer values such as {bad.tolist()}")
+                raise ValueError(
+                    f"{self.name} expects integer class labels; got non-integer values such as {bad.tolist()}"
+                )
         yi = y.astype(np.intp)
         if yi.size and (yi.min() < 0 or yi.max() >= k):
             raise ValueError(
@@ -382,7 +395,11 @@ class CategoricalCrossentropy(Loss):
         _check_probability_output(self.name, output_shape)
         k = output_shape[-1]
         if y.ndim != 2 or y.shape[1] != k:
-            hint = " (these look like class indices: use 'sparse_categorical_crossentropy' or keras.utils.to_categorical)" if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1) else ""
+            hint = (
+                " (these look like class indices: use 'sparse_categorical_crossentropy' or keras.utils.to_categorical)"
+                if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
+                else ""
+            )
             raise ValueError(
                 f"{self.name} expects one-hot targets of shape (N, {k}) for a model with {k} outputs; "
                 f"got shape {y.shape}{hint}"
@@ -398,13 +415,15 @@ class CategoricalCrossentropy(Loss):
 
     def compute(self, pred, y, sample_weight=None):
         if self.from_logits:
-            return ops.softmax_crossentropy_with_logits(pred, y.astype(pred.dtype), sparse=False,
-                                                        sample_weight=sample_weight)
+            return ops.softmax_crossentropy_with_logits(
+                pred, y.astype(pred.dtype), sparse=False, sample_weight=sample_weight
+            )
         return ops.categorical_crossentropy(pred, y.astype(pred.dtype), sample_weight)
 
     def compute_from_logits(self, logits, y, sample_weight=None):
-        return ops.softmax_crossentropy_with_logits(logits, y.astype(logits.dtype), sparse=False,
-                                                    sample_weight=sample_weight)
+        return ops.softmax_crossentropy_with_logits(
+            logits, y.astype(logits.dtype), sparse=False, sample_weight=sample_weight
+        )
 
     def get_config(self):
         return self._with_reduction({"name": self.name, "from_logits": self.from_logits})
@@ -424,8 +443,11 @@ class BinaryCrossentropy(Loss):
         super().__init__(name=name, **kwargs)
         if axis != -1:
             raise ValueError(f"BinaryCrossentropy: only axis=-1 is supported; got axis={axis!r}")
-        if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
-                or not 0.0 <= label_smoothing <= 1.0:
+        if (
+            isinstance(label_smoothing, bool)
+            or not isinstance(label_smoothing, (int, float))
+            or not 0.0 <= label_smoothing <= 1.0
+        ):
             raise ValueError(f"BinaryCrossentropy: label_smoothing must be a float in [0, 1]; got {label_smoothing!r}")
         self.from_logits = bool(from_logits)
         self.label_smoothing = float(label_smoothing)
@@ -445,8 +467,9 @@ class BinaryCrossentropy(Loss):
         return fn(pred, self._targets(pred, y), sample_weight)
 
     def get_config(self):
-        return self._with_reduction({"name": self.name, "from_logits": self.from_logits,
-                                     "label_smoothing": self.label_smoothing})
+        return self._with_reduction(
+            {"name": self.name, "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+        )
 
 
 class MeanSquaredError(Loss):
@@ -584,8 +607,28 @@ def get(identifier) -> Loss:
         return LossFunctionWrapper(identifier)
     raise ValueError(f"Unknown loss {identifier!r}; valid: {', '.join(_REGISTRY)} or a convolab.losses.Loss")
 
-__all__ = ["BinaryCrossentropy", "CategoricalCrossentropy", "KLD", "KLDivergence", "Loss", "kl_divergence", "kld",
-           "kullback_leibler_divergence", "LossFunctionWrapper", "MeanAbsoluteError", "MeanSquaredError",
-           "SparseCategoricalCrossentropy", "binary_crossentropy", "categorical_crossentropy", "get",
-           "mae", "mean_absolute_error", "mean_squared_error", "mse", "softmax", "sparse_categorical_crossentropy",
-           "squeeze_or_expand_to_same_rank"]
+
+__all__ = [
+    "BinaryCrossentropy",
+    "CategoricalCrossentropy",
+    "KLD",
+    "KLDivergence",
+    "Loss",
+    "kl_divergence",
+    "kld",
+    "kullback_leibler_divergence",
+    "LossFunctionWrapper",
+    "MeanAbsoluteError",
+    "MeanSquaredError",
+    "SparseCategoricalCrossentropy",
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "get",
+    "mae",
+    "mean_absolute_error",
+    "mean_squared_error",
+    "mse",
+    "softmax",
+    "sparse_categorical_crossentropy",
+    "squeeze_or_expand_to_same_rank",
+]

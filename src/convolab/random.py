@@ -9,6 +9,7 @@ either device); dropout masks are drawn on the GPU by :func:`device_generator`, 
 generator seeded from the host one when first asked for, so a seeded run repeats on the same
 GPU (its masks differ from the CPU's: another generator).
 """
+
 from __future__ import annotations
 
 import copy
@@ -104,7 +105,9 @@ def _rng(seed, who):
     if isinstance(seed, SeedGenerator):
         return seed.generator
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"keras.random.{who}: `seed` must be None, an int or a keras.random.SeedGenerator; got {seed!r}")
+        raise TypeError(
+            f"keras.random.{who}: `seed` must be None, an int or a keras.random.SeedGenerator; got {seed!r}"
+        )
     return np.random.default_rng(int(seed))
 
 
@@ -155,8 +158,11 @@ def dropout(inputs, rate, noise_shape=None, seed=None):
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
         raise ValueError(f"keras.random.dropout: `rate` must be a number in [0, 1); got {rate!r}")
     x = unwrap(inputs)
-    shape = np.shape(x) if noise_shape is None else tuple(np.shape(x)[i] if d is None else d
-                                                         for i, d in enumerate(noise_shape))
+    shape = (
+        np.shape(x)
+        if noise_shape is None
+        else tuple(np.shape(x)[i] if d is None else d for i, d in enumerate(noise_shape))
+    )
     keep = _rng(seed, "dropout").random(shape) >= rate
     dtype = x.dtype if hasattr(x, "dtype") and x.dtype.kind == "f" else _float_dtype(None)
     return ops.multiply(inputs, (keep / (1.0 - rate)).astype(dtype))

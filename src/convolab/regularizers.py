@@ -4,6 +4,7 @@ A regularizer maps a weight (or a layer's output) to a scalar penalty that is ad
 training loss. Each one here also knows its gradient, so both training paths (Sequential's
 hand-written backward and the tape) add the same ``d penalty / d weight``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -107,8 +108,10 @@ def get(identifier, owner: str = "layer", arg_name: str = "regularizer"):
         return _NAMES[identifier.lower()]()
     if isinstance(identifier, dict) and identifier.get("class_name") in CLASSES:
         return CLASSES[identifier["class_name"]].from_config(dict(identifier.get("config") or {}))
-    raise ValueError(f"{owner}: unknown `{arg_name}` {identifier!r}; expected one of "
-                     f"{', '.join(repr(n) for n in _NAMES)}, a keras.regularizers object (L1, L2, L1L2) or None")
+    raise ValueError(
+        f"{owner}: unknown `{arg_name}` {identifier!r}; expected one of "
+        f"{', '.join(repr(n) for n in _NAMES)}, a keras.regularizers object (L1, L2, L1L2) or None"
+    )
 
 
 def serialize(regularizer):

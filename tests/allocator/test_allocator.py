@@ -1,4 +1,5 @@
 """The allocator tuning: applied by the first fit on glibc (not by the import), and can be switched off."""
+
 import os
 import subprocess
 import sys
@@ -16,8 +17,9 @@ sys.stdout.write(f'{before} {convolab.allocator.tuned}')"""
 
 
 def _run(code, **env):
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          env={**os.environ, **env}, timeout=120).stdout
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, **env}, timeout=120
+    ).stdout
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")

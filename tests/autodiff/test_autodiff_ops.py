@@ -1,4 +1,5 @@
 """The tape and keras.ops: every op's backward against central differences in float64."""
+
 import numpy as np
 import pytest
 
@@ -65,17 +66,28 @@ CASES = [
     ("getitem repeated index", lambda a: ops.getitem(a, np.array([0, 2, 0])), [_any((3, 2))]),
     ("take axis", lambda a: ops.take(a, [2, 0, 2], axis=1), [_any((2, 3))]),
     ("cast", lambda a: ops.cast(a, "float64"), [_any((2, 2))]),
-    ("categorical_crossentropy", lambda p: ops.categorical_crossentropy(np.eye(3)[[0, 2]], p),
-     [_positive((2, 3))]),
-    ("categorical_crossentropy logits", lambda z: ops.categorical_crossentropy(np.eye(3)[[0, 2]], z, from_logits=True),
-     [_any((2, 3))]),
-    ("sparse_categorical_crossentropy", lambda z: ops.sparse_categorical_crossentropy(np.array([1, 0]), z, True),
-     [_any((2, 3))]),
-    ("binary_crossentropy", lambda p: ops.binary_crossentropy(np.array([[1.0], [0.0]]), p),
-     [rng.random((2, 1)) * 0.8 + 0.1]),
-    ("binary_crossentropy logits", lambda z: ops.binary_crossentropy(np.array([[1.0], [0.0]]), z, True),
-     [_any((2, 1))]),
-    ("operators", lambda a, b: (a * 2 + 1) @ b.T - (-a) @ (b / 3).T + (a ** 2)[:, :1], [_any((2, 3)), _any((4, 3))]),
+    ("categorical_crossentropy", lambda p: ops.categorical_crossentropy(np.eye(3)[[0, 2]], p), [_positive((2, 3))]),
+    (
+        "categorical_crossentropy logits",
+        lambda z: ops.categorical_crossentropy(np.eye(3)[[0, 2]], z, from_logits=True),
+        [_any((2, 3))],
+    ),
+    (
+        "sparse_categorical_crossentropy",
+        lambda z: ops.sparse_categorical_crossentropy(np.array([1, 0]), z, True),
+        [_any((2, 3))],
+    ),
+    (
+        "binary_crossentropy",
+        lambda p: ops.binary_crossentropy(np.array([[1.0], [0.0]]), p),
+        [rng.random((2, 1)) * 0.8 + 0.1],
+    ),
+    (
+        "binary_crossentropy logits",
+        lambda z: ops.binary_crossentropy(np.array([[1.0], [0.0]]), z, True),
+        [_any((2, 1))],
+    ),
+    ("operators", lambda a, b: (a * 2 + 1) @ b.T - (-a) @ (b / 3).T + (a**2)[:, :1], [_any((2, 3)), _any((4, 3))]),
     ("reverse operators", lambda a: 1 / (2 + a * a) - 3 * a + np.ones(3) * a, [_any((2, 3))]),
 ]
 
@@ -90,9 +102,11 @@ def test_op_gradient_matches_central_differences(name, fn, inputs):
     dy = rng.standard_normal(y.shape)
     grads = tape.gradient(y, variables, output_gradients=dy)
     for i, (x, g) in enumerate(zip(inputs, grads)):
+
         def f(v, i=i):
             args = [v if j == i else inputs[j] for j in range(len(inputs))]
             return np.asarray(fn(*args))
+
         num = numerical_gradient(f, x.copy(), dy)
         assert g is not None and g.shape == x.shape
         assert rel_error(g, num) < 1e-6, (name, i, rel_error(g, num))
@@ -112,7 +126,7 @@ def test_branching_and_reuse_accumulate():
         sq = x * x
         y = ops.sum(sq + sq * x)
     (g,) = tape.gradient(y, [x])
-    np.testing.assert_allclose(g, 2 * x.value + 3 * x.value ** 2)
+    np.testing.assert_allclose(g, 2 * x.value + 3 * x.value**2)
 
 
 def test_unconnected_source_gives_none_and_tape_is_single_use():
@@ -128,7 +142,7 @@ def test_persistent_tape_and_watch():
     x = ops.convert_to_tensor(np.array([2.0]))
     with GradientTape(persistent=True) as tape:
         tape.watch(x)
-        y = x ** 3
+        y = x**3
     np.testing.assert_allclose(tape.gradient(y, x), [12.0])
     np.testing.assert_allclose(tape.gradient(y, x), [12.0])
 

@@ -1,4 +1,5 @@
 """Device selection and its errors, without a GPU (CuPy missing or faked)."""
+
 import os
 import subprocess
 import sys

@@ -6,6 +6,7 @@ evaluate, saving, loading and ONNX export all run the GPU branch of every op, an
 with the CPU in float32. What this cannot check (the CUDA compiler, cuBLAS, real memory) is
 left to ``pytest -m gpu`` on a GPU machine.
 """
+
 import numpy as np
 import pytest
 
@@ -40,8 +41,9 @@ def _lesson(name, optimizer):
 
     shape = SHAPES[name]
     model = keras.Sequential([keras.Input(shape=shape)] + lesson_layers(keras.layers, name))
-    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["acc"])
+    model.compile(
+        optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["acc"]
+    )
     return model, shape
 
 
@@ -60,8 +62,17 @@ def _train(name, optimizer, device_fixture=None):
 
 # every model and every optimizer, in six pairs rather than twelve (the suite's time budget);
 # tests/backend/test_gpu_device.py runs the full product on a real GPU
-@pytest.mark.parametrize("name, optimizer", [("simple", "rmsprop"), ("multi", "adam"), ("lenet", "adam"),
-                                             ("multi", "sgd_momentum"), ("lenet", "rmsprop"), ("simple", "nadam")])
+@pytest.mark.parametrize(
+    "name, optimizer",
+    [
+        ("simple", "rmsprop"),
+        ("multi", "adam"),
+        ("lenet", "adam"),
+        ("multi", "sgd_momentum"),
+        ("lenet", "rmsprop"),
+        ("simple", "nadam"),
+    ],
+)
 def test_training_on_the_device_matches_the_cpu(name, optimizer, fake_gpu):
     opt = (lambda: keras.optimizers.SGD(0.05, momentum=0.9)) if optimizer == "sgd_momentum" else (lambda: optimizer)
     backend.set_device("cpu")
@@ -101,9 +112,16 @@ def test_rmsprop_and_sgd_use_their_fused_kernels(fake_gpu, monkeypatch):
 def test_seeded_runs_repeat_on_the_device_with_dropout(fake_gpu):
     def run():
         keras.utils.set_random_seed(3)
-        model = keras.Sequential([keras.Input(shape=(28, 28, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
-                                  keras.layers.AveragePooling2D(), keras.layers.Flatten(),
-                                  keras.layers.Dropout(0.3), keras.layers.Dense(10)])
+        model = keras.Sequential(
+            [
+                keras.Input(shape=(28, 28, 1)),
+                keras.layers.Conv2D(4, 3, activation="relu"),
+                keras.layers.AveragePooling2D(),
+                keras.layers.Flatten(),
+                keras.layers.Dropout(0.3),
+                keras.layers.Dense(10),
+            ]
+        )
         model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         x, y = _data((28, 28, 1), 48)
         return model.fit(x, y, batch_size=16, epochs=2, verbose=0).history["loss"], model.get_weights()

@@ -4,6 +4,7 @@ Run with ``pytest -m gpu`` (``benchmarks/gpu_check.sh`` does, then times the ben
 test here skips cleanly where CuPy or a CUDA device is missing, so plain ``pytest`` passes on
 CPU-only machines.
 """
+
 import sys
 
 import numpy as np
@@ -17,7 +18,7 @@ from support.paths import BENCHMARKS
 pytestmark = pytest.mark.gpu
 
 if not _gpu.usable():
-    pytest.skip("no CuPy or no CUDA device (pip install \"convolab[gpu]\" on a GPU machine)", allow_module_level=True)
+    pytest.skip('no CuPy or no CUDA device (pip install "convolab[gpu]" on a GPU machine)', allow_module_level=True)
 
 sys.path.insert(0, str(BENCHMARKS))
 from peers import SHAPES, lesson_layers  # noqa: E402
@@ -31,8 +32,12 @@ def gpu():
     backend.set_device("cpu")
 
 
-CASES = [((4, 12, 11, 3), (3, 3), (1, 1), "valid", (1, 1)), ((4, 12, 11, 3), (5, 5), (2, 1), "same", (1, 1)),
-         ((2, 13, 13, 2), (3, 2), (1, 2), "same", (2, 3)), ((32, 28, 28, 1), (5, 5), (1, 1), "valid", (1, 1))]
+CASES = [
+    ((4, 12, 11, 3), (3, 3), (1, 1), "valid", (1, 1)),
+    ((4, 12, 11, 3), (5, 5), (2, 1), "same", (1, 1)),
+    ((2, 13, 13, 2), (3, 2), (1, 2), "same", (2, 3)),
+    ((32, 28, 28, 1), (5, 5), (1, 1), "valid", (1, 1)),
+]
 
 
 @pytest.mark.parametrize("shape, k, s, pad, d", CASES)
@@ -48,21 +53,30 @@ def test_im2col_col2im_kernels(gpu, shape, k, s, pad, d, dtype):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("shape, p, s, pad", [((8, 24, 24, 10), (2, 2), (2, 2), "valid"),
-                                              ((3, 7, 5, 2), (3, 3), (2, 2), "same")])
+@pytest.mark.parametrize(
+    "shape, p, s, pad", [((8, 24, 24, 10), (2, 2), (2, 2), "valid"), ((3, 7, 5, 2), (3, 3), (2, 2), "same")]
+)
 def test_pooling_kernels(gpu, shape, p, s, pad):
     x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
     y, cache = pool.max_pool_forward(x, p, s, pad)
     gy, gcache = pool.max_pool_forward(gpu.asarray(x), p, s, pad)
     np.testing.assert_array_equal(gpu.asnumpy(gy), y)
     dy = np.random.default_rng(3).standard_normal(y.shape).astype(np.float32)
-    np.testing.assert_allclose(gpu.asnumpy(pool.max_pool_backward(gpu.asarray(dy), gcache)),
-                               pool.max_pool_backward(dy, cache), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        gpu.asnumpy(pool.max_pool_backward(gpu.asarray(dy), gcache)),
+        pool.max_pool_backward(dy, cache),
+        rtol=1e-6,
+        atol=1e-6,
+    )
     a, acache = pool.avg_pool_forward(x, p, s, pad)
     ga, gacache = pool.avg_pool_forward(gpu.asarray(x), p, s, pad)
     np.testing.assert_allclose(gpu.asnumpy(ga), a, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(gpu.asnumpy(pool.avg_pool_backward(gpu.asarray(dy), gacache)),
-                               pool.avg_pool_backward(dy, acache), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        gpu.asnumpy(pool.avg_pool_backward(gpu.asarray(dy), gacache)),
+        pool.avg_pool_backward(dy, acache),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_conv_and_relu(gpu):
@@ -77,8 +91,9 @@ def test_conv_and_relu(gpu):
     for got, want in zip(conv.conv2d_backward(gpu.asarray(dy), gcache), conv.conv2d_backward(dy, cache)):
         np.testing.assert_allclose(gpu.asnumpy(got), want, rtol=1e-3, atol=1e-3)
     r = np.maximum(y, 0)
-    np.testing.assert_array_equal(gpu.asnumpy(activation_backward("relu", gpu.asarray(dy), gpu.asarray(r))),
-                                  activation_backward("relu", dy, r))
+    np.testing.assert_array_equal(
+        gpu.asnumpy(activation_backward("relu", gpu.asarray(dy), gpu.asarray(r))), activation_backward("relu", dy, r)
+    )
 
 
 def _train(name, optimizer, device):
@@ -86,17 +101,22 @@ def _train(name, optimizer, device):
     keras.utils.set_random_seed(5)
     shape = SHAPES[name]
     model = keras.Sequential([keras.Input(shape=shape)] + lesson_layers(keras.layers, name))
-    model.compile(optimizer=optimizer(), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["acc"])
+    model.compile(
+        optimizer=optimizer(), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["acc"]
+    )
     rng = np.random.default_rng(0)
     x, y = rng.random((256,) + shape, dtype=np.float32), rng.integers(0, 10, 256)
     hist = model.fit(x, y, batch_size=32, epochs=2, verbose=0).history
     return model, hist, x
 
 
-OPTIMIZERS = {"adam": lambda: keras.optimizers.Adam(), "rmsprop": lambda: keras.optimizers.RMSprop(),
-              "sgd": lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
-              "adamw": lambda: keras.optimizers.AdamW(), "nadam": lambda: keras.optimizers.Nadam()}
+OPTIMIZERS = {
+    "adam": lambda: keras.optimizers.Adam(),
+    "rmsprop": lambda: keras.optimizers.RMSprop(),
+    "sgd": lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    "adamw": lambda: keras.optimizers.AdamW(),
+    "nadam": lambda: keras.optimizers.Nadam(),
+}
 
 
 @pytest.mark.parametrize("name", ["simple", "multi", "lenet"])
@@ -115,9 +135,16 @@ def test_training_matches_the_cpu(gpu, name, optimizer):
 def test_seeded_runs_repeat_on_the_gpu(gpu):
     def run():
         keras.utils.set_random_seed(9)
-        model = keras.Sequential([keras.Input(shape=(28, 28, 1)), keras.layers.Conv2D(8, 3, activation="relu"),
-                                  keras.layers.MaxPooling2D(), keras.layers.Flatten(), keras.layers.Dropout(0.4),
-                                  keras.layers.Dense(10)])
+        model = keras.Sequential(
+            [
+                keras.Input(shape=(28, 28, 1)),
+                keras.layers.Conv2D(8, 3, activation="relu"),
+                keras.layers.MaxPooling2D(),
+                keras.layers.Flatten(),
+                keras.layers.Dropout(0.4),
+                keras.layers.Dense(10),
+            ]
+        )
         model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         rng = np.random.default_rng(0)
         x, y = rng.random((256, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 256)
@@ -144,8 +171,14 @@ def test_save_load_and_onnx_from_the_gpu(gpu, tmp_path):
 
 
 def test_out_of_memory_is_reported_with_advice(gpu):
-    model = keras.Sequential([keras.Input(shape=(256, 256, 3)), keras.layers.Conv2D(256, 3),
-                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10)])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(256, 256, 3)),
+            keras.layers.Conv2D(256, 3),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10),
+        ]
+    )
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     batch = int(_gpu.free_bytes() // (254 * 254 * 256 * 4)) + 64  # one batch's conv output exceeds free memory
     x = np.zeros((batch, 256, 256, 3), np.float32)

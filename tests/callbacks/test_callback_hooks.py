@@ -1,4 +1,5 @@
 """The hooks fit/evaluate/predict call, in Keras 3's order, each with a logs dict; their argument lists."""
+
 from __future__ import annotations
 
 import inspect
@@ -14,8 +15,9 @@ from convolab.models.sequential import Sequential
 
 def _model():
     model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(3)])
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["acc"])
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1), loss=SparseCategoricalCrossentropy(from_logits=True), metrics=["acc"]
+    )
     return model
 
 
@@ -43,9 +45,22 @@ def _recording(name):
 
 
 # Keras 3's Callback hooks (keras/src/callbacks/callback.py), less the old on_batch_* aliases.
-KERAS_HOOKS = ["on_epoch_begin", "on_epoch_end", "on_train_batch_begin", "on_train_batch_end",
-               "on_test_batch_begin", "on_test_batch_end", "on_predict_batch_begin", "on_predict_batch_end",
-               "on_train_begin", "on_train_end", "on_test_begin", "on_test_end", "on_predict_begin", "on_predict_end"]
+KERAS_HOOKS = [
+    "on_epoch_begin",
+    "on_epoch_end",
+    "on_train_batch_begin",
+    "on_train_batch_end",
+    "on_test_batch_begin",
+    "on_test_batch_end",
+    "on_predict_batch_begin",
+    "on_predict_batch_end",
+    "on_train_begin",
+    "on_train_end",
+    "on_test_begin",
+    "on_test_end",
+    "on_predict_begin",
+    "on_predict_end",
+]
 for _name in KERAS_HOOKS:
     assert callable(getattr(Callback, _name)), _name
     setattr(Recorder, _name, _recording(_name))
@@ -59,11 +74,24 @@ def test_fit_calls_every_hook_in_keras_order_with_validation():
     rec = Recorder()
     model = _model()
     x, y = _data()
-    hist = model.fit(x, y, epochs=2, batch_size=8, verbose=0, validation_data=(x[:10], y[:10]),
-                     validation_batch_size=6, callbacks=[rec])
-    epoch = ([("train_batch_begin", b) if k == 0 else ("train_batch_end", b) for b in range(3) for k in (0, 1)]
-             + [("test_begin", None), ("test_batch_begin", 0), ("test_batch_end", 0),
-                ("test_batch_begin", 1), ("test_batch_end", 1), ("test_end", None)])
+    hist = model.fit(
+        x,
+        y,
+        epochs=2,
+        batch_size=8,
+        verbose=0,
+        validation_data=(x[:10], y[:10]),
+        validation_batch_size=6,
+        callbacks=[rec],
+    )
+    epoch = [("train_batch_begin", b) if k == 0 else ("train_batch_end", b) for b in range(3) for k in (0, 1)] + [
+        ("test_begin", None),
+        ("test_batch_begin", 0),
+        ("test_batch_end", 0),
+        ("test_batch_begin", 1),
+        ("test_batch_end", 1),
+        ("test_end", None),
+    ]
     expected = [("train_begin", None)]
     for e in range(2):
         expected += [("epoch_begin", e)] + epoch + [("epoch_end", e)]
@@ -91,8 +119,16 @@ def test_validation_batch_logs_are_running_means():
     rec = Recorder()
     model = _model()
     x, y = _data()
-    model.fit(x, y, epochs=1, batch_size=20, verbose=0, validation_data=(x[:10], y[:10]), validation_batch_size=4,
-              callbacks=[rec])
+    model.fit(
+        x,
+        y,
+        epochs=1,
+        batch_size=20,
+        verbose=0,
+        validation_data=(x[:10], y[:10]),
+        validation_batch_size=4,
+        callbacks=[rec],
+    )
     test_batches = [logs for name, _, logs in rec.calls if name == "test_batch_end"]
     for n, logs in zip((4, 8, 10), test_batches):  # batches of 4, 4 and 2 samples
         expected = model.evaluate(x[:n], y[:n], verbose=0, return_dict=True)
@@ -104,9 +140,11 @@ def test_evaluate_calls_test_hooks():
     model = _model()
     x, y = _data(10)
     result = model.evaluate(x, y, batch_size=4, verbose=0, callbacks=[rec])
-    assert _names(rec.calls) == ([("test_begin", None)]
-                                 + [(f"test_batch_{k}", b) for b in range(3) for k in ("begin", "end")]
-                                 + [("test_end", None)])
+    assert _names(rec.calls) == (
+        [("test_begin", None)]
+        + [(f"test_batch_{k}", b) for b in range(3) for k in ("begin", "end")]
+        + [("test_end", None)]
+    )
     assert rec.calls[-1][2] == dict(zip(model.metrics_names, result))
     assert rec.params == {"epochs": 1, "steps": 3, "verbose": 0, "batch_size": 4}
 
@@ -116,9 +154,11 @@ def test_predict_calls_predict_hooks_with_batch_outputs():
     model = _model()
     x, _ = _data(10)
     out = model.predict(x, batch_size=4, verbose=0, callbacks=[rec])
-    assert _names(rec.calls) == ([("predict_begin", None)]
-                                 + [(f"predict_batch_{k}", b) for b in range(3) for k in ("begin", "end")]
-                                 + [("predict_end", None)])
+    assert _names(rec.calls) == (
+        [("predict_begin", None)]
+        + [(f"predict_batch_{k}", b) for b in range(3) for k in ("begin", "end")]
+        + [("predict_end", None)]
+    )
     outputs = [logs["outputs"] for name, _, logs in rec.calls if name == "predict_batch_end"]
     assert [o.shape for o in outputs] == [(4, 3), (4, 3), (2, 3)]
     np.testing.assert_array_equal(np.concatenate(outputs), out)
@@ -130,7 +170,8 @@ def test_callbacks_can_stop_evaluate_and_predict_early():
     x, y = _data(10)
     stop_eval = LambdaCallback(on_test_batch_end=lambda batch, logs: setattr(model, "stop_evaluating", batch == 0))
     assert model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True, callbacks=[stop_eval]) == pytest.approx(
-        model.evaluate(x[:4], y[:4], verbose=0, return_dict=True), rel=1e-12)
+        model.evaluate(x[:4], y[:4], verbose=0, return_dict=True), rel=1e-12
+    )
     stop_pred = LambdaCallback(on_predict_batch_end=lambda batch, logs: setattr(model, "stop_predicting", batch == 1))
     assert model.predict(x, batch_size=4, callbacks=[stop_pred]).shape == (8, 3)
     assert model.predict(x, batch_size=4).shape == (10, 3)  # reset for the next call
@@ -159,8 +200,15 @@ def test_callback_list_skips_callbacks_without_batch_hooks():
     assert not lam.wants("on_predict_batch_end")
     # And a hook given logs=None passes {} on.
     got = []
-    lst = CallbackList([LambdaCallback(on_train_batch_begin=lambda b, logs: got.append(logs),
-                                       on_epoch_end=lambda e, logs: got.append(logs))], None, {})
+    lst = CallbackList(
+        [
+            LambdaCallback(
+                on_train_batch_begin=lambda b, logs: got.append(logs), on_epoch_end=lambda e, logs: got.append(logs)
+            )
+        ],
+        None,
+        {},
+    )
     lst.on_train_batch_begin(0)
     lst.on_epoch_end(0, None)
     assert got == [{}, {}]
@@ -179,18 +227,41 @@ def test_history_and_progbar_run_after_user_callbacks_and_a_given_history_is_use
 # Keras 3's argument lists
 # ---------------------------------------------------------------------------
 
+
 def _params(fn):
     return list(inspect.signature(fn).parameters)[1:]
 
 
 def test_argument_lists_are_keras_3s():
-    assert _params(Sequential.evaluate) == ["x", "y", "batch_size", "verbose", "sample_weight", "steps", "callbacks",
-                                            "return_dict"]
+    assert _params(Sequential.evaluate) == [
+        "x",
+        "y",
+        "batch_size",
+        "verbose",
+        "sample_weight",
+        "steps",
+        "callbacks",
+        "return_dict",
+    ]
     assert _params(Sequential.predict) == ["x", "batch_size", "verbose", "steps", "callbacks"]
-    assert _params(Sequential.fit) == ["x", "y", "batch_size", "epochs", "verbose", "callbacks", "validation_split",
-                                       "validation_data", "shuffle", "class_weight", "sample_weight", "initial_epoch",
-                                       "steps_per_epoch", "validation_steps", "validation_batch_size",
-                                       "validation_freq"]
+    assert _params(Sequential.fit) == [
+        "x",
+        "y",
+        "batch_size",
+        "epochs",
+        "verbose",
+        "callbacks",
+        "validation_split",
+        "validation_data",
+        "shuffle",
+        "class_weight",
+        "sample_weight",
+        "initial_epoch",
+        "steps_per_epoch",
+        "validation_steps",
+        "validation_batch_size",
+        "validation_freq",
+    ]
 
 
 @pytest.mark.parametrize("call", ["fit", "evaluate", "predict"])
@@ -206,19 +277,28 @@ def test_arguments_convolab_cannot_honour_yet_are_refused():
     model = _model()
     x, y = _data(8)
     # sample_weight is honoured now (tests/metrics/test_sample_weights.py); steps still is not
-    with pytest.raises(ValueError, match=r"evaluate: `steps` is not supported by convolab yet \(expected None\); "
-                                         r"got steps=2"):
+    with pytest.raises(
+        ValueError,
+        match=r"evaluate: `steps` is not supported by convolab yet \(expected None\); "
+        r"got steps=2",
+    ):
         model.evaluate(x, y, verbose=0, sample_weight=np.ones(8), steps=2)
-    with pytest.raises(ValueError, match=r"predict: `steps` is not supported by convolab yet \(expected None\); "
-                                         r"got steps=1"):
+    with pytest.raises(
+        ValueError,
+        match=r"predict: `steps` is not supported by convolab yet \(expected None\); "
+        r"got steps=1",
+    ):
         model.predict(x, steps=1)
 
 
 def test_callbacks_must_be_callbacks_in_evaluate_and_predict():
     model = _model()
     x, y = _data(8)
-    with pytest.raises(TypeError, match=r"Callback instances; got <built-in function print> of type "
-                                        r"builtin_function_or_method"):
+    with pytest.raises(
+        TypeError,
+        match=r"Callback instances; got <built-in function print> of type "
+        r"builtin_function_or_method",
+    ):
         model.evaluate(x, y, verbose=0, callbacks=[print])
     with pytest.raises(TypeError, match=r"Callback instances; got 3 of type int"):
         model.predict(x, callbacks=[3])

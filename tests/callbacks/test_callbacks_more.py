@@ -1,4 +1,5 @@
 """LearningRateScheduler, ReduceLROnPlateau and CSVLogger, against values worked out by hand."""
+
 from __future__ import annotations
 
 import csv
@@ -8,15 +9,15 @@ import numpy as np
 import pytest
 
 from convolab import keras
-from convolab.callbacks import (Callback, CSVLogger, LambdaCallback, LearningRateScheduler,
-                                ReduceLROnPlateau)
+from convolab.callbacks import Callback, CSVLogger, LambdaCallback, LearningRateScheduler, ReduceLROnPlateau
 from convolab.losses import SparseCategoricalCrossentropy
 
 
 def _model(lr=0.1):
     model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(3, kernel_initializer="glorot_uniform")])
-    model.compile(optimizer=keras.optimizers.SGD(lr), loss=SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["acc"])
+    model.compile(
+        optimizer=keras.optimizers.SGD(lr), loss=SparseCategoricalCrossentropy(from_logits=True), metrics=["acc"]
+    )
     return model
 
 
@@ -56,6 +57,7 @@ class _Script(Callback):
 # LearningRateScheduler
 # ---------------------------------------------------------------------------
 
+
 def test_scheduler_sets_rate_each_epoch_and_logs_it():
     model = _model(0.1)
     x, y = _data()
@@ -75,8 +77,15 @@ def test_scheduler_training_equals_setting_the_rate_by_hand():
     scheduled = _model()
     by_hand = _model()
     by_hand.set_weights(scheduled.get_weights())
-    scheduled.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0,
-                  callbacks=[LearningRateScheduler(lambda epoch, lr: rates[epoch])])
+    scheduled.fit(
+        x,
+        y,
+        epochs=3,
+        batch_size=8,
+        shuffle=False,
+        verbose=0,
+        callbacks=[LearningRateScheduler(lambda epoch, lr: rates[epoch])],
+    )
     for rate in rates:
         by_hand.optimizer.learning_rate = rate
         by_hand.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
@@ -88,8 +97,15 @@ def test_scheduler_counts_from_initial_epoch_and_accepts_one_argument_schedules(
     model = _model()
     x, y = _data()
     epochs = []
-    hist = model.fit(x, y, epochs=4, initial_epoch=2, batch_size=8, verbose=0,
-                     callbacks=[LearningRateScheduler(lambda epoch: (epochs.append(epoch), 0.01 * (epoch + 1))[1])])
+    hist = model.fit(
+        x,
+        y,
+        epochs=4,
+        initial_epoch=2,
+        batch_size=8,
+        verbose=0,
+        callbacks=[LearningRateScheduler(lambda epoch: (epochs.append(epoch), 0.01 * (epoch + 1))[1])],
+    )
     assert epochs == [2, 3]
     assert hist.history["learning_rate"] == [0.03, 0.04]
 
@@ -113,15 +129,20 @@ def test_scheduler_errors_inside_the_schedule_are_not_hidden():
 
 
 def test_scheduler_verbose_line(capsys):
-    _model().fit(*_data(), epochs=2, verbose=0, callbacks=[LearningRateScheduler(lambda e, lr: 0.5 / (e + 1), verbose=1)])
+    _model().fit(
+        *_data(), epochs=2, verbose=0, callbacks=[LearningRateScheduler(lambda e, lr: 0.5 / (e + 1), verbose=1)]
+    )
     out = capsys.readouterr().out
-    assert out == ("\nEpoch 1: LearningRateScheduler setting learning rate to 0.5.\n"
-                   "\nEpoch 2: LearningRateScheduler setting learning rate to 0.25.\n")
+    assert out == (
+        "\nEpoch 1: LearningRateScheduler setting learning rate to 0.5.\n"
+        "\nEpoch 2: LearningRateScheduler setting learning rate to 0.25.\n"
+    )
 
 
 # ---------------------------------------------------------------------------
 # ReduceLROnPlateau
 # ---------------------------------------------------------------------------
+
 
 def _run_plateau(cb, lr, values, monitor="val_loss"):
     """Feed scripted monitored values; return (logged learning_rate, rate after the epoch) per epoch."""
@@ -157,7 +178,15 @@ def test_plateau_auto_maximises_accuracy_and_cooldown_pauses_counting():
 def test_plateau_defaults_and_max_mode():
     cb = ReduceLROnPlateau()
     assert (cb.monitor, cb.factor, cb.patience, cb.verbose, cb.mode, cb.min_delta, cb.cooldown, cb.min_lr) == (
-        "val_loss", 0.1, 10, 0, "auto", 1e-4, 0, 0.0)
+        "val_loss",
+        0.1,
+        10,
+        0,
+        "auto",
+        1e-4,
+        0,
+        0.0,
+    )
     # Ten epochs without improvement after the first: reduced at the 11th epoch (index 10).
     _, after = _run_plateau(cb, 1.0, [1.0] * 12)
     assert after == pytest.approx([1.0] * 10 + [0.1] * 2, rel=1e-12)
@@ -170,9 +199,19 @@ def test_plateau_on_a_real_fit_logs_the_rate_each_epoch_trained_with():
     model = _model(0.2)
     x, y = _data()
     spy = _LrAtEpochBegin()
-    hist = model.fit(x, y, epochs=5, batch_size=8, verbose=0, validation_data=(x, y),
-                     callbacks=[_Script("val_loss", [1.0, 1.0, 1.0, 0.5, 0.5]),
-                                ReduceLROnPlateau(patience=1, factor=0.5, min_delta=0), spy])
+    hist = model.fit(
+        x,
+        y,
+        epochs=5,
+        batch_size=8,
+        verbose=0,
+        validation_data=(x, y),
+        callbacks=[
+            _Script("val_loss", [1.0, 1.0, 1.0, 0.5, 0.5]),
+            ReduceLROnPlateau(patience=1, factor=0.5, min_delta=0),
+            spy,
+        ],
+    )
     assert spy.rates == [0.2, 0.2, 0.1, 0.05, 0.05]
     assert hist.history["learning_rate"] == [0.2, 0.2, 0.1, 0.05, 0.05]
     assert model.optimizer.learning_rate == 0.025
@@ -200,6 +239,7 @@ def test_plateau_verbose_line(capsys):
 # CSVLogger
 # ---------------------------------------------------------------------------
 
+
 def test_csv_logger_exact_bytes(tmp_path):
     path = tmp_path / "log.csv"
     cb = CSVLogger(path)
@@ -208,10 +248,9 @@ def test_csv_logger_exact_bytes(tmp_path):
     cb.on_epoch_end(1, {"loss": 0.125, "acc": 0.5})  # a missing key is written NA
     cb.on_epoch_end(2, {"loss": 0.0625, "acc": 1.0, "val_loss": 0.1, "extra": 7})  # new keys are not added
     cb.on_train_end({})
-    assert path.read_bytes() == (b"epoch,acc,loss,val_loss\r\n"
-                                 b"0,0.25,0.5,0.75\r\n"
-                                 b"1,0.5,0.125,NA\r\n"
-                                 b"2,1.0,0.0625,0.1\r\n")
+    assert path.read_bytes() == (
+        b"epoch,acc,loss,val_loss\r\n0,0.25,0.5,0.75\r\n1,0.5,0.125,NA\r\n2,1.0,0.0625,0.1\r\n"
+    )
 
 
 def test_csv_logger_separator_append_and_arrays(tmp_path):
@@ -223,9 +262,7 @@ def test_csv_logger_separator_append_and_arrays(tmp_path):
         cb.on_epoch_end(start + 1, {"loss": 2.5, "v": "s"})
         cb.on_train_end({})
     # As Keras: an iterable is written "[1, 2]" with its quotes, which the csv module then doubles.
-    assert path.read_bytes() == (b'epoch;loss;v\r\n'
-                                 b'0;1.5;"""[1, 2]"""\r\n1;2.5;s\r\n'
-                                 b'2;1.5;"""[1, 2]"""\r\n3;2.5;s\r\n')
+    assert path.read_bytes() == (b'epoch;loss;v\r\n0;1.5;"""[1, 2]"""\r\n1;2.5;s\r\n2;1.5;"""[1, 2]"""\r\n3;2.5;s\r\n')
     CSVLogger(path).on_train_begin({})  # append=False starts the file again
     assert path.read_bytes() == b""
 
@@ -234,8 +271,15 @@ def test_csv_logger_in_fit_matches_history(tmp_path):
     path = tmp_path / "log.csv"
     model = _model()
     x, y = _data()
-    hist = model.fit(x, y, epochs=3, batch_size=8, verbose=0, validation_data=(x, y),
-                     callbacks=[LearningRateScheduler(lambda e, lr: 0.1 / (e + 1)), CSVLogger(path)])
+    hist = model.fit(
+        x,
+        y,
+        epochs=3,
+        batch_size=8,
+        verbose=0,
+        validation_data=(x, y),
+        callbacks=[LearningRateScheduler(lambda e, lr: 0.1 / (e + 1)), CSVLogger(path)],
+    )
     rows = list(csv.reader(io.StringIO(path.read_text(), newline="")))
     assert rows[0] == ["epoch", "acc", "learning_rate", "loss", "val_acc", "val_loss"]
     assert [int(r[0]) for r in rows[1:]] == [0, 1, 2]
@@ -247,10 +291,13 @@ def test_csv_logger_in_fit_matches_history(tmp_path):
 # LambdaCallback
 # ---------------------------------------------------------------------------
 
+
 def test_lambda_callback_takes_any_hook_by_keyword_and_refuses_others():
     calls = []
-    cb = LambdaCallback(on_test_batch_end=lambda batch, logs: calls.append(("test", batch, sorted(logs))),
-                        on_predict_end=lambda logs: calls.append(("predict_end", logs)))
+    cb = LambdaCallback(
+        on_test_batch_end=lambda batch, logs: calls.append(("test", batch, sorted(logs))),
+        on_predict_end=lambda logs: calls.append(("predict_end", logs)),
+    )
     model = _model()
     x, y = _data(10)
     model.evaluate(x, y, batch_size=8, verbose=0, callbacks=[cb])

@@ -1,4 +1,5 @@
 """TensorBoard: event files read back with TensorBoard's own reader, against history.history."""
+
 from __future__ import annotations
 
 import builtins
@@ -16,10 +17,10 @@ EventAccumulator = pytest.importorskip("tensorboard.backend.event_processing.eve
 
 
 def _model():
-    model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(5, activation="relu"),
-                              keras.layers.Dense(3)])
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["acc"])
+    model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(5, activation="relu"), keras.layers.Dense(3)])
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1), loss=SparseCategoricalCrossentropy(from_logits=True), metrics=["acc"]
+    )
     return model
 
 
@@ -45,8 +46,9 @@ def _f32(values):
 def test_epoch_scalars_equal_history(tmp_path):
     model = _model()
     x, y = _data()
-    hist = model.fit(x, y, epochs=3, batch_size=8, verbose=0, validation_data=(x[:10], y[:10]),
-                     callbacks=[TensorBoard(tmp_path)])
+    hist = model.fit(
+        x, y, epochs=3, batch_size=8, verbose=0, validation_data=(x[:10], y[:10]), callbacks=[TensorBoard(tmp_path)]
+    )
     train, val = _read(tmp_path / "train"), _read(tmp_path / "validation")
     assert set(train.Tags()["scalars"]) == {"epoch_loss", "epoch_acc", "epoch_learning_rate"}
     for name in ("loss", "acc"):
@@ -64,8 +66,12 @@ def test_epoch_scalars_equal_history(tmp_path):
 
 def test_learning_rate_scalars_follow_the_scheduler(tmp_path):
     model = _model()
-    hist = model.fit(*_data(), epochs=3, verbose=0, callbacks=[LearningRateScheduler(lambda e, lr: 0.5 / 2 ** e),
-                                                              TensorBoard(tmp_path, write_graph=False)])
+    hist = model.fit(
+        *_data(),
+        epochs=3,
+        verbose=0,
+        callbacks=[LearningRateScheduler(lambda e, lr: 0.5 / 2**e), TensorBoard(tmp_path, write_graph=False)],
+    )
     train = _read(tmp_path / "train")
     assert _scalars(train, "epoch_learning_rate") == list(enumerate(_f32(hist.history["learning_rate"])))
     assert hist.history["learning_rate"] == [0.5, 0.25, 0.125]
@@ -81,8 +87,13 @@ def test_batch_scalars(tmp_path, update_freq, steps):
             batch_logs.append(dict(logs))
 
     model = _model()
-    model.fit(*_data(), epochs=3, batch_size=8, verbose=0,  # 3 batches an epoch, 9 in all, counted from 1
-              callbacks=[Spy(), TensorBoard(tmp_path, update_freq=update_freq)])
+    model.fit(
+        *_data(),
+        epochs=3,
+        batch_size=8,
+        verbose=0,  # 3 batches an epoch, 9 in all, counted from 1
+        callbacks=[Spy(), TensorBoard(tmp_path, update_freq=update_freq)],
+    )
     train = _read(tmp_path / "train")
     for name in ("loss", "acc"):
         assert _scalars(train, f"batch_{name}") == list(zip(steps, _f32([batch_logs[s - 1][name] for s in steps])))
@@ -90,9 +101,15 @@ def test_batch_scalars(tmp_path, update_freq, steps):
 
 def test_histograms_images_and_steps_per_second(tmp_path):
     model = _model()
-    model.fit(*_data(), epochs=3, batch_size=8, verbose=0,
-              callbacks=[TensorBoard(tmp_path, histogram_freq=2, write_images=True, write_steps_per_second=True,
-                                     update_freq="batch")])
+    model.fit(
+        *_data(),
+        epochs=3,
+        batch_size=8,
+        verbose=0,
+        callbacks=[
+            TensorBoard(tmp_path, histogram_freq=2, write_images=True, write_steps_per_second=True, update_freq="batch")
+        ],
+    )
     train = _read(tmp_path / "train")
     names = [f"{layer.name}/{key}" for layer in model.layers for key in layer.params]
     assert sorted(train.Tags()["histograms"]) == sorted(f"{n}/histogram" for n in names)
@@ -134,8 +151,14 @@ def test_arguments_keras_cannot_honour_here_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"`histogram_freq` must be an int >= 0; got -1"):
         TensorBoard(tmp_path, histogram_freq=-1)
     tb = TensorBoard()
-    assert (tb.log_dir, tb.histogram_freq, tb.write_graph, tb.write_images, tb.write_steps_per_second,
-            tb.update_freq) == ("logs", 0, True, False, False, "epoch")
+    assert (
+        tb.log_dir,
+        tb.histogram_freq,
+        tb.write_graph,
+        tb.write_images,
+        tb.write_steps_per_second,
+        tb.update_freq,
+    ) == ("logs", 0, True, False, False, "epoch")
     assert keras.callbacks.TensorBoard is TensorBoard
 
 

@@ -1,4 +1,5 @@
 """The convolab command: every subcommand in-process (main(argv) -> exit code), errors as one line."""
+
 import json
 import os
 import subprocess
@@ -67,8 +68,19 @@ def fake_datasets(monkeypatch):
 
 # -- the parser --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["train", "--help"], ["filters", "--help"],
-                                  ["predict", "--help"], ["evaluate", "--help"], ["--version"]])
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["demo", "--help"],
+        ["train", "--help"],
+        ["filters", "--help"],
+        ["predict", "--help"],
+        ["evaluate", "--help"],
+        ["--version"],
+    ],
+)
 def test_help_and_version(capsys, argv):
     assert main(argv) == 0
     out = capsys.readouterr().out
@@ -80,16 +92,19 @@ def test_no_command_prints_help_and_returns_2(capsys):
     assert "usage: convolab" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["train", "--model", "resnet", "--dataset", "mnist"], "invalid choice: 'resnet'"),
-    (["train", "--dataset", "imagenet"], "invalid choice: 'imagenet'"),
-    (["train", "--model", "simple"], "--dataset"),
-    (["train", "--dataset", "mnist", "--epochs", "0"], "whole number >= 1"),
-    (["train", "--dataset", "mnist", "--val-split", "1.5"], "between 0 and 1"),
-    (["bake"], "invalid choice: 'bake'"),
-    (["filters", "x.png"], "--kernel"),
-    (["demo", "--samples", "10"], "at least 50"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["train", "--model", "resnet", "--dataset", "mnist"], "invalid choice: 'resnet'"),
+        (["train", "--dataset", "imagenet"], "invalid choice: 'imagenet'"),
+        (["train", "--model", "simple"], "--dataset"),
+        (["train", "--dataset", "mnist", "--epochs", "0"], "whole number >= 1"),
+        (["train", "--dataset", "mnist", "--val-split", "1.5"], "between 0 and 1"),
+        (["bake"], "invalid choice: 'bake'"),
+        (["filters", "x.png"], "--kernel"),
+        (["demo", "--samples", "10"], "at least 50"),
+    ],
+)
 def test_usage_errors_exit_2_with_one_line(capsys, argv, fragment):
     assert main(argv) == 2
     line = one_error_line(capsys.readouterr().err)
@@ -97,6 +112,7 @@ def test_usage_errors_exit_2_with_one_line(capsys, argv, fragment):
 
 
 # -- filters -------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def images(tmp_path):
@@ -121,15 +137,18 @@ def test_filters_grey_and_valid(tmp_path, images):
     assert out.exists()
 
 
-@pytest.mark.parametrize("kernel, fragment", [
-    ("[[1, 2], [3]]", "same length"),
-    ("[1, 2, 3]", "2-D"),
-    ("[[]]", "empty"),
-    ("[['a']]", "numbers"),
-    ("[[1, 2", "cannot read"),
-    ("__import__('os')", "unknown kernel name"),
-    ("nope", "known kernels: vertical_edge"),
-])
+@pytest.mark.parametrize(
+    "kernel, fragment",
+    [
+        ("[[1, 2], [3]]", "same length"),
+        ("[1, 2, 3]", "2-D"),
+        ("[[]]", "empty"),
+        ("[['a']]", "numbers"),
+        ("[[1, 2", "cannot read"),
+        ("__import__('os')", "unknown kernel name"),
+        ("nope", "known kernels: vertical_edge"),
+    ],
+)
 def test_filters_bad_kernel_is_a_usage_error(capsys, images, kernel, fragment):
     assert main(["filters", images[0], "--kernel", kernel]) == 2
     assert fragment in one_error_line(capsys.readouterr().err)
@@ -151,8 +170,15 @@ def test_filters_runtime_errors(capsys, tmp_path, images):
 
 # -- demo ------------------------------------------------------------------------------------------
 
-DEMO_FIGURES = ["01_vertical_edge_filter.png", "02_horizontal_edge_filter.png", "03_training_curves.png",
-                "04_learned_filters.png", "05_feature_maps.png", "06_confusion_matrix.png", "07_misclassified.png"]
+DEMO_FIGURES = [
+    "01_vertical_edge_filter.png",
+    "02_horizontal_edge_filter.png",
+    "03_training_curves.png",
+    "04_learned_filters.png",
+    "05_feature_maps.png",
+    "06_confusion_matrix.png",
+    "07_misclassified.png",
+]
 
 
 def test_demo_on_a_stand_in_sample(capsys, monkeypatch, tmp_path):
@@ -182,10 +208,27 @@ def test_demo_without_the_sample_is_a_runtime_error(capsys, monkeypatch, tmp_pat
 
 # -- train / evaluate / predict ----------------------------------------------------------------------
 
+
 def test_train_writes_curves_history_and_model(capsys, tmp_path, fake_datasets):
     out = tmp_path / "run"
-    argv = ["train", "--model", "simple", "--dataset", "mnist", "--epochs", "2", "--seed", "0",
-            "--batch-size", "16", "--data-dir", str(tmp_path), "--offline", "--out", str(out)]
+    argv = [
+        "train",
+        "--model",
+        "simple",
+        "--dataset",
+        "mnist",
+        "--epochs",
+        "2",
+        "--seed",
+        "0",
+        "--batch-size",
+        "16",
+        "--data-dir",
+        str(tmp_path),
+        "--offline",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "Epoch 2/2" in captured.out and "val_acc" in captured.out
@@ -205,8 +248,28 @@ def test_train_writes_curves_history_and_model(capsys, tmp_path, fake_datasets):
 
 def test_train_lenet_on_cifar_with_val_split(capsys, tmp_path, fake_datasets):
     out = tmp_path / "run"
-    assert main(["train", "--dataset", "cifar10", "--epochs", "1", "--val-split", "0.25", "--samples", "120",
-                 "--optimizer", "sgd", "--learning-rate", "0.05", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "cifar10",
+                "--epochs",
+                "1",
+                "--val-split",
+                "0.25",
+                "--samples",
+                "120",
+                "--optimizer",
+                "sgd",
+                "--learning-rate",
+                "0.05",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     stdout = capsys.readouterr().out
     assert "test set: loss" in stdout
     record = json.loads((out / "history.json").read_text())
@@ -215,8 +278,9 @@ def test_train_lenet_on_cifar_with_val_split(capsys, tmp_path, fake_datasets):
 
 
 def test_train_multi_on_fashion_mnist(tmp_path, fake_datasets):
-    assert main(["train", "--model", "multi", "--dataset", "fashion_mnist", "--epochs", "1",
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(["train", "--model", "multi", "--dataset", "fashion_mnist", "--epochs", "1", "--out", str(tmp_path)]) == 0
+    )
     assert json.loads((tmp_path / "history.json").read_text())["params"] == 8490
 
 
@@ -296,10 +360,12 @@ def test_evaluate(capsys, tmp_path, saved_model, fake_datasets):
 
 # -- as a real process ---------------------------------------------------------------------------
 
+
 def _run(*args):
     env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-m", "convolab.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "convolab.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 @pytest.mark.skipif(not hasattr(datasets, "load_sample"), reason="convolab.datasets.load_sample not available")
@@ -329,8 +395,22 @@ def test_train_from_an_npz_subset(capsys, tmp_path):
     (xtr, ytr), (xte, yte) = fake_digits(64, 32, 3, 1), fake_digits(16, 32, 3, 2)
     np.savez(tmp_path / "subset.npz", x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
     out = tmp_path / "run"
-    assert main(["train", "--dataset", "cifar10", "--epochs", "1", "--data-dir", str(tmp_path / "subset.npz"),
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "cifar10",
+                "--epochs",
+                "1",
+                "--data-dir",
+                str(tmp_path / "subset.npz"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "history.json").read_text())["train_samples"] == 64
     np.savez(tmp_path / "wrong.npz", x_train=xtr)
     assert main(["train", "--dataset", "cifar10", "--data-dir", str(tmp_path / "wrong.npz")]) == 1

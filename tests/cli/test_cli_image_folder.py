@@ -1,5 +1,6 @@
 """``convolab train --data-dir FOLDER``: a tiny folder of images written with Pillow, trained for a few
 seconds; the curves, confusion matrix, history (top-k included) and model file are checked."""
+
 import json
 
 import numpy as np
@@ -34,8 +35,30 @@ def one_error_line(err):
 def test_resnet20_on_an_image_folder(capsys, tmp_path):
     names = make_folder(tmp_path / "photos")
     out = tmp_path / "out"
-    assert main(["train", "--data-dir", str(tmp_path / "photos"), "--model", "resnet20", "--image-size", "8",
-                 "--epochs", "2", "--batch-size", "4", "--top-k", "2", "--seed", "3", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(tmp_path / "photos"),
+                "--model",
+                "resnet20",
+                "--image-size",
+                "8",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "4",
+                "--top-k",
+                "2",
+                "--seed",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     stdout = capsys.readouterr().out
     assert "3 classes (class_0, class_1, class_2), 15 training and 3 validation images" in stdout
     for figure in ("training_curves.png", "confusion_matrix.png"):
@@ -56,8 +79,26 @@ def test_resnet20_on_an_image_folder(capsys, tmp_path):
 def test_default_top5_with_more_than_five_classes_on_a_lesson_model(tmp_path):
     make_folder(tmp_path / "photos", classes=6, per_class=5)
     out = tmp_path / "out"
-    assert main(["train", "--data-dir", str(tmp_path / "photos"), "--model", "simple", "--image-size", "12,10",
-                 "--color-mode", "grayscale", "--epochs", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(tmp_path / "photos"),
+                "--model",
+                "simple",
+                "--image-size",
+                "12,10",
+                "--color-mode",
+                "grayscale",
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     record = json.loads((out / "history.json").read_text())
     assert record["top_k"] == 5 and record["optimizer"] == "RMSprop"  # the lesson's compile, plus top-5
     assert {"top5_acc", "val_top5_acc"} <= set(record["history"])
@@ -68,18 +109,41 @@ def test_default_top5_with_more_than_five_classes_on_a_lesson_model(tmp_path):
 def test_no_top_k_for_few_classes(tmp_path):
     make_folder(tmp_path / "photos", classes=3, per_class=4)
     out = tmp_path / "out"
-    assert main(["train", "--data-dir", str(tmp_path / "photos"), "--model", "lenet", "--image-size", "16",
-                 "--epochs", "1", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(tmp_path / "photos"),
+                "--model",
+                "lenet",
+                "--image-size",
+                "16",
+                "--epochs",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     record = json.loads((out / "history.json").read_text())
     assert record["top_k"] is None and set(record["history"]) == {"loss", "acc", "val_loss", "val_acc"}
 
 
-@pytest.mark.parametrize("setup, extra, fragment", [
-    (lambda root: root.mkdir(), [], "expects one subfolder per class (at least 2); got 0"),
-    (lambda root: make_folder(root), ["--top-k", "3"], "--top-k must be smaller than the number of classes (3); got 3"),
-    (lambda root: None, [], "is missing"),
-    (lambda root: make_folder(root), ["--samples", "4"], "--samples is for --dataset"),
-])
+@pytest.mark.parametrize(
+    "setup, extra, fragment",
+    [
+        (lambda root: root.mkdir(), [], "expects one subfolder per class (at least 2); got 0"),
+        (
+            lambda root: make_folder(root),
+            ["--top-k", "3"],
+            "--top-k must be smaller than the number of classes (3); got 3",
+        ),
+        (lambda root: None, [], "is missing"),
+        (lambda root: make_folder(root), ["--samples", "4"], "--samples is for --dataset"),
+    ],
+)
 def test_folder_usage_errors(capsys, tmp_path, setup, extra, fragment):
     setup(tmp_path / "photos")
     argv = ["train", "--data-dir", str(tmp_path / "photos"), "--image-size", "8", "--out", str(tmp_path / "o")]

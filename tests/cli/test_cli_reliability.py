@@ -4,6 +4,7 @@ Every bad path prints one line naming it and exits 1 (2 for a bad command line),
 ``train`` checks --out before training, saves the model before the figures, and keeps the last
 finished epoch when interrupted.
 """
+
 import argparse
 import os
 import signal
@@ -49,8 +50,9 @@ def bomb_png(path, width, height):
     row = b"\x00" * (1 + (width + 7) // 8)  # filter byte, then the packed bits
     data = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", data)
-                           + _chunk(b"IEND", b""))
+    Path(path).write_bytes(
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+    )
     return str(path)
 
 
@@ -73,8 +75,14 @@ def bad_paths(tmp_path, good_png):
     empty.write_bytes(b"")
     folder = tmp_path / "folder.png"
     folder.mkdir()
-    paths = {"missing": str(tmp_path / "missing.png"), "directory": str(folder), "junk": str(junk),
-             "empty": str(empty), "truncated": str(truncated), "under_a_file": str(Path(good_png) / "x.png")}
+    paths = {
+        "missing": str(tmp_path / "missing.png"),
+        "directory": str(folder),
+        "junk": str(junk),
+        "empty": str(empty),
+        "truncated": str(truncated),
+        "under_a_file": str(Path(good_png) / "x.png"),
+    }
     if hasattr(os, "mkfifo"):  # reading a pipe with no writer would block for ever
         os.mkfifo(tmp_path / "pipe.png")
         paths["pipe"] = str(tmp_path / "pipe.png")
@@ -116,8 +124,7 @@ def test_filters_refuses_a_bad_image_in_one_line(capsys, tmp_path, digit_png, sm
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_predict_refuses_a_bad_image_in_one_line(capsys, tmp_path, digit_png, saved_model, small_pillow_limit,
-                                                 kind):
+def test_predict_refuses_a_bad_image_in_one_line(capsys, tmp_path, digit_png, saved_model, small_pillow_limit, kind):
     paths = bad_paths(tmp_path, digit_png)
     paths["bomb"] = bomb_png(tmp_path / "bomb.png", 50, 50)
     if kind not in paths:
@@ -140,8 +147,11 @@ def test_a_real_decompression_bomb_is_one_line(tmp_path, saved_model, command):
     """400 million pixels in 50 KB, at Pillow's own limit, in a fresh process."""
     bomb = bomb_png(tmp_path / "bomb.png", 20000, 20000)
     assert os.path.getsize(bomb) < 100_000
-    argv = ["filters", bomb, "--kernel", "sobel_x", "--out", str(tmp_path / "o.png")] if command == "filters" \
+    argv = (
+        ["filters", bomb, "--kernel", "sobel_x", "--out", str(tmp_path / "o.png")]
+        if command == "filters"
         else ["predict", saved_model, bomb]
+    )
     result = _run(*argv)
     assert result.returncode == 1, result.stderr
     one_error_line(result.stderr, bomb, "decompression bomb")
@@ -154,14 +164,17 @@ def test_a_bad_model_path_is_one_line(capsys, tmp_path, digit_png, kind, command
     if kind not in paths:
         pytest.skip(f"no {kind} file on this system")
     model = paths[kind]
-    argv = {"predict": ["predict", model, digit_png],
-            "evaluate": ["evaluate", model, "--dataset", "mnist", "--offline"],
-            "export": ["export", model, str(tmp_path / "m.onnx")]}[command]
+    argv = {
+        "predict": ["predict", model, digit_png],
+        "evaluate": ["evaluate", model, "--dataset", "mnist", "--offline"],
+        "export": ["export", model, str(tmp_path / "m.onnx")],
+    }[command]
     assert main(argv) == 1
     one_error_line(capsys.readouterr().err, model)
 
 
 # -- .npz data ---------------------------------------------------------------------------------------
+
 
 def npz_cases(tmp_path):
     x, y = datasets.load_sample()
@@ -175,8 +188,9 @@ def npz_cases(tmp_path):
         paths[name].write_bytes(content)
     np.save(tmp_path / "lone.npy", x[:4])
     paths["lone_array"] = (tmp_path / "lone.npy").rename(tmp_path / "lone.npz")
-    np.savez(tmp_path / "objects.npz", x_train=np.array([None, 1], dtype=object), y_train=y[:2],
-             x_test=x[:2], y_test=y[:2])
+    np.savez(
+        tmp_path / "objects.npz", x_train=np.array([None, 1], dtype=object), y_train=y[:2], x_test=x[:2], y_test=y[:2]
+    )
     paths["objects"] = tmp_path / "objects.npz"
     paths["directory"] = tmp_path / "folder.npz"
     paths["directory"].mkdir()
@@ -189,13 +203,17 @@ def npz_cases(tmp_path):
 def test_a_bad_npz_is_one_line(capsys, tmp_path, saved_model, kind, command):
     npz = npz_cases(tmp_path)[kind]
     out = tmp_path / "out"
-    argv = (["train", "--dataset", "mnist", "--data-dir", npz, "--epochs", "1", "--out", str(out)]
-            if command == "train" else ["evaluate", saved_model, "--dataset", "mnist", "--data-dir", npz])
+    argv = (
+        ["train", "--dataset", "mnist", "--data-dir", npz, "--epochs", "1", "--out", str(out)]
+        if command == "train"
+        else ["evaluate", saved_model, "--dataset", "mnist", "--data-dir", npz]
+    )
     assert main(argv) == 1
     one_error_line(capsys.readouterr().err, npz)
 
 
 # -- unwritable --out ----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def sample_npz(tmp_path):
@@ -266,10 +284,12 @@ def test_other_outputs_are_checked_first(capsys, tmp_path, saved_model, digit_pn
     a_file = tmp_path / "file.txt"
     a_file.write_text("a file, not a folder")
     out = str(a_file / "sub")
-    argv = {"demo": ["demo", "--samples", "50", "--epochs", "1", "--out", out],
-            "evaluate": ["evaluate", saved_model, "--dataset", "mnist", "--offline", "--out", out],
-            "filters": ["filters", digit_png, "--kernel", "sobel_x", "--out", out + "/f.png"],
-            "export": ["export", saved_model, out + "/m.onnx"]}[command]
+    argv = {
+        "demo": ["demo", "--samples", "50", "--epochs", "1", "--out", out],
+        "evaluate": ["evaluate", saved_model, "--dataset", "mnist", "--offline", "--out", out],
+        "filters": ["filters", digit_png, "--kernel", "sobel_x", "--out", out + "/f.png"],
+        "export": ["export", saved_model, out + "/m.onnx"],
+    }[command]
     assert main(argv) == 1
     line = one_error_line(capsys.readouterr().err, out)
     assert ".convolab-tmp" not in line  # the target is named, not a temporary file beside it
@@ -291,6 +311,7 @@ def test_train_saves_the_model_before_the_figures(capsys, monkeypatch, tmp_path,
 
 
 # -- Ctrl-C --------------------------------------------------------------------------------------------
+
 
 class InterruptingTimer(train_cmd.EpochTimer):
     """The CLI's epoch timer, also recording the weights after each epoch and pressing Ctrl-C in a batch."""
@@ -332,13 +353,28 @@ def interrupt_at(monkeypatch):
 def test_ctrl_c_keeps_the_last_finished_epoch(capsys, tmp_path, sample_npz, interrupt_at):
     timers = interrupt_at(2)  # in the third epoch
     out = tmp_path / "out"
-    argv = ["train", "--dataset", "mnist", "--data-dir", sample_npz, "--epochs", "5", "--batch-size", "16",
-            "--seed", "0", "--out", str(out)]
+    argv = [
+        "train",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        sample_npz,
+        "--epochs",
+        "5",
+        "--batch-size",
+        "16",
+        "--seed",
+        "0",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 130
     path = (out / "model.convolab").resolve()
     line = one_error_line(capsys.readouterr().err, starts="convolab: interrupted: ")
-    assert line == (f"convolab: interrupted: in epoch 3 of 5; the model after epoch 2 (weights and optimizer "
-                    f"state) is saved in {path}")
+    assert line == (
+        f"convolab: interrupted: in epoch 3 of 5; the model after epoch 2 (weights and optimizer "
+        f"state) is saved in {path}"
+    )
     (timer,) = timers
     assert len(timer.weights) == 2
     model = saving.load_model(str(path))
@@ -352,8 +388,11 @@ def test_ctrl_c_in_the_first_epoch_says_nothing_was_saved(capsys, tmp_path, samp
     interrupt_at(0)
     out = tmp_path / "out"
     assert main(["train", "--dataset", "mnist", "--data-dir", sample_npz, "--epochs", "3", "--out", str(out)]) == 130
-    one_error_line(capsys.readouterr().err, "in epoch 1 of 3; no epoch had finished, so no model was saved",
-                   starts="convolab: interrupted: ")
+    one_error_line(
+        capsys.readouterr().err,
+        "in epoch 1 of 3; no epoch had finished, so no model was saved",
+        starts="convolab: interrupted: ",
+    )
     assert not (out / "model.convolab").exists()
 
 
@@ -363,11 +402,30 @@ def test_ctrl_c_on_an_image_folder_keeps_the_last_finished_epoch(capsys, tmp_pat
     timers = interrupt_at(1)
     make_folder(tmp_path / "photos", corrupt=False, junk=False)
     out = tmp_path / "out"
-    assert main(["train", "--data-dir", str(tmp_path / "photos"), "--model", "simple", "--image-size", "12",
-                 "--batch-size", "2", "--epochs", "4", "--out", str(out)]) == 130
+    assert (
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(tmp_path / "photos"),
+                "--model",
+                "simple",
+                "--image-size",
+                "12",
+                "--batch-size",
+                "2",
+                "--epochs",
+                "4",
+                "--out",
+                str(out),
+            ]
+        )
+        == 130
+    )
     path = (out / "model.convolab").resolve()
-    one_error_line(capsys.readouterr().err, "in epoch 2 of 4; the model after epoch 1", str(path),
-                   starts="convolab: interrupted: ")
+    one_error_line(
+        capsys.readouterr().err, "in epoch 2 of 4; the model after epoch 1", str(path), starts="convolab: interrupted: "
+    )
     for got, want in zip(saving.load_model(str(path)).get_weights(), timers[0].weights[0]):
         np.testing.assert_array_equal(got, want)
 
@@ -379,9 +437,26 @@ def test_sigint_to_a_training_process(tmp_path, sample_npz):
     np.savez(data, x_train=np.concatenate([x] * 2), y_train=np.concatenate([y] * 2), x_test=x[:64], y_test=y[:64])
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "convolab.cli", "train", "--dataset", "mnist", "--data-dir",
-                             str(data), "--epochs", "100", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "convolab.cli",
+            "train",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(data),
+            "--epochs",
+            "100",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 120
         while not (out / "model.convolab").exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -403,6 +478,7 @@ def test_sigint_to_a_training_process(tmp_path, sample_npz):
 
 
 # -- --help ----------------------------------------------------------------------------------------
+
 
 def _subcommands():
     actions = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
@@ -431,7 +507,9 @@ def test_demo_help_says_80_percent(capsys):
 
 # -- in a real process ------------------------------------------------------------------------------
 
+
 def _run(*args):
     env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-m", "convolab.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "convolab.cli", *args], capture_output=True, text=True, env=env, timeout=120
+    )

@@ -3,6 +3,7 @@
 Downloads go to a local HTTP server on 127.0.0.1 (or a patched urlopen); an autouse fixture
 refuses any other host, keeps HOME and the cache inside tmp_path, and silences progress bars.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -24,17 +25,21 @@ import numpy as np
 import pytest
 
 from convolab import datasets
-from convolab.datasets import (ChecksumError, DatasetUnavailableError, UnsafePickleError, cifar10,
-                               fashion_mnist, mnist)
+from convolab.datasets import ChecksumError, DatasetUnavailableError, UnsafePickleError, cifar10, fashion_mnist, mnist
 from convolab.datasets import cifar_format, download, idx
 
-MNIST_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+MNIST_NAMES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 
 # ---------------------------------------------------------------------------------------------
 # File builders in the real formats
 # ---------------------------------------------------------------------------------------------
+
 
 def idx_bytes(arr, code=0x08):
     """An uncompressed IDX file: magic 00 00 <code> <ndim>, big-endian dims, big-endian values."""
@@ -116,9 +121,12 @@ def gz(data):
 
 def specs_for(files):
     """FileSpecs (md5 + sha256) for ``{name: bytes}``, standing in for the published ones."""
-    return [download.FileSpec(name, {"md5": hashlib.md5(data).hexdigest(),
-                                     "sha256": hashlib.sha256(data).hexdigest()}, len(data))
-            for name, data in files.items()]
+    return [
+        download.FileSpec(
+            name, {"md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest()}, len(data)
+        )
+        for name, data in files.items()
+    ]
 
 
 def make_mnist_like(seed=0, n_train=5, n_test=3):
@@ -143,10 +151,11 @@ def write_files(folder, files):
 def make_cifar(seed=0, per_batch=2, n_test=3):
     """Tiny CIFAR-10: 5 train batches of ``per_batch`` images, a test batch; NHWC arrays."""
     rng = np.random.default_rng(seed)
-    train = [(rng.integers(0, 256, (per_batch, 32, 32, 3), dtype=np.uint8),
-              rng.integers(0, 10, per_batch, dtype=np.uint8)) for _ in range(5)]
-    test = (rng.integers(0, 256, (n_test, 32, 32, 3), dtype=np.uint8),
-            rng.integers(0, 10, n_test, dtype=np.uint8))
+    train = [
+        (rng.integers(0, 256, (per_batch, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, per_batch, dtype=np.uint8))
+        for _ in range(5)
+    ]
+    test = (rng.integers(0, 256, (n_test, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n_test, dtype=np.uint8))
     return train, test
 
 
@@ -158,15 +167,26 @@ def channel_major(x):
 def cifar_python_batches(train, test):
     out = {}
     for i, (x, y) in enumerate(train, 1):
-        out[f"data_batch_{i}"] = py2_pickle({
-            b"batch_label": b"training batch %d of 5" % i, b"labels": [int(v) for v in y],
-            b"data": channel_major(x), b"filenames": [b"img_%d.png" % j for j in range(len(x))]})
+        out[f"data_batch_{i}"] = py2_pickle(
+            {
+                b"batch_label": b"training batch %d of 5" % i,
+                b"labels": [int(v) for v in y],
+                b"data": channel_major(x),
+                b"filenames": [b"img_%d.png" % j for j in range(len(x))],
+            }
+        )
     x, y = test
-    out["test_batch"] = py2_pickle({b"batch_label": b"testing batch 1 of 1",
-                                    b"labels": [int(v) for v in y], b"data": channel_major(x),
-                                    b"filenames": [b"t_%d.png" % j for j in range(len(x))]})
-    out["batches.meta"] = py2_pickle({b"label_names": [n.encode() for n in cifar10.LABELS],
-                                      b"num_cases_per_batch": 10000, b"num_vis": 3072})
+    out["test_batch"] = py2_pickle(
+        {
+            b"batch_label": b"testing batch 1 of 1",
+            b"labels": [int(v) for v in y],
+            b"data": channel_major(x),
+            b"filenames": [b"t_%d.png" % j for j in range(len(x))],
+        }
+    )
+    out["batches.meta"] = py2_pickle(
+        {b"label_names": [n.encode() for n in cifar10.LABELS], b"num_cases_per_batch": 10000, b"num_vis": 3072}
+    )
     return out
 
 
@@ -207,6 +227,7 @@ def assert_same(got, want):
 # ---------------------------------------------------------------------------------------------
 # Fixtures: isolation, a local HTTP server
 # ---------------------------------------------------------------------------------------------
+
 
 def closed_port_url():
     """A 127.0.0.1 URL nobody listens on: connecting is refused at once."""
@@ -308,14 +329,18 @@ def leftovers(folder):
 # IDX parser
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("code,values", [
-    (0x08, np.array([[0, 1, 255], [7, 8, 9]], dtype=np.uint8)),
-    (0x09, np.array([-128, -1, 0, 127], dtype=np.int8)),
-    (0x0B, np.array([[-300, 2], [3, 32000]], dtype=np.int16)),
-    (0x0C, np.array([-70000, 1, 2**30], dtype=np.int32)),
-    (0x0D, np.array([[0.5, -1.25]], dtype=np.float32)),
-    (0x0E, np.array([1e-300, -2.5], dtype=np.float64)),
-])
+
+@pytest.mark.parametrize(
+    "code,values",
+    [
+        (0x08, np.array([[0, 1, 255], [7, 8, 9]], dtype=np.uint8)),
+        (0x09, np.array([-128, -1, 0, 127], dtype=np.int8)),
+        (0x0B, np.array([[-300, 2], [3, 32000]], dtype=np.int16)),
+        (0x0C, np.array([-70000, 1, 2**30], dtype=np.int32)),
+        (0x0D, np.array([[0.5, -1.25]], dtype=np.float32)),
+        (0x0E, np.array([1e-300, -2.5], dtype=np.float64)),
+    ],
+)
 def test_parse_idx_round_trips_every_type(code, values):
     arr = idx.parse_idx(idx_bytes(values, code))
     assert arr.shape == values.shape
@@ -329,14 +354,17 @@ def test_parse_idx_hand_made_bytes():
     assert idx.parse_idx(bytearray(data)).flags.writeable
 
 
-@pytest.mark.parametrize("data,match", [
-    (b"\x00\x00", "only 2 bytes"),
-    (b"\x1f\x8b\x08\x00" + b"\x00" * 20, "not an IDX file"),
-    (bytes([0, 0, 0x07, 1, 0, 0, 0, 1, 5]), "unknown IDX type code 0x07"),
-    (bytes([0, 0, 8, 3, 0, 0, 0, 1]), "truncated IDX header"),
-    (bytes([0, 0, 8, 1, 0, 0, 0, 4, 1, 2, 3]), r"shape \(4,\).*holds 3"),
-    (bytes([0, 0, 8, 1, 0, 0, 0, 2, 1, 2, 3]), r"shape \(2,\).*holds 3"),
-])
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        (b"\x00\x00", "only 2 bytes"),
+        (b"\x1f\x8b\x08\x00" + b"\x00" * 20, "not an IDX file"),
+        (bytes([0, 0, 0x07, 1, 0, 0, 0, 1, 5]), "unknown IDX type code 0x07"),
+        (bytes([0, 0, 8, 3, 0, 0, 0, 1]), "truncated IDX header"),
+        (bytes([0, 0, 8, 1, 0, 0, 0, 4, 1, 2, 3]), r"shape \(4,\).*holds 3"),
+        (bytes([0, 0, 8, 1, 0, 0, 0, 2, 1, 2, 3]), r"shape \(2,\).*holds 3"),
+    ],
+)
 def test_parse_idx_rejects_malformed(data, match):
     with pytest.raises(ValueError, match=match):
         idx.parse_idx(data)
@@ -352,6 +380,7 @@ def test_truncated_gzip_is_a_clear_error(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # MNIST / Fashion-MNIST from data_dir
 # ---------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("module", [mnist, fashion_mnist], ids=["mnist", "fashion_mnist"])
 def test_load_from_data_dir_round_trips(module, tmp_path, monkeypatch):
@@ -407,6 +436,7 @@ def test_images_and_labels_count_mismatch(tmp_path, monkeypatch):
 # Downloads, cache, mirrors
 # ---------------------------------------------------------------------------------------------
 
+
 def test_download_fills_cache_and_second_call_is_a_cache_hit(tmp_path, tiny_mnist, mirror):
     files, arrays = tiny_mnist
     mnist.MIRRORS[:] = [mirror.url("ok")]
@@ -427,8 +457,7 @@ def test_mirror_fallback_first_unreachable_then_404_then_ok(tmp_path, tiny_mnist
     _, arrays = tiny_mnist
     mnist.MIRRORS[:] = [closed_port_url(), mirror.url("missing"), mirror.url("ok")]
     assert_same(mnist.load_data(cache_dir=tmp_path / "c"), arrays)
-    assert sorted(p for p in mirror.requests if p.startswith("/ok/")) == \
-        sorted(f"/ok/{n}" for n in MNIST_NAMES)
+    assert sorted(p for p in mirror.requests if p.startswith("/ok/")) == sorted(f"/ok/{n}" for n in MNIST_NAMES)
     assert sum(p.startswith("/missing/") for p in mirror.requests) == 4
 
 
@@ -487,11 +516,9 @@ class _DyingResponse:
         return False
 
 
-@pytest.mark.parametrize("error", [ConnectionResetError(104, "Connection reset by peer"),
-                                   TimeoutError("timed out")])
+@pytest.mark.parametrize("error", [ConnectionResetError(104, "Connection reset by peer"), TimeoutError("timed out")])
 def test_connection_dying_midway_with_patched_urlopen(tmp_path, monkeypatch, tiny_mnist, error):
-    monkeypatch.setattr(urllib.request, "urlopen",
-                        lambda request, timeout=None: _DyingResponse(10_000, error))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda request, timeout=None: _DyingResponse(10_000, error))
     mnist.MIRRORS[:] = ["http://127.0.0.1:1/a/", "http://127.0.0.1:1/b/"]
     with pytest.raises(DatasetUnavailableError) as info:
         mnist.load_data(cache_dir=tmp_path / "c")
@@ -501,8 +528,9 @@ def test_connection_dying_midway_with_patched_urlopen(tmp_path, monkeypatch, tin
 
 
 def test_interrupted_download_removes_its_temporary_file(tmp_path, monkeypatch, tiny_mnist):
-    monkeypatch.setattr(urllib.request, "urlopen",
-                        lambda request, timeout=None: _DyingResponse(10_000, KeyboardInterrupt()))
+    monkeypatch.setattr(
+        urllib.request, "urlopen", lambda request, timeout=None: _DyingResponse(10_000, KeyboardInterrupt())
+    )
     dest = tmp_path / "c" / MNIST_NAMES[0]
     with pytest.raises(KeyboardInterrupt):
         download.download_file("http://127.0.0.1:1/x", dest, mnist.SPECS[0])
@@ -557,8 +585,7 @@ def test_default_cache_is_under_home(tiny_mnist, mirror, isolated):
     _, arrays = tiny_mnist
     mnist.MIRRORS[:] = [mirror.url("ok")]
     assert_same(mnist.load_data(), arrays)
-    assert sorted(p.name for p in (isolated / ".convolab" / "datasets" / "mnist").iterdir()) == \
-        sorted(MNIST_NAMES)
+    assert sorted(p.name for p in (isolated / ".convolab" / "datasets" / "mnist").iterdir()) == sorted(MNIST_NAMES)
 
 
 def test_path_argument(tmp_path, tiny_mnist, mirror, isolated):
@@ -594,6 +621,7 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
 # CIFAR-10
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def tiny_cifar():
     train, test = make_cifar(seed=7)
@@ -603,8 +631,9 @@ def tiny_cifar():
 def test_parse_python_batch_py2_pickle_exact(tiny_cifar):
     train, _, _ = tiny_cifar
     x, y = train[0]
-    data = py2_pickle({b"batch_label": b"b", b"labels": [int(v) for v in y],
-                       b"data": channel_major(x), b"filenames": [b"a", b"b"]})
+    data = py2_pickle(
+        {b"batch_label": b"b", b"labels": [int(v) for v in y], b"data": channel_major(x), b"filenames": [b"a", b"b"]}
+    )
     assert b"numpy.core.multiarray\n_reconstruct" in data and b"_codecs" not in data
     gx, gy = cifar_format.parse_python_batch(data)
     assert gx.shape == (2, 32, 32, 3) and gx.flags.c_contiguous
@@ -614,11 +643,10 @@ def test_parse_python_batch_py2_pickle_exact(tiny_cifar):
 
 def test_channel_major_layout_is_transposed_to_hwc():
     rows = np.zeros((1, 3072), np.uint8)
-    rows[0, 0] = 10           # red of pixel (0, 0)
-    rows[0, 1024 + 33] = 20   # green of pixel (1, 1)
+    rows[0, 0] = 10  # red of pixel (0, 0)
+    rows[0, 1024 + 33] = 20  # green of pixel (1, 1)
     rows[0, 2048 + 1023] = 30  # blue of pixel (31, 31)
-    x, _ = cifar_format.parse_binary_batch(np.concatenate([[[3]], rows], axis=1).astype(np.uint8)
-                                           .tobytes())
+    x, _ = cifar_format.parse_binary_batch(np.concatenate([[[3]], rows], axis=1).astype(np.uint8).tobytes())
     assert x[0, 0, 0, 0] == 10 and x[0, 1, 1, 1] == 20 and x[0, 31, 31, 2] == 30
     assert int(x.sum()) == 60
 
@@ -656,8 +684,7 @@ def test_binary_tarball_round_trip(tmp_path, monkeypatch, tiny_cifar):
     assert_same(cifar10.load_data(data_dir=tmp_path / "d"), want)
 
 
-@pytest.mark.parametrize("fmt,nested", [("python", True), ("binary", True), ("python", False),
-                                        ("binary", False)])
+@pytest.mark.parametrize("fmt,nested", [("python", True), ("binary", True), ("python", False), ("binary", False)])
 def test_extracted_folders(tmp_path, tiny_cifar, fmt, nested):
     train, test, want = tiny_cifar
     batches = (cifar_python_batches if fmt == "python" else cifar_binary_batches)(train, test)
@@ -684,10 +711,12 @@ def test_cifar_download_with_fallback_and_cache_hit(tmp_path, monkeypatch, tiny_
     try:
         cifar10.MIRRORS[:] = [server.url("bad"), server.url("cut"), server.url("ok")]
         assert_same(cifar10.load_data(cache_dir=tmp_path / "c"), want)
-        assert server.requests == ["/bad/cifar-10-python.tar.gz", "/cut/cifar-10-python.tar.gz",
-                                   "/ok/cifar-10-python.tar.gz"]
-        assert sorted(p.name for p in (tmp_path / "c" / "cifar-10").iterdir()) == \
-            ["cifar-10-python.tar.gz"]
+        assert server.requests == [
+            "/bad/cifar-10-python.tar.gz",
+            "/cut/cifar-10-python.tar.gz",
+            "/ok/cifar-10-python.tar.gz",
+        ]
+        assert sorted(p.name for p in (tmp_path / "c" / "cifar-10").iterdir()) == ["cifar-10-python.tar.gz"]
         server.requests.clear()
         assert_same(cifar10.load_data(cache_dir=tmp_path / "c"), want)
         assert server.requests == []
@@ -728,14 +757,17 @@ def test_crafted_pickle_with_os_system_is_refused_without_running(tmp_path, prot
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("payload", [
-    b"cbuiltins\neval\n(S'1+1'\ntR.",
-    b"c__builtin__\neval\n(S'1+1'\ntR.",
-    b"csubprocess\nPopen\n((S'true'\nltR.",
-    b"cnumpy\nload\n(S'x'\ntR.",
-    b"cnumpy.core.multiarray\nscalar\n(tR.",
-    b"\x80\x02}q\x00X\x04\x00\x00\x00dataq\x01Q.",  # persistent id
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"cbuiltins\neval\n(S'1+1'\ntR.",
+        b"c__builtin__\neval\n(S'1+1'\ntR.",
+        b"csubprocess\nPopen\n((S'true'\nltR.",
+        b"cnumpy\nload\n(S'x'\ntR.",
+        b"cnumpy.core.multiarray\nscalar\n(tR.",
+        b"\x80\x02}q\x00X\x04\x00\x00\x00dataq\x01Q.",  # persistent id
+    ],
+)
 def test_other_globals_are_refused(payload):
     with pytest.raises(UnsafePickleError):
         cifar_format.parse_python_batch(payload)
@@ -754,14 +786,17 @@ def test_evil_batch_inside_a_tarball_is_refused(tmp_path, monkeypatch, tiny_cifa
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("batch,match", [
-    (py2_pickle([1, 2]), "expected a pickled dict"),
-    (py2_pickle({b"data": np.zeros((2, 3072), np.uint8)}), "expected keys 'data' and 'labels'"),
-    (py2_pickle({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}), r"shape \(N, 3072\)"),
-    (py2_pickle({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}), "2 images but labels"),
-    (py2_pickle({b"data": np.zeros((1, 3072), np.uint8), b"labels": [10]}), "labels must be 0-9"),
-    (b"\x80\x02}q\x00(U", "not a readable CIFAR-10 batch"),
-])
+@pytest.mark.parametrize(
+    "batch,match",
+    [
+        (py2_pickle([1, 2]), "expected a pickled dict"),
+        (py2_pickle({b"data": np.zeros((2, 3072), np.uint8)}), "expected keys 'data' and 'labels'"),
+        (py2_pickle({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}), r"shape \(N, 3072\)"),
+        (py2_pickle({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}), "2 images but labels"),
+        (py2_pickle({b"data": np.zeros((1, 3072), np.uint8), b"labels": [10]}), "labels must be 0-9"),
+        (b"\x80\x02}q\x00(U", "not a readable CIFAR-10 batch"),
+    ],
+)
 def test_malformed_python_batches(batch, match):
     with pytest.raises(ValueError, match=match):
         cifar_format.parse_python_batch(batch)
@@ -776,8 +811,8 @@ def test_binary_batch_with_partial_record():
 # Arguments, public surface, bundled sample
 # ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("module", [mnist, fashion_mnist, cifar10],
-                         ids=["mnist", "fashion_mnist", "cifar10"])
+
+@pytest.mark.parametrize("module", [mnist, fashion_mnist, cifar10], ids=["mnist", "fashion_mnist", "cifar10"])
 def test_argument_validation(module, tmp_path):
     a_file = tmp_path / "f.txt"
     a_file.write_text("x")
@@ -804,10 +839,10 @@ def test_argument_validation(module, tmp_path):
 def test_public_surface():
     from convolab.datasets import cifar10 as c, fashion_mnist as f, mnist as m
     from convolab.keras import datasets as keras_datasets
+
     assert keras_datasets.mnist is m and keras_datasets.cifar10 is c
     assert keras_datasets.fashion_mnist is f
-    assert issubclass(DatasetUnavailableError, OSError) and issubclass(ChecksumError,
-                                                                       DatasetUnavailableError)
+    assert issubclass(DatasetUnavailableError, OSError) and issubclass(ChecksumError, DatasetUnavailableError)
     assert callable(datasets.load_sample)
 
 

@@ -3,6 +3,7 @@
 They are skipped where mpi4py or mpiexec is missing (``pip install "convolab[distributed]"``
 brings both); the checks that need no MPI always run.
 """
+
 import importlib.util
 import os
 import shutil
@@ -25,14 +26,22 @@ def _mpiexec():
     return str(local) if local.exists() else shutil.which("mpiexec")
 
 
-needs_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or _mpiexec() is None,
-                               reason='needs mpi4py and mpiexec: pip install "convolab[distributed]"')
+needs_mpi = pytest.mark.skipif(
+    importlib.util.find_spec("mpi4py") is None or _mpiexec() is None,
+    reason='needs mpi4py and mpiexec: pip install "convolab[distributed]"',
+)
 
 
 def _run(script, *args, timeout=120, ranks=2):
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    return subprocess.run([_mpiexec(), "-n", str(ranks), sys.executable, str(SCRIPTS / script), *map(str, args)],
-                          cwd=SCRIPTS, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [_mpiexec(), "-n", str(ranks), sys.executable, str(SCRIPTS / script), *map(str, args)],
+        cwd=SCRIPTS,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
 """convolab.filters: named kernels, get_kernel's parsing and errors, convolve against a plain loop."""
+
 import itertools
 
 import numpy as np
@@ -66,44 +67,52 @@ def test_kernel_names_are_forgiving(spelling):
     np.testing.assert_array_equal(get_kernel(spelling), KERNELS["sobel_x"])
 
 
-@pytest.mark.parametrize("value, shape", [
-    ([[-1., 0., 1.], [-1., 0., 1.]], (2, 3)),                # the lesson's first call: not square
-    ([[-1, 0, 1]] * 3, (3, 3)),                             # ints, as the lesson's matrix
-    ([[1]], (1, 1)),
-    (((1, 2), (3, 4), (5, 6)), (3, 2)),
-    (np.arange(6, dtype=np.int64).reshape(2, 3), (2, 3)),
-])
+@pytest.mark.parametrize(
+    "value, shape",
+    [
+        ([[-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]], (2, 3)),  # the lesson's first call: not square
+        ([[-1, 0, 1]] * 3, (3, 3)),  # ints, as the lesson's matrix
+        ([[1]], (1, 1)),
+        (((1, 2), (3, 4), (5, 6)), (3, 2)),
+        (np.arange(6, dtype=np.int64).reshape(2, 3), (2, 3)),
+    ],
+)
 def test_get_kernel_accepts_nested_lists_and_arrays(value, shape):
     k = get_kernel(value)
     assert k.shape == shape and k.dtype == np.float32 and k.flags.writeable
     np.testing.assert_array_equal(k, np.asarray(value, dtype=np.float32))
 
 
-@pytest.mark.parametrize("value, error, fragment", [
-    ([1, 2, 3], ValueError, "2-D"),
-    ([[[1]]], ValueError, "got 3-D"),
-    (np.zeros((3, 3, 1)), ValueError, "shape (3, 3, 1)"),
-    ([], ValueError, "2-D"),
-    ([[]], ValueError, "empty"),
-    ([[1, 2], [3]], ValueError, "same length"),
-    ([["a", "b"]], TypeError, "numbers"),
-    ([[None, 1]], TypeError, "numbers"),
-    ([[True, False]], TypeError, "numbers"),
-    ([[np.nan, 1.0]], ValueError, "finite"),
-    ("no_such_filter", ValueError, "known kernels: vertical_edge"),
-    (3.0, ValueError, "2-D"),
-])
+@pytest.mark.parametrize(
+    "value, error, fragment",
+    [
+        ([1, 2, 3], ValueError, "2-D"),
+        ([[[1]]], ValueError, "got 3-D"),
+        (np.zeros((3, 3, 1)), ValueError, "shape (3, 3, 1)"),
+        ([], ValueError, "2-D"),
+        ([[]], ValueError, "empty"),
+        ([[1, 2], [3]], ValueError, "same length"),
+        ([["a", "b"]], TypeError, "numbers"),
+        ([[None, 1]], TypeError, "numbers"),
+        ([[True, False]], TypeError, "numbers"),
+        ([[np.nan, 1.0]], ValueError, "finite"),
+        ("no_such_filter", ValueError, "known kernels: vertical_edge"),
+        (3.0, ValueError, "2-D"),
+    ],
+)
 def test_get_kernel_rejects_bad_kernels_naming_what_came(value, error, fragment):
     with pytest.raises(error) as info:
         get_kernel(value)
     assert fragment in str(info.value)
 
 
-CASES = list(itertools.product(
-    [(1, 1), (2, 3), (3, 3), (3, 1), (5, 5), (4, 4)],  # kernel shapes, odd and even
-    ["same", "valid"],
-    ["hw", "nhw", "nhwc1", "nhwc3"],
-))
+CASES = list(
+    itertools.product(
+        [(1, 1), (2, 3), (3, 3), (3, 1), (5, 5), (4, 4)],  # kernel shapes, odd and even
+        ["same", "valid"],
+        ["hw", "nhw", "nhwc1", "nhwc3"],
+    )
+)
 
 
 @pytest.mark.parametrize("kshape, padding, layout", CASES)
@@ -168,12 +177,15 @@ def test_convolve_colour_is_depthwise():
     assert not y[..., 0].any() and not y[..., 2].any()
 
 
-@pytest.mark.parametrize("images, error, fragment", [
-    (np.zeros((5,)), ValueError, "(H, W), (N, H, W) or (N, H, W, C)"),
-    (np.zeros((1, 2, 5, 5, 1)), ValueError, "got shape (1, 2, 5, 5, 1)"),
-    (np.zeros((0, 5, 5)), ValueError, "empty"),
-    (np.array([["a"]]), TypeError, "numeric"),
-])
+@pytest.mark.parametrize(
+    "images, error, fragment",
+    [
+        (np.zeros((5,)), ValueError, "(H, W), (N, H, W) or (N, H, W, C)"),
+        (np.zeros((1, 2, 5, 5, 1)), ValueError, "got shape (1, 2, 5, 5, 1)"),
+        (np.zeros((0, 5, 5)), ValueError, "empty"),
+        (np.array([["a"]]), TypeError, "numeric"),
+    ],
+)
 def test_convolve_rejects_bad_images(images, error, fragment):
     with pytest.raises(error) as info:
         convolve(images, "sobel_x")

@@ -3,6 +3,7 @@
 Only the data are replaced: small generated arrays of MNIST's and CIFAR-10's shapes and
 dtypes (uint8 images, integer labels, CIFAR's ``(N, 1)`` labels), so no download is needed.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,7 +25,7 @@ def fake_mnist(n_train=96, n_test=32, seed=0):
         x = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
         for i, k in enumerate(y):
             r, c = 2 + 8 * (k // 3 % 3), 2 + 8 * (k % 3)
-            x[i, r:r + 6, c:c + 6] = 200 + 5 * (k // 9)
+            x[i, r : r + 6, c : c + 6] = 200 + 5 * (k // 9)
         return x, y
 
     return part(n_train), part(n_test)
@@ -42,8 +43,21 @@ def fake_cifar(n_train=48, n_test=16, seed=1):
 
 def test_namespace_matches_keras():
     assert keras.models.Sequential is keras.Sequential is convolab.Sequential
-    for name in ("Conv2D", "MaxPooling2D", "AveragePooling2D", "Flatten", "Dense", "Dropout", "Activation",
-                 "ReLU", "Softmax", "InputLayer", "MaxPool2D", "AvgPool2D", "Convolution2D"):
+    for name in (
+        "Conv2D",
+        "MaxPooling2D",
+        "AveragePooling2D",
+        "Flatten",
+        "Dense",
+        "Dropout",
+        "Activation",
+        "ReLU",
+        "Softmax",
+        "InputLayer",
+        "MaxPool2D",
+        "AvgPool2D",
+        "Convolution2D",
+    ):
         assert getattr(keras.layers, name) is getattr(convolab.layers, name)
     assert keras.layers.MaxPool2D is keras.layers.MaxPooling2D
     assert isinstance(keras.optimizers.Adam(), convolab.optimizers.Optimizer)
@@ -60,12 +74,14 @@ def test_lesson_one_conv_runs_verbatim(capsys):
     x_test = x_test.astype(np.float32) / 255.0
     x_train_c = np.expand_dims(x_train, 3)
     x_test_c = np.expand_dims(x_test, 3)
-    model = keras.models.Sequential([
-        keras.layers.Conv2D(filters=9, kernel_size=(5, 5), input_shape=(28, 28, 1), activation='relu'),
-        keras.layers.Flatten(),
-        keras.layers.Dense(10)
-    ])
-    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=['acc'])
+    model = keras.models.Sequential(
+        [
+            keras.layers.Conv2D(filters=9, kernel_size=(5, 5), input_shape=(28, 28, 1), activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ]
+    )
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["acc"])
     model.summary()
     hist = model.fit(x_train_c, y_train, validation_data=(x_test_c, y_test), epochs=2)
     l = model.layers[0].weights[0]
@@ -93,15 +109,17 @@ def test_lesson_two_conv_runs_verbatim(capsys):
     x_train_c = np.expand_dims(x_train.astype(np.float32) / 255.0, 3)
     x_test_c = np.expand_dims(x_test.astype(np.float32) / 255.0, 3)
     # --- lesson code -------------------------------------------------------
-    model = keras.models.Sequential([
-        keras.layers.Conv2D(filters=10, kernel_size=(5, 5), input_shape=(28, 28, 1), activation='relu'),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(filters=20, kernel_size=(5, 5), activation='relu'),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(),
-        keras.layers.Dense(10)
-    ])
-    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=['acc'])
+    model = keras.models.Sequential(
+        [
+            keras.layers.Conv2D(filters=10, kernel_size=(5, 5), input_shape=(28, 28, 1), activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(filters=20, kernel_size=(5, 5), activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ]
+    )
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["acc"])
     model.summary()
     hist = model.fit(x_train_c, y_train, validation_data=(x_test_c, y_test), epochs=2)
     # -----------------------------------------------------------------------
@@ -117,18 +135,20 @@ def test_lesson_lenet_cifar_runs_verbatim(capsys):
     # --- lesson code -------------------------------------------------------
     x_train = x_train.astype(np.float32) / 255.0
     x_test = x_test.astype(np.float32) / 255.0
-    model = keras.models.Sequential([
-        keras.layers.Conv2D(filters=6, kernel_size=5, strides=1, activation='relu', input_shape=(32, 32, 3)),
-        keras.layers.MaxPooling2D(pool_size=2, strides=2),
-        keras.layers.Conv2D(filters=16, kernel_size=5, strides=1, activation='relu'),
-        keras.layers.MaxPooling2D(pool_size=2, strides=2),
-        keras.layers.Flatten(),
-        keras.layers.Dense(120, activation='relu'),
-        keras.layers.Dense(84, activation='relu'),
-        keras.layers.Dense(10, activation='softmax')
-    ])
+    model = keras.models.Sequential(
+        [
+            keras.layers.Conv2D(filters=6, kernel_size=5, strides=1, activation="relu", input_shape=(32, 32, 3)),
+            keras.layers.MaxPooling2D(pool_size=2, strides=2),
+            keras.layers.Conv2D(filters=16, kernel_size=5, strides=1, activation="relu"),
+            keras.layers.MaxPooling2D(pool_size=2, strides=2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(120, activation="relu"),
+            keras.layers.Dense(84, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     model.summary()
-    model.compile(optimizer='adam', loss='sparse_categorical_crossentropy', metrics=['acc'])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["acc"])
     hist = model.fit(x_train, y_train, validation_data=(x_test, y_test), epochs=2)
     # -----------------------------------------------------------------------
     out = capsys.readouterr().out
@@ -149,20 +169,27 @@ def test_keras_style_extras_run_verbatim():
     x_test_c = np.expand_dims(x_test / 255.0, 3)
     y_train_oh = keras.utils.to_categorical(y_train, 10)
     y_test_oh = keras.utils.to_categorical(y_test, 10)
-    model = keras.Sequential([
-        keras.Input(shape=(28, 28, 1)),
-        keras.layers.Conv2D(8, 3, activation='relu'),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Dropout(0.2),
-        keras.layers.Flatten(),
-        keras.layers.Dense(10, activation='softmax'),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),
+            keras.layers.Conv2D(8, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Dropout(0.2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
     assert model.layers[0].name == "conv2d"
-    model.compile(optimizer=keras.optimizers.Adam(), loss='categorical_crossentropy', metrics=['accuracy'])
-    hist = model.fit(x_train_c, y_train_oh, validation_data=(x_test_c, y_test_oh), epochs=20, batch_size=16,
-                     verbose=0,
-                     callbacks=[keras.callbacks.EarlyStopping(monitor='val_loss', patience=2,
-                                                              restore_best_weights=True)])
+    model.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy", metrics=["accuracy"])
+    hist = model.fit(
+        x_train_c,
+        y_train_oh,
+        validation_data=(x_test_c, y_test_oh),
+        epochs=20,
+        batch_size=16,
+        verbose=0,
+        callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)],
+    )
     assert set(hist.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
     assert 1 <= len(hist.history["loss"]) <= 20
     loss, acc = model.evaluate(x_test_c, y_test_oh, verbose=0)
@@ -176,8 +203,11 @@ def test_lesson_sgd_and_sparse_losses_by_instance():
     keras.utils.set_random_seed(3)
     (x_train, y_train), _ = fake_mnist(n_train=32)
     model = keras.Sequential([keras.layers.Flatten(input_shape=(28, 28)), keras.layers.Dense(10)])
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=['acc'])
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=0.1),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["acc"],
+    )
     before = model.evaluate(x_train / 255.0, y_train, verbose=0)[0]
     model.fit(x_train / 255.0, y_train, epochs=5, verbose=0)
     after = model.evaluate(x_train / 255.0, y_train, verbose=0)[0]

@@ -3,6 +3,7 @@
 Each is written as a Keras user writes it (keras.io guides, TensorFlow tutorials) and checked
 against values worked out independently in the test, not against convolab itself.
 """
+
 import csv
 
 import numpy as np
@@ -40,8 +41,11 @@ def test_toy_resnet_with_the_functional_api_learns():
     x = L.Dense(16, activation="relu")(x)
     outputs = L.Dense(2)(x)
     model = keras.Model(inputs, outputs, name="toy_resnet")
-    model.compile(optimizer=keras.optimizers.Adam(0.01),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["acc"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["acc"],
+    )
     x_train, y_train = _images(256)
     hist = model.fit(x_train, y_train, batch_size=32, epochs=6, verbose=0, validation_split=0.25)
     assert hist.history["loss"][-1] < hist.history["loss"][0] * 0.5
@@ -117,8 +121,9 @@ def test_nested_sequential_and_softmax_on_top():
     """`probability_model = Sequential([model, Softmax()])` from the TensorFlow classification tutorial."""
     keras.utils.set_random_seed(0)
     model = keras.Sequential([L.Flatten(input_shape=(12, 12, 1)), L.Dense(16, activation="relu"), L.Dense(2)])
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     x, y = _images(128)
     model.fit(x, y, epochs=3, verbose=0)
     probability_model = keras.Sequential([model, L.Softmax()])
@@ -141,9 +146,15 @@ def test_class_weight_schedule_and_loggers(tmp_path):
     schedule = keras.optimizers.schedules.ExponentialDecay(0.05, decay_steps=3, decay_rate=0.5)
     model.compile(optimizer=keras.optimizers.SGD(schedule), loss="sparse_categorical_crossentropy", metrics=["acc"])
     csv_path = tmp_path / "log.csv"
-    hist = model.fit(x, y, batch_size=32, epochs=2, verbose=0, class_weight={0: 1.0, 1: 3.0},
-                     callbacks=[keras.callbacks.CSVLogger(str(csv_path)),
-                                keras.callbacks.TensorBoard(log_dir=str(tmp_path / "tb"))])
+    hist = model.fit(
+        x,
+        y,
+        batch_size=32,
+        epochs=2,
+        verbose=0,
+        class_weight={0: 1.0, 1: 3.0},
+        callbacks=[keras.callbacks.CSVLogger(str(csv_path)), keras.callbacks.TensorBoard(log_dir=str(tmp_path / "tb"))],
+    )
     # 3 steps an epoch: after 2 epochs the schedule is at 0.05 * 0.5 ** (6 / 3)
     assert model.optimizer.iterations == 6
     np.testing.assert_allclose(float(schedule(6)), 0.05 * 0.25)
@@ -164,8 +175,9 @@ def test_class_weight_on_a_graph_is_the_weighted_mean():
     try:
         inputs = keras.Input(shape=(3,))
         model = keras.Model(inputs, L.Dense(2)(inputs))
-        model.compile(optimizer=keras.optimizers.SGD(1.0),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.compile(
+            optimizer=keras.optimizers.SGD(1.0), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        )
         w0, b0 = [a.copy() for a in model.get_weights()]
         model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False, class_weight={0: 2.0, 1: 0.5})
         z = x @ w0 + b0
@@ -209,8 +221,8 @@ def test_multi_input_multi_output_model_with_per_output_losses():
     n = 96
     title = rng.random((n, 6)).astype("float32")
     body = rng.random((n, 4)).astype("float32")
-    priority = (title[:, :1] + body[:, :1] > 1.0).astype("float32")           # binary target
-    department = (title[:, 1] * 3).astype("int64").clip(0, 2)                 # 3 classes
+    priority = (title[:, :1] + body[:, :1] > 1.0).astype("float32")  # binary target
+    department = (title[:, 1] * 3).astype("int64").clip(0, 2)  # 3 classes
     keras.utils.set_random_seed(0)
     title_in = keras.Input(shape=(6,), name="title")
     body_in = keras.Input(shape=(4,), name="body")
@@ -219,27 +231,41 @@ def test_multi_input_multi_output_model_with_per_output_losses():
     department_out = L.Dense(3, name="department")(x)
     model = keras.Model([title_in, body_in], [priority_out, department_out])
     assert model.output_names == ["priority", "department"]
-    model.compile(optimizer=keras.optimizers.Adam(0.02),
-                  loss={"priority": "binary_crossentropy",
-                        "department": keras.losses.SparseCategoricalCrossentropy(from_logits=True)},
-                  loss_weights={"priority": 1.0, "department": 0.2},
-                  metrics={"department": ["acc"]})
-    hist = model.fit({"title": title, "body": body} if False else [title, body],
-                     {"priority": priority, "department": department}, epochs=15, batch_size=16, verbose=0)
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.02),
+        loss={
+            "priority": "binary_crossentropy",
+            "department": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        },
+        loss_weights={"priority": 1.0, "department": 0.2},
+        metrics={"department": ["acc"]},
+    )
+    hist = model.fit(
+        {"title": title, "body": body} if False else [title, body],
+        {"priority": priority, "department": department},
+        epochs=15,
+        batch_size=16,
+        verbose=0,
+    )
     assert set(hist.history) == {"loss", "priority_loss", "department_loss", "department_acc"}
     # the reported loss is the weighted sum of the outputs' losses (epoch means of batch means)
-    np.testing.assert_allclose(hist.history["loss"],
-                               np.array(hist.history["priority_loss"]) + 0.2 * np.array(hist.history["department_loss"]),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        hist.history["loss"],
+        np.array(hist.history["priority_loss"]) + 0.2 * np.array(hist.history["department_loss"]),
+        rtol=1e-5,
+    )
     assert hist.history["loss"][-1] < hist.history["loss"][0] * 0.7
     p, d = model.predict([title, body], verbose=0)
     assert p.shape == (n, 1) and d.shape == (n, 3)
     logs = model.evaluate([title, body], [priority, department], verbose=0, return_dict=True)
-    bce = -np.mean(priority * np.log(np.clip(p, 1e-7, 1 - 1e-7)) + (1 - priority) * np.log(np.clip(1 - p, 1e-7, 1 - 1e-7)))
+    bce = -np.mean(
+        priority * np.log(np.clip(p, 1e-7, 1 - 1e-7)) + (1 - priority) * np.log(np.clip(1 - p, 1e-7, 1 - 1e-7))
+    )
     z = d - d.max(1, keepdims=True)
     ce = -np.mean(z[np.arange(n), department] - np.log(np.exp(z).sum(1)))
-    np.testing.assert_allclose([logs["priority_loss"], logs["department_loss"], logs["loss"]],
-                               [bce, ce, bce + 0.2 * ce], rtol=1e-4)
+    np.testing.assert_allclose(
+        [logs["priority_loss"], logs["department_loss"], logs["loss"]], [bce, ce, bce + 0.2 * ce], rtol=1e-4
+    )
     assert logs["department_acc"] == pytest.approx(np.mean(d.argmax(1) == department))
 
 

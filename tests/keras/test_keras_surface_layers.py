@@ -2,6 +2,7 @@
 the functional merge helpers and Dot: exact answers on hand-made inputs, float64 central-difference
 gradient checks of every op, loop references written here, Keras's documented shapes, saving, and a
 Keras-style program run through the public API."""
+
 from __future__ import annotations
 
 import math
@@ -10,8 +11,14 @@ import numpy as np
 import pytest
 
 from convolab import keras
-from convolab.nn.conv1d import (conv1d_backward, conv1d_forward, global_pool1d_backward, global_pool1d_forward,
-                                 pool1d_backward, pool1d_forward)
+from convolab.nn.conv1d import (
+    conv1d_backward,
+    conv1d_forward,
+    global_pool1d_backward,
+    global_pool1d_forward,
+    pool1d_backward,
+    pool1d_forward,
+)
 from convolab.nn.conv_transpose import conv2d_transpose_backward, conv2d_transpose_forward
 from convolab.nn.prelu import prelu_backward, prelu_forward
 from convolab.nn.resizing import resizing_backward, resizing_forward
@@ -37,6 +44,7 @@ def _check_grads(forward, backward, inputs, tol=1e-6):
         def f(v, i=i):
             args[i] = v
             return forward(*args)[0]
+
         num = numerical_gradient(f, inputs[i].copy(), dy)
         assert rel_error(g, num) < tol, f"gradient {i}"
 
@@ -112,8 +120,17 @@ def test_conv1d_causal_on_a_hand_made_sequence():
     assert layer.params["kernel"].shape == (2, 1, 1)  # Keras's (k, C, F)
 
 
-@pytest.mark.parametrize("stride,padding,dilation,k", [(1, "valid", 1, 3), (2, "valid", 1, 3), (2, "same", 1, 2),
-                                                       (1, "causal", 2, 3), (1, "same", 2, 3), (3, "causal", 1, 4)])
+@pytest.mark.parametrize(
+    "stride,padding,dilation,k",
+    [
+        (1, "valid", 1, 3),
+        (2, "valid", 1, 3),
+        (2, "same", 1, 2),
+        (1, "causal", 2, 3),
+        (1, "same", 2, 3),
+        (3, "causal", 1, 4),
+    ],
+)
 def test_conv1d_against_the_loop_reference(stride, padding, dilation, k):
     x = rng.standard_normal((2, 11, 3))
     w = rng.standard_normal((k, 3, 4))
@@ -145,9 +162,18 @@ def test_conv2d_transpose_all_ones_spreads_each_pixel_over_its_window():
     assert np.array_equal(y, [[1, 2, 2, 1], [2, 4, 4, 2], [2, 4, 4, 2], [1, 2, 2, 1]])
 
 
-@pytest.mark.parametrize("h,k,s,padding,op,expected", [
-    (5, 3, 2, "same", None, 10), (5, 3, 2, "valid", None, 11), (4, 2, 3, "valid", None, 12),
-    (5, 3, 2, "same", 1, 10), (5, 3, 2, "valid", 1, 12), (7, 4, 2, "same", 1, 13), (3, 5, 1, "same", None, 3)])
+@pytest.mark.parametrize(
+    "h,k,s,padding,op,expected",
+    [
+        (5, 3, 2, "same", None, 10),
+        (5, 3, 2, "valid", None, 11),
+        (4, 2, 3, "valid", None, 12),
+        (5, 3, 2, "same", 1, 10),
+        (5, 3, 2, "valid", 1, 12),
+        (7, 4, 2, "same", 1, 13),
+        (3, 5, 1, "same", None, 3),
+    ],
+)
 def test_conv2d_transpose_output_size_as_keras_computes_it(h, k, s, padding, op, expected):
     # Keras's deconv_output_length, by hand: e.g. 'same' with output_padding: (h-1)*s + k - 2*(k//2) + op
     layer = L.Conv2DTranspose(2, k, strides=s, padding=padding, output_padding=op)
@@ -155,9 +181,16 @@ def test_conv2d_transpose_output_size_as_keras_computes_it(h, k, s, padding, op,
     assert layer(rng.standard_normal((1, h, h, 3)).astype("float32")).shape == (1, expected, expected, 2)
 
 
-@pytest.mark.parametrize("strides,padding,op,dilation", [((1, 1), "valid", None, (1, 1)), ((2, 2), "same", None, (1, 1)),
-                                                         ((2, 3), "valid", (1, 2), (1, 1)), ((2, 2), "same", (1, 1), (1, 1)),
-                                                         ((1, 1), "same", None, (2, 2))])
+@pytest.mark.parametrize(
+    "strides,padding,op,dilation",
+    [
+        ((1, 1), "valid", None, (1, 1)),
+        ((2, 2), "same", None, (1, 1)),
+        ((2, 3), "valid", (1, 2), (1, 1)),
+        ((2, 2), "same", (1, 1), (1, 1)),
+        ((1, 1), "same", None, (2, 2)),
+    ],
+)
 def test_conv2d_transpose_against_the_loop_reference(strides, padding, op, dilation):
     x = rng.standard_normal((2, 4, 3, 3))
     w = rng.standard_normal((3, 2, 5, 3))
@@ -216,18 +249,29 @@ def test_lambda_runs_its_function_with_arguments_and_output_shape():
 
 
 # -- gradients ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("strides,padding,op,dilation", [((1, 1), "valid", None, (1, 1)), ((2, 2), "same", None, (1, 1)),
-                                                         ((2, 3), "valid", (1, 1), (1, 1)), ((1, 1), "same", None, (2, 1))])
+@pytest.mark.parametrize(
+    "strides,padding,op,dilation",
+    [
+        ((1, 1), "valid", None, (1, 1)),
+        ((2, 2), "same", None, (1, 1)),
+        ((2, 3), "valid", (1, 1), (1, 1)),
+        ((1, 1), "same", None, (2, 1)),
+    ],
+)
 def test_conv2d_transpose_gradients(strides, padding, op, dilation):
     x = rng.standard_normal((2, 3, 3, 2))
     w = rng.standard_normal((3, 2, 3, 2))
     b = rng.standard_normal(3)
-    _check_grads(lambda x, w, b: conv2d_transpose_forward(x, w, b, strides, padding, op, dilation),
-                 conv2d_transpose_backward, [x, w, b])
+    _check_grads(
+        lambda x, w, b: conv2d_transpose_forward(x, w, b, strides, padding, op, dilation),
+        conv2d_transpose_backward,
+        [x, w, b],
+    )
 
 
-@pytest.mark.parametrize("stride,padding,dilation,groups", [(1, "valid", 1, 1), (2, "same", 1, 1), (1, "causal", 2, 1),
-                                                            (1, "same", 1, 2)])
+@pytest.mark.parametrize(
+    "stride,padding,dilation,groups", [(1, "valid", 1, 1), (2, "same", 1, 1), (1, "causal", 2, 1), (1, "same", 1, 2)]
+)
 def test_conv1d_gradients(stride, padding, dilation, groups):
     x = rng.standard_normal((2, 7, 4))
     w = rng.standard_normal((3, 4 // groups, 4))
@@ -235,7 +279,9 @@ def test_conv1d_gradients(stride, padding, dilation, groups):
     _check_grads(lambda x, w, b: conv1d_forward(x, w, b, stride, padding, dilation, groups), conv1d_backward, [x, w, b])
 
 
-@pytest.mark.parametrize("mode,padding,pool,stride", [("max", "valid", 2, 2), ("avg", "same", 3, 2), ("max", "same", 3, 1)])
+@pytest.mark.parametrize(
+    "mode,padding,pool,stride", [("max", "valid", 2, 2), ("avg", "same", 3, 2), ("max", "same", 3, 1)]
+)
 def test_pool1d_gradients(mode, padding, pool, stride):
     x = rng.standard_normal((2, 7, 3))
     _check_grads(lambda x: pool1d_forward(x, pool, stride, padding, mode), pool1d_backward, [x])
@@ -254,8 +300,9 @@ def test_prelu_gradients_with_and_without_shared_axes():
         _check_grads(prelu_forward, prelu_backward, [x, alpha])
 
 
-@pytest.mark.parametrize("interpolation,crop", [("bilinear", False), ("nearest", False), ("bilinear", True),
-                                                ("nearest", True)])
+@pytest.mark.parametrize(
+    "interpolation,crop", [("bilinear", False), ("nearest", False), ("bilinear", True), ("nearest", True)]
+)
 def test_resizing_gradients(interpolation, crop):
     x = rng.standard_normal((2, 3, 5, 2))
     _check_grads(lambda x: resizing_forward(x, (4, 3), interpolation, crop), resizing_backward, [x])
@@ -340,17 +387,18 @@ def test_keras_program_conv1d_and_conv2d_transpose_train():
 
     seq = rng.standard_normal((96, 20, 1)).astype("float32")
     labels = (seq[:, :10, 0].mean(axis=1) > seq[:, 10:, 0].mean(axis=1)).astype("int64")
-    model = keras.Sequential([
-        keras.Input(shape=(20, 1)),
-        L.Conv1D(filters=8, kernel_size=3, padding="same", activation="swish"),
-        L.MaxPooling1D(pool_size=2),
-        L.Conv1D(filters=8, kernel_size=3, padding="causal"),
-        L.ELU(),
-        L.GlobalAveragePooling1D(),
-        L.Lambda(lambda t: t * 2.0),
-        L.Dense(2, activation="softmax"),
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(20, 1)),
+            L.Conv1D(filters=8, kernel_size=3, padding="same", activation="swish"),
+            L.MaxPooling1D(pool_size=2),
+            L.Conv1D(filters=8, kernel_size=3, padding="causal"),
+            L.ELU(),
+            L.GlobalAveragePooling1D(),
+            L.Lambda(lambda t: t * 2.0),
+            L.Dense(2, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     hist = model.fit(seq, labels, epochs=6, batch_size=32, verbose=0)
     assert hist.history["loss"][-1] < hist.history["loss"][0]

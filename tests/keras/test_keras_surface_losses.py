@@ -1,6 +1,7 @@
 """Issue 19's losses, reductions, metrics and schedule: KLDivergence, every Keras 3 reduction on the
 built-in losses, BinaryCrossentropy and MeanAbsolutePercentageError metrics, InverseTimeDecay. Values
 from Keras's documented examples and formulas, float64 gradient checks, and a Keras program."""
+
 from __future__ import annotations
 
 import math
@@ -55,21 +56,22 @@ def test_reductions_give_kerass_documented_values():
     # the weighted sum over the sum of the weights
     w = np.array([0.7, 0.1])
     assert mse(reduction="mean_with_sample_weight")(Y_TRUE, Y_PRED, sample_weight=w) == pytest.approx(
-        (0.5 * 0.7 + 0.5 * 0.1) / 0.8)
+        (0.5 * 0.7 + 0.5 * 0.1) / 0.8
+    )
     assert mse(reduction="mean_with_sample_weight")(Y_TRUE, Y_PRED, sample_weight=[0, 0]) == 0.0
     # binary cross-entropy, keras.io's example values: 0.815 / 1.630 / [0.916, 0.714]
     bce_true, bce_pred = np.array([[0, 1], [0, 0]]), np.array([[0.6, 0.4], [0.4, 0.6]])
     assert keras.losses.BinaryCrossentropy(reduction="sum")(bce_true, bce_pred) == pytest.approx(1.630, abs=1e-3)
-    assert np.allclose(keras.losses.BinaryCrossentropy(reduction="none")(bce_true, bce_pred), [0.916, 0.714],
-                       atol=1e-3)
+    assert np.allclose(keras.losses.BinaryCrossentropy(reduction="none")(bce_true, bce_pred), [0.916, 0.714], atol=1e-3)
     sce = keras.losses.SparseCategoricalCrossentropy(reduction="sum")
     probs = np.array([[0.05, 0.95, 0], [0.1, 0.8, 0.1]])
     assert sce([1, 2], probs) == pytest.approx(-math.log(0.95) - math.log(0.1), rel=1e-5)
 
 
 @pytest.mark.parametrize("reduction", ["sum", "none", "mean_with_sample_weight", "mean"])
-@pytest.mark.parametrize("loss_cls", [keras.losses.MeanSquaredError, keras.losses.CategoricalCrossentropy,
-                                      keras.losses.KLDivergence])
+@pytest.mark.parametrize(
+    "loss_cls", [keras.losses.MeanSquaredError, keras.losses.CategoricalCrossentropy, keras.losses.KLDivergence]
+)
 def test_reduced_gradients_float64(reduction, loss_cls):
     loss = loss_cls(reduction=reduction)
     pred = rng.uniform(0.1, 0.9, (5, 3))
@@ -80,8 +82,12 @@ def test_reduced_gradients_float64(reduction, loss_cls):
     num = numerical_gradient(lambda p: np.array(loss.compute(p, y, sample_weight=w)[0]), pred.copy(), np.array(1.0))
     assert rel_error(grad, num) < 1e-7
     default = loss_cls().compute(pred, y, sample_weight=w)[0]
-    expected = {"sum": default * 5, "none": default * 5, "mean": default,
-                "mean_with_sample_weight": default * 5 / w.sum()}[reduction]
+    expected = {
+        "sum": default * 5,
+        "none": default * 5,
+        "mean": default,
+        "mean_with_sample_weight": default * 5 / w.sum(),
+    }[reduction]
     assert value == pytest.approx(expected)
 
 
@@ -127,14 +133,19 @@ def test_keras_program_kl_divergence_reductions_metrics_and_schedule(tmp_path):
     x = rng.standard_normal((128, 6)).astype("float32")
     logits = x @ rng.standard_normal((6, 4))
     target = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    model = keras.Sequential([
-        keras.Input(shape=(6,)),
-        keras.layers.Dense(16, activation="gelu"),
-        keras.layers.Dense(4, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(6,)),
+            keras.layers.Dense(16, activation="gelu"),
+            keras.layers.Dense(4, activation="softmax"),
+        ]
+    )
     lr = keras.optimizers.schedules.InverseTimeDecay(initial_learning_rate=0.05, decay_steps=8, decay_rate=0.5)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=keras.losses.KLDivergence(),
-                  metrics=[keras.metrics.MeanAbsolutePercentageError(), keras.metrics.BinaryCrossentropy()])
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=lr),
+        loss=keras.losses.KLDivergence(),
+        metrics=[keras.metrics.MeanAbsolutePercentageError(), keras.metrics.BinaryCrossentropy()],
+    )
     hist = model.fit(x, target, epochs=6, batch_size=32, verbose=0)
     assert hist.history["loss"][-1] < hist.history["loss"][0] * 0.7
     assert set(hist.history) == {"loss", "mean_absolute_percentage_error", "binary_crossentropy"}
@@ -142,7 +153,9 @@ def test_keras_program_kl_divergence_reductions_metrics_and_schedule(tmp_path):
     w0 = [w.copy() for w in model.get_weights()]
     for reduction, scale in (("sum_over_batch_size", 32.0), ("sum", 1.0)):
         model.set_weights(w0)
-        model.compile(optimizer=keras.optimizers.SGD(0.001 * scale), loss=keras.losses.KLDivergence(reduction=reduction))
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.001 * scale), loss=keras.losses.KLDivergence(reduction=reduction)
+        )
         model.fit(x[:32], target[:32], epochs=1, batch_size=32, shuffle=False, verbose=0)
         if reduction == "sum_over_batch_size":
             after_mean = [w.copy() for w in model.get_weights()]
@@ -157,8 +170,11 @@ def test_keras_program_kl_divergence_reductions_metrics_and_schedule(tmp_path):
 def test_compile_config_with_a_reduction_and_the_new_metrics_saves(tmp_path):
     model = keras.Sequential([keras.Input(shape=(3,)), keras.layers.Dense(2)])
     lr = keras.optimizers.schedules.InverseTimeDecay(0.01, 4, 0.5, staircase=True)
-    model.compile(optimizer=keras.optimizers.SGD(lr), loss=keras.losses.MeanSquaredError(reduction="sum"),
-                  metrics=[keras.metrics.MeanAbsolutePercentageError(), keras.metrics.BinaryCrossentropy()])
+    model.compile(
+        optimizer=keras.optimizers.SGD(lr),
+        loss=keras.losses.MeanSquaredError(reduction="sum"),
+        metrics=[keras.metrics.MeanAbsolutePercentageError(), keras.metrics.BinaryCrossentropy()],
+    )
     path = tmp_path / "m.convolab"
     model.save(path)
     loaded = keras.models.load_model(path)

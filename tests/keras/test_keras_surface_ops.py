@@ -2,6 +2,7 @@
 keras.ops.array / moments / conv / conv_transpose, keras.random and keras.initializers. Values from
 Keras's documented formulas, float64 central-difference gradients (op by op and on the tape), and a
 Keras-style custom training loop run through the public API."""
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,19 @@ from support.gradcheck import numerical_gradient, rel_error
 
 rng = np.random.default_rng(2019)
 A = keras.activations
-NEW = ("gelu", "elu", "selu", "swish", "silu", "leaky_relu", "hard_sigmoid", "softplus", "softsign", "exponential",
-       "mish")
+NEW = (
+    "gelu",
+    "elu",
+    "selu",
+    "swish",
+    "silu",
+    "leaky_relu",
+    "hard_sigmoid",
+    "softplus",
+    "softsign",
+    "exponential",
+    "mish",
+)
 X = np.array([-3.0, -1.0, -0.25, 0.5, 2.0])
 
 
@@ -54,7 +66,8 @@ def test_hand_values():
     assert A.gelu(np.array([0.0]))[0] == 0.0
     assert A.gelu(np.array([1.0]))[0] == pytest.approx(0.8413447460685429)  # Phi(1)
     assert A.gelu(np.array([1.0]), approximate=True)[0] == pytest.approx(
-        0.5 * (1 + math.tanh(math.sqrt(2 / math.pi) * (1 + 0.044715))))
+        0.5 * (1 + math.tanh(math.sqrt(2 / math.pi) * (1 + 0.044715)))
+    )
     assert np.array_equal(A.leaky_relu(np.array([-10.0, 5.0]), negative_slope=0.5), [-5.0, 5.0])
     assert np.allclose(A.elu(np.array([-1.0]), alpha=2.0), [2 * (math.exp(-1) - 1)])
     assert A.softplus(np.array([1000.0]))[0] == 1000.0  # no overflow
@@ -73,8 +86,17 @@ def test_activation_gradients_float64(name):
     assert rel_error(dx, num) < 1e-7
 
 
-@pytest.mark.parametrize("fn", [lambda t: A.gelu(t, approximate=True), lambda t: A.elu(t, alpha=0.7),
-                                lambda t: A.leaky_relu(t, 0.1), keras.ops.mish, keras.ops.selu, keras.ops.swish])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda t: A.gelu(t, approximate=True),
+        lambda t: A.elu(t, alpha=0.7),
+        lambda t: A.leaky_relu(t, 0.1),
+        keras.ops.mish,
+        keras.ops.selu,
+        keras.ops.swish,
+    ],
+)
 def test_activation_gradients_on_the_tape(fn):
     x = rng.standard_normal((3, 4))
     x[np.abs(x) < 1e-3] = 0.3
@@ -98,8 +120,12 @@ def test_layers_take_the_new_activations_by_name(name):
     assert rel_error(dx, numerical_gradient(lambda v: layer(v), x.copy(), dy)) < 1e-6
     act = keras.layers.Activation(name, dtype="float64")
     act(x)
-    assert rel_error(act.backward(dy[:, :1].repeat(5, 1)),
-                     numerical_gradient(lambda v: act(v), x.copy(), dy[:, :1].repeat(5, 1))) < 1e-7
+    assert (
+        rel_error(
+            act.backward(dy[:, :1].repeat(5, 1)), numerical_gradient(lambda v: act(v), x.copy(), dy[:, :1].repeat(5, 1))
+        )
+        < 1e-7
+    )
 
 
 def test_ops_array_and_moments():
@@ -137,8 +163,10 @@ def test_ops_conv_and_conv_transpose_values_and_tape_gradients():
     assert t.shape == (2, 6, 6, 3)
     u = rng.standard_normal(t.shape)
     assert np.sum(keras.ops.conv(u, wt, strides=2, padding="same") * z) == pytest.approx(np.sum(u * t), rel=1e-10)
-    for fn, args in ((lambda a, b: keras.ops.conv(a, b, strides=(1, 2), padding="same"), (x2, w2)),
-                     (lambda a, b: keras.ops.conv_transpose(a, b, strides=2, padding="valid"), (z, wt))):
+    for fn, args in (
+        (lambda a, b: keras.ops.conv(a, b, strides=(1, 2), padding="same"), (x2, w2)),
+        (lambda a, b: keras.ops.conv_transpose(a, b, strides=2, padding="valid"), (z, wt)),
+    ):
         va, vb = Variable(args[0].copy()), Variable(args[1].copy())
         with GradientTape() as tape:
             out = fn(va, vb)

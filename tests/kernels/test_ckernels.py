@@ -4,6 +4,7 @@ Each case runs the same op twice: once with the compiled kernels, once with them
 off (``kernels.lib = None``), and requires the same answer. Skipped when the extension
 was not built.
 """
+
 import itertools
 
 import numpy as np
@@ -22,7 +23,7 @@ CASES = [
     (8, 8, 2, (2, 2), (2, 2), "valid"),  # the 2x2 fast paths
     (7, 9, 12, (2, 2), (2, 2), "valid"),  # fast forward, general backward (odd edge left out)
     (6, 4, 16, (2, 2), (2, 2), "valid"),  # the 2x2 forward 8 channels at a time
-    (5, 4, 8, (2, 2), (2, 2), "valid"),   # the same, odd edge left out
+    (5, 4, 8, (2, 2), (2, 2), "valid"),  # the same, odd edge left out
     (5, 9, 4, (5, 5), (1, 3), "same"),
     (6, 6, 1, (1, 1), (3, 3), "same"),
     (4, 4, 3, (6, 6), (1, 1), "same"),  # window larger than the image
@@ -82,8 +83,13 @@ def test_conv_layer_math_matches_numpy(stride, pad, monkeypatch):
         np.testing.assert_allclose(f, s, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("make", [lambda: __import__("convolab").optimizers.Adam(learning_rate=0.01),
-                                  lambda: __import__("convolab").optimizers.RMSprop(learning_rate=0.01)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: __import__("convolab").optimizers.Adam(learning_rate=0.01),
+        lambda: __import__("convolab").optimizers.RMSprop(learning_rate=0.01),
+    ],
+)
 def test_optimizer_steps_match_numpy(make, monkeypatch):
     rng = np.random.default_rng(3)
     p0 = rng.standard_normal(1000).astype(np.float32)
@@ -198,13 +204,16 @@ def test_fused_kernel_gradient_across_row_chunks(isa, monkeypatch):
 
 
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("h,w,k,stride,pt,pl,ho,wo,f", [
-    (6, 7, 3, 1, 1, 1, 6, 7, 5),     # 'same'
-    (7, 7, 3, 2, 1, 1, 4, 4, 20),    # 'same' at stride 2, odd size: a row of zeros after
-    (8, 8, 3, 2, 0, 0, 4, 4, 16),    # 'same' at stride 2, even size: only after (pt = pl = 0)
-    (5, 9, 5, 1, 4, 2, 9, 9, 3),     # the input gradient's padding of a 'valid' 5x5 (k - 1 before)
-    (6, 6, 2, 1, 0, 1, 6, 6, 40),    # windows past the end on both axes
-])
+@pytest.mark.parametrize(
+    "h,w,k,stride,pt,pl,ho,wo,f",
+    [
+        (6, 7, 3, 1, 1, 1, 6, 7, 5),  # 'same'
+        (7, 7, 3, 2, 1, 1, 4, 4, 20),  # 'same' at stride 2, odd size: a row of zeros after
+        (8, 8, 3, 2, 0, 0, 4, 4, 16),  # 'same' at stride 2, even size: only after (pt = pl = 0)
+        (5, 9, 5, 1, 4, 2, 9, 9, 3),  # the input gradient's padding of a 'valid' 5x5 (k - 1 before)
+        (6, 6, 2, 1, 0, 1, 6, 6, 40),  # windows past the end on both axes
+    ],
+)
 def test_fused_kernels_pad_each_image_as_a_padded_copy(h, w, k, stride, pt, pl, ho, wo, f, isa):
     """pt/pl (and the windows' reach after the image): the same bits as the 'valid' kernels on
     an explicitly zero-padded copy, forward and kernel gradient."""
@@ -241,13 +250,16 @@ def test_fused_kernels_pad_each_image_as_a_padded_copy(h, w, k, stride, pt, pl, 
 
 
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("shape,kernel,stride,padding,groups", [
-    ((2, 12, 40, 1), (5, 5, 1, 9), 1, "valid", 1),    # pixels in the lanes (one-conv model's layer)
-    ((2, 9, 14, 3), (3, 3, 3, 5), 1, "same", 1),      # two rows at a time, padded per image
-    ((2, 8, 8, 6), (3, 3, 6, 20), 2, "same", 1),      # filters in the lanes
-    ((2, 7, 7, 4), (3, 3, 4, 40), 1, "valid", 1),     # AVX-512 blocks; on AVX2, im2col + BLAS
-    ((2, 7, 7, 4), (3, 3, 2, 6), 1, "valid", 2),      # grouped: NumPy, rectified after
-])
+@pytest.mark.parametrize(
+    "shape,kernel,stride,padding,groups",
+    [
+        ((2, 12, 40, 1), (5, 5, 1, 9), 1, "valid", 1),  # pixels in the lanes (one-conv model's layer)
+        ((2, 9, 14, 3), (3, 3, 3, 5), 1, "same", 1),  # two rows at a time, padded per image
+        ((2, 8, 8, 6), (3, 3, 6, 20), 2, "same", 1),  # filters in the lanes
+        ((2, 7, 7, 4), (3, 3, 4, 40), 1, "valid", 1),  # AVX-512 blocks; on AVX2, im2col + BLAS
+        ((2, 7, 7, 4), (3, 3, 2, 6), 1, "valid", 2),  # grouped: NumPy, rectified after
+    ],
+)
 def test_conv_forward_relu_in_the_store_equals_relu_after(shape, kernel, stride, padding, groups, isa, monkeypatch):
     """``conv2d_forward(..., relu=True)`` is ``max(conv2d_forward(...), 0)`` on every path."""
     rng = np.random.default_rng(14)

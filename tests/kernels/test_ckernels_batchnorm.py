@@ -1,4 +1,5 @@
 """The batch-normalization kernels against the NumPy reference, and their checked boundary."""
+
 from __future__ import annotations
 
 
@@ -78,9 +79,16 @@ def test_layer_trains_like_numpy_path():
 
     def run():
         keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input(shape=(6, 6, 3)), keras.layers.Conv2D(4, 3),
-                                  keras.layers.BatchNormalization(), keras.layers.ReLU(), keras.layers.Flatten(),
-                                  keras.layers.Dense(3, activation="softmax")])
+        model = keras.Sequential(
+            [
+                keras.Input(shape=(6, 6, 3)),
+                keras.layers.Conv2D(4, 3),
+                keras.layers.BatchNormalization(),
+                keras.layers.ReLU(),
+                keras.layers.Flatten(),
+                keras.layers.Dense(3, activation="softmax"),
+            ]
+        )
         model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
         model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
         return model.get_weights(), model.predict(x, verbose=0)

@@ -6,6 +6,7 @@ call counters prove the C path actually ran. Then the public API (DepthwiseConv2
 SeparableConv2D and a small MobileNet training one step), the dispatch rules, and the checked
 boundary (wrong dtype, short buffers, overlapping outputs, bad integers).
 """
+
 from __future__ import annotations
 
 import collections
@@ -48,23 +49,23 @@ def _close(a, ref, what, tol=2e-6):
 
 # (N, H, W, C, kernel, strides, padding, dilation, depth_multiplier)
 CASES = [
-    (2, 8, 8, 32, (3, 3), (1, 1), "same", (1, 1), 1),     # MobileNet's block: a 32-channel block
-    (2, 9, 10, 64, (3, 3), (2, 2), "same", (1, 1), 1),    # stride 2, odd image: 'same' pads after
-    (3, 7, 9, 37, (3, 3), (1, 1), "valid", (1, 1), 1),    # 32 + 5 channels: a block and a tail
+    (2, 8, 8, 32, (3, 3), (1, 1), "same", (1, 1), 1),  # MobileNet's block: a 32-channel block
+    (2, 9, 10, 64, (3, 3), (2, 2), "same", (1, 1), 1),  # stride 2, odd image: 'same' pads after
+    (3, 7, 9, 37, (3, 3), (1, 1), "valid", (1, 1), 1),  # 32 + 5 channels: a block and a tail
     (1, 6, 11, 17, (5, 5), (1, 1), "same", (1, 1), 1),
     (2, 11, 7, 24, (5, 5), (2, 2), "valid", (1, 1), 1),
-    (2, 5, 6, 9, (1, 1), (1, 1), "valid", (1, 1), 1),     # 1x1: one tap
+    (2, 5, 6, 9, (1, 1), (1, 1), "valid", (1, 1), 1),  # 1x1: one tap
     (1, 7, 7, 3, (1, 1), (2, 2), "same", (1, 1), 1),
-    (2, 1, 1, 5, (3, 3), (1, 1), "same", (1, 1), 1),      # a 1x1 image: only the centre tap lands
+    (2, 1, 1, 5, (3, 3), (1, 1), "same", (1, 1), 1),  # a 1x1 image: only the centre tap lands
     (1, 1, 1, 8, (5, 5), (2, 2), "same", (1, 1), 1),
     (1, 1, 1, 16, (1, 1), (1, 1), "valid", (1, 1), 1),
-    (2, 4, 4, 3, (6, 6), (1, 1), "same", (1, 1), 1),      # window larger than the image
-    (2, 9, 9, 1, (3, 3), (2, 1), "same", (1, 1), 1),      # one channel, unequal strides
-    (1, 8, 13, 7, (3, 2), (1, 2), "same", (1, 1), 1),     # non-square window
-    (2, 9, 9, 5, (3, 3), (1, 1), "same", (2, 2), 1),      # dilated
+    (2, 4, 4, 3, (6, 6), (1, 1), "same", (1, 1), 1),  # window larger than the image
+    (2, 9, 9, 1, (3, 3), (2, 1), "same", (1, 1), 1),  # one channel, unequal strides
+    (1, 8, 13, 7, (3, 2), (1, 2), "same", (1, 1), 1),  # non-square window
+    (2, 9, 9, 5, (3, 3), (1, 1), "same", (2, 2), 1),  # dilated
     (1, 10, 8, 12, (3, 3), (1, 1), "valid", (3, 2), 1),
-    (1, 9, 9, 6, (3, 3), (2, 2), "same", (2, 2), 1),      # dilated and strided (the op allows it)
-    (2, 6, 7, 4, (3, 3), (1, 1), "same", (1, 1), 2),      # depth multiplier
+    (1, 9, 9, 6, (3, 3), (2, 2), "same", (2, 2), 1),  # dilated and strided (the op allows it)
+    (2, 6, 7, 4, (3, 3), (1, 1), "same", (1, 1), 2),  # depth multiplier
     (1, 7, 6, 3, (5, 5), (2, 2), "same", (1, 1), 3),
     (2, 6, 6, 10, (1, 1), (1, 1), "valid", (1, 1), 4),
     (1, 7, 7, 2, (3, 3), (1, 1), "valid", (2, 2), 2),
@@ -108,8 +109,12 @@ def test_op_c_kernels_equal_numpy_path(case, use_bias):
     b64 = None if b is None else b.astype(np.float64)
     y64, cache64 = depthwise_conv2d_forward(x.astype(np.float64), wt.astype(np.float64), b64, s, p, d)
     dx64, dw64, db64 = depthwise_conv2d_backward(dy.astype(np.float64), cache64)
-    for name, fast, slow, ref in (("y", y, y32, y64), ("dx", dx, dx32, dx64), ("dw", dw, dw32, dw64),
-                                  ("db", db, db32, db64)):
+    for name, fast, slow, ref in (
+        ("y", y, y32, y64),
+        ("dx", dx, dx32, dx64),
+        ("dw", dw, dw32, dw64),
+        ("db", db, db32, db64),
+    ):
         _close(fast, ref, name)
         _close(slow, ref, name + " (NumPy float32)")
 
@@ -171,6 +176,7 @@ def test_separable_op_uses_the_kernels_and_matches_numpy():
 
 # -- dispatch -------------------------------------------------------------------------------
 
+
 def test_float64_and_switched_off_kernels_take_numpy():
     x, wt, b, _ = _arrays(CASES[0], np.float64)
     (_, cache), calls = _calls(lambda: depthwise_conv2d_forward(x, wt, b, (1, 1), "same"))
@@ -215,6 +221,7 @@ def test_non_contiguous_dy_is_copied_not_misread():
 
 # -- the public API: one training step with the kernels against one without ----------------
 
+
 def _train_step(make_layers, x, y, lib_off):
     ctx = numpy_path() if lib_off else contextlib.nullcontext()
     with ctx:
@@ -228,17 +235,27 @@ def _train_step(make_layers, x, y, lib_off):
         return loss, grads, model.get_weights(), calls
 
 
-@pytest.mark.parametrize("make", [
-    lambda: [keras.Input(shape=(9, 10, 19)),
-             keras.layers.DepthwiseConv2D(3, padding="same", activation="relu"),
-             keras.layers.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2, use_bias=False),
-             keras.layers.Flatten(), keras.layers.Dense(4, activation="softmax")],
-    lambda: [keras.Input(shape=(8, 8, 6)),
-             keras.layers.Conv2D(5, 1),
-             keras.layers.SeparableConv2D(7, 3, padding="same", depth_multiplier=1, activation="relu"),
-             keras.layers.SeparableConv2D(6, 2, dilation_rate=2, depth_multiplier=3),
-             keras.layers.Flatten(), keras.layers.Dense(4, activation="softmax")],
-], ids=["depthwise", "separable"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: [
+            keras.Input(shape=(9, 10, 19)),
+            keras.layers.DepthwiseConv2D(3, padding="same", activation="relu"),
+            keras.layers.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2, use_bias=False),
+            keras.layers.Flatten(),
+            keras.layers.Dense(4, activation="softmax"),
+        ],
+        lambda: [
+            keras.Input(shape=(8, 8, 6)),
+            keras.layers.Conv2D(5, 1),
+            keras.layers.SeparableConv2D(7, 3, padding="same", depth_multiplier=1, activation="relu"),
+            keras.layers.SeparableConv2D(6, 2, dilation_rate=2, depth_multiplier=3),
+            keras.layers.Flatten(),
+            keras.layers.Dense(4, activation="softmax"),
+        ],
+    ],
+    ids=["depthwise", "separable"],
+)
 def test_layers_train_one_step_like_the_numpy_path(make):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((6,) + tuple(make()[0].shape[1:])).astype(np.float32)
@@ -278,6 +295,7 @@ def test_small_mobilenet_trains_one_step_like_the_numpy_path():
 
 
 # -- the checked boundary --------------------------------------------------------------------
+
 
 def _ints(n=2, h=6, w=6, c=4, k=3, s=1, pt=1, d=1, ho=6, wo=6, dm=1):
     return (n, h, w, c, k, k, s, s, pt, pt, d, d, ho, wo, dm)

@@ -4,6 +4,7 @@ CuPy compiles ``RawModule`` code with NVRTC, which offers no host headers: the s
 not lean on them, which nvcc (it includes ``cuda_runtime.h``) would not notice; a lint checks
 that. Skipped where nvcc is absent.
 """
+
 import re
 import shutil
 import subprocess
@@ -21,8 +22,12 @@ def test_every_kernel_compiles_to_ptx(tmp_path, suffix, ctype):
     src = tmp_path / f"kernels{suffix}.cu"
     src.write_text(sources.module_source(suffix, ctype))
     out = tmp_path / "kernels.ptx"
-    proc = subprocess.run([NVCC, "--ptx", "-Werror", "all-warnings", str(src), "-o", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [NVCC, "--ptx", "-Werror", "all-warnings", str(src), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     entries = set(re.findall(r"\.entry\s+(\w+)", out.read_text()))
     assert entries == {name + suffix for name in sources.KERNELS}

@@ -3,6 +3,7 @@
 Each twin runs its CUDA kernel's body for every work item at once; here it must agree with
 convolab's NumPy/C reference op on a table of shapes, strides, paddings and dilations.
 """
+
 import numpy as np
 import pytest
 
@@ -44,8 +45,12 @@ def test_col2im_gather_twin_matches_the_scatter(shape, k, s, pad, d, monkeypatch
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
-POOLS = [((2, 6, 6, 3), (2, 2), (2, 2), "valid"), ((2, 7, 5, 2), (2, 2), (2, 2), "same"),
-         ((1, 7, 7, 2), (3, 3), (2, 2), "same"), ((2, 6, 7, 1), (3, 2), (1, 2), "valid")]
+POOLS = [
+    ((2, 6, 6, 3), (2, 2), (2, 2), "valid"),
+    ((2, 7, 5, 2), (2, 2), (2, 2), "same"),
+    ((1, 7, 7, 2), (3, 3), (2, 2), "same"),
+    ((2, 6, 7, 1), (3, 2), (1, 2), "valid"),
+]
 
 
 @pytest.mark.parametrize("shape, p, s, pad", POOLS)
@@ -88,12 +93,20 @@ def test_relu_twin():
     np.testing.assert_array_equal(dz, dy * (y > 0))
 
 
-@pytest.mark.parametrize("name, make, kernel, extra", [
-    ("adam", lambda: __import__("convolab").optimizers.Adam(0.01), tw.adam, None),
-    ("rmsprop", lambda: __import__("convolab").optimizers.RMSprop(0.01), tw.rmsprop, None),
-    ("sgd", lambda: __import__("convolab").optimizers.SGD(0.1, momentum=0.9), tw.sgd_momentum, False),
-    ("nesterov", lambda: __import__("convolab").optimizers.SGD(0.1, momentum=0.9, nesterov=True), tw.sgd_momentum, True),
-])
+@pytest.mark.parametrize(
+    "name, make, kernel, extra",
+    [
+        ("adam", lambda: __import__("convolab").optimizers.Adam(0.01), tw.adam, None),
+        ("rmsprop", lambda: __import__("convolab").optimizers.RMSprop(0.01), tw.rmsprop, None),
+        ("sgd", lambda: __import__("convolab").optimizers.SGD(0.1, momentum=0.9), tw.sgd_momentum, False),
+        (
+            "nesterov",
+            lambda: __import__("convolab").optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+            tw.sgd_momentum,
+            True,
+        ),
+    ],
+)
 def test_optimizer_twins_match_the_numpy_steps(name, make, kernel, extra, monkeypatch):
     """Three steps of the fused kernels' arithmetic against the optimizers' NumPy code (float64)."""
     from convolab import kernels

@@ -5,6 +5,7 @@ each array against them before the call. These tests hand each entry point array
 too small, of the wrong dtype, non-contiguous, read-only or overlapping, and require a
 ``KernelArgumentError`` (and an untouched output) instead of a call.
 """
+
 import numpy as np
 import pytest
 
@@ -27,12 +28,15 @@ def _reference_avg_pool_grad(x_shape, dy, pool, strides):
     return dx
 
 
-@pytest.mark.parametrize("shape,pool,strides", [
-    ((2, 4, 4, 3), (2, 2), (2, 2)),
-    ((2, 24, 24, 10), (2, 2), (2, 2)),  # the MNIST convnet of the report
-    ((1, 7, 6, 5), (3, 2), (2, 1)),
-    ((3, 8, 8, 1), (2, 2), (2, 2)),
-])
+@pytest.mark.parametrize(
+    "shape,pool,strides",
+    [
+        ((2, 4, 4, 3), (2, 2), (2, 2)),
+        ((2, 24, 24, 10), (2, 2), (2, 2)),  # the MNIST convnet of the report
+        ((1, 7, 6, 5), (3, 2), (2, 1)),
+        ((3, 8, 8, 1), (2, 2), (2, 2)),
+    ],
+)
 def test_avg_pool_backward_float32_equals_reference(shape, pool, strides):
     """Defect 1: the float32 backward (C col2im) spread gradients with the wrong row length."""
     rng = np.random.default_rng(0)
@@ -41,8 +45,9 @@ def test_avg_pool_backward_float32_equals_reference(shape, pool, strides):
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx = avg_pool_backward(dy, cache)
     assert dx.dtype == np.float32
-    np.testing.assert_allclose(dx, _reference_avg_pool_grad(shape, dy.astype(np.float64), pool, strides),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        dx, _reference_avg_pool_grad(shape, dy.astype(np.float64), pool, strides), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_average_pooling_layer_trains_like_float64():
@@ -55,14 +60,18 @@ def test_average_pooling_layer_trains_like_float64():
     results = []
     for dtype in ("float32", "float64"):
         keras.utils.set_random_seed(0)
-        model = keras.Sequential([
-            keras.layers.Conv2D(4, 3, activation="relu", input_shape=(12, 12, 1), dtype=dtype),
-            keras.layers.AveragePooling2D(dtype=dtype),
-            keras.layers.Flatten(dtype=dtype),
-            keras.layers.Dense(3, dtype=dtype),
-        ])
-        model.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model = keras.Sequential(
+            [
+                keras.layers.Conv2D(4, 3, activation="relu", input_shape=(12, 12, 1), dtype=dtype),
+                keras.layers.AveragePooling2D(dtype=dtype),
+                keras.layers.Flatten(dtype=dtype),
+                keras.layers.Dense(3, dtype=dtype),
+            ]
+        )
+        model.compile(
+            optimizer=keras.optimizers.SGD(learning_rate=1.0),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
         before = model.get_weights()
         model.train_on_batch(x.astype(dtype), y)
         results.append([b - a for a, b in zip(model.get_weights(), before)])  # = the gradients

@@ -4,6 +4,7 @@ short, read-only where written) is refused with a message naming the kernel, the
 what was expected, the outputs untouched. Plus the layout of the C sources: one file per
 family, each listed in kernels.h and built by setup.py and .ci/sanitize.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -35,41 +36,78 @@ def _r(*shape):
 #: per entry point: the arrays (role, array, written?), then the integers and options, as
 #: kernels/__init__.py documents them. Small valid calls: 3x3 windows over 5x5x2 images etc.
 CASES = {
-    "im2col_f32": ([("x", _r(1, 5, 5, 2), False), ("cols", _z(9, 18), True)],
-                   [1, 5, 5, 2, 3, 3, 1, 1, 0, 0, 3, 3, 18, 1]),
-    "col2im_f32": ([("cols", _r(9, 18), False), ("dx", _z(1, 5, 5, 2), True)],
-                   [1, 5, 5, 2, 3, 3, 1, 1, 0, 0, 3, 3, 18, 1]),
-    "maxpool_fwd_f32": ([("x", _r(1, 4, 4, 2), False), ("y", _z(1, 2, 2, 2), True),
-                         ("arg", _z(1, 2, 2, 2, dtype=np.int32), True)],
-                        [1, 4, 4, 2, 2, 2, 2, 2, 0, 0, 2, 2, 1]),
-    "maxpool_bwd_f32": ([("dy", _r(1, 2, 2, 2), False), ("arg", _z(1, 2, 2, 2, dtype=np.int32), False),
-                         ("dx", _z(1, 4, 4, 2), True)],
-                        [1, 4, 4, 2, 2, 2, 2, 2, 0, 0, 2, 2, 1]),
+    "im2col_f32": (
+        [("x", _r(1, 5, 5, 2), False), ("cols", _z(9, 18), True)],
+        [1, 5, 5, 2, 3, 3, 1, 1, 0, 0, 3, 3, 18, 1],
+    ),
+    "col2im_f32": (
+        [("cols", _r(9, 18), False), ("dx", _z(1, 5, 5, 2), True)],
+        [1, 5, 5, 2, 3, 3, 1, 1, 0, 0, 3, 3, 18, 1],
+    ),
+    "maxpool_fwd_f32": (
+        [("x", _r(1, 4, 4, 2), False), ("y", _z(1, 2, 2, 2), True), ("arg", _z(1, 2, 2, 2, dtype=np.int32), True)],
+        [1, 4, 4, 2, 2, 2, 2, 2, 0, 0, 2, 2, 1],
+    ),
+    "maxpool_bwd_f32": (
+        [("dy", _r(1, 2, 2, 2), False), ("arg", _z(1, 2, 2, 2, dtype=np.int32), False), ("dx", _z(1, 4, 4, 2), True)],
+        [1, 4, 4, 2, 2, 2, 2, 2, 0, 0, 2, 2, 1],
+    ),
     "relu_fwd_f32": ([("x", _r(16), False), ("y", _z(16), True)], [math.inf, 1]),
     "relu_bwd_f32": ([("dy", _r(16), False), ("y", _r(16), False), ("dz", _z(16), True)], [math.inf, 1]),
-    "adam_f32": ([("param", _r(10), True), ("grad", _r(10), False), ("m", _z(10), True), ("v", _z(10), True)],
-                 [0.1, 0.9, 0.999, 1e-7]),
+    "adam_f32": (
+        [("param", _r(10), True), ("grad", _r(10), False), ("m", _z(10), True), ("v", _z(10), True)],
+        [0.1, 0.9, 0.999, 1e-7],
+    ),
     "rmsprop_f32": ([("param", _r(10), True), ("grad", _r(10), False), ("v", _z(10), True)], [0.1, 0.9, 1e-7]),
-    "conv_fwd_f32": ([("x", _r(1, 6, 6, 3), False), ("wp", _r(27, 16), False), ("bp", _r(16), False),
-                      ("y", _z(1, 4, 4, 8), True)],
-                     [1, 6, 6, 3, 3, 3, 1, 1, 8, 4, 4, 0, 0, False, 1]),
-    "conv_dw_f32": ([("x", _r(1, 6, 6, 3), False), ("dy", _r(1, 4, 4, 8), False), ("dwp", _z(27, 16), True),
-                     ("dbp", _z(16), True)],
-                    [1, 6, 6, 3, 3, 3, 1, 1, 8, 4, 4, 0, 0, 1]),
+    "conv_fwd_f32": (
+        [("x", _r(1, 6, 6, 3), False), ("wp", _r(27, 16), False), ("bp", _r(16), False), ("y", _z(1, 4, 4, 8), True)],
+        [1, 6, 6, 3, 3, 3, 1, 1, 8, 4, 4, 0, 0, False, 1],
+    ),
+    "conv_dw_f32": (
+        [("x", _r(1, 6, 6, 3), False), ("dy", _r(1, 4, 4, 8), False), ("dwp", _z(27, 16), True), ("dbp", _z(16), True)],
+        [1, 6, 6, 3, 3, 3, 1, 1, 8, 4, 4, 0, 0, 1],
+    ),
     "bn_moments_f32": ([("x", _r(6, 4), False), ("mean", _z(4), True), ("var", _z(4), True)], [6, 4, 1]),
-    "bn_affine_f32": ([("x", _r(6, 4), False), ("center", _r(4), False), ("scale", _r(4), False),
-                       ("shift", _r(4), False), ("y", _z(6, 4), True)], [6, 4, 1]),
-    "bn_bwd_f32": ([("dy", _r(6, 4), False), ("x", _r(6, 4), False), ("mean", _r(4), False),
-                    ("inv_std", _r(4), False), ("k", _r(4), False), ("dx", _z(6, 4), True),
-                    ("dgamma", _z(4), True), ("dbeta", _z(4), True)], [6, 4, 1]),
-    "depthwise_fwd_f32": ([("x", _r(1, 5, 5, 2), False), ("w", _r(3, 3, 2, 1), False), ("b", _r(2), False),
-                           ("y", _z(1, 3, 3, 2), True)],
-                          [1, 5, 5, 2, 3, 3, 1, 1, 0, 0, 1, 1, 3, 3, 1, 1]),
-    "depthwise_dx_f32": ([("dy", _r(1, 3, 3, 2), False), ("w", _r(3, 3, 2, 1), False), ("dx", _z(1, 5, 5, 2), True)],
-                         [1, 5, 5, 2, 3, 3, 1, 1, 0, 0, 1, 1, 3, 3, 1, 1]),
-    "depthwise_dw_f32": ([("x", _r(1, 5, 5, 2), False), ("dy", _r(1, 3, 3, 2), False), ("dw", _z(3, 3, 2, 1), True),
-                          ("db", _z(2), True)],
-                         [1, 5, 5, 2, 3, 3, 1, 1, 0, 0, 1, 1, 3, 3, 1, 1]),
+    "bn_affine_f32": (
+        [
+            ("x", _r(6, 4), False),
+            ("center", _r(4), False),
+            ("scale", _r(4), False),
+            ("shift", _r(4), False),
+            ("y", _z(6, 4), True),
+        ],
+        [6, 4, 1],
+    ),
+    "bn_bwd_f32": (
+        [
+            ("dy", _r(6, 4), False),
+            ("x", _r(6, 4), False),
+            ("mean", _r(4), False),
+            ("inv_std", _r(4), False),
+            ("k", _r(4), False),
+            ("dx", _z(6, 4), True),
+            ("dgamma", _z(4), True),
+            ("dbeta", _z(4), True),
+        ],
+        [6, 4, 1],
+    ),
+    "depthwise_fwd_f32": (
+        [("x", _r(1, 5, 5, 2), False), ("w", _r(3, 3, 2, 1), False), ("b", _r(2), False), ("y", _z(1, 3, 3, 2), True)],
+        [1, 5, 5, 2, 3, 3, 1, 1, 0, 0, 1, 1, 3, 3, 1, 1],
+    ),
+    "depthwise_dx_f32": (
+        [("dy", _r(1, 3, 3, 2), False), ("w", _r(3, 3, 2, 1), False), ("dx", _z(1, 5, 5, 2), True)],
+        [1, 5, 5, 2, 3, 3, 1, 1, 0, 0, 1, 1, 3, 3, 1, 1],
+    ),
+    "depthwise_dw_f32": (
+        [
+            ("x", _r(1, 5, 5, 2), False),
+            ("dy", _r(1, 3, 3, 2), False),
+            ("dw", _z(3, 3, 2, 1), True),
+            ("db", _z(2), True),
+        ],
+        [1, 5, 5, 2, 3, 3, 1, 1, 0, 0, 1, 1, 3, 3, 1, 1],
+    ),
 }
 
 
@@ -172,20 +210,27 @@ def test_each_output_read_only_is_refused(name):
 def test_a_count_mismatch_says_which_integers_gave_the_count():
     arrays, rest = _case("im2col_f32")
     cols = np.empty(5, f32)
-    with pytest.raises(KernelArgumentError, match=re.escape("cols has 5 elements; the arguments need 162 "
-                                                             "(N*Ho*Wo*ld = 1*3*3*18)")):
+    with pytest.raises(
+        KernelArgumentError, match=re.escape("cols has 5 elements; the arguments need 162 (N*Ho*Wo*ld = 1*3*3*18)")
+    ):
         kernels.lib.im2col_f32(arrays[0][1], cols, *rest)
     arrays, rest = _case("adam_f32")
-    with pytest.raises(KernelArgumentError, match=re.escape("m has 100 elements; the arguments need 10 "
-                                                             "(as many as param)")):
+    with pytest.raises(
+        KernelArgumentError, match=re.escape("m has 100 elements; the arguments need 10 (as many as param)")
+    ):
         kernels.lib.adam_f32(arrays[0][1], arrays[1][1], _z(100), arrays[3][1], *rest)
 
 
 @needs_c
 def test_a_wrong_number_of_arguments_shows_the_signature():
     arrays, rest = _case("maxpool_fwd_f32")
-    with pytest.raises(TypeError, match=re.escape("maxpool_fwd_f32 takes 15 to 16 arguments, maxpool_fwd_f32(x, y, "
-                                                  "arg, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo, threads=1); got 14")):
+    with pytest.raises(
+        TypeError,
+        match=re.escape(
+            "maxpool_fwd_f32 takes 15 to 16 arguments, maxpool_fwd_f32(x, y, "
+            "arg, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo, threads=1); got 14"
+        ),
+    ):
         _call("maxpool_fwd_f32", arrays, rest[:-2])
 
 
@@ -224,8 +269,17 @@ def test_an_optional_bias_may_be_none_and_nothing_else_may():
 
 # -- the sources: one file per family -------------------------------------------------------
 
-FAMILIES = ("window.c", "elementwise.c", "batchnorm.c", "conv.c", "conv_avx2.c", "conv_avx512.c", "depthwise.c",
-            "checks.c", "_ckernels.c")
+FAMILIES = (
+    "window.c",
+    "elementwise.c",
+    "batchnorm.c",
+    "conv.c",
+    "conv_avx2.c",
+    "conv_avx512.c",
+    "depthwise.c",
+    "checks.c",
+    "_ckernels.c",
+)
 
 
 def test_kernels_are_split_by_family_and_every_file_is_listed():

@@ -1,6 +1,7 @@
 """The compiled kernels' own threads (kernels/pool.h), through the public entry points: a call
 split over ``threads`` parts gives what one part gives, from any number of callers at once, in a
 forked child, and for every ``threads`` the checks allow; and the ReLU kernels against NumPy."""
+
 from __future__ import annotations
 
 import os
@@ -107,8 +108,7 @@ def test_a_forked_child_starts_its_own_workers():
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
-SPECIAL = np.array([np.nan, -np.inf, np.inf, -0.0, 0.0, 1e-45, -1e-45, 3.0, 6.0, 6.5, -2.0, 5.999999],
-                   np.float32)
+SPECIAL = np.array([np.nan, -np.inf, np.inf, -0.0, 0.0, 1e-45, -1e-45, 3.0, 6.0, 6.5, -2.0, 5.999999], np.float32)
 
 
 @pytest.mark.parametrize("cap", [np.inf, 6.0, 0.5])

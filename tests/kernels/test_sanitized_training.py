@@ -10,6 +10,7 @@ every entry point and every variant that ``convolab.kernels`` counts.
 Shapes are tiny on purpose (the sanitized build is several times slower); each case names
 the kernel paths it is there for.
 """
+
 from __future__ import annotations
 
 import collections
@@ -33,34 +34,34 @@ def _case_pixels_and_fast_pool():
     # Conv2D with 12 filters: conv_fwd_f32[filters], and its dx through col2im_f32[valid]
     return [
         keras.Input(shape=(20, 20, 2)),
-        L.Conv2D(4, 5, activation="relu"),               # 20x20x2 -> 16x16x4, relu_bwd_f32
-        L.MaxPooling2D(),                                 # -> 8x8x4
+        L.Conv2D(4, 5, activation="relu"),  # 20x20x2 -> 16x16x4, relu_bwd_f32
+        L.MaxPooling2D(),  # -> 8x8x4
         L.Conv2D(12, (3, 2), strides=(2, 1), activation="relu"),  # -> 3x7x12
         L.Flatten(),
         L.Dropout(0.25, seed=3),
         L.Dense(3, activation="softmax"),
-    ], O.Adam(1e-3)                                       # adam_f32
+    ], O.Adam(1e-3)  # adam_f32
 
 
 def _case_pixels_no_bias():
     # the pixel path without a bias, with 1 filter and a 1x1 kernel; 3x3 pixels with 6 filters
     return [
-        L.Conv2D(1, 1, use_bias=False, input_shape=(5, 17, 3)),   # -> 5x17x1
-        L.Conv2D(6, 3, use_bias=False),                           # -> 3x15x6 (width < 16: filters)
-        L.Conv2D(5, (1, 3), padding="valid"),                     # C = 6 > 4: filters
+        L.Conv2D(1, 1, use_bias=False, input_shape=(5, 17, 3)),  # -> 5x17x1
+        L.Conv2D(6, 3, use_bias=False),  # -> 3x15x6 (width < 16: filters)
+        L.Conv2D(5, (1, 3), padding="valid"),  # C = 6 > 4: filters
         L.ReLU(),
         L.Flatten(),
         L.Dense(2),
-    ], O.RMSprop(1e-3)                                    # rmsprop_f32
+    ], O.RMSprop(1e-3)  # rmsprop_f32
 
 
 def _case_fused_wide():
     # the fused kernels' other register blockings: 8 filters (no padding columns), 17-24 and
     # 25-32 filters (3 and 4 vectors), a tap count that is not a multiple of the block
     return [
-        L.Conv2D(8, 2, input_shape=(6, 7, 2)),                  # -> 5x6x8
-        L.Conv2D(20, 2, activation="relu"),                     # -> 4x5x20
-        L.Conv2D(32, (2, 3), strides=(1, 2), use_bias=False),   # -> 3x2x32
+        L.Conv2D(8, 2, input_shape=(6, 7, 2)),  # -> 5x6x8
+        L.Conv2D(20, 2, activation="relu"),  # -> 4x5x20
+        L.Conv2D(32, (2, 3), strides=(1, 2), use_bias=False),  # -> 3x2x32
         L.Flatten(),
         L.Dense(3, activation="softmax"),
     ], O.Adam(1e-3, beta_1=0.8)
@@ -70,11 +71,11 @@ def _case_many_filters_and_same():
     # > 32 filters and 'same' padding take im2col + BLAS: im2col_f32[valid] / [padded],
     # col2im_f32[padded]; max pooling 3x3/2 'same' and 2x2/2 on an odd image: general paths
     return [
-        L.Conv2D(40, 1, input_shape=(7, 7, 3)),                     # >32 filters, 1x1, ones column
+        L.Conv2D(40, 1, input_shape=(7, 7, 3)),  # >32 filters, 1x1, ones column
         L.Conv2D(8, 3, strides=2, padding="same", use_bias=False),  # -> 4x4x8, dx via col2im padded
         L.Activation("relu"),
-        L.Conv2D(33, 5, padding="same", activation="relu"),         # 5x5 'same', > 32 filters
-        L.MaxPooling2D(3, strides=2, padding="same"),               # -> 2x2x33 general
+        L.Conv2D(33, 5, padding="same", activation="relu"),  # 5x5 'same', > 32 filters
+        L.MaxPooling2D(3, strides=2, padding="same"),  # -> 2x2x33 general
         L.Flatten(),
         L.Dense(4, use_bias=False),
         L.Softmax(),
@@ -85,11 +86,11 @@ def _case_odd_pools():
     # MaxPooling2D 2x2/2 on an odd image (fast forward, general backward), overlapping and
     # non-square windows; AveragePooling2D valid, overlapping and 'same' (col2im both ways)
     return [
-        L.Conv2D(3, 2, strides=2, input_shape=(15, 15, 1)),   # stride 2 with <= 6 filters: [filters]
-        L.MaxPooling2D(),                                      # 7x7 -> 3x3, general backward
+        L.Conv2D(3, 2, strides=2, input_shape=(15, 15, 1)),  # stride 2 with <= 6 filters: [filters]
+        L.MaxPooling2D(),  # 7x7 -> 3x3, general backward
         L.Conv2D(7, 1, padding="same", activation="relu"),
         L.AveragePooling2D(pool_size=(2, 1), strides=1, padding="same"),
-        L.MaxPool2D(pool_size=(2, 3), strides=(1, 2)),        # -> 2x1
+        L.MaxPool2D(pool_size=(2, 3), strides=(1, 2)),  # -> 2x1
         L.Flatten(),
         L.Dense(3, activation="softmax"),
     ], O.SGD(0.05, momentum=0.9)
@@ -98,9 +99,9 @@ def _case_odd_pools():
 def _case_avg_pools():
     return [
         L.Conv2D(9, 3, padding="same", input_shape=(8, 9, 2)),
-        L.AveragePooling2D(),                                  # 2x2/2 valid -> 4x4
+        L.AveragePooling2D(),  # 2x2/2 valid -> 4x4
         L.ReLU(max_value=6.0, negative_slope=0.1),
-        L.AvgPool2D(3, strides=2, padding="same"),             # -> 2x2
+        L.AvgPool2D(3, strides=2, padding="same"),  # -> 2x2
         L.Conv2D(2, 2, padding="same"),
         L.MaxPooling2D(padding="same"),
         L.Flatten(),
@@ -113,10 +114,10 @@ def _case_batchnorm_split():
     # slices of the batch (nn/threads.py, every op split here): the fused and the im2col
     # convolutions write their slices of y and dx in place
     return [
-        L.Conv2D(6, 3, padding="same", input_shape=(6, 6, 2)),   # fused, padded first
+        L.Conv2D(6, 3, padding="same", input_shape=(6, 6, 2)),  # fused, padded first
         L.BatchNormalization(),
         L.ReLU(),
-        L.Conv2D(34, 3, padding="same", use_bias=False),        # im2col + GEMM into y's slice
+        L.Conv2D(34, 3, padding="same", use_bias=False),  # im2col + GEMM into y's slice
         L.BatchNormalization(center=False),
         L.Flatten(),
         L.Dense(3, activation="softmax"),
@@ -131,9 +132,9 @@ def _case_depthwise():
     return [
         L.DepthwiseConv2D(3, padding="same", input_shape=(9, 11, 19)),
         L.ReLU(6.0),
-        L.DepthwiseConv2D(3, strides=2, padding="same", use_bias=False),        # -> 5x6x19
-        L.DepthwiseConv2D(2, depth_multiplier=2, activation="relu"),            # -> 4x5x38
-        L.SeparableConv2D(7, 2, dilation_rate=2, depth_multiplier=3),           # -> 2x3x7
+        L.DepthwiseConv2D(3, strides=2, padding="same", use_bias=False),  # -> 5x6x19
+        L.DepthwiseConv2D(2, depth_multiplier=2, activation="relu"),  # -> 4x5x38
+        L.SeparableConv2D(7, 2, dilation_rate=2, depth_multiplier=3),  # -> 2x3x7
         L.DepthwiseConv2D((1, 3), padding="same"),
         L.Flatten(),
         L.Dense(3, activation="softmax"),
@@ -149,6 +150,7 @@ def _case_dense_only(optimizer):
             L.Dense(6, activation="tanh"),
             L.Dense(3, activation="softmax"),
         ], optimizer()
+
     return make
 
 

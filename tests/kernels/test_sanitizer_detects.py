@@ -11,6 +11,7 @@ vectors go through memcpy so that the sanitizer sees them.
 Skipped everywhere else, except that ``.ci/sanitize`` sets ``CONVOLAB_REQUIRE_SANITIZER=1``,
 under which a missing sanitizer is a failure, not a skip.
 """
+
 from __future__ import annotations
 
 import os
@@ -60,21 +61,21 @@ def _without_log_path(options):
     return ":".join(o for o in options.split(":") if o and not o.startswith("log_path="))
 
 
-@pytest.mark.parametrize("kernel,access", [("im2col_f32", "WRITE"), ("conv_fwd_f32", "WRITE"),
-                                           ("conv_dw_f32", "READ")])
+@pytest.mark.parametrize("kernel,access", [("im2col_f32", "WRITE"), ("conv_fwd_f32", "WRITE"), ("conv_dw_f32", "READ")])
 def test_sanitized_build_reports_out_of_bounds_write(kernel, access):
     if not _SANITIZED:
         if os.environ.get("CONVOLAB_REQUIRE_SANITIZER") == "1":
-            pytest.fail("CONVOLAB_REQUIRE_SANITIZER=1 but CONVOLAB_CKERNELS_LIB is unset or libasan "
-                        f"is not in LD_PRELOAD ({os.environ.get('LD_PRELOAD')!r})")
+            pytest.fail(
+                "CONVOLAB_REQUIRE_SANITIZER=1 but CONVOLAB_CKERNELS_LIB is unset or libasan "
+                f"is not in LD_PRELOAD ({os.environ.get('LD_PRELOAD')!r})"
+            )
         pytest.skip("runs only under the sanitizer build (.ci/sanitize)")
     assert kernels.lib is not None and kernels.lib.__file__ == _LIB
     if kernel != "im2col_f32" and "avx512" not in kernels.available_isas():
         pytest.skip("this CPU has no AVX-512: the AVX-512 loops cannot run")
     env = dict(os.environ)
     env["ASAN_OPTIONS"] = _without_log_path(env.get("ASAN_OPTIONS", ""))
-    proc = subprocess.run([sys.executable, "-c", _CHILD, kernel], env=env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, "-c", _CHILD, kernel], env=env, capture_output=True, text=True, timeout=120)
     assert "NOT DETECTED" not in proc.stdout, "the out-of-bounds access went unreported"
     assert proc.returncode != 0, proc.stderr[-4000:]
     assert "ERROR: AddressSanitizer: heap-buffer-overflow" in proc.stderr, proc.stderr[-4000:]
@@ -87,13 +88,17 @@ def test_sanitized_build_reports_out_of_bounds_write(kernel, access):
 # may pass, or fail elsewhere, or glibc aborts later on a corrupted heap. Under .ci/sanitize the
 # write itself stops the run with a report naming the kernel and the line.
 
+
 @pytest.mark.skipif(not kernels.available(), reason="compiled kernels not built")
-@pytest.mark.parametrize("shape,pool,strides", [
-    ((2, 4, 5, 3), (3, 3), (1, 1)),   # 'same' pads 1 before: pt = pl = 1
-    ((2, 5, 5, 2), (3, 3), (2, 2)),   # pt = pl = 1 at stride 2
-    ((1, 3, 4, 1), (2, 3), (1, 1)),   # pt = 0, pl = 1
-    ((1, 6, 6, 4), (4, 4), (2, 2)),   # pt = pl = 1, 4x4 windows
-])
+@pytest.mark.parametrize(
+    "shape,pool,strides",
+    [
+        ((2, 4, 5, 3), (3, 3), (1, 1)),  # 'same' pads 1 before: pt = pl = 1
+        ((2, 5, 5, 2), (3, 3), (2, 2)),  # pt = pl = 1 at stride 2
+        ((1, 3, 4, 1), (2, 3), (1, 1)),  # pt = 0, pl = 1
+        ((1, 6, 6, 4), (4, 4), (2, 2)),  # pt = pl = 1, 4x4 windows
+    ],
+)
 def test_max_pool_backward_drops_all_neg_inf_windows_that_start_in_the_padding(shape, pool, strides):
     """maxpool_bwd_f32's general path: a window whose values are all -inf keeps arg 0, its
     top-left corner. Where TensorFlow's 'same' split pads before the image (pt or pl > 0, so

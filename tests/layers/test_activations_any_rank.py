@@ -1,6 +1,7 @@
 """keras.activations and the Activation/ReLU/Softmax/Rescaling layers on arrays of any rank
 (Keras takes a 1-D vector without a batch axis), while model building keeps its shape checks;
 keras.backend's image data format."""
+
 from __future__ import annotations
 
 import re
@@ -24,6 +25,7 @@ def _rng(label):
 # activations on any rank, called directly (Keras allows 1-D and 0-D arrays)
 # ---------------------------------------------------------------------------
 
+
 def _softmax_ref(v):
     e = np.exp(v - v.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
@@ -41,17 +43,25 @@ def test_softmax_layer_on_a_1d_vector_like_keras():
     np.testing.assert_allclose(dx, jac @ dy, rtol=1e-12, atol=1e-15)
 
 
-_ANY_RANK = [(name, shape) for name in ("linear", "relu", "sigmoid", "tanh", "softmax")
-             for shape in [(), (5,), (2, 3), (2, 3, 4, 2), (1, 2, 1, 2, 3)]
-             if not (name == "softmax" and shape == ())]  # softmax needs an axis: see below
+_ANY_RANK = [
+    (name, shape)
+    for name in ("linear", "relu", "sigmoid", "tanh", "softmax")
+    for shape in [(), (5,), (2, 3), (2, 3, 4, 2), (1, 2, 1, 2, 3)]
+    if not (name == "softmax" and shape == ())
+]  # softmax needs an axis: see below
 
 
 @pytest.mark.parametrize("name,shape", _ANY_RANK, ids=str)
 def test_activation_functions_and_layers_take_any_rank(name, shape):
     rng = _rng(f"anyrank-{name}-{shape}")
     x = rng.standard_normal(shape)
-    ref = {"linear": x, "relu": np.maximum(x, 0), "sigmoid": 1 / (1 + np.exp(-x)), "tanh": np.tanh(x),
-           "softmax": _softmax_ref(x) if shape else None}[name]
+    ref = {
+        "linear": x,
+        "relu": np.maximum(x, 0),
+        "sigmoid": 1 / (1 + np.exp(-x)),
+        "tanh": np.tanh(x),
+        "softmax": _softmax_ref(x) if shape else None,
+    }[name]
     fn = getattr(keras.activations, name)
     np.testing.assert_allclose(fn(x), ref, rtol=1e-14, atol=1e-15)
     assert np.shape(fn(x)) == shape
@@ -60,8 +70,10 @@ def test_activation_functions_and_layers_take_any_rank(name, shape):
     assert layer.backward(np.ones(shape)).shape == shape
     if name == "relu":
         np.testing.assert_allclose(ReLU()(x), ref, rtol=0, atol=0)
-        np.testing.assert_allclose(keras.activations.relu(x, negative_slope=0.1, max_value=1.0, threshold=0.2),
-                                   ReLU(negative_slope=0.1, max_value=1.0, threshold=0.2)(x))
+        np.testing.assert_allclose(
+            keras.activations.relu(x, negative_slope=0.1, max_value=1.0, threshold=0.2),
+            ReLU(negative_slope=0.1, max_value=1.0, threshold=0.2)(x),
+        )
 
 
 def test_activation_functions_cast_integers_and_keep_floats():
@@ -70,12 +82,16 @@ def test_activation_functions_cast_integers_and_keep_floats():
     assert keras.activations.sigmoid(np.array([0.0], np.float64)).dtype == np.float64
     np.testing.assert_array_equal(keras.activations.relu([-1.0, 0.5]), [0.0, 0.5])  # lists too
     assert Softmax()(np.array([1, 2, 3])).dtype == np.float32
-    np.testing.assert_allclose(keras.activations.softmax(np.array([[1.0, 2.0], [3.0, 5.0]]), axis=0),
-                               _softmax_ref(np.array([[1.0, 3.0], [2.0, 5.0]])).T)
+    np.testing.assert_allclose(
+        keras.activations.softmax(np.array([[1.0, 2.0], [3.0, 5.0]]), axis=0),
+        _softmax_ref(np.array([[1.0, 3.0], [2.0, 5.0]])).T,
+    )
 
 
 def test_softmax_of_a_scalar_is_refused():
-    with pytest.raises(ValueError, match=re.escape("Softmax 'sm' expects input with at least 1 axis") + ".*got shape \\(\\)"):
+    with pytest.raises(
+        ValueError, match=re.escape("Softmax 'sm' expects input with at least 1 axis") + ".*got shape \\(\\)"
+    ):
         Softmax(name="sm")(np.float64(3.0))
     with pytest.raises(ValueError, match=r"Activation 'act'.*at least 1 axis"):
         Activation("softmax", name="act")(2.0)
@@ -138,6 +154,7 @@ def test_activation_functions_on_tape_tensors_record_their_gradient(name):
 # ---------------------------------------------------------------------------
 # keras.backend
 # ---------------------------------------------------------------------------
+
 
 def test_backend_image_data_format_floatx_epsilon():
     assert keras.backend.image_data_format() == "channels_last"

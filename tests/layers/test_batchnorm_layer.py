@@ -1,4 +1,5 @@
 """BatchNormalization: Keras's arguments, weights, moving statistics on every engine path."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,7 +30,10 @@ def test_keras_defaults_and_weights():
     np.testing.assert_array_equal(bn.params["moving_variance"], np.ones(3))
     np.testing.assert_array_equal(bn.params["beta"], np.zeros(3))
     assert [w.value is bn.params[k] for w, k in zip(bn.trainable_weights, ["gamma", "beta"])] == [True, True]
-    assert [w.value is bn.params[k] for w, k in zip(bn.non_trainable_weights, ["moving_mean", "moving_variance"])] == [True, True]
+    assert [w.value is bn.params[k] for w, k in zip(bn.non_trainable_weights, ["moving_mean", "moving_variance"])] == [
+        True,
+        True,
+    ]
     assert [v.path for v in bn.non_trainable_variables] == [f"{bn.name}/moving_mean", f"{bn.name}/moving_variance"]
     lone = keras.layers.BatchNormalization(center=False, scale=False)
     lone.build((None, 5))
@@ -39,13 +43,16 @@ def test_keras_defaults_and_weights():
     assert again.get_config() == cfg and cfg["momentum"] == 0.9 and cfg["gamma_initializer"] == "ones"
 
 
-@pytest.mark.parametrize("kwargs,error,words", [
-    (dict(momentum=1.5), ValueError, "`momentum` must be a float in [0, 1]; got 1.5"),
-    (dict(epsilon=0), ValueError, "`epsilon` must be a positive float; got 0"),
-    (dict(axis=[1, 2]), TypeError, "`axis` must be an int"),
-    (dict(gamma_regularizer="l3"), ValueError, "gamma_regularizer"),
-    (dict(beta_initializer="nope"), ValueError, "nope"),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,words",
+    [
+        (dict(momentum=1.5), ValueError, "`momentum` must be a float in [0, 1]; got 1.5"),
+        (dict(epsilon=0), ValueError, "`epsilon` must be a positive float; got 0"),
+        (dict(axis=[1, 2]), TypeError, "`axis` must be an int"),
+        (dict(gamma_regularizer="l3"), ValueError, "gamma_regularizer"),
+        (dict(beta_initializer="nope"), ValueError, "nope"),
+    ],
+)
 def test_bad_arguments_name_the_layer(kwargs, error, words):
     with pytest.raises(error) as e:
         keras.layers.BatchNormalization(name="bn", **kwargs)
@@ -53,8 +60,11 @@ def test_bad_arguments_name_the_layer(kwargs, error, words):
 
 
 def test_only_the_last_axis_and_a_known_channel_count():
-    with pytest.raises(ValueError, match=r"BatchNormalization 'bn'.*last \(channel\) axis.*axis=3 .*"
-                                         r"\(None, 4, 4, 3\); got axis=1"):
+    with pytest.raises(
+        ValueError,
+        match=r"BatchNormalization 'bn'.*last \(channel\) axis.*axis=3 .*"
+        r"\(None, 4, 4, 3\); got axis=1",
+    ):
         keras.layers.BatchNormalization(axis=1, name="bn").build((None, 4, 4, 3))
     keras.layers.BatchNormalization(axis=3).build((None, 4, 4, 3))  # the same axis, counted from the front
     with pytest.raises(ValueError, match=r"BatchNormalization 'bn2' expects input with a batch axis.*got shape \(3,\)"):
@@ -101,8 +111,11 @@ def test_frozen_layer_runs_in_inference_mode_even_in_training():
 
 def _dense_bn_model(functional=False, dtype="float64"):
     keras.utils.set_random_seed(3)
-    layers = [keras.layers.Dense(4, dtype=dtype), keras.layers.BatchNormalization(momentum=MOMENTUM, dtype=dtype),
-              keras.layers.Dense(2, activation="softmax", dtype=dtype)]
+    layers = [
+        keras.layers.Dense(4, dtype=dtype),
+        keras.layers.BatchNormalization(momentum=MOMENTUM, dtype=dtype),
+        keras.layers.Dense(2, activation="softmax", dtype=dtype),
+    ]
     if functional:
         inp = keras.Input((5,), dtype=dtype)
         h = inp

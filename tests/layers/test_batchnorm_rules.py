@@ -1,6 +1,7 @@
 """BatchNormalization's beta/gamma regularizers and constraints (Keras's arguments): the penalty in the
 training loss against hand-made weights, a central-difference gradient check of the whole regularized
 loss in float64, constraints after steps on both training paths, and every way of saving."""
+
 import json
 import zipfile
 
@@ -32,8 +33,13 @@ def _data(n=8, seed=1):
 
 
 def _layers(**rules):
-    return [L.Conv2D(3, 3, padding="same"), L.BatchNormalization(**rules), L.ReLU(), L.GlobalAveragePooling2D(),
-            L.Dense(3, activation="softmax")]
+    return [
+        L.Conv2D(3, 3, padding="same"),
+        L.BatchNormalization(**rules),
+        L.ReLU(),
+        L.GlobalAveragePooling2D(),
+        L.Dense(3, activation="softmax"),
+    ]
 
 
 def _sequential(layers):
@@ -66,13 +72,14 @@ def test_penalty_joins_the_loss_exactly(build):
     reg, plain = _compiled(build(_layers(**RULES))), _compiled(build(_layers()))
     _bn(reg).set_weights([GAMMA, BETA, np.zeros(3), np.ones(3)])
     plain.set_weights(reg.get_weights())
-    penalty = 0.3 * (1.5 ** 2 + 0.5 ** 2 + 0.25 ** 2) + 0.05 * (0.2 + 0.4 + 1.0) + 0.2 * (0.04 + 0.16 + 1.0)
+    penalty = 0.3 * (1.5**2 + 0.5**2 + 0.25**2) + 0.05 * (0.2 + 0.4 + 1.0) + 0.2 * (0.04 + 0.16 + 1.0)
     assert _bn(reg).weight_penalty() == pytest.approx(penalty, rel=1e-14)
     assert reg.train_on_batch(x, y) == pytest.approx(plain.train_on_batch(x, y) + penalty, rel=1e-12)
     # the step: SGD adds lr * d(penalty) to the plain update
     np.testing.assert_allclose(_bn(reg).params["gamma"], _bn(plain).params["gamma"] - 0.1 * 0.6 * GAMMA, rtol=1e-12)
-    np.testing.assert_allclose(_bn(reg).params["beta"],
-                               _bn(plain).params["beta"] - 0.1 * (0.05 * np.sign(BETA) + 0.4 * BETA), rtol=1e-12)
+    np.testing.assert_allclose(
+        _bn(reg).params["beta"], _bn(plain).params["beta"] - 0.1 * (0.05 * np.sign(BETA) + 0.4 * BETA), rtol=1e-12
+    )
 
 
 def test_frozen_layer_adds_no_penalty():
@@ -139,8 +146,16 @@ def test_config_round_trip_and_defaults():
 
 
 def _rules_model(build):
-    return _compiled(build(_layers(gamma_regularizer=R.L2(0.3), beta_regularizer="l1",
-                                   gamma_constraint=C.MaxNorm(0.9), beta_constraint=C.NonNeg())))
+    return _compiled(
+        build(
+            _layers(
+                gamma_regularizer=R.L2(0.3),
+                beta_regularizer="l1",
+                gamma_constraint=C.MaxNorm(0.9),
+                beta_constraint=C.NonNeg(),
+            )
+        )
+    )
 
 
 @pytest.mark.parametrize("build", [_sequential, _functional], ids=["sequential", "functional"])
@@ -157,10 +172,18 @@ def test_files_keep_the_rules(tmp_path, build, suffix):
         with zipfile.ZipFile(path) as zf:
             layers = json.loads(zf.read("config.json"))["config"]["layers"]
         bn = next(e for e in layers if e["class_name"] == "BatchNormalization")["config"]
-        assert bn["gamma_regularizer"] == {"module": "keras.regularizers", "class_name": "L2",
-                                           "config": {"l2": 0.3}, "registered_name": None}
-        assert bn["beta_constraint"] == {"module": "keras.constraints", "class_name": "NonNeg", "config": {},
-                                         "registered_name": None}
+        assert bn["gamma_regularizer"] == {
+            "module": "keras.regularizers",
+            "class_name": "L2",
+            "config": {"l2": 0.3},
+            "registered_name": None,
+        }
+        assert bn["beta_constraint"] == {
+            "module": "keras.constraints",
+            "class_name": "NonNeg",
+            "config": {},
+            "registered_name": None,
+        }
     else:
         assert loaded.train_on_batch(x, y) == pytest.approx(model.train_on_batch(x, y), rel=1e-12)
         for a, b in zip(loaded.get_weights(), model.get_weights()):

@@ -5,6 +5,7 @@ layer object (``build`` -> ``call(training=True)`` -> ``backward``), so a layer 
 an op wrongly (wrong cache, wrong activation order, gradients stored under the wrong key,
 a backward that writes into its caller's gradient) fails here.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -66,8 +67,9 @@ def _conv_id(case):
 def test_conv2d_layer_gradients(case):
     strides, padding, k, c, n, act, (h, w) = case
     rng = _rng(_conv_id(case))
-    layer = Conv2D(2, k, strides=strides, padding=padding, activation=act, dtype="float64",
-                   bias_initializer="random_normal")
+    layer = Conv2D(
+        2, k, strides=strides, padding=padding, activation=act, dtype="float64", bias_initializer="random_normal"
+    )
     layer.build((None, h, w, c))
     x = rng.standard_normal((n, h, w, c))
     check_layer_gradients(layer, x, rng)
@@ -85,8 +87,9 @@ def test_conv2d_without_bias_has_only_kernel_and_its_gradient():
 def test_conv2d_layer_forward_matches_explicit_sum():
     """One output pixel written out by hand: activation(sum over window and channels + bias)."""
     rng = _rng("conv-explicit")
-    layer = Conv2D(2, (2, 3), strides=(2, 1), padding="valid", activation="tanh", dtype="float64",
-                   bias_initializer="random_normal")
+    layer = Conv2D(
+        2, (2, 3), strides=(2, 1), padding="valid", activation="tanh", dtype="float64", bias_initializer="random_normal"
+    )
     layer.build((None, 5, 6, 3))
     x = rng.standard_normal((1, 5, 6, 3))
     y = layer(x)
@@ -100,6 +103,7 @@ def test_conv2d_layer_forward_matches_explicit_sum():
 # ---------------------------------------------------------------------------
 # Dense
 # ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("act", ["linear", "relu", "sigmoid", "tanh", "softmax"])
 @pytest.mark.parametrize("x_shape", [(3, 4), (2, 3, 4)], ids=["2d", "3d"])
@@ -124,6 +128,7 @@ def test_dense_3d_input_acts_on_last_axis():
 # Pooling
 # ---------------------------------------------------------------------------
 
+
 def _distinct(rng, shape):
     """Distinct values at least 0.01 apart, so no max-pool window has a tie within the FD step."""
     n = int(np.prod(shape))
@@ -131,8 +136,7 @@ def _distinct(rng, shape):
 
 
 _POOL_CASES = [
-    (pool, strides, padding)
-    for pool, strides, padding in itertools.product([2, 3], [None, 1, 2], ["valid", "same"])
+    (pool, strides, padding) for pool, strides, padding in itertools.product([2, 3], [None, 1, 2], ["valid", "same"])
 ]
 
 
@@ -176,6 +180,7 @@ def test_maxpool_backward_routes_gradient_to_the_maximum():
 # ---------------------------------------------------------------------------
 # Flatten, Activation, ReLU, Softmax
 # ---------------------------------------------------------------------------
+
 
 def test_flatten_is_c_order_nhwc_and_gradients():
     rng = _rng("flatten")
@@ -235,8 +240,9 @@ def test_relu_layer_values_and_gradients(kwargs):
     for kink in kinks:
         x[np.abs(x - kink) < 1e-3] += 2e-3
     y = layer(x)
-    ref = np.vectorize(lambda v: _relu_ref(v, kwargs.get("max_value"), kwargs.get("negative_slope", 0.0),
-                                           kwargs.get("threshold", 0.0)))(x)
+    ref = np.vectorize(
+        lambda v: _relu_ref(v, kwargs.get("max_value"), kwargs.get("negative_slope", 0.0), kwargs.get("threshold", 0.0))
+    )(x)
     np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-15)
     layer.build((None, 7))
     check_layer_gradients(layer, x, rng)
@@ -273,6 +279,7 @@ def test_softmax_layer_values_and_gradients():
 # ---------------------------------------------------------------------------
 # Dropout
 # ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("rate", [0.25, 0.5])
 def test_dropout_backward_uses_the_forward_mask(rate):
@@ -331,6 +338,7 @@ def test_dropout_is_identity_at_inference():
 # ---------------------------------------------------------------------------
 # Keras defaults, weights and names
 # ---------------------------------------------------------------------------
+
 
 def test_conv2d_keras_defaults():
     layer = Conv2D(4, 3)
@@ -468,8 +476,15 @@ def test_compute_output_shape_without_data(layer_fn, in_shape, out_shape):
 
 def test_automatic_names_and_clear_session():
     backend.clear_session()
-    names = [Conv2D(1, 1).name, Conv2D(1, 1).name, MaxPooling2D().name, Dense(1).name, Conv2D(1, 1).name,
-             Flatten().name, MaxPooling2D().name]
+    names = [
+        Conv2D(1, 1).name,
+        Conv2D(1, 1).name,
+        MaxPooling2D().name,
+        Dense(1).name,
+        Conv2D(1, 1).name,
+        Flatten().name,
+        MaxPooling2D().name,
+    ]
     assert names == ["conv2d", "conv2d_1", "max_pooling2d", "dense", "conv2d_2", "flatten", "max_pooling2d_1"]
     assert Conv2D(1, 1, name="mine").name == "mine"
     backend.clear_session()
@@ -477,9 +492,14 @@ def test_automatic_names_and_clear_session():
     assert AveragePooling2D().name == "average_pooling2d"
 
 
-@pytest.mark.parametrize("make", [lambda: Conv2D(3, 3, dtype="float64", bias_initializer="random_normal"),
-                                  lambda: Dense(3, activation="tanh", dtype="float64")],
-                         ids=["conv2d", "dense"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Conv2D(3, 3, dtype="float64", bias_initializer="random_normal"),
+        lambda: Dense(3, activation="tanh", dtype="float64"),
+    ],
+    ids=["conv2d", "dense"],
+)
 def test_need_input_grad_false_skips_dx_but_keeps_weight_gradients(make):
     rng = _rng("needdx")
     layer = make()

@@ -7,6 +7,7 @@ strides, kernels and dilations, a layer called on two sizes included. Conv2D and
 held to an independent reference: the input padded by hand (TensorFlow's rule written out here),
 then a 'valid' convolution.
 """
+
 import numpy as np
 import pytest
 
@@ -42,22 +43,31 @@ def _tf_pads(size, k, s, d=1):
 
 def _ref_conv2d(layer, x, dy):
     p = layer.params
-    y, cache = conv2d_forward(x, p["kernel"], p.get("bias"), layer.strides, layer.padding, layer.dilation_rate,
-                              layer.groups)
+    y, cache = conv2d_forward(
+        x, p["kernel"], p.get("bias"), layer.strides, layer.padding, layer.dilation_rate, layer.groups
+    )
     return (y,) + conv2d_backward(dy, cache)
 
 
 def _ref_depthwise(layer, x, dy):
     p = layer.params
-    y, cache = depthwise_conv2d_forward(x, p["kernel"], p.get("bias"), layer.strides, layer.padding,
-                                        layer.dilation_rate)
+    y, cache = depthwise_conv2d_forward(
+        x, p["kernel"], p.get("bias"), layer.strides, layer.padding, layer.dilation_rate
+    )
     return (y,) + depthwise_conv2d_backward(dy, cache)
 
 
 def _ref_separable(layer, x, dy):
     p = layer.params
-    y, cache = separable_conv2d_forward(x, p["depthwise_kernel"], p["pointwise_kernel"], p.get("bias"),
-                                        layer.strides, layer.padding, layer.dilation_rate)
+    y, cache = separable_conv2d_forward(
+        x,
+        p["depthwise_kernel"],
+        p["pointwise_kernel"],
+        p.get("bias"),
+        layer.strides,
+        layer.padding,
+        layer.dilation_rate,
+    )
     return (y,) + separable_conv2d_backward(dy, cache)
 
 
@@ -65,6 +75,7 @@ def _ref_pool(fwd, bwd):
     def ref(layer, x, dy):
         y, cache = fwd(x, layer.pool_size, layer.strides, layer.padding)
         return y, bwd(dy, cache)
+
     return ref
 
 
@@ -78,6 +89,7 @@ def _ref_pool1d(mode):
     def ref(layer, x, dy):
         y, cache = pool1d_forward(x, layer.pool_size[0], layer.strides[0], layer.padding, mode)
         return y, pool1d_backward(dy, cache)
+
     return ref
 
 
@@ -163,8 +175,9 @@ def test_layer_called_on_two_sizes(case, pad_calls):
         pad_calls.clear()
 
 
-@pytest.mark.parametrize("size,k,s,d", [(9, 3, 1, 1), (9, 4, 2, 1), (7, 5, 3, 1), (10, 3, 1, 2), (5, 1, 3, 1),
-                                        (6, 2, 2, 1)])
+@pytest.mark.parametrize(
+    "size,k,s,d", [(9, 3, 1, 1), (9, 4, 2, 1), (7, 5, 3, 1), (10, 3, 1, 2), (5, 1, 3, 1), (6, 2, 2, 1)]
+)
 def test_conv2d_same_equals_padding_by_hand(size, k, s, d):
     """Independent of conv_utils: pad with TensorFlow's rule written out, then a 'valid' convolution."""
     rng = np.random.default_rng(size * k)
@@ -201,13 +214,16 @@ def test_ops_take_explicit_pads_as_well_as_strings():
     w = rng.standard_normal((3, 2, 3, 4)).astype(np.float32)
     pads = conv_utils.resolve_padding((7, 6), (3, 2), (2, 2), "same")
     assert pads == ((1, 1), (0, 0))
-    np.testing.assert_array_equal(conv2d_forward(x, w, None, (2, 2), "same")[0],
-                                  conv2d_forward(x, w, None, (2, 2), pads)[0])
-    np.testing.assert_array_equal(max_pool_forward(x, (3, 3), (2, 2), "same")[0],
-                                  max_pool_forward(x, (3, 3), (2, 2), ((1, 1), (0, 1)))[0])
+    np.testing.assert_array_equal(
+        conv2d_forward(x, w, None, (2, 2), "same")[0], conv2d_forward(x, w, None, (2, 2), pads)[0]
+    )
+    np.testing.assert_array_equal(
+        max_pool_forward(x, (3, 3), (2, 2), "same")[0], max_pool_forward(x, (3, 3), (2, 2), ((1, 1), (0, 1)))[0]
+    )
     s = x[:, 0]
-    np.testing.assert_array_equal(conv1d_forward(s, w[0], None, 1, "causal")[0],
-                                  conv1d_forward(s, w[0], None, 1, (1, 0))[0])
+    np.testing.assert_array_equal(
+        conv1d_forward(s, w[0], None, 1, "causal")[0], conv1d_forward(s, w[0], None, 1, (1, 0))[0]
+    )
 
 
 def test_resolve_padding_rejects_what_it_does_not_know():

@@ -1,4 +1,5 @@
 """A user's layer whose build() never sets ``self.built`` (Keras sets it after build) (issue 21)."""
+
 import numpy as np
 
 from convolab import layers, models

@@ -3,6 +3,7 @@
 ``name``/``path``/``numpy()``/``assign*``/``value``/``trainable``; NumPy takes them as arrays
 outside a tape; ``get_weights`` stays NumPy. The programs are written as Keras users write them.
 """
+
 import numpy as np
 import pytest
 
@@ -22,8 +23,11 @@ def test_trainable_weights_print_as_keras_programs_do(capsys):
         print(w.name, w.path, w.shape, w.dtype)
     first, second = (l.name for l in model.layers)
     assert capsys.readouterr().out.splitlines() == [
-        f"kernel {first}/kernel (4, 3) float32", f"bias {first}/bias (3,) float32",
-        f"kernel {second}/kernel (3, 2) float32", f"bias {second}/bias (2,) float32"]
+        f"kernel {first}/kernel (4, 3) float32",
+        f"bias {first}/bias (3,) float32",
+        f"kernel {second}/kernel (3, 2) float32",
+        f"bias {second}/bias (2,) float32",
+    ]
     assert all(isinstance(w, Variable) for w in model.weights)
     assert model.weights[0].dtype == "float32" and model.weights[0].trainable
 
@@ -59,8 +63,11 @@ def test_assign_assign_add_assign_sub():
     layer.bias.assign_sub(1.0)  # a scalar broadcasts, as in Keras
     np.testing.assert_array_equal(layer.get_weights()[0], np.full((3, 2), 3.0, np.float32))
     np.testing.assert_array_equal(layer(np.ones((1, 3), np.float32)), [[9.0, 10.0]])
-    with pytest.raises(ValueError, match=r"Variable 'dense\w*/kernel'.assign: the variable has shape \(3, 2\); "
-                                         r"got a value of shape \(2, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Variable 'dense\w*/kernel'.assign: the variable has shape \(3, 2\); "
+        r"got a value of shape \(2, 3\)",
+    ):
         layer.kernel.assign(np.ones((2, 3)))
     with pytest.raises(TypeError, match="not written by index"):
         layer.kernel[0, 0] = 1.0
@@ -125,7 +132,9 @@ def test_get_weights_are_arrays_and_set_weights_takes_variables():
     before = b.get_weights()
     bad = [w.numpy() for w in a.weights]
     bad[-1] = np.zeros(5)
-    with pytest.raises(ValueError, match=r"weight 3 \('dense\w*/bias'\) has shape \(2,\); got an array of shape \(5,\)"):
+    with pytest.raises(
+        ValueError, match=r"weight 3 \('dense\w*/bias'\) has shape \(2,\); got an array of shape \(5,\)"
+    ):
         b.set_weights(bad)
     for w0, w1 in zip(before, b.get_weights()):  # checked before any was written
         np.testing.assert_array_equal(w0, w1)

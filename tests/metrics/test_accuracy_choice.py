@@ -1,6 +1,7 @@
 """Which accuracy ``metrics=['acc']`` means is decided by the loss's type and the shapes,
 never by the loss's name (defect 3: ``SparseCategoricalCrossentropy(name='xent')`` reported
 categorical accuracy of integer labels, a different number on the same predictions)."""
+
 import numpy as np
 import pytest
 

@@ -4,6 +4,7 @@ fit/evaluate, target shapes for regression losses, thread shards, and saving com
 Expected values are worked out by hand on small inputs or recomputed here with plain NumPy;
 gradients are checked against central differences in float64 (tests/support/gradcheck.py).
 """
+
 import math
 import warnings
 
@@ -74,8 +75,9 @@ def _weights(rng, n):
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
-@pytest.mark.parametrize("case", ["bce", "bce_logits", "mae", "mse_rank3", "sparse", "categorical",
-                                  "softmax_sparse", "softmax_dense"])
+@pytest.mark.parametrize(
+    "case", ["bce", "bce_logits", "mae", "mse_rank3", "sparse", "categorical", "softmax_sparse", "softmax_dense"]
+)
 def test_loss_gradients_match_central_differences(case, weighted):
     rng = np.random.default_rng(hash(case) % 2**32)
     n = 5
@@ -120,20 +122,26 @@ def test_weighted_reduction_is_keras_sum_over_batch_size():
     assert loss(y, p, sample_weight=w) == pytest.approx(np.sum(w * per_sample) / 4, rel=1e-12)  # not / sum(w)
     assert loss(y, p, sample_weight=np.full(4, 2.0)) == pytest.approx(2 * np.mean(per_sample), rel=1e-12)
     assert loss(y, p, sample_weight=w[:, None]) == pytest.approx(np.sum(w * per_sample) / 4, rel=1e-12)
-    with pytest.raises(ValueError, match=r"`sample_weight` must have shape \(4,\) \(one weight per sample\); "
-                                         r"got shape \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"`sample_weight` must have shape \(4,\) \(one weight per sample\); "
+        r"got shape \(3,\)",
+    ):
         loss(y, p, sample_weight=w[:3])
 
 
 # -- compile(loss=...) with Keras's functions ----------------------------------------------
-@pytest.mark.parametrize("fn, cls", [
-    (keras.losses.categorical_crossentropy, losses.CategoricalCrossentropy),
-    (keras.losses.sparse_categorical_crossentropy, losses.SparseCategoricalCrossentropy),
-    (keras.losses.mean_squared_error, losses.MeanSquaredError),
-    (keras.losses.mse, losses.MeanSquaredError),
-    (keras.losses.mean_absolute_error, losses.MeanAbsoluteError),
-    (keras.losses.binary_crossentropy, losses.BinaryCrossentropy),
-])
+@pytest.mark.parametrize(
+    "fn, cls",
+    [
+        (keras.losses.categorical_crossentropy, losses.CategoricalCrossentropy),
+        (keras.losses.sparse_categorical_crossentropy, losses.SparseCategoricalCrossentropy),
+        (keras.losses.mean_squared_error, losses.MeanSquaredError),
+        (keras.losses.mse, losses.MeanSquaredError),
+        (keras.losses.mean_absolute_error, losses.MeanAbsoluteError),
+        (keras.losses.binary_crossentropy, losses.BinaryCrossentropy),
+    ],
+)
 def test_keras_loss_functions_map_to_classes(fn, cls):
     model = _model(3)
     model.compile(optimizer="sgd", loss=fn)
@@ -144,6 +152,7 @@ def test_keras_loss_functions_map_to_classes(fn, cls):
 def test_custom_loss_function_is_wrapped_for_the_tape():
     """Any other function is a Keras loss function written with keras.ops: it trains on the tape
     (tests/keras/test_keras_programs.py trains with one)."""
+
     def my_loss(y_true, y_pred):
         return keras.ops.mean((y_true - y_pred) ** 2, axis=-1)
 
@@ -166,8 +175,11 @@ def test_regression_targets_follow_keras_rank_rules(loss):
     model4.compile(optimizer="sgd", loss=loss)
     y4 = np.random.default_rng(2).random((6, 4))
     assert model4.evaluate(x, y4[..., None], verbose=0) == model4.evaluate(x, y4, verbose=0)  # trailing 1 squeezed
-    with pytest.raises(ValueError, match=r"expects targets of shape \(N, 4\) .*got shape \(6,\) \(these look like "
-                                         r"class indices: use keras.utils.to_categorical"):
+    with pytest.raises(
+        ValueError,
+        match=r"expects targets of shape \(N, 4\) .*got shape \(6,\) \(these look like "
+        r"class indices: use keras.utils.to_categorical",
+    ):
         model4.evaluate(x, np.arange(6) % 4, verbose=0)
     for bad in [(6, 1), (6, 3), (6, 4, 2)]:
         with pytest.raises(ValueError, match=rf"expects targets of shape \(N, 4\).*got shape \({bad[0]}, {bad[1]}"):
@@ -177,8 +189,12 @@ def test_regression_targets_follow_keras_rank_rules(loss):
 # -- models: evaluate and fit with weights ---------------------------------------------------
 def _model(classes, activation="softmax", seed=0):
     keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.layers.Flatten(input_shape=(4, 4, 1), dtype="float64"),
-                             keras.layers.Dense(classes, activation=activation, dtype="float64")])
+    return keras.Sequential(
+        [
+            keras.layers.Flatten(input_shape=(4, 4, 1), dtype="float64"),
+            keras.layers.Dense(classes, activation=activation, dtype="float64"),
+        ]
+    )
 
 
 def _data(n=24, classes=3, seed=0):
@@ -190,8 +206,7 @@ def test_evaluate_with_sample_weight_weights_loss_and_weighted_metrics_only():
     x, y = _data()
     w = np.random.default_rng(5).uniform(0, 2, len(y))
     model = _model(3)
-    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["acc"],
-                  weighted_metrics=["acc"])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["acc"], weighted_metrics=["acc"])
     logs = model.evaluate(x, y, sample_weight=w, batch_size=5, verbose=0, return_dict=True)
     p = model.predict(x, verbose=0)
     per_sample = -np.log(p[np.arange(len(y)), y])
@@ -202,13 +217,16 @@ def test_evaluate_with_sample_weight_weights_loss_and_weighted_metrics_only():
     assert list(logs) == ["loss", "acc", "weighted_acc"]
 
 
-@pytest.mark.parametrize("loss, activation, target", [
-    ("sparse_categorical_crossentropy", "softmax", "labels"),  # the fused softmax path
-    ("categorical_crossentropy", "softmax", "onehot"),
-    ("mse", "linear", "onehot"),
-    ("binary_crossentropy", "sigmoid", "onehot"),
-    ("mae", "linear", "onehot"),
-])
+@pytest.mark.parametrize(
+    "loss, activation, target",
+    [
+        ("sparse_categorical_crossentropy", "softmax", "labels"),  # the fused softmax path
+        ("categorical_crossentropy", "softmax", "onehot"),
+        ("mse", "linear", "onehot"),
+        ("binary_crossentropy", "sigmoid", "onehot"),
+        ("mae", "linear", "onehot"),
+    ],
+)
 def test_weighted_model_gradient_matches_central_differences(loss, activation, target):
     x, y = _data(n=7)
     yt = y if target == "labels" else np.eye(3)[y]
@@ -287,8 +305,7 @@ def test_class_weight_equals_the_same_sample_weight_for_each_target_form():
         for kwargs in ({"class_weight": cw}, {"sample_weight": w}):
             model = _model(3)
             model.compile(optimizer=keras.optimizers.SGD(0.3), loss=loss)
-            runs.append((model.fit(x, yt, batch_size=4, epochs=2, verbose=0, **kwargs).history,
-                         model.get_weights()))
+            runs.append((model.fit(x, yt, batch_size=4, epochs=2, verbose=0, **kwargs).history, model.get_weights()))
         assert runs[0][0] == runs[1][0]
         for a, b in zip(runs[0][1], runs[1][1]):
             np.testing.assert_array_equal(a, b)
@@ -298,8 +315,9 @@ def test_validation_weights_from_split_and_from_a_triple():
     x, y = _data(n=20)
     w = np.random.default_rng(9).uniform(0.5, 2, 20)
     model = _model(3)
-    model.compile(optimizer=keras.optimizers.SGD(1e-12), loss="sparse_categorical_crossentropy",
-                  weighted_metrics=["acc"])
+    model.compile(
+        optimizer=keras.optimizers.SGD(1e-12), loss="sparse_categorical_crossentropy", weighted_metrics=["acc"]
+    )
     hist = model.fit(x, y, sample_weight=w, validation_split=0.25, epochs=1, verbose=0)
     ref = model.evaluate(x[15:], y[15:], sample_weight=w[15:], verbose=0, return_dict=True)
     assert hist.history["val_loss"][0] == pytest.approx(ref["loss"], rel=1e-9)
@@ -325,8 +343,11 @@ def test_weight_argument_errors():
         model.fit(x, y, class_weight={"cat": 2.0}, verbose=0)
     with pytest.raises(ValueError, match=r"`class_weight\[1\]` must be a finite number; got inf"):
         model.fit(x, y, class_weight={1: math.inf}, verbose=0)
-    with pytest.raises(ValueError, match=r"`validation_data` must be a tuple \(x_val, y_val\) or \(x_val, y_val, "
-                                         r"val_sample_weight\); got tuple of length 4"):
+    with pytest.raises(
+        ValueError,
+        match=r"`validation_data` must be a tuple \(x_val, y_val\) or \(x_val, y_val, "
+        r"val_sample_weight\); got tuple of length 4",
+    ):
         model.fit(x, y, validation_data=(x, y, None, None), verbose=0)
 
 
@@ -349,17 +370,23 @@ def test_thread_shards_give_the_same_logs_as_one_thread(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_SHARD_FLOPS", 0)  # shard even this small model
     calls = []
     real = parallel.ShardRunner.train_step
-    monkeypatch.setattr(parallel.ShardRunner, "train_step",
-                        lambda self, *a, **k: calls.append(self.n) or real(self, *a, **k))
+    monkeypatch.setattr(
+        parallel.ShardRunner, "train_step", lambda self, *a, **k: calls.append(self.n) or real(self, *a, **k)
+    )
     runs = {}
     try:
         for n in (1, 2):
             parallel.set_num_threads(n)
             model = _model(3)
-            model.compile(optimizer=keras.optimizers.SGD(0.2), loss="sparse_categorical_crossentropy",
-                          metrics=["acc", Counter()], weighted_metrics=["acc"])
-            hist = model.fit(x, y, sample_weight=w, batch_size=16, epochs=2, verbose=0,
-                             validation_data=(x[:12], y[:12], w[:12]))
+            model.compile(
+                optimizer=keras.optimizers.SGD(0.2),
+                loss="sparse_categorical_crossentropy",
+                metrics=["acc", Counter()],
+                weighted_metrics=["acc"],
+            )
+            hist = model.fit(
+                x, y, sample_weight=w, batch_size=16, epochs=2, verbose=0, validation_data=(x[:12], y[:12], w[:12])
+            )
             runs[n] = (hist.history, model.get_weights())
     finally:
         parallel.set_num_threads(None)
@@ -376,10 +403,20 @@ def test_thread_shards_give_the_same_logs_as_one_thread(monkeypatch):
 def test_save_load_metric_objects_new_losses_and_weighted_metrics(tmp_path):
     x, y = _data(n=16, classes=2)
     cases = [
-        (keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=0.1), "linear",
-         [keras.metrics.BinaryAccuracy(threshold=0.3), "acc"], ["binary_accuracy"], y[:, None].astype(float)),
-        ("mae", "linear", [keras.metrics.MeanSquaredError(name="m2"), keras.metrics.mean_absolute_error],
-         [keras.metrics.MeanAbsoluteError()], y[:, None].astype(float)),
+        (
+            keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=0.1),
+            "linear",
+            [keras.metrics.BinaryAccuracy(threshold=0.3), "acc"],
+            ["binary_accuracy"],
+            y[:, None].astype(float),
+        ),
+        (
+            "mae",
+            "linear",
+            [keras.metrics.MeanSquaredError(name="m2"), keras.metrics.mean_absolute_error],
+            [keras.metrics.MeanAbsoluteError()],
+            y[:, None].astype(float),
+        ),
     ]
     for i, (loss, activation, metrics, weighted, yt) in enumerate(cases):
         model = _model(1, activation=activation)
@@ -391,17 +428,22 @@ def test_save_load_metric_objects_new_losses_and_weighted_metrics(tmp_path):
         assert type(loaded.loss) is type(model.loss)
         assert loaded.loss.get_config() == model.loss.get_config()
         assert loaded.metrics_names == model.metrics_names
-        assert [m.get_config() for m in loaded.metrics_list + loaded.weighted_metrics_list] == \
-            [m.get_config() for m in model.metrics_list + model.weighted_metrics_list]
+        assert [m.get_config() for m in loaded.metrics_list + loaded.weighted_metrics_list] == [
+            m.get_config() for m in model.metrics_list + model.weighted_metrics_list
+        ]
         w = np.linspace(0.5, 1.5, 16)
-        assert loaded.evaluate(x, yt, sample_weight=w, verbose=0, return_dict=True) == \
-            model.evaluate(x, yt, sample_weight=w, verbose=0, return_dict=True)
+        assert loaded.evaluate(x, yt, sample_weight=w, verbose=0, return_dict=True) == model.evaluate(
+            x, yt, sample_weight=w, verbose=0, return_dict=True
+        )
 
 
 def test_sparse_top_k_metric_object_round_trips(tmp_path):
     model = _model(3)
-    model.compile(optimizer="sgd", loss=keras.losses.sparse_categorical_crossentropy,
-                  metrics=[keras.metrics.SparseTopKCategoricalAccuracy(k=2, name="top2")])
+    model.compile(
+        optimizer="sgd",
+        loss=keras.losses.sparse_categorical_crossentropy,
+        metrics=[keras.metrics.SparseTopKCategoricalAccuracy(k=2, name="top2")],
+    )
     model.save(tmp_path / "t.convolab")
     loaded = keras.models.load_model(tmp_path / "t.convolab")
     assert loaded.metrics_list[0].k == 2 and loaded.metrics_names == ["loss", "top2"]
@@ -424,19 +466,26 @@ def test_custom_metrics_are_left_out_of_the_file_with_a_warning(tmp_path):
 def test_schema_refuses_metric_classes_outside_the_allow_list():
     from convolab import optimizers
 
-    comp = {"optimizer": optimizers.serialize(keras.optimizers.SGD()),
-            "loss": {"class_name": "MeanAbsoluteError", "config": {"name": "mean_absolute_error"}},
-            "metrics": [{"class_name": "BinaryAccuracy",
-                         "config": {"name": "b", "dtype": "float32", "threshold": 0.5}}]}
+    comp = {
+        "optimizer": optimizers.serialize(keras.optimizers.SGD()),
+        "loss": {"class_name": "MeanAbsoluteError", "config": {"name": "mean_absolute_error"}},
+        "metrics": [{"class_name": "BinaryAccuracy", "config": {"name": "b", "dtype": "float32", "threshold": 0.5}}],
+    }
     assert schema.compile_schema(comp, "compile")["metrics"][0]["class_name"] == "BinaryAccuracy"
     bad = dict(comp, metrics=[{"class_name": "os.system", "config": {}}])
     with pytest.raises(ModelFileError, match=r"compile.metrics\[0\].class_name: expected one of Accuracy"):
         schema.compile_schema(bad, "compile")
-    bad = dict(comp, metrics=[{"class_name": "BinaryAccuracy",
-                               "config": {"name": "b", "dtype": "float32", "threshold": 1.0}}])
+    bad = dict(
+        comp, metrics=[{"class_name": "BinaryAccuracy", "config": {"name": "b", "dtype": "float32", "threshold": 1.0}}]
+    )
     with pytest.raises(ModelFileError, match=r"threshold: expected a finite number in \(0, 1\)"):
         schema.compile_schema(bad, "compile")
-    bad = dict(comp, loss={"class_name": "BinaryCrossentropy",
-                           "config": {"name": "b", "from_logits": False, "label_smoothing": 2.0}})
+    bad = dict(
+        comp,
+        loss={
+            "class_name": "BinaryCrossentropy",
+            "config": {"name": "b", "from_logits": False, "label_smoothing": 2.0},
+        },
+    )
     with pytest.raises(ModelFileError, match=r"label_smoothing: expected a finite number in \[0, 1\]"):
         schema.compile_schema(bad, "compile")

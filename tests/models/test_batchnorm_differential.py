@@ -16,6 +16,7 @@ smooth activations (tanh) after each BatchNormalization and compares norm-wise r
   three steps: loss 6e-8, weights and moving statistics at most 9e-7 (a beta). Bounds about ten
   times that: loss 1e-6, weights and moving statistics 1e-5.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -72,8 +73,11 @@ def runs():
     weights = keras.Sequential([keras.Input((6, 6, 2))] + _layers("float64")).get_weights()
     rng = np.random.default_rng(1)
     batches = [(rng.normal(1.0, 2.0, (n, 6, 6, 2)), rng.integers(0, 3, n)) for n in (8, 16, 5)]
-    return {(dtype, graph): _train(dtype, graph, weights, batches)
-            for dtype in ("float32", "float64") for graph in (False, True)}
+    return {
+        (dtype, graph): _train(dtype, graph, weights, batches)
+        for dtype in ("float32", "float64")
+        for graph in (False, True)
+    }
 
 
 def _names():

@@ -1,4 +1,5 @@
 """A convnet with BatchNormalization trains, and a frozen one keeps and uses its statistics."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,15 +21,17 @@ def _data(n=96, seed=0):
 
 def _convnet():
     keras.utils.set_random_seed(7)
-    return keras.Sequential([
-        keras.Input((8, 8, 1)),
-        L.Conv2D(4, 3, padding="same", use_bias=False),
-        L.BatchNormalization(),
-        L.ReLU(),
-        L.MaxPooling2D(),
-        L.Flatten(),
-        L.Dense(2, activation="softmax"),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            L.Conv2D(4, 3, padding="same", use_bias=False),
+            L.BatchNormalization(),
+            L.ReLU(),
+            L.MaxPooling2D(),
+            L.Flatten(),
+            L.Dense(2, activation="softmax"),
+        ]
+    )
 
 
 def test_convnet_with_batch_normalization_trains():

@@ -5,6 +5,7 @@ override with the metrics loop, a ``test_step``), a VAE-style model that adds it
 ``self.add_loss`` and is compiled without one, Keras's loss objects called on tape tensors, and
 models with no trainable weight. Each result is checked against NumPy worked out here.
 """
+
 import numpy as np
 import pytest
 
@@ -26,6 +27,7 @@ def _sgd_mse_step(w, b, x, y, lr):
 
 # -- compute_loss ------------------------------------------------------------------------------
 
+
 class MSEByHand(keras.Model):
     """keras.io's Keras 3 guide: compile() without a loss, compute_loss written with keras.ops."""
 
@@ -42,8 +44,8 @@ def test_compute_loss_override_trains_without_a_compiled_loss():
     hist = model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
     losses = []
     for i in range(0, 32, 8):
-        losses.append(np.mean((x[i:i + 8] @ w + b - y[i:i + 8]) ** 2))
-        w, b = _sgd_mse_step(w, b, x[i:i + 8], y[i:i + 8], 0.1)
+        losses.append(np.mean((x[i : i + 8] @ w + b - y[i : i + 8]) ** 2))
+        w, b = _sgd_mse_step(w, b, x[i : i + 8], y[i : i + 8], 0.1)
     np.testing.assert_allclose(model.get_weights()[0], w, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(model.get_weights()[1], b, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(hist.history["loss"][0], np.mean(losses), rtol=1e-4)
@@ -55,7 +57,7 @@ def test_compute_loss_override_trains_without_a_compiled_loss():
 def test_compute_loss_may_call_super_and_add_a_term():
     class L2Output(keras.Model):  # the guide's habit: super().compute_loss(...) plus a term of one's own
         def compute_loss(self, x, y, y_pred, sample_weight):
-            return super().compute_loss(x, y, y_pred, sample_weight) + 0.5 * ops.mean(y_pred ** 2)
+            return super().compute_loss(x, y, y_pred, sample_weight) + 0.5 * ops.mean(y_pred**2)
 
     x, y = _regression()
     inputs = keras.Input(shape=(5,))
@@ -63,7 +65,7 @@ def test_compute_loss_may_call_super_and_add_a_term():
     model.compile(optimizer="sgd", loss="mse")
     w, b = model.get_weights()
     pred = x @ w + b
-    expected = np.mean((pred - y) ** 2) + 0.5 * np.mean(pred ** 2)
+    expected = np.mean((pred - y) ** 2) + 0.5 * np.mean(pred**2)
     np.testing.assert_allclose(model.evaluate(x, y, batch_size=32, verbose=0), expected, rtol=1e-5)
 
 
@@ -77,6 +79,7 @@ def test_compile_without_loss_and_nothing_to_compute_says_so():
 
 
 # -- train_step / test_step -------------------------------------------------------------------
+
 
 class GuideModel(keras.Model):
     """keras.io "Customizing what happens in fit()", the first train_step, with keras.GradientTape."""
@@ -122,8 +125,8 @@ def test_train_step_override_as_the_guide_writes_it():
     for _ in range(2):
         maes.append([])
         for i in range(0, 32, 16):
-            maes[-1].append(np.mean(np.abs(x[i:i + 16] @ w + b - y[i:i + 16])))
-            w, b = _sgd_mse_step(w, b, x[i:i + 16], y[i:i + 16], 0.05)
+            maes[-1].append(np.mean(np.abs(x[i : i + 16] @ w + b - y[i : i + 16])))
+            w, b = _sgd_mse_step(w, b, x[i : i + 16], y[i : i + 16], 0.05)
     np.testing.assert_allclose(model.get_weights()[0], w, rtol=1e-4, atol=1e-6)
     # the metrics are reset each epoch: the second epoch's mae is that epoch's alone
     np.testing.assert_allclose(hist.history["mae"], [np.mean(m) for m in maes], rtol=1e-4)
@@ -172,6 +175,7 @@ def test_train_step_with_its_own_trackers_and_metrics_property():
 
 # -- add_loss: a VAE-style model compiled without a loss ---------------------------------------
 
+
 class Sampling(layers.Layer):
     def call(self, inputs):
         z_mean, z_log_var = inputs
@@ -201,7 +205,7 @@ class TinyVAE(keras.Model):
 def _vae_loss_by_hand(model, x):
     wm, bm, wv, bv, wd, bd = [a.astype(np.float64) for a in model.get_weights()]
     z_mean, z_log_var = x @ wm + bm, x @ wv + bv
-    kl = -0.5 * np.mean(np.sum(1 + z_log_var - z_mean ** 2 - np.exp(z_log_var), axis=1))
+    kl = -0.5 * np.mean(np.sum(1 + z_log_var - z_mean**2 - np.exp(z_log_var), axis=1))
     p = np.clip(1 / (1 + np.exp(-(z_mean @ wd + bd))), 1e-7, 1 - 1e-7)
     bce = -np.mean(x * np.log(p) + (1 - x) * np.log(1 - p))
     return kl + bce
@@ -221,12 +225,16 @@ def test_vae_style_add_loss_model_fits_on_x_alone():
 
 # -- Loss objects on tape tensors ---------------------------------------------------------------
 
-@pytest.mark.parametrize("loss, y", [
-    (lambda: keras.losses.SparseCategoricalCrossentropy(from_logits=True), np.array([0, 2, 1, 2])),
-    (lambda: keras.losses.CategoricalCrossentropy(), np.eye(3)[[1, 0, 2, 2]]),
-    (lambda: keras.losses.MeanSquaredError(reduction="sum"), np.arange(12.0).reshape(4, 3) / 10),
-    (lambda: keras.losses.BinaryCrossentropy(from_logits=True), np.eye(3)[[1, 0, 2, 2]]),
-])
+
+@pytest.mark.parametrize(
+    "loss, y",
+    [
+        (lambda: keras.losses.SparseCategoricalCrossentropy(from_logits=True), np.array([0, 2, 1, 2])),
+        (lambda: keras.losses.CategoricalCrossentropy(), np.eye(3)[[1, 0, 2, 2]]),
+        (lambda: keras.losses.MeanSquaredError(reduction="sum"), np.arange(12.0).reshape(4, 3) / 10),
+        (lambda: keras.losses.BinaryCrossentropy(from_logits=True), np.eye(3)[[1, 0, 2, 2]]),
+    ],
+)
 def test_loss_object_on_tape_tensors_has_the_numerical_gradient(loss, y):
     rng = np.random.default_rng(2)
     x = rng.normal(size=(4, 5))
@@ -262,8 +270,10 @@ def test_unreduced_loss_and_loss_functions_on_tape_tensors():
         d.set_weights([k])
         return np.asarray(fn(y, d(x)))
 
-    for fn in (keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="none"),
-               lambda t, p: keras.losses.sparse_categorical_crossentropy(t, p, from_logits=True)):
+    for fn in (
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="none"),
+        lambda t, p: keras.losses.sparse_categorical_crossentropy(t, p, from_logits=True),
+    ):
         d.set_weights([kernel])
         with keras.GradientTape() as tape:
             values = fn(y, d(x))
@@ -290,11 +300,13 @@ def test_loss_object_inside_call_trains_through_add_loss():
     model.compile(optimizer=keras.optimizers.Adam(0.01))
     hist = model.fit(x, epochs=20, batch_size=8, verbose=0)
     assert hist.history["loss"][-1] < 0.5 * hist.history["loss"][0]
-    np.testing.assert_allclose(model.evaluate(x, verbose=0, batch_size=32),
-                               np.mean((model.predict(x, verbose=0) - x) ** 2), rtol=1e-4)
+    np.testing.assert_allclose(
+        model.evaluate(x, verbose=0, batch_size=32), np.mean((model.predict(x, verbose=0) - x) ** 2), rtol=1e-4
+    )
 
 
 # -- no trainable weights -----------------------------------------------------------------------
+
 
 def test_model_without_trainable_weights_fits_and_evaluates():
     x = np.random.default_rng(5).normal(size=(12, 4)).astype("float32")

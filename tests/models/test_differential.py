@@ -24,6 +24,7 @@ and what differs is the rounding of the softmax, the loss and the backward sums.
 ``test_every_kernel_is_reached`` runs a fixed table through the same comparison and requires
 that every compiled entry point and variant was called.
 """
+
 from __future__ import annotations
 
 import collections
@@ -77,8 +78,10 @@ def specs(draw):
 
 # -- the tests --------------------------------------------------------------------------------
 
-@settings(max_examples=200, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
+
+@settings(
+    max_examples=200, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(specs())
 def test_fast_path_equals_reference_on_random_networks(spec):
     check_spec(spec)
@@ -91,41 +94,102 @@ def _conv(filters, k, strides=(1, 1), padding="valid", **kw):
 #: a fixed table that reaches every compiled entry point and variant (asserted below)
 TABLE = [
     # pixel-vectorised fused conv (F <= 6, stride 1 along W, C <= 4, >= 16 output columns), 2x2 max pool
-    dict(shape=(3, 12, 24, 3), plan=[_conv(6, 5, activation="relu"), ("MaxPooling2D", {}), ("Flatten", {}),
-                                     ("Dense", dict(units=4, activation="softmax"))],
-         loss="sparse", classes=4, optimizer=("Adam", dict(learning_rate=0.01, epsilon=1e-3)), seed=1),
+    dict(
+        shape=(3, 12, 24, 3),
+        plan=[
+            _conv(6, 5, activation="relu"),
+            ("MaxPooling2D", {}),
+            ("Flatten", {}),
+            ("Dense", dict(units=4, activation="softmax")),
+        ],
+        loss="sparse",
+        classes=4,
+        optimizer=("Adam", dict(learning_rate=0.01, epsilon=1e-3)),
+        seed=1,
+    ),
     # the filters-in-lanes fused conv (two vectors of 8), padded im2col (same), general pooling
-    dict(shape=(2, 9, 9, 2), plan=[_conv(12, 3, activation="relu"), ("MaxPooling2D", dict(pool_size=3, strides=2,
-                                                                                         padding="same")),
-                                   _conv(9, 2, padding="same", activation="tanh"),
-                                   ("AveragePooling2D", dict(pool_size=2, padding="same")), ("Flatten", {}),
-                                   ("Dense", dict(units=3))],
-         loss="categorical_logits", classes=3, optimizer=("RMSprop", dict(learning_rate=0.01, epsilon=1e-3)), seed=2),
+    dict(
+        shape=(2, 9, 9, 2),
+        plan=[
+            _conv(12, 3, activation="relu"),
+            ("MaxPooling2D", dict(pool_size=3, strides=2, padding="same")),
+            _conv(9, 2, padding="same", activation="tanh"),
+            ("AveragePooling2D", dict(pool_size=2, padding="same")),
+            ("Flatten", {}),
+            ("Dense", dict(units=3)),
+        ],
+        loss="categorical_logits",
+        classes=3,
+        optimizer=("RMSprop", dict(learning_rate=0.01, epsilon=1e-3)),
+        seed=2,
+    ),
     # more than 32 filters and more than 200 taps: im2col + BLAS with the valid im2col/col2im kernels
     # (a padded one is in the batch-normalization row below)
-    dict(shape=(2, 8, 8, 9), plan=[_conv(4, 1), _conv(34, 5, activation="relu"), ("Flatten", {}),
-                                   ("Dropout", dict(rate=0.5, seed=3)), ("Dense", dict(units=2))],
-         loss="mse", classes=2, optimizer=("SGD", dict(learning_rate=0.05, momentum=0.9)), seed=3),
+    dict(
+        shape=(2, 8, 8, 9),
+        plan=[
+            _conv(4, 1),
+            _conv(34, 5, activation="relu"),
+            ("Flatten", {}),
+            ("Dropout", dict(rate=0.5, seed=3)),
+            ("Dense", dict(units=2)),
+        ],
+        loss="mse",
+        classes=2,
+        optimizer=("SGD", dict(learning_rate=0.05, momentum=0.9)),
+        seed=3,
+    ),
     # a 2x2 max pool whose odd edge is left out (fast forward, general backward)
-    dict(shape=(2, 9, 9, 1), plan=[_conv(3, 2, activation="relu"), ("MaxPooling2D", {}), ("Flatten", {}),
-                                   ("Dense", dict(units=3, activation="softmax"))],
-         loss="sparse", classes=3, optimizer=("Adam", dict(learning_rate=0.01, amsgrad=True, epsilon=1e-3)), seed=4),
+    dict(
+        shape=(2, 9, 9, 1),
+        plan=[
+            _conv(3, 2, activation="relu"),
+            ("MaxPooling2D", {}),
+            ("Flatten", {}),
+            ("Dense", dict(units=3, activation="softmax")),
+        ],
+        loss="sparse",
+        classes=3,
+        optimizer=("Adam", dict(learning_rate=0.01, amsgrad=True, epsilon=1e-3)),
+        seed=4,
+    ),
     # batch normalization in training (statistics, affine, backward kernels) on images and after a Dense,
     # each followed by a ReLU; a 'same' conv of more than 32 filters (padded im2col and col2im)
-    dict(shape=(4, 6, 6, 3), plan=[_conv(4, 1), _conv(34, 3, padding="same"), ("BatchNormalization", {}), ("ReLU", {}),
-                                   ("Flatten", {}), ("Dense", dict(units=6)), ("BatchNormalization", dict(momentum=0.9)),
-                                   ("Activation", dict(activation="relu")), ("Dense", dict(units=3))],
-         loss="sparse_logits", classes=3, optimizer=("Adam", dict(learning_rate=0.01, epsilon=1e-3)), seed=5),
+    dict(
+        shape=(4, 6, 6, 3),
+        plan=[
+            _conv(4, 1),
+            _conv(34, 3, padding="same"),
+            ("BatchNormalization", {}),
+            ("ReLU", {}),
+            ("Flatten", {}),
+            ("Dense", dict(units=6)),
+            ("BatchNormalization", dict(momentum=0.9)),
+            ("Activation", dict(activation="relu")),
+            ("Dense", dict(units=3)),
+        ],
+        loss="sparse_logits",
+        classes=3,
+        optimizer=("Adam", dict(learning_rate=0.01, epsilon=1e-3)),
+        seed=5,
+    ),
     # the depthwise kernels, depth multiplier 1 and above (a dilated separable conv), 'same' at
     # strides 1 and 2; the 1x1 Conv2D first so that the depthwise layer after it needs dx
-    dict(shape=(2, 9, 10, 5), plan=[_conv(4, 1),
-                                    ("DepthwiseConv2D", dict(kernel_size=3, padding="same", activation="relu")),
-                                    ("DepthwiseConv2D", dict(kernel_size=3, strides=2, padding="same",
-                                                             depth_multiplier=2)),
-                                    ("SeparableConv2D", dict(filters=6, kernel_size=2, dilation_rate=2,
-                                                             depth_multiplier=3, activation="tanh")),
-                                    ("Flatten", {}), ("Dense", dict(units=3))],
-         loss="categorical_logits", classes=3, optimizer=("Adam", dict(learning_rate=0.01, epsilon=1e-3)), seed=5),
+    dict(
+        shape=(2, 9, 10, 5),
+        plan=[
+            _conv(4, 1),
+            ("DepthwiseConv2D", dict(kernel_size=3, padding="same", activation="relu")),
+            ("DepthwiseConv2D", dict(kernel_size=3, strides=2, padding="same", depth_multiplier=2)),
+            ("SeparableConv2D", dict(filters=6, kernel_size=2, dilation_rate=2, depth_multiplier=3, activation="tanh")),
+            ("Flatten", {}),
+            ("Dense", dict(units=3)),
+        ],
+        loss="categorical_logits",
+        classes=3,
+        optimizer=("Adam", dict(learning_rate=0.01, epsilon=1e-3)),
+        seed=5,
+    ),
 ]
 
 
@@ -150,6 +214,7 @@ def test_every_kernel_is_reached():
     print("kernel calls in the differential table:", dict(sorted(reached.items())))
     assert not missing, f"compiled kernels no differential test reached: {missing}"
 
+
 def _out(size, k, stride, padding, dilation=1):
     span = (k - 1) * dilation + 1
     return -(-size // stride) if padding == "same" else (size - span) // stride + 1
@@ -168,9 +233,15 @@ def _draw_conv(draw, h, w, c, first):
         dilation = (1, 1)
     kh = draw(st.integers(1, max(1, min(5, (h - 1) // dilation[0] + 1))))
     kw = draw(st.integers(1, max(1, min(5, (w - 1) // dilation[1] + 1))))
-    kwargs = dict(kernel_size=(kh, kw), strides=strides, padding=padding, dilation_rate=dilation,
-                  activation=draw(st.sampled_from(ACTIVATIONS)), use_bias=draw(st.booleans()),
-                  trainable=draw(st.booleans()) or first)
+    kwargs = dict(
+        kernel_size=(kh, kw),
+        strides=strides,
+        padding=padding,
+        dilation_rate=dilation,
+        activation=draw(st.sampled_from(ACTIVATIONS)),
+        use_bias=draw(st.booleans()),
+        trainable=draw(st.booleans()) or first,
+    )
     if kind == "DepthwiseConv2D":
         kwargs["depth_multiplier"] = draw(st.integers(1, 3))
         out_c = c * kwargs["depth_multiplier"]
@@ -194,11 +265,22 @@ def _draw_plan(draw, h, w, c):
         entry, h, w, c = _draw_conv(draw, h, w, c, first=not plan)
         plan.append(entry)
         if draw(st.integers(0, 2)) == 0:
-            plan.append(("BatchNormalization", dict(center=draw(st.booleans()), scale=draw(st.booleans()),
-                                                    momentum=draw(st.sampled_from([0.5, 0.99])),
-                                                    trainable=draw(st.integers(0, 3)) > 0)))
+            plan.append(
+                (
+                    "BatchNormalization",
+                    dict(
+                        center=draw(st.booleans()),
+                        scale=draw(st.booleans()),
+                        momentum=draw(st.sampled_from([0.5, 0.99])),
+                        trainable=draw(st.integers(0, 3)) > 0,
+                    ),
+                )
+            )
         if draw(st.integers(0, 3)) == 0:
-            pad = ((draw(st.integers(0, 2)), draw(st.integers(0, 2))), (draw(st.integers(0, 2)), draw(st.integers(0, 2))))
+            pad = (
+                (draw(st.integers(0, 2)), draw(st.integers(0, 2))),
+                (draw(st.integers(0, 2)), draw(st.integers(0, 2))),
+            )
             plan.append(("ZeroPadding2D", dict(padding=pad)))
             h, w = h + sum(pad[0]), w + sum(pad[1])
         if draw(st.booleans()):
@@ -220,8 +302,14 @@ def _draw_plan(draw, h, w, c):
             h = -(-h // sh) if ppad == "same" else (h - ph) // sh + 1
             w = -(-w // sw) if ppad == "same" else (w - pw) // sw + 1
         if draw(st.integers(0, 3)) == 0:
-            plan.append(("ReLU", dict(negative_slope=draw(st.sampled_from([0.0, 0.25])),
-                                      max_value=draw(st.sampled_from([None, 2.0])))))
+            plan.append(
+                (
+                    "ReLU",
+                    dict(
+                        negative_slope=draw(st.sampled_from([0.0, 0.25])), max_value=draw(st.sampled_from([None, 2.0]))
+                    ),
+                )
+            )
     plan.append(("GlobalAveragePooling2D", {}) if draw(st.integers(0, 2)) == 0 else ("Flatten", {}))
     if draw(st.booleans()):
         plan.append(("Dense", dict(units=draw(st.integers(1, 12)), activation=draw(st.sampled_from(ACTIVATIONS)))))

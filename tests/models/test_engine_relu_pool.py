@@ -1,5 +1,6 @@
 """The stack engine's ReLU-then-max-pool backward (models/engine.py): the ReLU's mask applied to
 the pooled gradient gives the same gradients, bit for bit, as the ReLU's own backward pass."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,15 +13,17 @@ from convolab.models import stack_step
 def _model(dtype, pool2):
     keras.utils.set_random_seed(0)
     L = keras.layers
-    model = keras.Sequential([
-        keras.Input((12, 12, 3)),
-        L.Conv2D(5, 3, activation="relu"),             # 10x10x5
-        L.MaxPooling2D(),                              # 2x2 windows: the fast 2x2 kernels
-        L.Conv2D(8, 3, activation="relu", padding="same"),
-        pool2,                                         # overlapping or 'same' windows: the general ones
-        L.Flatten(),
-        L.Dense(4, activation="softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((12, 12, 3)),
+            L.Conv2D(5, 3, activation="relu"),  # 10x10x5
+            L.MaxPooling2D(),  # 2x2 windows: the fast 2x2 kernels
+            L.Conv2D(8, 3, activation="relu", padding="same"),
+            pool2,  # overlapping or 'same' windows: the general ones
+            L.Flatten(),
+            L.Dense(4, activation="softmax"),
+        ]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     if dtype == np.float64:
         model.set_weights([w.astype(np.float64) for w in model.get_weights()])

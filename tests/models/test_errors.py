@@ -3,6 +3,7 @@
 Every check asserts on the message (the layer, model or loss, and the shape or value received),
 not just the exception type.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,11 +19,14 @@ L = keras.layers
 
 
 def _lesson_model(compile=True):
-    model = keras.Sequential([
-        L.Conv2D(filters=9, kernel_size=(5, 5), input_shape=(28, 28, 1), activation="relu", name="c1"),
-        L.Flatten(),
-        L.Dense(10),
-    ], name="lesson")
+    model = keras.Sequential(
+        [
+            L.Conv2D(filters=9, kernel_size=(5, 5), input_shape=(28, 28, 1), activation="relu", name="c1"),
+            L.Flatten(),
+            L.Dense(10),
+        ],
+        name="lesson",
+    )
     if compile:
         model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["acc"])
     return model
@@ -35,6 +39,7 @@ def _x(n=4, shape=(28, 28, 1)):
 # ---------------------------------------------------------------------------
 # Shapes
 # ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("call", ["fit", "predict", "evaluate"])
 def test_missing_channel_axis_is_added_as_keras_adds_it(call):
@@ -75,8 +80,9 @@ def test_single_image_without_batch_axis_hints_batch_axis():
 
 def test_wrong_rank_into_layer_directly():
     layer = Conv2D(2, 3, name="cv")
-    with pytest.raises(ValueError, match=re.escape("Conv2D 'cv' expects 4-D input (batch, height, width, channels)")
-                       + r".*28, 28\)"):
+    with pytest.raises(
+        ValueError, match=re.escape("Conv2D 'cv' expects 4-D input (batch, height, width, channels)") + r".*28, 28\)"
+    ):
         layer(np.zeros((5, 28, 28)))
     built = Conv2D(2, 3, name="cv2")
     built.build((None, 8, 8, 1))
@@ -91,15 +97,19 @@ def test_wrong_rank_into_layer_directly():
 def test_built_conv_called_with_other_channel_count():
     layer = Conv2D(2, 3, name="rgb")
     layer.build((None, 8, 8, 3))
-    with pytest.raises(ValueError, match=re.escape(
-            "Conv2D 'rgb' was built for input shape (None, 8, 8, 3); got shape (1, 8, 8, 2)")):
+    with pytest.raises(
+        ValueError, match=re.escape("Conv2D 'rgb' was built for input shape (None, 8, 8, 3); got shape (1, 8, 8, 2)")
+    ):
         layer(np.zeros((1, 8, 8, 2), np.float32))
 
 
 def test_model_given_other_channel_count_or_size():
     model = _lesson_model()
-    with pytest.raises(ValueError, match=r"Conv2D 'c1' expects input shape \(None, 28, 28, 1\); got data of shape "
-                                         r"\(4, 28, 28, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Conv2D 'c1' expects input shape \(None, 28, 28, 1\); got data of shape "
+        r"\(4, 28, 28, 3\)",
+    ):
         model.fit(_x(4, (28, 28, 3)), np.zeros(4, int), verbose=0)
     with pytest.raises(ValueError, match=r"Conv2D 'c1'.*\(None, 28, 28, 1\).*\(2, 32, 32, 1\)"):
         model.predict(_x(2, (32, 32, 1)))
@@ -108,8 +118,11 @@ def test_model_given_other_channel_count_or_size():
 def test_built_layer_put_into_a_model_of_another_shape():
     conv = Conv2D(2, 3, name="shared")
     keras.Sequential([conv], name="first").build((None, 8, 8, 1))
-    with pytest.raises(ValueError, match=r"Conv2D 'shared' was built for input shape \(None, 8, 8, 1\); "
-                                         r"in this model it gets \(None, 8, 8, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Conv2D 'shared' was built for input shape \(None, 8, 8, 1\); "
+        r"in this model it gets \(None, 8, 8, 3\)",
+    ):
         keras.Sequential([keras.Input(shape=(8, 8, 3)), conv])
 
 
@@ -117,12 +130,22 @@ def test_kernel_larger_than_input_valid():
     with pytest.raises(ValueError) as err:
         keras.Sequential([L.Conv2D(2, 5, input_shape=(3, 4, 1), name="big")])
     msg = str(err.value)
-    for part in ("Conv2D 'big'", "kernel_size (5, 5)", "larger than its input (3, 4)", "(None, 3, 4, 1)",
-                 "strides=(1, 1)", "padding='valid'", "padding='same'"):
+    for part in (
+        "Conv2D 'big'",
+        "kernel_size (5, 5)",
+        "larger than its input (3, 4)",
+        "(None, 3, 4, 1)",
+        "strides=(1, 1)",
+        "padding='valid'",
+        "padding='same'",
+    ):
         assert part in msg, (part, msg)
     # A later layer too: 28 -> conv 5 -> 24 -> pool 2 -> 12 -> conv 13 does not fit.
-    with pytest.raises(ValueError, match=r"Conv2D 'late': kernel_size \(13, 13\) is larger than its input "
-                                         r"\(12, 12\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Conv2D 'late': kernel_size \(13, 13\) is larger than its input "
+        r"\(12, 12\)",
+    ):
         keras.Sequential([L.Conv2D(2, 5, input_shape=(28, 28, 1)), L.MaxPooling2D(), L.Conv2D(2, 13, name="late")])
     # With padding='same' the same kernel is fine and keeps the size.
     assert Conv2D(2, 5, padding="same").compute_output_shape((None, 3, 4, 1)) == (None, 3, 4, 2)
@@ -141,8 +164,9 @@ def test_pool_larger_than_input(cls):
 def test_crossentropy_on_image_output_says_add_flatten_dense():
     model = keras.Sequential([L.Conv2D(2, 3, input_shape=(6, 6, 1))])
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-    with pytest.raises(ValueError,
-                       match=r"sparse_categorical_crossentropy.*\(None, 4, 4, 2\).*Add Flatten\(\) and Dense"):
+    with pytest.raises(
+        ValueError, match=r"sparse_categorical_crossentropy.*\(None, 4, 4, 2\).*Add Flatten\(\) and Dense"
+    ):
         model.fit(_x(2, (6, 6, 1)), np.zeros(2, int), verbose=0)
 
 
@@ -150,10 +174,14 @@ def test_crossentropy_on_image_output_says_add_flatten_dense():
 # Data
 # ---------------------------------------------------------------------------
 
+
 def test_x_and_y_of_different_lengths():
     model = _lesson_model()
-    with pytest.raises(ValueError, match=r"Sequential model 'lesson': `x` and `y` must have the same number of "
-                                         r"samples; got 4 and 3 \(shapes \(4, 28, 28, 1\) and \(3,\)\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Sequential model 'lesson': `x` and `y` must have the same number of "
+        r"samples; got 4 and 3 \(shapes \(4, 28, 28, 1\) and \(3,\)\)",
+    ):
         model.fit(_x(4), np.zeros(3, int), verbose=0)
     with pytest.raises(ValueError, match=r"got 4 and 5"):
         model.evaluate(_x(4), np.zeros(5, int), verbose=0)
@@ -161,12 +189,15 @@ def test_x_and_y_of_different_lengths():
         model.fit(_x(4), np.zeros(4, int), validation_data=(_x(2), np.zeros(1, int)), verbose=0)
 
 
-@pytest.mark.parametrize("labels,pattern", [
-    ([0, 1, 10, 2], r"labels must be in \[0, 9\] for a model with 10 outputs; got labels from 0 to 10"),
-    ([0, -1, 3, 2], r"labels must be in \[0, 9\] for a model with 10 outputs; got labels from -1 to 3"),
-    ([0, 2.5, 3, 2], r"expects integer class labels; got non-integer values such as \[2\.5\]"),
-    ([0, np.nan, 3, 2], r"expects integer class labels; got non-integer values such as \[nan\]"),
-])
+@pytest.mark.parametrize(
+    "labels,pattern",
+    [
+        ([0, 1, 10, 2], r"labels must be in \[0, 9\] for a model with 10 outputs; got labels from 0 to 10"),
+        ([0, -1, 3, 2], r"labels must be in \[0, 9\] for a model with 10 outputs; got labels from -1 to 3"),
+        ([0, 2.5, 3, 2], r"expects integer class labels; got non-integer values such as \[2\.5\]"),
+        ([0, np.nan, 3, 2], r"expects integer class labels; got non-integer values such as \[nan\]"),
+    ],
+)
 def test_bad_sparse_labels(labels, pattern):
     model = _lesson_model()
     w0 = model.get_weights()
@@ -191,8 +222,11 @@ def test_one_hot_labels_for_sparse_loss_hint_categorical():
 def test_one_hot_of_wrong_width_for_categorical():
     model = keras.Sequential([L.Flatten(input_shape=(28, 28, 1)), L.Dense(10, activation="softmax")])
     model.compile(optimizer="sgd", loss="categorical_crossentropy")
-    with pytest.raises(ValueError, match=r"categorical_crossentropy expects one-hot targets of shape \(N, 10\) for a "
-                                         r"model with 10 outputs; got shape \(4, 9\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"categorical_crossentropy expects one-hot targets of shape \(N, 10\) for a "
+        r"model with 10 outputs; got shape \(4, 9\)",
+    ):
         model.fit(_x(4), keras.utils.to_categorical([0, 1, 2, 8]), verbose=0)
     with pytest.raises(ValueError, match=r"got shape \(4,\).*to_categorical"):
         model.fit(_x(4), np.array([0, 1, 2, 8]), verbose=0)
@@ -258,22 +292,29 @@ def test_bad_validation_data_and_epochs():
 # Names
 # ---------------------------------------------------------------------------
 
+
 def test_unknown_optimizer_name_lists_valid():
     with pytest.raises(ValueError, match=r"Unknown optimizer 'lion'; valid: sgd, rmsprop, adam, adamw, nadam"):
         _lesson_model(compile=False).compile(optimizer="lion", loss="mse")
 
 
 def test_unknown_loss_name_lists_valid():
-    with pytest.raises(ValueError, match=r"Unknown loss 'hinge'; valid: sparse_categorical_crossentropy, "
-                                         r"categorical_crossentropy, mean_squared_error"):
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown loss 'hinge'; valid: sparse_categorical_crossentropy, "
+        r"categorical_crossentropy, mean_squared_error",
+    ):
         _lesson_model(compile=False).compile(optimizer="adam", loss="hinge")
     with pytest.raises(ValueError, match=r"Unknown loss"):
         losses.get(None)
 
 
 def test_unknown_activation_name_lists_valid():
-    with pytest.raises(ValueError, match=r"Dense 'd': unknown activation 'gelux'; valid: linear, relu, sigmoid, tanh, "
-                                         r"softmax"):
+    with pytest.raises(
+        ValueError,
+        match=r"Dense 'd': unknown activation 'gelux'; valid: linear, relu, sigmoid, tanh, "
+        r"softmax",
+    ):
         Dense(3, activation="gelux", name="d")
     with pytest.raises(ValueError, match=r"Conv2D 'c': unknown activation 'Relu6'"):
         Conv2D(3, 3, activation="Relu6", name="c")
@@ -293,8 +334,11 @@ def test_unknown_metric_name_lists_valid():
 
 
 def test_unknown_initializer_name_lists_valid():
-    with pytest.raises(ValueError, match=r"Dense 'd': unknown initializer 'orthogonal'; valid: .*glorot_uniform.*"
-                                         r"he_normal.*zeros or a callable"):
+    with pytest.raises(
+        ValueError,
+        match=r"Dense 'd': unknown initializer 'orthogonal'; valid: .*glorot_uniform.*"
+        r"he_normal.*zeros or a callable",
+    ):
         Dense(3, kernel_initializer="orthogonal", name="d")
     with pytest.raises(ValueError, match=r"Conv2D 'c': unknown initializer 'nope'"):
         Conv2D(2, 3, bias_initializer="nope", name="c")
@@ -310,11 +354,15 @@ def test_unknown_optimizer_object():
 # Order of calls
 # ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("call", ["fit", "evaluate", "train_on_batch"])
 def test_training_before_compile(call):
     model = _lesson_model(compile=False)
-    with pytest.raises(RuntimeError, match=rf"Sequential model 'lesson': call compile\(optimizer=\.\.\., loss=\.\.\., "
-                                           rf"metrics=\.\.\.\) before {call}\(\)"):
+    with pytest.raises(
+        RuntimeError,
+        match=rf"Sequential model 'lesson': call compile\(optimizer=\.\.\., loss=\.\.\., "
+        rf"metrics=\.\.\.\) before {call}\(\)",
+    ):
         getattr(model, call)(_x(2), np.zeros(2, int))
 
 
@@ -345,26 +393,40 @@ def test_input_must_come_first_and_layers_only_once():
 # Layer arguments
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs,exc,pattern", [
-    (dict(filters=0, kernel_size=3), ValueError, r"`filters` must be a positive int; got 0"),
-    (dict(filters=-2, kernel_size=3), ValueError, r"`filters` must be a positive int; got -2"),
-    (dict(filters=2.0, kernel_size=3), ValueError, r"`filters` must be a positive int; got 2.0"),
-    (dict(filters=2, kernel_size=0), ValueError, r"every value of `kernel_size` must be >= 1; got 0"),
-    (dict(filters=2, kernel_size=(3, 3, 3)), ValueError, r"`kernel_size` must be an int or a tuple of 2 ints"),
-    (dict(filters=2, kernel_size=2.5), TypeError, r"`kernel_size` must be an int or a tuple of 2 ints; got 2.5"),
-    (dict(filters=2, kernel_size=3, strides=0), ValueError, r"every value of `strides` must be >= 1; got 0"),
-    (dict(filters=2, kernel_size=3, strides=(1, 0)), ValueError, r"`strides` must be >= 1; got \(1, 0\)"),
-    (dict(filters=2, kernel_size=3, padding="full"), ValueError, r"`padding` must be 'valid' or 'same'; got 'full'"),
-    (dict(filters=2, kernel_size=3, padding=None), ValueError, r"`padding` must be 'valid' or 'same'; got None"),
-    (dict(filters=2, kernel_size=3, dilation_rate=2, strides=2), ValueError,
-     r"`strides` > 1 is not supported together with `dilation_rate` > 1.*got strides=\(2, 2\) and "
-     r"dilation_rate=\(2, 2\)"),
-    (dict(filters=2, kernel_size=3, dilation_rate=0), ValueError, r"every value of `dilation_rate` must be >= 1"),
-    (dict(filters=6, kernel_size=3, groups=4), ValueError,
-     r"`filters` must be divisible by `groups`; got filters=6 and groups=4"),
-    (dict(filters=2, kernel_size=3, groups=0), ValueError, r"`groups` must be a positive int; got 0"),
-    (dict(filters=2, kernel_size=3, data_format="channels_first"), ValueError, r"data_format"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs,exc,pattern",
+    [
+        (dict(filters=0, kernel_size=3), ValueError, r"`filters` must be a positive int; got 0"),
+        (dict(filters=-2, kernel_size=3), ValueError, r"`filters` must be a positive int; got -2"),
+        (dict(filters=2.0, kernel_size=3), ValueError, r"`filters` must be a positive int; got 2.0"),
+        (dict(filters=2, kernel_size=0), ValueError, r"every value of `kernel_size` must be >= 1; got 0"),
+        (dict(filters=2, kernel_size=(3, 3, 3)), ValueError, r"`kernel_size` must be an int or a tuple of 2 ints"),
+        (dict(filters=2, kernel_size=2.5), TypeError, r"`kernel_size` must be an int or a tuple of 2 ints; got 2.5"),
+        (dict(filters=2, kernel_size=3, strides=0), ValueError, r"every value of `strides` must be >= 1; got 0"),
+        (dict(filters=2, kernel_size=3, strides=(1, 0)), ValueError, r"`strides` must be >= 1; got \(1, 0\)"),
+        (
+            dict(filters=2, kernel_size=3, padding="full"),
+            ValueError,
+            r"`padding` must be 'valid' or 'same'; got 'full'",
+        ),
+        (dict(filters=2, kernel_size=3, padding=None), ValueError, r"`padding` must be 'valid' or 'same'; got None"),
+        (
+            dict(filters=2, kernel_size=3, dilation_rate=2, strides=2),
+            ValueError,
+            r"`strides` > 1 is not supported together with `dilation_rate` > 1.*got strides=\(2, 2\) and "
+            r"dilation_rate=\(2, 2\)",
+        ),
+        (dict(filters=2, kernel_size=3, dilation_rate=0), ValueError, r"every value of `dilation_rate` must be >= 1"),
+        (
+            dict(filters=6, kernel_size=3, groups=4),
+            ValueError,
+            r"`filters` must be divisible by `groups`; got filters=6 and groups=4",
+        ),
+        (dict(filters=2, kernel_size=3, groups=0), ValueError, r"`groups` must be a positive int; got 0"),
+        (dict(filters=2, kernel_size=3, data_format="channels_first"), ValueError, r"data_format"),
+    ],
+)
 def test_conv2d_bad_arguments(kwargs, exc, pattern):
     with pytest.raises(exc, match=r"Conv2D 'bad'.*" + pattern):
         Conv2D(name="bad", **kwargs)
@@ -379,18 +441,21 @@ def test_padding_is_case_insensitive():
     assert Conv2D(2, 3, padding="SAME").padding == "same"
 
 
-@pytest.mark.parametrize("make,pattern", [
-    (lambda: MaxPooling2D(padding="full", name="p"), r"MaxPooling2D 'p': `padding` must be 'valid' or 'same'"),
-    (lambda: AveragePooling2D(strides=0, name="p"), r"AveragePooling2D 'p': every value of `strides` must be >= 1"),
-    (lambda: MaxPooling2D(pool_size=0, name="p"), r"MaxPooling2D 'p': every value of `pool_size` must be >= 1"),
-    (lambda: Dense(0, name="p"), r"Dense 'p': `units` must be a positive int; got 0"),
-    (lambda: Dropout(1.0, name="p"), r"Dropout 'p': `rate` must be a float in \[0, 1\); got 1.0"),
-    (lambda: Dropout(-0.1, name="p"), r"Dropout 'p': `rate` must be a float in \[0, 1\); got -0.1"),
-    (lambda: Softmax(axis=1), r"Softmax: convolab supports axis=-1 only; got axis=1"),
-    (lambda: L.ReLU(negative_slope=-1.0, name="p"), r"ReLU 'p': `negative_slope` must be >= 0"),
-    (lambda: L.ReLU(max_value=-1.0, name="p"), r"ReLU 'p': `max_value` must be None or >= 0"),
-    (lambda: Flatten(data_format="channels_first", name="p"), r"Flatten 'p'.*data_format"),
-])
+@pytest.mark.parametrize(
+    "make,pattern",
+    [
+        (lambda: MaxPooling2D(padding="full", name="p"), r"MaxPooling2D 'p': `padding` must be 'valid' or 'same'"),
+        (lambda: AveragePooling2D(strides=0, name="p"), r"AveragePooling2D 'p': every value of `strides` must be >= 1"),
+        (lambda: MaxPooling2D(pool_size=0, name="p"), r"MaxPooling2D 'p': every value of `pool_size` must be >= 1"),
+        (lambda: Dense(0, name="p"), r"Dense 'p': `units` must be a positive int; got 0"),
+        (lambda: Dropout(1.0, name="p"), r"Dropout 'p': `rate` must be a float in \[0, 1\); got 1.0"),
+        (lambda: Dropout(-0.1, name="p"), r"Dropout 'p': `rate` must be a float in \[0, 1\); got -0.1"),
+        (lambda: Softmax(axis=1), r"Softmax: convolab supports axis=-1 only; got axis=1"),
+        (lambda: L.ReLU(negative_slope=-1.0, name="p"), r"ReLU 'p': `negative_slope` must be >= 0"),
+        (lambda: L.ReLU(max_value=-1.0, name="p"), r"ReLU 'p': `max_value` must be None or >= 0"),
+        (lambda: Flatten(data_format="channels_first", name="p"), r"Flatten 'p'.*data_format"),
+    ],
+)
 def test_other_layer_bad_arguments(make, pattern):
     with pytest.raises(ValueError, match=pattern):
         make()
@@ -419,12 +484,17 @@ def test_to_categorical_bad_labels():
 # NaN / inf during training, uint8 input
 # ---------------------------------------------------------------------------
 
+
 def _small(lr=0.01, seed=0):
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([L.Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1)), L.Flatten(), L.Dense(2)],
-                             name="small")
-    model.compile(optimizer=keras.optimizers.SGD(lr), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["acc"])
+    model = keras.Sequential(
+        [L.Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1)), L.Flatten(), L.Dense(2)], name="small"
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(lr),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["acc"],
+    )
     return model
 
 
@@ -440,8 +510,11 @@ def test_nan_input_warns_skips_that_update_and_fit_goes_on(batch_size):
     x, y = _bars()
     x[3, 2, 2, 0] = np.nan  # in the first batch (shuffle=False)
     w0 = model.get_weights()
-    with pytest.warns(RuntimeWarning, match=r"Sequential model 'small': the loss became nan at epoch 1, batch 1; "
-                                            r"that batch's update was not applied and training goes on"):
+    with pytest.warns(
+        RuntimeWarning,
+        match=r"Sequential model 'small': the loss became nan at epoch 1, batch 1; "
+        r"that batch's update was not applied and training goes on",
+    ):
         hist = model.fit(x, y, batch_size=batch_size, epochs=3, shuffle=False, verbose=0)
     assert len(hist.history["loss"]) == 3 and all(np.isnan(v) for v in hist.history["loss"])
     w = model.get_weights()
@@ -462,7 +535,7 @@ def test_nan_in_a_later_batch_keeps_the_other_updates():
     # Every batch but the third was applied: redo them on a fresh copy and compare.
     ref = _small()
     for i in (0, 1, 3, 4, 5, 6, 7):
-        ref.train_on_batch(x[8 * i:8 * i + 8], y[8 * i:8 * i + 8])
+        ref.train_on_batch(x[8 * i : 8 * i + 8], y[8 * i : 8 * i + 8])
     for a, b in zip(ref.get_weights(), w):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 

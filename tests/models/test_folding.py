@@ -1,5 +1,6 @@
 """Inference with each BatchNormalization folded into the Conv2D/DepthwiseConv2D/Dense before it
 (models/folding.py) against the same model run layer by layer."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,20 +14,20 @@ L = keras.layers
 
 def _model(dtype):
     inp = keras.Input((8, 8, 3), dtype=dtype)
-    a = L.Conv2D(6, 3, padding="same", dtype=dtype)(inp)                 # folds
+    a = L.Conv2D(6, 3, padding="same", dtype=dtype)(inp)  # folds
     a = L.BatchNormalization(dtype=dtype)(a)
     a = L.ReLU(dtype=dtype)(a)
-    b = L.Conv2D(4, 1, use_bias=False, dtype=dtype)(a)                    # folds, no bias of its own
+    b = L.Conv2D(4, 1, use_bias=False, dtype=dtype)(a)  # folds, no bias of its own
     b = L.BatchNormalization(center=False, dtype=dtype)(b)
     c = L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", dtype=dtype)(b)  # folds, dm = 2
     c = L.BatchNormalization(scale=False, dtype=dtype)(c)
-    d = L.Conv2D(8, 3, activation="relu", dtype=dtype)(c)                 # an activation: no fold
+    d = L.Conv2D(8, 3, activation="relu", dtype=dtype)(c)  # an activation: no fold
     d = L.BatchNormalization(dtype=dtype)(d)
-    e = L.Conv2D(8, 1, dtype=dtype)(d)                                    # read twice: no fold
+    e = L.Conv2D(8, 1, dtype=dtype)(d)  # read twice: no fold
     f = L.BatchNormalization(dtype=dtype)(e)
     g = L.Add(dtype=dtype)([e, f])
     g = L.GlobalAveragePooling2D(dtype=dtype)(g)
-    h = L.Dense(5, dtype=dtype)(g)                                        # folds, into the output
+    h = L.Dense(5, dtype=dtype)(g)  # folds, into the output
     h = L.BatchNormalization(dtype=dtype)(h)
     return keras.Model(inp, h)
 

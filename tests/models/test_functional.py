@@ -1,5 +1,6 @@
 """The functional API and the tape on graphs: branches, merges, shared layers, custom layers,
 subclassed models, each gradient checked against central differences in float64."""
+
 import numpy as np
 import pytest
 

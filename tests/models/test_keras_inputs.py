@@ -7,6 +7,7 @@
   ``predict``/``evaluate`` they do not, even inside a ``call`` that does not pass ``training`` on.
 - ``fit`` goes on through a NaN loss with a warning; ``keras.callbacks.TerminateOnNaN`` stops it.
 """
+
 import warnings
 
 import numpy as np
@@ -23,6 +24,7 @@ def _digits(n=16, seed=0):
 
 # -- a missing channel axis -----------------------------------------------------------------------
 
+
 def _functional():
     inputs = keras.Input(shape=(8, 8, 1))
     x = layers.Conv2D(2, 3, activation="relu")(inputs)
@@ -30,8 +32,9 @@ def _functional():
 
 
 def _sequential():
-    return keras.Sequential([keras.Input(shape=(8, 8, 1)), layers.Conv2D(2, 3, activation="relu"),
-                             layers.Flatten(), layers.Dense(3)])
+    return keras.Sequential(
+        [keras.Input(shape=(8, 8, 1)), layers.Conv2D(2, 3, activation="relu"), layers.Flatten(), layers.Dense(3)]
+    )
 
 
 @pytest.mark.parametrize("make", [_functional, _sequential])
@@ -43,7 +46,7 @@ def test_missing_channel_axis_is_added_in_fit_evaluate_predict(make):
     b = make()
     for m in (a, b):
         m.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    ha = a.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)           # (16, 8, 8)
+    ha = a.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)  # (16, 8, 8)
     hb = b.fit(x[..., None], y, epochs=2, batch_size=8, shuffle=False, verbose=0)  # (16, 8, 8, 1)
     np.testing.assert_allclose(ha.history["loss"], hb.history["loss"], rtol=1e-6)
     np.testing.assert_allclose(a.predict(x, verbose=0), b.predict(x[..., None], verbose=0), rtol=1e-6)
@@ -69,6 +72,7 @@ def test_shapes_keras_rejects_still_raise_clearly(make):
 
 # -- dicts keyed by input and output names ---------------------------------------------------------
 
+
 def _two_in_two_out():
     image = keras.Input(shape=(6,), name="image")
     meta = keras.Input(shape=(2,), name="meta")
@@ -85,15 +89,26 @@ def test_dict_inputs_and_targets_by_name_match_lists():
     keras.utils.set_random_seed(0)
     b = _two_in_two_out()
     for m in (a, b):
-        m.compile(optimizer="sgd", loss={"digit": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                                         "score": "mse"})
-    ha = a.fit({"meta": meta, "image": image}, {"score": score, "digit": digit}, batch_size=4, shuffle=False,
-               epochs=2, verbose=0)
+        m.compile(
+            optimizer="sgd",
+            loss={"digit": keras.losses.SparseCategoricalCrossentropy(from_logits=True), "score": "mse"},
+        )
+    ha = a.fit(
+        {"meta": meta, "image": image},
+        {"score": score, "digit": digit},
+        batch_size=4,
+        shuffle=False,
+        epochs=2,
+        verbose=0,
+    )
     hb = b.fit([image, meta], [digit, score], batch_size=4, shuffle=False, epochs=2, verbose=0)
     for key in ("loss", "digit_loss", "score_loss"):
         np.testing.assert_allclose(ha.history[key], hb.history[key], rtol=1e-6)
-    np.testing.assert_allclose(a.evaluate({"image": image, "meta": meta}, {"digit": digit, "score": score}, verbose=0),
-                               b.evaluate([image, meta], [digit, score], verbose=0), rtol=1e-6)
+    np.testing.assert_allclose(
+        a.evaluate({"image": image, "meta": meta}, {"digit": digit, "score": score}, verbose=0),
+        b.evaluate([image, meta], [digit, score], verbose=0),
+        rtol=1e-6,
+    )
     for pa, pb in zip(a.predict({"image": image, "meta": meta}, verbose=0), b.predict([image, meta], verbose=0)):
         np.testing.assert_allclose(pa, pb, rtol=1e-6)
 
@@ -134,6 +149,7 @@ def test_subclassed_model_receives_the_dict():
 
 
 # -- augmentation called directly ----------------------------------------------------------------
+
 
 def _ramp(n=16):
     return np.tile(np.arange(4.0).reshape(1, 1, 4, 1), (n, 4, 1, 1))
@@ -182,6 +198,7 @@ def test_augmentation_in_a_call_without_training_is_off_in_predict_and_on_in_fit
 
 # -- NaN losses ----------------------------------------------------------------------------------
 
+
 def _nan_data():
     x, y = _digits(32)
     x = x[..., None]
@@ -211,7 +228,8 @@ def test_terminate_on_nan_stops_at_that_batch(capsys):
     cb = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: batches.append(batch))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        hist = model.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0,
-                         callbacks=[keras.callbacks.TerminateOnNaN(), cb])
+        hist = model.fit(
+            x, y, epochs=3, batch_size=8, shuffle=False, verbose=0, callbacks=[keras.callbacks.TerminateOnNaN(), cb]
+        )
     assert len(hist.history["loss"]) == 1 and batches == [0, 1]
     assert "Batch 1: Invalid loss, terminating training" in capsys.readouterr().out

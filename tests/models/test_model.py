@@ -1,4 +1,5 @@
 """Sequential: summary, build, predict/evaluate, History, validation_split, loss paths, callbacks."""
+
 from __future__ import annotations
 
 import math
@@ -19,62 +20,81 @@ L = keras.layers
 # The lesson's three models: summary()
 # ---------------------------------------------------------------------------
 
+
 def one_conv():
-    return keras.models.Sequential([
-        keras.layers.Conv2D(filters=9, kernel_size=(5, 5), input_shape=(28, 28, 1), activation="relu"),
-        keras.layers.Flatten(),
-        keras.layers.Dense(10),
-    ])
+    return keras.models.Sequential(
+        [
+            keras.layers.Conv2D(filters=9, kernel_size=(5, 5), input_shape=(28, 28, 1), activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ]
+    )
 
 
 def two_conv():
-    return keras.models.Sequential([
-        keras.layers.Conv2D(filters=10, kernel_size=(5, 5), input_shape=(28, 28, 1), activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(filters=20, kernel_size=(5, 5), activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(),
-        keras.layers.Dense(10),
-    ])
+    return keras.models.Sequential(
+        [
+            keras.layers.Conv2D(filters=10, kernel_size=(5, 5), input_shape=(28, 28, 1), activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(filters=20, kernel_size=(5, 5), activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ]
+    )
 
 
 def lenet():
-    return keras.models.Sequential([
-        keras.layers.Conv2D(filters=6, kernel_size=5, strides=1, activation="relu", input_shape=(32, 32, 3)),
-        keras.layers.MaxPooling2D(pool_size=2, strides=2),
-        keras.layers.Conv2D(filters=16, kernel_size=5, strides=1, activation="relu"),
-        keras.layers.MaxPooling2D(pool_size=2, strides=2),
-        keras.layers.Flatten(),
-        keras.layers.Dense(120, activation="relu"),
-        keras.layers.Dense(84, activation="relu"),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
+    return keras.models.Sequential(
+        [
+            keras.layers.Conv2D(filters=6, kernel_size=5, strides=1, activation="relu", input_shape=(32, 32, 3)),
+            keras.layers.MaxPooling2D(pool_size=2, strides=2),
+            keras.layers.Conv2D(filters=16, kernel_size=5, strides=1, activation="relu"),
+            keras.layers.MaxPooling2D(pool_size=2, strides=2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(120, activation="relu"),
+            keras.layers.Dense(84, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
 
 
 SUMMARIES = {
-    "one_conv": (one_conv, "52,084", [
-        ("conv2d", "Conv2D", "(None, 24, 24, 9)", 234),
-        ("flatten", "Flatten", "(None, 5184)", 0),
-        ("dense", "Dense", "(None, 10)", 51850),
-    ]),
-    "two_conv": (two_conv, "8,490", [
-        ("conv2d", "Conv2D", "(None, 24, 24, 10)", 260),
-        ("max_pooling2d", "MaxPooling2D", "(None, 12, 12, 10)", 0),
-        ("conv2d_1", "Conv2D", "(None, 8, 8, 20)", 5020),
-        ("max_pooling2d_1", "MaxPooling2D", "(None, 4, 4, 20)", 0),
-        ("flatten", "Flatten", "(None, 320)", 0),
-        ("dense", "Dense", "(None, 10)", 3210),
-    ]),
-    "lenet": (lenet, "62,006", [
-        ("conv2d", "Conv2D", "(None, 28, 28, 6)", 456),
-        ("max_pooling2d", "MaxPooling2D", "(None, 14, 14, 6)", 0),
-        ("conv2d_1", "Conv2D", "(None, 10, 10, 16)", 2416),
-        ("max_pooling2d_1", "MaxPooling2D", "(None, 5, 5, 16)", 0),
-        ("flatten", "Flatten", "(None, 400)", 0),
-        ("dense", "Dense", "(None, 120)", 48120),
-        ("dense_1", "Dense", "(None, 84)", 10164),
-        ("dense_2", "Dense", "(None, 10)", 850),
-    ]),
+    "one_conv": (
+        one_conv,
+        "52,084",
+        [
+            ("conv2d", "Conv2D", "(None, 24, 24, 9)", 234),
+            ("flatten", "Flatten", "(None, 5184)", 0),
+            ("dense", "Dense", "(None, 10)", 51850),
+        ],
+    ),
+    "two_conv": (
+        two_conv,
+        "8,490",
+        [
+            ("conv2d", "Conv2D", "(None, 24, 24, 10)", 260),
+            ("max_pooling2d", "MaxPooling2D", "(None, 12, 12, 10)", 0),
+            ("conv2d_1", "Conv2D", "(None, 8, 8, 20)", 5020),
+            ("max_pooling2d_1", "MaxPooling2D", "(None, 4, 4, 20)", 0),
+            ("flatten", "Flatten", "(None, 320)", 0),
+            ("dense", "Dense", "(None, 10)", 3210),
+        ],
+    ),
+    "lenet": (
+        lenet,
+        "62,006",
+        [
+            ("conv2d", "Conv2D", "(None, 28, 28, 6)", 456),
+            ("max_pooling2d", "MaxPooling2D", "(None, 14, 14, 6)", 0),
+            ("conv2d_1", "Conv2D", "(None, 10, 10, 16)", 2416),
+            ("max_pooling2d_1", "MaxPooling2D", "(None, 5, 5, 16)", 0),
+            ("flatten", "Flatten", "(None, 400)", 0),
+            ("dense", "Dense", "(None, 120)", 48120),
+            ("dense_1", "Dense", "(None, 84)", 10164),
+            ("dense_2", "Dense", "(None, 10)", 850),
+        ],
+    ),
 }
 
 
@@ -128,6 +148,7 @@ def test_summary_before_any_data_needs_an_input_shape():
 # Construction: keras.Input, add, build
 # ---------------------------------------------------------------------------
 
+
 def test_input_first_then_add_builds_each_layer():
     model = keras.Sequential()
     model.add(keras.Input(shape=(10, 10, 3)))
@@ -170,13 +191,16 @@ def test_first_trainable_layer_computes_no_input_gradient():
 # predict / evaluate
 # ---------------------------------------------------------------------------
 
+
 def _small_model(seed=0, last_activation=None, n_classes=4):
     keras.utils.set_random_seed(seed)
-    return keras.Sequential([
-        L.Conv2D(3, 3, activation="relu", input_shape=(6, 6, 1)),
-        L.Flatten(),
-        L.Dense(n_classes, activation=last_activation),
-    ])
+    return keras.Sequential(
+        [
+            L.Conv2D(3, 3, activation="relu", input_shape=(6, 6, 1)),
+            L.Flatten(),
+            L.Dense(n_classes, activation=last_activation),
+        ]
+    )
 
 
 def _data(n=40, seed=0, n_classes=4):
@@ -241,6 +265,7 @@ def test_compile_defaults_to_rmsprop_like_keras():
 # History and validation
 # ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("metric", ["acc", "accuracy"])
 def test_history_keys_follow_the_metric_spelling(metric):
     model = _small_model()
@@ -273,8 +298,9 @@ class _Params(Callback):
 
 def test_validation_split_takes_the_last_fraction():
     model = _small_model()
-    model.compile(optimizer=keras.optimizers.SGD(0.05), loss=SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["acc"])
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.05), loss=SparseCategoricalCrossentropy(from_logits=True), metrics=["acc"]
+    )
     x, y = _data(40)
     cb = _Params()
     hist = model.fit(x, y, validation_split=0.25, batch_size=1, epochs=1, verbose=0, callbacks=[cb])
@@ -297,6 +323,7 @@ def test_validation_split_rounds_like_keras():
 # ---------------------------------------------------------------------------
 # Loss paths: fused softmax + cross-entropy, categorical vs sparse
 # ---------------------------------------------------------------------------
+
 
 def _dense_pair(seed=0):
     """Two models with identical weights: Dense(10, softmax) and Dense(10) (logits)."""
@@ -377,8 +404,7 @@ def test_categorical_with_to_categorical_equals_sparse():
 
 
 def test_to_categorical_values():
-    np.testing.assert_array_equal(keras.utils.to_categorical([2, 0, 1]),
-                                  [[0, 0, 1], [1, 0, 0], [0, 1, 0]])
+    np.testing.assert_array_equal(keras.utils.to_categorical([2, 0, 1]), [[0, 0, 1], [1, 0, 0], [0, 1, 0]])
     out = keras.utils.to_categorical(np.array([[1], [3]]), num_classes=5)
     np.testing.assert_array_equal(out, [[0, 1, 0, 0, 0], [0, 0, 0, 1, 0]])
     assert out.dtype == np.float32
@@ -387,6 +413,7 @@ def test_to_categorical_values():
 # ---------------------------------------------------------------------------
 # Callbacks
 # ---------------------------------------------------------------------------
+
 
 class _Script(Callback):
     """Writes a scripted value into logs['score'] before EarlyStopping reads it."""
@@ -420,8 +447,14 @@ def test_early_stopping_patience_and_restore_best_weights():
     snaps = _Snapshots()
     # best at epoch 1 (0.5); epochs 2 and 3 do not improve -> patience 2 stops after epoch 3.
     es = EarlyStopping(monitor="score", mode="min", patience=2, restore_best_weights=True)
-    hist = model.fit(x, y, epochs=10, batch_size=4, verbose=0,
-                     callbacks=[_Script([1.0, 0.5, 0.7, 0.6, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]), snaps, es])
+    hist = model.fit(
+        x,
+        y,
+        epochs=10,
+        batch_size=4,
+        verbose=0,
+        callbacks=[_Script([1.0, 0.5, 0.7, 0.6, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]), snaps, es],
+    )
     assert len(hist.history["loss"]) == 4
     assert es.stopped_epoch == 3 and es.best_epoch == 1 and es.best == 0.5
     for got, best in zip(model.get_weights(), snaps.weights[1]):
@@ -434,8 +467,9 @@ def test_early_stopping_without_restore_keeps_last_weights():
     x, y = _data(16)
     snaps = _Snapshots()
     es = EarlyStopping(monitor="score", patience=1)
-    hist = model.fit(x, y, epochs=10, batch_size=4, verbose=0,
-                     callbacks=[_Script([1.0, 1.0, 1.0, 1.0] + [0.0] * 6), snaps, es])
+    hist = model.fit(
+        x, y, epochs=10, batch_size=4, verbose=0, callbacks=[_Script([1.0, 1.0, 1.0, 1.0] + [0.0] * 6), snaps, es]
+    )
     assert len(hist.history["loss"]) == 2  # epoch 1 does not improve on epoch 0, patience 1
     for got, last in zip(model.get_weights(), snaps.weights[-1]):
         np.testing.assert_array_equal(got, last)
@@ -528,9 +562,11 @@ def test_lambda_callback_keras_signatures_with_logs():
     model = _trainable_model()
     x, y = _data(8)
     calls = []
-    cb = LambdaCallback(on_train_begin=lambda logs: calls.append("train_begin"),
-                        on_epoch_begin=lambda epoch, logs: calls.append(f"epoch_begin {epoch}"),
-                        on_train_end=lambda logs: calls.append("train_end"))
+    cb = LambdaCallback(
+        on_train_begin=lambda logs: calls.append("train_begin"),
+        on_epoch_begin=lambda epoch, logs: calls.append(f"epoch_begin {epoch}"),
+        on_train_end=lambda logs: calls.append("train_end"),
+    )
     model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[cb])
     assert calls == ["train_begin", "epoch_begin 0", "epoch_begin 1", "train_end"]
 
@@ -556,12 +592,15 @@ def test_custom_callback_hooks_params_and_stop_training():
 
     model = _trainable_model()
     x, y = _data(20)
-    hist = model.fit(x[:15], y[:15], validation_data=(x[15:], y[15:]), epochs=5, batch_size=4, verbose=0,
-                     callbacks=[Recorder()])
+    hist = model.fit(
+        x[:15], y[:15], validation_data=(x[15:], y[15:]), epochs=5, batch_size=4, verbose=0, callbacks=[Recorder()]
+    )
     assert events == [
         ("train_begin", 5, 4, 4),
-        ("epoch_begin", 0), ("epoch_end", 0, ["loss", "val_loss"]),
-        ("epoch_begin", 1), ("epoch_end", 1, ["loss", "val_loss"]),
+        ("epoch_begin", 0),
+        ("epoch_end", 0, ["loss", "val_loss"]),
+        ("epoch_begin", 1),
+        ("epoch_end", 1, ["loss", "val_loss"]),
         ("train_end",),
     ]
     assert len(hist.history["loss"]) == 2
@@ -589,7 +628,7 @@ def test_fit_returns_epoch_mean_of_batch_losses():
     model = _small_model()
     model.compile(optimizer=keras.optimizers.SGD(1e-12), loss=SparseCategoricalCrossentropy(from_logits=True))
     x, y = _data(10)
-    before = [model.evaluate(x[s:s + 4], y[s:s + 4], verbose=0) for s in (0, 4, 8)]
+    before = [model.evaluate(x[s : s + 4], y[s : s + 4], verbose=0) for s in (0, 4, 8)]
     hist = model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
     expect = (4 * before[0] + 4 * before[1] + 2 * before[2]) / 10
     assert hist.history["loss"][0] == pytest.approx(expect, rel=1e-5)

@@ -3,6 +3,7 @@ Sequential and functional models with ``custom_objects``, ``keras.models.clone_m
 (``clone_function``, ``call_function``), ``model.to_json()`` / ``keras.models.model_from_json``,
 and layer configs holding tuples where Keras's do. Written as Keras programs are.
 """
+
 import json
 
 import numpy as np
@@ -28,9 +29,17 @@ def functional_model():
 
 
 def sequential_model():
-    return keras.Sequential([keras.Input((8, 8, 1)), layers.Conv2D(3, 3, activation="relu"), layers.MaxPooling2D(),
-                             layers.Flatten(), layers.Dropout(0.25), layers.Dense(2, activation="softmax")],
-                            name="stack")
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            layers.Conv2D(3, 3, activation="relu"),
+            layers.MaxPooling2D(),
+            layers.Flatten(),
+            layers.Dropout(0.25),
+            layers.Dense(2, activation="softmax"),
+        ],
+        name="stack",
+    )
 
 
 def same_predictions(a, b, shape=(4, 8, 8, 1)):
@@ -72,8 +81,14 @@ def test_functional_config_is_keras_3s():
 def test_sequential_config_starts_with_its_input():
     config = sequential_model().get_config()
     assert config["name"] == "stack" and config["build_input_shape"] == [None, 8, 8, 1]
-    assert [e["class_name"] for e in config["layers"]] == ["InputLayer", "Conv2D", "MaxPooling2D", "Flatten",
-                                                           "Dropout", "Dense"]
+    assert [e["class_name"] for e in config["layers"]] == [
+        "InputLayer",
+        "Conv2D",
+        "MaxPooling2D",
+        "Flatten",
+        "Dropout",
+        "Dense",
+    ]
     assert config["layers"][1]["config"]["kernel_size"] == (3, 3)  # a tuple, as in Keras's config
 
 
@@ -145,7 +160,8 @@ def double(x):
 
 def test_a_registered_layer_and_a_lambda_come_back_from_json():
     registered = keras.saving.register_keras_serializable(package="config_test")(
-        type("RegisteredScale", (ScaledDense,), {}))
+        type("RegisteredScale", (ScaledDense,), {})
+    )
     inputs = keras.Input((3,))
     outputs = layers.Lambda(double, name="twice")(registered(2, name="reg")(inputs))
     model = keras.Model(inputs, outputs)
@@ -216,8 +232,9 @@ def test_clone_function_as_the_keras_guide_uses_it():
         return layer.__class__.from_config({**layer.get_config(), "name": "clone_" + layer.name})
 
     clone = keras.models.clone_model(model, clone_function=no_dropout)
-    assert [l.name for l in clone.layers] == ["clone_" + l.name if not isinstance(l, layers.Dropout)
-                                              else "new_dropout" for l in model.layers]
+    assert [l.name for l in clone.layers] == [
+        "clone_" + l.name if not isinstance(l, layers.Dropout) else "new_dropout" for l in model.layers
+    ]
     assert clone.get_layer("new_dropout").rate == 0.5
     reuse = keras.models.clone_model(model, clone_function=lambda layer: layer)  # share every layer
     assert all(a is b for a, b in zip(reuse.layers, model.layers))

@@ -6,6 +6,7 @@ Files: a killed save's temporary file removed by the next save (a live writer's 
 bit in the weights refused by its checksum; old files without checksums still loading; errors
 naming the target, not the temporary file; an empty zip called an empty zip.
 """
+
 import json
 import os
 import signal
@@ -39,8 +40,9 @@ def two_threads():
 def shardable_model():
     """A model worth sharding at batch 32 on 2 threads (so predict runs a ShardRunner)."""
     convolab.set_random_seed(0)
-    model = keras.models.Sequential([L.Conv2D(32, 3, activation="relu", input_shape=(32, 32, 3)),
-                                     L.Flatten(), L.Dense(10, activation="softmax")])
+    model = keras.models.Sequential(
+        [L.Conv2D(32, 3, activation="relu", input_shape=(32, 32, 3)), L.Flatten(), L.Dense(10, activation="softmax")]
+    )
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["acc"])
     assert parallel.worth_sharding(model, 32, 2)
     return model
@@ -49,8 +51,9 @@ def shardable_model():
 def small_model():
     """A model too small to shard: predict runs the layers themselves on the calling thread."""
     convolab.set_random_seed(0)
-    model = keras.models.Sequential([L.Conv2D(4, 3, activation="relu", input_shape=(8, 8, 3)),
-                                     L.Flatten(), L.Dense(3, activation="softmax")])
+    model = keras.models.Sequential(
+        [L.Conv2D(4, 3, activation="relu", input_shape=(8, 8, 3)), L.Flatten(), L.Dense(3, activation="softmax")]
+    )
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["acc"])
     assert not parallel.worth_sharding(model, 32, 2)
     return model
@@ -161,20 +164,25 @@ def test_predict_beside_another_threads_fit_is_refused(two_threads, make):
     model = make()
     x, y = _data(model)
     before = [w.copy() for w in model.get_weights()]
-    message = _while_running(lambda hold: model.fit(x, y, epochs=1, verbose=0, callbacks=[hold]),
-                             lambda: model.predict(x, verbose=0))
+    message = _while_running(
+        lambda hold: model.fit(x, y, epochs=1, verbose=0, callbacks=[hold]), lambda: model.predict(x, verbose=0)
+    )
     assert "predict() was called" in message and "fit() runs on thread 'worker'" in message
     assert not all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # the fit went on
 
 
-@pytest.mark.parametrize("first,second", [("predict", "fit"), ("evaluate", "evaluate"), ("evaluate", "fit"),
-                                          ("fit", "evaluate"), ("fit", "fit")])
+@pytest.mark.parametrize(
+    "first,second",
+    [("predict", "fit"), ("evaluate", "evaluate"), ("evaluate", "fit"), ("fit", "evaluate"), ("fit", "fit")],
+)
 def test_calls_that_cannot_share_a_model_are_refused(two_threads, first, second):
     model = shardable_model()
     x, y = _data(model)
-    calls = {"fit": lambda cbs: model.fit(x, y, epochs=1, verbose=0, callbacks=cbs),
-             "evaluate": lambda cbs: model.evaluate(x, y, verbose=0, callbacks=cbs),
-             "predict": lambda cbs: model.predict(x, verbose=0, callbacks=cbs)}
+    calls = {
+        "fit": lambda cbs: model.fit(x, y, epochs=1, verbose=0, callbacks=cbs),
+        "evaluate": lambda cbs: model.evaluate(x, y, verbose=0, callbacks=cbs),
+        "predict": lambda cbs: model.predict(x, verbose=0, callbacks=cbs),
+    }
     message = _while_running(lambda hold: calls[first]([hold]), lambda: calls[second](None))
     assert f"{second}() was called" in message and f"{first}() runs on thread 'worker'" in message
 
@@ -215,9 +223,15 @@ def test_seeded_sharded_training_with_augmentation_repeats(seed):
         runs = []
         for _ in range(3):
             convolab.set_random_seed(1)
-            model = keras.models.Sequential([
-                L.RandomFlip("horizontal", seed=seed, input_shape=(32, 32, 3)), L.RandomTranslation(0.2, 0.2, seed=seed),
-                L.Conv2D(32, 3, activation="relu"), L.Flatten(), L.Dense(10, activation="softmax")])
+            model = keras.models.Sequential(
+                [
+                    L.RandomFlip("horizontal", seed=seed, input_shape=(32, 32, 3)),
+                    L.RandomTranslation(0.2, 0.2, seed=seed),
+                    L.Conv2D(32, 3, activation="relu"),
+                    L.Flatten(),
+                    L.Dense(10, activation="softmax"),
+                ]
+            )
             model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
             assert parallel.worth_sharding(model, 64, 4)
             rng = np.random.default_rng(0)
@@ -241,8 +255,12 @@ atomic.atomic_write_bytes(sys.argv[1], b"half a model" * 1000)
 
 
 def _killed_save(path):
-    proc = subprocess.run([sys.executable, "-c", KILLED_SAVE, str(path)], env=dict(os.environ, PYTHONPATH=SRC),
-                          capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_SAVE, str(path)],
+        env=dict(os.environ, PYTHONPATH=SRC),
+        capture_output=True,
+        timeout=120,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
 
 
@@ -263,17 +281,27 @@ def test_next_save_removes_what_killed_saves_left(tmp_path):
     old_style = tmp_path / f"{atomic.TMP_PREFIX}m.convolab.0123456789ab"  # writer unknown: kept
     old_style.write_bytes(b"?")
     small_model().save(path)
-    assert _temps(tmp_path) == sorted([os.path.basename(live), old_style.name]
-                                      + [n for n in os.listdir(tmp_path) if "other.convolab" in n])
+    assert _temps(tmp_path) == sorted(
+        [os.path.basename(live), old_style.name] + [n for n in os.listdir(tmp_path) if "other.convolab" in n]
+    )
     assert load_model(path).layers[0].kernel.shape == (3, 3, 3, 4)
 
 
 def test_temp_file_of_a_live_writer_in_another_process_is_kept(tmp_path):
     path = tmp_path / "m.convolab"
     writer = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from pathlib import Path; from convolab.saving import atomic; "
-         "Path(atomic.temp_name(sys.argv[1])).write_bytes(b'x'); print('ready', flush=True); sys.stdin.read()",
-         str(path)], env=dict(os.environ, PYTHONPATH=SRC), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from convolab.saving import atomic; "
+            "Path(atomic.temp_name(sys.argv[1])).write_bytes(b'x'); print('ready', flush=True); sys.stdin.read()",
+            str(path),
+        ],
+        env=dict(os.environ, PYTHONPATH=SRC),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert writer.stdout.readline().strip() == "ready"
         (live,) = _temps(tmp_path)
@@ -331,9 +359,13 @@ def test_files_written_before_checksums_still_load(tmp_path):
     blob, header, base = _layout(path)
     meta = header.pop("__metadata__")
     assert set(meta) == {"convolab", CHECKSUM_KEY}
-    tensors = {name: np.frombuffer(bytes(blob[base + e["data_offsets"][0] : base + e["data_offsets"][1]]),
-                                   "<f4" if e["dtype"] == "F32" else "<f8").reshape(e["shape"])
-               for name, e in header.items()}
+    tensors = {
+        name: np.frombuffer(
+            bytes(blob[base + e["data_offsets"][0] : base + e["data_offsets"][1]]),
+            "<f4" if e["dtype"] == "F32" else "<f8",
+        ).reshape(e["shape"])
+        for name, e in header.items()
+    }
     old = tmp_path / "old.convolab"
     old.write_bytes(st.save(tensors, metadata={"convolab": meta["convolab"]}))  # as convolab wrote it before
     for a, b in zip(load_model(old).get_weights(), model.get_weights()):
@@ -364,8 +396,12 @@ m.save(sys.argv[1])
 
 def test_the_same_model_saved_in_two_processes_gives_the_same_bytes(tmp_path):
     for i, hashseed in enumerate(("1", "2")):
-        subprocess.run([sys.executable, "-c", SAVE_SEEDED, str(tmp_path / f"{i}.convolab")], check=True, timeout=120,
-                       env=dict(os.environ, PYTHONPATH=SRC, PYTHONHASHSEED=hashseed))
+        subprocess.run(
+            [sys.executable, "-c", SAVE_SEEDED, str(tmp_path / f"{i}.convolab")],
+            check=True,
+            timeout=120,
+            env=dict(os.environ, PYTHONPATH=SRC, PYTHONHASHSEED=hashseed),
+        )
     assert (tmp_path / "0.convolab").read_bytes() == (tmp_path / "1.convolab").read_bytes()
 
 

@@ -18,6 +18,7 @@
   the split and the validation batches left behind. (Malloc tuning at the first fit instead of
   at import is tested in test_allocator.py.)
 """
+
 import ast
 import os
 
@@ -48,9 +49,16 @@ def fake_gpu(monkeypatch):
 
 def _conv_bn_model(input_shape=(8, 8, 1), classes=3):
     keras.utils.set_random_seed(1)
-    model = keras.Sequential([keras.Input(shape=input_shape), keras.layers.Conv2D(4, 3),
-                              keras.layers.BatchNormalization(), keras.layers.ReLU(), keras.layers.Flatten(),
-                              keras.layers.Dense(classes)])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=input_shape),
+            keras.layers.Conv2D(4, 3),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(classes),
+        ]
+    )
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["acc"])
     return model
 
@@ -123,8 +131,13 @@ def test_tensorboard_histograms_from_the_device(fake_gpu, tmp_path):
     pytest.importorskip("tensorboardX")
     model = _conv_bn_model()
     x, y = _data()
-    model.fit(x, y, epochs=1, verbose=0,
-              callbacks=[keras.callbacks.TensorBoard(tmp_path / "logs", histogram_freq=1, write_images=True)])
+    model.fit(
+        x,
+        y,
+        epochs=1,
+        verbose=0,
+        callbacks=[keras.callbacks.TensorBoard(tmp_path / "logs", histogram_freq=1, write_images=True)],
+    )
     assert any(name.startswith("events") for _, _, files in os.walk(tmp_path / "logs") for name in files)
 
 
@@ -212,8 +225,10 @@ def test_model_checkpoint_calls_the_models_own_save(tmp_path):
     calls = []
     model.save = lambda path, **kw: calls.append(("save", os.path.basename(path), kw))
     model.save_weights = lambda path, **kw: calls.append(("save_weights", os.path.basename(path), kw))
-    cbs = [keras.callbacks.ModelCheckpoint(tmp_path / "m.convolab"),
-           keras.callbacks.ModelCheckpoint(tmp_path / "w.convolab", save_weights_only=True)]
+    cbs = [
+        keras.callbacks.ModelCheckpoint(tmp_path / "m.convolab"),
+        keras.callbacks.ModelCheckpoint(tmp_path / "w.convolab", save_weights_only=True),
+    ]
     model.fit(x, y, epochs=1, verbose=0, callbacks=cbs)
     assert calls == [("save", "m.convolab", {"include_optimizer": True}), ("save_weights", "w.convolab", {})]
 
@@ -262,8 +277,7 @@ def test_a_failed_fit_leaves_no_prepared_validation_behind(monkeypatch):
 # -- BatchNormalization folding: one rule in the three places that fold ----------------------
 FOLD_CASES = {  # layers after Input((6, 6, 2)); the pairs folds() allows
     "conv": lambda L: [L.Conv2D(4, 3), L.BatchNormalization(), L.ReLU(), L.Flatten(), L.Dense(3)],
-    "depthwise": lambda L: [L.DepthwiseConv2D(3, depth_multiplier=2), L.BatchNormalization(), L.Flatten(),
-                            L.Dense(3)],
+    "depthwise": lambda L: [L.DepthwiseConv2D(3, depth_multiplier=2), L.BatchNormalization(), L.Flatten(), L.Dense(3)],
     "dense": lambda L: [L.Flatten(), L.Dense(5), L.BatchNormalization(), L.Dense(3)],
     "activated": lambda L: [L.Conv2D(4, 3, activation="relu"), L.BatchNormalization(), L.Flatten(), L.Dense(3)],
     "last": lambda L: [L.Flatten(), L.Dense(3), L.BatchNormalization()],

@@ -1,4 +1,5 @@
 """Short seeded training runs on generated images: they learn, they repeat, their first losses are pinned."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -56,7 +57,7 @@ class BatchLosses(Callback):
     def losses(self, per_epoch_steps):
         out = []
         for e in range(len(self.running) // per_epoch_steps):
-            r = self.running[e * per_epoch_steps:(e + 1) * per_epoch_steps]
+            r = self.running[e * per_epoch_steps : (e + 1) * per_epoch_steps]
             out += [r[0]] + [(k + 1) * r[k] - k * r[k - 1] for k in range(1, len(r))]
         return out
 
@@ -80,8 +81,11 @@ def test_learning_with_sgd_and_logits():
     x, y = bars(classes=2, seed=5)
     keras.utils.set_random_seed(1)
     model = keras.Sequential([L.Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1)), L.Flatten(), L.Dense(2)])
-    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     hist = model.fit(x, y, epochs=10, batch_size=16, validation_split=0.25, verbose=0)
     assert hist.history["val_accuracy"][-1] > 0.9
 

@@ -1,4 +1,5 @@
 """Batch normalization ops: exact answers on hand-made inputs, float64 central differences."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -51,8 +52,9 @@ def test_hand_made_training_forward():
 
 def test_hand_made_inference_forward():
     # mean 1, var 3, epsilon 1 -> 1 / sqrt(4) = 0.5; (5 - 1) * 0.5 * gamma 3 + beta 1 = 7
-    y, _ = batchnorm_inference_forward(np.array([[5.0], [1.0]]), np.array([1.0]), np.array([3.0]),
-                                       np.array([3.0]), np.array([1.0]), 1.0)
+    y, _ = batchnorm_inference_forward(
+        np.array([[5.0], [1.0]]), np.array([1.0]), np.array([3.0]), np.array([3.0]), np.array([1.0]), 1.0
+    )
     np.testing.assert_array_equal(y, [[7.0], [1.0]])
     scale, shift = batchnorm_scale_shift(np.array([1.0]), np.array([3.0]), np.array([3.0]), np.array([1.0]), 1.0)
     np.testing.assert_array_equal(scale, [1.5])

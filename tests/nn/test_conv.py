@@ -1,4 +1,5 @@
 """conv2d_forward / conv2d_backward / im2col / col2im against independent references."""
+
 from __future__ import annotations
 
 import itertools

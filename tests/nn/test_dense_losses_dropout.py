@@ -1,4 +1,5 @@
 """dense, activations, losses and dropout ops: gradient checks and hand-computed values."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -92,9 +93,7 @@ def test_activation_forward_hand_values():
     z = np.array([[-2.0, 0.0, 3.0]])
     np.testing.assert_array_equal(activation_forward("linear", z), z)
     np.testing.assert_array_equal(activation_forward("relu", z), [[0.0, 0.0, 3.0]])
-    np.testing.assert_allclose(
-        activation_forward("sigmoid", z), 1.0 / (1.0 + np.exp(-z)), rtol=1e-15
-    )
+    np.testing.assert_allclose(activation_forward("sigmoid", z), 1.0 / (1.0 + np.exp(-z)), rtol=1e-15)
     assert activation_forward("sigmoid", np.array([0.0]))[0] == 0.5
     np.testing.assert_allclose(activation_forward("tanh", z), np.tanh(z), rtol=1e-15)
     e = np.exp([-2.0, 0.0, 3.0])
@@ -319,9 +318,7 @@ def test_dropout_backward_uses_the_forward_mask():
     np.testing.assert_array_equal(dx[dropped], 0.0)
     np.testing.assert_allclose(dx[~dropped], dy[~dropped] / 0.6, rtol=1e-14)
     # the same as a numerical gradient with the generator re-seeded on every call
-    ndx = numerical_gradient(
-        lambda v: dropout_forward(v, 0.4, np.random.default_rng(33))[0], x.copy(), dy
-    )
+    ndx = numerical_gradient(lambda v: dropout_forward(v, 0.4, np.random.default_rng(33))[0], x.copy(), dy)
     assert rel_error(dx, ndx) < 1e-6
 
 

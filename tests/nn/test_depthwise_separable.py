@@ -1,4 +1,5 @@
 """depthwise_conv2d_* and separable_conv2d_* against loop references, central differences and hand-made inputs."""
+
 from __future__ import annotations
 
 import zlib
@@ -19,11 +20,11 @@ from support.gradcheck import numerical_gradient, rel_error
 CASES = [
     ((1, 1), "valid", (3, 3), (1, 1), 1, (6, 7), 3, 4, 2),
     ((1, 1), "same", (3, 3), (1, 1), 2, (5, 6), 2, 3, 1),
-    ((2, 2), "same", (3, 3), (1, 1), 1, (6, 6), 4, 2, 2),    # even size, stride 2: the odd pixel after
+    ((2, 2), "same", (3, 3), (1, 1), 1, (6, 6), 4, 2, 2),  # even size, stride 2: the odd pixel after
     ((2, 1), "valid", (2, 3), (1, 1), 3, (7, 6), 2, 5, 1),
-    ((1, 2), "same", (2, 2), (1, 1), 1, (5, 7), 1, 2, 2),    # one channel: an ordinary conv
+    ((1, 2), "same", (2, 2), (1, 1), 1, (5, 7), 1, 2, 2),  # one channel: an ordinary conv
     ((1, 1), "valid", (3, 3), (2, 2), 2, (7, 7), 2, 3, 1),
-    ((1, 1), "same", (2, 2), (3, 3), 1, (6, 5), 3, 2, 2),    # dilated span 4: odd pixel after
+    ((1, 1), "same", (2, 2), (3, 3), 1, (6, 5), 3, 2, 2),  # dilated span 4: odd pixel after
     ((1, 1), "same", (3, 2), (2, 3), 2, (4, 5), 2, 4, 1),
     ((3, 3), "same", (1, 1), (1, 1), 4, (7, 5), 2, 3, 1),
 ]
@@ -37,8 +38,13 @@ def _id(case):
 def _arrays(case):
     s, p, k, d, dm, (h, w_), c, f, n = case
     rng = np.random.default_rng(zlib.crc32(_id(case).encode()))
-    return (rng.standard_normal((n, h, w_, c)), rng.standard_normal(k + (c, dm)),
-            rng.standard_normal((1, 1, c * dm, f)), rng.standard_normal(c * dm), rng.standard_normal(f))
+    return (
+        rng.standard_normal((n, h, w_, c)),
+        rng.standard_normal(k + (c, dm)),
+        rng.standard_normal((1, 1, c * dm, f)),
+        rng.standard_normal(c * dm),
+        rng.standard_normal(f),
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=_id)

@@ -1,5 +1,6 @@
 """Global pooling, reshape, rescale and Keras's ReLU as pure ops: gradient checks in float64,
 loop references and hand-made answers."""
+
 from __future__ import annotations
 
 import itertools
@@ -125,32 +126,40 @@ def test_global_pool_keeps_dtype(dtype):
 # reshape
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("in_shape,target,out", [
-    ((12,), (3, 4), (3, 4)),
-    ((12,), (-1, 2, 2), (3, 2, 2)),
-    ((4, 4, 3), (-1,), (48,)),
-    ((4, 4, 3), (16, -1), (16, 3)),
-    ((2, 3), (3, 2), (3, 2)),
-    ((None, 3), (-1, 3), (None, 3)),
-    ((None, 3), (3, 2), (3, 2)),
-    ((7,), (7, 1, 1), (7, 1, 1)),
-])
+
+@pytest.mark.parametrize(
+    "in_shape,target,out",
+    [
+        ((12,), (3, 4), (3, 4)),
+        ((12,), (-1, 2, 2), (3, 2, 2)),
+        ((4, 4, 3), (-1,), (48,)),
+        ((4, 4, 3), (16, -1), (16, 3)),
+        ((2, 3), (3, 2), (3, 2)),
+        ((None, 3), (-1, 3), (None, 3)),
+        ((None, 3), (3, 2), (3, 2)),
+        ((7,), (7, 1, 1), (7, 1, 1)),
+    ],
+)
 def test_resolve_target_shape_as_keras(in_shape, target, out):
     assert resolve_target_shape(in_shape, target) == out
 
 
-@pytest.mark.parametrize("in_shape,target,match", [
-    ((12,), (5, 2), "total size"),
-    ((12,), (-1, 5), "not a multiple"),
-    ((12,), (-1, -1), "at most one -1"),
-])
+@pytest.mark.parametrize(
+    "in_shape,target,match",
+    [
+        ((12,), (5, 2), "total size"),
+        ((12,), (-1, 5), "not a multiple"),
+        ((12,), (-1, -1), "at most one -1"),
+    ],
+)
 def test_resolve_target_shape_errors(in_shape, target, match):
     with pytest.raises(ValueError, match=match):
         resolve_target_shape(in_shape, target)
 
 
-@pytest.mark.parametrize("x_shape,target", [((2, 12), (3, 4)), ((3, 2, 2, 3), (-1,)), ((1, 6), (1, 2, 3)),
-                                            ((2, 4, 3), (3, -1))])
+@pytest.mark.parametrize(
+    "x_shape,target", [((2, 12), (3, 4)), ((3, 2, 2, 3), (-1,)), ((1, 6), (1, 2, 3)), ((2, 4, 3), (3, -1))]
+)
 def test_reshape_is_c_order_and_gradient(x_shape, target):
     rng = _rng(f"reshape-{x_shape}-{target}")
     x = rng.standard_normal(x_shape)
@@ -170,6 +179,7 @@ def test_reshape_hand_values():
 # ---------------------------------------------------------------------------
 # rescale
 # ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("scale,offset", [(1 / 255, 0.0), (1 / 127.5, -1.0), (-2.0, 0.5), (0.0, 3.0)])
 def test_rescale_values_and_gradient(scale, offset):
@@ -197,6 +207,7 @@ def test_rescale_hand_values_and_float32():
 # Keras's ReLU
 # ---------------------------------------------------------------------------
 
+
 def keras_relu_ref(v, negative_slope, max_value, threshold):
     """Keras 3's ``ReLU.static_call`` for one number, written out."""
     negative_part = max(threshold - v, 0.0) if negative_slope else 0.0
@@ -206,8 +217,16 @@ def keras_relu_ref(v, negative_slope, max_value, threshold):
     return pos - negative_slope * negative_part
 
 
-_RELU_CASES = [(0.0, None, 0.0), (0.2, None, 0.0), (0.0, 0.8, 0.0), (0.0, None, 0.3), (0.1, 1.0, 0.25),
-               (0.3, 0.5, 1.0), (0.5, 6.0, 0.0), (0.0, 0.0, 0.0)]
+_RELU_CASES = [
+    (0.0, None, 0.0),
+    (0.2, None, 0.0),
+    (0.0, 0.8, 0.0),
+    (0.0, None, 0.3),
+    (0.1, 1.0, 0.25),
+    (0.3, 0.5, 1.0),
+    (0.5, 6.0, 0.0),
+    (0.0, 0.0, 0.0),
+]
 
 
 @pytest.mark.parametrize("negative_slope,max_value,threshold", _RELU_CASES)

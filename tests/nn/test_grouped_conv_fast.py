@@ -8,6 +8,7 @@ of tests/support/conv_refs.py: the forward in float32 as users run it, the input
 gradients from a GradientTape, a fit step, and central differences in float64. Then which path
 runs: the kernels' call counters and spies on the per-group convolutions and on the reference.
 """
+
 from __future__ import annotations
 
 import collections
@@ -28,20 +29,20 @@ needs_kernels = pytest.mark.skipif(not kernels.available(), reason="compiled ker
 
 # (N, H, W, C, filters, groups, kernel, strides, padding, dilation, activation)
 CASES = [
-    (2, 7, 7, 8, 8, 4, (3, 3), (1, 1), "same", (1, 1), None),      # ConvMixer-style 3x3, 4 groups
-    (2, 8, 8, 16, 16, 8, (3, 3), (2, 2), "same", (1, 1), "relu"),   # stride 2, ReLU in the store
-    (1, 9, 7, 6, 12, 2, (3, 2), (1, 1), "valid", (1, 1), None),     # non-square window, F = 2C
-    (3, 6, 6, 8, 4, 4, (1, 1), (1, 1), "valid", (1, 1), None),      # 1x1, one filter a group
-    (2, 9, 9, 4, 8, 2, (3, 3), (1, 1), "same", (2, 2), None),       # dilated: im2col per group
-    (1, 10, 8, 6, 6, 3, (5, 5), (2, 1), "same", (1, 1), "tanh"),    # unequal strides
-    (2, 6, 6, 12, 24, 6, (3, 3), (1, 1), "same", (1, 1), None),     # two channels a group
-    (2, 5, 6, 64, 64, 2, (3, 3), (1, 1), "same", (1, 1), None),     # 32 filters a group (AVX2's limit)
-    (2, 8, 8, 8, 8, 8, (3, 3), (1, 1), "same", (1, 1), None),       # groups == C: the depthwise kernels
-    (2, 9, 9, 6, 6, 6, (9, 9), (1, 1), "same", (1, 1), "relu"),     # ConvMixer's 9x9 depthwise
-    (1, 7, 9, 5, 10, 5, (3, 3), (2, 2), "valid", (1, 1), None),     # depth multiplier 2
-    (2, 6, 6, 4, 12, 4, (3, 3), (1, 1), "same", (2, 2), None),      # multiplier 3, dilated
-    (1, 5, 5, 3, 3, 3, (7, 7), (1, 1), "same", (1, 1), None),       # window larger than the image
-    (2, 6, 7, 40, 40, 40, (3, 3), (2, 2), "same", (1, 1), None),    # 32 channels and a tail of 8
+    (2, 7, 7, 8, 8, 4, (3, 3), (1, 1), "same", (1, 1), None),  # ConvMixer-style 3x3, 4 groups
+    (2, 8, 8, 16, 16, 8, (3, 3), (2, 2), "same", (1, 1), "relu"),  # stride 2, ReLU in the store
+    (1, 9, 7, 6, 12, 2, (3, 2), (1, 1), "valid", (1, 1), None),  # non-square window, F = 2C
+    (3, 6, 6, 8, 4, 4, (1, 1), (1, 1), "valid", (1, 1), None),  # 1x1, one filter a group
+    (2, 9, 9, 4, 8, 2, (3, 3), (1, 1), "same", (2, 2), None),  # dilated: im2col per group
+    (1, 10, 8, 6, 6, 3, (5, 5), (2, 1), "same", (1, 1), "tanh"),  # unequal strides
+    (2, 6, 6, 12, 24, 6, (3, 3), (1, 1), "same", (1, 1), None),  # two channels a group
+    (2, 5, 6, 64, 64, 2, (3, 3), (1, 1), "same", (1, 1), None),  # 32 filters a group (AVX2's limit)
+    (2, 8, 8, 8, 8, 8, (3, 3), (1, 1), "same", (1, 1), None),  # groups == C: the depthwise kernels
+    (2, 9, 9, 6, 6, 6, (9, 9), (1, 1), "same", (1, 1), "relu"),  # ConvMixer's 9x9 depthwise
+    (1, 7, 9, 5, 10, 5, (3, 3), (2, 2), "valid", (1, 1), None),  # depth multiplier 2
+    (2, 6, 6, 4, 12, 4, (3, 3), (1, 1), "same", (2, 2), None),  # multiplier 3, dilated
+    (1, 5, 5, 3, 3, 3, (7, 7), (1, 1), "same", (1, 1), None),  # window larger than the image
+    (2, 6, 7, 40, 40, 40, (3, 3), (2, 2), "same", (1, 1), None),  # 32 channels and a tail of 8
 ]
 
 
@@ -64,10 +65,12 @@ def _layer_and_input(case, dtype, seed=0):
 @pytest.fixture
 def reference(monkeypatch):
     """A function running its argument with the fast path switched off."""
+
     def run(fn):
         with monkeypatch.context() as m:
             m.setattr(grouped_conv_fast, "use_fast", False)
             return fn()
+
     return run
 
 
@@ -138,13 +141,15 @@ def test_float64_gradients_match_central_differences(case):
 
 def _fit_one_step(groups, channels):
     keras.utils.set_random_seed(3)
-    model = keras.Sequential([
-        keras.Input((8, 8, channels)),
-        keras.layers.Conv2D(channels, 3, padding="same", groups=groups, activation="relu"),
-        keras.layers.Conv2D(2 * channels, 3, strides=2, padding="same", groups=groups),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(3),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, channels)),
+            keras.layers.Conv2D(channels, 3, padding="same", groups=groups, activation="relu"),
+            keras.layers.Conv2D(2 * channels, 3, strides=2, padding="same", groups=groups),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3),
+        ]
+    )
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     rng = np.random.default_rng(4)
     x = rng.standard_normal((16, 8, 8, channels)).astype(np.float32)
@@ -165,6 +170,7 @@ def test_fit_step_matches_the_reference(groups, channels, reference):
 
 # -- which path runs ------------------------------------------------------------------------
 
+
 def _spy(monkeypatch, module, name):
     """Count the calls of ``module.name`` (still calling it)."""
     calls = []
@@ -173,6 +179,7 @@ def _spy(monkeypatch, module, name):
     def spy(*args, **kwargs):
         calls.append(kwargs.get("groups", args[6] if len(args) > 6 else 1))
         return real(*args, **kwargs)
+
     monkeypatch.setattr(module, name, spy)
     return calls
 
@@ -181,6 +188,7 @@ def _spy(monkeypatch, module, name):
 def test_groups_equal_to_channels_run_on_the_depthwise_kernels(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the grouped reference ran")
+
     monkeypatch.setattr(conv_module, "grouped_conv2d_forward", refuse)
     layer, x = _layer_and_input(CASES[11], "float32")  # 4 channels, 12 filters: multiplier 3
     before = collections.Counter(kernels.calls)
@@ -193,6 +201,7 @@ def test_groups_equal_to_channels_run_on_the_depthwise_kernels(monkeypatch):
 def test_other_groups_run_one_convolution_per_group(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the grouped reference ran")
+
     monkeypatch.setattr(conv_module, "grouped_conv2d_forward", refuse)
     per_group = _spy(monkeypatch, grouped_conv_fast, "conv2d_forward")
     layer, x = _layer_and_input(CASES[1], "float32")  # 8 groups
@@ -240,8 +249,9 @@ def test_strided_and_float64_gradients_into_the_functions(groups):
     w = rng.standard_normal((3, 3, 12 // groups, 24)).astype(np.float32)[::-1, :, :, ::2]
     b = rng.standard_normal(12).astype(np.float32)
     y, cache = grouped_conv_fast.grouped_conv2d_forward_fast(x, w, b, (1, 1), "same", (1, 1), groups)
-    y64 = grouped_conv_ref(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), (1, 1), "same",
-                           groups=groups)
+    y64 = grouped_conv_ref(
+        x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), (1, 1), "same", groups=groups
+    )
     assert rel_error(y, y64) < 2e-6
     dy = rng.standard_normal((2, 7, 14, 12))[:, :, ::2]
     kept = dy.copy()
@@ -277,12 +287,16 @@ def test_device_arrays_keep_the_reference(monkeypatch):
             rng = np.random.default_rng(6)
             x = rng.standard_normal((n, h, w, c)).astype(np.float32)
             kernel = rng.standard_normal(k + (c // g, f)).astype(np.float32)
-            y, cache = grouped_conv_fast.grouped_conv2d_forward_fast(cp.asarray(x), cp.asarray(kernel), None, s, p, d, g)
+            y, cache = grouped_conv_fast.grouped_conv2d_forward_fast(
+                cp.asarray(x), cp.asarray(kernel), None, s, p, d, g
+            )
             assert isinstance(y, fake_cupy.ndarray)
             dx, dw, _ = grouped_conv_fast.grouped_conv2d_backward_fast(cp.ones(y.shape, dtype=cp.float32), cache)
             assert isinstance(dx, fake_cupy.ndarray) and isinstance(dw, fake_cupy.ndarray)
-            assert rel_error(y.get(), grouped_conv_ref(x.astype(np.float64), kernel.astype(np.float64), None, s, p,
-                                                       d, g)) < 2e-6
+            assert (
+                rel_error(y.get(), grouped_conv_ref(x.astype(np.float64), kernel.astype(np.float64), None, s, p, d, g))
+                < 2e-6
+            )
     finally:
         backend.set_device("cpu")
         _gpu.cupy = None

@@ -1,4 +1,5 @@
 """conv2d_forward/backward with dilation_rate and groups against a loop reference and central differences."""
+
 from __future__ import annotations
 
 import zlib
@@ -15,14 +16,14 @@ from support.gradcheck import numerical_gradient, rel_error
 CASES = [
     ((1, 1), "valid", (3, 3), (2, 2), 1, (7, 7), 2, 3, 2),
     ((1, 1), "same", (3, 3), (2, 2), 1, (7, 6), 2, 3, 1),
-    ((1, 1), "same", (2, 2), (3, 3), 1, (6, 7), 1, 2, 2),    # span 4: the odd pixel after
+    ((1, 1), "same", (2, 2), (3, 3), 1, (6, 7), 1, 2, 2),  # span 4: the odd pixel after
     ((1, 1), "valid", (2, 3), (1, 2), 2, (6, 8), 4, 6, 1),
     ((1, 1), "same", (3, 2), (2, 1), 2, (5, 6), 4, 2, 2),
-    ((2, 2), "same", (3, 3), (1, 1), 2, (6, 6), 4, 4, 1),    # stride 2, even size: odd pixel after
+    ((2, 2), "same", (3, 3), (1, 1), 2, (6, 6), 4, 4, 1),  # stride 2, even size: odd pixel after
     ((2, 1), "valid", (3, 3), (1, 1), 3, (7, 6), 6, 3, 2),
     ((1, 2), "same", (2, 2), (1, 1), 4, (5, 7), 4, 8, 1),
     ((3, 3), "same", (1, 1), (1, 1), 2, (7, 5), 2, 4, 2),
-    ((1, 1), "same", (3, 3), (3, 2), 3, (4, 5), 3, 6, 1),    # the span is larger than the image
+    ((1, 1), "same", (3, 3), (3, 2), 3, (4, 5), 3, 6, 1),  # the span is larger than the image
 ]
 
 
@@ -97,9 +98,18 @@ def test_groups_sum_only_their_own_channels():
     np.testing.assert_array_equal(y[0, 0, 0], [3.0, 3.5, 7.0, 7.5])
 
 
-@pytest.mark.parametrize("size,kernel,stride,padding,dilation,expected", [
-    (7, 3, 1, "valid", 2, 3), (7, 3, 1, "valid", 3, 1), (6, 3, 1, "valid", 3, 0), (7, 2, 1, "valid", 6, 1), (7, 2, 1, "valid", 7, 0),
-    (7, 3, 1, "same", 3, 7), (7, 3, 2, "same", 1, 4), (9, 2, 1, "valid", 4, 5),
-])
+@pytest.mark.parametrize(
+    "size,kernel,stride,padding,dilation,expected",
+    [
+        (7, 3, 1, "valid", 2, 3),
+        (7, 3, 1, "valid", 3, 1),
+        (6, 3, 1, "valid", 3, 0),
+        (7, 2, 1, "valid", 6, 1),
+        (7, 2, 1, "valid", 7, 0),
+        (7, 3, 1, "same", 3, 7),
+        (7, 3, 2, "same", 1, 4),
+        (9, 2, 1, "valid", 4, 5),
+    ],
+)
 def test_output_size_uses_the_dilated_span(size, kernel, stride, padding, dilation, expected):
     assert conv_output_size(size, kernel, stride, padding, dilation) == expected

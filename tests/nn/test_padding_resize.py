@@ -1,5 +1,6 @@
 """ZeroPadding2D/Cropping2D/UpSampling2D ops and the augmentation ops: float64 gradient checks
 and exact answers from hand-made inputs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -89,12 +90,14 @@ def run(transforms, **kw):
 
 def test_rotation_by_a_quarter_turn_is_rot90_counter_clockwise():
     for interp in ("bilinear", "nearest"):
-        np.testing.assert_allclose(run(rotation_transforms([np.pi / 2], 3, 3), interpolation=interp),
-                                   np.rot90(IMG[0, :, :, 0]), atol=1e-12)
+        np.testing.assert_allclose(
+            run(rotation_transforms([np.pi / 2], 3, 3), interpolation=interp), np.rot90(IMG[0, :, :, 0]), atol=1e-12
+        )
 
 
-@pytest.mark.parametrize("fill_mode,row0", [("reflect", [0, 1, 2]), ("nearest", [0, 1, 2]), ("wrap", [6, 7, 8]),
-                                            ("constant", [-1, -1, -1])])
+@pytest.mark.parametrize(
+    "fill_mode,row0", [("reflect", [0, 1, 2]), ("nearest", [0, 1, 2]), ("wrap", [6, 7, 8]), ("constant", [-1, -1, -1])]
+)
 def test_translation_down_one_pixel_with_each_fill_mode(fill_mode, row0):
     y = run(translation_transforms([1.0], [0.0]), fill_mode=fill_mode, fill_value=-1.0)
     np.testing.assert_array_equal(y, [row0, [0, 1, 2], [3, 4, 5]])

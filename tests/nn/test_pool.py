@@ -1,4 +1,5 @@
 """max/avg pooling forward and backward against loop references and hand-made answers."""
+
 from __future__ import annotations
 
 import itertools
@@ -47,9 +48,7 @@ def _distinct(rng, shape):
 
 _FWD_CASES = [
     (pair(p), pair(s), pad, hw, 2 if i % 2 else 1, 1 + (i % 3 == 0))
-    for i, (p, s, pad, hw) in enumerate(
-        itertools.product([1, 2, 3], [1, 2, 3], ["valid", "same"], [(5, 5), (6, 7)])
-    )
+    for i, (p, s, pad, hw) in enumerate(itertools.product([1, 2, 3], [1, 2, 3], ["valid", "same"], [(5, 5), (6, 7)]))
 ] + [
     ((2, 3), (1, 2), "same", (5, 6), 2, 2),
     ((3, 2), (2, 1), "valid", (7, 4), 1, 1),
@@ -231,9 +230,7 @@ def test_pool_float32_and_dy_untouched(kind, padding):
     y, cache = _FORWARD[kind](x, (3, 3), (2, 2), padding)
     np.testing.assert_array_equal(x, x0)
     assert y.dtype == np.float32
-    np.testing.assert_allclose(
-        y, pool_ref(x.astype(np.float64), kind, (3, 3), (2, 2), padding), rtol=1e-6, atol=1e-6
-    )
+    np.testing.assert_allclose(y, pool_ref(x.astype(np.float64), kind, (3, 3), (2, 2), padding), rtol=1e-6, atol=1e-6)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dy0 = dy.copy()
     dx = _BACKWARD[kind](dy, cache)

@@ -1,4 +1,5 @@
 """Ops split over slices of the batch (nn/threads.py) against the same ops run whole."""
+
 from __future__ import annotations
 
 import contextlib
@@ -96,11 +97,11 @@ def test_spans_cut_large_temporaries_into_chunks_and_run_keeps_order():
 
 
 CASES = [  # (x shape, kernel shape, strides, padding, bias)
-    ((5, 9, 9, 3), (3, 3, 3, 8), (1, 1), "same", True),      # fused kernels, padded first
-    ((4, 8, 7, 2), (2, 3, 2, 12), (2, 1), "same", False),    # fused, strided, odd padding
-    ((3, 7, 7, 4), (3, 3, 4, 34), (1, 1), "same", True),     # > 32 filters: im2col + GEMM
-    ((4, 9, 9, 9), (5, 5, 9, 6), (2, 2), "valid", True),     # > 200 taps: im2col + GEMM
-    ((2, 6, 6, 3), (1, 1, 3, 5), (1, 1), "valid", False),    # 1x1
+    ((5, 9, 9, 3), (3, 3, 3, 8), (1, 1), "same", True),  # fused kernels, padded first
+    ((4, 8, 7, 2), (2, 3, 2, 12), (2, 1), "same", False),  # fused, strided, odd padding
+    ((3, 7, 7, 4), (3, 3, 4, 34), (1, 1), "same", True),  # > 32 filters: im2col + GEMM
+    ((4, 9, 9, 9), (5, 5, 9, 6), (2, 2), "valid", True),  # > 200 taps: im2col + GEMM
+    ((2, 6, 6, 3), (1, 1, 3, 5), (1, 1), "valid", False),  # 1x1
 ]
 
 
@@ -168,7 +169,9 @@ def _small_resnet(seed):
     model = keras.Model(inputs, L.Dense(4, activation="softmax")(x))
     # epsilon 1e-3: a conv bias before a BatchNormalization has a zero gradient in exact
     # arithmetic, which Adam's default epsilon would blow up into +-lr steps of round-off
-    model.compile(optimizer=keras.optimizers.Adam(1e-2, epsilon=1e-3), loss="sparse_categorical_crossentropy", metrics=["acc"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2, epsilon=1e-3), loss="sparse_categorical_crossentropy", metrics=["acc"]
+    )
     return model
 
 
@@ -211,11 +214,11 @@ def test_functional_training_on_split_ops_equals_one_thread(use_kernels):
 
 FUSED_STRIDE1 = [  # (x shape, kernel shape, padding, route): dx as a convolution or as 1x1 product + col2im
     ((3, 9, 9, 3), (3, 3, 3, 8), "same", "conv"),
-    ((2, 8, 7, 4), (2, 2, 4, 6), "same", "conv"),      # even kernel: 0 rows before, 1 after
+    ((2, 8, 7, 4), (2, 2, 4, 6), "same", "conv"),  # even kernel: 0 rows before, 1 after
     ((2, 9, 11, 2), (5, 3, 2, 12), "valid", "col2im"),  # 99 input pixels, 45 output: mostly padding
-    ((2, 12, 12, 3), (3, 3, 3, 5), "valid", "conv"),   # 144 / 100: a convolution still
+    ((2, 12, 12, 3), (3, 3, 3, 5), "valid", "conv"),  # 144 / 100: a convolution still
     ((2, 14, 14, 6), (5, 5, 6, 16), "valid", "col2im"),  # LeNet's second convolution, 196 / 100
-    ((2, 6, 6, 16), (3, 3, 16, 16), "same", "conv"),   # ResNet-20's first stage, 144 taps each way
+    ((2, 6, 6, 16), (3, 3, 16, 16), "same", "conv"),  # ResNet-20's first stage, 144 taps each way
     ((1, 5, 5, 1), (1, 1, 1, 3), "valid", "conv"),
 ]
 
@@ -273,9 +276,15 @@ def test_split_batchnorm_equals_whole(shape, n_threads):
 
 
 @pytest.mark.skipif(not kernels.available(), reason="compiled kernels not built")
-@pytest.mark.parametrize("case", [((6, 9, 9, 5), (3, 3, 5, 1), (1, 1), "same", True),
-                                  ((5, 8, 7, 3), (3, 3, 3, 2), (2, 2), "same", False),
-                                  ((4, 6, 6, 4), (2, 3, 4, 1), (1, 2), "valid", True)], ids=str)
+@pytest.mark.parametrize(
+    "case",
+    [
+        ((6, 9, 9, 5), (3, 3, 5, 1), (1, 1), "same", True),
+        ((5, 8, 7, 3), (3, 3, 3, 2), (2, 2), "same", False),
+        ((4, 6, 6, 4), (2, 3, 4, 1), (1, 2), "valid", True),
+    ],
+    ids=str,
+)
 @pytest.mark.parametrize("n_threads", [2, 3])
 def test_split_depthwise_equals_whole(case, n_threads):
     from convolab.nn import depthwise_conv as D
@@ -300,8 +309,9 @@ def test_split_depthwise_equals_whole(case, n_threads):
     assert rel_error(g1[1], g0[1]) < 1e-6 and rel_error(g1[2], g0[2]) < 1e-6
 
 
-@pytest.mark.parametrize("pool", [((3, 3), (1, 1), "same"), ((2, 2), (2, 2), "valid"), ((3, 3), (2, 2), "same")],
-                         ids=str)
+@pytest.mark.parametrize(
+    "pool", [((3, 3), (1, 1), "same"), ((2, 2), (2, 2), "valid"), ((3, 3), (2, 2), "same")], ids=str
+)
 @pytest.mark.parametrize("n_threads", [2, 3])
 def test_split_max_pool_and_relu_equal_whole(pool, n_threads, monkeypatch):
     """Max pooling and ReLU split per image: the same bits as one call on the whole batch, on

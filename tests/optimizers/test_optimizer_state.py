@@ -4,6 +4,7 @@ Defect 2: training with Adam, freezing a layer and compiling again with the same
 paired the old state with the wrong weights by position; the C Adam step then wrote past
 its buffers (training ended in NaN) and the NumPy step raised a broadcast error.
 """
+
 import numpy as np
 import pytest
 
@@ -12,13 +13,15 @@ from convolab import keras
 
 def _model(dtype="float32", seed=0):
     keras.utils.set_random_seed(seed)
-    return keras.Sequential([
-        keras.layers.Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1), dtype=dtype),
-        keras.layers.MaxPooling2D(dtype=dtype),
-        keras.layers.Flatten(dtype=dtype),
-        keras.layers.Dense(16, activation="relu", dtype=dtype),
-        keras.layers.Dense(3, dtype=dtype),
-    ])
+    return keras.Sequential(
+        [
+            keras.layers.Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1), dtype=dtype),
+            keras.layers.MaxPooling2D(dtype=dtype),
+            keras.layers.Flatten(dtype=dtype),
+            keras.layers.Dense(16, activation="relu", dtype=dtype),
+            keras.layers.Dense(3, dtype=dtype),
+        ]
+    )
 
 
 def _data(n=16):
@@ -48,12 +51,16 @@ def _freeze_and_retrain(dtype, make_opt):
     return losses, after_frozen, model.get_weights()
 
 
-@pytest.mark.parametrize("make_opt", [
-    lambda: keras.optimizers.Adam(learning_rate=0.01),
-    lambda: keras.optimizers.RMSprop(learning_rate=0.01),
-    lambda: keras.optimizers.SGD(learning_rate=0.05, momentum=0.9),
-    lambda: keras.optimizers.Adam(learning_rate=0.01, amsgrad=True),
-], ids=["adam", "rmsprop", "sgd-momentum", "amsgrad"])
+@pytest.mark.parametrize(
+    "make_opt",
+    [
+        lambda: keras.optimizers.Adam(learning_rate=0.01),
+        lambda: keras.optimizers.RMSprop(learning_rate=0.01),
+        lambda: keras.optimizers.SGD(learning_rate=0.05, momentum=0.9),
+        lambda: keras.optimizers.Adam(learning_rate=0.01, amsgrad=True),
+    ],
+    ids=["adam", "rmsprop", "sgd-momentum", "amsgrad"],
+)
 def test_freeze_after_training_then_unfreeze(make_opt):
     """float32 (C kernels) and float64 (NumPy) must both run and agree."""
     l32, frozen32, end32 = _freeze_and_retrain("float32", make_opt)
@@ -95,10 +102,14 @@ def _two_models_steps(shared, make_opt):
     return m1.get_weights() + m2.get_weights()
 
 
-@pytest.mark.parametrize("make_opt", [
-    lambda: keras.optimizers.RMSprop(learning_rate=0.01),
-    lambda: keras.optimizers.SGD(learning_rate=0.05, momentum=0.9, nesterov=True),
-], ids=["rmsprop", "sgd-nesterov"])
+@pytest.mark.parametrize(
+    "make_opt",
+    [
+        lambda: keras.optimizers.RMSprop(learning_rate=0.01),
+        lambda: keras.optimizers.SGD(learning_rate=0.05, momentum=0.9, nesterov=True),
+    ],
+    ids=["rmsprop", "sgd-nesterov"],
+)
 def test_optimizer_shared_between_two_models(make_opt):
     """With no step-count dependence, one optimizer serving two models gives each the same
     updates as its own optimizer would: every variable keeps its own slots."""

@@ -4,6 +4,7 @@ Each expected value below is computed from Keras's formula with scalar arithmeti
 (``math.sqrt`` and floats), never by calling convolab, and the first steps of the
 simplest cases are also written out as literal numbers.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,6 +37,7 @@ GRADS = [[0.5, -1.0, 1e-4], [0.1, 0.2, 1e-4], [-0.3, 0.4, -2e-4]]
 # ---------------------------------------------------------------------------
 # SGD
 # ---------------------------------------------------------------------------
+
 
 def test_sgd_default_learning_rate_hand_values():
     opt = SGD()
@@ -81,6 +83,7 @@ def test_sgd_momentum_vector_formula():
 # RMSprop
 # ---------------------------------------------------------------------------
 
+
 def _rmsprop_ref(lr=0.001, rho=0.9, momentum=0.0, eps=1e-7, centered=False):
     w, v, m, a, expect = list(W0), [0.0] * 3, [0.0] * 3, [0.0] * 3, []
     for g in GRADS:
@@ -109,15 +112,18 @@ def test_rmsprop_defaults_first_step_hand_value():
     np.testing.assert_allclose(steps[0][0], 0.9968377287, rtol=1e-10)
 
 
-@pytest.mark.parametrize("kwargs", [dict(), dict(momentum=0.9), dict(centered=True),
-                                    dict(centered=True, momentum=0.5, rho=0.8, lr=0.01)],
-                         ids=["plain", "momentum", "centered", "centered-momentum"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(), dict(momentum=0.9), dict(centered=True), dict(centered=True, momentum=0.5, rho=0.8, lr=0.01)],
+    ids=["plain", "momentum", "centered", "centered-momentum"],
+)
 def test_rmsprop_three_steps_formula(kwargs):
     kwargs = dict(kwargs)
     lr = kwargs.pop("lr", 0.001)
     opt = RMSprop(learning_rate=lr, **kwargs)
-    ref = _rmsprop_ref(lr=lr, rho=kwargs.get("rho", 0.9), momentum=kwargs.get("momentum", 0.0),
-                       centered=kwargs.get("centered", False))
+    ref = _rmsprop_ref(
+        lr=lr, rho=kwargs.get("rho", 0.9), momentum=kwargs.get("momentum", 0.0), centered=kwargs.get("centered", False)
+    )
     np.testing.assert_allclose(run(opt, W0, GRADS), ref, rtol=1e-12)
 
 
@@ -133,6 +139,7 @@ def test_rmsprop_epsilon_is_inside_the_sqrt():
 # ---------------------------------------------------------------------------
 # Adam
 # ---------------------------------------------------------------------------
+
 
 def _adam_ref(lr=0.001, b1=0.9, b2=0.999, eps=1e-7, amsgrad=False):
     w, m, v, vh, expect = list(W0), [0.0] * 3, [0.0] * 3, [0.0] * 3, []
@@ -159,13 +166,20 @@ def test_adam_defaults_first_step_hand_value():
     np.testing.assert_allclose(steps[0][0], 1.0 - 9.99993675e-4, rtol=1e-11)
 
 
-@pytest.mark.parametrize("kwargs", [dict(), dict(amsgrad=True), dict(lr=0.01, b1=0.5, b2=0.9, eps=1e-3)],
-                         ids=["default", "amsgrad", "custom"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(), dict(amsgrad=True), dict(lr=0.01, b1=0.5, b2=0.9, eps=1e-3)],
+    ids=["default", "amsgrad", "custom"],
+)
 def test_adam_three_steps_formula(kwargs):
     ref = _adam_ref(**kwargs)
-    opt = Adam(learning_rate=kwargs.get("lr", 0.001), beta_1=kwargs.get("b1", 0.9),
-               beta_2=kwargs.get("b2", 0.999), epsilon=kwargs.get("eps", 1e-7),
-               amsgrad=kwargs.get("amsgrad", False))
+    opt = Adam(
+        learning_rate=kwargs.get("lr", 0.001),
+        beta_1=kwargs.get("b1", 0.9),
+        beta_2=kwargs.get("b2", 0.999),
+        epsilon=kwargs.get("eps", 1e-7),
+        amsgrad=kwargs.get("amsgrad", False),
+    )
     np.testing.assert_allclose(run(opt, W0, GRADS), ref, rtol=1e-12)
 
 
@@ -199,8 +213,10 @@ def test_state_is_per_parameter():
 # Lookup, validation, clipping, apply_gradients
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,cls", [("sgd", SGD), ("rmsprop", RMSprop), ("adam", Adam), ("Adam", Adam),
-                                      ("RMSprop", RMSprop), ("SGD", SGD)])
+
+@pytest.mark.parametrize(
+    "name,cls", [("sgd", SGD), ("rmsprop", RMSprop), ("adam", Adam), ("Adam", Adam), ("RMSprop", RMSprop), ("SGD", SGD)]
+)
 def test_get_by_name_gives_fresh_default_instance(name, cls):
     a, b = optimizers.get(name), optimizers.get(name)
     assert type(a) is cls and a is not b

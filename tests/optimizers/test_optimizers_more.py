@@ -4,6 +4,7 @@ The references are written out here in plain Python floats (``math.sqrt``), one 
 time, independently of convolab's array code; the first steps of simple cases are also worked
 out by hand as literal numbers.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,6 +34,7 @@ GRADS = [[0.5, -1.0, 1e-4], [0.1, 0.2, 1e-4], [-0.3, 0.4, -2e-4], [0.7, -0.1, 0.
 
 
 # -- references, one scalar at a time ---------------------------------------------------------
+
 
 def ref_adagrad(w, grads, lr, acc0, eps):
     a, out = acc0, []
@@ -94,12 +96,16 @@ def by_coordinate(ref, **kw):
 
 # -- defaults --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("cls,expected", [
-    (Adadelta, dict(learning_rate=0.001, rho=0.95, epsilon=1e-7)),
-    (Adagrad, dict(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7)),
-    (Nadam, dict(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)),
-    (AdamW, dict(learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False)),
-])
+
+@pytest.mark.parametrize(
+    "cls,expected",
+    [
+        (Adadelta, dict(learning_rate=0.001, rho=0.95, epsilon=1e-7)),
+        (Adagrad, dict(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7)),
+        (Nadam, dict(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)),
+        (AdamW, dict(learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False)),
+    ],
+)
 def test_keras_defaults_and_names(cls, expected):
     opt = cls()
     for key, value in expected.items():
@@ -114,6 +120,7 @@ def test_adamw_positional_order_is_keras():
 
 
 # -- Adagrad ---------------------------------------------------------------------------------
+
 
 def test_adagrad_hand_values():
     # a = 0 + 3**2 = 9:      w = 1 - 0.1 * 3 / 3 = 0.9
@@ -131,12 +138,14 @@ def test_adagrad_initial_accumulator_hand_value():
 @pytest.mark.parametrize("kw", [{}, dict(learning_rate=0.05, initial_accumulator_value=0.01, epsilon=1e-3)])
 def test_adagrad_formula(kw):
     full = {**dict(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7), **kw}
-    expect = by_coordinate(ref_adagrad, lr=full["learning_rate"], acc0=full["initial_accumulator_value"],
-                           eps=full["epsilon"])
+    expect = by_coordinate(
+        ref_adagrad, lr=full["learning_rate"], acc0=full["initial_accumulator_value"], eps=full["epsilon"]
+    )
     np.testing.assert_allclose(run(Adagrad(**kw), W0, GRADS), expect, rtol=1e-13)
 
 
 # -- Adadelta --------------------------------------------------------------------------------
+
 
 def test_adadelta_first_step_hand_value():
     # rho = 0.5, eps = 1, g = 4:  a = 0.5 * 16 = 8;  d = -sqrt(0 + 1) * 4 / sqrt(8 + 1) = -4/3;
@@ -158,6 +167,7 @@ def test_adadelta_formula(kw):
 
 
 # -- Nadam -----------------------------------------------------------------------------------
+
 
 def test_nadam_first_step_hand_value_and_momentum_cache():
     # u1 = 0.9 (1 - 0.5 * 0.96)   = 0.468;  u2 = 0.9 (1 - 0.5 * 0.9216) = 0.48528
@@ -182,8 +192,9 @@ def test_nadam_cache_advances_once_per_step_not_per_variable():
 @pytest.mark.parametrize("kw", [{}, dict(learning_rate=0.02, beta_1=0.8, beta_2=0.99, epsilon=1e-4)])
 def test_nadam_formula(kw):
     full = {**dict(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7), **kw}
-    expect = by_coordinate(ref_nadam, lr=full["learning_rate"], b1=full["beta_1"], b2=full["beta_2"],
-                           eps=full["epsilon"])
+    expect = by_coordinate(
+        ref_nadam, lr=full["learning_rate"], b1=full["beta_1"], b2=full["beta_2"], eps=full["epsilon"]
+    )
     np.testing.assert_allclose(run(Nadam(**kw), W0, GRADS), expect, rtol=1e-13)
 
 
@@ -199,6 +210,7 @@ def test_nadam_global_state_is_checked():
 
 # -- AdamW and weight_decay ------------------------------------------------------------------
 
+
 def test_adamw_first_step_hand_value():
     # decay: w = 2 - 2 * 0.5 * 0.1 = 1.9; Adam's first step with eps = 0 moves by lr * sign(g): 1.8
     steps = run(AdamW(learning_rate=0.1, weight_decay=0.5, epsilon=0.0), [2.0], [[0.5]])
@@ -208,8 +220,14 @@ def test_adamw_first_step_hand_value():
 @pytest.mark.parametrize("kw", [{}, dict(learning_rate=0.01, weight_decay=0.1, beta_1=0.8, beta_2=0.99, epsilon=1e-4)])
 def test_adamw_formula(kw):
     full = {**dict(learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7), **kw}
-    expect = by_coordinate(ref_adamw, lr=full["learning_rate"], wd=full["weight_decay"], b1=full["beta_1"],
-                           b2=full["beta_2"], eps=full["epsilon"])
+    expect = by_coordinate(
+        ref_adamw,
+        lr=full["learning_rate"],
+        wd=full["weight_decay"],
+        b1=full["beta_1"],
+        b2=full["beta_2"],
+        eps=full["epsilon"],
+    )
     np.testing.assert_allclose(run(AdamW(**kw), W0, GRADS), expect, rtol=1e-13)
 
 
@@ -238,10 +256,15 @@ def test_weight_decay_comes_before_the_update_for_any_optimizer():
     assert "weight_decay" not in SGD().get_config()
 
 
-@pytest.mark.parametrize("make", [lambda: RMSprop(learning_rate=0.01, weight_decay=0.05),
-                                  lambda: Adagrad(learning_rate=0.1, weight_decay=0.05),
-                                  lambda: Nadam(learning_rate=0.01, weight_decay=0.05),
-                                  lambda: Adadelta(learning_rate=1.0, weight_decay=0.05)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: RMSprop(learning_rate=0.01, weight_decay=0.05),
+        lambda: Adagrad(learning_rate=0.1, weight_decay=0.05),
+        lambda: Nadam(learning_rate=0.01, weight_decay=0.05),
+        lambda: Adadelta(learning_rate=1.0, weight_decay=0.05),
+    ],
+)
 def test_weight_decay_is_the_plain_step_on_decayed_weights(make):
     # One step of opt(weight_decay) == decaying by hand, then one step of the same opt without decay.
     w = np.array(W0)
@@ -265,8 +288,10 @@ def test_weight_decay_follows_clipping_and_uses_the_scheduled_rate():
 
 # -- lookup, keras namespace, errors ---------------------------------------------------------
 
-@pytest.mark.parametrize("name,cls", [("adadelta", Adadelta), ("Adagrad", Adagrad), ("nadam", Nadam),
-                                      ("AdamW", AdamW), ("adamw", AdamW)])
+
+@pytest.mark.parametrize(
+    "name,cls", [("adadelta", Adadelta), ("Adagrad", Adagrad), ("nadam", Nadam), ("AdamW", AdamW), ("adamw", AdamW)]
+)
 def test_get_by_name(name, cls):
     a, b = optimizers.get(name), optimizers.get(name)
     assert type(a) is cls and a is not b
@@ -280,28 +305,34 @@ def test_get_from_serialized_dict():
     assert type(back) is AdamW and back.get_config() == AdamW(weight_decay=0.2, clipnorm=1.0).get_config()
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda: Adadelta(rho=1.5), r"Adadelta: `rho` must be a finite number in \[0, 1\]; got 1.5"),
-    (lambda: Adadelta(epsilon=-1e-7), r"Adadelta: `epsilon` must be a finite number >= 0; got -1e-07"),
-    (lambda: Adagrad(initial_accumulator_value=-0.1),
-     r"Adagrad: `initial_accumulator_value` must be a finite number >= 0; got -0.1"),
-    (lambda: Adagrad(epsilon="1e-7"), r"Adagrad: `epsilon` must be a finite number >= 0; got '1e-7'"),
-    (lambda: Nadam(beta_1=1.0), r"Nadam: `beta_1` must be a finite number in \[0, 1\); got 1.0"),
-    (lambda: Nadam(beta_2=float("nan")), r"Nadam: `beta_2` must be a finite number in \[0, 1\); got nan"),
-    (lambda: AdamW(weight_decay=None), r"AdamW: `weight_decay` must be a float .*; got None"),
-    (lambda: AdamW(weight_decay=-0.1), r"AdamW: `weight_decay` must be a finite number >= 0; got -0.1"),
-    (lambda: AdamW(beta_2=True), r"AdamW: `beta_2` must be a finite number in \[0, 1\); got True"),
-    (lambda: SGD(weight_decay=float("inf")), r"SGD: `weight_decay` must be a finite number >= 0; got inf"),
-    (lambda: Adagrad(learning_rate=0), r"Adagrad: `learning_rate` must be a positive number; got 0"),
-    (lambda: Nadam(learning_rate=10**400), r"Nadam: `learning_rate` must be a positive number; got 1000"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: Adadelta(rho=1.5), r"Adadelta: `rho` must be a finite number in \[0, 1\]; got 1.5"),
+        (lambda: Adadelta(epsilon=-1e-7), r"Adadelta: `epsilon` must be a finite number >= 0; got -1e-07"),
+        (
+            lambda: Adagrad(initial_accumulator_value=-0.1),
+            r"Adagrad: `initial_accumulator_value` must be a finite number >= 0; got -0.1",
+        ),
+        (lambda: Adagrad(epsilon="1e-7"), r"Adagrad: `epsilon` must be a finite number >= 0; got '1e-7'"),
+        (lambda: Nadam(beta_1=1.0), r"Nadam: `beta_1` must be a finite number in \[0, 1\); got 1.0"),
+        (lambda: Nadam(beta_2=float("nan")), r"Nadam: `beta_2` must be a finite number in \[0, 1\); got nan"),
+        (lambda: AdamW(weight_decay=None), r"AdamW: `weight_decay` must be a float .*; got None"),
+        (lambda: AdamW(weight_decay=-0.1), r"AdamW: `weight_decay` must be a finite number >= 0; got -0.1"),
+        (lambda: AdamW(beta_2=True), r"AdamW: `beta_2` must be a finite number in \[0, 1\); got True"),
+        (lambda: SGD(weight_decay=float("inf")), r"SGD: `weight_decay` must be a finite number >= 0; got inf"),
+        (lambda: Adagrad(learning_rate=0), r"Adagrad: `learning_rate` must be a positive number; got 0"),
+        (lambda: Nadam(learning_rate=10**400), r"Nadam: `learning_rate` must be a positive number; got 1000"),
+    ],
+)
 def test_bad_arguments_name_the_class(make, match):
     with pytest.raises(ValueError, match=match):
         make()
 
 
-@pytest.mark.parametrize("cls,kw", [(Adadelta, "decay_rate"), (Adagrad, "initial_accumulator"),
-                                    (Nadam, "beta1"), (AdamW, "wd")])
+@pytest.mark.parametrize(
+    "cls,kw", [(Adadelta, "decay_rate"), (Adagrad, "initial_accumulator"), (Nadam, "beta1"), (AdamW, "wd")]
+)
 def test_unknown_keyword_is_a_type_error(cls, kw):
     with pytest.raises(TypeError, match=rf"{cls.__name__}: unexpected keyword argument\(s\) {kw}"):
         cls(**{kw: 0.5})

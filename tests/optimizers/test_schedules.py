@@ -1,4 +1,5 @@
 """Learning-rate schedules: Keras's formulas, configs, and how optimizers and fit use them."""
+
 from __future__ import annotations
 
 import math
@@ -8,8 +9,14 @@ import pytest
 
 from convolab import keras, kernels, optimizers
 from convolab.optimizers import SGD, Adam, RMSprop
-from convolab.optimizers.schedules import (CosineDecay, ExponentialDecay, LearningRateSchedule,
-                                           PiecewiseConstantDecay, deserialize, serialize)
+from convolab.optimizers.schedules import (
+    CosineDecay,
+    ExponentialDecay,
+    LearningRateSchedule,
+    PiecewiseConstantDecay,
+    deserialize,
+    serialize,
+)
 
 
 def values(schedule, steps):
@@ -18,15 +25,19 @@ def values(schedule, steps):
 
 # -- formulas --------------------------------------------------------------------------------
 
+
 def test_exponential_decay_hand_values():
     s = ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)
-    np.testing.assert_allclose(values(s, [0, 5, 10, 15, 20]),
-                               [0.1, 0.1 / math.sqrt(2), 0.05, 0.05 / math.sqrt(2), 0.025], rtol=1e-15)
+    np.testing.assert_allclose(
+        values(s, [0, 5, 10, 15, 20]), [0.1, 0.1 / math.sqrt(2), 0.05, 0.05 / math.sqrt(2), 0.025], rtol=1e-15
+    )
     st = ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5, staircase=True)
     np.testing.assert_allclose(values(st, [0, 9, 10, 19, 20, 35]), [0.1, 0.1, 0.05, 0.05, 0.025, 0.0125], rtol=1e-15)
 
 
-@pytest.mark.parametrize("lr0,steps,rate,stair", [(0.01, 1000, 0.96, False), (3e-4, 7, 0.9, True), (1.0, 2.5, 1.1, False)])
+@pytest.mark.parametrize(
+    "lr0,steps,rate,stair", [(0.01, 1000, 0.96, False), (3e-4, 7, 0.9, True), (1.0, 2.5, 1.1, False)]
+)
 def test_exponential_decay_formula(lr0, steps, rate, stair):
     s = ExponentialDecay(lr0, steps, rate, staircase=stair)
     for step in [0, 1, 2, 6, 7, 8, 999, 1000, 12345]:
@@ -46,9 +57,12 @@ def test_piecewise_constant_intervals_are_closed_on_the_right():
 
 def test_cosine_decay_hand_values():
     s = CosineDecay(1.0, decay_steps=4)
-    np.testing.assert_allclose(values(s, [0, 1, 2, 3, 4, 8]),
-                               [1.0, 0.5 + 0.5 * math.sqrt(0.5), 0.5, 0.5 - 0.5 * math.sqrt(0.5), 0.0, 0.0],
-                               rtol=1e-15, atol=1e-16)
+    np.testing.assert_allclose(
+        values(s, [0, 1, 2, 3, 4, 8]),
+        [1.0, 0.5 + 0.5 * math.sqrt(0.5), 0.5, 0.5 - 0.5 * math.sqrt(0.5), 0.0, 0.0],
+        rtol=1e-15,
+        atol=1e-16,
+    )
     a = CosineDecay(2.0, decay_steps=4, alpha=0.2)
     # 2 * (0.8 * cosine + 0.2): cosine = 1, 0.5, 0
     np.testing.assert_allclose(values(a, [0, 2, 4, 100]), [2.0, 1.2, 0.4, 0.4], rtol=1e-15)
@@ -68,8 +82,9 @@ def test_cosine_decay_warmup_target_without_warmup_steps_decays_from_the_target(
     np.testing.assert_allclose(values(s, [0, 1, 2]), [1.0, 0.5, 0.0], rtol=1e-15, atol=1e-16)
 
 
-@pytest.mark.parametrize("lr0,steps,alpha,target,warm", [(0.1, 100, 0.0, None, 0), (0.01, 7, 0.3, None, 0),
-                                                         (1e-4, 50, 0.05, 0.02, 13)])
+@pytest.mark.parametrize(
+    "lr0,steps,alpha,target,warm", [(0.1, 100, 0.0, None, 0), (0.01, 7, 0.3, None, 0), (1e-4, 50, 0.05, 0.02, 13)]
+)
 def test_cosine_decay_formula(lr0, steps, alpha, target, warm):
     s = CosineDecay(lr0, steps, alpha=alpha, warmup_target=target, warmup_steps=warm)
     for step in [0, 1, 5, 12, 13, 14, 49, 62, 63, 64, 1000]:
@@ -87,15 +102,31 @@ def test_cosine_decay_formula(lr0, steps, alpha, target, warm):
 
 # -- configs ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("schedule,config", [
-    (ExponentialDecay(0.1, 100, 0.9), dict(initial_learning_rate=0.1, decay_steps=100, decay_rate=0.9,
-                                           staircase=False, name="ExponentialDecay")),
-    (PiecewiseConstantDecay([10, 20], [0.1, 0.01, 0.001]), dict(boundaries=[10, 20], values=[0.1, 0.01, 0.001],
-                                                                name="PiecewiseConstant")),
-    (CosineDecay(0.1, 1000, alpha=0.1, warmup_target=0.2, warmup_steps=5),
-     dict(initial_learning_rate=0.1, decay_steps=1000, alpha=0.1, name="CosineDecay", warmup_target=0.2,
-          warmup_steps=5)),
-])
+
+@pytest.mark.parametrize(
+    "schedule,config",
+    [
+        (
+            ExponentialDecay(0.1, 100, 0.9),
+            dict(initial_learning_rate=0.1, decay_steps=100, decay_rate=0.9, staircase=False, name="ExponentialDecay"),
+        ),
+        (
+            PiecewiseConstantDecay([10, 20], [0.1, 0.01, 0.001]),
+            dict(boundaries=[10, 20], values=[0.1, 0.01, 0.001], name="PiecewiseConstant"),
+        ),
+        (
+            CosineDecay(0.1, 1000, alpha=0.1, warmup_target=0.2, warmup_steps=5),
+            dict(
+                initial_learning_rate=0.1,
+                decay_steps=1000,
+                alpha=0.1,
+                name="CosineDecay",
+                warmup_target=0.2,
+                warmup_steps=5,
+            ),
+        ),
+    ],
+)
 def test_get_config_is_keras_and_round_trips(schedule, config):
     assert schedule.get_config() == config
     back = type(schedule).from_config(schedule.get_config())
@@ -115,44 +146,72 @@ def test_keras_namespace():
 
 # -- errors ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("make,match", [
-    (lambda: ExponentialDecay(0.1, 0, 0.9), r"ExponentialDecay: `decay_steps` must be a finite number > 0; got 0"),
-    (lambda: ExponentialDecay(0.1, 10, -0.5), r"ExponentialDecay: `decay_rate` must be a finite number > 0; got -0.5"),
-    (lambda: ExponentialDecay(-0.1, 10, 0.5), r"ExponentialDecay: `initial_learning_rate` must be .* >= 0; got -0.1"),
-    (lambda: ExponentialDecay("0.1", 10, 0.5), r"ExponentialDecay: `initial_learning_rate` .*; got '0.1'"),
-    (lambda: PiecewiseConstantDecay([10], [0.1]), r"PiecewiseConstantDecay: the length of `boundaries` should be 1 "
-                                                  r"less than the length of `values`; got boundaries=\[10\] of length 1"),
-    (lambda: PiecewiseConstantDecay([10, 5], [0.1, 0.2, 0.3]), r"PiecewiseConstantDecay: `boundaries` must be "
-                                                               r"strictly increasing; got \[10, 5\]"),
-    (lambda: PiecewiseConstantDecay([1.5], [0.1, 0.2]), r"PiecewiseConstantDecay: `boundaries` must be integer steps; "
-                                                        r"got 1.5"),
-    (lambda: PiecewiseConstantDecay([], [0.1]), r"PiecewiseConstantDecay: `boundaries` needs at least one step"),
-    (lambda: PiecewiseConstantDecay([3], [0.1, float("nan")]), r"PiecewiseConstantDecay: `values\[1\]` must be a "
-                                                               r"finite number >= 0; got nan"),
-    (lambda: CosineDecay(0.1, -5), r"CosineDecay: `decay_steps` must be a finite number > 0; got -5"),
-    (lambda: CosineDecay(0.1, 5, alpha=1.5), r"CosineDecay: `alpha` must be a finite number in \[0, 1\]; got 1.5"),
-    (lambda: CosineDecay(0.1, 5, warmup_steps=-1), r"CosineDecay: `warmup_steps` must be a finite number >= 0"),
-    (lambda: CosineDecay(0.1, 5, warmup_target=float("inf")), r"CosineDecay: `warmup_target` must be .*; got inf"),
-])
+
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: ExponentialDecay(0.1, 0, 0.9), r"ExponentialDecay: `decay_steps` must be a finite number > 0; got 0"),
+        (
+            lambda: ExponentialDecay(0.1, 10, -0.5),
+            r"ExponentialDecay: `decay_rate` must be a finite number > 0; got -0.5",
+        ),
+        (
+            lambda: ExponentialDecay(-0.1, 10, 0.5),
+            r"ExponentialDecay: `initial_learning_rate` must be .* >= 0; got -0.1",
+        ),
+        (lambda: ExponentialDecay("0.1", 10, 0.5), r"ExponentialDecay: `initial_learning_rate` .*; got '0.1'"),
+        (
+            lambda: PiecewiseConstantDecay([10], [0.1]),
+            r"PiecewiseConstantDecay: the length of `boundaries` should be 1 "
+            r"less than the length of `values`; got boundaries=\[10\] of length 1",
+        ),
+        (
+            lambda: PiecewiseConstantDecay([10, 5], [0.1, 0.2, 0.3]),
+            r"PiecewiseConstantDecay: `boundaries` must be "
+            r"strictly increasing; got \[10, 5\]",
+        ),
+        (
+            lambda: PiecewiseConstantDecay([1.5], [0.1, 0.2]),
+            r"PiecewiseConstantDecay: `boundaries` must be integer steps; "
+            r"got 1.5",
+        ),
+        (lambda: PiecewiseConstantDecay([], [0.1]), r"PiecewiseConstantDecay: `boundaries` needs at least one step"),
+        (
+            lambda: PiecewiseConstantDecay([3], [0.1, float("nan")]),
+            r"PiecewiseConstantDecay: `values\[1\]` must be a "
+            r"finite number >= 0; got nan",
+        ),
+        (lambda: CosineDecay(0.1, -5), r"CosineDecay: `decay_steps` must be a finite number > 0; got -5"),
+        (lambda: CosineDecay(0.1, 5, alpha=1.5), r"CosineDecay: `alpha` must be a finite number in \[0, 1\]; got 1.5"),
+        (lambda: CosineDecay(0.1, 5, warmup_steps=-1), r"CosineDecay: `warmup_steps` must be a finite number >= 0"),
+        (lambda: CosineDecay(0.1, 5, warmup_target=float("inf")), r"CosineDecay: `warmup_target` must be .*; got inf"),
+    ],
+)
 def test_bad_arguments_name_the_class(make, match):
     with pytest.raises(ValueError, match=match):
         make()
 
 
-@pytest.mark.parametrize("cls,args", [(ExponentialDecay, (0.1, 10, 0.9)), (PiecewiseConstantDecay, ([1], [0.1, 0.2])),
-                                      (CosineDecay, (0.1, 10))])
+@pytest.mark.parametrize(
+    "cls,args",
+    [(ExponentialDecay, (0.1, 10, 0.9)), (PiecewiseConstantDecay, ([1], [0.1, 0.2])), (CosineDecay, (0.1, 10))],
+)
 def test_unknown_keyword_is_a_type_error(cls, args):
     with pytest.raises(TypeError, match=rf"{cls.__name__}.*unexpected keyword argument 'decay'"):
         cls(*args, decay=0.5)
 
 
 def test_unknown_class_in_deserialize():
-    with pytest.raises(ValueError, match=r"Unknown learning rate schedule class 'PolynomialDecay'; valid: "
-                                         r"ExponentialDecay, PiecewiseConstantDecay, CosineDecay"):
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown learning rate schedule class 'PolynomialDecay'; valid: "
+        r"ExponentialDecay, PiecewiseConstantDecay, CosineDecay",
+    ):
         deserialize({"class_name": "PolynomialDecay", "config": {}})
 
 
 # -- optimizers with a schedule --------------------------------------------------------------
+
 
 def test_learning_rate_reads_the_schedule_at_iterations():
     opt = SGD(learning_rate=PiecewiseConstantDecay([1, 3], [0.5, 0.25, 0.125]))
@@ -171,8 +230,11 @@ def test_learning_rate_reads_the_schedule_at_iterations():
 
 def test_learning_rate_setter_with_a_schedule_follows_keras():
     opt = Adam(learning_rate=ExponentialDecay(0.1, 10, 0.5))
-    with pytest.raises(TypeError, match=r"Adam was created with a learning-rate schedule \(ExponentialDecay\), so its "
-                                        r"learning rate cannot be set to 0.01"):
+    with pytest.raises(
+        TypeError,
+        match=r"Adam was created with a learning-rate schedule \(ExponentialDecay\), so its "
+        r"learning rate cannot be set to 0.01",
+    ):
         opt.learning_rate = 0.01
     opt.learning_rate = CosineDecay(0.2, 10)  # another schedule may replace it
     assert opt.learning_rate == 0.2
@@ -202,8 +264,11 @@ def test_a_schedule_giving_a_bad_value_stops_before_any_variable_moves():
     opt = SGD(learning_rate=_Bad())
     w = np.array([1.0])
     opt.apply([w], [np.array([1.0])])
-    with pytest.raises(ValueError, match=r"SGD: the learning-rate schedule _Bad gave nan at step 1; expected a finite "
-                                         r"number >= 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"SGD: the learning-rate schedule _Bad gave nan at step 1; expected a finite "
+        r"number >= 0",
+    ):
         opt.apply([w], [np.array([1.0])])
     assert w[0] == 0.9 and opt.iterations == 1
 
@@ -241,6 +306,7 @@ def test_c_kernels_get_the_scheduled_rate(cls, kernel):
 
 # -- fit ---------------------------------------------------------------------------------------
 
+
 def _model(optimizer):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.layers.Dense(4, activation="relu", input_shape=(3,)), keras.layers.Dense(2)])
@@ -254,7 +320,9 @@ def test_fit_with_a_schedule_changes_the_rate_every_batch():
     sched = ExponentialDecay(0.1, decay_steps=2, decay_rate=0.5, staircase=True)
     scheduled = _model(SGD(learning_rate=sched))
     seen = []
-    log = keras.callbacks.LambdaCallback(on_train_batch_begin=lambda b, logs=None: seen.append(scheduled.optimizer.learning_rate))
+    log = keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda b, logs=None: seen.append(scheduled.optimizer.learning_rate)
+    )
     scheduled.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[log])
     assert scheduled.optimizer.iterations == 8
     assert seen == [0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125]
@@ -267,8 +335,15 @@ def test_fit_with_a_schedule_changes_the_rate_every_batch():
     def set_rate(batch, logs=None):
         manual.optimizer.learning_rate = hand[manual.optimizer.iterations]
 
-    manual.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0,
-               callbacks=[keras.callbacks.LambdaCallback(on_train_batch_begin=set_rate)])
+    manual.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=2,
+        shuffle=False,
+        verbose=0,
+        callbacks=[keras.callbacks.LambdaCallback(on_train_batch_begin=set_rate)],
+    )
     for a, b in zip(scheduled.get_weights(), manual.get_weights()):
         np.testing.assert_array_equal(a, b)
     fixed = _model(SGD(learning_rate=0.1))

@@ -1,4 +1,5 @@
 """convolab.plot: every figure renders headless to a real PNG of the promised size, with content."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,17 @@ Image = pytest.importorskip("PIL.Image")
 from convolab import keras  # noqa: E402
 from support.paths import SRC  # noqa: E402
 from convolab.callbacks import History  # noqa: E402
-from convolab.plot import (DPI, confusion_matrix, display_dataset, plot_confusion_matrix,  # noqa: E402
-                           plot_convolution, plot_feature_maps, plot_filters, plot_misclassified,
-                           plot_results)
+from convolab.plot import (  # noqa: E402
+    DPI,
+    confusion_matrix,
+    display_dataset,
+    plot_confusion_matrix,
+    plot_convolution,
+    plot_feature_maps,
+    plot_filters,
+    plot_misclassified,
+    plot_results,
+)
 from convolab.random import set_random_seed  # noqa: E402
 
 
@@ -49,21 +58,24 @@ def digits(n=6, size=28, seed=0):
 
 def tiny_cnn(input_shape=(12, 12, 1), filters=4, seed=0):
     set_random_seed(seed)
-    model = keras.models.Sequential([
-        keras.layers.Conv2D(filters, (3, 3), input_shape=input_shape, activation="relu", name="conv"),
-        keras.layers.MaxPooling2D(name="pool"),
-        keras.layers.Flatten(),
-        keras.layers.Dense(3, name="logits"),
-    ])
+    model = keras.models.Sequential(
+        [
+            keras.layers.Conv2D(filters, (3, 3), input_shape=input_shape, activation="relu", name="conv"),
+            keras.layers.MaxPooling2D(name="pool"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, name="logits"),
+        ]
+    )
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["acc"])
     return model
 
 
 # -- plot_convolution ----------------------------------------------------------------------------
 
+
 def test_plot_convolution_lesson_call(tmp_path):
     x = digits(5)
-    fig = plot_convolution(x, [[-1., 0., 1.], [-1., 0., 1.]], "Vertical edge filter", save=tmp_path / "v.png")
+    fig = plot_convolution(x, [[-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]], "Vertical edge filter", save=tmp_path / "v.png")
     assert fig.texts[0].get_text() == "Vertical edge filter" or fig._suptitle.get_text() == "Vertical edge filter"
     assert len(fig.axes) == 2 * (5 + 1)
     pixels = check_png(tmp_path / "v.png", fig)
@@ -72,13 +84,16 @@ def test_plot_convolution_lesson_call(tmp_path):
     assert ((b - r) > 80).any() and ((r - b) > 80).any()
 
 
-@pytest.mark.parametrize("images", [
-    (digits(3) * 255).astype(np.uint8),                       # uint8 (N, H, W)
-    digits(3)[..., None],                                      # (N, H, W, 1)
-    np.random.default_rng(1).random((2, 16, 16, 3)),           # colour
-    [digits(1)[0], np.random.default_rng(2).random((20, 30, 3))],  # list of different sizes
-    digits(1)[0],                                              # one (H, W) image
-])
+@pytest.mark.parametrize(
+    "images",
+    [
+        (digits(3) * 255).astype(np.uint8),  # uint8 (N, H, W)
+        digits(3)[..., None],  # (N, H, W, 1)
+        np.random.default_rng(1).random((2, 16, 16, 3)),  # colour
+        [digits(1)[0], np.random.default_rng(2).random((20, 30, 3))],  # list of different sizes
+        digits(1)[0],  # one (H, W) image
+    ],
+)
 def test_plot_convolution_accepts_every_layout(tmp_path, images):
     fig = plot_convolution(images, "gaussian_blur", save=tmp_path / "c.png")
     n = len(images) if isinstance(images, list) or np.ndim(images) >= 3 else 1
@@ -92,6 +107,7 @@ def test_plot_convolution_bad_kernel_raises_before_drawing():
 
 
 # -- plot_results ------------------------------------------------------------------------------
+
 
 def _history(acc_key):
     h = History()
@@ -126,6 +142,7 @@ def test_plot_results_without_validation_or_accuracy():
 
 # -- display_dataset ---------------------------------------------------------------------------
 
+
 def test_display_dataset_with_cifar_style_labels(tmp_path):
     x = (np.random.default_rng(0).random((12, 32, 32, 3)) * 255).astype(np.uint8)
     y = np.arange(12).reshape(-1, 1) % 3  # Keras's CIFAR-10 labels are (N, 1)
@@ -147,6 +164,7 @@ def test_display_dataset_grid_and_numeric_labels(tmp_path):
 
 
 # -- plot_filters --------------------------------------------------------------------------------
+
 
 def test_plot_filters_grey_first_layer(tmp_path):
     model = tiny_cnn(filters=4)
@@ -178,6 +196,7 @@ def test_plot_filters_errors():
 
 
 # -- plot_feature_maps ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("layer", [0, "conv"])
 def test_plot_feature_maps_of_the_convolution(tmp_path, layer):
@@ -212,6 +231,7 @@ def test_plot_feature_maps_errors():
 
 
 # -- confusion matrix ------------------------------------------------------------------------------
+
 
 def test_confusion_matrix_counts():
     cm = confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2])
@@ -248,6 +268,7 @@ def test_plot_confusion_matrix_from_a_model(tmp_path):
 
 
 # -- plot_misclassified --------------------------------------------------------------------------
+
 
 class FixedModel:
     """A stand-in model: predicts the given rows of scores."""
@@ -289,11 +310,19 @@ def test_plot_misclassified_with_a_real_model(tmp_path):
 
 # -- the package -------------------------------------------------------------------------------
 
+
 def test_star_import_gives_the_tfcv_names():
     namespace = {}
     exec("from convolab.plot import *", namespace)
-    for name in ("plot_convolution", "display_dataset", "plot_results", "plot_filters",
-                 "plot_feature_maps", "plot_confusion_matrix", "plot_misclassified"):
+    for name in (
+        "plot_convolution",
+        "display_dataset",
+        "plot_results",
+        "plot_filters",
+        "plot_feature_maps",
+        "plot_confusion_matrix",
+        "plot_misclassified",
+    ):
         assert callable(namespace[name])
 
 
@@ -333,8 +362,11 @@ def test_figures_display_inline_in_a_jupyter_kernel(monkeypatch):
             self.type_printers[cls] = fn
 
     png_formatter = Formatter()
-    shell = type("Shell", (), {"kernel": object(),
-                               "display_formatter": type("D", (), {"formatters": {"image/png": png_formatter}})()})()
+    shell = type(
+        "Shell",
+        (),
+        {"kernel": object(), "display_formatter": type("D", (), {"formatters": {"image/png": png_formatter}})()},
+    )()
     monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
     fig = plot_results({"loss": [1.0, 0.5]})
     data = png_formatter.type_printers[Figure](fig)

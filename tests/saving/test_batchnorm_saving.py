@@ -1,4 +1,5 @@
 """BatchNormalization through the model file (strict schema) and ONNX (folded or a node)."""
+
 from __future__ import annotations
 
 import json
@@ -16,17 +17,19 @@ L = keras.layers
 
 def bn_model(dtype="float32"):
     keras.utils.set_random_seed(0)
-    return keras.Sequential([
-        keras.Input((8, 8, 2), dtype=dtype),
-        L.Conv2D(4, 3, padding="same", use_bias=False, dtype=dtype),
-        L.BatchNormalization(momentum=0.9, dtype=dtype),
-        L.ReLU(dtype=dtype),
-        L.MaxPooling2D(dtype=dtype),
-        L.Flatten(dtype=dtype),
-        L.Dense(6, dtype=dtype),
-        L.BatchNormalization(center=False, epsilon=1e-5, dtype=dtype),
-        L.Dense(3, activation="softmax", dtype=dtype),
-    ])
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 2), dtype=dtype),
+            L.Conv2D(4, 3, padding="same", use_bias=False, dtype=dtype),
+            L.BatchNormalization(momentum=0.9, dtype=dtype),
+            L.ReLU(dtype=dtype),
+            L.MaxPooling2D(dtype=dtype),
+            L.Flatten(dtype=dtype),
+            L.Dense(6, dtype=dtype),
+            L.BatchNormalization(center=False, epsilon=1e-5, dtype=dtype),
+            L.Dense(3, activation="softmax", dtype=dtype),
+        ]
+    )
 
 
 def trained(dtype="float32"):
@@ -98,18 +101,21 @@ def _bn_cfg(doc):
     return next(l["config"] for l in doc["model"]["config"]["layers"] if l["class_name"] == "BatchNormalization")
 
 
-@pytest.mark.parametrize("edit,match", [
-    (lambda d: _bn_cfg(d).update(momentum=1.5), "momentum"),
-    (lambda d: _bn_cfg(d).update(epsilon=0), "epsilon"),
-    (lambda d: _bn_cfg(d).update(center="yes"), "center"),
-    (lambda d: _bn_cfg(d).update(axis=1), "last \\(channel\\) axis"),
-    (lambda d: _bn_cfg(d).update(axis=9), "axis"),
-    (lambda d: _bn_cfg(d).update(gamma_initializer="os.system"), "gamma_initializer"),
-    (lambda d: _bn_cfg(d).update(renorm=True), "unknown key"),
-    (lambda d: _bn_cfg(d).pop("synchronized"), "missing key"),
-    (lambda d: _bn_cfg(d).update(scale=False), "optimizer state entries for 7 trainable weights"),
-    (lambda d: d.update(training_state=None) or _bn_cfg(d).update(scale=False), "unexpected tensor.*gamma"),
-])
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda d: _bn_cfg(d).update(momentum=1.5), "momentum"),
+        (lambda d: _bn_cfg(d).update(epsilon=0), "epsilon"),
+        (lambda d: _bn_cfg(d).update(center="yes"), "center"),
+        (lambda d: _bn_cfg(d).update(axis=1), "last \\(channel\\) axis"),
+        (lambda d: _bn_cfg(d).update(axis=9), "axis"),
+        (lambda d: _bn_cfg(d).update(gamma_initializer="os.system"), "gamma_initializer"),
+        (lambda d: _bn_cfg(d).update(renorm=True), "unknown key"),
+        (lambda d: _bn_cfg(d).pop("synchronized"), "missing key"),
+        (lambda d: _bn_cfg(d).update(scale=False), "optimizer state entries for 7 trainable weights"),
+        (lambda d: d.update(training_state=None) or _bn_cfg(d).update(scale=False), "unexpected tensor.*gamma"),
+    ],
+)
 def test_crafted_configs_are_refused(tmp_path, edit, match):
     model, _, _ = trained()
     path = tmp_path / "m.convolab"
@@ -149,16 +155,25 @@ def _export(model, tmp_path, x, atol):
 CASES = {
     # name: (layers after the input, BatchNormalization nodes expected in the graph)
     "conv-folded": ([L.Conv2D(3, 3), L.BatchNormalization(), L.ReLU(), L.Flatten(), L.Dense(2)], 0),
-    "conv-no-bias-folded": ([L.Conv2D(3, 3, use_bias=False, padding="same"), L.BatchNormalization(scale=False),
-                             L.Flatten()], 0),
-    "grouped-dilated-conv-folded": ([L.Conv2D(4, 1), L.Conv2D(4, 3, groups=2, dilation_rate=2), L.BatchNormalization(),
-                                     L.Flatten()], 0),
+    "conv-no-bias-folded": (
+        [L.Conv2D(3, 3, use_bias=False, padding="same"), L.BatchNormalization(scale=False), L.Flatten()],
+        0,
+    ),
+    "grouped-dilated-conv-folded": (
+        [L.Conv2D(4, 1), L.Conv2D(4, 3, groups=2, dilation_rate=2), L.BatchNormalization(), L.Flatten()],
+        0,
+    ),
     "dense-folded": ([L.Flatten(), L.Dense(5), L.BatchNormalization(center=False), L.Dense(2)], 0),
     "after-relu-node": ([L.Conv2D(3, 3, activation="relu"), L.BatchNormalization(), L.Flatten()], 1),
     "first-layer-node": ([L.BatchNormalization(), L.Conv2D(2, 3), L.Flatten()], 1),
-    "after-pool-node": ([L.Conv2D(3, 3), L.MaxPooling2D(), L.BatchNormalization(), L.GlobalAveragePooling2D(),
-                         L.BatchNormalization()], 2),
-    "vector-node": ([L.Flatten(), L.BatchNormalization(scale=False, center=False), L.Dense(2, activation="softmax")], 1),
+    "after-pool-node": (
+        [L.Conv2D(3, 3), L.MaxPooling2D(), L.BatchNormalization(), L.GlobalAveragePooling2D(), L.BatchNormalization()],
+        2,
+    ),
+    "vector-node": (
+        [L.Flatten(), L.BatchNormalization(scale=False, center=False), L.Dense(2, activation="softmax")],
+        1,
+    ),
     "rank-3-mul-add": ([L.Reshape((12, 4)), L.BatchNormalization(), L.Flatten()], 0),
 }
 

@@ -1,5 +1,6 @@
 """Keras 3's own files: ``.weights.h5`` and the ``.keras`` zip, written here with h5py in Keras's layout
 (Keras itself is not installed), read by convolab; convolab's files read back; tampered files refused."""
+
 import io
 import json
 import sys
@@ -58,15 +59,26 @@ def test_hand_built_weights_h5_gives_numpy_predictions(tmp_path):
 def test_variable_order_per_layer(tmp_path):
     """Conv2D kernel, bias; BatchNormalization gamma, beta, moving_mean, moving_variance;
     SeparableConv2D depthwise, pointwise, bias; DepthwiseConv2D kernel, bias."""
-    arrays = {"conv2d": [f32(3, 3, 2, 4), f32(4)],
-              "batch_normalization": [f32(4), f32(4), f32(4), np.abs(f32(4)) + 0.5],
-              "separable_conv2d": [f32(3, 3, 4, 2), f32(1, 1, 8, 5), f32(5)],
-              "depthwise_conv2d": [f32(1, 1, 5, 1), f32(5)],
-              "global_average_pooling2d": [], "dense": [f32(5, 3), f32(3)]}
+    arrays = {
+        "conv2d": [f32(3, 3, 2, 4), f32(4)],
+        "batch_normalization": [f32(4), f32(4), f32(4), np.abs(f32(4)) + 0.5],
+        "separable_conv2d": [f32(3, 3, 4, 2), f32(1, 1, 8, 5), f32(5)],
+        "depthwise_conv2d": [f32(1, 1, 5, 1), f32(5)],
+        "global_average_pooling2d": [],
+        "dense": [f32(5, 3), f32(3)],
+    }
     path = write_h5(tmp_path / "c.weights.h5", arrays)
-    model = keras.Sequential([keras.Input((7, 7, 2)), L.Conv2D(4, 3), L.BatchNormalization(),
-                              L.SeparableConv2D(5, 3, depth_multiplier=2), L.DepthwiseConv2D(1),
-                              L.GlobalAveragePooling2D(), L.Dense(3)])
+    model = keras.Sequential(
+        [
+            keras.Input((7, 7, 2)),
+            L.Conv2D(4, 3),
+            L.BatchNormalization(),
+            L.SeparableConv2D(5, 3, depth_multiplier=2),
+            L.DepthwiseConv2D(1),
+            L.GlobalAveragePooling2D(),
+            L.Dense(3),
+        ]
+    )
     model.load_weights(path)
     got = [list(layer.params.values()) for layer in model.layers]
     for mine, theirs in zip(got, arrays.values()):
@@ -79,26 +91,60 @@ def test_variable_order_per_layer(tmp_path):
 def test_keras_written_keras_zip_loads(tmp_path):
     """A .keras zip as Keras 3 writes it: DTypePolicy and initializer objects, InputLayer first."""
     policy = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}
-    glorot = {"module": "keras.initializers", "class_name": "GlorotUniform", "config": {"seed": None},
-              "registered_name": None}
+    glorot = {
+        "module": "keras.initializers",
+        "class_name": "GlorotUniform",
+        "config": {"seed": None},
+        "registered_name": None,
+    }
     zeros = {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "registered_name": None}
 
     def dense(name, units, activation):
-        return {"module": "keras.layers", "class_name": "Dense", "registered_name": None,
-                "build_config": {"input_shape": [None, 4]},
-                "config": {"name": name, "trainable": True, "dtype": policy, "units": units, "activation": activation,
-                           "use_bias": True, "kernel_initializer": glorot, "bias_initializer": zeros,
-                           "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
-                           "kernel_constraint": None, "bias_constraint": None}}
+        return {
+            "module": "keras.layers",
+            "class_name": "Dense",
+            "registered_name": None,
+            "build_config": {"input_shape": [None, 4]},
+            "config": {
+                "name": name,
+                "trainable": True,
+                "dtype": policy,
+                "units": units,
+                "activation": activation,
+                "use_bias": True,
+                "kernel_initializer": glorot,
+                "bias_initializer": zeros,
+                "kernel_regularizer": None,
+                "bias_regularizer": None,
+                "activity_regularizer": None,
+                "kernel_constraint": None,
+                "bias_constraint": None,
+            },
+        }
 
-    config = {"module": "keras", "class_name": "Sequential", "registered_name": None,
-              "build_config": {"input_shape": [None, 4]}, "compile_config": None,
-              "config": {"name": "sequential", "trainable": True, "dtype": policy,
-                         "layers": [{"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
-                                     "config": {"batch_shape": [None, 4], "dtype": "float32", "sparse": False,
-                                                "name": "input_layer"}},
-                                    dense("dense", 3, "relu"), dense("dense_1", 2, "linear")],
-                         "build_input_shape": [None, 4]}}
+    config = {
+        "module": "keras",
+        "class_name": "Sequential",
+        "registered_name": None,
+        "build_config": {"input_shape": [None, 4]},
+        "compile_config": None,
+        "config": {
+            "name": "sequential",
+            "trainable": True,
+            "dtype": policy,
+            "layers": [
+                {
+                    "module": "keras.layers",
+                    "class_name": "InputLayer",
+                    "registered_name": None,
+                    "config": {"batch_shape": [None, 4], "dtype": "float32", "sparse": False, "name": "input_layer"},
+                },
+                dense("dense", 3, "relu"),
+                dense("dense_1", 2, "linear"),
+            ],
+            "build_input_shape": [None, 4],
+        },
+    }
     w = mlp_weights()
     h5 = write_h5(tmp_path / "w.h5", w)
     path = tmp_path / "k.keras"
@@ -109,15 +155,25 @@ def test_keras_written_keras_zip_loads(tmp_path):
     model = keras.models.load_model(path)
     x = f32(5, 4)
     (k1, b1), (k2, b2) = w["dense"], w["dense_1"]
-    np.testing.assert_allclose(model.predict(x, verbose=0), np.maximum(x @ k1 + b1, 0) @ k2 + b2, rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(model.predict(x, verbose=0), np.maximum(x @ k1 + b1, 0) @ k2 + b2, rtol=1e-5, atol=1e-6)
 
 
 # -- round trips -------------------------------------------------------------------------
 def conv_model():
-    return keras.Sequential([keras.Input((8, 8, 3)), L.Conv2D(4, 3, padding="same", activation="relu"),
-                             L.BatchNormalization(), L.SeparableConv2D(5, 3), L.DepthwiseConv2D(3, depth_multiplier=2),
-                             L.MaxPooling2D(), L.Flatten(), L.Dropout(0.2), L.Dense(3), L.Softmax()])
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            L.Conv2D(4, 3, padding="same", activation="relu"),
+            L.BatchNormalization(),
+            L.SeparableConv2D(5, 3),
+            L.DepthwiseConv2D(3, depth_multiplier=2),
+            L.MaxPooling2D(),
+            L.Flatten(),
+            L.Dropout(0.2),
+            L.Dense(3),
+            L.Softmax(),
+        ]
+    )
 
 
 def branchy_model():
@@ -154,9 +210,16 @@ def test_written_layout_is_keras(tmp_path):
     with h5py.File(tmp_path / "b.weights.h5") as f:
         f.visit(names.append)
     assert [n for n in names if n.endswith("/vars")] == [
-        "layers/add/vars", "layers/concatenate/vars", "layers/dense/vars", "layers/dense_1/vars",
-        "layers/dense_2/vars", "layers/input_layer/vars", "layers/sequential/layers/dense/vars",
-        "layers/sequential/layers/re_lu/vars", "layers/sequential/vars"]
+        "layers/add/vars",
+        "layers/concatenate/vars",
+        "layers/dense/vars",
+        "layers/dense_1/vars",
+        "layers/dense_2/vars",
+        "layers/input_layer/vars",
+        "layers/sequential/layers/dense/vars",
+        "layers/sequential/layers/re_lu/vars",
+        "layers/sequential/vars",
+    ]
     assert "vars" in names
     with zipfile.ZipFile(tmp_path / "m.keras", "w"):
         pass
@@ -170,13 +233,16 @@ def test_written_layout_is_keras(tmp_path):
 
 
 # -- refused -------------------------------------------------------------------------------
-@pytest.mark.parametrize("change,message", [
-    (lambda w: w.update(dense=[f32(4, 5), f32(3)]), "variable 0 has shape (4, 5); expected (4, 3)"),
-    (lambda w: w.pop("dense_1"), "missing"),
-    (lambda w: w.update(dense=[f32(4, 3)]), "holds variables ['0']; expected ['0', '1']"),
-    (lambda w: w.update(dense_7=[f32(1)]), "dense_7 names a layer"),
-    (lambda w: w.update(dense=[np.zeros((4, 3), "int32"), f32(3)]), "dtype int32; expected a float dtype"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda w: w.update(dense=[f32(4, 5), f32(3)]), "variable 0 has shape (4, 5); expected (4, 3)"),
+        (lambda w: w.pop("dense_1"), "missing"),
+        (lambda w: w.update(dense=[f32(4, 3)]), "holds variables ['0']; expected ['0', '1']"),
+        (lambda w: w.update(dense_7=[f32(1)]), "dense_7 names a layer"),
+        (lambda w: w.update(dense=[np.zeros((4, 3), "int32"), f32(3)]), "dtype int32; expected a float dtype"),
+    ],
+)
 def test_tampered_weights_refused(tmp_path, change, message):
     w = mlp_weights()
     change(w)
@@ -234,36 +300,63 @@ def second_layer(config):
     return config["config"]["layers"][2]
 
 
-@pytest.mark.parametrize("edit,message", [
-    (lambda c: second_layer(c).update(class_name="LSTM"), "convolab has no layer class 'LSTM'"),
-    (lambda c: second_layer(c).update(class_name="Lambda"), "a Lambda layer holds Python code"),
-    # a custom name is looked up in keras.saving's registry only (issue 19): unregistered, refused
-    (lambda c: second_layer(c).update(registered_name="my_pkg>Dense"), "'my_pkg>Dense' (module 'keras.layers') is not registered"),
-    (lambda c: second_layer(c).update(module="os"), "'Dense' (module 'os') is not registered"),
-    (lambda c: second_layer(c)["config"].update(kernel_regularizer={"module": "my_pkg", "class_name": "MyPenalty",
-                                                                    "config": {}, "registered_name": "my>MyPenalty"}),
-     "never a custom one"),
-    (lambda c: second_layer(c)["config"].update(kernel_regularizer={"module": "keras.regularizers",
-                                                                    "class_name": "Orthogonal", "config": {},
-                                                                    "registered_name": None}), "Orthogonal"),
-    (lambda c: second_layer(c)["config"].update(units=2**31 - 1), "cannot hold them"),
-    (lambda c: second_layer(c)["config"].update(units=3), "variable 0 has shape (3, 2); expected (3, 3)"),
-    (lambda c: second_layer(c)["config"].update(surprise=1), "surprise"),
-    (lambda c: c["config"]["layers"][0]["config"].update(batch_shape=[None, 10**12]),
-     "input_shape[0]: expected an int in [1, 2147483647]; got 1000000000000"),
-    (lambda c: c["config"]["layers"][0]["config"].update(batch_shape=[None, 2**30]), "cannot hold them"),
-])
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda c: second_layer(c).update(class_name="LSTM"), "convolab has no layer class 'LSTM'"),
+        (lambda c: second_layer(c).update(class_name="Lambda"), "a Lambda layer holds Python code"),
+        # a custom name is looked up in keras.saving's registry only (issue 19): unregistered, refused
+        (
+            lambda c: second_layer(c).update(registered_name="my_pkg>Dense"),
+            "'my_pkg>Dense' (module 'keras.layers') is not registered",
+        ),
+        (lambda c: second_layer(c).update(module="os"), "'Dense' (module 'os') is not registered"),
+        (
+            lambda c: second_layer(c)["config"].update(
+                kernel_regularizer={
+                    "module": "my_pkg",
+                    "class_name": "MyPenalty",
+                    "config": {},
+                    "registered_name": "my>MyPenalty",
+                }
+            ),
+            "never a custom one",
+        ),
+        (
+            lambda c: second_layer(c)["config"].update(
+                kernel_regularizer={
+                    "module": "keras.regularizers",
+                    "class_name": "Orthogonal",
+                    "config": {},
+                    "registered_name": None,
+                }
+            ),
+            "Orthogonal",
+        ),
+        (lambda c: second_layer(c)["config"].update(units=2**31 - 1), "cannot hold them"),
+        (lambda c: second_layer(c)["config"].update(units=3), "variable 0 has shape (3, 2); expected (3, 3)"),
+        (lambda c: second_layer(c)["config"].update(surprise=1), "surprise"),
+        (
+            lambda c: c["config"]["layers"][0]["config"].update(batch_shape=[None, 10**12]),
+            "input_shape[0]: expected an int in [1, 2147483647]; got 1000000000000",
+        ),
+        (lambda c: c["config"]["layers"][0]["config"].update(batch_shape=[None, 2**30]), "cannot hold them"),
+    ],
+)
 def test_tampered_config_refused(tmp_path, edit, message):
     with pytest.raises(ModelFileError) as e:
         keras.models.load_model(keras_zip(tmp_path, edit))
     assert message in str(e.value)
 
 
-@pytest.mark.parametrize("members,message", [
-    ({"../evil.txt": b"x"}, "unexpected: ['../evil.txt']"),
-    ({"assets/run.py": b"print(1)"}, "unexpected: ['assets/run.py']"),
-    ({"metadata.json": b" " * 70_000}, "metadata.json is 70,000 bytes; at most 65,536"),
-])
+@pytest.mark.parametrize(
+    "members,message",
+    [
+        ({"../evil.txt": b"x"}, "unexpected: ['../evil.txt']"),
+        ({"assets/run.py": b"print(1)"}, "unexpected: ['assets/run.py']"),
+        ({"metadata.json": b" " * 70_000}, "metadata.json is 70,000 bytes; at most 65,536"),
+    ],
+)
 def test_tampered_zip_refused(tmp_path, members, message):
     with pytest.raises(ModelFileError) as e:
         keras.models.load_model(keras_zip(tmp_path, members=members))
@@ -291,31 +384,57 @@ def test_without_h5py_the_error_says_what_to_install(tmp_path, monkeypatch):
 
 
 def kt(name, shape):
-    return {"class_name": "__keras_tensor__", "config": {"shape": shape, "dtype": "float32",
-                                                         "keras_history": [name, 0, 0]}}
+    return {
+        "class_name": "__keras_tensor__",
+        "config": {"shape": shape, "dtype": "float32", "keras_history": [name, 0, 0]},
+    }
 
 
 def test_keras_written_functional_config_loads(tmp_path):
     """Keras 3's functional form: inbound nodes as {args, kwargs}, a merge called with a list,
     input_layers/output_layers as lists of one reference."""
-    def layer(cls, name, config, args):
-        return {"module": "keras.layers", "class_name": cls, "registered_name": None, "name": name,
-                "config": {"name": name, "trainable": True, "dtype": "float32", **config},
-                "inbound_nodes": [{"args": [args], "kwargs": {}}]}
 
-    dense = {"use_bias": True, "activation": "linear", "kernel_initializer": "glorot_uniform",
-             "bias_initializer": "zeros"}
-    config = {"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
-              "build_config": {"input_shape": [None, 4]},
-              "config": {"name": "functional", "trainable": True,
-                         "layers": [{"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
-                                     "name": "input_layer", "inbound_nodes": [],
-                                     "config": {"batch_shape": [None, 4], "dtype": "float32", "sparse": False,
-                                                "name": "input_layer"}},
-                                    layer("Dense", "dense", {**dense, "units": 3}, kt("input_layer", [None, 4])),
-                                    layer("Dense", "dense_1", {**dense, "units": 3}, kt("input_layer", [None, 4])),
-                                    layer("Add", "add", {}, [kt("dense", [None, 3]), kt("dense_1", [None, 3])])],
-                         "input_layers": [["input_layer", 0, 0]], "output_layers": [["add", 0, 0]]}}
+    def layer(cls, name, config, args):
+        return {
+            "module": "keras.layers",
+            "class_name": cls,
+            "registered_name": None,
+            "name": name,
+            "config": {"name": name, "trainable": True, "dtype": "float32", **config},
+            "inbound_nodes": [{"args": [args], "kwargs": {}}],
+        }
+
+    dense = {
+        "use_bias": True,
+        "activation": "linear",
+        "kernel_initializer": "glorot_uniform",
+        "bias_initializer": "zeros",
+    }
+    config = {
+        "module": "keras.src.models.functional",
+        "class_name": "Functional",
+        "registered_name": "Functional",
+        "build_config": {"input_shape": [None, 4]},
+        "config": {
+            "name": "functional",
+            "trainable": True,
+            "layers": [
+                {
+                    "module": "keras.layers",
+                    "class_name": "InputLayer",
+                    "registered_name": None,
+                    "name": "input_layer",
+                    "inbound_nodes": [],
+                    "config": {"batch_shape": [None, 4], "dtype": "float32", "sparse": False, "name": "input_layer"},
+                },
+                layer("Dense", "dense", {**dense, "units": 3}, kt("input_layer", [None, 4])),
+                layer("Dense", "dense_1", {**dense, "units": 3}, kt("input_layer", [None, 4])),
+                layer("Add", "add", {}, [kt("dense", [None, 3]), kt("dense_1", [None, 3])]),
+            ],
+            "input_layers": [["input_layer", 0, 0]],
+            "output_layers": [["add", 0, 0]],
+        },
+    }
     w = {"dense": [f32(4, 3), f32(3)], "dense_1": [f32(4, 3), f32(3)]}
     h5 = write_h5(tmp_path / "w.h5", w)
     path = tmp_path / "f.keras"
@@ -340,9 +459,17 @@ def test_functional_slots_follow_keras_depth_order(tmp_path):
 
     slots = {layer.name: path for path, layer in layer_slots(model)}
     assert (slots["A"], slots["C"], slots["B"], slots["D"]) == (
-        "layers/dense", "layers/dense_1", "layers/dense_2", "layers/dense_3")
-    w = {"dense": [f32(4, 6), f32(6)], "dense_1": [f32(4, 5), f32(5)], "dense_2": [f32(6, 5), f32(5)],
-         "dense_3": [f32(10, 2), f32(2)]}
+        "layers/dense",
+        "layers/dense_1",
+        "layers/dense_2",
+        "layers/dense_3",
+    )
+    w = {
+        "dense": [f32(4, 6), f32(6)],
+        "dense_1": [f32(4, 5), f32(5)],
+        "dense_2": [f32(6, 5), f32(5)],
+        "dense_3": [f32(10, 2), f32(2)],
+    }
     model.load_weights(write_h5(tmp_path / "m.weights.h5", w))
     np.testing.assert_array_equal(model.get_layer("A").params["kernel"], w["dense"][0])
     np.testing.assert_array_equal(model.get_layer("C").params["kernel"], w["dense_1"][0])
@@ -389,16 +516,24 @@ def test_output_of_a_nested_functional_counts_its_built_in_node(tmp_path):
 
 def test_regularizers_and_constraints_cross_as_keras_objects(tmp_path):
     def make():
-        return keras.Sequential([keras.Input((4,)), L.Dense(3, kernel_regularizer="l2",
-                                                           kernel_constraint=keras.constraints.MaxNorm(2.0)),
-                                 L.Dense(2, bias_regularizer=keras.regularizers.L1(0.5))])
+        return keras.Sequential(
+            [
+                keras.Input((4,)),
+                L.Dense(3, kernel_regularizer="l2", kernel_constraint=keras.constraints.MaxNorm(2.0)),
+                L.Dense(2, bias_regularizer=keras.regularizers.L1(0.5)),
+            ]
+        )
 
     model = make()
     model.save(tmp_path / "r.keras")
     with zipfile.ZipFile(tmp_path / "r.keras") as zf:
         layers = json.loads(zf.read("config.json"))["config"]["layers"]
-    assert layers[1]["config"]["kernel_regularizer"] == {"module": "keras.regularizers", "class_name": "L2",
-                                                         "config": {"l2": 0.01}, "registered_name": None}
+    assert layers[1]["config"]["kernel_regularizer"] == {
+        "module": "keras.regularizers",
+        "class_name": "L2",
+        "config": {"l2": 0.01},
+        "registered_name": None,
+    }
     assert layers[1]["config"]["kernel_constraint"]["module"] == "keras.constraints"
     loaded = keras.models.load_model(tmp_path / "r.keras")
     assert [l.get_config() for l in loaded.layers] == [l.get_config() for l in model.layers]
@@ -408,32 +543,88 @@ def test_what_keras_3_15_writes_loads(tmp_path):
     """Keras 3.15 adds input_axes/output_axes (null) to Glorot initializers, renorm keys (off) to
     BatchNormalization, ``training: false`` and ``mask: null`` to a node's kwargs and shared_object_id
     to a DTypePolicy several layers share; each means what convolab does."""
-    policy = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None,
-              "shared_object_id": 140687542186320}
-    glorot = {"module": "keras.initializers", "class_name": "GlorotUniform",
-              "config": {"seed": None, "input_axes": None, "output_axes": None}, "registered_name": None}
+    policy = {
+        "module": "keras",
+        "class_name": "DTypePolicy",
+        "config": {"name": "float32"},
+        "registered_name": None,
+        "shared_object_id": 140687542186320,
+    }
+    glorot = {
+        "module": "keras.initializers",
+        "class_name": "GlorotUniform",
+        "config": {"seed": None, "input_axes": None, "output_axes": None},
+        "registered_name": None,
+    }
 
     def layer(cls, name, config, args, kwargs=None):
-        return {"module": "keras.layers", "class_name": cls, "registered_name": None, "name": name,
-                "config": {"name": name, "trainable": True, "dtype": policy, **config},
-                "inbound_nodes": [{"args": [args], "kwargs": kwargs or {"mask": None}}]}
+        return {
+            "module": "keras.layers",
+            "class_name": cls,
+            "registered_name": None,
+            "name": name,
+            "config": {"name": name, "trainable": True, "dtype": policy, **config},
+            "inbound_nodes": [{"args": [args], "kwargs": kwargs or {"mask": None}}],
+        }
 
-    bn = {"axis": -1, "momentum": 0.99, "epsilon": 0.001, "center": True, "scale": True, "synchronized": False,
-          "renorm": False, "renorm_clipping": None, "renorm_momentum": 0.99}
-    config = {"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
-              "config": {"name": "functional", "trainable": True,
-                         "layers": [{"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
-                                     "name": "x", "inbound_nodes": [],
-                                     "config": {"batch_shape": [None, 4], "dtype": "float32", "sparse": False,
-                                                "ragged": False, "name": "x", "optional": False}},
-                                    layer("Dense", "dense", {"units": 3, "activation": "linear", "use_bias": True,
-                                                             "kernel_initializer": glorot}, kt("x", [None, 4])),
-                                    layer("BatchNormalization", "bn", bn, kt("dense", [None, 3])),
-                                    layer("Dropout", "drop", {"rate": 0.5, "seed": None, "noise_shape": None},
-                                          kt("bn", [None, 3]), {"training": False})],
-                         "input_layers": [["x", 0, 0]], "output_layers": [["drop", 0, 0]]}}
-    w = {"dense": [f32(4, 3), f32(3)], "batch_normalization": [f32(3), f32(3), f32(3), np.abs(f32(3)) + 0.5],
-         "dropout": []}
+    bn = {
+        "axis": -1,
+        "momentum": 0.99,
+        "epsilon": 0.001,
+        "center": True,
+        "scale": True,
+        "synchronized": False,
+        "renorm": False,
+        "renorm_clipping": None,
+        "renorm_momentum": 0.99,
+    }
+    config = {
+        "module": "keras.src.models.functional",
+        "class_name": "Functional",
+        "registered_name": "Functional",
+        "config": {
+            "name": "functional",
+            "trainable": True,
+            "layers": [
+                {
+                    "module": "keras.layers",
+                    "class_name": "InputLayer",
+                    "registered_name": None,
+                    "name": "x",
+                    "inbound_nodes": [],
+                    "config": {
+                        "batch_shape": [None, 4],
+                        "dtype": "float32",
+                        "sparse": False,
+                        "ragged": False,
+                        "name": "x",
+                        "optional": False,
+                    },
+                },
+                layer(
+                    "Dense",
+                    "dense",
+                    {"units": 3, "activation": "linear", "use_bias": True, "kernel_initializer": glorot},
+                    kt("x", [None, 4]),
+                ),
+                layer("BatchNormalization", "bn", bn, kt("dense", [None, 3])),
+                layer(
+                    "Dropout",
+                    "drop",
+                    {"rate": 0.5, "seed": None, "noise_shape": None},
+                    kt("bn", [None, 3]),
+                    {"training": False},
+                ),
+            ],
+            "input_layers": [["x", 0, 0]],
+            "output_layers": [["drop", 0, 0]],
+        },
+    }
+    w = {
+        "dense": [f32(4, 3), f32(3)],
+        "batch_normalization": [f32(3), f32(3), f32(3), np.abs(f32(3)) + 0.5],
+        "dropout": [],
+    }
     path = tmp_path / "k315.keras"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("config.json", json.dumps(config))
@@ -442,8 +633,9 @@ def test_what_keras_3_15_writes_loads(tmp_path):
     x = f32(2, 4)
     gamma, beta, mean, var = w["batch_normalization"]
     z = x @ w["dense"][0] + w["dense"][1]
-    np.testing.assert_allclose(model.predict(x, verbose=0), gamma * (z - mean) / np.sqrt(var + 1e-3) + beta,
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), gamma * (z - mean) / np.sqrt(var + 1e-3) + beta, rtol=1e-5, atol=1e-5
+    )
     for key, value, message in (("renorm", True, "renorm"), ("renorm_momentum", 2.0, "renorm_momentum")):
         config["config"]["layers"][2]["config"][key] = value
         with zipfile.ZipFile(path, "w") as zf:

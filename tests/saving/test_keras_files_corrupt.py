@@ -1,6 +1,7 @@
 """Damaged and hostile Keras files (issue 20): each case below either escaped as an h5py/zipfile error
 instead of ModelFileError, or loaded at a memory cost far above what the model needs; and a
 Sequential whose layers share a name could not be saved as ``.keras``."""
+
 import io
 import json
 import subprocess
@@ -71,6 +72,7 @@ def replace(name, **kwargs):
     def edit(f):
         del f[name]
         f.create_dataset(name, **kwargs)
+
     return edit
 
 
@@ -98,8 +100,10 @@ def test_damaged_hdf5_structures_refused(tmp_path, signature, fmt):
 
 def test_member_name_that_is_not_text_refused(tmp_path):
     """h5py lists a name that is not UTF-8 as bytes; sorting it among str names was a TypeError."""
+
     def edit(f):
         f["layers/dense/vars"].create_group(b"\xff\xfe")
+
     with pytest.raises(ModelFileError, match="not UTF-8"):
         load_weights(tmp_path, weights_bytes(edit))
 
@@ -107,20 +111,24 @@ def test_member_name_that_is_not_text_refused(tmp_path):
 def test_compressed_chunk_that_inflates_without_bound_refused(tmp_path):
     """HDF5's deflate filter grows its buffer until the stream ends: a 4x3 variable whose one chunk
     inflates to 64 MiB loaded, after allocating those 64 MiB. Keras never compresses weights."""
+
     def edit(f):
         del f["layers/dense/vars/0"]
         ds = f.create_dataset("layers/dense/vars/0", shape=(4, 3), dtype="f4", chunks=(4, 3), compression="gzip")
         ds.id.write_direct_chunk((0, 0), zlib.compress(bytes(64 * 2**20), 9), 0)
+
     with pytest.raises(ModelFileError, match=r"stored compressed \(deflate.*h5repack"):
         load_weights(tmp_path, weights_bytes(edit))
 
 
 def test_chunks_far_larger_than_the_data_refused(tmp_path):
     """HDF5 allocates a whole chunk to read any part of it."""
+
     def edit(f):
         del f["layers/dense/vars/0"]
         ds = f.create_dataset("layers/dense/vars/0", shape=(4, 3), dtype="f4", chunks=(2**19, 3), maxshape=(None, 3))
         ds[...] = 1.0
+
     with pytest.raises(ModelFileError, match=r"chunks of \(524288, 3\)"):
         load_weights(tmp_path, weights_bytes(edit))
 
@@ -174,6 +182,7 @@ def test_weights_member_that_lies_about_its_size_refused(tmp_path):
 def test_keras_file_with_optimizer_state_still_loads(tmp_path):
     """Keras writes the optimizer's state next to the weights (Adam: two moments per weight, AMSGrad three):
     the cap leaves room for it."""
+
     def big():
         return keras.Sequential([keras.Input((300,)), L.Dense(300), L.Dense(10)])
 
@@ -221,8 +230,13 @@ def test_bomb_costs_little_memory(tmp_path):
     good.write_bytes(keras_bytes(tmp_path=tmp_path))
     path = tmp_path / "bomb.keras"
     path.write_bytes(bomb(tmp_path, 128 * 2**20))
-    out = subprocess.run([sys.executable, "-c", BOMB_MEMORY, str(good), str(path)], capture_output=True, text=True,
-                         timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", BOMB_MEMORY, str(good), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert int(out.stdout.split()[-1]) < 16, out.stdout  # MiB above a good file's load (was 46 to 256)
 
 
@@ -230,8 +244,9 @@ def test_bomb_costs_little_memory(tmp_path):
 def test_sequential_with_shared_layer_names_saves_as_keras(tmp_path):
     """convolab builds it and its own files keep it (by position), but Keras refuses shared names
     (``Sequential.add``): the .keras file names the later layer ``d_2`` (``d_1`` is taken) and says so."""
-    m = keras.Sequential([keras.Input((4,)), L.Dense(3, name="d"), L.Dense(3, name="d"), L.Dense(2, name="d_1")],
-                         name="stack")
+    m = keras.Sequential(
+        [keras.Input((4,)), L.Dense(3, name="d"), L.Dense(3, name="d"), L.Dense(2, name="d_1")], name="stack"
+    )
     m.save(tmp_path / "m.convolab")
     loaded = keras.models.load_model(tmp_path / "m.convolab")
     assert [l.name for l in loaded.layers] == ["d", "d", "d_1"]

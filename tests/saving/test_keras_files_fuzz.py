@@ -10,6 +10,7 @@ far past what the architecture needs). A mutant that still loads is fine: a flip
 still a weight. Each family runs a fixed number of seeded mutants (``CONVOLAB_KERAS_FUZZ=N``
 runs N per family instead); a failure names the seed and the mutation, so it can be replayed.
 """
+
 import io
 import json
 import os
@@ -99,8 +100,10 @@ def run_family(base, n, make, kind):
         if e is not None:
             strays.append((seed, what, kinds, f"{type(e).__name__}: {str(e)[:160]}"))
     by_type = Counter(s[3].split(":")[0] for s in strays)
-    assert not strays, f"{len(strays)} of {n} mutants raised something other than ModelFileError " \
-                       f"({dict(by_type)}); first ones:\n" + "\n".join(map(repr, strays[:8]))
+    assert not strays, (
+        f"{len(strays)} of {n} mutants raised something other than ModelFileError "
+        f"({dict(by_type)}); first ones:\n" + "\n".join(map(repr, strays[:8]))
+    )
 
 
 # -- byte-level mutants ------------------------------------------------------------------
@@ -129,8 +132,9 @@ def _objects(f):
 
 
 def _datasets(f):
-    return [n for n in _objects(f) if isinstance(f.get(n, getlink=True), h5py.HardLink)
-            and isinstance(f[n], h5py.Dataset)]
+    return [
+        n for n in _objects(f) if isinstance(f.get(n, getlink=True), h5py.HardLink) and isinstance(f[n], h5py.Dataset)
+    ]
 
 
 def _replace(f, name, **kwargs):
@@ -146,11 +150,37 @@ def h5_edit(f, rng):
     """One structural edit of an open h5py file; returns what it did."""
     objects = _objects(f)
     datasets = _datasets(f)
-    op = rng.choice(["delete", "shape", "shape", "dtype", "dtype", "empty", "scalar", "chunked", "external",
-                     "fill", "maxshape", "to_group", "to_dataset", "soft", "external_link", "hard_link",
-                     "extra", "attr", "rename", "big_chunks"])
-    name = rng.choice(datasets if op in ("shape", "dtype", "empty", "scalar", "chunked", "external", "fill",
-                                        "maxshape", "to_group", "big_chunks") and datasets else objects)
+    op = rng.choice(
+        [
+            "delete",
+            "shape",
+            "shape",
+            "dtype",
+            "dtype",
+            "empty",
+            "scalar",
+            "chunked",
+            "external",
+            "fill",
+            "maxshape",
+            "to_group",
+            "to_dataset",
+            "soft",
+            "external_link",
+            "hard_link",
+            "extra",
+            "attr",
+            "rename",
+            "big_chunks",
+        ]
+    )
+    name = rng.choice(
+        datasets
+        if op
+        in ("shape", "dtype", "empty", "scalar", "chunked", "external", "fill", "maxshape", "to_group", "big_chunks")
+        and datasets
+        else objects
+    )
     if op == "delete":
         del f[name]
     elif op == "shape" and isinstance(f[name], h5py.Dataset):
@@ -171,8 +201,21 @@ def h5_edit(f, rng):
         return f"{name}: shape {shape}"
     elif op == "dtype" and isinstance(f[name], h5py.Dataset):
         shape = f[name].shape or ()
-        dtype = rng.choice(["int32", "uint8", "bool", "float16", "float64", "complex64", "S4", "vlen-str",
-                            "compound", "enum", "longdouble"])
+        dtype = rng.choice(
+            [
+                "int32",
+                "uint8",
+                "bool",
+                "float16",
+                "float64",
+                "complex64",
+                "S4",
+                "vlen-str",
+                "compound",
+                "enum",
+                "longdouble",
+            ]
+        )
         if dtype == "vlen-str":
             _replace(f, name, shape=shape, dtype=h5py.string_dtype())
         elif dtype == "compound":
@@ -188,8 +231,15 @@ def h5_edit(f, rng):
         _replace(f, name, data=np.float32(1.5))
     elif op == "chunked" and isinstance(f[name], h5py.Dataset) and f[name].shape:
         data = f[name][()]
-        filters = rng.choice([{"compression": "gzip"}, {"compression": "lzf"}, {"shuffle": True, "fletcher32": True},
-                              {"compression": "gzip", "compression_opts": 9, "shuffle": True}, {"chunks": True}])
+        filters = rng.choice(
+            [
+                {"compression": "gzip"},
+                {"compression": "lzf"},
+                {"shuffle": True, "fletcher32": True},
+                {"compression": "gzip", "compression_opts": 9, "shuffle": True},
+                {"chunks": True},
+            ]
+        )
         _replace(f, name, data=data, **filters)
         return f"{name}: chunked {filters}"
     elif op == "big_chunks" and isinstance(f[name], h5py.Dataset) and f[name].shape:
@@ -197,8 +247,9 @@ def h5_edit(f, rng):
         # the first axis grows until a chunk holds about 4M elements (16 MB), far more than the data
         rest = int(np.prod(data.shape[1:], dtype=np.int64)) or 1
         chunks = (max(1, 2**22 // rest),) + tuple(max(s, 1) for s in data.shape[1:])
-        _replace(f, name, shape=data.shape, dtype=data.dtype, chunks=chunks, maxshape=(None,) * data.ndim,
-                 compression="gzip")
+        _replace(
+            f, name, shape=data.shape, dtype=data.dtype, chunks=chunks, maxshape=(None,) * data.ndim, compression="gzip"
+        )
         f[name][...] = data
         return f"{name}: chunks {chunks}"
     elif op == "external" and isinstance(f[name], h5py.Dataset) and f[name].shape:
@@ -240,8 +291,11 @@ def h5_edit(f, rng):
     elif op == "attr":
         f[name].attrs[rng.choice(["layer_names", "x"])] = rng.choice([np.zeros(3), b"dense", 7])
     elif op == "rename":
-        new = name.rsplit("/", 1)[0] + "/" + rng.choice(["dense_7", "0", "99", "vars", "layers", "-1"]) \
-            if "/" in name else rng.choice(["weights", "layers2", "optimizer"])
+        new = (
+            name.rsplit("/", 1)[0] + "/" + rng.choice(["dense_7", "0", "99", "vars", "layers", "-1"])
+            if "/" in name
+            else rng.choice(["weights", "layers2", "optimizer"])
+        )
         if new not in f:
             f.move(name, new)
         return f"{name} -> {new}"
@@ -324,10 +378,40 @@ def zip_member_edit(base, rng):
     return zip_bytes(members, rng.choice([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])), what
 
 
-JSON_VALUES = [None, True, False, 0, 1, -1, 3, 2**31, 2**63, 10**30, -(10**30), 1e308, 0.5, -0.0, "", "x", "same",
-               "relu", "Dense", "Functional", "Sequential", "float64", "__keras_tensor__", [], {}, [None, 4],
-               [None, 5, 5, 1], ["dense", 0, 0], ["nowhere", 0, 0], [[]], {"class_name": "Dense", "config": {}},
-               {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "int8"}}]
+JSON_VALUES = [
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    3,
+    2**31,
+    2**63,
+    10**30,
+    -(10**30),
+    1e308,
+    0.5,
+    -0.0,
+    "",
+    "x",
+    "same",
+    "relu",
+    "Dense",
+    "Functional",
+    "Sequential",
+    "float64",
+    "__keras_tensor__",
+    [],
+    {},
+    [None, 4],
+    [None, 5, 5, 1],
+    ["dense", 0, 0],
+    ["nowhere", 0, 0],
+    [[]],
+    {"class_name": "Dense", "config": {}},
+    {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "int8"}},
+]
 
 
 def _json_paths(v, prefix=()):
@@ -345,8 +429,8 @@ def config_edit(base, rng):
     text = base["members"]["config.json"].decode()
     if rng.random() < 0.15:
         at = rng.randrange(len(text))
-        junk = rng.choice(["", "{", "]", "\"", "NaN", "1e999", "\\ud800", ",", "\x00"])
-        text = text[:at] + junk + text[at + rng.randint(0, 6):]
+        junk = rng.choice(["", "{", "]", '"', "NaN", "1e999", "\\ud800", ",", "\x00"])
+        text = text[:at] + junk + text[at + rng.randint(0, 6) :]
         what = f"text at {at}: {junk!r}"
     else:
         root = [json.loads(text)]

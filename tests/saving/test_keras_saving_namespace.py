@@ -5,6 +5,7 @@ a layer class decorated with ``@keras.saving.register_keras_serializable``, save
 loaded again, in this process and in a fresh one (with the class registered, passed as
 ``custom_objects``, or missing: then ModelFileError, as the allow-list demands).
 """
+
 import json
 import os
 import subprocess
@@ -24,7 +25,7 @@ from convolab.saving import object_registry  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # The user's module: the layer as the keras.io guide writes it.
-LAYER_SOURCE = textwrap.dedent('''
+LAYER_SOURCE = textwrap.dedent("""
     from convolab import keras
     from convolab.keras import ops
 
@@ -50,7 +51,7 @@ LAYER_SOURCE = textwrap.dedent('''
 
     if REGISTER:
         MyDense = keras.saving.register_keras_serializable(package="MyLayers")(MyDense)
-''')
+""")
 
 
 def _user_module(tmp_path, register):
@@ -79,8 +80,14 @@ def _model(MyDense):
 
 def _run(code, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.path.join(ROOT, "src")])}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
-                          cwd=tmp_path, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
 
 
 # -- the registry --------------------------------------------------------------------
@@ -151,8 +158,9 @@ def test_serialize_and_deserialize_keras_object():
     assert fn == {"module": __name__, "class_name": "function", "config": "Ser>twice", "registered_name": "Ser>twice"}
     assert keras.saving.deserialize_keras_object(fn) is twice
     with pytest.raises(TypeError, match="could not locate class"):
-        keras.saving.deserialize_keras_object({"module": "evil", "class_name": "Popen", "config": {},
-                                               "registered_name": "Popen"})
+        keras.saving.deserialize_keras_object(
+            {"module": "evil", "class_name": "Popen", "config": {}, "registered_name": "Popen"}
+        )
     with pytest.raises(TypeError, match="lambda"):
         keras.saving.serialize_keras_object(lambda x: x)
 
@@ -176,7 +184,7 @@ def test_registered_layer_round_trips_in_process(tmp_path):
     assert loaded.compiled
 
 
-PROGRAM = '''
+PROGRAM = """
     import numpy as np
     from convolab import keras
     {imports}
@@ -184,7 +192,7 @@ PROGRAM = '''
     x = np.load("x.npy")
     np.testing.assert_array_equal(model.predict(x, verbose=0), np.load("y.npy"))
     print(type(model.get_layer("my_dense")).__name__, model.get_layer("my_dense").units)
-'''
+"""
 
 
 def _saved(tmp_path, register):
@@ -205,22 +213,29 @@ def test_fresh_process_finds_the_registered_class(tmp_path):
 
 def test_fresh_process_with_custom_objects(tmp_path):
     _saved(tmp_path, False)  # never registered: Keras writes its class name as registered_name
-    done = _run(PROGRAM.format(imports="from mylayers_unregistered import MyDense",
-                               kwargs=', custom_objects={"MyDense": MyDense}'), tmp_path)
+    done = _run(
+        PROGRAM.format(
+            imports="from mylayers_unregistered import MyDense", kwargs=', custom_objects={"MyDense": MyDense}'
+        ),
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["MyDense", "8"]
 
 
 def test_fresh_process_without_the_class_is_refused(tmp_path):
     _saved(tmp_path, True)
-    done = _run('''
+    done = _run(
+        """
         from convolab import keras
         from convolab.saving import ModelFileError
         try:
             keras.saving.load_model("m.keras")
         except ModelFileError as e:
             print("refused:", e)
-    ''', tmp_path)
+    """,
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert "refused:" in done.stdout and "MyLayers>MyDense" in done.stdout
     assert "register_keras_serializable" in done.stdout

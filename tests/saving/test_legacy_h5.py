@@ -4,6 +4,7 @@ Keras programs as users write them: ``model.save('x.h5')`` / ``keras.models.load
 ``ModelCheckpoint('cp.weights.h5', save_weights_only=True)`` and ``ModelCheckpoint('cp.keras')``;
 a registered custom layer in a legacy ``.h5``, loaded in a fresh process. Damaged files are ModelFileError.
 """
+
 import json
 import os
 import subprocess
@@ -22,9 +23,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def _cnn():
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="conv"),
-                              keras.layers.BatchNormalization(name="bn"), keras.layers.Flatten(name="flat"),
-                              keras.layers.Dense(3, activation="softmax", name="out")])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(2, 3, name="conv"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.Flatten(name="flat"),
+            keras.layers.Dense(3, activation="softmax", name="out"),
+        ]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     rng = np.random.default_rng(0)
     model.fit(rng.random((16, 8, 8, 1)), rng.integers(0, 3, 16), epochs=1, verbose=0)
@@ -77,16 +84,42 @@ def test_functional_round_trip(tmp_path):
 def test_keras2_spelling_is_read(tmp_path):
     """Keras 2 wrote nodes as [[name, node, tensor, kwargs]], batch_input_shape and ':0' weight names."""
     with h5py.File(tmp_path / "k2.h5", "w") as f:
-        config = {"class_name": "Model", "config": {"name": "m", "layers": [
-            {"class_name": "InputLayer", "name": "inp", "inbound_nodes": [],
-             "config": {"batch_input_shape": [None, 3], "dtype": "float32", "sparse": False, "name": "inp"}},
-            {"class_name": "Dense", "name": "d", "inbound_nodes": [[["inp", 0, 0, {}]]],
-             "config": {"name": "d", "trainable": True, "dtype": "float32", "units": 2, "activation": "linear",
-                        "use_bias": True, "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": None}},
-                        "bias_initializer": {"class_name": "Zeros", "config": {}}, "kernel_regularizer": None,
-                        "bias_regularizer": None, "activity_regularizer": None, "kernel_constraint": None,
-                        "bias_constraint": None}}],
-            "input_layers": [["inp", 0, 0]], "output_layers": [["d", 0, 0]]}}
+        config = {
+            "class_name": "Model",
+            "config": {
+                "name": "m",
+                "layers": [
+                    {
+                        "class_name": "InputLayer",
+                        "name": "inp",
+                        "inbound_nodes": [],
+                        "config": {"batch_input_shape": [None, 3], "dtype": "float32", "sparse": False, "name": "inp"},
+                    },
+                    {
+                        "class_name": "Dense",
+                        "name": "d",
+                        "inbound_nodes": [[["inp", 0, 0, {}]]],
+                        "config": {
+                            "name": "d",
+                            "trainable": True,
+                            "dtype": "float32",
+                            "units": 2,
+                            "activation": "linear",
+                            "use_bias": True,
+                            "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": None}},
+                            "bias_initializer": {"class_name": "Zeros", "config": {}},
+                            "kernel_regularizer": None,
+                            "bias_regularizer": None,
+                            "activity_regularizer": None,
+                            "kernel_constraint": None,
+                            "bias_constraint": None,
+                        },
+                    },
+                ],
+                "input_layers": [["inp", 0, 0]],
+                "output_layers": [["d", 0, 0]],
+            },
+        }
         f.attrs["model_config"] = json.dumps(config).encode()
         f.attrs["keras_version"] = b"2.15.0"
         g = f.create_group("model_weights")
@@ -100,28 +133,51 @@ def test_keras2_spelling_is_read(tmp_path):
     np.testing.assert_allclose(model.predict(np.ones((1, 3)), verbose=0), [[7.0, 8.0]])
 
 
-@pytest.mark.parametrize("damage, match", [
-    (lambda f: f.attrs.__delitem__("model_config"), "model_config"),
-    (lambda f: f.attrs.__setitem__("model_config", "{not json"), "model_config"),
-    (lambda f: f.attrs.__setitem__("model_config", f.attrs["model_config"].replace('"Flatten"', '"Lambda"')),
-     "Lambda"),
-    (lambda f: f.attrs.__setitem__("model_config", json.dumps({"class_name": "Sequential", "config": {}})),
-     "layers"),
-    (lambda f: f["model_weights/out/out"].__delitem__("kernel"), "no dataset"),
-    (lambda f: (f["model_weights/out/out"].__delitem__("kernel"),
-                f["model_weights/out/out"].create_dataset("kernel", data=np.zeros((2, 2), np.float32))), "shape"),
-    (lambda f: (f["model_weights/out/out"].__delitem__("kernel"),
-                f["model_weights/out/out"].create_dataset("kernel", data=np.zeros((18, 3), np.int32))), "dtype"),
-    (lambda f: f["model_weights"].attrs.__setitem__("layer_names", [b"conv", b"bn", b"flat", b"ghost"]), "ghost"),
-    (lambda f: f["model_weights/out"].attrs.__setitem__("weight_names", [b"out/kernel"]), "1 weight"),
-    (lambda f: f["model_weights/out/out"].__setitem__("sneaky", h5py.ExternalLink("other.h5", "/x")), None),
-    (lambda f: f["model_weights/out"].attrs.__setitem__("weight_names", [b"out/../conv/kernel", b"out/bias"]),
-     "plain path"),
-    (lambda f: (f["model_weights/out/out"].__delitem__("kernel"),
-                f["model_weights/out/out"].__setitem__("kernel", h5py.SoftLink("/model_weights/conv/conv/kernel"))),
-     "SoftLink"),
-    (lambda f: f.attrs.__setitem__("training_config", "[]"), "training_config"),
-])
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        (lambda f: f.attrs.__delitem__("model_config"), "model_config"),
+        (lambda f: f.attrs.__setitem__("model_config", "{not json"), "model_config"),
+        (
+            lambda f: f.attrs.__setitem__("model_config", f.attrs["model_config"].replace('"Flatten"', '"Lambda"')),
+            "Lambda",
+        ),
+        (
+            lambda f: f.attrs.__setitem__("model_config", json.dumps({"class_name": "Sequential", "config": {}})),
+            "layers",
+        ),
+        (lambda f: f["model_weights/out/out"].__delitem__("kernel"), "no dataset"),
+        (
+            lambda f: (
+                f["model_weights/out/out"].__delitem__("kernel"),
+                f["model_weights/out/out"].create_dataset("kernel", data=np.zeros((2, 2), np.float32)),
+            ),
+            "shape",
+        ),
+        (
+            lambda f: (
+                f["model_weights/out/out"].__delitem__("kernel"),
+                f["model_weights/out/out"].create_dataset("kernel", data=np.zeros((18, 3), np.int32)),
+            ),
+            "dtype",
+        ),
+        (lambda f: f["model_weights"].attrs.__setitem__("layer_names", [b"conv", b"bn", b"flat", b"ghost"]), "ghost"),
+        (lambda f: f["model_weights/out"].attrs.__setitem__("weight_names", [b"out/kernel"]), "1 weight"),
+        (lambda f: f["model_weights/out/out"].__setitem__("sneaky", h5py.ExternalLink("other.h5", "/x")), None),
+        (
+            lambda f: f["model_weights/out"].attrs.__setitem__("weight_names", [b"out/../conv/kernel", b"out/bias"]),
+            "plain path",
+        ),
+        (
+            lambda f: (
+                f["model_weights/out/out"].__delitem__("kernel"),
+                f["model_weights/out/out"].__setitem__("kernel", h5py.SoftLink("/model_weights/conv/conv/kernel")),
+            ),
+            "SoftLink",
+        ),
+        (lambda f: f.attrs.__setitem__("training_config", "[]"), "training_config"),
+    ],
+)
 def test_damaged_files_are_model_file_errors(tmp_path, damage, match):
     path = tmp_path / "x.h5"
     _save(_cnn(), path)
@@ -148,7 +204,8 @@ def test_truncated_and_non_hdf5_files(tmp_path):
 
 
 def test_registered_layer_in_a_legacy_h5_loads_in_a_fresh_process(tmp_path):
-    (tmp_path / "scaled.py").write_text(textwrap.dedent('''
+    (tmp_path / "scaled.py").write_text(
+        textwrap.dedent("""
         from convolab import keras
 
         @keras.saving.register_keras_serializable(package="Demo")
@@ -165,7 +222,8 @@ def test_registered_layer_in_a_legacy_h5_loads_in_a_fresh_process(tmp_path):
 
             def get_config(self):
                 return {**super().get_config(), "init": self.init}
-    '''))
+    """)
+    )
     sys.path.insert(0, str(tmp_path))
     try:
         import scaled
@@ -178,15 +236,16 @@ def test_registered_layer_in_a_legacy_h5_loads_in_a_fresh_process(tmp_path):
     x = np.ones((1, 3), np.float32)
     np.save(tmp_path / "y.npy", model.predict(x, verbose=0))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.path.join(ROOT, "src")])}
-    code = textwrap.dedent('''
+    code = textwrap.dedent("""
         import numpy as np, scaled
         from convolab import keras
         m = keras.models.load_model("s.h5")
         np.testing.assert_array_equal(m.predict(np.ones((1, 3), np.float32), verbose=0), np.load("y.npy"))
         print(m.get_layer("sc").get_weights()[0].tolist(), m.get_layer("sc").init)
-    ''')
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
-                          timeout=120)
+    """)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("]")[0] == "[1.0, 2.0, 3.0"
 
@@ -196,9 +255,11 @@ def test_model_checkpoint_writes_keras_weights_and_model_files(tmp_path):
     model = _cnn()
     rng = np.random.default_rng(3)
     x, y = rng.random((8, 8, 8, 1)), rng.integers(0, 3, 8)
-    cbs = [keras.callbacks.ModelCheckpoint(str(tmp_path / "cp.weights.h5"), save_weights_only=True),
-           keras.callbacks.ModelCheckpoint(str(tmp_path / "cp.keras")),
-           keras.callbacks.ModelCheckpoint(str(tmp_path / "cp.h5"))]
+    cbs = [
+        keras.callbacks.ModelCheckpoint(str(tmp_path / "cp.weights.h5"), save_weights_only=True),
+        keras.callbacks.ModelCheckpoint(str(tmp_path / "cp.keras")),
+        keras.callbacks.ModelCheckpoint(str(tmp_path / "cp.h5")),
+    ]
     with pytest.warns(UserWarning, match="optimizer's state"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=cbs)
     with h5py.File(tmp_path / "cp.weights.h5", "r") as f:

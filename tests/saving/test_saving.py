@@ -1,4 +1,5 @@
 """save/load round trips, the file format, and refusing bad files with ModelFileError."""
+
 import json
 import os
 import pickle
@@ -18,16 +19,18 @@ from support.model_files import header_of, write_raw
 
 def small_model(optimizer="adam", dropout_seed=None, metrics=("acc",)):
     L = keras.layers
-    model = keras.models.Sequential([
-        L.Conv2D(3, 3, padding="same", activation="relu", input_shape=(6, 6, 2)),
-        L.MaxPooling2D(2),
-        L.Dropout(0.25, seed=dropout_seed),
-        L.Flatten(),
-        L.Dense(8, activation="tanh"),
-        L.ReLU(negative_slope=0.1),
-        L.Dense(4),
-        L.Softmax(),
-    ])
+    model = keras.models.Sequential(
+        [
+            L.Conv2D(3, 3, padding="same", activation="relu", input_shape=(6, 6, 2)),
+            L.MaxPooling2D(2),
+            L.Dropout(0.25, seed=dropout_seed),
+            L.Flatten(),
+            L.Dense(8, activation="tanh"),
+            L.ReLU(negative_slope=0.1),
+            L.Dense(4),
+            L.Softmax(),
+        ]
+    )
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=list(metrics))
     return model
 
@@ -46,10 +49,17 @@ def trained(optimizer="adam", **kw):
 
 
 # -- round trips ------------------------------------------------------------------
-@pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd",
-                                       convolab.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
-                                       convolab.optimizers.RMSprop(centered=True, momentum=0.5, clipnorm=1.0),
-                                       convolab.optimizers.Adam(amsgrad=True, clipvalue=0.5)])
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        "adam",
+        "rmsprop",
+        "sgd",
+        convolab.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+        convolab.optimizers.RMSprop(centered=True, momentum=0.5, clipnorm=1.0),
+        convolab.optimizers.Adam(amsgrad=True, clipvalue=0.5),
+    ],
+)
 def test_round_trip_restores_weights_compile_and_optimizer_state(tmp_path, optimizer):
     model, x, y = trained(optimizer)
     path = tmp_path / "m.convolab"
@@ -91,7 +101,15 @@ def test_file_layout_is_documented_safetensors(tmp_path):
     assert doc["format_version"] == 1 and doc["kind"] == "model"
     assert doc["model"]["class_name"] == "Sequential"
     assert [l["class_name"] for l in doc["model"]["config"]["layers"]] == [
-        "Conv2D", "MaxPooling2D", "Dropout", "Flatten", "Dense", "ReLU", "Dense", "Softmax"]
+        "Conv2D",
+        "MaxPooling2D",
+        "Dropout",
+        "Flatten",
+        "Dense",
+        "ReLU",
+        "Dense",
+        "Softmax",
+    ]
     assert doc["compile"]["optimizer"]["class_name"] == "Adam"
     assert doc["compile"]["metrics"] == ["acc"]
     assert doc["training_state"]["iterations"] == 6
@@ -245,18 +263,21 @@ def test_pickle_payload_is_refused_without_running(tmp_path):
         load_model(tmp_path / f"evil{pickle.HIGHEST_PROTOCOL}.convolab")
 
 
-@pytest.mark.parametrize("content,match", [
-    (b"", "too short"),
-    (b"1234567", "too short"),
-    (b"PK\x03\x04" + b"\0" * 40, "zip"),
-    (b"\x89HDF\r\n\x1a\n" + b"\0" * 40, "HDF5"),
-    (struct.pack("<Q", 2**40) + b"{}", "header length"),
-    (struct.pack("<Q", 100) + b"{}", "truncated"),
-    (struct.pack("<Q", 4) + b"[1] ", "not a JSON object|not a convolab"),
-    (struct.pack("<Q", 2) + b"{}", "__metadata__"),
-    (struct.pack("<Q", 3) + b"{\xff}", "UTF-8"),
-    (struct.pack("<Q", 12) + b'{"a":1,"a":2', "JSON"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (b"", "too short"),
+        (b"1234567", "too short"),
+        (b"PK\x03\x04" + b"\0" * 40, "zip"),
+        (b"\x89HDF\r\n\x1a\n" + b"\0" * 40, "HDF5"),
+        (struct.pack("<Q", 2**40) + b"{}", "header length"),
+        (struct.pack("<Q", 100) + b"{}", "truncated"),
+        (struct.pack("<Q", 4) + b"[1] ", "not a JSON object|not a convolab"),
+        (struct.pack("<Q", 2) + b"{}", "__metadata__"),
+        (struct.pack("<Q", 3) + b"{\xff}", "UTF-8"),
+        (struct.pack("<Q", 12) + b'{"a":1,"a":2', "JSON"),
+    ],
+)
 def test_garbage_files(tmp_path, content, match):
     path = tmp_path / "x.convolab"
     path.write_bytes(content)
@@ -300,42 +321,53 @@ def _rewrite(path, header, payload, edit):
     write_raw(path, header, payload)
 
 
-@pytest.mark.parametrize("edit,match", [
-    (lambda d: d["model"]["config"]["layers"][0].update(class_name="Lambda"), "class_name"),
-    (lambda d: d["model"]["config"]["layers"][0].update(class_name="os.system"), "class_name"),
-    # "Functional" is a valid class now: a stack's config under that name is refused by the graph schema
-    (lambda d: d["model"].update(class_name="Functional"), "unknown key"),
-    (lambda d: d["model"].update(class_name="Subclassed"), "class_name"),
-    (lambda d: d["model"]["config"]["layers"][4]["config"].update(units="8"), "units"),
-    (lambda d: d["model"]["config"]["layers"][4]["config"].update(units=True), "units"),
-    (lambda d: d["model"]["config"]["layers"][4]["config"].update(units=-1), "units"),
-    (lambda d: d["model"]["config"]["layers"][4]["config"].update(function="__import__('os')"), "unknown key"),
-    (lambda d: d["model"]["config"]["layers"][4]["config"].pop("activation"), "missing key"),
-    (lambda d: d["model"]["config"]["layers"][4]["config"].update(activation="eval"), "activation"),
-    (lambda d: d["model"]["config"]["layers"][0]["config"].update(kernel_initializer="os.system"), "initializer"),
-    (lambda d: d["model"]["config"]["layers"][0]["config"].update(kernel_size=[3]), "kernel_size"),
-    (lambda d: d["model"]["config"]["layers"][0]["config"].update(kernel_size=[30, 30], padding="valid"), "larger"),
-    (lambda d: d["model"]["config"]["layers"][2]["config"].update(rate=1.5), "rate"),
-    (lambda d: d["model"]["config"]["layers"][0]["config"].update(dtype="object"), "dtype"),
-    (lambda d: d["model"]["config"].update(input_shape=[6, 6]), "differs from the model"),
-    (lambda d: [d["model"]["config"].update(input_shape=[6, 6]),
-                d["model"]["config"]["layers"][0]["config"].pop("input_shape")], "expects 4-D"),
-    (lambda d: d["model"]["config"].update(input_shape=[6, 6, 2 ** 40]), "input_shape"),
-    (lambda d: d["model"]["config"].update(layers=[]), "layers"),
-    (lambda d: d["compile"]["optimizer"].update(class_name="Evil"), "class_name"),
-    (lambda d: d["compile"]["optimizer"]["config"].update(learning_rate=-1), "learning_rate"),
-    (lambda d: d["compile"]["optimizer"]["config"].update(learning_rate=10**400), "learning_rate"),
-    (lambda d: d["model"]["config"]["layers"][5]["config"].update(threshold=-(10**400)), "threshold"),
-    (lambda d: d["compile"]["loss"].update(class_name="Loss"), "class_name"),
-    (lambda d: d["compile"].update(metrics=["exec"]), "metric"),
-    (lambda d: d["training_state"].update(optimizer_slots=3), "optimizer state"),
-    (lambda d: d["training_state"]["rng"].update(layers={"0": d["training_state"]["rng"]["global"]}), "seeded Dropout"),
-    (lambda d: d["training_state"]["rng"]["global"].update(bit_generator="MT19937"), "bit_generator"),
-    (lambda d: d.update(compile=None), "training state without compile"),
-    (lambda d: d.update(format_version=2), "upgrade convolab"),
-    (lambda d: d.update(kind="script"), "kind"),
-    (lambda d: d.update(extra=1), "unknown key"),
-])
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda d: d["model"]["config"]["layers"][0].update(class_name="Lambda"), "class_name"),
+        (lambda d: d["model"]["config"]["layers"][0].update(class_name="os.system"), "class_name"),
+        # "Functional" is a valid class now: a stack's config under that name is refused by the graph schema
+        (lambda d: d["model"].update(class_name="Functional"), "unknown key"),
+        (lambda d: d["model"].update(class_name="Subclassed"), "class_name"),
+        (lambda d: d["model"]["config"]["layers"][4]["config"].update(units="8"), "units"),
+        (lambda d: d["model"]["config"]["layers"][4]["config"].update(units=True), "units"),
+        (lambda d: d["model"]["config"]["layers"][4]["config"].update(units=-1), "units"),
+        (lambda d: d["model"]["config"]["layers"][4]["config"].update(function="__import__('os')"), "unknown key"),
+        (lambda d: d["model"]["config"]["layers"][4]["config"].pop("activation"), "missing key"),
+        (lambda d: d["model"]["config"]["layers"][4]["config"].update(activation="eval"), "activation"),
+        (lambda d: d["model"]["config"]["layers"][0]["config"].update(kernel_initializer="os.system"), "initializer"),
+        (lambda d: d["model"]["config"]["layers"][0]["config"].update(kernel_size=[3]), "kernel_size"),
+        (lambda d: d["model"]["config"]["layers"][0]["config"].update(kernel_size=[30, 30], padding="valid"), "larger"),
+        (lambda d: d["model"]["config"]["layers"][2]["config"].update(rate=1.5), "rate"),
+        (lambda d: d["model"]["config"]["layers"][0]["config"].update(dtype="object"), "dtype"),
+        (lambda d: d["model"]["config"].update(input_shape=[6, 6]), "differs from the model"),
+        (
+            lambda d: [
+                d["model"]["config"].update(input_shape=[6, 6]),
+                d["model"]["config"]["layers"][0]["config"].pop("input_shape"),
+            ],
+            "expects 4-D",
+        ),
+        (lambda d: d["model"]["config"].update(input_shape=[6, 6, 2**40]), "input_shape"),
+        (lambda d: d["model"]["config"].update(layers=[]), "layers"),
+        (lambda d: d["compile"]["optimizer"].update(class_name="Evil"), "class_name"),
+        (lambda d: d["compile"]["optimizer"]["config"].update(learning_rate=-1), "learning_rate"),
+        (lambda d: d["compile"]["optimizer"]["config"].update(learning_rate=10**400), "learning_rate"),
+        (lambda d: d["model"]["config"]["layers"][5]["config"].update(threshold=-(10**400)), "threshold"),
+        (lambda d: d["compile"]["loss"].update(class_name="Loss"), "class_name"),
+        (lambda d: d["compile"].update(metrics=["exec"]), "metric"),
+        (lambda d: d["training_state"].update(optimizer_slots=3), "optimizer state"),
+        (
+            lambda d: d["training_state"]["rng"].update(layers={"0": d["training_state"]["rng"]["global"]}),
+            "seeded Dropout",
+        ),
+        (lambda d: d["training_state"]["rng"]["global"].update(bit_generator="MT19937"), "bit_generator"),
+        (lambda d: d.update(compile=None), "training state without compile"),
+        (lambda d: d.update(format_version=2), "upgrade convolab"),
+        (lambda d: d.update(kind="script"), "kind"),
+        (lambda d: d.update(extra=1), "unknown key"),
+    ],
+)
 def test_crafted_documents_are_refused(tmp_path, edit, match):
     header, payload, path = _doc_and_tensors(tmp_path)
     _rewrite(path, header, payload, edit)
@@ -346,29 +378,37 @@ def test_crafted_documents_are_refused(tmp_path, edit, match):
 def test_json_tricks_are_refused(tmp_path):
     header, payload, path = _doc_and_tensors(tmp_path)
     text = header["__metadata__"]["convolab"]
-    for bad in [text.replace('"learning_rate": 0.001', '"learning_rate": NaN'),
-                text.replace('"learning_rate": 0.001', '"learning_rate": 1e999'),
-                text.replace('"iterations": 6', '"iterations": 6, "iterations": 7'),
-                "[" * 200_000 + "]" * 200_000,
-                text.replace('"iterations": 6', '"iterations": 1' + "0" * 5000)]:
+    for bad in [
+        text.replace('"learning_rate": 0.001', '"learning_rate": NaN'),
+        text.replace('"learning_rate": 0.001', '"learning_rate": 1e999'),
+        text.replace('"iterations": 6', '"iterations": 6, "iterations": 7'),
+        "[" * 200_000 + "]" * 200_000,
+        text.replace('"iterations": 6', '"iterations": 1' + "0" * 5000),
+    ]:
         assert bad != text
         write_raw(path, dict(header, __metadata__={"convolab": bad}), payload)
         with pytest.raises(ModelFileError):
             load_model(path)
 
 
-@pytest.mark.parametrize("edit,match", [
-    (lambda h: h["layers.0.kernel"].update(dtype="I64"), "dtype"),
-    (lambda h: h["layers.0.kernel"].update(dtype="F64"), "span|architecture says"),
-    (lambda h: h["layers.0.kernel"].update(shape=[3, 3, 2, 4]), "span|needs"),
-    (lambda h: h["layers.0.kernel"].update(shape=[10**12, 10**12]), "shape"),
-    (lambda h: h["layers.0.kernel"].update(data_offsets=[0, 10**15]), "span|tile|cover"),
-    (lambda h: h["layers.0.kernel"].update(data_offsets=[-8, 100]), "data_offsets"),
-    (lambda h: h["layers.0.kernel"].update(extra=1), "exactly"),
-    (lambda h: h.pop("layers.4.kernel"), "tile|cover|missing"),
-    (lambda h: h.pop("optimizer.3.velocity"), "tile|cover|missing"),
-    (lambda h: h.__setitem__("layers.99.kernel", {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}), "unexpected"),
-])
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda h: h["layers.0.kernel"].update(dtype="I64"), "dtype"),
+        (lambda h: h["layers.0.kernel"].update(dtype="F64"), "span|architecture says"),
+        (lambda h: h["layers.0.kernel"].update(shape=[3, 3, 2, 4]), "span|needs"),
+        (lambda h: h["layers.0.kernel"].update(shape=[10**12, 10**12]), "shape"),
+        (lambda h: h["layers.0.kernel"].update(data_offsets=[0, 10**15]), "span|tile|cover"),
+        (lambda h: h["layers.0.kernel"].update(data_offsets=[-8, 100]), "data_offsets"),
+        (lambda h: h["layers.0.kernel"].update(extra=1), "exactly"),
+        (lambda h: h.pop("layers.4.kernel"), "tile|cover|missing"),
+        (lambda h: h.pop("optimizer.3.velocity"), "tile|cover|missing"),
+        (
+            lambda h: h.__setitem__("layers.99.kernel", {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}),
+            "unexpected",
+        ),
+    ],
+)
 def test_crafted_headers_are_refused(tmp_path, edit, match):
     header, payload, path = _doc_and_tensors(tmp_path)
     edit(header)
@@ -497,8 +537,14 @@ def test_resave_is_byte_identical(tmp_path):
 def test_input_layer_frozen_layer_and_float64(tmp_path):
     convolab.backend.set_floatx("float64")
     try:
-        model = keras.models.Sequential([keras.Input(shape=(4, 4, 1)), keras.layers.Conv2D(2, 2),
-                                         keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+        model = keras.models.Sequential(
+            [
+                keras.Input(shape=(4, 4, 1)),
+                keras.layers.Conv2D(2, 2),
+                keras.layers.Flatten(),
+                keras.layers.Dense(3, activation="softmax"),
+            ]
+        )
     finally:
         convolab.backend.set_floatx("float32")
     model.layers[0].trainable = False

@@ -7,6 +7,7 @@ damaged). A mutated file may also load fine (a damaged header can still describe
 the only failure is an exception other than ModelFileError. Flipped weight bytes never load:
 each tensor's checksum refuses them.
 """
+
 import json
 import os
 import shutil
@@ -29,16 +30,27 @@ from support.mutations import json_values, mutate, paths_of  # noqa: E402
 
 # Fixed examples by default so CI is repeatable; CONVOLAB_FUZZ_EXAMPLES=20000 explores afresh.
 _EXAMPLES = int(os.environ.get("CONVOLAB_FUZZ_EXAMPLES", "0"))
-FUZZ = settings(max_examples=_EXAMPLES or 1000, deadline=None, database=None, derandomize=not _EXAMPLES,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=_EXAMPLES or 1000,
+    deadline=None,
+    database=None,
+    derandomize=not _EXAMPLES,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 L = keras.layers
 
 
 def make_model():
-    model = keras.models.Sequential([
-        L.Conv2D(2, 3, padding="same", activation="relu", input_shape=(5, 5, 1)), L.AveragePooling2D(2),
-        L.Dropout(0.3, seed=3), L.Flatten(), L.Dense(3, activation="softmax")])
+    model = keras.models.Sequential(
+        [
+            L.Conv2D(2, 3, padding="same", activation="relu", input_shape=(5, 5, 1)),
+            L.AveragePooling2D(2),
+            L.Dropout(0.3, seed=3),
+            L.Flatten(),
+            L.Dense(3, activation="softmax"),
+        ]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["acc"])
     return model
 
@@ -83,8 +95,9 @@ MODEL_DOC = json.loads(MODEL_HEADER["__metadata__"]["convolab"])
 DOC_PATHS = paths_of(MODEL_DOC)
 HEADER_PATHS = [p for p in paths_of(MODEL_HEADER) if not p or p[0] != "__metadata__"]
 HEADER_END = 8 + struct.unpack("<Q", MODEL_BYTES[:8])[0]
-mutation = st.tuples(st.sampled_from(["replace", "replace", "delete", "add", "duplicate"]), json_values,
-                     st.text(max_size=8))
+mutation = st.tuples(
+    st.sampled_from(["replace", "replace", "delete", "add", "duplicate"]), json_values, st.text(max_size=8)
+)
 
 
 def test_base_files_load():
@@ -96,9 +109,16 @@ def test_base_files_load():
 def test_byte_flips(data):
     blob = bytearray(data.draw(st.sampled_from([MODEL_BYTES, WEIGHTS_BYTES])))
     end = HEADER_END if len(blob) == len(MODEL_BYTES) else len(blob)
-    flips = data.draw(st.lists(st.tuples(st.one_of(st.integers(0, 15), st.integers(0, end - 1),
-                                                   st.integers(0, len(blob) - 1)),
-                                         st.integers(1, 255)), min_size=1, max_size=6))
+    flips = data.draw(
+        st.lists(
+            st.tuples(
+                st.one_of(st.integers(0, 15), st.integers(0, end - 1), st.integers(0, len(blob) - 1)),
+                st.integers(1, 255),
+            ),
+            min_size=1,
+            max_size=6,
+        )
+    )
     for pos, bits in flips:
         blob[pos] ^= bits
     attempt(bytes(blob), weights=data.draw(st.booleans()))
@@ -132,8 +152,11 @@ def test_truncations_and_tails(blob, cut, tail, weights):
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.sampled_from(HEADER_PATHS), mutation), min_size=1, max_size=3),
-       st.sampled_from([0, 0, 0, -1, 1, -8, 8, 10**9]), st.booleans())
+@given(
+    st.lists(st.tuples(st.sampled_from(HEADER_PATHS), mutation), min_size=1, max_size=3),
+    st.sampled_from([0, 0, 0, -1, 1, -8, 8, 10**9]),
+    st.booleans(),
+)
 def test_header_edits(edits, delta, weights):
     root = [json.loads(json.dumps(MODEL_HEADER))]
     for path, (op, value, key) in edits:

@@ -1,4 +1,5 @@
 """Functional models in convolab files: round trips, resuming training, weights by path, refusals."""
+
 import json
 import struct
 
@@ -164,17 +165,36 @@ def _tamper(doc):
         "real cycle": (lambda: convs[1]["inbound_nodes"][0].__setitem__(0, [convs[2]["name"], 0, 0]), "cycle"),
         "unknown class": (lambda: add.__setitem__("class_name", "Lambda"), "Lambda"),
         "wrong shape": (lambda: convs[1]["config"].__setitem__("filters", 5), "shape|cannot be merged|does not fit"),
-        "dead node": (lambda: dense["inbound_nodes"].append(dense["inbound_nodes"][0]), "does not lead to any output|built for"),
-        "bad input ref": (lambda: doc["model"]["config"].__setitem__("input_layers", [dense["name"], 0, 0]), "InputLayer"),
+        "dead node": (
+            lambda: dense["inbound_nodes"].append(dense["inbound_nodes"][0]),
+            "does not lead to any output|built for",
+        ),
+        "bad input ref": (
+            lambda: doc["model"]["config"].__setitem__("input_layers", [dense["name"], 0, 0]),
+            "InputLayer",
+        ),
         "slash name": (lambda: dense.__setitem__("name", "a/b"), "without '/'"),
         "never called": (lambda: dense.__setitem__("inbound_nodes", []), "never called|unknown"),
         "duplicate name": (lambda: layers.append(dict(layers[-1])), "two layers are named"),
     }, names
 
 
-@pytest.mark.parametrize("case", ["unknown layer", "node index", "tensor index", "real cycle",
-                                  "unknown class", "wrong shape", "dead node", "bad input ref", "slash name",
-                                  "never called", "duplicate name"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unknown layer",
+        "node index",
+        "tensor index",
+        "real cycle",
+        "unknown class",
+        "wrong shape",
+        "dead node",
+        "bad input ref",
+        "slash name",
+        "never called",
+        "duplicate name",
+    ],
+)
 def test_tampered_graph_refused(tmp_path, case):
     model = resnet()
     model.save(tmp_path / "m.convolab")
@@ -194,11 +214,21 @@ def test_too_deep_nesting_refused(tmp_path):
     block = _entry(doc, "block")
     inner = block["config"]
     for _ in range(10):  # wrap the block in itself ten times
-        inner = {"name": "wrap", "trainable": True, "layers": [
-            {"class_name": "InputLayer", "name": "i", "config": {"name": "i", "dtype": "float32",
-                                                                 "batch_shape": [None, 6, 6, 2]}, "inbound_nodes": []},
-            {"class_name": "Functional", "name": inner["name"], "config": inner, "inbound_nodes": [[["i", 0, 0]]]}],
-            "input_layers": ["i", 0, 0], "output_layers": [inner["name"], 0, 0]}
+        inner = {
+            "name": "wrap",
+            "trainable": True,
+            "layers": [
+                {
+                    "class_name": "InputLayer",
+                    "name": "i",
+                    "config": {"name": "i", "dtype": "float32", "batch_shape": [None, 6, 6, 2]},
+                    "inbound_nodes": [],
+                },
+                {"class_name": "Functional", "name": inner["name"], "config": inner, "inbound_nodes": [[["i", 0, 0]]]},
+            ],
+            "input_layers": ["i", 0, 0],
+            "output_layers": [inner["name"], 0, 0],
+        }
     block["config"] = inner
     block["name"] = "wrap"
     (tmp_path / "bad.convolab").write_bytes(_join(header, doc, payload))
@@ -223,4 +253,7 @@ def test_sequential_files_unchanged(tmp_path):
     model = keras.models.Sequential([L.Dense(3, input_shape=(4,))])
     model.save(tmp_path / "s.convolab")
     header, doc, _ = _split((tmp_path / "s.convolab").read_bytes())
-    assert doc["model"]["class_name"] == "Sequential" and set(header) - {"__metadata__"} == {"layers.0.kernel", "layers.0.bias"}
+    assert doc["model"]["class_name"] == "Sequential" and set(header) - {"__metadata__"} == {
+        "layers.0.kernel",
+        "layers.0.bias",
+    }

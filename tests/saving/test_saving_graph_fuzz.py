@@ -1,5 +1,6 @@
 """Fuzz the loader with mutated functional files (a toy ResNet with a nested model and a shared
 layer); nothing but ModelFileError may come out. Same mutations as test_saving_fuzz.py."""
+
 import json
 import os
 import shutil
@@ -20,8 +21,13 @@ from hypothesis import strategies as st  # noqa: E402
 from support.mutations import json_values, mutate, paths_of  # noqa: E402
 
 _EXAMPLES = int(os.environ.get("CONVOLAB_FUZZ_EXAMPLES", "0"))
-FUZZ = settings(max_examples=_EXAMPLES or 300, deadline=None, database=None, derandomize=not _EXAMPLES,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=_EXAMPLES or 300,
+    deadline=None,
+    database=None,
+    derandomize=not _EXAMPLES,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 L = keras.layers
 
 
@@ -79,11 +85,35 @@ MODEL_DOC = json.loads(MODEL_HEADER["__metadata__"]["convolab"])
 DOC_PATHS = paths_of(MODEL_DOC)
 WEIGHTS_HEADER, WEIGHTS_PAYLOAD = split(WEIGHTS_BYTES)
 WEIGHTS_DOC = json.loads(WEIGHTS_HEADER["__metadata__"]["convolab"])
-mutation = st.tuples(st.sampled_from(["replace", "replace", "delete", "add", "duplicate"]), json_values,
-                     st.text(max_size=8))
-graph_values = st.sampled_from(["inner", "head", "add", "concatenate", "InputLayer", "Functional", "Sequential",
-                                "Add", "Concatenate", 0, 1, 2, 63, 999, [], ["inner", 0, 0], ["add", 1, 0],
-                                [["inner", 0, 0]], [None, 5, 5, 2], [None, 5, 5, 3], -1, 7])
+mutation = st.tuples(
+    st.sampled_from(["replace", "replace", "delete", "add", "duplicate"]), json_values, st.text(max_size=8)
+)
+graph_values = st.sampled_from(
+    [
+        "inner",
+        "head",
+        "add",
+        "concatenate",
+        "InputLayer",
+        "Functional",
+        "Sequential",
+        "Add",
+        "Concatenate",
+        0,
+        1,
+        2,
+        63,
+        999,
+        [],
+        ["inner", 0, 0],
+        ["add", 1, 0],
+        [["inner", 0, 0]],
+        [None, 5, 5, 2],
+        [None, 5, 5, 3],
+        -1,
+        7,
+    ]
+)
 
 
 def test_base_files_load():
@@ -91,8 +121,10 @@ def test_base_files_load():
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.sampled_from(DOC_PATHS), mutation, graph_values, st.booleans()), min_size=1, max_size=3),
-       st.booleans())
+@given(
+    st.lists(st.tuples(st.sampled_from(DOC_PATHS), mutation, graph_values, st.booleans()), min_size=1, max_size=3),
+    st.booleans(),
+)
 def test_document_edits(edits, weights):
     root = [json.loads(json.dumps(MODEL_DOC))]
     for path, (op, value, key), graph_value, use_graph_value in edits:

@@ -1,4 +1,5 @@
 """ONNX export of functional graphs: merges, several inputs/outputs, nested models; onnxruntime parity."""
+
 import numpy as np
 import pytest
 

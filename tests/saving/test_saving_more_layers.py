@@ -1,5 +1,6 @@
 """GlobalAveragePooling2D, GlobalMaxPooling2D, Reshape and Rescaling through the model file
 (strict schema, exact configs) and through ONNX (onnxruntime against predict)."""
+
 from __future__ import annotations
 
 import json
@@ -17,17 +18,19 @@ L = keras.layers
 
 
 def new_layers_model(keepdims=False):
-    return keras.Sequential([
-        L.Rescaling(1 / 127.5, offset=-1.0, input_shape=(8, 8, 2)),
-        L.Conv2D(4, 3, activation="relu"),
-        L.GlobalMaxPooling2D(keepdims=keepdims),
-        L.Reshape((-1,)),
-        L.Dense(18),
-        L.Reshape((3, 3, 2)),
-        L.Conv2D(3, 2, padding="same"),
-        L.GlobalAveragePooling2D(),
-        L.Dense(3, activation="softmax"),
-    ])
+    return keras.Sequential(
+        [
+            L.Rescaling(1 / 127.5, offset=-1.0, input_shape=(8, 8, 2)),
+            L.Conv2D(4, 3, activation="relu"),
+            L.GlobalMaxPooling2D(keepdims=keepdims),
+            L.Reshape((-1,)),
+            L.Dense(18),
+            L.Reshape((3, 3, 2)),
+            L.Conv2D(3, 2, padding="same"),
+            L.GlobalAveragePooling2D(),
+            L.Dense(3, activation="softmax"),
+        ]
+    )
 
 
 def images(shape, n=5, seed=1):
@@ -69,34 +72,39 @@ def test_saved_configs_are_keras_s(tmp_path):
     assert cls == "Rescaling" and cfg["scale"] == 1 / 127.5 and cfg["offset"] == -1.0
     cls, cfg = configs["global_max_pooling2d"]
     assert cls == "GlobalMaxPooling2D" and cfg["keepdims"] is False and cfg["data_format"] == "channels_last"
-    assert configs["reshape_1"] == ("Reshape", {"name": "reshape_1", "trainable": True, "dtype": "float32",
-                                                "target_shape": [3, 3, 2]})
+    assert configs["reshape_1"] == (
+        "Reshape",
+        {"name": "reshape_1", "trainable": True, "dtype": "float32", "target_shape": [3, 3, 2]},
+    )
 
 
 def _layer_cfg(doc, class_name):
     return next(e["config"] for e in doc["model"]["config"]["layers"] if e["class_name"] == class_name)
 
 
-@pytest.mark.parametrize("edit,match", [
-    (lambda d: _layer_cfg(d, "GlobalMaxPooling2D").update(data_format="channels_first"), "data_format"),
-    (lambda d: _layer_cfg(d, "GlobalMaxPooling2D").update(keepdims=1), "keepdims"),
-    (lambda d: _layer_cfg(d, "GlobalAveragePooling2D").pop("keepdims"), "missing key"),
-    (lambda d: _layer_cfg(d, "GlobalAveragePooling2D").update(pool_size=[2, 2]), "unknown key"),
-    (lambda d: _layer_cfg(d, "Reshape").update(target_shape=[-1, -1]), "target_shape"),
-    (lambda d: _layer_cfg(d, "Reshape").update(target_shape=[0, 4]), "target_shape"),
-    (lambda d: _layer_cfg(d, "Reshape").update(target_shape=[-3]), "target_shape"),
-    (lambda d: _layer_cfg(d, "Reshape").update(target_shape="(-1,)"), "target_shape"),
-    (lambda d: _layer_cfg(d, "Reshape").update(target_shape=[1] * 7), "target_shape"),
-    (lambda d: _layer_cfg(d, "Reshape").update(target_shape=[2 ** 40]), "target_shape"),
-    (lambda d: _layer_cfg(d, "Reshape").update(target_shape=[5, -1]), "not a multiple"),
-    (lambda d: _layer_cfg(d, "Reshape").update(target_shape=[7]), "total size"),
-    (lambda d: _layer_cfg(d, "Rescaling").update(scale="1/255"), "scale"),
-    (lambda d: _layer_cfg(d, "Rescaling").update(scale=True), "scale"),
-    (lambda d: _layer_cfg(d, "Rescaling").update(offset=10 ** 400), "offset"),
-    (lambda d: _layer_cfg(d, "Rescaling").pop("offset"), "missing key"),
-    (lambda d: _layer_cfg(d, "Rescaling").update(function="eval"), "unknown key"),
-    (lambda d: d["model"]["config"]["layers"][0].update(class_name="GlobalAvgPool2D"), "class_name"),
-])
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda d: _layer_cfg(d, "GlobalMaxPooling2D").update(data_format="channels_first"), "data_format"),
+        (lambda d: _layer_cfg(d, "GlobalMaxPooling2D").update(keepdims=1), "keepdims"),
+        (lambda d: _layer_cfg(d, "GlobalAveragePooling2D").pop("keepdims"), "missing key"),
+        (lambda d: _layer_cfg(d, "GlobalAveragePooling2D").update(pool_size=[2, 2]), "unknown key"),
+        (lambda d: _layer_cfg(d, "Reshape").update(target_shape=[-1, -1]), "target_shape"),
+        (lambda d: _layer_cfg(d, "Reshape").update(target_shape=[0, 4]), "target_shape"),
+        (lambda d: _layer_cfg(d, "Reshape").update(target_shape=[-3]), "target_shape"),
+        (lambda d: _layer_cfg(d, "Reshape").update(target_shape="(-1,)"), "target_shape"),
+        (lambda d: _layer_cfg(d, "Reshape").update(target_shape=[1] * 7), "target_shape"),
+        (lambda d: _layer_cfg(d, "Reshape").update(target_shape=[2**40]), "target_shape"),
+        (lambda d: _layer_cfg(d, "Reshape").update(target_shape=[5, -1]), "not a multiple"),
+        (lambda d: _layer_cfg(d, "Reshape").update(target_shape=[7]), "total size"),
+        (lambda d: _layer_cfg(d, "Rescaling").update(scale="1/255"), "scale"),
+        (lambda d: _layer_cfg(d, "Rescaling").update(scale=True), "scale"),
+        (lambda d: _layer_cfg(d, "Rescaling").update(offset=10**400), "offset"),
+        (lambda d: _layer_cfg(d, "Rescaling").pop("offset"), "missing key"),
+        (lambda d: _layer_cfg(d, "Rescaling").update(function="eval"), "unknown key"),
+        (lambda d: d["model"]["config"]["layers"][0].update(class_name="GlobalAvgPool2D"), "class_name"),
+    ],
+)
 def test_crafted_configs_are_refused(tmp_path, edit, match):
     model, _ = trained_model()
     path = tmp_path / "m.convolab"
@@ -134,14 +142,18 @@ def test_global_pooling_keepdims_as_the_output(tmp_path, cls):
     check_export(model, tmp_path, normal_images((5, 5, 2)))
 
 
-@pytest.mark.parametrize("layers", [
-    lambda: [L.Reshape((3, 4), input_shape=(12,)), L.Dense(2)],
-    lambda: [L.Reshape((-1, 2, 2), input_shape=(12,)), L.Conv2D(2, 2, padding="same")],
-    lambda: [L.Dense(18, input_shape=(5,)), L.Reshape((3, 3, 2)), L.Conv2D(2, 2), L.Flatten(), L.Dense(3)],
-    # after a Conv2D (NCHW inside the graph) Reshape must still read NHWC order
-    lambda: [L.Conv2D(3, 2, input_shape=(4, 4, 2)), L.Reshape((-1,)), L.Dense(2)],
-    lambda: [L.Conv2D(3, 2, input_shape=(4, 4, 2)), L.Reshape((9, 3)), L.Dense(2)],
-], ids=["vector-to-matrix", "to-image", "dense-to-conv", "after-conv-flat", "after-conv-matrix"])
+@pytest.mark.parametrize(
+    "layers",
+    [
+        lambda: [L.Reshape((3, 4), input_shape=(12,)), L.Dense(2)],
+        lambda: [L.Reshape((-1, 2, 2), input_shape=(12,)), L.Conv2D(2, 2, padding="same")],
+        lambda: [L.Dense(18, input_shape=(5,)), L.Reshape((3, 3, 2)), L.Conv2D(2, 2), L.Flatten(), L.Dense(3)],
+        # after a Conv2D (NCHW inside the graph) Reshape must still read NHWC order
+        lambda: [L.Conv2D(3, 2, input_shape=(4, 4, 2)), L.Reshape((-1,)), L.Dense(2)],
+        lambda: [L.Conv2D(3, 2, input_shape=(4, 4, 2)), L.Reshape((9, 3)), L.Dense(2)],
+    ],
+    ids=["vector-to-matrix", "to-image", "dense-to-conv", "after-conv-flat", "after-conv-matrix"],
+)
 def test_reshape(tmp_path, layers):
     model = keras.Sequential(layers())
     shape = model.input_shape[1:]
@@ -150,8 +162,15 @@ def test_reshape(tmp_path, layers):
 
 @pytest.mark.parametrize("scale,offset", [(1 / 255, 0.0), (1 / 127.5, -1.0), (-0.5, 2.0)])
 def test_rescaling(tmp_path, scale, offset):
-    model = keras.Sequential([L.Rescaling(scale, offset, input_shape=(5, 5, 2)), L.Conv2D(3, 2),
-                              L.Rescaling(scale, offset), L.Flatten(), L.Dense(2)])
+    model = keras.Sequential(
+        [
+            L.Rescaling(scale, offset, input_shape=(5, 5, 2)),
+            L.Conv2D(3, 2),
+            L.Rescaling(scale, offset),
+            L.Flatten(),
+            L.Dense(2),
+        ]
+    )
     check_export(model, tmp_path, images((5, 5, 2)), atol=1e-4)
 
 

@@ -4,6 +4,7 @@ A loaded model must carry the same optimizer config, slots, ``iterations`` and o
 state (Nadam's ``u_product``), so that training continues bitwise; a file whose optimizer or
 schedule settings are wrong is refused with ModelFileError.
 """
+
 import json
 import struct
 
@@ -21,12 +22,14 @@ from convolab.saving._common import OPTIMIZER_CLASSES, SCHEDULE_CLASSES
 
 def small_model(optimizer, dtype="float32"):
     L = keras.layers
-    model = keras.models.Sequential([
-        L.Conv2D(3, 3, padding="same", activation="relu", input_shape=(6, 6, 2), dtype=dtype),
-        L.MaxPooling2D(2, dtype=dtype),
-        L.Flatten(dtype=dtype),
-        L.Dense(4, dtype=dtype),
-    ])
+    model = keras.models.Sequential(
+        [
+            L.Conv2D(3, 3, padding="same", activation="relu", input_shape=(6, 6, 2), dtype=dtype),
+            L.MaxPooling2D(2, dtype=dtype),
+            L.Flatten(dtype=dtype),
+            L.Dense(4, dtype=dtype),
+        ]
+    )
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["acc"])
     return model
 
@@ -115,19 +118,24 @@ class MyExponentialDecay(ExponentialDecay):
     pass
 
 
-@pytest.mark.parametrize("schedule,name", [(MySchedule(), "MySchedule"),
-                                           (MyExponentialDecay(0.1, 10, 0.5), "MyExponentialDecay")])
+@pytest.mark.parametrize(
+    "schedule,name", [(MySchedule(), "MySchedule"), (MyExponentialDecay(0.1, 10, 0.5), "MyExponentialDecay")]
+)
 def test_custom_schedule_trains_but_is_not_saved(tmp_path, schedule, name):
     x, y = data()
     model = small_model(Adam(learning_rate=schedule))
     model.fit(x, y, epochs=1, batch_size=8, verbose=0)
-    with pytest.raises(ValueError, match=rf"save_model: the learning-rate schedule {name} cannot be saved; convolab "
-                                         r"files hold only the built-in ones: ExponentialDecay"):
+    with pytest.raises(
+        ValueError,
+        match=rf"save_model: the learning-rate schedule {name} cannot be saved; convolab "
+        r"files hold only the built-in ones: ExponentialDecay",
+    ):
         model.save(tmp_path / "m.convolab")
     assert not (tmp_path / "m.convolab").exists()
 
 
 # -- crafted files -----------------------------------------------------------------------------
+
 
 def _split(path):
     raw = path.read_bytes()
@@ -164,42 +172,76 @@ def _sched(d):
     return _opt(d)["learning_rate"]["config"]
 
 
-@pytest.mark.parametrize("optimizer,edit,match", [
-    (Nadam(), lambda d: d["training_state"].pop("optimizer_globals"),
-     r"optimizer globals \[\]; Nadam keeps \['u_product'\]"),
-    (Nadam(), lambda d: d["training_state"]["optimizer_globals"].update(u_product=1.5), "u_product"),
-    (Nadam(), lambda d: d["training_state"]["optimizer_globals"].update(u_product="0.5"), "u_product"),
-    (Nadam(), lambda d: d["training_state"]["optimizer_globals"].update(momentum=0.5), "unknown key"),
-    (Adam(), lambda d: d["training_state"].update(optimizer_globals={"u_product": 0.5}),
-     r"optimizer globals \['u_product'\]; Adam keeps \[\]"),
-    (Nadam(), lambda d: _opt(d).update(beta_1=1.0), "beta_1"),
-    (Adadelta(), lambda d: _opt(d).update(rho=-0.1), "rho"),
-    (Adagrad(), lambda d: _opt(d).update(initial_accumulator_value=-1), "initial_accumulator_value"),
-    (AdamW(), lambda d: _opt(d).pop("weight_decay"), "missing key"),
-    (AdamW(), lambda d: _opt(d).update(weight_decay=None), "weight_decay"),
-    (SGD(), lambda d: _opt(d).update(weight_decay=-0.5), "weight_decay"),
-    (Adam(learning_rate=ExponentialDecay(0.1, 10, 0.9)),
-     lambda d: _opt(d)["learning_rate"].update(class_name="PolynomialDecay"), "class_name"),
-    (Adam(learning_rate=ExponentialDecay(0.1, 10, 0.9)),
-     lambda d: _opt(d)["learning_rate"].update(class_name="os.system"), "class_name"),
-    (Adam(learning_rate=ExponentialDecay(0.1, 10, 0.9)), lambda d: _sched(d).update(decay_steps=0), "decay_steps"),
-    (Adam(learning_rate=ExponentialDecay(0.1, 10, 0.9)), lambda d: _sched(d).update(decay_rate=10**400), "decay_rate"),
-    (Adam(learning_rate=ExponentialDecay(0.1, 10, 0.9)), lambda d: _sched(d).update(staircase=1), "staircase"),
-    (Adam(learning_rate=ExponentialDecay(0.1, 10, 0.9)), lambda d: _sched(d).update(fn="eval"), "unknown key"),
-    (Adam(learning_rate=ExponentialDecay(0.1, 10, 0.9)), lambda d: _opt(d).update(learning_rate=[0.1]),
-     "a positive number or a learning-rate schedule"),
-    (Adam(learning_rate=PiecewiseConstantDecay([5], [0.1, 0.01])),
-     lambda d: _sched(d).update(boundaries=[5, 3], values=[0.1, 0.01, 0.001]), "strictly increasing"),
-    (Adam(learning_rate=PiecewiseConstantDecay([5], [0.1, 0.01])), lambda d: _sched(d).update(boundaries=[5.5]),
-     "boundaries"),
-    (Adam(learning_rate=PiecewiseConstantDecay([5], [0.1, 0.01])), lambda d: _sched(d).update(values=[0.1, 0.01, 0.1]),
-     "length of `boundaries`"),
-    (Adam(learning_rate=PiecewiseConstantDecay([5], [0.1, 0.01])), lambda d: _sched(d).update(values=[0.1, -1]),
-     "values"),
-    (Adam(learning_rate=CosineDecay(0.1, 10)), lambda d: _sched(d).update(alpha=2), "alpha"),
-    (Adam(learning_rate=CosineDecay(0.1, 10)), lambda d: _sched(d).update(warmup_target="1"), "warmup_target"),
-    (Adam(learning_rate=CosineDecay(0.1, 10)), lambda d: _sched(d).update(warmup_steps=-3), "warmup_steps"),
-])
+@pytest.mark.parametrize(
+    "optimizer,edit,match",
+    [
+        (
+            Nadam(),
+            lambda d: d["training_state"].pop("optimizer_globals"),
+            r"optimizer globals \[\]; Nadam keeps \['u_product'\]",
+        ),
+        (Nadam(), lambda d: d["training_state"]["optimizer_globals"].update(u_product=1.5), "u_product"),
+        (Nadam(), lambda d: d["training_state"]["optimizer_globals"].update(u_product="0.5"), "u_product"),
+        (Nadam(), lambda d: d["training_state"]["optimizer_globals"].update(momentum=0.5), "unknown key"),
+        (
+            Adam(),
+            lambda d: d["training_state"].update(optimizer_globals={"u_product": 0.5}),
+            r"optimizer globals \['u_product'\]; Adam keeps \[\]",
+        ),
+        (Nadam(), lambda d: _opt(d).update(beta_1=1.0), "beta_1"),
+        (Adadelta(), lambda d: _opt(d).update(rho=-0.1), "rho"),
+        (Adagrad(), lambda d: _opt(d).update(initial_accumulator_value=-1), "initial_accumulator_value"),
+        (AdamW(), lambda d: _opt(d).pop("weight_decay"), "missing key"),
+        (AdamW(), lambda d: _opt(d).update(weight_decay=None), "weight_decay"),
+        (SGD(), lambda d: _opt(d).update(weight_decay=-0.5), "weight_decay"),
+        (
+            Adam(learning_rate=ExponentialDecay(0.1, 10, 0.9)),
+            lambda d: _opt(d)["learning_rate"].update(class_name="PolynomialDecay"),
+            "class_name",
+        ),
+        (
+            Adam(learning_rate=ExponentialDecay(0.1, 10, 0.9)),
+            lambda d: _opt(d)["learning_rate"].update(class_name="os.system"),
+            "class_name",
+        ),
+        (Adam(learning_rate=ExponentialDecay(0.1, 10, 0.9)), lambda d: _sched(d).update(decay_steps=0), "decay_steps"),
+        (
+            Adam(learning_rate=ExponentialDecay(0.1, 10, 0.9)),
+            lambda d: _sched(d).update(decay_rate=10**400),
+            "decay_rate",
+        ),
+        (Adam(learning_rate=ExponentialDecay(0.1, 10, 0.9)), lambda d: _sched(d).update(staircase=1), "staircase"),
+        (Adam(learning_rate=ExponentialDecay(0.1, 10, 0.9)), lambda d: _sched(d).update(fn="eval"), "unknown key"),
+        (
+            Adam(learning_rate=ExponentialDecay(0.1, 10, 0.9)),
+            lambda d: _opt(d).update(learning_rate=[0.1]),
+            "a positive number or a learning-rate schedule",
+        ),
+        (
+            Adam(learning_rate=PiecewiseConstantDecay([5], [0.1, 0.01])),
+            lambda d: _sched(d).update(boundaries=[5, 3], values=[0.1, 0.01, 0.001]),
+            "strictly increasing",
+        ),
+        (
+            Adam(learning_rate=PiecewiseConstantDecay([5], [0.1, 0.01])),
+            lambda d: _sched(d).update(boundaries=[5.5]),
+            "boundaries",
+        ),
+        (
+            Adam(learning_rate=PiecewiseConstantDecay([5], [0.1, 0.01])),
+            lambda d: _sched(d).update(values=[0.1, 0.01, 0.1]),
+            "length of `boundaries`",
+        ),
+        (
+            Adam(learning_rate=PiecewiseConstantDecay([5], [0.1, 0.01])),
+            lambda d: _sched(d).update(values=[0.1, -1]),
+            "values",
+        ),
+        (Adam(learning_rate=CosineDecay(0.1, 10)), lambda d: _sched(d).update(alpha=2), "alpha"),
+        (Adam(learning_rate=CosineDecay(0.1, 10)), lambda d: _sched(d).update(warmup_target="1"), "warmup_target"),
+        (Adam(learning_rate=CosineDecay(0.1, 10)), lambda d: _sched(d).update(warmup_steps=-3), "warmup_steps"),
+    ],
+)
 def test_crafted_optimizer_settings_are_refused(tmp_path, optimizer, edit, match):
     path = _saved(tmp_path, optimizer)
     load_model(path)  # the untouched file loads

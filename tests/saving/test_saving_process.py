@@ -1,4 +1,5 @@
 """Saving across processes: fresh-process loads, kill -9 during saves, and exact resume after a kill."""
+
 import os
 import random
 import signal
@@ -19,8 +20,14 @@ SRC = str(Path(convolab.__file__).resolve().parents[1])
 
 def python(script, *args, **kwargs):
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script), *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script), *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def finish(proc, timeout=60):
@@ -53,13 +60,18 @@ def test_lenet_save_load_in_fresh_process_and_onnx(tmp_path):
     model.fit(x, y, epochs=2, batch_size=16, verbose=0)
     model.save(tmp_path / "lenet.convolab")
     np.save(tmp_path / "x.npy", x)
-    proc = python("""
+    proc = python(
+        """
         import sys, numpy as np
         from convolab import keras
         model = keras.models.load_model(sys.argv[1])
         np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0))
         print(model.optimizer.iterations, model.metrics_names)
-    """, tmp_path / "lenet.convolab", tmp_path / "x.npy", tmp_path / "p.npy")
+    """,
+        tmp_path / "lenet.convolab",
+        tmp_path / "x.npy",
+        tmp_path / "p.npy",
+    )
     rc, out, err = finish(proc)
     assert rc == 0, err
     assert out.split()[0] == "6"
@@ -69,7 +81,9 @@ def test_lenet_save_load_in_fresh_process_and_onnx(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     model.export(tmp_path / "lenet.onnx")
-    got = ort.InferenceSession(str(tmp_path / "lenet.onnx"), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    got = ort.InferenceSession(str(tmp_path / "lenet.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"input": x}
+    )[0]
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
 
 
@@ -137,7 +151,9 @@ def fit(model, x, y, initial_epoch=0, callbacks=()):
                      validation_split=0.2, verbose=0)
 """
 
-KILLED_RUN = TRAINING + """
+KILLED_RUN = (
+    TRAINING
+    + """
 import os, signal, sys
 from convolab.callbacks import Callback, ModelCheckpoint
 kill_epoch = int(sys.argv[2])
@@ -152,6 +168,7 @@ class KillMidEpoch(Callback):
 model, x, y = setup()
 fit(model, x, y, callbacks=[ModelCheckpoint(sys.argv[1] + '/ck-{epoch:02d}.convolab'), KillMidEpoch()])
 """
+)
 
 
 def uninterrupted():

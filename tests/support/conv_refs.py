@@ -4,6 +4,7 @@ Written out longhand, independently of ``convolab``: every output pixel is a sum
 taps of its window, the padding TensorFlow's (``gradcheck.explicit_padding`` on the dilated
 kernel's span ``(k - 1) * d + 1``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,15 @@ def grouped_conv_ref(x, w, b, strides, padding, dilation=(1, 1), groups=1):
                     for di in range(kh):
                         for dj in range(kw):
                             for cc in range(cg):
-                                acc += xpad[n, i * strides[0] + di * dilation[0], j * strides[1] + dj * dilation[1],
-                                            g * cg + cc] * w[di, dj, cc, o]
+                                acc += (
+                                    xpad[
+                                        n,
+                                        i * strides[0] + di * dilation[0],
+                                        j * strides[1] + dj * dilation[1],
+                                        g * cg + cc,
+                                    ]
+                                    * w[di, dj, cc, o]
+                                )
                     y[n, i, j, o] = acc + (0.0 if b is None else b[o])
     return y
 
@@ -54,8 +62,10 @@ def depthwise_conv_ref(x, w, b, strides, padding, dilation=(1, 1)):
                         acc = 0.0
                         for di in range(kh):
                             for dj in range(kw):
-                                acc += xpad[n, i * strides[0] + di * dilation[0], j * strides[1] + dj * dilation[1],
-                                            ch] * w[di, dj, ch, m]
+                                acc += (
+                                    xpad[n, i * strides[0] + di * dilation[0], j * strides[1] + dj * dilation[1], ch]
+                                    * w[di, dj, ch, m]
+                                )
                         y[n, i, j, ch * dm + m] = acc + (0.0 if b is None else b[ch * dm + m])
     return y
 

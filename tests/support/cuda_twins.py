@@ -7,6 +7,7 @@ Checked against the NumPy/C reference ops (``test_gpu_twins.py``), they verify t
 math of the GPU kernels without a GPU; the fake device (``fake_cupy.py``) launches them where
 CuPy would launch the kernels.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -169,6 +170,20 @@ def sgd_momentum(p, g, m, total, learning_rate, momentum, nesterov):
         p += mi
 
 
-TWINS = {name: fn for name, fn in globals().items()
-         if name in ("im2col", "col2im", "maxpool_fwd", "maxpool_bwd", "avgpool_fwd", "avgpool_bwd", "relu_bwd",
-                     "adam", "rmsprop", "sgd_momentum")}
+TWINS = {
+    name: fn
+    for name, fn in globals().items()
+    if name
+    in (
+        "im2col",
+        "col2im",
+        "maxpool_fwd",
+        "maxpool_bwd",
+        "avgpool_fwd",
+        "avgpool_bwd",
+        "relu_bwd",
+        "adam",
+        "rmsprop",
+        "sgd_momentum",
+    )
+}

@@ -2,6 +2,7 @@
 float64 (the reference), and the same layers as a functional graph on the tape. ``check_spec(spec)``
 takes a spec as the differential tests draw or write them (``shape``, ``plan``, ``loss``,
 ``classes``, ``optimizer``, ``seed``)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -38,8 +39,9 @@ def _build(spec, dtype, graph=False):
     # Keras's initial weights rounded to multiples of 1/64 (exact in both dtypes), random
     # biases: moderate logits, so the loss gradient is not lost to float32 rounding of a
     # softmax saturated at 1 - 1e-7.
-    model.set_weights([np.round(w * 64) / 64 if w.ndim > 1 else _dyadic(rng, w.shape, 16) / 4
-                       for w in model.get_weights()])
+    model.set_weights(
+        [np.round(w * 64) / 64 if w.ndim > 1 else _dyadic(rng, w.shape, 16) / 4 for w in model.get_weights()]
+    )
     for layer in model.layers:  # a frozen BatchNormalization divides by its moving variance
         if "moving_variance" in layer.params:
             layer.params["moving_variance"][...] = 0.5 + np.abs(_dyadic(rng, layer.params["moving_variance"].shape, 16))
@@ -80,8 +82,11 @@ def _numpy_path(on):
 def _snapshot(model):
     """Weights and optimizer state after the first step, for another run to start its second from."""
     states = [model.optimizer.get_state(w) for w in model.trainable_weights]
-    return (model.get_weights(), [None if s is None else {k: v.copy() for k, v in s.items()} for s in states],
-            model.optimizer.iterations)
+    return (
+        model.get_weights(),
+        [None if s is None else {k: v.copy() for k, v in s.items()} for s in states],
+        model.optimizer.iterations,
+    )
 
 
 def _restore(model, snap):
@@ -133,10 +138,18 @@ def _compare(fast, ref, tol, what, truth=None):
     (within a factor 2): a quantity that is zero in exact arithmetic (the bias of a layer
     before a BatchNormalization) is float32 round-off in both paths, and the kernels, which sum
     in double, round less than NumPy's float32 sums."""
-    assert abs(fast["loss1"] - ref["loss1"]) <= tol["loss"] * max(1.0, abs(ref["loss1"])), \
-        (what, "loss", fast["loss1"], ref["loss1"])
-    assert abs(fast["loss2"] - ref["loss2"]) <= tol["fit loss"] * max(1.0, abs(ref["loss2"])), \
-        (what, "fit loss", fast["loss2"], ref["loss2"])
+    assert abs(fast["loss1"] - ref["loss1"]) <= tol["loss"] * max(1.0, abs(ref["loss1"])), (
+        what,
+        "loss",
+        fast["loss1"],
+        ref["loss1"],
+    )
+    assert abs(fast["loss2"] - ref["loss2"]) <= tol["fit loss"] * max(1.0, abs(ref["loss2"])), (
+        what,
+        "fit loss",
+        fast["loss2"],
+        ref["loss2"],
+    )
     grads, rgrads = fast["grads"], ref["grads"]
     if grads is not None and rgrads is not None:
         assert len(grads) == len(rgrads)
@@ -171,8 +184,9 @@ def check_spec(spec):
     fast = _run(spec, "float32")
     start = fast["snap"]
     truth = _run(spec, "float64", start=start)
-    _compare(fast, _run(spec, "float32", numpy_path=True, start=start), TOL_SAME_DTYPE, "float32 C vs float32 NumPy",
-             truth)
+    _compare(
+        fast, _run(spec, "float32", numpy_path=True, start=start), TOL_SAME_DTYPE, "float32 C vs float32 NumPy", truth
+    )
     _compare(fast, truth, TOL_FLOAT64, "float32 C vs float64 NumPy")
     # the tape engine (a functional graph of the same layers, C kernels on per-call layer copies)
     # against the stack engine

@@ -16,6 +16,7 @@ around one, not a subclass), and the fake is strict where CuPy is:
 (``cuda_twins.py``) on the arrays' buffers: the launchers, their argument order and the twins'
 index math all run, only the CUDA compiler does not (``test_cuda_sources.py`` runs nvcc).
 """
+
 from __future__ import annotations
 
 import types
@@ -31,8 +32,9 @@ _HOST_IN = {"asarray", "array", "asanyarray"}
 _HOST_PARAMS = {"split": ("indices_or_sections", 1), "array_split": ("indices_or_sections", 1)}
 
 #: CuPy's own words (``cupy/_core/core.pyx``, ``ndarray.__array__``)
-IMPLICIT_CONVERSION = ("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a "
-                       "NumPy array explicitly.")
+IMPLICIT_CONVERSION = (
+    "Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a NumPy array explicitly."
+)
 
 #: NumPy attributes a CuPy array does not have: each would hand host memory to C code
 _NOT_ON_DEVICE = {"ctypes", "data", "tofile"}
@@ -151,8 +153,10 @@ def _refuse_host(items, what):
         if isinstance(a, (list, tuple)):
             _refuse_host(a, what)
         elif _is_host(a):
-            raise TypeError(f"fake CuPy: a host numpy.ndarray of shape {a.shape} reached {what} on the device "
-                            "(CuPy refuses implicit host-device mixing)")
+            raise TypeError(
+                f"fake CuPy: a host numpy.ndarray of shape {a.shape} reached {what} on the device "
+                "(CuPy refuses implicit host-device mixing)"
+            )
 
 
 def _refuse_host_args(name, args, kwargs, what):
@@ -221,8 +225,12 @@ class _Function:
             if _is_host(a):
                 raise TypeError("fake CuPy: a host array passed to a kernel")
         self.launches += 1
-        self.twin(*(a._a.reshape(-1) if isinstance(a, ndarray) else (a.item() if isinstance(a, np.generic) else a)
-                    for a in args))
+        self.twin(
+            *(
+                a._a.reshape(-1) if isinstance(a, ndarray) else (a.item() if isinstance(a, np.generic) else a)
+                for a in args
+            )
+        )
 
 
 class RawModule:
@@ -287,7 +295,10 @@ def make_module(device_count=1):
     mod.asnumpy = asnumpy
     mod.RawModule = RawModule
     mod.get_default_memory_pool = lambda: _Pool()
-    mod.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=get_device_count),
-                                     Device=_Device, memory=types.SimpleNamespace(OutOfMemoryError=OutOfMemoryError))
+    mod.cuda = types.SimpleNamespace(
+        runtime=types.SimpleNamespace(getDeviceCount=get_device_count),
+        Device=_Device,
+        memory=types.SimpleNamespace(OutOfMemoryError=OutOfMemoryError),
+    )
     mod.random = types.SimpleNamespace(RandomState=_RandomState)
     return mod

@@ -3,6 +3,7 @@
 Written independently of ``convolab`` so that the tests check the package against
 something it did not compute itself.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,7 @@
 """Small functional models that cover the graph cases (a residual net, two inputs and two outputs with
 every merge, a shared layer, a nested model called twice), their inputs and their predictions, for the
 file and ONNX tests."""
+
 import numpy as np
 
 from convolab import keras
@@ -30,8 +31,14 @@ def two_in_two_out():
     a, b = keras.Input(shape=(6, 6, 2), name="a"), keras.Input(shape=(6, 6, 2), name="b")
     x = L.Conv2D(3, 3, padding="same")(a)
     y = L.Conv2D(3, 3, padding="same")(b)
-    merged = [L.Add()([x, y]), L.Subtract()([x, y]), L.Multiply()([x, y]), L.Average()([x, y, x]),
-              L.Maximum()([x, y]), L.Minimum()([x, y])]
+    merged = [
+        L.Add()([x, y]),
+        L.Subtract()([x, y]),
+        L.Multiply()([x, y]),
+        L.Average()([x, y, x]),
+        L.Maximum()([x, y]),
+        L.Minimum()([x, y]),
+    ]
     c = L.Concatenate()(merged)
     out1 = L.Dense(2)(L.Flatten()(c))
     out2 = L.GlobalMaxPooling2D()(L.Concatenate(axis=1)([x, y]))

@@ -1,4 +1,5 @@
 """Small image folders for the image_dataset_from_directory tests, written with Pillow."""
+
 from __future__ import annotations
 
 from pathlib import Path

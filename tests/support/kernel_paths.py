@@ -1,5 +1,6 @@
 """Test helpers: run a block on the NumPy reference path (the compiled kernels switched off), or
 with the fused convolutions on one instruction set."""
+
 from __future__ import annotations
 
 import contextlib

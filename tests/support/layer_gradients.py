@@ -1,5 +1,6 @@
 """Gradient checks through a layer object: ``layer.backward`` against central differences in float64,
 for ``dx`` and every weight's gradient (the layer tests of every folder share it)."""
+
 from __future__ import annotations
 
 import numpy as np

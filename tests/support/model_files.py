@@ -1,5 +1,6 @@
 """Read and write convolab files byte by byte: the 8-byte little-endian header length, the JSON
 header (safetensors layout) and the payload, so tests can damage a file and write it back."""
+
 import json
 import struct
 

@@ -1,5 +1,6 @@
 """Mutations of a JSON document for the file fuzzers: every path into it, one edit at a path, and
 hypothesis's arbitrary JSON values. Needs hypothesis: importorskip it before importing this."""
+
 from hypothesis import strategies as st
 
 
@@ -15,9 +16,34 @@ def paths_of(value, prefix=()):
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12) | st.sampled_from([0, 1, -1, 2**31, 2**64, 10**400, -(10**400), 1e308, -1e-320, "", "F32", "PCG64", "Dense",
-                                              "same", "relu", [], {}, [0, 0], [1, 1]]),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+    | st.sampled_from(
+        [
+            0,
+            1,
+            -1,
+            2**31,
+            2**64,
+            10**400,
+            -(10**400),
+            1e308,
+            -1e-320,
+            "",
+            "F32",
+            "PCG64",
+            "Dense",
+            "same",
+            "relu",
+            [],
+            {},
+            [0, 0],
+            [1, 1],
+        ]
+    ),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
     max_leaves=10,
 )

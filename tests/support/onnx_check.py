@@ -1,6 +1,7 @@
 """ONNX export checked in onnxruntime against predict. onnxruntime is imported when a check runs
 (``pytest.importorskip``), so a test module that imports this still collects without it, and only
 the tests that export are skipped."""
+
 import numpy as np
 import pytest
 

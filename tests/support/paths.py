@@ -1,5 +1,6 @@
 """Where the project's folders are, for tests that run scripts or read sources by path (one place,
 instead of counting ``Path(__file__).parents`` from each test folder's depth)."""
+
 from pathlib import Path
 
 #: tests/

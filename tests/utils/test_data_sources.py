@@ -1,4 +1,5 @@
 """fit/evaluate/predict on a keras.utils.PyDataset (Sequence) and on generators, as Keras programs feed them."""
+
 import math
 
 import numpy as np
@@ -37,8 +38,11 @@ def _data(n=40):
 def _model(seed=0):
     keras.utils.set_random_seed(seed)
     model = keras.Sequential([keras.Input(shape=(6,)), L.Dense(8, activation="relu"), L.Dense(3)])
-    model.compile(optimizer=keras.optimizers.SGD(0.1), metrics=["acc"],
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1),
+        metrics=["acc"],
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     return model
 
 
@@ -65,8 +69,7 @@ def test_generator_with_steps_per_epoch_and_validation_generator():
                 yield x[i : i + 10], y[i : i + 10]
 
     model = _model()
-    hist = model.fit(forever(), steps_per_epoch=4, epochs=2, verbose=0,
-                     validation_data=forever(), validation_steps=2)
+    hist = model.fit(forever(), steps_per_epoch=4, epochs=2, verbose=0, validation_data=forever(), validation_steps=2)
     assert model.optimizer.iterations == 8
     assert set(hist.history) == {"loss", "acc", "val_loss", "val_acc"}
     ref = _model()

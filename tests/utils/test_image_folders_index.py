@@ -1,4 +1,5 @@
 """image_dataset_from_directory: which files, in which order, with which labels and messages (Keras 3's)."""
+
 import os
 
 import numpy as np
@@ -22,10 +23,23 @@ def test_sorted_order_class_names_and_labels_without_shuffle(tmp_path, capsys):
     # Keras's order: classes in turn; per class the walk sorted by folder, files by name; a nested
     # folder counts for its top class; hidden top folders and other extensions are ignored.
     assert rel(ds.file_paths, tmp_path) == [
-        "cat/cat0.bmp", "cat/cat0.gif", "cat/cat0.jpg", "cat/cat0.png", "cat/more/deep.png",
-        "dog/broken.jpg", "dog/dog0.bmp", "dog/dog0.gif", "dog/dog0.jpg", "dog/dog0.png", "dog/grey.png",
-        "fish/fish0.bmp", "fish/fish0.gif", "fish/fish0.jpg", "fish/fish0.png"]
-    assert len(ds) == 4                       # ceil(15 / 4) batches
+        "cat/cat0.bmp",
+        "cat/cat0.gif",
+        "cat/cat0.jpg",
+        "cat/cat0.png",
+        "cat/more/deep.png",
+        "dog/broken.jpg",
+        "dog/dog0.bmp",
+        "dog/dog0.gif",
+        "dog/dog0.jpg",
+        "dog/dog0.png",
+        "dog/grey.png",
+        "fish/fish0.bmp",
+        "fish/fish0.gif",
+        "fish/fish0.jpg",
+        "fish/fish0.png",
+    ]
+    assert len(ds) == 4  # ceil(15 / 4) batches
     assert isinstance(ds, keras.utils.PyDataset)
 
 
@@ -69,7 +83,7 @@ def test_split_is_deterministic_disjoint_and_complete(tmp_path):
     everything = load(tmp_path, seed=42, verbose=False).file_paths
     assert train.file_paths == both_train.file_paths and val.file_paths == both_val.file_paths
     assert not set(train.file_paths) & set(val.file_paths)
-    assert train.file_paths + val.file_paths == everything          # the split follows the seeded list
+    assert train.file_paths + val.file_paths == everything  # the split follows the seeded list
     assert len(val.file_paths) == int(0.25 * len(everything))
     other = load(tmp_path, subset="validation", validation_split=0.25, seed=43, verbose=False)
     assert other.file_paths != val.file_paths
@@ -103,21 +117,24 @@ def test_labels_as_a_list_follow_sorted_paths(tmp_path, capsys):
         load(tmp_path, labels="folders")
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(subset="training"), "`subset` and `validation_split` go together"),
-    (dict(validation_split=0.2), "`subset` and `validation_split` go together"),
-    (dict(validation_split=0.2, subset="training"), "pass a `seed`"),
-    (dict(validation_split=1.5, subset="training", seed=1), "between 0 and 1"),
-    (dict(validation_split=0.2, subset="train", seed=1), "'training', 'validation', 'both' or None; got 'train'"),
-    (dict(label_mode="sparse"), "`label_mode` must be"),
-    (dict(label_mode="binary"), "exactly 2 classes; got 3"),
-    (dict(color_mode="hsv"), "`color_mode` must be one of"),
-    (dict(batch_size=None), "unbatched samples are not supported"),
-    (dict(image_size=(8, 0)), "`image_size` must be"),
-    (dict(interpolation="gaussian"), "TensorFlow kernel that Pillow"),
-    (dict(interpolation="cubic"), "`interpolation` must be one of"),
-    (dict(crop_to_aspect_ratio=True, pad_to_aspect_ratio=True), "at most one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(subset="training"), "`subset` and `validation_split` go together"),
+        (dict(validation_split=0.2), "`subset` and `validation_split` go together"),
+        (dict(validation_split=0.2, subset="training"), "pass a `seed`"),
+        (dict(validation_split=1.5, subset="training", seed=1), "between 0 and 1"),
+        (dict(validation_split=0.2, subset="train", seed=1), "'training', 'validation', 'both' or None; got 'train'"),
+        (dict(label_mode="sparse"), "`label_mode` must be"),
+        (dict(label_mode="binary"), "exactly 2 classes; got 3"),
+        (dict(color_mode="hsv"), "`color_mode` must be one of"),
+        (dict(batch_size=None), "unbatched samples are not supported"),
+        (dict(image_size=(8, 0)), "`image_size` must be"),
+        (dict(interpolation="gaussian"), "TensorFlow kernel that Pillow"),
+        (dict(interpolation="cubic"), "`interpolation` must be one of"),
+        (dict(crop_to_aspect_ratio=True, pad_to_aspect_ratio=True), "at most one of"),
+    ],
+)
 def test_bad_arguments_say_what_was_expected(tmp_path, kwargs, message):
     make_folder(tmp_path, corrupt=False)
     with pytest.raises(ValueError, match=message):
@@ -129,8 +146,11 @@ def test_missing_empty_and_flat_folders(tmp_path):
         load(tmp_path / "nowhere")
     (tmp_path / "empty" / "cat").mkdir(parents=True)
     (tmp_path / "empty" / "cat" / "readme.txt").write_text("x")
-    with pytest.raises(ValueError, match=r"no image files in the class folders \['cat'\].*1 other files ignored"
-                                         r".*Allowed formats"):
+    with pytest.raises(
+        ValueError,
+        match=r"no image files in the class folders \['cat'\].*1 other files ignored"
+        r".*Allowed formats",
+    ):
         load(tmp_path / "empty")
     solid(tmp_path / "flat" / "a.png", (1, 2, 3))
     with pytest.raises(ValueError, match="one subfolder per class.*1 image files lie directly in it: pass labels=None"):

@@ -1,4 +1,5 @@
 """keras.utils.load_img / img_to_array / array_to_img / save_img, and the crop and pad geometry."""
+
 import io
 
 import numpy as np
@@ -48,26 +49,32 @@ def test_save_img_round_trip(tmp_path):
     x[:, :, 1] = 90
     U.save_img(tmp_path / "y.png", x, scale=False)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "y.png")), x.astype(np.uint8))
-    U.save_img(tmp_path / "z.jpg", np.zeros((3, 5, 4)))      # RGBA to JPEG: saved as RGB
+    U.save_img(tmp_path / "z.jpg", np.zeros((3, 5, 4)))  # RGBA to JPEG: saved as RGB
     assert Image.open(tmp_path / "z.jpg").mode == "RGB"
 
 
-@pytest.mark.parametrize("h, w, th, tw, box", [
-    (340, 500, 200, 200, (80, 0, 420, 340)),   # Keras's smart_resize example: a 340 x 340 centred crop
-    (4, 10, 4, 4, (3, 0, 7, 4)),
-    (10, 4, 4, 4, (0, 3, 4, 7)),
-    (6, 6, 3, 6, (0, 1, 6, 4)),
-    (5, 5, 5, 5, (0, 0, 5, 5)),
-])
+@pytest.mark.parametrize(
+    "h, w, th, tw, box",
+    [
+        (340, 500, 200, 200, (80, 0, 420, 340)),  # Keras's smart_resize example: a 340 x 340 centred crop
+        (4, 10, 4, 4, (3, 0, 7, 4)),
+        (10, 4, 4, 4, (0, 3, 4, 7)),
+        (6, 6, 3, 6, (0, 1, 6, 4)),
+        (5, 5, 5, 5, (0, 0, 5, 5)),
+    ],
+)
 def test_crop_box(h, w, th, tw, box):
     assert crop_box(h, w, th, tw) == box
 
 
-@pytest.mark.parametrize("h, w, th, tw, geometry", [
-    (4, 8, 8, 8, (4, 8, 2, 0)),
-    (8, 4, 8, 8, (8, 4, 0, 2)),
-    (3, 9, 6, 6, (2, 6, 2, 0)),
-    (10, 10, 5, 5, (5, 5, 0, 0)),
-])
+@pytest.mark.parametrize(
+    "h, w, th, tw, geometry",
+    [
+        (4, 8, 8, 8, (4, 8, 2, 0)),
+        (8, 4, 8, 8, (8, 4, 0, 2)),
+        (3, 9, 6, 6, (2, 6, 2, 0)),
+        (10, 10, 5, 5, (5, 5, 0, 0)),
+    ],
+)
 def test_pad_geometry(h, w, th, tw, geometry):
     assert pad_geometry(h, w, th, tw) == geometry

@@ -1,4 +1,5 @@
 """convolab.zoo: the lesson's three models, layer by layer, compiled as the lesson compiles them."""
+
 import numpy as np
 import pytest
 
@@ -7,15 +8,25 @@ from convolab.random import set_random_seed
 
 # (layer class, output shape, params) rows of the lesson's model.summary() tables
 LESSON_TABLES = {
-    "simple_cnn": [("Conv2D", (None, 24, 24, 9), 234), ("Flatten", (None, 5184), 0),
-                   ("Dense", (None, 10), 51850)],
-    "multi_cnn": [("Conv2D", (None, 24, 24, 10), 260), ("MaxPooling2D", (None, 12, 12, 10), 0),
-                  ("Conv2D", (None, 8, 8, 20), 5020), ("MaxPooling2D", (None, 4, 4, 20), 0),
-                  ("Flatten", (None, 320), 0), ("Dense", (None, 10), 3210)],
-    "lenet": [("Conv2D", (None, 28, 28, 6), 456), ("MaxPooling2D", (None, 14, 14, 6), 0),
-              ("Conv2D", (None, 10, 10, 16), 2416), ("MaxPooling2D", (None, 5, 5, 16), 0),
-              ("Flatten", (None, 400), 0), ("Dense", (None, 120), 48120), ("Dense", (None, 84), 10164),
-              ("Dense", (None, 10), 850)],
+    "simple_cnn": [("Conv2D", (None, 24, 24, 9), 234), ("Flatten", (None, 5184), 0), ("Dense", (None, 10), 51850)],
+    "multi_cnn": [
+        ("Conv2D", (None, 24, 24, 10), 260),
+        ("MaxPooling2D", (None, 12, 12, 10), 0),
+        ("Conv2D", (None, 8, 8, 20), 5020),
+        ("MaxPooling2D", (None, 4, 4, 20), 0),
+        ("Flatten", (None, 320), 0),
+        ("Dense", (None, 10), 3210),
+    ],
+    "lenet": [
+        ("Conv2D", (None, 28, 28, 6), 456),
+        ("MaxPooling2D", (None, 14, 14, 6), 0),
+        ("Conv2D", (None, 10, 10, 16), 2416),
+        ("MaxPooling2D", (None, 5, 5, 16), 0),
+        ("Flatten", (None, 400), 0),
+        ("Dense", (None, 120), 48120),
+        ("Dense", (None, 84), 10164),
+        ("Dense", (None, 10), 850),
+    ],
 }
 TOTALS = {"simple_cnn": 52084, "multi_cnn": 8490, "lenet": 62006}
 
@@ -99,8 +110,9 @@ def _bars(n, size, channels, seed):
     return x, y
 
 
-@pytest.mark.parametrize("builder, shape", [(zoo.simple_cnn, (28, 28, 1)), (zoo.multi_cnn, (28, 28, 1)),
-                                            (zoo.lenet, (32, 32, 3))])
+@pytest.mark.parametrize(
+    "builder, shape", [(zoo.simple_cnn, (28, 28, 1)), (zoo.multi_cnn, (28, 28, 1)), (zoo.lenet, (32, 32, 3))]
+)
 def test_each_model_learns_bar_orientation(builder, shape):
     set_random_seed(1)
     x, y = _bars(600, shape[0], shape[2], seed=0)

@@ -1,4 +1,5 @@
 """convolab.zoo's functional architectures: parameter counts worked out by hand, shapes, training, files, ONNX."""
+
 import numpy as np
 import pytest
 
@@ -31,38 +32,69 @@ def tally(rows):
 
 
 def resnet20_rows():
-    rows = [conv(3, 3, 16), bn(16)]                                   # stem: 448 + 64
-    rows += 3 * [conv(3, 16, 16), bn(16), conv(3, 16, 16), bn(16)]    # stage 1: 3 x (2320 + 64) x 2
-    rows += [conv(3, 16, 32), bn(32), conv(3, 32, 32), bn(32),        # stage 2 block 1: 4640 + 128 + 9248 + 128
-             conv(1, 16, 32)]                                         #   projection (option B, no BN): 544
-    rows += 2 * [conv(3, 32, 32), bn(32), conv(3, 32, 32), bn(32)]    # stage 2 blocks 2, 3
-    rows += [conv(3, 32, 64), bn(64), conv(3, 64, 64), bn(64),        # stage 3 block 1: 18496 + 256 + 36928 + 256
-             conv(1, 32, 64)]                                         #   projection: 2112
-    rows += 2 * [conv(3, 64, 64), bn(64), conv(3, 64, 64), bn(64)]    # stage 3 blocks 2, 3
-    rows += [dense(64, 10)]                                           # head: 650
+    rows = [conv(3, 3, 16), bn(16)]  # stem: 448 + 64
+    rows += 3 * [conv(3, 16, 16), bn(16), conv(3, 16, 16), bn(16)]  # stage 1: 3 x (2320 + 64) x 2
+    rows += [
+        conv(3, 16, 32),
+        bn(32),
+        conv(3, 32, 32),
+        bn(32),  # stage 2 block 1: 4640 + 128 + 9248 + 128
+        conv(1, 16, 32),
+    ]  #   projection (option B, no BN): 544
+    rows += 2 * [conv(3, 32, 32), bn(32), conv(3, 32, 32), bn(32)]  # stage 2 blocks 2, 3
+    rows += [
+        conv(3, 32, 64),
+        bn(64),
+        conv(3, 64, 64),
+        bn(64),  # stage 3 block 1: 18496 + 256 + 36928 + 256
+        conv(1, 32, 64),
+    ]  #   projection: 2112
+    rows += 2 * [conv(3, 64, 64), bn(64), conv(3, 64, 64), bn(64)]  # stage 3 blocks 2, 3
+    rows += [dense(64, 10)]  # head: 650
     return rows
 
 
 def vgg_rows():
-    rows = [conv(3, 3, 32), bn(32), conv(3, 32, 32), bn(32),          # block 1, 32x32 -> 16x16
-            conv(3, 32, 64), bn(64), conv(3, 64, 64), bn(64),         # block 2, -> 8x8
-            conv(3, 64, 128), bn(128), conv(3, 128, 128), bn(128)]    # block 3, -> 4x4
-    rows += [dense(4 * 4 * 128, 128), bn(128), dense(128, 10)]        # Flatten 2048 - Dense 128 - BN - Dense 10
+    rows = [
+        conv(3, 3, 32),
+        bn(32),
+        conv(3, 32, 32),
+        bn(32),  # block 1, 32x32 -> 16x16
+        conv(3, 32, 64),
+        bn(64),
+        conv(3, 64, 64),
+        bn(64),  # block 2, -> 8x8
+        conv(3, 64, 128),
+        bn(128),
+        conv(3, 128, 128),
+        bn(128),
+    ]  # block 3, -> 4x4
+    rows += [dense(4 * 4 * 128, 128), bn(128), dense(128, 10)]  # Flatten 2048 - Dense 128 - BN - Dense 10
     return rows
 
 
 def inception_block_rows(cin, f1, f3r, f3, f5r, f5, fp):
-    return [conv(1, cin, f1), bn(f1),
-            conv(1, cin, f3r), bn(f3r), conv(3, f3r, f3), bn(f3),
-            conv(1, cin, f5r), bn(f5r), conv(5, f5r, f5), bn(f5),
-            conv(1, cin, fp), bn(fp)]
+    return [
+        conv(1, cin, f1),
+        bn(f1),
+        conv(1, cin, f3r),
+        bn(f3r),
+        conv(3, f3r, f3),
+        bn(f3),
+        conv(1, cin, f5r),
+        bn(f5r),
+        conv(5, f5r, f5),
+        bn(f5),
+        conv(1, cin, fp),
+        bn(fp),
+    ]
 
 
 def inception_rows():
     rows = [conv(3, 3, 32), bn(32)]
-    rows += inception_block_rows(32, 16, 16, 24, 4, 8, 8)             # out 16 + 24 + 8 + 8 = 56 channels
-    rows += inception_block_rows(56, 32, 32, 48, 8, 16, 16)           # out 32 + 48 + 16 + 16 = 112
-    rows += inception_block_rows(112, 48, 48, 64, 8, 16, 16)          # out 48 + 64 + 16 + 16 = 144
+    rows += inception_block_rows(32, 16, 16, 24, 4, 8, 8)  # out 16 + 24 + 8 + 8 = 56 channels
+    rows += inception_block_rows(56, 32, 32, 48, 8, 16, 16)  # out 32 + 48 + 16 + 16 = 112
+    rows += inception_block_rows(112, 48, 48, 64, 8, 16, 16)  # out 48 + 64 + 16 + 16 = 144
     return rows + [dense(144, 10)]
 
 
@@ -235,15 +267,18 @@ def test_get_by_name():
         zoo.get("resnet50")
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: zoo.vgg(input_shape=(32, 32)), r"\(height, width, channels\).*got \(32, 32\)"),
-    (lambda: zoo.vgg(input_shape=(4, 4, 3)), r"at least 8x8.*got input_shape=\(4, 4, 3\)"),
-    (lambda: zoo.resnet20(classes=0), "`classes` must be a positive int; got 0"),
-    (lambda: zoo.inception(blocks=((16, 16, 24),)), "six filter counts; got"),
-    (lambda: zoo.mobilenet(alpha=0), "`alpha` must be a positive float; got 0"),
-    (lambda: zoo.mobilenet(alpha=0.01), "alpha=0.01 leaves 32 filters as 0.32"),
-    (lambda: zoo.vgg(dropout=1.0), r"`dropout` must be a float in \[0, 1\); got 1.0"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: zoo.vgg(input_shape=(32, 32)), r"\(height, width, channels\).*got \(32, 32\)"),
+        (lambda: zoo.vgg(input_shape=(4, 4, 3)), r"at least 8x8.*got input_shape=\(4, 4, 3\)"),
+        (lambda: zoo.resnet20(classes=0), "`classes` must be a positive int; got 0"),
+        (lambda: zoo.inception(blocks=((16, 16, 24),)), "six filter counts; got"),
+        (lambda: zoo.mobilenet(alpha=0), "`alpha` must be a positive float; got 0"),
+        (lambda: zoo.mobilenet(alpha=0.01), "alpha=0.01 leaves 32 filters as 0.32"),
+        (lambda: zoo.vgg(dropout=1.0), r"`dropout` must be a float in \[0, 1\); got 1.0"),
+    ],
+)
 def test_errors_name_what_was_expected_and_what_came(call, message):
     with pytest.raises(ValueError, match=message):
         call()

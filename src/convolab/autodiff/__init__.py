@@ -7,6 +7,7 @@
 - :mod:`.functions`: the NumPy-like ops Keras programs use (``keras.ops``), each with its
   hand-written backward.
 """
+
 from . import functions
 from .tape import GradientTape, is_recording, record
 from .tensor import Node, Tensor, Variable, unwrap

@@ -5,6 +5,7 @@ recorded :class:`~convolab.autodiff.tensor.Tensor`; otherwise it returns a plain
 Every backward gets the upstream gradient ``g`` (never written to) and returns one gradient
 per input, reduced back to the input's shape where NumPy broadcast it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -65,6 +66,7 @@ def _binary(a, b):
 
 # -- conversion ----------------------------------------------------------------------------
 
+
 def convert_to_tensor(x, dtype=None):
     """An array (``dtype`` or its own) as a :class:`Tensor`; tensors pass through."""
     xp = _xp(x)
@@ -94,6 +96,7 @@ def shape(x):
 
 # -- arithmetic ----------------------------------------------------------------------------
 
+
 def add(a, b):
     av, bv = _binary(a, b)
     return record(av + bv, (a, b), lambda g: (_unbroadcast(g, av.shape), _unbroadcast(g, bv.shape)), "add")
@@ -106,15 +109,15 @@ def subtract(a, b):
 
 def multiply(a, b):
     av, bv = _binary(a, b)
-    return record(av * bv, (a, b), lambda g: (_unbroadcast(g * bv, av.shape), _unbroadcast(g * av, bv.shape)),
-                  "multiply")
+    return record(
+        av * bv, (a, b), lambda g: (_unbroadcast(g * bv, av.shape), _unbroadcast(g * av, bv.shape)), "multiply"
+    )
 
 
 def divide(a, b):
     av, bv = _binary(a, b)
     y = av / bv
-    return record(y, (a, b), lambda g: (_unbroadcast(g / bv, av.shape), _unbroadcast(-g * y / bv, bv.shape)),
-                  "divide")
+    return record(y, (a, b), lambda g: (_unbroadcast(g / bv, av.shape), _unbroadcast(-g * y / bv, bv.shape)), "divide")
 
 
 true_divide = divide
@@ -128,7 +131,7 @@ def negative(x):
 def power(a, b):
     xp = _xp(a, b)
     av, bv = _binary(a, b)
-    y = av ** bv
+    y = av**bv
 
     def backward(g):
         ga = _unbroadcast(g * bv * av ** (bv - 1), av.shape)
@@ -209,8 +212,12 @@ def where(condition, x1, x2):
     c = xp.asarray(unwrap(condition), dtype=bool)
     av, bv = _binary(x1, x2)
     y = xp.where(c, av, bv)
-    return record(y, (x1, x2), lambda g: (_unbroadcast(xp.where(c, g, 0), av.shape),
-                                          _unbroadcast(xp.where(c, 0, g), bv.shape)), "where")
+    return record(
+        y,
+        (x1, x2),
+        lambda g: (_unbroadcast(xp.where(c, g, 0), av.shape), _unbroadcast(xp.where(c, 0, g), bv.shape)),
+        "where",
+    )
 
 
 def matmul(a, b):
@@ -244,6 +251,7 @@ dot = matmul
 
 # -- reductions ----------------------------------------------------------------------------
 
+
 def _axes(axis, ndim):
     if axis is None:
         return tuple(range(ndim))
@@ -260,8 +268,12 @@ def sum(x, axis=None, keepdims=False):  # noqa: A001 (keras.ops.sum)
     xp = _xp(x)
     xv = _float(x)
     axes = _axes(axis, xv.ndim)
-    return record(xv.sum(axis=axes, keepdims=keepdims), (x,),
-                  lambda g: (xp.broadcast_to(_expand(g, axes, keepdims), xv.shape).copy(),), "sum")
+    return record(
+        xv.sum(axis=axes, keepdims=keepdims),
+        (x,),
+        lambda g: (xp.broadcast_to(_expand(g, axes, keepdims), xv.shape).copy(),),
+        "sum",
+    )
 
 
 def mean(x, axis=None, keepdims=False):
@@ -269,8 +281,12 @@ def mean(x, axis=None, keepdims=False):
     xv = _float(x)
     axes = _axes(axis, xv.ndim)
     count = int(xp.prod([xv.shape[a] for a in axes])) if axes else 1
-    return record(xv.mean(axis=axes, keepdims=keepdims), (x,),
-                  lambda g: (xp.broadcast_to(_expand(g, axes, keepdims) / count, xv.shape).copy(),), "mean")
+    return record(
+        xv.mean(axis=axes, keepdims=keepdims),
+        (x,),
+        lambda g: (xp.broadcast_to(_expand(g, axes, keepdims) / count, xv.shape).copy(),),
+        "mean",
+    )
 
 
 def _extreme(x, axis, keepdims, fn, name):
@@ -315,6 +331,7 @@ def argmin(x, axis=-1):
 
 
 # -- activations ---------------------------------------------------------------------------
+
 
 def relu(x):
     xp = _xp(x)
@@ -371,6 +388,7 @@ def one_hot(x, num_classes, dtype=None):
 
 
 # -- shapes --------------------------------------------------------------------------------
+
 
 def reshape(x, newshape):
     xv = _float(x)
@@ -479,6 +497,7 @@ def take(x, indices, axis=None):
 
 # -- constructors (no gradient) ------------------------------------------------------------
 
+
 def zeros(shape, dtype=None):
     xp = _xp()
     return xp.zeros(shape, dtype=dtype or floatx())
@@ -540,6 +559,7 @@ def stop_gradient(x):
 
 # -- losses as keras.ops spells them ------------------------------------------------------
 
+
 def categorical_crossentropy(target, output, from_logits=False, axis=-1):
     """Per-sample cross-entropy (Keras's clipping of probabilities to [eps, 1 - eps])."""
     if from_logits:
@@ -568,23 +588,37 @@ def binary_crossentropy(target, output, from_logits=False):
 
 # -- Tensor's operators ----------------------------------------------------------------------
 
+
 def _install_arithmetic():
     """Give :class:`Tensor` its operators, as Chainer's ``install_variable_arithmetics`` does.
 
     tensor.py sits below this module (these ops make tensors), so the class cannot import its
     arithmetic: it is attached here, once, when ``convolab.autodiff`` is imported.
     """
+
     def swapped(op):
         def reflected(self, other):
             return op(other, self)
+
         reflected.__name__ = f"r{op.__name__}"
         return reflected
 
     operators = {
-        "__add__": add, "__radd__": swapped(add), "__sub__": subtract, "__rsub__": swapped(subtract),
-        "__mul__": multiply, "__rmul__": swapped(multiply), "__truediv__": divide, "__rtruediv__": swapped(divide),
-        "__pow__": power, "__rpow__": swapped(power), "__matmul__": matmul, "__rmatmul__": swapped(matmul),
-        "__neg__": negative, "__getitem__": getitem, "T": property(transpose),
+        "__add__": add,
+        "__radd__": swapped(add),
+        "__sub__": subtract,
+        "__rsub__": swapped(subtract),
+        "__mul__": multiply,
+        "__rmul__": swapped(multiply),
+        "__truediv__": divide,
+        "__rtruediv__": swapped(divide),
+        "__pow__": power,
+        "__rpow__": swapped(power),
+        "__matmul__": matmul,
+        "__rmatmul__": swapped(matmul),
+        "__neg__": negative,
+        "__getitem__": getitem,
+        "T": property(transpose),
     }
     for name, op in operators.items():
         setattr(Tensor, name, op)
@@ -593,5 +627,9 @@ def _install_arithmetic():
 
 _install_arithmetic()
 
-__all__ = [name for name in dir() if not name.startswith("_") and name not in (
-    "annotations", "np", "record", "Tensor", "Variable", "unwrap", "epsilon", "floatx")]
+__all__ = [
+    name
+    for name in dir()
+    if not name.startswith("_")
+    and name not in ("annotations", "np", "record", "Tensor", "Variable", "unwrap", "epsilon", "floatx")
+]

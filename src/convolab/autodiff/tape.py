@@ -10,6 +10,7 @@ only inside a ``GradientTape`` block and only for ops with an input that needs a
 (a :class:`~convolab.autodiff.tensor.Variable`, a watched tensor, or a recorded one); outside
 one, the same functions return plain NumPy arrays.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -59,8 +60,10 @@ def _topological(target):
 def backpropagate(target, seed=None):
     """Gradients of ``sum(target * seed)`` for every tensor it depends on: ``{id(tensor): array}``."""
     if not isinstance(target, Tensor):
-        raise TypeError(f"GradientTape.gradient: the target must be a tensor computed under the tape; "
-                        f"got {type(target).__name__} (was it computed outside the `with GradientTape()` block?)")
+        raise TypeError(
+            f"GradientTape.gradient: the target must be a tensor computed under the tape; "
+            f"got {type(target).__name__} (was it computed outside the `with GradientTape()` block?)"
+        )
     xp = get_array_module(target.value)
     grads = {id(target): xp.ones_like(target.value) if seed is None else xp.asarray(unwrap(seed))}
     for t in reversed(_topological(target)):
@@ -69,14 +72,17 @@ def backpropagate(target, seed=None):
             continue
         pgrads = t.node.backward(g)
         if len(pgrads) != len(t.node.parents):
-            raise RuntimeError(f"backward of '{t.node.name}' returned {len(pgrads)} gradients for "
-                               f"{len(t.node.parents)} inputs")
+            raise RuntimeError(
+                f"backward of '{t.node.name}' returned {len(pgrads)} gradients for {len(t.node.parents)} inputs"
+            )
         for p, pg in zip(t.node.parents, pgrads):
             if pg is None or not isinstance(p, Tensor):
                 continue
             if pg.shape != p.shape:
-                raise RuntimeError(f"backward of '{t.node.name}' returned a gradient of shape {pg.shape} "
-                                   f"for an input of shape {p.shape}")
+                raise RuntimeError(
+                    f"backward of '{t.node.name}' returned a gradient of shape {pg.shape} "
+                    f"for an input of shape {p.shape}"
+                )
             old = grads.get(id(p))
             # never add in place: a backward may hand back an array it also keeps
             grads[id(p)] = pg if old is None else old + pg
@@ -109,8 +115,10 @@ class GradientTape:
     def watch(self, tensor):
         """Make a plain tensor a source whose gradient can be asked for."""
         if not isinstance(tensor, Tensor):
-            raise TypeError(f"GradientTape.watch expects a convolab Tensor; got {type(tensor).__name__}; "
-                            "wrap an array with keras.ops.convert_to_tensor first")
+            raise TypeError(
+                f"GradientTape.watch expects a convolab Tensor; got {type(tensor).__name__}; "
+                "wrap an array with keras.ops.convert_to_tensor first"
+            )
         tensor._watched = True
 
     def gradient(self, target, sources, output_gradients=None):

@@ -16,6 +16,7 @@ every tensor has them.
 the tensor's ``__radd__``. A :class:`Variable` is the exception outside a tape: there it is
 only a weight, and NumPy takes it as an array, as it takes Keras's variables.
 """
+
 from __future__ import annotations
 
 import weakref
@@ -187,8 +188,10 @@ class Variable(Tensor):
     def _checked(self, value, what):
         value = get_array_module(self.value).asarray(unwrap(value))
         if value.shape != self.value.shape and not (what != "assign" and _broadcasts(value.shape, self.value.shape)):
-            raise ValueError(f"Variable '{self.path}'.{what}: the variable has shape {self.value.shape}; "
-                             f"got a value of shape {value.shape}")
+            raise ValueError(
+                f"Variable '{self.path}'.{what}: the variable has shape {self.value.shape}; "
+                f"got a value of shape {value.shape}"
+            )
         return value
 
     def assign(self, value):
@@ -207,8 +210,10 @@ class Variable(Tensor):
         return self
 
     def __setitem__(self, index, value):
-        raise TypeError(f"Variable '{self.path}' is not written by index (nor is Keras's); write the whole "
-                        "value: a = v.numpy(); a[index] = value; v.assign(a)")
+        raise TypeError(
+            f"Variable '{self.path}' is not written by index (nor is Keras's); write the whole "
+            "value: a = v.numpy(); a[index] = value; v.assign(a)"
+        )
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         # Outside a tape a Variable is its array, as Keras's converts for NumPy. On a tape, the
@@ -223,20 +228,26 @@ class Variable(Tensor):
         if method == "__call__" and names is not None and len(inputs) == 2 and not kwargs:
             a, b = inputs
             return getattr(a, names[0])(b) if isinstance(a, Tensor) else getattr(b, names[1])(a)
-        raise TypeError(f"numpy.{ufunc.__name__} on Variable '{self.path}' inside a GradientTape would lose "
-                        f"its gradient; use keras.ops, or read the array with .numpy()")
+        raise TypeError(
+            f"numpy.{ufunc.__name__} on Variable '{self.path}' inside a GradientTape would lose "
+            f"its gradient; use keras.ops, or read the array with .numpy()"
+        )
 
     def __repr__(self):
-        return (f"<Variable path={self.path}, shape={tuple(self.shape)}, dtype={self.dtype}, "
-                f"value={self.value!r}>")
+        return f"<Variable path={self.path}, shape={tuple(self.shape)}, dtype={self.dtype}, value={self.value!r}>"
 
 
 #: the NumPy ufuncs that an ``ndarray <op> variable`` expression calls, and the tensor
 #: operators that record them (forward, reflected)
-_TAPE_UFUNCS = {"add": ("__add__", "__radd__"), "subtract": ("__sub__", "__rsub__"),
-                "multiply": ("__mul__", "__rmul__"), "true_divide": ("__truediv__", "__rtruediv__"),
-                "divide": ("__truediv__", "__rtruediv__"), "power": ("__pow__", "__rpow__"),
-                "matmul": ("__matmul__", "__rmatmul__")}
+_TAPE_UFUNCS = {
+    "add": ("__add__", "__radd__"),
+    "subtract": ("__sub__", "__rsub__"),
+    "multiply": ("__mul__", "__rmul__"),
+    "true_divide": ("__truediv__", "__rtruediv__"),
+    "divide": ("__truediv__", "__rtruediv__"),
+    "power": ("__pow__", "__rpow__"),
+    "matmul": ("__matmul__", "__rmatmul__"),
+}
 
 
 def _broadcasts(got, want) -> bool:
@@ -254,8 +265,10 @@ def as_source(x):
         v = _variables_by_array.get(id(x))
         if v is not None and v.value is x:
             return v
-    raise TypeError(f"GradientTape.gradient: sources must be tensors, Variables or layer weights "
-                    f"(model.trainable_weights); got {type(x).__name__} of shape {np.shape(x)}")
+    raise TypeError(
+        f"GradientTape.gradient: sources must be tensors, Variables or layer weights "
+        f"(model.trainable_weights); got {type(x).__name__} of shape {np.shape(x)}"
+    )
 
 
 def unwrap(x):

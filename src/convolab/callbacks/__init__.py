@@ -1,4 +1,5 @@
 """Callbacks with Keras's names."""
+
 from .base import Callback, CallbackList, LambdaCallback
 from .csv_logger import CSVLogger
 from .epoch_timer import EpochTimer
@@ -11,6 +12,18 @@ from .reduce_lr_on_plateau import ReduceLROnPlateau
 from .tensorboard import TensorBoard
 from .terminate_on_nan import TerminateOnNaN
 
-__all__ = ["CSVLogger", "Callback", "CallbackList", "EarlyStopping", "EpochTimer", "History", "LambdaCallback",
-           "LearningRateScheduler", "ModelCheckpoint", "ProgbarLogger", "ReduceLROnPlateau", "TensorBoard",
-           "TerminateOnNaN"]
+__all__ = [
+    "CSVLogger",
+    "Callback",
+    "CallbackList",
+    "EarlyStopping",
+    "EpochTimer",
+    "History",
+    "LambdaCallback",
+    "LearningRateScheduler",
+    "ModelCheckpoint",
+    "ProgbarLogger",
+    "ReduceLROnPlateau",
+    "TensorBoard",
+    "TerminateOnNaN",
+]

@@ -1,4 +1,5 @@
 """Callback hooks, as Keras calls them during ``fit``, ``evaluate`` and ``predict``."""
+
 from __future__ import annotations
 
 
@@ -70,16 +71,18 @@ class CallbackList:
         for cb in self.callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(
-                    f"callbacks must be convolab.callbacks.Callback instances; got {cb!r} "
-                    f"of type {type(cb).__name__}"
+                    f"callbacks must be convolab.callbacks.Callback instances; got {cb!r} of type {type(cb).__name__}"
                 )
             cb.set_model(model)
             cb.set_params(params)
         # Calling empty batch hooks 1,875 times an epoch costs time: for each batch hook keep only
         # the callbacks that override it (or its alias), on the class or (LambdaCallback) the instance.
         self._batch = {
-            hook: [cb for cb in self.callbacks
-                   if _overrides(cb, hook) or (hook in _ALIASES and _overrides(cb, _ALIASES[hook]))]
+            hook: [
+                cb
+                for cb in self.callbacks
+                if _overrides(cb, hook) or (hook in _ALIASES and _overrides(cb, _ALIASES[hook]))
+            ]
             for hook in _BATCH_HOOKS
         }
 
@@ -153,8 +156,16 @@ class LambdaCallback(Callback):
     arguments as the hook, e.g. ``on_test_batch_end=lambda batch, logs: ...``.
     """
 
-    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None, on_train_end=None,
-                 on_train_batch_begin=None, on_train_batch_end=None, **kwargs):
+    def __init__(
+        self,
+        on_epoch_begin=None,
+        on_epoch_end=None,
+        on_train_begin=None,
+        on_train_end=None,
+        on_train_batch_begin=None,
+        on_train_batch_end=None,
+        **kwargs,
+    ):
         super().__init__()
         unknown = sorted(k for k in kwargs if k not in HOOKS)
         if unknown:
@@ -162,9 +173,15 @@ class LambdaCallback(Callback):
                 f"LambdaCallback: unexpected keyword argument(s) {', '.join(unknown)}; "
                 f"expected hooks among {', '.join(HOOKS)}"
             )
-        hooks = dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end, on_train_begin=on_train_begin,
-                     on_train_end=on_train_end, on_train_batch_begin=on_train_batch_begin,
-                     on_train_batch_end=on_train_batch_end, **kwargs)
+        hooks = dict(
+            on_epoch_begin=on_epoch_begin,
+            on_epoch_end=on_epoch_end,
+            on_train_begin=on_train_begin,
+            on_train_end=on_train_end,
+            on_train_batch_begin=on_train_batch_begin,
+            on_train_batch_end=on_train_batch_end,
+            **kwargs,
+        )
         for name, fn in hooks.items():
             if fn is None:
                 continue

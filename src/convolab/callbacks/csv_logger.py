@@ -1,4 +1,5 @@
 """CSVLogger: one CSV row per epoch with the epoch's logs (Keras's callback)."""
+
 from __future__ import annotations
 
 import collections.abc
@@ -53,6 +54,7 @@ class CSVLogger(Callback):
         if self.keys is None:
             self.keys = sorted(logs)
         if self.writer is None:
+
             class Dialect(csv.excel):
                 delimiter = self.sep
 

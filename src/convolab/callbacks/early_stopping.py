@@ -1,4 +1,5 @@
 """EarlyStopping, with Keras's arguments."""
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,17 @@ class EarlyStopping(Callback):
     ``restore_best_weights=True`` the best epoch's weights are put back at the end.
     """
 
-    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
-                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+    def __init__(
+        self,
+        monitor="val_loss",
+        min_delta=0,
+        patience=0,
+        verbose=0,
+        mode="auto",
+        baseline=None,
+        restore_best_weights=False,
+        start_from_epoch=0,
+    ):
         super().__init__()
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"EarlyStopping: `mode` must be 'auto', 'min' or 'max'; got {mode!r}")
@@ -46,7 +56,10 @@ class EarlyStopping(Callback):
     def on_epoch_end(self, epoch, logs=None):
         current = (logs or {}).get(self.monitor)
         if current is None:
-            warnings.warn(f"EarlyStopping: metric {self.monitor!r} is not available; available: {sorted(logs or {})}", stacklevel=2)
+            warnings.warn(
+                f"EarlyStopping: metric {self.monitor!r} is not available; available: {sorted(logs or {})}",
+                stacklevel=2,
+            )
             return
         if epoch < self.start_from_epoch:
             return

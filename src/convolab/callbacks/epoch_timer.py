@@ -1,4 +1,5 @@
 """EpochTimer: wall-clock seconds per epoch (training and validation), for reports and benchmarks."""
+
 from __future__ import annotations
 
 import time

@@ -1,4 +1,5 @@
 """History: the per-epoch logs ``fit`` returns (``history.history['val_acc']``)."""
+
 from __future__ import annotations
 
 from .base import Callback

@@ -1,4 +1,5 @@
 """LearningRateScheduler: set the optimizer's learning rate at the start of each epoch (Keras's callback)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """ModelCheckpoint: save the model (or its weights) during ``fit``, with Keras's arguments."""
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,17 @@ class ModelCheckpoint(Callback):
         initial_value_threshold: starting "best" value for ``save_best_only``.
     """
 
-    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
-                 mode="auto", save_freq="epoch", initial_value_threshold=None):
+    def __init__(
+        self,
+        filepath,
+        monitor="val_loss",
+        verbose=0,
+        save_best_only=False,
+        save_weights_only=False,
+        mode="auto",
+        save_freq="epoch",
+        initial_value_threshold=None,
+    ):
         super().__init__()
         filepath = os.fspath(filepath)
         if not isinstance(filepath, str):
@@ -55,12 +65,15 @@ class ModelCheckpoint(Callback):
                 f"save_weights_only={save_weights_only}; got {filepath!r}"
             )
         if not save_weights_only and lowered.endswith(".weights.h5"):
-            raise ValueError(f"ModelCheckpoint: {filepath!r} names a weights file; pass save_weights_only=True, or "
-                             "name the file '.keras' to save the whole model")
+            raise ValueError(
+                f"ModelCheckpoint: {filepath!r} names a weights file; pass save_weights_only=True, or "
+                "name the file '.keras' to save the whole model"
+            )
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"ModelCheckpoint: `mode` must be 'auto', 'min' or 'max'; got {mode!r}")
-        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, numbers.Integral)
-                                     or save_freq < 1):
+        if save_freq != "epoch" and (
+            isinstance(save_freq, bool) or not isinstance(save_freq, numbers.Integral) or save_freq < 1
+        ):
             raise ValueError(f"ModelCheckpoint: `save_freq` must be 'epoch' or a positive int; got {save_freq!r}")
         if mode == "auto":
             mode = "max" if ("acc" in monitor or monitor.startswith("fmeasure")) else "min"
@@ -129,7 +142,8 @@ class ModelCheckpoint(Callback):
             if current is None:
                 warnings.warn(
                     f"ModelCheckpoint: can save best model only with {self.monitor} available, skipping "
-                    f"(available: {sorted(logs)})", stacklevel=2,
+                    f"(available: {sorted(logs)})",
+                    stacklevel=2,
                 )
                 return
             if not self._improved(current):
@@ -137,8 +151,10 @@ class ModelCheckpoint(Callback):
                     print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
                 return
             if self.verbose > 0:
-                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {current:.5f}, "
-                      f"saving model to {filepath}")
+                print(
+                    f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {current:.5f}, "
+                    f"saving model to {filepath}"
+                )
             self.best = current
         elif self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: saving model to {filepath}")

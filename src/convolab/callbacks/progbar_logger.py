@@ -1,4 +1,5 @@
 """ProgbarLogger: Keras-style per-epoch progress lines during ``fit``."""
+
 from __future__ import annotations
 
 from ..utils.progbar import Progbar

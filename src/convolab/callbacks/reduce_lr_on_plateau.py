@@ -1,4 +1,5 @@
 """ReduceLROnPlateau: divide the learning rate when a monitored value stops improving (Keras's callback)."""
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,17 @@ class ReduceLROnPlateau(Callback):
         min_lr: lower bound on the learning rate.
     """
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
-                 cooldown=0, min_lr=0.0):
+    def __init__(
+        self,
+        monitor="val_loss",
+        factor=0.1,
+        patience=10,
+        verbose=0,
+        mode="auto",
+        min_delta=1e-4,
+        cooldown=0,
+        min_lr=0.0,
+    ):
         super().__init__()
         if factor >= 1.0:
             raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0; got factor={factor!r}")

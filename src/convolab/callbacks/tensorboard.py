@@ -2,6 +2,7 @@
 
 Written with tensorboardX, an optional dependency: ``pip install "convolab[tensorboard]"``.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -61,26 +62,44 @@ class TensorBoard(Callback):
         ImportError: tensorboardX is not installed (``pip install "convolab[tensorboard]"``).
     """
 
-    def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, write_images=False,
-                 write_steps_per_second=False, update_freq="epoch", profile_batch=0, embeddings_freq=0,
-                 embeddings_metadata=None):
+    def __init__(
+        self,
+        log_dir="logs",
+        histogram_freq=0,
+        write_graph=True,
+        write_images=False,
+        write_steps_per_second=False,
+        update_freq="epoch",
+        profile_batch=0,
+        embeddings_freq=0,
+        embeddings_metadata=None,
+    ):
         super().__init__()
         self._tbx = _tensorboardx()
-        unsupported = {name: value for name, value in (("profile_batch", profile_batch),
-                                                       ("embeddings_freq", embeddings_freq),
-                                                       ("embeddings_metadata", embeddings_metadata))
-                       if value not in (0, None)}
+        unsupported = {
+            name: value
+            for name, value in (
+                ("profile_batch", profile_batch),
+                ("embeddings_freq", embeddings_freq),
+                ("embeddings_metadata", embeddings_metadata),
+            )
+            if value not in (0, None)
+        }
         if unsupported:
             raise ValueError(
-                "TensorBoard: " + ", ".join(f"{k}={v!r}" for k, v in unsupported.items())
+                "TensorBoard: "
+                + ", ".join(f"{k}={v!r}" for k, v in unsupported.items())
                 + " is not supported by convolab (expected profile_batch=0, embeddings_freq=0, "
-                  "embeddings_metadata=None)"
+                "embeddings_metadata=None)"
             )
         if update_freq == "batch":
             update_freq = 1
-        if update_freq != "epoch" and (isinstance(update_freq, bool) or not isinstance(update_freq, numbers.Integral)
-                                       or update_freq < 1):
-            raise ValueError(f"TensorBoard: `update_freq` must be 'epoch', 'batch' or a positive int; got {update_freq!r}")
+        if update_freq != "epoch" and (
+            isinstance(update_freq, bool) or not isinstance(update_freq, numbers.Integral) or update_freq < 1
+        ):
+            raise ValueError(
+                f"TensorBoard: `update_freq` must be 'epoch', 'batch' or a positive int; got {update_freq!r}"
+            )
         if isinstance(histogram_freq, bool) or not isinstance(histogram_freq, numbers.Integral) or histogram_freq < 0:
             raise ValueError(f"TensorBoard: `histogram_freq` must be an int >= 0; got {histogram_freq!r}")
         self.log_dir = os.fspath(log_dir)
@@ -104,8 +123,9 @@ class TensorBoard(Callback):
     def _writer(self, which):
         # Created on first use, so a run that logs nothing to validation/ leaves no empty file there.
         if which not in self._writers:
-            self._writers[which] = self._tbx.SummaryWriter(self._train_dir if which == "train" else self._val_dir,
-                                                           filename_suffix=_file_suffix())
+            self._writers[which] = self._tbx.SummaryWriter(
+                self._train_dir if which == "train" else self._val_dir, filename_suffix=_file_suffix()
+            )
         return self._writers[which]
 
     def _scalar(self, which, tag, value, step):
@@ -208,8 +228,9 @@ class TensorBoard(Callback):
         if get_config is None:
             return
         text = json.dumps({"class_name": type(self.model).__name__, "config": get_config()}, default=str)
-        metadata = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="graph_keras_model",
-                                                                          content=b"1"))
+        metadata = SummaryMetadata(
+            plugin_data=SummaryMetadata.PluginData(plugin_name="graph_keras_model", content=b"1")
+        )
         tensor = TensorProto(dtype="DT_STRING", string_val=[text.encode("utf-8")], tensor_shape=TensorShapeProto())
         summary = Summary(value=[Summary.Value(tag="keras", metadata=metadata, tensor=tensor)])
         # SummaryWriter has no public way to write a raw summary: a FileWriter of its own, in train/.

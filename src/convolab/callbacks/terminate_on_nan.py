@@ -1,4 +1,5 @@
 """TerminateOnNaN: stop ``fit`` at the first batch whose loss is NaN or infinite (Keras's callback)."""
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@ command fails (missing or unreadable file, bad model file, dataset unavailable).
 one line on stderr, ``convolab: error: ...``, never a traceback; set ``CONVOLAB_DEBUG=1`` to
 see the traceback instead.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,10 +35,11 @@ def build_parser():
     from . import demo, export_cmd, filters_cmd, predict, train
 
     parser = _Parser(
-        prog="convolab", formatter_class=_Formatter,
+        prog="convolab",
+        formatter_class=_Formatter,
         description="Convolutional neural networks on NumPy: the lesson's filters, models and figures.",
-        epilog=("Start with 'convolab demo' (offline, well under a minute). "
-                "Each command has its own --help."))
+        epilog=("Start with 'convolab demo' (offline, well under a minute). Each command has its own --help."),
+    )
     parser.add_argument("--version", action="version", version=f"convolab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     demo.add_parser(sub, _Formatter)

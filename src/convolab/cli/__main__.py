@@ -1,4 +1,5 @@
 """``python -m convolab.cli``: the same as the ``convolab`` command."""
+
 import sys
 
 from . import main

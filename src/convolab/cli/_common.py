@@ -1,4 +1,5 @@
 """What the subcommands share: error types, data loading, image reading, progress."""
+
 from __future__ import annotations
 
 import argparse
@@ -62,7 +63,9 @@ def parse_kernel(text):
         try:
             value = ast.literal_eval(spec)
         except (ValueError, SyntaxError):
-            raise UsageError(f"--kernel: cannot read {text!r} as a nested list of numbers like '[[-1,0,1],[-1,0,1]]'") from None
+            raise UsageError(
+                f"--kernel: cannot read {text!r} as a nested list of numbers like '[[-1,0,1],[-1,0,1]]'"
+            ) from None
     else:
         value = spec
     try:
@@ -206,8 +209,10 @@ def read_image(path, channels=None):
         with im:
             for w in caught:
                 if issubclass(w.category, Image.DecompressionBombWarning):
-                    note(f"{p}: {im.width}x{im.height} pixels, more than Pillow's decompression-bomb warning "
-                         f"limit of {Image.MAX_IMAGE_PIXELS:,}; reading it anyway")
+                    note(
+                        f"{p}: {im.width}x{im.height} pixels, more than Pillow's decompression-bomb warning "
+                        f"limit of {Image.MAX_IMAGE_PIXELS:,}; reading it anyway"
+                    )
                 else:
                     warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             im.load()
@@ -221,9 +226,17 @@ def read_image(path, channels=None):
             out = im.convert("L" if channels == 1 else "RGB")
             return np.asarray(out), mode
     except UnidentifiedImageError:
-        raise OSError(f"cannot read image {str(p)!r}: not a format Pillow recognises (PNG, JPEG, BMP, GIF, TIFF...)") from None
-    except (OSError, EOFError, ValueError, SyntaxError, MemoryError,  # truncated or corrupt files
-            Image.DecompressionBombError) as exc:  # refused from the header, before any pixel is decoded
+        raise OSError(
+            f"cannot read image {str(p)!r}: not a format Pillow recognises (PNG, JPEG, BMP, GIF, TIFF...)"
+        ) from None
+    except (
+        OSError,
+        EOFError,
+        ValueError,
+        SyntaxError,
+        MemoryError,  # truncated or corrupt files
+        Image.DecompressionBombError,
+    ) as exc:  # refused from the header, before any pixel is decoded
         raise OSError(f"cannot read image {str(p)!r}: {exc or type(exc).__name__}") from None
 
 
@@ -247,8 +260,9 @@ def predict_batches(model, x, batch_size=256, desc="predicting"):
     """Model outputs for ``x`` in batches, with a progress bar when there are many."""
     starts = range(0, len(x), batch_size)
     bar = progress(starts, total=len(starts), desc=desc) if len(starts) > 4 else starts
-    return np.concatenate([np.asarray(model.predict(x[s : s + batch_size], batch_size=batch_size, verbose=0))
-                           for s in bar], axis=0)
+    return np.concatenate(
+        [np.asarray(model.predict(x[s : s + batch_size], batch_size=batch_size, verbose=0)) for s in bar], axis=0
+    )
 
 
 def evaluate_outputs(model, outputs, y):
@@ -292,6 +306,7 @@ def save_model_file(model, path):
 
 def write_json(path, data):
     """Write ``data`` as indented JSON (NumPy numbers become floats)."""
+
     def default(o):
         if isinstance(o, np.generic):
             return o.item()

@@ -4,6 +4,7 @@ The parent process only launches; the N ranks it starts see ``CONVOLAB_RANKS`` (
 variables) and train. Each rank gets an equal share of the cores for its threads unless the
 user set ``CONVOLAB_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` already.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,10 @@ def relaunch(argv, processes):
     """Run ``convolab <argv>`` on ``processes`` ranks under mpiexec; returns its exit code."""
     mpiexec = find_mpiexec()
     if mpiexec is None:
-        raise CommandError(f"--processes {processes} needs mpiexec, found neither next to {sys.executable} nor "
-                           f"on PATH; install it with: {INSTALL}")
+        raise CommandError(
+            f"--processes {processes} needs mpiexec, found neither next to {sys.executable} nor "
+            f"on PATH; install it with: {INSTALL}"
+        )
     _check_mpi4py()
     cmd = [mpiexec, "-n", str(processes), sys.executable, "-m", "convolab.cli", *argv]
     return subprocess.run(cmd, env=rank_env(processes)).returncode

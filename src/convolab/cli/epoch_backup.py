@@ -1,4 +1,5 @@
 """``convolab train`` keeps the last finished epoch on disk, so Ctrl-C loses only the epoch in progress."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,5 +42,7 @@ class EpochBackup(Callback):
         where = "before the first epoch" if self.epoch is None else f"in epoch {self.epoch + 1} of {epochs}"
         if not self.saved:
             return Interrupted(f"{where}; no epoch had finished, so no model was saved")
-        return Interrupted(f"{where}; the model after epoch {self.saved} (weights and optimizer state) "
-                           f"is saved in {self.path.resolve()}")
+        return Interrupted(
+            f"{where}; the model after epoch {self.saved} (weights and optimizer state) "
+            f"is saved in {self.path.resolve()}"
+        )

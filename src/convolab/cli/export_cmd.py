@@ -1,4 +1,5 @@
 """``convolab export``: a saved model to ONNX for inference elsewhere."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,11 +9,15 @@ from ._common import CommandError, load_model_file, writable_file
 
 def add_parser(sub, formatter):
     p = sub.add_parser(
-        "export", formatter_class=formatter,
+        "export",
+        formatter_class=formatter,
         help="export a saved model to ONNX",
-        description=("Write an ONNX graph (NHWC input, float32) that gives the same predictions as "
-                     "model.predict in onnxruntime. Needs the onnx extra: pip install 'convolab[onnx]'."),
-        epilog="example: convolab export runs/multi/model.convolab model.onnx")
+        description=(
+            "Write an ONNX graph (NHWC input, float32) that gives the same predictions as "
+            "model.predict in onnxruntime. Needs the onnx extra: pip install 'convolab[onnx]'."
+        ),
+        epilog="example: convolab export runs/multi/model.convolab model.onnx",
+    )
     p.add_argument("model", metavar="MODEL", help="model file written by model.save() or convolab train")
     p.add_argument("output", metavar="OUT.onnx", help="where to write the ONNX file")
     p.set_defaults(func=run_export)

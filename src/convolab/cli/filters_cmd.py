@@ -1,4 +1,5 @@
 """``convolab filters``: run a classic convolution filter over your own images."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,22 +13,38 @@ def add_parser(sub, formatter):
     from ..filters import KERNELS
 
     p = sub.add_parser(
-        "filters", formatter_class=formatter,
+        "filters",
+        formatter_class=formatter,
         help="apply a convolution filter (vertical_edge, sobel_x, blur, ...) to image files",
-        description=("Draw the lesson's convolution figure for your images: each image above, "
-                     "filtered below, the kernel on the right. Kernels: " + ", ".join(KERNELS) +
-                     ", or your own as a nested list."),
-        epilog=("examples:\n"
-                "  convolab filters cat.jpg --kernel sobel_x\n"
-                "  convolab filters a.png b.png --kernel '[[-1,0,1],[-1,0,1]]' --grey --out edges.png"))
+        description=(
+            "Draw the lesson's convolution figure for your images: each image above, "
+            "filtered below, the kernel on the right. Kernels: "
+            + ", ".join(KERNELS)
+            + ", or your own as a nested list."
+        ),
+        epilog=(
+            "examples:\n"
+            "  convolab filters cat.jpg --kernel sobel_x\n"
+            "  convolab filters a.png b.png --kernel '[[-1,0,1],[-1,0,1]]' --grey --out edges.png"
+        ),
+    )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG/JPEG/... files")
-    p.add_argument("--kernel", required=True, metavar="NAME|LIST",
-                   help="a kernel name or a nested list of numbers, e.g. '[[-1,0,1],[-1,0,1],[-1,0,1]]'")
+    p.add_argument(
+        "--kernel",
+        required=True,
+        metavar="NAME|LIST",
+        help="a kernel name or a nested list of numbers, e.g. '[[-1,0,1],[-1,0,1],[-1,0,1]]'",
+    )
     p.add_argument("--padding", choices=("same", "valid"), default="same", help="zero padding (default same)")
     p.add_argument("--grey", "--gray", dest="grey", action="store_true", help="convert images to greyscale first")
-    p.add_argument("--max-size", type=positive_int, default=512, metavar="PX",
-                   help="shrink larger images so their long side is PX pixels (default 512): the figure "
-                        "shows them small, and convolution memory grows with kernel size x pixels")
+    p.add_argument(
+        "--max-size",
+        type=positive_int,
+        default=512,
+        metavar="PX",
+        help="shrink larger images so their long side is PX pixels (default 512): the figure "
+        "shows them small, and convolution memory grows with kernel size x pixels",
+    )
     p.add_argument("--out", default="filtered.png", metavar="FILE", help="figure file to write (default filtered.png)")
     p.set_defaults(func=run)
 

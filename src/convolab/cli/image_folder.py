@@ -1,4 +1,5 @@
 """``convolab train --data-dir photos/``: a folder of class subfolders as training and validation batches."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -55,15 +56,26 @@ def load_image_folder(directory, size, val_split, seed, batch_size, color_mode):
 
     root = Path(directory)
     if not root.is_dir():
-        raise UsageError(f"--data-dir without --dataset expects a folder of class subfolders; "
-                         f"{str(root)!r} is {'a file' if root.exists() else 'missing'}")
+        raise UsageError(
+            f"--data-dir without --dataset expects a folder of class subfolders; "
+            f"{str(root)!r} is {'a file' if root.exists() else 'missing'}"
+        )
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
-        raise UsageError(f"--data-dir {str(root)!r} expects one subfolder per class (at least 2); "
-                         f"got {len(classes)}{': ' + classes[0] if classes else ''}")
+        raise UsageError(
+            f"--data-dir {str(root)!r} expects one subfolder per class (at least 2); "
+            f"got {len(classes)}{': ' + classes[0] if classes else ''}"
+        )
     train, val = image_dataset_from_directory(
-        root, label_mode="int", color_mode=color_mode, batch_size=batch_size, image_size=size, seed=seed,
-        validation_split=val_split, subset="both")
+        root,
+        label_mode="int",
+        color_mode=color_mode,
+        batch_size=batch_size,
+        image_size=size,
+        seed=seed,
+        validation_split=val_split,
+        subset="both",
+    )
     return ScaledBatches(train), ScaledBatches(val), list(train.class_names)
 
 

@@ -1,44 +1,74 @@
 """``convolab predict`` and ``convolab evaluate``: use a saved model."""
+
 from __future__ import annotations
 
 
 import numpy as np
 
-from ._common import (DATASETS, CommandError, UsageError, evaluate_outputs, load_dataset, load_model_file,
-                      note, positive_int, predict_batches, read_image, writable_folder, write_json)
+from ._common import (
+    DATASETS,
+    CommandError,
+    UsageError,
+    evaluate_outputs,
+    load_dataset,
+    load_model_file,
+    note,
+    positive_int,
+    predict_batches,
+    read_image,
+    writable_folder,
+    write_json,
+)
 
 
 def add_parsers(sub, formatter):
     p = sub.add_parser(
-        "predict", formatter_class=formatter,
+        "predict",
+        formatter_class=formatter,
         help="classify image files with a saved model",
-        description=("Print the predicted class and its probability for each image. Images are "
-                     "converted to the model's channels (grey or RGB) and resized to its input size; "
-                     "a note says when that happens. MNIST models expect a light digit on a dark "
-                     "background: use --invert for dark ink on white paper."),
-        epilog="example: convolab predict convolab_out/simple_mnist/model.convolab digit.png --invert")
+        description=(
+            "Print the predicted class and its probability for each image. Images are "
+            "converted to the model's channels (grey or RGB) and resized to its input size; "
+            "a note says when that happens. MNIST models expect a light digit on a dark "
+            "background: use --invert for dark ink on white paper."
+        ),
+        epilog="example: convolab predict convolab_out/simple_mnist/model.convolab digit.png --invert",
+    )
     p.add_argument("model", metavar="MODEL", help="model file written by model.save() or convolab train")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG/JPEG/... files")
-    p.add_argument("--classes", default=None, metavar="DATASET|NAMES",
-                   help="class names: mnist, fashion_mnist, cifar10, or a comma-separated list")
+    p.add_argument(
+        "--classes",
+        default=None,
+        metavar="DATASET|NAMES",
+        help="class names: mnist, fashion_mnist, cifar10, or a comma-separated list",
+    )
     p.add_argument("--invert", action="store_true", help="invert grey levels (dark ink on light paper)")
-    p.add_argument("--top", type=positive_int, default=1, metavar="K", help="show the K most likely classes (default 1)")
+    p.add_argument(
+        "--top", type=positive_int, default=1, metavar="K", help="show the K most likely classes (default 1)"
+    )
     p.set_defaults(func=run_predict)
 
     e = sub.add_parser(
-        "evaluate", formatter_class=formatter,
+        "evaluate",
+        formatter_class=formatter,
         help="loss and accuracy of a saved model on a dataset's test set",
         description="Evaluate a saved model on the test set of a Keras dataset (scaled to [0, 1]).",
-        epilog="example: convolab evaluate convolab_out/simple_mnist/model.convolab --dataset mnist")
+        epilog="example: convolab evaluate convolab_out/simple_mnist/model.convolab --dataset mnist",
+    )
     e.add_argument("model", metavar="MODEL", help="model file written by model.save() or convolab train")
     e.add_argument("--dataset", choices=DATASETS, required=True, help="dataset whose test set to use")
-    e.add_argument("--data-dir", default=None, metavar="DIR",
-                   help="folder holding the dataset files, or an .npz with x_train, y_train, x_test, y_test")
+    e.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="folder holding the dataset files, or an .npz with x_train, y_train, x_test, y_test",
+    )
     e.add_argument("--offline", action="store_true", help="never download")
     e.add_argument("--samples", type=positive_int, default=None, metavar="N", help="only the first N test images")
     e.add_argument("--batch-size", type=positive_int, default=256, metavar="N", help="batch size (default 256)")
-    e.add_argument("--out", default=None, metavar="DIR",
-                   help="also write confusion_matrix.png and evaluation.json into DIR")
+    e.add_argument(
+        "--out", default=None, metavar="DIR", help="also write confusion_matrix.png and evaluation.json into DIR"
+    )
     e.set_defaults(func=run_evaluate)
 
 
@@ -56,8 +86,9 @@ def class_names(spec, k):
 def _input_spec(model):
     shape = getattr(model, "input_shape", None)
     if shape is None or len(shape) != 4 or shape[-1] not in (1, 3) or None in shape[1:]:
-        raise CommandError(f"predict works with image models taking (height, width, 1 or 3) inputs; "
-                           f"this model takes {shape}")
+        raise CommandError(
+            f"predict works with image models taking (height, width, 1 or 3) inputs; this model takes {shape}"
+        )
     return shape[1], shape[2], shape[3]
 
 
@@ -108,14 +139,19 @@ def run_evaluate(args):
         x_test, y_test = x_test[: args.samples], y_test[: args.samples]
     want = getattr(model, "input_shape", None)
     if want is not None and tuple(want[1:]) != x_test.shape[1:]:
-        raise CommandError(f"the model takes inputs of shape {tuple(want[1:])} but {args.dataset} images are "
-                           f"{x_test.shape[1:]}; evaluate it on the dataset it was trained for")
+        raise CommandError(
+            f"the model takes inputs of shape {tuple(want[1:])} but {args.dataset} images are "
+            f"{x_test.shape[1:]}; evaluate it on the dataset it was trained for"
+        )
     outputs = predict_batches(model, x_test, args.batch_size, desc="evaluating")
     logs = evaluate_outputs(model, outputs, y_test)
     print(f"{args.dataset} test set ({len(x_test)} images): " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
     if out is not None:
-        plot.plot_confusion_matrix(y_test, outputs, classes=CLASS_NAMES[args.dataset], save=out / "confusion_matrix.png")
-        write_json(out / "evaluation.json", {"model": str(args.model), "dataset": args.dataset,
-                                              "samples": len(x_test), **logs})
+        plot.plot_confusion_matrix(
+            y_test, outputs, classes=CLASS_NAMES[args.dataset], save=out / "confusion_matrix.png"
+        )
+        write_json(
+            out / "evaluation.json", {"model": str(args.model), "dataset": args.dataset, "samples": len(x_test), **logs}
+        )
         print(f"wrote confusion_matrix.png and evaluation.json to {out.resolve()}")
     return 0

@@ -1,13 +1,25 @@
 """``convolab train``: a zoo model on a Keras dataset or on a folder of images, with curves, history and model file."""
+
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
 from ..callbacks import EpochTimer
-from ._common import (DATASETS, UsageError, evaluate_outputs, fraction, history_json, load_dataset,
-                      positive_int, predict_batches, saving_available, save_model_file, writable_folder,
-                      write_json)
+from ._common import (
+    DATASETS,
+    UsageError,
+    evaluate_outputs,
+    fraction,
+    history_json,
+    load_dataset,
+    positive_int,
+    predict_batches,
+    saving_available,
+    save_model_file,
+    writable_folder,
+    write_json,
+)
 from .epoch_backup import EpochBackup
 from .image_folder import image_size, load_image_folder, predict_all
 
@@ -23,7 +35,8 @@ def add_parser(sub, formatter):
     from ..zoo import ARCHITECTURES
 
     p = sub.add_parser(
-        "train", formatter_class=formatter,
+        "train",
+        formatter_class=formatter,
         help="train a zoo model on mnist, fashion_mnist, cifar10 or a folder of images",
         description=(
             "Train a zoo model and save model.convolab, history.json and training_curves.png into --out "
@@ -32,47 +45,110 @@ def add_parser(sub, formatter):
             "With --dataset, the test set is the validation data by default, as in the lesson; --val-split "
             "holds out part of the training set instead. With --data-dir alone, a folder with one subfolder "
             "of images per class is read with keras.utils.image_dataset_from_directory, --val-split (default "
-            "0.2) of it kept for validation with --seed, and confusion_matrix.png is written too."),
-        epilog=("examples:\n"
-                "  convolab train --model simple --dataset mnist --epochs 5\n"
-                "  convolab train --model lenet --dataset cifar10 --epochs 10 --data-dir ~/data/cifar10\n"
-                "  convolab train --data-dir photos/ --model resnet20 --image-size 64"))
-    p.add_argument("--model", choices=list(ARCHITECTURES), default=None,
-                   help="simple, multi or lenet (the lesson's, compiled as it compiles them), or vgg, resnet20, "
-                        "inception, mobilenet (compiled with adam) (default: simple for mnist/fashion_mnist, "
-                        "lenet for cifar10 and image folders)")
-    p.add_argument("--dataset", choices=DATASETS, default=None,
-                   help="dataset to train on (leave out to train on the image folder given by --data-dir)")
-    p.add_argument("--epochs", type=positive_int, default=None, metavar="N",
-                   help="epochs (default as the lesson: 5, or 10 for lenet)")
-    p.add_argument("--data-dir", default=None, metavar="DIR",
-                   help="with --dataset: folder holding the dataset's original files, or an .npz with x_train, "
-                        "y_train, x_test, y_test (default: convolab's cache, downloading if needed); "
-                        "without: a folder of class subfolders of images")
+            "0.2) of it kept for validation with --seed, and confusion_matrix.png is written too."
+        ),
+        epilog=(
+            "examples:\n"
+            "  convolab train --model simple --dataset mnist --epochs 5\n"
+            "  convolab train --model lenet --dataset cifar10 --epochs 10 --data-dir ~/data/cifar10\n"
+            "  convolab train --data-dir photos/ --model resnet20 --image-size 64"
+        ),
+    )
+    p.add_argument(
+        "--model",
+        choices=list(ARCHITECTURES),
+        default=None,
+        help="simple, multi or lenet (the lesson's, compiled as it compiles them), or vgg, resnet20, "
+        "inception, mobilenet (compiled with adam) (default: simple for mnist/fashion_mnist, "
+        "lenet for cifar10 and image folders)",
+    )
+    p.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default=None,
+        help="dataset to train on (leave out to train on the image folder given by --data-dir)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="epochs (default as the lesson: 5, or 10 for lenet)",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="with --dataset: folder holding the dataset's original files, or an .npz with x_train, "
+        "y_train, x_test, y_test (default: convolab's cache, downloading if needed); "
+        "without: a folder of class subfolders of images",
+    )
     p.add_argument("--offline", action="store_true", help="never download; fail if the files are not there")
-    p.add_argument("--image-size", type=image_size, default=(32, 32), metavar="SIZE",
-                   help="image folder: resize every image to SIZE or HEIGHT,WIDTH pixels (default 32)")
-    p.add_argument("--color-mode", choices=("rgb", "grayscale"), default="rgb",
-                   help="image folder: read images as rgb (3 channels, default) or grayscale (1)")
-    p.add_argument("--top-k", type=positive_int, default=None, metavar="K",
-                   help="also report top-K accuracy (default 5 for an image folder of more than 5 classes)")
+    p.add_argument(
+        "--image-size",
+        type=image_size,
+        default=(32, 32),
+        metavar="SIZE",
+        help="image folder: resize every image to SIZE or HEIGHT,WIDTH pixels (default 32)",
+    )
+    p.add_argument(
+        "--color-mode",
+        choices=("rgb", "grayscale"),
+        default="rgb",
+        help="image folder: read images as rgb (3 channels, default) or grayscale (1)",
+    )
+    p.add_argument(
+        "--top-k",
+        type=positive_int,
+        default=None,
+        metavar="K",
+        help="also report top-K accuracy (default 5 for an image folder of more than 5 classes)",
+    )
     p.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="batch size (default 32)")
-    p.add_argument("--processes", type=positive_int, default=None, metavar="N",
-                   help="train on N processes under mpiexec, each on its shard of the data with batch "
-                        "--batch-size (so N times the batch per step); rank 0 alone prints and writes. "
-                        'Needs pip install "convolab[distributed]" (--dataset only)')
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
-                   help="optimizer (default as the lesson: rmsprop, adam for lenet and the other architectures)")
-    p.add_argument("--learning-rate", type=float, default=None, metavar="LR", help="learning rate (default the optimizer's)")
-    p.add_argument("--seed", type=int, default=None,
-                   help=f"random seed for weights, shuffling and an image folder's split (default {FOLDER_SEED})")
-    p.add_argument("--samples", type=positive_int, default=None, metavar="N",
-                   help="train on the first N training images only (quick runs; --dataset only)")
-    p.add_argument("--val-split", type=fraction, default=None, metavar="FRAC",
-                   help="validate on the last FRAC of the training set instead of the test set "
-                        "(an image folder: default 0.2)")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="output folder (default convolab_out/MODEL_DATASET or convolab_out/MODEL_FOLDER)")
+    p.add_argument(
+        "--processes",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="train on N processes under mpiexec, each on its shard of the data with batch "
+        "--batch-size (so N times the batch per step); rank 0 alone prints and writes. "
+        'Needs pip install "convolab[distributed]" (--dataset only)',
+    )
+    p.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default=None,
+        help="optimizer (default as the lesson: rmsprop, adam for lenet and the other architectures)",
+    )
+    p.add_argument(
+        "--learning-rate", type=float, default=None, metavar="LR", help="learning rate (default the optimizer's)"
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help=f"random seed for weights, shuffling and an image folder's split (default {FOLDER_SEED})",
+    )
+    p.add_argument(
+        "--samples",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="train on the first N training images only (quick runs; --dataset only)",
+    )
+    p.add_argument(
+        "--val-split",
+        type=fraction,
+        default=None,
+        metavar="FRAC",
+        help="validate on the last FRAC of the training set instead of the test set (an image folder: default 0.2)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="output folder (default convolab_out/MODEL_DATASET or convolab_out/MODEL_FOLDER)",
+    )
     p.set_defaults(func=run)
 
 
@@ -145,8 +221,10 @@ def _backup(out):
 def run(args):
     if args.dataset is None:
         if args.data_dir is None:
-            raise UsageError("give --dataset (mnist, fashion_mnist, cifar10) or --data-dir with a folder of "
-                             "class subfolders of images")
+            raise UsageError(
+                "give --dataset (mnist, fashion_mnist, cifar10) or --data-dir with a folder of "
+                "class subfolders of images"
+            )
         if args.processes is not None:
             raise UsageError("--processes is for --dataset; an image folder trains on one process")
         return _run_folder(args)
@@ -181,8 +259,10 @@ def _run_dataset(args):
         processes = hvd.size()
         x_train, y_train = hvd.shard(x_train, y_train, seed=0 if args.seed is None else args.seed)
         x_val, y_val = hvd.shard(x_test, y_test, seed=None)
-        say(f"{processes} processes: {len(x_train)} training images each, batch {args.batch_size} each "
-            f"({processes * args.batch_size} per step)")
+        say(
+            f"{processes} processes: {len(x_train)} training images each, batch {args.batch_size} each "
+            f"({processes * args.batch_size} per step)"
+        )
     if args.seed is not None:
         set_random_seed(args.seed)
     if model_name in zoo.MODELS and args.top_k is None:  # the lesson's model, compiled as the lesson does
@@ -200,27 +280,46 @@ def _run_dataset(args):
     backup = _backup(out) if rank0 else None  # rank 0 alone writes
     fit_args = {"validation_split": args.val_split} if args.val_split else {"validation_data": (x_val, y_val)}
     t0 = time.perf_counter()
-    hist = _fit(model, backup, epochs, x_train, y_train, batch_size=args.batch_size,
-                callbacks=callbacks + [backup] if backup else callbacks, verbose=1 if rank0 else 0, **fit_args)
+    hist = _fit(
+        model,
+        backup,
+        epochs,
+        x_train,
+        y_train,
+        batch_size=args.batch_size,
+        callbacks=callbacks + [backup] if backup else callbacks,
+        verbose=1 if rank0 else 0,
+        **fit_args,
+    )
     train_seconds = time.perf_counter() - t0
     if not rank0:
         return 0  # rank 0 alone evaluates and writes
     saved = save_model_file(model, out / MODEL_FILE)  # first: the figures are worth less than the model
 
-    result = {"model": model_name, "dataset": args.dataset, "params": model.count_params(),
-              "epochs": epochs, "batch_size": args.batch_size, "seed": args.seed,
-              "optimizer": type(model.optimizer).__name__, "train_samples": len(x_train) * processes,
-              "processes": processes,
-              "validation": f"last {args.val_split} of training set" if args.val_split else "test set",
-              "seconds_per_epoch": timer.seconds, "history": history_json(hist)}
+    result = {
+        "model": model_name,
+        "dataset": args.dataset,
+        "params": model.count_params(),
+        "epochs": epochs,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "optimizer": type(model.optimizer).__name__,
+        "train_samples": len(x_train) * processes,
+        "processes": processes,
+        "validation": f"last {args.val_split} of training set" if args.val_split else "test set",
+        "seconds_per_epoch": timer.seconds,
+        "history": history_json(hist),
+    }
     if args.val_split:
         test = evaluate_outputs(model, predict_batches(model, x_test, desc="test set"), y_test)
         result["test"] = test
         print(f"test set: loss {test['loss']:.4f} - acc {test['acc']:.4f}")
     write_json(out / "history.json", result)
     plot.plot_results(hist, save=out / "training_curves.png", title=f"{model_name} on {args.dataset}")
-    print(f"trained in {train_seconds:.1f}s; wrote {'model.convolab, ' if saved else ''}history.json, "
-          f"training_curves.png to {out.resolve()}")
+    print(
+        f"trained in {train_seconds:.1f}s; wrote {'model.convolab, ' if saved else ''}history.json, "
+        f"training_curves.png to {out.resolve()}"
+    )
     return 0
 
 
@@ -240,14 +339,17 @@ def _run_folder(args):
     val_split = args.val_split or 0.2
     writable_folder(out, files=OUTPUTS + ("confusion_matrix.png",))  # before reading the folder and training
 
-    train, val, class_names = load_image_folder(folder, args.image_size, val_split, seed, args.batch_size,
-                                                args.color_mode)
+    train, val, class_names = load_image_folder(
+        folder, args.image_size, val_split, seed, args.batch_size, args.color_mode
+    )
     classes = len(class_names)
     top_k = args.top_k if args.top_k is not None else (5 if classes > 5 else None)
     channels = 1 if args.color_mode == "grayscale" else 3
     input_shape = tuple(args.image_size) + (channels,)
-    print(f"{folder}: {classes} classes ({', '.join(class_names)}), {len(train.batches.file_paths)} training "
-          f"and {len(val.batches.file_paths)} validation images, resized to {input_shape}")
+    print(
+        f"{folder}: {classes} classes ({', '.join(class_names)}), {len(train.batches.file_paths)} training "
+        f"and {len(val.batches.file_paths)} validation images, resized to {input_shape}"
+    )
     set_random_seed(seed)
     model = build_model(model_name, input_shape, classes, optimizer, top_k)
     model.summary()
@@ -261,12 +363,25 @@ def _run_folder(args):
 
     outputs, labels = predict_all(model, val)
     val_acc = float((outputs.argmax(axis=1) == labels).mean())
-    result = {"model": model_name, "data_dir": str(folder), "class_names": class_names,
-              "image_size": list(args.image_size), "color_mode": args.color_mode, "params": model.count_params(),
-              "epochs": epochs, "batch_size": args.batch_size, "seed": seed, "val_split": val_split,
-              "optimizer": type(model.optimizer).__name__, "train_samples": len(train.batches.file_paths),
-              "val_samples": len(labels), "top_k": top_k, "seconds_per_epoch": timer.seconds,
-              "history": history_json(hist), "validation": {"acc": val_acc}}
+    result = {
+        "model": model_name,
+        "data_dir": str(folder),
+        "class_names": class_names,
+        "image_size": list(args.image_size),
+        "color_mode": args.color_mode,
+        "params": model.count_params(),
+        "epochs": epochs,
+        "batch_size": args.batch_size,
+        "seed": seed,
+        "val_split": val_split,
+        "optimizer": type(model.optimizer).__name__,
+        "train_samples": len(train.batches.file_paths),
+        "val_samples": len(labels),
+        "top_k": top_k,
+        "seconds_per_epoch": timer.seconds,
+        "history": history_json(hist),
+        "validation": {"acc": val_acc},
+    }
     if top_k:
         top = (outputs.argsort(axis=1)[:, -top_k:] == labels[:, None]).any(axis=1)
         result["validation"][f"top{top_k}_acc"] = float(top.mean())
@@ -275,6 +390,8 @@ def _run_folder(args):
     title = f"{model_name} on {folder.resolve().name}"
     plot.plot_results(hist, save=out / "training_curves.png", title=title)
     plot.plot_confusion_matrix(labels, outputs, classes=class_names, save=out / "confusion_matrix.png")
-    print(f"trained in {train_seconds:.1f}s; wrote {'model.convolab, ' if saved else ''}history.json, "
-          f"training_curves.png, confusion_matrix.png to {out.resolve()}")
+    print(
+        f"trained in {train_seconds:.1f}s; wrote {'model.convolab, ' if saved else ''}history.json, "
+        f"training_curves.png, confusion_matrix.png to {out.resolve()}"
+    )
     return 0

@@ -9,10 +9,18 @@ missing from more than one mirror and checking every file's published checksum. 
 can be neither found nor downloaded, ``DatasetUnavailableError`` says which files, which URLs were
 tried and where to put them. ``load_sample()`` returns the MNIST test set shipped with the package.
 """
+
 from . import cifar10, fashion_mnist, mnist
 from .cifar_format import UnsafePickleError
 from .download import ChecksumError, DatasetUnavailableError
 from .sample import load_sample
 
-__all__ = ["ChecksumError", "DatasetUnavailableError", "UnsafePickleError", "cifar10",
-           "fashion_mnist", "load_sample", "mnist"]
+__all__ = [
+    "ChecksumError",
+    "DatasetUnavailableError",
+    "UnsafePickleError",
+    "cifar10",
+    "fashion_mnist",
+    "load_sample",
+    "mnist",
+]

@@ -11,6 +11,7 @@ admits only NumPy arrays (see ``cifar_format``).
 
 Labels: 0 airplane, 1 automobile, 2 bird, 3 cat, 4 deer, 5 dog, 6 frog, 7 horse, 8 ship, 9 truck.
 """
+
 from __future__ import annotations
 
 from . import cifar_format as _fmt
@@ -20,9 +21,13 @@ NAME = "CIFAR-10"
 SUBDIR = "cifar-10"
 # md5 as published on https://www.cs.toronto.edu/~kriz/cifar.html; the python tarball's sha256
 # is the one Keras pins for the same file.
-PYTHON_SPEC = _dl.FileSpec("cifar-10-python.tar.gz", {
-    "md5": "c58f30108f718f92721af3b95e74349a",
-    "sha256": "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"})
+PYTHON_SPEC = _dl.FileSpec(
+    "cifar-10-python.tar.gz",
+    {
+        "md5": "c58f30108f718f92721af3b95e74349a",
+        "sha256": "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+    },
+)
 BINARY_SPEC = _dl.FileSpec("cifar-10-binary.tar.gz", {"md5": "c32a1d4ab5d03f1284b67883e8d87530"})
 MIRRORS = [
     "https://www.cs.toronto.edu/~kriz/",
@@ -55,8 +60,7 @@ def load_data(path=None, *, data_dir=None, cache_dir=None, download=True):
         UnsafePickleError: a python batch that refers to anything but NumPy arrays.
         TypeError, ValueError: bad arguments or malformed files.
     """
-    path, data_dir, cache_dir = _dl.check_load_args("cifar10.load_data", path, data_dir, cache_dir,
-                                                    download)
+    path, data_dir, cache_dir = _dl.check_load_args("cifar10.load_data", path, data_dir, cache_dir, download)
     subdir = path or SUBDIR
     folders = [data_dir] if data_dir is not None else _dl.dataset_dirs(subdir, cache_dir)
 
@@ -72,10 +76,17 @@ def load_data(path=None, *, data_dir=None, cache_dir=None, download=True):
     if binary is not None:
         return _fmt.load_tar(binary, "binary")
 
-    hint = (f"Also accepted there: {BINARY_SPEC.name}, or the extracted {_fmt.PY_FOLDER}/ or "
-            f"{_fmt.BIN_FOLDER}/ folder.")
+    hint = f"Also accepted there: {BINARY_SPEC.name}, or the extracted {_fmt.PY_FOLDER}/ or {_fmt.BIN_FOLDER}/ folder."
     for bad_path, err in bad_binary:
         hint += f"\n{bad_path} was found but failed verification: {err}"
-    paths = _dl.fetch(NAME, [PYTHON_SPEC], MIRRORS, subdir=subdir, data_dir=data_dir,
-                      cache_dir=cache_dir, download=download, hint=hint)
+    paths = _dl.fetch(
+        NAME,
+        [PYTHON_SPEC],
+        MIRRORS,
+        subdir=subdir,
+        data_dir=data_dir,
+        cache_dir=cache_dir,
+        download=download,
+        hint=hint,
+    )
     return _fmt.load_tar(paths[PYTHON_SPEC.name], "python")

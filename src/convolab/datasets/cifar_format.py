@@ -14,6 +14,7 @@ each a 32x32 image in row-major order. The readers return NHWC.
 Tarballs are read member by member in one pass, never extracted, so a crafted archive cannot
 write outside any folder.
 """
+
 from __future__ import annotations
 
 import io
@@ -66,7 +67,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         except KeyError:
             raise UnsafePickleError(
                 f"refusing to unpickle global {module}.{name}: CIFAR-10 batches hold only "
-                f"dicts, lists, bytes and NumPy arrays") from None
+                f"dicts, lists, bytes and NumPy arrays"
+            ) from None
 
     def persistent_load(self, pid):
         raise UnsafePickleError("refusing to unpickle a persistent id")
@@ -84,8 +86,7 @@ def _to_nhwc(rows):
 
 def _check_labels(labels, origin):
     if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-        raise ValueError(f"{origin}: labels must be 0-{NUM_CLASSES - 1}; "
-                         f"found {labels.min()}..{labels.max()}")
+        raise ValueError(f"{origin}: labels must be 0-{NUM_CLASSES - 1}; found {labels.min()}..{labels.max()}")
     return labels.astype(np.uint8)
 
 
@@ -108,16 +109,14 @@ def parse_python_batch(data, origin="CIFAR-10 batch"):
     except UnsafePickleError as err:
         raise UnsafePickleError(f"{origin}: {err}") from None
     except Exception as err:  # a malformed pickle can raise almost anything; none of it is ours
-        raise ValueError(f"{origin}: not a readable CIFAR-10 batch "
-                         f"({type(err).__name__}: {err})") from err
+        raise ValueError(f"{origin}: not a readable CIFAR-10 batch ({type(err).__name__}: {err})") from err
     if not isinstance(obj, dict):
         raise ValueError(f"{origin}: expected a pickled dict; got {type(obj).__name__}")
     batch = {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in obj.items()}
     if "data" not in batch or "labels" not in batch:
         raise ValueError(f"{origin}: expected keys 'data' and 'labels'; got {sorted(map(str, batch))}")
     rows = batch["data"]
-    if not isinstance(rows, np.ndarray) or rows.dtype != np.uint8 or rows.ndim != 2 \
-            or rows.shape[1] != PIXELS:
+    if not isinstance(rows, np.ndarray) or rows.dtype != np.uint8 or rows.ndim != 2 or rows.shape[1] != PIXELS:
         desc = f"{rows.dtype} {rows.shape}" if isinstance(rows, np.ndarray) else type(rows).__name__
         raise ValueError(f"{origin}: 'data' must be a uint8 array of shape (N, {PIXELS}); got {desc}")
     try:
@@ -139,8 +138,10 @@ def parse_binary_batch(data, origin="CIFAR-10 binary batch"):
         ``N = len(data) / 3073``, which must be a whole number.
     """
     if len(data) % RECORD:
-        raise ValueError(f"{origin}: {len(data)} bytes is not a whole number of {RECORD}-byte "
-                         f"records (1 label byte + {PIXELS} pixel bytes)")
+        raise ValueError(
+            f"{origin}: {len(data)} bytes is not a whole number of {RECORD}-byte "
+            f"records (1 label byte + {PIXELS} pixel bytes)"
+        )
     records = np.frombuffer(data, dtype=np.uint8).reshape(-1, RECORD)
     return _to_nhwc(records[:, 1:]), _check_labels(records[:, 0], origin)
 
@@ -181,8 +182,9 @@ def read_folder_files(folder, names):
     folder = Path(folder)
     missing = [n for n in names if not (folder / n).is_file()]
     if missing:
-        raise ValueError(f"{folder}: missing {', '.join(missing)} (an extracted CIFAR-10 folder "
-                         f"holds {', '.join(names)})")
+        raise ValueError(
+            f"{folder}: missing {', '.join(missing)} (an extracted CIFAR-10 folder holds {', '.join(names)})"
+        )
     return {n: (folder / n).read_bytes() for n in names}
 
 

@@ -9,6 +9,7 @@ The cache folder is, in order of preference: the ``cache_dir`` argument, the env
 ``CONVOLAB_DATA_DIR``, then ``~/.convolab/datasets``. Already present, verified files are found in
 any of them; new downloads go to the first.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -73,13 +74,15 @@ class FileSpec:
 # Argument checks shared by every load_data
 # ---------------------------------------------------------------------------------------------
 
+
 def check_path_arg(value, arg, loader):
     """Returns ``value`` as a Path (or None); TypeError for anything but str / os.PathLike."""
     if value is None:
         return None
     if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{loader}: {arg} must be a str or os.PathLike folder path; "
-                        f"got {type(value).__name__} {value!r}")
+        raise TypeError(
+            f"{loader}: {arg} must be a str or os.PathLike folder path; got {type(value).__name__} {value!r}"
+        )
     if str(value) == "":
         raise ValueError(f"{loader}: {arg} must not be an empty string")
     return Path(os.fspath(value)).expanduser()
@@ -88,17 +91,18 @@ def check_path_arg(value, arg, loader):
 def check_load_args(loader, path, data_dir, cache_dir, download):
     """Validates the common ``load_data`` arguments; returns ``(path, data_dir, cache_dir)`` as Paths."""
     if not isinstance(download, bool):
-        raise TypeError(f"{loader}: download must be True or False; got {type(download).__name__} "
-                        f"{download!r}")
+        raise TypeError(f"{loader}: download must be True or False; got {type(download).__name__} {download!r}")
     path = check_path_arg(path, "path", loader)
     data_dir = check_path_arg(data_dir, "data_dir", loader)
     cache_dir = check_path_arg(cache_dir, "cache_dir", loader)
     if data_dir is not None:
         if path is not None or cache_dir is not None:
-            raise ValueError(f"{loader}: data_dir names a folder that already holds the files, so it "
-                             f"cannot be combined with path= or cache_dir= (which say where downloads "
-                             f"go); got data_dir={str(data_dir)!r}, path={path and str(path)!r}, "
-                             f"cache_dir={cache_dir and str(cache_dir)!r}")
+            raise ValueError(
+                f"{loader}: data_dir names a folder that already holds the files, so it "
+                f"cannot be combined with path= or cache_dir= (which say where downloads "
+                f"go); got data_dir={str(data_dir)!r}, path={path and str(path)!r}, "
+                f"cache_dir={cache_dir and str(cache_dir)!r}"
+            )
         if not data_dir.exists():
             raise ValueError(f"{loader}: data_dir {str(data_dir)!r} does not exist")
         if not data_dir.is_dir():
@@ -109,6 +113,7 @@ def check_load_args(loader, path, data_dir, cache_dir, download):
 # ---------------------------------------------------------------------------------------------
 # Cache folders
 # ---------------------------------------------------------------------------------------------
+
 
 def cache_roots(cache_dir=None):
     """The cache folders to search, most preferred first; downloads go to the first.
@@ -149,6 +154,7 @@ def dataset_dirs(subdir, cache_dir=None):
 # Verification
 # ---------------------------------------------------------------------------------------------
 
+
 def _hashers(spec):
     return {algo: hashlib.new(algo) for algo in spec.checksums}
 
@@ -173,9 +179,11 @@ def verify_file(path, spec):
     bad = _mismatches(spec, hashers)
     if bad:
         details = "; ".join(f"{algo} {got}, expected {want}" for algo, got, want in bad)
-        raise ChecksumError(f"{path} is not the published {spec.name}: {details}. "
-                            f"Delete it and download the file again.",
-                            missing=[spec.name], target=str(Path(path).parent))
+        raise ChecksumError(
+            f"{path} is not the published {spec.name}: {details}. Delete it and download the file again.",
+            missing=[spec.name],
+            target=str(Path(path).parent),
+        )
 
 
 def verify_bytes(data, spec, origin):
@@ -186,8 +194,7 @@ def verify_bytes(data, spec, origin):
     bad = _mismatches(spec, hashers)
     if bad:
         details = "; ".join(f"{algo} {got}, expected {want}" for algo, got, want in bad)
-        raise ChecksumError(f"{origin} is not the published {spec.name}: {details}",
-                            missing=[spec.name])
+        raise ChecksumError(f"{origin} is not the published {spec.name}: {details}", missing=[spec.name])
 
 
 def find_verified(spec, folders):
@@ -213,6 +220,7 @@ def find_verified(spec, folders):
 # ---------------------------------------------------------------------------------------------
 # Downloading
 # ---------------------------------------------------------------------------------------------
+
 
 class _MirrorUnreachable(Exception):
     """The server could not be reached at all (not an HTTP error): skip it for later files."""
@@ -285,8 +293,9 @@ def download_file(url, dest, spec, timeout=TIMEOUT_S):
                 # http.client returns b"" rather than raising when a server hangs up early.
                 raise ConnectionError(f"connection closed early: got {received} of {expected} bytes")
             if spec.size is not None and received != spec.size:
-                raise ChecksumError(f"{url} sent {received} bytes; the published {spec.name} has "
-                                    f"{spec.size}", missing=[spec.name])
+                raise ChecksumError(
+                    f"{url} sent {received} bytes; the published {spec.name} has {spec.size}", missing=[spec.name]
+                )
             bad = _mismatches(spec, hashers)
             if bad:
                 details = "; ".join(f"{algo} {got}, expected {want}" for algo, got, want in bad)
@@ -317,6 +326,7 @@ def _reason(err):
 # The entry point used by the loaders
 # ---------------------------------------------------------------------------------------------
 
+
 def _format_unavailable(dataset, missing, tried, target, *, data_dir_mode, download, extra=""):
     lines = [f"{dataset} is not available: {len(missing)} file(s) missing or not verified."]
     for name in missing:
@@ -329,16 +339,18 @@ def _format_unavailable(dataset, missing, tried, target, *, data_dir_mode, downl
         lines.append("Downloading is switched off (download=False).")
     if extra:
         lines.append(extra)
-    lines.append(f"To fix it, put the original file(s), named exactly as above, in:\n  {target}\n"
-                 f"then call load_data again; each file is checked against its published checksum.")
+    lines.append(
+        f"To fix it, put the original file(s), named exactly as above, in:\n  {target}\n"
+        f"then call load_data again; each file is checked against its published checksum."
+    )
     if not data_dir_mode:
-        lines.append(f"(Or pass data_dir= to a folder holding them, or set {ENV_DATA_DIR} / cache_dir= "
-                     f"to another cache folder.)")
+        lines.append(
+            f"(Or pass data_dir= to a folder holding them, or set {ENV_DATA_DIR} / cache_dir= to another cache folder.)"
+        )
     return "\n".join(lines)
 
 
-def fetch(dataset, specs, mirrors, *, subdir, data_dir=None, cache_dir=None, download=True,
-          hint=""):
+def fetch(dataset, specs, mirrors, *, subdir, data_dir=None, cache_dir=None, download=True, hint=""):
     """Returns a verified local path for every file in ``specs``, downloading what is missing.
 
     Args:
@@ -398,9 +410,8 @@ def fetch(dataset, specs, mirrors, *, subdir, data_dir=None, cache_dir=None, dow
 
     if missing:
         names = [s.name for s in missing]
-        message = _format_unavailable(dataset, names, tried, target,
-                                      data_dir_mode=data_dir is not None, download=download,
-                                      extra=hint)
-        raise DatasetUnavailableError(message, dataset=dataset, missing=names, tried=tried,
-                                      target=str(target))
+        message = _format_unavailable(
+            dataset, names, tried, target, data_dir_mode=data_dir is not None, download=download, extra=hint
+        )
+        raise DatasetUnavailableError(message, dataset=dataset, missing=names, tried=tried, target=str(target))
     return {spec.name: found[spec.name] for spec in specs}

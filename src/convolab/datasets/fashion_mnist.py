@@ -10,6 +10,7 @@ the md5 published in the dataset's README (github.com/zalandoresearch/fashion-mn
 Labels: 0 T-shirt/top, 1 Trouser, 2 Pullover, 3 Dress, 4 Coat, 5 Sandal, 6 Shirt, 7 Sneaker,
 8 Bag, 9 Ankle boot.
 """
+
 from __future__ import annotations
 
 from . import download as _dl
@@ -34,8 +35,7 @@ MIRRORS = [
     "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",  # the authors' own
     "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",  # Keras's copy
 ]
-LABELS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-          "Bag", "Ankle boot")
+LABELS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
 
 def load_data(path=None, *, data_dir=None, cache_dir=None, download=True):
@@ -59,8 +59,8 @@ def load_data(path=None, *, data_dir=None, cache_dir=None, download=True):
             put them).
         TypeError, ValueError: bad arguments.
     """
-    path, data_dir, cache_dir = _dl.check_load_args("fashion_mnist.load_data", path, data_dir,
-                                                    cache_dir, download)
-    paths = _dl.fetch(NAME, SPECS, MIRRORS, subdir=path or SUBDIR, data_dir=data_dir,
-                      cache_dir=cache_dir, download=download)
+    path, data_dir, cache_dir = _dl.check_load_args("fashion_mnist.load_data", path, data_dir, cache_dir, download)
+    paths = _dl.fetch(
+        NAME, SPECS, MIRRORS, subdir=path or SUBDIR, data_dir=data_dir, cache_dir=cache_dir, download=download
+    )
     return _idx.load_train_test(paths, FILES)

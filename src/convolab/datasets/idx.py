@@ -3,6 +3,7 @@
 An IDX file is a 4-byte magic number ``0x00 0x00 <type> <ndim>``, then ``ndim`` big-endian uint32
 dimension sizes, then the values in C order, big-endian.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -41,21 +42,25 @@ def parse_idx(data, origin="IDX data"):
         raise ValueError(f"{origin}: not an IDX file (only {len(data)} bytes)")
     zero0, zero1, code, ndim = data[0], data[1], data[2], data[3]
     if zero0 != 0 or zero1 != 0:
-        raise ValueError(f"{origin}: not an IDX file (magic {bytes(data[:4]).hex()}; "
-                         f"expected 0000 then a type code and a dimension count)")
+        raise ValueError(
+            f"{origin}: not an IDX file (magic {bytes(data[:4]).hex()}; "
+            f"expected 0000 then a type code and a dimension count)"
+        )
     if code not in IDX_DTYPES:
-        raise ValueError(f"{origin}: unknown IDX type code 0x{code:02x}; "
-                         f"known: {', '.join(f'0x{c:02x}' for c in IDX_DTYPES)}")
+        raise ValueError(
+            f"{origin}: unknown IDX type code 0x{code:02x}; known: {', '.join(f'0x{c:02x}' for c in IDX_DTYPES)}"
+        )
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise ValueError(f"{origin}: truncated IDX header ({len(data)} bytes; "
-                         f"{ndim} dimensions need {header})")
+        raise ValueError(f"{origin}: truncated IDX header ({len(data)} bytes; {ndim} dimensions need {header})")
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = IDX_DTYPES[code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(data) - header != expected:
-        raise ValueError(f"{origin}: IDX header says shape {shape} of {dtype} "
-                         f"({expected} bytes of values) but the file holds {len(data) - header}")
+        raise ValueError(
+            f"{origin}: IDX header says shape {shape} of {dtype} "
+            f"({expected} bytes of values) but the file holds {len(data) - header}"
+        )
     arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
     if dtype.byteorder == ">":
         arr = arr.astype(dtype.newbyteorder("="))
@@ -85,13 +90,11 @@ def load_images_labels(images_path, labels_path):
     x = read_idx_gz(images_path)
     y = read_idx_gz(labels_path)
     if x.ndim != 3 or x.dtype != np.uint8:
-        raise ValueError(f"{images_path}: expected uint8 images of shape (N, rows, cols); "
-                         f"got {x.dtype} {x.shape}")
+        raise ValueError(f"{images_path}: expected uint8 images of shape (N, rows, cols); got {x.dtype} {x.shape}")
     if y.ndim != 1 or y.dtype != np.uint8:
         raise ValueError(f"{labels_path}: expected uint8 labels of shape (N,); got {y.dtype} {y.shape}")
     if len(x) != len(y):
-        raise ValueError(f"{images_path} holds {len(x)} images but {labels_path} holds "
-                         f"{len(y)} labels")
+        raise ValueError(f"{images_path} holds {len(x)} images but {labels_path} holds {len(y)} labels")
     return x, y
 
 
@@ -106,5 +109,4 @@ def load_train_test(paths, files):
         ``(x_train, y_train), (x_test, y_test)``.
     """
     train_x, train_y, test_x, test_y = files
-    return (load_images_labels(paths[train_x], paths[train_y]),
-            load_images_labels(paths[test_x], paths[test_y]))
+    return (load_images_labels(paths[train_x], paths[train_y]), load_images_labels(paths[test_x], paths[test_y]))

@@ -7,6 +7,7 @@ else from the cache (``cache_dir``, ``$CONVOLAB_DATA_DIR``, ``~/.convolab/datase
 ``mnist``), downloading missing files from the mirrors below. Every file is checked against the
 published md5 and sha256.
 """
+
 from __future__ import annotations
 
 from . import download as _dl
@@ -22,18 +23,38 @@ FILES = (
 )
 # md5 as published with the dataset; sha256 of the same bytes.
 SPECS = [
-    _dl.FileSpec("train-images-idx3-ubyte.gz", {
-        "md5": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-        "sha256": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"}, 9912422),
-    _dl.FileSpec("train-labels-idx1-ubyte.gz", {
-        "md5": "d53e105ee54ea40749a09fcbcd1e9432",
-        "sha256": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"}, 28881),
-    _dl.FileSpec("t10k-images-idx3-ubyte.gz", {
-        "md5": "9fb629c4189551a2d022fa330f9573f3",
-        "sha256": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"}, 1648877),
-    _dl.FileSpec("t10k-labels-idx1-ubyte.gz", {
-        "md5": "ec29112dd5afa0611ce80d1b7f02629c",
-        "sha256": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"}, 4542),
+    _dl.FileSpec(
+        "train-images-idx3-ubyte.gz",
+        {
+            "md5": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "sha256": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        },
+        9912422,
+    ),
+    _dl.FileSpec(
+        "train-labels-idx1-ubyte.gz",
+        {
+            "md5": "d53e105ee54ea40749a09fcbcd1e9432",
+            "sha256": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        },
+        28881,
+    ),
+    _dl.FileSpec(
+        "t10k-images-idx3-ubyte.gz",
+        {
+            "md5": "9fb629c4189551a2d022fa330f9573f3",
+            "sha256": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        },
+        1648877,
+    ),
+    _dl.FileSpec(
+        "t10k-labels-idx1-ubyte.gz",
+        {
+            "md5": "ec29112dd5afa0611ce80d1b7f02629c",
+            "sha256": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        },
+        4542,
+    ),
 ]
 # yann.lecun.com itself no longer serves the files reliably; these mirror them byte for byte.
 MIRRORS = [
@@ -65,10 +86,10 @@ def load_data(path=None, *, data_dir=None, cache_dir=None, download=True):
             put them).
         TypeError, ValueError: bad arguments.
     """
-    path, data_dir, cache_dir = _dl.check_load_args("mnist.load_data", path, data_dir, cache_dir,
-                                                    download)
+    path, data_dir, cache_dir = _dl.check_load_args("mnist.load_data", path, data_dir, cache_dir, download)
     if path is not None and path.suffix == ".npz":
         path = None
-    paths = _dl.fetch(NAME, SPECS, MIRRORS, subdir=path or SUBDIR, data_dir=data_dir,
-                      cache_dir=cache_dir, download=download)
+    paths = _dl.fetch(
+        NAME, SPECS, MIRRORS, subdir=path or SUBDIR, data_dir=data_dir, cache_dir=cache_dir, download=download
+    )
     return _idx.load_train_test(paths, FILES)

@@ -3,6 +3,7 @@
 The two files in ``convolab/data/mnist/`` are the original ``t10k-images-idx3-ubyte.gz`` and
 ``t10k-labels-idx1-ubyte.gz`` (Y. LeCun, C. Cortes, C. Burges; see ``convolab/data/README.md``).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -26,8 +27,10 @@ def _read_packaged(name):
         raise _dl.DatasetUnavailableError(
             f"the bundled MNIST sample file convolab/data/mnist/{name} is missing from this "
             f"installation (was the package built without its data files?); reinstall convolab "
-            f"or use convolab.datasets.mnist.load_data()", dataset="MNIST sample",
-            missing=[name]) from None
+            f"or use convolab.datasets.mnist.load_data()",
+            dataset="MNIST sample",
+            missing=[name],
+        ) from None
     spec = next(s for s in _mnist.SPECS if s.name == name)
     _dl.verify_bytes(data, spec, origin=f"bundled convolab/data/mnist/{name}")
     return gzip.decompress(data)

@@ -10,11 +10,22 @@
 Run with ``mpiexec -n 4 python train.py``. Needs ``pip install "convolab[distributed]"``;
 importing this module does not (only ``init()`` and what follows import mpi4py).
 """
+
 from . import callbacks
 from ._mpi import init, local_rank, local_size, rank, size
 from .optimizer import DistributedOptimizer
 from .reducer import GradientAverager
 from .sharding import shard, shard_indices
 
-__all__ = ["DistributedOptimizer", "GradientAverager", "callbacks", "init", "local_rank", "local_size", "rank",
-           "shard", "shard_indices", "size"]
+__all__ = [
+    "DistributedOptimizer",
+    "GradientAverager",
+    "callbacks",
+    "init",
+    "local_rank",
+    "local_size",
+    "rank",
+    "shard",
+    "shard_indices",
+    "size",
+]

@@ -3,6 +3,7 @@
 mpi4py is optional (``pip install "convolab[distributed]"``): ``import convolab`` never
 touches it; the first call here does.
 """
+
 from __future__ import annotations
 
 import sys
@@ -17,8 +18,9 @@ def mpi():
     try:
         from mpi4py import MPI
     except ImportError as exc:
-        raise ImportError(f"convolab.distributed needs mpi4py, which could not be imported ({exc}); "
-                          f"install it with: {_INSTALL}") from exc
+        raise ImportError(
+            f"convolab.distributed needs mpi4py, which could not be imported ({exc}); install it with: {_INSTALL}"
+        ) from exc
     return MPI
 
 

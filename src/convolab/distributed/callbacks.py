@@ -1,4 +1,5 @@
 """Callbacks for training on several ranks (Horovod's names): start equal, report one number."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,16 +23,21 @@ class BroadcastGlobalVariablesCallback(Callback):
     def on_train_begin(self, logs=None):
         comm = _mpi.init()
         if not 0 <= self.root_rank < comm.Get_size():
-            raise ValueError(f"BroadcastGlobalVariablesCallback: `root_rank` must be in [0, {comm.Get_size() - 1}]; "
-                             f"got {self.root_rank!r}")
+            raise ValueError(
+                f"BroadcastGlobalVariablesCallback: `root_rank` must be in [0, {comm.Get_size() - 1}]; "
+                f"got {self.root_rank!r}"
+            )
         model, opt = self.model, self.model.optimizer
         root = comm.Get_rank() == self.root_rank
         payload = None
         if root:
             states = [opt.get_state(w) for w in model.weights]
-            payload = {"weights": model.get_weights(), "iterations": int(opt.iterations),
-                       "globals": opt.get_global_state(),
-                       "states": [None if s is None else {k: np.array(v) for k, v in s.items()} for s in states]}
+            payload = {
+                "weights": model.get_weights(),
+                "iterations": int(opt.iterations),
+                "globals": opt.get_global_state(),
+                "states": [None if s is None else {k: np.array(v) for k, v in s.items()} for s in states],
+            }
         payload = comm.bcast(payload, root=self.root_rank)
         if root:
             return

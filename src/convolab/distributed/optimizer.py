@@ -1,4 +1,5 @@
 """``DistributedOptimizer``: any convolab optimizer, stepping on gradients averaged over ranks."""
+
 from __future__ import annotations
 
 from ..optimizers import Optimizer, get as get_optimizer
@@ -23,9 +24,13 @@ def DistributedOptimizer(optimizer, timeout=None):
     """
     opt = get_optimizer(optimizer)
     if not isinstance(opt, Optimizer):
-        raise TypeError(f"DistributedOptimizer expects a convolab optimizer or its name; got {type(optimizer).__name__}")
+        raise TypeError(
+            f"DistributedOptimizer expects a convolab optimizer or its name; got {type(optimizer).__name__}"
+        )
     if isinstance(opt.gradient_reducer, GradientAverager):
-        raise ValueError(f"DistributedOptimizer: this {type(opt).__name__} already averages its gradients over "
-                         "ranks; expected a plain optimizer")
+        raise ValueError(
+            f"DistributedOptimizer: this {type(opt).__name__} already averages its gradients over "
+            "ranks; expected a plain optimizer"
+        )
     opt.gradient_reducer = GradientAverager(timeout=timeout)
     return opt

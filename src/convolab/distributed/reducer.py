@@ -1,4 +1,5 @@
 """Average a list of gradients over every rank with ONE allreduce of one flat buffer."""
+
 from __future__ import annotations
 
 import time
@@ -42,7 +43,7 @@ class GradientAverager:
         self._buffer = np.empty(total, dtype=dtype)
         self._views, start = [], 0
         for g in grads:
-            self._views.append(self._buffer[start:start + g.size].reshape(g.shape))
+            self._views.append(self._buffer[start : start + g.size].reshape(g.shape))
             start += g.size
         self._layout = layout
 
@@ -67,8 +68,12 @@ class GradientAverager:
             if time.monotonic() > deadline:
                 import sys
 
-                print(f"convolab.distributed: rank {self.comm.Get_rank()} waited {self.timeout} s for the other "
-                      "ranks' gradients; expected every rank to step; aborting the job", file=sys.stderr, flush=True)
+                print(
+                    f"convolab.distributed: rank {self.comm.Get_rank()} waited {self.timeout} s for the other "
+                    "ranks' gradients; expected every rank to step; aborting the job",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 time.sleep(0.2)  # Abort kills at once: give mpiexec time to forward the message
                 self.comm.Abort(1)
             time.sleep(pause)

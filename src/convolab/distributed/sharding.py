@@ -1,4 +1,5 @@
 """Which samples each rank trains on: a seeded permutation, dealt out like cards."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@
 ``keras.losses.*``, ``keras.callbacks.*``, ``keras.utils.*``, ``keras.datasets.*``,
 ``keras.activations.*``, ``keras.backend.image_data_format()``.
 """
+
 from .. import backend  # noqa: F401  (keras.backend)
 from .. import constraints, regularizers  # noqa: F401  (keras.constraints, keras.regularizers)
 from . import activations, callbacks, datasets, layers, losses, metrics, models, ops, optimizers, utils
@@ -13,5 +14,25 @@ from ..layers import Input
 from ..models import Model, Sequential
 from ..autodiff import GradientTape  # noqa: F401 (tf.GradientTape's habit)
 
-__all__ = ["GradientTape", "Input", "Model", "Sequential", "activations", "backend", "callbacks", "constraints", "datasets", "initializers", "layers",
-           "losses", "metrics", "models", "ops", "optimizers", "random", "regularizers", "saving", "utils"]
+__all__ = [
+    "GradientTape",
+    "Input",
+    "Model",
+    "Sequential",
+    "activations",
+    "backend",
+    "callbacks",
+    "constraints",
+    "datasets",
+    "initializers",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "ops",
+    "optimizers",
+    "random",
+    "regularizers",
+    "saving",
+    "utils",
+]

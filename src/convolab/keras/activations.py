@@ -4,9 +4,26 @@
 
 Each function takes a NumPy array of any rank (``softmax`` at least 1-D) and returns one.
 """
+
 from .. import activations as _activations
-from ..activations import (elu, exponential, gelu, hard_sigmoid, leaky_relu, linear, mish, relu, selu,  # noqa: F401
-                           sigmoid, silu, softmax, softplus, softsign, swish, tanh)
+from ..activations import (
+    elu,
+    exponential,
+    gelu,
+    hard_sigmoid,
+    leaky_relu,
+    linear,
+    mish,
+    relu,
+    selu,  # noqa: F401
+    sigmoid,
+    silu,
+    softmax,
+    softplus,
+    softsign,
+    swish,
+    tanh,
+)
 
 
 def get(identifier):

@@ -1,2 +1,3 @@
 """``keras.callbacks``."""
+
 from ..callbacks import *  # noqa: F401,F403

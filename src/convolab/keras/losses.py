@@ -1,4 +1,5 @@
 """``keras.losses``: the loss classes and Keras's per-sample loss functions."""
+
 from ..losses import (  # noqa: F401
     MAE,
     MSE,

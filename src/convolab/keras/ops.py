@@ -4,15 +4,24 @@ Besides :mod:`convolab.autodiff.functions`: the activations (``gelu``, ``elu``, 
 ``swish``, ``leaky_relu``, ``hard_sigmoid``, ``softsign``, ``mish``...), ``array``, ``moments``,
 ``conv`` and ``conv_transpose``.
 """
+
 import numpy as _np
 
-from ..activations import (elu, gelu, hard_sigmoid, leaky_relu, mish, selu, silu, softsign,  # noqa: F401
-                           swish)
+from ..activations import (
+    elu,
+    gelu,
+    hard_sigmoid,
+    leaky_relu,
+    mish,
+    selu,
+    silu,
+    softsign,  # noqa: F401
+    swish,
+)
 from ..autodiff import functions as _f
 from ..autodiff.functions import *  # noqa: F401,F403
 from ..autodiff.functions import __all__ as _base_all
 from ..nn.tape_conv import conv, conv_transpose  # noqa: F401
-
 
 
 def array(x, dtype=None):
@@ -31,5 +40,18 @@ def moments(x, axes, keepdims=False, synchronized=False):
     return _f.mean(x, axis=axes, keepdims=keepdims), _f.var(x, axis=axes, keepdims=keepdims)
 
 
-__all__ = list(_base_all) + ["array", "conv", "conv_transpose", "elu", "gelu", "hard_sigmoid", "leaky_relu", "mish",
-                             "moments", "selu", "silu", "softsign", "swish"]
+__all__ = list(_base_all) + [
+    "array",
+    "conv",
+    "conv_transpose",
+    "elu",
+    "gelu",
+    "hard_sigmoid",
+    "leaky_relu",
+    "mish",
+    "moments",
+    "selu",
+    "silu",
+    "softsign",
+    "swish",
+]

@@ -13,6 +13,7 @@ As Keras 3's namespace: ``save_model``, ``load_model``, ``register_keras_seriali
 The registry is also what loading allows: a file may name a user class only when it is registered,
 in a ``custom_object_scope`` or passed as ``custom_objects``; nothing a file names is imported.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -28,11 +29,17 @@ from ..saving.object_registry import (
 )
 
 #: convolab's packages -> the Keras module Keras writes for their classes
-_KERAS_MODULES = (("convolab.layers", "keras.layers"), ("convolab.losses", "keras.losses"),
-                  ("convolab.metrics", "keras.metrics"), ("convolab.optimizers", "keras.optimizers"),
-                  ("convolab.initializers", "keras.initializers"), ("convolab.regularizers", "keras.regularizers"),
-                  ("convolab.constraints", "keras.constraints"), ("convolab.activations", "keras.activations"),
-                  ("convolab.models", "keras.models"))
+_KERAS_MODULES = (
+    ("convolab.layers", "keras.layers"),
+    ("convolab.losses", "keras.losses"),
+    ("convolab.metrics", "keras.metrics"),
+    ("convolab.optimizers", "keras.optimizers"),
+    ("convolab.initializers", "keras.initializers"),
+    ("convolab.regularizers", "keras.regularizers"),
+    ("convolab.constraints", "keras.constraints"),
+    ("convolab.activations", "keras.activations"),
+    ("convolab.models", "keras.models"),
+)
 
 
 def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
@@ -105,11 +112,17 @@ def serialize_keras_object(obj):
     keras_module = _keras_module(obj if inspect.isfunction(obj) else type(obj))
     if inspect.isfunction(obj):
         if obj.__name__ == "<lambda>":
-            raise TypeError("serialize_keras_object: a lambda cannot be serialized (convolab never saves code); "
-                            "use a named function registered with keras.saving.register_keras_serializable")
+            raise TypeError(
+                "serialize_keras_object: a lambda cannot be serialized (convolab never saves code); "
+                "use a named function registered with keras.saving.register_keras_serializable"
+            )
         name = obj.__name__ if keras_module else get_registered_name(obj)
-        return {"module": keras_module or obj.__module__, "class_name": "function", "config": name,
-                "registered_name": name}
+        return {
+            "module": keras_module or obj.__module__,
+            "class_name": "function",
+            "config": name,
+            "registered_name": name,
+        }
     get_config = getattr(obj, "get_config", None)
     if get_config is None:
         raise TypeError(f"serialize_keras_object: cannot serialize {obj!r}: it has no get_config() method")
@@ -119,8 +132,12 @@ def serialize_keras_object(obj):
         from ..saving import keras_config
 
         config = keras_config.keras_layer_config(cls.__name__, config)
-    return {"module": keras_module or cls.__module__, "class_name": cls.__name__, "config": config,
-            "registered_name": None if keras_module else get_registered_name(cls)}
+    return {
+        "module": keras_module or cls.__module__,
+        "class_name": cls.__name__,
+        "config": config,
+        "registered_name": None if keras_module else get_registered_name(cls),
+    }
 
 
 def _builtin(class_name, kind):
@@ -160,17 +177,21 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwar
     if class_name == "function":
         found = _lookup((registered, inner), custom_objects) or _builtin(inner, "function")
         if found is None:
-            raise TypeError(f"deserialize_keras_object: could not locate function {inner!r}; register it with "
-                            "@keras.saving.register_keras_serializable() or pass it in custom_objects")
+            raise TypeError(
+                f"deserialize_keras_object: could not locate function {inner!r}; register it with "
+                "@keras.saving.register_keras_serializable() or pass it in custom_objects"
+            )
         return found
     cls = _lookup((registered, class_name), custom_objects)
     module = config.get("module") or ""
     if cls is None and (not module or module == "keras" or module.startswith("keras.")):
         cls = _builtin(class_name, "class")
     if cls is None:
-        raise TypeError(f"deserialize_keras_object: could not locate class {class_name!r} (registered name "
-                        f"{registered!r}); decorate it with @keras.saving.register_keras_serializable() or pass it "
-                        "in custom_objects")
+        raise TypeError(
+            f"deserialize_keras_object: could not locate class {class_name!r} (registered name "
+            f"{registered!r}); decorate it with @keras.saving.register_keras_serializable() or pass it "
+            "in custom_objects"
+        )
     inner = dict(inner or {})
     if _keras_module(cls) == "keras.layers":
         from ..saving import keras_config
@@ -189,6 +210,15 @@ def _lookup(names, custom_objects):
     return None
 
 
-__all__ = ["CustomObjectScope", "custom_object_scope", "deserialize_keras_object", "get_custom_objects",
-           "get_registered_name", "get_registered_object", "load_model", "register_keras_serializable", "save_model",
-           "serialize_keras_object"]
+__all__ = [
+    "CustomObjectScope",
+    "custom_object_scope",
+    "deserialize_keras_object",
+    "get_custom_objects",
+    "get_registered_name",
+    "get_registered_object",
+    "load_model",
+    "register_keras_serializable",
+    "save_model",
+    "serialize_keras_object",
+]

@@ -20,6 +20,7 @@ C code: written in Python they held the GIL long enough to slow the two shard th
 :data:`calls` counts each entry point and each variant a kernel took, so the tests can prove
 that every kernel was reached by a differential test against the NumPy reference.
 """
+
 from __future__ import annotations
 
 import collections
@@ -30,21 +31,58 @@ import os
 import numpy as np
 
 #: every entry point of the compiled module
-ENTRY_POINTS = ("im2col_f32", "col2im_f32", "maxpool_fwd_f32", "maxpool_bwd_f32", "relu_fwd_f32", "relu_bwd_f32",
-                "adam_f32", "rmsprop_f32", "conv_fwd_f32", "conv_dw_f32", "depthwise_fwd_f32", "depthwise_dx_f32",
-                "depthwise_dw_f32", "bn_moments_f32", "bn_affine_f32", "bn_bwd_f32")
+ENTRY_POINTS = (
+    "im2col_f32",
+    "col2im_f32",
+    "maxpool_fwd_f32",
+    "maxpool_bwd_f32",
+    "relu_fwd_f32",
+    "relu_bwd_f32",
+    "adam_f32",
+    "rmsprop_f32",
+    "conv_fwd_f32",
+    "conv_dw_f32",
+    "depthwise_fwd_f32",
+    "depthwise_dx_f32",
+    "depthwise_dw_f32",
+    "bn_moments_f32",
+    "bn_affine_f32",
+    "bn_bwd_f32",
+)
 #: the variants chosen inside the kernels, counted as ``name[variant]``
-VARIANTS = ("im2col_f32[valid]", "im2col_f32[padded]", "col2im_f32[valid]", "col2im_f32[padded]",
-            "maxpool_fwd_f32[2x2]", "maxpool_fwd_f32[general]", "maxpool_bwd_f32[2x2]",
-            "maxpool_bwd_f32[general]", "conv_fwd_f32[pixels]", "conv_fwd_f32[filters]",
-            "conv_fwd_f32[pixels/avx512]", "conv_fwd_f32[filters/avx512]", "conv_dw_f32[avx2]", "conv_dw_f32[avx512]",
-            "conv_dw_f32[taps/avx512]",
-            "depthwise_fwd_f32[dm=1]", "depthwise_fwd_f32[dm>1]", "depthwise_dx_f32[dm=1]", "depthwise_dx_f32[dm>1]",
-            "depthwise_dw_f32[dm=1]", "depthwise_dw_f32[dm>1]")
+VARIANTS = (
+    "im2col_f32[valid]",
+    "im2col_f32[padded]",
+    "col2im_f32[valid]",
+    "col2im_f32[padded]",
+    "maxpool_fwd_f32[2x2]",
+    "maxpool_fwd_f32[general]",
+    "maxpool_bwd_f32[2x2]",
+    "maxpool_bwd_f32[general]",
+    "conv_fwd_f32[pixels]",
+    "conv_fwd_f32[filters]",
+    "conv_fwd_f32[pixels/avx512]",
+    "conv_fwd_f32[filters/avx512]",
+    "conv_dw_f32[avx2]",
+    "conv_dw_f32[avx512]",
+    "conv_dw_f32[taps/avx512]",
+    "depthwise_fwd_f32[dm=1]",
+    "depthwise_fwd_f32[dm>1]",
+    "depthwise_dx_f32[dm=1]",
+    "depthwise_dx_f32[dm>1]",
+    "depthwise_dw_f32[dm=1]",
+    "depthwise_dw_f32[dm>1]",
+)
 #: the variants of each instruction set the fused convolutions can use (see :func:`fused_isa`)
-ISA_VARIANTS = {"avx2": ("conv_fwd_f32[pixels]", "conv_fwd_f32[filters]", "conv_dw_f32[avx2]"),
-                "avx512": ("conv_fwd_f32[pixels/avx512]", "conv_fwd_f32[filters/avx512]", "conv_dw_f32[avx512]",
-                           "conv_dw_f32[taps/avx512]")}
+ISA_VARIANTS = {
+    "avx2": ("conv_fwd_f32[pixels]", "conv_fwd_f32[filters]", "conv_dw_f32[avx2]"),
+    "avx512": (
+        "conv_fwd_f32[pixels/avx512]",
+        "conv_fwd_f32[filters/avx512]",
+        "conv_dw_f32[avx512]",
+        "conv_dw_f32[taps/avx512]",
+    ),
+}
 #: the kernel matrix handed to the fused convolutions has ``fused_width(F)`` columns
 FUSED_WIDTH = 16
 
@@ -164,6 +202,7 @@ def __getattr__(name):
 # (kernels/pool.h): the same arithmetic per image; sums over the batch are added in part
 # order, so a given ``threads`` gives the same bits every time. nn/threads.py chooses it.
 
+
 def im2col_f32(x, cols, N, H, W, C, kh, kw, sh, sw, pt, pl, Ho, Wo, ld, threads=1):
     """``cols[(n*Ho + ho)*Wo + wo, (i*kw + j)*C + c] = x[n, ho*sh + i - pt, wo*sw + j - pl, c]``;
     ``ld`` is ``kh*kw*C`` or one more (a trailing column of ones for the bias)."""
@@ -234,6 +273,7 @@ def conv_dw_f32(x, dy, dwp, dbp, N, H, W, C, kh, kw, sh, sw, F, Ho, Wo, pt=0, pl
 # (pt, pl) the padding before the image, (rh, rw) the dilation and dm the depth multiplier.
 # Output channel ``c*dm + m`` is input channel ``c`` through filter ``m``; ``w`` is Keras's
 # ``(kh, kw, C, dm)`` kernel. Taps that fall outside the image contribute zero.
+
 
 def depthwise_fwd_f32(x, w, b, y, N, H, W, C, kh, kw, sh, sw, pt, pl, rh, rw, Ho, Wo, dm, threads=1):
     """``y[n, ho, wo, c*dm + m] = b[c*dm + m] + sum over (i, j) of

@@ -4,6 +4,7 @@ Weight-free and element-wise (softmax: along the last axis), so called directly 
 an array of any rank, a 1-D vector included, as Keras's do; in a model the usual shape
 checks apply.
 """
+
 from __future__ import annotations
 
 import numbers

@@ -1,4 +1,5 @@
 """LeakyReLU, ELU and PReLU: the activation layers with a parameter (PReLU's is learned)."""
+
 from __future__ import annotations
 
 import numbers
@@ -75,8 +76,9 @@ class PReLU(Layer):
         output = input ``(N, *S)``; weight alpha: ``S`` with 1 on the shared axes.
     """
 
-    def __init__(self, alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None, shared_axes=None,
-                 **kwargs):
+    def __init__(
+        self, alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None, shared_axes=None, **kwargs
+    ):
         super().__init__(**kwargs)
         me = self.describe()
         self.alpha_initializer = initializers.get(alpha_initializer, me)
@@ -87,9 +89,14 @@ class PReLU(Layer):
             self.shared_axes = None
         else:
             axes = [shared_axes] if isinstance(shared_axes, numbers.Integral) else shared_axes
-            if isinstance(shared_axes, bool) or not isinstance(axes, (list, tuple)) or any(
-                    isinstance(a, bool) or not isinstance(a, numbers.Integral) or a < 1 for a in axes):
-                raise ValueError(f"{me}: `shared_axes` must be None, an int >= 1 or a list of them; got {shared_axes!r}")
+            if (
+                isinstance(shared_axes, bool)
+                or not isinstance(axes, (list, tuple))
+                or any(isinstance(a, bool) or not isinstance(a, numbers.Integral) or a < 1 for a in axes)
+            ):
+                raise ValueError(
+                    f"{me}: `shared_axes` must be None, an int >= 1 or a list of them; got {shared_axes!r}"
+                )
             self.shared_axes = sorted(int(a) for a in axes)
         self._cache = None
 
@@ -98,12 +105,16 @@ class PReLU(Layer):
         shape = list(input_shape[1:])
         for a in self.shared_axes or ():
             if a > len(shape):
-                raise ValueError(f"{self.describe()}: shared axis {a} is not an axis of the input "
-                                 f"(input shape {shape_str(input_shape)})")
+                raise ValueError(
+                    f"{self.describe()}: shared axis {a} is not an axis of the input "
+                    f"(input shape {shape_str(input_shape)})"
+                )
             shape[a - 1] = 1
         if None in shape:
-            raise ValueError(f"{self.describe()}: every axis without a shared alpha must have a known size; "
-                             f"got input shape {shape_str(input_shape)} and shared_axes={self.shared_axes}")
+            raise ValueError(
+                f"{self.describe()}: every axis without a shared alpha must have a known size; "
+                f"got input shape {shape_str(input_shape)} and shared_axes={self.shared_axes}"
+            )
         self._add_param("alpha", tuple(shape), self.alpha_initializer, self.alpha_regularizer, self.alpha_constraint)
 
     def call(self, x, training=False):
@@ -119,8 +130,10 @@ class PReLU(Layer):
         cfg = super().get_config()
         if self._initializer_name is not None:
             cfg["alpha_initializer"] = self._initializer_name
-        for key, value in (("alpha_regularizer", regularizers.serialize(self.alpha_regularizer)),
-                           ("alpha_constraint", constraints.serialize(self.alpha_constraint))):
+        for key, value in (
+            ("alpha_regularizer", regularizers.serialize(self.alpha_regularizer)),
+            ("alpha_constraint", constraints.serialize(self.alpha_constraint)),
+        ):
             if value is not None:
                 cfg[key] = value
         cfg["shared_axes"] = self.shared_axes

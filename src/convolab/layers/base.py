@@ -13,6 +13,7 @@ Calling a layer does one of three things (``__call__``):
   hand-written ``backward`` (a user's ``call`` written with ``keras.ops``) records its ops;
 - otherwise: plain NumPy in, NumPy out (Sequential's fast path and ``predict``).
 """
+
 from __future__ import annotations
 
 import copy
@@ -48,6 +49,7 @@ class Layer:
             cls._may_hold_layers = not cls.__module__.startswith("convolab.layers.")
         if "build" in cls.__dict__ and not cls.__module__.startswith("convolab."):
             cls.build = _marks_built(cls.__dict__["build"])  # a user's layer is built once its build returns
+
     #: Weight-free element-wise layers (Activation, ReLU, Softmax, Rescaling) set this: called
     #: directly, they take an array of any rank, with or without a batch axis, as Keras's do
     #: (``keras.layers.Softmax()(np.array([1., 2., 3.]))``). In a model, ``build`` still checks.
@@ -71,7 +73,9 @@ class Layer:
             try:
                 self._input_shape_arg = tuple(None if d is None else int(d) for d in input_shape)
             except (TypeError, ValueError):
-                raise TypeError(f"{self.describe()}: `input_shape` must be a tuple of ints; got {input_shape!r}") from None
+                raise TypeError(
+                    f"{self.describe()}: `input_shape` must be a tuple of ints; got {input_shape!r}"
+                ) from None
         self.params: dict = {}
         self.grads: dict = {}
         self._variables: dict = {}  # key -> Variable, a handle on params[key]
@@ -112,7 +116,9 @@ class Layer:
                 f"got shape {shape_str(shape)}"
             )
         if self.input_ndim is None and len(shape) < 2:
-            raise ValueError(f"{self.describe()} expects input with a batch axis and at least one more; got shape {shape_str(shape)}")
+            raise ValueError(
+                f"{self.describe()} expects input with a batch axis and at least one more; got shape {shape_str(shape)}"
+            )
 
     def expected_layout(self) -> str:
         return "(batch, height, width, channels)" if self.input_ndim == 4 else ""
@@ -220,8 +226,14 @@ class Layer:
         if reg is not None:
             y = unwrap(out)
             n = y.dtype.type(max(len(y), 1))
-            self._losses = [record(get_array_module(y).asarray(reg(y) / n, dtype=y.dtype), (out,),
-                                   lambda g: (g * (reg.gradient(y) / n),), self.name + "/activity_regularizer")]
+            self._losses = [
+                record(
+                    get_array_module(y).asarray(reg(y) / n, dtype=y.dtype),
+                    (out,),
+                    lambda g: (g * (reg.gradient(y) / n),),
+                    self.name + "/activity_regularizer",
+                )
+            ]
         return out
 
     def _call_custom(self, inputs, rest, kwargs, training):
@@ -255,8 +267,7 @@ class Layer:
         for got, want in zip(shape[1:], expected[1:]):
             if want is not None and got != want:
                 raise ValueError(
-                    f"{self.describe()} was built for input shape {shape_str(expected)}; "
-                    f"got shape {shape_str(shape)}"
+                    f"{self.describe()} was built for input shape {shape_str(expected)}; got shape {shape_str(shape)}"
                 )
 
     # -- weights ------------------------------------------------------------
@@ -294,8 +305,17 @@ class Layer:
         for sub in self._sublayers():
             sub.apply_constraints()
 
-    def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True, name=None,
-                   regularizer=None, constraint=None, **kwargs):
+    def add_weight(
+        self,
+        shape=None,
+        initializer="glorot_uniform",
+        dtype=None,
+        trainable=True,
+        name=None,
+        regularizer=None,
+        constraint=None,
+        **kwargs,
+    ):
         """Keras's ``add_weight``: create a weight in ``build`` and get its :class:`Variable`.
 
         ``initializer`` is a name (``'zeros'``, ``'glorot_uniform'``...) or ``f(shape, dtype)``.
@@ -335,8 +355,9 @@ class Layer:
         """The :class:`Variable` handle on weight ``key`` (the same array, updated in place)."""
         v = self._variables.get(key)
         if v is None or v.value is not self.params[key]:
-            v = Variable(self.params[key], name=key, path=f"{self.name}/{key}",
-                         trainable=lambda: self.weight_is_trainable(key))
+            v = Variable(
+                self.params[key], name=key, path=f"{self.name}/{key}", trainable=lambda: self.weight_is_trainable(key)
+            )
             self._variables[key] = v
         return v
 
@@ -386,8 +407,10 @@ class Layer:
         if not self._inbound_nodes:
             raise AttributeError(f"{self.describe()} has no {which} yet: it has not been called on keras.Input tensors")
         if len(self._inbound_nodes) > 1:
-            raise AttributeError(f"{self.describe()} was called {len(self._inbound_nodes)} times, so its {which} is "
-                                 f"ambiguous; use the tensors its calls returned")
+            raise AttributeError(
+                f"{self.describe()} was called {len(self._inbound_nodes)} times, so its {which} is "
+                f"ambiguous; use the tensors its calls returned"
+            )
         node = self._inbound_nodes[0]
         tensors = node.outputs if which == "output" else node.inputs
         if which == "input" and not tensors:  # an Input layer's input is its own tensor
@@ -407,8 +430,14 @@ class Layer:
         out = []
         for key, reg in self.weight_regularizers():
             w = self.params[key]
-            out.append(record(get_array_module(w).asarray(reg(w), dtype=w.dtype), (self.variable(key),),
-                              lambda g, reg=reg, w=w: (g * reg.gradient(w),), f"{self.name}/{key}_regularizer"))
+            out.append(
+                record(
+                    get_array_module(w).asarray(reg(w), dtype=w.dtype),
+                    (self.variable(key),),
+                    lambda g, reg=reg, w=w: (g * reg.gradient(w),),
+                    f"{self.name}/{key}_regularizer",
+                )
+            )
         return out
 
     @property
@@ -432,8 +461,9 @@ class Layer:
     @property
     def non_trainable_weights(self):
         own = [self.variable(k) for k in self.params if not self.weight_is_trainable(k)]
-        return own + [w for l in self._sublayers() for w in
-                      (l.weights if not self.trainable else l.non_trainable_weights)]
+        return own + [
+            w for l in self._sublayers() for w in (l.weights if not self.trainable else l.non_trainable_weights)
+        ]
 
     def get_weights(self):
         """Copies of the weights as NumPy arrays (from the GPU too), :attr:`weights` order."""
@@ -443,9 +473,7 @@ class Layer:
         """Replace the weights (:attr:`weights` order) in place; shapes must match exactly."""
         weights, mine = list(weights), self.weights
         if len(weights) != len(mine):
-            raise ValueError(
-                f"{self.describe()} expects a list of {len(mine)} weight arrays; got {len(weights)}"
-            )
+            raise ValueError(f"{self.describe()} expects a list of {len(mine)} weight arrays; got {len(weights)}")
         for v, new in zip(mine, weights):
             new = new if backend.is_device_array(new) else np.asarray(unwrap(new))
             if new.shape != v.shape:
@@ -473,6 +501,7 @@ def _marks_built(build):
     """``build`` that leaves the layer built (and its input shape known): without it, a user's
     ``build`` that never sets ``self.built`` ran again in the next model build and failed with
     "already has a weight"."""
+
     @functools.wraps(build)
     def wrapper(self, *args, **kwargs):
         result = build(self, *args, **kwargs)
@@ -481,6 +510,7 @@ def _marks_built(build):
         if self.input_shape is None and input_shape is not None:
             self.input_shape = input_shape if isinstance(input_shape, list) else tuple(input_shape)
         return result
+
     return wrapper
 
 

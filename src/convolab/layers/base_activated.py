@@ -1,4 +1,5 @@
 """Shared plumbing for layers with an ``activation=`` argument (Conv2D, Dense)."""
+
 from __future__ import annotations
 
 
@@ -19,9 +20,19 @@ class ActivatedLayer(Layer):
     #: the argument names of the kernel's regularizer and constraint (``depthwise_...`` for DepthwiseConv2D)
     kernel_arg = "kernel"
 
-    def __init__(self, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
+    def __init__(
+        self,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         me = self.describe()
         k = self.kernel_arg
@@ -35,15 +46,18 @@ class ActivatedLayer(Layer):
         self.kernel_initializer = initializers.get(kernel_initializer, me)
         self.bias_initializer = initializers.get(bias_initializer, me)
         # names go into get_config; a callable initializer cannot be saved
-        self._initializer_names = {key: value for key, value in (("kernel_initializer", kernel_initializer),
-                                                                  ("bias_initializer", bias_initializer))
-                                   if isinstance(value, str)}
+        self._initializer_names = {
+            key: value
+            for key, value in (("kernel_initializer", kernel_initializer), ("bias_initializer", bias_initializer))
+            if isinstance(value, str)
+        }
         self._y = None
         self._cache = None
 
     def add_kernel_and_bias(self, kernel_shape, units):
-        self._add_param("kernel", kernel_shape, self.kernel_initializer, self.kernel_regularizer,
-                        self.kernel_constraint)
+        self._add_param(
+            "kernel", kernel_shape, self.kernel_initializer, self.kernel_regularizer, self.kernel_constraint
+        )
         if self.use_bias:
             self._add_param("bias", (units,), self.bias_initializer, self.bias_regularizer, self.bias_constraint)
 
@@ -107,9 +121,11 @@ class ActivatedLayer(Layer):
     def rules_config(self) -> dict:
         """The regularizers and constraints that are set, under Keras's argument names."""
         k = self.kernel_arg
-        rules = {f"{k}_regularizer": regularizers.serialize(self.kernel_regularizer),
-                 "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-                 "activity_regularizer": regularizers.serialize(self.activity_regularizer),
-                 f"{k}_constraint": constraints.serialize(self.kernel_constraint),
-                 "bias_constraint": constraints.serialize(self.bias_constraint)}
+        rules = {
+            f"{k}_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+            f"{k}_constraint": constraints.serialize(self.kernel_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+        }
         return {key: value for key, value in rules.items() if value is not None}

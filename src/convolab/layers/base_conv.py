@@ -1,8 +1,8 @@
 """What Conv2D, DepthwiseConv2D and SeparableConv2D share: the window arguments and the output shape."""
+
 from __future__ import annotations
 
-from ..utils.conv_utils import (PaddingCache, conv_output_size, effective_kernel_size, normalize_padding,
-                                normalize_tuple)
+from ..utils.conv_utils import PaddingCache, conv_output_size, effective_kernel_size, normalize_padding, normalize_tuple
 from .base_activated import ActivatedLayer
 from .base import shape_str
 
@@ -31,9 +31,11 @@ class BaseConv(ActivatedLayer):
         self.dilation_rate = normalize_tuple(dilation_rate, 2, "dilation_rate", me)
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             # Keras refuses the combination (TensorFlow's convolution does not implement it)
-            raise ValueError(f"{me}: `strides` > 1 is not supported together with `dilation_rate` > 1; "
-                             f"expected one of them to be 1; got strides={self.strides} and "
-                             f"dilation_rate={self.dilation_rate}")
+            raise ValueError(
+                f"{me}: `strides` > 1 is not supported together with `dilation_rate` > 1; "
+                f"expected one of them to be 1; got strides={self.strides} and "
+                f"dilation_rate={self.dilation_rate}"
+            )
         # the padding string in pixels, resolved at build (and again only for a new image size)
         self.window_pads = PaddingCache(self.kernel_size, self.strides, self.padding, self.dilation_rate)
 
@@ -48,8 +50,9 @@ class BaseConv(ActivatedLayer):
         """The channel count of ``input_shape``, which must be known to build the weights."""
         c = input_shape[-1]
         if c is None:
-            raise ValueError(f"{self.describe()}: the channel axis of the input must be known; "
-                             f"got shape {shape_str(input_shape)}")
+            raise ValueError(
+                f"{self.describe()}: the channel axis of the input must be known; got shape {shape_str(input_shape)}"
+            )
         return c
 
     def compute_output_shape(self, input_shape):
@@ -63,14 +66,24 @@ class BaseConv(ActivatedLayer):
                 f"{(h, w)} (input shape {shape_str(input_shape)}, strides={self.strides}, "
                 f"padding='valid'); use padding='same' or a smaller kernel"
             )
-        ho = None if h is None else conv_output_size(h, self.kernel_size[0], self.strides[0], self.padding,
-                                                      self.dilation_rate[0])
-        wo = None if w is None else conv_output_size(w, self.kernel_size[1], self.strides[1], self.padding,
-                                                      self.dilation_rate[1])
+        ho = (
+            None
+            if h is None
+            else conv_output_size(h, self.kernel_size[0], self.strides[0], self.padding, self.dilation_rate[0])
+        )
+        wo = (
+            None
+            if w is None
+            else conv_output_size(w, self.kernel_size[1], self.strides[1], self.padding, self.dilation_rate[1])
+        )
         return (n, ho, wo, None if c is None else self.output_channels(c))
 
     def get_config(self):
         cfg = super().get_config()
-        cfg.update(kernel_size=tuple(self.kernel_size), strides=tuple(self.strides), padding=self.padding,
-                   dilation_rate=tuple(self.dilation_rate))
+        cfg.update(
+            kernel_size=tuple(self.kernel_size),
+            strides=tuple(self.strides),
+            padding=self.padding,
+            dilation_rate=tuple(self.dilation_rate),
+        )
         return cfg

@@ -1,4 +1,5 @@
 """Conv2D: Keras's 2-D convolution layer over NHWC images."""
+
 from __future__ import annotations
 
 from ..nn.grouped_conv_fast import grouped_conv2d_backward_fast, grouped_conv2d_forward_fast
@@ -28,22 +29,46 @@ class Conv2D(BaseConv):
         Weights: kernel ``(kh, kw, C // groups, F)``, bias ``(F,)``.
     """
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
-                 dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
-                         bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
-                         bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
-                         kernel_constraint=kernel_constraint, bias_constraint=bias_constraint, **kwargs)
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        data_format=None,
+        dilation_rate=(1, 1),
+        groups=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
         me = self.describe()
         self.filters = positive_int(filters, "filters", me)
         self.set_window(kernel_size, strides, padding, dilation_rate)
         self.groups = positive_int(groups, "groups", me)
         if filters % groups:
-            raise ValueError(f"{me}: `filters` must be divisible by `groups`; got filters={filters} "
-                             f"and groups={groups}")
+            raise ValueError(
+                f"{me}: `filters` must be divisible by `groups`; got filters={filters} and groups={groups}"
+            )
         reject_unsupported(me, data_format=data_format)
 
     def output_channels(self, c):
@@ -53,24 +78,39 @@ class Conv2D(BaseConv):
         super().build(input_shape)
         c = self.input_channels(input_shape)
         if c % self.groups:
-            raise ValueError(f"{self.describe()}: the input's channels must be divisible by groups={self.groups}; "
-                             f"got {c} channels (input shape {shape_str(input_shape)})")
+            raise ValueError(
+                f"{self.describe()}: the input's channels must be divisible by groups={self.groups}; "
+                f"got {c} channels (input shape {shape_str(input_shape)})"
+            )
         self.add_kernel_and_bias(self.kernel_size + (c // self.groups, self.filters), self.filters)
 
     def linear_forward(self, x, training=False):
         # groups > 1 on the depthwise or per-group fast path; groups == 1 is conv2d_forward itself
-        y, self._cache = grouped_conv2d_forward_fast(x, self.params["kernel"], self.params.get("bias"),
-                                                     self.strides, self.window_pads(x.shape[1:3]), self.dilation_rate,
-                                                     self.groups)
+        y, self._cache = grouped_conv2d_forward_fast(
+            x,
+            self.params["kernel"],
+            self.params.get("bias"),
+            self.strides,
+            self.window_pads(x.shape[1:3]),
+            self.dilation_rate,
+            self.groups,
+        )
         return y
 
     def linear_forward_relu(self, x, training=False):
         if type(self).linear_forward is not Conv2D.linear_forward:  # a subclass's own product
             return super().linear_forward_relu(x, training)
         # the ReLU in the convolution's own store (the fused kernels), no pass of its own
-        y, self._cache = grouped_conv2d_forward_fast(x, self.params["kernel"], self.params.get("bias"), self.strides,
-                                                     self.window_pads(x.shape[1:3]), self.dilation_rate, self.groups,
-                                                     relu=True)
+        y, self._cache = grouped_conv2d_forward_fast(
+            x,
+            self.params["kernel"],
+            self.params.get("bias"),
+            self.strides,
+            self.window_pads(x.shape[1:3]),
+            self.dilation_rate,
+            self.groups,
+            relu=True,
+        )
         return y
 
     def linear_backward(self, dz):

@@ -1,4 +1,5 @@
 """Conv1D: Keras's 1-D convolution over ``(batch, steps, channels)`` sequences."""
+
 from __future__ import annotations
 
 from ..nn.conv1d import conv1d_backward, conv1d_forward
@@ -46,14 +47,38 @@ class Conv1D(ActivatedLayer):
 
     input_ndim = 3
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
-                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
-                         bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
-                         bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
-                         kernel_constraint=kernel_constraint, bias_constraint=bias_constraint, **kwargs)
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        data_format=None,
+        dilation_rate=1,
+        groups=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
         me = self.describe()
         self.filters = positive_int(filters, "filters", me)
         self.kernel_size = normalize_tuple(kernel_size, 1, "kernel_size", me)
@@ -62,10 +87,14 @@ class Conv1D(ActivatedLayer):
         self.padding = normalize_padding_1d(padding, me)
         self.groups = positive_int(groups, "groups", me)
         if filters % groups:
-            raise ValueError(f"{me}: `filters` must be divisible by `groups`; got filters={filters} and groups={groups}")
+            raise ValueError(
+                f"{me}: `filters` must be divisible by `groups`; got filters={filters} and groups={groups}"
+            )
         if self.strides[0] > 1 and self.dilation_rate[0] > 1:
-            raise ValueError(f"{me}: `strides` > 1 is not supported together with `dilation_rate` > 1; got "
-                             f"strides={self.strides} and dilation_rate={self.dilation_rate}")
+            raise ValueError(
+                f"{me}: `strides` > 1 is not supported together with `dilation_rate` > 1; got "
+                f"strides={self.strides} and dilation_rate={self.dilation_rate}"
+            )
         reject_unsupported(me, data_format=data_format)
         # the padding string in steps, resolved at build (and again only for a new length)
         self.window_pads = PaddingCache(self.kernel_size, self.strides, self.padding, self.dilation_rate)
@@ -78,11 +107,16 @@ class Conv1D(ActivatedLayer):
         n, length, c = input_shape
         span = effective_kernel_size(self.kernel_size[0], self.dilation_rate[0])
         if self.padding == "valid" and length is not None and length < span:
-            raise ValueError(f"{self.describe()}: kernel_size {self.kernel_size} (spanning {span}) is larger than its "
-                             f"input's {length} steps (input shape {shape_str(input_shape)}, strides={self.strides}, "
-                             f"padding='valid'); use padding='same' or a smaller kernel")
-        lo = None if length is None else output_length(length, self.kernel_size[0], self.strides[0], self.padding,
-                                                       self.dilation_rate[0])
+            raise ValueError(
+                f"{self.describe()}: kernel_size {self.kernel_size} (spanning {span}) is larger than its "
+                f"input's {length} steps (input shape {shape_str(input_shape)}, strides={self.strides}, "
+                f"padding='valid'); use padding='same' or a smaller kernel"
+            )
+        lo = (
+            None
+            if length is None
+            else output_length(length, self.kernel_size[0], self.strides[0], self.padding, self.dilation_rate[0])
+        )
         return (n, lo, self.filters)
 
     def build(self, input_shape):
@@ -90,16 +124,26 @@ class Conv1D(ActivatedLayer):
         self.window_pads.build(input_shape)
         c = input_shape[-1]
         if c is None:
-            raise ValueError(f"{self.describe()}: the channel axis of the input must be known; "
-                             f"got shape {shape_str(input_shape)}")
+            raise ValueError(
+                f"{self.describe()}: the channel axis of the input must be known; got shape {shape_str(input_shape)}"
+            )
         if c % self.groups:
-            raise ValueError(f"{self.describe()}: the input's channels must be divisible by groups={self.groups}; "
-                             f"got {c} channels (input shape {shape_str(input_shape)})")
+            raise ValueError(
+                f"{self.describe()}: the input's channels must be divisible by groups={self.groups}; "
+                f"got {c} channels (input shape {shape_str(input_shape)})"
+            )
         self.add_kernel_and_bias(self.kernel_size + (c // self.groups, self.filters), self.filters)
 
     def linear_forward(self, x, training=False):
-        y, self._cache = conv1d_forward(x, self.params["kernel"], self.params.get("bias"), self.strides[0],
-                                        self.window_pads(x.shape[1:2])[0], self.dilation_rate[0], self.groups)
+        y, self._cache = conv1d_forward(
+            x,
+            self.params["kernel"],
+            self.params.get("bias"),
+            self.strides[0],
+            self.window_pads(x.shape[1:2])[0],
+            self.dilation_rate[0],
+            self.groups,
+        )
         return y
 
     def linear_backward(self, dz):
@@ -109,8 +153,14 @@ class Conv1D(ActivatedLayer):
 
     def get_config(self):
         cfg = super().get_config()
-        cfg.update(filters=self.filters, kernel_size=tuple(self.kernel_size), strides=tuple(self.strides),
-                   padding=self.padding, dilation_rate=tuple(self.dilation_rate), groups=self.groups)
+        cfg.update(
+            filters=self.filters,
+            kernel_size=tuple(self.kernel_size),
+            strides=tuple(self.strides),
+            padding=self.padding,
+            dilation_rate=tuple(self.dilation_rate),
+            groups=self.groups,
+        )
         return cfg
 
 

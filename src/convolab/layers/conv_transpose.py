@@ -1,10 +1,15 @@
 """Conv2DTranspose: Keras's transposed 2-D convolution ("deconvolution") over NHWC images."""
+
 from __future__ import annotations
 
 import numbers
 
-from ..nn.conv_transpose import (check_invertible, conv2d_transpose_backward, conv2d_transpose_forward,
-                                  conv_transpose_output_size)
+from ..nn.conv_transpose import (
+    check_invertible,
+    conv2d_transpose_backward,
+    conv2d_transpose_forward,
+    conv_transpose_output_size,
+)
 from .base import shape_str
 from .base_conv import BaseConv, positive_int
 from .unsupported import reject_unsupported
@@ -29,15 +34,38 @@ class Conv2DTranspose(BaseConv):
         Weights: kernel ``(kh, kw, F, C)`` (Keras's layout), bias ``(F,)``.
     """
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", output_padding=None,
-                 data_format=None, dilation_rate=(1, 1), activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
-                 bias_regularizer=None, activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
-                 **kwargs):
-        super().__init__(activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
-                         bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
-                         bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
-                         kernel_constraint=kernel_constraint, bias_constraint=bias_constraint, **kwargs)
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        output_padding=None,
+        data_format=None,
+        dilation_rate=(1, 1),
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
         me = self.describe()
         self.filters = positive_int(filters, "filters", me)
         self.set_window(kernel_size, strides, padding, dilation_rate)
@@ -45,14 +73,22 @@ class Conv2DTranspose(BaseConv):
         self.output_padding = None
         if output_padding is not None:
             op = (output_padding,) * 2 if isinstance(output_padding, numbers.Integral) else output_padding
-            if (isinstance(output_padding, bool) or not isinstance(op, (tuple, list)) or len(op) != 2
-                    or any(isinstance(o, bool) or not isinstance(o, numbers.Integral) or o < 0 for o in op)):
-                raise ValueError(f"{me}: `output_padding` must be None, an int >= 0 or a tuple of 2 such ints; "
-                                 f"got {output_padding!r}")
+            if (
+                isinstance(output_padding, bool)
+                or not isinstance(op, (tuple, list))
+                or len(op) != 2
+                or any(isinstance(o, bool) or not isinstance(o, numbers.Integral) or o < 0 for o in op)
+            ):
+                raise ValueError(
+                    f"{me}: `output_padding` must be None, an int >= 0 or a tuple of 2 such ints; "
+                    f"got {output_padding!r}"
+                )
             op = (int(op[0]), int(op[1]))
             if any(o >= s for o, s in zip(op, self.strides)):
-                raise ValueError(f"{me}: each `output_padding` must be smaller than its stride; got "
-                                 f"output_padding={output_padding!r} with strides={self.strides}")
+                raise ValueError(
+                    f"{me}: each `output_padding` must be smaller than its stride; got "
+                    f"output_padding={output_padding!r} with strides={self.strides}"
+                )
             self.output_padding = op
 
     def output_channels(self, c):
@@ -62,13 +98,17 @@ class Conv2DTranspose(BaseConv):
         self.check_input_shape(input_shape)
         n, h, w, c = input_shape
         op = self.output_padding or (None, None)
-        size = [None if d is None else conv_transpose_output_size(d, k, s, self.padding, o, r)
-                for d, k, s, o, r in zip((h, w), self.kernel_size, self.strides, op, self.dilation_rate)]
+        size = [
+            None if d is None else conv_transpose_output_size(d, k, s, self.padding, o, r)
+            for d, k, s, o, r in zip((h, w), self.kernel_size, self.strides, op, self.dilation_rate)
+        ]
         for d, o, k, s, r in zip((h, w), size, self.kernel_size, self.strides, self.dilation_rate):
             problem = None if d is None else check_invertible(d, o, k, s, self.padding, r)
             if problem:
-                raise ValueError(f"{self.describe()}: input shape {shape_str(input_shape)} with "
-                                 f"output_padding={self.output_padding}: {problem}")
+                raise ValueError(
+                    f"{self.describe()}: input shape {shape_str(input_shape)} with "
+                    f"output_padding={self.output_padding}: {problem}"
+                )
         return (n, size[0], size[1], self.filters)
 
     def build(self, input_shape):
@@ -77,8 +117,15 @@ class Conv2DTranspose(BaseConv):
         self.add_kernel_and_bias(self.kernel_size + (self.filters, c), self.filters)
 
     def linear_forward(self, x, training=False):
-        y, self._cache = conv2d_transpose_forward(x, self.params["kernel"], self.params.get("bias"), self.strides,
-                                                  self.padding, self.output_padding, self.dilation_rate)
+        y, self._cache = conv2d_transpose_forward(
+            x,
+            self.params["kernel"],
+            self.params.get("bias"),
+            self.strides,
+            self.padding,
+            self.output_padding,
+            self.dilation_rate,
+        )
         return y
 
     def linear_backward(self, dz):
@@ -88,8 +135,9 @@ class Conv2DTranspose(BaseConv):
 
     def get_config(self):
         cfg = super().get_config()
-        cfg.update(filters=self.filters, output_padding=None if self.output_padding is None
-                   else tuple(self.output_padding))
+        cfg.update(
+            filters=self.filters, output_padding=None if self.output_padding is None else tuple(self.output_padding)
+        )
         return cfg
 
 

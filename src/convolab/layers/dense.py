@@ -1,4 +1,5 @@
 """Dense: Keras's fully connected layer."""
+
 from __future__ import annotations
 
 from ..nn.dense import dense_backward, dense_forward
@@ -18,13 +19,32 @@ class Dense(ActivatedLayer):
         input ``(N, ..., in)``; output ``(N, ..., units)``. Weights: kernel ``(in, units)``, bias ``(units,)``.
     """
 
-    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
-                         bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
-                         bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
-                         kernel_constraint=kernel_constraint, bias_constraint=bias_constraint, **kwargs)
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
         me = self.describe()
         if isinstance(units, bool) or not isinstance(units, int) or units < 1:
             raise ValueError(f"{me}: `units` must be a positive int; got {units!r}")
@@ -37,7 +57,9 @@ class Dense(ActivatedLayer):
     def build(self, input_shape):
         super().build(input_shape)
         if input_shape[-1] is None:
-            raise ValueError(f"{self.describe()}: the last axis of the input must be known; got shape {shape_str(input_shape)}")
+            raise ValueError(
+                f"{self.describe()}: the last axis of the input must be known; got shape {shape_str(input_shape)}"
+            )
         self.add_kernel_and_bias((input_shape[-1], self.units), self.units)
 
     def linear_forward(self, x, training=False):

@@ -1,4 +1,5 @@
 """DepthwiseConv2D: Keras's depthwise convolution, each channel filtered on its own."""
+
 from __future__ import annotations
 
 from ..nn.depthwise_conv import depthwise_conv2d_backward, depthwise_conv2d_forward
@@ -27,14 +28,37 @@ class DepthwiseConv2D(BaseConv):
 
     kernel_arg = "depthwise"
 
-    def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
-                 dilation_rate=(1, 1), activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
-                 bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(activation=activation, use_bias=use_bias, kernel_initializer=depthwise_initializer,
-                         bias_initializer=bias_initializer, kernel_regularizer=depthwise_regularizer,
-                         bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
-                         kernel_constraint=depthwise_constraint, bias_constraint=bias_constraint, **kwargs)
+    def __init__(
+        self,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        depth_multiplier=1,
+        data_format=None,
+        dilation_rate=(1, 1),
+        activation=None,
+        use_bias=True,
+        depthwise_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        depthwise_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        depthwise_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=depthwise_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=depthwise_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=depthwise_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
         me = self.describe()
         self.set_window(kernel_size, strides, padding, dilation_rate)
         self.depth_multiplier = positive_int(depth_multiplier, "depth_multiplier", me)
@@ -52,9 +76,14 @@ class DepthwiseConv2D(BaseConv):
         self.add_kernel_and_bias(self.kernel_size + (c, self.depth_multiplier), c * self.depth_multiplier)
 
     def linear_forward(self, x, training=False):
-        y, self._cache = depthwise_conv2d_forward(x, self.params["kernel"], self.params.get("bias"),
-                                                  self.strides, self.window_pads(x.shape[1:3]),
-                                                  self.dilation_rate)
+        y, self._cache = depthwise_conv2d_forward(
+            x,
+            self.params["kernel"],
+            self.params.get("bias"),
+            self.strides,
+            self.window_pads(x.shape[1:3]),
+            self.dilation_rate,
+        )
         return y
 
     def linear_backward(self, dz):

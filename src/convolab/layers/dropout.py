@@ -1,4 +1,5 @@
 """Dropout: Keras's inverted dropout, active only when ``training=True``."""
+
 from __future__ import annotations
 
 import numbers

@@ -1,4 +1,5 @@
 """Flatten: every axis but the batch axis into one (a free reshape for contiguous NHWC)."""
+
 from __future__ import annotations
 
 import math

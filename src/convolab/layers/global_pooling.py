@@ -1,4 +1,5 @@
 """GlobalAveragePooling2D and GlobalMaxPooling2D: one value per channel of an NHWC image."""
+
 from __future__ import annotations
 
 from ..nn.global_pool import (

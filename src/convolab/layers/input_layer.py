@@ -1,5 +1,6 @@
 """``keras.Input`` and ``InputLayer``: the symbolic input of a functional model, or the input shape at the head of a
 Sequential model (Keras keeps ``Input`` here too)."""
+
 from __future__ import annotations
 
 from .base import Layer
@@ -9,8 +10,9 @@ from .keras_tensor import GraphNode, KerasTensor
 class InputLayer(Layer):
     """Placeholder carrying ``shape`` (without the batch axis); holds no weights and does no math."""
 
-    def __init__(self, shape=None, batch_size=None, name=None, input_shape=None, dtype=None,
-                 batch_shape=None, **kwargs):
+    def __init__(
+        self, shape=None, batch_size=None, name=None, input_shape=None, dtype=None, batch_shape=None, **kwargs
+    ):
         if batch_shape is not None:
             shape = tuple(batch_shape)[1:]
         shape = shape if shape is not None else input_shape
@@ -29,8 +31,9 @@ class InputLayer(Layer):
         return dy
 
 
-def Input(shape=None, batch_size=None, name=None, dtype=None, batch_shape=None, sparse=None, tensor=None,
-          optional=False):
+def Input(
+    shape=None, batch_size=None, name=None, dtype=None, batch_shape=None, sparse=None, tensor=None, optional=False
+):
     """Keras's ``keras.Input``: a symbolic input tensor of ``shape`` (without the batch axis).
 
     It also starts a Sequential model: ``Sequential([keras.Input(shape=(28, 28, 1)), ...])``.

@@ -5,6 +5,7 @@ which ``Layer.__call__`` hands symbolic inputs to); no array math happens until 
 runs the graph (:mod:`convolab.models.functional`). This module sits below ``layers.base``: it
 works on any layer through the layer's own methods and imports no layer.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,9 +35,11 @@ class KerasTensor:
         return f"<KerasTensor shape={shape_str(self.shape)}, dtype={self.dtype}, name={self.name}>"
 
     def _refuse(self, *args):
-        raise TypeError("convolab's functional API does not trace arithmetic on symbolic tensors yet: use layers "
-                        "(keras.layers.Add, Subtract, Multiply, Concatenate, Rescaling, Activation) or a custom "
-                        "layer whose call uses keras.ops")
+        raise TypeError(
+            "convolab's functional API does not trace arithmetic on symbolic tensors yet: use layers "
+            "(keras.layers.Add, Subtract, Multiply, Concatenate, Rescaling, Activation) or a custom "
+            "layer whose call uses keras.ops"
+        )
 
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __matmul__ = __getitem__ = _refuse
 
@@ -46,9 +49,9 @@ class GraphNode:
 
     def __init__(self, layer, inputs, outputs, args=(), kwargs=None):
         self.layer = layer
-        self.inputs = inputs      # list of KerasTensors (a single input: a list of one)
-        self.outputs = outputs    # list of KerasTensors
-        self.multi = False        # the layer was called with a list
+        self.inputs = inputs  # list of KerasTensors (a single input: a list of one)
+        self.outputs = outputs  # list of KerasTensors
+        self.multi = False  # the layer was called with a list
         self.args = args
         self.kwargs = kwargs or {}
 
@@ -77,8 +80,10 @@ def infer_output_shape(layer, inputs, args, kwargs):
             return layer.compute_output_shape(shapes)
         except NotImplementedError:
             pass
+
     def zeros(t):
         return np.zeros((1,) + tuple(1 if d is None else d for d in t.shape[1:]), dtype=t.dtype)
+
     sample = zeros(inputs) if isinstance(inputs, KerasTensor) else [zeros(t) for t in inputs]
     y = layer(sample, *args, **kwargs)
     if isinstance(y, (list, tuple)):

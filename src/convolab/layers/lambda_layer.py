@@ -1,4 +1,5 @@
 """Lambda: wrap any function written with ``keras.ops`` as a layer (Keras's ``keras.layers.Lambda``)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,8 +38,9 @@ class Lambda(Layer):
             try:
                 output_shape = tuple(None if d is None else int(d) for d in output_shape)
             except (TypeError, ValueError):
-                raise TypeError(f"{me}: `output_shape` must be None, a tuple of ints or a function; "
-                                f"got {output_shape!r}") from None
+                raise TypeError(
+                    f"{me}: `output_shape` must be None, a tuple of ints or a function; got {output_shape!r}"
+                ) from None
         self.function = function
         self.output_shape_arg = output_shape
         self.arguments = dict(arguments or {})

@@ -3,6 +3,7 @@
 Each takes a list of tensors and is written with ``keras.ops``: inside a training step the
 tape records those ops, so a merge needs no backward of its own.
 """
+
 from __future__ import annotations
 
 from ..autodiff import functions as ops
@@ -32,8 +33,10 @@ class _Merge(Layer):
         for dims in zip(*[(1,) * (rank - len(s)) + tuple(s) for s in input_shape]):
             known = {d for d in dims if d not in (None, 1)}
             if len(known) > 1:
-                raise ValueError(f"{self.describe()}: inputs of shapes "
-                                 f"{', '.join(shape_str(s) for s in input_shape)} cannot be merged")
+                raise ValueError(
+                    f"{self.describe()}: inputs of shapes "
+                    f"{', '.join(shape_str(s) for s in input_shape)} cannot be merged"
+                )
             out.append(known.pop() if known else (None if None in dims else 1))
         return tuple(out)
 
@@ -106,8 +109,9 @@ class Concatenate(Layer):
             raise ValueError(f"{self.describe()} expects a list of at least 2 inputs")
         rank = len(input_shape[0])
         if any(len(s) != rank for s in input_shape):
-            raise ValueError(f"{self.describe()}: inputs of different ranks "
-                             f"{', '.join(shape_str(s) for s in input_shape)}")
+            raise ValueError(
+                f"{self.describe()}: inputs of different ranks {', '.join(shape_str(s) for s in input_shape)}"
+            )
         axis = self.axis % rank
         if axis == 0:
             raise ValueError(f"{self.describe()}: cannot concatenate along the batch axis")
@@ -115,8 +119,10 @@ class Concatenate(Layer):
         for s in input_shape[1:]:
             for i, (a, b) in enumerate(zip(out, s)):
                 if i != axis and a is not None and b is not None and a != b:
-                    raise ValueError(f"{self.describe()}: inputs of shapes "
-                                     f"{', '.join(shape_str(t) for t in input_shape)} differ off axis {self.axis}")
+                    raise ValueError(
+                        f"{self.describe()}: inputs of shapes "
+                        f"{', '.join(shape_str(t) for t in input_shape)} differ off axis {self.axis}"
+                    )
         sizes = [s[axis] for s in input_shape]
         out[axis] = None if None in sizes else sum(sizes)
         return tuple(out)

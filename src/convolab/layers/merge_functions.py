@@ -3,6 +3,7 @@
 Each helper builds the layer and calls it on ``inputs``, as Keras's do: on ``keras.Input``
 tensors it adds a node to a functional graph, on arrays it computes.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -55,8 +56,12 @@ class Dot(Layer):
         super().__init__(**kwargs)
         me = self.describe()
         pair = (axes, axes) if isinstance(axes, numbers.Integral) else axes
-        if (isinstance(axes, bool) or not isinstance(pair, (list, tuple)) or len(pair) != 2
-                or any(isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in pair)):
+        if (
+            isinstance(axes, bool)
+            or not isinstance(pair, (list, tuple))
+            or len(pair) != 2
+            or any(isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in pair)
+        ):
             raise TypeError(f"{me}: `axes` must be an int or a pair of ints; got {axes!r}")
         self.axes = axes if isinstance(axes, numbers.Integral) else [int(a) for a in axes]
         self._pair = (int(pair[0]), int(pair[1]))
@@ -68,15 +73,18 @@ class Dot(Layer):
             raise ValueError(f"{me} expects a list of exactly 2 inputs")
         ranks = [len(s) for s in shapes]
         if any(r not in (2, 3) for r in ranks):
-            raise ValueError(f"{me} supports inputs of rank 2 or 3; got shapes "
-                             f"{', '.join(shape_str(s) for s in shapes)}")
+            raise ValueError(
+                f"{me} supports inputs of rank 2 or 3; got shapes {', '.join(shape_str(s) for s in shapes)}"
+            )
         axes = [a % r for a, r in zip(self._pair, ranks)]
         if 0 in axes:
             raise ValueError(f"{me}: cannot take the dot product along the batch axis; got axes={self.axes!r}")
         da, db = shapes[0][axes[0]], shapes[1][axes[1]]
         if da is not None and db is not None and da != db:
-            raise ValueError(f"{me}: the dot axes differ in size: {da} (axis {axes[0]} of "
-                             f"{shape_str(shapes[0])}) and {db} (axis {axes[1]} of {shape_str(shapes[1])})")
+            raise ValueError(
+                f"{me}: the dot axes differ in size: {da} (axis {axes[0]} of "
+                f"{shape_str(shapes[0])}) and {db} (axis {axes[1]} of {shape_str(shapes[1])})"
+            )
         return axes
 
     def build(self, input_shape):

@@ -1,4 +1,5 @@
 """BatchNormalization: Keras's batch normalization over the channel (last) axis."""
+
 from __future__ import annotations
 
 import numbers
@@ -50,16 +51,32 @@ class BatchNormalization(Layer):
     #: computes statistics over the batch: a shard of a batch would normalise differently
     batch_statistics = True
 
-    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
-                 gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
-                 beta_regularizer=None, gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
-                 synchronized=False, **kwargs):
+    def __init__(
+        self,
+        axis=-1,
+        momentum=0.99,
+        epsilon=1e-3,
+        center=True,
+        scale=True,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        moving_mean_initializer="zeros",
+        moving_variance_initializer="ones",
+        beta_regularizer=None,
+        gamma_regularizer=None,
+        beta_constraint=None,
+        gamma_constraint=None,
+        synchronized=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         me = self.describe()
         if isinstance(axis, bool) or not isinstance(axis, int):
             raise TypeError(f"{me}: `axis` must be an int (convolab normalises the last axis only); got {axis!r}")
-        for key, value, ok, want in (("momentum", momentum, lambda v: 0 <= v <= 1, "a float in [0, 1]"),
-                                     ("epsilon", epsilon, lambda v: v > 0, "a positive float")):
+        for key, value, ok, want in (
+            ("momentum", momentum, lambda v: 0 <= v <= 1, "a float in [0, 1]"),
+            ("epsilon", epsilon, lambda v: v > 0, "a positive float"),
+        ):
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not ok(value):
                 raise ValueError(f"{me}: `{key}` must be {want}; got {value!r}")
         self.beta_regularizer = regularizers.get(beta_regularizer, me, "beta_regularizer")
@@ -72,8 +89,12 @@ class BatchNormalization(Layer):
         self.center = bool(center)
         self.scale = bool(scale)
         self.synchronized = bool(synchronized)
-        given = dict(zip(_INITIALIZERS, (beta_initializer, gamma_initializer, moving_mean_initializer,
-                                         moving_variance_initializer)))
+        given = dict(
+            zip(
+                _INITIALIZERS,
+                (beta_initializer, gamma_initializer, moving_mean_initializer, moving_variance_initializer),
+            )
+        )
         self._initializers = {key: initializers.get(value, me) for key, value in given.items()}
         # names go into get_config; a callable initializer cannot be saved
         self._initializer_names = {key: value for key, value in given.items() if isinstance(value, str)}
@@ -83,18 +104,23 @@ class BatchNormalization(Layer):
         super().build(input_shape)
         ndim = len(input_shape)
         if self.axis not in (-1, ndim - 1):
-            raise ValueError(f"{self.describe()}: convolab normalises the last (channel) axis only, axis=-1 or "
-                             f"axis={ndim - 1} for input shape {shape_str(input_shape)}; got axis={self.axis}")
+            raise ValueError(
+                f"{self.describe()}: convolab normalises the last (channel) axis only, axis=-1 or "
+                f"axis={ndim - 1} for input shape {shape_str(input_shape)}; got axis={self.axis}"
+            )
         c = input_shape[-1]
         if c is None:
-            raise ValueError(f"{self.describe()}: the channel axis of the input must be known; "
-                             f"got shape {shape_str(input_shape)}")
+            raise ValueError(
+                f"{self.describe()}: the channel axis of the input must be known; got shape {shape_str(input_shape)}"
+            )
         if self.scale:
-            self._add_param("gamma", (c,), self._initializers["gamma_initializer"], self.gamma_regularizer,
-                            self.gamma_constraint)
+            self._add_param(
+                "gamma", (c,), self._initializers["gamma_initializer"], self.gamma_regularizer, self.gamma_constraint
+            )
         if self.center:
-            self._add_param("beta", (c,), self._initializers["beta_initializer"], self.beta_regularizer,
-                            self.beta_constraint)
+            self._add_param(
+                "beta", (c,), self._initializers["beta_initializer"], self.beta_regularizer, self.beta_constraint
+            )
         self._add_param("moving_mean", (c,), self._initializers["moving_mean_initializer"])
         self._add_param("moving_variance", (c,), self._initializers["moving_variance_initializer"])
         self._non_trainable_keys.update(("moving_mean", "moving_variance"))
@@ -110,8 +136,9 @@ class BatchNormalization(Layer):
             y, self._cache = batchnorm_forward(x, gamma, beta, self.epsilon)
             self._update_moving(self._cache.mean, self._cache.var)
             return y
-        y, self._cache = batchnorm_inference_forward(x, p["moving_mean"], p["moving_variance"], gamma, beta,
-                                                     self.epsilon)
+        y, self._cache = batchnorm_inference_forward(
+            x, p["moving_mean"], p["moving_variance"], gamma, beta, self.epsilon
+        )
         return y
 
     def _update_moving(self, mean, var):
@@ -135,10 +162,19 @@ class BatchNormalization(Layer):
 
     def get_config(self):
         cfg = super().get_config()
-        cfg.update(axis=self.axis, momentum=self.momentum, epsilon=self.epsilon, center=self.center,
-                   scale=self.scale, synchronized=self.synchronized, **self._initializer_names)
+        cfg.update(
+            axis=self.axis,
+            momentum=self.momentum,
+            epsilon=self.epsilon,
+            center=self.center,
+            scale=self.scale,
+            synchronized=self.synchronized,
+            **self._initializer_names,
+        )
         # only those set, as Dense writes its own: files without them stay as they were
-        rules = {key: (regularizers if key.endswith("_regularizer") else constraints).serialize(getattr(self, key))
-                 for key in _RULES}
+        rules = {
+            key: (regularizers if key.endswith("_regularizer") else constraints).serialize(getattr(self, key))
+            for key in _RULES
+        }
         cfg.update({key: value for key, value in rules.items() if value is not None})
         return cfg

@@ -1,4 +1,5 @@
 """ZeroPadding2D and Cropping2D: add or remove rows and columns at the image borders."""
+
 from __future__ import annotations
 
 import numbers
@@ -18,6 +19,7 @@ def normalize_borders(value, owner, arg):
     ``n`` (all four), ``(h, w)`` (top = bottom = h, left = right = w) or
     ``((top, bottom), (left, right))``; every size a non-negative int.
     """
+
     def fail():
         raise ValueError(
             f"{owner}: `{arg}` must be an int, a tuple of 2 ints or a tuple of 2 tuples of 2 ints "

@@ -1,4 +1,5 @@
 """MaxPooling2D and AveragePooling2D over NHWC images."""
+
 from __future__ import annotations
 
 from ..nn.pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward

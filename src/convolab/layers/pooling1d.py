@@ -1,4 +1,5 @@
 """MaxPooling1D, AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D over ``(N, L, C)``."""
+
 from __future__ import annotations
 
 from ..nn.conv1d import global_pool1d_backward, global_pool1d_forward, pool1d_backward, pool1d_forward
@@ -30,8 +31,10 @@ class _Pooling1D(Layer):
         self.check_input_shape(input_shape)
         n, length, c = input_shape
         if self.padding == "valid" and length is not None and length < self.pool_size[0]:
-            raise ValueError(f"{self.describe()}: pool_size {self.pool_size} is larger than its input's {length} "
-                             f"steps (input shape {shape_str(input_shape)}, strides={self.strides}, padding='valid')")
+            raise ValueError(
+                f"{self.describe()}: pool_size {self.pool_size} is larger than its input's {length} "
+                f"steps (input shape {shape_str(input_shape)}, strides={self.strides}, padding='valid')"
+            )
         lo = None if length is None else conv_output_size(length, self.pool_size[0], self.strides[0], self.padding)
         return (n, lo, c)
 
@@ -40,8 +43,9 @@ class _Pooling1D(Layer):
         self.window_pads.build(input_shape)
 
     def call(self, x, training=False):
-        y, self._cache = pool1d_forward(x, self.pool_size[0], self.strides[0], self.window_pads(x.shape[1:2])[0],
-                                        type(self)._mode)
+        y, self._cache = pool1d_forward(
+            x, self.pool_size[0], self.strides[0], self.window_pads(x.shape[1:2])[0], type(self)._mode
+        )
         return y
 
     def backward(self, dy):

@@ -1,4 +1,5 @@
 """Reshape and Rescaling: weight-free maps with Keras's names and arguments."""
+
 from __future__ import annotations
 
 import numbers
@@ -25,12 +26,16 @@ class Reshape(Layer):
         try:
             dims = tuple(target_shape)
         except TypeError:
-            raise TypeError(f"{me}: `target_shape` must be a tuple of ints without the batch axis, "
-                            f"e.g. (7, 7, 1); got {target_shape!r}") from None
-        if not dims or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or not (d >= 1 or d == -1)
-                           for d in dims):
-            raise ValueError(f"{me}: `target_shape` must hold positive ints and at most one -1; "
-                             f"got target_shape={target_shape!r}")
+            raise TypeError(
+                f"{me}: `target_shape` must be a tuple of ints without the batch axis, "
+                f"e.g. (7, 7, 1); got {target_shape!r}"
+            ) from None
+        if not dims or any(
+            isinstance(d, bool) or not isinstance(d, numbers.Integral) or not (d >= 1 or d == -1) for d in dims
+        ):
+            raise ValueError(
+                f"{me}: `target_shape` must hold positive ints and at most one -1; got target_shape={target_shape!r}"
+            )
         if dims.count(-1) > 1:
             raise ValueError(f"{me}: at most one -1 is allowed in `target_shape`; got target_shape={dims}")
         self.target_shape = tuple(int(d) for d in dims)
@@ -82,8 +87,9 @@ class Rescaling(Layer):
         super().__init__(**kwargs)
         for key, val in (("scale", scale), ("offset", offset)):
             if isinstance(val, bool) or not isinstance(val, numbers.Real):
-                raise TypeError(f"{self.describe()}: `{key}` must be a number (convolab has no per-channel "
-                                f"{key}); got {val!r}")
+                raise TypeError(
+                    f"{self.describe()}: `{key}` must be a number (convolab has no per-channel {key}); got {val!r}"
+                )
             if not float("-inf") < float(val) < float("inf"):
                 raise ValueError(f"{self.describe()}: `{key}` must be finite; got {val!r}")
         self.scale = float(scale)

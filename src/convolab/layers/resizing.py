@@ -1,4 +1,5 @@
 """Resizing: every image to a fixed height and width (Keras's preprocessing layer)."""
+
 from __future__ import annotations
 
 from ..nn.resizing import resizing_backward, resizing_forward
@@ -27,23 +28,40 @@ class Resizing(Layer):
 
     input_ndim = 4
 
-    def __init__(self, height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
-                 pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0, antialias=False, data_format=None,
-                 **kwargs):
+    def __init__(
+        self,
+        height,
+        width,
+        interpolation="bilinear",
+        crop_to_aspect_ratio=False,
+        pad_to_aspect_ratio=False,
+        fill_mode="constant",
+        fill_value=0.0,
+        antialias=False,
+        data_format=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         me = self.describe()
         self.height = positive_int(height, "height", me)
         self.width = positive_int(width, "width", me)
         if interpolation not in INTERPOLATIONS:
-            raise ValueError(f"{me}: `interpolation` must be one of {', '.join(map(repr, INTERPOLATIONS))} "
-                             f"(convolab does not implement Keras's others); got {interpolation!r}")
-        for arg, value in (("crop_to_aspect_ratio", crop_to_aspect_ratio),
-                           ("pad_to_aspect_ratio", pad_to_aspect_ratio), ("antialias", antialias)):
+            raise ValueError(
+                f"{me}: `interpolation` must be one of {', '.join(map(repr, INTERPOLATIONS))} "
+                f"(convolab does not implement Keras's others); got {interpolation!r}"
+            )
+        for arg, value in (
+            ("crop_to_aspect_ratio", crop_to_aspect_ratio),
+            ("pad_to_aspect_ratio", pad_to_aspect_ratio),
+            ("antialias", antialias),
+        ):
             if not isinstance(value, bool):
                 raise TypeError(f"{me}: `{arg}` must be True or False; got {value!r}")
         if pad_to_aspect_ratio or antialias:
-            raise ValueError(f"{me}: convolab supports only pad_to_aspect_ratio=False and antialias=False; got "
-                             f"pad_to_aspect_ratio={pad_to_aspect_ratio!r}, antialias={antialias!r}")
+            raise ValueError(
+                f"{me}: convolab supports only pad_to_aspect_ratio=False and antialias=False; got "
+                f"pad_to_aspect_ratio={pad_to_aspect_ratio!r}, antialias={antialias!r}"
+            )
         reject_unsupported(me, data_format=data_format)
         self.interpolation = interpolation
         self.crop_to_aspect_ratio = crop_to_aspect_ratio
@@ -64,6 +82,10 @@ class Resizing(Layer):
 
     def get_config(self):
         cfg = super().get_config()
-        cfg.update(height=self.height, width=self.width, interpolation=self.interpolation,
-                   crop_to_aspect_ratio=self.crop_to_aspect_ratio)
+        cfg.update(
+            height=self.height,
+            width=self.width,
+            interpolation=self.interpolation,
+            crop_to_aspect_ratio=self.crop_to_aspect_ratio,
+        )
         return cfg

@@ -1,4 +1,5 @@
 """SeparableConv2D: Keras's depthwise-separable convolution (depthwise, then 1x1 pointwise)."""
+
 from __future__ import annotations
 
 from .. import constraints, initializers, regularizers
@@ -30,16 +31,41 @@ class SeparableConv2D(BaseConv):
 
     kernel_arg = "depthwise"
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
-                 dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias=True,
-                 depthwise_initializer="glorot_uniform", pointwise_initializer="glorot_uniform",
-                 bias_initializer="zeros", depthwise_regularizer=None, pointwise_regularizer=None,
-                 bias_regularizer=None, activity_regularizer=None, depthwise_constraint=None,
-                 pointwise_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(activation=activation, use_bias=use_bias, kernel_initializer=depthwise_initializer,
-                         bias_initializer=bias_initializer, kernel_regularizer=depthwise_regularizer,
-                         bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
-                         kernel_constraint=depthwise_constraint, bias_constraint=bias_constraint, **kwargs)
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        data_format=None,
+        dilation_rate=(1, 1),
+        depth_multiplier=1,
+        activation=None,
+        use_bias=True,
+        depthwise_initializer="glorot_uniform",
+        pointwise_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        depthwise_regularizer=None,
+        pointwise_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        depthwise_constraint=None,
+        pointwise_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=depthwise_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=depthwise_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=depthwise_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
         me = self.describe()
         self.filters = positive_int(filters, "filters", me)
         self.set_window(kernel_size, strides, padding, dilation_rate)
@@ -61,19 +87,34 @@ class SeparableConv2D(BaseConv):
         super().build(input_shape)
         c = self.input_channels(input_shape)
         dm = self.depth_multiplier
-        self._add_param("depthwise_kernel", self.kernel_size + (c, dm), self.kernel_initializer,
-                        self.kernel_regularizer, self.kernel_constraint)
-        self._add_param("pointwise_kernel", (1, 1, c * dm, self.filters), self.pointwise_initializer,
-                        self.pointwise_regularizer, self.pointwise_constraint)
+        self._add_param(
+            "depthwise_kernel",
+            self.kernel_size + (c, dm),
+            self.kernel_initializer,
+            self.kernel_regularizer,
+            self.kernel_constraint,
+        )
+        self._add_param(
+            "pointwise_kernel",
+            (1, 1, c * dm, self.filters),
+            self.pointwise_initializer,
+            self.pointwise_regularizer,
+            self.pointwise_constraint,
+        )
         if self.use_bias:
-            self._add_param("bias", (self.filters,), self.bias_initializer, self.bias_regularizer,
-                            self.bias_constraint)
+            self._add_param("bias", (self.filters,), self.bias_initializer, self.bias_regularizer, self.bias_constraint)
 
     def linear_forward(self, x, training=False):
         p = self.params
-        y, self._cache = separable_conv2d_forward(x, p["depthwise_kernel"], p["pointwise_kernel"], p.get("bias"),
-                                                  self.strides, self.window_pads(x.shape[1:3]),
-                                                  self.dilation_rate)
+        y, self._cache = separable_conv2d_forward(
+            x,
+            p["depthwise_kernel"],
+            p["pointwise_kernel"],
+            p.get("bias"),
+            self.strides,
+            self.window_pads(x.shape[1:3]),
+            self.dilation_rate,
+        )
         return y
 
     def linear_backward(self, dz):
@@ -86,8 +127,10 @@ class SeparableConv2D(BaseConv):
 
     def rules_config(self):
         rules = super().rules_config()
-        for key, value in (("pointwise_regularizer", regularizers.serialize(self.pointwise_regularizer)),
-                           ("pointwise_constraint", constraints.serialize(self.pointwise_constraint))):
+        for key, value in (
+            ("pointwise_regularizer", regularizers.serialize(self.pointwise_regularizer)),
+            ("pointwise_constraint", constraints.serialize(self.pointwise_constraint)),
+        ):
             if value is not None:
                 rules[key] = value
         return rules

@@ -1,4 +1,5 @@
 """One place that refuses Keras arguments convolab accepts by name but does not implement."""
+
 from __future__ import annotations
 
 _DEFAULTS = {
@@ -12,6 +13,4 @@ def reject_unsupported(owner: str, **kwargs) -> None:
     for key, value in kwargs.items():
         allowed = _DEFAULTS.get(key, (None,))
         if not any(value == a for a in allowed):
-            raise ValueError(
-                f"{owner}: convolab supports only {key}={allowed[0]!r}; got {key}={value!r}"
-            )
+            raise ValueError(f"{owner}: convolab supports only {key}={allowed[0]!r}; got {key}={value!r}")

@@ -1,4 +1,5 @@
 """UpSampling2D: enlarge images by whole factors, by repetition or bilinear interpolation."""
+
 from __future__ import annotations
 
 import numbers
@@ -36,12 +37,17 @@ class UpSampling2D(Layer):
         me = self.describe()
         reject_unsupported(me, data_format=data_format)
         sizes = (size, size) if isinstance(size, numbers.Integral) else size
-        if (not isinstance(sizes, (tuple, list)) or len(sizes) != 2 or
-                any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1 for s in sizes)):
+        if (
+            not isinstance(sizes, (tuple, list))
+            or len(sizes) != 2
+            or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1 for s in sizes)
+        ):
             raise ValueError(f"{me}: `size` must be a positive int or a tuple of 2 positive ints; got size={size!r}")
         if interpolation not in INTERPOLATIONS:
-            raise ValueError(f"{me}: `interpolation` must be one of {', '.join(map(repr, INTERPOLATIONS))} "
-                             f"(convolab does not implement Keras's bicubic and lanczos); got {interpolation!r}")
+            raise ValueError(
+                f"{me}: `interpolation` must be one of {', '.join(map(repr, INTERPOLATIONS))} "
+                f"(convolab does not implement Keras's bicubic and lanczos); got {interpolation!r}"
+            )
         self.size = (int(sizes[0]), int(sizes[1]))
         self.interpolation = interpolation
         self.data_format = "channels_last"

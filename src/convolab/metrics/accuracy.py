@@ -1,4 +1,5 @@
 """Accuracy metrics: Keras 3's per-sample functions and the classes that average them."""
+
 from __future__ import annotations
 
 import numpy as np

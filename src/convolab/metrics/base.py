@@ -4,6 +4,7 @@ A metric accumulates over batches with ``update_state(y_true, y_pred, sample_wei
 reports with ``result()`` and starts again with ``reset_state()``; ``fit`` resets its metrics
 at each epoch and ``evaluate`` at each call, as Keras does.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -83,8 +84,9 @@ def _initial_value(initializer, shape, dtype, name):
         return np.full(shape, initializer, dtype=dtype)
     if callable(initializer):
         return np.asarray(initializer(shape, dtype=dtype), dtype=dtype).reshape(shape)
-    raise ValueError(f"metric variable '{name}': initializer must be 'zeros', 'ones', a number or a callable; "
-                     f"got {initializer!r}")
+    raise ValueError(
+        f"metric variable '{name}': initializer must be 'zeros', 'ones', a number or a callable; got {initializer!r}"
+    )
 
 
 class Metric:

@@ -5,6 +5,7 @@ An entry is a name (``'acc'``, ``'mse'``...: the name stays the key in ``history
 ``f(y_true, y_pred)`` returning per-sample values or a scalar (named after ``f.__name__`` in
 snake case, as Keras's ``get_object_name``).
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -3,6 +3,7 @@
 State is accumulated in float64, so an epoch's value is the metric over the whole epoch to
 the last bit a float64 can give (Keras keeps ``floatx``, float32).
 """
+
 from __future__ import annotations
 
 import numbers

@@ -1,4 +1,5 @@
 """Regression and probabilistic metrics: the mean of Keras's per-sample loss functions."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -58,11 +59,16 @@ class BinaryCrossentropy(MeanMetricWrapper):
     """
 
     def __init__(self, name="binary_crossentropy", dtype=None, from_logits=False, label_smoothing=0):
-        super().__init__(fn=binary_crossentropy, name=name, dtype=dtype, from_logits=from_logits,
-                         label_smoothing=label_smoothing)
+        super().__init__(
+            fn=binary_crossentropy, name=name, dtype=dtype, from_logits=from_logits, label_smoothing=label_smoothing
+        )
         self.from_logits = bool(from_logits)
         self.label_smoothing = label_smoothing
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype, "from_logits": self.from_logits,
-                "label_smoothing": self.label_smoothing}
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "from_logits": self.from_logits,
+            "label_smoothing": self.label_smoothing,
+        }

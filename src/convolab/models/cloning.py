@@ -6,6 +6,7 @@ functional model's graph is replayed on new ``keras.Input`` tensors (or ``input_
 each layer cloned once, so a shared layer stays shared; a subclassed model is rebuilt from its
 ``get_config``. The clone is not compiled.
 """
+
 from __future__ import annotations
 
 from ..layers.base import Layer
@@ -36,8 +37,9 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
     if kwargs:
         raise TypeError(f"clone_model: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
     if not isinstance(model, Model):
-        raise TypeError(f"clone_model expects a keras.Model (Sequential, functional or subclassed); got "
-                        f"{type(model).__name__}")
+        raise TypeError(
+            f"clone_model expects a keras.Model (Sequential, functional or subclassed); got {type(model).__name__}"
+        )
     if clone_function is not None and not callable(clone_function):
         raise TypeError(f"clone_model: clone_function must be a callable layer -> layer; got {clone_function!r}")
     if call_function is not None and not callable(call_function):
@@ -45,14 +47,18 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
     kind = model_kind(model)
     if kind is None:
         if input_tensors is not None or clone_function is not None or call_function is not None:
-            raise ValueError(f"clone_model: {model.describe()} is a subclassed model ({type(model).__name__}); "
-                             "input_tensors, clone_function and call_function need a Sequential or functional model")
+            raise ValueError(
+                f"clone_model: {model.describe()} is a subclassed model ({type(model).__name__}); "
+                "input_tensors, clone_function and call_function need a Sequential or functional model"
+            )
         try:
             return type(model).from_config(model.get_config())
         except (TypeError, ValueError, NotImplementedError) as e:
-            raise ValueError(f"clone_model: {model.describe()} is rebuilt as type(model).from_config(model.get_config()); "
-                             f"that failed ({type(e).__name__}: {e}): define get_config() to return __init__'s "
-                             "arguments") from None
+            raise ValueError(
+                f"clone_model: {model.describe()} is rebuilt as type(model).from_config(model.get_config()); "
+                f"that failed ({type(e).__name__}: {e}): define get_config() to return __init__'s "
+                "arguments"
+            ) from None
     clone = _layer_cloner(clone_function, call_function, recursive)
     if kind == "Sequential":
         return _clone_sequential(model, input_tensors, clone, Sequential)
@@ -67,9 +73,12 @@ def _layer_cloner(clone_function, call_function, recursive):
             return clone_model(layer, clone_function=clone_function, call_function=call_function, recursive=True)
         new = (clone_function or _default_clone)(layer)
         if not isinstance(new, Layer):
-            raise TypeError(f"clone_model: clone_function must return a layer; for {layer.describe()} it "
-                            f"returned {type(new).__name__}")
+            raise TypeError(
+                f"clone_model: clone_function must return a layer; for {layer.describe()} it "
+                f"returned {type(new).__name__}"
+            )
         return new
+
     return clone
 
 
@@ -81,8 +90,9 @@ def _default_clone(layer):
         return clone_model(layer)
     if type(layer).__name__ == "Lambda" and type(layer).__module__.startswith("convolab."):
         # its config names the function; the clone calls the same function object
-        return type(layer)(layer.function, output_shape=layer.output_shape_arg, arguments=dict(layer.arguments),
-                           name=layer.name)
+        return type(layer)(
+            layer.function, output_shape=layer.output_shape_arg, arguments=dict(layer.arguments), name=layer.name
+        )
     return type(layer).from_config(layer.get_config())
 
 
@@ -91,8 +101,9 @@ def _clone_sequential(model, input_tensors, clone, Sequential):
     if input_tensors is not None:
         tensors = input_tensors if isinstance(input_tensors, (list, tuple)) else [input_tensors]
         if len(tensors) != 1 or not isinstance(tensors[0], KerasTensor):
-            raise ValueError(f"clone_model: a Sequential model takes one keras.Input tensor as input_tensors; got "
-                             f"{input_tensors!r}")
+            raise ValueError(
+                f"clone_model: a Sequential model takes one keras.Input tensor as input_tensors; got {input_tensors!r}"
+            )
         return Sequential([tensors[0], *layers], name=model.name)
     if model.input_shape is not None:
         layers.insert(0, Input(shape=tuple(model.input_shape[1:]), dtype=model.dtype))
@@ -111,8 +122,10 @@ def _clone_functional(model, input_tensors, clone, call_function):
     else:
         new_inputs = list(input_tensors) if isinstance(input_tensors, (list, tuple)) else [input_tensors]
         if len(new_inputs) != len(inputs) or not all(isinstance(t, KerasTensor) for t in new_inputs):
-            raise ValueError(f"clone_model: {model.describe()} has {len(inputs)} input(s); input_tensors must be as "
-                             f"many keras.Input tensors; got {input_tensors!r}")
+            raise ValueError(
+                f"clone_model: {model.describe()} has {len(inputs)} input(s); input_tensors must be as "
+                f"many keras.Input tensors; got {input_tensors!r}"
+            )
     values = {id(old): new for old, new in zip(inputs, new_inputs)}
     clones = {}
     for node in nodes:
@@ -123,14 +136,18 @@ def _clone_functional(model, input_tensors, clone, call_function):
             layer = clones[id(node.layer)] = clone(node.layer)
         args = [values[id(t)] for t in node.inputs]
         first = args if node.multi else args[0]
-        out = (call_function(layer, first, *node.args, **node.kwargs) if call_function is not None
-               else layer(first, *node.args, **node.kwargs))
+        out = (
+            call_function(layer, first, *node.args, **node.kwargs)
+            if call_function is not None
+            else layer(first, *node.args, **node.kwargs)
+        )
         outs = list(out) if len(node.outputs) > 1 else [out]
         for t, v in zip(node.outputs, outs):
             values[id(t)] = v
     new_outputs = [values[id(t)] for t in outputs]
-    new = Model(new_inputs if multi_in else new_inputs[0], new_outputs if multi_out else new_outputs[0],
-                name=model.name)
+    new = Model(
+        new_inputs if multi_in else new_inputs[0], new_outputs if multi_out else new_outputs[0], name=model.name
+    )
     if not model.trainable:
         new.trainable = False
     return new

@@ -8,6 +8,7 @@ On the GPU the batches come out as GPU arrays. Arrays go there once, whole, when
 trainers keep the whole set resident), else one batch at a time; a batch source's batches
 are copied as they come.
 """
+
 from __future__ import annotations
 
 import collections.abc
@@ -92,15 +93,26 @@ class ArrayBatches:
         # the permutation is drawn on the host from convolab's generator (the same shuffles on
         # CPU and GPU for one seed), and copied once to where the arrays are
         order = self.rng.permutation(self.n) if self.shuffle else None
-        first = (next(iter(self.x.values())) if isinstance(self.x, dict)
-                 else self.x[0] if isinstance(self.x, (list, tuple)) else self.x)
+        first = (
+            next(iter(self.x.values()))
+            if isinstance(self.x, dict)
+            else self.x[0]
+            if isinstance(self.x, (list, tuple))
+            else self.x
+        )
         if order is not None and backend.is_device_array(first):
             order = backend.get_array_module(first).asarray(order)
         b = self.batch_size
         for step in range(self.steps):
             idx = slice(step * b, (step + 1) * b) if order is None else order[step * b : (step + 1) * b]
-            yield put_batch((_take(self.x, idx), None if self.y is None else _take(self.y, idx),
-                             None if self.sw is None else self.sw[idx]), self.put)
+            yield put_batch(
+                (
+                    _take(self.x, idx),
+                    None if self.y is None else _take(self.y, idx),
+                    None if self.sw is None else self.sw[idx],
+                ),
+                self.put,
+            )
 
     def on_epoch_end(self):
         pass
@@ -149,12 +161,16 @@ def unpack(batch, model, what, need_y=True):
     """``(x, y, sample_weight)`` from a batch a data source gave: a tuple of 1 to 3 items, or x."""
     if isinstance(batch, tuple):
         if not 1 <= len(batch) <= 3:
-            raise ValueError(f"{model.describe()}.{what}: a batch must be (x,), (x, y) or (x, y, sample_weight); "
-                             f"got a tuple of {len(batch)}")
+            raise ValueError(
+                f"{model.describe()}.{what}: a batch must be (x,), (x, y) or (x, y, sample_weight); "
+                f"got a tuple of {len(batch)}"
+            )
         x, y, sw = (tuple(batch) + (None, None))[:3]
     else:
         x, y, sw = batch, None, None
     if need_y and y is None:
-        raise ValueError(f"{model.describe()}.{what}: each batch must carry targets, (x, y) or "
-                         f"(x, y, sample_weight); got {type(batch).__name__}")
+        raise ValueError(
+            f"{model.describe()}.{what}: each batch must carry targets, (x, y) or "
+            f"(x, y, sample_weight); got {type(batch).__name__}"
+        )
     return x, y, sw

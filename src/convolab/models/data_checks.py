@@ -1,4 +1,5 @@
 """Checks on what users pass to fit/evaluate/predict: clear errors before any math runs."""
+
 from __future__ import annotations
 
 import numbers
@@ -69,7 +70,9 @@ def class_weight_to_sample_weight(class_weight, y, model, method="fit"):
     """
     where = f"{model.describe()}.{method}"
     if not isinstance(class_weight, dict):
-        raise TypeError(f"{where}: `class_weight` must be a dict {{class index: weight}}; got {type(class_weight).__name__}")
+        raise TypeError(
+            f"{where}: `class_weight` must be a dict {{class index: weight}}; got {type(class_weight).__name__}"
+        )
     table = {}
     for key, value in class_weight.items():
         if isinstance(key, bool) or not isinstance(key, numbers.Integral):
@@ -79,8 +82,10 @@ def class_weight_to_sample_weight(class_weight, y, model, method="fit"):
         table[int(key)] = float(value)
     y = np.asarray(y)
     if y.ndim > 2:
-        raise ValueError(f"{where}: `class_weight` needs targets of shape (N,), (N, 1) or one-hot (N, K); "
-                         f"got shape {shape_str(y.shape)}. Pass per-sample weights as `sample_weight`")
+        raise ValueError(
+            f"{where}: `class_weight` needs targets of shape (N,), (N, 1) or one-hot (N, K); "
+            f"got shape {shape_str(y.shape)}. Pass per-sample weights as `sample_weight`"
+        )
     if y.ndim == 2:
         y = np.argmax(y, axis=-1) if y.shape[-1] != 1 else y[:, 0]
     classes = np.round(y).astype(np.int64)
@@ -136,7 +141,9 @@ def inputs_by_name(model, x, what="x"):
         return x
     missing = [n for n in names if n not in x]
     if missing:
-        raise ValueError(f"{model.describe()}: `{what}` is a dict, so its keys must name the model's inputs "
-                         f"{names}; got keys {sorted(map(str, x))}, missing {missing}")
+        raise ValueError(
+            f"{model.describe()}: `{what}` is a dict, so its keys must name the model's inputs "
+            f"{names}; got keys {sorted(map(str, x))}, missing {missing}"
+        )
     arrays = [x[n] for n in names]
     return arrays[0] if len(arrays) == 1 else arrays

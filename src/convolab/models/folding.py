@@ -16,6 +16,7 @@ The folded weights are computed on each pass from the current weights (a few tho
 multiplies), so there is nothing to keep in step after ``fit`` or ``set_weights``. The result
 differs from the two layers run one after the other by float rounding only.
 """
+
 from __future__ import annotations
 
 import copy
@@ -40,8 +41,11 @@ def folds(layer, bn) -> bool:
     The one rule: ``layer`` is exactly a Conv2D, DepthwiseConv2D or Dense with no activation
     and ``bn`` exactly a BatchNormalization (a subclass may compute something else).
     """
-    return (type(layer) in FOLDABLE and getattr(layer, "activation", "linear") == "linear"
-            and type(bn) is BatchNormalization)
+    return (
+        type(layer) in FOLDABLE
+        and getattr(layer, "activation", "linear") == "linear"
+        and type(bn) is BatchNormalization
+    )
 
 
 def plan(nodes, outputs):
@@ -61,8 +65,14 @@ def plan(nodes, outputs):
         if id(t) in out_ids or len(users) != 1:
             continue
         bn = users[0]
-        if (len(bn.inputs) == 1 and len(bn.outputs) == 1 and not bn.args and not bn.kwargs and not bn.multi
-                and folds(node.layer, bn.layer)):
+        if (
+            len(bn.inputs) == 1
+            and len(bn.outputs) == 1
+            and not bn.args
+            and not bn.kwargs
+            and not bn.multi
+            and folds(node.layer, bn.layer)
+        ):
             pairs[id(node)] = bn
     return pairs
 
@@ -98,8 +108,9 @@ def stack_forward(layers, x, logits=False):
 def folded_kernel_and_bias(layer, bn):
     """``bn(layer(x))`` at inference as one layer's ``(kernel, bias)``."""
     p = bn.params
-    scale, shift = batchnorm_scale_shift(p["moving_mean"], p["moving_variance"], p.get("gamma"), p.get("beta"),
-                                         bn.epsilon)
+    scale, shift = batchnorm_scale_shift(
+        p["moving_mean"], p["moving_variance"], p.get("gamma"), p.get("beta"), bn.epsilon
+    )
     kernel, bias = layer.params["kernel"], layer.params.get("bias")
     if type(layer) is DepthwiseConv2D:  # output channel c * dm + m comes from kernel[..., c, m]
         kernel = kernel * scale.reshape(kernel.shape[-2:])

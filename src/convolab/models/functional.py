@@ -13,6 +13,7 @@ output tensors). ``Model(inputs, outputs)`` walks the nodes back from the output
 them in order; inside a ``GradientTape`` every layer call is recorded on the tape, so a layer
 used twice (shared weights), branches and merges all get their gradients.
 """
+
 from __future__ import annotations
 
 # The functional API's names. Recording a layer call on symbolic tensors (Layer.__call__'s

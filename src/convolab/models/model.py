@@ -4,6 +4,7 @@ Both are layers (a model can be called inside another model) whose forward pass 
 graph's layer calls or the user's ``call``; inside a ``GradientTape`` block every layer call
 is recorded, so training differentiates any graph (see :mod:`convolab.models.tape_step`).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -74,8 +75,10 @@ class Model(Trainer, Layer):
     def _as_inputs(self, x, what="x"):
         if self._functional and self._multi_input:
             if not isinstance(x, (list, tuple)) or len(x) != len(self._inputs):
-                raise ValueError(f"{self.describe()} has {len(self._inputs)} inputs: pass `{what}` as a list of "
-                                 f"{len(self._inputs)} arrays; got {type(x).__name__}")
+                raise ValueError(
+                    f"{self.describe()} has {len(self._inputs)} inputs: pass `{what}` as a list of "
+                    f"{len(self._inputs)} arrays; got {type(x).__name__}"
+                )
             return [checks.as_input_array(a, self, f"{what}[{i}]") for i, a in enumerate(x)]
         if isinstance(x, (list, tuple)) and len(x) == 1 and isinstance(x[0], np.ndarray):
             x = x[0]
@@ -206,8 +209,10 @@ class Model(Trainer, Layer):
             raise ValueError(f"{self.describe()} expects {len(mine)} weight arrays; got {len(weights)}")
         for i, (cur, new) in enumerate(zip(mine, weights)):
             if new.shape != cur.shape:
-                raise ValueError(f"{self.describe()}: weight {i} ('{cur.path}') has shape {cur.shape}; got an array "
-                                 f"of shape {new.shape}")
+                raise ValueError(
+                    f"{self.describe()}: weight {i} ('{cur.path}') has shape {cur.shape}; got an array "
+                    f"of shape {new.shape}"
+                )
         for cur, new in zip(mine, weights):
             backend.assign(cur.value, new)
 
@@ -238,8 +243,10 @@ class Model(Trainer, Layer):
                 x = x.astype(t.dtype)
         shape = np.shape(unwrap(x))
         if len(shape) != len(t.shape) or any(e is not None and g != e for g, e in zip(shape, t.shape)):
-            raise ValueError(f"{self.describe()}: input '{t.name}' expects shape {shape_str(t.shape)}; "
-                             f"got data of shape {shape_str(shape)}")
+            raise ValueError(
+                f"{self.describe()}: input '{t.name}' expects shape {shape_str(t.shape)}; "
+                f"got data of shape {shape_str(shape)}"
+            )
         return x
 
     def _run_graph(self, inputs, training):
@@ -299,8 +306,9 @@ class Model(Trainer, Layer):
         """A new model (new weights) from :meth:`get_config`'s dict; ``custom_objects`` maps the
         names of the user's classes in it to the classes."""
         if isinstance(config, dict) and "layers" in config and "input_layers" in config:
-            return model_config.functional_from_config(cls if cls._is_functional_class() else Model, config,
-                                                       custom_objects)
+            return model_config.functional_from_config(
+                cls if cls._is_functional_class() else Model, config, custom_objects
+            )
         from ..saving.object_registry import CustomObjectScope
 
         with CustomObjectScope(custom_objects or {}):

@@ -20,6 +20,7 @@ found as ``keras.saving.deserialize_keras_object`` finds them: ``custom_objects`
 object scope and the registry for user classes, convolab's own layers for Keras's names;
 nothing is imported by module name.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,12 @@ MODEL_CLASSES: dict = {}
 
 
 def _input_entry(name, batch_shape, dtype):
-    return {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
-            "config": {"batch_shape": list(batch_shape), "dtype": dtype, "sparse": False, "name": name}}
+    return {
+        "module": "keras.layers",
+        "class_name": "InputLayer",
+        "registered_name": None,
+        "config": {"batch_shape": list(batch_shape), "dtype": dtype, "sparse": False, "name": name},
+    }
 
 
 def layer_entry(layer):
@@ -49,8 +54,12 @@ def layer_entry(layer):
         return {"module": "keras", "class_name": kind, "config": layer.get_config(), "registered_name": None}
     cls = type(layer)
     own = cls.__module__.startswith("convolab.")
-    return {"module": "keras.layers" if own else cls.__module__, "class_name": cls.__name__,
-            "config": layer.get_config(), "registered_name": None if own else get_registered_name(cls)}
+    return {
+        "module": "keras.layers" if own else cls.__module__,
+        "class_name": cls.__name__,
+        "config": layer.get_config(),
+        "registered_name": None if own else get_registered_name(cls),
+    }
 
 
 def model_kind(layer):
@@ -99,16 +108,20 @@ def layer_from_entry(entry, custom_objects=None, where="from_config"):
     if cls is None and keras_module:
         cls = _builtin_layer(kind)
     if cls is None:
-        raise TypeError(f"{where}: layer {label!r}: unknown class {kind!r} (module {module!r}); pass "
-                        f"custom_objects={{{kind!r}: {kind}}} or decorate the class with "
-                        "@keras.saving.register_keras_serializable()")
+        raise TypeError(
+            f"{where}: layer {label!r}: unknown class {kind!r} (module {module!r}); pass "
+            f"custom_objects={{{kind!r}: {kind}}} or decorate the class with "
+            "@keras.saving.register_keras_serializable()"
+        )
     config = dict(entry.get("config") or {})
     if kind == "Lambda" and keras_module and isinstance(config.get("function"), str):
         # a config names a Lambda's function: the function itself must be given, as for a class
         fn = get_function(config["function"], custom_objects)
         if fn is None:
-            raise TypeError(f"{where}: Lambda layer {label!r} calls {config['function']!r}; pass "
-                            f"custom_objects={{{config['function']!r}: {config['function']}}} (a config holds no code)")
+            raise TypeError(
+                f"{where}: Lambda layer {label!r} calls {config['function']!r}; pass "
+                f"custom_objects={{{config['function']!r}: {config['function']}}} (a config holds no code)"
+            )
         config["function"] = fn
     try:
         return cls.from_config(config)
@@ -135,8 +148,10 @@ def model_from_config(entry, custom_objects=None, where="from_config"):
         if cls is None and kind in ("Functional", "Model"):
             return MODEL_CLASSES["Functional"].from_config(config, custom_objects)
         if cls is None or not (isinstance(cls, type) and getattr(cls, "_keras_model", False)):
-            raise TypeError(f"{where}: unknown model class {kind!r}; pass custom_objects={{{kind!r}: {kind}}} or "
-                            "decorate the class with @keras.saving.register_keras_serializable()")
+            raise TypeError(
+                f"{where}: unknown model class {kind!r}; pass custom_objects={{{kind!r}: {kind}}} or "
+                "decorate the class with @keras.saving.register_keras_serializable()"
+            )
         return cls.from_config(config)
 
 
@@ -163,8 +178,9 @@ def sequential_from_config(cls, config, custom_objects=None):
         for i, entry in enumerate(config["layers"]):
             if isinstance(entry, dict) and entry.get("class_name") == "InputLayer":
                 c = entry.get("config") or {}
-                model.add(Input(batch_shape=tuple(c["batch_shape"]), dtype=_dtype_name(c.get("dtype")),
-                                name=c.get("name")))
+                model.add(
+                    Input(batch_shape=tuple(c["batch_shape"]), dtype=_dtype_name(c.get("dtype")), name=c.get("name"))
+                )
             else:
                 model.add(layer_from_entry(entry, custom_objects, f"{where}: layers[{i}]"))
     if not model.built and config.get("build_input_shape") and model.layers:
@@ -187,8 +203,10 @@ def functional_config(model):
         return [t.node.layer.name, index[id(t.node)], t.index]
 
     def tensor(t):
-        return {"class_name": _KERAS_TENSOR, "config": {"shape": list(t.shape), "dtype": t.dtype,
-                                                        "keras_history": ref(t)}}
+        return {
+            "class_name": _KERAS_TENSOR,
+            "config": {"shape": list(t.shape), "dtype": t.dtype, "keras_history": ref(t)},
+        }
 
     entries = []
     for layer in model.layers:
@@ -201,12 +219,21 @@ def functional_config(model):
             inbound = []
             for node in calls[id(layer)]:
                 first = [tensor(t) for t in node.inputs] if node.multi else tensor(node.inputs[0])
-                inbound.append({"args": [first, *_plain(list(node.args), model, layer)],
-                                "kwargs": _plain(dict(node.kwargs), model, layer)})
+                inbound.append(
+                    {
+                        "args": [first, *_plain(list(node.args), model, layer)],
+                        "kwargs": _plain(dict(node.kwargs), model, layer),
+                    }
+                )
         entries.append({**entry, "name": layer.name, "inbound_nodes": inbound})
     ins, outs = [ref(t) for t in inputs], [ref(t) for t in outputs]
-    return {"name": model.name, "trainable": model.trainable, "layers": entries,
-            "input_layers": ins if multi_in else ins[0], "output_layers": outs if multi_out else outs[0]}
+    return {
+        "name": model.name,
+        "trainable": model.trainable,
+        "layers": entries,
+        "input_layers": ins if multi_in else ins[0],
+        "output_layers": outs if multi_out else outs[0],
+    }
 
 
 def functional_from_config(cls, config, custom_objects=None):
@@ -225,8 +252,9 @@ def functional_from_config(cls, config, custom_objects=None):
             if entry.get("class_name") == "InputLayer":
                 c = entry.get("config") or {}
                 made[name] = None
-                values[(name, 0)] = [Input(batch_shape=tuple(c["batch_shape"]), name=name,
-                                           dtype=_dtype_name(c.get("dtype")))]
+                values[(name, 0)] = [
+                    Input(batch_shape=tuple(c["batch_shape"]), name=name, dtype=_dtype_name(c.get("dtype")))
+                ]
                 continue
             made[name] = layer_from_entry(entry, custom_objects, f"{where}: layers[{i}]")
             pending.extend((name, k, node) for k, node in enumerate(entry.get("inbound_nodes") or []))
@@ -279,8 +307,9 @@ def _resolve_refs(refs, values, where):
     if isinstance(refs, list) and refs and isinstance(refs[0], str):
         return _tensor(refs, values, where)
     if not isinstance(refs, list) or not refs:
-        raise ValueError(f"{where}: input_layers/output_layers must be [layer, node, index] or a list of them; "
-                         f"got {_short(refs)}")
+        raise ValueError(
+            f"{where}: input_layers/output_layers must be [layer, node, index] or a list of them; got {_short(refs)}"
+        )
     return [_tensor(r, values, where) for r in refs]
 
 
@@ -291,8 +320,10 @@ def to_json(model, **kwargs):
     try:
         return json.dumps(entry, **kwargs)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{model.describe()}.to_json: the config holds a value JSON cannot (a function, an "
-                         f"object without get_config?): {e}") from None
+        raise ValueError(
+            f"{model.describe()}.to_json: the config holds a value JSON cannot (a function, an "
+            f"object without get_config?): {e}"
+        ) from None
 
 
 def model_from_json(json_string, custom_objects=None):
@@ -304,8 +335,10 @@ def model_from_json(json_string, custom_objects=None):
     except ValueError as e:
         raise ValueError(f"model_from_json: not JSON: {e}") from None
     if not isinstance(entry, dict) or "class_name" not in entry or "config" not in entry:
-        raise ValueError(f"model_from_json: expected an object with 'class_name' and 'config' (model.to_json()'s "
-                         f"text); got {_short(entry)}")
+        raise ValueError(
+            f"model_from_json: expected an object with 'class_name' and 'config' (model.to_json()'s "
+            f"text); got {_short(entry)}"
+        )
     return model_from_config(entry, custom_objects, "model_from_json")
 
 
@@ -328,8 +361,10 @@ def _dtype_name(dtype):
 
 def _plain(value, model, layer):
     if isinstance(value, KerasTensor):
-        raise ValueError(f"{model.describe()}.get_config: {layer.describe()} is called with a tensor among its extra "
-                         "arguments, which a config cannot hold")
+        raise ValueError(
+            f"{model.describe()}.get_config: {layer.describe()} is called with a tensor among its extra "
+            "arguments, which a config cannot hold"
+        )
     return value
 
 

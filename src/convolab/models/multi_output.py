@@ -11,6 +11,7 @@ The training loss is ``sum(w_i * loss_i)``; the logs hold it as ``loss`` and eac
 ``<output>_loss``, and each metric as ``<output>_<metric>`` (Keras 3's names). A single loss (or a
 flat list of metrics) applies to every output; an output with no loss in a dict is not trained.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -62,12 +63,13 @@ class OutputLosses:
             ys = [y.get(n) for n in self.names]
         elif isinstance(y, (list, tuple)):
             if len(y) != len(self.names):
-                raise ValueError(f"{owner}: `y` has {len(y)} target arrays for {len(self.names)} outputs "
-                                 f"{self.names}")
+                raise ValueError(f"{owner}: `y` has {len(y)} target arrays for {len(self.names)} outputs {self.names}")
             ys = list(y)
         else:
-            raise ValueError(f"{owner} has {len(self.names)} outputs {self.names}: pass `y` as a list or a dict "
-                             f"of target arrays; got {type(y).__name__}")
+            raise ValueError(
+                f"{owner} has {len(self.names)} outputs {self.names}: pass `y` as a list or a dict "
+                f"of target arrays; got {type(y).__name__}"
+            )
         out = []
         for name, loss, target, shape in zip(self.names, self.losses, ys, output_shapes):
             if loss is None:
@@ -91,8 +93,9 @@ class OutputMetrics:
         self.output_trackers = [Mean(name=f"{n}_loss") for n in names]
         self.output_names = list(names)
         self.per_output = [metrics_mod.CompileMetrics(m, w) for m, w in zip(per_output_metrics, per_output_weighted)]
-        self.names = [f"{n}_loss" for n in names] + [f"{n}_{m}" for n, cm in zip(names, self.per_output)
-                                                     for m in cm.names]
+        self.names = [f"{n}_loss" for n in names] + [
+            f"{n}_{m}" for n, cm in zip(names, self.per_output) for m in cm.names
+        ]
 
     def reset_state(self):
         self.loss_tracker.reset_state()
@@ -147,8 +150,12 @@ def resolve_metrics(model, metrics, weighted_metrics):
     owner = f"{model.describe()}.compile"
     shapes = model.output_shape
     out_m, out_w = [], []
-    for i, (ms, ws) in enumerate(zip(metric_specs_by_output(metrics, names, "metrics", owner),
-                                     metric_specs_by_output(weighted_metrics, names, "weighted_metrics", owner))):
+    for i, (ms, ws) in enumerate(
+        zip(
+            metric_specs_by_output(metrics, names, "metrics", owner),
+            metric_specs_by_output(weighted_metrics, names, "weighted_metrics", owner),
+        )
+    ):
         loss = model.loss.losses[i] if model.loss is not None else None  # compile(loss=None): the model adds its own
         width = shapes[i][-1] if shapes else None
         out_m.append([metrics_mod.get(m, loss, width) for m in ms])

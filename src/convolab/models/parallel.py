@@ -16,6 +16,7 @@ model holding such a layer is never sharded (:func:`worth_sharding` says no; the
 it): the batch runs whole, on the calling thread. Combining shard statistics exactly would
 need a barrier between the shards in the middle of the forward pass and another in backward.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -149,8 +150,10 @@ class ShardRunner:
     def __init__(self, model, n_threads):
         if has_batch_statistics(model):
             names = [l.describe() for l in model.layers if getattr(l, "batch_statistics", False)]
-            raise ValueError(f"ShardRunner: {model.describe()} holds {', '.join(names)}, whose batch statistics "
-                             "a shard cannot compute; run its batches whole")
+            raise ValueError(
+                f"ShardRunner: {model.describe()} holds {', '.join(names)}, whose batch statistics "
+                "a shard cannot compute; run its batches whole"
+            )
         self.model = model
         self.n = n_threads
         self.replicas = [[_replica(layer) for layer in model.layers] for _ in range(n_threads)]

@@ -6,6 +6,7 @@ not import it (that was the models -> saving -> models import cycle). Instead
 itself; ``convolab/__init__.py`` imports it (through ``convolab.models``), so the functions are
 here before any model exists.
 """
+
 from __future__ import annotations
 
 _functions: dict = {}
@@ -20,8 +21,10 @@ def _get(name):
     try:
         return _functions[name]
     except KeyError:
-        raise RuntimeError(f"{name} is provided by convolab.saving, which has not been imported yet: "
-                           "import convolab (or convolab.saving) first") from None
+        raise RuntimeError(
+            f"{name} is provided by convolab.saving, which has not been imported yet: "
+            "import convolab (or convolab.saving) first"
+        ) from None
 
 
 def save_model(model, filepath, **kwargs):

@@ -10,6 +10,7 @@ exporting run inside :func:`weights_on_host`, so every writer sees NumPy arrays.
 On the CPU, with CuPy never loaded, nothing can be elsewhere: :func:`place_weights` returns
 at once.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """Sequential: a stack of layers with Keras's ``summary``/``compile``/``fit``/``evaluate``/``predict``."""
+
 from __future__ import annotations
 
 import contextlib
@@ -267,13 +268,13 @@ class Sequential(Model):
                 if self._input_shape is None:
                     self._build_for(x, first)
         expected = self._input_shape
-        if len(x.shape) != len(expected) or any(
-            e is not None and g != e for g, e in zip(x.shape[1:], expected[1:])
-        ):
+        if len(x.shape) != len(expected) or any(e is not None and g != e for g, e in zip(x.shape[1:], expected[1:])):
             hint = ""
             if tuple(x.shape) == tuple(expected[1:]):
                 hint = "; this looks like one sample without the batch axis: use x[None] or np.expand_dims(x, 0)"
-            elif len(x.shape) == len(expected) - 1 and expected[-1] == 1 and tuple(x.shape[1:]) == tuple(expected[1:-1]):
+            elif (
+                len(x.shape) == len(expected) - 1 and expected[-1] == 1 and tuple(x.shape[1:]) == tuple(expected[1:-1])
+            ):
                 hint = "; add the channel axis with x[..., None] or np.expand_dims(x, -1)"
             raise ValueError(
                 f"{first.describe()} expects input shape {shape_str(expected)}; got data of shape "
@@ -284,8 +285,11 @@ class Sequential(Model):
         """Build for the shape of the first data ``x``, which ``first`` (the first layer) must accept."""
         ndim = first.input_ndim
         if ndim is not None and x.ndim != ndim:
-            hint = ("; add the channel axis with np.expand_dims(x, -1) (grey images need shape (N, H, W, 1))"
-                    if x.ndim == ndim - 1 else "")
+            hint = (
+                "; add the channel axis with np.expand_dims(x, -1) (grey images need shape (N, H, W, 1))"
+                if x.ndim == ndim - 1
+                else ""
+            )
             raise ValueError(
                 f"{first.describe()} expects {ndim}-D input {first.expected_layout()}; got data of shape "
                 f"{shape_str(x.shape)}{hint}"

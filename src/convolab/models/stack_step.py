@@ -3,6 +3,7 @@
 Functions, not methods, so the serial path (Sequential) and the threaded shards
 (parallel.ShardRunner, each with its own layer replicas) run the very same code.
 """
+
 from __future__ import annotations
 
 from ..nn.activations import activation_backward as relu_backward_f
@@ -18,8 +19,13 @@ def fused_softmax(model) -> bool:
     """
     last = model.layers[-1]
     # an activity penalty is on the softmax's output, which the fused form never computes
-    return (model.loss is not None and model.loss.fuses_softmax and getattr(last, "activity_regularizer", None) is None
-            and getattr(last, "activation", None) == "softmax" and hasattr(last, "call_logits"))
+    return (
+        model.loss is not None
+        and model.loss.fuses_softmax
+        and getattr(last, "activity_regularizer", None) is None
+        and getattr(last, "activation", None) == "softmax"
+        and hasattr(last, "call_logits")
+    )
 
 
 def forward(layers, x, training, logits=False):
@@ -77,10 +83,15 @@ def _relu_before_max_pool(below, pool) -> bool:
     from ..layers.base_activated import ActivatedLayer
     from ..layers.pooling import MaxPooling2D
 
-    return (isinstance(below, ActivatedLayer) and below.activation == "relu"
-            and type(below).backward is ActivatedLayer.backward and hasattr(below, "backward_logits")
-            and getattr(below, "activity_regularizer", None) is None
-            and type(pool) is MaxPooling2D and pool.last_output is not None)
+    return (
+        isinstance(below, ActivatedLayer)
+        and below.activation == "relu"
+        and type(below).backward is ActivatedLayer.backward
+        and hasattr(below, "backward_logits")
+        and getattr(below, "activity_regularizer", None) is None
+        and type(pool) is MaxPooling2D
+        and pool.last_output is not None
+    )
 
 
 def activity_penalty(layers) -> float:

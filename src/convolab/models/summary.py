@@ -1,4 +1,5 @@
 """``model.summary()``: Keras's table of layers, output shapes and parameter counts."""
+
 from __future__ import annotations
 
 from ..layers.base import shape_str
@@ -20,8 +21,12 @@ def format_summary(model, line_length=65, positions=(0.45, 0.85, 1.0)) -> str:
         out.append("=" * line_length)
     trainable = sum(p.size for layer in model.layers for p in layer.trainable_weights)
     total = sum(layer.count_params() for layer in model.layers)
-    out += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-            f"Non-trainable params: {total - trainable:,}", "_" * line_length]
+    out += [
+        f"Total params: {total:,}",
+        f"Trainable params: {trainable:,}",
+        f"Non-trainable params: {total - trainable:,}",
+        "_" * line_length,
+    ]
     return "\n".join(out)
 
 
@@ -41,8 +46,12 @@ def format_functional_summary(model, line_length=98, positions=(0.33, 0.55, 0.67
     """Keras's functional table: one row per layer, with the tensors each is connected to
     (``name[node][tensor]``), parameters counted once for a shared layer."""
     cols = [int(line_length * p) for p in positions]
-    out = [f'Model: "{model.name}"', "_" * line_length,
-           _row(["Layer (type)", "Output Shape", "Param #", "Connected to"], cols), "=" * line_length]
+    out = [
+        f'Model: "{model.name}"',
+        "_" * line_length,
+        _row(["Layer (type)", "Output Shape", "Param #", "Connected to"], cols),
+        "=" * line_length,
+    ]
     in_model = {id(n) for n in getattr(model, "_nodes", [])}
     layers = model.layers
     for i, layer in enumerate(layers):
@@ -53,16 +62,34 @@ def format_functional_summary(model, line_length=98, positions=(0.33, 0.55, 0.67
                 src = t.node.layer
                 sources.append(f"'{src.name}[{src._inbound_nodes.index(t.node)}][{t.index}]'")
         shape = layer.output_shape
-        shape_text = (f"[{shape_str(shape)}]" if type(layer).__name__ == "InputLayer"
-                      else ", ".join(shape_str(s) for s in shape) if isinstance(shape, list) else shape_str(shape))
+        shape_text = (
+            f"[{shape_str(shape)}]"
+            if type(layer).__name__ == "InputLayer"
+            else ", ".join(shape_str(s) for s in shape)
+            if isinstance(shape, list)
+            else shape_str(shape)
+        )
         type_name = "Functional" if getattr(layer, "_functional", False) else type(layer).__name__
-        out.append(_row([f"{layer.name} ({type_name})", shape_text, layer.count_params(),
-                         "[" + ", ".join(sources[:1]) + ("," if len(sources) > 1 else "]")], cols))
+        out.append(
+            _row(
+                [
+                    f"{layer.name} ({type_name})",
+                    shape_text,
+                    layer.count_params(),
+                    "[" + ", ".join(sources[:1]) + ("," if len(sources) > 1 else "]"),
+                ],
+                cols,
+            )
+        )
         for k, src in enumerate(sources[1:], start=1):
             out.append(_row(["", "", "", " " + src + ("]" if k == len(sources) - 1 else ",")], cols))
         out.append("" if i < len(layers) - 1 else "=" * line_length)
     total = model.count_params()
     trainable = sum(w.size for w in model.trainable_weights)
-    out += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-            f"Non-trainable params: {total - trainable:,}", "_" * line_length]
+    out += [
+        f"Total params: {total:,}",
+        f"Trainable params: {trainable:,}",
+        f"Non-trainable params: {total - trainable:,}",
+        "_" * line_length,
+    ]
     return "\n".join(out)

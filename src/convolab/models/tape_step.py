@@ -5,6 +5,7 @@ everything else (functional graphs, subclassed models, user layers, custom losse
 here: the forward pass runs under a :class:`~convolab.autodiff.GradientTape`, the loss is one
 more recorded op, and the tape replays every op's hand-written backward.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -35,7 +36,11 @@ def loss_on_tape(loss, y_true, y_pred, sample_weight=None):
     fn = loss.call if isinstance(loss, losses_mod.Loss) else loss
     per_sample = fn(y_true, y_pred)
     if sample_weight is not None:
-        w = get_array_module(pred).asarray(sample_weight, dtype=pred.dtype).reshape((-1,) + (1,) * (np.ndim(unwrap(per_sample)) - 1))
+        w = (
+            get_array_module(pred)
+            .asarray(sample_weight, dtype=pred.dtype)
+            .reshape((-1,) + (1,) * (np.ndim(unwrap(per_sample)) - 1))
+        )
         return ops.divide(ops.sum(ops.multiply(per_sample, w)), float(np.size(unwrap(per_sample))))
     return ops.mean(per_sample)
 
@@ -49,8 +54,9 @@ def compiled_loss(model, y, y_pred, sample_weight=None):
         return None, None
     if not isinstance(model.loss, OutputLosses):
         return loss_on_tape(model.loss, y, y_pred, sample_weight), None
-    terms = [None if l is None else loss_on_tape(l, t, o, sample_weight)
-             for l, t, o in zip(model.loss.losses, y, y_pred)]
+    terms = [
+        None if l is None else loss_on_tape(l, t, o, sample_weight) for l, t, o in zip(model.loss.losses, y, y_pred)
+    ]
     total = None
     for w, t in zip(model.loss.weights, terms):
         if t is not None:
@@ -66,9 +72,11 @@ def default_compute_loss(model, y, y_pred, sample_weight=None):
     for extra in model.losses:
         total = extra if total is None else ops.add(total, extra)
     if total is None:
-        raise ValueError(f"{model.describe()}: no loss to compute: compile() was given no `loss`, the model "
-                         "added none with self.add_loss(...) in call(), and it does not override "
-                         "compute_loss(x, y, y_pred, sample_weight). Pass loss=... to compile()")
+        raise ValueError(
+            f"{model.describe()}: no loss to compute: compile() was given no `loss`, the model "
+            "added none with self.add_loss(...) in call(), and it does not override "
+            "compute_loss(x, y, y_pred, sample_weight). Pass loss=... to compile()"
+        )
     return total, per_output
 
 
@@ -103,8 +111,9 @@ def model_loss(model, x, y, y_pred, sample_weight=None, training=True):
         kwargs["training"] = training
     total = model.compute_loss(**kwargs)
     if total is None:
-        raise ValueError(f"{model.describe()}.compute_loss returned None; it must return the loss (a scalar "
-                         "computed with keras.ops)")
+        raise ValueError(
+            f"{model.describe()}.compute_loss returned None; it must return the loss (a scalar computed with keras.ops)"
+        )
     return total, None
 
 
@@ -136,16 +145,21 @@ def tape_train_step(model, x, y, sample_weight=None):
     if not np.isfinite(value) or not variables:
         return out, value, per_output
     if not isinstance(total, Tensor):
-        raise ValueError(f"{model.describe()}: the loss does not depend on any trainable weight "
-                         "(was the output computed with NumPy instead of keras.ops?)")
+        raise ValueError(
+            f"{model.describe()}: the loss does not depend on any trainable weight "
+            "(was the output computed with NumPy instead of keras.ops?)"
+        )
     if np.ndim(unwrap(total)):
         total = ops.sum(total)
     grads = tape.gradient(total, variables)
     missing = [v.path for v, g in zip(variables, grads) if g is None]
     if missing and _warned(model, missing):
-        warnings.warn(f"{model.describe()}: gradients do not exist for {', '.join(missing)}; they are not "
-                      "updated (a layer computed with NumPy functions instead of keras.ops loses its gradient)",
-                      UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{model.describe()}: gradients do not exist for {', '.join(missing)}; they are not "
+            "updated (a layer computed with NumPy functions instead of keras.ops loses its gradient)",
+            UserWarning,
+            stacklevel=3,
+        )
     pairs = [(v.value, g) for v, g in zip(variables, grads) if g is not None]
     if pairs:
         model.optimizer.apply([p for p, _ in pairs], [g.astype(p.dtype, copy=False) for p, g in pairs])

@@ -8,6 +8,7 @@ or mix two evaluations' sums. Those combinations raise ``RuntimeError`` at once,
 calls, instead of returning wrong numbers. A call made on the thread already running one (a
 callback's ``predict`` inside ``fit``, the validation pass) is part of that run and always allowed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,8 +29,10 @@ def _thread_name(ident) -> str:
 
 def _refusal(model, what, other, other_ident) -> RuntimeError:
     if "fit" in (what, other):
-        why = ("fit changes the weights in place, step by step, so the other call would compute with weights "
-               "from several steps at once")
+        why = (
+            "fit changes the weights in place, step by step, so the other call would compute with weights "
+            "from several steps at once"
+        )
     else:
         why = "both accumulate into the model's one set of metrics"
     return RuntimeError(

@@ -11,6 +11,7 @@ own (``self.add_loss`` in ``call``), or overrides ``compute_loss(x, y, y_pred, s
 ``train_step(data)`` or ``test_step(data)`` (see ``models/tape_step.py`` for the loss). Data comes
 as Keras takes it: dicts keyed by input (and output) name, a trailing axis of 1 added or dropped.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -209,16 +210,18 @@ class Trainer:
         if cm is None:
             return []
         if isinstance(cm, multi_output.OutputMetrics):
-            return ([cm.loss_tracker] + list(cm.output_trackers)
-                    + [m for per in cm.per_output for m in per.metrics + per.weighted_metrics])
+            return (
+                [cm.loss_tracker]
+                + list(cm.output_trackers)
+                + [m for per in cm.per_output for m in per.metrics + per.weighted_metrics]
+            )
         return [cm.loss_tracker] + cm.metrics + cm.weighted_metrics
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Update the compiled metrics with one batch and return :meth:`get_metrics_result` (Keras 3)."""
         cm = self._compiled_metrics
         if cm is not None and y is not None:
-            pairs = (zip(cm.per_output, y, y_pred) if isinstance(cm, multi_output.OutputMetrics)
-                     else [(cm, y, y_pred)])
+            pairs = zip(cm.per_output, y, y_pred) if isinstance(cm, multi_output.OutputMetrics) else [(cm, y, y_pred)]
             for per, yt, yp in pairs:
                 yp = unwrap(yp)
                 for m in per.metrics:
@@ -249,18 +252,19 @@ class Trainer:
     def _require_savable(self, what):
         # Only the architecture needs more than weights: save_weights/load_weights serve every model.
         if not self._savable():
-            raise ValueError(f"{self.describe()}.{what}: a subclassed model ({type(self).__name__}) keeps its "
-                             "architecture in Python code, which a convolab file or an ONNX export cannot hold; "
-                             "save its weights with model.save_weights(path), then rebuild the model in code "
-                             "and call model.load_weights(path)")
+            raise ValueError(
+                f"{self.describe()}.{what}: a subclassed model ({type(self).__name__}) keeps its "
+                "architecture in Python code, which a convolab file or an ONNX export cannot hold; "
+                "save its weights with model.save_weights(path), then rebuild the model in code "
+                "and call model.load_weights(path)"
+            )
 
     def _weights_finite(self) -> bool:
         # Summed in float64 so large finite weights cannot overflow into a false alarm.
         return all(math.isfinite(w.value.sum(dtype=np.float64)) for w in self.weights)
 
     # -- compile ------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
-                **kwargs):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None, **kwargs):
         """Configure training. Defaults as Keras: ``optimizer='rmsprop'``.
 
         ``loss``: a name, a ``keras.losses`` class or instance, or one of Keras's loss functions
@@ -276,13 +280,20 @@ class Trainer:
             # Keras 3: the model brings its own loss (add_loss in call, an overridden compute_loss
             # or train_step); fit raises at the first batch if there is none after all
             if loss_weights is not None:
-                raise ValueError(f"{self.describe()}.compile: `loss_weights` weigh the losses given as `loss`; "
-                                 f"got loss=None, loss_weights={loss_weights!r}")
+                raise ValueError(
+                    f"{self.describe()}.compile: `loss_weights` weigh the losses given as `loss`; "
+                    f"got loss=None, loss_weights={loss_weights!r}"
+                )
             self.optimizer = optimizers_mod.get(optimizer)
             self.loss = None
-            self._metric_names = metrics_mod.check_specs(metrics, "metrics") if not isinstance(metrics, dict) else metrics
-            self._weighted_metric_names = (metrics_mod.check_specs(weighted_metrics, "weighted_metrics")
-                                           if not isinstance(weighted_metrics, dict) else weighted_metrics)
+            self._metric_names = (
+                metrics_mod.check_specs(metrics, "metrics") if not isinstance(metrics, dict) else metrics
+            )
+            self._weighted_metric_names = (
+                metrics_mod.check_specs(weighted_metrics, "weighted_metrics")
+                if not isinstance(weighted_metrics, dict)
+                else weighted_metrics
+            )
             self.compiled = True
             self._resolve_metrics()
             return
@@ -294,9 +305,11 @@ class Trainer:
             self._resolve_metrics()
             return
         if loss_weights is not None or isinstance(loss, (list, dict)):
-            raise ValueError(f"{self.describe()}.compile: a list or dict of losses and loss_weights are for "
-                             f"models with several outputs; this one has one; got loss={loss!r}, "
-                             f"loss_weights={loss_weights!r}")
+            raise ValueError(
+                f"{self.describe()}.compile: a list or dict of losses and loss_weights are for "
+                f"models with several outputs; this one has one; got loss={loss!r}, "
+                f"loss_weights={loss_weights!r}"
+            )
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = losses_mod.get(loss)
         self._metric_names = metrics_mod.check_specs(metrics, "metrics")
@@ -310,13 +323,11 @@ class Trainer:
     def _resolve_metrics(self):
         if self.loss is None and self._several_outputs():
             self.metrics_list, self.weighted_metrics_list = [], []
-            self._compiled_metrics = multi_output.resolve_metrics(self, self._metric_names,
-                                                                  self._weighted_metric_names)
+            self._compiled_metrics = multi_output.resolve_metrics(self, self._metric_names, self._weighted_metric_names)
             return
         if isinstance(self.loss, multi_output.OutputLosses):
             self.metrics_list, self.weighted_metrics_list = [], []
-            self._compiled_metrics = multi_output.resolve_metrics(self, self._metric_names,
-                                                                  self._weighted_metric_names)
+            self._compiled_metrics = multi_output.resolve_metrics(self, self._metric_names, self._weighted_metric_names)
             return
         width = self.output_shape[-1] if self.built else None
         self.metrics_list = [metrics_mod.get(m, self.loss, width) for m in self._metric_names]
@@ -327,8 +338,12 @@ class Trainer:
         """What ``compile`` was given: ``{'optimizer', 'loss', 'metrics', 'weighted_metrics'}`` as objects."""
         if not self.compiled:
             return None
-        return {"optimizer": self.optimizer, "loss": self.loss, "metrics": _spec_copy(self._metric_names),
-                "weighted_metrics": _spec_copy(self._weighted_metric_names)}
+        return {
+            "optimizer": self.optimizer,
+            "loss": self.loss,
+            "metrics": _spec_copy(self._metric_names),
+            "weighted_metrics": _spec_copy(self._weighted_metric_names),
+        }
 
     @property
     def metrics_names(self):
@@ -344,7 +359,6 @@ class Trainer:
         for m in self.metrics:
             if id(m) not in compiled:
                 m.reset_state()
-
 
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
         """One optimiser step on one batch; returns the loss (and metrics if compiled with any).
@@ -362,7 +376,6 @@ class Trainer:
         if return_dict:
             return logs
         return _logs_as_list(logs, self)
-
 
     def _prepare(self, x, y):
         x = self._standardize_inputs(x)
@@ -383,10 +396,13 @@ class Trainer:
         y = checks.as_target_array(self._single_target(y), self)
         checks.check_same_length(_first_array(x), y, self)
         if isinstance(self.output_shape, list) and len(self.output_shape) > 1:
-            raise ValueError(f"{self.describe()} has {len(self.output_shape)} outputs: compile it again so that "
-                             "it knows them (one loss per output)")
-        y = self.loss.prepare_targets(y, self.output_shape[0] if isinstance(self.output_shape, list)
-                                      else self.output_shape)
+            raise ValueError(
+                f"{self.describe()} has {len(self.output_shape)} outputs: compile it again so that "
+                "it knows them (one loss per output)"
+            )
+        y = self.loss.prepare_targets(
+            y, self.output_shape[0] if isinstance(self.output_shape, list) else self.output_shape
+        )
         return x, y
 
     def _single_target(self, y):
@@ -395,8 +411,10 @@ class Trainer:
             return y
         names = self.output_names
         if len(y) != 1 or next(iter(y)) not in names:
-            raise ValueError(f"{self.describe()}: `y` is a dict, so its keys must name the model's outputs "
-                             f"{names}; got keys {sorted(map(str, y))}")
+            raise ValueError(
+                f"{self.describe()}: `y` is a dict, so its keys must name the model's outputs "
+                f"{names}; got keys {sorted(map(str, y))}"
+            )
         return next(iter(y.values()))
 
     def _targets_as_given(self, x, y):
@@ -420,23 +438,28 @@ class Trainer:
         """Per-sample weights ``(N,)`` from ``sample_weight`` or ``class_weight`` (None: unweighted)."""
         if y is None or isinstance(y, dict):  # no compiled loss: weights are the model's own to use
             if class_weight is not None:
-                raise ValueError(f"{self.describe()}.{method}: `class_weight` weighs the compiled loss; this model "
-                                 "was compiled without one: pass `sample_weight` instead")
+                raise ValueError(
+                    f"{self.describe()}.{method}: `class_weight` weighs the compiled loss; this model "
+                    "was compiled without one: pass `sample_weight` instead"
+                )
             if sample_weight is None:
                 return None
             return losses_mod.check_sample_weight(sample_weight, n, f"{self.describe()}.{method}")
         if isinstance(y, list):  # several outputs: one sample weight for all, as Keras applies it
             if class_weight is not None:
-                raise ValueError(f"{self.describe()}.{method}: `class_weight` is for models with one output; "
-                                 "pass `sample_weight` instead")
+                raise ValueError(
+                    f"{self.describe()}.{method}: `class_weight` is for models with one output; "
+                    "pass `sample_weight` instead"
+                )
             if sample_weight is None:
                 return None
             n = next(len(t) for t in y if t is not None)
             return losses_mod.check_sample_weight(sample_weight, n, f"{self.describe()}.{method}")
         if class_weight is not None:
             if sample_weight is not None:
-                raise ValueError(f"{self.describe()}.{method}: you cannot pass both `class_weight` and "
-                                 "`sample_weight`; got both")
+                raise ValueError(
+                    f"{self.describe()}.{method}: you cannot pass both `class_weight` and `sample_weight`; got both"
+                )
             return checks.class_weight_to_sample_weight(class_weight, y, self, method)
         if sample_weight is None:
             return None
@@ -444,16 +467,28 @@ class Trainer:
 
     def _check_compiled(self, what):
         if not self.compiled:
-            raise RuntimeError(
-                f"{self.describe()}: call compile(optimizer=..., loss=..., metrics=...) before {what}()"
-            )
-
+            raise RuntimeError(f"{self.describe()}: call compile(optimizer=..., loss=..., metrics=...) before {what}()")
 
     # -- fit ----------------------------------------------------------------
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1):
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        epochs=1,
+        verbose="auto",
+        callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
+        shuffle=True,
+        class_weight=None,
+        sample_weight=None,
+        initial_epoch=0,
+        steps_per_epoch=None,
+        validation_steps=None,
+        validation_batch_size=None,
+        validation_freq=1,
+    ):
         """Train for ``epochs`` epochs; returns a :class:`~convolab.callbacks.History`.
 
         Keras's arguments and defaults (batch_size 32, shuffle each epoch). ``history.history``
@@ -481,17 +516,23 @@ class Trainer:
         val_prepared = False
         if data_adapter.is_batch_source(x):
             if y is not None or sample_weight is not None:
-                raise ValueError(f"{self.describe()}.fit: when `x` is a {type(x).__name__}, its batches carry the "
-                                 "targets (and weights); `y` and `sample_weight` must be None")
+                raise ValueError(
+                    f"{self.describe()}.fit: when `x` is a {type(x).__name__}, its batches carry the "
+                    "targets (and weights); `y` and `sample_weight` must be None"
+                )
             if split > 0:
-                raise ValueError(f"{self.describe()}.fit: `validation_split` needs arrays; with a "
-                                 f"{type(x).__name__} pass `validation_data`")
+                raise ValueError(
+                    f"{self.describe()}.fit: `validation_split` needs arrays; with a "
+                    f"{type(x).__name__} pass `validation_data`"
+                )
             train = data_adapter.SourceBatches(x, self._batch_preparer("fit", class_weight), steps_per_epoch, "fit")
             batch_size = batch_size or 32
         else:
             if steps_per_epoch is not None:
-                raise ValueError(f"{self.describe()}.fit: `steps_per_epoch` is for generators and PyDatasets; with "
-                                 "arrays an epoch is every batch (use batch_size)")
+                raise ValueError(
+                    f"{self.describe()}.fit: `steps_per_epoch` is for generators and PyDatasets; with "
+                    "arrays an epoch is every batch (use batch_size)"
+                )
             batch_size = checks.check_batch_size(batch_size, self)
             x, y = self._prepare(x, y)
             sw = self._sample_weights(y, sample_weight, class_weight, "fit", _count(x))
@@ -500,8 +541,9 @@ class Trainer:
                 # Keras takes the *last* fraction, before any shuffling: split_at = floor(N * (1 - split)).
                 split_at = int(math.floor(_count(x) * (1.0 - split)))
                 if split_at == 0 or split_at == _count(x):
-                    raise ValueError(f"{self.describe()}.fit: validation_split={split} of {_count(x)} samples "
-                                     "leaves an empty set")
+                    raise ValueError(
+                        f"{self.describe()}.fit: validation_split={split} of {_count(x)} samples leaves an empty set"
+                    )
                 xv, x = _take(x, slice(split_at, None)), _take(x, slice(None, split_at))
                 yv, y = _take(y, slice(split_at, None)), _take(y, slice(None, split_at))
                 if sw is not None:
@@ -511,8 +553,9 @@ class Trainer:
             x, y, sw, put = data_adapter.to_device_once(x, y, sw)
             train = data_adapter.ArrayBatches(x, y, sw, batch_size, shuffle, rng, put)
         placement.place_weights(self)
-        val = self._validation_batches(validation_data, validation_batch_size or batch_size, validation_steps,
-                                       val_prepared)
+        val = self._validation_batches(
+            validation_data, validation_batch_size or batch_size, validation_steps, val_prepared
+        )
         verbose = 1 if verbose == "auto" else int(verbose)
         cbs = list(callbacks or [])
         # As Keras: History and the progress bar come after the user's callbacks, so they see
@@ -528,14 +571,18 @@ class Trainer:
         self.history = history
         self.stop_training = False
         cblist.on_train_begin({})
-        with self._threads(batch_size), _gpu_memory_errors(f"{self.describe()}.fit with batch_size={batch_size}"), \
-                training_context(True):
+        with (
+            self._threads(batch_size),
+            _gpu_memory_errors(f"{self.describe()}.fit with batch_size={batch_size}"),
+            training_context(True),
+        ):
             self._fit_epochs(train, val, epochs, initial_epoch, validation_freq, cblist)
         cblist.on_train_end(dict(self._last_logs))
         return history
 
     def _batch_preparer(self, what, class_weight=None, need_y=True):
         """Checks and converts each batch a PyDataset or generator gives, as arrays are checked."""
+
         def prepare(batch):
             # a model compiled without a loss may train on x alone (its compute_loss or add_loss)
             xb, yb, swb = data_adapter.unpack(batch, self, what, need_y and self.loss is not None)
@@ -546,6 +593,7 @@ class Trainer:
                 return xb, None, None
             xb, yb = self._prepare(xb, yb)
             return xb, yb, self._sample_weights(yb, swb, class_weight, what, _count(xb))
+
         return prepare
 
     def _validation_batches(self, validation_data, batch_size, steps, prepared=False):
@@ -556,9 +604,11 @@ class Trainer:
         if data_adapter.is_batch_source(validation_data):
             return data_adapter.SourceBatches(validation_data, self._batch_preparer("fit (validation_data)"), steps)
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise ValueError(f"{self.describe()}.fit: `validation_data` must be a tuple (x_val, y_val) or "
-                             f"(x_val, y_val, val_sample_weight); got {type(validation_data).__name__}"
-                             + (f" of length {len(validation_data)}" if isinstance(validation_data, (tuple, list)) else ""))
+            raise ValueError(
+                f"{self.describe()}.fit: `validation_data` must be a tuple (x_val, y_val) or "
+                f"(x_val, y_val, val_sample_weight); got {type(validation_data).__name__}"
+                + (f" of length {len(validation_data)}" if isinstance(validation_data, (tuple, list)) else "")
+            )
         if prepared:
             xv, yv, swv = validation_data
         else:
@@ -623,9 +673,12 @@ class Trainer:
                 if self.stop_training:
                     break
             if ran == 0:
-                warnings.warn(f"{self.describe()}: your input ran out of data at epoch {epoch + 1}; training "
-                              "stopped (give a generator steps_per_epoch, or make it loop)", UserWarning,
-                              stacklevel=2)
+                warnings.warn(
+                    f"{self.describe()}: your input ran out of data at epoch {epoch + 1}; training "
+                    "stopped (give a generator steps_per_epoch, or make it loop)",
+                    UserWarning,
+                    stacklevel=2,
+                )
                 self.stop_training = True
                 break
             train.on_epoch_end()
@@ -671,8 +724,7 @@ class Trainer:
         else:
             out = self._forward_any(xb, logits=fused)
         if isinstance(self.loss, multi_output.OutputLosses):
-            per_output = [None if l is None else loss_value(l, t, o, swb)
-                          for l, t, o in zip(self.loss.losses, yb, out)]
+            per_output = [None if l is None else loss_value(l, t, o, swb) for l, t, o in zip(self.loss.losses, yb, out)]
             loss = sum(w * v for w, v in zip(self.loss.weights, per_output) if v is not None) + penalty
             out = [unwrap(o) for o in out]
             self._compiled_metrics.update_state(loss, _count(xb), yb, out, swb, per_output)
@@ -714,8 +766,17 @@ class Trainer:
             callbacks.on_test_end(logs)
         return logs
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
-                 callbacks=None, return_dict=False):
+    def evaluate(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        verbose="auto",
+        sample_weight=None,
+        steps=None,
+        callbacks=None,
+        return_dict=False,
+    ):
         """Loss and metrics on ``(x, y)``: a float, a list in ``metrics_names`` order, or a dict.
 
         Keras's arguments; ``x`` may also be a PyDataset or a generator of ``(x, y)`` batches
@@ -727,8 +788,10 @@ class Trainer:
         self._check_compiled("evaluate")
         if data_adapter.is_batch_source(x):
             if y is not None or sample_weight is not None:
-                raise ValueError(f"{self.describe()}.evaluate: when `x` is a {type(x).__name__}, its batches carry "
-                                 "the targets; `y` and `sample_weight` must be None")
+                raise ValueError(
+                    f"{self.describe()}.evaluate: when `x` is a {type(x).__name__}, its batches carry "
+                    "the targets; `y` and `sample_weight` must be None"
+                )
             batches = data_adapter.SourceBatches(x, self._batch_preparer("evaluate"), steps, "evaluate")
             n_steps = batches.steps
         else:
@@ -771,9 +834,11 @@ class Trainer:
         self.stop_predicting = False
         cblist.on_predict_begin()
         outs = []
-        with self._threads(batch_size or 32), _gpu_memory_errors(f"{self.describe()}.predict with "
-                                                                 f"batch_size={batch_size or 32}"), \
-                training_context(False):
+        with (
+            self._threads(batch_size or 32),
+            _gpu_memory_errors(f"{self.describe()}.predict with batch_size={batch_size or 32}"),
+            training_context(False),
+        ):
             for step, (xb, _, _) in enumerate(batches.epoch()):
                 cblist.on_predict_batch_begin(step)
                 outs.append(_to_host(self._forward_any(xb)))  # predict returns NumPy, as Keras does
@@ -797,14 +862,13 @@ class Trainer:
         x = self._standardize_inputs(x)
         return self.predict(x, batch_size=_count(x))
 
-
     # -- persistence (implemented in convolab.saving) -----------------------
     def save(self, filepath, overwrite=True, include_optimizer=True):
         """Save architecture, weights, compile settings (and optimiser state) to one file, atomically.
 
         ``overwrite=False`` refuses to replace an existing file (Keras's argument).
         """
-        self._require_savable('save')
+        self._require_savable("save")
         from .persistence import save_model
 
         _check_overwrite(filepath, overwrite, self)
@@ -829,7 +893,7 @@ class Trainer:
 
     def export(self, filepath, format="onnx"):
         """Export for inference; ``format='onnx'`` needs the ``onnx`` extra."""
-        self._require_savable('export')
+        self._require_savable("export")
         from .persistence import export_model
 
         with placement.weights_on_host(self):

@@ -7,6 +7,7 @@ Named ``nn`` as ``jax.nn`` and ``torch.nn.functional`` are: plain functions on a
 not ``keras.ops`` (``convolab.keras.ops``, the NumPy-like functions a ``GradientTape`` records);
 until 0.2 this package was ``convolab.ops``, a name that read as if it were.
 """
+
 from .activations import activation_backward, activation_forward, relu_backward, relu_forward, softmax
 from .batchnorm import (
     batch_moments,

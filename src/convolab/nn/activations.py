@@ -7,6 +7,7 @@ from ``y``) also need the input ``z``, which a caller keeps only for them. Keras
 ReLU (``relu_forward``/``relu_backward``) and the ELU/leaky ReLU with their own parameter
 (``elu_forward``, ``leaky_relu_forward``) have their own pairs.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,24 @@ from . import threads
 #: about 0.2 ns a value); nn/threads.py splits the batch where a slice carries enough of it
 _WORK_PER_VALUE = 20.0
 
-ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "gelu", "elu", "selu", "swish", "silu", "leaky_relu",
-               "hard_sigmoid", "softplus", "softsign", "exponential", "mish")
+ACTIVATIONS = (
+    "linear",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "gelu",
+    "elu",
+    "selu",
+    "swish",
+    "silu",
+    "leaky_relu",
+    "hard_sigmoid",
+    "softplus",
+    "softsign",
+    "exponential",
+    "mish",
+)
 #: activations whose backward needs the input ``z`` as well as the output ``y``
 NEEDS_INPUT = frozenset({"gelu", "swish", "silu", "mish"})
 #: SELU's constants (Klambauer et al. 2017, as Keras writes them)
@@ -69,7 +86,7 @@ def gelu_tanh_forward(z):
     ``c = sqrt(2 / pi)``. Returns ``(y, cache)``; shape: output = input."""
     xp = get_array_module(z)
     t = z.dtype.type
-    th = xp.tanh(t(_GELU_C) * (z + t(0.044715) * z ** 3))
+    th = xp.tanh(t(_GELU_C) * (z + t(0.044715) * z**3))
     return t(0.5) * z * (1 + th), (z, th)
 
 
@@ -268,7 +285,10 @@ def relu_forward(x, negative_slope=0.0, max_value=None, threshold=0.0):
         xp = get_array_module(x)
         cap = x.dtype.type(max_value)
         y = xp.empty(x.shape, dtype=x.dtype)  # C-contiguous, so y2 below is a view of it
-        x2, y2 = x.reshape(len(x), -1) if x.ndim else x.reshape(1, 1), y.reshape(len(y), -1) if y.ndim else y.reshape(1, 1)
+        x2, y2 = (
+            x.reshape(len(x), -1) if x.ndim else x.reshape(1, 1),
+            y.reshape(len(y), -1) if y.ndim else y.reshape(1, 1),
+        )
 
         def capped(lo, hi):  # both passes over one slice while it is in the cache
             xp.maximum(x2[lo:hi], 0, out=y2[lo:hi])

@@ -15,6 +15,7 @@ image counts as ``fill_value``.
 
 Resampling is linear in the image, so the gradient scatters ``dy`` back with the same weights.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -80,8 +81,12 @@ def affine_transform_forward(x, transforms, interpolation="bilinear", fill_mode=
     else:
         y0, x0 = np.floor(yin), np.floor(xin)
         wy, wx = yin - y0, xin - x0
-        corners = [(y0, x0, (1 - wy) * (1 - wx)), (y0, x0 + 1, (1 - wy) * wx),
-                   (y0 + 1, x0, wy * (1 - wx)), (y0 + 1, x0 + 1, wy * wx)]
+        corners = [
+            (y0, x0, (1 - wy) * (1 - wx)),
+            (y0, x0 + 1, (1 - wy) * wx),
+            (y0 + 1, x0, wy * (1 - wx)),
+            (y0 + 1, x0 + 1, wy * wx),
+        ]
     batch = np.arange(n)[:, None, None]
     y = np.zeros(x.shape, dtype=x.dtype)
     fill_weight = np.zeros((n, h, w), dtype=np.float64)

@@ -6,6 +6,7 @@ variance normalise it (what Keras uses, also for the moving averages); in infere
 moving statistics do, and the layer is the per-channel affine map ``x * scale + shift``
 of :func:`batchnorm_scale_shift` (the same map an exporter folds into a preceding Conv/Dense).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -76,8 +77,12 @@ _WORK_PER_VALUE = 65.0
 
 def _use_kernels(x, *params):
     """The compiled kernels serve host (NumPy) float32 C-contiguous arrays."""
-    return (type(x) is np.ndarray and kernels.usable(x, *(p for p in params if p is not None))
-            and x.ndim >= 1 and x.size > 0)
+    return (
+        type(x) is np.ndarray
+        and kernels.usable(x, *(p for p in params if p is not None))
+        and x.ndim >= 1
+        and x.size > 0
+    )
 
 
 def _forward_kernels(x, gamma, beta, epsilon):
@@ -124,8 +129,16 @@ def _inference_kernels(x, scale, shift):
     """``x * scale + shift`` on the compiled affine kernel."""
     y = np.empty_like(x)
     nt = threads.kernel_threads(x.shape[0], _WORK_PER_VALUE * x.size) if x.ndim > 1 else 1
-    kernels.bn_affine_f32(x, np.zeros(x.shape[-1], np.float32), np.ascontiguousarray(scale),
-                          np.ascontiguousarray(shift), y, x.size // x.shape[-1], x.shape[-1], nt)
+    kernels.bn_affine_f32(
+        x,
+        np.zeros(x.shape[-1], np.float32),
+        np.ascontiguousarray(scale),
+        np.ascontiguousarray(shift),
+        y,
+        x.size // x.shape[-1],
+        x.shape[-1],
+        nt,
+    )
     return y
 
 

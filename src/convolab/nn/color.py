@@ -1,4 +1,5 @@
 """Contrast and brightness adjustments, clipped to the pixel value range."""
+
 from __future__ import annotations
 
 import numpy as np

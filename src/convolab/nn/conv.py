@@ -16,6 +16,7 @@ Dilation goes through the same im2col (the NumPy path: the C kernels know no dil
 ``groups > 1`` is :mod:`convolab.nn.grouped_conv`, one GEMM per group. On the GPU (CuPy
 inputs) im2col and col2im are CUDA kernels and the GEMMs are cuBLAS (``@`` on CuPy arrays).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,8 +40,13 @@ def _fused_ok(x, w):
     """The fused kernels serve float32 with at most ``kernels.fused_isa()[1]`` filters (AVX2:
     32, and at most 200 taps; AVX-512: 4096), any padding (the image is padded first)."""
     lib = kernels.lib
-    return (type(x) is np.ndarray and kernels.usable(x, w) and lib.fused_conv and w.shape[3] <= lib.fused_max_filters
-            and w.shape[0] * w.shape[1] * w.shape[2] <= _MAX_FUSED_TAPS[lib.fused_name])
+    return (
+        type(x) is np.ndarray
+        and kernels.usable(x, w)
+        and lib.fused_conv
+        and w.shape[3] <= lib.fused_max_filters
+        and w.shape[0] * w.shape[1] * w.shape[2] <= _MAX_FUSED_TAPS[lib.fused_name]
+    )
 
 
 def _padded_columns(mat, fp):
@@ -56,8 +62,7 @@ def _int_args(x_shape, w_shape, strides, out_hw):
     return (n, h, w, c, kh, kw, strides[0], strides[1], f) + tuple(out_hw)
 
 
-def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1), groups=1, out=None,
-                   relu=False):
+def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1), groups=1, out=None, relu=False):
     """Convolve NHWC images with a ``(kh, kw, C // groups, F)`` kernel.
 
     Args:
@@ -103,8 +108,10 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", dilation_rate=
     # the cache and dropped; the backward builds it again, chunk by chunk, instead of reading
     # a batch's worth (38 MB for 128 images of ResNet-20's second stage) back from memory.
     keep = len(parts) <= threads.spans_threads()
-    caches = threads.run(lambda lo, hi: _conv2d_forward_one(x[lo:hi], w, b, strides, padding, dilation_rate,
-                                                            y[lo:hi], keep, relu)[1], parts)
+    caches = threads.run(
+        lambda lo, hi: _conv2d_forward_one(x[lo:hi], w, b, strides, padding, dilation_rate, y[lo:hi], keep, relu)[1],
+        parts,
+    )
     return y, ("split", parts, caches, x.shape)
 
 
@@ -138,8 +145,11 @@ def _conv2d_forward_cache(x, w, b, strides, padding, dilation_rate):
     """The im2col path's cache for ``x``, without the product (for the recomputing backward)."""
     kh, kw, c, f = w.shape
     cols, _ = im2col(x, (kh, kw), strides, padding, ones_column=b is not None, dilation=dilation_rate)
-    wmat = w.reshape(kh * kw * c, f) if b is None else get_array_module(w).concatenate(
-        [w.reshape(kh * kw * c, f), b.reshape(1, f)])
+    wmat = (
+        w.reshape(kh * kw * c, f)
+        if b is None
+        else get_array_module(w).concatenate([w.reshape(kh * kw * c, f), b.reshape(1, f)])
+    )
     return (cols, x.shape, wmat, w.shape, strides, padding, dilation_rate)
 
 
@@ -163,8 +173,7 @@ def conv2d_backward(dy, cache, need_dx=True, dx_out=None):
             return _conv2d_backward_fused(dy, cache, need_dx, dx_out)
         if cache[0] == "recompute":  # the window matrix again, then the usual backward
             _, x, w, b, strides, padding, dilation_rate = cache
-            return conv2d_backward(dy, _conv2d_forward_cache(x, w, b, strides, padding, dilation_rate), need_dx,
-                                   dx_out)
+            return conv2d_backward(dy, _conv2d_forward_cache(x, w, b, strides, padding, dilation_rate), need_dx, dx_out)
         return _copy_into(grouped_conv2d_backward(dy, cache, need_dx), dx_out)
     cols, x_shape, wmat, w_shape, strides, padding, dilation_rate = cache
     kh, kw, c, f = w_shape
@@ -195,8 +204,12 @@ def _conv2d_backward_split(dy, cache, need_dx, dx_out):
     dx = None
     if need_dx:
         dx = get_array_module(dy).empty(x_shape, dtype=dy.dtype) if dx_out is None else dx_out
-    grads = threads.run(lambda lo, hi: conv2d_backward(dy[lo:hi], caches[parts.index((lo, hi))], need_dx,
-                                                       None if dx is None else dx[lo:hi])[1:], parts)
+    grads = threads.run(
+        lambda lo, hi: conv2d_backward(
+            dy[lo:hi], caches[parts.index((lo, hi))], need_dx, None if dx is None else dx[lo:hi]
+        )[1:],
+        parts,
+    )
     dw, db = grads[0]
     dw, db = dw.copy(), None if db is None else db.copy()
     for gw, gb in grads[1:]:
@@ -222,8 +235,9 @@ def _fused_forward(x, w, b, strides, pads, out_hw, out=None, relu=False, n_threa
     wp = _padded_columns(w.reshape(kh * kw * c, f), fp)
     bp = None if b is None else _padded_columns(b.reshape(1, f), fp)
     y = np.empty((x.shape[0],) + tuple(out_hw) + (f,), dtype=np.float32) if out is None else out
-    kernels.conv_fwd_f32(x, wp, bp, y, *_int_args(x.shape, w.shape, strides, out_hw), pads[0][0], pads[1][0], relu,
-                         n_threads)
+    kernels.conv_fwd_f32(
+        x, wp, bp, y, *_int_args(x.shape, w.shape, strides, out_hw), pads[0][0], pads[1][0], relu, n_threads
+    )
     return y
 
 
@@ -240,8 +254,9 @@ def _conv2d_backward_fused(dy, cache, need_dx, dx_out=None):
     dbp = np.zeros(fp, dtype=np.float32)
     n, ho, wo = dy.shape[:3]
     nt = threads.kernel_threads(n, 2.0 * n * ho * wo * k * f)
-    kernels.conv_dw_f32(x, dy2, dwp, dbp, *_int_args(x.shape, w.shape, strides, dy.shape[1:3]), pads[0][0],
-                        pads[1][0], nt)
+    kernels.conv_dw_f32(
+        x, dy2, dwp, dbp, *_int_args(x.shape, w.shape, strides, dy.shape[1:3]), pads[0][0], pads[1][0], nt
+    )
     dw = np.ascontiguousarray(dwp[:, :f]).reshape(w.shape)
     db = dbp[:f]
     dx = None
@@ -255,8 +270,9 @@ def _conv2d_backward_fused(dy, cache, need_dx, dx_out=None):
         # BLAS product here), then col2im adds it back, padding included (no padded copy)
         wk = np.ascontiguousarray(w.reshape(k, f).T).reshape(1, 1, f, k)
         if _fused_ok(dy2, wk):  # each image's Ho*Wo pixels as one row of a 1x1 convolution
-            dcols = _fused_forward(dy2.reshape(n, 1, ho * wo, f), wk, None, (1, 1), ((0, 0), (0, 0)),
-                                   (1, ho * wo), n_threads=nt).reshape(-1, k)
+            dcols = _fused_forward(
+                dy2.reshape(n, 1, ho * wo, f), wk, None, (1, 1), ((0, 0), (0, 0)), (1, ho * wo), n_threads=nt
+            ).reshape(-1, k)
         else:
             dcols = dy2 @ wk.reshape(f, k)
         dx = col2im(dcols, x_shape, (kh, kw), strides, padding, out=dx_out, threads=nt)
@@ -289,5 +305,6 @@ def _input_gradient_stride1(dy, wt, pads, out=None, n_threads=1):
     (pt, pb), (pl, pr) = pads
     dy = np.ascontiguousarray(dy, dtype=np.float32)
     out_hw = (dy.shape[1] + kh - 1 - pt - pb, dy.shape[2] + kw - 1 - pl - pr)  # the input's height and width
-    return _fused_forward(dy, wt, None, (1, 1), ((kh - 1 - pt, kh - 1 - pb), (kw - 1 - pl, kw - 1 - pr)), out_hw, out,
-                          n_threads=n_threads)
+    return _fused_forward(
+        dy, wt, None, (1, 1), ((kh - 1 - pt, kh - 1 - pb), (kw - 1 - pl, kw - 1 - pr)), out_hw, out, n_threads=n_threads
+    )

@@ -5,12 +5,18 @@ so the 2-D ops (:mod:`convolab.nn.conv`, :mod:`convolab.nn.pool`, :mod:`convolab
 compute every value and gradient; this module only reshapes. ``'causal'`` padding (Keras's
 Conv1D) is the explicit pads ``((k - 1) * dilation, 0)``: zeros on the left only.
 """
+
 from __future__ import annotations
 
 from ..backend import get_array_module
 from ..utils.conv_utils import resolve_padding
 from .conv import conv2d_backward, conv2d_forward
-from .global_pool import global_avg_pool_backward, global_avg_pool_forward, global_max_pool_backward, global_max_pool_forward
+from .global_pool import (
+    global_avg_pool_backward,
+    global_avg_pool_forward,
+    global_max_pool_backward,
+    global_max_pool_forward,
+)
 from .pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
 
 
@@ -32,8 +38,9 @@ def conv1d_forward(x, w, b=None, stride=1, padding="valid", dilation=1, groups=1
         y: ``(N, Lo, F)``, ``Lo = floor((L - k') / stride) + 1`` ('valid'), ``ceil(L / stride)``
         ('same'), ``floor((L - 1) / stride) + 1`` ('causal'), ``k' = (k - 1) * dilation + 1``.
     """
-    y, cache = conv2d_forward(x[:, None], w[None], b, (1, stride), _as_2d(x, w.shape[0], stride, padding, dilation),
-                              (1, dilation), groups)
+    y, cache = conv2d_forward(
+        x[:, None], w[None], b, (1, stride), _as_2d(x, w.shape[0], stride, padding, dilation), (1, dilation), groups
+    )
     return y[:, 0], cache
 
 

@@ -13,6 +13,7 @@ Output sizes follow Keras (``compute_conv_transpose_output_shape``); the padding
 convolution behind it follows TensorFlow's rule for that output size, as
 ``tf.nn.conv2d_transpose`` does, so the values match Keras's on its TensorFlow backend.
 """
+
 from __future__ import annotations
 
 from ..backend import get_array_module
@@ -41,13 +42,14 @@ def check_invertible(size, out, kernel, stride, padding, dilation=1):
     does not, and TensorFlow refuses those too. Returns an error message, or ``None``."""
     back = conv_output_size(out, kernel, stride, padding, dilation)
     if back != size:
-        return (f"an output of {out} (from an input of {size}, kernel {kernel}, stride {stride}, padding={padding!r}) "
-                f"convolves back to {back}, not {size}: choose another output_padding")
+        return (
+            f"an output of {out} (from an input of {size}, kernel {kernel}, stride {stride}, padding={padding!r}) "
+            f"convolves back to {back}, not {size}: choose another output_padding"
+        )
     return None
 
 
-def conv2d_transpose_forward(x, w, b=None, strides=(1, 1), padding="valid", output_padding=None,
-                             dilation_rate=(1, 1)):
+def conv2d_transpose_forward(x, w, b=None, strides=(1, 1), padding="valid", output_padding=None, dilation_rate=(1, 1)):
     """Transposed convolution of NHWC images with Keras's ``(kh, kw, F, C)`` kernel.
 
     Args:

@@ -1,4 +1,5 @@
 """Fully connected layer math: ``y = x @ w + b`` over the last axis."""
+
 from __future__ import annotations
 
 

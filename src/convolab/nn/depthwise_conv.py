@@ -16,6 +16,7 @@ Two code paths compute the same sums:
 tests hold the kernels to; float64 always takes it, and so do CuPy arrays (on the GPU the
 grouped path's im2col and products run there).
 """
+
 from __future__ import annotations
 
 import numpy as np

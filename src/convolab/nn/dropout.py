@@ -1,4 +1,5 @@
 """Inverted dropout: scale kept units by ``1 / (1 - rate)`` at training time, identity otherwise."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Per-image flips of the spatial axes (RandomFlip's math)."""
+
 from __future__ import annotations
 
 import numpy as np

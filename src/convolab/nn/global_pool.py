@@ -3,6 +3,7 @@
 A global pool is a reduction over the H and W axes, not a sliding window, so it needs
 no window view: ``mean``/``max`` over axes 1 and 2 read each pixel once.
 """
+
 from __future__ import annotations
 
 from ..backend import get_array_module

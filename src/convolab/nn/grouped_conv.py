@@ -13,6 +13,7 @@ regrouped once to ``(groups, M, kh * kw * Cg)`` and the kernel ``(kh, kw, Cg, F)
 
 A depthwise convolution is the case ``Cg = 1``, ``groups = C``.
 """
+
 from __future__ import annotations
 
 from .im2col import col2im, im2col

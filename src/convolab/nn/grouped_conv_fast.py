@@ -23,6 +23,7 @@ NumPy arrays only: CuPy arrays keep the reference (im2col and a batched cuBLAS p
 device). ``use_fast = False`` (module attribute, read at each call) forces the reference, which
 the differential tests hold this path to.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -115,8 +116,15 @@ def _forward_per_group(x, w, b, strides, padding, dilation_rate, groups, relu):
     y, caches = None, []
     for g in range(groups):
         ws = slice(g * fg, (g + 1) * fg)
-        yg, cache = conv2d_forward(xp.ascontiguousarray(x[..., g * cg:(g + 1) * cg]), xp.ascontiguousarray(w[..., ws]),
-                                   None if b is None else b[ws], strides, padding, dilation_rate, relu=relu)
+        yg, cache = conv2d_forward(
+            xp.ascontiguousarray(x[..., g * cg : (g + 1) * cg]),
+            xp.ascontiguousarray(w[..., ws]),
+            None if b is None else b[ws],
+            strides,
+            padding,
+            dilation_rate,
+            relu=relu,
+        )
         if y is None:
             y = xp.empty(yg.shape[:3] + (f,), dtype=yg.dtype)
         y[..., ws] = yg
@@ -139,5 +147,5 @@ def _backward_per_group(dy, cache, need_dx):
             dx = xp.empty(x_shape, dtype=dxg.dtype) if need_dx else None
         dw[..., ws], db[ws] = dwg, dbg
         if need_dx:
-            dx[..., g * cg:(g + 1) * cg] = dxg
+            dx[..., g * cg : (g + 1) * cg] = dxg
     return dx, dw, db

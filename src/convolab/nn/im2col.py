@@ -18,6 +18,7 @@ kernels know no dilation, so a dilated window always takes the NumPy path.
 On the GPU (CuPy inputs) both directions are CUDA kernels (``kernels/cuda``), dilation
 included; ``col2im`` there is a gather: each pixel sums the entries that read it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -89,8 +90,9 @@ def gpu_window_args(x_shape, kernel_size, strides, padding, dilation):
     n, h, w, c = x_shape
     out_hw = output_hw((h, w), kernel_size, strides, padding, dilation)
     (t, _), (l, _) = padding_amounts((h, w), kernel_size, strides, padding, dilation)
-    return ((n, h, w, c, kernel_size[0], kernel_size[1], strides[0], strides[1], dilation[0], dilation[1], t, l)
-            + out_hw), out_hw
+    return (
+        (n, h, w, c, kernel_size[0], kernel_size[1], strides[0], strides[1], dilation[0], dilation[1], t, l) + out_hw
+    ), out_hw
 
 
 def im2col(x, kernel_size, strides=(1, 1), padding="valid", ones_column=False, dilation=(1, 1)):
@@ -134,9 +136,18 @@ def im2col(x, kernel_size, strides=(1, 1), padding="valid", ones_column=False, d
     xp_ = pad_nhwc(x, padding_amounts((h, w), kernel_size, strides, padding, dilation))
     view = window_view(xp_, kernel_size, strides, out_hw, dilation)
     # Write the windows straight into the first k columns: one copy, no temporary.
-    dst = as_strided(cols, shape=view.shape,
-                     strides=(out_hw[0] * out_hw[1] * ld * cols.itemsize, out_hw[1] * ld * cols.itemsize,
-                              ld * cols.itemsize, kw * c * cols.itemsize, c * cols.itemsize, cols.itemsize))
+    dst = as_strided(
+        cols,
+        shape=view.shape,
+        strides=(
+            out_hw[0] * out_hw[1] * ld * cols.itemsize,
+            out_hw[1] * ld * cols.itemsize,
+            ld * cols.itemsize,
+            kw * c * cols.itemsize,
+            c * cols.itemsize,
+            cols.itemsize,
+        ),
+    )
     dst[...] = view
     if ones_column:
         cols[:, k] = 1

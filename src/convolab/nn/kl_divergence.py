@@ -7,6 +7,7 @@ range and 0 outside (the clip's own gradient). Reduced by :func:`convolab.nn.los
 Shape:
     pred and target: ``(N, ..., D)``; values: ``(N, ...)``; gradient: like ``pred``.
 """
+
 from __future__ import annotations
 
 from ..backend import epsilon, get_array_module

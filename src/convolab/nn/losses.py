@@ -14,6 +14,7 @@ the numerator only, as in Keras 3 (``mean_with_sample_weight`` would divide by `
 Shape:
     pred and target: ``(N, ..., D)``; sample_weight: ``(N,)``; gradient: like ``pred``.
 """
+
 from __future__ import annotations
 
 from ..backend import epsilon, get_array_module

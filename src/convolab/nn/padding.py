@@ -1,4 +1,5 @@
 """Zero padding and cropping of the two spatial axes: each the other's gradient."""
+
 from __future__ import annotations
 
 from ..backend import get_array_module
@@ -43,7 +44,7 @@ def crop2d_forward(x, cropping):
     """
     (top, bottom), (left, right) = cropping
     h, w = x.shape[1], x.shape[2]
-    return x[:, top:h - bottom, left:w - right, :], cropping
+    return x[:, top : h - bottom, left : w - right, :], cropping
 
 
 def crop2d_backward(dy, cache):

@@ -3,6 +3,7 @@
 On the GPU (CuPy inputs) each direction is one CUDA kernel (``kernels/cuda``); the backward
 kernels are gathers (each input pixel sums the windows that cover it), so no atomics.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@
 (Keras's ``shared_axes``); NumPy broadcasting spreads it, and its gradient is summed back
 over the batch and the shared axes.
 """
+
 from __future__ import annotations
 
 from ..backend import get_array_module

@@ -1,4 +1,5 @@
 """Reshape and rescale: the two weight-free maps Keras's ``Reshape`` and ``Rescaling`` compute."""
+
 from __future__ import annotations
 
 import math
@@ -29,7 +30,9 @@ def resolve_target_shape(in_shape, target_shape):
     known = math.prod(d for d in target_shape if d != -1)
     if -1 not in target_shape:
         if size != known:
-            raise ValueError(f"the total size must be unchanged: {size} values in, {known} in target_shape {target_shape}")
+            raise ValueError(
+                f"the total size must be unchanged: {size} values in, {known} in target_shape {target_shape}"
+            )
         return target_shape
     if known == 0 or size % known:
         raise ValueError(f"{size} values cannot fill target_shape {target_shape}: {size} is not a multiple of {known}")

@@ -3,6 +3,7 @@
 Bilinear resizing is separable and linear, so it is written as two small interpolation matrices,
 ``y = A_h @ x @ A_w.T`` per image and channel; the gradient is ``A_h.T @ dy @ A_w``.
 """
+
 from __future__ import annotations
 
 import numpy as np

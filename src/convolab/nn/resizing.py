@@ -6,6 +6,7 @@ output pixel ``i``, input pixel ``min(floor((i + 0.5) * in / out), in - 1)`` (``
 with half-pixel centres, what Keras 3 calls); its gradient adds each output gradient back onto
 the pixel it was read from.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,7 +55,7 @@ def resizing_forward(x, size, interpolation="bilinear", crop_to_aspect_ratio=Fal
     n, h, w, c = x.shape
     box = aspect_crop_box(h, w, *size) if crop_to_aspect_ratio else (0, 0, h, w)
     top, left, ch, cw = box
-    xc = x[:, top:top + ch, left:left + cw]
+    xc = x[:, top : top + ch, left : left + cw]
     if interpolation == "bilinear":
         y, inner = bilinear_resize_forward(xc, size)
     else:
@@ -79,5 +80,5 @@ def resizing_backward(dy, cache):
     if (ch, cw) == tuple(x_shape[1:3]):
         return dxc
     dx = xp.zeros(x_shape, dtype=dy.dtype)
-    dx[:, top:top + ch, left:left + cw] = dxc
+    dx[:, top : top + ch, left : left + cw] = dxc
     return dx

@@ -2,14 +2,16 @@
 
 The bias belongs to the pointwise step, as in Keras's ``SeparableConv2D``.
 """
+
 from __future__ import annotations
 
 from .conv import conv2d_backward, conv2d_forward
 from .depthwise_conv import depthwise_conv2d_backward, depthwise_conv2d_forward
 
 
-def separable_conv2d_forward(x, depthwise_kernel, pointwise_kernel, b=None, strides=(1, 1), padding="valid",
-                             dilation_rate=(1, 1)):
+def separable_conv2d_forward(
+    x, depthwise_kernel, pointwise_kernel, b=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1)
+):
     """Depthwise then pointwise convolution of NHWC images.
 
     Args:

@@ -4,6 +4,7 @@ recorded on the tape (their backward is the ops' own) inside a ``GradientTape`` 
 Channels last only; 1-D inputs ``(N, L, C)`` with kernels ``(k, C, F)`` and 2-D inputs
 ``(N, H, W, C)`` with kernels ``(kh, kw, C, F)`` (``(kh, kw, F, C)`` for the transpose, Keras's layout).
 """
+
 from __future__ import annotations
 
 from ..autodiff.tape import record
@@ -25,8 +26,10 @@ def _checked(inputs, kernel, who, data_format):
         raise ValueError(f"keras.ops.{who}: convolab supports data_format='channels_last' only; got {data_format!r}")
     x, w = unwrap(inputs), unwrap(kernel)
     if x.ndim not in (3, 4) or w.ndim != x.ndim:
-        raise ValueError(f"keras.ops.{who}: expects (N, L, C) inputs with a (k, C, F) kernel or (N, H, W, C) inputs "
-                         f"with a 4-D kernel; got shapes {tuple(x.shape)} and {tuple(w.shape)}")
+        raise ValueError(
+            f"keras.ops.{who}: expects (N, L, C) inputs with a (k, C, F) kernel or (N, H, W, C) inputs "
+            f"with a 4-D kernel; got shapes {tuple(x.shape)} and {tuple(w.shape)}"
+        )
     return x, w
 
 
@@ -39,18 +42,19 @@ def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_
     x, w = _checked(inputs, kernel, "conv", data_format)
     padding = padding.lower()
     if x.ndim == 3:
-        y, cache = conv1d_forward(x, w, None, _window(strides, 1, "strides")[0], padding,
-                                  _window(dilation_rate, 1, "dilation_rate")[0])
+        y, cache = conv1d_forward(
+            x, w, None, _window(strides, 1, "strides")[0], padding, _window(dilation_rate, 1, "dilation_rate")[0]
+        )
         back = conv1d_backward
     else:
-        y, cache = conv2d_forward(x, w, None, _window(strides, 2, "strides"), padding,
-                                  _window(dilation_rate, 2, "dilation_rate"))
+        y, cache = conv2d_forward(
+            x, w, None, _window(strides, 2, "strides"), padding, _window(dilation_rate, 2, "dilation_rate")
+        )
         back = conv2d_backward
     return record(y, (inputs, kernel), lambda g: back(g, cache)[:2], "conv")
 
 
-def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=None, data_format=None,
-                   dilation_rate=1):
+def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=None, data_format=None, dilation_rate=1):
     """2-D transposed convolution, as Keras's ``ops.conv_transpose``; kernel ``(kh, kw, F, C)``.
 
     Shape: ``(N, H, W, C) -> (N, Ho, Wo, F)`` (see :func:`convolab.nn.conv_transpose.conv_transpose_output_size`).
@@ -59,6 +63,7 @@ def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=No
     if x.ndim != 4:
         raise ValueError(f"keras.ops.conv_transpose: convolab computes the 2-D case only; got inputs {tuple(x.shape)}")
     op = None if output_padding is None else _window(output_padding, 2, "output_padding")
-    y, cache = conv2d_transpose_forward(x, w, None, _window(strides, 2, "strides"), padding.lower(), op,
-                                        _window(dilation_rate, 2, "dilation_rate"))
+    y, cache = conv2d_transpose_forward(
+        x, w, None, _window(strides, 2, "strides"), padding.lower(), op, _window(dilation_rate, 2, "dilation_rate")
+    )
     return record(y, (inputs, kernel), lambda g: conv2d_transpose_backward(g, cache)[:2], "conv_transpose")

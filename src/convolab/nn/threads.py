@@ -23,6 +23,7 @@ Two ways to split:
 - :func:`spans` and :func:`run`, for anything else (NumPy and BLAS calls, several kernels in
   a row): Python threads, 49 to 57 us a hand-off here (``benchmarks/handoff.py``).
 """
+
 from __future__ import annotations
 
 import contextlib

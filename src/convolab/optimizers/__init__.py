@@ -1,4 +1,5 @@
 """Optimisers with Keras's names, defaults and update formulas."""
+
 from . import schedules
 from .adadelta import Adadelta
 from .adagrad import Adagrad
@@ -9,8 +10,15 @@ from .nadam import Nadam
 from .rmsprop import RMSprop
 from .sgd import SGD
 
-_REGISTRY = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW, "nadam": Nadam,
-             "adagrad": Adagrad, "adadelta": Adadelta}
+_REGISTRY = {
+    "sgd": SGD,
+    "rmsprop": RMSprop,
+    "adam": Adam,
+    "adamw": AdamW,
+    "nadam": Nadam,
+    "adagrad": Adagrad,
+    "adadelta": Adadelta,
+}
 
 
 def get(identifier) -> Optimizer:
@@ -23,7 +31,9 @@ def get(identifier) -> Optimizer:
         return _REGISTRY[identifier.lower()]()
     if isinstance(identifier, dict):
         return deserialize(identifier)
-    raise ValueError(f"Unknown optimizer {identifier!r}; valid: {', '.join(_REGISTRY)} or a convolab.optimizers.Optimizer")
+    raise ValueError(
+        f"Unknown optimizer {identifier!r}; valid: {', '.join(_REGISTRY)} or a convolab.optimizers.Optimizer"
+    )
 
 
 def serialize(optimizer: Optimizer) -> dict:
@@ -38,5 +48,17 @@ def deserialize(config: dict) -> Optimizer:
     return classes[name].from_config(config.get("config", {}))
 
 
-__all__ = ["Adadelta", "Adagrad", "Adam", "AdamW", "Nadam", "Optimizer", "RMSprop", "SGD", "deserialize", "get",
-           "schedules", "serialize"]
+__all__ = [
+    "Adadelta",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Nadam",
+    "Optimizer",
+    "RMSprop",
+    "SGD",
+    "deserialize",
+    "get",
+    "schedules",
+    "serialize",
+]

@@ -3,6 +3,7 @@
 Each raises ``ValueError`` naming the class, the argument, the range expected and the value
 received, so ``Adam(beta_1=1.5)`` says what is wrong before any step runs.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Adadelta, Keras's formulation (a learning rate on top of Zeiler's unit-correct step)."""
+
 from __future__ import annotations
 
 from ..backend import get_array_module

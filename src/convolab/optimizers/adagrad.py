@@ -1,4 +1,5 @@
 """Adagrad, Keras's formulation (epsilon inside the square root)."""
+
 from __future__ import annotations
 
 from ..backend import get_array_module
@@ -35,5 +36,8 @@ class Adagrad(Optimizer):
         param -= tmp
 
     def get_config(self):
-        return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
-                "epsilon": self.epsilon}
+        return {
+            **super().get_config(),
+            "initial_accumulator_value": self.initial_accumulator_value,
+            "epsilon": self.epsilon,
+        }

@@ -1,4 +1,5 @@
 """Adam, Keras's formulation (bias correction folded into the step size)."""
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,7 @@ class Adam(Optimizer):
     Defaults as Keras: ``learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False``.
     """
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
-                 name=None, **kwargs):
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         owner = type(self).__name__
         self.beta_1 = real(owner, "beta_1", beta_1, lo=0, hi=1, hi_open=True)
@@ -43,8 +43,16 @@ class Adam(Optimizer):
         alpha = self.learning_rate * math.sqrt(1 - self.beta_2**step) / (1 - self.beta_1**step)
         m, v = state["momentum"], state["velocity"]
         if not self.amsgrad and xp is not np:  # one fused kernel per variable on the GPU
-            cuda.adam(param, xp.ascontiguousarray(grad, dtype=param.dtype), m, v, alpha, self.beta_1, self.beta_2,
-                      self.epsilon)
+            cuda.adam(
+                param,
+                xp.ascontiguousarray(grad, dtype=param.dtype),
+                m,
+                v,
+                alpha,
+                self.beta_1,
+                self.beta_2,
+                self.epsilon,
+            )
             return
         if not self.amsgrad and kernels.usable(param, grad, m, v):
             kernels.adam_f32(param, grad, m, v, alpha, self.beta_1, self.beta_2, self.epsilon)
@@ -67,5 +75,10 @@ class Adam(Optimizer):
         param -= tmp
 
     def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+            "amsgrad": self.amsgrad,
+        }

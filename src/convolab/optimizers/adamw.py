@@ -1,4 +1,5 @@
 """AdamW: Adam with decoupled weight decay (Loshchilov and Hutter), Keras's formulation."""
+
 from __future__ import annotations
 
 from .adam import Adam
@@ -16,9 +17,26 @@ class AdamW(Adam):
     epsilon=1e-7, amsgrad=False``.
     """
 
-    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 amsgrad=False, name=None, **kwargs):
+    def __init__(
+        self,
+        learning_rate=0.001,
+        weight_decay=0.004,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        amsgrad=False,
+        name=None,
+        **kwargs,
+    ):
         if weight_decay is None:
             raise ValueError("AdamW: `weight_decay` must be a float (use Adam for no decay); got None")
-        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
-                         amsgrad=amsgrad, name=name, weight_decay=weight_decay, **kwargs)
+        super().__init__(
+            learning_rate=learning_rate,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            amsgrad=amsgrad,
+            name=name,
+            weight_decay=weight_decay,
+            **kwargs,
+        )

@@ -1,4 +1,5 @@
 """Optimizer base: owns per-variable state and updates variables in place."""
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,15 @@ class Optimizer:
     def __init__(self, learning_rate=0.001, name=None, weight_decay=None, clipnorm=None, clipvalue=None, **kwargs):
         if "lr" in kwargs:
             learning_rate = kwargs.pop("lr")
-        for key in ("global_clipnorm", "use_ema", "ema_momentum", "ema_overwrite_frequency",
-                    "loss_scale_factor", "gradient_accumulation_steps", "jit_compile"):
+        for key in (
+            "global_clipnorm",
+            "use_ema",
+            "ema_momentum",
+            "ema_overwrite_frequency",
+            "loss_scale_factor",
+            "gradient_accumulation_steps",
+            "jit_compile",
+        ):
             val = kwargs.pop(key, None)
             if val not in (None, False, 0.99):
                 raise ValueError(f"{type(self).__name__}: `{key}` is not supported by convolab; got {val!r}")
@@ -46,7 +54,9 @@ class Optimizer:
         self.name = name or type(self).__name__.lower()
         self.iterations = 0
         self.learning_rate = learning_rate
-        self.weight_decay = None if weight_decay is None else real(type(self).__name__, "weight_decay", weight_decay, lo=0)
+        self.weight_decay = (
+            None if weight_decay is None else real(type(self).__name__, "weight_decay", weight_decay, lo=0)
+        )
         self.clipnorm = clipnorm
         self.clipvalue = clipvalue
         # id(variable) -> [weakref to the variable, its state dict, a scratch buffer]. The weak
@@ -66,8 +76,10 @@ class Optimizer:
         except (TypeError, ValueError, OverflowError):
             value = math.nan
         if not math.isfinite(value) or value < 0:
-            raise ValueError(f"{type(self).__name__}: the learning-rate schedule {type(lr).__name__} gave {raw!r} "
-                             f"at step {self.iterations}; expected a finite number >= 0")
+            raise ValueError(
+                f"{type(self).__name__}: the learning-rate schedule {type(lr).__name__} gave {raw!r} "
+                f"at step {self.iterations}; expected a finite number >= 0"
+            )
         return value
 
     @learning_rate.setter
@@ -88,8 +100,10 @@ class Optimizer:
         except OverflowError:  # math.isfinite(10**400)
             ok = False
         if not ok:
-            raise ValueError(f"{type(self).__name__}: `learning_rate` must be a positive number; got {value!r} "
-                             "(a keras.optimizers.schedules.LearningRateSchedule is accepted too)")
+            raise ValueError(
+                f"{type(self).__name__}: `learning_rate` must be a positive number; got {value!r} "
+                "(a keras.optimizers.schedules.LearningRateSchedule is accepted too)"
+            )
         self._learning_rate = float(value)
 
     lr = learning_rate
@@ -133,6 +147,7 @@ class Optimizer:
         key = id(param)
         entry = self._slots.get(key)
         if entry is None or entry[0]() is not param:
+
             def forget(ref, key=key, slots=self._slots):
                 if key in slots and slots[key][0] is ref:
                     del slots[key]
@@ -156,8 +171,10 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: state slots must be {sorted(want)}; got {sorted(state)}")
         for key, arr in state.items():
             if np.shape(arr) != param.shape:
-                raise ValueError(f"{type(self).__name__}: state slot '{key}' must have the variable's shape "
-                                 f"{param.shape}; got {np.shape(arr)}")
+                raise ValueError(
+                    f"{type(self).__name__}: state slot '{key}' must have the variable's shape "
+                    f"{param.shape}; got {np.shape(arr)}"
+                )
         entry = self._slot(param)
         xp = get_array_module(param)  # the state lives where its variable does
         entry[1] = {key: xp.array(arr, dtype=param.dtype) for key, arr in state.items()}
@@ -175,8 +192,9 @@ class Optimizer:
         slots, entries = self._slots, []
         for p, g in zip(params, grads):  # check every pair before any variable moves
             if not (isinstance(p, np.ndarray) or is_device_array(p)) or getattr(g, "shape", None) != p.shape:
-                raise ValueError(f"{type(self).__name__}: a gradient of shape {np.shape(g)} for a variable "
-                                 f"of shape {np.shape(p)}")
+                raise ValueError(
+                    f"{type(self).__name__}: a gradient of shape {np.shape(g)} for a variable of shape {np.shape(p)}"
+                )
             entry = slots.get(id(p))
             entries.append(entry if entry is not None and entry[0]() is p else self._slot(p))
         if self.gradient_reducer is not None:
@@ -214,15 +232,21 @@ class Optimizer:
         if missing:
             import warnings
 
-            warnings.warn(f"{type(self).__name__}: gradients do not exist for {len(missing)} of {len(pairs)} "
-                          "variables; they are not updated", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"{type(self).__name__}: gradients do not exist for {len(missing)} of {len(pairs)} "
+                "variables; they are not updated",
+                UserWarning,
+                stacklevel=2,
+            )
         pairs = [(unwrap(g), v) for g, v in pairs if g is not None]
         self.apply([v for _, v in pairs], [g for g, _ in pairs])
 
     def get_config(self) -> dict:
         lr = self._learning_rate
-        cfg = {"name": self.name,
-               "learning_rate": serialize_schedule(lr) if isinstance(lr, LearningRateSchedule) else lr}
+        cfg = {
+            "name": self.name,
+            "learning_rate": serialize_schedule(lr) if isinstance(lr, LearningRateSchedule) else lr,
+        }
         if self.weight_decay is not None:
             cfg["weight_decay"] = self.weight_decay
         if self.clipnorm is not None:

@@ -1,4 +1,5 @@
 """Nadam: Adam with Nesterov momentum (Dozat), Keras's formulation with its momentum cache."""
+
 from __future__ import annotations
 
 from ..backend import get_array_module

@@ -1,4 +1,5 @@
 """RMSprop, Keras's formulation (epsilon inside the square root)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,7 @@ class RMSprop(Optimizer):
     Defaults as Keras: ``learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False``.
     """
 
-    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
-                 name=None, **kwargs):
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, name=None, **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.rho = float(rho)
         self.momentum = float(momentum)
@@ -38,8 +38,9 @@ class RMSprop(Optimizer):
         t = param.dtype.type
         v = state["velocity"]
         if not self.momentum and not self.centered and xp is not np:  # one fused kernel on the GPU
-            cuda.rmsprop(param, xp.ascontiguousarray(grad, dtype=param.dtype), v, self.learning_rate, self.rho,
-                         self.epsilon)
+            cuda.rmsprop(
+                param, xp.ascontiguousarray(grad, dtype=param.dtype), v, self.learning_rate, self.rho, self.epsilon
+            )
             return
         if not self.momentum and not self.centered and kernels.usable(param, grad, v):
             kernels.rmsprop_f32(param, grad, v, self.learning_rate, self.rho, self.epsilon)
@@ -69,5 +70,10 @@ class RMSprop(Optimizer):
             param -= tmp
 
     def get_config(self):
-        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
-                "epsilon": self.epsilon, "centered": self.centered}
+        return {
+            **super().get_config(),
+            "rho": self.rho,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "centered": self.centered,
+        }

@@ -1,4 +1,5 @@
 """SGD with optional (Nesterov) momentum, Keras's formulation."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,14 @@ class SGD(Optimizer):
     def update(self, param, grad, state, tmp):
         xp = get_array_module(param)
         if self.momentum and xp is not np:  # one fused kernel on the GPU
-            cuda.sgd_momentum(param, xp.ascontiguousarray(grad, dtype=param.dtype), state["momentum"],
-                              self.learning_rate, self.momentum, self.nesterov)
+            cuda.sgd_momentum(
+                param,
+                xp.ascontiguousarray(grad, dtype=param.dtype),
+                state["momentum"],
+                self.learning_rate,
+                self.momentum,
+                self.nesterov,
+            )
             return
         lr = param.dtype.type(self.learning_rate)
         xp.multiply(grad, lr, out=tmp)

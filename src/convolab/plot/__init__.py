@@ -9,6 +9,7 @@ The lesson's ``from tfcv import *`` helpers keep their names::
     plot_convolution(x_train[:5], [[-1., 0., 1.], [-1., 0., 1.]], 'Vertical edge filter')
     plot_results(hist)
 """
+
 from ._base import DPI as DPI  # re-exported: convolab.plot.DPI
 from .convolution import plot_convolution
 from .data import display_dataset
@@ -17,6 +18,12 @@ from .layers import plot_feature_maps, plot_filters
 from .training import plot_results
 
 __all__ = [
-    "confusion_matrix", "display_dataset", "plot_confusion_matrix", "plot_convolution",
-    "plot_feature_maps", "plot_filters", "plot_misclassified", "plot_results",
+    "confusion_matrix",
+    "display_dataset",
+    "plot_confusion_matrix",
+    "plot_convolution",
+    "plot_feature_maps",
+    "plot_filters",
+    "plot_misclassified",
+    "plot_results",
 ]

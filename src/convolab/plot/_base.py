@@ -5,6 +5,7 @@ figure registry to leak memory in loops, no display needed (servers, CI), and a 
 Figure still shows inline in Jupyter (see :func:`_enable_notebook_display`).
 matplotlib is imported here, lazily, so ``import convolab`` does not pay for it.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,7 @@ def finish(fig, save):
         path = Path(os.fspath(save))
         if path.parent and not path.parent.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=fig.dpi, facecolor=fig.get_facecolor(),
-                    format=None if path.suffix else "png")
+        fig.savefig(path, dpi=fig.dpi, facecolor=fig.get_facecolor(), format=None if path.suffix else "png")
     return fig
 
 
@@ -99,9 +99,7 @@ def as_image_list(images, what="images"):
         return list(arr)
     if arr.ndim == 4 and arr.shape[-1] in (1, 3, 4):
         return [_drop_extra_channels(im) for im in arr]
-    raise ValueError(
-        f"{what} must be (H, W), (N, H, W) or (N, H, W, C) with C in 1, 3, 4; got shape {arr.shape}"
-    )
+    raise ValueError(f"{what} must be (H, W), (N, H, W) or (N, H, W, C) with C in 1, 3, 4; got shape {arr.shape}")
 
 
 def _drop_extra_channels(im):

@@ -1,4 +1,5 @@
 """The lesson's convolution figure: input images, the kernel, and the filtered images."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -61,8 +62,7 @@ def draw_kernel(ax, k):
     if k.shape[0] <= 7 and k.shape[1] <= 7:
         for (r, c), v in np.ndenumerate(k):
             text = f"{v:g}" if float(v).is_integer() else f"{v:.2f}"
-            ax.text(c, r, text, ha="center", va="center", fontsize=8,
-                    color="white" if abs(v) > 0.6 * m else "black")
+            ax.text(c, r, text, ha="center", va="center", fontsize=8, color="white" if abs(v) > 0.6 * m else "black")
     ax.set_title(f"kernel {k.shape[0]}x{k.shape[1]}", fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])

@@ -1,4 +1,5 @@
 """A row (or grid) of dataset samples with their labels."""
+
 from __future__ import annotations
 
 from ._base import as_image_list, class_name, finish, grid, labels_1d, new_figure, show_image
@@ -20,8 +21,10 @@ def display_dataset(x, y=None, classes=None, n=10, save=None, title=None):
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"display_dataset: `n` must be an int >= 1; got {n!r}")
     if isinstance(classes, int) and not isinstance(classes, bool):
-        raise TypeError(f"display_dataset: `classes` is a list of class names; got {classes!r} "
-                        f"(to show {classes} images pass n={classes})")
+        raise TypeError(
+            f"display_dataset: `classes` is a list of class names; got {classes!r} "
+            f"(to show {classes} images pass n={classes})"
+        )
     ims = as_image_list(x[:n] if hasattr(x, "__getitem__") else x, what="x")[:n]
     labels = None if y is None else labels_1d(y, "y")[: len(ims)]
     n = len(ims)

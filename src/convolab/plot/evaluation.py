@@ -1,10 +1,21 @@
 """Where a classifier goes wrong: the confusion matrix and the misclassified samples."""
+
 from __future__ import annotations
 
 import numpy as np
 
-from ._base import (as_image_list, class_name, finish, grid, labels_1d, model_input, new_figure,
-                    predict, probabilities, show_image)
+from ._base import (
+    as_image_list,
+    class_name,
+    finish,
+    grid,
+    labels_1d,
+    model_input,
+    new_figure,
+    predict,
+    probabilities,
+    show_image,
+)
 
 
 def confusion_matrix(y_true, y_pred, num_classes=None):
@@ -42,8 +53,7 @@ def _true_and_pred(model_or_y_true, y_pred_or_x, y):
     return labels_1d(model_or_y_true, "y_true"), np.asarray(y_pred_or_x)
 
 
-def plot_confusion_matrix(model_or_y_true, y_pred_or_x=None, classes=None, save=None, *, y=None,
-                          title=None):
+def plot_confusion_matrix(model_or_y_true, y_pred_or_x=None, classes=None, save=None, *, y=None, title=None):
     """Draw the confusion matrix with every count written in its cell.
 
     Two forms: ``plot_confusion_matrix(y_true, y_pred)`` with labels (or scores) already
@@ -73,8 +83,15 @@ def plot_confusion_matrix(model_or_y_true, y_pred_or_x=None, classes=None, save=
     ax.set_ylabel("true")
     top = cm.max() or 1
     for (r, c), v in np.ndenumerate(cm):
-        ax.text(c, r, str(v), ha="center", va="center", fontsize=8 if k <= 12 else 6,
-                color="white" if v > 0.5 * top else "black")
+        ax.text(
+            c,
+            r,
+            str(v),
+            ha="center",
+            va="center",
+            fontsize=8 if k <= 12 else 6,
+            color="white" if v > 0.5 * top else "black",
+        )
     return finish(fig, save)
 
 
@@ -109,8 +126,11 @@ def plot_misclassified(model, x, y, classes=None, n=10, save=None, title=None):
     ims = as_image_list(np.asarray(x)[wrong], what="x")
     cols = min(len(wrong), 5)
     rows = -(-len(wrong) // cols)
-    fig = new_figure((2.0 * cols, 2.2 * rows + 0.5),
-                     title=title or f"Misclassified: {int((pred != t).sum())} of {len(t)}")
+    fig = new_figure(
+        (2.0 * cols, 2.2 * rows + 0.5), title=title or f"Misclassified: {int((pred != t).sum())} of {len(t)}"
+    )
     for ax, i, im in zip(grid(fig, len(wrong), cols), wrong, ims):
-        show_image(ax, im, f"true {class_name(classes, t[i])}\npred {class_name(classes, pred[i])} ({prob[i, pred[i]]:.0%})")
+        show_image(
+            ax, im, f"true {class_name(classes, t[i])}\npred {class_name(classes, pred[i])} ({prob[i, pred[i]]:.0%})"
+        )
     return finish(fig, save)

@@ -1,4 +1,5 @@
 """What a trained network learned: its first-layer filters and a layer's activations."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,25 +11,39 @@ def _first_conv_kernel(layer_or_model):
     """``(kernel (kh, kw, C, F), name)`` from a Conv2D layer, a model (its first Conv2D) or an array."""
     layers = getattr(layer_or_model, "layers", None)
     if layers is not None:
-        conv = next((l for l in layers if getattr(l, "params", {}).get("kernel") is not None
-                     and np.ndim(l.params["kernel"]) == 4), None)
+        conv = next(
+            (
+                l
+                for l in layers
+                if getattr(l, "params", {}).get("kernel") is not None and np.ndim(l.params["kernel"]) == 4
+            ),
+            None,
+        )
         if conv is None:
             if not all(getattr(l, "built", True) for l in layers):
-                raise ValueError("plot_filters: the model is not built yet; give the first layer input_shape=... or fit it first")
+                raise ValueError(
+                    "plot_filters: the model is not built yet; give the first layer input_shape=... or fit it first"
+                )
             raise ValueError("plot_filters: the model has no Conv2D layer with weights")
         return conv.params["kernel"], conv.name
     params = getattr(layer_or_model, "params", None)
     if params is not None:
         k = params.get("kernel")
         if k is None:
-            raise ValueError(f"plot_filters: layer {getattr(layer_or_model, 'name', '?')!r} has no kernel yet (not built?)")
+            raise ValueError(
+                f"plot_filters: layer {getattr(layer_or_model, 'name', '?')!r} has no kernel yet (not built?)"
+            )
         if np.ndim(k) != 4:
-            raise ValueError(f"plot_filters: expected a Conv2D kernel (kh, kw, in, out); layer "
-                             f"{getattr(layer_or_model, 'name', '?')!r} has one of shape {np.shape(k)}")
+            raise ValueError(
+                f"plot_filters: expected a Conv2D kernel (kh, kw, in, out); layer "
+                f"{getattr(layer_or_model, 'name', '?')!r} has one of shape {np.shape(k)}"
+            )
         return k, layer_or_model.name
     k = np.asarray(layer_or_model)
     if k.ndim != 4 or k.dtype.kind not in "iuf":
-        raise ValueError(f"plot_filters expects a model, a Conv2D layer or a kernel (kh, kw, in, out); got shape {k.shape}")
+        raise ValueError(
+            f"plot_filters expects a model, a Conv2D layer or a kernel (kh, kw, in, out); got shape {k.shape}"
+        )
     return k, "kernel"
 
 
@@ -54,8 +69,9 @@ def plot_filters(layer_or_model, save=None, title=None, ncols=10):
     rows = -(-f // cols)
     colour = c == 3
     what = "colour filters" if colour else ("filters" if c == 1 else "filters, input channel 0")
-    fig = new_figure((1.3 * cols + (0 if colour else 0.9), 1.4 * rows + 0.5),
-                     title=title or f"{name}: {f} {what} {kh}x{kw}")
+    fig = new_figure(
+        (1.3 * cols + (0 if colour else 0.9), 1.4 * rows + 0.5), title=title or f"{name}: {f} {what} {kh}x{kw}"
+    )
     axes = grid(fig, f, cols)
     m = float(np.abs(k[:, :, 0, :]).max()) or 1.0
     image = None
@@ -86,7 +102,9 @@ def _find_layer(model, layer):
     for i, l in enumerate(layers):
         if l is layer:
             return i
-    raise ValueError(f"plot_feature_maps: `layer` must be an index, a layer name or a layer of the model; got {layer!r}")
+    raise ValueError(
+        f"plot_feature_maps: `layer` must be an index, a layer name or a layer of the model; got {layer!r}"
+    )
 
 
 def plot_feature_maps(model, image, layer=0, save=None, title=None, ncols=8):
@@ -118,8 +136,9 @@ def plot_feature_maps(model, image, layer=0, save=None, title=None, ncols=8):
     if x.shape == inner:
         x = x[None]
     if x.shape != (1,) + inner:
-        raise ValueError(f"plot_feature_maps: the model expects one image of shape {inner}; "
-                         f"got an array of shape {np.shape(image)}")
+        raise ValueError(
+            f"plot_feature_maps: the model expects one image of shape {inner}; got an array of shape {np.shape(image)}"
+        )
     if not model.built:
         model.build(want)
     out = x

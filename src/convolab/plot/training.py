@@ -1,4 +1,5 @@
 """Training curves: accuracy and loss per epoch, training and validation."""
+
 from __future__ import annotations
 
 from ._base import finish, new_figure
@@ -35,8 +36,11 @@ def plot_results(history, save=None, title=None):
     """
     h = history_dict(history)
     acc = _accuracy_key(h)
-    panels = [(name, key) for name, key in (("Accuracy", acc), ("Loss", "loss"))
-              if key is not None and (key in h or "val_" + key in h)]
+    panels = [
+        (name, key)
+        for name, key in (("Accuracy", acc), ("Loss", "loss"))
+        if key is not None and (key in h or "val_" + key in h)
+    ]
     if not panels:
         raise ValueError(f"plot_results: the history holds no accuracy or loss; keys: {sorted(h)}")
     fig = new_figure((10, 3.6), title=title)

@@ -17,13 +17,23 @@ front door; the helpers the formats share are in :mod:`convolab.saving._common`.
 Importing this package registers these functions with :mod:`convolab.models.persistence`, which
 ``Model.save`` and friends call: the models sit below the saving package and do not import it.
 """
+
 from ..models import persistence
 from .errors import ModelFileError
 from .model_io import DEFAULT_SUFFIX, MODEL_SUFFIXES, load_model, load_weights, save_model, save_weights
 from .onnx_export import export_model
 
-persistence.register(save_model=save_model, save_weights=save_weights, load_weights=load_weights,
-                     export_model=export_model)
+persistence.register(
+    save_model=save_model, save_weights=save_weights, load_weights=load_weights, export_model=export_model
+)
 
-__all__ = ["DEFAULT_SUFFIX", "MODEL_SUFFIXES", "ModelFileError", "export_model", "load_model", "load_weights",
-           "save_model", "save_weights"]
+__all__ = [
+    "DEFAULT_SUFFIX",
+    "MODEL_SUFFIXES",
+    "ModelFileError",
+    "export_model",
+    "load_model",
+    "load_weights",
+    "save_model",
+    "save_weights",
+]

@@ -6,6 +6,7 @@
 and :mod:`.onnx_export` build on the helpers here. This module imports none of them, so the
 front door can dispatch to each without an import cycle.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,32 +54,94 @@ from .document import check_document
 from .errors import ModelFileError
 
 #: the only classes a file may name (no import by name, ever)
-LAYER_CLASSES = {cls.__name__: cls for cls in (Conv2D, Dense, Flatten, MaxPooling2D, AveragePooling2D,
-                                               Dropout, Activation, ReLU, Softmax, GlobalAveragePooling2D,
-                                               GlobalMaxPooling2D, Reshape, Rescaling, DepthwiseConv2D,
-                                               SeparableConv2D, BatchNormalization, ZeroPadding2D, Cropping2D,
-                                               UpSampling2D, RandomFlip, RandomTranslation, RandomRotation, RandomZoom,
-                                               RandomCrop, RandomContrast, RandomBrightness)}
-LAYER_CLASSES.update({cls.__name__: cls for cls in (  # issue 19's layers (schema.LAYER_SCHEMAS has each)
-    layers_mod.LeakyReLU, layers_mod.ELU, layers_mod.PReLU, layers_mod.Resizing, layers_mod.Conv1D,
-    layers_mod.MaxPooling1D, layers_mod.AveragePooling1D, layers_mod.GlobalAveragePooling1D,
-    layers_mod.GlobalMaxPooling1D, layers_mod.Conv2DTranspose)})
+LAYER_CLASSES = {
+    cls.__name__: cls
+    for cls in (
+        Conv2D,
+        Dense,
+        Flatten,
+        MaxPooling2D,
+        AveragePooling2D,
+        Dropout,
+        Activation,
+        ReLU,
+        Softmax,
+        GlobalAveragePooling2D,
+        GlobalMaxPooling2D,
+        Reshape,
+        Rescaling,
+        DepthwiseConv2D,
+        SeparableConv2D,
+        BatchNormalization,
+        ZeroPadding2D,
+        Cropping2D,
+        UpSampling2D,
+        RandomFlip,
+        RandomTranslation,
+        RandomRotation,
+        RandomZoom,
+        RandomCrop,
+        RandomContrast,
+        RandomBrightness,
+    )
+}
+LAYER_CLASSES.update(
+    {
+        cls.__name__: cls
+        for cls in (  # issue 19's layers (schema.LAYER_SCHEMAS has each)
+            layers_mod.LeakyReLU,
+            layers_mod.ELU,
+            layers_mod.PReLU,
+            layers_mod.Resizing,
+            layers_mod.Conv1D,
+            layers_mod.MaxPooling1D,
+            layers_mod.AveragePooling1D,
+            layers_mod.GlobalAveragePooling1D,
+            layers_mod.GlobalMaxPooling1D,
+            layers_mod.Conv2DTranspose,
+        )
+    }
+)
 #: layers that may draw from a private generator (``seed=...``): its state is training state
 SEEDED_LAYERS = (Dropout, AugmentationLayer)
-OPTIMIZER_CLASSES = {cls.__name__: cls for cls in (optimizers_mod.SGD, optimizers_mod.RMSprop, optimizers_mod.Adam,
-                                                   optimizers_mod.AdamW, optimizers_mod.Nadam, optimizers_mod.Adagrad,
-                                                   optimizers_mod.Adadelta)}
+OPTIMIZER_CLASSES = {
+    cls.__name__: cls
+    for cls in (
+        optimizers_mod.SGD,
+        optimizers_mod.RMSprop,
+        optimizers_mod.Adam,
+        optimizers_mod.AdamW,
+        optimizers_mod.Nadam,
+        optimizers_mod.Adagrad,
+        optimizers_mod.Adadelta,
+    )
+}
 SCHEDULE_CLASSES = optimizers_mod.schedules.SCHEDULE_CLASSES
-LOSS_CLASSES = {cls.__name__: cls for cls in (losses_mod.SparseCategoricalCrossentropy,
-                                              losses_mod.CategoricalCrossentropy, losses_mod.MeanSquaredError,
-                                              losses_mod.BinaryCrossentropy, losses_mod.MeanAbsoluteError,
-                                              losses_mod.KLDivergence)}
+LOSS_CLASSES = {
+    cls.__name__: cls
+    for cls in (
+        losses_mod.SparseCategoricalCrossentropy,
+        losses_mod.CategoricalCrossentropy,
+        losses_mod.MeanSquaredError,
+        losses_mod.BinaryCrossentropy,
+        losses_mod.MeanAbsoluteError,
+        losses_mod.KLDivergence,
+    )
+}
 METRIC_CLASSES = dict(metrics_mod.BUILTIN_CLASSES)
 #: Keras's metric functions, saved under the name that compiles to the same metric
-_METRIC_FUNCTION_NAMES = {fn: fn.__name__ for fn in (
-    metrics_mod.sparse_categorical_accuracy, metrics_mod.categorical_accuracy, metrics_mod.binary_accuracy,
-    metrics_mod.top_k_categorical_accuracy, metrics_mod.sparse_top_k_categorical_accuracy,
-    metrics_mod.mean_squared_error, metrics_mod.mean_absolute_error)}
+_METRIC_FUNCTION_NAMES = {
+    fn: fn.__name__
+    for fn in (
+        metrics_mod.sparse_categorical_accuracy,
+        metrics_mod.categorical_accuracy,
+        metrics_mod.binary_accuracy,
+        metrics_mod.top_k_categorical_accuracy,
+        metrics_mod.sparse_top_k_categorical_accuracy,
+        metrics_mod.mean_squared_error,
+        metrics_mod.mean_absolute_error,
+    )
+}
 
 
 def plain(value):
@@ -118,11 +181,15 @@ def rng_json(state):
 
 
 def _check_optimizer_saveable(optimizer, what):
-    for kind, obj, allowed in (("optimizer", optimizer, OPTIMIZER_CLASSES),
-                               ("learning-rate schedule", optimizer.learning_rate_schedule, SCHEDULE_CLASSES)):
+    for kind, obj, allowed in (
+        ("optimizer", optimizer, OPTIMIZER_CLASSES),
+        ("learning-rate schedule", optimizer.learning_rate_schedule, SCHEDULE_CLASSES),
+    ):
         if obj is not None and allowed.get(type(obj).__name__) is not type(obj):
-            raise ValueError(f"{what}: the {kind} {type(obj).__name__} cannot be saved; convolab files hold only "
-                             f"the built-in ones: {', '.join(allowed)}")
+            raise ValueError(
+                f"{what}: the {kind} {type(obj).__name__} cannot be saved; convolab files hold only "
+                f"the built-in ones: {', '.join(allowed)}"
+            )
 
 
 def _metric_entry(spec, left_out):
@@ -166,11 +233,19 @@ def compile_config(model):
     out = {"optimizer": optimizers_mod.serialize(config["optimizer"])}
     if isinstance(loss, OutputLosses):
         owner = f"save_model: {model.describe()}"
-        per_output = [metric_specs_by_output(config[key], loss.names, key, owner)
-                      for key in ("metrics", "weighted_metrics")]
-        out["outputs"] = [{"name": name, "loss": None if l is None else _loss_entry(l), "loss_weight": w,
-                           "metrics": _metric_entries(m, left_out), "weighted_metrics": _metric_entries(wm, left_out)}
-                          for name, l, w, m, wm in zip(loss.names, loss.losses, loss.weights, *per_output)]
+        per_output = [
+            metric_specs_by_output(config[key], loss.names, key, owner) for key in ("metrics", "weighted_metrics")
+        ]
+        out["outputs"] = [
+            {
+                "name": name,
+                "loss": None if l is None else _loss_entry(l),
+                "loss_weight": w,
+                "metrics": _metric_entries(m, left_out),
+                "weighted_metrics": _metric_entries(wm, left_out),
+            }
+            for name, l, w, m, wm in zip(loss.names, loss.losses, loss.weights, *per_output)
+        ]
     else:
         out["loss"] = _loss_entry(loss)
         for key in ("metrics", "weighted_metrics"):
@@ -261,15 +336,18 @@ def compile_objects(comp, source):
         optimizer = OPTIMIZER_CLASSES[comp["optimizer"]["class_name"]].from_config(dict(comp["optimizer"]["config"]))
         if "outputs" in comp:
             outs = comp["outputs"]
-            args = {"loss": {o["name"]: _loss_from_entry(o["loss"]) for o in outs},
-                    "loss_weights": {o["name"]: o["loss_weight"] for o in outs},
-                    "metrics": {o["name"]: [_metric_from_entry(e) for e in o["metrics"]] for o in outs},
-                    "weighted_metrics": {o["name"]: [_metric_from_entry(e) for e in o["weighted_metrics"]]
-                                         for o in outs}}
+            args = {
+                "loss": {o["name"]: _loss_from_entry(o["loss"]) for o in outs},
+                "loss_weights": {o["name"]: o["loss_weight"] for o in outs},
+                "metrics": {o["name"]: [_metric_from_entry(e) for e in o["metrics"]] for o in outs},
+                "weighted_metrics": {o["name"]: [_metric_from_entry(e) for e in o["weighted_metrics"]] for o in outs},
+            }
         else:
-            args = {"loss": _loss_from_entry(comp["loss"]),
-                    "metrics": [_metric_from_entry(e) for e in comp["metrics"]],
-                    "weighted_metrics": [_metric_from_entry(e) for e in comp.get("weighted_metrics", [])]}
+            args = {
+                "loss": _loss_from_entry(comp["loss"]),
+                "metrics": [_metric_from_entry(e) for e in comp["metrics"]],
+                "weighted_metrics": [_metric_from_entry(e) for e in comp.get("weighted_metrics", [])],
+            }
     except (ValueError, TypeError) as e:
         raise ModelFileError(f"{source}: the compile settings are refused: {e}") from None
     return optimizer, args
@@ -286,7 +364,9 @@ def compare_tensors(expected, infos, source, dtype_exact):
     for name, (dtype, shape) in expected.items():
         got_dtype, got_shape = infos[name]
         if tuple(got_shape) != tuple(shape):
-            raise ModelFileError(f"{source}: tensor {name!r} has shape {tuple(got_shape)}; the architecture needs {tuple(shape)}")
+            raise ModelFileError(
+                f"{source}: tensor {name!r} has shape {tuple(got_shape)}; the architecture needs {tuple(shape)}"
+            )
         if dtype_exact and got_dtype != dtype:
             raise ModelFileError(f"{source}: tensor {name!r} is {got_dtype}; the architecture says {dtype}")
 
@@ -301,7 +381,9 @@ def read_document(reader):
         )
     text = meta["convolab"]
     if len(text) > MAX_DOCUMENT_BYTES:
-        raise ModelFileError(f"{source}: the convolab metadata is {len(text):,} characters; at most {MAX_DOCUMENT_BYTES:,}")
+        raise ModelFileError(
+            f"{source}: the convolab metadata is {len(text):,} characters; at most {MAX_DOCUMENT_BYTES:,}"
+        )
     doc = strict_json_loads(text, "convolab metadata", source)
     try:
         return check_document(doc, "convolab")

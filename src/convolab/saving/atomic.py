@@ -1,4 +1,5 @@
 """Atomic file writes: a reader sees the old file or the new one, never half of one."""
+
 from __future__ import annotations
 
 import functools
@@ -106,7 +107,9 @@ def atomic_write_bytes(path, data: bytes) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     except OSError as e:
         # The directory must take a new file, even where the target itself is writable.
-        raise _naming_target(e, path, f" (saving writes a new file in {directory!r}, then renames it over the target)") from None
+        raise _naming_target(
+            e, path, f" (saving writes a new file in {directory!r}, then renames it over the target)"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -23,6 +23,7 @@ data section exactly); the caller then compares the tensors with what the archit
 needs; only then :meth:`ContainerReader.read_tensors` reads the data through
 ``safetensors.numpy``.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,12 +61,16 @@ DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
 DTYPE_CODES = {np.dtype("float32"): "F32", np.dtype("float64"): "F64"}
 
 #: every format load_model / load_weights reads, for messages about a file that is none of them
-ACCEPTED_FORMATS = ("convolab reads .convolab / .safetensors files written by convolab, Keras 3 .keras "
-                    "files (a zip of config.json, metadata.json and model.weights.h5) and Keras .weights.h5 files")
+ACCEPTED_FORMATS = (
+    "convolab reads .convolab / .safetensors files written by convolab, Keras 3 .keras "
+    "files (a zip of config.json, metadata.json and model.weights.h5) and Keras .weights.h5 files"
+)
 
 _MAGIC_HINTS = (
-    (b"PK\x05\x06", "an empty zip archive, not a Keras 3 .keras file (those hold config.json, metadata.json "
-                     "and model.weights.h5)"),
+    (
+        b"PK\x05\x06",
+        "an empty zip archive, not a Keras 3 .keras file (those hold config.json, metadata.json and model.weights.h5)",
+    ),
     (b"PK\x03\x04", "a zip archive (a Keras 3 .keras file or a PyTorch checkpoint?)"),
     (b"\x89HDF\r\n\x1a\n", "an HDF5 file (a Keras .h5 file?)"),
     (b"\x93NUMPY", "a NumPy .npy file"),
@@ -188,13 +193,16 @@ def _is_int(v) -> bool:
 def _check_entry(name, entry, source) -> TensorInfo:
     where = f"{source}: tensor {short_repr(name)}"
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
-        raise ModelFileError(f"{where}: a header entry must have exactly dtype, shape and data_offsets; got {short_repr(entry)}")
+        raise ModelFileError(
+            f"{where}: a header entry must have exactly dtype, shape and data_offsets; got {short_repr(entry)}"
+        )
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
     if not isinstance(dtype, str) or dtype not in DTYPES:
         raise ModelFileError(f"{where}: dtype must be one of {', '.join(DTYPES)}; got {short_repr(dtype)}")
-    if (not isinstance(shape, list) or len(shape) > MAX_RANK
-            or not all(_is_int(d) and 0 <= d < 2**40 for d in shape)):
-        raise ModelFileError(f"{where}: shape must be a list of at most {MAX_RANK} non-negative ints; got {short_repr(shape)}")
+    if not isinstance(shape, list) or len(shape) > MAX_RANK or not all(_is_int(d) and 0 <= d < 2**40 for d in shape):
+        raise ModelFileError(
+            f"{where}: shape must be a list of at most {MAX_RANK} non-negative ints; got {short_repr(shape)}"
+        )
     if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_int(o) and o >= 0 for o in offsets):
         raise ModelFileError(f"{where}: data_offsets must be two non-negative ints; got {short_repr(offsets)}")
     begin, end = offsets
@@ -262,8 +270,9 @@ class ContainerReader:
         n = int.from_bytes(prefix, "little")
         hint = _hint(prefix)
         if prefix.startswith(b"PK\x05\x06"):
-            raise ModelFileError(f"{src} is an empty zip archive (it holds no files), not a model file; "
-                                 f"{ACCEPTED_FORMATS}")
+            raise ModelFileError(
+                f"{src} is an empty zip archive (it holds no files), not a model file; {ACCEPTED_FORMATS}"
+            )
         if n > MAX_HEADER_BYTES:
             raise ModelFileError(
                 f"{src} is not a convolab file: its header length field says {n:,} bytes "
@@ -321,8 +330,10 @@ class ContainerReader:
         # caller has compared the tensors with the architecture (whose messages say more).
         sums = strict_json_loads(text, f"checksum table ({CHECKSUM_KEY})", self.source)
         if not isinstance(sums, dict) or not all(isinstance(v, str) and _CRC.fullmatch(v) for v in sums.values()):
-            raise ModelFileError(f"{self.source}: its checksum table ({CHECKSUM_KEY}) must map tensor names to "
-                                 f"8 hex digits; got {short_repr(sums)} (corrupted?)")
+            raise ModelFileError(
+                f"{self.source}: its checksum table ({CHECKSUM_KEY}) must map tensor names to "
+                f"8 hex digits; got {short_repr(sums)} (corrupted?)"
+            )
         return sums
 
     def _verify(self, blob):

@@ -4,6 +4,7 @@ A Sequential model's document has its schema in :mod:`.schema`; a functional mod
 and the weights of any model other than a plain stack, have theirs in :mod:`.graph_schema`, which
 builds on the first. This module sits above both, so neither has to know the other.
 """
+
 from __future__ import annotations
 
 from .container import short_repr

@@ -1,4 +1,5 @@
 """The one error a model file can cause."""
+
 from __future__ import annotations
 
 

@@ -12,6 +12,7 @@ layer names, node or tensor indices out of range, cycles, nodes that lead to no 
 layer called with shapes it cannot take and every weight's shape are refused with a
 :class:`ModelFileError`; only when the file's tensors match the plan is the model built.
 """
+
 from __future__ import annotations
 
 import json
@@ -89,30 +90,43 @@ class _Describer:
             config = _common.plain(layer.get_config())
             json.dumps(config, allow_nan=False)
         except (TypeError, ValueError, NotImplementedError) as e:
-            raise ValueError(f"{self.what}: {layer.describe()}: get_config() must return JSON values (numbers, "
-                             f"strings, lists, dicts) for the layer to be saved; {type(e).__name__}: {e}") from None
+            raise ValueError(
+                f"{self.what}: {layer.describe()}: get_config() must return JSON values (numbers, "
+                f"strings, lists, dicts) for the layer to be saved; {type(e).__name__}: {e}"
+            ) from None
         if not isinstance(config, dict):
-            raise ValueError(f"{self.what}: {layer.describe()}: get_config() must return a dict; got "
-                             f"{type(config).__name__}")
-        return {"class_name": object_registry.get_registered_name(cls), "config": config,
-                "module": cls.__module__, "registered_name": object_registry.get_registered_name(cls),
-                "python_class": cls.__name__}
+            raise ValueError(
+                f"{self.what}: {layer.describe()}: get_config() must return a dict; got {type(config).__name__}"
+            )
+        return {
+            "class_name": object_registry.get_registered_name(cls),
+            "config": config,
+            "module": cls.__module__,
+            "registered_name": object_registry.get_registered_name(cls),
+            "python_class": cls.__name__,
+        }
 
     def _claim(self, layer, model):
         other = self.owner.setdefault(id(layer), model)
         if other is not model:
-            raise ValueError(f"{self.what}: {layer.describe()} is used both in {other.describe()} and in "
-                             f"{model.describe()}; a convolab file holds each layer in one model only")
+            raise ValueError(
+                f"{self.what}: {layer.describe()} is used both in {other.describe()} and in "
+                f"{model.describe()}; a convolab file holds each layer in one model only"
+            )
         if not isinstance(layer.name, str) or not layer.name or "/" in layer.name:
-            raise ValueError(f"{self.what}: {layer.describe()}: a saved layer's name must be a non-empty string "
-                             "without '/' (it separates the parts of a weight path)")
+            raise ValueError(
+                f"{self.what}: {layer.describe()}: a saved layer's name must be a non-empty string "
+                "without '/' (it separates the parts of a weight path)"
+            )
 
     def _unique_names(self, model, layers):
         seen = set()
         for layer in layers:
             if layer.name in seen:
-                raise ValueError(f"{self.what}: {model.describe()} has two layers named {layer.name!r}; a file "
-                                 "refers to layers by name: give them distinct names")
+                raise ValueError(
+                    f"{self.what}: {model.describe()} has two layers named {layer.name!r}; a file "
+                    "refers to layers by name: give them distinct names"
+                )
             seen.add(layer.name)
 
     def model_entry(self, model):
@@ -123,9 +137,11 @@ class _Describer:
             return {"class_name": "Sequential", "config": self.sequential(model)}
         if type(model) is Model and model.graph() is not None:
             return {"class_name": "Functional", "config": self.functional(model)}
-        raise ValueError(f"{self.what}: {model.describe()} is a subclassed model ({type(model).__name__}): its "
-                         "architecture is Python code, which a convolab file never holds; save the weights with "
-                         "model.save_weights(path), rebuild the model in code and call model.load_weights(path)")
+        raise ValueError(
+            f"{self.what}: {model.describe()} is a subclassed model ({type(model).__name__}): its "
+            "architecture is Python code, which a convolab file never holds; save the weights with "
+            "model.save_weights(path), rebuild the model in code and call model.load_weights(path)"
+        )
 
     def _stack_entry(self, layer):
         from ..models.model import Model
@@ -140,13 +156,20 @@ class _Describer:
 
     def sequential(self, model):
         if not model.built or not model.layers:
-            raise ValueError(f"{self.what}: {model.describe()} has no input shape yet; give it keras.Input(shape=...) "
-                             "or input_shape=(...) on its first layer")
+            raise ValueError(
+                f"{self.what}: {model.describe()} has no input shape yet; give it keras.Input(shape=...) "
+                "or input_shape=(...) on its first layer"
+            )
         self._unique_names(model, model.layers)
         for layer in model.layers:
             self._claim(layer, model)
-        return {"name": model.name, "dtype": model.dtype, "input_shape": list(model.input_shape[1:]),
-                "trainable": model.trainable, "layers": [self._stack_entry(l) for l in model.layers]}
+        return {
+            "name": model.name,
+            "dtype": model.dtype,
+            "input_shape": list(model.input_shape[1:]),
+            "trainable": model.trainable,
+            "layers": [self._stack_entry(l) for l in model.layers],
+        }
 
     def functional(self, model):
         nodes, inputs, outputs, multi_in, multi_out = model.graph()
@@ -160,8 +183,10 @@ class _Describer:
 
         def ref(t):
             if t.node is None or id(t.node) not in index:
-                raise ValueError(f"{self.what}: {model.describe()}: tensor {t} is not computed in this model "
-                                 "(an input the outputs do not use?)")
+                raise ValueError(
+                    f"{self.what}: {model.describe()}: tensor {t} is not computed in this model "
+                    "(an input the outputs do not use?)"
+                )
             return [t.node.layer.name, index[id(t.node)], t.index]
 
         entries = []
@@ -169,9 +194,13 @@ class _Describer:
             self._claim(layer, model)
             if isinstance(layer, InputLayer):
                 t = calls[id(layer)][0].outputs[0]
-                entry = {"class_name": "InputLayer",
-                         "config": {"name": layer.name, "dtype": t.dtype, "batch_shape": list(t.shape)}}
-            elif type(layer).__name__ in GRAPH_LAYER_CLASSES and GRAPH_LAYER_CLASSES[type(layer).__name__] is type(layer):
+                entry = {
+                    "class_name": "InputLayer",
+                    "config": {"name": layer.name, "dtype": t.dtype, "batch_shape": list(t.shape)},
+                }
+            elif type(layer).__name__ in GRAPH_LAYER_CLASSES and GRAPH_LAYER_CLASSES[type(layer).__name__] is type(
+                layer
+            ):
                 entry = {"class_name": type(layer).__name__, "config": layer.get_config()}
             elif hasattr(layer, "graph"):
                 entry = self.model_entry(layer)
@@ -184,17 +213,26 @@ class _Describer:
                 if not node.inputs:
                     continue  # the InputLayer's own node
                 if node.args or node.kwargs:
-                    raise ValueError(f"{self.what}: {layer.describe()} is called with arguments besides its inputs "
-                                     f"({short_repr(list(node.args) + sorted(node.kwargs))}); a file holds tensors only")
+                    raise ValueError(
+                        f"{self.what}: {layer.describe()} is called with arguments besides its inputs "
+                        f"({short_repr(list(node.args) + sorted(node.kwargs))}); a file holds tensors only"
+                    )
                 if node.multi != takes_list(layer):
-                    raise ValueError(f"{self.what}: {layer.describe()} is called with "
-                                     f"{'a list' if node.multi else 'one tensor'}; a file rebuilds it called with "
-                                     f"{'a list' if takes_list(layer) else 'one tensor'}")
+                    raise ValueError(
+                        f"{self.what}: {layer.describe()} is called with "
+                        f"{'a list' if node.multi else 'one tensor'}; a file rebuilds it called with "
+                        f"{'a list' if takes_list(layer) else 'one tensor'}"
+                    )
                 inbound.append([ref(t) for t in node.inputs])
             entries.append({**entry, "name": layer.name, "inbound_nodes": inbound})
         ins, outs = [ref(t) for t in inputs], [ref(t) for t in outputs]
-        return {"name": model.name, "trainable": model.trainable, "layers": entries,
-                "input_layers": ins if multi_in else ins[0], "output_layers": outs if multi_out else outs[0]}
+        return {
+            "name": model.name,
+            "trainable": model.trainable,
+            "layers": entries,
+            "input_layers": ins if multi_in else ins[0],
+            "output_layers": outs if multi_out else outs[0],
+        }
 
 
 def named_weights_checked(model, what):
@@ -203,8 +241,10 @@ def named_weights_checked(model, what):
     seen = set()
     for path, _ in named:
         if path in seen:
-            raise ValueError(f"{what}: two weights of {model.describe()} have the path {path!r}; give the layers "
-                             "holding them distinct names")
+            raise ValueError(
+                f"{what}: two weights of {model.describe()} have the path {path!r}; give the layers "
+                "holding them distinct names"
+            )
         seen.add(path)
     return named
 
@@ -230,8 +270,11 @@ def _training_state(model, tensors, named):
             state = _common.rng_json(rng.bit_generator.state)
             if state is not None:
                 layer_rngs[path] = state
-    out = {"iterations": int(opt.iterations), "optimizer_slots": len(states),
-           "rng": {"global": global_state, "layers": layer_rngs}}
+    out = {
+        "iterations": int(opt.iterations),
+        "optimizer_slots": len(states),
+        "rng": {"global": global_state, "layers": layer_rngs},
+    }
     if opt.get_global_state():
         out["optimizer_globals"] = dict(opt.get_global_state())
     return out
@@ -245,9 +288,14 @@ def save_graph_model(model, path, include_optimizer=True):
         raise TypeError(f"{what}: expected a functional model; got {model.describe()}")
     named = named_weights_checked(model, what)
     tensors = {weight_tensor(p): w for p, w in named}
-    doc = {"format_version": schema.FORMAT_VERSION, "kind": "model",
-           "convolab_version": _common.convolab_version(), "model": _common.plain(entry), "compile": None,
-           "training_state": None}
+    doc = {
+        "format_version": schema.FORMAT_VERSION,
+        "kind": "model",
+        "convolab_version": _common.convolab_version(),
+        "model": _common.plain(entry),
+        "compile": None,
+        "training_state": None,
+    }
     if model.compiled:
         doc["compile"] = _common.plain(_common.compile_config(model))
         if include_optimizer:
@@ -285,8 +333,9 @@ class _Totals:
 class ModelPlan:
     """One model of the file, checked: what building it needs."""
 
-    def __init__(self, kind, cfg, in_shapes, out_shapes, multi_in=False, multi_out=False, order=(), nodes=None,
-                 children=None):
+    def __init__(
+        self, kind, cfg, in_shapes, out_shapes, multi_in=False, multi_out=False, order=(), nodes=None, children=None
+    ):
         self.kind, self.cfg = kind, cfg
         self.in_shapes, self.out_shapes = in_shapes, out_shapes
         self.multi_in, self.multi_out = multi_in, multi_out
@@ -456,7 +505,9 @@ def _plan_functional(cfg, prefix, trainable, where, totals):
         elif kind in graph_schema.MODEL_CLASSES:
             child = children.get(name)
             if child is None:
-                child = children[name] = _plan_model(kind, lcfg, f"{prefix}{name}/", trainable, f"{where}.{name}", totals)
+                child = children[name] = _plan_model(
+                    kind, lcfg, f"{prefix}{name}/", trainable, f"{where}.{name}", totals
+                )
             if len(got) != len(child.in_shapes):
                 raise ModelFileError(f"{at}: {len(got)} input(s); the model takes {len(child.in_shapes)}")
             for g, w in zip(got, child.in_shapes):
@@ -514,7 +565,9 @@ def plan_document(doc, infos, source):
             raise ModelFileError(f"{source}: a training state without compile settings")
         slots = state["optimizer_slots"]
         if slots not in (0, len(totals.trainable)):
-            raise ModelFileError(f"{source}: {slots} optimizer state entries for {len(totals.trainable)} trainable weights")
+            raise ModelFileError(
+                f"{source}: {slots} optimizer state entries for {len(totals.trainable)} trainable weights"
+            )
         if slots:
             for path, dtype, shape in totals.trainable:
                 keys = list(plan.optimizer.build_state(np.zeros((1,), dtype)))
@@ -523,8 +576,10 @@ def plan_document(doc, infos, source):
                     totals.expected[slot_tensor(path, key)] = (dtype, shape)
         want, got = set(plan.optimizer.get_global_state()), set(state.get("optimizer_globals", {}))
         if want != got:
-            raise ModelFileError(f"{source}: the training state holds optimizer globals {sorted(got)}; "
-                                 f"{type(plan.optimizer).__name__} keeps {sorted(want)}")
+            raise ModelFileError(
+                f"{source}: the training state holds optimizer globals {sorted(got)}; "
+                f"{type(plan.optimizer).__name__} keeps {sorted(want)}"
+            )
         for path in state["rng"]["layers"]:
             if path not in totals.seeded:
                 raise ModelFileError(f"{source}: a generator state for {path!r}, which is not a seeded Dropout")
@@ -544,8 +599,11 @@ def _build_model(mplan):
         model.add(InputLayer(shape=tuple(cfg["input_shape"])))
         for i, entry in enumerate(cfg["layers"]):
             child = mplan.children.get(i)
-            model.add(_build_model(child) if child is not None
-                      else layer_class(entry["class_name"]).from_config(dict(entry["config"])))
+            model.add(
+                _build_model(child)
+                if child is not None
+                else layer_class(entry["class_name"]).from_config(dict(entry["config"]))
+            )
         model.dtype = cfg["dtype"]
     else:
         entries = {e["name"]: e for e in cfg["layers"]}
@@ -555,20 +613,26 @@ def _build_model(mplan):
             kind, lcfg = e["class_name"], e["config"]
             if kind == "InputLayer":
                 batch_shape = lcfg["batch_shape"]
-                values[key] = [Input(shape=tuple(batch_shape[1:]), batch_size=batch_shape[0], name=lcfg["name"],
-                                     dtype=lcfg["dtype"])]
+                values[key] = [
+                    Input(
+                        shape=tuple(batch_shape[1:]), batch_size=batch_shape[0], name=lcfg["name"], dtype=lcfg["dtype"]
+                    )
+                ]
                 continue
             layer = made.get(key[0])
             if layer is None:
                 child = mplan.children.get(key[0])
-                layer = made[key[0]] = (_build_model(child) if child is not None
-                                        else layer_class(kind).from_config(dict(lcfg)))
+                layer = made[key[0]] = (
+                    _build_model(child) if child is not None else layer_class(kind).from_config(dict(lcfg))
+                )
             args = [values[(r[0], r[1])][r[2]] for r in mplan.nodes[key]]
             out = layer(args if takes_list(layer) else args[0])
             values[key] = list(out) if isinstance(out, (list, tuple)) else [out]
         refs = (cfg["input_layers"], cfg["output_layers"])
-        ins, outs = [[values[(r[0], r[1])][r[2]] for r in (rs if multi else [rs])]
-                     for rs, multi in zip(refs, (mplan.multi_in, mplan.multi_out))]
+        ins, outs = [
+            [values[(r[0], r[1])][r[2]] for r in (rs if multi else [rs])]
+            for rs, multi in zip(refs, (mplan.multi_in, mplan.multi_out))
+        ]
         model = Model(ins if mplan.multi_in else ins[0], outs if mplan.multi_out else outs[0], name=cfg["name"])
     if not cfg["trainable"]:
         model.trainable = False
@@ -598,10 +662,15 @@ def build(plan, tensors, compile, source):
         by_path = layers_by_path(model)
         weight_of = dict(named)
         _common.restore_training_state(
-            model, state, compile,
+            model,
+            state,
+            compile,
             [(by_path[path], s) for path, s in state["rng"]["layers"].items()],
-            lambda: [(weight_of[path], {key: tensors[slot_tensor(path, key)] for key in keys})
-                     for path, keys in plan.slot_keys])
+            lambda: [
+                (weight_of[path], {key: tensors[slot_tensor(path, key)] for key in keys})
+                for path, keys in plan.slot_keys
+            ],
+        )
     return model
 
 

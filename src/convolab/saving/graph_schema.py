@@ -8,6 +8,7 @@ list of them when the model was given a list). Layers may be built-in layers, me
 :data:`MAX_DEPTH`), or a user's layer class registered as loadable (:mod:`.object_registry`). This module checks types and ranges only; references, cycles and shapes are
 checked by :func:`convolab.saving.graph_io.plan_graph`.
 """
+
 from __future__ import annotations
 
 from . import object_registry
@@ -58,8 +59,11 @@ def ref(v, where):
     """``[layer name, node index, tensor index]``."""
     if not isinstance(v, list) or len(v) != 3:
         _fail(where, "[layer name, node index, tensor index]", v)
-    return [name(v[0], f"{where}[0]"), integer(0, MAX_NODES - 1)(v[1], f"{where}[1]"),
-            integer(0, MAX_TENSORS - 1)(v[2], f"{where}[2]")]
+    return [
+        name(v[0], f"{where}[0]"),
+        integer(0, MAX_NODES - 1)(v[1], f"{where}[1]"),
+        integer(0, MAX_TENSORS - 1)(v[2], f"{where}[2]"),
+    ]
 
 
 def refs(v, where):
@@ -84,10 +88,12 @@ def _check_depth(where, depth):
 def _class_name(allowed):
     """A class name from ``allowed``, or the name of a user's layer class registered with
     ``keras.saving.register_keras_serializable`` (or in scope for this load)."""
+
     def check(v, where):
         if isinstance(v, str) and v not in allowed and object_registry.custom_layer_class(v) is not None:
             return string(MAX_PATH)(v, where)
         return string(64, allowed)(v, where)
+
     return check
 
 
@@ -118,21 +124,37 @@ def _entry_config(class_name, v, where, depth):
 
 def _stack_layer(v, where, depth):
     """An entry of a nested Sequential: ``{"class_name", "config"}``, a layer or a model."""
-    outer = obj({"class_name": _class_name(set(LAYER_SCHEMAS) | set(MODEL_CLASSES)), "config": lambda c, w: c})(v, where)
-    return {"class_name": outer["class_name"],
-            "config": _entry_config(outer["class_name"], outer["config"], f"{where}.config", depth)}
+    outer = obj({"class_name": _class_name(set(LAYER_SCHEMAS) | set(MODEL_CLASSES)), "config": lambda c, w: c})(
+        v, where
+    )
+    return {
+        "class_name": outer["class_name"],
+        "config": _entry_config(outer["class_name"], outer["config"], f"{where}.config", depth),
+    }
 
 
 def sequential_config(v, where, depth):
     _check_depth(where, depth)
-    return obj({"name": name, "dtype": string(16, {"float32", "float64"}), "input_shape": shape,
-                "trainable": boolean,
-                "layers": list_of(lambda e, w: _stack_layer(e, w, depth), 1, MAX_LAYERS)})(v, where)
+    return obj(
+        {
+            "name": name,
+            "dtype": string(16, {"float32", "float64"}),
+            "input_shape": shape,
+            "trainable": boolean,
+            "layers": list_of(lambda e, w: _stack_layer(e, w, depth), 1, MAX_LAYERS),
+        }
+    )(v, where)
 
 
 def _graph_layer(v, where, depth):
-    outer = obj({"class_name": _class_name(ENTRY_CLASSES), "name": name, "config": lambda c, w: c,
-                 "inbound_nodes": list_of(list_of(ref, 1, MAX_TENSORS), 0, MAX_NODES)})(v, where)
+    outer = obj(
+        {
+            "class_name": _class_name(ENTRY_CLASSES),
+            "name": name,
+            "config": lambda c, w: c,
+            "inbound_nodes": list_of(list_of(ref, 1, MAX_TENSORS), 0, MAX_NODES),
+        }
+    )(v, where)
     outer["config"] = _entry_config(outer["class_name"], outer["config"], f"{where}.config", depth)
     if outer["config"]["name"] != outer["name"]:
         _fail(f"{where}.config.name", f"the entry's name {outer['name']!r}", outer["config"]["name"])
@@ -141,9 +163,15 @@ def _graph_layer(v, where, depth):
 
 def functional_config(v, where, depth=0):
     _check_depth(where, depth)
-    return obj({"name": name, "trainable": boolean,
-                "layers": list_of(lambda e, w: _graph_layer(e, w, depth), 1, MAX_LAYERS),
-                "input_layers": refs, "output_layers": refs})(v, where)
+    return obj(
+        {
+            "name": name,
+            "trainable": boolean,
+            "layers": list_of(lambda e, w: _graph_layer(e, w, depth), 1, MAX_LAYERS),
+            "input_layers": refs,
+            "output_layers": refs,
+        }
+    )(v, where)
 
 
 def _layer_rngs(v, where):
@@ -155,17 +183,23 @@ def _layer_rngs(v, where):
     return {key: rng_state_schema(state, f"{where}.{key}") for key, state in v.items()}
 
 
-training_state_schema = obj({
-    "iterations": integer(0, 2**62),
-    "optimizer_slots": integer(0, MAX_INT),
-    "rng": obj({"global": nullable(rng_state_schema), "layers": _layer_rngs}),
-}, {"optimizer_globals": obj({}, {"u_product": number(0, 1)})})
+training_state_schema = obj(
+    {
+        "iterations": integer(0, 2**62),
+        "optimizer_slots": integer(0, MAX_INT),
+        "rng": obj({"global": nullable(rng_state_schema), "layers": _layer_rngs}),
+    },
+    {"optimizer_globals": obj({}, {"u_product": number(0, 1)})},
+)
 
-graph_document = obj({**_header,
-                      "model": obj({"class_name": string(32, {"Functional"}),
-                                    "config": lambda v, w: functional_config(v, w)}),
-                      "compile": nullable(compile_schema),
-                      "training_state": nullable(training_state_schema)})
+graph_document = obj(
+    {
+        **_header,
+        "model": obj({"class_name": string(32, {"Functional"}), "config": lambda v, w: functional_config(v, w)}),
+        "compile": nullable(compile_schema),
+        "training_state": nullable(training_state_schema),
+    }
+)
 
 _variable = obj({"path": string(MAX_PATH), "shape": list_of(integer(0, MAX_INT), 0, 8)})
 #: a weights file of any model: each weight's path and shape, in ``model.weights`` order

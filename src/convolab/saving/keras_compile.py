@@ -18,6 +18,7 @@ every argument in range) before any object is made; Keras's arguments that mean 
 accepted only with their neutral value (``clipnorm: null``, ``use_ema: false``, ``reduction:
 "sum_over_batch_size"``...), anything else is refused by name.
 """
+
 from __future__ import annotations
 
 from .container import short_repr
@@ -27,12 +28,24 @@ from .errors import ModelFileError
 _EXECUTION_KEYS = {"run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss"}
 _KEYS = {"optimizer", "loss", "loss_weights", "metrics", "weighted_metrics"} | _EXECUTION_KEYS
 #: optimizer arguments Keras writes, with the values that mean what convolab does
-_OPTIMIZER_NEUTRAL = {"weight_decay": (None,), "clipnorm": (None,), "clipvalue": (None,), "global_clipnorm": (None,),
-                      "use_ema": (False,), "ema_overwrite_frequency": (None,), "loss_scale_factor": (None,),
-                      "gradient_accumulation_steps": (None,)}
+_OPTIMIZER_NEUTRAL = {
+    "weight_decay": (None,),
+    "clipnorm": (None,),
+    "clipvalue": (None,),
+    "global_clipnorm": (None,),
+    "use_ema": (False,),
+    "ema_overwrite_frequency": (None,),
+    "loss_scale_factor": (None,),
+    "gradient_accumulation_steps": (None,),
+}
 #: loss arguments Keras writes, with the values that mean what convolab does
-_LOSS_NEUTRAL = {"reduction": ("sum_over_batch_size",), "ignore_class": (None,), "axis": (-1,),
-                 "dtype": (None, "float32"), "label_smoothing": (0,)}
+_LOSS_NEUTRAL = {
+    "reduction": ("sum_over_batch_size",),
+    "ignore_class": (None,),
+    "axis": (-1,),
+    "dtype": (None, "float32"),
+    "label_smoothing": (0,),
+}
 
 
 def _fail(where, expected, got):
@@ -62,14 +75,19 @@ def to_keras(comp):
         trained = [o for o in comp["outputs"] if o["loss"] is not None]
         weighted = {o["name"]: _keras_metrics(o["weighted_metrics"]) for o in comp["outputs"] if o["weighted_metrics"]}
         # an output without a loss is left out of the dicts: Keras then trains it on nothing either
-        out.update(loss={o["name"]: _keras_object("keras.losses", o["loss"]) for o in trained},
-                   loss_weights={o["name"]: o["loss_weight"] for o in trained},
-                   metrics={o["name"]: _keras_metrics(o["metrics"]) for o in comp["outputs"] if o["metrics"]},
-                   weighted_metrics=weighted or None)
+        out.update(
+            loss={o["name"]: _keras_object("keras.losses", o["loss"]) for o in trained},
+            loss_weights={o["name"]: o["loss_weight"] for o in trained},
+            metrics={o["name"]: _keras_metrics(o["metrics"]) for o in comp["outputs"] if o["metrics"]},
+            weighted_metrics=weighted or None,
+        )
     else:
-        out.update(loss=_keras_object("keras.losses", comp["loss"]), loss_weights=None,
-                   metrics=_keras_metrics(comp["metrics"]),
-                   weighted_metrics=_keras_metrics(comp.get("weighted_metrics", [])) or None)
+        out.update(
+            loss=_keras_object("keras.losses", comp["loss"]),
+            loss_weights=None,
+            metrics=_keras_metrics(comp["metrics"]),
+            weighted_metrics=_keras_metrics(comp.get("weighted_metrics", [])) or None,
+        )
     out.update(run_eagerly=False, steps_per_execution=1, jit_compile=False)
     return out
 
@@ -197,13 +215,24 @@ def from_keras(cfg, output_names, where):
             out[key] = _metric_list(value, f"{where}.{key}")
         return out
     losses = _per_output(cfg["loss"], output_names, f"{where}.loss", nested=False)
-    weights = (_per_output(weights, output_names, f"{where}.loss_weights", nested=False) if weights is not None
-               else [(1.0, None)] * len(output_names))
-    metrics = [_per_output(cfg.get(k), output_names, f"{where}.{k}", nested=True)
-               for k in ("metrics", "weighted_metrics")]
-    out["outputs"] = [{"name": name, "loss": _loss(l, lw), "loss_weight": 1.0 if w is None else w,
-                       "metrics": _metric_list(m, mw), "weighted_metrics": _metric_list(wm, wmw)}
-                      for name, (l, lw), (w, _), (m, mw), (wm, wmw) in zip(output_names, losses, weights, *metrics)]
+    weights = (
+        _per_output(weights, output_names, f"{where}.loss_weights", nested=False)
+        if weights is not None
+        else [(1.0, None)] * len(output_names)
+    )
+    metrics = [
+        _per_output(cfg.get(k), output_names, f"{where}.{k}", nested=True) for k in ("metrics", "weighted_metrics")
+    ]
+    out["outputs"] = [
+        {
+            "name": name,
+            "loss": _loss(l, lw),
+            "loss_weight": 1.0 if w is None else w,
+            "metrics": _metric_list(m, mw),
+            "weighted_metrics": _metric_list(wm, wmw),
+        }
+        for name, (l, lw), (w, _), (m, mw), (wm, wmw) in zip(output_names, losses, weights, *metrics)
+    ]
     return out
 
 

@@ -16,6 +16,7 @@ way in for user code is a layer class the user registered (:mod:`.object_registr
 entry naming it (by ``registered_name`` ``"package>name"``, or by class name) is built by that
 class's ``from_config``; its module is never imported.
 """
+
 from __future__ import annotations
 
 from .container import short_repr
@@ -29,11 +30,20 @@ _OBJECT_KEYS = {"module", "class_name", "config", "registered_name", "shared_obj
 _ENTRY_KEYS = _OBJECT_KEYS | {"build_config", "compile_config", "name", "inbound_nodes"}
 _DTYPE_POLICIES = {"DTypePolicy", "FloatDTypePolicy"}
 #: keys Keras writes that convolab has no use for, accepted only with these values
-_NEUTRAL = {"data_format": ("channels_last", None), "noise_shape": (None,), "lora_rank": (None,),
-            "lora_alpha": (None,), "quantization_config": (None,),
-            "sparse": (False,), "ragged": (False,), "optional": (False,), "axis@Softmax": (-1,),
-            # Keras 3.15's BatchNormalization: batch renormalization, off
-            "renorm@BatchNormalization": (False,), "renorm_clipping@BatchNormalization": (None,)}
+_NEUTRAL = {
+    "data_format": ("channels_last", None),
+    "noise_shape": (None,),
+    "lora_rank": (None,),
+    "lora_alpha": (None,),
+    "quantization_config": (None,),
+    "sparse": (False,),
+    "ragged": (False,),
+    "optional": (False,),
+    "axis@Softmax": (-1,),
+    # Keras 3.15's BatchNormalization: batch renormalization, off
+    "renorm@BatchNormalization": (False,),
+    "renorm_clipping@BatchNormalization": (None,),
+}
 #: keys Keras writes that mean nothing with the values above (renorm off): any number in their range
 _IGNORED_NUMBERS = {"renorm_momentum@BatchNormalization": (0.0, 1.0)}
 #: classes whose convolab config keeps ``data_format``
@@ -63,8 +73,10 @@ def _check_class(v, where, allowed, custom=False):
     ``custom_object_scope`` or ``load_model(custom_objects=...)``); anything else is refused."""
     cls = _check_object(v, where, _ENTRY_KEYS)
     if cls == "Lambda":
-        raise ModelFileError(f"{where}: a Lambda layer holds Python code, which convolab never runs from a file; "
-                             "rebuild that part of the model in code")
+        raise ModelFileError(
+            f"{where}: a Lambda layer holds Python code, which convolab never runs from a file; "
+            "rebuild that part of the model in code"
+        )
     module, registered = v.get("module"), v.get("registered_name")
     keras_module = module is None or (isinstance(module, str) and (module == "keras" or module.startswith("keras.")))
     if cls in allowed and keras_module and registered in (None, cls):
@@ -77,10 +89,13 @@ def _check_class(v, where, allowed, custom=False):
             raise ModelFileError(
                 f"{where}: the custom class {registered or cls!r} (module {module!r}) is not registered; decorate it "
                 "with @keras.saving.register_keras_serializable() or pass custom_objects={" + repr(cls) + ": "
-                f"{cls}}} to load_model (convolab never imports code a file names)")
+                f"{cls}}} to load_model (convolab never imports code a file names)"
+            )
     if cls not in allowed:
-        raise ModelFileError(f"{where}: convolab has no layer class {cls!r}; it reads {', '.join(sorted(allowed))} "
-                             "and the custom layers registered with keras.saving.register_keras_serializable")
+        raise ModelFileError(
+            f"{where}: convolab has no layer class {cls!r}; it reads {', '.join(sorted(allowed))} "
+            "and the custom layers registered with keras.saving.register_keras_serializable"
+        )
     if not keras_module:
         _fail(f"{where}.module", "a Keras module ('keras', 'keras.layers'...)", module)
     _fail(f"{where}.registered_name", f"null or {cls!r} (a built-in class, never a custom object)", registered)
@@ -102,8 +117,12 @@ def _initializer(v, where):
     cls = _check_object(v, where)
     cfg = v.get("config", {})
     # Keras 3.10+ writes input_axes/output_axes (None: the usual fan-in and fan-out) for Glorot and He
-    if (v.get("registered_name") is not None or not isinstance(cfg, dict) or set(cfg) - {"seed", *_FAN_AXES}
-            or any(cfg.get(key) is not None for key in _FAN_AXES)):
+    if (
+        v.get("registered_name") is not None
+        or not isinstance(cfg, dict)
+        or set(cfg) - {"seed", *_FAN_AXES}
+        or any(cfg.get(key) is not None for key in _FAN_AXES)
+    ):
         _fail(where, "a built-in initializer without arguments other than seed (input_axes and output_axes null)", v)
     return snake_case(cls)  # the schema checks that convolab knows it
 
@@ -113,8 +132,11 @@ def _penalty(v, where):
     schema then checks the class (L1, L2, L1L2, MaxNorm...) and its arguments."""
     cls = _check_object(v, where)
     if v.get("registered_name") is not None:
-        _fail(f"{where}.registered_name", "null (a built-in regularizer or constraint, never a custom one)",
-              v["registered_name"])
+        _fail(
+            f"{where}.registered_name",
+            "null (a built-in regularizer or constraint, never a custom one)",
+            v["registered_name"],
+        )
     return {"class_name": cls, "config": v.get("config", {})}
 
 
@@ -198,7 +220,9 @@ def _sequential(cfg, where):
         _fail(f"{where}.layers", "a non-empty list", layers)
     entries, input_shape = [], None
     for i, e in enumerate(layers):
-        cls, lcfg = _entry(e, f"{where}.layers[{i}]", ENTRY_CLASSES - {"InputLayer"} | ({"InputLayer"} if i == 0 else set()))
+        cls, lcfg = _entry(
+            e, f"{where}.layers[{i}]", ENTRY_CLASSES - {"InputLayer"} | ({"InputLayer"} if i == 0 else set())
+        )
         if cls == "InputLayer":
             input_shape = lcfg.get("batch_shape")
             if not isinstance(input_shape, list) or len(input_shape) < 2:
@@ -209,12 +233,19 @@ def _sequential(cfg, where):
     if input_shape is None:
         built = cfg.get("build_input_shape")
         if not isinstance(built, list) or len(built) < 2:
-            raise ModelFileError(f"{where}: no input shape (no InputLayer and no build_input_shape); convolab "
-                                 "builds a model only with a known input shape")
+            raise ModelFileError(
+                f"{where}: no input shape (no InputLayer and no build_input_shape); convolab "
+                "builds a model only with a known input shape"
+            )
         input_shape = built[1:]
     dtype = _dtype(cfg["dtype"], f"{where}.dtype") if "dtype" in cfg else "float32"
-    return {"name": cfg.get("name"), "dtype": dtype, "input_shape": input_shape,
-            "trainable": cfg.get("trainable", True), "layers": entries}
+    return {
+        "name": cfg.get("name"),
+        "dtype": dtype,
+        "input_shape": input_shape,
+        "trainable": cfg.get("trainable", True),
+        "layers": entries,
+    }
 
 
 def _tensor_ref(t, where):
@@ -236,10 +267,8 @@ def _node(node, where):
     # Keras 3 writes ``mask: null`` and, for a layer built while the graph was traced in inference,
     # ``training: false``; both are what convolab does anyway (a model's own training flag wins in Keras
     # too: ``Functional._run_through_graph`` passes it to every layer that takes one)
-    if not (isinstance(kwargs, dict) and all(v is None or (k == "training" and v is False)
-                                             for k, v in kwargs.items())):
-        _fail(f"{where}.kwargs", "no arguments besides the input tensors (mask null, training false or null)",
-              kwargs)
+    if not (isinstance(kwargs, dict) and all(v is None or (k == "training" and v is False) for k, v in kwargs.items())):
+        _fail(f"{where}.kwargs", "no arguments besides the input tensors (mask null, training false or null)", kwargs)
     if not isinstance(args, list) or len(args) != 1:
         _fail(f"{where}.args", "one argument: a tensor or a list of tensors", args)
     arg = args[0]
@@ -271,12 +300,22 @@ def _functional(cfg, where):
         if not isinstance(nodes, list):
             _fail(f"{at}.inbound_nodes", "a list", nodes)
         name = e.get("name", lcfg.get("name") if isinstance(lcfg, dict) else None)
-        entries.append({"class_name": cls, "name": name, "config": lcfg,
-                        "inbound_nodes": [_node(n, f"{at}.inbound_nodes[{k}]") for k, n in enumerate(nodes)]})
+        entries.append(
+            {
+                "class_name": cls,
+                "name": name,
+                "config": lcfg,
+                "inbound_nodes": [_node(n, f"{at}.inbound_nodes[{k}]") for k, n in enumerate(nodes)],
+            }
+        )
     functional = {e["name"] for e in entries if e["class_name"] == "Functional"}
-    return {"name": cfg.get("name"), "trainable": cfg.get("trainable", True), "layers": entries,
-            "input_layers": _model_refs(cfg.get("input_layers"), functional, -1, f"{where}.input_layers"),
-            "output_layers": _model_refs(cfg.get("output_layers"), functional, -1, f"{where}.output_layers")}
+    return {
+        "name": cfg.get("name"),
+        "trainable": cfg.get("trainable", True),
+        "layers": entries,
+        "input_layers": _model_refs(cfg.get("input_layers"), functional, -1, f"{where}.input_layers"),
+        "output_layers": _model_refs(cfg.get("output_layers"), functional, -1, f"{where}.output_layers"),
+    }
 
 
 def _model_refs(v, functional, shift, where):
@@ -288,7 +327,7 @@ def _model_refs(v, functional, shift, where):
         return v
     one = not isinstance(v[0], list)
     out = []
-    for r in ([v] if one else v):
+    for r in [v] if one else v:
         if isinstance(r, list) and len(r) == 3 and r[0] in functional and isinstance(r[1], int):
             if r[1] + shift < 0:
                 _fail(where, f"a node index of at least 1 for the nested functional model {r[0]!r}", r)
@@ -304,8 +343,12 @@ def _policy(dtype):
 
 def _keras_initializer(name):
     cls = "".join(part.capitalize() for part in name.split("_"))
-    return {"module": "keras.initializers", "class_name": cls,
-            "config": {} if name in ("zeros", "ones") else {"seed": None}, "registered_name": None}
+    return {
+        "module": "keras.initializers",
+        "class_name": cls,
+        "config": {} if name in ("zeros", "ones") else {"seed": None},
+        "registered_name": None,
+    }
 
 
 def keras_layer_config(cls, cfg):
@@ -334,8 +377,12 @@ def _custom_layer_object(entry):
     """A user's layer as Keras writes it: its module and class, ``registered_name`` ``"package>name"``
     when registered (else the class name), the dtype as a policy, its other keys as they are."""
     cfg = {k: (_policy(v) if k == "dtype" else v) for k, v in entry["config"].items() if k != "input_shape"}
-    return {"module": entry["module"], "class_name": entry["python_class"], "config": cfg,
-            "registered_name": entry["registered_name"]}
+    return {
+        "module": entry["module"],
+        "class_name": entry["python_class"],
+        "config": cfg,
+        "registered_name": entry["registered_name"],
+    }
 
 
 def _object(e, model):
@@ -347,8 +394,9 @@ def _object(e, model):
 
 
 def _input_layer(name, dtype, batch_shape):
-    return _layer_object("InputLayer", {"batch_shape": list(batch_shape), "dtype": dtype, "sparse": False,
-                                        "name": name})
+    return _layer_object(
+        "InputLayer", {"batch_shape": list(batch_shape), "dtype": dtype, "sparse": False, "name": name}
+    )
 
 
 def to_keras(entry, model):
@@ -359,10 +407,19 @@ def to_keras(entry, model):
         layers = [_input_layer(f"{cfg['name']}_input", cfg["dtype"], shape)]
         for e, layer in zip(cfg["layers"], model.layers):
             layers.append(_object(e, layer))
-        return {"module": "keras", "class_name": "Sequential", "registered_name": None,
-                "config": {"name": cfg["name"], "trainable": cfg["trainable"], "dtype": _policy(cfg["dtype"]),
-                           "layers": layers, "build_input_shape": shape},
-                "build_config": {"input_shape": shape}}
+        return {
+            "module": "keras",
+            "class_name": "Sequential",
+            "registered_name": None,
+            "config": {
+                "name": cfg["name"],
+                "trainable": cfg["trainable"],
+                "dtype": _policy(cfg["dtype"]),
+                "layers": layers,
+                "build_input_shape": shape,
+            },
+            "build_config": {"input_shape": shape},
+        }
     shapes = _tensor_shapes(model)
     functional = {e["name"] for e in cfg["layers"] if e["class_name"] == "Functional"}
     layers = []
@@ -375,14 +432,26 @@ def to_keras(entry, model):
         nodes = []
         for node in e["inbound_nodes"]:
             tensors = [_keras_tensor(r, shapes) for r in node]
-            nodes.append({"args": [tensors if len(tensors) > 1 or _takes_list(model.get_layer(name)) else tensors[0]],
-                          "kwargs": {}})
+            nodes.append(
+                {
+                    "args": [tensors if len(tensors) > 1 or _takes_list(model.get_layer(name)) else tensors[0]],
+                    "kwargs": {},
+                }
+            )
         layers.append({**obj, "name": name, "inbound_nodes": nodes})
-    return {"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
-            "config": {"name": cfg["name"], "trainable": cfg["trainable"], "layers": layers,
-                       "input_layers": _listed(_model_refs(cfg["input_layers"], functional, 1, "")),
-                       "output_layers": _listed(_model_refs(cfg["output_layers"], functional, 1, ""))},
-            "build_config": {"input_shape": None}}
+    return {
+        "module": "keras.src.models.functional",
+        "class_name": "Functional",
+        "registered_name": "Functional",
+        "config": {
+            "name": cfg["name"],
+            "trainable": cfg["trainable"],
+            "layers": layers,
+            "input_layers": _listed(_model_refs(cfg["input_layers"], functional, 1, "")),
+            "output_layers": _listed(_model_refs(cfg["output_layers"], functional, 1, "")),
+        },
+        "build_config": {"input_shape": None},
+    }
 
 
 def unique_layer_names(doc):

@@ -24,6 +24,7 @@ the size of their data, member names that are text, and no layer group the model
 h5py raises for a damaged file becomes ModelFileError; HDF5 reads the file as it goes (from an
 open file, never a path: no file locks), so memory holds the weights and little more.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -198,8 +199,10 @@ def _child(h5py, group, name, kind, where, required=False):
             raise ModelFileError(f"{where}: {group.name} lists {name!r} but it cannot be opened (a damaged file)")
         return None
     if not isinstance(link, h5py.HardLink):
-        raise ModelFileError(f"{where}: {group.name}/{name} is a {type(link).__name__}; expected a plain "
-                             "group or dataset (links to elsewhere are never followed)")
+        raise ModelFileError(
+            f"{where}: {group.name}/{name} is a {type(link).__name__}; expected a plain "
+            "group or dataset (links to elsewhere are never followed)"
+        )
     obj = group[name]
     if not isinstance(obj, kind):
         raise ModelFileError(f"{where}: {obj.name} is a {type(obj).__name__}; expected a {kind.__name__}")
@@ -220,26 +223,32 @@ def _check_dataset(ds, i, shape, where):
     if ds.dtype.kind != "f":
         raise ModelFileError(f"{where}: variable {i} has dtype {ds.dtype}; expected a float dtype")
     if ds.shape is None:
-        raise ModelFileError(f"{where}: variable {i} holds no array (an empty dataspace); expected shape "
-                             f"{tuple(shape)}")
+        raise ModelFileError(
+            f"{where}: variable {i} holds no array (an empty dataspace); expected shape {tuple(shape)}"
+        )
     if tuple(ds.shape) != tuple(shape):
         raise ModelFileError(f"{where}: variable {i} has shape {tuple(ds.shape)}; expected {tuple(shape)}")
     if ds.external or ds.is_virtual:
         raise ModelFileError(f"{where}: variable {i} keeps its data outside the file; refused")
     dcpl = ds.id.get_create_plist()
     filters = [dcpl.get_filter(k) for k in range(dcpl.get_nfilters())]
-    inflating = [f"{f[3].decode(errors='replace') or 'filter'} ({f[0]})" for f in filters
-                 if f[0] not in _SIZE_KEEPING_FILTERS]
+    inflating = [
+        f"{f[3].decode(errors='replace') or 'filter'} ({f[0]})" for f in filters if f[0] not in _SIZE_KEEPING_FILTERS
+    ]
     if inflating:
-        raise ModelFileError(f"{where}: variable {i} is stored compressed ({', '.join(inflating)}); convolab reads "
-                             "uncompressed weights only, as Keras writes them (rewrite the file with "
-                             "`h5repack -f NONE`)")
+        raise ModelFileError(
+            f"{where}: variable {i} is stored compressed ({', '.join(inflating)}); convolab reads "
+            "uncompressed weights only, as Keras writes them (rewrite the file with "
+            "`h5repack -f NONE`)"
+        )
     if ds.chunks is not None:
         chunk = int(np.prod(ds.chunks, dtype=object)) * ds.dtype.itemsize
         data = int(np.prod(shape, dtype=object)) * ds.dtype.itemsize
         if chunk > data + _CHUNK_SLACK_BYTES:
-            raise ModelFileError(f"{where}: variable {i} is stored in chunks of {ds.chunks} ({chunk:,} bytes) for "
-                                 f"{data:,} bytes of data; at most {_CHUNK_SLACK_BYTES:,} bytes more are allowed")
+            raise ModelFileError(
+                f"{where}: variable {i} is stored in chunks of {ds.chunks} ({chunk:,} bytes) for "
+                f"{data:,} bytes of data; at most {_CHUNK_SLACK_BYTES:,} bytes more are allowed"
+            )
 
 
 def _read_layer(h5py, f, path, layer, source):
@@ -260,8 +269,9 @@ def _read_layer(h5py, f, path, layer, source):
     keys = _names(vars_, where) if vars_ is not None else []
     expected = [str(i) for i in range(len(want))]
     if keys != sorted(expected):
-        raise ModelFileError(f"{where}: holds variables {keys}; expected {expected} "
-                             f"(shapes {[tuple(s) for s in want]})")
+        raise ModelFileError(
+            f"{where}: holds variables {keys}; expected {expected} (shapes {[tuple(s) for s in want]})"
+        )
     datasets = []
     for i, shape in enumerate(want):
         ds = _child(h5py, vars_, str(i), h5py.Dataset, source, required=True)
@@ -292,13 +302,17 @@ def read_into(model, data, source):
 def _checked_arrays(h5py, f, slots, source, model):
     """``[(layer, [array])]`` from the open file ``f``, read only once the whole file fits ``model``."""
     if _child(h5py, f, "layers", h5py.Group, source) is None:
-        hint = (" (this looks like a Keras 2 .h5 file; convolab reads Keras 3's .weights.h5 layout)"
-                if "model_weights" in f or "layer_names" in f.attrs else "")
+        hint = (
+            " (this looks like a Keras 2 .h5 file; convolab reads Keras 3's .weights.h5 layout)"
+            if "model_weights" in f or "layer_names" in f.attrs
+            else ""
+        )
         raise ModelFileError(f"{source}: no /layers group; expected Keras 3's .weights.h5 layout{hint}")
     root_vars = _child(h5py, f, "vars", h5py.Group, source)
     if root_vars is not None and len(root_vars):
-        raise ModelFileError(f"{source}: /vars holds {len(root_vars)} variable(s); {model.describe()} has none "
-                             "of its own")
+        raise ModelFileError(
+            f"{source}: /vars holds {len(root_vars)} variable(s); {model.describe()} has none of its own"
+        )
     known = {p for p, _ in slots}
     _check_no_strangers(h5py, f["layers"], "layers", known, source, model)
     plan = [(layer, _read_layer(h5py, f, path, layer, source)) for path, layer in slots]
@@ -309,8 +323,10 @@ def _check_no_strangers(h5py, group, path, known, source, model):
     for name in _names(group, source):
         sub = f"{path}/{name}"
         if sub not in known:
-            raise ModelFileError(f"{source}: group /{sub} names a layer {model.describe()} does not have; its "
-                                 f"layers are stored as {sorted(known)[:12]}")
+            raise ModelFileError(
+                f"{source}: group /{sub} names a layer {model.describe()} does not have; its "
+                f"layers are stored as {sorted(known)[:12]}"
+            )
         child = _child(h5py, group, name, h5py.Group, source, required=True)
         layers = _child(h5py, child, "layers", h5py.Group, source)
         if layers is not None:
@@ -356,5 +372,21 @@ def load_weights_h5(model, path):
 #: the guards, for the other HDF5 reader (:mod:`.legacy_h5`)
 damage_refused, child, member_names, check_dataset, DAMAGE = _damage_refused, _child, _names, _check_dataset, _DAMAGE
 
-__all__ = ["DAMAGE", "INSTALL_HINT", "check_dataset", "child", "damage_refused", "member_names", "is_hdf5", "layer_slots", "load_weights_h5", "open_capped", "read_into", "require_h5py",
-           "save_weights_h5", "snake_case", "weights_h5_bytes", "weights_member_cap"]
+__all__ = [
+    "DAMAGE",
+    "INSTALL_HINT",
+    "check_dataset",
+    "child",
+    "damage_refused",
+    "member_names",
+    "is_hdf5",
+    "layer_slots",
+    "load_weights_h5",
+    "open_capped",
+    "read_into",
+    "require_h5py",
+    "save_weights_h5",
+    "snake_case",
+    "weights_h5_bytes",
+    "weights_member_cap",
+]

@@ -16,6 +16,7 @@ structures: :func:`.keras_h5.weights_member_cap`), and it is inflated in 1 MiB p
 anonymous temporary file that HDF5 reads from, so a small file cannot make the loader inflate
 gigabytes into memory; the weights are checked against the built model before any is set.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -56,8 +57,11 @@ def save_keras(model, path):
     config = keras_architecture(model, ".keras file")
     if getattr(model, "compiled", False):
         config["compile_config"] = keras_compile_config(model)
-    metadata = {"keras_version": KERAS_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
-                "written_by": "convolab"}
+    metadata = {
+        "keras_version": KERAS_VERSION,
+        "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
+        "written_by": "convolab",
+    }
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr(METADATA, json.dumps(metadata))
@@ -75,9 +79,13 @@ def keras_architecture(model, kind):
     if renamed:
         import warnings
 
-        warnings.warn(f"save_model: Keras requires distinct layer names within a model, so the {kind} renames "
-                      + ", ".join(f"layer {old!r} of {m!r} to {new!r}" for m, old, new in renamed)
-                      + " (the model itself keeps its names)", UserWarning, stacklevel=6)
+        warnings.warn(
+            f"save_model: Keras requires distinct layer names within a model, so the {kind} renames "
+            + ", ".join(f"layer {old!r} of {m!r} to {new!r}" for m, old, new in renamed)
+            + " (the model itself keeps its names)",
+            UserWarning,
+            stacklevel=6,
+        )
     return config
 
 
@@ -110,9 +118,13 @@ def keras_compile_config(model):
     if model.optimizer.iterations:
         import warnings
 
-        warnings.warn("save_model: a Keras file (.keras, legacy .h5) written by convolab holds the compile settings but not the "
-                      "optimizer's state (moments, step count), which restarts on load; save to a .convolab file "
-                      "to resume training exactly", UserWarning, stacklevel=5)
+        warnings.warn(
+            "save_model: a Keras file (.keras, legacy .h5) written by convolab holds the compile settings but not the "
+            "optimizer's state (moments, step count), which restarts on load; save to a .convolab file "
+            "to resume training exactly",
+            UserWarning,
+            stacklevel=5,
+        )
     return keras_compile.to_keras(comp)
 
 
@@ -145,8 +157,10 @@ class _KerasZip:
         names = [i.filename for i in infos]
         strange = sorted(set(names) - set(_CAPS))
         if strange or len(set(names)) != len(names):
-            raise ModelFileError(f"{self.source}: the zip holds {names[:12]}; a .keras file of convolab's layers "
-                                 f"holds only {sorted(_CAPS)}, each once (unexpected: {strange[:12]})")
+            raise ModelFileError(
+                f"{self.source}: the zip holds {names[:12]}; a .keras file of convolab's layers "
+                f"holds only {sorted(_CAPS)}, each once (unexpected: {strange[:12]})"
+            )
         missing = [n for n in need if n not in names]
         if missing:
             raise ModelFileError(f"{self.source}: the zip lacks {missing}; it holds {names}")
@@ -168,8 +182,10 @@ class _KerasZip:
         if info.flag_bits & 0x1:
             raise ModelFileError(f"{self.source}: {name} is encrypted")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise ModelFileError(f"{self.source}: {name} uses compression method {info.compress_type}; "
-                                 "expected stored (0) or deflated (8)")
+            raise ModelFileError(
+                f"{self.source}: {name} uses compression method {info.compress_type}; "
+                "expected stored (0) or deflated (8)"
+            )
         if info.file_size > cap:
             raise ModelFileError(f"{self.source}: {name} is {info.file_size:,} bytes; at most {cap:,}{self.why(name)}")
         written = 0
@@ -219,7 +235,9 @@ def plan_keras_config(doc, source):
     kind, cfg = from_keras(doc, f"{source}: config.json")
     where = f"{source}: model"
     try:
-        cfg = (graph_schema.sequential_config if kind == "Sequential" else graph_schema.functional_config)(cfg, where, 0)
+        cfg = (graph_schema.sequential_config if kind == "Sequential" else graph_schema.functional_config)(
+            cfg, where, 0
+        )
         totals = graph_io._Totals()
         plan = graph_io._plan_model(kind, cfg, "", True, where, totals)
     except RecursionError:
@@ -240,8 +258,10 @@ def _check_weight_bytes(plan, available, source):
     for dtype, shape in plan.totals_expected.values():
         need += int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
     if need > available:
-        raise ModelFileError(f"{source}: the architecture needs {need:,} bytes of weights; {WEIGHTS} is "
-                             f"{available:,} bytes, so it cannot hold them")
+        raise ModelFileError(
+            f"{source}: the architecture needs {need:,} bytes of weights; {WEIGHTS} is "
+            f"{available:,} bytes, so it cannot hold them"
+        )
 
 
 def load_keras(path, compile=True):
@@ -287,9 +307,11 @@ def compile_from_keras_config(model, compile_config, source):
         optimizer, args = _common.compile_objects(schema.compile_schema(comp, where), source)
         model.compile(optimizer=optimizer, **args)
     except (ValueError, TypeError) as e:  # ModelFileError included
-        raise ModelFileError(f"{e}; load with compile=False to skip the compile settings"
-                             if isinstance(e, ModelFileError) else
-                             f"{where}: the compile settings are refused: {e}") from None
+        raise ModelFileError(
+            f"{e}; load with compile=False to skip the compile settings"
+            if isinstance(e, ModelFileError)
+            else f"{where}: the compile settings are refused: {e}"
+        ) from None
 
 
 def load_weights_keras(model, path):
@@ -303,5 +325,13 @@ def load_weights_keras(model, path):
         read_into(model, weights, f"{os.fspath(path)}: {WEIGHTS}")
 
 
-__all__ = ["compile_from_keras_config", "is_zip", "keras_architecture", "keras_compile_config", "load_keras",
-           "load_weights_keras", "plan_keras_config", "save_keras"]
+__all__ = [
+    "compile_from_keras_config",
+    "is_zip",
+    "keras_architecture",
+    "keras_compile_config",
+    "load_keras",
+    "load_weights_keras",
+    "plan_keras_config",
+    "save_keras",
+]

@@ -26,6 +26,7 @@ Reading takes the guards of :mod:`.keras_h5`: the file's size is capped, only ha
 followed, every dataset must be an uncompressed float array of exactly the shape the built
 model expects, and every check passes before any weight is set. Every failure is ModelFileError.
 """
+
 from __future__ import annotations
 
 import io
@@ -83,14 +84,17 @@ def legacy_h5_bytes(model, include_optimizer=True) -> bytes:
     layers = list(model.layers)
     names = [layer.name for layer in layers]
     if len(set(names)) != len(names):
-        raise ValueError(f"save_model: {model.describe()} has layers that share a name; a legacy .h5 file keeps "
-                         "each layer's weights under its name: give the layers distinct names")
+        raise ValueError(
+            f"save_model: {model.describe()} has layers that share a name; a legacy .h5 file keeps "
+            "each layer's weights under its name: give the layers distinct names"
+        )
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:
         f.attrs["keras_version"] = KERAS_VERSION
         f.attrs["backend"] = BACKEND
-        f.attrs["model_config"] = json.dumps({"class_name": config["class_name"], "config": config["config"]},
-                                             allow_nan=False)
+        f.attrs["model_config"] = json.dumps(
+            {"class_name": config["class_name"], "config": config["config"]}, allow_nan=False
+        )
         if include_optimizer and getattr(model, "compiled", False):
             f.attrs["training_config"] = json.dumps(_training_config(model), allow_nan=False)
         group = f.create_group("model_weights")
@@ -119,8 +123,10 @@ def _text_attr(attrs, key, source, required=False):
     """A string attribute (bytes or str, as Keras 2 and 3 write it), capped; None if absent."""
     if key not in attrs:
         if required:
-            raise ModelFileError(f"{source}: no {key!r} attribute; this is not a Keras model file (a weights-only "
-                                 ".h5? build the model in code and call model.load_weights)")
+            raise ModelFileError(
+                f"{source}: no {key!r} attribute; this is not a Keras model file (a weights-only "
+                ".h5? build the model in code and call model.load_weights)"
+            )
         return None
     value = attrs[key]
     if isinstance(value, np.ndarray) and value.shape == ():
@@ -133,8 +139,9 @@ def _text_attr(attrs, key, source, required=False):
     if not isinstance(value, str):
         raise ModelFileError(f"{source}: attribute {key!r} must be a string; got {type(value).__name__}")
     if len(value) > MAX_DOCUMENT_BYTES:
-        raise ModelFileError(f"{source}: attribute {key!r} is {len(value):,} characters; at most "
-                             f"{MAX_DOCUMENT_BYTES:,}")
+        raise ModelFileError(
+            f"{source}: attribute {key!r} is {len(value):,} characters; at most {MAX_DOCUMENT_BYTES:,}"
+        )
     return value
 
 
@@ -151,8 +158,9 @@ def _names_attr(attrs, key, source):
     for chunk in chunks:
         arr = np.asarray(chunk)
         if arr.ndim != 1 or arr.size > MAX_NAMES:
-            raise ModelFileError(f"{source}: attribute {key!r} must be a list of at most {MAX_NAMES} names; got "
-                                 f"shape {arr.shape}")
+            raise ModelFileError(
+                f"{source}: attribute {key!r} must be a list of at most {MAX_NAMES} names; got shape {arr.shape}"
+            )
         if arr.size and arr.dtype.kind not in "SUO":
             raise ModelFileError(f"{source}: attribute {key!r} must list names; got dtype {arr.dtype}")
         for n in arr.tolist():
@@ -216,8 +224,11 @@ def keras3_config(doc, where):
             e["class_name"] = "Functional"
         out.append(e)
     cfg["layers"] = out
-    return {**doc, "class_name": "Functional" if doc.get("class_name") == "Model" else doc.get("class_name"),
-            "config": cfg}
+    return {
+        **doc,
+        "class_name": "Functional" if doc.get("class_name") == "Model" else doc.get("class_name"),
+        "config": cfg,
+    }
 
 
 # -- reading: the weights --------------------------------------------------------------
@@ -253,9 +264,11 @@ def _checked_weights(h5py, f, model, source):
             listed.append((name, g, wnames))
     layers = [layer for layer in model.layers if _legacy_weights(layer)]
     if len(listed) != len(layers):
-        raise ModelFileError(f"{source}: the file holds weights for {len(listed)} layer(s) "
-                             f"({[n for n, _, _ in listed][:12]}); {model.describe()} has {len(layers)} with weights "
-                             f"({[l.name for l in layers][:12]})")
+        raise ModelFileError(
+            f"{source}: the file holds weights for {len(listed)} layer(s) "
+            f"({[n for n, _, _ in listed][:12]}); {model.describe()} has {len(layers)} with weights "
+            f"({[l.name for l in layers][:12]})"
+        )
     plan = []
     for (name, g, wnames), layer in zip(listed, layers):
         want = _legacy_weights(layer)
@@ -273,11 +286,14 @@ def _checked_weights(h5py, f, model, source):
 
 
 def _check_weight_bytes(plan, available, source):
-    need = sum(int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
-               for dtype, shape in plan.totals_expected.values())
+    need = sum(
+        int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize for dtype, shape in plan.totals_expected.values()
+    )
     if need > available:
-        raise ModelFileError(f"{source}: the architecture needs {need:,} bytes of weights; the file is "
-                             f"{available:,} bytes, so it cannot hold them")
+        raise ModelFileError(
+            f"{source}: the architecture needs {need:,} bytes of weights; the file is "
+            f"{available:,} bytes, so it cannot hold them"
+        )
 
 
 def load_legacy_h5(path, compile=True):
@@ -291,8 +307,9 @@ def load_legacy_h5(path, compile=True):
         except keras_h5.DAMAGE as e:
             raise ModelFileError(f"{source}: not a readable HDF5 file ({e})") from None
         with keras_h5.damage_refused(source), f:
-            config = strict_json_loads(_text_attr(f.attrs, "model_config", source, required=True),
-                                       "model_config", source)
+            config = strict_json_loads(
+                _text_attr(f.attrs, "model_config", source, required=True), "model_config", source
+            )
             training = _text_attr(f.attrs, "training_config", source)
             plan = keras_zip.plan_keras_config(keras3_config(config, f"{source}: model_config"), source)
             _check_weight_bytes(plan, size, source)

@@ -37,6 +37,7 @@ schema (:mod:`convolab.saving.schema`), layer classes come from an allow-list, a
 tensor's dtype, shape and byte range is checked against the file size and against the
 architecture before any array is allocated. Every failure raises :class:`ModelFileError`.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,6 +69,7 @@ from ._common import (
 from .container import ContainerReader, short_repr, write_container
 from .errors import ModelFileError
 
+
 # -- names ------------------------------------------------------------------------
 def _check_suffix(filepath, what):
     path = os.fspath(filepath)
@@ -77,8 +79,10 @@ def _check_suffix(filepath, what):
         return path
     hint = ""
     if path.lower().endswith((".h5", ".hdf5")):
-        hint = (" For Keras 3's HDF5 weights name the file 'name.weights.h5' (save_weights); Keras 3's model "
-                "files end in .keras (or .h5, Keras's legacy model file, with model.save).")
+        hint = (
+            " For Keras 3's HDF5 weights name the file 'name.weights.h5' (save_weights); Keras 3's model "
+            "files end in .keras (or .h5, Keras's legacy model file, with model.save)."
+        )
     raise ValueError(
         f"{what}: unsupported file name {path!r}; use a name ending in {', '.join(MODEL_SUFFIXES)} "
         f"(e.g. 'model{DEFAULT_SUFFIX}').{hint}"
@@ -128,8 +132,11 @@ def _training_state(model, tensors):
             state = rng_json(rng.bit_generator.state)
             if state is not None:
                 layer_rngs[str(i)] = state
-    out = {"iterations": int(opt.iterations), "optimizer_slots": len(states),
-           "rng": {"global": global_state, "layers": layer_rngs}}
+    out = {
+        "iterations": int(opt.iterations),
+        "optimizer_slots": len(states),
+        "rng": {"global": global_state, "layers": layer_rngs},
+    }
     if opt.get_global_state():  # absent for optimizers without any, so their files stay as they were
         out["optimizer_globals"] = dict(opt.get_global_state())
     return out
@@ -172,10 +179,15 @@ def save_model(model, filepath, include_optimizer=True):
         return save_graph_model(model, path, include_optimizer)
     check_saveable(model, "save_model")
     tensors = {weight_name(i, key): arr for i, layer in enumerate(model.layers) for key, arr in layer.params.items()}
-    doc = {"format_version": schema.FORMAT_VERSION, "kind": "model", "convolab_version": convolab_version(),
-           # The model's dtype (what inputs are cast to) is part of the architecture.
-           "model": {"class_name": "Sequential", "config": plain({**model._stack_config(), "dtype": model.dtype})},
-           "compile": None, "training_state": None}
+    doc = {
+        "format_version": schema.FORMAT_VERSION,
+        "kind": "model",
+        "convolab_version": convolab_version(),
+        # The model's dtype (what inputs are cast to) is part of the architecture.
+        "model": {"class_name": "Sequential", "config": plain({**model._stack_config(), "dtype": model.dtype})},
+        "compile": None,
+        "training_state": None,
+    }
     if model.compiled:
         doc["compile"] = plain(compile_config(model))
         if include_optimizer:
@@ -202,8 +214,12 @@ def save_weights(model, filepath):
         return save_variables(model, path)
     check_saveable(model, "save_weights")
     tensors = {weight_name(i, key): arr for i, layer in enumerate(model.layers) for key, arr in layer.params.items()}
-    doc = {"format_version": schema.FORMAT_VERSION, "kind": "weights", "convolab_version": convolab_version(),
-           "layers": [{"class_name": type(l).__name__, "name": l.name} for l in model.layers]}
+    doc = {
+        "format_version": schema.FORMAT_VERSION,
+        "kind": "weights",
+        "convolab_version": convolab_version(),
+        "layers": [{"class_name": type(l).__name__, "name": l.name} for l in model.layers],
+    }
     checked_for_save(doc, tensors, "save_weights")
     write_container(path, tensors, {"convolab": json.dumps(doc, allow_nan=False)})
 
@@ -237,7 +253,9 @@ def _plan_model(doc, infos, source):
         cls = LAYER_CLASSES[entry["class_name"]]
         lcfg = entry["config"]
         if i == 0 and "input_shape" in lcfg and tuple(lcfg["input_shape"]) != shape[1:]:
-            raise ModelFileError(f"{where}: input_shape {lcfg['input_shape']} differs from the model's {list(shape[1:])}")
+            raise ModelFileError(
+                f"{where}: input_shape {lcfg['input_shape']} differs from the model's {list(shape[1:])}"
+            )
         layer = construct(cls, lcfg, where)
         param_shapes, shape = probe(layer, shape, where)
         dtype = np.dtype(lcfg["dtype"])
@@ -265,13 +283,19 @@ def _plan_model(doc, infos, source):
                 plan.expected[slot_name(j, key)] = (dtype, pshape)
         want, got = set(plan.optimizer.get_global_state()), set(state.get("optimizer_globals", {}))
         if want != got:
-            raise ModelFileError(f"{source}: the training state holds optimizer globals {sorted(got)}; "
-                                 f"{type(plan.optimizer).__name__} keeps {sorted(want)}")
+            raise ModelFileError(
+                f"{source}: the training state holds optimizer globals {sorted(got)}; "
+                f"{type(plan.optimizer).__name__} keeps {sorted(want)}"
+            )
         for i in state["rng"]["layers"]:
-            if (i >= len(plan.layer_specs) or not issubclass(plan.layer_specs[i][0], SEEDED_LAYERS)
-                    or plan.layer_specs[i][1]["seed"] is None):
-                raise ModelFileError(f"{source}: a generator state for layer {i}, which is not a seeded Dropout "
-                                     "or augmentation layer")
+            if (
+                i >= len(plan.layer_specs)
+                or not issubclass(plan.layer_specs[i][0], SEEDED_LAYERS)
+                or plan.layer_specs[i][1]["seed"] is None
+            ):
+                raise ModelFileError(
+                    f"{source}: a generator state for layer {i}, which is not a seeded Dropout or augmentation layer"
+                )
         plan.training_state = state
     compare_tensors(plan.expected, infos, source, dtype_exact=True)
     return plan
@@ -303,10 +327,15 @@ def _build(plan, doc, tensors, compile, source):
     if state is not None:
         weights = _trainable_weights(model)
         restore_training_state(
-            model, state, compile,
+            model,
+            state,
+            compile,
             [(model.layers[i], s) for i, s in state["rng"]["layers"].items()],
-            lambda: [(weights[j], {key: tensors[slot_name(j, key)] for key in keys})
-                     for j, keys in enumerate(plan.weight_slots)])
+            lambda: [
+                (weights[j], {key: tensors[slot_name(j, key)] for key in keys})
+                for j, keys in enumerate(plan.weight_slots)
+            ],
+        )
     return model
 
 
@@ -388,15 +417,20 @@ def load_weights(model, filepath):
         raise ModelFileError(
             f"load_weights: {model.describe()} is not built; give the first layer input_shape=(...) first"
         )
-    expected = {weight_name(i, key): (p.dtype, p.shape)
-                for i, layer in enumerate(model.layers) for key, p in layer.params.items()}
+    expected = {
+        weight_name(i, key): (p.dtype, p.shape)
+        for i, layer in enumerate(model.layers)
+        for key, p in layer.params.items()
+    }
     with ContainerReader(filepath) as reader:
         source = reader.source
         doc = read_document(reader)
         if "variables" in doc or doc["kind"] == "model" and doc["model"]["class_name"] == "Functional":
-            raise ModelFileError(f"{source} holds weights by path (written from a functional, subclassed or custom "
-                                 f"model); {model.describe()} holds built-in layers by index: load the file into "
-                                 "the model that wrote it")
+            raise ModelFileError(
+                f"{source} holds weights by path (written from a functional, subclassed or custom "
+                f"model); {model.describe()} holds built-in layers by index: load the file into "
+                "the model that wrote it"
+            )
         if doc["kind"] == "model":
             _plan_model(doc, tensor_infos(reader), source)  # the whole file must be sound
         infos = {k: v for k, v in tensor_infos(reader).items() if k.startswith("layers.")}

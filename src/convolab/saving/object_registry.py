@@ -10,6 +10,7 @@ not ship only when the user registered it, put it in a scope or passed it in ``c
 Nothing is ever imported by the module name a file gives (Keras does that outside safe mode);
 an unknown name stays refused with :class:`~convolab.saving.ModelFileError`.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -52,8 +53,10 @@ def register_keras_serializable(package="Custom", name=None):
         if not callable(arg):
             raise TypeError(f"register_keras_serializable registers classes and functions; got {arg!r}")
         if inspect.isclass(arg) and not hasattr(arg, "get_config"):
-            raise ValueError(f"register_keras_serializable: cannot register the class {arg.__name__}, which has "
-                             "no get_config() method (its configuration could not be saved)")
+            raise ValueError(
+                f"register_keras_serializable: cannot register the class {arg.__name__}, which has "
+                "no get_config() method (its configuration could not be saved)"
+            )
         registered = f"{package}>{name if name is not None else arg.__name__}"
         _GLOBAL_OBJECTS[registered] = arg
         _GLOBAL_NAMES[arg] = registered
@@ -96,8 +99,9 @@ def _check_objects(objects, what):
     if objects is None:
         return {}
     if not isinstance(objects, dict):
-        raise TypeError(f"{what}: custom objects must be a dict of name -> class or function; got "
-                        f"{type(objects).__name__}")
+        raise TypeError(
+            f"{what}: custom objects must be a dict of name -> class or function; got {type(objects).__name__}"
+        )
     for key, value in objects.items():
         if not isinstance(key, str):
             raise TypeError(f"{what}: custom object names must be strings; got {key!r}")
@@ -151,8 +155,12 @@ def custom_layer_class(key):
     if not isinstance(key, str):
         return None
     obj = get_registered_object(key)
-    if (inspect.isclass(obj) and issubclass(obj, Layer) and not getattr(obj, "_keras_model", False)
-            and not obj.__module__.startswith("convolab.")):
+    if (
+        inspect.isclass(obj)
+        and issubclass(obj, Layer)
+        and not getattr(obj, "_keras_model", False)
+        and not obj.__module__.startswith("convolab.")
+    ):
         return obj
     return None
 
@@ -162,9 +170,21 @@ def is_custom_layer(layer) -> bool:
     from ..layers.base import Layer
 
     # a model class says so (Model._keras_model): models sit above this registry, which they use
-    return (isinstance(layer, Layer) and not getattr(layer, "_keras_model", False)
-            and not type(layer).__module__.startswith("convolab."))
+    return (
+        isinstance(layer, Layer)
+        and not getattr(layer, "_keras_model", False)
+        and not type(layer).__module__.startswith("convolab.")
+    )
 
 
-__all__ = ["CustomObjectScope", "custom_object_scope", "get_custom_objects", "get_registered_name",
-           "get_registered_object", "custom_layer_class", "is_custom_layer", "lookup", "register_keras_serializable"]
+__all__ = [
+    "CustomObjectScope",
+    "custom_object_scope",
+    "get_custom_objects",
+    "get_registered_name",
+    "get_registered_object",
+    "custom_layer_class",
+    "is_custom_layer",
+    "lookup",
+    "register_keras_serializable",
+]

@@ -33,6 +33,7 @@ the same formula (``kernel * scale``, ``bias * scale + shift``), so it costs not
 inference; elsewhere it is an ONNX BatchNormalization node (NCHW
 images, ``(N, C)`` vectors) or, for other ranks, a Mul and an Add over the last axis.
 """
+
 from __future__ import annotations
 
 import os
@@ -152,8 +153,9 @@ def _global_pool(g, t, layer, base):
             t.rank, t.nchw = 2, False
     else:
         # opset 13: ReduceMean/ReduceMax take the axes as an attribute
-        t.name = g.op("ReduceMean" if average else "ReduceMax", [t.name], base, axes=[1, 2],
-                      keepdims=int(layer.keepdims))
+        t.name = g.op(
+            "ReduceMean" if average else "ReduceMax", [t.name], base, axes=[1, 2], keepdims=int(layer.keepdims)
+        )
         if not layer.keepdims:
             t.rank = 2
 
@@ -182,8 +184,15 @@ def _batch_norm(g, t, layer, base):
         _to_nchw(g, t)
         gamma = p["gamma"] if "gamma" in p else np.ones(c)
         beta = p["beta"] if "beta" in p else np.zeros(c)
-        inputs = [t.name] + [g.const(base + suffix, v) for suffix, v in (
-            ("_gamma", gamma), ("_beta", beta), ("_mean", p["moving_mean"]), ("_var", p["moving_variance"]))]
+        inputs = [t.name] + [
+            g.const(base + suffix, v)
+            for suffix, v in (
+                ("_gamma", gamma),
+                ("_beta", beta),
+                ("_mean", p["moving_mean"]),
+                ("_var", p["moving_variance"]),
+            )
+        ]
         t.name = g.op("BatchNormalization", inputs, base, epsilon=float(layer.epsilon))
         return
     _to_nhwc(g, t)
@@ -209,8 +218,11 @@ def _resize(g, t, base, scale_h, scale_w, interpolation):
     """ONNX Resize by whole-image scales: 'nearest' repeats pixels (asymmetric, floor), 'bilinear'
     is TensorFlow's half-pixel linear resize."""
     scales = [1.0, 1.0, scale_h, scale_w] if t.nchw else [1.0, scale_h, scale_w, 1.0]
-    attrs = ({"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
-             if interpolation == "nearest" else {"mode": "linear", "coordinate_transformation_mode": "half_pixel"})
+    attrs = (
+        {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
+        if interpolation == "nearest"
+        else {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+    )
     t.name = g.op("Resize", [t.name, "", g.const(base + "_scales", scales, dtype=np.float32)], base, **attrs)
 
 
@@ -230,13 +242,21 @@ def _random_crop(g, t, layer, base):
         one = g.const(base + "_one", [1], dtype=np.int64)
         batch = g.op("Slice", [shape, g.const(base + "_b0", [0], dtype=np.int64), one], base + "_batch")
         c_axis = 1 if t.nchw else 3
-        chan = g.op("Slice", [shape, g.const(base + "_c0", [c_axis], dtype=np.int64),
-                              g.const(base + "_c1", [c_axis + 1], dtype=np.int64)], base + "_channels")
+        chan = g.op(
+            "Slice",
+            [
+                shape,
+                g.const(base + "_c0", [c_axis], dtype=np.int64),
+                g.const(base + "_c1", [c_axis + 1], dtype=np.int64),
+            ],
+            base + "_channels",
+        )
         hw = g.const(base + "_hw", [layer.height, layer.width], dtype=np.int64)
         parts = [batch, chan, hw] if t.nchw else [batch, hw, chan]
         sizes = g.op("Concat", parts, base + "_sizes", axis=0)
-        t.name = g.op("Resize", [t.name, "", "", sizes], base, mode="linear",
-                      coordinate_transformation_mode="half_pixel")
+        t.name = g.op(
+            "Resize", [t.name, "", "", sizes], base, mode="linear", coordinate_transformation_mode="half_pixel"
+        )
 
 
 def _emit(g, t, layer, folded=None):
@@ -349,7 +369,8 @@ def to_onnx(model):
     g.nodes.append(helper.make_node("Identity", [t.name], ["output"], name="output"))
 
     graph = helper.make_graph(
-        g.nodes, model.name,
+        g.nodes,
+        model.name,
         [helper.make_tensor_value_info("input", elem, _dims(in_shape))],
         [helper.make_tensor_value_info("output", elem, _dims(model.output_shape))],
         initializer=g.initializers,
@@ -362,7 +383,9 @@ def _dims(shape):
 
 
 def _elem_type(onnx, dtype):
-    elem = {np.dtype("float32"): onnx.TensorProto.FLOAT, np.dtype("float64"): onnx.TensorProto.DOUBLE}.get(np.dtype(dtype))
+    elem = {np.dtype("float32"): onnx.TensorProto.FLOAT, np.dtype("float64"): onnx.TensorProto.DOUBLE}.get(
+        np.dtype(dtype)
+    )
     if elem is None:
         raise ValueError(f"export_model: dtype {dtype} is not supported; float32 or float64 only")
     return elem
@@ -373,20 +396,22 @@ def _graph_to_onnx(model, onnx, helper, numpy_helper):
     from .onnx_graph import emit_graph, io_names
 
     if getattr(model, "graph", lambda: None)() is None:
-        raise ValueError(f"export_model: {model.describe()} is a subclassed model ({type(model).__name__}); its "
-                         "forward pass is Python code, which ONNX export cannot translate")
+        raise ValueError(
+            f"export_model: {model.describe()} is a subclassed model ({type(model).__name__}); its "
+            "forward pass is Python code, which ONNX export cannot translate"
+        )
     _, inputs, outputs, _, _ = model.graph()
     dtype = np.dtype(model.dtype)
     elem = _elem_type(onnx, dtype)
     g = _Graph(helper, numpy_helper, dtype)
     in_names, out_names = io_names("input", len(inputs)), io_names("output", len(outputs))
-    results = emit_graph(g, model, [_Tensor(name, len(t.shape)) for name, t in zip(in_names, inputs)],
-                         _emit, _to_nhwc)
+    results = emit_graph(g, model, [_Tensor(name, len(t.shape)) for name, t in zip(in_names, inputs)], _emit, _to_nhwc)
     for name, t in zip(out_names, results):
         _to_nhwc(g, t)
         g.nodes.append(helper.make_node("Identity", [t.name], [name], name=name))
     graph = helper.make_graph(
-        g.nodes, model.name,
+        g.nodes,
+        model.name,
         [helper.make_tensor_value_info(n, elem, _dims(t.shape)) for n, t in zip(in_names, inputs)],
         [helper.make_tensor_value_info(n, elem, _dims(t.shape)) for n, t in zip(out_names, outputs)],
         initializer=g.initializers,
@@ -397,8 +422,9 @@ def _graph_to_onnx(model, onnx, helper, numpy_helper):
 def _finish(graph, onnx, helper):
     from .._version import __version__
 
-    proto = helper.make_model(graph, producer_name="convolab", producer_version=__version__,
-                              opset_imports=[helper.make_opsetid("", OPSET)])
+    proto = helper.make_model(
+        graph, producer_name="convolab", producer_version=__version__, opset_imports=[helper.make_opsetid("", OPSET)]
+    )
     proto.ir_version = IR_VERSION
     onnx.checker.check_model(proto)
     return proto

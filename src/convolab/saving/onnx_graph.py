@@ -9,13 +9,20 @@ otherwise all NHWC (Concatenate's axis is then moved to where that axis is in NC
 Inputs are named ``input`` (one input) or ``input_0``, ``input_1``... in ``model.inputs``
 order, outputs ``output`` or ``output_0``...; all NHWC, the batch axis symbolic.
 """
+
 from __future__ import annotations
 
 from ._common import LAYER_CLASSES
 from .graph_io import MERGE_CLASSES, refuse_layer
 
-_ELEMENTWISE = {"Add": "Add", "Subtract": "Sub", "Multiply": "Mul", "Maximum": "Max", "Minimum": "Min",
-                "Average": "Add"}
+_ELEMENTWISE = {
+    "Add": "Add",
+    "Subtract": "Sub",
+    "Multiply": "Mul",
+    "Maximum": "Max",
+    "Minimum": "Min",
+    "Average": "Add",
+}
 #: an NHWC axis's position in the NCHW layout
 _NCHW_AXIS = [0, 2, 3, 1]
 
@@ -67,8 +74,10 @@ class _Walk:
         if type(layer) is Model and layer.graph() is not None:
             return self.graph(layer, ins)
         if isinstance(layer, Model):
-            raise ValueError(f"export_model: {layer.describe()} is a subclassed model ({kind}); its forward pass is "
-                             "Python code, which ONNX export cannot translate")
+            raise ValueError(
+                f"export_model: {layer.describe()} is a subclassed model ({kind}); its forward pass is "
+                "Python code, which ONNX export cannot translate"
+            )
         if MERGE_CLASSES.get(kind) is type(layer):
             return [self.merge(layer, ins)]
         if LAYER_CLASSES.get(kind) is not type(layer):

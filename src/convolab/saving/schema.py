@@ -7,6 +7,7 @@ checks run on save too, so convolab never writes a file it would refuse to read.
 Each checker is ``check(value, where) -> value`` and raises :class:`ModelFileError`
 naming ``where`` (a path such as ``model.layers[2].config.units``).
 """
+
 from __future__ import annotations
 
 import math
@@ -36,11 +37,13 @@ def integer(lo=0, hi=MAX_INT):
         if not _is_int(v) or not lo <= v <= hi:
             _fail(where, f"an int in [{lo}, {hi}]", v)
         return v
+
     return check
 
 
 def number(lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
     """A finite int or float in the range (bools are not numbers here)."""
+
     def check(v, where):
         ok = isinstance(v, (int, float)) and not isinstance(v, bool)
         # math.isfinite(10**400) raises OverflowError: compare huge ints instead.
@@ -49,6 +52,7 @@ def number(lo=-math.inf, hi=math.inf, lo_open=False, hi_open=False):
         if not ok:
             _fail(where, f"a finite number in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}", v)
         return v
+
     return check
 
 
@@ -65,12 +69,14 @@ def string(max_len=MAX_NAME, choices=None, nonempty=True):
         if choices is not None and v not in choices:
             _fail(where, f"one of {', '.join(sorted(choices))}", v)
         return v
+
     return check
 
 
 def nullable(inner):
     def check(v, where):
         return None if v is None else inner(v, where)
+
     return check
 
 
@@ -79,6 +85,7 @@ def list_of(inner, min_len=0, max_len=MAX_INT):
         if not isinstance(v, list) or not min_len <= len(v) <= max_len:
             _fail(where, f"a list of {min_len} to {max_len} items", v)
         return [inner(item, f"{where}[{i}]") for i, item in enumerate(v)]
+
     return check
 
 
@@ -97,6 +104,7 @@ def obj(required: dict, optional: dict | None = None):
             raise ModelFileError(f"{where}: missing key(s) {', '.join(sorted(map(repr, missing)))}")
         spec = {**required, **optional}
         return {k: spec[k](val, f"{where}.{k}") for k, val in v.items()}
+
     return check
 
 
@@ -106,8 +114,11 @@ def tagged(classes: dict):
 
     def check(v, where):
         outer = obj({"class_name": string(64, names), "config": lambda c, w: c})(v, where)
-        return {"class_name": outer["class_name"],
-                "config": classes[outer["class_name"]](outer["config"], f"{where}.config")}
+        return {
+            "class_name": outer["class_name"],
+            "config": classes[outer["class_name"]](outer["config"], f"{where}.config"),
+        }
+
     return check
 
 
@@ -149,21 +160,32 @@ def _target_shape(v, where):
     return dims
 
 
-_WINDOW = {"kernel_size": pair, "strides": pair, "padding": _padding, "use_bias": boolean,
-           "activation": _activation}
+_WINDOW = {"kernel_size": pair, "strides": pair, "padding": _padding, "use_bias": boolean, "activation": _activation}
 # dilation_rate and groups are optional: files written before they existed hold neither
 _CONV_OPT = {"dilation_rate": pair, "groups": _dim}
 _DEPTHWISE_INITS = {"depthwise_initializer": _initializer, "bias_initializer": _initializer}
-_BATCH_NORM = {"axis": integer(-1, 6), "momentum": number(0, 1), "epsilon": number(0, lo_open=True),
-               "center": boolean, "scale": boolean, "synchronized": boolean}
-_BATCH_NORM_INITS = {key: _initializer for key in ("beta_initializer", "gamma_initializer", "moving_mean_initializer",
-                                                   "moving_variance_initializer")}
+_BATCH_NORM = {
+    "axis": integer(-1, 6),
+    "momentum": number(0, 1),
+    "epsilon": number(0, lo_open=True),
+    "center": boolean,
+    "scale": boolean,
+    "synchronized": boolean,
+}
+_BATCH_NORM_INITS = {
+    key: _initializer
+    for key in ("beta_initializer", "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer")
+}
 _border = list_of(list_of(integer(0, MAX_INT), 2, 2), 2, 2)
 _channels_last = string(16, {"channels_last"})
 _seed = nullable(integer(0, 2**63 - 1))
 _value_range = list_of(number(), 2, 2)
-_FILL = {"fill_mode": string(16, {"reflect", "wrap", "constant", "nearest"}),
-         "interpolation": string(16, {"bilinear", "nearest"}), "fill_value": number(), "seed": _seed}
+_FILL = {
+    "fill_mode": string(16, {"reflect", "wrap", "constant", "nearest"}),
+    "interpolation": string(16, {"bilinear", "nearest"}),
+    "fill_value": number(),
+    "seed": _seed,
+}
 
 
 def _factor(v, where):
@@ -175,8 +197,9 @@ def _factor(v, where):
 
 # regularizers and constraints: written only when set, so every key is optional
 _factor_ = number(0)
-_regularizer = tagged({"L1": obj({"l1": _factor_}), "L2": obj({"l2": _factor_}),
-                       "L1L2": obj({"l1": _factor_, "l2": _factor_})})
+_regularizer = tagged(
+    {"L1": obj({"l1": _factor_}), "L2": obj({"l2": _factor_}), "L1L2": obj({"l1": _factor_, "l2": _factor_})}
+)
 
 
 def _axis(v, where):
@@ -185,27 +208,41 @@ def _axis(v, where):
     return integer(-6, 5)(v, where)
 
 
-_constraint = tagged({
-    "MaxNorm": obj({"max_value": number(0), "axis": _axis}),
-    "NonNeg": obj({}),
-    "UnitNorm": obj({"axis": _axis}),
-    "MinMaxNorm": obj({"min_value": number(0), "max_value": number(0), "rate": number(0), "axis": _axis}),
-})
+_constraint = tagged(
+    {
+        "MaxNorm": obj({"max_value": number(0), "axis": _axis}),
+        "NonNeg": obj({}),
+        "UnitNorm": obj({"axis": _axis}),
+        "MinMaxNorm": obj({"min_value": number(0), "max_value": number(0), "rate": number(0), "axis": _axis}),
+    }
+)
 
 
 def _rules(kernel):
-    return {f"{kernel}_regularizer": _regularizer, "bias_regularizer": _regularizer,
-            "activity_regularizer": _regularizer, f"{kernel}_constraint": _constraint,
-            "bias_constraint": _constraint}
+    return {
+        f"{kernel}_regularizer": _regularizer,
+        "bias_regularizer": _regularizer,
+        "activity_regularizer": _regularizer,
+        f"{kernel}_constraint": _constraint,
+        "bias_constraint": _constraint,
+    }
 
 
 LAYER_SCHEMAS = {
     "Conv2D": _layer({"filters": _dim, **_WINDOW}, {**_INITS, **_CONV_OPT, **_rules("kernel")}),
-    "DepthwiseConv2D": _layer({**_WINDOW, "dilation_rate": pair, "depth_multiplier": _dim},
-                              {**_DEPTHWISE_INITS, **_rules("depthwise")}),
-    "SeparableConv2D": _layer({"filters": _dim, **_WINDOW, "dilation_rate": pair, "depth_multiplier": _dim},
-                              {**_DEPTHWISE_INITS, "pointwise_initializer": _initializer, **_rules("depthwise"),
-                               "pointwise_regularizer": _regularizer, "pointwise_constraint": _constraint}),
+    "DepthwiseConv2D": _layer(
+        {**_WINDOW, "dilation_rate": pair, "depth_multiplier": _dim}, {**_DEPTHWISE_INITS, **_rules("depthwise")}
+    ),
+    "SeparableConv2D": _layer(
+        {"filters": _dim, **_WINDOW, "dilation_rate": pair, "depth_multiplier": _dim},
+        {
+            **_DEPTHWISE_INITS,
+            "pointwise_initializer": _initializer,
+            **_rules("depthwise"),
+            "pointwise_regularizer": _regularizer,
+            "pointwise_constraint": _constraint,
+        },
+    ),
     "Dense": _layer({"units": _dim, "use_bias": boolean, "activation": _activation}, {**_INITS, **_rules("kernel")}),
     "MaxPooling2D": _layer(_POOL),
     "AveragePooling2D": _layer(_POOL),
@@ -218,13 +255,21 @@ LAYER_SCHEMAS = {
     "GlobalMaxPooling2D": _layer(_GLOBAL_POOL),
     "Reshape": _layer({"target_shape": _target_shape}),
     "Rescaling": _layer({"scale": number(), "offset": number()}),
-    "BatchNormalization": _layer(_BATCH_NORM, {**_BATCH_NORM_INITS, "beta_regularizer": _regularizer,
-                                               "gamma_regularizer": _regularizer, "beta_constraint": _constraint,
-                                               "gamma_constraint": _constraint}),
+    "BatchNormalization": _layer(
+        _BATCH_NORM,
+        {
+            **_BATCH_NORM_INITS,
+            "beta_regularizer": _regularizer,
+            "gamma_regularizer": _regularizer,
+            "beta_constraint": _constraint,
+            "gamma_constraint": _constraint,
+        },
+    ),
     "ZeroPadding2D": _layer({"padding": _border, "data_format": _channels_last}),
     "Cropping2D": _layer({"cropping": _border, "data_format": _channels_last}),
-    "UpSampling2D": _layer({"size": pair, "data_format": _channels_last,
-                            "interpolation": string(16, {"nearest", "bilinear"})}),
+    "UpSampling2D": _layer(
+        {"size": pair, "data_format": _channels_last, "interpolation": string(16, {"nearest", "bilinear"})}
+    ),
     "RandomFlip": _layer({"mode": string(32, {"horizontal", "vertical", "horizontal_and_vertical"}), "seed": _seed}),
     "RandomTranslation": _layer({"height_factor": _factor, "width_factor": _factor, **_FILL}),
     "RandomRotation": _layer({"factor": _factor, **_FILL}),
@@ -237,53 +282,110 @@ LAYER_SCHEMAS = {
 # issue 19's layers (Lambda is left out: it holds Python code, which no file may carry)
 _one = list_of(integer(1, MAX_INT), 1, 1)
 _channels_last_opt = {"data_format": _channels_last}
-_NO_PADDING = {"pad_to_aspect_ratio": lambda v, w: _fail(w, "false", v) if v is not False else v,
-               "antialias": lambda v, w: _fail(w, "false", v) if v is not False else v,
-               "fill_mode": string(16, {"reflect", "wrap", "constant", "nearest"}), "fill_value": number()}
-LAYER_SCHEMAS.update({
-    "LeakyReLU": _layer({"negative_slope": number(0)}),
-    "ELU": _layer({"alpha": number(0)}),
-    "PReLU": _layer({"shared_axes": nullable(list_of(integer(1, 6), 1, 6))},
-                    {"alpha_initializer": _initializer, "alpha_regularizer": _regularizer,
-                     "alpha_constraint": _constraint}),
-    "Resizing": _layer({"height": _dim, "width": _dim, "interpolation": string(16, {"bilinear", "nearest"}),
-                        "crop_to_aspect_ratio": boolean}, {**_NO_PADDING, **_channels_last_opt}),
-    "Conv1D": _layer({"filters": _dim, "kernel_size": _one, "strides": _one,
-                      "padding": string(8, {"valid", "same", "causal"}), "use_bias": boolean,
-                      "activation": _activation},
-                     {**_INITS, "dilation_rate": _one, "groups": _dim, **_rules("kernel"), **_channels_last_opt}),
-    "MaxPooling1D": _layer({"pool_size": _one, "strides": _one, "padding": _padding}, _channels_last_opt),
-    "AveragePooling1D": _layer({"pool_size": _one, "strides": _one, "padding": _padding}, _channels_last_opt),
-    "GlobalAveragePooling1D": _layer({"keepdims": boolean}, _channels_last_opt),
-    "GlobalMaxPooling1D": _layer({"keepdims": boolean}, _channels_last_opt),
-    "Conv2DTranspose": _layer({"filters": _dim, **_WINDOW, "dilation_rate": pair,
-                               "output_padding": nullable(list_of(integer(0, MAX_INT), 2, 2))},
-                              {**_INITS, **_rules("kernel"), **_channels_last_opt}),
-})
+_NO_PADDING = {
+    "pad_to_aspect_ratio": lambda v, w: _fail(w, "false", v) if v is not False else v,
+    "antialias": lambda v, w: _fail(w, "false", v) if v is not False else v,
+    "fill_mode": string(16, {"reflect", "wrap", "constant", "nearest"}),
+    "fill_value": number(),
+}
+LAYER_SCHEMAS.update(
+    {
+        "LeakyReLU": _layer({"negative_slope": number(0)}),
+        "ELU": _layer({"alpha": number(0)}),
+        "PReLU": _layer(
+            {"shared_axes": nullable(list_of(integer(1, 6), 1, 6))},
+            {"alpha_initializer": _initializer, "alpha_regularizer": _regularizer, "alpha_constraint": _constraint},
+        ),
+        "Resizing": _layer(
+            {
+                "height": _dim,
+                "width": _dim,
+                "interpolation": string(16, {"bilinear", "nearest"}),
+                "crop_to_aspect_ratio": boolean,
+            },
+            {**_NO_PADDING, **_channels_last_opt},
+        ),
+        "Conv1D": _layer(
+            {
+                "filters": _dim,
+                "kernel_size": _one,
+                "strides": _one,
+                "padding": string(8, {"valid", "same", "causal"}),
+                "use_bias": boolean,
+                "activation": _activation,
+            },
+            {**_INITS, "dilation_rate": _one, "groups": _dim, **_rules("kernel"), **_channels_last_opt},
+        ),
+        "MaxPooling1D": _layer({"pool_size": _one, "strides": _one, "padding": _padding}, _channels_last_opt),
+        "AveragePooling1D": _layer({"pool_size": _one, "strides": _one, "padding": _padding}, _channels_last_opt),
+        "GlobalAveragePooling1D": _layer({"keepdims": boolean}, _channels_last_opt),
+        "GlobalMaxPooling1D": _layer({"keepdims": boolean}, _channels_last_opt),
+        "Conv2DTranspose": _layer(
+            {
+                "filters": _dim,
+                **_WINDOW,
+                "dilation_rate": pair,
+                "output_padding": nullable(list_of(integer(0, MAX_INT), 2, 2)),
+            },
+            {**_INITS, **_rules("kernel"), **_channels_last_opt},
+        ),
+    }
+)
 
-model_schema = obj({
-    "class_name": string(32, {"Sequential"}),
-    "config": obj({
-        "name": string(),
-        "dtype": string(16, {"float32", "float64"}),
-        "input_shape": shape,
-        "layers": list_of(tagged(LAYER_SCHEMAS), 1, MAX_LAYERS),
-    }),
-})
+model_schema = obj(
+    {
+        "class_name": string(32, {"Sequential"}),
+        "config": obj(
+            {
+                "name": string(),
+                "dtype": string(16, {"float32", "float64"}),
+                "input_shape": shape,
+                "layers": list_of(tagged(LAYER_SCHEMAS), 1, MAX_LAYERS),
+            }
+        ),
+    }
+)
 
 # -- compile -------------------------------------------------------------------
 _rate = number(0)
 _steps = number(0, lo_open=True)
 _MAX_PIECES = 10_000
 SCHEDULE_SCHEMAS = {
-    "ExponentialDecay": obj({"initial_learning_rate": _rate, "decay_steps": _steps,
-                             "decay_rate": number(0, lo_open=True), "staircase": boolean, "name": string()}),
-    "PiecewiseConstantDecay": obj({"boundaries": list_of(integer(-(2**62), 2**62), 1, _MAX_PIECES),
-                                   "values": list_of(_rate, 2, _MAX_PIECES + 1), "name": string()}),
-    "CosineDecay": obj({"initial_learning_rate": _rate, "decay_steps": _steps, "alpha": number(0, 1),
-                        "name": string(), "warmup_target": nullable(_rate), "warmup_steps": number(0)}),
-    "InverseTimeDecay": obj({"initial_learning_rate": _rate, "decay_steps": _steps, "decay_rate": number(0),
-                             "staircase": boolean, "name": string()}),
+    "ExponentialDecay": obj(
+        {
+            "initial_learning_rate": _rate,
+            "decay_steps": _steps,
+            "decay_rate": number(0, lo_open=True),
+            "staircase": boolean,
+            "name": string(),
+        }
+    ),
+    "PiecewiseConstantDecay": obj(
+        {
+            "boundaries": list_of(integer(-(2**62), 2**62), 1, _MAX_PIECES),
+            "values": list_of(_rate, 2, _MAX_PIECES + 1),
+            "name": string(),
+        }
+    ),
+    "CosineDecay": obj(
+        {
+            "initial_learning_rate": _rate,
+            "decay_steps": _steps,
+            "alpha": number(0, 1),
+            "name": string(),
+            "warmup_target": nullable(_rate),
+            "warmup_steps": number(0),
+        }
+    ),
+    "InverseTimeDecay": obj(
+        {
+            "initial_learning_rate": _rate,
+            "decay_steps": _steps,
+            "decay_rate": number(0),
+            "staircase": boolean,
+            "name": string(),
+        }
+    ),
 }
 _schedule = tagged(SCHEDULE_SCHEMAS)
 _positive = number(0, lo_open=True)
@@ -299,16 +401,16 @@ def _learning_rate(v, where):
 
 
 _OPT_COMMON = {"name": string(), "learning_rate": _learning_rate}
-_OPT_OPTIONAL = {"clipnorm": number(0, lo_open=True), "clipvalue": number(0, lo_open=True),
-                 "weight_decay": number(0)}
+_OPT_OPTIONAL = {"clipnorm": number(0, lo_open=True), "clipvalue": number(0, lo_open=True), "weight_decay": number(0)}
 _unit = number(0, 1)
 _eps = number(0)
 _beta = number(0, 1, hi_open=True)
 _ADAM = {**_OPT_COMMON, "beta_1": _beta, "beta_2": _beta, "epsilon": _eps, "amsgrad": boolean}
 OPTIMIZER_SCHEMAS = {
     "SGD": obj({**_OPT_COMMON, "momentum": _unit, "nesterov": boolean}, _OPT_OPTIONAL),
-    "RMSprop": obj({**_OPT_COMMON, "rho": _unit, "momentum": _unit, "epsilon": _eps, "centered": boolean},
-                   _OPT_OPTIONAL),
+    "RMSprop": obj(
+        {**_OPT_COMMON, "rho": _unit, "momentum": _unit, "epsilon": _eps, "centered": boolean}, _OPT_OPTIONAL
+    ),
     "Adam": obj(_ADAM, _OPT_OPTIONAL),
     "AdamW": obj({**_ADAM, "weight_decay": number(0)}, _OPT_OPTIONAL),
     "Nadam": obj({**_OPT_COMMON, "beta_1": _beta, "beta_2": _beta, "epsilon": _eps}, _OPT_OPTIONAL),
@@ -352,11 +454,20 @@ def _metric(v, where):
 
 
 _metrics = list_of(_metric, 0, 64)
-_one_output_compile = obj({"optimizer": tagged(OPTIMIZER_SCHEMAS), "loss": tagged(LOSS_SCHEMAS), "metrics": _metrics},
-                          {"weighted_metrics": _metrics})
+_one_output_compile = obj(
+    {"optimizer": tagged(OPTIMIZER_SCHEMAS), "loss": tagged(LOSS_SCHEMAS), "metrics": _metrics},
+    {"weighted_metrics": _metrics},
+)
 MAX_OUTPUTS = 64
-_output_compile = obj({"name": string(), "loss": nullable(tagged(LOSS_SCHEMAS)), "loss_weight": number(0),
-                       "metrics": _metrics, "weighted_metrics": _metrics})
+_output_compile = obj(
+    {
+        "name": string(),
+        "loss": nullable(tagged(LOSS_SCHEMAS)),
+        "loss_weight": number(0),
+        "metrics": _metrics,
+        "weighted_metrics": _metrics,
+    }
+)
 
 
 def _distinct_outputs(v, where):
@@ -379,14 +490,17 @@ def compile_schema(v, where):
         return _several_outputs_compile(v, where)
     return _one_output_compile(v, where)
 
+
 # -- training state ------------------------------------------------------------
 _u128 = integer(0, 2**128 - 1)
-rng_state_schema = obj({
-    "bit_generator": string(16, {"PCG64"}),
-    "state": obj({"state": _u128, "inc": _u128}),
-    "has_uint32": integer(0, 1),
-    "uinteger": integer(0, 2**32 - 1),
-})
+rng_state_schema = obj(
+    {
+        "bit_generator": string(16, {"PCG64"}),
+        "state": obj({"state": _u128, "inc": _u128}),
+        "has_uint32": integer(0, 1),
+        "uinteger": integer(0, 2**32 - 1),
+    }
+)
 
 
 def _layer_rngs(v, where):
@@ -400,20 +514,26 @@ def _layer_rngs(v, where):
     return out
 
 
-training_state_schema = obj({
-    "iterations": integer(0, 2**62),
-    "optimizer_slots": integer(0, MAX_INT),
-    "rng": obj({"global": nullable(rng_state_schema), "layers": _layer_rngs}),
-}, {
-    # state of the optimizer as a whole (Optimizer.get_global_state), e.g. Nadam's momentum cache
-    "optimizer_globals": obj({}, {"u_product": number(0, 1)}),
-})
+training_state_schema = obj(
+    {
+        "iterations": integer(0, 2**62),
+        "optimizer_slots": integer(0, MAX_INT),
+        "rng": obj({"global": nullable(rng_state_schema), "layers": _layer_rngs}),
+    },
+    {
+        # state of the optimizer as a whole (Optimizer.get_global_state), e.g. Nadam's momentum cache
+        "optimizer_globals": obj({}, {"u_product": number(0, 1)}),
+    },
+)
 
 # -- documents -----------------------------------------------------------------
-_header = {"format_version": lambda v, w: v, "kind": string(16, {"model", "weights"}),
-           "convolab_version": string(64)}
-model_document = obj({**_header, "model": model_schema, "compile": nullable(compile_schema),
-                      "training_state": nullable(training_state_schema)})
-weights_document = obj({**_header, "layers": list_of(obj({"class_name": string(64), "name": string()}),
-                                                     0, MAX_LAYERS)})
-
+_header = {"format_version": lambda v, w: v, "kind": string(16, {"model", "weights"}), "convolab_version": string(64)}
+model_document = obj(
+    {
+        **_header,
+        "model": model_schema,
+        "compile": nullable(compile_schema),
+        "training_state": nullable(training_state_schema),
+    }
+)
+weights_document = obj({**_header, "layers": list_of(obj({"class_name": string(64), "name": string()}), 0, MAX_LAYERS)})

@@ -7,6 +7,7 @@ see :mod:`convolab.saving.model_io`). Every other model writes ``kind: "weights"
 Loading checks the count, every path and every shape against the model before reading; paths
 match up to the counters of default names (``dense_3`` saved loads into a rebuilt ``dense_8``).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,12 @@ def _same_place(saved, mine):
 def save_variables(model, path, what="save_weights"):
     named = named_weights_checked(model, what)
     tensors = {weight_tensor(p): w for p, w in named}
-    doc = {"format_version": schema.FORMAT_VERSION, "kind": "weights", "convolab_version": _common.convolab_version(),
-           "variables": [{"path": p, "shape": list(w.shape)} for p, w in named]}
+    doc = {
+        "format_version": schema.FORMAT_VERSION,
+        "kind": "weights",
+        "convolab_version": _common.convolab_version(),
+        "variables": [{"path": p, "shape": list(w.shape)} for p, w in named],
+    }
     _common.checked_for_save(doc, tensors, what)
     write_container(path, tensors, {"convolab": json.dumps(doc, allow_nan=False)})
 
@@ -41,26 +46,36 @@ def _file_variables(reader, doc):
     source, infos = reader.source, _common.tensor_infos(reader)
     if doc["kind"] == "model":
         if doc["model"]["class_name"] != "Functional":
-            raise ModelFileError(f"{source} holds a Sequential model, whose weights are named by layer index; "
-                                 "load it with keras.models.load_model(path) instead")
+            raise ModelFileError(
+                f"{source} holds a Sequential model, whose weights are named by layer index; "
+                "load it with keras.models.load_model(path) instead"
+            )
         plan = plan_document(doc, infos, source)  # the whole file must be sound
         # The plan meets the weights in the order the rebuilt model would hold them.
-        listed = [(name[len("weights/"):], tuple(shape)) for name, (_, shape) in plan.totals.expected.items()
-                  if name.startswith("weights/")]
+        listed = [
+            (name[len("weights/") :], tuple(shape))
+            for name, (_, shape) in plan.totals.expected.items()
+            if name.startswith("weights/")
+        ]
         return listed
     if "variables" not in doc:
-        raise ModelFileError(f"{source} holds a Sequential's weights by layer index; load it into a Sequential "
-                             "model of the same layers")
+        raise ModelFileError(
+            f"{source} holds a Sequential's weights by layer index; load it into a Sequential model of the same layers"
+        )
     listed = [(v["path"], tuple(v["shape"])) for v in doc["variables"]]
     names = [weight_tensor(p) for p, _ in listed]
     if len(set(names)) != len(names):
         raise ModelFileError(f"{source}: a weight path is listed twice")
     if set(names) != set(infos):
-        raise ModelFileError(f"{source}: the tensors {short_repr(sorted(infos))} differ from the weights listed "
-                             f"{short_repr(sorted(names))}")
+        raise ModelFileError(
+            f"{source}: the tensors {short_repr(sorted(infos))} differ from the weights listed "
+            f"{short_repr(sorted(names))}"
+        )
     for (p, shape), name in zip(listed, names):
         if tuple(infos[name][1]) != shape:
-            raise ModelFileError(f"{source}: weight {p!r} is listed with shape {shape}; its tensor has {infos[name][1]}")
+            raise ModelFileError(
+                f"{source}: weight {p!r} is listed with shape {shape}; its tensor has {infos[name][1]}"
+            )
     return listed
 
 

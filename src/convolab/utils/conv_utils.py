@@ -9,6 +9,7 @@ explicit pads ``((before, after), ...)`` one pair per spatial axis. :func:`resol
 the first into the second; layers do it once at build (:class:`PaddingCache`), so the ops they
 call each step get numbers, and the ops still take a string from anyone who calls them directly.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -27,15 +28,9 @@ def normalize_tuple(value, n: int, arg_name: str, owner: str = "layer") -> tuple
         try:
             out = tuple(value)
         except TypeError:
-            raise TypeError(
-                f"{owner}: `{arg_name}` must be an int or a tuple of {n} ints; got {value!r}"
-            ) from None
-        if len(out) != n or not all(
-            isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in out
-        ):
-            raise ValueError(
-                f"{owner}: `{arg_name}` must be an int or a tuple of {n} ints; got {value!r}"
-            )
+            raise TypeError(f"{owner}: `{arg_name}` must be an int or a tuple of {n} ints; got {value!r}") from None
+        if len(out) != n or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in out):
+            raise ValueError(f"{owner}: `{arg_name}` must be an int or a tuple of {n} ints; got {value!r}")
         out = tuple(int(v) for v in out)
     if any(v < 1 for v in out):
         raise ValueError(f"{owner}: every value of `{arg_name}` must be >= 1; got {value!r}")
@@ -103,8 +98,9 @@ def resolve_padding(sizes, kernel, strides, padding, dilation=None):
             raise ValueError(f"padding='causal' is for one spatial axis (Conv1D); got sizes {tuple(sizes)}")
         return ((effective_kernel_size(kernel[0], dilation[0]) - 1, 0),)
     if padding != "same":
-        raise ValueError(f"`padding` must be 'valid', 'same', 'causal' or explicit ((before, after), ...) pairs; "
-                         f"got {padding!r}")
+        raise ValueError(
+            f"`padding` must be 'valid', 'same', 'causal' or explicit ((before, after), ...) pairs; got {padding!r}"
+        )
     return tuple(same_padding(n, k, s, d) for n, k, s, d in zip(sizes, kernel, strides, dilation))
 
 

@@ -6,6 +6,7 @@ images taking the class of the top folder), folders in sorted path order and fil
 With ``shuffle`` the whole list is then shuffled once by ``numpy.random.RandomState(seed)``, so a
 training and a validation call with the same seed split the same list.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,11 @@ def _walk(directory, follow_links):
 
 def class_subdirs(directory):
     """Sorted names of the subfolders of ``directory`` that do not start with a dot."""
-    return [name for name in sorted(os.listdir(directory))
-            if os.path.isdir(os.path.join(directory, name)) and not name.startswith(".")]
+    return [
+        name
+        for name in sorted(os.listdir(directory))
+        if os.path.isdir(os.path.join(directory, name)) and not name.startswith(".")
+    ]
 
 
 def _index_class(directory, subdir, follow_links, formats):
@@ -43,17 +47,33 @@ def _describe_empty(directory, subdirs, labels, others, formats):
     where = f"in {directory!r}" if labels != "inferred" else f"in the class folders {subdirs} of {directory!r}"
     if labels == "inferred" and not subdirs:
         loose = sum(name.lower().endswith(formats) for name in os.listdir(directory))
-        hint = (f"; its {loose} image files lie directly in it: pass labels=None to read them without "
-                "labels, or move each class into its own subfolder") if loose else ""
-        return (f"image_dataset_from_directory: with labels='inferred', {directory!r} must hold one "
-                f"subfolder per class (e.g. {os.path.join(directory, 'cats', 'img1.jpg')!r}); found no "
-                f"subfolder{hint}")
+        hint = (
+            (
+                f"; its {loose} image files lie directly in it: pass labels=None to read them without "
+                "labels, or move each class into its own subfolder"
+            )
+            if loose
+            else ""
+        )
+        return (
+            f"image_dataset_from_directory: with labels='inferred', {directory!r} must hold one "
+            f"subfolder per class (e.g. {os.path.join(directory, 'cats', 'img1.jpg')!r}); found no "
+            f"subfolder{hint}"
+        )
     ignored = f" ({others} other files ignored)" if others else ""
     return f"image_dataset_from_directory: no image files {where}{ignored}. Allowed formats: {formats}"
 
 
-def index_directory(directory, labels, formats=ALLOWLIST_FORMATS, class_names=None, shuffle=True, seed=None,
-                    follow_links=False, verbose=True):
+def index_directory(
+    directory,
+    labels,
+    formats=ALLOWLIST_FORMATS,
+    class_names=None,
+    shuffle=True,
+    seed=None,
+    follow_links=False,
+    verbose=True,
+):
     """Lists the image files of ``directory`` with their integer labels.
 
     Args:
@@ -82,8 +102,10 @@ def index_directory(directory, labels, formats=ALLOWLIST_FORMATS, class_names=No
         if class_names is not None:
             missing = [name for name in class_names if name not in subdirs]
             if missing:
-                raise ValueError(f"image_dataset_from_directory: class_names {list(class_names)} must name "
-                                 f"subfolders of {directory!r}; these are not: {missing}. Subfolders: {subdirs}")
+                raise ValueError(
+                    f"image_dataset_from_directory: class_names {list(class_names)} must name "
+                    f"subfolders of {directory!r}; these are not: {missing}. Subfolders: {subdirs}"
+                )
             subdirs = list(class_names)
     else:
         subdirs = [""]
@@ -94,8 +116,7 @@ def index_directory(directory, labels, formats=ALLOWLIST_FORMATS, class_names=No
         per_class.append(len(paths))
         others += ignored
     if not file_paths:
-        raise ValueError(_describe_empty(directory, subdirs if labels == "inferred" else [], labels, others,
-                                         formats))
+        raise ValueError(_describe_empty(directory, subdirs if labels == "inferred" else [], labels, others, formats))
     if labels == "inferred":
         class_names = list(subdirs)
         labels = np.repeat(np.arange(len(subdirs), dtype=np.int32), per_class)
@@ -103,9 +124,11 @@ def index_directory(directory, labels, formats=ALLOWLIST_FORMATS, class_names=No
         class_names = None
     else:
         if len(labels) != len(file_paths):
-            raise ValueError(f"image_dataset_from_directory: expected one label per image file; got "
-                             f"len(labels) = {len(labels)} for {len(file_paths)} image files in {directory!r} "
-                             "(labels follow the sorted order of the file paths)")
+            raise ValueError(
+                f"image_dataset_from_directory: expected one label per image file; got "
+                f"len(labels) = {len(labels)} for {len(file_paths)} image files in {directory!r} "
+                "(labels follow the sorted order of the file paths)"
+            )
         labels = np.asarray(labels, dtype=np.int32)
         class_names = [str(label) for label in sorted(set(labels.tolist()))]
     if verbose:
@@ -135,9 +158,11 @@ def training_or_validation_split(file_paths, labels, validation_split, subset):
     n_val = int(validation_split * n)
     if n_val == 0 or n_val == n:
         side = "validation" if n_val == 0 else "training"
-        raise ValueError(f"image_dataset_from_directory: validation_split={validation_split} of {n} files "
-                         f"leaves no files for {side} (int({validation_split} * {n}) = {n_val} for validation); "
-                         "use more images or another validation_split")
+        raise ValueError(
+            f"image_dataset_from_directory: validation_split={validation_split} of {n} files "
+            f"leaves no files for {side} (int({validation_split} * {n}) = {n_val} for validation); "
+            "use more images or another validation_split"
+        )
     if subset == "training":
         print(f"Using {n - n_val} files for training.")
         return file_paths[:-n_val], None if labels is None else labels[:-n_val]

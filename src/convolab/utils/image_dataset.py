@@ -11,6 +11,7 @@ batch, where Keras returns a ``tf.data.Dataset``. Differences: resizing is Pillo
 files are skipped with a warning (see ``image_folder_dataset``), and a ``validation_split`` that
 leaves one side empty raises instead of giving an empty or a complete subset.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,29 +37,36 @@ def _int_like(value):
 def _check_labels(labels, label_mode, class_names):
     if labels not in ("inferred", None):
         if not isinstance(labels, (list, tuple)) or not all(_is_int(_int_like(v)) for v in labels):
-            raise ValueError(f"{_WHO}: `labels` must be 'inferred', None, or a list/tuple of int labels, one per "
-                             f"image file in sorted path order; got {labels!r}")
+            raise ValueError(
+                f"{_WHO}: `labels` must be 'inferred', None, or a list/tuple of int labels, one per "
+                f"image file in sorted path order; got {labels!r}"
+            )
         if class_names is not None:
-            raise ValueError(f"{_WHO}: `class_names` goes with labels='inferred' only (with a list of labels the "
-                             f"class names are the sorted labels); got labels={labels!r}, "
-                             f"class_names={class_names!r}")
+            raise ValueError(
+                f"{_WHO}: `class_names` goes with labels='inferred' only (with a list of labels the "
+                f"class names are the sorted labels); got labels={labels!r}, "
+                f"class_names={class_names!r}"
+            )
         if min(labels, default=0) < 0:
             raise ValueError(f"{_WHO}: labels must be >= 0; got {min(labels)}")
     if label_mode not in ("int", "categorical", "binary", None):
-        raise ValueError(f"{_WHO}: `label_mode` must be 'int', 'categorical', 'binary' or None; "
-                         f"got {label_mode!r}")
+        raise ValueError(f"{_WHO}: `label_mode` must be 'int', 'categorical', 'binary' or None; got {label_mode!r}")
     if labels is None and class_names is not None:
         raise ValueError(f"{_WHO}: with labels=None (no labels) `class_names` must be None; got {class_names!r}")
-    if class_names is not None and (isinstance(class_names, str) or
-                                    not all(isinstance(name, str) for name in class_names)):
+    if class_names is not None and (
+        isinstance(class_names, str) or not all(isinstance(name, str) for name in class_names)
+    ):
         raise ValueError(f"{_WHO}: `class_names` must be a list of subfolder names; got {class_names!r}")
 
 
 def _check_image_size(image_size):
     if _is_int(image_size):
         image_size = (image_size, image_size)
-    if (not isinstance(image_size, (list, tuple)) or len(image_size) != 2
-            or not all(_is_int(v) and v > 0 for v in image_size)):
+    if (
+        not isinstance(image_size, (list, tuple))
+        or len(image_size) != 2
+        or not all(_is_int(v) and v > 0 for v in image_size)
+    ):
         raise ValueError(f"{_WHO}: `image_size` must be (height, width), two ints > 0; got {image_size!r}")
     return tuple(image_size)
 
@@ -66,35 +74,56 @@ def _check_image_size(image_size):
 def _check_interpolation(interpolation):
     name = interpolation.lower() if isinstance(interpolation, str) else interpolation
     if name in KERAS_ONLY_INTERPOLATIONS:
-        raise ValueError(f"{_WHO}: interpolation={interpolation!r} is a TensorFlow kernel that Pillow, which "
-                         f"convolab resizes with, does not have; use one of {tuple(RESAMPLING)}")
+        raise ValueError(
+            f"{_WHO}: interpolation={interpolation!r} is a TensorFlow kernel that Pillow, which "
+            f"convolab resizes with, does not have; use one of {tuple(RESAMPLING)}"
+        )
     if name not in RESAMPLING:
         raise ValueError(f"{_WHO}: `interpolation` must be one of {tuple(RESAMPLING)}; got {interpolation!r}")
     return name
 
 
 def _check_split(validation_split, subset, shuffle, seed):
-    if validation_split is not None and (isinstance(validation_split, bool) or
-                                         not isinstance(validation_split, (int, float))):
+    if validation_split is not None and (
+        isinstance(validation_split, bool) or not isinstance(validation_split, (int, float))
+    ):
         raise ValueError(f"{_WHO}: `validation_split` must be a float between 0 and 1; got {validation_split!r}")
     if validation_split and not 0 < validation_split < 1:
         raise ValueError(f"{_WHO}: `validation_split` must be between 0 and 1 (exclusive); got {validation_split}")
     if subset not in ("training", "validation", "both", None):
         raise ValueError(f"{_WHO}: `subset` must be 'training', 'validation', 'both' or None; got {subset!r}")
     if bool(validation_split) != bool(subset):
-        raise ValueError(f"{_WHO}: `subset` and `validation_split` go together: set both or neither; got "
-                         f"validation_split={validation_split!r}, subset={subset!r}")
+        raise ValueError(
+            f"{_WHO}: `subset` and `validation_split` go together: set both or neither; got "
+            f"validation_split={validation_split!r}, subset={subset!r}"
+        )
     if seed is not None and not _is_int(_int_like(seed)):
         raise ValueError(f"{_WHO}: `seed` must be an int or None; got {seed!r}")
     if validation_split and shuffle and seed is None:
-        raise ValueError(f"{_WHO}: with validation_split and shuffle=True, pass a `seed` (an int), so that the "
-                         "training and the validation call shuffle the files alike and do not overlap")
+        raise ValueError(
+            f"{_WHO}: with validation_split and shuffle=True, pass a `seed` (an int), so that the "
+            "training and the validation call shuffle the files alike and do not overlap"
+        )
 
 
-def image_dataset_from_directory(directory, labels="inferred", label_mode="int", class_names=None,
-                                 color_mode="rgb", batch_size=32, image_size=(256, 256), shuffle=True, seed=None,
-                                 validation_split=None, subset=None, interpolation="bilinear", follow_links=False,
-                                 crop_to_aspect_ratio=False, pad_to_aspect_ratio=False, verbose=True):
+def image_dataset_from_directory(
+    directory,
+    labels="inferred",
+    label_mode="int",
+    class_names=None,
+    color_mode="rgb",
+    batch_size=32,
+    image_size=(256, 256),
+    shuffle=True,
+    seed=None,
+    validation_split=None,
+    subset=None,
+    interpolation="bilinear",
+    follow_links=False,
+    crop_to_aspect_ratio=False,
+    pad_to_aspect_ratio=False,
+    verbose=True,
+):
     """A dataset of image batches from a folder, labelled by subfolder, as Keras 3's.
 
     Args:
@@ -139,8 +168,10 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
     if color_mode not in CHANNELS:
         raise ValueError(f"{_WHO}: `color_mode` must be one of {tuple(CHANNELS)}; got {color_mode!r}")
     if not _is_int(batch_size) or batch_size < 1:
-        raise ValueError(f"{_WHO}: `batch_size` must be an int >= 1; got {batch_size!r}"
-                         + (" (unbatched samples are not supported: fit takes batches)" if batch_size is None else ""))
+        raise ValueError(
+            f"{_WHO}: `batch_size` must be an int >= 1; got {batch_size!r}"
+            + (" (unbatched samples are not supported: fit takes batches)" if batch_size is None else "")
+        )
     image_size = _check_image_size(image_size)
     interpolation = _check_interpolation(interpolation)
     if crop_to_aspect_ratio and pad_to_aspect_ratio:
@@ -150,19 +181,38 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
     seed = int(np.random.randint(1e6)) if seed is None else int(seed)
 
     file_paths, labels, class_names = index_directory(
-        directory, labels, ALLOWLIST_FORMATS, class_names=class_names, shuffle=shuffle, seed=seed,
-        follow_links=follow_links, verbose=verbose)
+        directory,
+        labels,
+        ALLOWLIST_FORMATS,
+        class_names=class_names,
+        shuffle=shuffle,
+        seed=seed,
+        follow_links=follow_links,
+        verbose=verbose,
+    )
     if label_mode == "binary" and len(class_names) != 2:
-        raise ValueError(f"{_WHO}: label_mode='binary' needs exactly 2 classes; got {len(class_names)}: "
-                         f"{class_names}")
+        raise ValueError(f"{_WHO}: label_mode='binary' needs exactly 2 classes; got {len(class_names)}: {class_names}")
     if labels is not None and label_mode in ("binary", "categorical") and labels.max() >= len(class_names):
-        raise ValueError(f"{_WHO}: label_mode={label_mode!r} needs labels 0 .. {len(class_names) - 1} (one per "
-                         f"class); got a label {int(labels.max())}")
+        raise ValueError(
+            f"{_WHO}: label_mode={label_mode!r} needs labels 0 .. {len(class_names) - 1} (one per "
+            f"class); got a label {int(labels.max())}"
+        )
 
     def dataset(paths, subset_labels, reshuffle):
-        return ImageFolderDataset(paths, subset_labels, label_mode, class_names, batch_size, image_size,
-                                  CHANNELS[color_mode], interpolation, crop_to_aspect_ratio, pad_to_aspect_ratio,
-                                  shuffle=reshuffle, seed=seed)
+        return ImageFolderDataset(
+            paths,
+            subset_labels,
+            label_mode,
+            class_names,
+            batch_size,
+            image_size,
+            CHANNELS[color_mode],
+            interpolation,
+            crop_to_aspect_ratio,
+            pad_to_aspect_ratio,
+            shuffle=reshuffle,
+            seed=seed,
+        )
 
     if subset == "both":
         train = training_or_validation_split(file_paths, labels, validation_split, "training")

@@ -6,6 +6,7 @@ Decoding and resizing are Pillow's: ``bilinear``, ``nearest``, ``bicubic``, ``ar
 Pillow antialiases when it shrinks, TensorFlow's ``resize`` does not: pixel values of a resized
 image differ slightly from Keras's; a solid colour stays exact. Animated GIFs give their first frame.
 """
+
 from __future__ import annotations
 
 import math
@@ -66,8 +67,9 @@ def _convert(img, num_channels):
     return img.convert(mode)
 
 
-def decode_image(path, num_channels, image_size, interpolation="bilinear",
-                 crop_to_aspect_ratio=False, pad_to_aspect_ratio=False):
+def decode_image(
+    path, num_channels, image_size, interpolation="bilinear", crop_to_aspect_ratio=False, pad_to_aspect_ratio=False
+):
     """Reads, converts and resizes one image file.
 
     Args:
@@ -95,7 +97,7 @@ def decode_image(path, num_channels, image_size, interpolation="bilinear",
             h, w, top, left = pad_geometry(img.height, img.width, target_height, target_width)
             inner = np.asarray(img.resize((w, h), resample), dtype=np.float32)
             x = np.zeros((target_height, target_width) + inner.shape[2:], dtype=np.float32)
-            x[top:top + h, left:left + w] = inner
+            x[top : top + h, left : left + w] = inner
         else:
             box = crop_box(img.height, img.width, target_height, target_width) if crop_to_aspect_ratio else None
             x = np.asarray(img.resize((target_width, target_height), resample, box=box), dtype=np.float32)

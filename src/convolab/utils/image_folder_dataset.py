@@ -11,6 +11,7 @@ they were listed, so ``fit`` sees the same number of steps every epoch; a batch 
 files is that much shorter, and the file is left out, without a new warning, in later epochs.
 ``skipped_files`` lists the files skipped so far. A batch whose every file is unreadable raises.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -62,9 +63,21 @@ class ImageFolderDataset(PyDataset):
         labels as ``encode_labels``.
     """
 
-    def __init__(self, file_paths, labels, label_mode, class_names, batch_size, image_size, num_channels,
-                 interpolation="bilinear", crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
-                 shuffle=False, seed=None):
+    def __init__(
+        self,
+        file_paths,
+        labels,
+        label_mode,
+        class_names,
+        batch_size,
+        image_size,
+        num_channels,
+        interpolation="bilinear",
+        crop_to_aspect_ratio=False,
+        pad_to_aspect_ratio=False,
+        shuffle=False,
+        seed=None,
+    ):
         super().__init__()
         self.file_paths = list(file_paths)
         self.class_names = None if class_names is None else list(class_names)
@@ -90,14 +103,24 @@ class ImageFolderDataset(PyDataset):
         if path in self._skipped:
             return None
         try:
-            return decode_image(path, self.num_channels, self.image_size, self.interpolation,
-                                self.crop_to_aspect_ratio, self.pad_to_aspect_ratio)
+            return decode_image(
+                path,
+                self.num_channels,
+                self.image_size,
+                self.interpolation,
+                self.crop_to_aspect_ratio,
+                self.pad_to_aspect_ratio,
+            )
         except READ_ERRORS as err:
             self.skipped_files.append(path)
             self._skipped.add(path)
-            warnings.warn(f"image_dataset_from_directory: skipping {path!r}, which cannot be read as an "
-                          f"image ({type(err).__name__}: {err}); the file is left in place and batch "
-                          f"{index} of {len(self)} is one image shorter", UnreadableImageWarning, stacklevel=3)
+            warnings.warn(
+                f"image_dataset_from_directory: skipping {path!r}, which cannot be read as an "
+                f"image ({type(err).__name__}: {err}); the file is left in place and batch "
+                f"{index} of {len(self)} is one image shorter",
+                UnreadableImageWarning,
+                stacklevel=3,
+            )
             return None
 
     def __getitem__(self, index):
@@ -107,7 +130,7 @@ class ImageFolderDataset(PyDataset):
         if not -n <= index < n:
             raise IndexError(f"ImageFolderDataset: batch index {index} out of range for {n} batches")
         index = int(index) % n
-        chosen = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        chosen = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         images, kept = [], []
         for i in chosen:
             image = self._read(index, self.file_paths[i])
@@ -116,8 +139,10 @@ class ImageFolderDataset(PyDataset):
                 kept.append(i)
         if not images:
             names = [self.file_paths[i] for i in chosen]
-            raise ValueError(f"image_dataset_from_directory: every file of batch {index} is unreadable as an "
-                             f"image: {names}; fix or move them out of the folder, or use a larger batch_size")
+            raise ValueError(
+                f"image_dataset_from_directory: every file of batch {index} is unreadable as an "
+                f"image: {names}; fix or move them out of the folder, or use a larger batch_size"
+            )
         x = np.stack(images)
         return x if self._labels is None else (x, self._labels[kept])
 
@@ -128,5 +153,7 @@ class ImageFolderDataset(PyDataset):
 
     def __repr__(self):
         classes = "no labels" if self.class_names is None else f"{len(self.class_names)} classes"
-        return (f"<ImageFolderDataset: {len(self.file_paths)} files, {classes}, {len(self)} batches of up to "
-                f"{self.batch_size}, images {self.image_size + (self.num_channels,)}>")
+        return (
+            f"<ImageFolderDataset: {len(self.file_paths)} files, {classes}, {len(self)} batches of up to "
+            f"{self.batch_size}, images {self.image_size + (self.num_channels,)}>"
+        )

@@ -3,6 +3,7 @@
 Channels last (NHWC) throughout, as the rest of convolab; Keras's ``data_format`` argument is refused
 unless it is ``"channels_last"``.
 """
+
 from __future__ import annotations
 
 import io
@@ -24,8 +25,10 @@ _COLOR_MODES = {"grayscale": "L", "rgb": "RGB", "rgba": "RGBA"}
 
 def _check_data_format(data_format, who):
     if data_format not in (None, "channels_last"):
-        raise ValueError(f"{who}: convolab images are channels last; data_format must be None or "
-                         f"'channels_last'; got {data_format!r}")
+        raise ValueError(
+            f"{who}: convolab images are channels last; data_format must be None or "
+            f"'channels_last'; got {data_format!r}"
+        )
 
 
 def load_img(path, color_mode="rgb", target_size=None, interpolation="nearest", keep_aspect_ratio=False):
@@ -59,8 +62,9 @@ def load_img(path, color_mode="rgb", target_size=None, interpolation="nearest", 
     if img.size == (width, height):
         return img
     if interpolation not in PIL_INTERPOLATION_METHODS:
-        raise ValueError(f"load_img: interpolation must be one of {tuple(PIL_INTERPOLATION_METHODS)}; "
-                         f"got {interpolation!r}")
+        raise ValueError(
+            f"load_img: interpolation must be one of {tuple(PIL_INTERPOLATION_METHODS)}; got {interpolation!r}"
+        )
     box = None
     if keep_aspect_ratio:
         w, h = img.size

@@ -3,6 +3,7 @@
 The name counters live here, below both the layers (which draw names) and the backend (whose
 ``clear_session`` resets them), as Keras keeps them in its global state.
 """
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """``to_categorical``: integer labels to one-hot rows, as ``keras.utils.to_categorical``."""
+
 from __future__ import annotations
 
 import numpy as np

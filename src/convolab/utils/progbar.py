@@ -1,4 +1,5 @@
 """A Keras-style text progress bar: ``1875/1875 [======] - 3s 2ms/step - loss: 0.21 - acc: 0.94``."""
+
 from __future__ import annotations
 
 import sys

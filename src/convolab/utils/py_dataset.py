@@ -18,6 +18,7 @@
 business, as in Keras) and calls ``on_epoch_end`` after each epoch. Batches are loaded in the
 training thread: ``workers`` is accepted for compatibility, multiprocessing is refused.
 """
+
 from __future__ import annotations
 
 
@@ -32,8 +33,10 @@ class PyDataset:
 
     def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
         if use_multiprocessing:
-            raise ValueError(f"{type(self).__name__}: use_multiprocessing=True is not supported by convolab; "
-                             "batches are loaded in the training thread")
+            raise ValueError(
+                f"{type(self).__name__}: use_multiprocessing=True is not supported by convolab; "
+                "batches are loaded in the training thread"
+            )
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"{type(self).__name__}: `workers` must be an int >= 1; got {workers!r}")
         self.workers = workers

@@ -19,6 +19,7 @@ mobilenet()     depthwise separable blocks, width ``alpha``    139,722          
 (Counts on 32x32x3 with 10 classes; non-trainable = BatchNormalization moving statistics.)
 ``get(name, **kwargs)`` builds any of the seven by name.
 """
+
 from __future__ import annotations
 
 from .inception import inception
@@ -46,5 +47,19 @@ def get(name, **kwargs):
     return ARCHITECTURES[name](**kwargs)
 
 
-__all__ = ["ARCHITECTURES", "CLASS_NAMES", "DEFAULT_MODEL", "INPUT_SHAPES", "MODELS", "build", "get", "inception",
-           "lenet", "mobilenet", "multi_cnn", "resnet20", "simple_cnn", "vgg"]
+__all__ = [
+    "ARCHITECTURES",
+    "CLASS_NAMES",
+    "DEFAULT_MODEL",
+    "INPUT_SHAPES",
+    "MODELS",
+    "build",
+    "get",
+    "inception",
+    "lenet",
+    "mobilenet",
+    "multi_cnn",
+    "resnet20",
+    "simple_cnn",
+    "vgg",
+]

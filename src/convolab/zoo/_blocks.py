@@ -1,4 +1,5 @@
 """Argument checks and the conv-BN-ReLU unit the functional zoo models share."""
+
 from __future__ import annotations
 
 from numbers import Integral, Real
@@ -11,13 +12,19 @@ L = keras.layers
 def check_input_shape(input_shape, owner, min_size=1):
     """``input_shape`` as a tuple of three positive ints ``(H, W, C)``, with H and W at least ``min_size``."""
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
-    if (shape is None or len(shape) != 3 or any(isinstance(d, bool) or not isinstance(d, Integral) or d < 1
-                                                 for d in shape)):
-        raise ValueError(f"{owner}: `input_shape` must be (height, width, channels), three positive ints; "
-                         f"got {input_shape!r}")
+    if (
+        shape is None
+        or len(shape) != 3
+        or any(isinstance(d, bool) or not isinstance(d, Integral) or d < 1 for d in shape)
+    ):
+        raise ValueError(
+            f"{owner}: `input_shape` must be (height, width, channels), three positive ints; got {input_shape!r}"
+        )
     if min(shape[:2]) < min_size:
-        raise ValueError(f"{owner}: images must be at least {min_size}x{min_size} (the network halves them "
-                         f"that often); got input_shape={shape}")
+        raise ValueError(
+            f"{owner}: images must be at least {min_size}x{min_size} (the network halves them "
+            f"that often); got input_shape={shape}"
+        )
     return tuple(int(d) for d in shape)
 
 

@@ -1,4 +1,5 @@
 """An Inception-style network: blocks of parallel 1x1, 3x3, 5x5 and pooling branches, concatenated."""
+
 from __future__ import annotations
 
 from .. import keras
@@ -28,8 +29,14 @@ def inception_block(x, filters, name):
     return L.Concatenate(name=name + "_concat")([b1, b3, b5, bp])
 
 
-def inception(input_shape=(32, 32, 3), classes=10, stem_filters=32, blocks=DEFAULT_BLOCKS, dropout=0.2,
-              classifier_activation="softmax"):
+def inception(
+    input_shape=(32, 32, 3),
+    classes=10,
+    stem_filters=32,
+    blocks=DEFAULT_BLOCKS,
+    dropout=0.2,
+    classifier_activation="softmax",
+):
     """A small GoogLeNet-style network for 32x32 images.
 
     ``Conv2D(stem_filters, 3) - BN - ReLU``, then one :func:`inception_block` per entry of
@@ -53,8 +60,10 @@ def inception(input_shape=(32, 32, 3), classes=10, stem_filters=32, blocks=DEFAU
     me = "zoo.inception"
     blocks = tuple(tuple(b) for b in blocks)
     if not blocks or any(len(b) != 6 for b in blocks):
-        raise ValueError(f"{me}: `blocks` must hold at least one (f1x1, f3x3_reduce, f3x3, f5x5_reduce, f5x5, "
-                         f"pool_proj) tuple of six filter counts; got {blocks!r}")
+        raise ValueError(
+            f"{me}: `blocks` must hold at least one (f1x1, f3x3_reduce, f3x3, f5x5_reduce, f5x5, "
+            f"pool_proj) tuple of six filter counts; got {blocks!r}"
+        )
     blocks = tuple(tuple(check_positive_int(f, "blocks", me) for f in b) for b in blocks)
     input_shape = check_input_shape(input_shape, me, min_size=2 ** (len(blocks) - 1))
     classes = check_positive_int(classes, "classes", me)

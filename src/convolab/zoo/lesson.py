@@ -15,6 +15,7 @@ models serve Fashion-MNIST as they are; CIFAR-10 uses LeNet. Every builder takes
 ``input_shape`` (for other image sizes) and ``optimizer`` (a name or an optimiser instance,
 replacing the lesson's default).
 """
+
 from __future__ import annotations
 
 from .. import keras
@@ -22,10 +23,19 @@ from .. import keras
 #: Class names by dataset, in label order.
 CLASS_NAMES = {
     "mnist": [str(i) for i in range(10)],
-    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
-    "cifar10": ["airplane", "automobile", "bird", "cat", "deer",
-                "dog", "frog", "horse", "ship", "truck"],
+    "fashion_mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
 }
 
 #: Input shape of each dataset's images as the models take them (channels last).
@@ -33,9 +43,11 @@ INPUT_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "cifar10": (
 
 
 def _logits_compile(model, optimizer):
-    model.compile(optimizer=optimizer or "rmsprop",
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["acc"])
+    model.compile(
+        optimizer=optimizer or "rmsprop",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["acc"],
+    )
     return model
 
 
@@ -51,11 +63,13 @@ def simple_cnn(input_shape=(28, 28, 1), num_classes=10, optimizer=None, kernel_s
         num_classes: width of the output layer (logits).
         optimizer: a name or optimiser instance; ``None`` keeps rmsprop.
     """
-    model = keras.models.Sequential([
-        keras.layers.Conv2D(filters, kernel_size, input_shape=tuple(input_shape), activation="relu"),
-        keras.layers.Flatten(),
-        keras.layers.Dense(num_classes),
-    ])
+    model = keras.models.Sequential(
+        [
+            keras.layers.Conv2D(filters, kernel_size, input_shape=tuple(input_shape), activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(num_classes),
+        ]
+    )
     return _logits_compile(model, optimizer)
 
 
@@ -65,14 +79,16 @@ def multi_cnn(input_shape=(28, 28, 1), num_classes=10, optimizer=None):
     ``Conv2D(10, (5, 5), relu) - MaxPooling2D() - Conv2D(20, (5, 5), relu) - MaxPooling2D() -
     Flatten - Dense(10)``, compiled as :func:`simple_cnn`.
     """
-    model = keras.models.Sequential([
-        keras.layers.Conv2D(filters=10, kernel_size=(5, 5), input_shape=tuple(input_shape), activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(filters=20, kernel_size=(5, 5), activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(),
-        keras.layers.Dense(num_classes),
-    ])
+    model = keras.models.Sequential(
+        [
+            keras.layers.Conv2D(filters=10, kernel_size=(5, 5), input_shape=tuple(input_shape), activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(filters=20, kernel_size=(5, 5), activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(num_classes),
+        ]
+    )
     return _logits_compile(model, optimizer)
 
 
@@ -83,16 +99,18 @@ def lenet(input_shape=(32, 32, 3), num_classes=10, optimizer=None):
     Flatten - Dense(120, relu) - Dense(84, relu) - Dense(10, softmax)``, compiled with
     ``optimizer='adam'``, ``loss='sparse_categorical_crossentropy'``, ``metrics=['acc']``.
     """
-    model = keras.models.Sequential([
-        keras.layers.Conv2D(filters=6, kernel_size=5, strides=1, activation="relu", input_shape=tuple(input_shape)),
-        keras.layers.MaxPooling2D(pool_size=2, strides=2),
-        keras.layers.Conv2D(filters=16, kernel_size=5, strides=1, activation="relu"),
-        keras.layers.MaxPooling2D(pool_size=2, strides=2),
-        keras.layers.Flatten(),
-        keras.layers.Dense(120, activation="relu"),
-        keras.layers.Dense(84, activation="relu"),
-        keras.layers.Dense(num_classes, activation="softmax"),
-    ])
+    model = keras.models.Sequential(
+        [
+            keras.layers.Conv2D(filters=6, kernel_size=5, strides=1, activation="relu", input_shape=tuple(input_shape)),
+            keras.layers.MaxPooling2D(pool_size=2, strides=2),
+            keras.layers.Conv2D(filters=16, kernel_size=5, strides=1, activation="relu"),
+            keras.layers.MaxPooling2D(pool_size=2, strides=2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(120, activation="relu"),
+            keras.layers.Dense(84, activation="relu"),
+            keras.layers.Dense(num_classes, activation="softmax"),
+        ]
+    )
     model.compile(optimizer=optimizer or "adam", loss="sparse_categorical_crossentropy", metrics=["acc"])
     return model
 

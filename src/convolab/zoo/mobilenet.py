@@ -1,4 +1,5 @@
 """A MobileNet-style network of depthwise separable convolutions, sized for 32x32 images."""
+
 from __future__ import annotations
 
 from numbers import Real
@@ -15,8 +16,10 @@ DEFAULT_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1))
 def _width(filters, alpha, me):
     width = int(filters * alpha)  # Keras's MobileNet rounds down the same way
     if width < 1:
-        raise ValueError(f"{me}: alpha={alpha} leaves {filters} filters as {filters * alpha:g}, below one; "
-                         f"expected alpha >= {1 / filters:g}")
+        raise ValueError(
+            f"{me}: alpha={alpha} leaves {filters} filters as {filters * alpha:g}, below one; "
+            f"expected alpha >= {1 / filters:g}"
+        )
     return width
 
 
@@ -26,15 +29,23 @@ def depthwise_separable_block(x, filters, strides, depth_multiplier, name):
     Stride 2 uses ``padding='same'``, which for an even image pads one row and column at the
     bottom/right: what Keras's ``ZeroPadding2D(((0, 1), (0, 1)))`` + ``'valid'`` does.
     """
-    x = L.DepthwiseConv2D(3, strides=strides, padding="same", depth_multiplier=depth_multiplier,
-                          use_bias=False, name=name + "_dw")(x)
+    x = L.DepthwiseConv2D(
+        3, strides=strides, padding="same", depth_multiplier=depth_multiplier, use_bias=False, name=name + "_dw"
+    )(x)
     x = L.ReLU(6.0, name=name + "_dw_relu")(L.BatchNormalization(name=name + "_dw_bn")(x))
     x = L.Conv2D(filters, 1, padding="same", use_bias=False, name=name + "_pw")(x)
     return L.ReLU(6.0, name=name + "_pw_relu")(L.BatchNormalization(name=name + "_pw_bn")(x))
 
 
-def mobilenet(input_shape=(32, 32, 3), classes=10, alpha=1.0, depth_multiplier=1, blocks=DEFAULT_BLOCKS,
-              dropout=1e-3, classifier_activation="softmax"):
+def mobilenet(
+    input_shape=(32, 32, 3),
+    classes=10,
+    alpha=1.0,
+    depth_multiplier=1,
+    blocks=DEFAULT_BLOCKS,
+    dropout=1e-3,
+    classifier_activation="softmax",
+):
     """MobileNet (Howard et al. 2017) cut down for 32x32 images, with Keras's arguments.
 
     ``Conv2D(32 * alpha, 3) - BN - ReLU6`` (stride 1: Keras's stride 2 would leave CIFAR-sized
@@ -63,10 +74,11 @@ def mobilenet(input_shape=(32, 32, 3), classes=10, alpha=1.0, depth_multiplier=1
         raise ValueError(f"{me}: `alpha` must be a positive float; got {alpha!r}")
     blocks = tuple(tuple(b) for b in blocks)
     if not blocks or any(len(b) != 2 or b[1] not in (1, 2) for b in blocks):
-        raise ValueError(f"{me}: `blocks` must hold at least one (filters, strides) pair with strides 1 or 2; "
-                         f"got {blocks!r}")
+        raise ValueError(
+            f"{me}: `blocks` must hold at least one (filters, strides) pair with strides 1 or 2; got {blocks!r}"
+        )
     halvings = sum(1 for _, s in blocks if s == 2)
-    input_shape = check_input_shape(input_shape, me, min_size=2 ** halvings)
+    input_shape = check_input_shape(input_shape, me, min_size=2**halvings)
     classes = check_positive_int(classes, "classes", me)
     depth_multiplier = check_positive_int(depth_multiplier, "depth_multiplier", me)
     dropout = check_rate(dropout, "dropout", me)

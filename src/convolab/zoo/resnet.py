@@ -1,4 +1,5 @@
 """ResNet-20 for 32x32 images, as the ResNet paper's CIFAR-10 section builds it."""
+
 from __future__ import annotations
 
 from .. import keras

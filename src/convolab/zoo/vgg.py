@@ -1,4 +1,5 @@
 """A VGG-style pyramid sized for 32x32 images: blocks of 3x3 convs, each block halving the image."""
+
 from __future__ import annotations
 
 from .. import keras
@@ -7,8 +8,15 @@ from ._blocks import check_input_shape, check_positive_int, check_rate, conv_bn_
 L = keras.layers
 
 
-def vgg(input_shape=(32, 32, 3), classes=10, widths=(32, 64, 128), convs_per_block=2, dropout=0.3,
-        dense_units=128, classifier_activation="softmax"):
+def vgg(
+    input_shape=(32, 32, 3),
+    classes=10,
+    widths=(32, 64, 128),
+    convs_per_block=2,
+    dropout=0.3,
+    dense_units=128,
+    classifier_activation="softmax",
+):
     """A VGG-style network (Simonyan & Zisserman 2014), small enough to train on a CPU.
 
     For each width ``w`` in ``widths``: ``convs_per_block`` x (``Conv2D(w, 3, padding='same')`` -

@@ -3,6 +3,7 @@
 Run as ``mpiexec -n 2 python broadcast_state.py OUT.npz``; rank 0 writes what each rank holds
 after ``on_train_begin`` (``fit(epochs=0)`` runs it and takes no step).
 """
+
 import sys
 
 import numpy as np
@@ -24,8 +25,13 @@ def main(out):
         opt.iterations = 3
     m.fit(x, y, epochs=0, verbose=0, callbacks=[hvd.callbacks.BroadcastGlobalVariablesCallback(0)])
     state = opt.get_state(m.weights[0])
-    mine = {"iterations": np.array(opt.iterations), "m": state["momentum"], "v": state["velocity"], "w0": m.weights[0].numpy(),
-            "has_state_w1": np.array(opt.get_state(m.weights[1]) is not None)}
+    mine = {
+        "iterations": np.array(opt.iterations),
+        "m": state["momentum"],
+        "v": state["velocity"],
+        "w0": m.weights[0].numpy(),
+        "has_state_w1": np.array(opt.get_state(m.weights[1]) is not None),
+    }
     gathered = comm.gather(mine, root=0)
     if hvd.rank() == 0:
         np.savez(out, **{f"rank{r}/{k}": v for r, g in enumerate(gathered) for k, v in g.items()})

@@ -5,6 +5,7 @@
 the model afresh; the broadcast hands them its weights and optimizer state; 1 more epoch.
 Rank 0 writes each rank's optimizer iterations and weights to OUT.npz.
 """
+
 import sys
 
 import numpy as np
@@ -32,8 +33,9 @@ def main(mode, ckpt, out):
         else:
             m = model(hvd.DistributedOptimizer(keras.optimizers.Adam(0.01)), seed=50 + hvd.rank())
         epochs, initial = 3, 2
-    hist = m.fit(x, y, batch_size=8, epochs=epochs, initial_epoch=initial, shuffle=False, verbose=0,
-                 callbacks=callbacks)
+    hist = m.fit(
+        x, y, batch_size=8, epochs=epochs, initial_epoch=initial, shuffle=False, verbose=0, callbacks=callbacks
+    )
     mine = {"iterations": int(m.optimizer.iterations), "weights": m.get_weights(), "loss": hist.history["loss"]}
     gathered = comm.gather(mine, root=0)
     if hvd.rank() == 0:

@@ -1,4 +1,5 @@
 """A small conv model and data shared by the scripts that tests/distributed/test_distributed.py runs under mpiexec."""
+
 import numpy as np
 
 from convolab import keras
@@ -13,10 +14,12 @@ def data(n=64):
 
 def model(optimizer, seed):
     keras.utils.set_random_seed(seed)
-    m = keras.models.Sequential([
-        keras.layers.Conv2D(4, (3, 3), activation="relu", input_shape=(8, 8, 1)),
-        keras.layers.Flatten(),
-        keras.layers.Dense(3, activation="softmax"),
-    ])
+    m = keras.models.Sequential(
+        [
+            keras.layers.Conv2D(4, (3, 3), activation="relu", input_shape=(8, 8, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
     m.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return m

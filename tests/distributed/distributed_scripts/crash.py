@@ -4,6 +4,7 @@
 calls MPI Abort. ``... crash.py stall``: rank 1 sleeps instead; rank 0's allreduce times out.
 ``... crash.py kill``: rank 1 dies by SIGKILL (no Python left to abort); mpiexec must end rank 0.
 """
+
 import os
 import signal
 import sys

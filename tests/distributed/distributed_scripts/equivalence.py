@@ -5,6 +5,7 @@ weights, so matching the reference also shows the broadcast. Rank 0 writes, per 
 both ranks' final weights, the single-process reference's, and the metric logs before and after
 MetricAverageCallback.
 """
+
 import sys
 
 import numpy as np
@@ -45,11 +46,24 @@ def main(out):
         m = model(hvd.DistributedOptimizer(make()), seed=100 + hvd.rank())  # different start on each rank
         start_local = m.get_weights()
         local, start = LocalLogs(), StartWeights()
-        hist = m.fit(xs, ys, batch_size=16, epochs=2, shuffle=False, verbose=0,
-                     callbacks=[hvd.callbacks.BroadcastGlobalVariablesCallback(0), start, local,
-                                hvd.callbacks.MetricAverageCallback()])
-        gathered = comm.gather({"weights": m.get_weights(), "start": start.weights, "local": local.epochs,
-                                "start_local": start_local}, root=0)
+        hist = m.fit(
+            xs,
+            ys,
+            batch_size=16,
+            epochs=2,
+            shuffle=False,
+            verbose=0,
+            callbacks=[
+                hvd.callbacks.BroadcastGlobalVariablesCallback(0),
+                start,
+                local,
+                hvd.callbacks.MetricAverageCallback(),
+            ],
+        )
+        gathered = comm.gather(
+            {"weights": m.get_weights(), "start": start.weights, "local": local.epochs, "start_local": start_local},
+            root=0,
+        )
         if hvd.rank() != 0:
             continue
         ref = model(make(), seed=100)

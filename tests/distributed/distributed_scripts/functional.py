@@ -3,6 +3,7 @@
 Run as ``mpiexec -n 2 python functional.py OUT.npz``. Rank 0 writes both ranks' final weights
 and the single-process reference's, per optimizer, as equivalence.py does for Sequential.
 """
+
 import sys
 
 import numpy as np
@@ -34,8 +35,15 @@ def main(out):
     for name, make in OPTIMIZERS.items():
         m = functional_model(hvd.DistributedOptimizer(make()), seed=100 + hvd.rank())
         assert not isinstance(m, keras.models.Sequential), type(m)
-        m.fit(xs, ys, batch_size=16, epochs=2, shuffle=False, verbose=0,
-              callbacks=[hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()])
+        m.fit(
+            xs,
+            ys,
+            batch_size=16,
+            epochs=2,
+            shuffle=False,
+            verbose=0,
+            callbacks=[hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()],
+        )
         gathered = comm.gather(m.get_weights(), root=0)
         if hvd.rank() != 0:
             continue

@@ -1,3 +1,11 @@
 """``keras.optimizers.schedules``."""
-from ...optimizers.schedules import (CosineDecay, ExponentialDecay, InverseTimeDecay, LearningRateSchedule,  # noqa: F401
-                                     PiecewiseConstantDecay, deserialize, serialize)
+
+from ...optimizers.schedules import (
+    CosineDecay,
+    ExponentialDecay,
+    InverseTimeDecay,
+    LearningRateSchedule,  # noqa: F401
+    PiecewiseConstantDecay,
+    deserialize,
+    serialize,
+)

@@ -10,6 +10,7 @@ binary on disk too). Every array handed to a kernel must be C-contiguous and of 
 float dtype (``arg`` arrays int32); the launchers check that before any launch, since a CUDA
 kernel, like a C one, trusts its pointers.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,8 +51,13 @@ def launch(name, arrays, total, ints=(), floats=(), int32s=()):
         return
     fn = _module(dtype_name).get_function(name + _SUFFIX[dtype_name][0])
     blocks = min(-(-total // THREADS), _MAX_BLOCKS)
-    args = (tuple(arrays) + (np.int64(total),) + tuple(np.int64(i) for i in ints)
-            + tuple(np.float64(f) for f in floats) + tuple(np.int32(i) for i in int32s))
+    args = (
+        tuple(arrays)
+        + (np.int64(total),)
+        + tuple(np.int64(i) for i in ints)
+        + tuple(np.float64(f) for f in floats)
+        + tuple(np.int32(i) for i in int32s)
+    )
     fn((blocks,), (THREADS,), args)
 
 
@@ -60,16 +66,17 @@ def _contiguous(name, dtype_name, *arrays):
         if a.dtype.name != dtype_name or not a.flags.c_contiguous:
             raise GPUKernelArgumentError(
                 f"GPU kernel {name}: expected C-contiguous {dtype_name} arrays; got {a.dtype.name} of shape "
-                f"{a.shape} (C-contiguous: {a.flags.c_contiguous})")
+                f"{a.shape} (C-contiguous: {a.flags.c_contiguous})"
+            )
 
 
 def _sized(name, a, n):
     if a.size != n:
-        raise GPUKernelArgumentError(f"GPU kernel {name}: an array of {a.size} elements where the arguments "
-                                     f"imply {n}")
+        raise GPUKernelArgumentError(f"GPU kernel {name}: an array of {a.size} elements where the arguments imply {n}")
 
 
 # -- the window kernels (im2col's integer arguments plus the dilation) ------------------------
+
 
 def im2col(x, cols, N, H, W, C, kh, kw, sh, sw, dh, dw, pt, pl, Ho, Wo, ld):
     """``cols[(n*Ho + ho)*Wo + wo, (i*kw + j)*C + c] = x[n, ho*sh + i*dh - pt, wo*sw + j*dw - pl, c]``
@@ -90,8 +97,10 @@ def col2im(cols, dx, N, H, W, C, kh, kw, sh, sw, dh, dw, pt, pl, Ho, Wo, ld):
 
 def _pool_check(name, x_size, y_size, N, H, W, C, Ho, Wo):
     if x_size != N * H * W * C or y_size != N * Ho * Wo * C:
-        raise GPUKernelArgumentError(f"GPU kernel {name}: arrays of {x_size} and {y_size} elements for "
-                                     f"N={N}, H={H}, W={W}, C={C}, Ho={Ho}, Wo={Wo}")
+        raise GPUKernelArgumentError(
+            f"GPU kernel {name}: arrays of {x_size} and {y_size} elements for "
+            f"N={N}, H={H}, W={W}, C={C}, Ho={Ho}, Wo={Wo}"
+        )
 
 
 def maxpool_fwd(x, y, arg, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo):
@@ -127,6 +136,7 @@ def avgpool_bwd(dy, dx, N, H, W, C, ph, pw, sh, sw, pt, pl, Ho, Wo):
 
 
 # -- element-wise ------------------------------------------------------------------------------
+
 
 def relu_bwd(dy, y, dz):
     """``dz = dy where y > 0 else 0``, all three of one size."""

@@ -17,6 +17,7 @@ The sources stay within what NVRTC (CuPy's compiler) offers without headers: no
 Integer arguments are ``long long`` and float hyper-parameters ``double``; the launcher in
 ``__init__.py`` passes NumPy ``int64``/``float64`` scalars to match.
 """
+
 from __future__ import annotations
 
 #: the ``(suffix, C type)`` pairs each kernel is instantiated for
@@ -270,5 +271,6 @@ def kernel_source(name, suffix, ctype):
 
 def module_source(suffix, ctype):
     """Every kernel for one dtype, as one module (one compile, one cache entry)."""
-    return (f"typedef {ctype} scalar_t;\n" + _PRELUDE
-            + "".join(KERNELS[name].replace("SUFFIX", suffix) for name in KERNELS))
+    return (
+        f"typedef {ctype} scalar_t;\n" + _PRELUDE + "".join(KERNELS[name].replace("SUFFIX", suffix) for name in KERNELS)
+    )

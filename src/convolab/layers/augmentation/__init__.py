@@ -1,5 +1,6 @@
 """Image augmentation layers: random transforms in training, the identity at inference
 (RandomCrop resizes at inference, as in Keras)."""
+
 from .base import AugmentationLayer
 from .color import RandomBrightness, RandomContrast
 from .crop import RandomCrop
@@ -8,5 +9,13 @@ from .rotation import RandomRotation
 from .translation import RandomTranslation
 from .zoom import RandomZoom
 
-__all__ = ["AugmentationLayer", "RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip",
-           "RandomRotation", "RandomTranslation", "RandomZoom"]
+__all__ = [
+    "AugmentationLayer",
+    "RandomBrightness",
+    "RandomContrast",
+    "RandomCrop",
+    "RandomFlip",
+    "RandomRotation",
+    "RandomTranslation",
+    "RandomZoom",
+]

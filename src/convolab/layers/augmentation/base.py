@@ -6,6 +6,7 @@ augments: ``layers.RandomFlip()(images)`` flips. Inside ``fit`` that is training
 ``evaluate``/``predict`` it is inference, even for a subclassed model whose ``call`` does not
 pass ``training`` on (Keras's call context; here :func:`training_context`, which the loop sets).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,11 +52,13 @@ def parse_factor(value, owner, arg, lo=-math.inf, hi=math.inf, symmetric=True):
     elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_number(v) for v in value):
         pair = (float(value[0]), float(value[1]))
     else:
-        raise ValueError(f"{owner}: `{arg}` must be a number or a tuple of 2 numbers (lower, upper); "
-                         f"got {arg}={value!r}")
+        raise ValueError(
+            f"{owner}: `{arg}` must be a number or a tuple of 2 numbers (lower, upper); got {arg}={value!r}"
+        )
     if pair[0] > pair[1] or not (lo <= pair[0] and pair[1] <= hi):
-        raise ValueError(f"{owner}: `{arg}` must give lower <= upper, both in [{lo}, {hi}]; got {arg}={value!r} "
-                         f"(bounds {pair})")
+        raise ValueError(
+            f"{owner}: `{arg}` must give lower <= upper, both in [{lo}, {hi}]; got {arg}={value!r} (bounds {pair})"
+        )
     return pair
 
 

@@ -1,4 +1,5 @@
 """RandomContrast and RandomBrightness: random per-image changes of the pixel values."""
+
 from __future__ import annotations
 
 from ...nn.color import brightness_backward, brightness_forward, contrast_backward, contrast_forward
@@ -6,10 +7,15 @@ from .base import AugmentationLayer, _is_number, factor_config, parse_factor
 
 
 def _value_range(value, owner):
-    if (not isinstance(value, (tuple, list)) or len(value) != 2 or not all(_is_number(v) for v in value)
-            or not value[0] < value[1]):
-        raise ValueError(f"{owner}: `value_range` must be 2 numbers (low, high) with low < high; "
-                         f"got value_range={value!r}")
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or not all(_is_number(v) for v in value)
+        or not value[0] < value[1]
+    ):
+        raise ValueError(
+            f"{owner}: `value_range` must be 2 numbers (low, high) with low < high; got value_range={value!r}"
+        )
     return float(value[0]), float(value[1])
 
 
@@ -35,11 +41,15 @@ class RandomContrast(AugmentationLayer):
         elif isinstance(factor, (tuple, list)) and len(factor) == 2 and all(_is_number(v) for v in factor):
             lower, upper = float(factor[0]), float(factor[1])
         else:
-            raise ValueError(f"{self.describe()}: `factor` must be a number or a tuple of 2 numbers (lower, upper); "
-                             f"got factor={factor!r}")
+            raise ValueError(
+                f"{self.describe()}: `factor` must be a number or a tuple of 2 numbers (lower, upper); "
+                f"got factor={factor!r}"
+            )
         if not (0.0 <= lower <= 1.0 and 0.0 <= upper <= 1.0):
-            raise ValueError(f"{self.describe()}: `factor` must be in [0, 1] (the contrast is drawn from "
-                             f"[1 - lower, 1 + upper]); got factor={factor!r}")
+            raise ValueError(
+                f"{self.describe()}: `factor` must be in [0, 1] (the contrast is drawn from "
+                f"[1 - lower, 1 + upper]); got factor={factor!r}"
+            )
         self._range = (1.0 - lower, 1.0 + upper)
         self.factor = factor_config(factor)
         self.value_range = _value_range(value_range, self.describe())

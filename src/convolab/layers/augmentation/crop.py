@@ -1,5 +1,6 @@
 """RandomCrop: a random window of a fixed size in training; the centred largest window of the
 target aspect ratio, resized, at inference."""
+
 from __future__ import annotations
 
 import numbers

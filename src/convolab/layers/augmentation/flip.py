@@ -1,4 +1,5 @@
 """RandomFlip: flip each image left-right and/or upside down with probability 1/2."""
+
 from __future__ import annotations
 
 from ...nn.flip import flip_backward, flip_forward
@@ -21,7 +22,9 @@ class RandomFlip(AugmentationLayer):
     def __init__(self, mode="horizontal_and_vertical", seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if mode not in MODES:
-            raise ValueError(f"{self.describe()}: `mode` must be one of {', '.join(map(repr, MODES))}; got mode={mode!r}")
+            raise ValueError(
+                f"{self.describe()}: `mode` must be one of {', '.join(map(repr, MODES))}; got mode={mode!r}"
+            )
         self.mode = mode
 
     def augment(self, x, rng):

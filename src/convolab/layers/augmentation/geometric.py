@@ -1,4 +1,5 @@
 """What RandomTranslation, RandomRotation and RandomZoom share: an affine resampling per image."""
+
 from __future__ import annotations
 
 from ...nn.affine import FILL_MODES, INTERPOLATIONS, affine_transform_backward, affine_transform_forward
@@ -19,11 +20,14 @@ class AffineAugmentation(AugmentationLayer):
         super().__init__(seed=seed, **kwargs)
         me = self.describe()
         if fill_mode not in FILL_MODES:
-            raise ValueError(f"{me}: `fill_mode` must be one of {', '.join(map(repr, FILL_MODES))}; "
-                             f"got fill_mode={fill_mode!r}")
+            raise ValueError(
+                f"{me}: `fill_mode` must be one of {', '.join(map(repr, FILL_MODES))}; got fill_mode={fill_mode!r}"
+            )
         if interpolation not in INTERPOLATIONS:
-            raise ValueError(f"{me}: `interpolation` must be one of {', '.join(map(repr, INTERPOLATIONS))}; "
-                             f"got interpolation={interpolation!r}")
+            raise ValueError(
+                f"{me}: `interpolation` must be one of {', '.join(map(repr, INTERPOLATIONS))}; "
+                f"got interpolation={interpolation!r}"
+            )
         if not _is_number(fill_value):
             raise ValueError(f"{me}: `fill_value` must be a finite number; got fill_value={fill_value!r}")
         self.fill_mode, self.interpolation, self.fill_value = fill_mode, interpolation, float(fill_value)
@@ -33,8 +37,9 @@ class AffineAugmentation(AugmentationLayer):
 
     def augment(self, x, rng):
         n, h, w, _ = x.shape
-        return affine_transform_forward(x, self.transforms(n, h, w, rng), self.interpolation, self.fill_mode,
-                                        self.fill_value)
+        return affine_transform_forward(
+            x, self.transforms(n, h, w, rng), self.interpolation, self.fill_mode, self.fill_value
+        )
 
     def augment_backward(self, dy, cache):
         return affine_transform_backward(dy, cache)

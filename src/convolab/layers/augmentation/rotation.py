@@ -1,4 +1,5 @@
 """RandomRotation: rotate each image about its centre by a random fraction of a full turn."""
+
 from __future__ import annotations
 
 import math

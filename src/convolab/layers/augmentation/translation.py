@@ -1,4 +1,5 @@
 """RandomTranslation: shift each image by a random fraction of its height and width."""
+
 from __future__ import annotations
 
 from ...nn.affine import translation_transforms
@@ -18,8 +19,16 @@ class RandomTranslation(AffineAugmentation):
     Shape: output = input. No weights.
     """
 
-    def __init__(self, height_factor, width_factor, fill_mode="reflect", interpolation="bilinear", seed=None,
-                 fill_value=0.0, **kwargs):
+    def __init__(
+        self,
+        height_factor,
+        width_factor,
+        fill_mode="reflect",
+        interpolation="bilinear",
+        seed=None,
+        fill_value=0.0,
+        **kwargs,
+    ):
         super().__init__(fill_mode, interpolation, seed, fill_value, **kwargs)
         self._h = parse_factor(height_factor, self.describe(), "height_factor", -1.0, 1.0)
         self._w = parse_factor(width_factor, self.describe(), "width_factor", -1.0, 1.0)

@@ -1,4 +1,5 @@
 """RandomZoom: zoom each image in or out about its centre by a random amount."""
+
 from __future__ import annotations
 
 from ...nn.affine import zoom_transforms
@@ -20,8 +21,16 @@ class RandomZoom(AffineAugmentation):
     Shape: output = input. No weights.
     """
 
-    def __init__(self, height_factor, width_factor=None, fill_mode="reflect", interpolation="bilinear", seed=None,
-                 fill_value=0.0, **kwargs):
+    def __init__(
+        self,
+        height_factor,
+        width_factor=None,
+        fill_mode="reflect",
+        interpolation="bilinear",
+        seed=None,
+        fill_value=0.0,
+        **kwargs,
+    ):
         super().__init__(fill_mode, interpolation, seed, fill_value, **kwargs)
         self._h = parse_factor(height_factor, self.describe(), "height_factor", -1.0)
         self._w = None if width_factor is None else parse_factor(width_factor, self.describe(), "width_factor", -1.0)

@@ -3,6 +3,7 @@
 Pass a schedule as an optimizer's ``learning_rate``: it is evaluated at ``optimizer.iterations``
 before each step, and ``optimizer.learning_rate`` reads the current value.
 """
+
 from .base import LearningRateSchedule
 from .cosine_decay import CosineDecay
 from .exponential_decay import ExponentialDecay
@@ -10,8 +11,9 @@ from .inverse_time_decay import InverseTimeDecay
 from .piecewise_constant_decay import PiecewiseConstantDecay
 
 #: the schedules a saved model may name (loading never imports a class by name)
-SCHEDULE_CLASSES = {cls.__name__: cls for cls in (ExponentialDecay, PiecewiseConstantDecay, CosineDecay,
-                                                      InverseTimeDecay)}
+SCHEDULE_CLASSES = {
+    cls.__name__: cls for cls in (ExponentialDecay, PiecewiseConstantDecay, CosineDecay, InverseTimeDecay)
+}
 
 
 def serialize(schedule: LearningRateSchedule) -> dict:
@@ -29,5 +31,13 @@ def deserialize(config: dict) -> LearningRateSchedule:
     return SCHEDULE_CLASSES[name].from_config(dict(config.get("config", {})))
 
 
-__all__ = ["CosineDecay", "ExponentialDecay", "InverseTimeDecay", "LearningRateSchedule", "PiecewiseConstantDecay",
-           "SCHEDULE_CLASSES", "deserialize", "serialize"]
+__all__ = [
+    "CosineDecay",
+    "ExponentialDecay",
+    "InverseTimeDecay",
+    "LearningRateSchedule",
+    "PiecewiseConstantDecay",
+    "SCHEDULE_CLASSES",
+    "deserialize",
+    "serialize",
+]

@@ -1,4 +1,5 @@
 """LearningRateSchedule: the learning rate as a function of the optimizer's step count."""
+
 from __future__ import annotations
 
 
@@ -15,7 +16,9 @@ class LearningRateSchedule:
     """
 
     def __call__(self, step):
-        raise NotImplementedError(f"Learning rate schedule '{type(self).__name__}' must override `__call__(self, step)`.")
+        raise NotImplementedError(
+            f"Learning rate schedule '{type(self).__name__}' must override `__call__(self, step)`."
+        )
 
     def get_config(self) -> dict:
         raise NotImplementedError(

@@ -1,4 +1,5 @@
 """CosineDecay: an optional linear warmup, then a cosine from the peak rate down to ``alpha`` of it."""
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,9 @@ class CosineDecay(LearningRateSchedule):
         warmup_steps: steps of the linear warmup (>= 0; used only with ``warmup_target``).
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay", warmup_target=None,
-                 warmup_steps=0):
+    def __init__(
+        self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay", warmup_target=None, warmup_steps=0
+    ):
         owner = type(self).__name__
         self.initial_learning_rate = real(owner, "initial_learning_rate", initial_learning_rate, lo=0)
         self.decay_steps = steps(owner, "decay_steps", decay_steps)
@@ -47,11 +49,17 @@ class CosineDecay(LearningRateSchedule):
             return self._decayed(min(step, self.decay_steps), self.initial_learning_rate)
         step = min(step, self.decay_steps + self.warmup_steps)
         if step < self.warmup_steps:
-            return (self.warmup_target - self.initial_learning_rate) * (step / self.warmup_steps) \
-                + self.initial_learning_rate
+            return (self.warmup_target - self.initial_learning_rate) * (
+                step / self.warmup_steps
+            ) + self.initial_learning_rate
         return self._decayed(step - self.warmup_steps, self.warmup_target)
 
     def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "alpha": self.alpha, "name": self.name, "warmup_target": self.warmup_target,
-                "warmup_steps": self.warmup_steps}
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "alpha": self.alpha,
+            "name": self.name,
+            "warmup_target": self.warmup_target,
+            "warmup_steps": self.warmup_steps,
+        }

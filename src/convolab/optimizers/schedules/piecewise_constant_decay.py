@@ -1,4 +1,5 @@
 """PiecewiseConstantDecay: a constant learning rate between step boundaries."""
+
 from __future__ import annotations
 
 import bisect
@@ -30,8 +31,10 @@ class PiecewiseConstantDecay(LearningRateSchedule):
                 f"boundaries={boundaries} of length {len(boundaries)} and values={values} of length {len(values)}"
             )
         if not boundaries:
-            raise ValueError(f"{owner}: `boundaries` needs at least one step; got boundaries=[] (use a float "
-                             "learning_rate for a constant rate)")
+            raise ValueError(
+                f"{owner}: `boundaries` needs at least one step; got boundaries=[] (use a float "
+                "learning_rate for a constant rate)"
+            )
         for b in boundaries:
             # Keras casts the boundaries to the step's integer type; a fractional one would be truncated.
             if not isinstance(b, numbers.Integral) or isinstance(b, bool):
