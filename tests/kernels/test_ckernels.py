@@ -98,7 +98,7 @@ def test_optimizer_steps_match_numpy(make, monkeypatch):
     def run():
         p, opt = p0.copy(), make()
         for g in grads:
-            opt.apply([p], [g])
+            opt.apply([g], [p])
         return p
 
     fast, slow = both(run, monkeypatch)

@@ -119,7 +119,7 @@ def test_optimizer_twins_match_the_numpy_steps(name, make, kernel, extra, monkey
     slots = [np.zeros(20), np.zeros(20)]
     for step in range(1, 4):
         g = rng.standard_normal(20)
-        opt.apply([p_ref], [g])
+        opt.apply([g], [p_ref])
         if name == "adam":
             alpha = 0.01 * np.sqrt(1 - 0.999**step) / (1 - 0.9**step)
             kernel(p, g, slots[0], slots[1], 20, alpha, 0.9, 0.999, 1e-7)

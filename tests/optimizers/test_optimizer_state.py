@@ -120,8 +120,8 @@ def test_optimizer_shared_between_two_models(make_opt):
 def test_state_is_not_shared_by_position():
     opt = keras.optimizers.Adam()
     a, b = np.zeros(3, np.float32), np.zeros((2, 2), np.float32)
-    opt.apply([a], [np.ones(3, np.float32)])
-    opt.apply([b], [np.ones((2, 2), np.float32)])  # a different variable in the same position
+    opt.apply([np.ones(3, np.float32)], [a])
+    opt.apply([np.ones((2, 2), np.float32)], [b])  # a different variable in the same position
     assert opt.get_state(a)["momentum"].shape == (3,)
     assert opt.get_state(b)["momentum"].shape == (2, 2)
     assert len(opt.state) == 2
@@ -130,7 +130,7 @@ def test_state_is_not_shared_by_position():
 def test_gradient_of_the_wrong_shape_is_refused():
     opt = keras.optimizers.Adam()
     with pytest.raises(ValueError, match="shape"):
-        opt.apply([np.zeros(3, np.float32)], [np.zeros(4, np.float32)])
+        opt.apply([np.zeros(4, np.float32)], [np.zeros(3, np.float32)])
 
 
 def test_state_of_a_dead_variable_is_dropped():
@@ -138,7 +138,7 @@ def test_state_of_a_dead_variable_is_dropped():
 
     opt = keras.optimizers.RMSprop()
     w = np.zeros(5, np.float32)
-    opt.apply([w], [np.ones(5, np.float32)])
+    opt.apply([np.ones(5, np.float32)], [w])
     assert len(opt.state) == 1
     del w
     gc.collect()

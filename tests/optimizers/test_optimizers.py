@@ -23,7 +23,7 @@ def run(opt, w0, grads, dtype=np.float64):
     for g in grads:
         g = np.array(g, dtype=dtype)
         g_before = g.copy()
-        opt.apply([w], [g])
+        opt.apply([g], [w])
         np.testing.assert_array_equal(g, g_before)  # the optimiser never writes into the gradient
         out.append(w.copy())
     return out
@@ -202,8 +202,8 @@ def test_float32_parameters_stay_float32_and_match_formula():
 def test_state_is_per_parameter():
     opt = SGD(learning_rate=0.1, momentum=0.9)
     a, b = np.array([1.0]), np.array([1.0])
-    opt.apply([a, b], [np.array([1.0]), np.array([0.0])])
-    opt.apply([a, b], [np.array([1.0]), np.array([0.0])])
+    opt.apply([np.array([1.0]), np.array([0.0])], [a, b])
+    opt.apply([np.array([1.0]), np.array([0.0])], [a, b])
     # a: m = -0.1, -0.19 -> 1 - 0.1 - 0.19 = 0.71; b never moves.
     np.testing.assert_allclose(a, [0.71], rtol=1e-14)
     np.testing.assert_array_equal(b, [1.0])
@@ -275,7 +275,7 @@ def test_clipnorm_rescales_each_gradient_to_the_norm():
 def test_clipnorm_is_per_variable_like_keras():
     # Keras's clipnorm clips each gradient by its own norm (global_clipnorm is the joint one).
     a, b = np.zeros(2), np.zeros(1)
-    SGD(learning_rate=1.0, clipnorm=1.0).apply([a, b], [np.array([3.0, 4.0]), np.array([0.5])])
+    SGD(learning_rate=1.0, clipnorm=1.0).apply([np.array([3.0, 4.0]), np.array([0.5])], [a, b])
     np.testing.assert_allclose(a, [-0.6, -0.8], rtol=1e-14)
     np.testing.assert_allclose(b, [-0.5], rtol=1e-14)
 

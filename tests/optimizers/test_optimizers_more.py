@@ -23,7 +23,7 @@ def run(opt, w0, grads, dtype=np.float64):
     for g in grads:
         g = np.array(g, dtype=dtype)
         g_before = g.copy()
-        opt.apply([w], [g])
+        opt.apply([g], [w])
         np.testing.assert_array_equal(g, g_before)  # the optimizer never writes into the gradient
         out.append(w.copy())
     return out
@@ -152,7 +152,7 @@ def test_adadelta_first_step_hand_value():
     # w = 1 + 0.3 * (-4/3) = 0.6;  s = 0.5 * 16/9 = 8/9
     opt = Adadelta(learning_rate=0.3, rho=0.5, epsilon=1.0)
     w = np.array([1.0])
-    opt.apply([w], [np.array([4.0])])
+    opt.apply([np.array([4.0])], [w])
     np.testing.assert_allclose(w, [0.6], rtol=1e-15)
     state = opt.get_state(w)
     np.testing.assert_allclose(state["accumulated_grad"], [8.0], rtol=1e-15)
@@ -175,17 +175,17 @@ def test_nadam_first_step_hand_value_and_momentum_cache():
     opt = Nadam(learning_rate=0.01, epsilon=0.0)
     assert opt.get_global_state() == {"u_product": 1.0}
     w = np.array([1.0])
-    opt.apply([w], [np.array([1.0])])
+    opt.apply([np.array([1.0])], [w])
     m_hat = 0.048528 / (1 - 0.22711104) + 1.0
     np.testing.assert_allclose(w, [1.0 - 0.01 * m_hat], rtol=1e-14)
     np.testing.assert_allclose(opt.get_global_state()["u_product"], 0.468, rtol=1e-15)
-    opt.apply([w], [np.array([1.0])])
+    opt.apply([np.array([1.0])], [w])
     np.testing.assert_allclose(opt.get_global_state()["u_product"], 0.468 * 0.48528, rtol=1e-15)
 
 
 def test_nadam_cache_advances_once_per_step_not_per_variable():
     opt = Nadam()
-    opt.apply([np.zeros(2), np.zeros(3), np.zeros(1)], [np.ones(2), np.ones(3), np.ones(1)])
+    opt.apply([np.ones(2), np.ones(3), np.ones(1)], [np.zeros(2), np.zeros(3), np.zeros(1)])
     np.testing.assert_allclose(opt.get_global_state()["u_product"], 0.468, rtol=1e-15)
 
 
@@ -269,12 +269,12 @@ def test_weight_decay_is_the_plain_step_on_decayed_weights(make):
     # One step of opt(weight_decay) == decaying by hand, then one step of the same opt without decay.
     w = np.array(W0)
     opt = make()
-    opt.apply([w], [np.array(GRADS[0])])
+    opt.apply([np.array(GRADS[0])], [w])
     plain = make()
     lr = plain.learning_rate
     plain.weight_decay = None
     v = np.array([x - x * 0.05 * lr for x in W0])
-    plain.apply([v], [np.array(GRADS[0])])
+    plain.apply([np.array(GRADS[0])], [v])
     np.testing.assert_array_equal(w, v)
 
 
@@ -343,7 +343,7 @@ def test_float32_stays_float32_and_state_is_per_variable(cls):
     opt = cls(learning_rate=0.01)
     a, b = np.ones(3, np.float32), np.ones((2, 2), np.float32)
     for _ in range(2):
-        opt.apply([a, b], [np.full(3, 0.5, np.float32), np.full((2, 2), -1.0, np.float32)])
+        opt.apply([np.full(3, 0.5, np.float32), np.full((2, 2), -1.0, np.float32)], [a, b])
     assert a.dtype == b.dtype == np.float32
     for p in (a, b):
         state = opt.get_state(p)

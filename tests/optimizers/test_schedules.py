@@ -219,7 +219,7 @@ def test_learning_rate_reads_the_schedule_at_iterations():
     seen = []
     for _ in range(5):
         seen.append(opt.learning_rate)
-        opt.apply([w], [np.array([1.0])])
+        opt.apply([np.array([1.0])], [w])
     # Keras evaluates at `iterations` before the step: steps 0, 1 -> 0.5; 2, 3 -> 0.25; 4 -> 0.125
     assert seen == [0.5, 0.5, 0.25, 0.25, 0.125]
     assert w[0] == -(0.5 + 0.5 + 0.25 + 0.25 + 0.125)
@@ -263,13 +263,13 @@ class _Bad(LearningRateSchedule):
 def test_a_schedule_giving_a_bad_value_stops_before_any_variable_moves():
     opt = SGD(learning_rate=_Bad())
     w = np.array([1.0])
-    opt.apply([w], [np.array([1.0])])
+    opt.apply([np.array([1.0])], [w])
     with pytest.raises(
         ValueError,
         match=r"SGD: the learning-rate schedule _Bad gave nan at step 1; expected a finite "
         r"number >= 0",
     ):
-        opt.apply([w], [np.array([1.0])])
+        opt.apply([np.array([1.0])], [w])
     assert w[0] == 0.9 and opt.iterations == 1
 
 
@@ -292,15 +292,15 @@ def test_c_kernels_get_the_scheduled_rate(cls, kernel):
     fast, slow = cls(learning_rate=sched, epsilon=1e-3), cls(learning_rate=sched, epsilon=1e-3)
     before = kernels.calls[kernel]
     for g in grads:
-        fast.apply([w32], [g.astype(np.float32)])
-        slow.apply([w64], [g])
+        fast.apply([g.astype(np.float32)], [w32])
+        slow.apply([g], [w64])
     assert kernels.calls[kernel] == before + len(grads)
     np.testing.assert_allclose(w32, w64, rtol=1e-5, atol=1e-6)
     # and it is not the same as a fixed rate: the schedule really reached the kernel
     fixed = cls(learning_rate=0.1, epsilon=1e-3)
     w_fixed = w0.astype(np.float32)
     for g in grads:
-        fixed.apply([w_fixed], [g.astype(np.float32)])
+        fixed.apply([g.astype(np.float32)], [w_fixed])
     assert np.abs(w_fixed - w32).max() > 1e-3
 
 

@@ -231,7 +231,7 @@ class ShardRunner:
                 if key in penalties:
                     g = g + penalties[key].gradient(layer.params[key])
                 grads.append(g)
-        model.optimizer.apply(params, grads)
+        model.optimizer.apply(grads, params)
         stack_step.apply_constraints(model.layers)
         return loss, out
 

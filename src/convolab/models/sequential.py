@@ -228,7 +228,7 @@ class Sequential(Model):
                 stack_step.backward(self.layers, dout, self._first_trainable, fused)
                 stack_step.add_weight_penalty_grads(self.layers)
                 params, grads = self._params_and_grads()
-                self.optimizer.apply(params, grads)
+                self.optimizer.apply(grads, params)
                 stack_step.apply_constraints(self.layers)
         self._compiled_metrics.update_state(loss, len(x), y, out, sample_weight)
         return self._compiled_metrics.result()

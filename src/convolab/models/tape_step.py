@@ -162,6 +162,6 @@ def tape_train_step(model, x, y, sample_weight=None):
         )
     pairs = [(v.value, g) for v, g in zip(variables, grads) if g is not None]
     if pairs:
-        model.optimizer.apply([p for p, _ in pairs], [g.astype(p.dtype, copy=False) for p, g in pairs])
+        model.optimizer.apply([g.astype(p.dtype, copy=False) for p, g in pairs], [p for p, _ in pairs])
         model.apply_constraints()
     return out, value, per_output

@@ -16,7 +16,7 @@ from .schedules import LearningRateSchedule, deserialize as deserialize_schedule
 class Optimizer:
     """Base class. Subclasses implement ``build_state(param)`` and ``update(param, grad, state, tmp)``.
 
-    ``apply(params, grads)`` updates each array in ``params`` in place. State is kept per
+    ``apply(grads, trainable_variables)`` (Keras 3's order) updates each variable in place. State is kept per
     variable (the array object itself, as Keras keys its slots by variable), never by
     position: freezing a layer, recompiling with the same optimizer, or sharing it between
     two models changes which variables a step sees, and each keeps its own slots.
@@ -184,8 +184,52 @@ class Optimizer:
         """Every live variable's state dict, in the order the variables were first updated."""
         return [entry[1] for entry in self._slots.values() if entry[0]() is not None]
 
-    def apply(self, params, grads) -> None:
-        """One step: update every ``params[i]`` in place from ``grads[i]``."""
+    def apply(self, grads, trainable_variables=None) -> None:
+        """One step in Keras 3's order: update every ``trainable_variables[i]`` in place from ``grads[i]``.
+
+        Args:
+            grads: one gradient per variable (arrays or tape tensors); a ``None`` gradient skips
+                its variable with a warning, as Keras does.
+            trainable_variables: the variables, as ``model.trainable_weights`` gives them
+                (``Variable``) or their weight arrays. Keras's optimizer can fall back on the
+                variables it was built with; convolab's is never built, so they are required.
+
+        Raises:
+            TypeError: the variables are missing, or the two lists come swapped (``Variable`` objects
+                where the gradients go and arrays where the variables go: convolab's order before
+                Keras's).
+            ValueError: the lists differ in length, or a gradient's shape is not its variable's.
+        """
+        from ..autodiff.tensor import Variable, unwrap
+
+        name = type(self).__name__
+        if trainable_variables is None:
+            raise TypeError(
+                f"{name}.apply(grads, trainable_variables): the variables are required "
+                "(e.g. optimizer.apply(grads, model.trainable_weights))"
+            )
+        grads, variables = list(grads), list(trainable_variables)
+        if len(variables) != len(grads):
+            raise ValueError(f"{name}: {len(variables)} variables but {len(grads)} gradients")
+        if any(isinstance(g, Variable) for g in grads) and not any(isinstance(v, Variable) for v in variables):
+            raise TypeError(
+                f"{name}.apply(grads, trainable_variables) takes the gradients first, as Keras 3's does; "
+                "got Variables as the gradients: call optimizer.apply(grads, model.trainable_weights)"
+            )
+        missing = [i for i, g in enumerate(grads) if g is None]
+        if missing:
+            import warnings
+
+            warnings.warn(
+                f"{name}: gradients do not exist for {len(missing)} of {len(grads)} variables; they are not updated",
+                UserWarning,
+                stacklevel=2,
+            )
+        pairs = [(unwrap(g), unwrap(v)) for g, v in zip(grads, variables) if g is not None]
+        self._apply_arrays([v for _, v in pairs], [g for g, _ in pairs])
+
+    def _apply_arrays(self, params, grads) -> None:
+        """The step itself on raw arrays: update every ``params[i]`` in place from ``grads[i]``."""
         params, grads = list(params), list(grads)
         if len(params) != len(grads):
             raise ValueError(f"{type(self).__name__}: {len(params)} variables but {len(grads)} gradients")
@@ -223,23 +267,10 @@ class Optimizer:
         param -= tmp
 
     def apply_gradients(self, grads_and_vars) -> None:
-        """Keras's spelling: ``(gradient, variable)`` pairs; a variable is a weight array or a
-        ``Variable``. Pairs whose gradient is ``None`` are skipped with a warning, as Keras does."""
-        from ..autodiff.tensor import unwrap
-
-        pairs = [(g, unwrap(v)) for g, v in grads_and_vars]
-        missing = [i for i, (g, _) in enumerate(pairs) if g is None]
-        if missing:
-            import warnings
-
-            warnings.warn(
-                f"{type(self).__name__}: gradients do not exist for {len(missing)} of {len(pairs)} "
-                "variables; they are not updated",
-                UserWarning,
-                stacklevel=2,
-            )
-        pairs = [(unwrap(g), v) for g, v in pairs if g is not None]
-        self.apply([v for _, v in pairs], [g for g, _ in pairs])
+        """Keras's other spelling: ``(gradient, variable)`` pairs, as ``zip(grads, model.trainable_weights)``
+        gives them; see :meth:`apply`."""
+        pairs = list(grads_and_vars)
+        self.apply([g for g, _ in pairs], [v for _, v in pairs])
 
     def get_config(self) -> dict:
         lr = self._learning_rate
