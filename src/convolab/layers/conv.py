@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from .. import activations
+from ..autodiff import functions
 from ..nn.grouped_conv_fast import grouped_conv2d_backward_fast, grouped_conv2d_forward_fast
+from ..nn.tape_conv import conv
 from .base import shape_str
 from .base_conv import BaseConv, positive_int
 from .unsupported import reject_unsupported
@@ -27,6 +30,10 @@ class Conv2D(BaseConv):
         input ``(N, H, W, C)``; output ``(N, Ho, Wo, F)`` with ``Ho = floor((H - k) / sh) + 1``,
         ``k = (kh - 1) * dh + 1``, for ``'valid'`` and ``ceil(H / sh)`` for ``'same'``.
         Weights: kernel ``(kh, kw, C // groups, F)``, bias ``(F,)``.
+
+    A subclass may override ``convolution_op(inputs, kernel)`` (Keras's hook; keras.io's weight
+    standardization does): the layer then computes ``activation(convolution_op(x, kernel) + bias)``
+    with ``keras.ops``, recorded on the tape, instead of its fused kernels and hand-written backward.
     """
 
     def __init__(
@@ -70,6 +77,53 @@ class Conv2D(BaseConv):
                 f"{me}: `filters` must be divisible by `groups`; got filters={filters} and groups={groups}"
             )
         reject_unsupported(me, data_format=data_format)
+
+    @classmethod
+    def overrides_convolution_op(cls) -> bool:
+        """True when a subclass brings its own ``convolution_op``."""
+        return cls.convolution_op is not Conv2D.convolution_op
+
+    @classmethod
+    def has_backward(cls) -> bool:
+        # a convolution_op of the user's is differentiated through the ops it records
+        return not cls.overrides_convolution_op() and super().has_backward()
+
+    def convolution_op(self, inputs, kernel):
+        """The convolution alone, with ``keras.ops`` (Keras's hook for subclasses); no bias, no activation.
+
+        Args:
+            inputs: ``(N, H, W, C)`` array or tape tensor.
+            kernel: ``(kh, kw, C // groups, F)``, usually ``self.kernel``.
+
+        Returns:
+            ``(N, Ho, Wo, F)``, the layer's strides, padding and dilation applied.
+        """
+        if self.groups == 1:
+            return conv(inputs, kernel, self.strides, self.padding, dilation_rate=self.dilation_rate)
+        cin, fout = kernel.shape[2], self.filters // self.groups
+        parts = [
+            conv(
+                inputs[..., g * cin : (g + 1) * cin],
+                kernel[..., g * fout : (g + 1) * fout],
+                self.strides,
+                self.padding,
+                dilation_rate=self.dilation_rate,
+            )
+            for g in range(self.groups)
+        ]
+        return functions.concatenate(parts, axis=-1)
+
+    def call(self, x, training=False):
+        if not self.overrides_convolution_op():
+            return super().call(x, training)
+        # Keras's Conv.call: the override, the bias, the activation, each a recorded op
+        y = self.convolution_op(x, self.kernel)
+        if self.use_bias:
+            y = y + self.bias
+        return self._with_activity_loss(activations.FUNCTIONS[self.activation](y))
+
+    def backward(self, dy):
+        return super().backward(dy)  # here too, so that call and backward stay a pair (Layer.has_backward)
 
     def output_channels(self, c):
         return self.filters
