@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from ..backend import get_array_module
 from ..utils.conv_utils import resolve_padding
-from .conv import conv2d_backward, conv2d_forward
 from .global_pool import (
     global_avg_pool_backward,
     global_avg_pool_forward,
     global_max_pool_backward,
     global_max_pool_forward,
 )
+from .grouped_conv_fast import grouped_conv2d_backward_fast, grouped_conv2d_forward_fast
 from .pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
 
 
@@ -29,7 +29,8 @@ def conv1d_forward(x, w, b=None, stride=1, padding="valid", dilation=1, groups=1
         b: ``(F,)`` or ``None``.
         stride, dilation: ints.
         padding: ``'valid'``, ``'same'``, ``'causal'`` or explicit pads ``(before, after)``.
-        groups: as Conv2D's.
+        groups: as Conv2D's, on its fast path (:mod:`convolab.nn.grouped_conv_fast`: the depthwise
+            kernels for ``groups = C``, one ordinary convolution per group otherwise).
 
     Returns:
         ``(y, cache)``.
@@ -38,7 +39,7 @@ def conv1d_forward(x, w, b=None, stride=1, padding="valid", dilation=1, groups=1
         y: ``(N, Lo, F)``, ``Lo = floor((L - k') / stride) + 1`` ('valid'), ``ceil(L / stride)``
         ('same'), ``floor((L - 1) / stride) + 1`` ('causal'), ``k' = (k - 1) * dilation + 1``.
     """
-    y, cache = conv2d_forward(
+    y, cache = grouped_conv2d_forward_fast(
         x[:, None], w[None], b, (1, stride), _as_2d(x, w.shape[0], stride, padding, dilation), (1, dilation), groups
     )
     return y[:, 0], cache
@@ -56,7 +57,9 @@ def _as_2d(x, kernel, stride, padding, dilation):
 
 def conv1d_backward(dy, cache, need_dx=True):
     """Gradients of :func:`conv1d_forward`: ``(dx (N, L, C) or None, dw (k, C // groups, F), db (F,))``."""
-    dx, dw, db = conv2d_backward(get_array_module(dy).ascontiguousarray(dy[:, None]), cache, need_dx=need_dx)
+    dx, dw, db = grouped_conv2d_backward_fast(
+        get_array_module(dy).ascontiguousarray(dy[:, None]), cache, need_dx=need_dx
+    )
     return (None if dx is None else dx[:, 0]), dw[0], db
 
 
