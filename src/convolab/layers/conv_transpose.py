@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 from ..nn.conv_transpose import (
@@ -9,7 +10,9 @@ from ..nn.conv_transpose import (
     conv2d_transpose_backward,
     conv2d_transpose_forward,
     conv_transpose_output_size,
+    conv_transpose_output_sizes,
 )
+from ..utils.conv_utils import PaddingCache
 from .base import shape_str
 from .base_conv import BaseConv, positive_int
 from .unsupported import reject_unsupported
@@ -90,6 +93,17 @@ class Conv2DTranspose(BaseConv):
                     f"output_padding={output_padding!r} with strides={self.strides}"
                 )
             self.output_padding = op
+        # 'same' pads the convolution behind this one, whose input is this layer's output: the
+        # pads are resolved at build for the output's sizes (and again only for a new image size)
+        self.window_pads = PaddingCache(
+            self.kernel_size,
+            self.strides,
+            self.padding,
+            self.dilation_rate,
+            sizes_of=functools.partial(
+                _output_sizes, self.kernel_size, self.strides, self.padding, self.output_padding, self.dilation_rate
+            ),
+        )
 
     def output_channels(self, c):
         return self.filters
@@ -125,6 +139,7 @@ class Conv2DTranspose(BaseConv):
             self.padding,
             self.output_padding,
             self.dilation_rate,
+            pads=self.window_pads(x.shape[1:3]),
         )
         return y
 
@@ -139,6 +154,10 @@ class Conv2DTranspose(BaseConv):
             filters=self.filters, output_padding=None if self.output_padding is None else tuple(self.output_padding)
         )
         return cfg
+
+
+def _output_sizes(kernel, strides, padding, output_padding, dilation, sizes):
+    return conv_transpose_output_sizes(sizes, kernel, strides, padding, output_padding, dilation)
 
 
 Convolution2DTranspose = Conv2DTranspose

@@ -36,6 +36,16 @@ def conv_transpose_output_size(size, kernel, stride, padding, output_padding=Non
     return (size - 1) * stride + k - 2 * pad + output_padding
 
 
+def conv_transpose_output_sizes(sizes, kernel, strides, padding, output_padding=None, dilation=None):
+    """:func:`conv_transpose_output_size` along every axis of ``sizes``: the output's spatial sizes."""
+    op = output_padding or (None,) * len(sizes)
+    dilation = dilation or (1,) * len(sizes)
+    return tuple(
+        conv_transpose_output_size(n, k, s, padding, o, d)
+        for n, k, s, o, d in zip(sizes, kernel, strides, op, dilation)
+    )
+
+
 def check_invertible(size, out, kernel, stride, padding, dilation=1):
     """Whether the convolution behind a transposed one maps ``out`` back to ``size`` steps: Keras's
     shape formula allows a few ``output_padding`` values (an even kernel with 'same') for which it
@@ -49,7 +59,9 @@ def check_invertible(size, out, kernel, stride, padding, dilation=1):
     return None
 
 
-def conv2d_transpose_forward(x, w, b=None, strides=(1, 1), padding="valid", output_padding=None, dilation_rate=(1, 1)):
+def conv2d_transpose_forward(
+    x, w, b=None, strides=(1, 1), padding="valid", output_padding=None, dilation_rate=(1, 1), pads=None
+):
     """Transposed convolution of NHWC images with Keras's ``(kh, kw, F, C)`` kernel.
 
     Args:
@@ -60,6 +72,9 @@ def conv2d_transpose_forward(x, w, b=None, strides=(1, 1), padding="valid", outp
         padding: ``'valid'`` or ``'same'``.
         output_padding: ``None`` or ``(oh, ow)``, each below its stride.
         dilation_rate: ``(dh, dw)``.
+        pads: ``((top, bottom), (left, right))``, the padding of the convolution behind it on the
+            ``(Ho, Wo)`` output, as a layer resolves it once at build; ``None`` (default) works it
+            out from ``padding``.
 
     Returns:
         ``(y, cache)``.
@@ -77,12 +92,13 @@ def conv2d_transpose_forward(x, w, b=None, strides=(1, 1), padding="valid", outp
         if problem:
             raise ValueError(f"conv2d_transpose_forward: {problem}")
     y_shape = (n, ho, wo, f)
+    window_padding = padding if pads is None else tuple(tuple(p) for p in pads)
     # the window gradient matrix of a convolution (F in, C out) whose output is x
     cols = x.reshape(-1, c) @ w.reshape(kh * kw * f, c).T
-    y = col2im(cols, y_shape, (kh, kw), strides, padding, tuple(dilation_rate))
+    y = col2im(cols, y_shape, (kh, kw), strides, window_padding, tuple(dilation_rate))
     if b is not None:
         y += b
-    return y, (x, w, b is not None, tuple(strides), padding, tuple(dilation_rate))
+    return y, (x, w, b is not None, tuple(strides), window_padding, tuple(dilation_rate))
 
 
 def conv2d_transpose_backward(dy, cache, need_dx=True):
