@@ -26,6 +26,21 @@ Padding ``'same'`` is TensorFlow's (the odd pixel after), written as explicit as
 ``pads`` from :func:`convolab.utils.conv_utils.padding_amounts`; average pooling excludes the
 padding (``count_include_pad=0``), max pooling never picks it.
 
+Sequences ``(N, L, C)`` (Conv1D, MaxPooling1D, AveragePooling1D) are transposed to ONNX's
+``(N, C, L)`` around their 1-D Conv or pool and back (``'causal'`` is the explicit pads
+``((k - 1) * d, 0)``); GlobalAveragePooling1D/GlobalMaxPooling1D are a ReduceMean/ReduceMax over the
+steps. Conv2DTranspose is a ConvTranspose with the pads of the convolution behind it and the
+``output_padding`` that gives Keras's output size. Resizing is a Resize to exact sizes (bilinear:
+half-pixel linear; nearest: TensorFlow's half-pixel floor), after a Slice with
+``crop_to_aspect_ratio``. LeakyReLU, ELU and PReLU are ONNX's LeakyRelu, Elu and PRelu.
+
+Activations (``activation=`` and the Activation layer) are ONNX ops where opset 13 has them
+(Relu, Sigmoid, Tanh, Softmax, Elu, Selu, Softplus, Softsign, HardSigmoid with Keras 3's
+``alpha = 1/6, beta = 0.5``, LeakyRelu with slope 0.2, Exp) and compositions otherwise: gelu
+``0.5 x (1 + erf(x / sqrt 2))`` (Gelu is opset 20), swish/silu ``x sigmoid(x)``, mish
+``x tanh(softplus(x))`` (Mish is opset 18). Anything else is refused with a ValueError naming the
+layer, before a file is written.
+
 BatchNormalization exports its inference form (moving statistics). Where ``predict`` folds it
 into the layer before it (a Conv2D, DepthwiseConv2D or Dense without activation:
 :func:`convolab.models.folding.folds`, the one rule) the export folds it the same way, with
@@ -40,8 +55,10 @@ import os
 
 import numpy as np
 
+from ..nn.activations import LEAKY_RELU_SLOPE, SELU_ALPHA, SELU_SCALE
 from ..nn.batchnorm import batchnorm_scale_shift
-from ..utils.conv_utils import padding_amounts
+from ..nn.conv_transpose import conv_transpose_output_sizes
+from ..utils.conv_utils import padding_amounts, resolve_padding
 from .atomic import atomic_write_bytes
 
 OPSET = 13
@@ -105,13 +122,45 @@ def _to_nhwc(g, t):
         t.nchw = False
 
 
-def _activation(g, t, name, base):
+#: activations that are one ONNX op of opset 13: name -> (op, attributes)
+_ACTIVATION_OPS = {
+    "relu": ("Relu", {}),
+    "sigmoid": ("Sigmoid", {}),
+    "tanh": ("Tanh", {}),
+    "elu": ("Elu", {"alpha": 1.0}),
+    "selu": ("Selu", {"alpha": SELU_ALPHA, "gamma": SELU_SCALE}),
+    "softplus": ("Softplus", {}),
+    "softsign": ("Softsign", {}),
+    "hard_sigmoid": ("HardSigmoid", {"alpha": 1.0 / 6.0, "beta": 0.5}),  # Keras 3: relu6(x + 3) / 6
+    "leaky_relu": ("LeakyRelu", {"alpha": LEAKY_RELU_SLOPE}),
+    "exponential": ("Exp", {}),
+}
+
+
+def _activation(g, t, name, base, owner=None):
+    """Apply activation ``name`` to ``t``; ``owner`` names the layer in the error for one ONNX lacks."""
     if name == "linear":
         return
     if name == "softmax":
         t.name = g.op("Softmax", [t.name], base, axis=1 if t.nchw else -1)
-        return
-    t.name = g.op({"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}[name], [t.name], base)
+    elif name in _ACTIVATION_OPS:
+        op, attrs = _ACTIVATION_OPS[name]
+        t.name = g.op(op, [t.name], base, **attrs)
+    elif name == "gelu":  # Keras 3's exact gelu; ONNX's Gelu is opset 20
+        scaled = g.op("Mul", [t.name, g.const(base + "_rsqrt2", 1 / np.sqrt(2.0))], base + "_scaled")
+        erf = g.op("Erf", [scaled], base + "_erf")
+        half = g.op("Mul", [t.name, g.const(base + "_half", 0.5)], base + "_half")
+        t.name = g.op("Mul", [half, g.op("Add", [erf, g.const(base + "_one", 1.0)], base + "_1perf")], base)
+    elif name in ("swish", "silu"):
+        t.name = g.op("Mul", [t.name, g.op("Sigmoid", [t.name], base + "_sigmoid")], base)
+    elif name == "mish":  # ONNX's Mish is opset 18
+        soft = g.op("Softplus", [t.name], base + "_softplus")
+        t.name = g.op("Mul", [t.name, g.op("Tanh", [soft], base + "_tanh")], base)
+    else:
+        raise ValueError(
+            f"export_model: {owner or repr(base)} has activation {name!r}, which has no ONNX translation "
+            f"(exported: linear, softmax, gelu, swish, silu, mish, {', '.join(_ACTIVATION_OPS)})"
+        )
 
 
 def _window_attrs(layer, kernel, dilation=(1, 1)):
@@ -236,27 +285,129 @@ def _random_crop(g, t, layer, base):
     top, left, ch, cw = center_crop_box(h, w, layer.height, layer.width)
     _crop(g, t, base + "_crop", top, h - top - ch, left, w - left - cw)
     if (ch, cw) != (layer.height, layer.width):
-        # Resize to exact sizes (float scales such as 5/6 can floor to one pixel less): the
-        # batch and channel sizes are read from the tensor at run time.
-        shape = g.op("Shape", [t.name], base + "_shape")
-        one = g.const(base + "_one", [1], dtype=np.int64)
-        batch = g.op("Slice", [shape, g.const(base + "_b0", [0], dtype=np.int64), one], base + "_batch")
-        c_axis = 1 if t.nchw else 3
-        chan = g.op(
-            "Slice",
-            [
-                shape,
-                g.const(base + "_c0", [c_axis], dtype=np.int64),
-                g.const(base + "_c1", [c_axis + 1], dtype=np.int64),
-            ],
-            base + "_channels",
+        _resize_to(g, t, base, layer.height, layer.width, mode="linear", coordinate_transformation_mode="half_pixel")
+
+
+def _resize_to(g, t, base, height, width, **attrs):
+    """ONNX Resize to exact sizes (float scales such as 5/6 can floor to one pixel less): the
+    batch and channel sizes are read from the tensor at run time."""
+    shape = g.op("Shape", [t.name], base + "_shape")
+    one = g.const(base + "_one", [1], dtype=np.int64)
+    batch = g.op("Slice", [shape, g.const(base + "_b0", [0], dtype=np.int64), one], base + "_batch")
+    c_axis = 1 if t.nchw else 3
+    chan = g.op(
+        "Slice",
+        [
+            shape,
+            g.const(base + "_c0", [c_axis], dtype=np.int64),
+            g.const(base + "_c1", [c_axis + 1], dtype=np.int64),
+        ],
+        base + "_channels",
+    )
+    hw = g.const(base + "_hw", [height, width], dtype=np.int64)
+    parts = [batch, chan, hw] if t.nchw else [batch, hw, chan]
+    sizes = g.op("Concat", parts, base + "_sizes", axis=0)
+    t.name = g.op("Resize", [t.name, "", "", sizes], base, **attrs)
+
+
+def _resizing(g, t, layer, base):
+    """Keras's Resizing: the optional centred aspect-ratio crop, then a resize to exact sizes."""
+    from ..layers.augmentation.crop import center_crop_box
+
+    if layer.crop_to_aspect_ratio:
+        _, h, w, _ = layer.input_shape
+        if h is None or w is None:
+            raise ValueError(
+                f"export_model: {layer.describe()} with crop_to_aspect_ratio=True needs a known input "
+                f"height and width; got input shape {layer.input_shape}"
+            )
+        top, left, ch, cw = center_crop_box(h, w, layer.height, layer.width)
+        _crop(g, t, base + "_crop", top, h - top - ch, left, w - left - cw)
+    if layer.interpolation == "nearest":  # input index floor((i + 0.5) * in / out), as nn.resizing
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "tf_half_pixel_for_nn", "nearest_mode": "floor"}
+    else:
+        attrs = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+    _resize_to(g, t, base, layer.height, layer.width, **attrs)
+
+
+def _sequence_window(g, t, base, op, weights, **attrs):
+    """A 1-D ONNX op (Conv, MaxPool, AveragePool) on an ``(N, L, C)`` sequence, through ``(N, C, L)``."""
+    x = g.op("Transpose", [t.name], base + "_to_ncl", perm=[0, 2, 1])
+    y = g.op(op, [x] + weights, base + "_" + op.lower(), **attrs)
+    t.name = g.op("Transpose", [y], base + "_to_nlc", perm=[0, 2, 1])
+
+
+def _sequence_pads(layer, kernel, dilation=1):
+    """The 1-D window attributes of a Conv1D or 1-D pooling layer: explicit pads, or SAME_UPPER
+    when a 'same' sequence's length is only known at run time."""
+    length = layer.input_shape[1]
+    if layer.padding == "same" and length is None:
+        return {"auto_pad": "SAME_UPPER"}
+    ((before, after),) = resolve_padding((length,), (kernel,), tuple(layer.strides), layer.padding, (dilation,))
+    return {"pads": [before, after]}
+
+
+def _conv1d(g, t, layer, base):
+    p = layer.params
+    k, d = layer.kernel_size[0], layer.dilation_rate[0]
+    weights = [g.const(base + "_W", p["kernel"].transpose(2, 1, 0))]  # (k, C // groups, F) -> (F, C // groups, k)
+    if "bias" in p:
+        weights.append(g.const(base + "_B", p["bias"]))
+    attrs = {"kernel_shape": [k], "strides": list(layer.strides), "group": int(layer.groups)}
+    if d != 1:
+        attrs["dilations"] = [d]
+    _sequence_window(g, t, base, "Conv", weights, **attrs, **_sequence_pads(layer, k, d))
+    _activation(g, t, layer.activation, base, layer.describe())
+
+
+def _pool1d(g, t, layer, base, kind):
+    k = layer.pool_size[0]
+    attrs = {"kernel_shape": [k], "strides": list(layer.strides), **_sequence_pads(layer, k)}
+    if kind == "AveragePooling1D":
+        _sequence_window(g, t, base, "AveragePool", [], count_include_pad=0, **attrs)
+    else:
+        _sequence_window(g, t, base, "MaxPool", [], **attrs)
+
+
+def _conv_transpose(g, t, layer, base):
+    """ONNX ConvTranspose: the pads of the convolution behind it (on the output), and the
+    output_padding that makes ONNX's size ``s (H - 1) + op + k' - pads`` Keras's."""
+    _, h, w, _ = layer.input_shape
+    if h is None or w is None:
+        raise ValueError(
+            f"export_model: {layer.describe()} needs a known input height and width (its padding "
+            f"depends on them); got input shape {layer.input_shape}"
         )
-        hw = g.const(base + "_hw", [layer.height, layer.width], dtype=np.int64)
-        parts = [batch, chan, hw] if t.nchw else [batch, hw, chan]
-        sizes = g.op("Concat", parts, base + "_sizes", axis=0)
-        t.name = g.op(
-            "Resize", [t.name, "", "", sizes], base, mode="linear", coordinate_transformation_mode="half_pixel"
-        )
+    out = conv_transpose_output_sizes(
+        (h, w), layer.kernel_size, layer.strides, layer.padding, layer.output_padding, layer.dilation_rate
+    )
+    pads = resolve_padding(out, layer.kernel_size, layer.strides, layer.padding, layer.dilation_rate)
+    extra = [
+        o - (s * (n - 1) + (k - 1) * d + 1 - lo - hi)
+        for o, n, s, k, d, (lo, hi) in zip(out, (h, w), layer.strides, layer.kernel_size, layer.dilation_rate, pads)
+    ]
+    _to_nchw(g, t)
+    p = layer.params
+    inputs = [t.name, g.const(base + "_W", p["kernel"].transpose(3, 2, 0, 1))]  # (kh, kw, F, C) -> (C, F, kh, kw)
+    if "bias" in p:
+        inputs.append(g.const(base + "_B", p["bias"]))
+    attrs = {
+        "kernel_shape": list(layer.kernel_size),
+        "strides": list(layer.strides),
+        "pads": [pads[0][0], pads[1][0], pads[0][1], pads[1][1]],
+    }
+    if tuple(layer.dilation_rate) != (1, 1):
+        attrs["dilations"] = list(layer.dilation_rate)
+    if any(extra):
+        attrs["output_padding"] = extra
+    t.name = g.op("ConvTranspose", inputs, base + "_conv_transpose", **attrs)
+    _activation(g, t, layer.activation, base, layer.describe())
+
+
+def _prelu(g, t, layer, base):
+    """ONNX PRelu with the ``(H, W, C)``-shaped alpha (1 on shared axes), broadcast over NHWC."""
+    _to_nhwc(g, t)
+    t.name = g.op("PRelu", [t.name, g.const(base + "_alpha", layer.params["alpha"])], base)
 
 
 def _emit(g, t, layer, folded=None):
@@ -286,7 +437,7 @@ def _emit(g, t, layer, folded=None):
         _resize(g, t, base, float(layer.size[0]), float(layer.size[1]), layer.interpolation)
     elif kind == "Conv2D":
         _conv(g, t, layer, kernel, bias, layer.groups, base)
-        _activation(g, t, layer.activation, base)
+        _activation(g, t, layer.activation, base, layer.describe())
     elif kind in ("DepthwiseConv2D", "SeparableConv2D"):
         p = layer.params
         kh, kw, c, dm = (kernel if kind == "DepthwiseConv2D" else p["depthwise_kernel"]).shape
@@ -296,7 +447,7 @@ def _emit(g, t, layer, folded=None):
         else:
             _conv(g, t, layer, depthwise, None, c, base + "_depthwise")
             _conv(g, t, layer, p["pointwise_kernel"], p.get("bias"), 1, base + "_pointwise", window=False)
-        _activation(g, t, layer.activation, base)
+        _activation(g, t, layer.activation, base, layer.describe())
     elif kind in ("MaxPooling2D", "AveragePooling2D"):
         _to_nchw(g, t)
         attrs = _window_attrs(layer, layer.pool_size)
@@ -313,7 +464,7 @@ def _emit(g, t, layer, folded=None):
         t.name = g.op("MatMul", [t.name, g.const(base + "_W", kernel)], base + "_matmul")
         if bias is not None:
             t.name = g.op("Add", [t.name, g.const(base + "_B", bias)], base + "_bias")
-        _activation(g, t, layer.activation, base)
+        _activation(g, t, layer.activation, base, layer.describe())
     elif kind in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
         _global_pool(g, t, layer, base)
     elif kind == "Reshape":
@@ -329,9 +480,28 @@ def _emit(g, t, layer, folded=None):
     elif kind == "Dropout":
         t.name = g.op("Identity", [t.name], base)
     elif kind in ("Activation", "Softmax"):
-        _activation(g, t, layer.activation, base)
+        _activation(g, t, layer.activation, base, layer.describe())
     elif kind == "ReLU":
         _relu(g, t, layer, base)
+    elif kind == "LeakyReLU":
+        t.name = g.op("LeakyRelu", [t.name], base, alpha=float(layer.negative_slope))
+    elif kind == "ELU":
+        t.name = g.op("Elu", [t.name], base, alpha=float(layer.alpha))
+    elif kind == "PReLU":
+        _prelu(g, t, layer, base)
+    elif kind == "Conv1D":
+        _conv1d(g, t, layer, base)
+    elif kind in ("MaxPooling1D", "AveragePooling1D"):
+        _pool1d(g, t, layer, base, kind)
+    elif kind in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
+        op = "ReduceMean" if kind == "GlobalAveragePooling1D" else "ReduceMax"
+        t.name = g.op(op, [t.name], base, axes=[1], keepdims=int(layer.keepdims))
+        if not layer.keepdims:
+            t.rank = 2
+    elif kind == "Conv2DTranspose":
+        _conv_transpose(g, t, layer, base)
+    elif kind == "Resizing":
+        _resizing(g, t, layer, base)
     elif kind == "BatchNormalization":
         _batch_norm(g, t, layer, base)
     else:
@@ -438,7 +608,8 @@ def export_model(model, filepath, format="onnx"):
             Conv2D, DepthwiseConv2D, SeparableConv2D, Dense, Flatten, MaxPooling2D,
             AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Reshape, Rescaling,
             BatchNormalization, ZeroPadding2D, Cropping2D, UpSampling2D, Dropout (identity), Activation,
-            ReLU and Softmax layers, and augmentation layers, left out (the identity at inference) but
+            ReLU, LeakyReLU, ELU, PReLU, Softmax, Conv1D, MaxPooling1D, AveragePooling1D,
+            GlobalAveragePooling1D, GlobalMaxPooling1D, Conv2DTranspose and Resizing layers, and augmentation layers, left out (the identity at inference) but
             for RandomCrop, exported as its inference-time centre crop and resize.
         filepath: output path, e.g. ``'model.onnx'``.
         format: ``'onnx'`` (the only format; needs ``pip install onnx``).
