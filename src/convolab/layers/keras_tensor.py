@@ -108,7 +108,8 @@ def call_symbolic(layer, inputs, args, kwargs):
     elif layer.has_backward() and isinstance(inputs, KerasTensor):
         layer.check_call_shape(shapes)  # a built layer called again (shared weights): same shapes
     out_shape = infer_output_shape(layer, inputs, args, kwargs)
-    if layer.output_shape is None:
+    if layer.output_shape is None or not (layer.has_backward() or layer.has_shape_rule()):
+        # a user's layer without a shape rule: the traced shape, not the identity Layer.build assumed
         layer.output_shape = out_shape
     dtype = in_list[0].dtype if in_list else layer.dtype
     multi_out = isinstance(out_shape, list)

@@ -128,6 +128,21 @@ class Model(Trainer, Layer):
         return list(self._outputs) if self._functional else None
 
     @property
+    def input(self):
+        """The input tensor (a list when there are several), as Keras's ``model.input``; a subclassed
+        model's is the input of its call in a functional graph, as any layer's."""
+        if self.__dict__.get("_functional"):
+            return list(self._inputs) if self._multi_input else self._inputs[0]
+        return super().input
+
+    @property
+    def output(self):
+        """The output tensor (a list when the outputs were given as one), as Keras's ``model.output``."""
+        if self.__dict__.get("_functional"):
+            return list(self._outputs) if self._multi_output else self._outputs[0]
+        return super().output
+
+    @property
     def output_names(self):
         """The names of the layers that make the outputs (Keras's ``model.output_names``)."""
         if not self._functional:

@@ -11,7 +11,7 @@ from .. import backend
 from ..autodiff.tape import is_recording
 from ..autodiff.tensor import Tensor
 from ..layers.base import Layer, shape_str, unique_name
-from ..layers.input_layer import InputLayer
+from ..layers.input_layer import Input, InputLayer
 from ..layers.keras_tensor import KerasTensor
 from ..nn import threads
 from . import data_checks as checks
@@ -31,15 +31,24 @@ class Sequential(Model):
             ``InputLayer`` sets the input shape, as does ``input_shape=`` on the first layer.
         name: model name (default ``sequential``, ``sequential_1``...).
 
-    A stack of built-in layers trains on its fused fast path (``stack_step.py``: each layer's
-    hand-written backward in turn, the final softmax fused with the cross-entropy, batches
-    split across threads when that pays). A stack holding a user's layer or another model
-    trains on the tape, like every other model.
+    Once the input shape is known the stack is also a functional graph, as Keras 3's Sequential
+    builds a Functional: each layer is called once on the symbolic output of the one before, so
+    ``model.inputs``/``model.outputs`` and every layer's ``.input``/``.output`` exist and
+    ``keras.Model(inputs=model.inputs, outputs=model.layers[i].output)`` extracts features with
+    the very same layers. The graph is built once per input shape (and again after ``add``/``pop``).
+
+    A stack of built-in layers trains and predicts on its fused fast path (``stack_step.py``:
+    each layer's hand-written backward in turn, the final softmax fused with the cross-entropy,
+    batches split across threads when that pays), never through the graph. A stack holding a
+    user's layer or another model trains on the tape and predicts through the graph, like
+    every other model.
     """
 
     def __init__(self, layers=None, name=None, trainable=True):
         self._layers: list[Layer] = []
         self._input_shape = None
+        self._graph = None  # the functional Model over the same layers, once the input shape is known
+        self._input_tensor = None  # the user's keras.Input, kept as the graph's input
         super().__init__(name=name or unique_name("sequential"), trainable=trainable)
         # thread id -> the ShardRunner of the fit/evaluate/predict running on that thread: each
         # thread's shards have their own layer replicas (caches), and closing one thread's pool
@@ -48,20 +57,30 @@ class Sequential(Model):
         self._first_trainable = 0
         self._fast = True
         for layer in layers or []:
-            self.add(layer)
+            self.add(layer, rebuild=False)
+        if self._input_shape is not None and self.layers:
+            self.build(self._input_shape)  # once for the whole list, as Keras's rebuild=False
 
     def describe(self):
         return f"Sequential model '{self.name}'"
 
     # -- construction -------------------------------------------------------
-    def add(self, layer):
-        """Append a layer (a ``keras.Input`` tensor or an ``InputLayer`` only sets the input shape)."""
+    def add(self, layer, rebuild=True):
+        """Append a layer (a ``keras.Input`` tensor or an ``InputLayer`` sets the input shape).
+
+        With the input shape known, the model and its graph are built again (``rebuild=False``
+        leaves that to a later ``build``).
+        """
+        tensor = None
         if isinstance(layer, KerasTensor) and layer.node is not None and not layer.node.inputs:
-            layer = layer.node.layer  # keras.Input(...): its InputLayer
+            tensor, layer = layer, layer.node.layer  # keras.Input(...): its InputLayer
         if isinstance(layer, InputLayer):
             if self.layers:
                 raise ValueError(f"{self.describe()}: an Input can only come first")
+            if tensor is None and len(layer._inbound_nodes) == 1:
+                tensor = layer._inbound_nodes[0].outputs[0]
             self._input_shape = (None,) + tuple(layer.shape)
+            self._input_tensor = tensor
             return
         if not isinstance(layer, Layer):
             raise TypeError(f"{self.describe()}: add() expects a convolab layer; got {type(layer).__name__}")
@@ -71,17 +90,21 @@ class Sequential(Model):
             # Data is cast to what the first layer computes in (Keras autocasts a layer's inputs
             # to its dtype): a float64 model must not see its inputs rounded to float32.
             self.dtype = layer.dtype
-        if not self.layers and self._input_shape is None and layer._input_shape_arg is not None:
-            self._input_shape = (None,) + layer._input_shape_arg
+        if not self.layers and self._input_shape is None:
+            self._input_shape = _declared_input_shape(layer)
         self._layers.append(layer)
         self.built = False
-        if self._input_shape is not None:
+        if rebuild and self._input_shape is not None:
             self.build(self._input_shape)
 
-    def pop(self):
+    def pop(self, rebuild=True):
+        """Remove the last layer and return it; the graph is built again without it."""
+        if not self.layers:
+            raise TypeError(f"{self.describe()}: there are no layers to pop")
         layer = self._layers.pop()
         self.built = False
-        if self._input_shape is not None and self.layers:
+        self._drop_graph()
+        if rebuild and self._input_shape is not None and self.layers:
             self.build(self._input_shape)
         return layer
 
@@ -96,24 +119,57 @@ class Sequential(Model):
             )
         shape = (None,) + tuple(input_shape[1:])
         self._input_shape = shape
-        for layer in self.layers:
-            if layer.built:
-                if len(shape) != len(layer.input_shape) or any(
-                    a is not None and b is not None and a != b for a, b in zip(shape[1:], layer.input_shape[1:])
-                ):
-                    raise ValueError(
-                        f"{layer.describe()} was built for input shape {shape_str(layer.input_shape)}; "
-                        f"in this model it gets {shape_str(shape)}"
-                    )
-            else:
-                layer.build(shape)
-            shape = layer.output_shape
+        self._build_graph(shape)
         first_trainable = next((i for i, l in enumerate(self.layers) if l.params), len(self.layers))
         for i, layer in enumerate(self.layers):
             layer.need_input_grad = i > first_trainable
         self._first_trainable = first_trainable
         self._fast = all(l.has_backward() for l in self.layers)
         self.built = True
+
+    def _build_graph(self, shape):
+        """Call each layer once on the symbolic output of the one before (building it), as Keras 3's
+        Sequential builds its Functional; the graph of an earlier build is dropped first."""
+        self._drop_graph()
+        inputs = self._input_tensor
+        if inputs is None or tuple(inputs.shape[1:]) != tuple(shape[1:]):
+            first = self.layers[0]
+            if first.has_backward() and not first.built:
+                first.check_input_shape(shape)  # the first layer names the problem, not the Input
+            # named as the model's config names it, so a build never takes a name from the counters
+            inputs = Input(shape=shape[1:], dtype=self.dtype, name=f"{self.name}_input")
+        x, made = inputs, []
+        try:
+            for layer in self.layers:
+                built_for = layer.input_shape if layer.built else None
+                if isinstance(built_for, tuple) and (
+                    len(x.shape) != len(built_for)
+                    or any(a is not None and b is not None and a != b for a, b in zip(x.shape[1:], built_for[1:]))
+                ):
+                    raise ValueError(
+                        f"{layer.describe()} was built for input shape {shape_str(built_for)}; "
+                        f"in this model it gets {shape_str(x.shape)}"
+                    )
+                x = layer(x)
+                if not isinstance(x, KerasTensor):
+                    made.append(x[0].node)
+                    raise ValueError(
+                        f"{self.describe()}: each layer of a Sequential model must return one tensor; "
+                        f"{layer.describe()} returns {len(x)}"
+                    )
+                made.append(x.node)
+        except Exception:
+            _forget(made)  # a failed build leaves no half graph on the layers
+            raise
+        self._graph = Model(inputs, x, name=self.name)
+
+    def _drop_graph(self):
+        """Forget the graph: each layer's node in it leaves the layer's ``_inbound_nodes``, so that
+        ``layer.output`` is the current graph's tensor (a model built from the old tensors keeps
+        its own nodes and still runs)."""
+        if self._graph is not None:
+            _forget(self._graph.graph()[0])
+            self._graph = None
 
     @property
     def layers(self):
@@ -136,7 +192,7 @@ class Sequential(Model):
 
     @property
     def output_shape(self):
-        return self.layers[-1].output_shape if self.built and self.layers else None
+        return self._graph.output_shape if self.built and self._graph is not None else None
 
     @output_shape.setter
     def output_shape(self, value):  # always the last layer's
@@ -146,6 +202,26 @@ class Sequential(Model):
         if not self.built:
             self.build(input_shape)
         return self.output_shape
+
+    @property
+    def inputs(self):
+        """The graph's input tensor in a list (``None`` until the input shape is known)."""
+        return self._graph.inputs if self._graph is not None else None
+
+    @property
+    def outputs(self):
+        """The last layer's output tensor in a list (``None`` until the input shape is known)."""
+        return self._graph.outputs if self._graph is not None else None
+
+    @property
+    def input(self):
+        """The graph's input tensor (Keras's ``model.input``)."""
+        return self._graph.input if self._graph is not None else super().input
+
+    @property
+    def output(self):
+        """The last layer's output tensor (Keras's ``model.output``)."""
+        return self._graph.output if self._graph is not None else super().output
 
     def _savable(self) -> bool:
         return True
@@ -193,6 +269,8 @@ class Sequential(Model):
 
     # -- forward / backward -------------------------------------------------
     def _forward(self, x, training, logits=False):
+        if not self._fast:  # a user's layer or a nested model: the graph, each layer through __call__
+            return self._graph.call(x, training=training)
         return stack_step.forward(self.layers, x, training, logits)
 
     def _params_and_grads(self):
@@ -345,6 +423,23 @@ class Sequential(Model):
             "input_shape": None if self._input_shape is None else list(self._input_shape[1:]),
             "layers": [{"class_name": type(l).__name__, "config": l.get_config()} for l in self.layers],
         }
+
+
+def _forget(nodes):
+    """Take each layer call among ``nodes`` off its layer's ``_inbound_nodes`` (an Input's own node stays)."""
+    for node in nodes:
+        if node.inputs and any(n is node for n in node.layer._inbound_nodes):
+            node.layer._inbound_nodes.remove(node)
+
+
+def _declared_input_shape(layer):
+    """The input shape (batch axis first) a first layer declares: ``input_shape=``, or a model's own
+    input shape (a nested Sequential or functional model that knows it, as Keras 3 takes it)."""
+    if layer._input_shape_arg is not None:
+        return (None,) + layer._input_shape_arg
+    if isinstance(layer, Model) and isinstance(layer.input_shape, tuple):
+        return (None,) + tuple(layer.input_shape[1:])
+    return None
 
 
 model_config.MODEL_CLASSES["Sequential"] = Sequential
