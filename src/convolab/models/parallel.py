@@ -74,8 +74,14 @@ def forward_flops_per_sample(model) -> float:
         if isinstance(layer, BaseConv):
             # every kernel weight (grouped, depthwise or pointwise) is one multiply-add per output pixel
             _, ho, wo, _ = layer.output_shape
+            if ho is None or wo is None:
+                # built for any image size (keras.Input((None, None, C))): the work per sample is
+                # unknown until the data comes; count it as enough to shard, as large images are
+                return math.inf
             total += 2.0 * sum(p.size for key, p in layer.params.items() if key != "bias") * ho * wo
         elif isinstance(layer, Dense):
+            if any(d is None for d in layer.input_shape[1:]):
+                return math.inf
             rows = math.prod(layer.input_shape[1:-1])
             total += 2.0 * layer.input_shape[-1] * layer.units * rows
     return total
