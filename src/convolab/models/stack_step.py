@@ -86,12 +86,19 @@ def _relu_before_max_pool(below, pool) -> bool:
     return (
         isinstance(below, ActivatedLayer)
         and below.activation == "relu"
-        and type(below).backward is ActivatedLayer.backward
+        and _builtin_backward(type(below))
         and hasattr(below, "backward_logits")
         and getattr(below, "activity_regularizer", None) is None
         and type(pool) is MaxPooling2D
         and pool.last_output is not None
     )
+
+
+def _builtin_backward(cls) -> bool:
+    """``cls``'s backward is convolab's own (a user's subclass may replace it, or bring a
+    ``convolution_op`` that makes the layer differentiate through the tape instead)."""
+    owner = next(c for c in cls.__mro__ if "backward" in c.__dict__)
+    return owner.__module__.startswith("convolab.") and cls.has_backward()
 
 
 def activity_penalty(layers) -> float:
