@@ -237,7 +237,7 @@ class ShardRunner:
                 if key in penalties:
                     g = g + penalties[key].gradient(layer.params[key])
                 grads.append(g)
-        model.optimizer.apply(grads, params)
+        model.optimizer._apply_arrays(params, grads)  # the engine's raw arrays: no public-API checks per step
         stack_step.apply_constraints(model.layers)
         return loss, out
 

@@ -306,7 +306,7 @@ class Sequential(Model):
                 stack_step.backward(self.layers, dout, self._first_trainable, fused)
                 stack_step.add_weight_penalty_grads(self.layers)
                 params, grads = self._params_and_grads()
-                self.optimizer.apply(grads, params)
+                self.optimizer._apply_arrays(params, grads)  # raw arrays: no public-API checks per step
                 stack_step.apply_constraints(self.layers)
         self._compiled_metrics.update_state(loss, len(x), y, out, sample_weight)
         return self._compiled_metrics.result()
