@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from convolab import keras
-from convolab.models import parallel
+from convolab.models.plan import worth_sharding
 from convolab.nn.kl_divergence import kl_divergence, kl_divergence_values
 from support.gradcheck import numerical_gradient, rel_error
 
@@ -99,7 +99,7 @@ def test_unknown_reduction_is_refused_with_the_choices():
 def test_a_sum_reduction_never_shards():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     model.compile("sgd", keras.losses.MeanSquaredError(reduction="sum"))
-    assert not parallel.worth_sharding(model, 4096, 8)
+    assert not worth_sharding(model, 4096, 8)
 
 
 def test_metrics_binary_crossentropy_and_mape():

@@ -8,6 +8,8 @@ import pytest
 from convolab import keras
 from convolab.autodiff import GradientTape
 from convolab.models import parallel
+from convolab.models.plan import worth_sharding
+from convolab.models.runner import Runner
 
 MOMENTUM = 0.75  # dyadic: the moving-average arithmetic below is exact in float64
 
@@ -172,9 +174,9 @@ def test_shared_layer_called_twice_updates_twice():
 def test_models_with_batch_statistics_are_not_sharded():
     model, (dense, bn, _) = _dense_bn_model()
     assert parallel.has_batch_statistics(model)
-    assert not parallel.worth_sharding(model, 1024, 4)
-    with pytest.raises(ValueError, match=r"ShardRunner: Sequential model .* holds BatchNormalization '.*'"):
-        parallel.ShardRunner(model, 2)
+    assert not worth_sharding(model, 1024, 4)
+    with pytest.raises(ValueError, match=r"Runner: Sequential model .* holds BatchNormalization '.*'"):
+        Runner(model, shards=2)
     # fit with threads asked for: one whole-batch update, as Keras computes it on one device
     x, y = _x((64, 5), seed=8), np.arange(64) % 2
     h = x @ dense.params["kernel"] + dense.params["bias"]

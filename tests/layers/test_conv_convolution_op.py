@@ -9,6 +9,7 @@ plain-loop convolution with the kernel standardized by hand here.
 import numpy as np
 import pytest
 
+from convolab.models.plan import compile_plan
 from convolab import keras
 from convolab.keras import layers, ops
 from support.conv_refs import grouped_conv_ref
@@ -55,9 +56,9 @@ def test_the_override_runs_on_the_tape_path_and_the_plain_layer_keeps_its_fast_p
     assert not StandardizedConv2DWithOverride.has_backward()
     assert layers.Conv2D.has_backward()
     model = keras.Sequential([keras.Input((6, 6, 2)), StandardizedConv2DWithOverride(3, 3), layers.Flatten()])
-    assert not model._fast_path()
+    assert not compile_plan(model).stack
     plain = keras.Sequential([keras.Input((6, 6, 2)), layers.Conv2D(3, 3), layers.Flatten()])
-    assert plain._fast_path()
+    assert compile_plan(plain).stack
 
 
 def test_gradients_through_the_override_match_central_differences():

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from convolab import keras, losses
-from convolab.models import parallel, stack_step
+from convolab.models import parallel, runner, stack_step
 from convolab.nn import losses as ops
 from convolab.saving import ModelFileError, schema
 from support.gradcheck import numerical_gradient, rel_error
@@ -368,11 +368,15 @@ def test_thread_shards_give_the_same_logs_as_one_thread(monkeypatch):
     x, y = _data(n=40)
     w = np.random.default_rng(4).uniform(0, 2, 40)
     monkeypatch.setattr(parallel, "MIN_SHARD_FLOPS", 0)  # shard even this small model
-    calls = []
-    real = parallel.ShardRunner.train_step
-    monkeypatch.setattr(
-        parallel.ShardRunner, "train_step", lambda self, *a, **k: calls.append(self.n) or real(self, *a, **k)
-    )
+    calls = {1: [], 2: []}
+    real = runner.Runner.train_step
+
+    def spy(self, *a, **k):
+        out = real(self, *a, **k)
+        calls[n].append(self.n)  # the shards this step was cut into
+        return out
+
+    monkeypatch.setattr(runner.Runner, "train_step", spy)
     runs = {}
     try:
         for n in (1, 2):
@@ -390,7 +394,7 @@ def test_thread_shards_give_the_same_logs_as_one_thread(monkeypatch):
             runs[n] = (hist.history, model.get_weights())
     finally:
         parallel.set_num_threads(None)
-    assert calls and set(calls) == {2}  # the two-thread run went through the shard runner
+    assert set(calls[1]) == {1} and set(calls[2]) == {2}  # the two-thread run cut its batches in two
     h1, h2 = runs[1][0], runs[2][0]
     assert list(h1) == list(h2)
     for key in h1:

@@ -22,6 +22,7 @@ import pytest
 import convolab
 from convolab import keras
 from convolab.models import parallel
+from convolab.models.plan import worth_sharding
 from convolab.saving import ModelFileError, load_model, load_weights
 from convolab.saving import atomic
 from convolab.saving.container import CHECKSUM_KEY
@@ -44,7 +45,7 @@ def shardable_model():
         [L.Conv2D(32, 3, activation="relu", input_shape=(32, 32, 3)), L.Flatten(), L.Dense(10, activation="softmax")]
     )
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["acc"])
-    assert parallel.worth_sharding(model, 32, 2)
+    assert worth_sharding(model, 32, 2)
     return model
 
 
@@ -55,7 +56,7 @@ def small_model():
         [L.Conv2D(4, 3, activation="relu", input_shape=(8, 8, 3)), L.Flatten(), L.Dense(3, activation="softmax")]
     )
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["acc"])
-    assert not parallel.worth_sharding(model, 32, 2)
+    assert not worth_sharding(model, 32, 2)
     return model
 
 
@@ -233,7 +234,7 @@ def test_seeded_sharded_training_with_augmentation_repeats(seed):
                 ]
             )
             model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-            assert parallel.worth_sharding(model, 64, 4)
+            assert worth_sharding(model, 64, 4)
             rng = np.random.default_rng(0)
             x, y = rng.random((256, 32, 32, 3), dtype=np.float32), rng.integers(0, 10, 256)
             model.fit(x, y, batch_size=64, epochs=2, verbose=0)

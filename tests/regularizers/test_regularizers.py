@@ -5,6 +5,7 @@ one SGD step against a hand-computed update (float64), Sequential's fast path ag
 import numpy as np
 import pytest
 
+from convolab.models.plan import compile_plan
 from convolab import keras
 from convolab.saving import schema
 from convolab.saving.errors import ModelFileError
@@ -37,15 +38,20 @@ def _sequential(layers, input_shape):
 
 
 def _functional(layers, input_shape):
+    """The same chain as a functional model, run layer by layer on the tape (``run_eagerly``,
+    set by :func:`_compiled`): the reference the stack engine's rules are checked against."""
     inp = keras.Input(input_shape)
     x = inp
     for layer in layers:
         x = layer(x)
-    return keras.Model(inp, x)
+    model = keras.Model(inp, x)
+    model._tape_reference = True
+    return model
 
 
 def _compiled(model):
-    model.compile(optimizer=keras.optimizers.SGD(LR), loss="sparse_categorical_crossentropy")
+    eager = getattr(model, "_tape_reference", False)
+    model.compile(optimizer=keras.optimizers.SGD(LR), loss="sparse_categorical_crossentropy", run_eagerly=eager)
     return model
 
 
@@ -145,7 +151,7 @@ def test_both_paths_agree_over_steps():
     seq = _compiled(_sequential(layers(), (6, 6, 2)))
     fun = _compiled(_functional(layers(), (6, 6, 2)))
     fun.set_weights(seq.get_weights())
-    assert seq._fast_path() and not fun._fast_path()
+    assert compile_plan(seq).stack and not compile_plan(fun).stack
     for _ in range(3):
         assert seq.train_on_batch(x, y) == pytest.approx(fun.train_on_batch(x, y), rel=1e-10)
     for a, b in zip(seq.get_weights(), fun.get_weights()):
@@ -310,7 +316,7 @@ def test_unknown_names_are_refused_with_the_choices():
 
 
 def test_shards_add_the_weight_penalty_once():
-    from convolab.models import parallel
+    from convolab.models.runner import Runner
 
     x, y = _data((16, 5))
     reg, plain = _twins(
@@ -322,9 +328,9 @@ def test_shards_add_the_weight_penalty_once():
     )
     twin = _compiled(_sequential(_dense_layers(kernel_regularizer=R.L2(0.2), kernel_constraint=C.MaxNorm(0.5)), (5,)))
     twin.set_weights(reg.get_weights())
-    runner = parallel.ShardRunner(reg, 2)
+    runner = Runner(reg, shards=2)
     try:
-        loss, _ = runner.train_step(x, y)
+        _, loss, _ = runner.train_step(x, y)
     finally:
         runner.close()
     assert loss == pytest.approx(twin.train_on_batch(x, y), rel=1e-10)

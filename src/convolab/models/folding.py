@@ -87,9 +87,12 @@ def stack_plan(layers, logits=False):
     return [i for i in range(last) if folds(layers[i], layers[i + 1])]
 
 
-def stack_forward(layers, x, logits=False):
-    """``stack_step.forward(layers, x, training=False, logits)`` with each foldable pair as one layer."""
-    pairs = stack_plan(layers, logits)
+def stack_forward(layers, x, logits=False, pairs=None):
+    """``stack_step.forward(layers, x, training=False, logits)`` with each foldable pair as one
+    layer; ``pairs`` as :func:`stack_plan` gives them (``None``: found here). ``None`` when no
+    pair folds."""
+    if pairs is None:
+        pairs = stack_plan(layers, logits)
     if not pairs:
         return None
     start = set(pairs)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import math
 import threading
 
 from .. import backend
@@ -13,9 +10,9 @@ from ..autodiff.tensor import Tensor
 from ..layers.base import Layer, shape_str, unique_name
 from ..layers.input_layer import Input, InputLayer
 from ..layers.keras_tensor import KerasTensor
-from ..nn import threads
 from . import data_checks as checks
-from . import functional, model_config, parallel, placement, stack_step, thread_use
+from . import functional, model_config, placement
+from . import runner as runner_mod
 from .model import Model
 from .summary import format_summary
 
@@ -37,12 +34,15 @@ class Sequential(Model):
     ``keras.Model(inputs=model.inputs, outputs=model.layers[i].output)`` extracts features with
     the very same layers. The graph is built once per input shape (and again after ``add``/``pop``).
 
-    A stack of built-in layers trains and predicts on its fused fast path (``stack_step.py``:
-    each layer's hand-written backward in turn, the final softmax fused with the cross-entropy,
-    batches split across threads when that pays), never through the graph. A stack holding a
-    user's layer or another model trains on the tape and predicts through the graph, like
-    every other model.
+    It runs as every model does: compiled into a plan (``plan.py``) run by a runner
+    (``runner.py``). A stack of built-in layers is a chain the stack engine runs (each layer's
+    hand-written backward in turn, the final softmax fused with the cross-entropy, batches split
+    across threads when that pays); a stack holding a user's layer or another model trains on
+    the tape and predicts through the graph, like every other model.
     """
+
+    #: its layers are one chain, in order (plan.py reads this instead of importing the class)
+    _stack_model = True
 
     def __init__(self, layers=None, name=None, trainable=True):
         self._layers: list[Layer] = []
@@ -50,12 +50,7 @@ class Sequential(Model):
         self._graph = None  # the functional Model over the same layers, once the input shape is known
         self._input_tensor = None  # the user's keras.Input, kept as the graph's input
         super().__init__(name=name or unique_name("sequential"), trainable=trainable)
-        # thread id -> the ShardRunner of the fit/evaluate/predict running on that thread: each
-        # thread's shards have their own layer replicas (caches), and closing one thread's pool
-        # never stops another's (thread_use.py says which calls may share the model)
-        self._runners = {}
         self._first_trainable = 0
-        self._fast = True
         for layer in layers or []:
             self.add(layer, rebuild=False)
         if self._input_shape is not None and self.layers:
@@ -124,7 +119,6 @@ class Sequential(Model):
         for i, layer in enumerate(self.layers):
             layer.need_input_grad = i > first_trainable
         self._first_trainable = first_trainable
-        self._fast = all(l.has_backward() for l in self.layers)
         self.built = True
 
     def _build_graph(self, shape):
@@ -241,100 +235,14 @@ class Sequential(Model):
         text = format_summary(self, line_length=line_length)
         (print_fn or print)(text)
 
-    # -- one model, several threads (thread_use.py) ---------------------------
-    @property
-    def _runner(self):
-        """This thread's ShardRunner, or None."""
-        return self._runners.get(threading.get_ident())
-
-    @functools.wraps(Model.fit)
-    def fit(self, *args, **kwargs):
-        with thread_use.running(self, "fit"):
-            return super().fit(*args, **kwargs)
-
-    @functools.wraps(Model.train_on_batch)
-    def train_on_batch(self, *args, **kwargs):
-        with thread_use.running(self, "fit"):
-            return super().train_on_batch(*args, **kwargs)
-
-    @functools.wraps(Model.evaluate)
-    def evaluate(self, *args, **kwargs):
-        with thread_use.running(self, "evaluate"):
-            return super().evaluate(*args, **kwargs)
-
-    @functools.wraps(Model.predict)
-    def predict(self, *args, **kwargs):
-        with thread_use.running(self, "predict"):
-            return super().predict(*args, **kwargs)
-
-    # -- forward / backward -------------------------------------------------
+    # -- forward ------------------------------------------------------------
     def _forward(self, x, training, logits=False):
-        if not self._fast:  # a user's layer or a nested model: the graph, each layer through __call__
-            return self._graph.call(x, training=training)
-        return stack_step.forward(self.layers, x, training, logits)
+        """The stack on one batch of arrays, by this thread's runner (runner.py)."""
+        return runner_mod.current(self).forward(x, training=training, logits=logits)
 
-    def _params_and_grads(self):
-        params, grads = [], []
-        for layer in self.layers:
-            for key in layer.trainable_keys():  # moving statistics are not the optimizer's
-                params.append(layer.params[key])
-                grads.append(layer.grads[key])
-        return params, grads
-
-    def _fast_path(self) -> bool:
-        """Every layer has a hand-written backward: the fused stack engine can train it."""
-        return self._fast
-
-    def _fuses_softmax(self) -> bool:
-        return self._fast and stack_step.fused_softmax(self)
-
-    def _train_step(self, x, y, sample_weight=None):
-        """One optimiser step on one batch, on threads when a ShardRunner is active.
-
-        Updates the loss tracker and the metrics with the batch; returns their running values.
-        """
-        if not self._fast:
-            return super()._train_step(x, y, sample_weight)
-        if self._runner is not None:
-            loss, out = self._runner.train_step(x, y, sample_weight)
-        else:
-            fused = stack_step.fused_softmax(self)
-            out, loss, dout = stack_step.loss_and_grad(self.layers, self.loss, x, y, True, fused, sample_weight)
-            out = stack_step.metric_output(out, fused)
-            loss = loss + stack_step.activity_penalty(self.layers) + stack_step.weight_penalty(self.layers)
-            if math.isfinite(loss):
-                stack_step.backward(self.layers, dout, self._first_trainable, fused)
-                stack_step.add_weight_penalty_grads(self.layers)
-                params, grads = self._params_and_grads()
-                self.optimizer._apply_arrays(params, grads)  # raw arrays: no public-API checks per step
-                stack_step.apply_constraints(self.layers)
-        self._compiled_metrics.update_state(loss, len(x), y, out, sample_weight)
-        return self._compiled_metrics.result()
-
-    @contextlib.contextmanager
-    def _threads(self, batch_size):
-        """Run the enclosed batches as shards on threads when that can pay (see parallel.py)."""
-        if self._runner is not None or backend.on_gpu():
-            # inside fit already, or on the GPU (one device, one stream)
-            yield
-            return
-        n = parallel.default_num_threads()
-        if not self._fast or parallel.has_batch_statistics(self):
-            # the tape, or a batch-statistics layer no shard can compute: parallel ops instead
-            with threads.batch_threads(n):
-                yield
-            return
-        with parallel.blas_single_threaded():
-            if not parallel.worth_sharding(self, batch_size, n):
-                yield
-                return
-            me = threading.get_ident()
-            runner = self._runners[me] = parallel.ShardRunner(self, n)
-            try:
-                yield
-            finally:
-                del self._runners[me]
-                runner.close()
+    def _tape_forward(self, x, training):
+        """A user's layer or a nested model: the graph, each layer through ``__call__``."""
+        return self._graph.call(x, training=training)
 
     # -- data preparation ---------------------------------------------------
     def _ensure_built_for(self, x):
@@ -375,14 +283,6 @@ class Sequential(Model):
         self.build((None,) + tuple(x.shape[1:]))
         if self.compiled:
             self._resolve_metrics()
-
-    def _forward_any(self, x, logits=False):
-        """Inference on one batch: on shards when threads are active."""
-        if not self._fast:
-            return super()._forward_any(x, logits)
-        if self._runner is not None:
-            return self._runner.forward(x, training=False, logits=logits)
-        return stack_step.forward(self.layers, x, False, logits)
 
     def __call__(self, *args, **kwargs):
         """The stack on a batch (NumPy in, NumPy out), or a node of a graph / the tape."""

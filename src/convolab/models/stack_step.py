@@ -1,7 +1,8 @@
-"""Forward, backward and loss over a list of layers: the math of one training step.
+"""Forward, backward and loss over a chain of layers: the stack engine's math for one step.
 
-Functions, not methods, so the serial path (Sequential) and the threaded shards
-(parallel.ShardRunner, each with its own layer replicas) run the very same code.
+Pure functions over whatever list of layers they are given: the runner (``runner.py``) passes
+each shard's replicas and the decisions its plan (``plan.py``) made once; called without them
+(tests, a user's loop) they decide for themselves.
 """
 
 from __future__ import annotations
@@ -12,42 +13,51 @@ from . import folding
 
 
 def fused_softmax(model) -> bool:
-    """True when the last layer's softmax and the cross-entropy loss are computed as one op.
+    """True when the last layer's softmax and the cross-entropy loss are computed as one op
+    (:func:`fused_softmax_layers` on the model's layers and loss)."""
+    return fused_softmax_layers(model.layers, model.loss)
+
+
+def fused_softmax_layers(layers, loss) -> bool:
+    """True when ``layers[-1]``'s softmax and ``loss`` are computed as one op.
 
     The fused form takes the gradient ``softmax(z) - onehot`` straight from the logits ``z``:
     stable where ``log(softmax(z))`` would underflow, and what Keras's TensorFlow backend does.
     """
-    last = model.layers[-1]
+    last = layers[-1]
     # an activity penalty is on the softmax's output, which the fused form never computes
     return (
-        model.loss is not None
-        and model.loss.fuses_softmax
+        loss is not None
+        and getattr(loss, "fuses_softmax", False)
         and getattr(last, "activity_regularizer", None) is None
         and getattr(last, "activation", None) == "softmax"
         and hasattr(last, "call_logits")
     )
 
 
-def forward(layers, x, training, logits=False):
+def forward(layers, x, training, logits=False, folds=None):
     """Run ``x`` through ``layers``; with ``logits`` the last layer skips its softmax.
 
-    At inference a BatchNormalization after a Conv2D/Dense runs folded into it (folding.py).
+    At inference a BatchNormalization after a Conv2D/Dense runs folded into it (folding.py):
+    ``folds`` are the pairs' first indices as a plan found them (``None``: found here).
     """
     if not training and folding.enabled:
-        y = folding.stack_forward(layers, x, logits)
-        if y is not None:
-            return y
+        if folds is None:
+            folds = folding.stack_plan(layers, logits)
+        if folds:
+            return folding.stack_forward(layers, x, logits, folds)
     for layer in layers[:-1]:
         x = layer.call(x, training=training)
     last = layers[-1]
     return last.call_logits(x, training=training) if logits else last.call(x, training=training)
 
 
-def backward(layers, dout, stop, logits=False):
+def backward(layers, dout, stop, logits=False, relu_pool=None):
     """Backpropagate ``dout`` from the last layer down to layer ``stop`` (the first with weights).
 
     A ReLU layer followed by max pooling (the lesson's ``Conv2D(activation='relu')`` then
     ``MaxPooling2D``) skips the ReLU's own backward pass: see :func:`_relu_before_max_pool`.
+    ``relu_pool``: the pooling layers' indices where a plan found that pair (``None``: asked here).
     """
     last = len(layers) - 1
     d = dout
@@ -58,7 +68,11 @@ def backward(layers, dout, stop, logits=False):
             d = d + layer.activity_gradient()  # the penalty on this layer's output joins the loss
         if i == last and logits:
             d = layer.backward_logits(d)
-        elif i - 1 >= stop and i != last and _relu_before_max_pool(layers[i - 1], layer):
+        elif (
+            i - 1 >= stop
+            and i != last
+            and (i in relu_pool if relu_pool is not None else _relu_before_max_pool(layers[i - 1], layer))
+        ):
             # the pooled gradient masked where the pooled output is not positive, then the
             # layer below without its ReLU backward
             d = layers[i - 1].backward_logits(layer.backward(relu_backward_f("relu", d, layer.last_output)))
@@ -68,7 +82,7 @@ def backward(layers, dout, stop, logits=False):
         i -= 1
 
 
-def _relu_before_max_pool(below, pool) -> bool:
+def _relu_before_max_pool(below, pool, checked=True) -> bool:
     """Whether ``below`` is a layer with a ReLU activation whose output went straight into the max
     pooling layer ``pool``: then its ReLU backward (a pass over its whole output) can be applied
     to the pooled gradient instead, a quarter of the size for 2x2 windows.
@@ -78,7 +92,8 @@ def _relu_before_max_pool(below, pool) -> bool:
     positive exactly where the output at the maximum's position is. So masking the gradient of
     each window by ``pooled > 0`` gives every input position the same sum of the same terms.
     Not taken with an activity regularizer on ``below`` (its gradient joins at the ReLU's
-    output) or with either layer's backward replaced by a subclass.
+    output) or with either layer's backward replaced by a subclass. ``checked``: also require
+    that the pool has run (a plan asks before any batch, for a pair run in that order).
     """
     from ..layers.base_activated import ActivatedLayer
     from ..layers.pooling import MaxPooling2D
@@ -90,7 +105,7 @@ def _relu_before_max_pool(below, pool) -> bool:
         and hasattr(below, "backward_logits")
         and getattr(below, "activity_regularizer", None) is None
         and type(pool) is MaxPooling2D
-        and pool.last_output is not None
+        and (not checked or pool.last_output is not None)
     )
 
 

@@ -1,10 +1,10 @@
 """``compile``/``fit``/``evaluate``/``predict`` for every model (Keras 3 calls this the Trainer).
 
-The loop is the same for a Sequential stack, a functional graph and a subclassed model; a
-model supplies the hooks: ``_train_step`` (one optimizer step; by default on the tape, see
-``tape_step.py``; Sequential's built-in stacks keep their fused fast path), ``_forward_any``
-(inference on one batch), ``_threads`` (Sequential's shards), ``_fuses_softmax``,
-``_as_inputs`` and ``_ensure_built_for`` (data checks and building from the first batch).
+The loop is the same for a Sequential stack, a functional graph and a subclassed model. Each
+pass runs inside ``runner.running``: the model is compiled once into a plan (``plan.py``: the
+stack engine for a chain of built-in layers, the tape for anything else, and the rewrites) and
+one :class:`~convolab.models.runner.Runner` per thread runs it and owns the caches. A model
+supplies ``_as_inputs`` and ``_ensure_built_for`` (data checks and building from the first batch).
 
 A user's model customises training as in Keras 3: ``compile()`` without a loss when it adds its
 own (``self.add_loss`` in ``call``), or overrides ``compute_loss(x, y, y_pred, sample_weight)``,
@@ -28,11 +28,11 @@ from ..autodiff import GradientTape
 from ..autodiff.tensor import unwrap
 from ..callbacks import CallbackList, History, ProgbarLogger
 from ..layers.augmentation.base import training_context
-from ..nn import threads
 from ..random import get_generator
 from . import data_checks as checks
 from . import data_adapter, multi_output, placement, stack_step, tape_step
-from .tape_step import loss_value, tape_train_step
+from . import runner as runner_mod
+from .tape_step import loss_value
 
 
 def _count(x):
@@ -67,8 +67,11 @@ class Trainer:
         self._metric_names = []
         self._weighted_metric_names = []
         self._compiled_metrics = None
+        self.run_eagerly = False  # compile(run_eagerly=True): every layer call on the tape
         self.history = None
         self._last_logs = {}
+        # thread id -> the Runner of the fit/evaluate/predict running on that thread (runner.py)
+        self._runners = {}
 
     # -- hooks (the defaults serve any model that runs through __call__) ------------------------
     def _as_inputs(self, x, what="x"):
@@ -103,24 +106,18 @@ class Trainer:
         shape = self.__dict__.get("_input_shape")  # the stack's declared input (Sequential's own)
         return [shape] if isinstance(shape, tuple) else None
 
-    def _fuses_softmax(self) -> bool:
-        return False
-
-    def _threads(self, batch_size):
-        """The loops run inside this: each large op splits its batch over the cores (nn/threads.py);
-        on the GPU one stream does the work."""
-        from .. import backend
-        from . import parallel
-
-        return threads.batch_threads(1 if backend.on_gpu() else parallel.default_num_threads())
+    def _tape_forward(self, x, training):
+        """The model on one batch through ``__call__`` (each layer's call, or the user's ``call``)."""
+        return self(x, training=training)
 
     def _forward_any(self, x, logits=False):
-        """Inference on one batch."""
-        return unwrap(self(x, training=False))
+        """Inference on one batch, by this thread's runner (logits when its plan fuses the softmax)."""
+        return runner_mod.current(self).forward(x, training=False, logits=logits)
 
-    def _train_step(self, x, y, sample_weight=None):
-        """One optimizer step on the tape; updates the loss tracker and metrics, returns their values."""
-        out, loss, per_output = tape_train_step(self, x, y, sample_weight)
+    def _train_step(self, x, y, sample_weight=None, tape=False):
+        """One optimizer step by this thread's runner; updates the loss tracker and metrics and
+        returns their values. ``tape``: on the tape whatever the plan (the model's own loss)."""
+        out, loss, per_output = runner_mod.current(self).train_step(x, y, sample_weight, tape=tape)
         self._update_metrics(loss, _count(x), y, out, sample_weight, per_output)
         return self._compiled_metrics.result()
 
@@ -145,9 +142,8 @@ class Trainer:
         return self._builtin_train_step(x, y, sample_weight)
 
     def _builtin_train_step(self, x, y, sample_weight=None):
-        if self._custom_loss():  # the model's own loss: the tape, whatever engine it has
-            return Trainer._train_step(self, x, y, sample_weight)
-        return self._train_step(x, y, sample_weight)
+        # the model's own loss (compute_loss, add_loss): the tape, whatever engine its plan has
+        return self._train_step(x, y, sample_weight, tape=self._custom_loss())
 
     # -- Keras 3's training API: what a model overrides to customise fit ------------------------
     @tape_step.default_hook
@@ -245,10 +241,6 @@ class Trainer:
     def _savable(self) -> bool:
         return True
 
-    def _fast_path(self) -> bool:
-        """True for a model the stack engine trains (Sequential of built-in layers)."""
-        return False
-
     def _require_savable(self, what):
         # Only the architecture needs more than weights: save_weights/load_weights serve every model.
         if not self._savable():
@@ -271,8 +263,14 @@ class Trainer:
         (``keras.losses.categorical_crossentropy``...). ``metrics`` and ``weighted_metrics``: lists of
         names, ``keras.metrics.Metric`` objects or functions ``f(y_true, y_pred)``; as in Keras 3,
         only ``weighted_metrics`` see ``sample_weight``/``class_weight``.
+
+        ``run_eagerly=True`` (Keras's debugging switch) runs every layer call one by one through
+        ``__call__`` on the tape, never the stack engine's fused plan (``plan.py``); results agree
+        up to float rounding. ``jit_compile``, ``steps_per_execution`` and ``auto_scale_loss`` are
+        accepted and have no effect.
         """
-        for key in ("run_eagerly", "jit_compile", "steps_per_execution", "auto_scale_loss"):
+        self.run_eagerly = bool(kwargs.pop("run_eagerly", False))
+        for key in ("jit_compile", "steps_per_execution", "auto_scale_loss"):
             kwargs.pop(key, None)
         if kwargs:
             raise TypeError(f"{self.describe()}.compile: unexpected keyword argument(s) {', '.join(sorted(kwargs))}")
@@ -371,7 +369,11 @@ class Trainer:
         placement.place_weights(self)
         x, y, sw = data_adapter.put_batch((x, y, sw), backend.to_device if backend.on_gpu() else None)
         self.reset_metrics()
-        with _gpu_memory_errors(f"{self.describe()}.train_on_batch on a batch of {_count(x)}"), training_context(True):
+        with (
+            runner_mod.running(self, "fit", n_threads=1),  # one step: whole, on this thread
+            _gpu_memory_errors(f"{self.describe()}.train_on_batch on a batch of {_count(x)}"),
+            training_context(True),
+        ):
             logs = self._step(x, y, sw)
         if return_dict:
             return logs
@@ -572,7 +574,7 @@ class Trainer:
         self.stop_training = False
         cblist.on_train_begin({})
         with (
-            self._threads(batch_size),
+            runner_mod.running(self, "fit", batch_size),
             _gpu_memory_errors(f"{self.describe()}.fit with batch_size={batch_size}"),
             training_context(True),
         ):
@@ -697,13 +699,15 @@ class Trainer:
         """Loss and metrics over arrays ``(x, y)`` in batches (see :meth:`_evaluate_batches`)."""
         return self._evaluate_batches(data_adapter.ArrayBatches(x, y, sample_weight, batch_size), callbacks)
 
-    def _evaluation_plan(self):
-        """What every evaluation batch shares: ``(fused, on_tape, penalty)``, worked out once per pass."""
+    def _evaluation_plan(self, runner):
+        """What every evaluation batch shares: ``(fused, on_tape, penalty)``, worked out once per
+        pass from the runner's compiled plan."""
         if self._custom_loss():
             return False, False, 0.0
-        fused = self._fuses_softmax()
+        compiled = runner.compiled()
+        fused = compiled.fused_softmax
         losses = self.loss.losses if isinstance(self.loss, multi_output.OutputLosses) else [self.loss]
-        on_tape = not fused and any(l is not None and l.fuses_softmax for l in losses) and not self._fast_path()
+        on_tape = not fused and any(l is not None and l.fuses_softmax for l in losses) and not compiled.stack
         # the weight penalties join the loss here too, as in Keras's compute_loss (fixed during evaluation)
         return fused, on_tape, self.weight_penalty()
 
@@ -741,20 +745,25 @@ class Trainer:
     def _evaluate_batches(self, batches, callbacks=None):
         """Loss and metrics over prepared batches, calling ``callbacks``' test hooks (Keras's order)."""
         custom = tape_step.overrides(self, "test_step")
-        plan = None if custom else self._evaluation_plan()
+        plan = None
         self.reset_metrics()
         running_wanted = callbacks is not None and callbacks.wants("on_test_batch_end")
         self.stop_evaluating = False
         if callbacks is not None:
             callbacks.on_test_begin()
         logs = {}
-        with self._threads(getattr(batches, "batch_size", 32)), training_context(False):
+        with (
+            runner_mod.running(self, "evaluate", getattr(batches, "batch_size", 32)) as runner,
+            training_context(False),
+        ):
             for step, (xb, yb, swb) in enumerate(batches.epoch()):
                 if callbacks is not None:
                     callbacks.on_test_batch_begin(step)
                 if custom:
                     logs = _float_logs(self.test_step(_pack(xb, yb, swb)), self, "test_step")
                 else:
+                    if plan is None:  # at the first batch: the model is built from the data by now
+                        plan = self._evaluation_plan(runner)
                     self._test_batch(xb, yb, swb, plan)
                 if running_wanted:
                     callbacks.on_test_batch_end(step, logs if custom else self._compiled_metrics.result())
@@ -835,7 +844,7 @@ class Trainer:
         cblist.on_predict_begin()
         outs = []
         with (
-            self._threads(batch_size or 32),
+            runner_mod.running(self, "predict", batch_size or 32),
             _gpu_memory_errors(f"{self.describe()}.predict with batch_size={batch_size or 32}"),
             training_context(False),
         ):
