@@ -54,6 +54,12 @@ class Layer:
     #: directly, they take an array of any rank, with or without a batch axis, as Keras's do
     #: (``keras.layers.Softmax()(np.array([1., 2., 3.]))``). In a model, ``build`` still checks.
     any_rank: bool = False
+    #: Keras's ``activity_regularizer`` (layers that take one set it in ``__init__``); a class
+    #: attribute so that the engine's per-step question costs a lookup, not an AttributeError
+    activity_regularizer = None
+    #: True for a layer that normalises with statistics of the whole batch in training
+    #: (BatchNormalization): its batches are never cut into shards (models/runner.py)
+    batch_statistics: bool = False
     #: the least rank such a layer can compute on (softmax needs an axis to normalise)
     min_call_ndim: int = 0
 

@@ -19,6 +19,8 @@ class ActivatedLayer(Layer):
 
     #: the argument names of the kernel's regularizer and constraint (``depthwise_...`` for DepthwiseConv2D)
     kernel_arg = "kernel"
+    #: the pre-activation output, kept only for activations whose backward needs it (gelu, swish...)
+    _z = None
 
     def __init__(
         self,
@@ -104,7 +106,7 @@ class ActivatedLayer(Layer):
         return get_array_module(z).maximum(z, 0, out=z)  # a fresh output owned by this layer: in place
 
     def backward(self, dy):
-        return self.linear_backward(activation_backward(self.activation, dy, self._y, getattr(self, "_z", None)))
+        return self.linear_backward(activation_backward(self.activation, dy, self._y, self._z))
 
     def call_logits(self, x, training=False):
         return self.linear_forward(x, training)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import activations
 from ..autodiff import functions
+from ..nn.conv import conv2d_backward, conv2d_forward
 from ..nn.grouped_conv_fast import grouped_conv2d_backward_fast, grouped_conv2d_forward_fast
 from ..nn.tape_conv import conv
 from .base import shape_str
@@ -140,7 +141,8 @@ class Conv2D(BaseConv):
 
     def linear_forward(self, x, training=False):
         # groups > 1 on the depthwise or per-group fast path; groups == 1 is conv2d_forward itself
-        y, self._cache = grouped_conv2d_forward_fast(
+        conv = conv2d_forward if self.groups == 1 else grouped_conv2d_forward_fast
+        y, self._cache = conv(
             x,
             self.params["kernel"],
             self.params.get("bias"),
@@ -155,7 +157,8 @@ class Conv2D(BaseConv):
         if type(self).linear_forward is not Conv2D.linear_forward:  # a subclass's own product
             return super().linear_forward_relu(x, training)
         # the ReLU in the convolution's own store (the fused kernels), no pass of its own
-        y, self._cache = grouped_conv2d_forward_fast(
+        conv = conv2d_forward if self.groups == 1 else grouped_conv2d_forward_fast
+        y, self._cache = conv(
             x,
             self.params["kernel"],
             self.params.get("bias"),
@@ -168,7 +171,8 @@ class Conv2D(BaseConv):
         return y
 
     def linear_backward(self, dz):
-        dx, dw, db = grouped_conv2d_backward_fast(dz, self._cache, need_dx=self.need_input_grad)
+        backward = conv2d_backward if self.groups == 1 else grouped_conv2d_backward_fast
+        dx, dw, db = backward(dz, self._cache, need_dx=self.need_input_grad)
         self.store_grads(dw, db)
         return dx
 

@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .. import backend
+from ..backend import get_array_module
 from ..autodiff.tensor import unwrap
 from ..nn import threads
 from . import parallel, stack_step, tape_step, thread_use
@@ -118,8 +120,11 @@ class Runner:
 
     # -- shards ------------------------------------------------------------------------------
     def shards(self, n):
+        """``n`` samples as at most ``self.n`` contiguous slices of near-equal size."""
         k = min(self.n, max(1, n // self.min_shard))
-        bounds = np.linspace(0, n, k + 1).astype(int)
+        if k == 1:
+            return [slice(0, n)]
+        bounds = [i * n // k for i in range(k + 1)]  # linspace's integer bounds, exactly
         return [slice(bounds[i], bounds[i + 1]) for i in range(k)]
 
     def _run(self, fn, k):
@@ -165,7 +170,7 @@ class Runner:
         outs = self._run(
             lambda t: stack_step.forward(self.replicas[t], x[shards[t]], training, logits, folds), len(shards)
         )
-        return np.concatenate(outs, axis=0)
+        return get_array_module(outs[0]).concatenate(outs, axis=0)
 
     def train_step(self, x, y, sample_weight=None, tape=False):
         """One optimizer step on one batch.
@@ -197,7 +202,7 @@ class Runner:
             else:
                 dout *= dout.dtype.type((s.stop - s.start) / n)  # shard mean -> whole-batch mean
             out = stack_step.metric_output(out, fused)
-            if np.isfinite(loss):
+            if math.isfinite(float(loss)):
                 stack_step.backward(layers, dout, plan.first_trainable, fused, plan.relu_pool)
             return loss, out
 
@@ -206,9 +211,10 @@ class Runner:
         else:
             results = self._run(work, len(shards))
             loss = sum(r[0] * (s.stop - s.start) for r, s in zip(results, shards)) / n
-            out = np.concatenate([r[1] for r in results], axis=0)
+            outs = [r[1] for r in results]
+            out = get_array_module(outs[0]).concatenate(outs, axis=0)
         loss = float(loss) + stack_step.weight_penalty(plan.layers)
-        if not np.isfinite(loss):
+        if not math.isfinite(loss):
             return out, loss, None
         params, grads = [], []
         for li, layer in enumerate(plan.layers):
