@@ -40,7 +40,7 @@ class BatchNormalization(Layer):
             optimizer step (``keras.constraints.NonNeg()``...). Neither touches the moving statistics,
             which the optimizer never updates.
         synchronized: accepted; statistics always cover the whole batch (convolab does not
-            split a batch across threads for a model with this layer, see ``models/parallel.py``).
+            split a batch across threads for a model with this layer, see ``models/runner.py``).
 
     Shape:
         output = input ``(N, ..., C)``. Weights (Keras's order): gamma ``(C,)`` if ``scale``,

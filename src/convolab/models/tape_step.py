@@ -1,8 +1,8 @@
 """One training step on the tape, for any model: forward, loss, gradients, optimizer step.
 
-Sequential models of built-in layers keep their own fused fast path (``models/stack_step.py``);
-everything else (functional graphs, subclassed models, user layers, custom losses) trains
-here: the forward pass runs under a :class:`~convolab.autodiff.GradientTape`, the loss is one
+A chain of built-in layers runs on the stack engine (``plan.py``, ``stack_step.py``); everything
+else (graphs with branches, subclassed models, user layers, custom losses, ``run_eagerly=True``)
+trains here, called by the runner (``runner.py``): the forward pass runs under a :class:`~convolab.autodiff.GradientTape`, the loss is one
 more recorded op, and the tape replays every op's hand-written backward.
 """
 
