@@ -11,6 +11,8 @@ import numbers
 
 from .. import activations
 from ..nn.activations import NEEDS_INPUT, activation_backward, activation_forward, relu_backward, relu_forward
+from ..utils.config_schema import nullable, number
+from ..utils.layer_schema import activation_name, layer_schema
 from .base import Layer
 
 
@@ -18,6 +20,14 @@ class Activation(Layer):
     """Apply an activation, by name or as a ``keras.activations`` function. Shape: output = input."""
 
     any_rank = True
+
+    config_schema = layer_schema({"activation": activation_name})
+
+    def to_onnx(self, g, t, folded=None):
+        """The activation as ONNX ops (:func:`convolab.saving.onnx_ops.activation`)."""
+        from ..saving.onnx_ops import activation
+
+        activation(g, t, self.activation, self.name, self.describe())
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -48,6 +58,8 @@ class Activation(Layer):
 class Softmax(Activation):
     """Softmax over the last axis (``axis=-1``, Keras's default). Shape: output = input."""
 
+    config_schema = layer_schema()
+
     def __init__(self, axis=-1, **kwargs):
         if axis != -1:
             raise ValueError(f"Softmax: convolab supports axis=-1 only; got axis={axis!r}")
@@ -63,6 +75,24 @@ class ReLU(Layer):
     """Keras's ReLU: ``x`` above ``threshold`` (capped at ``max_value``), else ``negative_slope * (x - threshold)``."""
 
     any_rank = True
+
+    config_schema = layer_schema({"max_value": nullable(number(0)), "negative_slope": number(0), "threshold": number()})
+
+    def to_onnx(self, g, t, folded=None):
+        """Relu or LeakyRelu; with a threshold a Where; with ``max_value`` a Min after."""
+        base = self.name
+        if self.threshold == 0 and self.negative_slope == 0:
+            t.name = g.op("Relu", [t.name], base)
+        elif self.threshold == 0:
+            t.name = g.op("LeakyRelu", [t.name], base, alpha=float(self.negative_slope))
+        else:
+            thr = g.const(base + "_threshold", self.threshold)
+            keep = g.op("GreaterOrEqual", [t.name, thr], base + "_keep")
+            shifted = g.op("Sub", [t.name, thr], base + "_shift")
+            below = g.op("Mul", [shifted, g.const(base + "_slope", self.negative_slope)], base + "_below")
+            t.name = g.op("Where", [keep, t.name, below], base)
+        if self.max_value is not None:
+            t.name = g.op("Min", [t.name, g.const(base + "_max", self.max_value)], base + "_cap")
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)

@@ -7,6 +7,8 @@ import numbers
 from .. import constraints, initializers, regularizers
 from ..nn.activations import elu_backward, elu_forward, leaky_relu_backward, leaky_relu_forward
 from ..nn.prelu import prelu_backward, prelu_forward
+from ..utils.config_schema import integer, list_of, nullable, number
+from ..utils.layer_schema import constraint, initializer, layer_schema, regularizer
 from .base import Layer, shape_str
 
 
@@ -22,6 +24,12 @@ class LeakyReLU(Layer):
     """``x`` above 0, ``negative_slope * x`` at or below (Keras's default slope 0.3). Shape: output = input."""
 
     any_rank = True
+
+    config_schema = layer_schema({"negative_slope": number(0)})
+
+    def to_onnx(self, g, t, folded=None):
+        """ONNX LeakyRelu."""
+        t.name = g.op("LeakyRelu", [t.name], self.name, alpha=float(self.negative_slope))
 
     def __init__(self, negative_slope=0.3, **kwargs):
         super().__init__(**kwargs)
@@ -43,6 +51,12 @@ class ELU(Layer):
     """``x`` above 0, ``alpha * (exp(x) - 1)`` at or below (default ``alpha=1.0``). Shape: output = input."""
 
     any_rank = True
+
+    config_schema = layer_schema({"alpha": number(0)})
+
+    def to_onnx(self, g, t, folded=None):
+        """ONNX Elu."""
+        t.name = g.op("Elu", [t.name], self.name, alpha=float(self.alpha))
 
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__(**kwargs)
@@ -75,6 +89,18 @@ class PReLU(Layer):
     Shape:
         output = input ``(N, *S)``; weight alpha: ``S`` with 1 on the shared axes.
     """
+
+    config_schema = layer_schema(
+        {"shared_axes": nullable(list_of(integer(1, 6), 1, 6))},
+        {"alpha_initializer": initializer, "alpha_regularizer": regularizer, "alpha_constraint": constraint},
+    )
+
+    def to_onnx(self, g, t, folded=None):
+        """ONNX PRelu with the ``(H, W, C)``-shaped alpha (1 on shared axes), broadcast over NHWC."""
+        from ..saving.onnx_ops import to_nhwc
+
+        to_nhwc(g, t)
+        t.name = g.op("PRelu", [t.name, g.const(self.name + "_alpha", self.params["alpha"])], self.name)
 
     def __init__(
         self, alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None, shared_axes=None, **kwargs

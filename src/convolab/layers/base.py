@@ -26,6 +26,7 @@ from ..backend import get_array_module
 from ..autodiff.tape import is_recording, record
 from ..autodiff.tensor import Tensor, Variable, unwrap
 from ..utils.naming import reset_name_counters, shape_str, snake_case, unique_name  # noqa: F401 (imported from here too)
+from . import registry
 from .keras_tensor import call_symbolic, is_symbolic
 
 
@@ -38,6 +39,10 @@ class Layer:
     """
 
     input_ndim: int | None = None
+    #: A class that sets this in its own body (a checker from
+    #: :func:`convolab.utils.layer_schema.layer_schema`) may be named by a convolab file: its
+    #: config must pass it (:mod:`convolab.layers.registry`). ``None``: code only, never from a file.
+    config_schema = None
     #: whether instances may hold other layers in attributes (Keras's auto-tracking). A user's
     #: layer may; convolab's own layers never do, so the walk that looks for them (run on every
     #: training step for variables, losses and constraints) is skipped for them
@@ -49,6 +54,8 @@ class Layer:
             cls._may_hold_layers = not cls.__module__.startswith("convolab.layers.")
         if "build" in cls.__dict__ and not cls.__module__.startswith("convolab."):
             cls.build = _marks_built(cls.__dict__["build"])  # a user's layer is built once its build returns
+        if cls.__dict__.get("config_schema") is not None:
+            registry.register(cls)  # a file may name it: the allow-list is the classes that declare a schema
 
     #: Weight-free element-wise layers (Activation, ReLU, Softmax, Rescaling) set this: called
     #: directly, they take an array of any rank, with or without a batch axis, as Keras's do

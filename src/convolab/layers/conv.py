@@ -7,6 +7,7 @@ from ..autodiff import functions
 from ..nn.conv import conv2d_backward, conv2d_forward
 from ..nn.grouped_conv_fast import grouped_conv2d_backward_fast, grouped_conv2d_forward_fast
 from ..nn.tape_conv import conv
+from ..utils.layer_schema import INITS, WINDOW, dim, layer_schema, pair, rules
 from .base import shape_str
 from .base_conv import BaseConv, positive_int
 from .unsupported import reject_unsupported
@@ -36,6 +37,22 @@ class Conv2D(BaseConv):
     standardization does): the layer then computes ``activation(convolution_op(x, kernel) + bias)``
     with ``keras.ops``, recorded on the tape, instead of its fused kernels and hand-written backward.
     """
+
+    # dilation_rate and groups are optional: files written before they existed hold neither
+    config_schema = layer_schema(
+        {"filters": dim, **WINDOW}, {**INITS, "dilation_rate": pair, "groups": dim, **rules("kernel")}
+    )
+
+    def to_onnx(self, g, t, folded=None):
+        """An ONNX Conv (``group`` for grouped convolutions) and the activation.
+
+        ``folded``: ``(kernel, bias)`` with a following BatchNormalization folded in, or None.
+        """
+        from ..saving.onnx_ops import activation, conv
+
+        kernel, bias = folded or (self.params["kernel"], self.params.get("bias"))
+        conv(g, t, self, kernel, bias, self.groups, self.name)
+        activation(g, t, self.activation, self.name, self.describe())
 
     def __init__(
         self,

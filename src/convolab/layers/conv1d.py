@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ..nn.conv1d import conv1d_backward, conv1d_forward
 from ..utils.conv_utils import PaddingCache, conv_output_size, effective_kernel_size, normalize_tuple
+from ..utils.config_schema import boolean, string
+from ..utils.layer_schema import CHANNELS_LAST_OPT, INITS, activation_name, dim, layer_schema, one, rules
 from .base_activated import ActivatedLayer
 from .base import shape_str
 from .base_conv import positive_int
@@ -46,6 +48,33 @@ class Conv1D(ActivatedLayer):
     """
 
     input_ndim = 3
+
+    config_schema = layer_schema(
+        {
+            "filters": dim,
+            "kernel_size": one,
+            "strides": one,
+            "padding": string(8, {"valid", "same", "causal"}),
+            "use_bias": boolean,
+            "activation": activation_name,
+        },
+        {**INITS, "dilation_rate": one, "groups": dim, **rules("kernel"), **CHANNELS_LAST_OPT},
+    )
+
+    def to_onnx(self, g, t, folded=None):
+        """A 1-D ONNX Conv through ``(N, C, L)`` ('causal': the explicit pads ``((k - 1) * d, 0)``)."""
+        from ..saving.onnx_ops import activation, sequence_pads, sequence_window
+
+        p, base = self.params, self.name
+        k, d = self.kernel_size[0], self.dilation_rate[0]
+        weights = [g.const(base + "_W", p["kernel"].transpose(2, 1, 0))]  # (k, C // groups, F) -> (F, C // groups, k)
+        if "bias" in p:
+            weights.append(g.const(base + "_B", p["bias"]))
+        attrs = {"kernel_shape": [k], "strides": list(self.strides), "group": int(self.groups)}
+        if d != 1:
+            attrs["dilations"] = [d]
+        sequence_window(g, t, base, "Conv", weights, **attrs, **sequence_pads(self, k, d))
+        activation(g, t, self.activation, base, self.describe())
 
     def __init__(
         self,

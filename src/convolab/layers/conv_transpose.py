@@ -13,6 +13,8 @@ from ..nn.conv_transpose import (
     conv_transpose_output_sizes,
 )
 from ..utils.conv_utils import PaddingCache
+from ..utils.config_schema import MAX_INT, integer, list_of, nullable
+from ..utils.layer_schema import CHANNELS_LAST_OPT, INITS, WINDOW, dim, layer_schema, pair, rules
 from .base import shape_str
 from .base_conv import BaseConv, positive_int
 from .unsupported import reject_unsupported
@@ -36,6 +38,53 @@ class Conv2DTranspose(BaseConv):
         with it, ``Ho = (H - 1) * sh + k - 2 * pad + oh``, ``pad`` 0 ('valid') or ``k // 2``.
         Weights: kernel ``(kh, kw, F, C)`` (Keras's layout), bias ``(F,)``.
     """
+
+    config_schema = layer_schema(
+        {
+            "filters": dim,
+            **WINDOW,
+            "dilation_rate": pair,
+            "output_padding": nullable(list_of(integer(0, MAX_INT), 2, 2)),
+        },
+        {**INITS, **rules("kernel"), **CHANNELS_LAST_OPT},
+    )
+
+    def to_onnx(self, g, t, folded=None):
+        """ONNX ConvTranspose: the pads of the convolution behind it (on the output), and the
+        output_padding that makes ONNX's size ``s (H - 1) + op + k' - pads`` Keras's."""
+        from ..saving.onnx_ops import activation, to_nchw
+        from ..utils.conv_utils import resolve_padding
+
+        _, h, w, _ = self.input_shape
+        if h is None or w is None:
+            raise ValueError(
+                f"export_model: {self.describe()} needs a known input height and width (its padding "
+                f"depends on them); got input shape {self.input_shape}"
+            )
+        out = conv_transpose_output_sizes(
+            (h, w), self.kernel_size, self.strides, self.padding, self.output_padding, self.dilation_rate
+        )
+        pads = resolve_padding(out, self.kernel_size, self.strides, self.padding, self.dilation_rate)
+        extra = [
+            o - (s * (n - 1) + (k - 1) * d + 1 - lo - hi)
+            for o, n, s, k, d, (lo, hi) in zip(out, (h, w), self.strides, self.kernel_size, self.dilation_rate, pads)
+        ]
+        to_nchw(g, t)
+        p, base = self.params, self.name
+        inputs = [t.name, g.const(base + "_W", p["kernel"].transpose(3, 2, 0, 1))]  # (kh, kw, F, C) -> (C, F, kh, kw)
+        if "bias" in p:
+            inputs.append(g.const(base + "_B", p["bias"]))
+        attrs = {
+            "kernel_shape": list(self.kernel_size),
+            "strides": list(self.strides),
+            "pads": [pads[0][0], pads[1][0], pads[0][1], pads[1][1]],
+        }
+        if tuple(self.dilation_rate) != (1, 1):
+            attrs["dilations"] = list(self.dilation_rate)
+        if any(extra):
+            attrs["output_padding"] = extra
+        t.name = g.op("ConvTranspose", inputs, base + "_conv_transpose", **attrs)
+        activation(g, t, self.activation, base, self.describe())
 
     def __init__(
         self,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ..nn.dense import dense_backward, dense_forward
+from ..utils.config_schema import boolean
+from ..utils.layer_schema import INITS, activation_name, dim, layer_schema, rules
 from .base_activated import ActivatedLayer
 from .base import shape_str
 
@@ -18,6 +20,24 @@ class Dense(ActivatedLayer):
     Shape:
         input ``(N, ..., in)``; output ``(N, ..., units)``. Weights: kernel ``(in, units)``, bias ``(units,)``.
     """
+
+    config_schema = layer_schema(
+        {"units": dim, "use_bias": boolean, "activation": activation_name}, {**INITS, **rules("kernel")}
+    )
+
+    def to_onnx(self, g, t, folded=None):
+        """MatMul (on NHWC, so the kernel is used unchanged), Add, the activation.
+
+        ``folded``: ``(kernel, bias)`` with a following BatchNormalization folded in, or None.
+        """
+        from ..saving.onnx_ops import activation, to_nhwc
+
+        to_nhwc(g, t)
+        kernel, bias = folded or (self.params["kernel"], self.params.get("bias"))
+        t.name = g.op("MatMul", [t.name, g.const(self.name + "_W", kernel)], self.name + "_matmul")
+        if bias is not None:
+            t.name = g.op("Add", [t.name, g.const(self.name + "_B", bias)], self.name + "_bias")
+        activation(g, t, self.activation, self.name, self.describe())
 
     def __init__(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..nn.depthwise_conv import depthwise_conv2d_backward, depthwise_conv2d_forward
+from ..utils.layer_schema import DEPTHWISE_INITS, WINDOW, dim, layer_schema, pair, rules
 from .base_conv import BaseConv, positive_int
 from .unsupported import reject_unsupported
 
@@ -27,6 +28,20 @@ class DepthwiseConv2D(BaseConv):
     """
 
     kernel_arg = "depthwise"
+
+    config_schema = layer_schema(
+        {**WINDOW, "dilation_rate": pair, "depth_multiplier": dim}, {**DEPTHWISE_INITS, **rules("depthwise")}
+    )
+
+    def to_onnx(self, g, t, folded=None):
+        """An ONNX Conv with ``group = C``: the ``(kh, kw, C, dm)`` kernel is the grouped
+        ``(kh, kw, 1, C * dm)`` one. ``folded``: ``(kernel, bias)`` with a BatchNormalization folded in."""
+        from ..saving.onnx_ops import activation, conv
+
+        kernel, bias = folded or (self.params["kernel"], self.params.get("bias"))
+        kh, kw, c, dm = kernel.shape
+        conv(g, t, self, kernel.reshape(kh, kw, 1, c * dm), bias, c, self.name)
+        activation(g, t, self.activation, self.name, self.describe())
 
     def __init__(
         self,

@@ -9,6 +9,8 @@ import numpy as np
 from ..nn.dropout import dropout_backward, dropout_forward
 from .. import backend, random
 from ..random import get_generator
+from ..utils.config_schema import number
+from ..utils.layer_schema import layer_schema, seed
 from .base import Layer
 from .unsupported import reject_unsupported
 
@@ -22,6 +24,12 @@ class Dropout(Layer):
 
     Shape: output = input.
     """
+
+    config_schema = layer_schema({"rate": number(0, 1, hi_open=True), "seed": seed})
+
+    def to_onnx(self, g, t, folded=None):
+        """The identity at inference: an ONNX Identity."""
+        t.name = g.op("Identity", [t.name], self.name)
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import math
 
+from ..utils.layer_schema import layer_schema
 from .base import Layer
 from .unsupported import reject_unsupported
 
 
 class Flatten(Layer):
     """Shape: ``(N, d1, d2, ...)`` -> ``(N, d1 * d2 * ...)`` in C order (NHWC, like Keras)."""
+
+    config_schema = layer_schema()
+
+    def to_onnx(self, g, t, folded=None):
+        """ONNX Flatten in NHWC order, as convolab and Keras flatten."""
+        from ..saving.onnx_ops import to_nhwc
+
+        to_nhwc(g, t)
+        t.name = g.op("Flatten", [t.name], self.name, axis=1)
+        t.rank = 2
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)

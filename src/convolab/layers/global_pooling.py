@@ -8,6 +8,7 @@ from ..nn.global_pool import (
     global_max_pool_backward,
     global_max_pool_forward,
 )
+from ..utils.layer_schema import GLOBAL_POOL, layer_schema
 from .base import Layer, shape_str
 from .unsupported import reject_unsupported
 
@@ -16,6 +17,22 @@ class _GlobalPooling2D(Layer):
     input_ndim = 4
     _forward = None
     _backward = None
+
+    def to_onnx(self, g, t, folded=None):
+        """Mean/max over H and W: ONNX's GlobalAveragePool/GlobalMaxPool on an NCHW tensor, or
+        ReduceMean/ReduceMax over axes 1 and 2 on an NHWC one (no transpose needed)."""
+        average = self._forward is global_avg_pool_forward
+        if t.nchw:
+            t.name = g.op("GlobalAveragePool" if average else "GlobalMaxPool", [t.name], self.name)  # (N, C, 1, 1)
+            if not self.keepdims:
+                t.name = g.op("Flatten", [t.name], self.name + "_flatten", axis=1)
+                t.rank, t.nchw = 2, False
+        else:
+            # opset 13: ReduceMean/ReduceMax take the axes as an attribute
+            op = "ReduceMean" if average else "ReduceMax"
+            t.name = g.op(op, [t.name], self.name, axes=[1, 2], keepdims=int(self.keepdims))
+            if not self.keepdims:
+                t.rank = 2
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
@@ -61,6 +78,8 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
     _forward = staticmethod(global_avg_pool_forward)
     _backward = staticmethod(global_avg_pool_backward)
 
+    config_schema = layer_schema(GLOBAL_POOL)
+
 
 class GlobalMaxPooling2D(_GlobalPooling2D):
     """Maximum of each channel over all pixels; the gradient goes to the first maximum.
@@ -70,6 +89,8 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
 
     _forward = staticmethod(global_max_pool_forward)
     _backward = staticmethod(global_max_pool_backward)
+
+    config_schema = layer_schema(GLOBAL_POOL)
 
 
 GlobalAvgPool2D = GlobalAveragePooling2D

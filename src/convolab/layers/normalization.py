@@ -12,6 +12,8 @@ from ..nn.batchnorm import (
     batchnorm_inference_backward,
     batchnorm_inference_forward,
 )
+from ..utils.config_schema import boolean, integer, number
+from ..utils.layer_schema import constraint, initializer, layer_schema, regularizer
 from .base import Layer, shape_str
 
 _INITIALIZERS = ("beta_initializer", "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer")
@@ -47,6 +49,39 @@ class BatchNormalization(Layer):
         beta ``(C,)`` if ``center`` (trainable); moving_mean, moving_variance ``(C,)``
         (non-trainable: never seen by the optimizer).
     """
+
+    config_schema = layer_schema(
+        {
+            "axis": integer(-1, 6),
+            "momentum": number(0, 1),
+            "epsilon": number(0, lo_open=True),
+            "center": boolean,
+            "scale": boolean,
+            "synchronized": boolean,
+        },
+        {
+            **{
+                key: initializer
+                for key in (
+                    "beta_initializer",
+                    "gamma_initializer",
+                    "moving_mean_initializer",
+                    "moving_variance_initializer",
+                )
+            },
+            "beta_regularizer": regularizer,
+            "gamma_regularizer": regularizer,
+            "beta_constraint": constraint,
+            "gamma_constraint": constraint,
+        },
+    )
+
+    def to_onnx(self, g, t, folded=None):
+        """The inference form (moving statistics); see :func:`convolab.saving.onnx_ops.batch_norm`.
+        Where predict folds it into the layer before, the export folds it too and never asks it."""
+        from ..saving.onnx_ops import batch_norm
+
+        batch_norm(g, t, self, self.name)
 
     #: computes statistics over the batch: a shard of a batch would normalise differently
     batch_statistics = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 
 from ..nn.padding import crop2d_backward, crop2d_forward, zero_pad2d_backward, zero_pad2d_forward
+from ..utils.layer_schema import border, channels_last, layer_schema
 from .base import Layer, shape_str
 from .unsupported import reject_unsupported
 
@@ -51,6 +52,16 @@ class ZeroPadding2D(Layer):
 
     input_ndim = 4
 
+    config_schema = layer_schema({"padding": border, "data_format": channels_last})
+
+    def to_onnx(self, g, t, folded=None):
+        """An ONNX Pad with zeros, in whichever layout the tensor is."""
+        import numpy as np
+
+        (top, bottom), (left, right) = self.padding
+        pads = [0, 0, top, left, 0, 0, bottom, right] if t.nchw else [0, top, left, 0, 0, bottom, right, 0]
+        t.name = g.op("Pad", [t.name, g.const(self.name + "_pads", pads, dtype=np.int64)], self.name, mode="constant")
+
     def __init__(self, padding=(1, 1), data_format=None, **kwargs):
         super().__init__(**kwargs)
         reject_unsupported(self.describe(), data_format=data_format)
@@ -91,6 +102,15 @@ class Cropping2D(Layer):
     """
 
     input_ndim = 4
+
+    config_schema = layer_schema({"cropping": border, "data_format": channels_last})
+
+    def to_onnx(self, g, t, folded=None):
+        """An ONNX Slice along H and W."""
+        from ..saving.onnx_ops import crop
+
+        (top, bottom), (left, right) = self.cropping
+        crop(g, t, self.name, top, bottom, left, right)
 
     def __init__(self, cropping=((0, 0), (0, 0)), data_format=None, **kwargs):
         super().__init__(**kwargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..nn.pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
 from ..utils.conv_utils import PaddingCache, conv_output_size, normalize_padding, normalize_tuple
+from ..utils.layer_schema import POOL, layer_schema
 from .base import Layer, shape_str
 from .unsupported import reject_unsupported
 
@@ -12,6 +13,17 @@ class _Pooling2D(Layer):
     input_ndim = 4
     _forward = None
     _backward = None
+
+    def to_onnx(self, g, t, folded=None):
+        """ONNX MaxPool, or AveragePool without the padding in the mean (``count_include_pad=0``)."""
+        from ..saving.onnx_ops import to_nchw, window_attrs
+
+        to_nchw(g, t)
+        attrs = window_attrs(self, self.pool_size)
+        if self._forward is avg_pool_forward:
+            t.name = g.op("AveragePool", [t.name], self.name, count_include_pad=0, **attrs)
+        else:
+            t.name = g.op("MaxPool", [t.name], self.name, **attrs)
 
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, **kwargs):
         super().__init__(**kwargs)
@@ -67,6 +79,8 @@ class MaxPooling2D(_Pooling2D):
     _forward = staticmethod(max_pool_forward)
     _backward = staticmethod(max_pool_backward)
 
+    config_schema = layer_schema(POOL)
+
 
 class AveragePooling2D(_Pooling2D):
     """Mean over ``pool_size`` windows; 'same' padding is left out of each mean.
@@ -76,6 +90,8 @@ class AveragePooling2D(_Pooling2D):
 
     _forward = staticmethod(avg_pool_forward)
     _backward = staticmethod(avg_pool_backward)
+
+    config_schema = layer_schema(POOL)
 
 
 MaxPool2D = MaxPooling2D

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ..nn.conv1d import global_pool1d_backward, global_pool1d_forward, pool1d_backward, pool1d_forward
 from ..utils.conv_utils import PaddingCache, conv_output_size, normalize_padding, normalize_tuple
+from ..utils.config_schema import boolean
+from ..utils.layer_schema import CHANNELS_LAST_OPT, POOL_1D, layer_schema
 from .base import Layer, shape_str
 from .unsupported import reject_unsupported
 
@@ -11,6 +13,17 @@ from .unsupported import reject_unsupported
 class _Pooling1D(Layer):
     input_ndim = 3
     _mode = None
+
+    def to_onnx(self, g, t, folded=None):
+        """A 1-D ONNX MaxPool or AveragePool (padding left out of the mean) through ``(N, C, L)``."""
+        from ..saving.onnx_ops import sequence_pads, sequence_window
+
+        k = self.pool_size[0]
+        attrs = {"kernel_shape": [k], "strides": list(self.strides), **sequence_pads(self, k)}
+        if self._mode == "avg":
+            sequence_window(g, t, self.name, "AveragePool", [], count_include_pad=0, **attrs)
+        else:
+            sequence_window(g, t, self.name, "MaxPool", [], **attrs)
 
     def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
         super().__init__(**kwargs)
@@ -65,6 +78,8 @@ class MaxPooling1D(_Pooling1D):
 
     _mode = "max"
 
+    config_schema = layer_schema(POOL_1D, CHANNELS_LAST_OPT)
+
 
 class AveragePooling1D(_Pooling1D):
     """Mean over windows of ``pool_size`` steps; 'same' padding is left out of each mean.
@@ -74,10 +89,19 @@ class AveragePooling1D(_Pooling1D):
 
     _mode = "avg"
 
+    config_schema = layer_schema(POOL_1D, CHANNELS_LAST_OPT)
+
 
 class _GlobalPooling1D(Layer):
     input_ndim = 3
     _mode = None
+
+    def to_onnx(self, g, t, folded=None):
+        """ONNX ReduceMean/ReduceMax over the steps (axis 1)."""
+        op = "ReduceMean" if self._mode == "avg" else "ReduceMax"
+        t.name = g.op(op, [t.name], self.name, axes=[1], keepdims=int(self.keepdims))
+        if not self.keepdims:
+            t.rank = 2
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
@@ -116,12 +140,16 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
 
     _mode = "avg"
 
+    config_schema = layer_schema({"keepdims": boolean}, CHANNELS_LAST_OPT)
+
 
 class GlobalMaxPooling1D(_GlobalPooling1D):
     """Maximum of each channel over the steps (the gradient goes to the first maximum). Shape: as
     :class:`GlobalAveragePooling1D`."""
 
     _mode = "max"
+
+    config_schema = layer_schema({"keepdims": boolean}, CHANNELS_LAST_OPT)
 
 
 MaxPool1D = MaxPooling1D

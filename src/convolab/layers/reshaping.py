@@ -5,7 +5,17 @@ from __future__ import annotations
 import numbers
 
 from ..nn.reshape import rescale_backward, rescale_forward, reshape_backward, reshape_forward, resolve_target_shape
+from ..utils.config_schema import MAX_INT, fail, integer, list_of, number
+from ..utils.layer_schema import layer_schema
 from .base import Layer, shape_str
+
+
+def _target_shape(v, where):
+    """Reshape's ``target_shape`` in a file: 1 to 6 sizes, each positive or ``-1``, at most one ``-1``."""
+    dims = list_of(integer(-1, MAX_INT), 1, 6)(v, where)
+    if 0 in dims or dims.count(-1) > 1:
+        fail(where, "positive sizes and at most one -1", v)
+    return dims
 
 
 class Reshape(Layer):
@@ -19,6 +29,20 @@ class Reshape(Layer):
         ``(N, *in_shape)`` -> ``(N, *target_shape)`` with the ``-1`` filled in; the total size
         per sample must not change. No weights.
     """
+
+    config_schema = layer_schema({"target_shape": _target_shape})
+
+    def to_onnx(self, g, t, folded=None):
+        """ONNX Reshape in NHWC order, keeping the batch size (shape ``[0, *target_shape]``)."""
+        import numpy as np
+
+        from ..saving.onnx_ops import to_nhwc
+
+        to_nhwc(g, t)  # convolab reshapes in NHWC (C) order
+        # 0 copies the batch size from the input; -1 is inferred, as in the layer
+        shape = g.const(self.name + "_shape", [0] + list(self.target_shape), dtype=np.int64)
+        t.name = g.op("Reshape", [t.name, shape], self.name)
+        t.rank = 1 + len(self.target_shape)
 
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
@@ -82,6 +106,14 @@ class Rescaling(Layer):
     """
 
     any_rank = True
+
+    config_schema = layer_schema({"scale": number(), "offset": number()})
+
+    def to_onnx(self, g, t, folded=None):
+        """A Mul, and an Add when the offset is not 0."""
+        t.name = g.op("Mul", [t.name, g.const(self.name + "_scale", self.scale)], self.name + "_scale")
+        if self.offset != 0:
+            t.name = g.op("Add", [t.name, g.const(self.name + "_offset", self.offset)], self.name + "_offset")
 
     def __init__(self, scale, offset=0.0, **kwargs):
         super().__init__(**kwargs)

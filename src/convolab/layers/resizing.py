@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from ..nn.resizing import resizing_backward, resizing_forward
+from ..utils.config_schema import fail, boolean, number, string
+from ..utils.layer_schema import CHANNELS_LAST_OPT, dim, layer_schema
 from .base import Layer
 from .base_conv import positive_int
 from .unsupported import reject_unsupported
 
 INTERPOLATIONS = ("bilinear", "nearest")
+
+
+def _false(v, where):
+    """``false``: the arguments Keras has and convolab refuses otherwise (in a file, only their default)."""
+    if v is not False:
+        fail(where, "false", v)
+    return v
 
 
 class Resizing(Layer):
@@ -27,6 +36,47 @@ class Resizing(Layer):
     """
 
     input_ndim = 4
+
+    config_schema = layer_schema(
+        {
+            "height": dim,
+            "width": dim,
+            "interpolation": string(16, {"bilinear", "nearest"}),
+            "crop_to_aspect_ratio": boolean,
+        },
+        {
+            "pad_to_aspect_ratio": _false,
+            "antialias": _false,
+            "fill_mode": string(16, {"reflect", "wrap", "constant", "nearest"}),
+            "fill_value": number(),
+            **CHANNELS_LAST_OPT,
+        },
+    )
+
+    def to_onnx(self, g, t, folded=None):
+        """The optional centred aspect-ratio crop (a Slice), then a Resize to exact sizes (bilinear:
+        half-pixel linear; nearest: TensorFlow's half-pixel floor)."""
+        from ..saving.onnx_ops import crop, resize_to
+        from .augmentation.crop import center_crop_box
+
+        if self.crop_to_aspect_ratio:
+            _, h, w, _ = self.input_shape
+            if h is None or w is None:
+                raise ValueError(
+                    f"export_model: {self.describe()} with crop_to_aspect_ratio=True needs a known input "
+                    f"height and width; got input shape {self.input_shape}"
+                )
+            top, left, ch, cw = center_crop_box(h, w, self.height, self.width)
+            crop(g, t, self.name + "_crop", top, h - top - ch, left, w - left - cw)
+        if self.interpolation == "nearest":  # input index floor((i + 0.5) * in / out), as nn.resizing
+            attrs = {
+                "mode": "nearest",
+                "coordinate_transformation_mode": "tf_half_pixel_for_nn",
+                "nearest_mode": "floor",
+            }
+        else:
+            attrs = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+        resize_to(g, t, self.name, self.height, self.width, **attrs)
 
     def __init__(
         self,

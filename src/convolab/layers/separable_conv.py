@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from .. import constraints, initializers, regularizers
 from ..nn.separable_conv import separable_conv2d_backward, separable_conv2d_forward
+from ..utils.layer_schema import (
+    DEPTHWISE_INITS,
+    WINDOW,
+    constraint,
+    dim,
+    initializer,
+    layer_schema,
+    pair,
+    regularizer,
+    rules,
+)
 from .base_conv import BaseConv, positive_int
 from .unsupported import reject_unsupported
 
@@ -30,6 +41,27 @@ class SeparableConv2D(BaseConv):
     """
 
     kernel_arg = "depthwise"
+
+    config_schema = layer_schema(
+        {"filters": dim, **WINDOW, "dilation_rate": pair, "depth_multiplier": dim},
+        {
+            **DEPTHWISE_INITS,
+            "pointwise_initializer": initializer,
+            **rules("depthwise"),
+            "pointwise_regularizer": regularizer,
+            "pointwise_constraint": constraint,
+        },
+    )
+
+    def to_onnx(self, g, t, folded=None):
+        """Two ONNX Convs: the depthwise one (``group = C``) and a 1x1 one carrying the bias."""
+        from ..saving.onnx_ops import activation, conv
+
+        p = self.params
+        kh, kw, c, dm = p["depthwise_kernel"].shape
+        conv(g, t, self, p["depthwise_kernel"].reshape(kh, kw, 1, c * dm), None, c, self.name + "_depthwise")
+        conv(g, t, self, p["pointwise_kernel"], p.get("bias"), 1, self.name + "_pointwise", window=False)
+        activation(g, t, self.activation, self.name, self.describe())
 
     def __init__(
         self,

@@ -10,6 +10,8 @@ from ..nn.resize import (
     upsample_nearest_backward,
     upsample_nearest_forward,
 )
+from ..utils.config_schema import string
+from ..utils.layer_schema import channels_last, layer_schema, pair
 from .base import Layer
 from .unsupported import reject_unsupported
 
@@ -31,6 +33,16 @@ class UpSampling2D(Layer):
     """
 
     input_ndim = 4
+
+    config_schema = layer_schema(
+        {"size": pair, "data_format": channels_last, "interpolation": string(16, {"nearest", "bilinear"})}
+    )
+
+    def to_onnx(self, g, t, folded=None):
+        """An ONNX Resize by the size factors ('nearest': repetition; 'bilinear': half-pixel linear)."""
+        from ..saving.onnx_ops import resize
+
+        resize(g, t, self.name, float(self.size[0]), float(self.size[1]), self.interpolation)
 
     def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", **kwargs):
         super().__init__(**kwargs)

@@ -14,94 +14,21 @@ import warnings
 
 import numpy as np
 
-from .. import layers as layers_mod
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .. import optimizers as optimizers_mod
 from .. import random as random_mod
 from .._version import __version__
-from ..layers import (
-    Activation,
-    AveragePooling2D,
-    BatchNormalization,
-    Conv2D,
-    Cropping2D,
-    Dense,
-    DepthwiseConv2D,
-    Dropout,
-    Flatten,
-    GlobalAveragePooling2D,
-    GlobalMaxPooling2D,
-    MaxPooling2D,
-    RandomBrightness,
-    RandomContrast,
-    RandomCrop,
-    RandomFlip,
-    RandomRotation,
-    RandomTranslation,
-    RandomZoom,
-    ReLU,
-    Rescaling,
-    Reshape,
-    SeparableConv2D,
-    Softmax,
-    UpSampling2D,
-    ZeroPadding2D,
-)
+from ..layers import registry
 from ..layers.augmentation import AugmentationLayer
+from ..layers.dropout import Dropout
 from .container import DTYPE_CODES, MAX_DOCUMENT_BYTES, short_repr, strict_json_loads
 from .document import check_document
 from .errors import ModelFileError
 
-#: the only classes a file may name (no import by name, ever)
-LAYER_CLASSES = {
-    cls.__name__: cls
-    for cls in (
-        Conv2D,
-        Dense,
-        Flatten,
-        MaxPooling2D,
-        AveragePooling2D,
-        Dropout,
-        Activation,
-        ReLU,
-        Softmax,
-        GlobalAveragePooling2D,
-        GlobalMaxPooling2D,
-        Reshape,
-        Rescaling,
-        DepthwiseConv2D,
-        SeparableConv2D,
-        BatchNormalization,
-        ZeroPadding2D,
-        Cropping2D,
-        UpSampling2D,
-        RandomFlip,
-        RandomTranslation,
-        RandomRotation,
-        RandomZoom,
-        RandomCrop,
-        RandomContrast,
-        RandomBrightness,
-    )
-}
-LAYER_CLASSES.update(
-    {
-        cls.__name__: cls
-        for cls in (  # issue 19's layers (schema.LAYER_SCHEMAS has each)
-            layers_mod.LeakyReLU,
-            layers_mod.ELU,
-            layers_mod.PReLU,
-            layers_mod.Resizing,
-            layers_mod.Conv1D,
-            layers_mod.MaxPooling1D,
-            layers_mod.AveragePooling1D,
-            layers_mod.GlobalAveragePooling1D,
-            layers_mod.GlobalMaxPooling1D,
-            layers_mod.Conv2DTranspose,
-        )
-    }
-)
+#: the only classes a file may name (no import by name, ever): every layer class that declares its
+#: own ``config_schema`` (:mod:`convolab.layers.registry`), a live read-only view
+LAYER_CLASSES = registry.CLASSES
 #: layers that may draw from a private generator (``seed=...``): its state is training state
 SEEDED_LAYERS = (Dropout, AugmentationLayer)
 OPTIMIZER_CLASSES = {

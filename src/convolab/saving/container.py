@@ -30,13 +30,13 @@ import json
 import math
 import os
 import re
-import reprlib
 import stat
 import zlib
 
 import numpy as np
 
 from .atomic import atomic_write_bytes
+from ..utils.config_schema import short_repr
 from .errors import ModelFileError
 
 #: the largest header accepted (the JSON with the architecture is a few kB; safetensors caps at 100 MB)
@@ -47,15 +47,6 @@ MAX_FILE_BYTES = 2 * 2**30
 MAX_DOCUMENT_BYTES = 4 * 2**20
 MAX_TENSORS = 100_000
 MAX_RANK = 8
-
-_repr = reprlib.Repr()
-_repr.maxlevel, _repr.maxstring, _repr.maxother, _repr.maxlist, _repr.maxdict = 3, 60, 60, 6, 6
-
-
-def short_repr(value) -> str:
-    """A bounded repr of a value from a file (depth, length and element counts capped)."""
-    return _repr.repr(value)
-
 
 DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8")}
 DTYPE_CODES = {np.dtype("float32"): "F32", np.dtype("float64"): "F64"}

@@ -1,12 +1,11 @@
-"""The one error a model file can cause."""
+"""The one error a model file can cause: :class:`ModelFileError`.
+
+It is defined in :mod:`convolab.utils.config_schema`, below the layers, so that layers can
+declare their file schemas without importing the saving package.
+"""
 
 from __future__ import annotations
 
+from ..utils.config_schema import ModelFileError
 
-class ModelFileError(ValueError):
-    """A model or weights file could not be read: missing, truncated, corrupted, oversized,
-    crafted, written by a newer convolab, or not matching the model it is loaded into.
-
-    Every failure of :func:`convolab.saving.load_model` and :func:`convolab.saving.load_weights`
-    is this error (a ``ValueError``), with a message that names the file and what was wrong.
-    """
+__all__ = ["ModelFileError"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections import ChainMap
 
 import numpy as np
 
@@ -29,8 +30,9 @@ from .container import short_repr, write_container
 from .errors import ModelFileError
 
 MERGE_CLASSES = {cls.__name__: cls for cls in (Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate)}
-#: every layer class a functional file may name (models and InputLayer apart)
-GRAPH_LAYER_CLASSES = {**_common.LAYER_CLASSES, **MERGE_CLASSES}
+#: every layer class a functional file may name (models and InputLayer apart): the registered layers,
+#: then the merge layers (a live view: a layer class registered later is in it)
+GRAPH_LAYER_CLASSES = ChainMap(MERGE_CLASSES, _common.LAYER_CLASSES)
 
 
 def weight_tensor(path):

@@ -11,7 +11,10 @@ checked by :func:`convolab.saving.graph_io.plan_graph`.
 
 from __future__ import annotations
 
+from collections.abc import Set
+
 from . import object_registry
+from ..utils.layer_schema import layer_schema as _layer
 from .errors import ModelFileError
 from .schema import (
     LAYER_SCHEMAS,
@@ -19,7 +22,6 @@ from .schema import (
     MAX_LAYERS,
     _fail,
     _header,
-    _layer,
     boolean,
     compile_schema,
     integer,
@@ -44,7 +46,30 @@ MAX_PATH = 4096
 MERGE_SCHEMAS = {name: _layer() for name in ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")}
 MERGE_SCHEMAS["Concatenate"] = _layer({"axis": integer(-8, 7)})
 MODEL_CLASSES = ("Sequential", "Functional")
-ENTRY_CLASSES = set(LAYER_SCHEMAS) | set(MERGE_SCHEMAS) | set(MODEL_CLASSES) | {"InputLayer"}
+
+
+class _EntryClasses(Set):
+    """The class names a graph entry may have: the registered layers (read at each use, so a layer
+    class defined later is admitted), the merge layers, the models and InputLayer."""
+
+    def _names(self):
+        return {**LAYER_SCHEMAS, **MERGE_SCHEMAS, **dict.fromkeys(MODEL_CLASSES), "InputLayer": None}
+
+    def __contains__(self, name):
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __len__(self):
+        return len(self._names())
+
+    @classmethod
+    def _from_iterable(cls, it):
+        return frozenset(it)  # ENTRY_CLASSES - {...} and the like: a plain set
+
+
+ENTRY_CLASSES = _EntryClasses()
 
 
 def name(v, where):
@@ -122,11 +147,19 @@ def _entry_config(class_name, v, where, depth):
     return LAYER_SCHEMAS[class_name](v, where)
 
 
+class _StackClasses(_EntryClasses):
+    """The class names an entry of a nested Sequential may have: the registered layers and the models."""
+
+    def _names(self):
+        return {**LAYER_SCHEMAS, **dict.fromkeys(MODEL_CLASSES)}
+
+
+_STACK_CLASSES = _StackClasses()
+
+
 def _stack_layer(v, where, depth):
     """An entry of a nested Sequential: ``{"class_name", "config"}``, a layer or a model."""
-    outer = obj({"class_name": _class_name(set(LAYER_SCHEMAS) | set(MODEL_CLASSES)), "config": lambda c, w: c})(
-        v, where
-    )
+    outer = obj({"class_name": _class_name(_STACK_CLASSES), "config": lambda c, w: c})(v, where)
     return {
         "class_name": outer["class_name"],
         "config": _entry_config(outer["class_name"], outer["config"], f"{where}.config", depth),

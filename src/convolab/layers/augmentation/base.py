@@ -82,6 +82,9 @@ class AugmentationLayer(Layer):
 
     input_ndim = 4
 
+    def to_onnx(self, g, t, folded=None):
+        """The identity at inference: no node (RandomCrop, which crops at inference too, has its own)."""
+
     def __init__(self, seed=None, data_format=None, **kwargs):
         super().__init__(**kwargs)
         reject_unsupported(self.describe(), data_format=data_format)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...nn.color import brightness_backward, brightness_forward, contrast_backward, contrast_forward
+from ...utils.layer_schema import factor, layer_schema, seed, value_range
 from .base import AugmentationLayer, _is_number, factor_config, parse_factor
 
 
@@ -33,6 +34,8 @@ class RandomContrast(AugmentationLayer):
 
     Shape: output = input. No weights.
     """
+
+    config_schema = layer_schema({"factor": factor, "value_range": value_range, "seed": seed})
 
     def __init__(self, factor, value_range=(0, 255), seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
@@ -79,6 +82,8 @@ class RandomBrightness(AugmentationLayer):
 
     Shape: output = input. No weights.
     """
+
+    config_schema = layer_schema({"factor": factor, "value_range": value_range, "seed": seed})
 
     def __init__(self, factor, value_range=(0, 255), seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)

@@ -7,6 +7,7 @@ import numbers
 
 from ...nn.padding import crop2d_backward, crop2d_forward
 from ...nn.resize import bilinear_resize_backward, bilinear_resize_forward
+from ...utils.layer_schema import dim, layer_schema, seed
 from .base import AugmentationLayer
 
 
@@ -34,6 +35,22 @@ class RandomCrop(AugmentationLayer):
     Shape:
         ``(N, H, W, C)`` -> ``(N, height, width, C)``. No weights.
     """
+
+    config_schema = layer_schema({"height": dim, "width": dim, "seed": seed})
+
+    def to_onnx(self, g, t, folded=None):
+        """At inference: the centred window of the target aspect ratio (a Slice), resized bilinearly."""
+        from ...saving.onnx_ops import crop, resize_to
+
+        _, h, w, _ = self.input_shape
+        if h is None or w is None:
+            raise ValueError(f"export_model: {self.describe()} needs a known input height and width")
+        top, left, ch, cw = center_crop_box(h, w, self.height, self.width)
+        crop(g, t, self.name + "_crop", top, h - top - ch, left, w - left - cw)
+        if (ch, cw) != (self.height, self.width):
+            resize_to(
+                g, t, self.name, self.height, self.width, mode="linear", coordinate_transformation_mode="half_pixel"
+            )
 
     def __init__(self, height, width, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ...nn.flip import flip_backward, flip_forward
+from ...utils.config_schema import string
+from ...utils.layer_schema import layer_schema, seed
 from .base import AugmentationLayer
 
 MODES = ("horizontal", "vertical", "horizontal_and_vertical")
@@ -18,6 +20,10 @@ class RandomFlip(AugmentationLayer):
 
     Shape: output = input. No weights.
     """
+
+    config_schema = layer_schema(
+        {"mode": string(32, {"horizontal", "vertical", "horizontal_and_vertical"}), "seed": seed}
+    )
 
     def __init__(self, mode="horizontal_and_vertical", seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)

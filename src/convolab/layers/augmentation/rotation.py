@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from ...nn.affine import rotation_transforms
+from ...utils.layer_schema import FILL, factor, layer_schema
 from .base import factor_config, parse_factor
 from .geometric import AffineAugmentation
 
@@ -20,6 +21,8 @@ class RandomRotation(AffineAugmentation):
 
     Shape: output = input. No weights.
     """
+
+    config_schema = layer_schema({"factor": factor, **FILL})
 
     def __init__(self, factor, fill_mode="reflect", interpolation="bilinear", seed=None, fill_value=0.0, **kwargs):
         super().__init__(fill_mode, interpolation, seed, fill_value, **kwargs)

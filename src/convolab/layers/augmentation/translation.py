@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...nn.affine import translation_transforms
+from ...utils.layer_schema import FILL, factor, layer_schema
 from .base import factor_config, parse_factor
 from .geometric import AffineAugmentation
 
@@ -18,6 +19,8 @@ class RandomTranslation(AffineAugmentation):
 
     Shape: output = input. No weights.
     """
+
+    config_schema = layer_schema({"height_factor": factor, "width_factor": factor, **FILL})
 
     def __init__(
         self,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ...nn.affine import zoom_transforms
+from ...utils.config_schema import nullable
+from ...utils.layer_schema import FILL, factor, layer_schema
 from .base import factor_config, parse_factor
 from .geometric import AffineAugmentation
 
@@ -20,6 +22,8 @@ class RandomZoom(AffineAugmentation):
 
     Shape: output = input. No weights.
     """
+
+    config_schema = layer_schema({"height_factor": factor, "width_factor": nullable(factor), **FILL})
 
     def __init__(
         self,
