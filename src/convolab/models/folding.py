@@ -7,9 +7,10 @@ kernel and bias (``kernel * scale``, ``bias * scale + shift``): one pass over th
 instead of two, as inference engines do.
 
 :func:`folds` is the one rule for which pairs fold, and :func:`folded_kernel_and_bias` the one
-formula; every place that folds asks them: a functional model's inference pass (:func:`plan`),
-a Sequential's (:func:`stack_forward`, from ``stack_step.forward``) and the ONNX export of a
-Sequential (``saving/onnx_export.py``). Inference means not training and no GradientTape
+formula; every place that folds asks them: the plan of a chain run by the stack engine
+(``plan.py``, then :func:`stack_forward` from ``stack_step.forward``), a graph's inference pass on
+the tape (:func:`plan`) and the ONNX export of every model (``saving/onnx_graph.py``, which walks
+a Sequential's graph too). Inference means not training and no GradientTape
 recording; training and recorded passes run each layer.
 
 The folded weights are computed on each pass from the current weights (a few thousand
