@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 from ..nn.resizing import resizing_backward, resizing_forward
 from .base import Layer
 from .base_conv import positive_int
@@ -19,8 +22,12 @@ class Resizing(Layer):
             'lanczos' are refused).
         crop_to_aspect_ratio: crop the largest centred window of the target's aspect ratio
             first, so the image is not distorted (default False).
-        pad_to_aspect_ratio, antialias: only False; fill_mode, fill_value: accepted (used only
-            with padding, which convolab does not do).
+        pad_to_aspect_ratio: pad the short side evenly to the target's aspect ratio first
+            (letterboxing; Keras 3's rule, :func:`convolab.nn.resizing.aspect_pad`). Not with
+            ``crop_to_aspect_ratio``.
+        fill_mode: the padding: only ``'constant'`` (as Keras) when ``pad_to_aspect_ratio``.
+        fill_value: the padding's value (default 0).
+        antialias: only False (convolab does not implement antialiased downscaling).
 
     Shape:
         ``(N, H, W, C)`` -> ``(N, height, width, C)``. No weights.
@@ -57,14 +64,24 @@ class Resizing(Layer):
         ):
             if not isinstance(value, bool):
                 raise TypeError(f"{me}: `{arg}` must be True or False; got {value!r}")
-        if pad_to_aspect_ratio or antialias:
+        if antialias:
             raise ValueError(
-                f"{me}: convolab supports only pad_to_aspect_ratio=False and antialias=False; got "
-                f"pad_to_aspect_ratio={pad_to_aspect_ratio!r}, antialias={antialias!r}"
+                f"{me}: antialias=True is not implemented in convolab (it resizes without an "
+                "antialiasing filter); pass antialias=False"
             )
+        if crop_to_aspect_ratio and pad_to_aspect_ratio:
+            raise ValueError(f"{me}: only one of crop_to_aspect_ratio and pad_to_aspect_ratio can be True; got both")
+        if pad_to_aspect_ratio and fill_mode != "constant":
+            raise ValueError(
+                f"{me}: with pad_to_aspect_ratio=True, `fill_mode` must be 'constant' (the only mode "
+                f"Keras pads with); got {fill_mode!r}"
+            )
+        if isinstance(fill_value, bool) or not isinstance(fill_value, numbers.Real) or not math.isfinite(fill_value):
+            raise TypeError(f"{me}: `fill_value` must be a finite number; got {fill_value!r}")
         reject_unsupported(me, data_format=data_format)
         self.interpolation = interpolation
         self.crop_to_aspect_ratio = crop_to_aspect_ratio
+        self.pad_to_aspect_ratio = pad_to_aspect_ratio
         self.fill_mode = fill_mode
         self.fill_value = float(fill_value)
         self._cache = None
@@ -74,7 +91,14 @@ class Resizing(Layer):
         return (input_shape[0], self.height, self.width, input_shape[3])
 
     def call(self, x, training=False):
-        y, self._cache = resizing_forward(x, (self.height, self.width), self.interpolation, self.crop_to_aspect_ratio)
+        y, self._cache = resizing_forward(
+            x,
+            (self.height, self.width),
+            self.interpolation,
+            self.crop_to_aspect_ratio,
+            self.pad_to_aspect_ratio,
+            self.fill_value,
+        )
         return y
 
     def backward(self, dy):
@@ -87,5 +111,9 @@ class Resizing(Layer):
             width=self.width,
             interpolation=self.interpolation,
             crop_to_aspect_ratio=self.crop_to_aspect_ratio,
+            pad_to_aspect_ratio=self.pad_to_aspect_ratio,
+            fill_mode=self.fill_mode,
+            fill_value=self.fill_value,
+            antialias=False,
         )
         return cfg

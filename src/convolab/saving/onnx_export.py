@@ -311,18 +311,26 @@ def _resize_to(g, t, base, height, width, **attrs):
 
 
 def _resizing(g, t, layer, base):
-    """Keras's Resizing: the optional centred aspect-ratio crop, then a resize to exact sizes."""
+    """Keras's Resizing: the optional centred aspect-ratio crop (or padding), then a resize to exact sizes."""
     from ..layers.augmentation.crop import center_crop_box
+    from ..nn.resizing import aspect_pad
 
-    if layer.crop_to_aspect_ratio:
+    if layer.crop_to_aspect_ratio or layer.pad_to_aspect_ratio:
         _, h, w, _ = layer.input_shape
         if h is None or w is None:
+            which = "crop_to_aspect_ratio" if layer.crop_to_aspect_ratio else "pad_to_aspect_ratio"
             raise ValueError(
-                f"export_model: {layer.describe()} with crop_to_aspect_ratio=True needs a known input "
+                f"export_model: {layer.describe()} with {which}=True needs a known input "
                 f"height and width; got input shape {layer.input_shape}"
             )
+    if layer.crop_to_aspect_ratio:
         top, left, ch, cw = center_crop_box(h, w, layer.height, layer.width)
         _crop(g, t, base + "_crop", top, h - top - ch, left, w - left - cw)
+    elif layer.pad_to_aspect_ratio and aspect_pad(h, w, layer.height, layer.width) != (0, 0):
+        ph, pw = aspect_pad(h, w, layer.height, layer.width)
+        pads = [0, 0, ph, pw, 0, 0, ph, pw] if t.nchw else [0, ph, pw, 0, 0, ph, pw, 0]
+        inputs = [t.name, g.const(base + "_pads", pads, dtype=np.int64), g.const(base + "_fill", layer.fill_value)]
+        t.name = g.op("Pad", inputs, base + "_pad", mode="constant")
     if layer.interpolation == "nearest":  # input index floor((i + 0.5) * in / out), as nn.resizing
         attrs = {"mode": "nearest", "coordinate_transformation_mode": "tf_half_pixel_for_nn", "nearest_mode": "floor"}
     else:

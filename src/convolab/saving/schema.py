@@ -303,7 +303,7 @@ LAYER_SCHEMAS.update(
                 "interpolation": string(16, {"bilinear", "nearest"}),
                 "crop_to_aspect_ratio": boolean,
             },
-            {**_NO_PADDING, **_channels_last_opt},
+            {**_NO_PADDING, "pad_to_aspect_ratio": boolean, **_channels_last_opt},
         ),
         "Conv1D": _layer(
             {
