@@ -32,8 +32,9 @@ HOT = sorted(
         ROOT / "models/trainer.py",
     }
 )
-#: augmentation's resampling runs on the host by design (layers/augmentation/base.py)
-HOST_ONLY = {"nn/affine.py", "nn/resize.py", "nn/color.py", "nn/flip.py"}
+#: augmentation's resampling runs on the host by design (layers/augmentation/base.py); nn/erf.py
+#: is NumPy's missing erf, called for NumPy inputs only (CuPy's come from cupyx.scipy.special)
+HOST_ONLY = {"nn/affine.py", "nn/resize.py", "nn/color.py", "nn/flip.py", "nn/erf.py"}
 #: dtype names, type checks and shape queries: not array math
 SAFE = {
     "float16",
@@ -105,8 +106,6 @@ ALLOW = {
     ("layers/lambda_layer.py", "_traced_shape"): "building: the user's function measured on host zeros once",
     ("nn/resizing.py", "nearest_indices"): "index tables computed once on the host from sizes",
     ("nn/resizing.py", "_add_at"): "picks NumPy's add.at for NumPy inputs (cupyx.scatter_add for CuPy)",
-    ("nn/activations.py", "<module>"): "math.erf made element-wise once at import (NumPy has no erf)",
-    ("nn/activations.py", "erf"): "NumPy inputs only: CuPy inputs take cupyx.scipy.special.erf",
     ("layers/keras_tensor.py", "infer_output_shape"): "building a graph: a user's layer measured on host zeros once",
 }
 

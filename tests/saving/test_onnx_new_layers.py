@@ -180,6 +180,19 @@ def test_resizing(tmp_path, interpolation, size, crop):
     check_export(model, tmp_path, images((7, 8, 3)))
 
 
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+@pytest.mark.parametrize("size", [(6, 4), (4, 9), (7, 8)])
+def test_resizing_pad_to_aspect_ratio(tmp_path, interpolation, size):
+    model = keras.Sequential(
+        [
+            keras.Input((7, 8, 3)),
+            L.Resizing(*size, interpolation=interpolation, pad_to_aspect_ratio=True, fill_value=0.5),
+            L.Conv2D(2, 1),
+        ]
+    )
+    check_export(model, tmp_path, images((7, 8, 3)))
+
+
 def test_functional_graph_with_the_new_layers(tmp_path):
     inputs = keras.Input((6, 6, 3))
     x = L.Conv2D(4, 3, padding="same", activation="swish")(inputs)

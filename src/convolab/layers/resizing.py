@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 from ..nn.resizing import resizing_backward, resizing_forward
 from ..utils.config_schema import fail, boolean, number, string
 from ..utils.layer_schema import CHANNELS_LAST_OPT, dim, layer_schema
@@ -28,8 +31,12 @@ class Resizing(Layer):
             'lanczos' are refused).
         crop_to_aspect_ratio: crop the largest centred window of the target's aspect ratio
             first, so the image is not distorted (default False).
-        pad_to_aspect_ratio, antialias: only False; fill_mode, fill_value: accepted (used only
-            with padding, which convolab does not do).
+        pad_to_aspect_ratio: pad the short side evenly to the target's aspect ratio first
+            (letterboxing; Keras 3's rule, :func:`convolab.nn.resizing.aspect_pad`). Not with
+            ``crop_to_aspect_ratio``.
+        fill_mode: the padding: only ``'constant'`` (as Keras) when ``pad_to_aspect_ratio``.
+        fill_value: the padding's value (default 0).
+        antialias: only False (convolab does not implement antialiased downscaling).
 
     Shape:
         ``(N, H, W, C)`` -> ``(N, height, width, C)``. No weights.
@@ -45,7 +52,7 @@ class Resizing(Layer):
             "crop_to_aspect_ratio": boolean,
         },
         {
-            "pad_to_aspect_ratio": _false,
+            "pad_to_aspect_ratio": boolean,
             "antialias": _false,
             "fill_mode": string(16, {"reflect", "wrap", "constant", "nearest"}),
             "fill_value": number(),
@@ -54,20 +61,34 @@ class Resizing(Layer):
     )
 
     def to_onnx(self, g, t, folded=None):
-        """The optional centred aspect-ratio crop (a Slice), then a Resize to exact sizes (bilinear:
-        half-pixel linear; nearest: TensorFlow's half-pixel floor)."""
+        """The optional centred aspect-ratio crop (a Slice) or padding (a Pad), then a Resize to
+        exact sizes (bilinear: half-pixel linear; nearest: TensorFlow's half-pixel floor)."""
+        import numpy as np
+
+        from ..nn.resizing import aspect_pad
         from ..saving.onnx_ops import crop, resize_to
         from .augmentation.crop import center_crop_box
 
-        if self.crop_to_aspect_ratio:
+        if self.crop_to_aspect_ratio or self.pad_to_aspect_ratio:
             _, h, w, _ = self.input_shape
             if h is None or w is None:
+                which = "crop_to_aspect_ratio" if self.crop_to_aspect_ratio else "pad_to_aspect_ratio"
                 raise ValueError(
-                    f"export_model: {self.describe()} with crop_to_aspect_ratio=True needs a known input "
+                    f"export_model: {self.describe()} with {which}=True needs a known input "
                     f"height and width; got input shape {self.input_shape}"
                 )
+        if self.crop_to_aspect_ratio:
             top, left, ch, cw = center_crop_box(h, w, self.height, self.width)
             crop(g, t, self.name + "_crop", top, h - top - ch, left, w - left - cw)
+        elif self.pad_to_aspect_ratio and aspect_pad(h, w, self.height, self.width) != (0, 0):
+            ph, pw = aspect_pad(h, w, self.height, self.width)
+            pads = [0, 0, ph, pw, 0, 0, ph, pw] if t.nchw else [0, ph, pw, 0, 0, ph, pw, 0]
+            inputs = [
+                t.name,
+                g.const(self.name + "_pads", pads, dtype=np.int64),
+                g.const(self.name + "_fill", self.fill_value),
+            ]
+            t.name = g.op("Pad", inputs, self.name + "_pad", mode="constant")
         if self.interpolation == "nearest":  # input index floor((i + 0.5) * in / out), as nn.resizing
             attrs = {
                 "mode": "nearest",
@@ -107,14 +128,24 @@ class Resizing(Layer):
         ):
             if not isinstance(value, bool):
                 raise TypeError(f"{me}: `{arg}` must be True or False; got {value!r}")
-        if pad_to_aspect_ratio or antialias:
+        if antialias:
             raise ValueError(
-                f"{me}: convolab supports only pad_to_aspect_ratio=False and antialias=False; got "
-                f"pad_to_aspect_ratio={pad_to_aspect_ratio!r}, antialias={antialias!r}"
+                f"{me}: antialias=True is not implemented in convolab (it resizes without an "
+                "antialiasing filter); pass antialias=False"
             )
+        if crop_to_aspect_ratio and pad_to_aspect_ratio:
+            raise ValueError(f"{me}: only one of crop_to_aspect_ratio and pad_to_aspect_ratio can be True; got both")
+        if pad_to_aspect_ratio and fill_mode != "constant":
+            raise ValueError(
+                f"{me}: with pad_to_aspect_ratio=True, `fill_mode` must be 'constant' (the only mode "
+                f"Keras pads with); got {fill_mode!r}"
+            )
+        if isinstance(fill_value, bool) or not isinstance(fill_value, numbers.Real) or not math.isfinite(fill_value):
+            raise TypeError(f"{me}: `fill_value` must be a finite number; got {fill_value!r}")
         reject_unsupported(me, data_format=data_format)
         self.interpolation = interpolation
         self.crop_to_aspect_ratio = crop_to_aspect_ratio
+        self.pad_to_aspect_ratio = pad_to_aspect_ratio
         self.fill_mode = fill_mode
         self.fill_value = float(fill_value)
         self._cache = None
@@ -124,7 +155,14 @@ class Resizing(Layer):
         return (input_shape[0], self.height, self.width, input_shape[3])
 
     def call(self, x, training=False):
-        y, self._cache = resizing_forward(x, (self.height, self.width), self.interpolation, self.crop_to_aspect_ratio)
+        y, self._cache = resizing_forward(
+            x,
+            (self.height, self.width),
+            self.interpolation,
+            self.crop_to_aspect_ratio,
+            self.pad_to_aspect_ratio,
+            self.fill_value,
+        )
         return y
 
     def backward(self, dy):
@@ -137,5 +175,9 @@ class Resizing(Layer):
             width=self.width,
             interpolation=self.interpolation,
             crop_to_aspect_ratio=self.crop_to_aspect_ratio,
+            pad_to_aspect_ratio=self.pad_to_aspect_ratio,
+            fill_mode=self.fill_mode,
+            fill_value=self.fill_value,
+            antialias=False,
         )
         return cfg

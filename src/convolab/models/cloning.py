@@ -145,9 +145,13 @@ def _clone_functional(model, input_tensors, clone, call_function):
         for t, v in zip(node.outputs, outs):
             values[id(t)] = v
     new_outputs = [values[id(t)] for t in outputs]
-    new = Model(
-        new_inputs if multi_in else new_inputs[0], new_outputs if multi_out else new_outputs[0], name=model.name
-    )
+    new_in = new_inputs if multi_in else new_inputs[0]
+    new_out = new_outputs if multi_out else new_outputs[0]
+    if isinstance(model.input, dict):  # the dicts as given, keys in their order
+        new_in = {k: values[id(t)] for k, t in model.input.items()}
+    if isinstance(model.output, dict):
+        new_out = {k: values[id(t)] for k, t in model.output.items()}
+    new = Model(new_in, new_out, name=model.name)
     if not model.trainable:
         new.trainable = False
     return new

@@ -7,6 +7,9 @@ is recorded, so training differentiates any graph (see :mod:`convolab.models.tap
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 import numpy as np
 
 from .. import backend
@@ -24,9 +27,17 @@ class Model(Trainer, Layer):
     """A model. ``Model(inputs, outputs, name=None)`` from symbolic tensors, or subclass it.
 
     Args:
-        inputs: a ``keras.Input`` tensor or a list of them.
-        outputs: a symbolic tensor computed from ``inputs``, or a list of them.
+        inputs: a ``keras.Input`` tensor, a list of them, or a dict of them keyed by input name.
+        outputs: a symbolic tensor computed from ``inputs``, a list of them, or a dict keyed by
+            output name.
         name: the model's name (default ``functional``, ``functional_1``...).
+
+    Dicts, as Keras 3 takes them: a dict's tensors are ordered by key (``model.inputs``,
+    ``model.outputs``, and the order a list of arrays is read in: a list is refused, as Keras
+    refuses it, when the dict's keys were not given in sorted order). Data for dict inputs is a
+    dict keyed by input name (or that list); a model with dict outputs returns a dict from
+    ``model(x)`` and ``predict``, and ``compile``'s losses, loss weights and metrics, the targets
+    ``y`` and the logs (``<key>_loss``) are keyed by the output dict's keys.
 
     Subclassing: define layers in ``__init__`` (they are tracked as attributes) and the
     forward pass in ``call(self, inputs, training=None)``.
@@ -96,11 +107,27 @@ class Model(Trainer, Layer):
 
     # -- the graph -------------------------------------------------------------------------
     def _init_graph(self, inputs, outputs):
+        self._inputs_struct = _checked_dict(inputs, "inputs")
+        self._outputs_struct = _checked_dict(outputs, "outputs")
+        #: the dicts' keys, sorted: the order of model.inputs/outputs (Keras's tree.flatten)
+        self._input_keys = sorted(inputs) if self._inputs_struct is not None else None
+        self._output_keys = sorted(outputs) if self._outputs_struct is not None else None
+        if self._input_keys is not None:
+            for key, t in inputs.items():
+                if key != t.name:
+                    warnings.warn(
+                        f"keras.Model: the dict of inputs maps the key {key!r} to the input named "
+                        f"{t.name!r}; data is matched by key: name the input {key!r} "
+                        f"(keras.Input(..., name={key!r})) to keep them one",
+                        UserWarning,
+                        stacklevel=3,
+                    )
+            inputs = [inputs[k] for k in self._input_keys]
+        if self._output_keys is not None:
+            outputs = [outputs[k] for k in self._output_keys]
         # a list of one input takes a bare array too, as in Keras
         self._multi_input = not isinstance(inputs, functional.KerasTensor) and len(functional._flatten(inputs)) > 1
         self._multi_output = not isinstance(outputs, functional.KerasTensor)
-        if isinstance(inputs, dict) or isinstance(outputs, dict):
-            raise ValueError("keras.Model: dict inputs/outputs are not supported; use lists")
         self._inputs = functional._flatten(inputs)
         self._outputs = functional._flatten(outputs)
         for t in self._inputs:
@@ -119,6 +146,29 @@ class Model(Trainer, Layer):
         self.dtype = self._inputs[0].dtype
         self.built = True
 
+    def _dict_io(self) -> bool:
+        """True when the inputs or the outputs were given as a dict."""
+        return self.__dict__.get("_input_keys") is not None or self.__dict__.get("_output_keys") is not None
+
+    def _inputs_in_order(self, x, what="inputs"):
+        """What a user passes for the inputs (an array, a list, or a dict keyed by input name) as
+        the values in ``model.inputs`` order (one value alone for a model with one input)."""
+        if isinstance(x, dict):
+            return checks.inputs_by_name(self, x, what)
+        keys = self.__dict__.get("_input_keys")
+        if (
+            keys is not None
+            and self._multi_input
+            and isinstance(x, (list, tuple))
+            and list(self._inputs_struct) != keys
+        ):
+            raise ValueError(
+                f"{self.describe()}: its inputs are a dict whose keys were not given in sorted order "
+                f"({list(self._inputs_struct)}), so a list of arrays is ambiguous (Keras refuses it too); "
+                f"pass `{what}` as a dict keyed by {keys}"
+            )
+        return x
+
     @property
     def inputs(self):
         return list(self._inputs) if self._functional else None
@@ -129,24 +179,31 @@ class Model(Trainer, Layer):
 
     @property
     def input(self):
-        """The input tensor (a list when there are several), as Keras's ``model.input``; a subclassed
-        model's is the input of its call in a functional graph, as any layer's."""
+        """The input tensor (a list when there are several, the dict when given as one), as Keras's
+        ``model.input``; a subclassed model's is the input of its call in a functional graph, as any layer's."""
         if self.__dict__.get("_functional"):
+            if self._inputs_struct is not None:
+                return dict(self._inputs_struct)
             return list(self._inputs) if self._multi_input else self._inputs[0]
         return super().input
 
     @property
     def output(self):
-        """The output tensor (a list when the outputs were given as one), as Keras's ``model.output``."""
+        """The output tensor (a list or a dict when the outputs were given as one), as Keras's ``model.output``."""
         if self.__dict__.get("_functional"):
+            if self._outputs_struct is not None:
+                return dict(self._outputs_struct)
             return list(self._outputs) if self._multi_output else self._outputs[0]
         return super().output
 
     @property
     def output_names(self):
-        """The names of the layers that make the outputs (Keras's ``model.output_names``)."""
+        """The names of the outputs: the keys of a dict of outputs (sorted), else the names of the
+        layers that make them (Keras's ``model.output_names``). Losses, targets and logs use them."""
         if not self._functional:
             return ["output"]
+        if self._output_keys is not None:
+            return list(self._output_keys)
         names, seen = [], {}
         for t in self._outputs:
             n = t.node.layer.name
@@ -250,12 +307,23 @@ class Model(Trainer, Layer):
             raise NotImplementedError(f"{type(self).__name__}: a Model subclass must define call(self, inputs)")
         return self._run_graph(inputs, training)
 
+    def __call__(self, *args, **kwargs):
+        if args and self._dict_io() and _any_symbolic(args[0]):
+            raise ValueError(
+                f"{self.describe()} has inputs or outputs given as a dict: calling it on symbolic "
+                "tensors (nesting it in another model) is not supported by convolab yet; build the "
+                "outer model from its layers, or give this one lists"
+            )
+        return super().__call__(*args, **kwargs)
+
     def _conform(self, t, x):
-        """An input value for input tensor ``t``: cast to its dtype, shape checked."""
+        """An input value for input tensor ``t``: cast to its dtype, a trailing axis of 1 added or
+        removed where Keras adjusts it (``(N, 28, 28)`` for ``Input((28, 28, 1))``), shape checked."""
         if not isinstance(x, Tensor):
             x = backend.to_device(x)
             if x.dtype != t.dtype:
                 x = x.astype(t.dtype)
+            x = checks.adjust_input_rank(x, t.shape)
         shape = np.shape(unwrap(x))
         if len(shape) != len(t.shape) or any(e is not None and g != e for g, e in zip(shape, t.shape)):
             raise ValueError(
@@ -265,6 +333,7 @@ class Model(Trainer, Layer):
         return x
 
     def _run_graph(self, inputs, training):
+        inputs = self._inputs_in_order(inputs)
         if not self._multi_input and isinstance(inputs, (list, tuple)) and len(inputs) == 1:
             inputs = inputs[0]
         xs = list(inputs) if self._multi_input else [inputs]
@@ -290,7 +359,80 @@ class Model(Trainer, Layer):
             for t, v in zip(node.outputs, outs):
                 values[id(t)] = v
         res = [values[id(t)] for t in self._outputs]
-        return res if self._multi_output else res[0]
+        if self._output_keys is not None and not self.__dict__.get("_engine_depth"):
+            return dict(zip(self._output_keys, res))
+        return res if len(res) > 1 else res[0]  # a list of one output gives its array, as Keras
+
+    # -- the training engine's view of dict outputs ------------------------------------------
+    @contextlib.contextmanager
+    def _engine_outputs(self):
+        """Inside: a model with dict outputs returns them as a list in ``output_names`` order, as
+        the training engine (losses, metrics, predict) works on them."""
+        self.__dict__["_engine_depth"] = self.__dict__.get("_engine_depth", 0) + 1
+        try:
+            yield
+        finally:
+            self.__dict__["_engine_depth"] -= 1
+
+    def _standardize_inputs(self, x, what="x"):
+        if not (self.__dict__.get("_functional") and self._input_keys is not None and self._multi_input):
+            return super()._standardize_inputs(x, what)
+        # a dict (keyed by input name) travels through the batches and reaches _run_graph as one
+        arrays = self._inputs_in_order(x, what)
+        if not isinstance(arrays, (list, tuple)) or len(arrays) != len(self._inputs):
+            raise ValueError(
+                f"{self.describe()} has {len(self._inputs)} inputs {self._input_keys}: pass `{what}` as "
+                f"a dict keyed by them (or a list in that order); got {type(x).__name__}"
+            )
+        return {
+            k: checks.adjust_input_rank(checks.as_input_array(a, self, f"{what}[{k!r}]"), t.shape)
+            for k, a, t in zip(self._input_keys, arrays, self._inputs)
+        }
+
+    def _forward_any(self, x, logits=False):
+        if not self.__dict__.get("_output_keys"):
+            return super()._forward_any(x, logits)
+        with self._engine_outputs():
+            return super()._forward_any(x, logits)
+
+    def _builtin_train_step(self, x, y, sample_weight=None):
+        # the built-in step (fit's, or the default train_step a user's may call) works on a list;
+        # a train_step of the user's own calling model(x) sees the dict, as in Keras
+        if not self.__dict__.get("_output_keys"):
+            return super()._builtin_train_step(x, y, sample_weight)
+        with self._engine_outputs():
+            return super()._builtin_train_step(x, y, sample_weight)
+
+    def _test_batch(self, xb, yb, swb, plan):
+        if not self.__dict__.get("_output_keys"):
+            return super()._test_batch(xb, yb, swb, plan)
+        with self._engine_outputs():
+            return super()._test_batch(xb, yb, swb, plan)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """As :meth:`Trainer.predict`; a model with dict outputs returns a dict of arrays."""
+        out = super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
+        keys = self.__dict__.get("_output_keys")
+        if keys is None:
+            return out
+        return dict(zip(keys, out if len(keys) > 1 else [out]))
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        keys = self.__dict__.get("_output_keys")
+        if keys is not None:
+            y_pred = _by_keys(y_pred, keys)
+            y = _by_keys(y, keys)
+        return super().compute_metrics(x, y, y_pred, sample_weight)
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None, **kwargs):
+        """As :meth:`Trainer.compile`; for a model with one output, ``loss`` and ``metrics`` may
+        also be dicts keyed by its name, as Keras takes them."""
+        if self.__dict__.get("_functional") and len(self._outputs) == 1:
+            name = self.output_names[0]
+            loss, metrics, weighted_metrics = (
+                v[name] if isinstance(v, dict) and list(v) == [name] else v for v in (loss, metrics, weighted_metrics)
+            )
+        return super().compile(optimizer, loss, metrics, loss_weights, weighted_metrics, **kwargs)
 
     def _folds(self):
         """The graph's foldable (layer, BatchNormalization) pairs, found once: the graph is fixed."""
@@ -338,6 +480,35 @@ class Model(Trainer, Layer):
         """The model's architecture as Keras 3's JSON (``keras.models.model_from_json`` reads it);
         ``kwargs`` go to ``json.dumps`` (``indent=2``)."""
         return model_config.to_json(self, **kwargs)
+
+
+def _checked_dict(struct, what):
+    """``struct`` when it is a dict of symbolic tensors keyed by strings (Keras's dict inputs or
+    outputs), ``None`` when it is not a dict; nested structures inside a dict are refused."""
+    if not isinstance(struct, dict):
+        return None
+    if not struct:
+        raise ValueError(f"keras.Model: `{what}` is an empty dict")
+    for key, t in struct.items():
+        if not isinstance(key, str):
+            raise TypeError(f"keras.Model: the keys of the `{what}` dict must be strings; got {key!r}")
+        if not isinstance(t, functional.KerasTensor):
+            raise ValueError(
+                f"keras.Model: each value of the `{what}` dict must be one symbolic tensor (nested "
+                f"lists or dicts inside it are not supported by convolab); got {type(t).__name__} "
+                f"for key {key!r}"
+            )
+    return dict(struct)
+
+
+def _any_symbolic(x):
+    values = x.values() if isinstance(x, dict) else x if isinstance(x, (list, tuple)) else [x]
+    return any(isinstance(v, functional.KerasTensor) for v in values)
+
+
+def _by_keys(value, keys):
+    """A dict keyed by output name as a list in ``keys`` order (other values as they are)."""
+    return [value[k] for k in keys] if isinstance(value, dict) else value
 
 
 def _unique_variables(variables):

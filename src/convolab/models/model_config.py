@@ -192,7 +192,7 @@ def sequential_from_config(cls, config, custom_objects=None):
 
 # -- Functional ------------------------------------------------------------------------------
 def functional_config(model):
-    nodes, inputs, outputs, multi_in, multi_out = model.graph()
+    nodes = model.graph()[0]
     index, calls = {}, {}
     for node in nodes:
         mine = calls.setdefault(id(node.layer), [])
@@ -226,13 +226,18 @@ def functional_config(model):
                     }
                 )
         entries.append({**entry, "name": layer.name, "inbound_nodes": inbound})
-    ins, outs = [ref(t) for t in inputs], [ref(t) for t in outputs]
+
+    def refs(struct):  # as Keras maps its tensors: one ref, a list, or a dict keyed as given
+        if isinstance(struct, dict):
+            return {k: ref(t) for k, t in struct.items()}
+        return [ref(t) for t in struct] if isinstance(struct, list) else ref(struct)
+
     return {
         "name": model.name,
         "trainable": model.trainable,
         "layers": entries,
-        "input_layers": ins if multi_in else ins[0],
-        "output_layers": outs if multi_out else outs[0],
+        "input_layers": refs(model.input),
+        "output_layers": refs(model.output),
     }
 
 
@@ -306,9 +311,16 @@ def _tensor(history, values, where):
 def _resolve_refs(refs, values, where):
     if isinstance(refs, list) and refs and isinstance(refs[0], str):
         return _tensor(refs, values, where)
+    if (
+        isinstance(refs, dict)
+        and refs
+        and all(isinstance(r, list) and r and isinstance(r[0], str) for r in refs.values())
+    ):
+        return {k: _tensor(r, values, where) for k, r in refs.items()}  # Keras's dict inputs/outputs
     if not isinstance(refs, list) or not refs:
         raise ValueError(
-            f"{where}: input_layers/output_layers must be [layer, node, index] or a list of them; got {_short(refs)}"
+            f"{where}: input_layers/output_layers must be [layer, node, index], a list of them or a "
+            f"dict of them; got {_short(refs)}"
         )
     return [_tensor(r, values, where) for r in refs]
 

@@ -52,6 +52,9 @@ def compiled_loss(model, y, y_pred, sample_weight=None):
 
     if model.loss is None:
         return None, None
+    if isinstance(y_pred, dict):  # dict outputs (a train_step of the user's own): in output order
+        y_pred = [y_pred[n] for n in model.output_names]
+        y = [y[n] for n in model.output_names] if isinstance(y, dict) else y
     if not isinstance(model.loss, OutputLosses):
         return loss_on_tape(model.loss, y, y_pred, sample_weight), None
     terms = [
@@ -106,6 +109,8 @@ def model_loss(model, x, y, y_pred, sample_weight=None, training=True):
     ``model.losses``. Returns ``(total, per-output values or None)``."""
     if not overrides(model, "compute_loss"):
         return default_compute_loss(model, y, y_pred, sample_weight)
+    if isinstance(y_pred, list) and isinstance(getattr(model, "output", None), dict):
+        y_pred = dict(zip(model.output_names, y_pred))  # the user's compute_loss sees the dict, as in Keras
     kwargs = {"x": x, "y": y, "y_pred": y_pred, "sample_weight": sample_weight}
     if _accepts_training(model.compute_loss):
         kwargs["training"] = training

@@ -174,6 +174,14 @@ class _Describer:
         }
 
     def functional(self, model):
+        given = [what for what, s in (("inputs", model.input), ("outputs", model.output)) if isinstance(s, dict)]
+        if given:
+            raise ValueError(
+                f"{self.what}: {model.describe()} has its {' and '.join(given)} given as a dict, which "
+                "convolab's model files (.convolab, .keras, .h5) cannot hold yet; get_config()/"
+                "keras.Model.from_config() and to_json()/model_from_json() keep it, and "
+                "save_weights()/load_weights() keep the weights"
+            )
         nodes, inputs, outputs, multi_in, multi_out = model.graph()
         layers = model.layers
         self._unique_names(model, layers)
