@@ -165,7 +165,19 @@ def test_graph_structure_and_summary_counts():
     lines = []
     model.summary(print_fn=lines.append)
     text = "\n".join(lines)
-    assert "Connected to" in text and "['image[0][0]']" in text and "Total params: 837" in text
+    # one chain: Keras's "sequential-like" table (three columns, the InputLayer's row first, 65 wide)
+    assert "Connected to" not in text and "Total params: 837" in text
+    rows = text.splitlines()
+    assert rows[4].split() == ["image", "(InputLayer)", "[(None,", "8,", "8,", "3)]", "0"]
+    assert max(len(line) for line in rows) == 65
+    # a branch: the "Connected to" column names each layer's inputs (name[node][tensor])
+    y = L.Conv2D(4, 1, name="c2")(inputs)
+    merged = keras.Model(inputs, L.Concatenate(name="cat")([x, L.Cropping2D(1, name="crop")(y)]), name="net2")
+    lines = []
+    merged.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "Connected to" in text and "['image[0][0]']" in text and "'c1[0][0]'" in text and "'crop[0][0]'" in text
+    assert max(len(line) for line in text.splitlines()) == 98
 
 
 def test_graph_errors_are_actionable():

@@ -446,10 +446,12 @@ class Model(Trainer, Layer):
         raise NotImplementedError  # a subclass: measured by a dry run (layers.keras_tensor.infer_output_shape)
 
     # -- summary -----------------------------------------------------------------------------
-    def summary(self, line_length=98, print_fn=None):
-        from .summary import format_functional_summary
+    def summary(self, line_length=None, print_fn=None):
+        """Print Keras's summary table: three columns for a model that is one chain (Keras's
+        "sequential-like"), with "Connected to" for a graph that branches (``summary.py``)."""
+        from .summary import summary_text
 
-        (print_fn or print)(format_functional_summary(self, line_length=line_length))
+        (print_fn or print)(summary_text(self, line_length=line_length))
 
     def get_config(self):
         """Keras 3's config: a functional model's layers and graph (:mod:`.model_config`); a

@@ -75,33 +75,42 @@ class Plan:
         return self.engine == "stack"
 
 
-def chain_layers(model):
-    """``(layers, input tensor, why not)``: the model's layers when its graph is a chain the stack
-    engine can run, else ``(None, None, reason)``."""
+def graph_chain(model):
+    """``(layers, input tensor, why not)``: the layers of the model's graph when it is one chain
+    (each layer reads the output of the one before, one input, one output, every layer once),
+    else ``(None, None, reason)``. A Sequential's layers are its chain; a subclassed model has no
+    graph. Keras's summary asks the same question ("sequential-like", ``summary.py``)."""
     if getattr(model, "_stack_model", False):  # a Sequential: its layers are the chain
-        layers = list(model.layers)
-        tensor = None
-    else:
-        graph = model.graph() if hasattr(model, "graph") else None
-        if graph is None:
-            return None, None, "a subclassed model: its call() is Python code"
-        nodes, inputs, outputs, _, _ = graph
-        if len(inputs) != 1 or len(outputs) != 1:
-            return None, None, "several inputs or outputs"
-        layers, tensor, x = [], inputs[0], inputs[0]
-        for node in nodes:
-            if not node.inputs:
-                continue  # the Input
-            if len(node.inputs) != 1 or node.inputs[0] is not x or len(node.outputs) != 1:
-                return None, None, "a graph with branches or merges"
-            if node.args or node.kwargs or node.multi:
-                return None, None, f"{node.layer.describe()} is called with extra arguments"
-            layers.append(node.layer)
-            x = node.outputs[0]
-        if x is not outputs[0] or not layers:
-            return None, None, "a graph that is not one chain"
-        if len({id(l) for l in layers}) != len(layers):
-            return None, None, "a layer called twice"
+        return list(model.layers), None, None
+    graph = model.graph() if hasattr(model, "graph") else None
+    if graph is None:
+        return None, None, "a subclassed model: its call() is Python code"
+    nodes, inputs, outputs, _, _ = graph
+    if len(inputs) != 1 or len(outputs) != 1:
+        return None, None, "several inputs or outputs"
+    layers, tensor, x = [], inputs[0], inputs[0]
+    for node in nodes:
+        if not node.inputs:
+            continue  # the Input
+        if len(node.inputs) != 1 or node.inputs[0] is not x or len(node.outputs) != 1:
+            return None, None, "a graph with branches or merges"
+        if node.args or node.kwargs or node.multi:
+            return None, None, f"{node.layer.describe()} is called with extra arguments"
+        layers.append(node.layer)
+        x = node.outputs[0]
+    if x is not outputs[0] or not layers:
+        return None, None, "a graph that is not one chain"
+    if len({id(l) for l in layers}) != len(layers):
+        return None, None, "a layer called twice"
+    return layers, tensor, None
+
+
+def chain_layers(model):
+    """``(layers, input tensor, why not)``: :func:`graph_chain`, when the stack engine can run
+    every layer of it (each one of convolab's own, with a hand-written backward)."""
+    layers, tensor, why = graph_chain(model)
+    if layers is None:
+        return None, None, why
     if not layers:
         return None, None, "no layers"
     custom = next((l for l in layers if not l.has_backward()), None)

@@ -14,7 +14,7 @@ from . import data_checks as checks
 from . import functional, model_config, placement
 from . import runner as runner_mod
 from .model import Model
-from .summary import format_summary
+from .summary import summary_text
 
 #: held while a model builds from its first data, so two threads' first predicts build one set of weights
 _build_lock = threading.RLock()
@@ -228,12 +228,11 @@ class Sequential(Model):
                 return layer
         raise ValueError(f"{self.describe()} has no layer named {name!r}; layers: {[l.name for l in self.layers]}")
 
-    def summary(self, line_length=65, print_fn=None):
+    def summary(self, line_length=None, print_fn=None):
         """Print Keras's summary table; the model must know its input shape."""
         if not self.built:
             self.build()
-        text = format_summary(self, line_length=line_length)
-        (print_fn or print)(text)
+        (print_fn or print)(summary_text(self, line_length=line_length))
 
     # -- forward ------------------------------------------------------------
     def _forward(self, x, training, logits=False):

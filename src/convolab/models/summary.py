@@ -5,8 +5,21 @@ from __future__ import annotations
 from ..layers.base import shape_str
 
 
+def summary_text(model, line_length=None) -> str:
+    """``model.summary()``'s text for any model, read from its graph as Keras reads it: a
+    sequential-like model (a Sequential, a functional model that is one chain, a subclassed
+    model) gets the three-column table, 65 characters wide by default; any other graph gets the
+    "Connected to" column, 98 wide."""
+    from .plan import graph_chain
+
+    if graph_chain(model)[0] is not None or getattr(model, "graph", lambda: None)() is None:
+        return format_summary(model, line_length=line_length or 65)
+    return format_functional_summary(model, line_length=line_length or 98)
+
+
 def format_summary(model, line_length=65, positions=(0.45, 0.85, 1.0)) -> str:
-    """The summary table as a string (Keras 2 layout, as printed in the lesson)."""
+    """The summary table as a string (Keras 2 layout, as printed in the lesson): one row per
+    layer in ``model.layers`` (a functional chain's InputLayer too, as Keras lists it)."""
     cols = [int(line_length * p) for p in positions]
     headers = ["Layer (type)", "Output Shape", "Param #"]
 
@@ -14,13 +27,17 @@ def format_summary(model, line_length=65, positions=(0.45, 0.85, 1.0)) -> str:
         return _row(fields, cols)
 
     out = [f'Model: "{model.name}"', "_" * line_length, row(headers), "=" * line_length]
-    for i, layer in enumerate(model.layers):
-        out.append(row([f"{layer.name} ({type(layer).__name__})", shape_str(layer.output_shape), layer.count_params()]))
-        out.append("" if i < len(model.layers) - 1 else "=" * line_length)
-    if not model.layers:
+    layers = model.layers
+    for i, layer in enumerate(layers):
+        shape = layer.output_shape
+        shape_text = f"[{shape_str(shape)}]" if type(layer).__name__ == "InputLayer" else shape_str(shape)
+        type_name = "Functional" if getattr(layer, "_functional", False) else type(layer).__name__
+        out.append(row([f"{layer.name} ({type_name})", shape_text, layer.count_params()]))
+        out.append("" if i < len(layers) - 1 else "=" * line_length)
+    if not layers:
         out.append("=" * line_length)
-    trainable = sum(p.size for layer in model.layers for p in layer.trainable_weights)
-    total = sum(layer.count_params() for layer in model.layers)
+    trainable = sum(w.size for w in model.trainable_weights)
+    total = model.count_params()
     out += [
         f"Total params: {total:,}",
         f"Trainable params: {trainable:,}",
