@@ -353,6 +353,11 @@ class Layer:
         self.params[name] = np.array(init(shape, dtype or self.dtype), dtype=dtype or self.dtype, order="C")
         if not trainable:
             self._non_trainable_keys.add(name)
+        else:
+            # Keras's order: the trainable weights first, then the non-trainable ones, each in the
+            # order made (Keras 3 keeps two lists; `weights` and the .keras file read them in turn)
+            for key in [k for k in self.params if k in self._non_trainable_keys]:
+                self.params[key] = self.params.pop(key)
         self._set_weight_rules(name, regularizer, constraint)
         return self.variable(name)
 
@@ -455,8 +460,9 @@ class Layer:
 
     @property
     def weights(self):
-        """The weights as :class:`Variable` handles, Keras's order (kernel, bias); the same
-        objects on every call (``layer.weights[0] is layer.kernel``)."""
+        """The weights as :class:`Variable` handles, Keras's order (kernel, bias; the weights made
+        trainable before those made non-trainable, as Keras 3); the same objects on every call
+        (``layer.weights[0] is layer.kernel``)."""
         return [self.variable(k) for k in self.params] + [w for l in self._sublayers() for w in l.weights]
 
     def named_weights(self, prefix=""):
