@@ -192,3 +192,20 @@ def test_out_of_memory_says_what_to_do(fake_gpu, monkeypatch):
     monkeypatch.setattr(type(model), "_train_step", boom)
     with pytest.raises(backend.GPUOutOfMemoryError, match="batch_size=16.*smaller batch_size"):
         model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+
+
+def test_a_seeded_dropout_goes_on_with_its_gpu_stream_across_fits(fake_gpu):
+    """The runner's replicas do the work, but a seeded Dropout's private GPU stream lives on the
+    layer: a second fit draws new masks, as on the host, instead of the first fit's again."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((6,)), keras.layers.Dense(6), keras.layers.Dropout(0.5, seed=7), keras.layers.Dense(2)]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(1e-30), loss="mse")  # the weights all but stay put
+    x, y = np.ones((8, 6), "float32"), np.zeros((8, 2), "float32")
+    drop = model.layers[1]
+    first = model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False).history["loss"][0]
+    stream = drop._device_rng
+    assert stream is not None
+    second = model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False).history["loss"][0]
+    assert drop._device_rng is stream and first != second  # new masks from the same stream

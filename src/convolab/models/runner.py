@@ -98,6 +98,13 @@ class Runner:
                 self.n = self.n_threads
         if not plan.stack:
             return
+        if on_gpu:  # a seeded Dropout's GPU stream is made on the layer itself, so the next pass goes on with it
+            for i in plan.random_layers:
+                layer = plan.layers[i]
+                if getattr(layer, "seed", None) is not None and getattr(layer, "_device_rng", False) is None:
+                    from .. import random as random_mod
+
+                    layer._device_rng = random_mod.device_generator(layer.seed)
         need = [i > plan.first_trainable for i in range(len(plan.layers))]
         self.replicas = [[_replica(l, g) for l, g in zip(plan.layers, need)] for _ in range(self.n)]
         if self.n > 1:
