@@ -535,13 +535,6 @@ class MyModel(keras.Model):
         return [self.loss_tracker]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="convolab bug: with metrics/reset_metrics overridden as in the docstring, fit's history['loss'] "
-    "and evaluate() report convolab's own compiled loss tracker, which the override leaves un-reset (a running "
-    "mean over every epoch and call), not the model's loss_tracker: AssertionError: Not equal to tolerance "
-    "rtol=1e-06, ACTUAL: array(0.338269) (history['loss'][-1]), DESIRED: array(0.118912) (loss_tracker.result())",
-)
 def test_compute_loss_override_with_its_own_tracker_and_a_regularizer():
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).normal(size=(64, 10)).astype("float32")

@@ -334,3 +334,34 @@ def test_frozen_functional_model_fits_without_updating():
         np.testing.assert_array_equal(a, b)
     expected = np.mean((x @ w0[0] + w0[1] - y) ** 2)
     np.testing.assert_allclose(hist.history["loss"], [expected, expected], rtol=1e-5)
+
+
+def test_a_tracker_held_in_an_attribute_reports_in_the_logs():
+    """Keras 3's logs are get_metrics_result() over model.metrics, which takes in the Metric
+    objects a model holds as attributes: a tracker a compute_loss override updates is logged under
+    its name in fit's history and evaluate's dict, and reset at each epoch with the others."""
+    from convolab import keras
+
+    class Tracked(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(1)
+            self.size_tracker = keras.metrics.Mean(name="pred_size")
+
+        def call(self, x):
+            return self.dense(x)
+
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            self.size_tracker.update_state(keras.ops.mean(keras.ops.abs(y_pred)))
+            return keras.ops.mean(keras.ops.square(y_pred - y))
+
+    x = np.linspace(-1, 1, 32, dtype="float32").reshape(-1, 1)
+    y = 2 * x
+    model = Tracked()
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    hist = model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
+    assert set(hist.history) == {"loss", "pred_size"}
+    w, b = (v.numpy() for v in model.dense.weights)
+    logs = model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
+    np.testing.assert_allclose(logs["pred_size"], np.abs(x @ w + b).mean(), rtol=1e-5)
+    np.testing.assert_allclose(logs["loss"], ((x @ w + b - y) ** 2).mean(), rtol=1e-5)

@@ -119,7 +119,7 @@ class Trainer:
         returns their values. ``tape``: on the tape whatever the plan (the model's own loss)."""
         out, loss, per_output = runner_mod.current(self).train_step(x, y, sample_weight, tape=tape)
         self._update_metrics(loss, _count(x), y, out, sample_weight, per_output)
-        return self._compiled_metrics.result()
+        return self._metric_logs()
 
     def _update_metrics(self, loss, n, y, out, sample_weight=None, per_output=None):
         """The loss tracker with the batch's loss; the compiled metrics too when there are targets."""
@@ -184,19 +184,18 @@ class Trainer:
     def test_step(self, data):
         """Loss and metrics of one evaluation batch (``data`` packed as for :meth:`train_step`); returns the logs."""
         x, y, sample_weight = _unpack(data)
-        self._test_batch(x, y, sample_weight, self._evaluation_plan())
-        return self._compiled_metrics.result()
+        self._test_batch(x, y, sample_weight, self._evaluation_plan(runner_mod.current(self)))
+        return self._metric_logs()
 
     @property
     def metrics(self):
         """The metrics a step updates (Keras's ``model.metrics``): the loss tracker (named ``loss``),
         the compiled metrics, and any ``keras.metrics.Metric`` held in an attribute of the model."""
-        from ..metrics.base import Metric
 
         out = list(self._compiled_metric_objects())
         seen = {id(m) for m in out}
-        for value in vars(self).values():
-            if isinstance(value, Metric) and id(value) not in seen:
+        for value in self._attribute_metrics():
+            if id(value) not in seen:
                 seen.add(id(value))
                 out.append(value)
         return out
@@ -237,6 +236,19 @@ class Trainer:
             if id(m) not in compiled:
                 logs[m.name] = m.result()
         return _float_logs(logs, self, "get_metrics_result")
+
+    def _metric_logs(self):
+        """The logs of the built-in steps: :meth:`get_metrics_result` as Keras 3 returns it, over
+        :attr:`metrics` (a model's own ``metrics`` property, or trackers it holds in attributes,
+        report as theirs); the compiled trackers' values straight away when that is all there is."""
+        if type(self).metrics is Trainer.metrics and not self._attribute_metrics():
+            return self._compiled_metrics.result()
+        return self.get_metrics_result()
+
+    def _attribute_metrics(self):
+        from ..metrics.base import Metric
+
+        return [v for v in vars(self).values() if isinstance(v, Metric)]
 
     def _savable(self) -> bool:
         return True
@@ -685,7 +697,7 @@ class Trainer:
                 break
             train.on_epoch_end()
             # a train_step of the user's own: its last logs are the epoch's, as in Keras
-            logs = dict(running) if tape_step.overrides(self, "train_step") else self._compiled_metrics.result()
+            logs = dict(running) if tape_step.overrides(self, "train_step") else self._metric_logs()
             if val is not None and (epoch + 1) % validation_freq == 0:
                 vlogs = self._evaluate_batches(val, cblist)
                 logs.update({"val_" + k: v for k, v in vlogs.items()})
@@ -766,11 +778,11 @@ class Trainer:
                         plan = self._evaluation_plan(runner)
                     self._test_batch(xb, yb, swb, plan)
                 if running_wanted:
-                    callbacks.on_test_batch_end(step, logs if custom else self._compiled_metrics.result())
+                    callbacks.on_test_batch_end(step, logs if custom else self._metric_logs())
                 if self.stop_evaluating:
                     break
         if not custom:
-            logs = self._compiled_metrics.result()
+            logs = self._metric_logs()
         if callbacks is not None:
             callbacks.on_test_end(logs)
         return logs
