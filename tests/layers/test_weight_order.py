@@ -6,8 +6,8 @@ non-trainable, each in the order made (Keras keeps ``_trainable_variables`` and
 import io
 import zipfile
 
-import h5py
 import numpy as np
+import pytest
 
 from convolab import keras
 
@@ -37,6 +37,7 @@ def test_trainable_weights_come_first_in_the_order_made():
 
 
 def test_a_keras_file_stores_them_in_that_order(tmp_path):
+    h5py = pytest.importorskip("h5py")
     keras.saving.get_custom_objects()["CountingDense"] = CountingDense
     try:
         model = keras.Sequential([keras.Input((3,)), CountingDense(name="cd")])
