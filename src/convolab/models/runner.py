@@ -57,13 +57,17 @@ class Runner:
         plan: a compiled plan (default: compiled from the model at the first batch).
         shards: cut every batch into this many shards whether or not it pays (tests compare
             shards with whole batches); a model whose batches must run whole is refused.
+        one_blas_thread: on the stack engine, BLAS runs on one thread for the runner's life even
+            when the batches run whole (fit/evaluate/predict: the lesson models' small products
+            lose more to BLAS's thread hand-offs than they gain; measured 15% on LeNet's predict).
     """
 
     #: below this many samples per shard, threads cost more than they save
     min_shard = parallel.MIN_SHARD
 
-    def __init__(self, model, n_threads=1, batch_size=32, plan=None, shards=None):
+    def __init__(self, model, n_threads=1, batch_size=32, plan=None, shards=None, one_blas_thread=False):
         self.model = model
+        self._one_blas_thread = one_blas_thread
         self.n_threads = n_threads if shards is None else shards
         self._forced = shards
         self.batch_size = batch_size
@@ -92,7 +96,7 @@ class Runner:
         if not plan.stack or any(getattr(l, "batch_statistics", False) for l in plan.layers):
             if not on_gpu and self.n_threads > 1:  # the large ops split their batch over the cores
                 self._contexts.enter_context(threads.batch_threads(self.n_threads))
-        elif not on_gpu and self.n_threads > 1:
+        elif not on_gpu and (self.n_threads > 1 or self._one_blas_thread):
             self._contexts.enter_context(parallel.blas_single_threaded())  # the shards are the parallelism
             if self._forced is not None or shards_pay(plan, self.batch_size, self.n_threads):
                 self.n = self.n_threads
@@ -257,7 +261,9 @@ def running(model, what, batch_size=32, n_threads=None):
         if me in runners:
             yield runners[me]
             return
-        runner = runners[me] = Runner(model, n_threads or parallel.default_num_threads(), batch_size)
+        runner = runners[me] = Runner(
+            model, n_threads or parallel.default_num_threads(), batch_size, one_blas_thread=n_threads is None
+        )
         try:
             yield runner
         finally:
