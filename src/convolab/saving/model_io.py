@@ -12,7 +12,8 @@ File format (``format_version`` 1). A convolab file is a safetensors file:
   ``"model"`` (the architecture: ``Sequential.get_config()`` and the model's ``dtype``, under
   ``{"class_name": "Sequential", "config": ...}``), ``"compile"`` (``null`` or the optimizer
   config, with a learning-rate schedule's config in place of the rate when it has one, loss
-  config and metric names; for a model with several outputs, ``"outputs"``: one ``{name, loss,
+  config and metric names, a user's loss or metric as Keras writes it, by registered name
+  (:mod:`.custom_compile`); for a model with several outputs, ``"outputs"``: one ``{name, loss,
   loss_weight, metrics, weighted_metrics}`` each) and ``"training_state"`` (``null`` or the optimizer's
   ``iterations``, the number of optimizer state slots, the optimizer's own scalars such as
   Nadam's ``u_product`` under ``"optimizer_globals"``, and the random generators' states); for
