@@ -269,6 +269,11 @@ class Loss:
     def get_config(self):
         return self._with_reduction({"name": self.name})
 
+    @classmethod
+    def from_config(cls, config):
+        """``cls(**config)``: a loss from its :meth:`get_config` (Keras's ``Loss.from_config``)."""
+        return cls(**config)
+
     def _with_reduction(self, cfg):
         """``cfg`` with ``reduction`` when it is not the default (files stay as they were otherwise)."""
         if getattr(self, "reduction", "sum_over_batch_size") != "sum_over_batch_size":

@@ -453,18 +453,22 @@ def test_sparse_top_k_metric_object_round_trips(tmp_path):
     assert loaded.metrics_list[0].k == 2 and loaded.metrics_names == ["loss", "top2"]
 
 
-def test_custom_metrics_are_left_out_of_the_file_with_a_warning(tmp_path):
+def test_unregistered_custom_metrics_are_saved_by_name_with_a_warning(tmp_path):
+    # As Keras: the file names the function; loading without it warns and leaves the model
+    # uncompiled (issue 19); with custom_objects it compiles again. Lambdas are left out.
     def my_metric(y_true, y_pred):
         return np.zeros(len(y_pred))
 
     model = _model(3)
-    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["acc", my_metric])
-    with pytest.warns(UserWarning, match=r"custom metric\(s\) 'my_metric'.*compile again"):
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["acc", my_metric, lambda t, p: p])
+    with pytest.warns(UserWarning, match=r"metric 'my_metric', which is not registered.*metric a lambda.*left out"):
         model.save(tmp_path / "c.convolab")
+    with pytest.warns(UserWarning, match=r"could not be compiled.*'my_metric'"):
+        assert not keras.models.load_model(tmp_path / "c.convolab").compiled
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        loaded = keras.models.load_model(tmp_path / "c.convolab")
-    assert loaded.metrics_names == ["loss", "acc"]
+        loaded = keras.models.load_model(tmp_path / "c.convolab", custom_objects={"my_metric": my_metric})
+    assert loaded.metrics_names == ["loss", "acc", "my_metric"]
 
 
 def test_schema_refuses_metric_classes_outside_the_allow_list():

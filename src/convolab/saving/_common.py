@@ -22,6 +22,7 @@ from .._version import __version__
 from ..layers import registry
 from ..layers.augmentation import AugmentationLayer
 from ..layers.dropout import Dropout
+from . import custom_compile
 from .container import DTYPE_CODES, MAX_DOCUMENT_BYTES, short_repr, strict_json_loads
 from .document import check_document
 from .errors import ModelFileError
@@ -119,44 +120,63 @@ def _check_optimizer_saveable(optimizer, what):
             )
 
 
-def _metric_entry(spec, left_out):
-    """A compile(metrics=...) entry as JSON: a name, or a built-in Metric's class and config.
-
-    A user's Metric subclass or function holds code, which a convolab file never does: it is
-    left out (``left_out`` collects its name) and the file loads with the other metrics.
-    """
+def _metric_entry(spec, notes):
+    """A compile(metrics=...) entry as JSON: a name, a built-in Metric's class and config, or a user's
+    function or Metric object by its registered name (:mod:`.custom_compile`); None for what has no
+    name (a lambda), which ``notes`` records."""
     if isinstance(spec, str):
         return spec
     if isinstance(spec, type) and METRIC_CLASSES.get(spec.__name__) is spec:
         spec = spec()
     if isinstance(spec, metrics_mod.Metric) and METRIC_CLASSES.get(type(spec).__name__) is type(spec):
         return {"class_name": type(spec).__name__, "config": spec.get_config()}
-    if spec in _METRIC_FUNCTION_NAMES:
+    if _hashable(spec) and spec in _METRIC_FUNCTION_NAMES:
         return _METRIC_FUNCTION_NAMES[spec]
     if spec is metrics_mod.accuracy:
         return {"class_name": "Accuracy", "config": metrics_mod.Accuracy().get_config()}
-    left_out.append(metrics_mod.get_object_name(spec))
-    return None
+    if isinstance(spec, type) and issubclass(spec, metrics_mod.Metric):
+        spec = spec()  # compile makes one instance of a class: the file holds that instance
+    return custom_compile.entry(spec, "metric", notes, "save_model")
 
 
-def _loss_entry(loss):
-    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+def _hashable(value):
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
-def _metric_entries(specs, left_out):
-    return [e for e in (_metric_entry(m, left_out) for m in specs) if e is not None]
+def _loss_entry(loss, notes):
+    """A loss as JSON: a built-in class and config, or a user's function (compile wrapped it in a
+    LossFunctionWrapper) or Loss object by its registered name; None for what has no name."""
+    if LOSS_CLASSES.get(type(loss).__name__) is type(loss):
+        return {"class_name": type(loss).__name__, "config": loss.get_config()}
+    if type(loss) is losses_mod.LossFunctionWrapper:
+        return custom_compile.entry(loss.fn, "loss", notes, "save_model")
+    return custom_compile.entry(loss, "loss", notes, "save_model")
+
+
+def _metric_entries(specs, notes):
+    return [e for e in (_metric_entry(m, notes) for m in specs) if e is not None]
 
 
 def compile_config(model):
     """The compile settings as JSON. One output: ``{optimizer, loss, metrics[, weighted_metrics]}``.
     Several: ``{optimizer, outputs: [{name, loss (null: not trained), loss_weight, metrics,
-    weighted_metrics}]}``, each output's metrics spelled out whatever structure compile was given."""
+    weighted_metrics}]}``, each output's metrics spelled out whatever structure compile was given.
+
+    A user's loss or metric is saved by its registered name (:mod:`.custom_compile`), with a
+    warning when it is not registered (loading without it gives an uncompiled model). None, with
+    a warning, when the loss is a lambda or another callable without a name: the file then holds
+    no compile settings (see :func:`.custom_compile.unnamed_loss_warning` for why).
+    """
     from ..models.multi_output import OutputLosses, metric_specs_by_output
 
     _check_optimizer_saveable(model.optimizer, "save_model")
     config = model.get_compile_config()
     loss = config["loss"]
-    left_out = []
+    notes = custom_compile.SaveNotes()
     out = {"optimizer": optimizers_mod.serialize(config["optimizer"])}
     if isinstance(loss, OutputLosses):
         owner = f"save_model: {model.describe()}"
@@ -166,27 +186,28 @@ def compile_config(model):
         out["outputs"] = [
             {
                 "name": name,
-                "loss": None if l is None else _loss_entry(l),
+                "loss": None if l is None else _loss_entry(l, notes),
                 "loss_weight": w,
-                "metrics": _metric_entries(m, left_out),
-                "weighted_metrics": _metric_entries(wm, left_out),
+                "metrics": _metric_entries(m, notes),
+                "weighted_metrics": _metric_entries(wm, notes),
             }
             for name, l, w, m, wm in zip(loss.names, loss.losses, loss.weights, *per_output)
         ]
     else:
-        out["loss"] = _loss_entry(loss)
+        out["loss"] = _loss_entry(loss, notes)
         for key in ("metrics", "weighted_metrics"):
-            entries = _metric_entries(config[key], left_out)
+            entries = _metric_entries(config[key], notes)
             if key == "metrics" or entries:  # files without weighted metrics stay as before
                 out[key] = entries
-    if left_out:
+    unnamed_losses = [name for kind, name in notes.unnamed if kind == "loss"]
+    if unnamed_losses:
         warnings.warn(
-            f"save_model: {model.describe()} was compiled with custom metric(s) {', '.join(map(repr, left_out))}, "
-            "which a convolab file cannot hold (it never stores code); the file has the built-in metrics only. "
-            "After load_model, compile again with the custom metrics",
-            UserWarning,
-            stacklevel=3,
+            custom_compile.unnamed_loss_warning(model.describe(), unnamed_losses[0]), UserWarning, stacklevel=3
         )
+        return None
+    message = custom_compile.save_warning(notes, model.describe())
+    if message:
+        warnings.warn(message, UserWarning, stacklevel=3)
     return out
 
 
@@ -254,30 +275,65 @@ def _loss_from_entry(entry):
 
 
 def compile_objects(comp, source):
-    """``(optimizer, compile_args)`` from checked compile settings: ``model.compile(optimizer, **compile_args)``.
+    """``(optimizer, compile_args, missing)`` from checked compile settings:
+    ``model.compile(optimizer, **compile_args)``.
 
     Several outputs give dicts keyed by output name (``loss``, ``loss_weights``, ``metrics``,
-    ``weighted_metrics``), so compile checks the names against the model's outputs.
+    ``weighted_metrics``), so compile checks the names against the model's outputs. ``missing``
+    names the user's objects (:mod:`.custom_compile`) that nothing registered or in scope
+    provides; ``compile_args`` is then None, and the loader returns the model uncompiled with
+    :func:`.custom_compile.uncompiled_warning`, as Keras does.
     """
+    missing = []
+
+    def user_or_builtin(entry, kind, where):
+        if custom_compile.is_custom_entry(entry):
+            obj = custom_compile.resolve(entry, kind, f"{source}: {where}")
+            if obj is None:
+                missing.append(custom_compile.missing_name(entry))
+            return obj
+        return _loss_from_entry(entry) if kind == "loss" else _metric_from_entry(entry)
+
+    def metric_list(entries, where):
+        return [user_or_builtin(e, "metric", f"{where}[{i}]") for i, e in enumerate(entries)]
+
     try:
         optimizer = OPTIMIZER_CLASSES[comp["optimizer"]["class_name"]].from_config(dict(comp["optimizer"]["config"]))
         if "outputs" in comp:
             outs = comp["outputs"]
+            at = [f"compile.outputs[{i}]" for i in range(len(outs))]
             args = {
-                "loss": {o["name"]: _loss_from_entry(o["loss"]) for o in outs},
+                "loss": {o["name"]: user_or_builtin(o["loss"], "loss", f"{w}.loss") for o, w in zip(outs, at)},
                 "loss_weights": {o["name"]: o["loss_weight"] for o in outs},
-                "metrics": {o["name"]: [_metric_from_entry(e) for e in o["metrics"]] for o in outs},
-                "weighted_metrics": {o["name"]: [_metric_from_entry(e) for e in o["weighted_metrics"]] for o in outs},
+                "metrics": {o["name"]: metric_list(o["metrics"], f"{w}.metrics") for o, w in zip(outs, at)},
+                "weighted_metrics": {
+                    o["name"]: metric_list(o["weighted_metrics"], f"{w}.weighted_metrics") for o, w in zip(outs, at)
+                },
             }
         else:
             args = {
-                "loss": _loss_from_entry(comp["loss"]),
-                "metrics": [_metric_from_entry(e) for e in comp["metrics"]],
-                "weighted_metrics": [_metric_from_entry(e) for e in comp.get("weighted_metrics", [])],
+                "loss": user_or_builtin(comp["loss"], "loss", "compile.loss"),
+                "metrics": metric_list(comp["metrics"], "compile.metrics"),
+                "weighted_metrics": metric_list(comp.get("weighted_metrics", []), "compile.weighted_metrics"),
             }
+    except ModelFileError:
+        raise
     except (ValueError, TypeError) as e:
         raise ModelFileError(f"{source}: the compile settings are refused: {e}") from None
-    return optimizer, args
+    return optimizer, (None if missing else args), missing
+
+
+def compile_or_warn(model, optimizer, args, missing, compile, source):
+    """Compile a loaded ``model`` with what :func:`compile_objects` gave (when ``compile`` and the file
+    has compile settings); return whether it did. When the settings name user objects nothing
+    provides (``missing``), warn as Keras does and leave the model uncompiled."""
+    if not compile or optimizer is None:
+        return False
+    if args is None:
+        warnings.warn(custom_compile.uncompiled_warning(source, missing), UserWarning, stacklevel=4)
+        return False
+    model.compile(optimizer=optimizer, **args)
+    return True
 
 
 def compare_tensors(expected, infos, source, dtype_exact):

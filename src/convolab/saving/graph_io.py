@@ -306,8 +306,9 @@ def save_graph_model(model, path, include_optimizer=True):
         "compile": None,
         "training_state": None,
     }
-    if model.compiled:
-        doc["compile"] = _common.plain(_common.compile_config(model))
+    comp = _common.compile_config(model) if model.compiled else None  # None for a lambda loss (with a warning)
+    if comp is not None:
+        doc["compile"] = _common.plain(comp)
         if include_optimizer:
             doc["training_state"] = _training_state(model, tensors, named)
     _common.checked_for_save(doc, tensors, what, plan_document)
@@ -554,6 +555,7 @@ class FilePlan:
     def __init__(self, model, totals):
         self.model, self.totals = model, totals
         self.optimizer = self.compile_args = None
+        self.missing = []  # the user's losses/metrics the compile settings name that nothing provides
         self.training_state = None
         self.slot_keys = []  # (path, [slot names]) per trainable weight with saved state
 
@@ -568,7 +570,7 @@ def plan_document(doc, infos, source):
     plan = FilePlan(mplan, totals)
     comp = doc["compile"]
     if comp is not None:
-        plan.optimizer, plan.compile_args = _common.compile_objects(comp, source)
+        plan.optimizer, plan.compile_args, plan.missing = _common.compile_objects(comp, source)
     state = doc["training_state"]
     if state is not None:
         if comp is None:
@@ -660,8 +662,7 @@ def build(plan, tensors, compile, source):
             raise ValueError("its weights differ from the file's")
         for path, w in named:
             w[...] = tensors[weight_tensor(path)]
-        if compile and plan.optimizer is not None:
-            model.compile(optimizer=plan.optimizer, **plan.compile_args)
+        compiled = _common.compile_or_warn(model, plan.optimizer, plan.compile_args, plan.missing, compile, source)
     except (ValueError, TypeError, KeyError) as e:
         raise ModelFileError(f"{source}: the model could not be rebuilt: {e}") from None
     finally:
@@ -674,7 +675,7 @@ def build(plan, tensors, compile, source):
         _common.restore_training_state(
             model,
             state,
-            compile,
+            compiled,
             [(by_path[path], s) for path, s in state["rng"]["layers"].items()],
             lambda: [
                 (weight_of[path], {key: tensors[slot_tensor(path, key)] for key in keys})

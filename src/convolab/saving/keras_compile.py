@@ -14,13 +14,16 @@ and ``keras.saving.load_model(compile=True)`` calls ``model.compile(**deserializ
 convolab's own settings (:func:`convolab.saving._common.compile_config`) are one loss and a metric
 list, or ``outputs``: one ``{name, loss, loss_weight, metrics, weighted_metrics}`` per output. Reading
 turns Keras's form into that one, which the strict schema then checks (classes from the allow-list,
-every argument in range) before any object is made; Keras's arguments that mean nothing here are
+every argument in range) before any object is made; a user's loss or metric (a function, or a class
+outside Keras's modules) keeps Keras's own entry, looked up by name in the registry on load
+(:mod:`.custom_compile`); Keras's arguments that mean nothing here are
 accepted only with their neutral value (``clipnorm: null``, ``use_ema: false``, ``reduction:
 "sum_over_batch_size"``...), anything else is refused by name.
 """
 
 from __future__ import annotations
 
+from . import custom_compile
 from .container import short_repr
 from .errors import ModelFileError
 
@@ -54,6 +57,8 @@ def _fail(where, expected, got):
 
 # -- convolab -> Keras ---------------------------------------------------------------
 def _keras_object(module, entry):
+    if custom_compile.is_custom_entry(entry):
+        return dict(entry)  # a user's object: already as Keras writes it
     return {"module": module, "class_name": entry["class_name"], "config": entry["config"], "registered_name": None}
 
 
@@ -66,6 +71,32 @@ def _keras_optimizer(entry):
 
 def _keras_metrics(entries):
     return [e if isinstance(e, str) else _keras_object("keras.metrics", e) for e in entries]
+
+
+def _is_user_object(v):
+    """Whether Keras wrote ``v`` for a user's object: a function (Keras writes its built-in functions
+    so too: :func:`.custom_compile.resolve` knows their names), a class outside Keras's modules, or
+    one registered under another name."""
+    if not isinstance(v, dict):
+        return False
+    module, registered = v.get("module"), v.get("registered_name")
+    keras_module = module is None or (isinstance(module, str) and (module == "keras" or module.startswith("keras.")))
+    return (
+        v.get("class_name") == custom_compile.FUNCTION
+        or not keras_module
+        or registered not in (None, v.get("class_name"))
+    )
+
+
+def _user_object(v, where):
+    """A user's loss or metric as the schema takes it: Keras's four keys (``shared_object_id`` dropped)."""
+    extra = sorted(set(v) - {"module", "class_name", "config", "registered_name", "shared_object_id"})
+    if extra:
+        _fail(where, "only the keys module, class_name, config, registered_name", extra)
+    out = {k: v.get(k) for k in ("module", "class_name", "config", "registered_name")}
+    if out["registered_name"] is None:
+        out["registered_name"] = out["class_name"]  # an unregistered class: Keras's name for it
+    return out
 
 
 def to_keras(comp):
@@ -146,6 +177,8 @@ def _loss(v, where):
 
     if v is None:
         return None
+    if _is_user_object(v):
+        return _user_object(v, where)
     if isinstance(v, str):
         try:
             loss = losses.get(v)
@@ -163,6 +196,8 @@ def _loss(v, where):
 def _metric(v, where):
     if isinstance(v, str):
         return v  # the schema checks the name
+    if _is_user_object(v):
+        return _user_object(v, where)
     cls, config = _object(v, where, "keras.metrics")
     return {"class_name": cls, "config": config}
 

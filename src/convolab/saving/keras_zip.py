@@ -55,8 +55,9 @@ def save_keras(model, path):
 
     require_h5py()
     config = keras_architecture(model, ".keras file")
-    if getattr(model, "compiled", False):
-        config["compile_config"] = keras_compile_config(model)
+    compile_config = keras_compile_config(model) if getattr(model, "compiled", False) else None
+    if compile_config is not None:
+        config["compile_config"] = compile_config
     metadata = {
         "keras_version": KERAS_VERSION,
         "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
@@ -107,10 +108,14 @@ class _KerasDescriber(graph_io._Describer):
 
 
 def keras_compile_config(model):
-    """Keras's ``compile_config`` of a compiled ``model``, checked by convolab's schema first."""
+    """Keras's ``compile_config`` of a compiled ``model``, checked by convolab's schema first; None
+    when the model's loss has no name a file can hold (a lambda: :func:`._common.compile_config`)."""
     from . import _common, keras_compile, schema
 
-    comp = _common.plain(_common.compile_config(model))
+    comp = _common.compile_config(model)
+    if comp is None:
+        return None
+    comp = _common.plain(comp)
     try:
         schema.compile_schema(comp, "compile")  # never write what convolab would refuse to read
     except ModelFileError as e:
@@ -304,8 +309,8 @@ def compile_from_keras_config(model, compile_config, source):
     where = f"{source}: config.json.compile_config"
     try:
         comp = keras_compile.from_keras(compile_config, list(model.output_names), where)
-        optimizer, args = _common.compile_objects(schema.compile_schema(comp, where), source)
-        model.compile(optimizer=optimizer, **args)
+        optimizer, args, missing = _common.compile_objects(schema.compile_schema(comp, where), source)
+        _common.compile_or_warn(model, optimizer, args, missing, True, source)
     except (ValueError, TypeError) as e:  # ModelFileError included
         raise ModelFileError(
             f"{e}; load with compile=False to skip the compile settings"

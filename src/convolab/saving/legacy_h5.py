@@ -69,7 +69,10 @@ def _name_array(names):
 
 
 def _training_config(model):
-    comp = dict(keras_zip.keras_compile_config(model))
+    comp = keras_zip.keras_compile_config(model)
+    if comp is None:  # a lambda loss: saved uncompiled, with a warning
+        return None
+    comp = dict(comp)
     optimizer = comp.pop("optimizer")
     comp["optimizer_config"] = {"class_name": optimizer["class_name"], "config": optimizer["config"]}
     return comp
@@ -95,8 +98,9 @@ def legacy_h5_bytes(model, include_optimizer=True) -> bytes:
         f.attrs["model_config"] = json.dumps(
             {"class_name": config["class_name"], "config": config["config"]}, allow_nan=False
         )
-        if include_optimizer and getattr(model, "compiled", False):
-            f.attrs["training_config"] = json.dumps(_training_config(model), allow_nan=False)
+        training_config = _training_config(model) if include_optimizer and getattr(model, "compiled", False) else None
+        if training_config is not None:
+            f.attrs["training_config"] = json.dumps(training_config, allow_nan=False)
         group = f.create_group("model_weights")
         group.attrs["layer_names"] = _name_array(names)
         group.attrs["backend"] = BACKEND.encode("utf8")

@@ -12,7 +12,8 @@ File format (``format_version`` 1). A convolab file is a safetensors file:
   ``"model"`` (the architecture: ``Sequential.get_config()`` and the model's ``dtype``, under
   ``{"class_name": "Sequential", "config": ...}``), ``"compile"`` (``null`` or the optimizer
   config, with a learning-rate schedule's config in place of the rate when it has one, loss
-  config and metric names; for a model with several outputs, ``"outputs"``: one ``{name, loss,
+  config and metric names, a user's loss or metric as Keras writes it, by registered name
+  (:mod:`.custom_compile`); for a model with several outputs, ``"outputs"``: one ``{name, loss,
   loss_weight, metrics, weighted_metrics}`` each) and ``"training_state"`` (``null`` or the optimizer's
   ``iterations``, the number of optimizer state slots, the optimizer's own scalars such as
   Nadam's ``u_product`` under ``"optimizer_globals"``, and the random generators' states); for
@@ -57,6 +58,7 @@ from ._common import (
     compare_tensors,
     compile_config,
     compile_objects,
+    compile_or_warn,
     construct,
     convolab_version,
     plain,
@@ -188,8 +190,9 @@ def save_model(model, filepath, include_optimizer=True):
         "compile": None,
         "training_state": None,
     }
-    if model.compiled:
-        doc["compile"] = plain(compile_config(model))
+    comp = compile_config(model) if model.compiled else None  # None for a lambda loss (with a warning)
+    if comp is not None:
+        doc["compile"] = plain(comp)
         if include_optimizer:
             doc["training_state"] = _training_state(model, tensors)
     checked_for_save(doc, tensors, "save_model", _plan_model)
@@ -235,6 +238,7 @@ class _Plan:
         self.expected = {}  # tensor name -> (dtype, shape)
         self.optimizer = None
         self.compile_args = None  # loss, metrics... for model.compile(optimizer=self.optimizer, **compile_args)
+        self.missing = []  # the user's losses/metrics the compile settings name that nothing provides
         self.training_state = None
         self.weight_slots = []  # per trainable weight: list of slot names
 
@@ -266,7 +270,7 @@ def _plan_model(doc, infos, source):
         plan.layer_specs.append((cls, lcfg))
     comp = doc["compile"]
     if comp is not None:
-        plan.optimizer, plan.compile_args = compile_objects(comp, source)
+        plan.optimizer, plan.compile_args, plan.missing = compile_objects(comp, source)
     state = doc["training_state"]
     if state is not None:
         if comp is None:
@@ -316,8 +320,7 @@ def _build(plan, doc, tensors, compile, source):
             model.build((None,) + tuple(cfg["input_shape"]))
         for i, layer in enumerate(model.layers):
             layer.set_weights([tensors[weight_name(i, key)] for key in layer.params])
-        if compile and plan.optimizer is not None:
-            model.compile(optimizer=plan.optimizer, **plan.compile_args)
+        compiled = compile_or_warn(model, plan.optimizer, plan.compile_args, plan.missing, compile, source)
     except (ValueError, TypeError, KeyError) as e:
         raise ModelFileError(f"{source}: the model could not be rebuilt: {e}") from None
     finally:
@@ -329,7 +332,7 @@ def _build(plan, doc, tensors, compile, source):
         restore_training_state(
             model,
             state,
-            compile,
+            compiled,
             [(model.layers[i], s) for i, s in state["rng"]["layers"].items()],
             lambda: [
                 (weights[j], {key: tensors[slot_name(j, key)] for key in keys})
@@ -349,10 +352,11 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
 
     Args:
         filepath: the file (any name; the content decides).
-        custom_objects: ``{name: class}`` of user layers a Keras file (``.keras``, legacy ``.h5``) may
-            name besides those registered with ``keras.saving.register_keras_serializable``; the name is
-            the class name or the registered ``"package>name"``. convolab's own files hold built-in
-            layers only.
+        custom_objects: ``{name: class or function}`` of user layers a Keras file (``.keras``, legacy
+            ``.h5``) may name, and of user losses and metrics any model file's compile settings may
+            name, besides those registered with ``keras.saving.register_keras_serializable``; the name
+            is the class or function name or the registered ``"package>name"``. A loss or metric found
+            nowhere leaves the model uncompiled, with a warning (as Keras).
         compile: compile the model with its saved settings.
         safe_mode: accepted for Keras compatibility; loading is always safe (no code from the file
             runs: a user layer is built by the class the user registered or passed, never imported).
@@ -375,6 +379,10 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             from .legacy_h5 import load_legacy_h5
 
             return load_legacy_h5(filepath, compile=compile)
+        return _load_convolab(filepath, compile)
+
+
+def _load_convolab(filepath, compile):
     with ContainerReader(filepath) as reader:
         source = reader.source
         doc = read_document(reader)

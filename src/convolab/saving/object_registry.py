@@ -72,6 +72,26 @@ def get_registered_name(obj) -> str:
     return getattr(obj, "__name__", type(obj).__name__)
 
 
+def is_registered(obj) -> bool:
+    """Whether ``obj`` was registered with :func:`register_keras_serializable` (a scope does not count:
+    it lasts one block, and a file written inside it names the object by ``__name__``)."""
+    try:
+        return obj in _GLOBAL_NAMES
+    except TypeError:  # an unhashable callable
+        return False
+
+
+def get_by_suffix(suffix):
+    """The first object in scope or registered under a name ending in ``suffix`` (innermost scope
+    first, then the registry), else None: how Keras finds a registered function that an older
+    file names by its bare ``__name__`` (``suffix`` ``">my_fn"`` finds ``"Custom>my_fn"``)."""
+    for objects in [*reversed(_scope_stack()), _GLOBAL_OBJECTS]:
+        for key, obj in objects.items():
+            if key.endswith(suffix):
+                return obj
+    return None
+
+
 def get_registered_object(name, custom_objects=None, module_objects=None):
     """The object registered (or in scope) under ``name``, else None.
 
@@ -183,6 +203,8 @@ __all__ = [
     "get_custom_objects",
     "get_registered_name",
     "get_registered_object",
+    "get_by_suffix",
+    "is_registered",
     "custom_layer_class",
     "is_custom_layer",
     "lookup",

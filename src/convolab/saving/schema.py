@@ -17,6 +17,7 @@ from ..utils.config_schema import MAX_INT, boolean, integer, list_of, nullable, 
 from ..utils.config_schema import fail as _fail
 from ..utils.config_schema import is_int as _is_int  # noqa: F401 (document.py reads it from here)
 from ..utils.layer_schema import shape
+from . import custom_compile
 
 FORMAT_VERSION = 1
 MAX_LAYERS = 10_000
@@ -137,10 +138,22 @@ METRIC_SCHEMAS = {
     "BinaryCrossentropy": obj({**_METRIC_COMMON, "from_logits": boolean, "label_smoothing": _unit}),
 }
 _metric_object = tagged(METRIC_SCHEMAS)
+_builtin_loss = tagged(LOSS_SCHEMAS)
+
+
+def _loss(v, where):
+    """A built-in loss class (from the allow-list) and its config, or a user's loss function or
+    Loss object by the name it was registered under (:mod:`.custom_compile`)."""
+    if custom_compile.is_custom_entry(v):
+        return custom_compile.check_entry(v, where)
+    return _builtin_loss(v, where)
 
 
 def _metric(v, where):
-    """A metric name, or a built-in metric class (from the allow-list) and its config."""
+    """A metric name, a built-in metric class (from the allow-list) and its config, or a user's
+    metric function or Metric object by its registered name (:mod:`.custom_compile`)."""
+    if custom_compile.is_custom_entry(v):
+        return custom_compile.check_entry(v, where)
     if isinstance(v, dict):
         return _metric_object(v, where)
     if not isinstance(v, str) or v.lower() not in metrics_mod.VALID:
@@ -150,14 +163,14 @@ def _metric(v, where):
 
 _metrics = list_of(_metric, 0, 64)
 _one_output_compile = obj(
-    {"optimizer": tagged(OPTIMIZER_SCHEMAS), "loss": tagged(LOSS_SCHEMAS), "metrics": _metrics},
+    {"optimizer": tagged(OPTIMIZER_SCHEMAS), "loss": _loss, "metrics": _metrics},
     {"weighted_metrics": _metrics},
 )
 MAX_OUTPUTS = 64
 _output_compile = obj(
     {
         "name": string(),
-        "loss": nullable(tagged(LOSS_SCHEMAS)),
+        "loss": nullable(_loss),
         "loss_weight": number(0),
         "metrics": _metrics,
         "weighted_metrics": _metrics,
