@@ -448,3 +448,28 @@ def test_a_fresh_process_loads_them_with_the_registration_in_its_script(tmp_path
     for name, values in saved.items():
         assert set(values) == {"loss", "fresh_metric", "fresh_worst"}
         assert loaded[name] == pytest.approx(values, rel=1e-6), name
+
+
+@pytest.mark.parametrize("ext", [".keras", ".convolab", ".h5"])
+def test_a_model_compiled_without_a_loss_saves_and_reloads_compiled(tmp_path, ext):
+    """compile(optimizer) with no loss (the model brings its own: here an activity penalty, which
+    is add_loss's built-in form): Keras 3 writes loss null and compiles the loaded model the same
+    way; the reloaded model trains on its own loss."""
+    if ext != ".convolab":
+        pytest.importorskip("h5py")
+    from convolab import keras
+
+    dense = keras.layers.Dense(2, kernel_initializer="ones", activity_regularizer=keras.regularizers.L2(0.5))
+    model = keras.Sequential([keras.Input((3,)), dense])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), metrics=["mae"])
+    path = str(tmp_path / f"m{ext}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to warn about: no loss is not an unnamed loss
+        model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.compiled and loaded.loss is None and type(loaded.optimizer).__name__ == "SGD"
+    x = np.ones((8, 3), "float32")
+    losses = loaded.fit(x, epochs=3, verbose=0).history["loss"]  # one batch an epoch
+    # L2(0.5) of the outputs (all 3.0), summed per sample and averaged over the batch: 0.5 * 2 * 9
+    np.testing.assert_allclose(losses[0], 9.0, rtol=1e-6)
+    assert losses[2] < losses[1] < losses[0]

@@ -149,7 +149,10 @@ def _hashable(value):
 
 def _loss_entry(loss, notes):
     """A loss as JSON: a built-in class and config, or a user's function (compile wrapped it in a
-    LossFunctionWrapper) or Loss object by its registered name; None for what has no name."""
+    LossFunctionWrapper) or Loss object by its registered name; None for what has no name, and for
+    no loss at all (``compile(optimizer)``: the model's own ``add_loss``/``compute_loss``)."""
+    if loss is None:
+        return None
     if LOSS_CLASSES.get(type(loss).__name__) is type(loss):
         return {"class_name": type(loss).__name__, "config": loss.get_config()}
     if type(loss) is losses_mod.LossFunctionWrapper:
@@ -312,7 +315,7 @@ def compile_objects(comp, source):
             }
         else:
             args = {
-                "loss": user_or_builtin(comp["loss"], "loss", "compile.loss"),
+                "loss": None if comp["loss"] is None else user_or_builtin(comp["loss"], "loss", "compile.loss"),
                 "metrics": metric_list(comp["metrics"], "compile.metrics"),
                 "weighted_metrics": metric_list(comp.get("weighted_metrics", []), "compile.weighted_metrics"),
             }

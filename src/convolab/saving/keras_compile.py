@@ -114,7 +114,7 @@ def to_keras(comp):
         )
     else:
         out.update(
-            loss=_keras_object("keras.losses", comp["loss"]),
+            loss=None if comp["loss"] is None else _keras_object("keras.losses", comp["loss"]),
             loss_weights=None,
             metrics=_keras_metrics(comp["metrics"]),
             weighted_metrics=_keras_metrics(comp.get("weighted_metrics", [])) or None,
@@ -230,17 +230,18 @@ def from_keras(cfg, output_names, where):
     extra = sorted(set(cfg) - _KEYS)
     if extra:
         _fail(where, f"only the keys {sorted(_KEYS)}", extra)
-    if cfg.get("loss") is None:
-        _fail(f"{where}.loss", "a loss (convolab compiles a model only with one)", None)
+    if cfg.get("loss") is None and len(output_names) != 1:
+        _fail(f"{where}.loss", "a loss per output (convolab compiles a model of several outputs only with them)", None)
     out = {"optimizer": _optimizer(cfg.get("optimizer"), f"{where}.optimizer")}
     weights = cfg.get("loss_weights")
     if len(output_names) == 1:
         if weights not in (None, 1, 1.0, [1], [1.0]) and weights != {output_names[0]: 1.0}:
             _fail(f"{where}.loss_weights", "null or 1 for a model with one output", weights)
-        loss = cfg["loss"]
+        loss = cfg.get("loss")
         if isinstance(loss, list) and len(loss) == 1 or isinstance(loss, dict) and set(loss) == set(output_names):
             loss = loss[0] if isinstance(loss, list) else loss[output_names[0]]
-        out["loss"] = _loss(loss, f"{where}.loss")
+        # null: compiled without one (the model's own add_loss or compute_loss)
+        out["loss"] = None if loss is None else _loss(loss, f"{where}.loss")
         for key in ("metrics", "weighted_metrics"):
             value = cfg.get(key)
             if isinstance(value, dict) and set(value) <= set(output_names):

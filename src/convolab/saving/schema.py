@@ -163,7 +163,8 @@ def _metric(v, where):
 
 _metrics = list_of(_metric, 0, 64)
 _one_output_compile = obj(
-    {"optimizer": tagged(OPTIMIZER_SCHEMAS), "loss": _loss, "metrics": _metrics},
+    # loss null: compiled without one (the model's own add_loss or compute_loss), as Keras 3 allows
+    {"optimizer": tagged(OPTIMIZER_SCHEMAS), "loss": nullable(_loss), "metrics": _metrics},
     {"weighted_metrics": _metrics},
 )
 MAX_OUTPUTS = 64
