@@ -269,9 +269,9 @@ def unsaveable(activation, owner: str, what: str = "save") -> str:
     lam = getattr(activation, "__name__", "") == "<lambda>"
     return (
         f"{what}: {owner} has the custom activation {name!r}, "
-        + ("a lambda, which " if lam else "which is not registered: it ")
-        + "a file cannot name (a file holds no Python code); "
-        + ("define it as a named function and " if lam else "")
+        + ("a lambda" if lam else "a function that is not registered")
+        + ", which a file cannot name (a file holds no Python code); "
+        + ("define it as a named function, " if lam else "")
         + "decorate it with @keras.saving.register_keras_serializable(), then load with it registered "
         "or passed in custom_objects"
     )

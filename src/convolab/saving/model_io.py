@@ -375,6 +375,11 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             from .legacy_h5 import load_legacy_h5
 
             return load_legacy_h5(filepath, compile=compile)
+        # a convolab file too: a layer's config may name a function registered or passed here
+        return _load_convolab(filepath, compile)
+
+
+def _load_convolab(filepath, compile):
     with ContainerReader(filepath) as reader:
         source = reader.source
         doc = read_document(reader)
