@@ -182,14 +182,38 @@ FUNCTIONS = {
     "mish": mish,
 }
 _NAMES = {fn: name for name, fn in FUNCTIONS.items()}
+# the keras.ops functions that compute what a built-in activation computes (with their defaults):
+# they take the built-in's hand-written path (keras.ops.gelu, silu... are the functions above)
+_NAMES.update(
+    {
+        _tape_ops.relu: "relu",
+        _tape_ops.sigmoid: "sigmoid",
+        _tape_ops.tanh: "tanh",
+        _tape_ops.softmax: "softmax",
+        _tape_ops.softplus: "softplus",
+        _tape_ops.exp: "exponential",
+    }
+)
 
 
-def get(identifier, owner: str = "layer") -> str:
-    """Normalise an activation argument to one of :data:`ACTIVATIONS`.
+def describe_fn(fn) -> str:
+    """A function's name for messages: its registered name, ``__name__`` or repr."""
+    from .saving.object_registry import registered_name_of
+
+    return registered_name_of(fn) or getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def get(identifier, owner: str = "layer"):
+    """Normalise an activation argument: a name of :data:`ACTIVATIONS`, or the user's callable.
 
     ``None`` means ``'linear'``; names are case-insensitive; the functions of this module
-    (``keras.activations.relu``...) stand for their names. Raises ``ValueError`` listing the
-    valid names.
+    (``keras.activations.relu``...) and the ``keras.ops`` functions that compute the same thing
+    (``keras.ops.relu``, ``sigmoid``, ``tanh``, ``softmax``, ``softplus``, ``exp``, ``gelu``...)
+    stand for their names, so they keep the hand-written path. Any other callable ``f(x) -> tensor``
+    (written with ``keras.ops``) comes back as is. A registered name (``"package>name"``, as a
+    file writes it) gives the function registered under it (or, in a custom object scope /
+    ``custom_objects``, under that name or the part after ``>``). Raises ``ValueError`` listing
+    the valid names.
     """
     if identifier is None:
         return "linear"
@@ -197,9 +221,57 @@ def get(identifier, owner: str = "layer") -> str:
         name = identifier.lower()
         if name in ACTIVATIONS:
             return name
-    elif callable(identifier) and identifier in _NAMES:
-        return _NAMES[identifier]
+        fn = registered_function(identifier)
+        if fn is not None:
+            return _NAMES.get(fn, fn)
+    elif callable(identifier):
+        return _NAMES.get(identifier, identifier)
     raise ValueError(
-        f"{owner}: unknown activation {identifier!r}; valid: {', '.join(ACTIVATIONS)} (or None, "
-        "or one of the keras.activations functions)"
+        f"{owner}: unknown activation {identifier!r}; valid: {', '.join(ACTIVATIONS)} (or None, a "
+        "keras.activations function, any callable f(x) written with keras.ops, or the name of a "
+        "function registered with keras.saving.register_keras_serializable)"
+    )
+
+
+def registered_function(name):
+    """The function registered (or in a custom object scope) under ``name``, else None.
+
+    ``"package>name"`` is looked up as written, then by the part after ``>`` (a
+    ``custom_objects={"name": fn}`` given to ``load_model``).
+    """
+    from .saving.object_registry import get_registered_object
+
+    if not isinstance(name, str) or not name:
+        return None
+    for key in dict.fromkeys((name, name.rpartition(">")[2])):
+        fn = get_registered_object(key)
+        if callable(fn) and not isinstance(fn, type):
+            return fn
+    return None
+
+
+def serialize(activation, owner: str = "layer"):
+    """What a config holds for ``activation`` (an argument :func:`get` accepts): the built-in's
+    name, the registered name (``"package>name"``) of a registered function, or, for any other
+    callable, the callable itself (a config in memory may hold it, as ``clone_model`` needs; a file
+    never: the savers refuse it with :func:`unsaveable`)."""
+    act = get(activation, owner)
+    if isinstance(act, str):
+        return act
+    from .saving.object_registry import registered_name_of
+
+    return registered_name_of(act) or act
+
+
+def unsaveable(activation, owner: str, what: str = "save") -> str:
+    """The message refusing to save a layer whose activation is an unregistered callable."""
+    name = describe_fn(activation)
+    lam = getattr(activation, "__name__", "") == "<lambda>"
+    return (
+        f"{what}: {owner} has the custom activation {name!r}, "
+        + ("a lambda" if lam else "a function that is not registered")
+        + ", which a file cannot name (a file holds no Python code); "
+        + ("define it as a named function, " if lam else "")
+        + "decorate it with @keras.saving.register_keras_serializable(), then load with it registered "
+        "or passed in custom_objects"
     )

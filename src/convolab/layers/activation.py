@@ -10,14 +10,17 @@ from __future__ import annotations
 import numbers
 
 from .. import activations
+from ..autodiff.tape import is_recording
 from ..nn.activations import NEEDS_INPUT, activation_backward, activation_forward, relu_backward, relu_forward
+from ..nn.custom_activation import custom_backward, custom_forward
 from ..utils.config_schema import nullable, number
 from ..utils.layer_schema import activation_name, layer_schema
 from .base import Layer
 
 
 class Activation(Layer):
-    """Apply an activation, by name or as a ``keras.activations`` function. Shape: output = input."""
+    """Apply an activation: a name, a ``keras.activations`` function, or any callable ``f(x)``
+    written with ``keras.ops`` (see :mod:`convolab.nn.custom_activation`). Shape: output = input."""
 
     any_rank = True
 
@@ -36,11 +39,17 @@ class Activation(Layer):
         self._y = None
 
     def call(self, x, training=False):
+        if callable(self.activation):
+            record = bool(training) or is_recording()  # a backward may follow
+            self._y, self._act_cache = custom_forward(self.activation, x, record, self.describe())
+            return self._y
         self._x = x if self.activation in NEEDS_INPUT else None  # gelu, swish, mish: dx needs x
         self._y = activation_forward(self.activation, x)
         return self._y
 
     def backward(self, dy):
+        if callable(self.activation):
+            return custom_backward(dy, self._act_cache)
         return activation_backward(self.activation, dy, self._y, getattr(self, "_x", None))
 
     def call_logits(self, x, training=False):
@@ -51,7 +60,7 @@ class Activation(Layer):
 
     def get_config(self):
         cfg = super().get_config()
-        cfg["activation"] = self.activation
+        cfg["activation"] = activations.serialize(self.activation, self.describe())
         return cfg
 
 

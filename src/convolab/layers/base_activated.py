@@ -4,8 +4,10 @@ from __future__ import annotations
 
 
 from .. import activations, constraints, initializers, regularizers
+from ..autodiff.tape import is_recording
 from ..backend import get_array_module
 from ..nn.activations import NEEDS_INPUT, activation_backward, activation_forward
+from ..nn.custom_activation import custom_backward, custom_forward
 from .base import Layer
 
 
@@ -15,6 +17,10 @@ class ActivatedLayer(Layer):
     Subclasses implement ``linear_forward(x, training)`` and ``linear_backward(dz)``
     (which sets ``self.grads`` and returns ``dx``). ``call_logits`` / ``backward_logits``
     skip the activation, so a model can fuse a final softmax with cross-entropy.
+
+    ``activation`` is a built-in's name (``'relu'``; ``keras.ops.relu`` and the like map to it) or
+    the user's callable, run by :mod:`convolab.nn.custom_activation` (a local tape's
+    vector-Jacobian product is its backward).
     """
 
     #: the argument names of the kernel's regularizer and constraint (``depthwise_...`` for DepthwiseConv2D)
@@ -55,6 +61,7 @@ class ActivatedLayer(Layer):
         }
         self._y = None
         self._cache = None
+        self._act_cache = None
 
     def add_kernel_and_bias(self, kernel_shape, units):
         self._add_param(
@@ -91,7 +98,11 @@ class ActivatedLayer(Layer):
             self.grads["bias"] = db
 
     def call(self, x, training=False):
-        if self.activation == "relu":
+        if callable(self.activation):
+            z = self.linear_forward(x, training)
+            record = bool(training) or is_recording()  # a backward may follow
+            y, self._act_cache = custom_forward(self.activation, z, record, self.describe())
+        elif self.activation == "relu":
             y = self.linear_forward_relu(x, training)
         else:
             z = self.linear_forward(x, training)
@@ -106,6 +117,8 @@ class ActivatedLayer(Layer):
         return get_array_module(z).maximum(z, 0, out=z)  # a fresh output owned by this layer: in place
 
     def backward(self, dy):
+        if callable(self.activation):
+            return self.linear_backward(custom_backward(dy, self._act_cache))
         return self.linear_backward(activation_backward(self.activation, dy, self._y, self._z))
 
     def call_logits(self, x, training=False):
@@ -116,7 +129,11 @@ class ActivatedLayer(Layer):
 
     def get_config(self):
         cfg = super().get_config()
-        cfg.update(activation=self.activation, use_bias=self.use_bias, **self._initializer_names)
+        cfg.update(
+            activation=activations.serialize(self.activation, self.describe()),
+            use_bias=self.use_bias,
+            **self._initializer_names,
+        )
         cfg.update(self.rules_config())
         return cfg
 

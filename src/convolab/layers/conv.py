@@ -138,7 +138,8 @@ class Conv2D(BaseConv):
         y = self.convolution_op(x, self.kernel)
         if self.use_bias:
             y = y + self.bias
-        return self._with_activity_loss(activations.FUNCTIONS[self.activation](y))
+        act = self.activation
+        return self._with_activity_loss((act if callable(act) else activations.FUNCTIONS[act])(y))
 
     def backward(self, dy):
         return super().backward(dy)  # here too, so that call and backward stay a pair (Layer.has_backward)

@@ -83,6 +83,16 @@ def plain(value):
     return value
 
 
+def check_activation_saveable(layer, what):
+    """Refuse a layer whose activation a file cannot name (a lambda, an unregistered function: its
+    ``get_config`` then holds the callable itself), naming the layer."""
+    from ..activations import unsaveable
+
+    act = getattr(layer, "activation", None)
+    if callable(act) and not isinstance(layer.get_config().get("activation"), str):
+        raise ValueError(unsaveable(act, layer.describe(), what))
+
+
 def check_saveable(model, what):
     """Refuse, before anything is written, a model that is not a built stack of built-in layers."""
     from ..models.sequential import Sequential
@@ -95,6 +105,7 @@ def check_saveable(model, what):
             "or call fit/predict once before saving"
         )
     for layer in model.layers:
+        check_activation_saveable(layer, what)
         if LAYER_CLASSES.get(type(layer).__name__) is not type(layer):
             raise ValueError(
                 f"{what}: {layer.describe()} cannot be saved; convolab files hold only the built-in "

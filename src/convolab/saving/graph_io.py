@@ -154,7 +154,13 @@ class _Describer:
             return self._custom_entry(layer)
         if _common.LAYER_CLASSES.get(type(layer).__name__) is not type(layer):
             refuse_layer(layer, self.what)
-        return {"class_name": type(layer).__name__, "config": layer.get_config()}
+        return {"class_name": type(layer).__name__, "config": self._builtin_config(layer)}
+
+    def _builtin_config(self, layer):
+        """A convolab layer's ``get_config``; an activation a file cannot name (a lambda, an
+        unregistered function: the config holds the callable itself) is refused by layer."""
+        _common.check_activation_saveable(layer, self.what)
+        return layer.get_config()
 
     def sequential(self, model):
         if not model.built or not model.layers:
@@ -211,7 +217,7 @@ class _Describer:
             elif type(layer).__name__ in GRAPH_LAYER_CLASSES and GRAPH_LAYER_CLASSES[type(layer).__name__] is type(
                 layer
             ):
-                entry = {"class_name": type(layer).__name__, "config": layer.get_config()}
+                entry = {"class_name": type(layer).__name__, "config": self._builtin_config(layer)}
             elif hasattr(layer, "graph"):
                 entry = self.model_entry(layer)
             elif self.allow_custom and object_registry.is_custom_layer(layer):

@@ -140,6 +140,16 @@ def _penalty(v, where):
     return {"class_name": cls, "config": v.get("config", {})}
 
 
+def _custom_activation(v, where):
+    """A registered function as Keras 3 writes it (``keras.activations.serialize``): ``{module:
+    "builtins", class_name: "function", config: "package>name", registered_name: "function"}``,
+    to its name; the layer schema then admits it only if it is registered at load time."""
+    cls = _check_object(v, where)
+    if cls != "function" or not isinstance(v.get("config"), str):
+        _fail(where, "an activation name or a registered function {class_name: 'function', config: name}", v)
+    return v["config"]
+
+
 def layer_config(cls, cfg, where):
     """convolab's config for a layer of class ``cls`` from Keras's ``cfg``."""
     if not isinstance(cfg, dict):
@@ -156,6 +166,8 @@ def layer_config(cls, cfg, where):
                 out[key] = _penalty(value, at)
         elif key == "data_format" and cls in _KEEPS_DATA_FORMAT:
             out[key] = value
+        elif key == "activation" and isinstance(value, dict):
+            out[key] = _custom_activation(value, at)
         elif f"{key}@{cls}" in _IGNORED_NUMBERS:
             lo, hi = _IGNORED_NUMBERS[f"{key}@{cls}"]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
@@ -363,6 +375,9 @@ def keras_layer_config(cls, cfg):
         elif key.endswith(("_regularizer", "_constraint")) and value is not None:
             module = "keras.regularizers" if key.endswith("_regularizer") else "keras.constraints"
             value = {"module": module, **value, "registered_name": None}
+        elif key == "activation" and isinstance(value, str) and ">" in value:
+            # a registered function, as keras.activations.serialize writes one
+            value = {"module": "builtins", "class_name": "function", "config": value, "registered_name": "function"}
         out[key] = value
     if cls == "Softmax":
         out["axis"] = -1

@@ -379,6 +379,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             from .legacy_h5 import load_legacy_h5
 
             return load_legacy_h5(filepath, compile=compile)
+        # a convolab file too: a layer's config may name a function registered or passed here
         return _load_convolab(filepath, compile)
 
 

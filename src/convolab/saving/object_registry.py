@@ -92,6 +92,21 @@ def get_by_suffix(suffix):
     return None
 
 
+def registered_name_of(obj):
+    """The name under which ``obj`` is registered (``"package>name"``) or in a custom object scope
+    on this thread; ``None`` when it is in neither (a file cannot name it)."""
+    try:
+        if obj in _GLOBAL_NAMES:
+            return _GLOBAL_NAMES[obj]
+    except TypeError:  # an unhashable callable is never registered
+        return None
+    for scope in reversed(_scope_stack()):
+        for key, value in scope.items():
+            if value is obj:
+                return key
+    return None
+
+
 def get_registered_object(name, custom_objects=None, module_objects=None):
     """The object registered (or in scope) under ``name``, else None.
 
@@ -205,6 +220,7 @@ __all__ = [
     "get_registered_object",
     "get_by_suffix",
     "is_registered",
+    "registered_name_of",
     "custom_layer_class",
     "is_custom_layer",
     "lookup",

@@ -94,6 +94,13 @@ ACTIVATION_OPS = {
 
 def activation(g, t, name, base, owner=None):
     """Apply activation ``name`` to ``t``; ``owner`` names the layer in the error for one ONNX lacks."""
+    if callable(name):  # a user's function: Python code, which no ONNX graph translates
+        from ..activations import describe_fn
+
+        raise ValueError(
+            f"export_model: {owner or repr(base)} has the custom activation {describe_fn(name)!r} (a Python "
+            "function), which ONNX export cannot translate; export translates the built-in activations only"
+        )
     if name == "linear":
         return
     if name == "softmax":

@@ -17,8 +17,28 @@ pair = list_of(integer(1, MAX_INT), 2, 2)
 #: a 1-D layer's kernel_size / strides / pool_size: one positive int in a list
 one = list_of(integer(1, MAX_INT), 1, 1)
 shape = list_of(dim, 1, 6)
-#: an activation's name
-activation_name = string(32, set(ACTIVATIONS))
+_builtin_activation = string(32, set(ACTIVATIONS))
+
+
+def activation_name(v, where):
+    """An activation's name: a built-in one, or the name (``"package>name"``) of a function the
+    user registered (``keras.saving.register_keras_serializable``, a custom object scope,
+    ``load_model(custom_objects=...)``) at load time: the registry is the allow-list."""
+    from ..activations import registered_function
+
+    if not isinstance(v, str) or v in ACTIVATIONS:
+        return _builtin_activation(v, where)
+    string(256)(v, where)
+    if registered_function(v) is None:
+        fail(
+            where,
+            f"one of {', '.join(ACTIVATIONS)}, or the name of a function registered with "
+            "keras.saving.register_keras_serializable or passed in custom_objects (this one is neither)",
+            v,
+        )
+    return v
+
+
 padding = string(8, {"valid", "same"})
 channels_last = string(16, {"channels_last"})
 CHANNELS_LAST_OPT = {"data_format": channels_last}
