@@ -242,3 +242,19 @@ def test_keras_program_custom_training_loop():
         optimizer.apply_gradients(zip(grads, model.trainable_weights))
         losses.append(float(np.asarray(getattr(loss, "value", loss))))
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
+def test_ops_gelu_defaults_to_the_tanh_approximation_as_keras_ops_does():
+    """keras.ops.gelu(x, approximate=True) but keras.activations.gelu(x, approximate=False): the
+    values of Keras's docs (ops: -0.15880796 at -1; activations: -0.15865529)."""
+    from convolab import keras
+
+    x = np.array([-3.0, -1.0, 0.0, 1.0, 3.0])
+    np.testing.assert_allclose(keras.ops.gelu(x), [-0.00363752, -0.15880796, 0.0, 0.841192, 2.9963627], atol=1e-6)
+    np.testing.assert_allclose(keras.ops.gelu(x, approximate=False), keras.activations.gelu(x), rtol=1e-12)
+    np.testing.assert_allclose(
+        keras.activations.gelu(x), [-0.00404951, -0.15865529, 0.0, 0.8413447, 2.9959507], atol=1e-6
+    )
+    # as a layer's activation, the function is called with its own default: the approximation
+    dense = keras.layers.Dense(1, activation=keras.ops.gelu, kernel_initializer="ones", use_bias=False)
+    np.testing.assert_allclose(dense(x[:, None]).ravel(), keras.ops.gelu(x), rtol=1e-6)

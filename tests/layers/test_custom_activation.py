@@ -63,7 +63,7 @@ def scaled_tanh(x):
         (ops.softmax, "softmax"),
         (ops.softplus, "softplus"),
         (ops.exp, "exponential"),
-        (ops.gelu, "gelu"),
+        (keras.activations.gelu, "gelu"),  # ops.gelu defaults to the approximation: not the twin
         (ops.silu, "silu"),
         (keras.activations.relu, "relu"),
     ],

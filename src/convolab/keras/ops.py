@@ -7,9 +7,9 @@ Besides :mod:`convolab.autodiff.functions`: the activations (``gelu``, ``elu``, 
 
 import numpy as _np
 
+from .. import activations as _activations
 from ..activations import (
     elu,
-    gelu,
     hard_sigmoid,
     leaky_relu,
     mish,
@@ -22,6 +22,13 @@ from ..autodiff import functions as _f
 from ..autodiff.functions import *  # noqa: F401,F403
 from ..autodiff.functions import __all__ as _base_all
 from ..nn.tape_conv import conv, conv_transpose  # noqa: F401
+
+
+def gelu(x, approximate=True):
+    """Keras's ``ops.gelu``: the tanh approximation by default (``approximate=True``), unlike
+    ``keras.activations.gelu`` and ``activation="gelu"``, whose default is the exact ``x * Phi(x)``.
+    Shape: output = input."""
+    return _activations.gelu(x, approximate=approximate)
 
 
 def array(x, dtype=None):
