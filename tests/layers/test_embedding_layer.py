@@ -377,3 +377,23 @@ def test_training_on_the_device_matches_the_cpu(fake_gpu):
     np.testing.assert_allclose(gpu.predict(x, verbose=0), cpu.predict(x, verbose=0), rtol=2e-3, atol=2e-4)
     with pytest.raises(ValueError, match=r"Embedding '.*': indices must lie in \[0, 9\].*got indices in \[0, 12\]"):
         gpu.predict(np.array([[0, 12]]), verbose=0)
+
+
+def test_shards_of_a_batch_add_up_to_the_whole_batch_step():
+    """The runner cuts a batch into shards, each with its own replica of the Embedding; their table
+    gradients are summed into one step."""
+    from convolab.models.runner import Runner
+
+    x, y = _token_task(64)
+    runs = []
+    for shards in (None, 2):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((20,))] + _text_cnn_layers())
+        model.compile(optimizer="sgd", loss="binary_crossentropy")
+        runner = Runner(model, shards=shards)
+        losses = [runner.train_step(x.astype(np.float32), y[:, None])[1] for _ in range(3)]
+        runner.close()
+        runs.append((losses, model.get_weights()))
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-6)
+    for a, b in zip(runs[1][1], runs[0][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

@@ -6,6 +6,7 @@ errors for indices outside the table."""
 import numpy as np
 import pytest
 
+from convolab import _gpu
 from convolab.nn.embedding import accumulate_rows, as_indices, embedding_backward, embedding_forward
 from support.gradcheck import numerical_gradient, rel_error
 
@@ -116,3 +117,21 @@ def test_an_empty_batch_gives_a_zero_gradient():
     assert y.shape == (0, 4, 3)
     dw = embedding_backward(np.zeros((0, 4, 3), np.float32), cache)
     np.testing.assert_array_equal(dw, np.zeros((5, 3)))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _gpu.usable(), reason='no CuPy or no CUDA device (pip install "convolab[gpu]")')
+def test_on_a_real_gpu_the_lookup_and_cupyx_scatter_add_match_numpy():
+    cp = _gpu.activate()
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(50, 8)).astype(np.float32)
+    x = rng.integers(0, 50, (16, 40))
+    dy = rng.normal(size=(16, 40, 8)).astype(np.float32)
+    y, cache = embedding_forward(x, w)
+    y_d, cache_d = embedding_forward(cp.asarray(x), cp.asarray(w))
+    np.testing.assert_array_equal(cp.asnumpy(y_d), y)
+    dw_d = embedding_backward(cp.asarray(dy), cache_d)
+    assert isinstance(dw_d, cp.ndarray)
+    np.testing.assert_allclose(cp.asnumpy(dw_d), embedding_backward(dy, cache), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"got indices in \[0, 50\]"):
+        embedding_forward(cp.asarray(np.array([[0, 50]])), cp.asarray(w))
