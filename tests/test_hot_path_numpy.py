@@ -105,7 +105,8 @@ ALLOW = {
     ("regularizers.py", "_factor"): HOST_CHECK,
     ("layers/lambda_layer.py", "_traced_shape"): "building: the user's function measured on host zeros once",
     ("nn/resizing.py", "nearest_indices"): "index tables computed once on the host from sizes",
-    ("nn/resizing.py", "_add_at"): "picks NumPy's add.at for NumPy inputs (cupyx.scatter_add for CuPy)",
+    ("nn/embedding.py", "accumulate_rows"): "the CPU's row sums, called for NumPy arrays only "
+    "(embedding_backward sends device arrays to backend.scatter_add, cupyx.scatter_add)",
     ("layers/keras_tensor.py", "infer_output_shape"): "building a graph: a user's layer measured on host zeros once",
 }
 

@@ -171,6 +171,20 @@ def assign(dst, value):
     dst[...] = get_array_module(dst).asarray(value)
 
 
+def scatter_add(dst, indices, values):
+    """``dst[indices] += values`` with repeated indices adding up, in place, on the host or the GPU.
+
+    ``np.add.at`` on NumPy arrays; CuPy's ``cupyx.scatter_add`` on GPU arrays (``indices`` and
+    ``values`` on the GPU too).
+    """
+    if get_array_module(dst) is np:
+        np.add.at(dst, indices, values)
+        return
+    import cupyx
+
+    cupyx.scatter_add(dst, indices, values)
+
+
 def out_of_memory_errors() -> tuple:
     """The exception classes the GPU library raises when its memory runs out (``()`` on CPU)."""
     return _gpu.oom_errors()

@@ -81,6 +81,9 @@ _ALIASES = {
     "henormal": "he_normal",
     "randomnormal": "random_normal",
     "randomuniform": "random_uniform",
+    # Keras 3's aliases (initializers/__init__.py): Embedding's default is "uniform"
+    "uniform": "random_uniform",
+    "normal": "random_normal",
 }
 
 
@@ -96,6 +99,14 @@ def get(identifier, owner: str = "layer"):
     raise ValueError(
         f"{owner}: unknown initializer {identifier!r}; valid: {', '.join(sorted(_REGISTRY))} or a callable"
     )
+
+
+def canonical_name(identifier):
+    """The registry's name for an initializer name (``'uniform'`` and ``'RandomUniform'`` give
+    ``'random_uniform'``); ValueError for a name convolab does not know."""
+    get(identifier)
+    key = identifier.lower()
+    return _ALIASES.get(key.replace("_", ""), key)
 
 
 def truncated_normal(shape, dtype="float32", mean=0.0, stddev=0.05):

@@ -115,11 +115,6 @@ def test_text_cnn_with_conv1d_and_global_max_pooling():
     np.testing.assert_array_equal(layers.GlobalMaxPooling1D()(probe), [[5.0, 3.0]])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="AttributeError: module 'convolab.keras.layers' has no attribute 'Embedding'",
-)
 def test_text_cnn_with_an_embedding_layer():
     """The same keras.io program as published: layers.Embedding(max_features, embedding_dim) first."""
     inputs = keras.Input(shape=(None,), dtype="int64")

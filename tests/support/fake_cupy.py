@@ -302,3 +302,20 @@ def make_module(device_count=1):
     )
     mod.random = types.SimpleNamespace(RandomState=_RandomState)
     return mod
+
+
+def make_cupyx():
+    """A fake ``cupyx`` (CuPy's companion package) with ``scatter_add``: ``a[indices] += values``
+    with repeats adding up, on device arrays only, as ``cupyx.scatter_add`` is. A test puts it in
+    ``sys.modules['cupyx']`` (``monkeypatch.setitem``) beside :func:`make_module`'s ``cupy``."""
+    mod = types.ModuleType("cupyx")
+
+    def scatter_add(a, slices, value):
+        if not isinstance(a, ndarray):
+            raise TypeError(f"fake cupyx.scatter_add: the target must be a device array; got {type(a).__name__}")
+        _refuse_host(slices if isinstance(slices, tuple) else (slices,), "cupyx.scatter_add indices")
+        _refuse_host((value,), "cupyx.scatter_add values")
+        np.add.at(a._a, _unwrap_index(slices), _unwrap(value))
+
+    mod.scatter_add = scatter_add
+    return mod

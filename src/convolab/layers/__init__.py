@@ -18,6 +18,7 @@ from .conv_transpose import Conv2DTranspose, Convolution2DTranspose
 from .dense import Dense
 from .depthwise_conv import DepthwiseConv2D
 from .dropout import Dropout
+from .embedding import Embedding
 from .flatten import Flatten
 from .global_pooling import GlobalAveragePooling2D, GlobalAvgPool2D, GlobalMaxPool2D, GlobalMaxPooling2D
 from .input_layer import Input, InputLayer
@@ -60,6 +61,7 @@ __all__ = [
     "Dense",
     "DepthwiseConv2D",
     "Dropout",
+    "Embedding",
     "Flatten",
     "GlobalAveragePooling2D",
     "GlobalAvgPool2D",

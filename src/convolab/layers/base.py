@@ -69,6 +69,9 @@ class Layer:
     batch_statistics: bool = False
     #: the least rank such a layer can compute on (softmax needs an axis to normalise)
     min_call_ndim: int = 0
+    #: a direct call casts integer and boolean arrays to the layer's dtype, as Keras converts its
+    #: inputs; a layer that reads integers (Embedding's indices) sets this False, as Keras's does
+    autocast: bool = True
 
     def __init__(self, name=None, input_shape=None, trainable=True, dtype=None, batch_input_shape=None, **kwargs):
         cls = type(self).__name__
@@ -149,7 +152,7 @@ class Layer:
         """Run the layer on a batch (building it on first use), or add it to a functional graph.
 
         Integer and boolean arrays are cast to the layer's dtype first, as Keras converts
-        its inputs; floating arrays are used as they are.
+        its inputs (unless the class sets ``autocast = False``); floating arrays are used as they are.
         """
         if not args:
             raise TypeError(f"{self.describe()}: call the layer on its inputs, e.g. layer(x)")
@@ -165,7 +168,7 @@ class Layer:
         if isinstance(inputs, (list, tuple)):
             raise TypeError(f"{self.describe()} takes one input; got a list of {len(inputs)}")
         x = inputs if isinstance(inputs, Tensor) else backend.to_device(inputs)
-        if not isinstance(x, Tensor) and x.dtype.kind in "biu":
+        if self.autocast and not isinstance(x, Tensor) and x.dtype.kind in "biu":
             x = x.astype(self.dtype)
         if self.any_rank:
             self.check_any_rank(x.shape)

@@ -74,7 +74,10 @@ def infer_output_shape(layer, inputs, args, kwargs):
     """
     shapes = _shape_of(inputs)
     if layer.has_backward():
-        return layer.output_shape
+        if tuple(shapes) == tuple(layer.input_shape):
+            return layer.output_shape
+        # a layer that takes other shapes than it was built for (Embedding) says what comes out
+        return layer.compute_output_shape(shapes)
     if layer.has_shape_rule():
         try:
             return layer.compute_output_shape(shapes)
@@ -112,6 +115,8 @@ def call_symbolic(layer, inputs, args, kwargs):
         # a user's layer without a shape rule: the traced shape, not the identity Layer.build assumed
         layer.output_shape = out_shape
     dtype = in_list[0].dtype if in_list else layer.dtype
+    if layer.has_backward() and np.dtype(dtype).kind != "f":
+        dtype = layer.dtype  # integers in, the layer's floats out (cast first, or looked up: Embedding)
     multi_out = isinstance(out_shape, list)
     outs = [KerasTensor(s, dtype=dtype) for s in (out_shape if multi_out else [out_shape])]
     node = GraphNode(layer, in_list, outs, args, kwargs)

@@ -11,16 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import get_array_module
+from ..backend import get_array_module, scatter_add
 from .resize import bilinear_resize_backward, bilinear_resize_forward
-
-
-def _add_at(xp):
-    if xp is np:
-        return np.add.at
-    import cupyx
-
-    return cupyx.scatter_add
 
 
 def nearest_indices(in_size, out_size):
@@ -104,9 +96,8 @@ def resizing_backward(dy, cache):
         rows, cols = inner
         n, _, _, c = dy.shape
         dxc = xp.zeros((n, ch, cw, c), dtype=dy.dtype)
-        # the pixel each output read: add its gradient there (add.at sums repeated reads; CuPy has
-        # it as cupyx.scatter_add)
-        _add_at(xp)(dxc, (slice(None), rows[:, None], cols[None, :]), dy)
+        # the pixel each output read: add its gradient there (repeated reads add up)
+        scatter_add(dxc, (slice(None), rows[:, None], cols[None, :]), dy)
     if ph or pw:
         return dxc[:, ph : ph + x_shape[1], pw : pw + x_shape[2]].copy()
     if (ch, cw) == tuple(x_shape[1:3]):

@@ -102,7 +102,10 @@ def _batch_shape(v, where):
     return list_of(nullable(integer(1, MAX_INT)), 2, 7)(v, where)  # the batch axis and 1 to 6 more
 
 
-INPUT_SCHEMA = obj({"name": name, "dtype": string(16, {"float32", "float64"}), "batch_shape": _batch_shape})
+#: an input's dtype: floats, or integers for a model whose first layer reads indices (Embedding)
+INPUT_SCHEMA = obj(
+    {"name": name, "dtype": string(16, {"float32", "float64", "int32", "int64"}), "batch_shape": _batch_shape}
+)
 
 
 def _check_depth(where, depth):

@@ -19,6 +19,7 @@ class's ``from_config``; its module is never imported.
 
 from __future__ import annotations
 
+from ..initializers import canonical_name
 from .container import short_repr
 from . import object_registry
 from .errors import ModelFileError
@@ -49,6 +50,13 @@ _IGNORED_NUMBERS = {"renorm_momentum@BatchNormalization": (0.0, 1.0)}
 #: classes whose convolab config keeps ``data_format``
 #: initializer arguments of Keras 3.10+ that convolab accepts only as null
 _FAN_AXES = ("input_axes", "output_axes")
+#: the arguments Keras writes for these initializers, at convolab's fixed values (Keras's defaults):
+#: read when they hold exactly these, written out in full
+_DEFAULT_ARGS = {
+    "RandomUniform": {"minval": -0.05, "maxval": 0.05},
+    "RandomNormal": {"mean": 0.0, "stddev": 0.05},
+    "TruncatedNormal": {"mean": 0.0, "stddev": 0.05},
+}
 _KEEPS_DATA_FORMAT = {"ZeroPadding2D", "Cropping2D", "UpSampling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D"}
 
 
@@ -116,15 +124,28 @@ def _initializer(v, where):
         return v
     cls = _check_object(v, where)
     cfg = v.get("config", {})
-    # Keras 3.10+ writes input_axes/output_axes (None: the usual fan-in and fan-out) for Glorot and He
+    fixed = _DEFAULT_ARGS.get(cls, {})
+    # Keras 3.10+ writes input_axes/output_axes (None: the usual fan-in and fan-out) for Glorot and He;
+    # RandomUniform and the normal ones their ranges, which convolab takes at Keras's defaults only
     if (
         v.get("registered_name") is not None
         or not isinstance(cfg, dict)
-        or set(cfg) - {"seed", *_FAN_AXES}
+        or set(cfg) - {"seed", *_FAN_AXES, *fixed}
         or any(cfg.get(key) is not None for key in _FAN_AXES)
+        or any(key in cfg and _not_number(cfg[key], value) for key, value in fixed.items())
     ):
-        _fail(where, "a built-in initializer without arguments other than seed (input_axes and output_axes null)", v)
+        _fail(
+            where,
+            "a built-in initializer without arguments other than seed (input_axes and output_axes null; "
+            "RandomUniform's minval -0.05 and maxval 0.05, RandomNormal's and TruncatedNormal's mean 0 and "
+            "stddev 0.05)",
+            v,
+        )
     return snake_case(cls)  # the schema checks that convolab knows it
+
+
+def _not_number(v, value) -> bool:
+    return isinstance(v, bool) or not isinstance(v, (int, float)) or v != value
 
 
 def _penalty(v, where):
@@ -354,11 +375,12 @@ def _policy(dtype):
 
 
 def _keras_initializer(name):
+    name = canonical_name(name)  # "uniform", "GlorotUniform": Keras's class is named after the registry's name
     cls = "".join(part.capitalize() for part in name.split("_"))
     return {
         "module": "keras.initializers",
         "class_name": cls,
-        "config": {} if name in ("zeros", "ones") else {"seed": None},
+        "config": {} if name in ("zeros", "ones") else {**_DEFAULT_ARGS.get(cls, {}), "seed": None},
         "registered_name": None,
     }
 

@@ -32,7 +32,9 @@ Sequences ``(N, L, C)`` (Conv1D, MaxPooling1D, AveragePooling1D) are transposed 
 steps. Conv2DTranspose is a ConvTranspose with the pads of the convolution behind it and the
 ``output_padding`` that gives Keras's output size. Resizing is a Resize to exact sizes (bilinear:
 half-pixel linear; nearest: TensorFlow's half-pixel floor), after a Slice with
-``crop_to_aspect_ratio``. LeakyReLU, ELU and PReLU are ONNX's LeakyRelu, Elu and PRelu.
+``crop_to_aspect_ratio``. LeakyReLU, ELU and PReLU are ONNX's LeakyRelu, Elu and PRelu. Embedding is a Cast of its indices
+to int64 (floats truncated, as the layer casts them) and a Gather of the table's rows; a model
+whose keras.Input is int32 or int64 takes its input in that type, the rest in the model's float type.
 
 Activations (``activation=`` and the Activation layer) are ONNX ops where opset 13 has them
 (Relu, Sigmoid, Tanh, Softmax, Elu, Selu, Softplus, Softsign, HardSigmoid with Keras 3's
@@ -122,13 +124,22 @@ def _dims(shape):
     return ["batch" if i == 0 else (d if d is not None else f"d{i}") for i, d in enumerate(shape)]
 
 
-def _elem_type(onnx, dtype):
-    elem = {np.dtype("float32"): onnx.TensorProto.FLOAT, np.dtype("float64"): onnx.TensorProto.DOUBLE}.get(
-        np.dtype(dtype)
-    )
+def _elem_type(onnx, dtype, indices=False):
+    """ONNX's element type for ``dtype``: float32 or float64, or (``indices``: a model input, which
+    an Embedding reads as indices) int32 or int64 too."""
+    types = {np.dtype("float32"): onnx.TensorProto.FLOAT, np.dtype("float64"): onnx.TensorProto.DOUBLE}
+    if indices:
+        types.update({np.dtype("int32"): onnx.TensorProto.INT32, np.dtype("int64"): onnx.TensorProto.INT64})
+    elem = types.get(np.dtype(dtype))
     if elem is None:
-        raise ValueError(f"export_model: dtype {dtype} is not supported; float32 or float64 only")
+        allowed = "float32, float64, int32 or int64" if indices else "float32 or float64"
+        raise ValueError(f"export_model: dtype {dtype} is not supported; {allowed} only")
     return elem
+
+
+def _input_elem(onnx, t, elem):
+    """An input's element type: the model's float type, or the input's own integer type (indices)."""
+    return _elem_type(onnx, t.dtype, indices=True) if np.dtype(t.dtype).kind in "iu" else elem
 
 
 def _graph_to_onnx(model, onnx, helper, numpy_helper, dtype):
@@ -142,6 +153,8 @@ def _graph_to_onnx(model, onnx, helper, numpy_helper, dtype):
         )
     _, inputs, outputs, _, _ = model.graph()
     dtype = np.dtype(dtype)
+    if dtype.kind != "f":  # integer inputs (indices into an Embedding): the layers compute in the outputs' dtype
+        dtype = np.dtype(outputs[0].dtype)
     elem = _elem_type(onnx, dtype)
     g = Graph(helper, numpy_helper, dtype)
     in_names, out_names = io_names("input", len(inputs)), io_names("output", len(outputs))
@@ -152,7 +165,10 @@ def _graph_to_onnx(model, onnx, helper, numpy_helper, dtype):
     graph = helper.make_graph(
         g.nodes,
         model.name,
-        [helper.make_tensor_value_info(n, elem, _dims(t.shape)) for n, t in zip(in_names, inputs)],
+        [
+            helper.make_tensor_value_info(n, _input_elem(onnx, t, elem), _dims(t.shape))
+            for n, t in zip(in_names, inputs)
+        ],
         [helper.make_tensor_value_info(n, elem, _dims(t.shape)) for n, t in zip(out_names, outputs)],
         initializer=g.initializers,
     )
@@ -179,7 +195,7 @@ def export_model(model, filepath, format="onnx"):
             AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, Reshape, Rescaling,
             BatchNormalization, ZeroPadding2D, Cropping2D, UpSampling2D, Dropout (identity), Activation,
             ReLU, LeakyReLU, ELU, PReLU, Softmax, Conv1D, MaxPooling1D, AveragePooling1D,
-            GlobalAveragePooling1D, GlobalMaxPooling1D, Conv2DTranspose and Resizing layers, and augmentation layers, left out (the identity at inference) but
+            GlobalAveragePooling1D, GlobalMaxPooling1D, Conv2DTranspose, Resizing and Embedding layers, and augmentation layers, left out (the identity at inference) but
             for RandomCrop, exported as its inference-time centre crop and resize.
         filepath: output path, e.g. ``'model.onnx'``.
         format: ``'onnx'`` (the only format; needs ``pip install onnx``).
